@@ -1,0 +1,122 @@
+//! kafkit-codegen: writes `kafkit-protocol`'s generated Rust from Apache Kafka's message
+//! schemas (`../shared/kafka-protocol-spec`).
+//!
+//! ```text
+//! cargo run -p kafkit-codegen                 # regenerate (spec dir defaults to ../shared/kafka-protocol-spec)
+//! cargo run -p kafkit-codegen -- --check      # fail if the committed code differs
+//! cargo run -p kafkit-codegen -- --spec DIR   # another spec directory
+//! ```
+//!
+//! Output: `crates/kafkit-protocol/src/messages/*.rs` (one file per schema, plus `mod.rs`
+//! with `ApiKey` and the request/response enums), `src/error_code.rs` and
+//! `tests/roundtrip.rs` (a property test per message). Every file is formatted with rustfmt.
+
+mod emit;
+mod model;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+fn main() -> ExitCode {
+    let mut check = false;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut spec = root.join("../shared/kafka-protocol-spec");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--check" => check = true,
+            "--spec" => match args.next() {
+                Some(d) => spec = PathBuf::from(d),
+                None => return fail("--spec needs a directory"),
+            },
+            "-h" | "--help" => {
+                println!("usage: kafkit-codegen [--check] [--spec DIR]");
+                return ExitCode::SUCCESS;
+            }
+            other => return fail(&format!("unknown argument {other}")),
+        }
+    }
+    let msgs = match model::load(&spec.join("messages")) {
+        Ok(m) => m,
+        Err(e) => return fail(&format!("reading schemas in {}: {e}", spec.display())),
+    };
+    let errors = match std::fs::read_to_string(spec.join("error_codes.tsv")) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("reading error_codes.tsv: {e}")),
+    };
+    let proto = root.join("crates/kafkit-protocol");
+    let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for m in &msgs {
+        files.insert(proto.join(format!("src/messages/{}.rs", m.module)), emit::message_file(m, &msgs));
+    }
+    files.insert(proto.join("src/messages/mod.rs"), emit::mod_file(&msgs));
+    files.insert(proto.join("src/error_code.rs"), emit::error_code_file(&errors));
+    files.insert(proto.join("tests/roundtrip.rs"), emit::roundtrip_file(&msgs));
+
+    let mut differ = Vec::new();
+    for (path, src) in &files {
+        let formatted = match rustfmt(src) {
+            Ok(s) => s,
+            Err(e) => return fail(&format!("rustfmt on {}: {e}", path.display())),
+        };
+        let current = std::fs::read_to_string(path).ok();
+        if current.as_deref() == Some(formatted.as_str()) {
+            continue;
+        }
+        if check {
+            differ.push(path.clone());
+        } else if let Err(e) = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .and_then(|_| std::fs::write(path, formatted))
+        {
+            return fail(&format!("writing {}: {e}", path.display()));
+        }
+    }
+    // Generated message files that no schema produces any more.
+    if let Ok(rd) = std::fs::read_dir(proto.join("src/messages")) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if !files.contains_key(&p) {
+                if check {
+                    differ.push(p);
+                } else {
+                    let _ = std::fs::remove_file(&p);
+                }
+            }
+        }
+    }
+    if check && !differ.is_empty() {
+        eprintln!("generated code is out of date; run `cargo run -p kafkit-codegen`:");
+        for p in differ {
+            eprintln!("  {}", p.display());
+        }
+        return ExitCode::FAILURE;
+    }
+    println!("{} files {}", files.len(), if check { "up to date" } else { "generated" });
+    ExitCode::SUCCESS
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("kafkit-codegen: {msg}");
+    ExitCode::FAILURE
+}
+
+fn rustfmt(src: &str) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new("rustfmt")
+        .args(["--edition", "2021", "--emit", "stdout", "--quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let owned = src.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(owned.as_bytes()));
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    writer.join().map_err(|_| "writer thread")?.map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    String::from_utf8(out.stdout).map_err(|e| e.to_string())
+}
