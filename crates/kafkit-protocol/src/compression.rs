@@ -126,7 +126,9 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<
             }
         }
         Compression::Lz4 => {
-            let mut enc = lz4_flex::frame::FrameEncoder::new(out.writer());
+            // 64 KiB blocks, as the Java client (KafkaLZ4BlockOutputStream) and librdkafka write.
+            let info = lz4_flex::frame::FrameInfo::new().block_size(lz4_flex::frame::BlockSize::Max64KB);
+            let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out.writer());
             enc.write_all(input).map_err(cerr)?;
             enc.finish().map_err(cerr)?;
         }
@@ -229,7 +231,17 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> Result<Vec<
             }
             Ok(out)
         }
-        Compression::Lz4 => read_capped(lz4_flex::frame::FrameDecoder::new(input), limit),
+        Compression::Lz4 => {
+            // The decoder reserves a buffer of the frame's declared maximum block size (64 KiB
+            // to 4 MiB, from the BD byte): refuse sizes past the limit before it does.
+            if input.len() >= 6 && input[..4] == [0x04, 0x22, 0x4d, 0x18] {
+                let block = 1usize << (8 + 2 * ((input[5] >> 4) & 0x07) as usize);
+                if block > limit.max(64 << 10) {
+                    return Err(derr(format!("lz4 block size {block} exceeds the limit of {limit} bytes")));
+                }
+            }
+            read_capped(lz4_flex::frame::FrameDecoder::new(input), limit)
+        }
         Compression::Zstd => {
             let zerr = |e: std::io::Error| derr(format!("{e} (output limit {limit} bytes)"));
             let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(zerr)?;
