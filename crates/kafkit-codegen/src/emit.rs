@@ -248,7 +248,9 @@ fn put_nullable(t: &Ty, acc: &str, flex: &str, sn: &str, fname: &str) -> String 
             put_value(t, "a", flex, sn, fname)
         ),
         Ty::Struct(_) => {
-            format!("match {acc} {{ None => put_i8(buf, -1), Some(s) => {{ put_i8(buf, 1); s.encode_inner(buf, v)?; }} }}")
+            format!(
+                "match {acc} {{ None => put_i8(buf, -1), Some(s) => {{ put_i8(buf, 1); s.encode_inner(buf, v)?; }} }}"
+            )
         }
         _ => panic!("nullable {t:?}"),
     }
@@ -435,15 +437,34 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     let has_flex = ctx.has_flex();
     // Definition.
     if top {
-        let _ = writeln!(out, "/// `{sn}`{}: versions {}, flexible versions {}{}.", match m.api_key {
-            Some(k) => format!(" (API key {k})"),
-            None => String::new(),
-        }, m.valid.text(), m.flexible.text(), if m.deprecated.is_empty() { String::new() } else { format!(", deprecated versions {}", m.deprecated.text()) });
+        let _ = writeln!(
+            out,
+            "/// `{sn}`{}: versions {}, flexible versions {}{}.",
+            match m.api_key {
+                Some(k) => format!(" (API key {k})"),
+                None => String::new(),
+            },
+            m.valid.text(),
+            m.flexible.text(),
+            if m.deprecated.is_empty() {
+                String::new()
+            } else {
+                format!(", deprecated versions {}", m.deprecated.text())
+            }
+        );
         if m.unstable {
-            out.push_str("///\n/// The schema marks its latest version unstable: brokers serve it only when configured to.\n");
+            out.push_str(
+                "///\n/// The schema marks its latest version unstable: brokers serve it only when configured to.\n",
+            );
         }
     } else {
-        let _ = writeln!(out, "/// `{sn}`{}, carried in versions {} of [`{}`].", if st.common { " (common struct)" } else { "" }, st.versions.text(), m.name);
+        let _ = writeln!(
+            out,
+            "/// `{sn}`{}, carried in versions {} of [`{}`].",
+            if st.common { " (common struct)" } else { "" },
+            st.versions.text(),
+            m.name
+        );
     }
     out.push_str("#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\n");
     let _ = writeln!(out, "pub struct {sn} {{");
@@ -643,7 +664,13 @@ pub fn message_file(m: &Msg, all: &[Msg]) -> String {
     let ctx = Ctx { msg: m, min_sizes: min_sizes(m) };
     let mut out = String::new();
     out.push_str(HEADER);
-    let _ = writeln!(out, "//! `{}`{}: versions {}.\n", m.name, m.api_key.map(|k| format!(" (API key {k})")).unwrap_or_default(), m.valid.text());
+    let _ = writeln!(
+        out,
+        "//! `{}`{}: versions {}.\n",
+        m.name,
+        m.api_key.map(|k| format!(" (API key {k})")).unwrap_or_default(),
+        m.valid.text()
+    );
     out.push_str("#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]\n\n");
     out.push_str("use crate::message::{Message, Struct};\nuse crate::wire::*;\nuse crate::{EncodeError, Uuid, VersionRange};\nuse bytes::{Bytes, BytesMut};\n\n");
     for (i, st) in m.structs.iter().enumerate() {
@@ -700,7 +727,13 @@ pub fn mod_file(all: &[Msg]) -> String {
     out.push_str("/// A Kafka API, by its key (the request header's `request_api_key`).\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[non_exhaustive]\n#[repr(i16)]\npub enum ApiKey {\n");
     for m in &reqs {
         let k = m.api_key.unwrap_or(0);
-        let _ = writeln!(out, "    /// API key {k}: [`{}`] / [`{}`].\n    {} = {k},", m.name, resp(k).name, api_variant(all, k));
+        let _ = writeln!(
+            out,
+            "    /// API key {k}: [`{}`] / [`{}`].\n    {} = {k},",
+            m.name,
+            resp(k).name,
+            api_variant(all, k)
+        );
     }
     out.push_str("}\n\nimpl ApiKey {\n    /// Every API, by key.\n    pub const ALL: &'static [ApiKey] = &[");
     for m in &reqs {
@@ -718,16 +751,27 @@ pub fn mod_file(all: &[Msg]) -> String {
     }
     out.push_str("        }\n    }\n\n    /// The request's valid versions (what this crate can encode and decode).\n    pub const fn versions(self) -> VersionRange {\n        match self {\n");
     for m in &reqs {
-        let _ = writeln!(out, "            ApiKey::{} => {},", api_variant(all, m.api_key.unwrap_or(0)), m.valid.rust());
+        let _ =
+            writeln!(out, "            ApiKey::{} => {},", api_variant(all, m.api_key.unwrap_or(0)), m.valid.rust());
     }
     out.push_str("        }\n    }\n\n    /// The request's flexible versions (KIP-482).\n    pub const fn flexible_versions(self) -> VersionRange {\n        match self {\n");
     for m in &reqs {
-        let _ = writeln!(out, "            ApiKey::{} => {},", api_variant(all, m.api_key.unwrap_or(0)), m.flexible.intersect(m.valid).rust());
+        let _ = writeln!(
+            out,
+            "            ApiKey::{} => {},",
+            api_variant(all, m.api_key.unwrap_or(0)),
+            m.flexible.intersect(m.valid).rust()
+        );
     }
     out.push_str("        }\n    }\n\n    /// The response's flexible versions (KIP-482).\n    pub const fn response_flexible_versions(self) -> VersionRange {\n        match self {\n");
     for m in &reqs {
         let r = resp(m.api_key.unwrap_or(0));
-        let _ = writeln!(out, "            ApiKey::{} => {},", api_variant(all, m.api_key.unwrap_or(0)), r.flexible.intersect(r.valid).rust());
+        let _ = writeln!(
+            out,
+            "            ApiKey::{} => {},",
+            api_variant(all, m.api_key.unwrap_or(0)),
+            r.flexible.intersect(r.valid).rust()
+        );
     }
     out.push_str("        }\n    }\n}\n\n");
 
@@ -752,9 +796,15 @@ pub fn mod_file(all: &[Msg]) -> String {
         for m in &reqs {
             let k = m.api_key.unwrap_or(0);
             let name = if kind == "Request" { m.name.clone() } else { resp(k).name.clone() };
-            let _ = writeln!(out, "            {k} => Ok({kind}Kind::{}({name}::decode(buf, version)?)),", api_variant(all, k));
+            let _ = writeln!(
+                out,
+                "            {k} => Ok({kind}Kind::{}({name}::decode(buf, version)?)),",
+                api_variant(all, k)
+            );
         }
-        out.push_str("            _ => Err(DecodeError::new(DecodeErrorKind::UnknownApiKey(key))),\n        }\n    }\n}\n\n");
+        out.push_str(
+            "            _ => Err(DecodeError::new(DecodeErrorKind::UnknownApiKey(key))),\n        }\n    }\n}\n\n",
+        );
     }
     out
 }
@@ -813,7 +863,8 @@ pub fn error_code_file(tsv: &str) -> String {
 pub fn roundtrip_file(all: &[Msg]) -> String {
     let mut out = String::new();
     out.push_str(HEADER);
-    out.push_str(r#"//! decode(encode(x)) == x for every message at every version it supports, for values
+    out.push_str(
+        r#"//! decode(encode(x)) == x for every message at every version it supports, for values
 //! proptest draws from what each version can carry (including unknown tagged fields), and
 //! `encoded_len` equals the bytes written. Each case checks every version of the message.
 
@@ -842,9 +893,14 @@ fn check<M: Message>(values: &[M]) -> Result<(), TestCaseError> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-"#);
+"#,
+    );
     for m in all {
-        let _ = writeln!(out, "    #[test]\n    fn {}(values in all_versions::<{}>()) {{ check(&values)?; }}", m.module, m.name);
+        let _ = writeln!(
+            out,
+            "    #[test]\n    fn {}(values in all_versions::<{}>()) {{ check(&values)?; }}",
+            m.module, m.name
+        );
     }
     out.push_str("}\n");
     out

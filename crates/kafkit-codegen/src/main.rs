@@ -56,9 +56,9 @@ fn main() -> ExitCode {
 
     let mut differ = Vec::new();
     for (path, src) in &files {
-        let formatted = match rustfmt(src) {
+        let formatted = match rustfmt(src, &root.join("rustfmt.toml")) {
             Ok(s) => s,
-            Err(e) => return fail(&format!("rustfmt on {}: {e}", path.display())),
+            Err(e) => return fail(&format!("rustfmt on {} (is rustfmt installed?): {e}", path.display())),
         };
         let current = std::fs::read_to_string(path).ok();
         if current.as_deref() == Some(formatted.as_str()) {
@@ -101,10 +101,11 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn rustfmt(src: &str) -> Result<String, String> {
+fn rustfmt(src: &str, config: &Path) -> Result<String, String> {
     use std::io::Write;
     let mut child = Command::new("rustfmt")
-        .args(["--edition", "2021", "--emit", "stdout", "--quiet"])
+        .args(["--edition", "2021", "--emit", "stdout", "--quiet", "--config-path"])
+        .arg(config)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -31,7 +31,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(msg_dir.join(format!("{name}-req")), seed)?;
         n.0 += 1;
         if let RequestKind::Produce(r) = decode_request(Bytes::from(req))?.1 {
-            if let Some(data) = r.topic_data.first().and_then(|t| t.partition_data.first()).and_then(|p| p.records.clone()) {
+            if let Some(data) =
+                r.topic_data.first().and_then(|t| t.partition_data.first()).and_then(|p| p.records.clone())
+            {
                 std::fs::write(rec_dir.join(name), &data)?;
                 n.1 += 1;
             }
@@ -47,7 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Ok((_, ResponseKind::Fetch(f))) =
                 kafkit_protocol::frame::decode_response(Bytes::from(resp), k, ApiVersion(version))
             {
-                for (i, d) in f.responses.iter().flat_map(|t| &t.partitions).filter_map(|p| p.records.clone()).enumerate() {
+                for (i, d) in
+                    f.responses.iter().flat_map(|t| &t.partitions).filter_map(|p| p.records.clone()).enumerate()
+                {
                     if !d.is_empty() {
                         std::fs::write(rec_dir.join(format!("{name}-{i}")), &d)?;
                         n.1 += 1;

@@ -60,10 +60,9 @@ impl fmt::Display for DecodeErrorKind {
             DecodeErrorKind::TrailingBytes(n) => write!(f, "{n} unexpected trailing bytes"),
             DecodeErrorKind::UnknownApiKey(k) => write!(f, "unknown API key {k}"),
             DecodeErrorKind::Corrupt(what) => write!(f, "corrupt data: {what}"),
-            DecodeErrorKind::ChecksumMismatch { expected, actual } => write!(
-                f,
-                "checksum mismatch (stored {expected:#010x}, computed {actual:#010x})"
-            ),
+            DecodeErrorKind::ChecksumMismatch { expected, actual } => {
+                write!(f, "checksum mismatch (stored {expected:#010x}, computed {actual:#010x})")
+            }
             DecodeErrorKind::UnknownCompression(c) => write!(f, "unknown compression codec {c}"),
             DecodeErrorKind::Decompression(msg) => write!(f, "decompression failed: {msg}"),
         }

@@ -283,10 +283,7 @@ mod tests {
             let mut out = BytesMut::new();
             compress(c, &zeros, &mut out).unwrap();
             let err = decompress(c, &out, 1000).unwrap_err();
-            assert!(
-                matches!(err.kind(), DecodeErrorKind::Decompression(m) if m.contains("limit")),
-                "{c}: {err}"
-            );
+            assert!(matches!(err.kind(), DecodeErrorKind::Decompression(m) if m.contains("limit")), "{c}: {err}");
         }
     }
 

@@ -90,8 +90,7 @@ pub trait Message: Struct + Clone + Debug + PartialEq + Default + Send + Sync + 
     /// stopped making sense. Never panics, whatever the input.
     fn decode(buf: &mut Bytes, version: ApiVersion) -> Result<Self, DecodeError> {
         if !Self::VERSIONS.contains(version) {
-            return Err(DecodeError::new(crate::DecodeErrorKind::UnsupportedVersion)
-                .in_message(Self::NAME, version));
+            return Err(DecodeError::new(crate::DecodeErrorKind::UnsupportedVersion).in_message(Self::NAME, version));
         }
         Self::decode_inner(buf, version.0).map_err(|e| e.in_message(Self::NAME, version))
     }

@@ -28,7 +28,7 @@
 //! ```
 
 use crate::compression::{self, Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
-use crate::wire::{len_varint, len_varlong, put_varint, put_varlong};
+use crate::wire::{len_varint, len_varlong, put_varint};
 use crate::{DecodeError, DecodeErrorKind, EncodeError};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -111,11 +111,7 @@ impl Record {
             + opt(&self.key)
             + opt(&self.value)
             + len_varint(self.headers.len() as i32)
-            + self
-                .headers
-                .iter()
-                .map(|h| len_varint(h.key.len() as i32) + h.key.len() + opt(&h.value))
-                .sum::<usize>()
+            + self.headers.iter().map(|h| len_varint(h.key.len() as i32) + h.key.len() + opt(&h.value)).sum::<usize>()
     }
 
     /// The record's encoded size, including its length prefix.
@@ -124,9 +120,36 @@ impl Record {
         len_varint(n as i32) + n
     }
 
+    /// Appends the record. The fixed-size prefix (length, attributes, deltas, key length) is
+    /// gathered on the stack and copied once: this is the producer's hot loop.
     fn encode(&self, buf: &mut BytesMut) {
-        fn opt(buf: &mut BytesMut, b: &Option<Bytes>) {
-            match b {
+        let body = self.body_len();
+        let mut pre = [0u8; 32];
+        let mut p = uvarint_into(&mut pre, zigzag64(body as i64));
+        pre[p] = self.attributes as u8;
+        p += 1;
+        p += uvarint_into(&mut pre[p..], zigzag64(self.timestamp_delta));
+        p += uvarint_into(&mut pre[p..], zigzag64(self.offset_delta as i64));
+        p += uvarint_into(&mut pre[p..], zigzag64(self.key.as_ref().map_or(-1, |k| k.len() as i64)));
+        buf.reserve(p + body);
+        buf.put_slice(&pre[..p]);
+        if let Some(k) = &self.key {
+            buf.put_slice(k);
+        }
+        let n = uvarint_into(&mut pre, zigzag64(self.value.as_ref().map_or(-1, |v| v.len() as i64)));
+        buf.put_slice(&pre[..n]);
+        if let Some(v) = &self.value {
+            buf.put_slice(v);
+        }
+        if self.headers.is_empty() {
+            buf.put_u8(0);
+            return;
+        }
+        put_varint(buf, self.headers.len() as i32);
+        for h in &self.headers {
+            put_varint(buf, h.key.len() as i32);
+            buf.put_slice(h.key.as_bytes());
+            match &h.value {
                 None => put_varint(buf, -1),
                 Some(b) => {
                     put_varint(buf, b.len() as i32);
@@ -134,19 +157,26 @@ impl Record {
                 }
             }
         }
-        put_varint(buf, self.body_len() as i32);
-        buf.put_i8(self.attributes);
-        put_varlong(buf, self.timestamp_delta);
-        put_varint(buf, self.offset_delta);
-        opt(buf, &self.key);
-        opt(buf, &self.value);
-        put_varint(buf, self.headers.len() as i32);
-        for h in &self.headers {
-            put_varint(buf, h.key.len() as i32);
-            buf.put_slice(h.key.as_bytes());
-            opt(buf, &h.value);
-        }
     }
+}
+
+#[inline]
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Writes `v` as an unsigned varint at the start of `out` (at least 10 bytes), returning the
+/// bytes written.
+#[inline]
+fn uvarint_into(out: &mut [u8], mut v: u64) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        out[i] = (v as u8) | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i] = v as u8;
+    i + 1
 }
 
 /// Options for decoding record batches.
@@ -353,8 +383,7 @@ impl RecordBatch {
         } else {
             self.last_offset_delta
         };
-        let records_len: usize = self.records.iter().map(Record::encoded_len).sum();
-        buf.reserve(RECORD_BATCH_OVERHEAD + records_len);
+        buf.reserve(RECORD_BATCH_OVERHEAD);
         buf.put_i64(self.base_offset);
         buf.put_i32(0); // batch_length, patched below
         buf.put_i32(self.partition_leader_epoch);
@@ -373,7 +402,7 @@ impl RecordBatch {
                 r.encode(buf);
             }
         } else {
-            let mut raw = BytesMut::with_capacity(records_len);
+            let mut raw = BytesMut::with_capacity(self.records.iter().map(Record::encoded_len).sum());
             for r in &self.records {
                 r.encode(&mut raw);
             }
@@ -859,7 +888,15 @@ pub fn encode_legacy(batch: &RecordBatch, buf: &mut BytesMut) -> Result<(), Enco
     let ts_bit = if magic == 1 && batch.timestamp_type == TimestampType::LogAppendTime { 0x08 } else { 0 };
     if batch.compression == Compression::None {
         for r in &batch.records {
-            message(buf, magic, batch.offset_of(r), ts_bit, batch.timestamp_of(r), r.key.as_deref(), r.value.as_deref());
+            message(
+                buf,
+                magic,
+                batch.offset_of(r),
+                ts_bit,
+                batch.timestamp_of(r),
+                r.key.as_deref(),
+                r.value.as_deref(),
+            );
         }
         return Ok(());
     }
@@ -983,9 +1020,9 @@ mod tests {
                 let got: Vec<(i64, Option<Bytes>, Option<Bytes>, i64)> = batches
                     .iter()
                     .flat_map(|bb| {
-                        bb.records.iter().map(move |r| {
-                            (bb.offset_of(r), r.key.clone(), r.value.clone(), bb.timestamp_of(r))
-                        })
+                        bb.records
+                            .iter()
+                            .map(move |r| (bb.offset_of(r), r.key.clone(), r.value.clone(), bb.timestamp_of(r)))
                     })
                     .collect();
                 let want: Vec<(i64, Option<Bytes>, Option<Bytes>, i64)> = b

@@ -418,10 +418,7 @@ pub fn put_unknown_tagged<'a>(
 /// Encoded size of unknown tagged fields (without the count).
 #[inline]
 pub fn len_unknown_tagged(fields: &[RawTaggedField]) -> usize {
-    fields
-        .iter()
-        .map(|f| len_uvarint(f.tag) + len_uvarint(f.data.len() as u32) + f.data.len())
-        .sum()
+    fields.iter().map(|f| len_uvarint(f.tag) + len_uvarint(f.data.len() as u32) + f.data.len()).sum()
 }
 /// Writes the header of one known tagged field: its tag and size.
 #[inline]

@@ -69,9 +69,8 @@ fn expected(index: &Value, client: &str, codec: &str) -> Vec<(Option<String>, St
 }
 
 fn records_of(data: &Bytes) -> (Vec<RecordBatch>, Vec<(Option<String>, String, Vec<(String, String)>)>) {
-    let batches: Vec<RecordBatch> = RecordSet::new(data.clone(), DecodeOptions::default())
-        .collect::<Result<_, _>>()
-        .expect("records decode");
+    let batches: Vec<RecordBatch> =
+        RecordSet::new(data.clone(), DecodeOptions::default()).collect::<Result<_, _>>().expect("records decode");
     let recs = batches
         .iter()
         .flat_map(|b| b.records.iter())
@@ -184,7 +183,12 @@ fn produced_records_decode_with_every_codec_from_both_clients() {
         let (batches, recs) = records_of(&data);
         assert_eq!(recs, expected(&index, &client, &codec), "{}", p.name);
         let want: Compression = codec.parse().unwrap();
-        assert!(batches.iter().all(|b| b.compression == want && b.magic == 2), "{}: {:?}", p.name, batches[0].compression);
+        assert!(
+            batches.iter().all(|b| b.compression == want && b.magic == 2),
+            "{}: {:?}",
+            p.name,
+            batches[0].compression
+        );
         codecs_seen.insert((client.clone(), codec.clone()));
         // Uncompressed v2 batches encode back to the producer's exact bytes (CRC included).
         if want == Compression::None {
@@ -278,4 +282,3 @@ fn legacy_message_sets_from_kafka_python_decode() {
     }
     assert_eq!(seen.len(), 6, "{seen:?}");
 }
-

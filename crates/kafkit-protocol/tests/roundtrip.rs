@@ -17,24 +17,11 @@ fn all_versions<M: Message>() -> Vec<BoxedStrategy<M>> {
 fn check<M: Message>(values: &[M]) -> Result<(), TestCaseError> {
     for (m, v) in values.iter().zip(M::VERSIONS.iter()) {
         let mut buf = BytesMut::new();
-        m.encode(&mut buf, v)
-            .map_err(|e| TestCaseError::fail(format!("{} {v}: {e}", M::NAME)))?;
-        prop_assert_eq!(
-            buf.len(),
-            m.encoded_len(v).unwrap(),
-            "{} {}: encoded_len",
-            M::NAME,
-            v
-        );
+        m.encode(&mut buf, v).map_err(|e| TestCaseError::fail(format!("{} {v}: {e}", M::NAME)))?;
+        prop_assert_eq!(buf.len(), m.encoded_len(v).unwrap(), "{} {}: encoded_len", M::NAME, v);
         let mut bytes = buf.freeze();
         let back = M::decode(&mut bytes, v).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert!(
-            bytes.is_empty(),
-            "{} {}: {} bytes left over",
-            M::NAME,
-            v,
-            bytes.len()
-        );
+        prop_assert!(bytes.is_empty(), "{} {}: {} bytes left over", M::NAME, v, bytes.len());
         prop_assert_eq!(&back, m, "{} {}", M::NAME, v);
     }
     Ok(())

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AddPartitionsToTxnRequest` (API key 24): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -162,10 +156,7 @@ impl Struct for AddPartitionsToTxnRequest {
         let mut n = 0usize;
         if v >= 4 {
             n += (len_array_len(Some((&self.transactions).len()), flex)
-                + (&self.transactions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.transactions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v <= 3 {
             n += len_string((&self.v3_and_below_transactional_id), flex);
@@ -178,10 +169,7 @@ impl Struct for AddPartitionsToTxnRequest {
         }
         if v <= 3 {
             n += (len_array_len(Some((&self.v3_and_below_topics).len()), flex)
-                + (&self.v3_and_below_topics)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.v3_and_below_topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -197,36 +185,29 @@ impl Struct for AddPartitionsToTxnRequest {
         let mut this = Self::default();
         if v >= 4 {
             this.transactions = (|| -> DResult<Vec<AddPartitionsToTxnTransaction>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AddPartitionsToTxnTransaction::min_size(v),
-                    |buf| Ok(AddPartitionsToTxnTransaction::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AddPartitionsToTxnTransaction::min_size(v), |buf| {
+                    Ok(AddPartitionsToTxnTransaction::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("transactions"))?;
         }
         if v <= 3 {
-            this.v3_and_below_transactional_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                    .map_err(|e| e.field("v3_and_below_transactional_id"))?;
+            this.v3_and_below_transactional_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
+                .map_err(|e| e.field("v3_and_below_transactional_id"))?;
         }
         if v <= 3 {
-            this.v3_and_below_producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("v3_and_below_producer_id"))?;
+            this.v3_and_below_producer_id =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("v3_and_below_producer_id"))?;
         }
         if v <= 3 {
-            this.v3_and_below_producer_epoch = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("v3_and_below_producer_epoch"))?;
+            this.v3_and_below_producer_epoch =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("v3_and_below_producer_epoch"))?;
         }
         if v <= 3 {
             this.v3_and_below_topics = (|| -> DResult<Vec<AddPartitionsToTxnTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AddPartitionsToTxnTopic::min_size(v),
-                    |buf| Ok(AddPartitionsToTxnTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AddPartitionsToTxnTopic::min_size(v), |buf| {
+                    Ok(AddPartitionsToTxnTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("v3_and_below_topics"))?;
         }
@@ -235,9 +216,7 @@ impl Struct for AddPartitionsToTxnRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -247,11 +226,7 @@ impl Struct for AddPartitionsToTxnRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [16, 16, 16, 13, 2, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -265,21 +240,9 @@ impl Struct for AddPartitionsToTxnRequest {
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v <= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v <= 3 {
-                any::<i64>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v <= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v <= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v <= 3 { any::<i64>().boxed() } else { Just(0).boxed() },
+            if v <= 3 { any::<i16>().boxed() } else { Just(0).boxed() },
             if v <= 3 {
                 proptest::collection::vec(AddPartitionsToTxnTopic::strategy(v), 0..3).boxed()
             } else {
@@ -480,29 +443,24 @@ impl Struct for AddPartitionsToTxnTransaction {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 4 {
-            this.transactional_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
         }
         if v >= 4 {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if v >= 4 {
-            this.producer_epoch = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
         }
         if v >= 4 {
-            this.verify_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("verify_only"))?;
+            this.verify_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("verify_only"))?;
         }
         if v >= 4 {
             this.topics = (|| -> DResult<Vec<AddPartitionsToTxnTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AddPartitionsToTxnTopic::min_size(v),
-                    |buf| Ok(AddPartitionsToTxnTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AddPartitionsToTxnTopic::min_size(v), |buf| {
+                    Ok(AddPartitionsToTxnTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -511,9 +469,7 @@ impl Struct for AddPartitionsToTxnTransaction {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -523,11 +479,7 @@ impl Struct for AddPartitionsToTxnTransaction {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 1, 14, 14];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -536,26 +488,10 @@ impl Struct for AddPartitionsToTxnTransaction {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 4 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 4 {
-                any::<i64>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 4 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 4 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 4 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 4 { any::<i64>().boxed() } else { Just(0).boxed() },
+            if v >= 4 { any::<i16>().boxed() } else { Just(0).boxed() },
+            if v >= 4 { any::<bool>().boxed() } else { Just(false).boxed() },
             if v >= 4 {
                 proptest::collection::vec(AddPartitionsToTxnTopic::strategy(v), 0..3).boxed()
             } else {
@@ -600,11 +536,7 @@ pub struct AddPartitionsToTxnTopic {
 
 impl Default for AddPartitionsToTxnTopic {
     fn default() -> Self {
-        AddPartitionsToTxnTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AddPartitionsToTxnTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -627,8 +559,7 @@ impl Struct for AddPartitionsToTxnTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("AddPartitionsToTxnTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -660,8 +591,7 @@ impl Struct for AddPartitionsToTxnTopic {
             n += len_string((&self.name), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -676,23 +606,18 @@ impl Struct for AddPartitionsToTxnTopic {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -702,11 +627,7 @@ impl Struct for AddPartitionsToTxnTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

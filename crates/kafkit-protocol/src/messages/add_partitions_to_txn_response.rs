@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AddPartitionsToTxnResponse` (API key 24): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -64,10 +58,7 @@ impl AddPartitionsToTxnResponse {
     }
     /// Sets `results_by_topic_v3_and_below` (builder style).
     #[must_use]
-    pub fn with_results_by_topic_v3_and_below(
-        mut self,
-        value: Vec<AddPartitionsToTxnTopicResult>,
-    ) -> Self {
+    pub fn with_results_by_topic_v3_and_below(mut self, value: Vec<AddPartitionsToTxnTopicResult>) -> Self {
         self.results_by_topic_v3_and_below = value;
         self
     }
@@ -138,17 +129,11 @@ impl Struct for AddPartitionsToTxnResponse {
         }
         if v >= 4 {
             n += (len_array_len(Some((&self.results_by_transaction).len()), flex)
-                + (&self.results_by_transaction)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results_by_transaction).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v <= 3 {
             n += (len_array_len(Some((&self.results_by_topic_v3_and_below).len()), flex)
-                + (&self.results_by_topic_v3_and_below)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results_by_topic_v3_and_below).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -163,44 +148,34 @@ impl Struct for AddPartitionsToTxnResponse {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if v >= 4 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 4 {
             this.results_by_transaction = (|| -> DResult<Vec<AddPartitionsToTxnResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AddPartitionsToTxnResult::min_size(v),
-                    |buf| Ok(AddPartitionsToTxnResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AddPartitionsToTxnResult::min_size(v), |buf| {
+                    Ok(AddPartitionsToTxnResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results_by_transaction"))?;
         }
         if v <= 3 {
-            this.results_by_topic_v3_and_below =
-                (|| -> DResult<Vec<AddPartitionsToTxnTopicResult>> {
-                    Ok(get_array(
-                        buf,
-                        flex,
-                        AddPartitionsToTxnTopicResult::min_size(v),
-                        |buf| Ok(AddPartitionsToTxnTopicResult::decode_inner(buf, v)?),
-                    )?)
-                })()
-                .map_err(|e| e.field("results_by_topic_v3_and_below"))?;
+            this.results_by_topic_v3_and_below = (|| -> DResult<Vec<AddPartitionsToTxnTopicResult>> {
+                Ok(get_array(buf, flex, AddPartitionsToTxnTopicResult::min_size(v), |buf| {
+                    Ok(AddPartitionsToTxnTopicResult::decode_inner(buf, v)?)
+                })?)
+            })()
+            .map_err(|e| e.field("results_by_topic_v3_and_below"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -210,11 +185,7 @@ impl Struct for AddPartitionsToTxnResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [8, 8, 8, 6, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -224,11 +195,7 @@ impl Struct for AddPartitionsToTxnResponse {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 4 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 4 { any::<i16>().boxed() } else { Just(0).boxed() },
             if v >= 4 {
                 proptest::collection::vec(AddPartitionsToTxnResult::strategy(v), 0..3).boxed()
             } else {
@@ -351,10 +318,7 @@ impl Struct for AddPartitionsToTxnResult {
         }
         if v >= 4 {
             n += (len_array_len(Some((&self.topic_results).len()), flex)
-                + (&self.topic_results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.topic_results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -369,17 +333,14 @@ impl Struct for AddPartitionsToTxnResult {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 4 {
-            this.transactional_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
         }
         if v >= 4 {
             this.topic_results = (|| -> DResult<Vec<AddPartitionsToTxnTopicResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AddPartitionsToTxnTopicResult::min_size(v),
-                    |buf| Ok(AddPartitionsToTxnTopicResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AddPartitionsToTxnTopicResult::min_size(v), |buf| {
+                    Ok(AddPartitionsToTxnTopicResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topic_results"))?;
         }
@@ -388,9 +349,7 @@ impl Struct for AddPartitionsToTxnResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -400,11 +359,7 @@ impl Struct for AddPartitionsToTxnResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 1, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -413,11 +368,7 @@ impl Struct for AddPartitionsToTxnResult {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 4 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 4 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 4 {
                 proptest::collection::vec(AddPartitionsToTxnTopicResult::strategy(v), 0..3).boxed()
             } else {
@@ -425,15 +376,13 @@ impl Struct for AddPartitionsToTxnResult {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_transactional_id, f_topic_results, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.transactional_id = f_transactional_id;
-                    this.topic_results = f_topic_results;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_transactional_id, f_topic_results, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.transactional_id = f_transactional_id;
+                this.topic_results = f_topic_results;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -469,10 +418,7 @@ impl AddPartitionsToTxnTopicResult {
     }
     /// Sets `results_by_partition` (builder style).
     #[must_use]
-    pub fn with_results_by_partition(
-        mut self,
-        value: Vec<AddPartitionsToTxnPartitionResult>,
-    ) -> Self {
+    pub fn with_results_by_partition(mut self, value: Vec<AddPartitionsToTxnPartitionResult>) -> Self {
         self.results_by_partition = value;
         self
     }
@@ -482,8 +428,7 @@ impl Struct for AddPartitionsToTxnTopicResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("AddPartitionsToTxnTopicResult", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopicResult", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.results_by_partition).len()), flex)
@@ -516,10 +461,7 @@ impl Struct for AddPartitionsToTxnTopicResult {
         }
         if true {
             n += (len_array_len(Some((&self.results_by_partition).len()), flex)
-                + (&self.results_by_partition)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results_by_partition).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -534,17 +476,13 @@ impl Struct for AddPartitionsToTxnTopicResult {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.results_by_partition = (|| -> DResult<Vec<AddPartitionsToTxnPartitionResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AddPartitionsToTxnPartitionResult::min_size(v),
-                    |buf| Ok(AddPartitionsToTxnPartitionResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AddPartitionsToTxnPartitionResult::min_size(v), |buf| {
+                    Ok(AddPartitionsToTxnPartitionResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results_by_partition"))?;
         }
@@ -553,9 +491,7 @@ impl Struct for AddPartitionsToTxnTopicResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -565,11 +501,7 @@ impl Struct for AddPartitionsToTxnTopicResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -582,15 +514,13 @@ impl Struct for AddPartitionsToTxnTopicResult {
             proptest::collection::vec(AddPartitionsToTxnPartitionResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_results_by_partition, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.results_by_partition = f_results_by_partition;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_results_by_partition, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.results_by_partition = f_results_by_partition;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -679,21 +609,19 @@ impl Struct for AddPartitionsToTxnPartitionResult {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.partition_error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("partition_error_code"))?;
+            this.partition_error_code =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("partition_error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -703,11 +631,7 @@ impl Struct for AddPartitionsToTxnPartitionResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 7, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -715,20 +639,14 @@ impl Struct for AddPartitionsToTxnPartitionResult {
         use proptest::prelude::*;
         let flex = v >= 3;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_partition_index, f_partition_error_code, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.partition_error_code = f_partition_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_partition_index, f_partition_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.partition_error_code = f_partition_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

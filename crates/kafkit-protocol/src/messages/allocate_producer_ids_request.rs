@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AllocateProducerIdsRequest` (API key 67): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct AllocateProducerIdsRequest {
 
 impl Default for AllocateProducerIdsRequest {
     fn default() -> Self {
-        AllocateProducerIdsRequest {
-            broker_id: 0,
-            broker_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
-        }
+        AllocateProducerIdsRequest { broker_id: 0, broker_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -99,21 +89,17 @@ impl Struct for AllocateProducerIdsRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.broker_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
+            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
         }
         if true {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("broker_epoch"))?;
+            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -123,11 +109,7 @@ impl Struct for AllocateProducerIdsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -135,20 +117,14 @@ impl Struct for AllocateProducerIdsRequest {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i64>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_broker_id, f_broker_epoch, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.broker_id = f_broker_id;
-                    this.broker_epoch = f_broker_epoch;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i64>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_broker_id, f_broker_epoch, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.broker_id = f_broker_id;
+                this.broker_epoch = f_broker_epoch;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AlterClientQuotasRequest` (API key 49): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct AlterClientQuotasRequest {
 
 impl Default for AlterClientQuotasRequest {
     fn default() -> Self {
-        AlterClientQuotasRequest {
-            entries: Vec::new(),
-            validate_only: false,
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterClientQuotasRequest { entries: Vec::new(), validate_only: false, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -86,10 +76,7 @@ impl Struct for AlterClientQuotasRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.entries).len()), flex)
-                + (&self.entries)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.entries).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += 1;
@@ -108,24 +95,20 @@ impl Struct for AlterClientQuotasRequest {
         let mut this = Self::default();
         if true {
             this.entries = (|| -> DResult<Vec<EntryData>> {
-                Ok(get_array(buf, flex, EntryData::min_size(v), |buf| {
-                    Ok(EntryData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("entries"))?;
         }
         if true {
-            this.validate_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("validate_only"))?;
+            this.validate_only =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -135,11 +118,7 @@ impl Struct for AlterClientQuotasRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -152,15 +131,13 @@ impl Struct for AlterClientQuotasRequest {
             any::<bool>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_entries, f_validate_only, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.entries = f_entries;
-                    this.validate_only = f_validate_only;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_entries, f_validate_only, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.entries = f_entries;
+                this.validate_only = f_validate_only;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -179,11 +156,7 @@ pub struct EntityData {
 
 impl Default for EntityData {
     fn default() -> Self {
-        EntityData {
-            entity_type: String::new(),
-            entity_name: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        EntityData { entity_type: String::new(), entity_name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -206,8 +179,7 @@ impl Struct for EntityData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_string(buf, (&self.entity_type), flex)
-                .map_err(|e| e.at("EntityData", "EntityType"))?;
+            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
         }
         if true {
             put_nullable_string(buf, (&self.entity_name).as_deref(), flex)
@@ -251,22 +223,19 @@ impl Struct for EntityData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.entity_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("entity_type"))?;
+            this.entity_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
         }
         if true {
-            this.entity_name =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("entity_name"))?;
+            this.entity_name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("entity_name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -276,11 +245,7 @@ impl Struct for EntityData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -293,15 +258,13 @@ impl Struct for EntityData {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_entity_type, f_entity_name, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.entity_type = f_entity_type;
-                    this.entity_name = f_entity_name;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_entity_type, f_entity_name, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.entity_type = f_entity_type;
+                this.entity_name = f_entity_name;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -322,12 +285,7 @@ pub struct OpData {
 
 impl Default for OpData {
     fn default() -> Self {
-        OpData {
-            key: String::new(),
-            value: 0.0,
-            remove: false,
-            unknown_tagged_fields: Vec::new(),
-        }
+        OpData { key: String::new(), value: 0.0, remove: false, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -405,25 +363,20 @@ impl Struct for OpData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("key"))?;
+            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
         }
         if true {
-            this.value =
-                (|| -> DResult<f64> { Ok(get_f64(buf)?) })().map_err(|e| e.field("value"))?;
+            this.value = (|| -> DResult<f64> { Ok(get_f64(buf)?) })().map_err(|e| e.field("value"))?;
         }
         if true {
-            this.remove =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("remove"))?;
+            this.remove = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("remove"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -433,11 +386,7 @@ impl Struct for OpData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [11, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -445,23 +394,14 @@ impl Struct for OpData {
         use proptest::prelude::*;
         let flex = v >= 1;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::f64(),
-            any::<bool>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_key, f_value, f_remove, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.key = f_key;
-                    this.value = f_value;
-                    this.remove = f_remove;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
-            .boxed()
+        ((crate::testing::string(), crate::testing::f64(), any::<bool>().boxed(), crate::testing::unknown_tagged(flex),),).prop_map(move |((f_key, f_value, f_remove, f_unknown_tagged_fields,),)| {
+            let mut this = Self::default();
+            this.key = f_key;
+            this.value = f_value;
+            this.remove = f_remove;
+            this.unknown_tagged_fields = f_unknown_tagged_fields;
+            this
+        }).boxed()
     }
 }
 
@@ -479,11 +419,7 @@ pub struct EntryData {
 
 impl Default for EntryData {
     fn default() -> Self {
-        EntryData {
-            entity: Vec::new(),
-            ops: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        EntryData { entity: Vec::new(), ops: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -506,15 +442,13 @@ impl Struct for EntryData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_array_len(buf, Some((&self.entity).len()), flex)
-                .map_err(|e| e.at("EntryData", "Entity"))?;
+            put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
             for e in (&self.entity).iter() {
                 e.encode_inner(buf, v)?;
             }
         }
         if true {
-            put_array_len(buf, Some((&self.ops).len()), flex)
-                .map_err(|e| e.at("EntryData", "Ops"))?;
+            put_array_len(buf, Some((&self.ops).len()), flex).map_err(|e| e.at("EntryData", "Ops"))?;
             for e in (&self.ops).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -560,17 +494,13 @@ impl Struct for EntryData {
         let mut this = Self::default();
         if true {
             this.entity = (|| -> DResult<Vec<EntityData>> {
-                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| {
-                    Ok(EntityData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("entity"))?;
         }
         if true {
             this.ops = (|| -> DResult<Vec<OpData>> {
-                Ok(get_array(buf, flex, OpData::min_size(v), |buf| {
-                    Ok(OpData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, OpData::min_size(v), |buf| Ok(OpData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("ops"))?;
         }
@@ -579,9 +509,7 @@ impl Struct for EntryData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -591,11 +519,7 @@ impl Struct for EntryData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AlterClientQuotasResponse` (API key 49): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct AlterClientQuotasResponse {
 
 impl Default for AlterClientQuotasResponse {
     fn default() -> Self {
-        AlterClientQuotasResponse {
-            throttle_time_ms: 0,
-            entries: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterClientQuotasResponse { throttle_time_ms: 0, entries: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -89,10 +79,7 @@ impl Struct for AlterClientQuotasResponse {
         }
         if true {
             n += (len_array_len(Some((&self.entries).len()), flex)
-                + (&self.entries)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.entries).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,14 +94,12 @@ impl Struct for AlterClientQuotasResponse {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.entries = (|| -> DResult<Vec<EntryData>> {
-                Ok(get_array(buf, flex, EntryData::min_size(v), |buf| {
-                    Ok(EntryData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("entries"))?;
         }
@@ -123,9 +108,7 @@ impl Struct for AlterClientQuotasResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -135,11 +118,7 @@ impl Struct for AlterClientQuotasResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -152,15 +131,13 @@ impl Struct for AlterClientQuotasResponse {
             proptest::collection::vec(EntryData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_entries, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.entries = f_entries;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_entries, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.entries = f_entries;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -179,11 +156,7 @@ pub struct EntityData {
 
 impl Default for EntityData {
     fn default() -> Self {
-        EntityData {
-            entity_type: String::new(),
-            entity_name: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        EntityData { entity_type: String::new(), entity_name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -206,8 +179,7 @@ impl Struct for EntityData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_string(buf, (&self.entity_type), flex)
-                .map_err(|e| e.at("EntityData", "EntityType"))?;
+            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
         }
         if true {
             put_nullable_string(buf, (&self.entity_name).as_deref(), flex)
@@ -251,22 +223,19 @@ impl Struct for EntityData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.entity_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("entity_type"))?;
+            this.entity_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
         }
         if true {
-            this.entity_name =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("entity_name"))?;
+            this.entity_name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("entity_name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -276,11 +245,7 @@ impl Struct for EntityData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -293,15 +258,13 @@ impl Struct for EntityData {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_entity_type, f_entity_name, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.entity_type = f_entity_type;
-                    this.entity_name = f_entity_name;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_entity_type, f_entity_name, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.entity_type = f_entity_type;
+                this.entity_name = f_entity_name;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -363,8 +326,7 @@ impl Struct for EntryData {
                 .map_err(|e| e.at("EntryData", "ErrorMessage"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.entity).len()), flex)
-                .map_err(|e| e.at("EntryData", "Entity"))?;
+            put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
             for e in (&self.entity).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -411,19 +373,15 @@ impl Struct for EntryData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.entity = (|| -> DResult<Vec<EntityData>> {
-                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| {
-                    Ok(EntityData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("entity"))?;
         }
@@ -432,9 +390,7 @@ impl Struct for EntryData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -444,11 +400,7 @@ impl Struct for EntryData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -462,16 +414,14 @@ impl Struct for EntryData {
             proptest::collection::vec(EntityData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_error_code, f_error_message, f_entity, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.error_message = f_error_message;
-                    this.entity = f_entity;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_error_message, f_entity, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.error_message = f_error_message;
+                this.entity = f_entity;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

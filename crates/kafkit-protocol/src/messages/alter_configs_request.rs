@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AlterConfigsRequest` (API key 33): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct AlterConfigsRequest {
 
 impl Default for AlterConfigsRequest {
     fn default() -> Self {
-        AlterConfigsRequest {
-            resources: Vec::new(),
-            validate_only: false,
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterConfigsRequest { resources: Vec::new(), validate_only: false, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -86,10 +76,7 @@ impl Struct for AlterConfigsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.resources).len()), flex)
-                + (&self.resources)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += 1;
@@ -108,27 +95,22 @@ impl Struct for AlterConfigsRequest {
         let mut this = Self::default();
         if true {
             this.resources = (|| -> DResult<Vec<AlterConfigsResource>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AlterConfigsResource::min_size(v),
-                    |buf| Ok(AlterConfigsResource::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AlterConfigsResource::min_size(v), |buf| {
+                    Ok(AlterConfigsResource::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("resources"))?;
         }
         if true {
-            this.validate_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("validate_only"))?;
+            this.validate_only =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +120,7 @@ impl Struct for AlterConfigsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +133,13 @@ impl Struct for AlterConfigsRequest {
             any::<bool>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_resources, f_validate_only, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.resources = f_resources;
-                    this.validate_only = f_validate_only;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_resources, f_validate_only, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.resources = f_resources;
+                this.validate_only = f_validate_only;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -182,11 +158,7 @@ pub struct AlterableConfig {
 
 impl Default for AlterableConfig {
     fn default() -> Self {
-        AlterableConfig {
-            name: String::new(),
-            value: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterableConfig { name: String::new(), value: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -212,8 +184,7 @@ impl Struct for AlterableConfig {
             put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterableConfig", "Name"))?;
         }
         if true {
-            put_nullable_string(buf, (&self.value).as_deref(), flex)
-                .map_err(|e| e.at("AlterableConfig", "Value"))?;
+            put_nullable_string(buf, (&self.value).as_deref(), flex).map_err(|e| e.at("AlterableConfig", "Value"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -253,8 +224,7 @@ impl Struct for AlterableConfig {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.value = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
@@ -265,9 +235,7 @@ impl Struct for AlterableConfig {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -277,11 +245,7 @@ impl Struct for AlterableConfig {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -358,8 +322,7 @@ impl Struct for AlterConfigsResource {
             put_i8(buf, *(&self.resource_type));
         }
         if true {
-            put_string(buf, (&self.resource_name), flex)
-                .map_err(|e| e.at("AlterConfigsResource", "ResourceName"))?;
+            put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("AlterConfigsResource", "ResourceName"))?;
         }
         if true {
             put_array_len(buf, Some((&self.configs).len()), flex)
@@ -395,10 +358,7 @@ impl Struct for AlterConfigsResource {
         }
         if true {
             n += (len_array_len(Some((&self.configs).len()), flex)
-                + (&self.configs)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.configs).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -413,12 +373,11 @@ impl Struct for AlterConfigsResource {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.resource_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
+            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
         }
         if true {
-            this.resource_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("resource_name"))?;
+            this.resource_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
         }
         if true {
             this.configs = (|| -> DResult<Vec<AlterableConfig>> {
@@ -433,9 +392,7 @@ impl Struct for AlterConfigsResource {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -445,11 +402,7 @@ impl Struct for AlterConfigsResource {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [7, 7, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -463,16 +416,14 @@ impl Struct for AlterConfigsResource {
             proptest::collection::vec(AlterableConfig::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_resource_type, f_resource_name, f_configs, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.resource_type = f_resource_type;
-                    this.resource_name = f_resource_name;
-                    this.configs = f_configs;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_resource_type, f_resource_name, f_configs, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.resource_type = f_resource_type;
+                this.resource_name = f_resource_name;
+                this.configs = f_configs;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AlterPartitionReassignmentsRequest` (API key 45): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct AlterPartitionReassignmentsRequest {
 
 impl Default for AlterPartitionReassignmentsRequest {
     fn default() -> Self {
-        AlterPartitionReassignmentsRequest {
-            timeout_ms: 60000,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterPartitionReassignmentsRequest { timeout_ms: 60000, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -104,17 +94,13 @@ impl Struct for AlterPartitionReassignmentsRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<ReassignableTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ReassignableTopic::min_size(v),
-                    |buf| Ok(ReassignableTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ReassignableTopic::min_size(v), |buf| {
+                    Ok(ReassignableTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -123,9 +109,7 @@ impl Struct for AlterPartitionReassignmentsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -135,11 +119,7 @@ impl Struct for AlterPartitionReassignmentsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -152,15 +132,13 @@ impl Struct for AlterPartitionReassignmentsRequest {
             proptest::collection::vec(ReassignableTopic::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_timeout_ms, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.timeout_ms = f_timeout_ms;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_timeout_ms, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.timeout_ms = f_timeout_ms;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -179,11 +157,7 @@ pub struct ReassignablePartition {
 
 impl Default for ReassignablePartition {
     fn default() -> Self {
-        ReassignablePartition {
-            partition_index: 0,
-            replicas: None,
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReassignablePartition { partition_index: 0, replicas: None, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -211,12 +185,10 @@ impl Struct for ReassignablePartition {
         if true {
             match (&self.replicas) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("ReassignablePartition", "Replicas"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("ReassignablePartition", "Replicas"))?;
                 }
                 Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("ReassignablePartition", "Replicas"))?;
+                    put_array_len(buf, Some(a.len()), flex).map_err(|e| e.at("ReassignablePartition", "Replicas"))?;
                     for e in a.iter() {
                         put_i32(buf, *e);
                     }
@@ -264,23 +236,20 @@ impl Struct for ReassignablePartition {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.replicas = (|| -> DResult<Option<Vec<i32>>> {
-                Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("replicas"))?;
+            this.replicas =
+                (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("replicas"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -290,11 +259,7 @@ impl Struct for ReassignablePartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -304,19 +269,16 @@ impl Struct for ReassignablePartition {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed())
-                .boxed(),
+            proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_partition_index, f_replicas, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.replicas = f_replicas;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_partition_index, f_replicas, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.replicas = f_replicas;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -335,11 +297,7 @@ pub struct ReassignableTopic {
 
 impl Default for ReassignableTopic {
     fn default() -> Self {
-        ReassignableTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReassignableTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -395,10 +353,7 @@ impl Struct for ReassignableTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -413,17 +368,13 @@ impl Struct for ReassignableTopic {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<ReassignablePartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ReassignablePartition::min_size(v),
-                    |buf| Ok(ReassignablePartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ReassignablePartition::min_size(v), |buf| {
+                    Ok(ReassignablePartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -432,9 +383,7 @@ impl Struct for ReassignableTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -444,11 +393,7 @@ impl Struct for ReassignableTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AlterPartitionRequest` (API key 56): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -31,12 +25,7 @@ pub struct AlterPartitionRequest {
 
 impl Default for AlterPartitionRequest {
     fn default() -> Self {
-        AlterPartitionRequest {
-            broker_id: 0,
-            broker_epoch: -1,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterPartitionRequest { broker_id: 0, broker_epoch: -1, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -119,18 +108,14 @@ impl Struct for AlterPartitionRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.broker_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
+            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
         }
         if true {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("broker_epoch"))?;
+            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| {
-                    Ok(TopicData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -139,9 +124,7 @@ impl Struct for AlterPartitionRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -151,11 +134,7 @@ impl Struct for AlterPartitionRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [14, 14, 14, 14];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -169,16 +148,14 @@ impl Struct for AlterPartitionRequest {
             proptest::collection::vec(TopicData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_broker_id, f_broker_epoch, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.broker_id = f_broker_id;
-                    this.broker_epoch = f_broker_epoch;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_broker_id, f_broker_epoch, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.broker_id = f_broker_id;
+                this.broker_epoch = f_broker_epoch;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -197,11 +174,7 @@ pub struct BrokerState {
 
 impl Default for BrokerState {
     fn default() -> Self {
-        BrokerState {
-            broker_id: 0,
-            broker_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
-        }
+        BrokerState { broker_id: 0, broker_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -281,21 +254,17 @@ impl Struct for BrokerState {
         let flex = true;
         let mut this = Self::default();
         if v >= 3 {
-            this.broker_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
+            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
         }
         if v >= 3 {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("broker_epoch"))?;
+            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -305,11 +274,7 @@ impl Struct for BrokerState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [1, 1, 1, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -318,27 +283,17 @@ impl Struct for BrokerState {
         let flex = true;
         let _ = flex;
         ((
-            if v >= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 3 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 3 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 3 { any::<i64>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_broker_id, f_broker_epoch, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.broker_id = f_broker_id;
-                    this.broker_epoch = f_broker_epoch;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_broker_id, f_broker_epoch, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.broker_id = f_broker_id;
+                this.broker_epoch = f_broker_epoch;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -433,8 +388,7 @@ impl Struct for PartitionData {
             });
         }
         if v <= 2 {
-            put_array_len(buf, Some((&self.new_isr).len()), flex)
-                .map_err(|e| e.at("PartitionData", "NewIsr"))?;
+            put_array_len(buf, Some((&self.new_isr).len()), flex).map_err(|e| e.at("PartitionData", "NewIsr"))?;
             for e in (&self.new_isr).iter() {
                 put_i32(buf, *e);
             }
@@ -496,10 +450,7 @@ impl Struct for PartitionData {
         }
         if v >= 3 {
             n += (len_array_len(Some((&self.new_isr_with_epochs).len()), flex)
-                + (&self.new_isr_with_epochs)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.new_isr_with_epochs).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 1 {
             n += 1;
@@ -520,43 +471,36 @@ impl Struct for PartitionData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if v <= 2 {
-            this.new_isr = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("new_isr"))?;
+            this.new_isr = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("new_isr"))?;
         }
         if v >= 3 {
             this.new_isr_with_epochs = (|| -> DResult<Vec<BrokerState>> {
-                Ok(get_array(buf, flex, BrokerState::min_size(v), |buf| {
-                    Ok(BrokerState::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, BrokerState::min_size(v), |buf| Ok(BrokerState::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("new_isr_with_epochs"))?;
         }
         if v >= 1 {
-            this.leader_recovery_state = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("leader_recovery_state"))?;
+            this.leader_recovery_state =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("leader_recovery_state"))?;
         }
         if true {
-            this.partition_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_epoch"))?;
+            this.partition_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -566,11 +510,7 @@ impl Struct for PartitionData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [14, 15, 15, 15];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -591,11 +531,7 @@ impl Struct for PartitionData {
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i8>().boxed() } else { Just(0).boxed() },
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
@@ -675,16 +611,14 @@ impl Struct for TopicData {
         let flex = true;
 
         if v <= 1 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("TopicData", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
         }
 
         if v >= 2 {
             put_uuid(buf, (&self.topic_id));
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicData", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -716,10 +650,7 @@ impl Struct for TopicData {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -734,18 +665,15 @@ impl Struct for TopicData {
         let flex = true;
         let mut this = Self::default();
         if v <= 1 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if v >= 2 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -754,9 +682,7 @@ impl Struct for TopicData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -766,11 +692,7 @@ impl Struct for TopicData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [3, 3, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -779,29 +701,19 @@ impl Struct for TopicData {
         let flex = true;
         let _ = flex;
         ((
-            if v <= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 2 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v <= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 2 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AlterPartitionResponse` (API key 56): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -119,18 +113,15 @@ impl Struct for AlterPartitionResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| {
-                    Ok(TopicData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -139,9 +130,7 @@ impl Struct for AlterPartitionResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -151,11 +140,7 @@ impl Struct for AlterPartitionResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -169,16 +154,14 @@ impl Struct for AlterPartitionResponse {
             proptest::collection::vec(TopicData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_error_code, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.error_code = f_error_code;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_error_code, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.error_code = f_error_code;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -281,8 +264,7 @@ impl Struct for PartitionData {
             put_i32(buf, *(&self.leader_epoch));
         }
         if true {
-            put_array_len(buf, Some((&self.isr).len()), flex)
-                .map_err(|e| e.at("PartitionData", "Isr"))?;
+            put_array_len(buf, Some((&self.isr).len()), flex).map_err(|e| e.at("PartitionData", "Isr"))?;
             for e in (&self.isr).iter() {
                 put_i32(buf, *e);
             }
@@ -347,43 +329,36 @@ impl Struct for PartitionData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if true {
-            this.isr = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("isr"))?;
+            this.isr = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("isr"))?;
         }
         if v >= 1 {
-            this.leader_recovery_state = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("leader_recovery_state"))?;
+            this.leader_recovery_state =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("leader_recovery_state"))?;
         }
         if true {
-            this.partition_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_epoch"))?;
+            this.partition_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -393,11 +368,7 @@ impl Struct for PartitionData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [20, 21, 21, 21];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -411,11 +382,7 @@ impl Struct for PartitionData {
             any::<i32>().boxed(),
             any::<i32>().boxed(),
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i8>().boxed() } else { Just(0).boxed() },
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
@@ -497,16 +464,14 @@ impl Struct for TopicData {
         let flex = true;
 
         if v <= 1 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("TopicData", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
         }
 
         if v >= 2 {
             put_uuid(buf, (&self.topic_id));
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicData", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -538,10 +503,7 @@ impl Struct for TopicData {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -556,18 +518,15 @@ impl Struct for TopicData {
         let flex = true;
         let mut this = Self::default();
         if v <= 1 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if v >= 2 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -576,9 +535,7 @@ impl Struct for TopicData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -588,11 +545,7 @@ impl Struct for TopicData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [3, 3, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -601,29 +554,19 @@ impl Struct for TopicData {
         let flex = true;
         let _ = flex;
         ((
-            if v <= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 2 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v <= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 2 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AlterReplicaLogDirsRequest` (API key 34): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct AlterReplicaLogDirsRequest {
 
 impl Default for AlterReplicaLogDirsRequest {
     fn default() -> Self {
-        AlterReplicaLogDirsRequest {
-            dirs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterReplicaLogDirsRequest { dirs: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -90,12 +81,9 @@ impl Struct for AlterReplicaLogDirsRequest {
         let mut this = Self::default();
         if true {
             this.dirs = (|| -> DResult<Vec<AlterReplicaLogDir>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AlterReplicaLogDir::min_size(v),
-                    |buf| Ok(AlterReplicaLogDir::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AlterReplicaLogDir::min_size(v), |buf| {
+                    Ok(AlterReplicaLogDir::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("dirs"))?;
         }
@@ -104,9 +92,7 @@ impl Struct for AlterReplicaLogDirsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -116,11 +102,7 @@ impl Struct for AlterReplicaLogDirsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -156,11 +138,7 @@ pub struct AlterReplicaLogDirTopic {
 
 impl Default for AlterReplicaLogDirTopic {
     fn default() -> Self {
-        AlterReplicaLogDirTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterReplicaLogDirTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -183,8 +161,7 @@ impl Struct for AlterReplicaLogDirTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("AlterReplicaLogDirTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterReplicaLogDirTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -216,8 +193,7 @@ impl Struct for AlterReplicaLogDirTopic {
             n += len_string((&self.name), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -232,23 +208,18 @@ impl Struct for AlterReplicaLogDirTopic {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -258,11 +229,7 @@ impl Struct for AlterReplicaLogDirTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -300,11 +267,7 @@ pub struct AlterReplicaLogDir {
 
 impl Default for AlterReplicaLogDir {
     fn default() -> Self {
-        AlterReplicaLogDir {
-            path: String::new(),
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AlterReplicaLogDir { path: String::new(), topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -330,8 +293,7 @@ impl Struct for AlterReplicaLogDir {
             put_string(buf, (&self.path), flex).map_err(|e| e.at("AlterReplicaLogDir", "Path"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("AlterReplicaLogDir", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("AlterReplicaLogDir", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -375,17 +337,13 @@ impl Struct for AlterReplicaLogDir {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.path = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("path"))?;
+            this.path = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("path"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<AlterReplicaLogDirTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AlterReplicaLogDirTopic::min_size(v),
-                    |buf| Ok(AlterReplicaLogDirTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AlterReplicaLogDirTopic::min_size(v), |buf| {
+                    Ok(AlterReplicaLogDirTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -394,9 +352,7 @@ impl Struct for AlterReplicaLogDir {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -406,11 +362,7 @@ impl Struct for AlterReplicaLogDir {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

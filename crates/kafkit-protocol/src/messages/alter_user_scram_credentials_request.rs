@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AlterUserScramCredentialsRequest` (API key 51): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -90,17 +84,11 @@ impl Struct for AlterUserScramCredentialsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.deletions).len()), flex)
-                + (&self.deletions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.deletions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.upsertions).len()), flex)
-                + (&self.upsertions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.upsertions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -116,23 +104,17 @@ impl Struct for AlterUserScramCredentialsRequest {
         let mut this = Self::default();
         if true {
             this.deletions = (|| -> DResult<Vec<ScramCredentialDeletion>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ScramCredentialDeletion::min_size(v),
-                    |buf| Ok(ScramCredentialDeletion::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ScramCredentialDeletion::min_size(v), |buf| {
+                    Ok(ScramCredentialDeletion::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("deletions"))?;
         }
         if true {
             this.upsertions = (|| -> DResult<Vec<ScramCredentialUpsertion>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ScramCredentialUpsertion::min_size(v),
-                    |buf| Ok(ScramCredentialUpsertion::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ScramCredentialUpsertion::min_size(v), |buf| {
+                    Ok(ScramCredentialUpsertion::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("upsertions"))?;
         }
@@ -141,9 +123,7 @@ impl Struct for AlterUserScramCredentialsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -153,11 +133,7 @@ impl Struct for AlterUserScramCredentialsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -170,15 +146,13 @@ impl Struct for AlterUserScramCredentialsRequest {
             proptest::collection::vec(ScramCredentialUpsertion::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_deletions, f_upsertions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.deletions = f_deletions;
-                    this.upsertions = f_upsertions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_deletions, f_upsertions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.deletions = f_deletions;
+                this.upsertions = f_upsertions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -197,11 +171,7 @@ pub struct ScramCredentialDeletion {
 
 impl Default for ScramCredentialDeletion {
     fn default() -> Self {
-        ScramCredentialDeletion {
-            name: String::new(),
-            mechanism: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        ScramCredentialDeletion { name: String::new(), mechanism: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -224,8 +194,7 @@ impl Struct for ScramCredentialDeletion {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("ScramCredentialDeletion", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialDeletion", "Name"))?;
         }
         if true {
             put_i8(buf, *(&self.mechanism));
@@ -268,21 +237,17 @@ impl Struct for ScramCredentialDeletion {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.mechanism =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
+            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -292,11 +257,7 @@ impl Struct for ScramCredentialDeletion {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -304,11 +265,7 @@ impl Struct for ScramCredentialDeletion {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            any::<i8>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((crate::testing::string(), any::<i8>().boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_name, f_mechanism, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.name = f_name;
@@ -388,8 +345,7 @@ impl Struct for ScramCredentialUpsertion {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("ScramCredentialUpsertion", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Name"))?;
         }
         if true {
             put_i8(buf, *(&self.mechanism));
@@ -398,8 +354,7 @@ impl Struct for ScramCredentialUpsertion {
             put_i32(buf, *(&self.iterations));
         }
         if true {
-            put_bytes(buf, (&self.salt), flex)
-                .map_err(|e| e.at("ScramCredentialUpsertion", "Salt"))?;
+            put_bytes(buf, (&self.salt), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Salt"))?;
         }
         if true {
             put_bytes(buf, (&self.salted_password), flex)
@@ -452,33 +407,27 @@ impl Struct for ScramCredentialUpsertion {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.mechanism =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
+            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
         }
         if true {
-            this.iterations =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("iterations"))?;
+            this.iterations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("iterations"))?;
         }
         if true {
-            this.salt = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("salt"))?;
+            this.salt = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("salt"))?;
         }
         if true {
-            this.salted_password = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("salted_password"))?;
+            this.salted_password =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("salted_password"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -488,11 +437,7 @@ impl Struct for ScramCredentialUpsertion {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -509,14 +454,7 @@ impl Struct for ScramCredentialUpsertion {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_name,
-                    f_mechanism,
-                    f_iterations,
-                    f_salt,
-                    f_salted_password,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_name, f_mechanism, f_iterations, f_salt, f_salted_password, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.name = f_name;
                     this.mechanism = f_mechanism;
@@ -540,6 +478,5 @@ impl Message for AlterUserScramCredentialsRequest {
 
 impl crate::message::Request for AlterUserScramCredentialsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AlterUserScramCredentials;
-    type Response =
-        crate::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResponse;
+    type Response = crate::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResponse;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ApiVersionsRequest` (API key 18): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -115,9 +109,7 @@ impl Struct for ApiVersionsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -127,11 +119,7 @@ impl Struct for ApiVersionsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [0, 0, 0, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -140,31 +128,17 @@ impl Struct for ApiVersionsRequest {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_client_software_name,
-                    f_client_software_version,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.client_software_name = f_client_software_name;
-                    this.client_software_version = f_client_software_version;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_client_software_name, f_client_software_version, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.client_software_name = f_client_software_name;
+                this.client_software_version = f_client_software_version;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ApiVersionsResponse` (API key 18): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -133,10 +127,7 @@ impl Struct for ApiVersionsResponse {
                     buf,
                     0,
                     (len_array_len(Some((&self.supported_features).len()), true)
-                        + (&self.supported_features)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.supported_features).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
                 put_array_len(buf, Some((&self.supported_features).len()), true)
                     .map_err(|e| e.at("ApiVersionsResponse", "SupportedFeatures"))?;
@@ -155,10 +146,7 @@ impl Struct for ApiVersionsResponse {
                     buf,
                     2,
                     (len_array_len(Some((&self.finalized_features).len()), true)
-                        + (&self.finalized_features)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.finalized_features).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
                 put_array_len(buf, Some((&self.finalized_features).len()), true)
                     .map_err(|e| e.at("ApiVersionsResponse", "FinalizedFeatures"))?;
@@ -191,10 +179,7 @@ impl Struct for ApiVersionsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.api_keys).len()), flex)
-                + (&self.api_keys)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.api_keys).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 1 {
             n += 4;
@@ -207,10 +192,7 @@ impl Struct for ApiVersionsResponse {
                 t += len_tagged(
                     0,
                     (len_array_len(Some((&self.supported_features).len()), true)
-                        + (&self.supported_features)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.supported_features).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
             }
             if v >= 3 && !(self.finalized_features_epoch == -1) {
@@ -222,10 +204,7 @@ impl Struct for ApiVersionsResponse {
                 t += len_tagged(
                     2,
                     (len_array_len(Some((&self.finalized_features).len()), true)
-                        + (&self.finalized_features)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.finalized_features).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
             }
             if v >= 3 && !(self.zk_migration_ready == false) {
@@ -242,20 +221,17 @@ impl Struct for ApiVersionsResponse {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.api_keys = (|| -> DResult<Vec<ApiVersion>> {
-                Ok(get_array(buf, flex, ApiVersion::min_size(v), |buf| {
-                    Ok(ApiVersion::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ApiVersion::min_size(v), |buf| Ok(ApiVersion::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("api_keys"))?;
         }
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -265,32 +241,25 @@ impl Struct for ApiVersionsResponse {
                     0 if v >= 3 => {
                         let buf = &mut data;
                         this.supported_features = (|| -> DResult<Vec<SupportedFeatureKey>> {
-                            Ok(get_array(
-                                buf,
-                                true,
-                                SupportedFeatureKey::min_size(v),
-                                |buf| Ok(SupportedFeatureKey::decode_inner(buf, v)?),
-                            )?)
+                            Ok(get_array(buf, true, SupportedFeatureKey::min_size(v), |buf| {
+                                Ok(SupportedFeatureKey::decode_inner(buf, v)?)
+                            })?)
                         })()
                         .map_err(|e| e.field("supported_features"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("supported_features"))?;
                     }
                     1 if v >= 3 => {
                         let buf = &mut data;
-                        this.finalized_features_epoch =
-                            (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                                .map_err(|e| e.field("finalized_features_epoch"))?;
+                        this.finalized_features_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
+                            .map_err(|e| e.field("finalized_features_epoch"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("finalized_features_epoch"))?;
                     }
                     2 if v >= 3 => {
                         let buf = &mut data;
                         this.finalized_features = (|| -> DResult<Vec<FinalizedFeatureKey>> {
-                            Ok(get_array(
-                                buf,
-                                true,
-                                FinalizedFeatureKey::min_size(v),
-                                |buf| Ok(FinalizedFeatureKey::decode_inner(buf, v)?),
-                            )?)
+                            Ok(get_array(buf, true, FinalizedFeatureKey::min_size(v), |buf| {
+                                Ok(FinalizedFeatureKey::decode_inner(buf, v)?)
+                            })?)
                         })()
                         .map_err(|e| e.field("finalized_features"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("finalized_features"))?;
@@ -301,9 +270,7 @@ impl Struct for ApiVersionsResponse {
                             .map_err(|e| e.field("zk_migration_ready"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("zk_migration_ready"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -313,11 +280,7 @@ impl Struct for ApiVersionsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 10, 10, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -328,31 +291,19 @@ impl Struct for ApiVersionsResponse {
         ((
             any::<i16>().boxed(),
             proptest::collection::vec(ApiVersion::strategy(v), 0..3).boxed(),
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v >= 3 {
                 proptest::collection::vec(SupportedFeatureKey::strategy(v), 0..3).boxed()
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v >= 3 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 3 { any::<i64>().boxed() } else { Just(-1).boxed() },
             if v >= 3 {
                 proptest::collection::vec(FinalizedFeatureKey::strategy(v), 0..3).boxed()
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v >= 3 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 3 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -398,12 +349,7 @@ pub struct ApiVersion {
 
 impl Default for ApiVersion {
     fn default() -> Self {
-        ApiVersion {
-            api_key: 0,
-            min_version: 0,
-            max_version: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        ApiVersion { api_key: 0, min_version: 0, max_version: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -481,25 +427,20 @@ impl Struct for ApiVersion {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.api_key =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("api_key"))?;
+            this.api_key = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("api_key"))?;
         }
         if true {
-            this.min_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_version"))?;
+            this.min_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_version"))?;
         }
         if true {
-            this.max_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_version"))?;
+            this.max_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_version"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -509,11 +450,7 @@ impl Struct for ApiVersion {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -521,22 +458,15 @@ impl Struct for ApiVersion {
         use proptest::prelude::*;
         let flex = v >= 3;
         let _ = flex;
-        ((
-            any::<i16>().boxed(),
-            any::<i16>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_api_key, f_min_version, f_max_version, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.api_key = f_api_key;
-                    this.min_version = f_min_version;
-                    this.max_version = f_max_version;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i16>().boxed(), any::<i16>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_api_key, f_min_version, f_max_version, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.api_key = f_api_key;
+                this.min_version = f_min_version;
+                this.max_version = f_max_version;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -557,12 +487,7 @@ pub struct SupportedFeatureKey {
 
 impl Default for SupportedFeatureKey {
     fn default() -> Self {
-        SupportedFeatureKey {
-            name: String::new(),
-            min_version: 0,
-            max_version: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        SupportedFeatureKey { name: String::new(), min_version: 0, max_version: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -661,25 +586,20 @@ impl Struct for SupportedFeatureKey {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 3 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 3 {
-            this.min_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_version"))?;
+            this.min_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_version"))?;
         }
         if v >= 3 {
-            this.max_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_version"))?;
+            this.max_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_version"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -689,11 +609,7 @@ impl Struct for SupportedFeatureKey {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [0, 0, 0, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -702,33 +618,19 @@ impl Struct for SupportedFeatureKey {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 3 { any::<i16>().boxed() } else { Just(0).boxed() },
+            if v >= 3 { any::<i16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_min_version, f_max_version, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.min_version = f_min_version;
-                    this.max_version = f_max_version;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_min_version, f_max_version, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.min_version = f_min_version;
+                this.max_version = f_max_version;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -853,25 +755,22 @@ impl Struct for FinalizedFeatureKey {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 3 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 3 {
-            this.max_version_level = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("max_version_level"))?;
+            this.max_version_level =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_version_level"))?;
         }
         if v >= 3 {
-            this.min_version_level = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("min_version_level"))?;
+            this.min_version_level =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_version_level"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -881,11 +780,7 @@ impl Struct for FinalizedFeatureKey {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [0, 0, 0, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -894,38 +789,19 @@ impl Struct for FinalizedFeatureKey {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 3 { any::<i16>().boxed() } else { Just(0).boxed() },
+            if v >= 3 { any::<i16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_name,
-                    f_max_version_level,
-                    f_min_version_level,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.max_version_level = f_max_version_level;
-                    this.min_version_level = f_min_version_level;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_max_version_level, f_min_version_level, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.max_version_level = f_max_version_level;
+                this.min_version_level = f_min_version_level;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

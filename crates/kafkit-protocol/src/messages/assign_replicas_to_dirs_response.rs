@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `AssignReplicasToDirsResponse` (API key 73): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -104,10 +98,7 @@ impl Struct for AssignReplicasToDirsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.directories).len()), flex)
-                + (&self.directories)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.directories).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -122,18 +113,15 @@ impl Struct for AssignReplicasToDirsResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.directories = (|| -> DResult<Vec<DirectoryData>> {
-                Ok(get_array(buf, flex, DirectoryData::min_size(v), |buf| {
-                    Ok(DirectoryData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, DirectoryData::min_size(v), |buf| Ok(DirectoryData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("directories"))?;
         }
@@ -142,9 +130,7 @@ impl Struct for AssignReplicasToDirsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -154,11 +140,7 @@ impl Struct for AssignReplicasToDirsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -172,21 +154,14 @@ impl Struct for AssignReplicasToDirsResponse {
             proptest::collection::vec(DirectoryData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_directories,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.error_code = f_error_code;
-                    this.directories = f_directories;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_error_code, f_directories, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.error_code = f_error_code;
+                this.directories = f_directories;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -205,11 +180,7 @@ pub struct PartitionData {
 
 impl Default for PartitionData {
     fn default() -> Self {
-        PartitionData {
-            partition_index: 0,
-            error_code: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        PartitionData { partition_index: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -275,21 +246,18 @@ impl Struct for PartitionData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -299,11 +267,7 @@ impl Struct for PartitionData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -311,20 +275,14 @@ impl Struct for PartitionData {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_partition_index, f_error_code, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_partition_index, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -343,11 +301,7 @@ pub struct TopicData {
 
 impl Default for TopicData {
     fn default() -> Self {
-        TopicData {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -373,8 +327,7 @@ impl Struct for TopicData {
             put_uuid(buf, (&self.topic_id));
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicData", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -403,10 +356,7 @@ impl Struct for TopicData {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -421,14 +371,11 @@ impl Struct for TopicData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -437,9 +384,7 @@ impl Struct for TopicData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -449,11 +394,7 @@ impl Struct for TopicData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -466,15 +407,13 @@ impl Struct for TopicData {
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -493,11 +432,7 @@ pub struct DirectoryData {
 
 impl Default for DirectoryData {
     fn default() -> Self {
-        DirectoryData {
-            id: Uuid::ZERO,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DirectoryData { id: Uuid::ZERO, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -523,8 +458,7 @@ impl Struct for DirectoryData {
             put_uuid(buf, (&self.id));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DirectoryData", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DirectoryData", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -572,9 +506,7 @@ impl Struct for DirectoryData {
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| {
-                    Ok(TopicData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -583,9 +515,7 @@ impl Struct for DirectoryData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -595,11 +525,7 @@ impl Struct for DirectoryData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

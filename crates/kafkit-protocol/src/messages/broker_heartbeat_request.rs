@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `BrokerHeartbeatRequest` (API key 63): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -124,8 +118,7 @@ impl Struct for BrokerHeartbeatRequest {
                 put_tag_header(
                     buf,
                     0,
-                    (len_array_len(Some((&self.offline_log_dirs).len()), true)
-                        + (&self.offline_log_dirs).len() * 16),
+                    (len_array_len(Some((&self.offline_log_dirs).len()), true) + (&self.offline_log_dirs).len() * 16),
                 );
                 put_array_len(buf, Some((&self.offline_log_dirs).len()), true)
                     .map_err(|e| e.at("BrokerHeartbeatRequest", "OfflineLogDirs"))?;
@@ -170,8 +163,7 @@ impl Struct for BrokerHeartbeatRequest {
                 count += 1;
                 t += len_tagged(
                     0,
-                    (len_array_len(Some((&self.offline_log_dirs).len()), true)
-                        + (&self.offline_log_dirs).len() * 16),
+                    (len_array_len(Some((&self.offline_log_dirs).len()), true) + (&self.offline_log_dirs).len() * 16),
                 );
             }
             n += len_uvarint(count as u32) + t;
@@ -184,24 +176,21 @@ impl Struct for BrokerHeartbeatRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.broker_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
+            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
         }
         if true {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("broker_epoch"))?;
+            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
         }
         if true {
-            this.current_metadata_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("current_metadata_offset"))?;
+            this.current_metadata_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("current_metadata_offset"))?;
         }
         if true {
-            this.want_fence = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("want_fence"))?;
+            this.want_fence = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("want_fence"))?;
         }
         if true {
-            this.want_shut_down = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("want_shut_down"))?;
+            this.want_shut_down =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("want_shut_down"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -210,15 +199,12 @@ impl Struct for BrokerHeartbeatRequest {
                 match tag {
                     0 if v >= 1 => {
                         let buf = &mut data;
-                        this.offline_log_dirs = (|| -> DResult<Vec<Uuid>> {
-                            Ok(get_array(buf, true, 16, |buf| Ok(get_uuid(buf)?))?)
-                        })()
-                        .map_err(|e| e.field("offline_log_dirs"))?;
+                        this.offline_log_dirs =
+                            (|| -> DResult<Vec<Uuid>> { Ok(get_array(buf, true, 16, |buf| Ok(get_uuid(buf)?))?) })()
+                                .map_err(|e| e.field("offline_log_dirs"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("offline_log_dirs"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -228,11 +214,7 @@ impl Struct for BrokerHeartbeatRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [23, 23];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

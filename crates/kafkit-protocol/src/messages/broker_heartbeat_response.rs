@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `BrokerHeartbeatResponse` (API key 63): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -144,33 +138,28 @@ impl Struct for BrokerHeartbeatResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.is_caught_up = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_caught_up"))?;
+            this.is_caught_up = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_caught_up"))?;
         }
         if true {
-            this.is_fenced =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_fenced"))?;
+            this.is_fenced = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_fenced"))?;
         }
         if true {
-            this.should_shut_down = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("should_shut_down"))?;
+            this.should_shut_down =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("should_shut_down"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -180,11 +169,7 @@ impl Struct for BrokerHeartbeatResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [10, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `BrokerRegistrationRequest` (API key 62): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -122,8 +116,7 @@ impl Struct for BrokerRegistrationRequest {
             put_i32(buf, *(&self.broker_id));
         }
         if true {
-            put_string(buf, (&self.cluster_id), flex)
-                .map_err(|e| e.at("BrokerRegistrationRequest", "ClusterId"))?;
+            put_string(buf, (&self.cluster_id), flex).map_err(|e| e.at("BrokerRegistrationRequest", "ClusterId"))?;
         }
         if true {
             put_uuid(buf, (&self.incarnation_id));
@@ -198,17 +191,11 @@ impl Struct for BrokerRegistrationRequest {
         }
         if true {
             n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.features).len()), flex)
-                + (&self.features)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.features).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += len_nullable_string((&self.rack).as_deref(), flex);
@@ -235,30 +222,25 @@ impl Struct for BrokerRegistrationRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.broker_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
+            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
         }
         if true {
-            this.cluster_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("cluster_id"))?;
+            this.cluster_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("cluster_id"))?;
         }
         if true {
-            this.incarnation_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("incarnation_id"))?;
+            this.incarnation_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("incarnation_id"))?;
         }
         if true {
             this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| {
-                    Ok(Listener::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("listeners"))?;
         }
         if true {
             this.features = (|| -> DResult<Vec<Feature>> {
-                Ok(get_array(buf, flex, Feature::min_size(v), |buf| {
-                    Ok(Feature::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Feature::min_size(v), |buf| Ok(Feature::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("features"))?;
         }
@@ -267,27 +249,23 @@ impl Struct for BrokerRegistrationRequest {
                 .map_err(|e| e.field("rack"))?;
         }
         if v >= 1 {
-            this.is_migrating_zk_broker = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_migrating_zk_broker"))?;
+            this.is_migrating_zk_broker =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_migrating_zk_broker"))?;
         }
         if v >= 2 {
-            this.log_dirs = (|| -> DResult<Vec<Uuid>> {
-                Ok(get_array(buf, flex, 16, |buf| Ok(get_uuid(buf)?))?)
-            })()
-            .map_err(|e| e.field("log_dirs"))?;
+            this.log_dirs = (|| -> DResult<Vec<Uuid>> { Ok(get_array(buf, flex, 16, |buf| Ok(get_uuid(buf)?))?) })()
+                .map_err(|e| e.field("log_dirs"))?;
         }
         if v >= 3 {
-            this.previous_broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("previous_broker_epoch"))?;
+            this.previous_broker_epoch =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("previous_broker_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -297,11 +275,7 @@ impl Struct for BrokerRegistrationRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [25, 26, 27, 35, 35];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -317,25 +291,14 @@ impl Struct for BrokerRegistrationRequest {
                 proptest::collection::vec(Listener::strategy(v), 0..3).boxed(),
                 proptest::collection::vec(Feature::strategy(v), 0..3).boxed(),
                 proptest::option::of(crate::testing::string()).boxed(),
-                if v >= 1 {
-                    any::<bool>().boxed()
-                } else {
-                    Just(false).boxed()
-                },
+                if v >= 1 { any::<bool>().boxed() } else { Just(false).boxed() },
                 if v >= 2 {
                     proptest::collection::vec(crate::testing::uuid(), 0..3).boxed()
                 } else {
                     Just(Vec::new()).boxed()
                 },
             ),
-            (
-                if v >= 3 {
-                    any::<i64>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                crate::testing::unknown_tagged(flex),
-            ),
+            (if v >= 3 { any::<i64>().boxed() } else { Just(-1).boxed() }, crate::testing::unknown_tagged(flex)),
         )
             .prop_map(
                 move |(
@@ -483,29 +446,24 @@ impl Struct for Listener {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if true {
-            this.security_protocol = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("security_protocol"))?;
+            this.security_protocol =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("security_protocol"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -515,11 +473,7 @@ impl Struct for Listener {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [7, 7, 7, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -534,17 +488,15 @@ impl Struct for Listener {
             any::<i16>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_host, f_port, f_security_protocol, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.security_protocol = f_security_protocol;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_host, f_port, f_security_protocol, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.host = f_host;
+                this.port = f_port;
+                this.security_protocol = f_security_protocol;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -648,25 +600,22 @@ impl Struct for Feature {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.min_supported_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("min_supported_version"))?;
+            this.min_supported_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
         }
         if true {
-            this.max_supported_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("max_supported_version"))?;
+            this.max_supported_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -676,11 +625,7 @@ impl Struct for Feature {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -688,27 +633,15 @@ impl Struct for Feature {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            any::<i16>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_name,
-                    f_min_supported_version,
-                    f_max_supported_version,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.min_supported_version = f_min_supported_version;
-                    this.max_supported_version = f_max_supported_version;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), any::<i16>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_name, f_min_supported_version, f_max_supported_version, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.min_supported_version = f_min_supported_version;
+                this.max_supported_version = f_max_supported_version;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ConsumerGroupHeartbeatRequest` (API key 68): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -130,12 +124,10 @@ impl Struct for ConsumerGroupHeartbeatRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "GroupId"))?;
         }
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "MemberId"))?;
         }
         if true {
             put_i32(buf, *(&self.member_epoch));
@@ -154,18 +146,15 @@ impl Struct for ConsumerGroupHeartbeatRequest {
         if true {
             match (&self.subscribed_topic_names) {
                 None => {
-                    put_array_len(buf, None, flex).map_err(|e| {
-                        e.at("ConsumerGroupHeartbeatRequest", "SubscribedTopicNames")
-                    })?;
+                    put_array_len(buf, None, flex)
+                        .map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "SubscribedTopicNames"))?;
                 }
                 Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex).map_err(|e| {
-                        e.at("ConsumerGroupHeartbeatRequest", "SubscribedTopicNames")
-                    })?;
+                    put_array_len(buf, Some(a.len()), flex)
+                        .map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "SubscribedTopicNames"))?;
                     for e in a.iter() {
-                        put_string(buf, e, flex).map_err(|e| {
-                            e.at("ConsumerGroupHeartbeatRequest", "SubscribedTopicNames")
-                        })?;
+                        put_string(buf, e, flex)
+                            .map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "SubscribedTopicNames"))?;
                     }
                 }
             }
@@ -184,9 +173,8 @@ impl Struct for ConsumerGroupHeartbeatRequest {
             } else {
                 match (&self.subscribed_topic_regex) {
                     Some(x) => {
-                        put_string(buf, x, flex).map_err(|e| {
-                            e.at("ConsumerGroupHeartbeatRequest", "SubscribedTopicRegex")
-                        })?;
+                        put_string(buf, x, flex)
+                            .map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "SubscribedTopicRegex"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -257,19 +245,14 @@ impl Struct for ConsumerGroupHeartbeatRequest {
         if true {
             n += match (&self.subscribed_topic_names) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| len_string(e, flex)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| len_string(e, flex)).sum::<usize>()),
             };
         }
         if v >= 1 {
             n += (if v >= 1 {
                 len_nullable_string((&self.subscribed_topic_regex).as_deref(), flex)
             } else {
-                (&self.subscribed_topic_regex)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.subscribed_topic_regex).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -278,10 +261,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
         if true {
             n += match (&self.topic_partitions) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
             };
         }
         if flex {
@@ -297,65 +277,49 @@ impl Struct for ConsumerGroupHeartbeatRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if true {
-            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("member_epoch"))?;
+            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("member_epoch"))?;
         }
         if true {
-            this.instance_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("instance_id"))?;
+            this.instance_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("instance_id"))?;
         }
         if true {
-            this.rack_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("rack_id"))?;
+            this.rack_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("rack_id"))?;
         }
         if true {
-            this.rebalance_timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("rebalance_timeout_ms"))?;
+            this.rebalance_timeout_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("rebalance_timeout_ms"))?;
         }
         if true {
             this.subscribed_topic_names = (|| -> DResult<Option<Vec<String>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    if flex { 1 } else { 2 },
-                    |buf| Ok(get_string(buf, flex)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("subscribed_topic_names"))?;
         }
         if v >= 1 {
             this.subscribed_topic_regex = (|| -> DResult<Option<String>> {
-                Ok(if v >= 1 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 1 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("subscribed_topic_regex"))?;
         }
         if true {
-            this.server_assignor =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("server_assignor"))?;
+            this.server_assignor = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("server_assignor"))?;
         }
         if true {
             this.topic_partitions = (|| -> DResult<Option<Vec<TopicPartitions>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    TopicPartitions::min_size(v),
-                    |buf| Ok(TopicPartitions::decode_inner(buf, v)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, TopicPartitions::min_size(v), |buf| {
+                    Ok(TopicPartitions::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topic_partitions"))?;
         }
@@ -364,9 +328,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -376,11 +338,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [16, 17];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -396,10 +354,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
                 proptest::option::of(crate::testing::string()).boxed(),
                 proptest::option::of(crate::testing::string()).boxed(),
                 any::<i32>().boxed(),
-                proptest::option::of(
-                    proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
-                )
-                .boxed(),
+                proptest::option::of(proptest::collection::vec(crate::testing::string(), 0..3).boxed()).boxed(),
                 if v >= 1 {
                     if v >= 1 {
                         proptest::option::of(crate::testing::string()).boxed()
@@ -412,10 +367,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
             ),
             (
                 proptest::option::of(crate::testing::string()).boxed(),
-                proptest::option::of(
-                    proptest::collection::vec(TopicPartitions::strategy(v), 0..3).boxed(),
-                )
-                .boxed(),
+                proptest::option::of(proptest::collection::vec(TopicPartitions::strategy(v), 0..3).boxed()).boxed(),
                 crate::testing::unknown_tagged(flex),
             ),
         )
@@ -466,11 +418,7 @@ pub struct TopicPartitions {
 
 impl Default for TopicPartitions {
     fn default() -> Self {
-        TopicPartitions {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicPartitions { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -525,8 +473,7 @@ impl Struct for TopicPartitions {
             n += 16;
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -541,23 +488,18 @@ impl Struct for TopicPartitions {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -567,11 +509,7 @@ impl Struct for TopicPartitions {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -584,15 +522,13 @@ impl Struct for TopicPartitions {
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -606,6 +542,5 @@ impl Message for ConsumerGroupHeartbeatRequest {
 
 impl crate::message::Request for ConsumerGroupHeartbeatRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ConsumerGroupHeartbeat;
-    type Response =
-        crate::messages::consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse;
+    type Response = crate::messages::consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ConsumerGroupHeartbeatResponse` (API key 68): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -182,38 +176,30 @@ impl Struct for ConsumerGroupHeartbeatResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.member_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("member_id"))?;
+            this.member_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("member_id"))?;
         }
         if true {
-            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("member_epoch"))?;
+            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("member_epoch"))?;
         }
         if true {
-            this.heartbeat_interval_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("heartbeat_interval_ms"))?;
+            this.heartbeat_interval_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("heartbeat_interval_ms"))?;
         }
         if true {
             this.assignment = (|| -> DResult<Option<Assignment>> {
-                Ok(if get_struct_marker(buf)? {
-                    Some(Assignment::decode_inner(buf, v)?)
-                } else {
-                    None
-                })
+                Ok(if get_struct_marker(buf)? { Some(Assignment::decode_inner(buf, v)?) } else { None })
             })()
             .map_err(|e| e.field("assignment"))?;
         }
@@ -222,9 +208,7 @@ impl Struct for ConsumerGroupHeartbeatResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -234,11 +218,7 @@ impl Struct for ConsumerGroupHeartbeatResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -295,10 +275,7 @@ pub struct Assignment {
 
 impl Default for Assignment {
     fn default() -> Self {
-        Assignment {
-            topic_partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        Assignment { topic_partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -342,10 +319,7 @@ impl Struct for Assignment {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.topic_partitions).len()), flex)
-                + (&self.topic_partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.topic_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -372,9 +346,7 @@ impl Struct for Assignment {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -384,11 +356,7 @@ impl Struct for Assignment {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -396,10 +364,7 @@ impl Struct for Assignment {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            proptest::collection::vec(TopicPartitions::strategy(v), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((proptest::collection::vec(TopicPartitions::strategy(v), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_topic_partitions, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.topic_partitions = f_topic_partitions;
@@ -424,11 +389,7 @@ pub struct TopicPartitions {
 
 impl Default for TopicPartitions {
     fn default() -> Self {
-        TopicPartitions {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicPartitions { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -483,8 +444,7 @@ impl Struct for TopicPartitions {
             n += 16;
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -499,23 +459,18 @@ impl Struct for TopicPartitions {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -525,11 +480,7 @@ impl Struct for TopicPartitions {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -542,15 +493,13 @@ impl Struct for TopicPartitions {
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ConsumerProtocolAssignment`: versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct ConsumerProtocolAssignment {
 
 impl Default for ConsumerProtocolAssignment {
     fn default() -> Self {
-        ConsumerProtocolAssignment {
-            assigned_partitions: Vec::new(),
-            user_data: None,
-        }
+        ConsumerProtocolAssignment { assigned_partitions: Vec::new(), user_data: None }
     }
 }
 
@@ -72,10 +63,7 @@ impl Struct for ConsumerProtocolAssignment {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.assigned_partitions).len()), flex)
-                + (&self.assigned_partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.assigned_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += len_nullable_bytes((&self.user_data).as_deref(), flex);
@@ -89,16 +77,13 @@ impl Struct for ConsumerProtocolAssignment {
         let mut this = Self::default();
         if true {
             this.assigned_partitions = (|| -> DResult<Vec<TopicPartition>> {
-                Ok(get_array(buf, flex, TopicPartition::min_size(v), |buf| {
-                    Ok(TopicPartition::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicPartition::min_size(v), |buf| Ok(TopicPartition::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("assigned_partitions"))?;
         }
         if true {
-            this.user_data =
-                (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
-                    .map_err(|e| e.field("user_data"))?;
+            this.user_data = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
+                .map_err(|e| e.field("user_data"))?;
         }
         let _ = (flex, &buf);
         Ok(this)
@@ -106,11 +91,7 @@ impl Struct for ConsumerProtocolAssignment {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -144,10 +125,7 @@ pub struct TopicPartition {
 
 impl Default for TopicPartition {
     fn default() -> Self {
-        TopicPartition {
-            topic: String::new(),
-            partitions: Vec::new(),
-        }
+        TopicPartition { topic: String::new(), partitions: Vec::new() }
     }
 }
 
@@ -190,8 +168,7 @@ impl Struct for TopicPartition {
             n += len_string((&self.topic), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         let _ = flex;
         n
@@ -201,14 +178,11 @@ impl Struct for TopicPartition {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         let _ = (flex, &buf);
         Ok(this)
@@ -216,11 +190,7 @@ impl Struct for TopicPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -228,10 +198,7 @@ impl Struct for TopicPartition {
         use proptest::prelude::*;
         let flex = false;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-        ),)
+        ((crate::testing::string(), proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()),)
             .prop_map(move |((f_topic, f_partitions),)| {
                 let mut this = Self::default();
                 this.topic = f_topic;

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ConsumerProtocolSubscription`: versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -83,8 +77,7 @@ impl Struct for ConsumerProtocolSubscription {
             put_array_len(buf, Some((&self.topics).len()), flex)
                 .map_err(|e| e.at("ConsumerProtocolSubscription", "Topics"))?;
             for e in (&self.topics).iter() {
-                put_string(buf, e, flex)
-                    .map_err(|e| e.at("ConsumerProtocolSubscription", "Topics"))?;
+                put_string(buf, e, flex).map_err(|e| e.at("ConsumerProtocolSubscription", "Topics"))?;
             }
         }
         if true {
@@ -111,8 +104,7 @@ impl Struct for ConsumerProtocolSubscription {
             } else {
                 match (&self.rack_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("ConsumerProtocolSubscription", "RackId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("ConsumerProtocolSubscription", "RackId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -133,20 +125,14 @@ impl Struct for ConsumerProtocolSubscription {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.topics).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if true {
             n += len_nullable_bytes((&self.user_data).as_deref(), flex);
         }
         if v >= 1 {
             n += (len_array_len(Some((&self.owned_partitions).len()), flex)
-                + (&self.owned_partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.owned_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 2 {
             n += 4;
@@ -167,36 +153,26 @@ impl Struct for ConsumerProtocolSubscription {
         let mut this = Self::default();
         if true {
             this.topics = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if true {
-            this.user_data =
-                (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
-                    .map_err(|e| e.field("user_data"))?;
+            this.user_data = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
+                .map_err(|e| e.field("user_data"))?;
         }
         if v >= 1 {
             this.owned_partitions = (|| -> DResult<Vec<TopicPartition>> {
-                Ok(get_array(buf, flex, TopicPartition::min_size(v), |buf| {
-                    Ok(TopicPartition::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicPartition::min_size(v), |buf| Ok(TopicPartition::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("owned_partitions"))?;
         }
         if v >= 2 {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("generation_id"))?;
+            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
         }
         if v >= 3 {
             this.rack_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("rack_id"))?;
         }
@@ -206,11 +182,7 @@ impl Struct for ConsumerProtocolSubscription {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 12, 16, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -226,11 +198,7 @@ impl Struct for ConsumerProtocolSubscription {
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v >= 2 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 2 { any::<i32>().boxed() } else { Just(-1).boxed() },
             if v >= 3 {
                 if v >= 3 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -241,17 +209,15 @@ impl Struct for ConsumerProtocolSubscription {
                 Just(None).boxed()
             },
         ),)
-            .prop_map(
-                move |((f_topics, f_user_data, f_owned_partitions, f_generation_id, f_rack_id),)| {
-                    let mut this = Self::default();
-                    this.topics = f_topics;
-                    this.user_data = f_user_data;
-                    this.owned_partitions = f_owned_partitions;
-                    this.generation_id = f_generation_id;
-                    this.rack_id = f_rack_id;
-                    this
-                },
-            )
+            .prop_map(move |((f_topics, f_user_data, f_owned_partitions, f_generation_id, f_rack_id),)| {
+                let mut this = Self::default();
+                this.topics = f_topics;
+                this.user_data = f_user_data;
+                this.owned_partitions = f_owned_partitions;
+                this.generation_id = f_generation_id;
+                this.rack_id = f_rack_id;
+                this
+            })
             .boxed()
     }
 }
@@ -268,10 +234,7 @@ pub struct TopicPartition {
 
 impl Default for TopicPartition {
     fn default() -> Self {
-        TopicPartition {
-            topic: String::new(),
-            partitions: Vec::new(),
-        }
+        TopicPartition { topic: String::new(), partitions: Vec::new() }
     }
 }
 
@@ -328,8 +291,7 @@ impl Struct for TopicPartition {
             n += len_string((&self.topic), flex);
         }
         if v >= 1 {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         let _ = flex;
         n
@@ -339,14 +301,11 @@ impl Struct for TopicPartition {
         let flex = false;
         let mut this = Self::default();
         if v >= 1 {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if v >= 1 {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         let _ = (flex, &buf);
         Ok(this)
@@ -354,11 +313,7 @@ impl Struct for TopicPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [0, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -367,11 +322,7 @@ impl Struct for TopicPartition {
         let flex = false;
         let _ = flex;
         ((
-            if v >= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 1 {
                 proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
             } else {

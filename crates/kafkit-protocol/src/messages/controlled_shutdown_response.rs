@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ControlledShutdownResponse` (API key 7): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -89,10 +83,7 @@ impl Struct for ControlledShutdownResponse {
         }
         if true {
             n += (len_array_len(Some((&self.remaining_partitions).len()), flex)
-                + (&self.remaining_partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.remaining_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,17 +98,13 @@ impl Struct for ControlledShutdownResponse {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.remaining_partitions = (|| -> DResult<Vec<RemainingPartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    RemainingPartition::min_size(v),
-                    |buf| Ok(RemainingPartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, RemainingPartition::min_size(v), |buf| {
+                    Ok(RemainingPartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("remaining_partitions"))?;
         }
@@ -126,9 +113,7 @@ impl Struct for ControlledShutdownResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +123,7 @@ impl Struct for ControlledShutdownResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 6, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +136,13 @@ impl Struct for ControlledShutdownResponse {
             proptest::collection::vec(RemainingPartition::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_error_code, f_remaining_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.remaining_partitions = f_remaining_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_remaining_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.remaining_partitions = f_remaining_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -182,11 +161,7 @@ pub struct RemainingPartition {
 
 impl Default for RemainingPartition {
     fn default() -> Self {
-        RemainingPartition {
-            topic_name: String::new(),
-            partition_index: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        RemainingPartition { topic_name: String::new(), partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -209,8 +184,7 @@ impl Struct for RemainingPartition {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if true {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("RemainingPartition", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("RemainingPartition", "TopicName"))?;
         }
         if true {
             put_i32(buf, *(&self.partition_index));
@@ -253,21 +227,19 @@ impl Struct for RemainingPartition {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -277,11 +249,7 @@ impl Struct for RemainingPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -289,20 +257,14 @@ impl Struct for RemainingPartition {
         use proptest::prelude::*;
         let flex = v >= 3;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_topic_name, f_partition_index, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partition_index = f_partition_index;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_topic_name, f_partition_index, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partition_index = f_partition_index;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ControllerRegistrationRequest` (API key 70): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -135,17 +129,11 @@ impl Struct for ControllerRegistrationRequest {
         }
         if true {
             n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.features).len()), flex)
-                + (&self.features)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.features).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -160,30 +148,25 @@ impl Struct for ControllerRegistrationRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_id"))?;
+            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_id"))?;
         }
         if true {
-            this.incarnation_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("incarnation_id"))?;
+            this.incarnation_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("incarnation_id"))?;
         }
         if true {
-            this.zk_migration_ready = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("zk_migration_ready"))?;
+            this.zk_migration_ready =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("zk_migration_ready"))?;
         }
         if true {
             this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| {
-                    Ok(Listener::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("listeners"))?;
         }
         if true {
             this.features = (|| -> DResult<Vec<Feature>> {
-                Ok(get_array(buf, flex, Feature::min_size(v), |buf| {
-                    Ok(Feature::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Feature::min_size(v), |buf| Ok(Feature::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("features"))?;
         }
@@ -192,9 +175,7 @@ impl Struct for ControllerRegistrationRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -204,11 +185,7 @@ impl Struct for ControllerRegistrationRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [24];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -361,29 +338,24 @@ impl Struct for Listener {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if true {
-            this.security_protocol = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("security_protocol"))?;
+            this.security_protocol =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("security_protocol"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -393,11 +365,7 @@ impl Struct for Listener {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -412,17 +380,15 @@ impl Struct for Listener {
             any::<i16>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_host, f_port, f_security_protocol, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.security_protocol = f_security_protocol;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_host, f_port, f_security_protocol, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.host = f_host;
+                this.port = f_port;
+                this.security_protocol = f_security_protocol;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -526,25 +492,22 @@ impl Struct for Feature {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.min_supported_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("min_supported_version"))?;
+            this.min_supported_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
         }
         if true {
-            this.max_supported_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("max_supported_version"))?;
+            this.max_supported_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -554,11 +517,7 @@ impl Struct for Feature {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -566,27 +525,15 @@ impl Struct for Feature {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            any::<i16>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_name,
-                    f_min_supported_version,
-                    f_max_supported_version,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.min_supported_version = f_min_supported_version;
-                    this.max_supported_version = f_max_supported_version;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), any::<i16>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_name, f_min_supported_version, f_max_supported_version, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.min_supported_version = f_min_supported_version;
+                this.max_supported_version = f_max_supported_version;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -600,6 +547,5 @@ impl Message for ControllerRegistrationRequest {
 
 impl crate::message::Request for ControllerRegistrationRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ControllerRegistration;
-    type Response =
-        crate::messages::controller_registration_response::ControllerRegistrationResponse;
+    type Response = crate::messages::controller_registration_response::ControllerRegistrationResponse;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `CreateAclsRequest` (API key 30): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct CreateAclsRequest {
 
 impl Default for CreateAclsRequest {
     fn default() -> Self {
-        CreateAclsRequest {
-            creations: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        CreateAclsRequest { creations: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -74,10 +65,7 @@ impl Struct for CreateAclsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.creations).len()), flex)
-                + (&self.creations)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.creations).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -93,9 +81,7 @@ impl Struct for CreateAclsRequest {
         let mut this = Self::default();
         if true {
             this.creations = (|| -> DResult<Vec<AclCreation>> {
-                Ok(get_array(buf, flex, AclCreation::min_size(v), |buf| {
-                    Ok(AclCreation::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, AclCreation::min_size(v), |buf| Ok(AclCreation::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("creations"))?;
         }
@@ -104,9 +90,7 @@ impl Struct for CreateAclsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -116,11 +100,7 @@ impl Struct for CreateAclsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -128,10 +108,7 @@ impl Struct for CreateAclsRequest {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            proptest::collection::vec(AclCreation::strategy(v), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((proptest::collection::vec(AclCreation::strategy(v), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_creations, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.creations = f_creations;
@@ -231,8 +208,7 @@ impl Struct for AclCreation {
             put_i8(buf, *(&self.resource_type));
         }
         if true {
-            put_string(buf, (&self.resource_name), flex)
-                .map_err(|e| e.at("AclCreation", "ResourceName"))?;
+            put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("AclCreation", "ResourceName"))?;
         }
         if !(v >= 1) && !(self.resource_pattern_type == 3) {
             return Err(EncodeError::FieldNotInVersion {
@@ -245,8 +221,7 @@ impl Struct for AclCreation {
             put_i8(buf, *(&self.resource_pattern_type));
         }
         if true {
-            put_string(buf, (&self.principal), flex)
-                .map_err(|e| e.at("AclCreation", "Principal"))?;
+            put_string(buf, (&self.principal), flex).map_err(|e| e.at("AclCreation", "Principal"))?;
         }
         if true {
             put_string(buf, (&self.host), flex).map_err(|e| e.at("AclCreation", "Host"))?;
@@ -310,41 +285,36 @@ impl Struct for AclCreation {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.resource_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
+            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
         }
         if true {
-            this.resource_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("resource_name"))?;
+            this.resource_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
         }
         if v >= 1 {
-            this.resource_pattern_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("resource_pattern_type"))?;
+            this.resource_pattern_type =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_pattern_type"))?;
         }
         if true {
-            this.principal = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal"))?;
+            this.principal =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.operation =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
+            this.operation = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
         }
         if true {
-            this.permission_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("permission_type"))?;
+            this.permission_type =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("permission_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -354,11 +324,7 @@ impl Struct for AclCreation {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 10, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -369,11 +335,7 @@ impl Struct for AclCreation {
         ((
             any::<i8>().boxed(),
             crate::testing::string(),
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(3).boxed()
-            },
+            if v >= 1 { any::<i8>().boxed() } else { Just(3).boxed() },
             crate::testing::string(),
             crate::testing::string(),
             any::<i8>().boxed(),

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `CreateAclsResponse` (API key 30): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct CreateAclsResponse {
 
 impl Default for CreateAclsResponse {
     fn default() -> Self {
-        CreateAclsResponse {
-            throttle_time_ms: 0,
-            results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        CreateAclsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -59,8 +49,7 @@ impl Struct for CreateAclsResponse {
             put_i32(buf, *(&self.throttle_time_ms));
         }
         if true {
-            put_array_len(buf, Some((&self.results).len()), flex)
-                .map_err(|e| e.at("CreateAclsResponse", "Results"))?;
+            put_array_len(buf, Some((&self.results).len()), flex).map_err(|e| e.at("CreateAclsResponse", "Results"))?;
             for e in (&self.results).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -89,10 +78,7 @@ impl Struct for CreateAclsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,17 +93,14 @@ impl Struct for CreateAclsResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.results = (|| -> DResult<Vec<AclCreationResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AclCreationResult::min_size(v),
-                    |buf| Ok(AclCreationResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AclCreationResult::min_size(v), |buf| {
+                    Ok(AclCreationResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results"))?;
         }
@@ -126,9 +109,7 @@ impl Struct for CreateAclsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +119,7 @@ impl Struct for CreateAclsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +132,13 @@ impl Struct for CreateAclsResponse {
             proptest::collection::vec(AclCreationResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_results, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.results = f_results;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_results, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.results = f_results;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -182,11 +157,7 @@ pub struct AclCreationResult {
 
 impl Default for AclCreationResult {
     fn default() -> Self {
-        AclCreationResult {
-            error_code: 0,
-            error_message: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AclCreationResult { error_code: 0, error_message: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -253,22 +224,18 @@ impl Struct for AclCreationResult {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -278,11 +245,7 @@ impl Struct for AclCreationResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 4, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -295,15 +258,13 @@ impl Struct for AclCreationResult {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_error_code, f_error_message, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.error_message = f_error_message;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_error_message, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.error_message = f_error_message;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `CreateDelegationTokenRequest` (API key 38): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -87,9 +81,8 @@ impl Struct for CreateDelegationTokenRequest {
             } else {
                 match (&self.owner_principal_type) {
                     Some(x) => {
-                        put_string(buf, x, flex).map_err(|e| {
-                            e.at("CreateDelegationTokenRequest", "OwnerPrincipalType")
-                        })?;
+                        put_string(buf, x, flex)
+                            .map_err(|e| e.at("CreateDelegationTokenRequest", "OwnerPrincipalType"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -115,9 +108,8 @@ impl Struct for CreateDelegationTokenRequest {
             } else {
                 match (&self.owner_principal_name) {
                     Some(x) => {
-                        put_string(buf, x, flex).map_err(|e| {
-                            e.at("CreateDelegationTokenRequest", "OwnerPrincipalName")
-                        })?;
+                        put_string(buf, x, flex)
+                            .map_err(|e| e.at("CreateDelegationTokenRequest", "OwnerPrincipalName"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -162,26 +154,19 @@ impl Struct for CreateDelegationTokenRequest {
             n += (if v >= 3 {
                 len_nullable_string((&self.owner_principal_type).as_deref(), flex)
             } else {
-                (&self.owner_principal_type)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.owner_principal_type).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v >= 3 {
             n += (if v >= 3 {
                 len_nullable_string((&self.owner_principal_name).as_deref(), flex)
             } else {
-                (&self.owner_principal_name)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.owner_principal_name).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
             n += (len_array_len(Some((&self.renewers).len()), flex)
-                + (&self.renewers)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.renewers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += 8;
@@ -200,47 +185,34 @@ impl Struct for CreateDelegationTokenRequest {
         let mut this = Self::default();
         if v >= 3 {
             this.owner_principal_type = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("owner_principal_type"))?;
         }
         if v >= 3 {
             this.owner_principal_name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("owner_principal_name"))?;
         }
         if true {
             this.renewers = (|| -> DResult<Vec<CreatableRenewers>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    CreatableRenewers::min_size(v),
-                    |buf| Ok(CreatableRenewers::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, CreatableRenewers::min_size(v), |buf| {
+                    Ok(CreatableRenewers::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("renewers"))?;
         }
         if true {
-            this.max_lifetime_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("max_lifetime_ms"))?;
+            this.max_lifetime_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("max_lifetime_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -250,11 +222,7 @@ impl Struct for CreateDelegationTokenRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [12, 12, 10, 12];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -347,12 +315,10 @@ impl Struct for CreatableRenewers {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.principal_type), flex)
-                .map_err(|e| e.at("CreatableRenewers", "PrincipalType"))?;
+            put_string(buf, (&self.principal_type), flex).map_err(|e| e.at("CreatableRenewers", "PrincipalType"))?;
         }
         if true {
-            put_string(buf, (&self.principal_name), flex)
-                .map_err(|e| e.at("CreatableRenewers", "PrincipalName"))?;
+            put_string(buf, (&self.principal_name), flex).map_err(|e| e.at("CreatableRenewers", "PrincipalName"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -392,21 +358,19 @@ impl Struct for CreatableRenewers {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.principal_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_type"))?;
+            this.principal_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_type"))?;
         }
         if true {
-            this.principal_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_name"))?;
+            this.principal_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -416,11 +380,7 @@ impl Struct for CreatableRenewers {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -428,20 +388,14 @@ impl Struct for CreatableRenewers {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::string(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_principal_type, f_principal_name, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.principal_type = f_principal_type;
-                    this.principal_name = f_principal_name;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), crate::testing::string(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_principal_type, f_principal_name, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.principal_type = f_principal_type;
+                this.principal_name = f_principal_name;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -455,6 +409,5 @@ impl Message for CreateDelegationTokenRequest {
 
 impl crate::message::Request for CreateDelegationTokenRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::CreateDelegationToken;
-    type Response =
-        crate::messages::create_delegation_token_response::CreateDelegationTokenResponse;
+    type Response = crate::messages::create_delegation_token_response::CreateDelegationTokenResponse;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `CreateDelegationTokenResponse` (API key 38): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -155,12 +149,8 @@ impl Struct for CreateDelegationTokenResponse {
             });
         }
         if v >= 3 {
-            put_string(buf, (&self.token_requester_principal_type), flex).map_err(|e| {
-                e.at(
-                    "CreateDelegationTokenResponse",
-                    "TokenRequesterPrincipalType",
-                )
-            })?;
+            put_string(buf, (&self.token_requester_principal_type), flex)
+                .map_err(|e| e.at("CreateDelegationTokenResponse", "TokenRequesterPrincipalType"))?;
         }
         if !(v >= 3) && !(self.token_requester_principal_name.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -170,12 +160,8 @@ impl Struct for CreateDelegationTokenResponse {
             });
         }
         if v >= 3 {
-            put_string(buf, (&self.token_requester_principal_name), flex).map_err(|e| {
-                e.at(
-                    "CreateDelegationTokenResponse",
-                    "TokenRequesterPrincipalName",
-                )
-            })?;
+            put_string(buf, (&self.token_requester_principal_name), flex)
+                .map_err(|e| e.at("CreateDelegationTokenResponse", "TokenRequesterPrincipalName"))?;
         }
         if true {
             put_i64(buf, *(&self.issue_timestamp_ms));
@@ -187,12 +173,10 @@ impl Struct for CreateDelegationTokenResponse {
             put_i64(buf, *(&self.max_timestamp_ms));
         }
         if true {
-            put_string(buf, (&self.token_id), flex)
-                .map_err(|e| e.at("CreateDelegationTokenResponse", "TokenId"))?;
+            put_string(buf, (&self.token_id), flex).map_err(|e| e.at("CreateDelegationTokenResponse", "TokenId"))?;
         }
         if true {
-            put_bytes(buf, (&self.hmac), flex)
-                .map_err(|e| e.at("CreateDelegationTokenResponse", "Hmac"))?;
+            put_bytes(buf, (&self.hmac), flex).map_err(|e| e.at("CreateDelegationTokenResponse", "Hmac"))?;
         }
         if true {
             put_i32(buf, *(&self.throttle_time_ms));
@@ -262,59 +246,53 @@ impl Struct for CreateDelegationTokenResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.principal_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_type"))?;
+            this.principal_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_type"))?;
         }
         if true {
-            this.principal_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_name"))?;
+            this.principal_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_name"))?;
         }
         if v >= 3 {
-            this.token_requester_principal_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                    .map_err(|e| e.field("token_requester_principal_type"))?;
+            this.token_requester_principal_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
+                .map_err(|e| e.field("token_requester_principal_type"))?;
         }
         if v >= 3 {
-            this.token_requester_principal_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                    .map_err(|e| e.field("token_requester_principal_name"))?;
+            this.token_requester_principal_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
+                .map_err(|e| e.field("token_requester_principal_name"))?;
         }
         if true {
-            this.issue_timestamp_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("issue_timestamp_ms"))?;
+            this.issue_timestamp_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("issue_timestamp_ms"))?;
         }
         if true {
-            this.expiry_timestamp_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("expiry_timestamp_ms"))?;
+            this.expiry_timestamp_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("expiry_timestamp_ms"))?;
         }
         if true {
-            this.max_timestamp_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("max_timestamp_ms"))?;
+            this.max_timestamp_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("max_timestamp_ms"))?;
         }
         if true {
-            this.token_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("token_id"))?;
+            this.token_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("token_id"))?;
         }
         if true {
-            this.hmac = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("hmac"))?;
+            this.hmac = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("hmac"))?;
         }
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -324,11 +302,7 @@ impl Struct for CreateDelegationTokenResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [40, 40, 35, 37];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -341,16 +315,8 @@ impl Struct for CreateDelegationTokenResponse {
                 any::<i16>().boxed(),
                 crate::testing::string(),
                 crate::testing::string(),
-                if v >= 3 {
-                    crate::testing::string()
-                } else {
-                    Just(String::new()).boxed()
-                },
-                if v >= 3 {
-                    crate::testing::string()
-                } else {
-                    Just(String::new()).boxed()
-                },
+                if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+                if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
                 any::<i64>().boxed(),
                 any::<i64>().boxed(),
                 any::<i64>().boxed(),

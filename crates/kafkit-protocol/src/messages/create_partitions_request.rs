@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `CreatePartitionsRequest` (API key 37): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -120,31 +114,25 @@ impl Struct for CreatePartitionsRequest {
         let mut this = Self::default();
         if true {
             this.topics = (|| -> DResult<Vec<CreatePartitionsTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    CreatePartitionsTopic::min_size(v),
-                    |buf| Ok(CreatePartitionsTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, CreatePartitionsTopic::min_size(v), |buf| {
+                    Ok(CreatePartitionsTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if true {
-            this.validate_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("validate_only"))?;
+            this.validate_only =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -154,11 +142,7 @@ impl Struct for CreatePartitionsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 9, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -172,16 +156,14 @@ impl Struct for CreatePartitionsRequest {
             any::<bool>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topics, f_timeout_ms, f_validate_only, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topics = f_topics;
-                    this.timeout_ms = f_timeout_ms;
-                    this.validate_only = f_validate_only;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topics, f_timeout_ms, f_validate_only, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topics = f_topics;
+                this.timeout_ms = f_timeout_ms;
+                this.validate_only = f_validate_only;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -198,10 +180,7 @@ pub struct CreatePartitionsAssignment {
 
 impl Default for CreatePartitionsAssignment {
     fn default() -> Self {
-        CreatePartitionsAssignment {
-            broker_ids: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        CreatePartitionsAssignment { broker_ids: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -244,8 +223,7 @@ impl Struct for CreatePartitionsAssignment {
         let flex = v >= 2;
         let mut n = 0usize;
         if true {
-            n += (len_array_len(Some((&self.broker_ids).len()), flex)
-                + (&self.broker_ids).len() * 4);
+            n += (len_array_len(Some((&self.broker_ids).len()), flex) + (&self.broker_ids).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -260,19 +238,15 @@ impl Struct for CreatePartitionsAssignment {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.broker_ids = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("broker_ids"))?;
+            this.broker_ids = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("broker_ids"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -282,11 +256,7 @@ impl Struct for CreatePartitionsAssignment {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -294,10 +264,7 @@ impl Struct for CreatePartitionsAssignment {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_broker_ids, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.broker_ids = f_broker_ids;
@@ -358,8 +325,7 @@ impl Struct for CreatePartitionsTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("CreatePartitionsTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatePartitionsTopic", "Name"))?;
         }
         if true {
             put_i32(buf, *(&self.count));
@@ -367,8 +333,7 @@ impl Struct for CreatePartitionsTopic {
         if true {
             match (&self.assignments) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("CreatePartitionsTopic", "Assignments"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("CreatePartitionsTopic", "Assignments"))?;
                 }
                 Some(a) => {
                     put_array_len(buf, Some(a.len()), flex)
@@ -407,10 +372,7 @@ impl Struct for CreatePartitionsTopic {
         if true {
             n += match (&self.assignments) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
             };
         }
         if flex {
@@ -426,21 +388,16 @@ impl Struct for CreatePartitionsTopic {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.count =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("count"))?;
+            this.count = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("count"))?;
         }
         if true {
             this.assignments = (|| -> DResult<Option<Vec<CreatePartitionsAssignment>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    CreatePartitionsAssignment::min_size(v),
-                    |buf| Ok(CreatePartitionsAssignment::decode_inner(buf, v)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, CreatePartitionsAssignment::min_size(v), |buf| {
+                    Ok(CreatePartitionsAssignment::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("assignments"))?;
         }
@@ -449,9 +406,7 @@ impl Struct for CreatePartitionsTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -461,11 +416,7 @@ impl Struct for CreatePartitionsTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [10, 10, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -476,22 +427,18 @@ impl Struct for CreatePartitionsTopic {
         ((
             crate::testing::string(),
             any::<i32>().boxed(),
-            proptest::option::of(
-                proptest::collection::vec(CreatePartitionsAssignment::strategy(v), 0..3).boxed(),
-            )
-            .boxed(),
+            proptest::option::of(proptest::collection::vec(CreatePartitionsAssignment::strategy(v), 0..3).boxed())
+                .boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_count, f_assignments, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.count = f_count;
-                    this.assignments = f_assignments;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_count, f_assignments, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.count = f_count;
+                this.assignments = f_assignments;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

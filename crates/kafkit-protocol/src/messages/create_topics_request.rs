@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `CreateTopicsRequest` (API key 19): versions 0-7.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -65,8 +59,7 @@ impl Struct for CreateTopicsRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("CreateTopicsRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("CreateTopicsRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -127,28 +120,23 @@ impl Struct for CreateTopicsRequest {
         let mut this = Self::default();
         if true {
             this.topics = (|| -> DResult<Vec<CreatableTopic>> {
-                Ok(get_array(buf, flex, CreatableTopic::min_size(v), |buf| {
-                    Ok(CreatableTopic::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, CreatableTopic::min_size(v), |buf| Ok(CreatableTopic::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if v >= 1 {
-            this.validate_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("validate_only"))?;
+            this.validate_only =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -158,11 +146,7 @@ impl Struct for CreateTopicsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [8, 9, 9, 9, 9, 7, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -173,23 +157,17 @@ impl Struct for CreateTopicsRequest {
         ((
             proptest::collection::vec(CreatableTopic::strategy(v), 0..3).boxed(),
             any::<i32>().boxed(),
-            if v >= 1 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 1 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topics, f_timeout_ms, f_validate_only, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topics = f_topics;
-                    this.timeout_ms = f_timeout_ms;
-                    this.validate_only = f_validate_only;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topics, f_timeout_ms, f_validate_only, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topics = f_topics;
+                this.timeout_ms = f_timeout_ms;
+                this.validate_only = f_validate_only;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -208,11 +186,7 @@ pub struct CreatableReplicaAssignment {
 
 impl Default for CreatableReplicaAssignment {
     fn default() -> Self {
-        CreatableReplicaAssignment {
-            partition_index: 0,
-            broker_ids: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        CreatableReplicaAssignment { partition_index: 0, broker_ids: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -267,8 +241,7 @@ impl Struct for CreatableReplicaAssignment {
             n += 4;
         }
         if true {
-            n += (len_array_len(Some((&self.broker_ids).len()), flex)
-                + (&self.broker_ids).len() * 4);
+            n += (len_array_len(Some((&self.broker_ids).len()), flex) + (&self.broker_ids).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -283,23 +256,19 @@ impl Struct for CreatableReplicaAssignment {
         let flex = v >= 5;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.broker_ids = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("broker_ids"))?;
+            this.broker_ids = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("broker_ids"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -309,11 +278,7 @@ impl Struct for CreatableReplicaAssignment {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [8, 8, 8, 8, 8, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -326,15 +291,13 @@ impl Struct for CreatableReplicaAssignment {
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_partition_index, f_broker_ids, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.broker_ids = f_broker_ids;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_partition_index, f_broker_ids, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.broker_ids = f_broker_ids;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -353,11 +316,7 @@ pub struct CreatableTopicConfig {
 
 impl Default for CreatableTopicConfig {
     fn default() -> Self {
-        CreatableTopicConfig {
-            name: String::new(),
-            value: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        CreatableTopicConfig { name: String::new(), value: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -380,8 +339,7 @@ impl Struct for CreatableTopicConfig {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("CreatableTopicConfig", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatableTopicConfig", "Name"))?;
         }
         if true {
             put_nullable_string(buf, (&self.value).as_deref(), flex)
@@ -425,8 +383,7 @@ impl Struct for CreatableTopicConfig {
         let flex = v >= 5;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.value = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
@@ -437,9 +394,7 @@ impl Struct for CreatableTopicConfig {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -449,11 +404,7 @@ impl Struct for CreatableTopicConfig {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [4, 4, 4, 4, 4, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -561,8 +512,7 @@ impl Struct for CreatableTopic {
             }
         }
         if true {
-            put_array_len(buf, Some((&self.configs).len()), flex)
-                .map_err(|e| e.at("CreatableTopic", "Configs"))?;
+            put_array_len(buf, Some((&self.configs).len()), flex).map_err(|e| e.at("CreatableTopic", "Configs"))?;
             for e in (&self.configs).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -597,17 +547,11 @@ impl Struct for CreatableTopic {
         }
         if true {
             n += (len_array_len(Some((&self.assignments).len()), flex)
-                + (&self.assignments)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.assignments).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.configs).len()), flex)
-                + (&self.configs)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.configs).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -622,36 +566,29 @@ impl Struct for CreatableTopic {
         let flex = v >= 5;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.num_partitions = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("num_partitions"))?;
+            this.num_partitions =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("num_partitions"))?;
         }
         if true {
-            this.replication_factor = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("replication_factor"))?;
+            this.replication_factor =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("replication_factor"))?;
         }
         if true {
             this.assignments = (|| -> DResult<Vec<CreatableReplicaAssignment>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    CreatableReplicaAssignment::min_size(v),
-                    |buf| Ok(CreatableReplicaAssignment::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, CreatableReplicaAssignment::min_size(v), |buf| {
+                    Ok(CreatableReplicaAssignment::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("assignments"))?;
         }
         if true {
             this.configs = (|| -> DResult<Vec<CreatableTopicConfig>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    CreatableTopicConfig::min_size(v),
-                    |buf| Ok(CreatableTopicConfig::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, CreatableTopicConfig::min_size(v), |buf| {
+                    Ok(CreatableTopicConfig::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("configs"))?;
         }
@@ -660,9 +597,7 @@ impl Struct for CreatableTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -672,11 +607,7 @@ impl Struct for CreatableTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [16, 16, 16, 16, 16, 10, 10, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `CreateTopicsResponse` (API key 19): versions 0-7.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct CreateTopicsResponse {
 
 impl Default for CreateTopicsResponse {
     fn default() -> Self {
-        CreateTopicsResponse {
-            throttle_time_ms: 0,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        CreateTopicsResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -60,8 +50,7 @@ impl Struct for CreateTopicsResponse {
             put_i32(buf, *(&self.throttle_time_ms));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("CreateTopicsResponse", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("CreateTopicsResponse", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -105,17 +94,14 @@ impl Struct for CreateTopicsResponse {
         let flex = v >= 5;
         let mut this = Self::default();
         if v >= 2 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<CreatableTopicResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    CreatableTopicResult::min_size(v),
-                    |buf| Ok(CreatableTopicResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, CreatableTopicResult::min_size(v), |buf| {
+                    Ok(CreatableTopicResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -124,9 +110,7 @@ impl Struct for CreateTopicsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -136,11 +120,7 @@ impl Struct for CreateTopicsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [4, 4, 8, 8, 8, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -149,23 +129,17 @@ impl Struct for CreateTopicsResponse {
         let flex = v >= 5;
         let _ = flex;
         ((
-            if v >= 2 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 2 { any::<i32>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(CreatableTopicResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -245,8 +219,7 @@ impl Struct for CreatableTopicConfigs {
             });
         }
         if v >= 5 {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("CreatableTopicConfigs", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatableTopicConfigs", "Name"))?;
         }
         if !(v >= 5) && !(self.value == Some(String::new())) {
             return Err(EncodeError::FieldNotInVersion {
@@ -262,8 +235,7 @@ impl Struct for CreatableTopicConfigs {
             } else {
                 match (&self.value) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("CreatableTopicConfigs", "Value"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("CreatableTopicConfigs", "Value"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -350,39 +322,29 @@ impl Struct for CreatableTopicConfigs {
         let flex = v >= 5;
         let mut this = Self::default();
         if v >= 5 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 5 {
             this.value = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("value"))?;
         }
         if v >= 5 {
-            this.read_only =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("read_only"))?;
+            this.read_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("read_only"))?;
         }
         if v >= 5 {
-            this.config_source =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("config_source"))?;
+            this.config_source = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("config_source"))?;
         }
         if v >= 5 {
-            this.is_sensitive = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_sensitive"))?;
+            this.is_sensitive = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_sensitive"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -392,11 +354,7 @@ impl Struct for CreatableTopicConfigs {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [0, 0, 0, 0, 0, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -405,11 +363,7 @@ impl Struct for CreatableTopicConfigs {
         let flex = v >= 5;
         let _ = flex;
         ((
-            if v >= 5 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 5 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 5 {
                 if v >= 5 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -419,32 +373,13 @@ impl Struct for CreatableTopicConfigs {
             } else {
                 Just(Some(String::new())).boxed()
             },
-            if v >= 5 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
-            if v >= 5 {
-                any::<i8>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 5 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 5 { any::<bool>().boxed() } else { Just(false).boxed() },
+            if v >= 5 { any::<i8>().boxed() } else { Just(-1).boxed() },
+            if v >= 5 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_name,
-                    f_value,
-                    f_read_only,
-                    f_config_source,
-                    f_is_sensitive,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_name, f_value, f_read_only, f_config_source, f_is_sensitive, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.name = f_name;
                     this.value = f_value;
@@ -554,8 +489,7 @@ impl Struct for CreatableTopicResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("CreatableTopicResult", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatableTopicResult", "Name"))?;
         }
 
         if v >= 7 {
@@ -582,12 +516,10 @@ impl Struct for CreatableTopicResult {
             if v >= 5 {
                 match (&self.configs) {
                     None => {
-                        put_array_len(buf, None, flex)
-                            .map_err(|e| e.at("CreatableTopicResult", "Configs"))?;
+                        put_array_len(buf, None, flex).map_err(|e| e.at("CreatableTopicResult", "Configs"))?;
                     }
                     Some(a) => {
-                        put_array_len(buf, Some(a.len()), flex)
-                            .map_err(|e| e.at("CreatableTopicResult", "Configs"))?;
+                        put_array_len(buf, Some(a.len()), flex).map_err(|e| e.at("CreatableTopicResult", "Configs"))?;
                         for e in a.iter() {
                             e.encode_inner(buf, v)?;
                         }
@@ -596,8 +528,7 @@ impl Struct for CreatableTopicResult {
             } else {
                 match (&self.configs) {
                     Some(x) => {
-                        put_array_len(buf, Some(x.len()), flex)
-                            .map_err(|e| e.at("CreatableTopicResult", "Configs"))?;
+                        put_array_len(buf, Some(x.len()), flex).map_err(|e| e.at("CreatableTopicResult", "Configs"))?;
                         for e in x.iter() {
                             e.encode_inner(buf, v)?;
                         }
@@ -660,15 +591,11 @@ impl Struct for CreatableTopicResult {
             n += (if v >= 5 {
                 match (&self.configs) {
                     None => len_array_len(None, flex),
-                    Some(a) => {
-                        (len_array_len(Some(a.len()), flex)
-                            + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                    }
+                    Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 }
             } else {
                 (&self.configs).as_ref().map_or(0, |x| {
-                    (len_array_len(Some(x.len()), flex)
-                        + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
+                    (len_array_len(Some(x.len()), flex) + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
                 })
             });
         }
@@ -689,29 +616,25 @@ impl Struct for CreatableTopicResult {
         let flex = v >= 5;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 7 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 1 {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if v >= 5 {
-            this.num_partitions = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("num_partitions"))?;
+            this.num_partitions =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("num_partitions"))?;
         }
         if v >= 5 {
-            this.replication_factor = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("replication_factor"))?;
+            this.replication_factor =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("replication_factor"))?;
         }
         if v >= 5 {
             this.configs = (|| -> DResult<Option<Vec<CreatableTopicConfigs>>> {
@@ -720,12 +643,9 @@ impl Struct for CreatableTopicResult {
                         Ok(CreatableTopicConfigs::decode_inner(buf, v)?)
                     })?
                 } else {
-                    Some(get_array(
-                        buf,
-                        flex,
-                        CreatableTopicConfigs::min_size(v),
-                        |buf| Ok(CreatableTopicConfigs::decode_inner(buf, v)?),
-                    )?)
+                    Some(get_array(buf, flex, CreatableTopicConfigs::min_size(v), |buf| {
+                        Ok(CreatableTopicConfigs::decode_inner(buf, v)?)
+                    })?)
                 })
             })()
             .map_err(|e| e.field("configs"))?;
@@ -741,9 +661,7 @@ impl Struct for CreatableTopicResult {
                             .map_err(|e| e.field("topic_config_error_code"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("topic_config_error_code"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -753,11 +671,7 @@ impl Struct for CreatableTopicResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [4, 6, 6, 6, 6, 12, 12, 28];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -768,37 +682,20 @@ impl Struct for CreatableTopicResult {
         (
             (
                 crate::testing::string(),
-                if v >= 7 {
-                    crate::testing::uuid()
-                } else {
-                    Just(Uuid::ZERO).boxed()
-                },
+                if v >= 7 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
                 any::<i16>().boxed(),
                 if v >= 1 {
                     proptest::option::of(crate::testing::string()).boxed()
                 } else {
                     Just(Some(String::new())).boxed()
                 },
-                if v >= 5 {
-                    any::<i16>().boxed()
-                } else {
-                    Just(0).boxed()
-                },
-                if v >= 5 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                if v >= 5 {
-                    any::<i16>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
+                if v >= 5 { any::<i16>().boxed() } else { Just(0).boxed() },
+                if v >= 5 { any::<i32>().boxed() } else { Just(-1).boxed() },
+                if v >= 5 { any::<i16>().boxed() } else { Just(-1).boxed() },
                 if v >= 5 {
                     if v >= 5 {
                         proptest::option::of(
-                            proptest::collection::vec(CreatableTopicConfigs::strategy(v), 0..3)
-                                .boxed(),
+                            proptest::collection::vec(CreatableTopicConfigs::strategy(v), 0..3).boxed(),
                         )
                         .boxed()
                     } else {

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DefaultPrincipalData`: versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -65,12 +59,10 @@ impl Struct for DefaultPrincipalData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.r#type), flex)
-                .map_err(|e| e.at("DefaultPrincipalData", "Type"))?;
+            put_string(buf, (&self.r#type), flex).map_err(|e| e.at("DefaultPrincipalData", "Type"))?;
         }
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("DefaultPrincipalData", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("DefaultPrincipalData", "Name"))?;
         }
         if true {
             put_bool(buf, *(&self.token_authenticated));
@@ -116,25 +108,21 @@ impl Struct for DefaultPrincipalData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.r#type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("type"))?;
+            this.r#type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("type"))?;
         }
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.token_authenticated = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("token_authenticated"))?;
+            this.token_authenticated =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("token_authenticated"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -144,11 +132,7 @@ impl Struct for DefaultPrincipalData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -162,16 +146,14 @@ impl Struct for DefaultPrincipalData {
             any::<bool>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_type, f_name, f_token_authenticated, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.r#type = f_type;
-                    this.name = f_name;
-                    this.token_authenticated = f_token_authenticated;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_type, f_name, f_token_authenticated, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.r#type = f_type;
+                this.name = f_name;
+                this.token_authenticated = f_token_authenticated;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

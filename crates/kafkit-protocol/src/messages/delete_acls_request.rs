@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteAclsRequest` (API key 31): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct DeleteAclsRequest {
 
 impl Default for DeleteAclsRequest {
     fn default() -> Self {
-        DeleteAclsRequest {
-            filters: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteAclsRequest { filters: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -47,8 +38,7 @@ impl Struct for DeleteAclsRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_array_len(buf, Some((&self.filters).len()), flex)
-                .map_err(|e| e.at("DeleteAclsRequest", "Filters"))?;
+            put_array_len(buf, Some((&self.filters).len()), flex).map_err(|e| e.at("DeleteAclsRequest", "Filters"))?;
             for e in (&self.filters).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -74,10 +64,7 @@ impl Struct for DeleteAclsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.filters).len()), flex)
-                + (&self.filters)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.filters).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -93,12 +80,9 @@ impl Struct for DeleteAclsRequest {
         let mut this = Self::default();
         if true {
             this.filters = (|| -> DResult<Vec<DeleteAclsFilter>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeleteAclsFilter::min_size(v),
-                    |buf| Ok(DeleteAclsFilter::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeleteAclsFilter::min_size(v), |buf| {
+                    Ok(DeleteAclsFilter::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("filters"))?;
         }
@@ -107,9 +91,7 @@ impl Struct for DeleteAclsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -119,11 +101,7 @@ impl Struct for DeleteAclsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -131,17 +109,12 @@ impl Struct for DeleteAclsRequest {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            proptest::collection::vec(DeleteAclsFilter::strategy(v), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(move |((f_filters, f_unknown_tagged_fields),)| {
-                let mut this = Self::default();
-                this.filters = f_filters;
-                this.unknown_tagged_fields = f_unknown_tagged_fields;
-                this
-            })
-            .boxed()
+        ((proptest::collection::vec(DeleteAclsFilter::strategy(v), 0..3).boxed(), crate::testing::unknown_tagged(flex),),).prop_map(move |((f_filters, f_unknown_tagged_fields,),)| {
+            let mut this = Self::default();
+            this.filters = f_filters;
+            this.unknown_tagged_fields = f_unknown_tagged_fields;
+            this
+        }).boxed()
     }
 }
 
@@ -314,44 +287,38 @@ impl Struct for DeleteAclsFilter {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.resource_type_filter = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("resource_type_filter"))?;
+            this.resource_type_filter =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type_filter"))?;
         }
         if true {
-            this.resource_name_filter =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("resource_name_filter"))?;
+            this.resource_name_filter = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("resource_name_filter"))?;
         }
         if v >= 1 {
-            this.pattern_type_filter = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("pattern_type_filter"))?;
+            this.pattern_type_filter =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("pattern_type_filter"))?;
         }
         if true {
-            this.principal_filter =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("principal_filter"))?;
+            this.principal_filter = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("principal_filter"))?;
         }
         if true {
-            this.host_filter =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("host_filter"))?;
+            this.host_filter = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("host_filter"))?;
         }
         if true {
-            this.operation =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
+            this.operation = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
         }
         if true {
-            this.permission_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("permission_type"))?;
+            this.permission_type =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("permission_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -361,11 +328,7 @@ impl Struct for DeleteAclsFilter {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 10, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -376,11 +339,7 @@ impl Struct for DeleteAclsFilter {
         ((
             any::<i8>().boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(3).boxed()
-            },
+            if v >= 1 { any::<i8>().boxed() } else { Just(3).boxed() },
             proptest::option::of(crate::testing::string()).boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
             any::<i8>().boxed(),

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteAclsResponse` (API key 31): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct DeleteAclsResponse {
 
 impl Default for DeleteAclsResponse {
     fn default() -> Self {
-        DeleteAclsResponse {
-            throttle_time_ms: 0,
-            filter_results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteAclsResponse { throttle_time_ms: 0, filter_results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -89,10 +79,7 @@ impl Struct for DeleteAclsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.filter_results).len()), flex)
-                + (&self.filter_results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.filter_results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,17 +94,14 @@ impl Struct for DeleteAclsResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.filter_results = (|| -> DResult<Vec<DeleteAclsFilterResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeleteAclsFilterResult::min_size(v),
-                    |buf| Ok(DeleteAclsFilterResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeleteAclsFilterResult::min_size(v), |buf| {
+                    Ok(DeleteAclsFilterResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("filter_results"))?;
         }
@@ -126,9 +110,7 @@ impl Struct for DeleteAclsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +120,7 @@ impl Struct for DeleteAclsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +133,13 @@ impl Struct for DeleteAclsResponse {
             proptest::collection::vec(DeleteAclsFilterResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_filter_results, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.filter_results = f_filter_results;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_filter_results, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.filter_results = f_filter_results;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -282,8 +258,7 @@ impl Struct for DeleteAclsMatchingAcl {
             put_i8(buf, *(&self.resource_type));
         }
         if true {
-            put_string(buf, (&self.resource_name), flex)
-                .map_err(|e| e.at("DeleteAclsMatchingAcl", "ResourceName"))?;
+            put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("DeleteAclsMatchingAcl", "ResourceName"))?;
         }
         if !(v >= 1) && !(self.pattern_type == 3) {
             return Err(EncodeError::FieldNotInVersion {
@@ -296,12 +271,10 @@ impl Struct for DeleteAclsMatchingAcl {
             put_i8(buf, *(&self.pattern_type));
         }
         if true {
-            put_string(buf, (&self.principal), flex)
-                .map_err(|e| e.at("DeleteAclsMatchingAcl", "Principal"))?;
+            put_string(buf, (&self.principal), flex).map_err(|e| e.at("DeleteAclsMatchingAcl", "Principal"))?;
         }
         if true {
-            put_string(buf, (&self.host), flex)
-                .map_err(|e| e.at("DeleteAclsMatchingAcl", "Host"))?;
+            put_string(buf, (&self.host), flex).map_err(|e| e.at("DeleteAclsMatchingAcl", "Host"))?;
         }
         if true {
             put_i8(buf, *(&self.operation));
@@ -368,50 +341,42 @@ impl Struct for DeleteAclsMatchingAcl {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.resource_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
+            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
         }
         if true {
-            this.resource_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("resource_name"))?;
+            this.resource_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
         }
         if v >= 1 {
-            this.pattern_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("pattern_type"))?;
+            this.pattern_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("pattern_type"))?;
         }
         if true {
-            this.principal = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal"))?;
+            this.principal =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.operation =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
+            this.operation = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
         }
         if true {
-            this.permission_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("permission_type"))?;
+            this.permission_type =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("permission_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -421,11 +386,7 @@ impl Struct for DeleteAclsMatchingAcl {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [13, 14, 11, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -439,11 +400,7 @@ impl Struct for DeleteAclsMatchingAcl {
                 proptest::option::of(crate::testing::string()).boxed(),
                 any::<i8>().boxed(),
                 crate::testing::string(),
-                if v >= 1 {
-                    any::<i8>().boxed()
-                } else {
-                    Just(3).boxed()
-                },
+                if v >= 1 { any::<i8>().boxed() } else { Just(3).boxed() },
                 crate::testing::string(),
                 crate::testing::string(),
                 any::<i8>().boxed(),
@@ -572,10 +529,7 @@ impl Struct for DeleteAclsFilterResult {
         }
         if true {
             n += (len_array_len(Some((&self.matching_acls).len()), flex)
-                + (&self.matching_acls)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.matching_acls).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -590,22 +544,17 @@ impl Struct for DeleteAclsFilterResult {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.matching_acls = (|| -> DResult<Vec<DeleteAclsMatchingAcl>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeleteAclsMatchingAcl::min_size(v),
-                    |buf| Ok(DeleteAclsMatchingAcl::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeleteAclsMatchingAcl::min_size(v), |buf| {
+                    Ok(DeleteAclsMatchingAcl::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("matching_acls"))?;
         }
@@ -614,9 +563,7 @@ impl Struct for DeleteAclsFilterResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -626,11 +573,7 @@ impl Struct for DeleteAclsFilterResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 5, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -644,21 +587,14 @@ impl Struct for DeleteAclsFilterResult {
             proptest::collection::vec(DeleteAclsMatchingAcl::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_error_code,
-                    f_error_message,
-                    f_matching_acls,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.error_message = f_error_message;
-                    this.matching_acls = f_matching_acls;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_error_message, f_matching_acls, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.error_message = f_error_message;
+                this.matching_acls = f_matching_acls;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

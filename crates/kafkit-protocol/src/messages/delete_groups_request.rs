@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteGroupsRequest` (API key 42): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct DeleteGroupsRequest {
 
 impl Default for DeleteGroupsRequest {
     fn default() -> Self {
-        DeleteGroupsRequest {
-            groups_names: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteGroupsRequest { groups_names: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -74,10 +65,7 @@ impl Struct for DeleteGroupsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.groups_names).len()), flex)
-                + (&self.groups_names)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.groups_names).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -93,9 +81,7 @@ impl Struct for DeleteGroupsRequest {
         let mut this = Self::default();
         if true {
             this.groups_names = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("groups_names"))?;
         }
@@ -104,9 +90,7 @@ impl Struct for DeleteGroupsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -116,11 +100,7 @@ impl Struct for DeleteGroupsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -128,10 +108,7 @@ impl Struct for DeleteGroupsRequest {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((proptest::collection::vec(crate::testing::string(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_groups_names, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.groups_names = f_groups_names;

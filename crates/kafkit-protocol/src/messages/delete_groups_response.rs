@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteGroupsResponse` (API key 42): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct DeleteGroupsResponse {
 
 impl Default for DeleteGroupsResponse {
     fn default() -> Self {
-        DeleteGroupsResponse {
-            throttle_time_ms: 0,
-            results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteGroupsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -89,10 +79,7 @@ impl Struct for DeleteGroupsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,17 +94,14 @@ impl Struct for DeleteGroupsResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.results = (|| -> DResult<Vec<DeletableGroupResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeletableGroupResult::min_size(v),
-                    |buf| Ok(DeletableGroupResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeletableGroupResult::min_size(v), |buf| {
+                    Ok(DeletableGroupResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results"))?;
         }
@@ -126,9 +110,7 @@ impl Struct for DeleteGroupsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +120,7 @@ impl Struct for DeleteGroupsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +133,13 @@ impl Struct for DeleteGroupsResponse {
             proptest::collection::vec(DeletableGroupResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_results, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.results = f_results;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_results, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.results = f_results;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -182,11 +158,7 @@ pub struct DeletableGroupResult {
 
 impl Default for DeletableGroupResult {
     fn default() -> Self {
-        DeletableGroupResult {
-            group_id: String::new(),
-            error_code: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeletableGroupResult { group_id: String::new(), error_code: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -209,8 +181,7 @@ impl Struct for DeletableGroupResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("DeletableGroupResult", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DeletableGroupResult", "GroupId"))?;
         }
         if true {
             put_i16(buf, *(&self.error_code));
@@ -253,21 +224,18 @@ impl Struct for DeletableGroupResult {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -277,11 +245,7 @@ impl Struct for DeletableGroupResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -289,20 +253,14 @@ impl Struct for DeletableGroupResult {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_group_id, f_error_code, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.group_id = f_group_id;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_group_id, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.group_id = f_group_id;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

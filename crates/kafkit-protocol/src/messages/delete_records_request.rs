@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteRecordsRequest` (API key 21): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct DeleteRecordsRequest {
 
 impl Default for DeleteRecordsRequest {
     fn default() -> Self {
-        DeleteRecordsRequest {
-            topics: Vec::new(),
-            timeout_ms: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteRecordsRequest { topics: Vec::new(), timeout_ms: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -56,8 +46,7 @@ impl Struct for DeleteRecordsRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DeleteRecordsRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DeleteRecordsRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -105,27 +94,21 @@ impl Struct for DeleteRecordsRequest {
         let mut this = Self::default();
         if true {
             this.topics = (|| -> DResult<Vec<DeleteRecordsTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeleteRecordsTopic::min_size(v),
-                    |buf| Ok(DeleteRecordsTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeleteRecordsTopic::min_size(v), |buf| {
+                    Ok(DeleteRecordsTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -135,11 +118,7 @@ impl Struct for DeleteRecordsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -152,15 +131,13 @@ impl Struct for DeleteRecordsRequest {
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topics, f_timeout_ms, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topics = f_topics;
-                    this.timeout_ms = f_timeout_ms;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topics, f_timeout_ms, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topics = f_topics;
+                this.timeout_ms = f_timeout_ms;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -179,11 +156,7 @@ pub struct DeleteRecordsPartition {
 
 impl Default for DeleteRecordsPartition {
     fn default() -> Self {
-        DeleteRecordsPartition {
-            partition_index: 0,
-            offset: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteRecordsPartition { partition_index: 0, offset: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -249,21 +222,18 @@ impl Struct for DeleteRecordsPartition {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("offset"))?;
+            this.offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("offset"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -273,11 +243,7 @@ impl Struct for DeleteRecordsPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [12, 12, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -285,20 +251,14 @@ impl Struct for DeleteRecordsPartition {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i64>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_partition_index, f_offset, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.offset = f_offset;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i64>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_partition_index, f_offset, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.offset = f_offset;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -317,11 +277,7 @@ pub struct DeleteRecordsTopic {
 
 impl Default for DeleteRecordsTopic {
     fn default() -> Self {
-        DeleteRecordsTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteRecordsTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -377,10 +333,7 @@ impl Struct for DeleteRecordsTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -395,17 +348,13 @@ impl Struct for DeleteRecordsTopic {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<DeleteRecordsPartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeleteRecordsPartition::min_size(v),
-                    |buf| Ok(DeleteRecordsPartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeleteRecordsPartition::min_size(v), |buf| {
+                    Ok(DeleteRecordsPartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -414,9 +363,7 @@ impl Struct for DeleteRecordsTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -426,11 +373,7 @@ impl Struct for DeleteRecordsTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteRecordsResponse` (API key 21): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct DeleteRecordsResponse {
 
 impl Default for DeleteRecordsResponse {
     fn default() -> Self {
-        DeleteRecordsResponse {
-            throttle_time_ms: 0,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteRecordsResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -104,17 +94,14 @@ impl Struct for DeleteRecordsResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<DeleteRecordsTopicResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeleteRecordsTopicResult::min_size(v),
-                    |buf| Ok(DeleteRecordsTopicResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeleteRecordsTopicResult::min_size(v), |buf| {
+                    Ok(DeleteRecordsTopicResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -123,9 +110,7 @@ impl Struct for DeleteRecordsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -135,11 +120,7 @@ impl Struct for DeleteRecordsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -152,15 +133,13 @@ impl Struct for DeleteRecordsResponse {
             proptest::collection::vec(DeleteRecordsTopicResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -264,25 +243,21 @@ impl Struct for DeleteRecordsPartitionResult {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.low_watermark = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("low_watermark"))?;
+            this.low_watermark = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("low_watermark"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -292,11 +267,7 @@ impl Struct for DeleteRecordsPartitionResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [14, 14, 15];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -304,27 +275,15 @@ impl Struct for DeleteRecordsPartitionResult {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i64>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_partition_index,
-                    f_low_watermark,
-                    f_error_code,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.low_watermark = f_low_watermark;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i64>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_partition_index, f_low_watermark, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.low_watermark = f_low_watermark;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -343,11 +302,7 @@ pub struct DeleteRecordsTopicResult {
 
 impl Default for DeleteRecordsTopicResult {
     fn default() -> Self {
-        DeleteRecordsTopicResult {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteRecordsTopicResult { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -370,8 +325,7 @@ impl Struct for DeleteRecordsTopicResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("DeleteRecordsTopicResult", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("DeleteRecordsTopicResult", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -404,10 +358,7 @@ impl Struct for DeleteRecordsTopicResult {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -422,17 +373,13 @@ impl Struct for DeleteRecordsTopicResult {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<DeleteRecordsPartitionResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeleteRecordsPartitionResult::min_size(v),
-                    |buf| Ok(DeleteRecordsPartitionResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeleteRecordsPartitionResult::min_size(v), |buf| {
+                    Ok(DeleteRecordsPartitionResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -441,9 +388,7 @@ impl Struct for DeleteRecordsTopicResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -453,11 +398,7 @@ impl Struct for DeleteRecordsTopicResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteShareGroupStateRequest` (API key 86): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -31,11 +25,7 @@ pub struct DeleteShareGroupStateRequest {
 
 impl Default for DeleteShareGroupStateRequest {
     fn default() -> Self {
-        DeleteShareGroupStateRequest {
-            group_id: String::new(),
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteShareGroupStateRequest { group_id: String::new(), topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -58,8 +48,7 @@ impl Struct for DeleteShareGroupStateRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("DeleteShareGroupStateRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DeleteShareGroupStateRequest", "GroupId"))?;
         }
         if true {
             put_array_len(buf, Some((&self.topics).len()), flex)
@@ -107,8 +96,8 @@ impl Struct for DeleteShareGroupStateRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<DeleteStateData>> {
@@ -123,9 +112,7 @@ impl Struct for DeleteShareGroupStateRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -135,11 +122,7 @@ impl Struct for DeleteShareGroupStateRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -175,10 +158,7 @@ pub struct PartitionData {
 
 impl Default for PartitionData {
     fn default() -> Self {
-        PartitionData {
-            partition: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        PartitionData { partition: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -232,17 +212,14 @@ impl Struct for PartitionData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
+            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -252,11 +229,7 @@ impl Struct for PartitionData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -289,11 +262,7 @@ pub struct DeleteStateData {
 
 impl Default for DeleteStateData {
     fn default() -> Self {
-        DeleteStateData {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteStateData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -349,10 +318,7 @@ impl Struct for DeleteStateData {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -367,14 +333,11 @@ impl Struct for DeleteStateData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -383,9 +346,7 @@ impl Struct for DeleteStateData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -395,11 +356,7 @@ impl Struct for DeleteStateData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -412,15 +369,13 @@ impl Struct for DeleteStateData {
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -434,6 +389,5 @@ impl Message for DeleteShareGroupStateRequest {
 
 impl crate::message::Request for DeleteShareGroupStateRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DeleteShareGroupState;
-    type Response =
-        crate::messages::delete_share_group_state_response::DeleteShareGroupStateResponse;
+    type Response = crate::messages::delete_share_group_state_response::DeleteShareGroupStateResponse;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteTopicsRequest` (API key 20): versions 0-6.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -72,8 +66,7 @@ impl Struct for DeleteTopicsRequest {
             });
         }
         if v >= 6 {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DeleteTopicsRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DeleteTopicsRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -114,10 +107,7 @@ impl Struct for DeleteTopicsRequest {
         }
         if v <= 5 {
             n += (len_array_len(Some((&self.topic_names).len()), flex)
-                + (&self.topic_names)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.topic_names).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if true {
             n += 4;
@@ -136,35 +126,27 @@ impl Struct for DeleteTopicsRequest {
         let mut this = Self::default();
         if v >= 6 {
             this.topics = (|| -> DResult<Vec<DeleteTopicState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeleteTopicState::min_size(v),
-                    |buf| Ok(DeleteTopicState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeleteTopicState::min_size(v), |buf| {
+                    Ok(DeleteTopicState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v <= 5 {
             this.topic_names = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("topic_names"))?;
         }
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -174,11 +156,7 @@ impl Struct for DeleteTopicsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [8, 8, 8, 8, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -200,16 +178,14 @@ impl Struct for DeleteTopicsRequest {
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topics, f_topic_names, f_timeout_ms, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topics = f_topics;
-                    this.topic_names = f_topic_names;
-                    this.timeout_ms = f_timeout_ms;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topics, f_topic_names, f_timeout_ms, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topics = f_topics;
+                this.topic_names = f_topic_names;
+                this.timeout_ms = f_timeout_ms;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -228,11 +204,7 @@ pub struct DeleteTopicState {
 
 impl Default for DeleteTopicState {
     fn default() -> Self {
-        DeleteTopicState {
-            name: None,
-            topic_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteTopicState { name: None, topic_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -333,26 +305,19 @@ impl Struct for DeleteTopicState {
         let mut this = Self::default();
         if v >= 6 {
             this.name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 6 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 6 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("name"))?;
         }
         if v >= 6 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -362,11 +327,7 @@ impl Struct for DeleteTopicState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [0, 0, 0, 0, 1, 1, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -384,11 +345,7 @@ impl Struct for DeleteTopicState {
             } else {
                 Just(None).boxed()
             },
-            if v >= 6 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 6 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_name, f_topic_id, f_unknown_tagged_fields),)| {

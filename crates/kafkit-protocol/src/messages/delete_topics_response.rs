@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DeleteTopicsResponse` (API key 20): versions 0-6.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct DeleteTopicsResponse {
 
 impl Default for DeleteTopicsResponse {
     fn default() -> Self {
-        DeleteTopicsResponse {
-            throttle_time_ms: 0,
-            responses: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DeleteTopicsResponse { throttle_time_ms: 0, responses: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -90,10 +80,7 @@ impl Struct for DeleteTopicsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.responses).len()), flex)
-                + (&self.responses)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.responses).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -108,17 +95,14 @@ impl Struct for DeleteTopicsResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.responses = (|| -> DResult<Vec<DeletableTopicResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DeletableTopicResult::min_size(v),
-                    |buf| Ok(DeletableTopicResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DeletableTopicResult::min_size(v), |buf| {
+                    Ok(DeletableTopicResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("responses"))?;
         }
@@ -127,9 +111,7 @@ impl Struct for DeleteTopicsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -139,11 +121,7 @@ impl Struct for DeleteTopicsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [4, 8, 8, 8, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -152,23 +130,17 @@ impl Struct for DeleteTopicsResponse {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(DeletableTopicResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_responses, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.responses = f_responses;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_responses, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.responses = f_responses;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -238,8 +210,7 @@ impl Struct for DeletableTopicResult {
             } else {
                 match (&self.name) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("DeletableTopicResult", "Name"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("DeletableTopicResult", "Name"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -266,8 +237,7 @@ impl Struct for DeletableTopicResult {
             } else {
                 match (&self.error_message) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("DeletableTopicResult", "ErrorMessage"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("DeletableTopicResult", "ErrorMessage"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -315,9 +285,7 @@ impl Struct for DeletableTopicResult {
             n += (if v >= 5 {
                 len_nullable_string((&self.error_message).as_deref(), flex)
             } else {
-                (&self.error_message)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if flex {
@@ -334,29 +302,19 @@ impl Struct for DeletableTopicResult {
         let mut this = Self::default();
         if true {
             this.name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 6 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 6 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("name"))?;
         }
         if v >= 6 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 5 {
             this.error_message = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("error_message"))?;
         }
@@ -365,9 +323,7 @@ impl Struct for DeletableTopicResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -377,11 +333,7 @@ impl Struct for DeletableTopicResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [4, 4, 4, 4, 4, 5, 21];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -395,11 +347,7 @@ impl Struct for DeletableTopicResult {
             } else {
                 crate::testing::string().prop_map(Some).boxed()
             },
-            if v >= 6 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 6 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             any::<i16>().boxed(),
             if v >= 5 {
                 if v >= 5 {
@@ -412,23 +360,15 @@ impl Struct for DeletableTopicResult {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_name,
-                    f_topic_id,
-                    f_error_code,
-                    f_error_message,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.topic_id = f_topic_id;
-                    this.error_code = f_error_code;
-                    this.error_message = f_error_message;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_topic_id, f_error_code, f_error_message, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.topic_id = f_topic_id;
+                this.error_code = f_error_code;
+                this.error_message = f_error_message;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

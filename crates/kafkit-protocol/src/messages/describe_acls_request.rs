@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeAclsRequest` (API key 29): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -184,44 +178,38 @@ impl Struct for DescribeAclsRequest {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.resource_type_filter = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("resource_type_filter"))?;
+            this.resource_type_filter =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type_filter"))?;
         }
         if true {
-            this.resource_name_filter =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("resource_name_filter"))?;
+            this.resource_name_filter = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("resource_name_filter"))?;
         }
         if v >= 1 {
-            this.pattern_type_filter = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("pattern_type_filter"))?;
+            this.pattern_type_filter =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("pattern_type_filter"))?;
         }
         if true {
-            this.principal_filter =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("principal_filter"))?;
+            this.principal_filter = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("principal_filter"))?;
         }
         if true {
-            this.host_filter =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("host_filter"))?;
+            this.host_filter = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("host_filter"))?;
         }
         if true {
-            this.operation =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
+            this.operation = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
         }
         if true {
-            this.permission_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("permission_type"))?;
+            this.permission_type =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("permission_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -231,11 +219,7 @@ impl Struct for DescribeAclsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 10, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -246,11 +230,7 @@ impl Struct for DescribeAclsRequest {
         ((
             any::<i8>().boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(3).boxed()
-            },
+            if v >= 1 { any::<i8>().boxed() } else { Just(3).boxed() },
             proptest::option::of(crate::testing::string()).boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
             any::<i8>().boxed(),

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeAclsResponse` (API key 29): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -120,10 +114,7 @@ impl Struct for DescribeAclsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.resources).len()), flex)
-                + (&self.resources)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -138,26 +129,21 @@ impl Struct for DescribeAclsResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.resources = (|| -> DResult<Vec<DescribeAclsResource>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeAclsResource::min_size(v),
-                    |buf| Ok(DescribeAclsResource::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeAclsResource::min_size(v), |buf| {
+                    Ok(DescribeAclsResource::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("resources"))?;
         }
@@ -166,9 +152,7 @@ impl Struct for DescribeAclsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -178,11 +162,7 @@ impl Struct for DescribeAclsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [12, 12, 9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -198,13 +178,7 @@ impl Struct for DescribeAclsResponse {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_error_message,
-                    f_resources,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_throttle_time_ms, f_error_code, f_error_message, f_resources, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.throttle_time_ms = f_throttle_time_ms;
                     this.error_code = f_error_code;
@@ -277,8 +251,7 @@ impl Struct for AclDescription {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.principal), flex)
-                .map_err(|e| e.at("AclDescription", "Principal"))?;
+            put_string(buf, (&self.principal), flex).map_err(|e| e.at("AclDescription", "Principal"))?;
         }
         if true {
             put_string(buf, (&self.host), flex).map_err(|e| e.at("AclDescription", "Host"))?;
@@ -333,29 +306,25 @@ impl Struct for AclDescription {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.principal = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal"))?;
+            this.principal =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.operation =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
+            this.operation = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("operation"))?;
         }
         if true {
-            this.permission_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("permission_type"))?;
+            this.permission_type =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("permission_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -365,11 +334,7 @@ impl Struct for AclDescription {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 5, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -384,23 +349,15 @@ impl Struct for AclDescription {
             any::<i8>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_principal,
-                    f_host,
-                    f_operation,
-                    f_permission_type,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.principal = f_principal;
-                    this.host = f_host;
-                    this.operation = f_operation;
-                    this.permission_type = f_permission_type;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_principal, f_host, f_operation, f_permission_type, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.principal = f_principal;
+                this.host = f_host;
+                this.operation = f_operation;
+                this.permission_type = f_permission_type;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -467,8 +424,7 @@ impl Struct for DescribeAclsResource {
             put_i8(buf, *(&self.resource_type));
         }
         if true {
-            put_string(buf, (&self.resource_name), flex)
-                .map_err(|e| e.at("DescribeAclsResource", "ResourceName"))?;
+            put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("DescribeAclsResource", "ResourceName"))?;
         }
         if !(v >= 1) && !(self.pattern_type == 3) {
             return Err(EncodeError::FieldNotInVersion {
@@ -481,8 +437,7 @@ impl Struct for DescribeAclsResource {
             put_i8(buf, *(&self.pattern_type));
         }
         if true {
-            put_array_len(buf, Some((&self.acls).len()), flex)
-                .map_err(|e| e.at("DescribeAclsResource", "Acls"))?;
+            put_array_len(buf, Some((&self.acls).len()), flex).map_err(|e| e.at("DescribeAclsResource", "Acls"))?;
             for e in (&self.acls).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -532,22 +487,18 @@ impl Struct for DescribeAclsResource {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.resource_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
+            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
         }
         if true {
-            this.resource_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("resource_name"))?;
+            this.resource_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
         }
         if v >= 1 {
-            this.pattern_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("pattern_type"))?;
+            this.pattern_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("pattern_type"))?;
         }
         if true {
             this.acls = (|| -> DResult<Vec<AclDescription>> {
-                Ok(get_array(buf, flex, AclDescription::min_size(v), |buf| {
-                    Ok(AclDescription::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, AclDescription::min_size(v), |buf| Ok(AclDescription::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("acls"))?;
         }
@@ -556,9 +507,7 @@ impl Struct for DescribeAclsResource {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -568,11 +517,7 @@ impl Struct for DescribeAclsResource {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [7, 8, 5, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -583,31 +528,19 @@ impl Struct for DescribeAclsResource {
         ((
             any::<i8>().boxed(),
             crate::testing::string(),
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(3).boxed()
-            },
+            if v >= 1 { any::<i8>().boxed() } else { Just(3).boxed() },
             proptest::collection::vec(AclDescription::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_resource_type,
-                    f_resource_name,
-                    f_pattern_type,
-                    f_acls,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.resource_type = f_resource_type;
-                    this.resource_name = f_resource_name;
-                    this.pattern_type = f_pattern_type;
-                    this.acls = f_acls;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_resource_type, f_resource_name, f_pattern_type, f_acls, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.resource_type = f_resource_type;
+                this.resource_name = f_resource_name;
+                this.pattern_type = f_pattern_type;
+                this.acls = f_acls;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

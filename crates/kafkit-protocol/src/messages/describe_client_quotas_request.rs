@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeClientQuotasRequest` (API key 48): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct DescribeClientQuotasRequest {
 
 impl Default for DescribeClientQuotasRequest {
     fn default() -> Self {
-        DescribeClientQuotasRequest {
-            components: Vec::new(),
-            strict: false,
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeClientQuotasRequest { components: Vec::new(), strict: false, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -86,10 +76,7 @@ impl Struct for DescribeClientQuotasRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.components).len()), flex)
-                + (&self.components)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.components).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += 1;
@@ -108,24 +95,19 @@ impl Struct for DescribeClientQuotasRequest {
         let mut this = Self::default();
         if true {
             this.components = (|| -> DResult<Vec<ComponentData>> {
-                Ok(get_array(buf, flex, ComponentData::min_size(v), |buf| {
-                    Ok(ComponentData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ComponentData::min_size(v), |buf| Ok(ComponentData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("components"))?;
         }
         if true {
-            this.strict =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("strict"))?;
+            this.strict = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("strict"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -135,11 +117,7 @@ impl Struct for DescribeClientQuotasRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -152,15 +130,13 @@ impl Struct for DescribeClientQuotasRequest {
             any::<bool>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_components, f_strict, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.components = f_components;
-                    this.strict = f_strict;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_components, f_strict, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.components = f_components;
+                this.strict = f_strict;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -215,15 +191,13 @@ impl Struct for ComponentData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_string(buf, (&self.entity_type), flex)
-                .map_err(|e| e.at("ComponentData", "EntityType"))?;
+            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("ComponentData", "EntityType"))?;
         }
         if true {
             put_i8(buf, *(&self.match_type));
         }
         if true {
-            put_nullable_string(buf, (&self.r#match).as_deref(), flex)
-                .map_err(|e| e.at("ComponentData", "Match"))?;
+            put_nullable_string(buf, (&self.r#match).as_deref(), flex).map_err(|e| e.at("ComponentData", "Match"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -266,26 +240,22 @@ impl Struct for ComponentData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.entity_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("entity_type"))?;
+            this.entity_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
         }
         if true {
-            this.match_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("match_type"))?;
+            this.match_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("match_type"))?;
         }
         if true {
-            this.r#match =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("match"))?;
+            this.r#match = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("match"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -295,11 +265,7 @@ impl Struct for ComponentData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -313,16 +279,14 @@ impl Struct for ComponentData {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_entity_type, f_match_type, f_match, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.entity_type = f_entity_type;
-                    this.match_type = f_match_type;
-                    this.r#match = f_match;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_entity_type, f_match_type, f_match, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.entity_type = f_entity_type;
+                this.match_type = f_match_type;
+                this.r#match = f_match;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeClientQuotasResponse` (API key 48): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -86,8 +80,7 @@ impl Struct for DescribeClientQuotasResponse {
         if true {
             match (&self.entries) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeClientQuotasResponse", "Entries"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("DescribeClientQuotasResponse", "Entries"))?;
                 }
                 Some(a) => {
                     put_array_len(buf, Some(a.len()), flex)
@@ -129,10 +122,7 @@ impl Struct for DescribeClientQuotasResponse {
         if true {
             n += match (&self.entries) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
             };
         }
         if flex {
@@ -148,26 +138,19 @@ impl Struct for DescribeClientQuotasResponse {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.entries = (|| -> DResult<Option<Vec<EntryData>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    EntryData::min_size(v),
-                    |buf| Ok(EntryData::decode_inner(buf, v)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("entries"))?;
         }
@@ -176,9 +159,7 @@ impl Struct for DescribeClientQuotasResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -188,11 +169,7 @@ impl Struct for DescribeClientQuotasResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [12, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -204,18 +181,11 @@ impl Struct for DescribeClientQuotasResponse {
             any::<i32>().boxed(),
             any::<i16>().boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
-            proptest::option::of(proptest::collection::vec(EntryData::strategy(v), 0..3).boxed())
-                .boxed(),
+            proptest::option::of(proptest::collection::vec(EntryData::strategy(v), 0..3).boxed()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_error_message,
-                    f_entries,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_throttle_time_ms, f_error_code, f_error_message, f_entries, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.throttle_time_ms = f_throttle_time_ms;
                     this.error_code = f_error_code;
@@ -243,11 +213,7 @@ pub struct EntityData {
 
 impl Default for EntityData {
     fn default() -> Self {
-        EntityData {
-            entity_type: String::new(),
-            entity_name: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        EntityData { entity_type: String::new(), entity_name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -270,8 +236,7 @@ impl Struct for EntityData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_string(buf, (&self.entity_type), flex)
-                .map_err(|e| e.at("EntityData", "EntityType"))?;
+            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
         }
         if true {
             put_nullable_string(buf, (&self.entity_name).as_deref(), flex)
@@ -315,22 +280,19 @@ impl Struct for EntityData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.entity_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("entity_type"))?;
+            this.entity_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
         }
         if true {
-            this.entity_name =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("entity_name"))?;
+            this.entity_name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("entity_name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -340,11 +302,7 @@ impl Struct for EntityData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -357,15 +315,13 @@ impl Struct for EntityData {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_entity_type, f_entity_name, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.entity_type = f_entity_type;
-                    this.entity_name = f_entity_name;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_entity_type, f_entity_name, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.entity_type = f_entity_type;
+                this.entity_name = f_entity_name;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -384,11 +340,7 @@ pub struct ValueData {
 
 impl Default for ValueData {
     fn default() -> Self {
-        ValueData {
-            key: String::new(),
-            value: 0.0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        ValueData { key: String::new(), value: 0.0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -454,21 +406,17 @@ impl Struct for ValueData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("key"))?;
+            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
         }
         if true {
-            this.value =
-                (|| -> DResult<f64> { Ok(get_f64(buf)?) })().map_err(|e| e.field("value"))?;
+            this.value = (|| -> DResult<f64> { Ok(get_f64(buf)?) })().map_err(|e| e.field("value"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -478,11 +426,7 @@ impl Struct for ValueData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [10, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -490,11 +434,7 @@ impl Struct for ValueData {
         use proptest::prelude::*;
         let flex = v >= 1;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::f64(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((crate::testing::string(), crate::testing::f64(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_key, f_value, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.key = f_key;
@@ -520,11 +460,7 @@ pub struct EntryData {
 
 impl Default for EntryData {
     fn default() -> Self {
-        EntryData {
-            entity: Vec::new(),
-            values: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        EntryData { entity: Vec::new(), values: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -547,15 +483,13 @@ impl Struct for EntryData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_array_len(buf, Some((&self.entity).len()), flex)
-                .map_err(|e| e.at("EntryData", "Entity"))?;
+            put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
             for e in (&self.entity).iter() {
                 e.encode_inner(buf, v)?;
             }
         }
         if true {
-            put_array_len(buf, Some((&self.values).len()), flex)
-                .map_err(|e| e.at("EntryData", "Values"))?;
+            put_array_len(buf, Some((&self.values).len()), flex).map_err(|e| e.at("EntryData", "Values"))?;
             for e in (&self.values).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -601,17 +535,13 @@ impl Struct for EntryData {
         let mut this = Self::default();
         if true {
             this.entity = (|| -> DResult<Vec<EntityData>> {
-                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| {
-                    Ok(EntityData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("entity"))?;
         }
         if true {
             this.values = (|| -> DResult<Vec<ValueData>> {
-                Ok(get_array(buf, flex, ValueData::min_size(v), |buf| {
-                    Ok(ValueData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ValueData::min_size(v), |buf| Ok(ValueData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("values"))?;
         }
@@ -620,9 +550,7 @@ impl Struct for EntryData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -632,11 +560,7 @@ impl Struct for EntryData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

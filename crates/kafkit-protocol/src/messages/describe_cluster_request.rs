@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeClusterRequest` (API key 60): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -106,22 +100,18 @@ impl Struct for DescribeClusterRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.include_cluster_authorized_operations =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                    .map_err(|e| e.field("include_cluster_authorized_operations"))?;
+            this.include_cluster_authorized_operations = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
+                .map_err(|e| e.field("include_cluster_authorized_operations"))?;
         }
         if v >= 1 {
-            this.endpoint_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("endpoint_type"))?;
+            this.endpoint_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("endpoint_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -131,11 +121,7 @@ impl Struct for DescribeClusterRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -145,27 +131,16 @@ impl Struct for DescribeClusterRequest {
         let _ = flex;
         ((
             any::<bool>().boxed(),
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(1).boxed()
-            },
+            if v >= 1 { any::<i8>().boxed() } else { Just(1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_include_cluster_authorized_operations,
-                    f_endpoint_type,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.include_cluster_authorized_operations =
-                        f_include_cluster_authorized_operations;
-                    this.endpoint_type = f_endpoint_type;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_include_cluster_authorized_operations, f_endpoint_type, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.include_cluster_authorized_operations = f_include_cluster_authorized_operations;
+                this.endpoint_type = f_endpoint_type;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

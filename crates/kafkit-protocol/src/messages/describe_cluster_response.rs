@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeClusterResponse` (API key 60): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -130,8 +124,7 @@ impl Struct for DescribeClusterResponse {
             put_i8(buf, *(&self.endpoint_type));
         }
         if true {
-            put_string(buf, (&self.cluster_id), flex)
-                .map_err(|e| e.at("DescribeClusterResponse", "ClusterId"))?;
+            put_string(buf, (&self.cluster_id), flex).map_err(|e| e.at("DescribeClusterResponse", "ClusterId"))?;
         }
         if true {
             put_i32(buf, *(&self.controller_id));
@@ -185,10 +178,7 @@ impl Struct for DescribeClusterResponse {
         }
         if true {
             n += (len_array_len(Some((&self.brokers).len()), flex)
-                + (&self.brokers)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.brokers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += 4;
@@ -206,53 +196,44 @@ impl Struct for DescribeClusterResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if v >= 1 {
-            this.endpoint_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("endpoint_type"))?;
+            this.endpoint_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("endpoint_type"))?;
         }
         if true {
-            this.cluster_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("cluster_id"))?;
+            this.cluster_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("cluster_id"))?;
         }
         if true {
-            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_id"))?;
+            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_id"))?;
         }
         if true {
             this.brokers = (|| -> DResult<Vec<DescribeClusterBroker>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeClusterBroker::min_size(v),
-                    |buf| Ok(DescribeClusterBroker::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeClusterBroker::min_size(v), |buf| {
+                    Ok(DescribeClusterBroker::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("brokers"))?;
         }
         if true {
-            this.cluster_authorized_operations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("cluster_authorized_operations"))?;
+            this.cluster_authorized_operations =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("cluster_authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -262,11 +243,7 @@ impl Struct for DescribeClusterResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [18, 19];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -279,11 +256,7 @@ impl Struct for DescribeClusterResponse {
                 any::<i32>().boxed(),
                 any::<i16>().boxed(),
                 proptest::option::of(crate::testing::string()).boxed(),
-                if v >= 1 {
-                    any::<i8>().boxed()
-                } else {
-                    Just(1).boxed()
-                },
+                if v >= 1 { any::<i8>().boxed() } else { Just(1).boxed() },
                 crate::testing::string(),
                 any::<i32>().boxed(),
                 proptest::collection::vec(DescribeClusterBroker::strategy(v), 0..3).boxed(),
@@ -384,8 +357,7 @@ impl Struct for DescribeClusterBroker {
             put_i32(buf, *(&self.broker_id));
         }
         if true {
-            put_string(buf, (&self.host), flex)
-                .map_err(|e| e.at("DescribeClusterBroker", "Host"))?;
+            put_string(buf, (&self.host), flex).map_err(|e| e.at("DescribeClusterBroker", "Host"))?;
         }
         if true {
             put_i32(buf, *(&self.port));
@@ -438,16 +410,13 @@ impl Struct for DescribeClusterBroker {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.broker_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
+            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if true {
             this.rack = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
@@ -458,9 +427,7 @@ impl Struct for DescribeClusterBroker {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -470,11 +437,7 @@ impl Struct for DescribeClusterBroker {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [11, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -489,17 +452,15 @@ impl Struct for DescribeClusterBroker {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_broker_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.broker_id = f_broker_id;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.rack = f_rack;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_broker_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.broker_id = f_broker_id;
+                this.host = f_host;
+                this.port = f_port;
+                this.rack = f_rack;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

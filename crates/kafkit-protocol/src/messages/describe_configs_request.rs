@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeConfigsRequest` (API key 32): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -112,10 +106,7 @@ impl Struct for DescribeConfigsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.resources).len()), flex)
-                + (&self.resources)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 1 {
             n += 1;
@@ -137,31 +128,26 @@ impl Struct for DescribeConfigsRequest {
         let mut this = Self::default();
         if true {
             this.resources = (|| -> DResult<Vec<DescribeConfigsResource>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeConfigsResource::min_size(v),
-                    |buf| Ok(DescribeConfigsResource::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeConfigsResource::min_size(v), |buf| {
+                    Ok(DescribeConfigsResource::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("resources"))?;
         }
         if v >= 1 {
-            this.include_synonyms = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("include_synonyms"))?;
+            this.include_synonyms =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("include_synonyms"))?;
         }
         if v >= 3 {
-            this.include_documentation = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("include_documentation"))?;
+            this.include_documentation =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("include_documentation"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -171,11 +157,7 @@ impl Struct for DescribeConfigsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [4, 5, 5, 6, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -185,33 +167,18 @@ impl Struct for DescribeConfigsRequest {
         let _ = flex;
         ((
             proptest::collection::vec(DescribeConfigsResource::strategy(v), 0..3).boxed(),
-            if v >= 1 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
-            if v >= 3 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 1 { any::<bool>().boxed() } else { Just(false).boxed() },
+            if v >= 3 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_resources,
-                    f_include_synonyms,
-                    f_include_documentation,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.resources = f_resources;
-                    this.include_synonyms = f_include_synonyms;
-                    this.include_documentation = f_include_documentation;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_resources, f_include_synonyms, f_include_documentation, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.resources = f_resources;
+                this.include_synonyms = f_include_synonyms;
+                this.include_documentation = f_include_documentation;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -275,15 +242,13 @@ impl Struct for DescribeConfigsResource {
         if true {
             match (&self.configuration_keys) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeConfigsResource", "ConfigurationKeys"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("DescribeConfigsResource", "ConfigurationKeys"))?;
                 }
                 Some(a) => {
                     put_array_len(buf, Some(a.len()), flex)
                         .map_err(|e| e.at("DescribeConfigsResource", "ConfigurationKeys"))?;
                     for e in a.iter() {
-                        put_string(buf, e, flex)
-                            .map_err(|e| e.at("DescribeConfigsResource", "ConfigurationKeys"))?;
+                        put_string(buf, e, flex).map_err(|e| e.at("DescribeConfigsResource", "ConfigurationKeys"))?;
                     }
                 }
             }
@@ -316,10 +281,7 @@ impl Struct for DescribeConfigsResource {
         if true {
             n += match (&self.configuration_keys) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| len_string(e, flex)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| len_string(e, flex)).sum::<usize>()),
             };
         }
         if flex {
@@ -335,21 +297,15 @@ impl Struct for DescribeConfigsResource {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.resource_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
+            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
         }
         if true {
-            this.resource_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("resource_name"))?;
+            this.resource_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
         }
         if true {
             this.configuration_keys = (|| -> DResult<Option<Vec<String>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    if flex { 1 } else { 2 },
-                    |buf| Ok(get_string(buf, flex)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("configuration_keys"))?;
         }
@@ -358,9 +314,7 @@ impl Struct for DescribeConfigsResource {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -370,11 +324,7 @@ impl Struct for DescribeConfigsResource {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [7, 7, 7, 7, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -385,25 +335,17 @@ impl Struct for DescribeConfigsResource {
         ((
             any::<i8>().boxed(),
             crate::testing::string(),
-            proptest::option::of(proptest::collection::vec(crate::testing::string(), 0..3).boxed())
-                .boxed(),
+            proptest::option::of(proptest::collection::vec(crate::testing::string(), 0..3).boxed()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_resource_type,
-                    f_resource_name,
-                    f_configuration_keys,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.resource_type = f_resource_type;
-                    this.resource_name = f_resource_name;
-                    this.configuration_keys = f_configuration_keys;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_resource_type, f_resource_name, f_configuration_keys, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.resource_type = f_resource_type;
+                this.resource_name = f_resource_name;
+                this.configuration_keys = f_configuration_keys;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

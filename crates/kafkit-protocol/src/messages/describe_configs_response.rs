@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeConfigsResponse` (API key 32): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct DescribeConfigsResponse {
 
 impl Default for DescribeConfigsResponse {
     fn default() -> Self {
-        DescribeConfigsResponse {
-            throttle_time_ms: 0,
-            results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeConfigsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -89,10 +79,7 @@ impl Struct for DescribeConfigsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,17 +94,14 @@ impl Struct for DescribeConfigsResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.results = (|| -> DResult<Vec<DescribeConfigsResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeConfigsResult::min_size(v),
-                    |buf| Ok(DescribeConfigsResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeConfigsResult::min_size(v), |buf| {
+                    Ok(DescribeConfigsResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results"))?;
         }
@@ -126,9 +110,7 @@ impl Struct for DescribeConfigsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +120,7 @@ impl Struct for DescribeConfigsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 8, 8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +133,13 @@ impl Struct for DescribeConfigsResponse {
             proptest::collection::vec(DescribeConfigsResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_results, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.results = f_results;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_results, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.results = f_results;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -225,8 +201,7 @@ impl Struct for DescribeConfigsSynonym {
             });
         }
         if v >= 1 {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("DescribeConfigsSynonym", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("DescribeConfigsSynonym", "Name"))?;
         }
         if !(v >= 1) && !(self.value == Some(String::new())) {
             return Err(EncodeError::FieldNotInVersion {
@@ -290,25 +265,21 @@ impl Struct for DescribeConfigsSynonym {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 1 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 1 {
             this.value = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
                 .map_err(|e| e.field("value"))?;
         }
         if v >= 1 {
-            this.source =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("source"))?;
+            this.source = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("source"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -318,11 +289,7 @@ impl Struct for DescribeConfigsSynonym {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [0, 5, 5, 5, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -331,33 +298,23 @@ impl Struct for DescribeConfigsSynonym {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 1 {
                 proptest::option::of(crate::testing::string()).boxed()
             } else {
                 Just(Some(String::new())).boxed()
             },
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i8>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_value, f_source, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.value = f_value;
-                    this.source = f_source;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_value, f_source, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.value = f_value;
+                this.source = f_source;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -466,8 +423,7 @@ impl Struct for DescribeConfigsResourceResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("DescribeConfigsResourceResult", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("DescribeConfigsResourceResult", "Name"))?;
         }
         if true {
             put_nullable_string(buf, (&self.value).as_deref(), flex)
@@ -549,10 +505,7 @@ impl Struct for DescribeConfigsResourceResult {
         }
         if v >= 1 {
             n += (len_array_len(Some((&self.synonyms).len()), flex)
-                + (&self.synonyms)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.synonyms).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 3 {
             n += 1;
@@ -573,57 +526,45 @@ impl Struct for DescribeConfigsResourceResult {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.value = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
                 .map_err(|e| e.field("value"))?;
         }
         if true {
-            this.read_only =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("read_only"))?;
+            this.read_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("read_only"))?;
         }
         if v <= 0 {
-            this.is_default = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_default"))?;
+            this.is_default = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_default"))?;
         }
         if v >= 1 {
-            this.config_source =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("config_source"))?;
+            this.config_source = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("config_source"))?;
         }
         if true {
-            this.is_sensitive = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_sensitive"))?;
+            this.is_sensitive = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_sensitive"))?;
         }
         if v >= 1 {
             this.synonyms = (|| -> DResult<Vec<DescribeConfigsSynonym>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeConfigsSynonym::min_size(v),
-                    |buf| Ok(DescribeConfigsSynonym::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeConfigsSynonym::min_size(v), |buf| {
+                    Ok(DescribeConfigsSynonym::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("synonyms"))?;
         }
         if v >= 3 {
-            this.config_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("config_type"))?;
+            this.config_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("config_type"))?;
         }
         if v >= 3 {
-            this.documentation =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("documentation"))?;
+            this.documentation = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("documentation"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -633,11 +574,7 @@ impl Struct for DescribeConfigsResourceResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [7, 11, 11, 14, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -650,27 +587,15 @@ impl Struct for DescribeConfigsResourceResult {
                 crate::testing::string(),
                 proptest::option::of(crate::testing::string()).boxed(),
                 any::<bool>().boxed(),
-                if v <= 0 {
-                    any::<bool>().boxed()
-                } else {
-                    Just(false).boxed()
-                },
-                if v >= 1 {
-                    any::<i8>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
+                if v <= 0 { any::<bool>().boxed() } else { Just(false).boxed() },
+                if v >= 1 { any::<i8>().boxed() } else { Just(-1).boxed() },
                 any::<bool>().boxed(),
                 if v >= 1 {
                     proptest::collection::vec(DescribeConfigsSynonym::strategy(v), 0..3).boxed()
                 } else {
                     Just(Vec::new()).boxed()
                 },
-                if v >= 3 {
-                    any::<i8>().boxed()
-                } else {
-                    Just(0).boxed()
-                },
+                if v >= 3 { any::<i8>().boxed() } else { Just(0).boxed() },
             ),
             (
                 if v >= 3 {
@@ -791,8 +716,7 @@ impl Struct for DescribeConfigsResult {
             put_i8(buf, *(&self.resource_type));
         }
         if true {
-            put_string(buf, (&self.resource_name), flex)
-                .map_err(|e| e.at("DescribeConfigsResult", "ResourceName"))?;
+            put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("DescribeConfigsResult", "ResourceName"))?;
         }
         if true {
             put_array_len(buf, Some((&self.configs).len()), flex)
@@ -834,10 +758,7 @@ impl Struct for DescribeConfigsResult {
         }
         if true {
             n += (len_array_len(Some((&self.configs).len()), flex)
-                + (&self.configs)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.configs).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -852,30 +773,24 @@ impl Struct for DescribeConfigsResult {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.resource_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
+            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
         }
         if true {
-            this.resource_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("resource_name"))?;
+            this.resource_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
         }
         if true {
             this.configs = (|| -> DResult<Vec<DescribeConfigsResourceResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeConfigsResourceResult::min_size(v),
-                    |buf| Ok(DescribeConfigsResourceResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeConfigsResourceResult::min_size(v), |buf| {
+                    Ok(DescribeConfigsResourceResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("configs"))?;
         }
@@ -884,9 +799,7 @@ impl Struct for DescribeConfigsResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -896,11 +809,7 @@ impl Struct for DescribeConfigsResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [11, 11, 11, 11, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeDelegationTokenRequest` (API key 41): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct DescribeDelegationTokenRequest {
 
 impl Default for DescribeDelegationTokenRequest {
     fn default() -> Self {
-        DescribeDelegationTokenRequest {
-            owners: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeDelegationTokenRequest { owners: Some(Vec::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -49,8 +40,7 @@ impl Struct for DescribeDelegationTokenRequest {
         if true {
             match (&self.owners) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeDelegationTokenRequest", "Owners"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("DescribeDelegationTokenRequest", "Owners"))?;
                 }
                 Some(a) => {
                     put_array_len(buf, Some(a.len()), flex)
@@ -83,10 +73,7 @@ impl Struct for DescribeDelegationTokenRequest {
         if true {
             n += match (&self.owners) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
             };
         }
         if flex {
@@ -103,12 +90,9 @@ impl Struct for DescribeDelegationTokenRequest {
         let mut this = Self::default();
         if true {
             this.owners = (|| -> DResult<Option<Vec<DescribeDelegationTokenOwner>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    DescribeDelegationTokenOwner::min_size(v),
-                    |buf| Ok(DescribeDelegationTokenOwner::decode_inner(buf, v)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, DescribeDelegationTokenOwner::min_size(v), |buf| {
+                    Ok(DescribeDelegationTokenOwner::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("owners"))?;
         }
@@ -117,9 +101,7 @@ impl Struct for DescribeDelegationTokenRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -129,11 +111,7 @@ impl Struct for DescribeDelegationTokenRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -142,10 +120,8 @@ impl Struct for DescribeDelegationTokenRequest {
         let flex = v >= 2;
         let _ = flex;
         ((
-            proptest::option::of(
-                proptest::collection::vec(DescribeDelegationTokenOwner::strategy(v), 0..3).boxed(),
-            )
-            .boxed(),
+            proptest::option::of(proptest::collection::vec(DescribeDelegationTokenOwner::strategy(v), 0..3).boxed())
+                .boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_owners, f_unknown_tagged_fields),)| {
@@ -244,21 +220,19 @@ impl Struct for DescribeDelegationTokenOwner {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.principal_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_type"))?;
+            this.principal_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_type"))?;
         }
         if true {
-            this.principal_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_name"))?;
+            this.principal_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -268,11 +242,7 @@ impl Struct for DescribeDelegationTokenOwner {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -280,20 +250,14 @@ impl Struct for DescribeDelegationTokenOwner {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::string(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_principal_type, f_principal_name, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.principal_type = f_principal_type;
-                    this.principal_name = f_principal_name;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), crate::testing::string(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_principal_type, f_principal_name, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.principal_type = f_principal_type;
+                this.principal_name = f_principal_name;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -307,6 +271,5 @@ impl Message for DescribeDelegationTokenRequest {
 
 impl crate::message::Request for DescribeDelegationTokenRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeDelegationToken;
-    type Response =
-        crate::messages::describe_delegation_token_response::DescribeDelegationTokenResponse;
+    type Response = crate::messages::describe_delegation_token_response::DescribeDelegationTokenResponse;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeDelegationTokenResponse` (API key 41): versions 0-3.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -119,32 +113,26 @@ impl Struct for DescribeDelegationTokenResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.tokens = (|| -> DResult<Vec<DescribedDelegationToken>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribedDelegationToken::min_size(v),
-                    |buf| Ok(DescribedDelegationToken::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribedDelegationToken::min_size(v), |buf| {
+                    Ok(DescribedDelegationToken::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("tokens"))?;
         }
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -154,11 +142,7 @@ impl Struct for DescribeDelegationTokenResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [10, 10, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -172,16 +156,14 @@ impl Struct for DescribeDelegationTokenResponse {
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_error_code, f_tokens, f_throttle_time_ms, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.tokens = f_tokens;
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_tokens, f_throttle_time_ms, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.tokens = f_tokens;
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -272,21 +254,19 @@ impl Struct for DescribedDelegationTokenRenewer {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.principal_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_type"))?;
+            this.principal_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_type"))?;
         }
         if true {
-            this.principal_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_name"))?;
+            this.principal_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -296,11 +276,7 @@ impl Struct for DescribedDelegationTokenRenewer {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -308,20 +284,14 @@ impl Struct for DescribedDelegationTokenRenewer {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::string(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_principal_type, f_principal_name, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.principal_type = f_principal_type;
-                    this.principal_name = f_principal_name;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), crate::testing::string(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_principal_type, f_principal_name, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.principal_type = f_principal_type;
+                this.principal_name = f_principal_name;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -478,12 +448,10 @@ impl Struct for DescribedDelegationToken {
             put_i64(buf, *(&self.max_timestamp));
         }
         if true {
-            put_string(buf, (&self.token_id), flex)
-                .map_err(|e| e.at("DescribedDelegationToken", "TokenId"))?;
+            put_string(buf, (&self.token_id), flex).map_err(|e| e.at("DescribedDelegationToken", "TokenId"))?;
         }
         if true {
-            put_bytes(buf, (&self.hmac), flex)
-                .map_err(|e| e.at("DescribedDelegationToken", "Hmac"))?;
+            put_bytes(buf, (&self.hmac), flex).map_err(|e| e.at("DescribedDelegationToken", "Hmac"))?;
         }
         if true {
             put_array_len(buf, Some((&self.renewers).len()), flex)
@@ -540,10 +508,7 @@ impl Struct for DescribedDelegationToken {
         }
         if true {
             n += (len_array_len(Some((&self.renewers).len()), flex)
-                + (&self.renewers)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.renewers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -558,51 +523,44 @@ impl Struct for DescribedDelegationToken {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.principal_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_type"))?;
+            this.principal_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_type"))?;
         }
         if true {
-            this.principal_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("principal_name"))?;
+            this.principal_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("principal_name"))?;
         }
         if v >= 3 {
-            this.token_requester_principal_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                    .map_err(|e| e.field("token_requester_principal_type"))?;
+            this.token_requester_principal_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
+                .map_err(|e| e.field("token_requester_principal_type"))?;
         }
         if v >= 3 {
-            this.token_requester_principal_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                    .map_err(|e| e.field("token_requester_principal_name"))?;
+            this.token_requester_principal_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
+                .map_err(|e| e.field("token_requester_principal_name"))?;
         }
         if true {
-            this.issue_timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("issue_timestamp"))?;
+            this.issue_timestamp =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("issue_timestamp"))?;
         }
         if true {
-            this.expiry_timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("expiry_timestamp"))?;
+            this.expiry_timestamp =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("expiry_timestamp"))?;
         }
         if true {
-            this.max_timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("max_timestamp"))?;
+            this.max_timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("max_timestamp"))?;
         }
         if true {
-            this.token_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("token_id"))?;
+            this.token_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("token_id"))?;
         }
         if true {
-            this.hmac = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("hmac"))?;
+            this.hmac = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("hmac"))?;
         }
         if true {
             this.renewers = (|| -> DResult<Vec<DescribedDelegationTokenRenewer>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribedDelegationTokenRenewer::min_size(v),
-                    |buf| Ok(DescribedDelegationTokenRenewer::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribedDelegationTokenRenewer::min_size(v), |buf| {
+                    Ok(DescribedDelegationTokenRenewer::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("renewers"))?;
         }
@@ -611,9 +569,7 @@ impl Struct for DescribedDelegationToken {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -623,11 +579,7 @@ impl Struct for DescribedDelegationToken {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [38, 38, 30, 32];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -639,16 +591,8 @@ impl Struct for DescribedDelegationToken {
             (
                 crate::testing::string(),
                 crate::testing::string(),
-                if v >= 3 {
-                    crate::testing::string()
-                } else {
-                    Just(String::new()).boxed()
-                },
-                if v >= 3 {
-                    crate::testing::string()
-                } else {
-                    Just(String::new()).boxed()
-                },
+                if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+                if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
                 any::<i64>().boxed(),
                 any::<i64>().boxed(),
                 any::<i64>().boxed(),
@@ -656,8 +600,7 @@ impl Struct for DescribedDelegationToken {
             ),
             (
                 crate::testing::bytes(),
-                proptest::collection::vec(DescribedDelegationTokenRenewer::strategy(v), 0..3)
-                    .boxed(),
+                proptest::collection::vec(DescribedDelegationTokenRenewer::strategy(v), 0..3).boxed(),
                 crate::testing::unknown_tagged(flex),
             ),
         )
@@ -703,6 +646,5 @@ impl Message for DescribeDelegationTokenResponse {
 
 impl crate::message::Response for DescribeDelegationTokenResponse {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeDelegationToken;
-    type Request =
-        crate::messages::describe_delegation_token_request::DescribeDelegationTokenRequest;
+    type Request = crate::messages::describe_delegation_token_request::DescribeDelegationTokenRequest;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeGroupsRequest` (API key 15): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -93,10 +87,7 @@ impl Struct for DescribeGroupsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.groups).len()), flex)
-                + (&self.groups)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.groups).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if v >= 3 {
             n += 1;
@@ -115,24 +106,20 @@ impl Struct for DescribeGroupsRequest {
         let mut this = Self::default();
         if true {
             this.groups = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("groups"))?;
         }
         if v >= 3 {
-            this.include_authorized_operations = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("include_authorized_operations"))?;
+            this.include_authorized_operations =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("include_authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -142,11 +129,7 @@ impl Struct for DescribeGroupsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 4, 4, 5, 5, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -156,22 +139,16 @@ impl Struct for DescribeGroupsRequest {
         let _ = flex;
         ((
             proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
-            if v >= 3 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 3 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_groups, f_include_authorized_operations, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.groups = f_groups;
-                    this.include_authorized_operations = f_include_authorized_operations;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_groups, f_include_authorized_operations, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.groups = f_groups;
+                this.include_authorized_operations = f_include_authorized_operations;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

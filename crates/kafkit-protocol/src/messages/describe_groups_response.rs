@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeGroupsResponse` (API key 15): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct DescribeGroupsResponse {
 
 impl Default for DescribeGroupsResponse {
     fn default() -> Self {
-        DescribeGroupsResponse {
-            throttle_time_ms: 0,
-            groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeGroupsResponse { throttle_time_ms: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -105,14 +95,12 @@ impl Struct for DescribeGroupsResponse {
         let flex = v >= 5;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.groups = (|| -> DResult<Vec<DescribedGroup>> {
-                Ok(get_array(buf, flex, DescribedGroup::min_size(v), |buf| {
-                    Ok(DescribedGroup::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, DescribedGroup::min_size(v), |buf| Ok(DescribedGroup::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("groups"))?;
         }
@@ -121,9 +109,7 @@ impl Struct for DescribeGroupsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -133,11 +119,7 @@ impl Struct for DescribeGroupsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 8, 8, 8, 8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -146,23 +128,17 @@ impl Struct for DescribeGroupsResponse {
         let flex = v >= 5;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(DescribedGroup::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_groups, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.groups = f_groups;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_groups, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.groups = f_groups;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -244,8 +220,7 @@ impl Struct for DescribedGroupMember {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("DescribedGroupMember", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("DescribedGroupMember", "MemberId"))?;
         }
 
         if v >= 4 {
@@ -255,8 +230,7 @@ impl Struct for DescribedGroupMember {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("DescribedGroupMember", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("DescribedGroupMember", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -269,12 +243,10 @@ impl Struct for DescribedGroupMember {
             }
         }
         if true {
-            put_string(buf, (&self.client_id), flex)
-                .map_err(|e| e.at("DescribedGroupMember", "ClientId"))?;
+            put_string(buf, (&self.client_id), flex).map_err(|e| e.at("DescribedGroupMember", "ClientId"))?;
         }
         if true {
-            put_string(buf, (&self.client_host), flex)
-                .map_err(|e| e.at("DescribedGroupMember", "ClientHost"))?;
+            put_string(buf, (&self.client_host), flex).map_err(|e| e.at("DescribedGroupMember", "ClientHost"))?;
         }
         if true {
             put_bytes(buf, (&self.member_metadata), flex)
@@ -310,9 +282,7 @@ impl Struct for DescribedGroupMember {
             n += (if v >= 4 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -340,43 +310,37 @@ impl Struct for DescribedGroupMember {
         let flex = v >= 5;
         let mut this = Self::default();
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 4 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 4 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 4 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if true {
-            this.client_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("client_id"))?;
+            this.client_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("client_id"))?;
         }
         if true {
-            this.client_host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("client_host"))?;
+            this.client_host =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("client_host"))?;
         }
         if true {
-            this.member_metadata = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("member_metadata"))?;
+            this.member_metadata =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("member_metadata"))?;
         }
         if true {
-            this.member_assignment = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("member_assignment"))?;
+            this.member_assignment =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("member_assignment"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -386,11 +350,7 @@ impl Struct for DescribedGroupMember {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [14, 14, 14, 14, 16, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -529,24 +489,19 @@ impl Struct for DescribedGroup {
             put_i16(buf, *(&self.error_code));
         }
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("DescribedGroup", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DescribedGroup", "GroupId"))?;
         }
         if true {
-            put_string(buf, (&self.group_state), flex)
-                .map_err(|e| e.at("DescribedGroup", "GroupState"))?;
+            put_string(buf, (&self.group_state), flex).map_err(|e| e.at("DescribedGroup", "GroupState"))?;
         }
         if true {
-            put_string(buf, (&self.protocol_type), flex)
-                .map_err(|e| e.at("DescribedGroup", "ProtocolType"))?;
+            put_string(buf, (&self.protocol_type), flex).map_err(|e| e.at("DescribedGroup", "ProtocolType"))?;
         }
         if true {
-            put_string(buf, (&self.protocol_data), flex)
-                .map_err(|e| e.at("DescribedGroup", "ProtocolData"))?;
+            put_string(buf, (&self.protocol_data), flex).map_err(|e| e.at("DescribedGroup", "ProtocolData"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.members).len()), flex)
-                .map_err(|e| e.at("DescribedGroup", "Members"))?;
+            put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("DescribedGroup", "Members"))?;
             for e in (&self.members).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -597,10 +552,7 @@ impl Struct for DescribedGroup {
         }
         if true {
             n += (len_array_len(Some((&self.members).len()), flex)
-                + (&self.members)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 3 {
             n += 4;
@@ -618,48 +570,42 @@ impl Struct for DescribedGroup {
         let flex = v >= 5;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.group_state = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_state"))?;
+            this.group_state =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_state"))?;
         }
         if true {
-            this.protocol_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("protocol_type"))?;
+            this.protocol_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("protocol_type"))?;
         }
         if true {
-            this.protocol_data = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("protocol_data"))?;
+            this.protocol_data =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("protocol_data"))?;
         }
         if true {
             this.members = (|| -> DResult<Vec<DescribedGroupMember>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribedGroupMember::min_size(v),
-                    |buf| Ok(DescribedGroupMember::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribedGroupMember::min_size(v), |buf| {
+                    Ok(DescribedGroupMember::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("members"))?;
         }
         if v >= 3 {
-            this.authorized_operations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("authorized_operations"))?;
+            this.authorized_operations =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -669,11 +615,7 @@ impl Struct for DescribedGroup {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [14, 14, 14, 18, 18, 12];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -688,11 +630,7 @@ impl Struct for DescribedGroup {
             crate::testing::string(),
             crate::testing::string(),
             proptest::collection::vec(DescribedGroupMember::strategy(v), 0..3).boxed(),
-            if v >= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(-2147483648).boxed()
-            },
+            if v >= 3 { any::<i32>().boxed() } else { Just(-2147483648).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

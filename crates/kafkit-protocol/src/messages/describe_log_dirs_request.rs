@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeLogDirsRequest` (API key 35): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct DescribeLogDirsRequest {
 
 impl Default for DescribeLogDirsRequest {
     fn default() -> Self {
-        DescribeLogDirsRequest {
-            topics: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeLogDirsRequest { topics: Some(Vec::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -49,12 +40,10 @@ impl Struct for DescribeLogDirsRequest {
         if true {
             match (&self.topics) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeLogDirsRequest", "Topics"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("DescribeLogDirsRequest", "Topics"))?;
                 }
                 Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("DescribeLogDirsRequest", "Topics"))?;
+                    put_array_len(buf, Some(a.len()), flex).map_err(|e| e.at("DescribeLogDirsRequest", "Topics"))?;
                     for e in a.iter() {
                         e.encode_inner(buf, v)?;
                     }
@@ -83,10 +72,7 @@ impl Struct for DescribeLogDirsRequest {
         if true {
             n += match (&self.topics) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
             };
         }
         if flex {
@@ -103,12 +89,9 @@ impl Struct for DescribeLogDirsRequest {
         let mut this = Self::default();
         if true {
             this.topics = (|| -> DResult<Option<Vec<DescribableLogDirTopic>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    DescribableLogDirTopic::min_size(v),
-                    |buf| Ok(DescribableLogDirTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, DescribableLogDirTopic::min_size(v), |buf| {
+                    Ok(DescribableLogDirTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -117,9 +100,7 @@ impl Struct for DescribeLogDirsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -129,11 +110,7 @@ impl Struct for DescribeLogDirsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [4, 4, 2, 2, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -142,10 +119,7 @@ impl Struct for DescribeLogDirsRequest {
         let flex = v >= 2;
         let _ = flex;
         ((
-            proptest::option::of(
-                proptest::collection::vec(DescribableLogDirTopic::strategy(v), 0..3).boxed(),
-            )
-            .boxed(),
+            proptest::option::of(proptest::collection::vec(DescribableLogDirTopic::strategy(v), 0..3).boxed()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_topics, f_unknown_tagged_fields),)| {
@@ -172,11 +146,7 @@ pub struct DescribableLogDirTopic {
 
 impl Default for DescribableLogDirTopic {
     fn default() -> Self {
-        DescribableLogDirTopic {
-            topic: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribableLogDirTopic { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -199,8 +169,7 @@ impl Struct for DescribableLogDirTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.topic), flex)
-                .map_err(|e| e.at("DescribableLogDirTopic", "Topic"))?;
+            put_string(buf, (&self.topic), flex).map_err(|e| e.at("DescribableLogDirTopic", "Topic"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -232,8 +201,7 @@ impl Struct for DescribableLogDirTopic {
             n += len_string((&self.topic), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -248,23 +216,18 @@ impl Struct for DescribableLogDirTopic {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -274,11 +237,7 @@ impl Struct for DescribableLogDirTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeLogDirsResponse` (API key 35): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -105,10 +99,7 @@ impl Struct for DescribeLogDirsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -123,21 +114,17 @@ impl Struct for DescribeLogDirsResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if v >= 3 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.results = (|| -> DResult<Vec<DescribeLogDirsResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeLogDirsResult::min_size(v),
-                    |buf| Ok(DescribeLogDirsResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeLogDirsResult::min_size(v), |buf| {
+                    Ok(DescribeLogDirsResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results"))?;
         }
@@ -146,9 +133,7 @@ impl Struct for DescribeLogDirsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -158,11 +143,7 @@ impl Struct for DescribeLogDirsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 6, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -172,24 +153,18 @@ impl Struct for DescribeLogDirsResponse {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 3 { any::<i16>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(DescribeLogDirsResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_error_code, f_results, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.error_code = f_error_code;
-                    this.results = f_results;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_error_code, f_results, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.error_code = f_error_code;
+                this.results = f_results;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -308,29 +283,26 @@ impl Struct for DescribeLogDirsPartition {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.partition_size = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("partition_size"))?;
+            this.partition_size =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("partition_size"))?;
         }
         if true {
-            this.offset_lag =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("offset_lag"))?;
+            this.offset_lag = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("offset_lag"))?;
         }
         if true {
-            this.is_future_key = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_future_key"))?;
+            this.is_future_key =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_future_key"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -340,11 +312,7 @@ impl Struct for DescribeLogDirsPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [21, 21, 22, 22, 22];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -394,11 +362,7 @@ pub struct DescribeLogDirsTopic {
 
 impl Default for DescribeLogDirsTopic {
     fn default() -> Self {
-        DescribeLogDirsTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeLogDirsTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -421,8 +385,7 @@ impl Struct for DescribeLogDirsTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("DescribeLogDirsTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("DescribeLogDirsTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -455,10 +418,7 @@ impl Struct for DescribeLogDirsTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -473,17 +433,13 @@ impl Struct for DescribeLogDirsTopic {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<DescribeLogDirsPartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeLogDirsPartition::min_size(v),
-                    |buf| Ok(DescribeLogDirsPartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeLogDirsPartition::min_size(v), |buf| {
+                    Ok(DescribeLogDirsPartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -492,9 +448,7 @@ impl Struct for DescribeLogDirsTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -504,11 +458,7 @@ impl Struct for DescribeLogDirsTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -603,8 +553,7 @@ impl Struct for DescribeLogDirsResult {
             put_i16(buf, *(&self.error_code));
         }
         if true {
-            put_string(buf, (&self.log_dir), flex)
-                .map_err(|e| e.at("DescribeLogDirsResult", "LogDir"))?;
+            put_string(buf, (&self.log_dir), flex).map_err(|e| e.at("DescribeLogDirsResult", "LogDir"))?;
         }
         if true {
             put_array_len(buf, Some((&self.topics).len()), flex)
@@ -669,40 +618,31 @@ impl Struct for DescribeLogDirsResult {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.log_dir = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("log_dir"))?;
+            this.log_dir = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("log_dir"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<DescribeLogDirsTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeLogDirsTopic::min_size(v),
-                    |buf| Ok(DescribeLogDirsTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeLogDirsTopic::min_size(v), |buf| {
+                    Ok(DescribeLogDirsTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 4 {
-            this.total_bytes =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("total_bytes"))?;
+            this.total_bytes = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("total_bytes"))?;
         }
         if v >= 4 {
-            this.usable_bytes = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("usable_bytes"))?;
+            this.usable_bytes = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("usable_bytes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -712,11 +652,7 @@ impl Struct for DescribeLogDirsResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 5, 5, 21];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -728,27 +664,12 @@ impl Struct for DescribeLogDirsResult {
             any::<i16>().boxed(),
             crate::testing::string(),
             proptest::collection::vec(DescribeLogDirsTopic::strategy(v), 0..3).boxed(),
-            if v >= 4 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 4 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 4 { any::<i64>().boxed() } else { Just(-1).boxed() },
+            if v >= 4 { any::<i64>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_error_code,
-                    f_log_dir,
-                    f_topics,
-                    f_total_bytes,
-                    f_usable_bytes,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_error_code, f_log_dir, f_topics, f_total_bytes, f_usable_bytes, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.error_code = f_error_code;
                     this.log_dir = f_log_dir;

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeProducersRequest` (API key 61): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct DescribeProducersRequest {
 
 impl Default for DescribeProducersRequest {
     fn default() -> Self {
-        DescribeProducersRequest {
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeProducersRequest { topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -90,9 +81,7 @@ impl Struct for DescribeProducersRequest {
         let mut this = Self::default();
         if true {
             this.topics = (|| -> DResult<Vec<TopicRequest>> {
-                Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| {
-                    Ok(TopicRequest::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| Ok(TopicRequest::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -101,9 +90,7 @@ impl Struct for DescribeProducersRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -113,11 +100,7 @@ impl Struct for DescribeProducersRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -125,10 +108,7 @@ impl Struct for DescribeProducersRequest {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            proptest::collection::vec(TopicRequest::strategy(v), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((proptest::collection::vec(TopicRequest::strategy(v), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_topics, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.topics = f_topics;
@@ -153,11 +133,7 @@ pub struct TopicRequest {
 
 impl Default for TopicRequest {
     fn default() -> Self {
-        TopicRequest {
-            name: String::new(),
-            partition_indexes: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicRequest { name: String::new(), partition_indexes: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -212,8 +188,7 @@ impl Struct for TopicRequest {
             n += len_string((&self.name), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex)
-                + (&self.partition_indexes).len() * 4);
+            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -228,23 +203,19 @@ impl Struct for TopicRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.partition_indexes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partition_indexes"))?;
+            this.partition_indexes =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("partition_indexes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -254,11 +225,7 @@ impl Struct for TopicRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -271,15 +238,13 @@ impl Struct for TopicRequest {
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.partition_indexes = f_partition_indexes;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.partition_indexes = f_partition_indexes;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeQuorumResponse` (API key 55): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -84,8 +78,7 @@ impl Struct for DescribeQuorumResponse {
             } else {
                 match (&self.error_message) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("DescribeQuorumResponse", "ErrorMessage"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("DescribeQuorumResponse", "ErrorMessage"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -112,8 +105,7 @@ impl Struct for DescribeQuorumResponse {
             });
         }
         if v >= 2 {
-            put_array_len(buf, Some((&self.nodes).len()), flex)
-                .map_err(|e| e.at("DescribeQuorumResponse", "Nodes"))?;
+            put_array_len(buf, Some((&self.nodes).len()), flex).map_err(|e| e.at("DescribeQuorumResponse", "Nodes"))?;
             for e in (&self.nodes).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -144,9 +136,7 @@ impl Struct for DescribeQuorumResponse {
             n += (if v >= 2 {
                 len_nullable_string((&self.error_message).as_deref(), flex)
             } else {
-                (&self.error_message)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -170,32 +160,23 @@ impl Struct for DescribeQuorumResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 2 {
             this.error_message = (|| -> DResult<Option<String>> {
-                Ok(if v >= 2 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 2 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| {
-                    Ok(TopicData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 2 {
             this.nodes = (|| -> DResult<Vec<Node>> {
-                Ok(get_array(buf, flex, Node::min_size(v), |buf| {
-                    Ok(Node::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Node::min_size(v), |buf| Ok(Node::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("nodes"))?;
         }
@@ -204,9 +185,7 @@ impl Struct for DescribeQuorumResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -216,11 +195,7 @@ impl Struct for DescribeQuorumResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -240,30 +215,18 @@ impl Struct for DescribeQuorumResponse {
                 Just(Some(String::new())).boxed()
             },
             proptest::collection::vec(TopicData::strategy(v), 0..3).boxed(),
-            if v >= 2 {
-                proptest::collection::vec(Node::strategy(v), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v >= 2 { proptest::collection::vec(Node::strategy(v), 0..3).boxed() } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_error_code,
-                    f_error_message,
-                    f_topics,
-                    f_nodes,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.error_message = f_error_message;
-                    this.topics = f_topics;
-                    this.nodes = f_nodes;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_error_message, f_topics, f_nodes, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.error_message = f_error_message;
+                this.topics = f_topics;
+                this.nodes = f_nodes;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -376,8 +339,7 @@ impl Struct for PartitionData {
             } else {
                 match (&self.error_message) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("PartitionData", "ErrorMessage"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("PartitionData", "ErrorMessage"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -406,8 +368,7 @@ impl Struct for PartitionData {
             }
         }
         if true {
-            put_array_len(buf, Some((&self.observers).len()), flex)
-                .map_err(|e| e.at("PartitionData", "Observers"))?;
+            put_array_len(buf, Some((&self.observers).len()), flex).map_err(|e| e.at("PartitionData", "Observers"))?;
             for e in (&self.observers).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -441,9 +402,7 @@ impl Struct for PartitionData {
             n += (if v >= 2 {
                 len_nullable_string((&self.error_message).as_deref(), flex)
             } else {
-                (&self.error_message)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -457,17 +416,11 @@ impl Struct for PartitionData {
         }
         if true {
             n += (len_array_len(Some((&self.current_voters).len()), flex)
-                + (&self.current_voters)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.current_voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.observers).len()), flex)
-                + (&self.observers)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.observers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -482,48 +435,37 @@ impl Struct for PartitionData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 2 {
             this.error_message = (|| -> DResult<Option<String>> {
-                Ok(if v >= 2 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 2 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if true {
-            this.high_watermark = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("high_watermark"))?;
+            this.high_watermark =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("high_watermark"))?;
         }
         if true {
             this.current_voters = (|| -> DResult<Vec<ReplicaState>> {
-                Ok(get_array(buf, flex, ReplicaState::min_size(v), |buf| {
-                    Ok(ReplicaState::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ReplicaState::min_size(v), |buf| Ok(ReplicaState::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("current_voters"))?;
         }
         if true {
             this.observers = (|| -> DResult<Vec<ReplicaState>> {
-                Ok(get_array(buf, flex, ReplicaState::min_size(v), |buf| {
-                    Ok(ReplicaState::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ReplicaState::min_size(v), |buf| Ok(ReplicaState::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("observers"))?;
         }
@@ -532,9 +474,7 @@ impl Struct for PartitionData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -544,11 +484,7 @@ impl Struct for PartitionData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [25, 25, 26];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -622,11 +558,7 @@ pub struct TopicData {
 
 impl Default for TopicData {
     fn default() -> Self {
-        TopicData {
-            topic_name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicData { topic_name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -649,12 +581,10 @@ impl Struct for TopicData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("TopicData", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicData", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -683,10 +613,7 @@ impl Struct for TopicData {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -701,14 +628,12 @@ impl Struct for TopicData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -717,9 +642,7 @@ impl Struct for TopicData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -729,11 +652,7 @@ impl Struct for TopicData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -746,15 +665,13 @@ impl Struct for TopicData {
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -775,12 +692,7 @@ pub struct Listener {
 
 impl Default for Listener {
     fn default() -> Self {
-        Listener {
-            name: String::new(),
-            host: String::new(),
-            port: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        Listener { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -879,25 +791,20 @@ impl Struct for Listener {
         let flex = true;
         let mut this = Self::default();
         if v >= 2 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 2 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if v >= 2 {
-            this.port =
-                (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -907,11 +814,7 @@ impl Struct for Listener {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [1, 1, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -920,33 +823,19 @@ impl Struct for Listener {
         let flex = true;
         let _ = flex;
         ((
-            if v >= 2 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 2 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 2 {
-                any::<u16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 2 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 2 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 2 { any::<u16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_host, f_port, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_host, f_port, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.host = f_host;
+                this.port = f_port;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -965,11 +854,7 @@ pub struct Node {
 
 impl Default for Node {
     fn default() -> Self {
-        Node {
-            node_id: 0,
-            listeners: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        Node { node_id: 0, listeners: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -1009,8 +894,7 @@ impl Struct for Node {
             });
         }
         if v >= 2 {
-            put_array_len(buf, Some((&self.listeners).len()), flex)
-                .map_err(|e| e.at("Node", "Listeners"))?;
+            put_array_len(buf, Some((&self.listeners).len()), flex).map_err(|e| e.at("Node", "Listeners"))?;
             for e in (&self.listeners).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -1039,10 +923,7 @@ impl Struct for Node {
         }
         if v >= 2 {
             n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1057,14 +938,11 @@ impl Struct for Node {
         let flex = true;
         let mut this = Self::default();
         if v >= 2 {
-            this.node_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
         }
         if v >= 2 {
             this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| {
-                    Ok(Listener::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("listeners"))?;
         }
@@ -1073,9 +951,7 @@ impl Struct for Node {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1085,11 +961,7 @@ impl Struct for Node {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [1, 1, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1098,11 +970,7 @@ impl Struct for Node {
         let flex = true;
         let _ = flex;
         ((
-            if v >= 2 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 2 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v >= 2 {
                 proptest::collection::vec(Listener::strategy(v), 0..3).boxed()
             } else {
@@ -1110,15 +978,13 @@ impl Struct for Node {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_node_id, f_listeners, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.node_id = f_node_id;
-                    this.listeners = f_listeners;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_node_id, f_listeners, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.node_id = f_node_id;
+                this.listeners = f_listeners;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -1261,33 +1127,30 @@ impl Struct for ReplicaState {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.replica_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
+            this.replica_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
         }
         if v >= 2 {
-            this.replica_directory_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("replica_directory_id"))?;
+            this.replica_directory_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("replica_directory_id"))?;
         }
         if true {
-            this.log_end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("log_end_offset"))?;
+            this.log_end_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("log_end_offset"))?;
         }
         if v >= 1 {
-            this.last_fetch_timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("last_fetch_timestamp"))?;
+            this.last_fetch_timestamp =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_fetch_timestamp"))?;
         }
         if v >= 1 {
-            this.last_caught_up_timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("last_caught_up_timestamp"))?;
+            this.last_caught_up_timestamp =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_caught_up_timestamp"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1297,11 +1160,7 @@ impl Struct for ReplicaState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [13, 29, 45];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1311,22 +1170,10 @@ impl Struct for ReplicaState {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 2 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 2 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             any::<i64>().boxed(),
-            if v >= 1 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 1 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
+            if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeTopicPartitionsRequest` (API key 75): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -126,23 +120,17 @@ impl Struct for DescribeTopicPartitionsRequest {
         let mut this = Self::default();
         if true {
             this.topics = (|| -> DResult<Vec<TopicRequest>> {
-                Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| {
-                    Ok(TopicRequest::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| Ok(TopicRequest::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if true {
-            this.response_partition_limit = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("response_partition_limit"))?;
+            this.response_partition_limit =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("response_partition_limit"))?;
         }
         if true {
             this.cursor = (|| -> DResult<Option<Cursor>> {
-                Ok(if get_struct_marker(buf)? {
-                    Some(Cursor::decode_inner(buf, v)?)
-                } else {
-                    None
-                })
+                Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
             })()
             .map_err(|e| e.field("cursor"))?;
         }
@@ -151,9 +139,7 @@ impl Struct for DescribeTopicPartitionsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -163,11 +149,7 @@ impl Struct for DescribeTopicPartitionsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -181,21 +163,14 @@ impl Struct for DescribeTopicPartitionsRequest {
             proptest::option::of(Cursor::strategy(v)).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_topics,
-                    f_response_partition_limit,
-                    f_cursor,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.topics = f_topics;
-                    this.response_partition_limit = f_response_partition_limit;
-                    this.cursor = f_cursor;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topics, f_response_partition_limit, f_cursor, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topics = f_topics;
+                this.response_partition_limit = f_response_partition_limit;
+                this.cursor = f_cursor;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -212,10 +187,7 @@ pub struct TopicRequest {
 
 impl Default for TopicRequest {
     fn default() -> Self {
-        TopicRequest {
-            name: String::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicRequest { name: String::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -269,17 +241,14 @@ impl Struct for TopicRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -289,11 +258,7 @@ impl Struct for TopicRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -301,10 +266,7 @@ impl Struct for TopicRequest {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((crate::testing::string(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_name, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.name = f_name;
@@ -329,11 +291,7 @@ pub struct Cursor {
 
 impl Default for Cursor {
     fn default() -> Self {
-        Cursor {
-            topic_name: String::new(),
-            partition_index: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        Cursor { topic_name: String::new(), partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -399,21 +357,19 @@ impl Struct for Cursor {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -423,11 +379,7 @@ impl Struct for Cursor {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -435,20 +387,14 @@ impl Struct for Cursor {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_topic_name, f_partition_index, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partition_index = f_partition_index;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_topic_name, f_partition_index, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partition_index = f_partition_index;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -462,6 +408,5 @@ impl Message for DescribeTopicPartitionsRequest {
 
 impl crate::message::Request for DescribeTopicPartitionsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeTopicPartitions;
-    type Response =
-        crate::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponse;
+    type Response = crate::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponse;
 }

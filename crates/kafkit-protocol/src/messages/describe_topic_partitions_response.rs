@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeTopicPartitionsResponse` (API key 75): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -125,27 +119,20 @@ impl Struct for DescribeTopicPartitionsResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<DescribeTopicPartitionsResponseTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeTopicPartitionsResponseTopic::min_size(v),
-                    |buf| Ok(DescribeTopicPartitionsResponseTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeTopicPartitionsResponseTopic::min_size(v), |buf| {
+                    Ok(DescribeTopicPartitionsResponseTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if true {
             this.next_cursor = (|| -> DResult<Option<Cursor>> {
-                Ok(if get_struct_marker(buf)? {
-                    Some(Cursor::decode_inner(buf, v)?)
-                } else {
-                    None
-                })
+                Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
             })()
             .map_err(|e| e.field("next_cursor"))?;
         }
@@ -154,9 +141,7 @@ impl Struct for DescribeTopicPartitionsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -166,11 +151,7 @@ impl Struct for DescribeTopicPartitionsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -180,21 +161,18 @@ impl Struct for DescribeTopicPartitionsResponse {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            proptest::collection::vec(DescribeTopicPartitionsResponseTopic::strategy(v), 0..3)
-                .boxed(),
+            proptest::collection::vec(DescribeTopicPartitionsResponseTopic::strategy(v), 0..3).boxed(),
             proptest::option::of(Cursor::strategy(v)).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_topics, f_next_cursor, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.topics = f_topics;
-                    this.next_cursor = f_next_cursor;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_topics, f_next_cursor, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.topics = f_topics;
+                this.next_cursor = f_next_cursor;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -331,20 +309,12 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         if true {
             match (&self.eligible_leader_replicas) {
                 None => {
-                    put_array_len(buf, None, flex).map_err(|e| {
-                        e.at(
-                            "DescribeTopicPartitionsResponsePartition",
-                            "EligibleLeaderReplicas",
-                        )
-                    })?;
+                    put_array_len(buf, None, flex)
+                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
                 }
                 Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex).map_err(|e| {
-                        e.at(
-                            "DescribeTopicPartitionsResponsePartition",
-                            "EligibleLeaderReplicas",
-                        )
-                    })?;
+                    put_array_len(buf, Some(a.len()), flex)
+                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
                     for e in a.iter() {
                         put_i32(buf, *e);
                     }
@@ -354,14 +324,12 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         if true {
             match (&self.last_known_elr) {
                 None => {
-                    put_array_len(buf, None, flex).map_err(|e| {
-                        e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr")
-                    })?;
+                    put_array_len(buf, None, flex)
+                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
                 }
                 Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex).map_err(|e| {
-                        e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr")
-                    })?;
+                    put_array_len(buf, Some(a.len()), flex)
+                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
                     for e in a.iter() {
                         put_i32(buf, *e);
                     }
@@ -369,12 +337,8 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
             }
         }
         if true {
-            put_array_len(buf, Some((&self.offline_replicas).len()), flex).map_err(|e| {
-                e.at(
-                    "DescribeTopicPartitionsResponsePartition",
-                    "OfflineReplicas",
-                )
-            })?;
+            put_array_len(buf, Some((&self.offline_replicas).len()), flex)
+                .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "OfflineReplicas"))?;
             for e in (&self.offline_replicas).iter() {
                 put_i32(buf, *e);
             }
@@ -411,8 +375,7 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
             n += 4;
         }
         if true {
-            n += (len_array_len(Some((&self.replica_nodes).len()), flex)
-                + (&self.replica_nodes).len() * 4);
+            n += (len_array_len(Some((&self.replica_nodes).len()), flex) + (&self.replica_nodes).len() * 4);
         }
         if true {
             n += (len_array_len(Some((&self.isr_nodes).len()), flex) + (&self.isr_nodes).len() * 4);
@@ -430,8 +393,7 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
             };
         }
         if true {
-            n += (len_array_len(Some((&self.offline_replicas).len()), flex)
-                + (&self.offline_replicas).len() * 4);
+            n += (len_array_len(Some((&self.offline_replicas).len()), flex) + (&self.offline_replicas).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -446,59 +408,47 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if true {
-            this.replica_nodes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("replica_nodes"))?;
+            this.replica_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("replica_nodes"))?;
         }
         if true {
-            this.isr_nodes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("isr_nodes"))?;
+            this.isr_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("isr_nodes"))?;
         }
         if true {
-            this.eligible_leader_replicas = (|| -> DResult<Option<Vec<i32>>> {
-                Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("eligible_leader_replicas"))?;
+            this.eligible_leader_replicas =
+                (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("eligible_leader_replicas"))?;
         }
         if true {
-            this.last_known_elr = (|| -> DResult<Option<Vec<i32>>> {
-                Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("last_known_elr"))?;
+            this.last_known_elr =
+                (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("last_known_elr"))?;
         }
         if true {
-            this.offline_replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("offline_replicas"))?;
+            this.offline_replicas =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("offline_replicas"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -508,11 +458,7 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [20];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -528,15 +474,10 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
                 any::<i32>().boxed(),
                 proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
                 proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-                proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed())
-                    .boxed(),
-                proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed())
-                    .boxed(),
+                proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()).boxed(),
+                proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()).boxed(),
             ),
-            (
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-                crate::testing::unknown_tagged(flex),
-            ),
+            (proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),
         )
             .prop_map(
                 move |(
@@ -702,10 +643,7 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += 4;
@@ -723,48 +661,36 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
                 .map_err(|e| e.field("name"))?;
         }
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
-            this.is_internal = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_internal"))?;
+            this.is_internal = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_internal"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<DescribeTopicPartitionsResponsePartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeTopicPartitionsResponsePartition::min_size(v),
-                    |buf| {
-                        Ok(DescribeTopicPartitionsResponsePartition::decode_inner(
-                            buf, v,
-                        )?)
-                    },
-                )?)
+                Ok(get_array(buf, flex, DescribeTopicPartitionsResponsePartition::min_size(v), |buf| {
+                    Ok(DescribeTopicPartitionsResponsePartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
         if true {
-            this.topic_authorized_operations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("topic_authorized_operations"))?;
+            this.topic_authorized_operations =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("topic_authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -774,11 +700,7 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [26];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -791,8 +713,7 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::uuid(),
             any::<bool>().boxed(),
-            proptest::collection::vec(DescribeTopicPartitionsResponsePartition::strategy(v), 0..3)
-                .boxed(),
+            proptest::collection::vec(DescribeTopicPartitionsResponsePartition::strategy(v), 0..3).boxed(),
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
@@ -835,11 +756,7 @@ pub struct Cursor {
 
 impl Default for Cursor {
     fn default() -> Self {
-        Cursor {
-            topic_name: String::new(),
-            partition_index: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        Cursor { topic_name: String::new(), partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -905,21 +822,19 @@ impl Struct for Cursor {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -929,11 +844,7 @@ impl Struct for Cursor {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -941,20 +852,14 @@ impl Struct for Cursor {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_topic_name, f_partition_index, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partition_index = f_partition_index;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_topic_name, f_partition_index, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partition_index = f_partition_index;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -968,6 +873,5 @@ impl Message for DescribeTopicPartitionsResponse {
 
 impl crate::message::Response for DescribeTopicPartitionsResponse {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeTopicPartitions;
-    type Request =
-        crate::messages::describe_topic_partitions_request::DescribeTopicPartitionsRequest;
+    type Request = crate::messages::describe_topic_partitions_request::DescribeTopicPartitionsRequest;
 }

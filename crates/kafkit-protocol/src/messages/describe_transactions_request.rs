@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeTransactionsRequest` (API key 65): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct DescribeTransactionsRequest {
 
 impl Default for DescribeTransactionsRequest {
     fn default() -> Self {
-        DescribeTransactionsRequest {
-            transactional_ids: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeTransactionsRequest { transactional_ids: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -50,8 +41,7 @@ impl Struct for DescribeTransactionsRequest {
             put_array_len(buf, Some((&self.transactional_ids).len()), flex)
                 .map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
             for e in (&self.transactional_ids).iter() {
-                put_string(buf, e, flex)
-                    .map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
+                put_string(buf, e, flex).map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
             }
         }
         if flex {
@@ -75,10 +65,7 @@ impl Struct for DescribeTransactionsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.transactional_ids).len()), flex)
-                + (&self.transactional_ids)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.transactional_ids).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -94,9 +81,7 @@ impl Struct for DescribeTransactionsRequest {
         let mut this = Self::default();
         if true {
             this.transactional_ids = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("transactional_ids"))?;
         }
@@ -105,9 +90,7 @@ impl Struct for DescribeTransactionsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -117,11 +100,7 @@ impl Struct for DescribeTransactionsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -129,10 +108,7 @@ impl Struct for DescribeTransactionsRequest {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((proptest::collection::vec(crate::testing::string(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_transactional_ids, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.transactional_ids = f_transactional_ids;

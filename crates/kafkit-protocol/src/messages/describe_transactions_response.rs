@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeTransactionsResponse` (API key 65): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -89,10 +83,7 @@ impl Struct for DescribeTransactionsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.transaction_states).len()), flex)
-                + (&self.transaction_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.transaction_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,17 +98,14 @@ impl Struct for DescribeTransactionsResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.transaction_states = (|| -> DResult<Vec<TransactionState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    TransactionState::min_size(v),
-                    |buf| Ok(TransactionState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, TransactionState::min_size(v), |buf| {
+                    Ok(TransactionState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("transaction_states"))?;
         }
@@ -126,9 +114,7 @@ impl Struct for DescribeTransactionsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +124,7 @@ impl Struct for DescribeTransactionsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +137,13 @@ impl Struct for DescribeTransactionsResponse {
             proptest::collection::vec(TransactionState::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_transaction_states, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.transaction_states = f_transaction_states;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_transaction_states, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.transaction_states = f_transaction_states;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -182,11 +162,7 @@ pub struct TopicData {
 
 impl Default for TopicData {
     fn default() -> Self {
-        TopicData {
-            topic: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicData { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -212,8 +188,7 @@ impl Struct for TopicData {
             put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicData", "Topic"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicData", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 put_i32(buf, *e);
             }
@@ -241,8 +216,7 @@ impl Struct for TopicData {
             n += len_string((&self.topic), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -257,23 +231,18 @@ impl Struct for TopicData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -283,11 +252,7 @@ impl Struct for TopicData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -409,8 +374,7 @@ impl Struct for TransactionState {
             put_i16(buf, *(&self.error_code));
         }
         if true {
-            put_string(buf, (&self.transactional_id), flex)
-                .map_err(|e| e.at("TransactionState", "TransactionalId"))?;
+            put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("TransactionState", "TransactionalId"))?;
         }
         if true {
             put_string(buf, (&self.transaction_state), flex)
@@ -429,8 +393,7 @@ impl Struct for TransactionState {
             put_i16(buf, *(&self.producer_epoch));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("TransactionState", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("TransactionState", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -492,38 +455,34 @@ impl Struct for TransactionState {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.transactional_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
         }
         if true {
-            this.transaction_state = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("transaction_state"))?;
+            this.transaction_state =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transaction_state"))?;
         }
         if true {
-            this.transaction_timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("transaction_timeout_ms"))?;
+            this.transaction_timeout_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("transaction_timeout_ms"))?;
         }
         if true {
-            this.transaction_start_time_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("transaction_start_time_ms"))?;
+            this.transaction_start_time_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("transaction_start_time_ms"))?;
         }
         if true {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if true {
-            this.producer_epoch = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| {
-                    Ok(TopicData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -532,9 +491,7 @@ impl Struct for TransactionState {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -544,11 +501,7 @@ impl Struct for TransactionState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [28];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeUserScramCredentialsRequest` (API key 50): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct DescribeUserScramCredentialsRequest {
 
 impl Default for DescribeUserScramCredentialsRequest {
     fn default() -> Self {
-        DescribeUserScramCredentialsRequest {
-            users: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        DescribeUserScramCredentialsRequest { users: Some(Vec::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -49,8 +40,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
         if true {
             match (&self.users) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeUserScramCredentialsRequest", "Users"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("DescribeUserScramCredentialsRequest", "Users"))?;
                 }
                 Some(a) => {
                     put_array_len(buf, Some(a.len()), flex)
@@ -83,10 +73,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
         if true {
             n += match (&self.users) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
             };
         }
         if flex {
@@ -103,12 +90,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
         let mut this = Self::default();
         if true {
             this.users = (|| -> DResult<Option<Vec<UserName>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    UserName::min_size(v),
-                    |buf| Ok(UserName::decode_inner(buf, v)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, UserName::min_size(v), |buf| Ok(UserName::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("users"))?;
         }
@@ -117,9 +99,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -129,11 +109,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -142,8 +118,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
         let flex = true;
         let _ = flex;
         ((
-            proptest::option::of(proptest::collection::vec(UserName::strategy(v), 0..3).boxed())
-                .boxed(),
+            proptest::option::of(proptest::collection::vec(UserName::strategy(v), 0..3).boxed()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_users, f_unknown_tagged_fields),)| {
@@ -168,10 +143,7 @@ pub struct UserName {
 
 impl Default for UserName {
     fn default() -> Self {
-        UserName {
-            name: String::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        UserName { name: String::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -225,17 +197,14 @@ impl Struct for UserName {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -245,11 +214,7 @@ impl Struct for UserName {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -257,10 +222,7 @@ impl Struct for UserName {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((crate::testing::string(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_name, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.name = f_name;

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `DescribeUserScramCredentialsResponse` (API key 50): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -120,10 +114,7 @@ impl Struct for DescribeUserScramCredentialsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -138,26 +129,21 @@ impl Struct for DescribeUserScramCredentialsResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.results = (|| -> DResult<Vec<DescribeUserScramCredentialsResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    DescribeUserScramCredentialsResult::min_size(v),
-                    |buf| Ok(DescribeUserScramCredentialsResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, DescribeUserScramCredentialsResult::min_size(v), |buf| {
+                    Ok(DescribeUserScramCredentialsResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results"))?;
         }
@@ -166,9 +152,7 @@ impl Struct for DescribeUserScramCredentialsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -178,11 +162,7 @@ impl Struct for DescribeUserScramCredentialsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -194,18 +174,11 @@ impl Struct for DescribeUserScramCredentialsResponse {
             any::<i32>().boxed(),
             any::<i16>().boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
-            proptest::collection::vec(DescribeUserScramCredentialsResult::strategy(v), 0..3)
-                .boxed(),
+            proptest::collection::vec(DescribeUserScramCredentialsResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_error_message,
-                    f_results,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_throttle_time_ms, f_error_code, f_error_message, f_results, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.throttle_time_ms = f_throttle_time_ms;
                     this.error_code = f_error_code;
@@ -233,11 +206,7 @@ pub struct CredentialInfo {
 
 impl Default for CredentialInfo {
     fn default() -> Self {
-        CredentialInfo {
-            mechanism: 0,
-            iterations: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        CredentialInfo { mechanism: 0, iterations: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -303,21 +272,17 @@ impl Struct for CredentialInfo {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.mechanism =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
+            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
         }
         if true {
-            this.iterations =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("iterations"))?;
+            this.iterations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("iterations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -327,11 +292,7 @@ impl Struct for CredentialInfo {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -339,20 +300,14 @@ impl Struct for CredentialInfo {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i8>().boxed(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_mechanism, f_iterations, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.mechanism = f_mechanism;
-                    this.iterations = f_iterations;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i8>().boxed(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_mechanism, f_iterations, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.mechanism = f_mechanism;
+                this.iterations = f_iterations;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -416,8 +371,7 @@ impl Struct for DescribeUserScramCredentialsResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.user), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResult", "User"))?;
+            put_string(buf, (&self.user), flex).map_err(|e| e.at("DescribeUserScramCredentialsResult", "User"))?;
         }
         if true {
             put_i16(buf, *(&self.error_code));
@@ -463,10 +417,7 @@ impl Struct for DescribeUserScramCredentialsResult {
         }
         if true {
             n += (len_array_len(Some((&self.credential_infos).len()), flex)
-                + (&self.credential_infos)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.credential_infos).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -481,23 +432,18 @@ impl Struct for DescribeUserScramCredentialsResult {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.user = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("user"))?;
+            this.user = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("user"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.credential_infos = (|| -> DResult<Vec<CredentialInfo>> {
-                Ok(get_array(buf, flex, CredentialInfo::min_size(v), |buf| {
-                    Ok(CredentialInfo::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, CredentialInfo::min_size(v), |buf| Ok(CredentialInfo::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("credential_infos"))?;
         }
@@ -506,9 +452,7 @@ impl Struct for DescribeUserScramCredentialsResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -518,11 +462,7 @@ impl Struct for DescribeUserScramCredentialsResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -537,23 +477,15 @@ impl Struct for DescribeUserScramCredentialsResult {
             proptest::collection::vec(CredentialInfo::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_user,
-                    f_error_code,
-                    f_error_message,
-                    f_credential_infos,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.user = f_user;
-                    this.error_code = f_error_code;
-                    this.error_message = f_error_message;
-                    this.credential_infos = f_credential_infos;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_user, f_error_code, f_error_message, f_credential_infos, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.user = f_user;
+                this.error_code = f_error_code;
+                this.error_message = f_error_message;
+                this.credential_infos = f_credential_infos;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

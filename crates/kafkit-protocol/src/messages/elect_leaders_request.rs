@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ElectLeadersRequest` (API key 43): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -77,8 +71,7 @@ impl Struct for ElectLeadersRequest {
         if true {
             match (&self.topic_partitions) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("ElectLeadersRequest", "TopicPartitions"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("ElectLeadersRequest", "TopicPartitions"))?;
                 }
                 Some(a) => {
                     put_array_len(buf, Some(a.len()), flex)
@@ -117,10 +110,7 @@ impl Struct for ElectLeadersRequest {
         if true {
             n += match (&self.topic_partitions) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
             };
         }
         if true {
@@ -139,32 +129,25 @@ impl Struct for ElectLeadersRequest {
         let flex = v >= 2;
         let mut this = Self::default();
         if v >= 1 {
-            this.election_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("election_type"))?;
+            this.election_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("election_type"))?;
         }
         if true {
             this.topic_partitions = (|| -> DResult<Option<Vec<TopicPartitions>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    TopicPartitions::min_size(v),
-                    |buf| Ok(TopicPartitions::decode_inner(buf, v)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, TopicPartitions::min_size(v), |buf| {
+                    Ok(TopicPartitions::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topic_partitions"))?;
         }
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -174,11 +157,7 @@ impl Struct for ElectLeadersRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 9, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -187,33 +166,19 @@ impl Struct for ElectLeadersRequest {
         let flex = v >= 2;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            proptest::option::of(
-                proptest::collection::vec(TopicPartitions::strategy(v), 0..3).boxed(),
-            )
-            .boxed(),
+            if v >= 1 { any::<i8>().boxed() } else { Just(0).boxed() },
+            proptest::option::of(proptest::collection::vec(TopicPartitions::strategy(v), 0..3).boxed()).boxed(),
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_election_type,
-                    f_topic_partitions,
-                    f_timeout_ms,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.election_type = f_election_type;
-                    this.topic_partitions = f_topic_partitions;
-                    this.timeout_ms = f_timeout_ms;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_election_type, f_topic_partitions, f_timeout_ms, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.election_type = f_election_type;
+                this.topic_partitions = f_topic_partitions;
+                this.timeout_ms = f_timeout_ms;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -232,11 +197,7 @@ pub struct TopicPartitions {
 
 impl Default for TopicPartitions {
     fn default() -> Self {
-        TopicPartitions {
-            topic: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicPartitions { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -291,8 +252,7 @@ impl Struct for TopicPartitions {
             n += len_string((&self.topic), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -307,23 +267,18 @@ impl Struct for TopicPartitions {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -333,11 +288,7 @@ impl Struct for TopicPartitions {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

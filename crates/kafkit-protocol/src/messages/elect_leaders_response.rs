@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ElectLeadersResponse` (API key 43): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -111,10 +105,7 @@ impl Struct for ElectLeadersResponse {
         }
         if true {
             n += (len_array_len(Some((&self.replica_election_results).len()), flex)
-                + (&self.replica_election_results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.replica_election_results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -129,21 +120,17 @@ impl Struct for ElectLeadersResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if v >= 1 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.replica_election_results = (|| -> DResult<Vec<ReplicaElectionResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ReplicaElectionResult::min_size(v),
-                    |buf| Ok(ReplicaElectionResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ReplicaElectionResult::min_size(v), |buf| {
+                    Ok(ReplicaElectionResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("replica_election_results"))?;
         }
@@ -152,9 +139,7 @@ impl Struct for ElectLeadersResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -164,11 +149,7 @@ impl Struct for ElectLeadersResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 10, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -178,21 +159,12 @@ impl Struct for ElectLeadersResponse {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 1 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i16>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(ReplicaElectionResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_replica_election_results,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_throttle_time_ms, f_error_code, f_replica_election_results, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.throttle_time_ms = f_throttle_time_ms;
                     this.error_code = f_error_code;
@@ -305,26 +277,21 @@ impl Struct for PartitionResult {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.partition_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_id"))?;
+            this.partition_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_id"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -334,11 +301,7 @@ impl Struct for PartitionResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -352,21 +315,14 @@ impl Struct for PartitionResult {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_partition_id,
-                    f_error_code,
-                    f_error_message,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.partition_id = f_partition_id;
-                    this.error_code = f_error_code;
-                    this.error_message = f_error_message;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_partition_id, f_error_code, f_error_message, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_id = f_partition_id;
+                this.error_code = f_error_code;
+                this.error_message = f_error_message;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -385,11 +341,7 @@ pub struct ReplicaElectionResult {
 
 impl Default for ReplicaElectionResult {
     fn default() -> Self {
-        ReplicaElectionResult {
-            topic: String::new(),
-            partition_result: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReplicaElectionResult { topic: String::new(), partition_result: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -412,8 +364,7 @@ impl Struct for ReplicaElectionResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.topic), flex)
-                .map_err(|e| e.at("ReplicaElectionResult", "Topic"))?;
+            put_string(buf, (&self.topic), flex).map_err(|e| e.at("ReplicaElectionResult", "Topic"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partition_result).len()), flex)
@@ -446,10 +397,7 @@ impl Struct for ReplicaElectionResult {
         }
         if true {
             n += (len_array_len(Some((&self.partition_result).len()), flex)
-                + (&self.partition_result)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_result).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -464,8 +412,7 @@ impl Struct for ReplicaElectionResult {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if true {
             this.partition_result = (|| -> DResult<Vec<PartitionResult>> {
@@ -480,9 +427,7 @@ impl Struct for ReplicaElectionResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -492,11 +437,7 @@ impl Struct for ReplicaElectionResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -509,15 +450,13 @@ impl Struct for ReplicaElectionResult {
             proptest::collection::vec(PartitionResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic, f_partition_result, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic = f_topic;
-                    this.partition_result = f_partition_result;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic, f_partition_result, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic = f_topic;
+                this.partition_result = f_partition_result;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `EndQuorumEpochRequest` (API key 54): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -111,10 +105,7 @@ impl Struct for EndQuorumEpochRequest {
         }
         if v >= 1 {
             n += (len_array_len(Some((&self.leader_endpoints).len()), flex)
-                + (&self.leader_endpoints)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.leader_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -129,23 +120,18 @@ impl Struct for EndQuorumEpochRequest {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.cluster_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("cluster_id"))?;
+            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("cluster_id"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| {
-                    Ok(TopicData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 1 {
             this.leader_endpoints = (|| -> DResult<Vec<LeaderEndpoint>> {
-                Ok(get_array(buf, flex, LeaderEndpoint::min_size(v), |buf| {
-                    Ok(LeaderEndpoint::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, LeaderEndpoint::min_size(v), |buf| Ok(LeaderEndpoint::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("leader_endpoints"))?;
         }
@@ -154,9 +140,7 @@ impl Struct for EndQuorumEpochRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -166,11 +150,7 @@ impl Struct for EndQuorumEpochRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -188,16 +168,14 @@ impl Struct for EndQuorumEpochRequest {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_cluster_id, f_topics, f_leader_endpoints, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.cluster_id = f_cluster_id;
-                    this.topics = f_topics;
-                    this.leader_endpoints = f_leader_endpoints;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_cluster_id, f_topics, f_leader_endpoints, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.cluster_id = f_cluster_id;
+                this.topics = f_topics;
+                this.leader_endpoints = f_leader_endpoints;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -216,11 +194,7 @@ pub struct ReplicaInfo {
 
 impl Default for ReplicaInfo {
     fn default() -> Self {
-        ReplicaInfo {
-            candidate_id: 0,
-            candidate_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReplicaInfo { candidate_id: 0, candidate_directory_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -300,21 +274,18 @@ impl Struct for ReplicaInfo {
         let flex = v >= 1;
         let mut this = Self::default();
         if v >= 1 {
-            this.candidate_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("candidate_id"))?;
+            this.candidate_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("candidate_id"))?;
         }
         if v >= 1 {
-            this.candidate_directory_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("candidate_directory_id"))?;
+            this.candidate_directory_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("candidate_directory_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -324,11 +295,7 @@ impl Struct for ReplicaInfo {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [0, 21];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -337,27 +304,17 @@ impl Struct for ReplicaInfo {
         let flex = v >= 1;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 1 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 1 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_candidate_id, f_candidate_directory_id, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.candidate_id = f_candidate_id;
-                    this.candidate_directory_id = f_candidate_directory_id;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_candidate_id, f_candidate_directory_id, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.candidate_id = f_candidate_id;
+                this.candidate_directory_id = f_candidate_directory_id;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -488,10 +445,7 @@ impl Struct for PartitionData {
         }
         if v >= 1 {
             n += (len_array_len(Some((&self.preferred_candidates).len()), flex)
-                + (&self.preferred_candidates)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.preferred_candidates).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -506,28 +460,23 @@ impl Struct for PartitionData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if v <= 0 {
-            this.preferred_successors = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("preferred_successors"))?;
+            this.preferred_successors =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("preferred_successors"))?;
         }
         if v >= 1 {
             this.preferred_candidates = (|| -> DResult<Vec<ReplicaInfo>> {
-                Ok(get_array(buf, flex, ReplicaInfo::min_size(v), |buf| {
-                    Ok(ReplicaInfo::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ReplicaInfo::min_size(v), |buf| Ok(ReplicaInfo::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("preferred_candidates"))?;
         }
@@ -536,9 +485,7 @@ impl Struct for PartitionData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -548,11 +495,7 @@ impl Struct for PartitionData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [16, 14];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -613,11 +556,7 @@ pub struct TopicData {
 
 impl Default for TopicData {
     fn default() -> Self {
-        TopicData {
-            topic_name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicData { topic_name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -640,12 +579,10 @@ impl Struct for TopicData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("TopicData", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicData", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -674,10 +611,7 @@ impl Struct for TopicData {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -692,14 +626,12 @@ impl Struct for TopicData {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -708,9 +640,7 @@ impl Struct for TopicData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -720,11 +650,7 @@ impl Struct for TopicData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -737,15 +663,13 @@ impl Struct for TopicData {
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -766,12 +690,7 @@ pub struct LeaderEndpoint {
 
 impl Default for LeaderEndpoint {
     fn default() -> Self {
-        LeaderEndpoint {
-            name: String::new(),
-            host: String::new(),
-            port: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        LeaderEndpoint { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -870,25 +789,20 @@ impl Struct for LeaderEndpoint {
         let flex = v >= 1;
         let mut this = Self::default();
         if v >= 1 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 1 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if v >= 1 {
-            this.port =
-                (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -898,11 +812,7 @@ impl Struct for LeaderEndpoint {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [0, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -911,33 +821,19 @@ impl Struct for LeaderEndpoint {
         let flex = v >= 1;
         let _ = flex;
         ((
-            if v >= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 1 {
-                any::<u16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 1 { any::<u16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_host, f_port, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_host, f_port, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.host = f_host;
+                this.port = f_port;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `EndTxnRequest` (API key 26): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -76,8 +70,7 @@ impl Struct for EndTxnRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if true {
-            put_string(buf, (&self.transactional_id), flex)
-                .map_err(|e| e.at("EndTxnRequest", "TransactionalId"))?;
+            put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("EndTxnRequest", "TransactionalId"))?;
         }
         if true {
             put_i64(buf, *(&self.producer_id));
@@ -132,29 +125,25 @@ impl Struct for EndTxnRequest {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.transactional_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
         }
         if true {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if true {
-            this.producer_epoch = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
         }
         if true {
-            this.committed =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("committed"))?;
+            this.committed = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("committed"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -164,11 +153,7 @@ impl Struct for EndTxnRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [13, 13, 13, 13, 13, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -184,13 +169,7 @@ impl Struct for EndTxnRequest {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_transactional_id,
-                    f_producer_id,
-                    f_producer_epoch,
-                    f_committed,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_transactional_id, f_producer_id, f_producer_epoch, f_committed, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.transactional_id = f_transactional_id;
                     this.producer_id = f_producer_id;

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `EndTxnResponse` (API key 26): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -131,29 +125,25 @@ impl Struct for EndTxnResponse {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 5 {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if v >= 5 {
-            this.producer_epoch = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -163,11 +153,7 @@ impl Struct for EndTxnResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 7, 7, 17];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -178,16 +164,8 @@ impl Struct for EndTxnResponse {
         ((
             any::<i32>().boxed(),
             any::<i16>().boxed(),
-            if v >= 5 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 5 {
-                any::<i16>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 5 { any::<i64>().boxed() } else { Just(-1).boxed() },
+            if v >= 5 { any::<i16>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `EnvelopeRequest` (API key 58): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -65,8 +59,7 @@ impl Struct for EnvelopeRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_bytes(buf, (&self.request_data), flex)
-                .map_err(|e| e.at("EnvelopeRequest", "RequestData"))?;
+            put_bytes(buf, (&self.request_data), flex).map_err(|e| e.at("EnvelopeRequest", "RequestData"))?;
         }
         if true {
             put_nullable_bytes(buf, (&self.request_principal).as_deref(), flex)
@@ -117,26 +110,23 @@ impl Struct for EnvelopeRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.request_data = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("request_data"))?;
+            this.request_data =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("request_data"))?;
         }
         if true {
-            this.request_principal =
-                (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
-                    .map_err(|e| e.field("request_principal"))?;
+            this.request_principal = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
+                .map_err(|e| e.field("request_principal"))?;
         }
         if true {
-            this.client_host_address = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("client_host_address"))?;
+            this.client_host_address =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("client_host_address"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -146,11 +136,7 @@ impl Struct for EnvelopeRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -164,21 +150,14 @@ impl Struct for EnvelopeRequest {
             crate::testing::bytes(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_request_data,
-                    f_request_principal,
-                    f_client_host_address,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.request_data = f_request_data;
-                    this.request_principal = f_request_principal;
-                    this.client_host_address = f_client_host_address;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_request_data, f_request_principal, f_client_host_address, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.request_data = f_request_data;
+                this.request_principal = f_request_principal;
+                this.client_host_address = f_client_host_address;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

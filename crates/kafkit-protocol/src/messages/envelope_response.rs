@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `EnvelopeResponse` (API key 58): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct EnvelopeResponse {
 
 impl Default for EnvelopeResponse {
     fn default() -> Self {
-        EnvelopeResponse {
-            response_data: None,
-            error_code: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        EnvelopeResponse { response_data: None, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -100,22 +90,18 @@ impl Struct for EnvelopeResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.response_data =
-                (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
-                    .map_err(|e| e.field("response_data"))?;
+            this.response_data = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
+                .map_err(|e| e.field("response_data"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -125,11 +111,7 @@ impl Struct for EnvelopeResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -142,15 +124,13 @@ impl Struct for EnvelopeResponse {
             any::<i16>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_response_data, f_error_code, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.response_data = f_response_data;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_response_data, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.response_data = f_response_data;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `FetchRequest` (API key 1): versions 0-17.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -186,8 +180,7 @@ impl Struct for FetchRequest {
             put_i32(buf, *(&self.session_epoch));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("FetchRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("FetchRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -226,9 +219,7 @@ impl Struct for FetchRequest {
                     (if v >= 12 {
                         len_nullable_string((&self.cluster_id).as_deref(), true)
                     } else {
-                        (&self.cluster_id)
-                            .as_ref()
-                            .map_or(0, |x| len_string(x, true))
+                        (&self.cluster_id).as_ref().map_or(0, |x| len_string(x, true))
                     }),
                 );
                 if v >= 12 {
@@ -237,8 +228,7 @@ impl Struct for FetchRequest {
                 } else {
                     match (&self.cluster_id) {
                         Some(x) => {
-                            put_string(buf, x, true)
-                                .map_err(|e| e.at("FetchRequest", "ClusterId"))?;
+                            put_string(buf, x, true).map_err(|e| e.at("FetchRequest", "ClusterId"))?;
                         }
                         None => {
                             return Err(EncodeError::NullNotAllowed {
@@ -297,10 +287,7 @@ impl Struct for FetchRequest {
         }
         if v >= 7 {
             n += (len_array_len(Some((&self.forgotten_topics_data).len()), flex)
-                + (&self.forgotten_topics_data)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.forgotten_topics_data).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 11 {
             n += len_string((&self.rack_id), flex);
@@ -315,9 +302,7 @@ impl Struct for FetchRequest {
                     (if v >= 12 {
                         len_nullable_string((&self.cluster_id).as_deref(), true)
                     } else {
-                        (&self.cluster_id)
-                            .as_ref()
-                            .map_or(0, |x| len_string(x, true))
+                        (&self.cluster_id).as_ref().map_or(0, |x| len_string(x, true))
                     }),
                 );
             }
@@ -335,52 +320,41 @@ impl Struct for FetchRequest {
         let flex = v >= 12;
         let mut this = Self::default();
         if v <= 14 {
-            this.replica_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
+            this.replica_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
         }
         if true {
-            this.max_wait_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_wait_ms"))?;
+            this.max_wait_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_wait_ms"))?;
         }
         if true {
-            this.min_bytes =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("min_bytes"))?;
+            this.min_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("min_bytes"))?;
         }
         if v >= 3 {
-            this.max_bytes =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_bytes"))?;
+            this.max_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_bytes"))?;
         }
         if v >= 4 {
-            this.isolation_level = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("isolation_level"))?;
+            this.isolation_level =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("isolation_level"))?;
         }
         if v >= 7 {
-            this.session_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("session_id"))?;
+            this.session_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("session_id"))?;
         }
         if v >= 7 {
-            this.session_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("session_epoch"))?;
+            this.session_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("session_epoch"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<FetchTopic>> {
-                Ok(get_array(buf, flex, FetchTopic::min_size(v), |buf| {
-                    Ok(FetchTopic::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, FetchTopic::min_size(v), |buf| Ok(FetchTopic::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 7 {
             this.forgotten_topics_data = (|| -> DResult<Vec<ForgottenTopic>> {
-                Ok(get_array(buf, flex, ForgottenTopic::min_size(v), |buf| {
-                    Ok(ForgottenTopic::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ForgottenTopic::min_size(v), |buf| Ok(ForgottenTopic::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("forgotten_topics_data"))?;
         }
         if v >= 11 {
-            this.rack_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("rack_id"))?;
+            this.rack_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("rack_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -390,26 +364,19 @@ impl Struct for FetchRequest {
                     0 if v >= 12 => {
                         let buf = &mut data;
                         this.cluster_id = (|| -> DResult<Option<String>> {
-                            Ok(if v >= 12 {
-                                get_nullable_string(buf, true)?
-                            } else {
-                                Some(get_string(buf, true)?)
-                            })
+                            Ok(if v >= 12 { get_nullable_string(buf, true)? } else { Some(get_string(buf, true)?) })
                         })()
                         .map_err(|e| e.field("cluster_id"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("cluster_id"))?;
                     }
                     1 if v >= 15 => {
                         let buf = &mut data;
-                        this.replica_state = (|| -> DResult<ReplicaState> {
-                            Ok(ReplicaState::decode_inner(buf, v)?)
-                        })()
-                        .map_err(|e| e.field("replica_state"))?;
+                        this.replica_state =
+                            (|| -> DResult<ReplicaState> { Ok(ReplicaState::decode_inner(buf, v)?) })()
+                                .map_err(|e| e.field("replica_state"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("replica_state"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -418,14 +385,8 @@ impl Struct for FetchRequest {
     }
 
     fn min_size(v: i16) -> usize {
-        const MIN: [usize; 18] = [
-            16, 16, 16, 20, 21, 21, 21, 33, 33, 33, 33, 35, 29, 29, 29, 25, 25, 25,
-        ];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        const MIN: [usize; 18] = [16, 16, 16, 20, 21, 21, 21, 33, 33, 33, 33, 35, 29, 29, 29, 25, 25, 25];
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -444,51 +405,23 @@ impl Struct for FetchRequest {
                 } else {
                     Just(None).boxed()
                 },
-                if v <= 14 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                if v >= 15 {
-                    ReplicaState::strategy(v)
-                } else {
-                    Just(ReplicaState::default()).boxed()
-                },
+                if v <= 14 { any::<i32>().boxed() } else { Just(-1).boxed() },
+                if v >= 15 { ReplicaState::strategy(v) } else { Just(ReplicaState::default()).boxed() },
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
-                if v >= 3 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(2147483647).boxed()
-                },
-                if v >= 4 {
-                    any::<i8>().boxed()
-                } else {
-                    Just(0).boxed()
-                },
-                if v >= 7 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(0).boxed()
-                },
+                if v >= 3 { any::<i32>().boxed() } else { Just(2147483647).boxed() },
+                if v >= 4 { any::<i8>().boxed() } else { Just(0).boxed() },
+                if v >= 7 { any::<i32>().boxed() } else { Just(0).boxed() },
             ),
             (
-                if v >= 7 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
+                if v >= 7 { any::<i32>().boxed() } else { Just(-1).boxed() },
                 proptest::collection::vec(FetchTopic::strategy(v), 0..3).boxed(),
                 if v >= 7 {
                     proptest::collection::vec(ForgottenTopic::strategy(v), 0..3).boxed()
                 } else {
                     Just(Vec::new()).boxed()
                 },
-                if v >= 11 {
-                    crate::testing::string()
-                } else {
-                    Just(String::from("")).boxed()
-                },
+                if v >= 11 { crate::testing::string() } else { Just(String::from("")).boxed() },
                 crate::testing::unknown_tagged(flex),
             ),
         )
@@ -504,13 +437,7 @@ impl Struct for FetchRequest {
                         f_isolation_level,
                         f_session_id,
                     ),
-                    (
-                        f_session_epoch,
-                        f_topics,
-                        f_forgotten_topics_data,
-                        f_rack_id,
-                        f_unknown_tagged_fields,
-                    ),
+                    (f_session_epoch, f_topics, f_forgotten_topics_data, f_rack_id, f_unknown_tagged_fields),
                 )| {
                     let mut this = Self::default();
                     this.cluster_id = f_cluster_id;
@@ -547,11 +474,7 @@ pub struct ReplicaState {
 
 impl Default for ReplicaState {
     fn default() -> Self {
-        ReplicaState {
-            replica_id: -1,
-            replica_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReplicaState { replica_id: -1, replica_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -631,21 +554,17 @@ impl Struct for ReplicaState {
         let flex = v >= 12;
         let mut this = Self::default();
         if v >= 15 {
-            this.replica_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
+            this.replica_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
         }
         if v >= 15 {
-            this.replica_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("replica_epoch"))?;
+            this.replica_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("replica_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -655,11 +574,7 @@ impl Struct for ReplicaState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 18] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 13, 13, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -668,27 +583,17 @@ impl Struct for ReplicaState {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if v >= 15 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 15 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 15 { any::<i32>().boxed() } else { Just(-1).boxed() },
+            if v >= 15 { any::<i64>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_replica_id, f_replica_epoch, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.replica_id = f_replica_id;
-                    this.replica_epoch = f_replica_epoch;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_replica_id, f_replica_epoch, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.replica_id = f_replica_id;
+                this.replica_epoch = f_replica_epoch;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -867,28 +772,26 @@ impl Struct for FetchPartition {
         let flex = v >= 12;
         let mut this = Self::default();
         if true {
-            this.partition =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
+            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
         }
         if v >= 9 {
-            this.current_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("current_leader_epoch"))?;
+            this.current_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("current_leader_epoch"))?;
         }
         if true {
-            this.fetch_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("fetch_offset"))?;
+            this.fetch_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("fetch_offset"))?;
         }
         if v >= 12 {
-            this.last_fetched_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("last_fetched_epoch"))?;
+            this.last_fetched_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("last_fetched_epoch"))?;
         }
         if v >= 5 {
-            this.log_start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("log_start_offset"))?;
+            this.log_start_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("log_start_offset"))?;
         }
         if true {
-            this.partition_max_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_max_bytes"))?;
+            this.partition_max_bytes =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_max_bytes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -901,9 +804,7 @@ impl Struct for FetchPartition {
                             .map_err(|e| e.field("replica_directory_id"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("replica_directory_id"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -912,14 +813,8 @@ impl Struct for FetchPartition {
     }
 
     fn min_size(v: i16) -> usize {
-        const MIN: [usize; 18] = [
-            16, 16, 16, 16, 16, 24, 24, 24, 24, 28, 28, 28, 33, 33, 33, 33, 33, 33,
-        ];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        const MIN: [usize; 18] = [16, 16, 16, 16, 16, 24, 24, 24, 24, 28, 28, 28, 33, 33, 33, 33, 33, 33];
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -929,28 +824,12 @@ impl Struct for FetchPartition {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 9 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 9 { any::<i32>().boxed() } else { Just(-1).boxed() },
             any::<i64>().boxed(),
-            if v >= 12 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 5 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 12 { any::<i32>().boxed() } else { Just(-1).boxed() },
+            if v >= 5 { any::<i64>().boxed() } else { Just(-1).boxed() },
             any::<i32>().boxed(),
-            if v >= 17 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 17 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -1038,8 +917,7 @@ impl Struct for FetchTopic {
             put_uuid(buf, (&self.topic_id));
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("FetchTopic", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("FetchTopic", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -1071,10 +949,7 @@ impl Struct for FetchTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1089,18 +964,14 @@ impl Struct for FetchTopic {
         let flex = v >= 12;
         let mut this = Self::default();
         if v <= 12 {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if v >= 13 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<FetchPartition>> {
-                Ok(get_array(buf, flex, FetchPartition::min_size(v), |buf| {
-                    Ok(FetchPartition::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, FetchPartition::min_size(v), |buf| Ok(FetchPartition::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -1109,9 +980,7 @@ impl Struct for FetchTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1121,11 +990,7 @@ impl Struct for FetchTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 18] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 18, 18, 18, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1134,29 +999,19 @@ impl Struct for FetchTopic {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if v <= 12 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 13 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v <= 12 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 13 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             proptest::collection::vec(FetchPartition::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic = f_topic;
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic = f_topic;
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -1258,8 +1113,7 @@ impl Struct for ForgottenTopic {
             n += 16;
         }
         if v >= 7 {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1274,27 +1128,21 @@ impl Struct for ForgottenTopic {
         let flex = v >= 12;
         let mut this = Self::default();
         if (v >= 7 && v <= 12) {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if v >= 13 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if v >= 7 {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1304,11 +1152,7 @@ impl Struct for ForgottenTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 18] = [0, 0, 0, 0, 0, 0, 0, 6, 6, 6, 6, 6, 3, 18, 18, 18, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1317,16 +1161,8 @@ impl Struct for ForgottenTopic {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if (v >= 7 && v <= 12) {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 13 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if (v >= 7 && v <= 12) { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 13 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             if v >= 7 {
                 proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
             } else {
@@ -1334,16 +1170,14 @@ impl Struct for ForgottenTopic {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic = f_topic;
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic = f_topic;
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `FetchResponse` (API key 1): versions 0-17.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -101,8 +95,7 @@ impl Struct for FetchResponse {
             put_i32(buf, *(&self.session_id));
         }
         if true {
-            put_array_len(buf, Some((&self.responses).len()), flex)
-                .map_err(|e| e.at("FetchResponse", "Responses"))?;
+            put_array_len(buf, Some((&self.responses).len()), flex).map_err(|e| e.at("FetchResponse", "Responses"))?;
             for e in (&self.responses).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -126,10 +119,7 @@ impl Struct for FetchResponse {
                     buf,
                     0,
                     (len_array_len(Some((&self.node_endpoints).len()), true)
-                        + (&self.node_endpoints)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.node_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
                 put_array_len(buf, Some((&self.node_endpoints).len()), true)
                     .map_err(|e| e.at("FetchResponse", "NodeEndpoints"))?;
@@ -163,10 +153,7 @@ impl Struct for FetchResponse {
         }
         if true {
             n += (len_array_len(Some((&self.responses).len()), flex)
-                + (&self.responses)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.responses).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -176,10 +163,7 @@ impl Struct for FetchResponse {
                 t += len_tagged(
                     0,
                     (len_array_len(Some((&self.node_endpoints).len()), true)
-                        + (&self.node_endpoints)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.node_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
             }
             n += len_uvarint(count as u32) + t;
@@ -192,25 +176,20 @@ impl Struct for FetchResponse {
         let flex = v >= 12;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if v >= 7 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 7 {
-            this.session_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("session_id"))?;
+            this.session_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("session_id"))?;
         }
         if true {
             this.responses = (|| -> DResult<Vec<FetchableTopicResponse>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    FetchableTopicResponse::min_size(v),
-                    |buf| Ok(FetchableTopicResponse::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, FetchableTopicResponse::min_size(v), |buf| {
+                    Ok(FetchableTopicResponse::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("responses"))?;
         }
@@ -229,9 +208,7 @@ impl Struct for FetchResponse {
                         .map_err(|e| e.field("node_endpoints"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("node_endpoints"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -240,14 +217,8 @@ impl Struct for FetchResponse {
     }
 
     fn min_size(v: i16) -> usize {
-        const MIN: [usize; 18] = [
-            4, 8, 8, 8, 8, 8, 8, 14, 14, 14, 14, 14, 12, 12, 12, 12, 12, 12,
-        ];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        const MIN: [usize; 18] = [4, 8, 8, 8, 8, 8, 8, 14, 14, 14, 14, 14, 12, 12, 12, 12, 12, 12];
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -256,21 +227,9 @@ impl Struct for FetchResponse {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 7 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 7 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 7 { any::<i16>().boxed() } else { Just(0).boxed() },
+            if v >= 7 { any::<i32>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(FetchableTopicResponse::strategy(v), 0..3).boxed(),
             if v >= 16 {
                 proptest::collection::vec(NodeEndpoint::strategy(v), 0..3).boxed()
@@ -316,11 +275,7 @@ pub struct EpochEndOffset {
 
 impl Default for EpochEndOffset {
     fn default() -> Self {
-        EpochEndOffset {
-            epoch: -1,
-            end_offset: -1,
-            unknown_tagged_fields: Vec::new(),
-        }
+        EpochEndOffset { epoch: -1, end_offset: -1, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -400,21 +355,17 @@ impl Struct for EpochEndOffset {
         let flex = v >= 12;
         let mut this = Self::default();
         if v >= 12 {
-            this.epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
+            this.epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
         }
         if v >= 12 {
-            this.end_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
+            this.end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -424,11 +375,7 @@ impl Struct for EpochEndOffset {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 18] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 13, 13, 13, 13, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -437,16 +384,8 @@ impl Struct for EpochEndOffset {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if v >= 12 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 12 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 12 { any::<i32>().boxed() } else { Just(-1).boxed() },
+            if v >= 12 { any::<i64>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_epoch, f_end_offset, f_unknown_tagged_fields),)| {
@@ -474,11 +413,7 @@ pub struct LeaderIdAndEpoch {
 
 impl Default for LeaderIdAndEpoch {
     fn default() -> Self {
-        LeaderIdAndEpoch {
-            leader_id: -1,
-            leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
-        }
+        LeaderIdAndEpoch { leader_id: -1, leader_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -558,21 +493,17 @@ impl Struct for LeaderIdAndEpoch {
         let flex = v >= 12;
         let mut this = Self::default();
         if v >= 12 {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if v >= 12 {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -582,11 +513,7 @@ impl Struct for LeaderIdAndEpoch {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 18] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -595,27 +522,17 @@ impl Struct for LeaderIdAndEpoch {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if v >= 12 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 12 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 12 { any::<i32>().boxed() } else { Just(-1).boxed() },
+            if v >= 12 { any::<i32>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_leader_id, f_leader_epoch, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.leader_id = f_leader_id;
-                    this.leader_epoch = f_leader_epoch;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_leader_id, f_leader_epoch, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.leader_id = f_leader_id;
+                this.leader_epoch = f_leader_epoch;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -634,11 +551,7 @@ pub struct SnapshotId {
 
 impl Default for SnapshotId {
     fn default() -> Self {
-        SnapshotId {
-            end_offset: -1,
-            epoch: -1,
-            unknown_tagged_fields: Vec::new(),
-        }
+        SnapshotId { end_offset: -1, epoch: -1, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -704,21 +617,17 @@ impl Struct for SnapshotId {
         let flex = v >= 12;
         let mut this = Self::default();
         if true {
-            this.end_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
+            this.end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
         }
         if true {
-            this.epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
+            this.epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -727,14 +636,8 @@ impl Struct for SnapshotId {
     }
 
     fn min_size(v: i16) -> usize {
-        const MIN: [usize; 18] = [
-            12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13,
-        ];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        const MIN: [usize; 18] = [12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13];
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -742,11 +645,7 @@ impl Struct for SnapshotId {
         use proptest::prelude::*;
         let flex = v >= 12;
         let _ = flex;
-        ((
-            any::<i64>().boxed(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((any::<i64>().boxed(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_end_offset, f_epoch, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.end_offset = f_end_offset;
@@ -772,11 +671,7 @@ pub struct AbortedTransaction {
 
 impl Default for AbortedTransaction {
     fn default() -> Self {
-        AbortedTransaction {
-            producer_id: 0,
-            first_offset: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        AbortedTransaction { producer_id: 0, first_offset: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -856,21 +751,17 @@ impl Struct for AbortedTransaction {
         let flex = v >= 12;
         let mut this = Self::default();
         if v >= 4 {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if v >= 4 {
-            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("first_offset"))?;
+            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("first_offset"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -879,14 +770,8 @@ impl Struct for AbortedTransaction {
     }
 
     fn min_size(v: i16) -> usize {
-        const MIN: [usize; 18] = [
-            0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17,
-        ];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        const MIN: [usize; 18] = [0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17];
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -895,27 +780,17 @@ impl Struct for AbortedTransaction {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if v >= 4 {
-                any::<i64>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 4 {
-                any::<i64>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 4 { any::<i64>().boxed() } else { Just(0).boxed() },
+            if v >= 4 { any::<i64>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_producer_id, f_first_offset, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.producer_id = f_producer_id;
-                    this.first_offset = f_first_offset;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_producer_id, f_first_offset, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.producer_id = f_producer_id;
+                this.first_offset = f_first_offset;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -1084,8 +959,7 @@ impl Struct for PartitionData {
             if v >= 4 {
                 match (&self.aborted_transactions) {
                     None => {
-                        put_array_len(buf, None, flex)
-                            .map_err(|e| e.at("PartitionData", "AbortedTransactions"))?;
+                        put_array_len(buf, None, flex).map_err(|e| e.at("PartitionData", "AbortedTransactions"))?;
                     }
                     Some(a) => {
                         put_array_len(buf, Some(a.len()), flex)
@@ -1125,8 +999,7 @@ impl Struct for PartitionData {
             put_i32(buf, *(&self.preferred_read_replica));
         }
         if true {
-            put_nullable_bytes(buf, (&self.records).as_deref(), flex)
-                .map_err(|e| e.at("PartitionData", "Records"))?;
+            put_nullable_bytes(buf, (&self.records).as_deref(), flex).map_err(|e| e.at("PartitionData", "Records"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1187,15 +1060,11 @@ impl Struct for PartitionData {
             n += (if v >= 4 {
                 match (&self.aborted_transactions) {
                     None => len_array_len(None, flex),
-                    Some(a) => {
-                        (len_array_len(Some(a.len()), flex)
-                            + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                    }
+                    Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 }
             } else {
                 (&self.aborted_transactions).as_ref().map_or(0, |x| {
-                    (len_array_len(Some(x.len()), flex)
-                        + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
+                    (len_array_len(Some(x.len()), flex) + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
                 })
             });
         }
@@ -1230,24 +1099,23 @@ impl Struct for PartitionData {
         let flex = v >= 12;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.high_watermark = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("high_watermark"))?;
+            this.high_watermark =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("high_watermark"))?;
         }
         if v >= 4 {
-            this.last_stable_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("last_stable_offset"))?;
+            this.last_stable_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_stable_offset"))?;
         }
         if v >= 5 {
-            this.log_start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("log_start_offset"))?;
+            this.log_start_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("log_start_offset"))?;
         }
         if v >= 4 {
             this.aborted_transactions = (|| -> DResult<Option<Vec<AbortedTransaction>>> {
@@ -1256,19 +1124,16 @@ impl Struct for PartitionData {
                         Ok(AbortedTransaction::decode_inner(buf, v)?)
                     })?
                 } else {
-                    Some(get_array(
-                        buf,
-                        flex,
-                        AbortedTransaction::min_size(v),
-                        |buf| Ok(AbortedTransaction::decode_inner(buf, v)?),
-                    )?)
+                    Some(get_array(buf, flex, AbortedTransaction::min_size(v), |buf| {
+                        Ok(AbortedTransaction::decode_inner(buf, v)?)
+                    })?)
                 })
             })()
             .map_err(|e| e.field("aborted_transactions"))?;
         }
         if v >= 11 {
-            this.preferred_read_replica = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("preferred_read_replica"))?;
+            this.preferred_read_replica =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("preferred_read_replica"))?;
         }
         if true {
             this.records = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
@@ -1281,30 +1146,25 @@ impl Struct for PartitionData {
                 match tag {
                     0 if v >= 12 => {
                         let buf = &mut data;
-                        this.diverging_epoch = (|| -> DResult<EpochEndOffset> {
-                            Ok(EpochEndOffset::decode_inner(buf, v)?)
-                        })()
-                        .map_err(|e| e.field("diverging_epoch"))?;
+                        this.diverging_epoch =
+                            (|| -> DResult<EpochEndOffset> { Ok(EpochEndOffset::decode_inner(buf, v)?) })()
+                                .map_err(|e| e.field("diverging_epoch"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("diverging_epoch"))?;
                     }
                     1 if v >= 12 => {
                         let buf = &mut data;
-                        this.current_leader = (|| -> DResult<LeaderIdAndEpoch> {
-                            Ok(LeaderIdAndEpoch::decode_inner(buf, v)?)
-                        })()
-                        .map_err(|e| e.field("current_leader"))?;
+                        this.current_leader =
+                            (|| -> DResult<LeaderIdAndEpoch> { Ok(LeaderIdAndEpoch::decode_inner(buf, v)?) })()
+                                .map_err(|e| e.field("current_leader"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("current_leader"))?;
                     }
                     2 if v >= 12 => {
                         let buf = &mut data;
-                        this.snapshot_id =
-                            (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
-                                .map_err(|e| e.field("snapshot_id"))?;
+                        this.snapshot_id = (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
+                            .map_err(|e| e.field("snapshot_id"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("snapshot_id"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1313,14 +1173,8 @@ impl Struct for PartitionData {
     }
 
     fn min_size(v: i16) -> usize {
-        const MIN: [usize; 18] = [
-            18, 18, 18, 18, 30, 38, 38, 38, 38, 38, 38, 42, 37, 37, 37, 37, 37, 37,
-        ];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        const MIN: [usize; 18] = [18, 18, 18, 18, 30, 38, 38, 38, 38, 38, 38, 42, 37, 37, 37, 37, 37, 37];
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1333,54 +1187,24 @@ impl Struct for PartitionData {
                 any::<i32>().boxed(),
                 any::<i16>().boxed(),
                 any::<i64>().boxed(),
-                if v >= 4 {
-                    any::<i64>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                if v >= 5 {
-                    any::<i64>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                if v >= 12 {
-                    EpochEndOffset::strategy(v)
-                } else {
-                    Just(EpochEndOffset::default()).boxed()
-                },
-                if v >= 12 {
-                    LeaderIdAndEpoch::strategy(v)
-                } else {
-                    Just(LeaderIdAndEpoch::default()).boxed()
-                },
-                if v >= 12 {
-                    SnapshotId::strategy(v)
-                } else {
-                    Just(SnapshotId::default()).boxed()
-                },
+                if v >= 4 { any::<i64>().boxed() } else { Just(-1).boxed() },
+                if v >= 5 { any::<i64>().boxed() } else { Just(-1).boxed() },
+                if v >= 12 { EpochEndOffset::strategy(v) } else { Just(EpochEndOffset::default()).boxed() },
+                if v >= 12 { LeaderIdAndEpoch::strategy(v) } else { Just(LeaderIdAndEpoch::default()).boxed() },
+                if v >= 12 { SnapshotId::strategy(v) } else { Just(SnapshotId::default()).boxed() },
             ),
             (
                 if v >= 4 {
                     if v >= 4 {
-                        proptest::option::of(
-                            proptest::collection::vec(AbortedTransaction::strategy(v), 0..3)
-                                .boxed(),
-                        )
-                        .boxed()
+                        proptest::option::of(proptest::collection::vec(AbortedTransaction::strategy(v), 0..3).boxed())
+                            .boxed()
                     } else {
-                        proptest::collection::vec(AbortedTransaction::strategy(v), 0..3)
-                            .boxed()
-                            .prop_map(Some)
-                            .boxed()
+                        proptest::collection::vec(AbortedTransaction::strategy(v), 0..3).boxed().prop_map(Some).boxed()
                     }
                 } else {
                     Just(Some(Vec::new())).boxed()
                 },
-                if v >= 11 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
+                if v >= 11 { any::<i32>().boxed() } else { Just(-1).boxed() },
                 proptest::option::of(crate::testing::bytes()).boxed(),
                 crate::testing::unknown_tagged(flex),
             ),
@@ -1397,12 +1221,7 @@ impl Struct for PartitionData {
                         f_current_leader,
                         f_snapshot_id,
                     ),
-                    (
-                        f_aborted_transactions,
-                        f_preferred_read_replica,
-                        f_records,
-                        f_unknown_tagged_fields,
-                    ),
+                    (f_aborted_transactions, f_preferred_read_replica, f_records, f_unknown_tagged_fields),
                 )| {
                     let mut this = Self::default();
                     this.partition_index = f_partition_index;
@@ -1475,8 +1294,7 @@ impl Struct for FetchableTopicResponse {
         let flex = v >= 12;
 
         if v <= 12 {
-            put_string(buf, (&self.topic), flex)
-                .map_err(|e| e.at("FetchableTopicResponse", "Topic"))?;
+            put_string(buf, (&self.topic), flex).map_err(|e| e.at("FetchableTopicResponse", "Topic"))?;
         }
 
         if v >= 13 {
@@ -1516,10 +1334,7 @@ impl Struct for FetchableTopicResponse {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1534,18 +1349,14 @@ impl Struct for FetchableTopicResponse {
         let flex = v >= 12;
         let mut this = Self::default();
         if v <= 12 {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if v >= 13 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -1554,9 +1365,7 @@ impl Struct for FetchableTopicResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1566,11 +1375,7 @@ impl Struct for FetchableTopicResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 18] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 18, 18, 18, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1579,29 +1384,19 @@ impl Struct for FetchableTopicResponse {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if v <= 12 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 13 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v <= 12 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 13 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic = f_topic;
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic = f_topic;
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -1624,13 +1419,7 @@ pub struct NodeEndpoint {
 
 impl Default for NodeEndpoint {
     fn default() -> Self {
-        NodeEndpoint {
-            node_id: 0,
-            host: String::new(),
-            port: 0,
-            rack: None,
-            unknown_tagged_fields: Vec::new(),
-        }
+        NodeEndpoint { node_id: 0, host: String::new(), port: 0, rack: None, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -1703,8 +1492,7 @@ impl Struct for NodeEndpoint {
         }
         if v >= 16 {
             if v >= 16 {
-                put_nullable_string(buf, (&self.rack).as_deref(), flex)
-                    .map_err(|e| e.at("NodeEndpoint", "Rack"))?;
+                put_nullable_string(buf, (&self.rack).as_deref(), flex).map_err(|e| e.at("NodeEndpoint", "Rack"))?;
             } else {
                 match (&self.rack) {
                     Some(x) => {
@@ -1768,24 +1556,17 @@ impl Struct for NodeEndpoint {
         let flex = v >= 12;
         let mut this = Self::default();
         if v >= 16 {
-            this.node_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
         }
         if v >= 16 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if v >= 16 {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if v >= 16 {
             this.rack = (|| -> DResult<Option<String>> {
-                Ok(if v >= 16 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 16 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("rack"))?;
         }
@@ -1794,9 +1575,7 @@ impl Struct for NodeEndpoint {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1806,11 +1585,7 @@ impl Struct for NodeEndpoint {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 18] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 11, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1819,21 +1594,9 @@ impl Struct for NodeEndpoint {
         let flex = v >= 12;
         let _ = flex;
         ((
-            if v >= 16 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 16 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 16 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 16 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 16 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 16 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v >= 16 {
                 if v >= 16 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -1845,17 +1608,15 @@ impl Struct for NodeEndpoint {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_node_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.node_id = f_node_id;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.rack = f_rack;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_node_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.node_id = f_node_id;
+                this.host = f_host;
+                this.port = f_port;
+                this.rack = f_rack;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

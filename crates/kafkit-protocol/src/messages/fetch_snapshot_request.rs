@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `FetchSnapshotRequest` (API key 59): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -80,8 +74,7 @@ impl Struct for FetchSnapshotRequest {
             put_i32(buf, *(&self.max_bytes));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("FetchSnapshotRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("FetchSnapshotRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -94,11 +87,7 @@ impl Struct for FetchSnapshotRequest {
             let mut unknown = self.unknown_tagged_fields.iter().peekable();
             if t_cluster_id {
                 put_unknown_tagged(buf, &mut unknown, Some(0));
-                put_tag_header(
-                    buf,
-                    0,
-                    len_nullable_string((&self.cluster_id).as_deref(), true),
-                );
+                put_tag_header(buf, 0, len_nullable_string((&self.cluster_id).as_deref(), true));
                 put_nullable_string(buf, (&self.cluster_id).as_deref(), true)
                     .map_err(|e| e.at("FetchSnapshotRequest", "ClusterId"))?;
             }
@@ -144,18 +133,14 @@ impl Struct for FetchSnapshotRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.replica_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
+            this.replica_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
         }
         if true {
-            this.max_bytes =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_bytes"))?;
+            this.max_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_bytes"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicSnapshot>> {
-                Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| {
-                    Ok(TopicSnapshot::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| Ok(TopicSnapshot::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -166,15 +151,11 @@ impl Struct for FetchSnapshotRequest {
                 match tag {
                     0 if true => {
                         let buf = &mut data;
-                        this.cluster_id = (|| -> DResult<Option<String>> {
-                            Ok(get_nullable_string(buf, true)?)
-                        })()
-                        .map_err(|e| e.field("cluster_id"))?;
+                        this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, true)?) })()
+                            .map_err(|e| e.field("cluster_id"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("cluster_id"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -184,11 +165,7 @@ impl Struct for FetchSnapshotRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [10, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -203,23 +180,15 @@ impl Struct for FetchSnapshotRequest {
             proptest::collection::vec(TopicSnapshot::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_cluster_id,
-                    f_replica_id,
-                    f_max_bytes,
-                    f_topics,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.cluster_id = f_cluster_id;
-                    this.replica_id = f_replica_id;
-                    this.max_bytes = f_max_bytes;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_cluster_id, f_replica_id, f_max_bytes, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.cluster_id = f_cluster_id;
+                this.replica_id = f_replica_id;
+                this.max_bytes = f_max_bytes;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -238,11 +207,7 @@ pub struct SnapshotId {
 
 impl Default for SnapshotId {
     fn default() -> Self {
-        SnapshotId {
-            end_offset: 0,
-            epoch: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        SnapshotId { end_offset: 0, epoch: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -308,21 +273,17 @@ impl Struct for SnapshotId {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.end_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
+            this.end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
         }
         if true {
-            this.epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
+            this.epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -332,11 +293,7 @@ impl Struct for SnapshotId {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [13, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -344,11 +301,7 @@ impl Struct for SnapshotId {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i64>().boxed(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((any::<i64>().boxed(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_end_offset, f_epoch, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.end_offset = f_end_offset;
@@ -495,21 +448,18 @@ impl Struct for PartitionSnapshot {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
+            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
         }
         if true {
-            this.current_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("current_leader_epoch"))?;
+            this.current_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("current_leader_epoch"))?;
         }
         if true {
-            this.snapshot_id =
-                (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
-                    .map_err(|e| e.field("snapshot_id"))?;
+            this.snapshot_id = (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
+                .map_err(|e| e.field("snapshot_id"))?;
         }
         if true {
-            this.position =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("position"))?;
+            this.position = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("position"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -522,9 +472,7 @@ impl Struct for PartitionSnapshot {
                             .map_err(|e| e.field("replica_directory_id"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("replica_directory_id"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -534,11 +482,7 @@ impl Struct for PartitionSnapshot {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [30, 30];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -551,11 +495,7 @@ impl Struct for PartitionSnapshot {
             any::<i32>().boxed(),
             SnapshotId::strategy(v),
             any::<i64>().boxed(),
-            if v >= 1 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 1 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -595,11 +535,7 @@ pub struct TopicSnapshot {
 
 impl Default for TopicSnapshot {
     fn default() -> Self {
-        TopicSnapshot {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicSnapshot { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -655,10 +591,7 @@ impl Struct for TopicSnapshot {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -673,17 +606,13 @@ impl Struct for TopicSnapshot {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionSnapshot>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    PartitionSnapshot::min_size(v),
-                    |buf| Ok(PartitionSnapshot::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, PartitionSnapshot::min_size(v), |buf| {
+                    Ok(PartitionSnapshot::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -692,9 +621,7 @@ impl Struct for TopicSnapshot {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -704,11 +631,7 @@ impl Struct for TopicSnapshot {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `FetchSnapshotResponse` (API key 59): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -105,10 +99,7 @@ impl Struct for FetchSnapshotResponse {
                     buf,
                     0,
                     (len_array_len(Some((&self.node_endpoints).len()), true)
-                        + (&self.node_endpoints)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.node_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
                 put_array_len(buf, Some((&self.node_endpoints).len()), true)
                     .map_err(|e| e.at("FetchSnapshotResponse", "NodeEndpoints"))?;
@@ -149,10 +140,7 @@ impl Struct for FetchSnapshotResponse {
                 t += len_tagged(
                     0,
                     (len_array_len(Some((&self.node_endpoints).len()), true)
-                        + (&self.node_endpoints)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.node_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
             }
             n += len_uvarint(count as u32) + t;
@@ -165,18 +153,15 @@ impl Struct for FetchSnapshotResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicSnapshot>> {
-                Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| {
-                    Ok(TopicSnapshot::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| Ok(TopicSnapshot::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -195,9 +180,7 @@ impl Struct for FetchSnapshotResponse {
                         .map_err(|e| e.field("node_endpoints"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("node_endpoints"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -207,11 +190,7 @@ impl Struct for FetchSnapshotResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -231,13 +210,7 @@ impl Struct for FetchSnapshotResponse {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_topics,
-                    f_node_endpoints,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_throttle_time_ms, f_error_code, f_topics, f_node_endpoints, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.throttle_time_ms = f_throttle_time_ms;
                     this.error_code = f_error_code;
@@ -265,11 +238,7 @@ pub struct SnapshotId {
 
 impl Default for SnapshotId {
     fn default() -> Self {
-        SnapshotId {
-            end_offset: 0,
-            epoch: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        SnapshotId { end_offset: 0, epoch: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -335,21 +304,17 @@ impl Struct for SnapshotId {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.end_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
+            this.end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
         }
         if true {
-            this.epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
+            this.epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -359,11 +324,7 @@ impl Struct for SnapshotId {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [13, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -371,11 +332,7 @@ impl Struct for SnapshotId {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i64>().boxed(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((any::<i64>().boxed(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_end_offset, f_epoch, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.end_offset = f_end_offset;
@@ -401,11 +358,7 @@ pub struct LeaderIdAndEpoch {
 
 impl Default for LeaderIdAndEpoch {
     fn default() -> Self {
-        LeaderIdAndEpoch {
-            leader_id: 0,
-            leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        LeaderIdAndEpoch { leader_id: 0, leader_epoch: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -471,21 +424,17 @@ impl Struct for LeaderIdAndEpoch {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -495,11 +444,7 @@ impl Struct for LeaderIdAndEpoch {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -507,20 +452,14 @@ impl Struct for LeaderIdAndEpoch {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_leader_id, f_leader_epoch, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.leader_id = f_leader_id;
-                    this.leader_epoch = f_leader_epoch;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_leader_id, f_leader_epoch, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.leader_id = f_leader_id;
+                this.leader_epoch = f_leader_epoch;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -690,29 +629,24 @@ impl Struct for PartitionSnapshot {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("index"))?;
+            this.index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.snapshot_id =
-                (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
-                    .map_err(|e| e.field("snapshot_id"))?;
+            this.snapshot_id = (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
+                .map_err(|e| e.field("snapshot_id"))?;
         }
         if true {
-            this.size =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("size"))?;
+            this.size = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("size"))?;
         }
         if true {
-            this.position =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("position"))?;
+            this.position = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("position"))?;
         }
         if true {
-            this.unaligned_records = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("unaligned_records"))?;
+            this.unaligned_records =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("unaligned_records"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -721,15 +655,12 @@ impl Struct for PartitionSnapshot {
                 match tag {
                     0 if true => {
                         let buf = &mut data;
-                        this.current_leader = (|| -> DResult<LeaderIdAndEpoch> {
-                            Ok(LeaderIdAndEpoch::decode_inner(buf, v)?)
-                        })()
-                        .map_err(|e| e.field("current_leader"))?;
+                        this.current_leader =
+                            (|| -> DResult<LeaderIdAndEpoch> { Ok(LeaderIdAndEpoch::decode_inner(buf, v)?) })()
+                                .map_err(|e| e.field("current_leader"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("current_leader"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -739,11 +670,7 @@ impl Struct for PartitionSnapshot {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [37, 37];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -802,11 +729,7 @@ pub struct TopicSnapshot {
 
 impl Default for TopicSnapshot {
     fn default() -> Self {
-        TopicSnapshot {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicSnapshot { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -862,10 +785,7 @@ impl Struct for TopicSnapshot {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -880,17 +800,13 @@ impl Struct for TopicSnapshot {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionSnapshot>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    PartitionSnapshot::min_size(v),
-                    |buf| Ok(PartitionSnapshot::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, PartitionSnapshot::min_size(v), |buf| {
+                    Ok(PartitionSnapshot::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -899,9 +815,7 @@ impl Struct for TopicSnapshot {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -911,11 +825,7 @@ impl Struct for TopicSnapshot {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -955,12 +865,7 @@ pub struct NodeEndpoint {
 
 impl Default for NodeEndpoint {
     fn default() -> Self {
-        NodeEndpoint {
-            node_id: 0,
-            host: String::new(),
-            port: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        NodeEndpoint { node_id: 0, host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -1059,25 +964,20 @@ impl Struct for NodeEndpoint {
         let flex = true;
         let mut this = Self::default();
         if v >= 1 {
-            this.node_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
         }
         if v >= 1 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if v >= 1 {
-            this.port =
-                (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1087,11 +987,7 @@ impl Struct for NodeEndpoint {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [1, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1100,33 +996,19 @@ impl Struct for NodeEndpoint {
         let flex = true;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 1 {
-                any::<u16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 1 { any::<u16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_node_id, f_host, f_port, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.node_id = f_node_id;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_node_id, f_host, f_port, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.node_id = f_node_id;
+                this.host = f_host;
+                this.port = f_port;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `FindCoordinatorRequest` (API key 10): versions 0-6.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -72,8 +66,7 @@ impl Struct for FindCoordinatorRequest {
             });
         }
         if v <= 3 {
-            put_string(buf, (&self.key), flex)
-                .map_err(|e| e.at("FindCoordinatorRequest", "Key"))?;
+            put_string(buf, (&self.key), flex).map_err(|e| e.at("FindCoordinatorRequest", "Key"))?;
         }
         if !(v >= 1) && !(self.key_type == 0) {
             return Err(EncodeError::FieldNotInVersion {
@@ -96,8 +89,7 @@ impl Struct for FindCoordinatorRequest {
             put_array_len(buf, Some((&self.coordinator_keys).len()), flex)
                 .map_err(|e| e.at("FindCoordinatorRequest", "CoordinatorKeys"))?;
             for e in (&self.coordinator_keys).iter() {
-                put_string(buf, e, flex)
-                    .map_err(|e| e.at("FindCoordinatorRequest", "CoordinatorKeys"))?;
+                put_string(buf, e, flex).map_err(|e| e.at("FindCoordinatorRequest", "CoordinatorKeys"))?;
             }
         }
         if flex {
@@ -127,10 +119,7 @@ impl Struct for FindCoordinatorRequest {
         }
         if v >= 4 {
             n += (len_array_len(Some((&self.coordinator_keys).len()), flex)
-                + (&self.coordinator_keys)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.coordinator_keys).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -145,18 +134,14 @@ impl Struct for FindCoordinatorRequest {
         let flex = v >= 3;
         let mut this = Self::default();
         if v <= 3 {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("key"))?;
+            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
         }
         if v >= 1 {
-            this.key_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("key_type"))?;
+            this.key_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("key_type"))?;
         }
         if v >= 4 {
             this.coordinator_keys = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("coordinator_keys"))?;
         }
@@ -165,9 +150,7 @@ impl Struct for FindCoordinatorRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -177,11 +160,7 @@ impl Struct for FindCoordinatorRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [2, 3, 3, 3, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -190,16 +169,8 @@ impl Struct for FindCoordinatorRequest {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v <= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v <= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 1 { any::<i8>().boxed() } else { Just(0).boxed() },
             if v >= 4 {
                 proptest::collection::vec(crate::testing::string(), 0..3).boxed()
             } else {
@@ -207,16 +178,14 @@ impl Struct for FindCoordinatorRequest {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_key, f_key_type, f_coordinator_keys, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.key = f_key;
-                    this.key_type = f_key_type;
-                    this.coordinator_keys = f_coordinator_keys;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_key, f_key_type, f_coordinator_keys, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.key = f_key;
+                this.key_type = f_key_type;
+                this.coordinator_keys = f_coordinator_keys;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `FindCoordinatorResponse` (API key 10): versions 0-6.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -122,8 +116,7 @@ impl Struct for FindCoordinatorResponse {
             } else {
                 match (&self.error_message) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("FindCoordinatorResponse", "ErrorMessage"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("FindCoordinatorResponse", "ErrorMessage"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -153,8 +146,7 @@ impl Struct for FindCoordinatorResponse {
             });
         }
         if v <= 3 {
-            put_string(buf, (&self.host), flex)
-                .map_err(|e| e.at("FindCoordinatorResponse", "Host"))?;
+            put_string(buf, (&self.host), flex).map_err(|e| e.at("FindCoordinatorResponse", "Host"))?;
         }
         if !(v <= 3) && !(self.port == 0) {
             return Err(EncodeError::FieldNotInVersion {
@@ -209,9 +201,7 @@ impl Struct for FindCoordinatorResponse {
             n += (if (v >= 1 && v <= 3) {
                 len_nullable_string((&self.error_message).as_deref(), flex)
             } else {
-                (&self.error_message)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v <= 3 {
@@ -225,10 +215,7 @@ impl Struct for FindCoordinatorResponse {
         }
         if v >= 4 {
             n += (len_array_len(Some((&self.coordinators).len()), flex)
-                + (&self.coordinators)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.coordinators).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -243,40 +230,30 @@ impl Struct for FindCoordinatorResponse {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if v <= 3 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if (v >= 1 && v <= 3) {
             this.error_message = (|| -> DResult<Option<String>> {
-                Ok(if (v >= 1 && v <= 3) {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if (v >= 1 && v <= 3) { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("error_message"))?;
         }
         if v <= 3 {
-            this.node_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
         }
         if v <= 3 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if v <= 3 {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if v >= 4 {
             this.coordinators = (|| -> DResult<Vec<Coordinator>> {
-                Ok(get_array(buf, flex, Coordinator::min_size(v), |buf| {
-                    Ok(Coordinator::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Coordinator::min_size(v), |buf| Ok(Coordinator::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("coordinators"))?;
         }
@@ -285,9 +262,7 @@ impl Struct for FindCoordinatorResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -297,11 +272,7 @@ impl Struct for FindCoordinatorResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [12, 18, 18, 17, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -310,16 +281,8 @@ impl Struct for FindCoordinatorResponse {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v <= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v <= 3 { any::<i16>().boxed() } else { Just(0).boxed() },
             if (v >= 1 && v <= 3) {
                 if (v >= 1 && v <= 3) {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -329,21 +292,9 @@ impl Struct for FindCoordinatorResponse {
             } else {
                 Just(Some(String::new())).boxed()
             },
-            if v <= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v <= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v <= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v <= 3 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v <= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v <= 3 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v >= 4 {
                 proptest::collection::vec(Coordinator::strategy(v), 0..3).boxed()
             } else {
@@ -512,8 +463,7 @@ impl Struct for Coordinator {
             } else {
                 match (&self.error_message) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("Coordinator", "ErrorMessage"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("Coordinator", "ErrorMessage"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -563,9 +513,7 @@ impl Struct for Coordinator {
             n += (if v >= 4 {
                 len_nullable_string((&self.error_message).as_deref(), flex)
             } else {
-                (&self.error_message)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if flex {
@@ -581,32 +529,23 @@ impl Struct for Coordinator {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 4 {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("key"))?;
+            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
         }
         if v >= 4 {
-            this.node_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
         }
         if v >= 4 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if v >= 4 {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if v >= 4 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 4 {
             this.error_message = (|| -> DResult<Option<String>> {
-                Ok(if v >= 4 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 4 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("error_message"))?;
         }
@@ -615,9 +554,7 @@ impl Struct for Coordinator {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -627,11 +564,7 @@ impl Struct for Coordinator {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [0, 0, 0, 1, 14, 14, 14];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -640,31 +573,11 @@ impl Struct for Coordinator {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 4 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 4 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 4 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 4 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 4 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 4 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 4 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 4 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 4 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 4 { any::<i16>().boxed() } else { Just(0).boxed() },
             if v >= 4 {
                 if v >= 4 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -677,15 +590,7 @@ impl Struct for Coordinator {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_key,
-                    f_node_id,
-                    f_host,
-                    f_port,
-                    f_error_code,
-                    f_error_message,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_key, f_node_id, f_host, f_port, f_error_code, f_error_message, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.key = f_key;
                     this.node_id = f_node_id;

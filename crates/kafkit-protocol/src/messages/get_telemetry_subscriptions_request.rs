@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `GetTelemetrySubscriptionsRequest` (API key 71): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct GetTelemetrySubscriptionsRequest {
 
 impl Default for GetTelemetrySubscriptionsRequest {
     fn default() -> Self {
-        GetTelemetrySubscriptionsRequest {
-            client_instance_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
-        }
+        GetTelemetrySubscriptionsRequest { client_instance_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -84,17 +75,15 @@ impl Struct for GetTelemetrySubscriptionsRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.client_instance_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("client_instance_id"))?;
+            this.client_instance_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("client_instance_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -104,11 +93,7 @@ impl Struct for GetTelemetrySubscriptionsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [17];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -136,6 +121,5 @@ impl Message for GetTelemetrySubscriptionsRequest {
 
 impl crate::message::Request for GetTelemetrySubscriptionsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::GetTelemetrySubscriptions;
-    type Response =
-        crate::messages::get_telemetry_subscriptions_response::GetTelemetrySubscriptionsResponse;
+    type Response = crate::messages::get_telemetry_subscriptions_response::GetTelemetrySubscriptionsResponse;
 }

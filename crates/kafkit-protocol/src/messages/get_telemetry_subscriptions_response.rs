@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `GetTelemetrySubscriptionsResponse` (API key 71): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -131,14 +125,8 @@ impl Struct for GetTelemetrySubscriptionsResponse {
             put_i32(buf, *(&self.subscription_id));
         }
         if true {
-            put_array_len(buf, Some((&self.accepted_compression_types).len()), flex).map_err(
-                |e| {
-                    e.at(
-                        "GetTelemetrySubscriptionsResponse",
-                        "AcceptedCompressionTypes",
-                    )
-                },
-            )?;
+            put_array_len(buf, Some((&self.accepted_compression_types).len()), flex)
+                .map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "AcceptedCompressionTypes"))?;
             for e in (&self.accepted_compression_types).iter() {
                 put_i8(buf, *e);
             }
@@ -156,8 +144,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
             put_array_len(buf, Some((&self.requested_metrics).len()), flex)
                 .map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "RequestedMetrics"))?;
             for e in (&self.requested_metrics).iter() {
-                put_string(buf, e, flex)
-                    .map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "RequestedMetrics"))?;
+                put_string(buf, e, flex).map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "RequestedMetrics"))?;
             }
         }
         if flex {
@@ -206,10 +193,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.requested_metrics).len()), flex)
-                + (&self.requested_metrics)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.requested_metrics).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -224,20 +208,19 @@ impl Struct for GetTelemetrySubscriptionsResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.client_instance_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("client_instance_id"))?;
+            this.client_instance_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("client_instance_id"))?;
         }
         if true {
-            this.subscription_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("subscription_id"))?;
+            this.subscription_id =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("subscription_id"))?;
         }
         if true {
             this.accepted_compression_types =
@@ -245,22 +228,20 @@ impl Struct for GetTelemetrySubscriptionsResponse {
                     .map_err(|e| e.field("accepted_compression_types"))?;
         }
         if true {
-            this.push_interval_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("push_interval_ms"))?;
+            this.push_interval_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("push_interval_ms"))?;
         }
         if true {
-            this.telemetry_max_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("telemetry_max_bytes"))?;
+            this.telemetry_max_bytes =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("telemetry_max_bytes"))?;
         }
         if true {
-            this.delta_temporality = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("delta_temporality"))?;
+            this.delta_temporality =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("delta_temporality"))?;
         }
         if true {
             this.requested_metrics = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("requested_metrics"))?;
         }
@@ -269,9 +250,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -281,11 +260,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [38];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -304,10 +279,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
                 any::<i32>().boxed(),
                 any::<bool>().boxed(),
             ),
-            (
-                proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
-                crate::testing::unknown_tagged(flex),
-            ),
+            (proptest::collection::vec(crate::testing::string(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),
         )
             .prop_map(
                 move |(
@@ -350,6 +322,5 @@ impl Message for GetTelemetrySubscriptionsResponse {
 
 impl crate::message::Response for GetTelemetrySubscriptionsResponse {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::GetTelemetrySubscriptions;
-    type Request =
-        crate::messages::get_telemetry_subscriptions_request::GetTelemetrySubscriptionsRequest;
+    type Request = crate::messages::get_telemetry_subscriptions_request::GetTelemetrySubscriptionsRequest;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `HeartbeatRequest` (API key 12): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -74,15 +68,13 @@ impl Struct for HeartbeatRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("HeartbeatRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("HeartbeatRequest", "GroupId"))?;
         }
         if true {
             put_i32(buf, *(&self.generation_id));
         }
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("HeartbeatRequest", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("HeartbeatRequest", "MemberId"))?;
         }
         if !(v >= 3) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -98,8 +90,7 @@ impl Struct for HeartbeatRequest {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("HeartbeatRequest", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("HeartbeatRequest", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -143,9 +134,7 @@ impl Struct for HeartbeatRequest {
             n += (if v >= 3 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if flex {
@@ -161,24 +150,19 @@ impl Struct for HeartbeatRequest {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("generation_id"))?;
+            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
         }
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
@@ -187,9 +171,7 @@ impl Struct for HeartbeatRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -199,11 +181,7 @@ impl Struct for HeartbeatRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 8, 10, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -227,13 +205,7 @@ impl Struct for HeartbeatRequest {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_group_id,
-                    f_generation_id,
-                    f_member_id,
-                    f_group_instance_id,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_group_id, f_generation_id, f_member_id, f_group_instance_id, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.group_id = f_group_id;
                     this.generation_id = f_generation_id;

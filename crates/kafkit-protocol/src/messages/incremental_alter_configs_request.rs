@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `IncrementalAlterConfigsRequest` (API key 44): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -86,10 +80,7 @@ impl Struct for IncrementalAlterConfigsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.resources).len()), flex)
-                + (&self.resources)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += 1;
@@ -108,27 +99,22 @@ impl Struct for IncrementalAlterConfigsRequest {
         let mut this = Self::default();
         if true {
             this.resources = (|| -> DResult<Vec<AlterConfigsResource>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AlterConfigsResource::min_size(v),
-                    |buf| Ok(AlterConfigsResource::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AlterConfigsResource::min_size(v), |buf| {
+                    Ok(AlterConfigsResource::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("resources"))?;
         }
         if true {
-            this.validate_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("validate_only"))?;
+            this.validate_only =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +124,7 @@ impl Struct for IncrementalAlterConfigsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +137,13 @@ impl Struct for IncrementalAlterConfigsRequest {
             any::<bool>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_resources, f_validate_only, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.resources = f_resources;
-                    this.validate_only = f_validate_only;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_resources, f_validate_only, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.resources = f_resources;
+                this.validate_only = f_validate_only;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -224,8 +204,7 @@ impl Struct for AlterableConfig {
             put_i8(buf, *(&self.config_operation));
         }
         if true {
-            put_nullable_string(buf, (&self.value).as_deref(), flex)
-                .map_err(|e| e.at("AlterableConfig", "Value"))?;
+            put_nullable_string(buf, (&self.value).as_deref(), flex).map_err(|e| e.at("AlterableConfig", "Value"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -268,12 +247,11 @@ impl Struct for AlterableConfig {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.config_operation = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("config_operation"))?;
+            this.config_operation =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("config_operation"))?;
         }
         if true {
             this.value = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
@@ -284,9 +262,7 @@ impl Struct for AlterableConfig {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -296,11 +272,7 @@ impl Struct for AlterableConfig {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -314,16 +286,14 @@ impl Struct for AlterableConfig {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_config_operation, f_value, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.config_operation = f_config_operation;
-                    this.value = f_value;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_config_operation, f_value, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.config_operation = f_config_operation;
+                this.value = f_value;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -381,8 +351,7 @@ impl Struct for AlterConfigsResource {
             put_i8(buf, *(&self.resource_type));
         }
         if true {
-            put_string(buf, (&self.resource_name), flex)
-                .map_err(|e| e.at("AlterConfigsResource", "ResourceName"))?;
+            put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("AlterConfigsResource", "ResourceName"))?;
         }
         if true {
             put_array_len(buf, Some((&self.configs).len()), flex)
@@ -418,10 +387,7 @@ impl Struct for AlterConfigsResource {
         }
         if true {
             n += (len_array_len(Some((&self.configs).len()), flex)
-                + (&self.configs)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.configs).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -436,12 +402,11 @@ impl Struct for AlterConfigsResource {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.resource_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
+            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
         }
         if true {
-            this.resource_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("resource_name"))?;
+            this.resource_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
         }
         if true {
             this.configs = (|| -> DResult<Vec<AlterableConfig>> {
@@ -456,9 +421,7 @@ impl Struct for AlterConfigsResource {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -468,11 +431,7 @@ impl Struct for AlterConfigsResource {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [7, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -486,16 +445,14 @@ impl Struct for AlterConfigsResource {
             proptest::collection::vec(AlterableConfig::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_resource_type, f_resource_name, f_configs, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.resource_type = f_resource_type;
-                    this.resource_name = f_resource_name;
-                    this.configs = f_configs;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_resource_type, f_resource_name, f_configs, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.resource_type = f_resource_type;
+                this.resource_name = f_resource_name;
+                this.configs = f_configs;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -509,6 +466,5 @@ impl Message for IncrementalAlterConfigsRequest {
 
 impl crate::message::Request for IncrementalAlterConfigsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::IncrementalAlterConfigs;
-    type Response =
-        crate::messages::incremental_alter_configs_response::IncrementalAlterConfigsResponse;
+    type Response = crate::messages::incremental_alter_configs_response::IncrementalAlterConfigsResponse;
 }

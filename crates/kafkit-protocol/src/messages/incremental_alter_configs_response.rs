@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `IncrementalAlterConfigsResponse` (API key 44): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -89,10 +83,7 @@ impl Struct for IncrementalAlterConfigsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.responses).len()), flex)
-                + (&self.responses)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.responses).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,17 +98,14 @@ impl Struct for IncrementalAlterConfigsResponse {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.responses = (|| -> DResult<Vec<AlterConfigsResourceResponse>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AlterConfigsResourceResponse::min_size(v),
-                    |buf| Ok(AlterConfigsResourceResponse::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AlterConfigsResourceResponse::min_size(v), |buf| {
+                    Ok(AlterConfigsResourceResponse::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("responses"))?;
         }
@@ -126,9 +114,7 @@ impl Struct for IncrementalAlterConfigsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +124,7 @@ impl Struct for IncrementalAlterConfigsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +137,13 @@ impl Struct for IncrementalAlterConfigsResponse {
             proptest::collection::vec(AlterConfigsResourceResponse::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_responses, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.responses = f_responses;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_responses, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.responses = f_responses;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -284,30 +264,25 @@ impl Struct for AlterConfigsResourceResponse {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.resource_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
+            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
         }
         if true {
-            this.resource_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("resource_name"))?;
+            this.resource_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -317,11 +292,7 @@ impl Struct for AlterConfigsResourceResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [7, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -337,13 +308,7 @@ impl Struct for AlterConfigsResourceResponse {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_error_code,
-                    f_error_message,
-                    f_resource_type,
-                    f_resource_name,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_error_code, f_error_message, f_resource_type, f_resource_name, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.error_code = f_error_code;
                     this.error_message = f_error_message;
@@ -366,6 +331,5 @@ impl Message for IncrementalAlterConfigsResponse {
 
 impl crate::message::Response for IncrementalAlterConfigsResponse {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::IncrementalAlterConfigs;
-    type Request =
-        crate::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
+    type Request = crate::messages::incremental_alter_configs_request::IncrementalAlterConfigsRequest;
 }

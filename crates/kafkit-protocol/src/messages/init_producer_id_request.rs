@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `InitProducerIdRequest` (API key 22): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -144,30 +138,26 @@ impl Struct for InitProducerIdRequest {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.transactional_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("transactional_id"))?;
         }
         if true {
-            this.transaction_timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("transaction_timeout_ms"))?;
+            this.transaction_timeout_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("transaction_timeout_ms"))?;
         }
         if v >= 3 {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if v >= 3 {
-            this.producer_epoch = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -177,11 +167,7 @@ impl Struct for InitProducerIdRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 16, 16, 16];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -192,16 +178,8 @@ impl Struct for InitProducerIdRequest {
         ((
             proptest::option::of(crate::testing::string()).boxed(),
             any::<i32>().boxed(),
-            if v >= 3 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 3 { any::<i64>().boxed() } else { Just(-1).boxed() },
+            if v >= 3 { any::<i16>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

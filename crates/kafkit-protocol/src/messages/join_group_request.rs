@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `JoinGroupRequest` (API key 11): versions 0-9.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -110,8 +104,7 @@ impl Struct for JoinGroupRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("JoinGroupRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("JoinGroupRequest", "GroupId"))?;
         }
         if true {
             put_i32(buf, *(&self.session_timeout_ms));
@@ -121,8 +114,7 @@ impl Struct for JoinGroupRequest {
             put_i32(buf, *(&self.rebalance_timeout_ms));
         }
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("JoinGroupRequest", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupRequest", "MemberId"))?;
         }
         if !(v >= 5) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -138,8 +130,7 @@ impl Struct for JoinGroupRequest {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("JoinGroupRequest", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("JoinGroupRequest", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -152,8 +143,7 @@ impl Struct for JoinGroupRequest {
             }
         }
         if true {
-            put_string(buf, (&self.protocol_type), flex)
-                .map_err(|e| e.at("JoinGroupRequest", "ProtocolType"))?;
+            put_string(buf, (&self.protocol_type), flex).map_err(|e| e.at("JoinGroupRequest", "ProtocolType"))?;
         }
         if true {
             put_array_len(buf, Some((&self.protocols).len()), flex)
@@ -217,9 +207,7 @@ impl Struct for JoinGroupRequest {
             n += (if v >= 5 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -227,10 +215,7 @@ impl Struct for JoinGroupRequest {
         }
         if true {
             n += (len_array_len(Some((&self.protocols).len()), flex)
-                + (&self.protocols)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.protocols).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 8 {
             n += (if v >= 8 {
@@ -252,53 +237,42 @@ impl Struct for JoinGroupRequest {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.session_timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("session_timeout_ms"))?;
+            this.session_timeout_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("session_timeout_ms"))?;
         }
         if v >= 1 {
-            this.rebalance_timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("rebalance_timeout_ms"))?;
+            this.rebalance_timeout_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("rebalance_timeout_ms"))?;
         }
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 5 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if true {
-            this.protocol_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("protocol_type"))?;
+            this.protocol_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("protocol_type"))?;
         }
         if true {
             this.protocols = (|| -> DResult<Vec<JoinGroupRequestProtocol>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    JoinGroupRequestProtocol::min_size(v),
-                    |buf| Ok(JoinGroupRequestProtocol::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, JoinGroupRequestProtocol::min_size(v), |buf| {
+                    Ok(JoinGroupRequestProtocol::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("protocols"))?;
         }
         if v >= 8 {
             this.reason = (|| -> DResult<Option<String>> {
-                Ok(if v >= 8 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 8 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("reason"))?;
         }
@@ -307,9 +281,7 @@ impl Struct for JoinGroupRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -319,11 +291,7 @@ impl Struct for JoinGroupRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [14, 18, 18, 18, 18, 20, 14, 14, 15, 15];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -335,11 +303,7 @@ impl Struct for JoinGroupRequest {
             (
                 crate::testing::string(),
                 any::<i32>().boxed(),
-                if v >= 1 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
+                if v >= 1 { any::<i32>().boxed() } else { Just(-1).boxed() },
                 crate::testing::string(),
                 if v >= 5 {
                     if v >= 5 {
@@ -409,11 +373,7 @@ pub struct JoinGroupRequestProtocol {
 
 impl Default for JoinGroupRequestProtocol {
     fn default() -> Self {
-        JoinGroupRequestProtocol {
-            name: String::new(),
-            metadata: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        JoinGroupRequestProtocol { name: String::new(), metadata: Bytes::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -436,12 +396,10 @@ impl Struct for JoinGroupRequestProtocol {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("JoinGroupRequestProtocol", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("JoinGroupRequestProtocol", "Name"))?;
         }
         if true {
-            put_bytes(buf, (&self.metadata), flex)
-                .map_err(|e| e.at("JoinGroupRequestProtocol", "Metadata"))?;
+            put_bytes(buf, (&self.metadata), flex).map_err(|e| e.at("JoinGroupRequestProtocol", "Metadata"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -481,21 +439,17 @@ impl Struct for JoinGroupRequestProtocol {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.metadata = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("metadata"))?;
+            this.metadata = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("metadata"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -505,11 +459,7 @@ impl Struct for JoinGroupRequestProtocol {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 3, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -517,11 +467,7 @@ impl Struct for JoinGroupRequestProtocol {
         use proptest::prelude::*;
         let flex = v >= 6;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::bytes(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((crate::testing::string(), crate::testing::bytes(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_name, f_metadata, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.name = f_name;

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `JoinGroupResponse` (API key 11): versions 0-9.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -136,8 +130,7 @@ impl Struct for JoinGroupResponse {
             } else {
                 match (&self.protocol_type) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("JoinGroupResponse", "ProtocolType"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("JoinGroupResponse", "ProtocolType"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -156,8 +149,7 @@ impl Struct for JoinGroupResponse {
             } else {
                 match (&self.protocol_name) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -170,8 +162,7 @@ impl Struct for JoinGroupResponse {
             }
         }
         if true {
-            put_string(buf, (&self.leader), flex)
-                .map_err(|e| e.at("JoinGroupResponse", "Leader"))?;
+            put_string(buf, (&self.leader), flex).map_err(|e| e.at("JoinGroupResponse", "Leader"))?;
         }
         if !(v >= 9) && !(self.skip_assignment == false) {
             return Err(EncodeError::FieldNotInVersion {
@@ -184,12 +175,10 @@ impl Struct for JoinGroupResponse {
             put_bool(buf, *(&self.skip_assignment));
         }
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("JoinGroupResponse", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponse", "MemberId"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.members).len()), flex)
-                .map_err(|e| e.at("JoinGroupResponse", "Members"))?;
+            put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("JoinGroupResponse", "Members"))?;
             for e in (&self.members).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -226,18 +215,14 @@ impl Struct for JoinGroupResponse {
             n += (if v >= 7 {
                 len_nullable_string((&self.protocol_type).as_deref(), flex)
             } else {
-                (&self.protocol_type)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.protocol_type).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
             n += (if v >= 7 {
                 len_nullable_string((&self.protocol_name).as_deref(), flex)
             } else {
-                (&self.protocol_name)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -251,10 +236,7 @@ impl Struct for JoinGroupResponse {
         }
         if true {
             n += (len_array_len(Some((&self.members).len()), flex)
-                + (&self.members)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -269,57 +251,43 @@ impl Struct for JoinGroupResponse {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 2 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("generation_id"))?;
+            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
         }
         if v >= 7 {
             this.protocol_type = (|| -> DResult<Option<String>> {
-                Ok(if v >= 7 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("protocol_type"))?;
         }
         if true {
             this.protocol_name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 7 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("protocol_name"))?;
         }
         if true {
-            this.leader = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("leader"))?;
+            this.leader = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("leader"))?;
         }
         if v >= 9 {
-            this.skip_assignment = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("skip_assignment"))?;
+            this.skip_assignment =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("skip_assignment"))?;
         }
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if true {
             this.members = (|| -> DResult<Vec<JoinGroupResponseMember>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    JoinGroupResponseMember::min_size(v),
-                    |buf| Ok(JoinGroupResponseMember::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, JoinGroupResponseMember::min_size(v), |buf| {
+                    Ok(JoinGroupResponseMember::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("members"))?;
         }
@@ -328,9 +296,7 @@ impl Struct for JoinGroupResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -340,11 +306,7 @@ impl Struct for JoinGroupResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [16, 16, 20, 20, 20, 20, 15, 16, 16, 17];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -354,11 +316,7 @@ impl Struct for JoinGroupResponse {
         let _ = flex;
         (
             (
-                if v >= 2 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(0).boxed()
-                },
+                if v >= 2 { any::<i32>().boxed() } else { Just(0).boxed() },
                 any::<i16>().boxed(),
                 any::<i32>().boxed(),
                 if v >= 7 {
@@ -376,11 +334,7 @@ impl Struct for JoinGroupResponse {
                     crate::testing::string().prop_map(Some).boxed()
                 },
                 crate::testing::string(),
-                if v >= 9 {
-                    any::<bool>().boxed()
-                } else {
-                    Just(false).boxed()
-                },
+                if v >= 9 { any::<bool>().boxed() } else { Just(false).boxed() },
                 crate::testing::string(),
             ),
             (
@@ -470,8 +424,7 @@ impl Struct for JoinGroupResponseMember {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("JoinGroupResponseMember", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponseMember", "MemberId"))?;
         }
 
         if v >= 5 {
@@ -481,8 +434,7 @@ impl Struct for JoinGroupResponseMember {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("JoinGroupResponseMember", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("JoinGroupResponseMember", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -495,8 +447,7 @@ impl Struct for JoinGroupResponseMember {
             }
         }
         if true {
-            put_bytes(buf, (&self.metadata), flex)
-                .map_err(|e| e.at("JoinGroupResponseMember", "Metadata"))?;
+            put_bytes(buf, (&self.metadata), flex).map_err(|e| e.at("JoinGroupResponseMember", "Metadata"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -524,9 +475,7 @@ impl Struct for JoinGroupResponseMember {
             n += (if v >= 5 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -545,31 +494,24 @@ impl Struct for JoinGroupResponseMember {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 5 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if true {
-            this.metadata = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("metadata"))?;
+            this.metadata = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("metadata"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -579,11 +521,7 @@ impl Struct for JoinGroupResponseMember {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 8, 4, 4, 4, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -605,16 +543,14 @@ impl Struct for JoinGroupResponseMember {
             crate::testing::bytes(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_member_id, f_group_instance_id, f_metadata, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.member_id = f_member_id;
-                    this.group_instance_id = f_group_instance_id;
-                    this.metadata = f_metadata;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_member_id, f_group_instance_id, f_metadata, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.member_id = f_member_id;
+                this.group_instance_id = f_group_instance_id;
+                this.metadata = f_metadata;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `KRaftVersionRecord`: versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct KRaftVersionRecord {
 
 impl Default for KRaftVersionRecord {
     fn default() -> Self {
-        KRaftVersionRecord {
-            version: 0,
-            k_raft_version: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        KRaftVersionRecord { version: 0, k_raft_version: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -99,21 +89,18 @@ impl Struct for KRaftVersionRecord {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
+            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
         }
         if true {
-            this.k_raft_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("k_raft_version"))?;
+            this.k_raft_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("k_raft_version"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -123,11 +110,7 @@ impl Struct for KRaftVersionRecord {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -135,20 +118,14 @@ impl Struct for KRaftVersionRecord {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i16>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_version, f_k_raft_version, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.version = f_version;
-                    this.k_raft_version = f_k_raft_version;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i16>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_version, f_k_raft_version, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.version = f_version;
+                this.k_raft_version = f_k_raft_version;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `LeaderAndIsrRequest` (API key 4): versions 0-7.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -88,10 +82,7 @@ impl LeaderAndIsrRequest {
     }
     /// Sets `ungrouped_partition_states` (builder style).
     #[must_use]
-    pub fn with_ungrouped_partition_states(
-        mut self,
-        value: Vec<LeaderAndIsrPartitionState>,
-    ) -> Self {
+    pub fn with_ungrouped_partition_states(mut self, value: Vec<LeaderAndIsrPartitionState>) -> Self {
         self.ungrouped_partition_states = value;
         self
     }
@@ -213,24 +204,15 @@ impl Struct for LeaderAndIsrRequest {
         }
         if v <= 1 {
             n += (len_array_len(Some((&self.ungrouped_partition_states).len()), flex)
-                + (&self.ungrouped_partition_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.ungrouped_partition_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 2 {
             n += (len_array_len(Some((&self.topic_states).len()), flex)
-                + (&self.topic_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.topic_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.live_leaders).len()), flex)
-                + (&self.live_leaders)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.live_leaders).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -245,55 +227,43 @@ impl Struct for LeaderAndIsrRequest {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_id"))?;
+            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_id"))?;
         }
         if v >= 7 {
-            this.is_k_raft_controller = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_k_raft_controller"))?;
+            this.is_k_raft_controller =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_k_raft_controller"))?;
         }
         if true {
-            this.controller_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_epoch"))?;
+            this.controller_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_epoch"))?;
         }
         if v >= 2 {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("broker_epoch"))?;
+            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
         }
         if v >= 5 {
-            this.r#type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("type"))?;
+            this.r#type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("type"))?;
         }
         if v <= 1 {
             this.ungrouped_partition_states = (|| -> DResult<Vec<LeaderAndIsrPartitionState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    LeaderAndIsrPartitionState::min_size(v),
-                    |buf| Ok(LeaderAndIsrPartitionState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, LeaderAndIsrPartitionState::min_size(v), |buf| {
+                    Ok(LeaderAndIsrPartitionState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("ungrouped_partition_states"))?;
         }
         if v >= 2 {
             this.topic_states = (|| -> DResult<Vec<LeaderAndIsrTopicState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    LeaderAndIsrTopicState::min_size(v),
-                    |buf| Ok(LeaderAndIsrTopicState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, LeaderAndIsrTopicState::min_size(v), |buf| {
+                    Ok(LeaderAndIsrTopicState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topic_states"))?;
         }
         if true {
             this.live_leaders = (|| -> DResult<Vec<LeaderAndIsrLiveLeader>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    LeaderAndIsrLiveLeader::min_size(v),
-                    |buf| Ok(LeaderAndIsrLiveLeader::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, LeaderAndIsrLiveLeader::min_size(v), |buf| {
+                    Ok(LeaderAndIsrLiveLeader::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("live_leaders"))?;
         }
@@ -302,9 +272,7 @@ impl Struct for LeaderAndIsrRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -314,11 +282,7 @@ impl Struct for LeaderAndIsrRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [16, 16, 24, 24, 19, 20, 20, 21];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -329,22 +293,10 @@ impl Struct for LeaderAndIsrRequest {
         (
             (
                 any::<i32>().boxed(),
-                if v >= 7 {
-                    any::<bool>().boxed()
-                } else {
-                    Just(false).boxed()
-                },
+                if v >= 7 { any::<bool>().boxed() } else { Just(false).boxed() },
                 any::<i32>().boxed(),
-                if v >= 2 {
-                    any::<i64>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                if v >= 5 {
-                    any::<i8>().boxed()
-                } else {
-                    Just(0).boxed()
-                },
+                if v >= 2 { any::<i64>().boxed() } else { Just(-1).boxed() },
+                if v >= 5 { any::<i8>().boxed() } else { Just(0).boxed() },
                 if v <= 1 {
                     proptest::collection::vec(LeaderAndIsrPartitionState::strategy(v), 0..3).boxed()
                 } else {
@@ -447,8 +399,7 @@ impl Struct for LeaderAndIsrTopicState {
             });
         }
         if v >= 2 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("LeaderAndIsrTopicState", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("LeaderAndIsrTopicState", "TopicName"))?;
         }
 
         if v >= 5 {
@@ -495,10 +446,7 @@ impl Struct for LeaderAndIsrTopicState {
         }
         if v >= 2 {
             n += (len_array_len(Some((&self.partition_states).len()), flex)
-                + (&self.partition_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -513,21 +461,17 @@ impl Struct for LeaderAndIsrTopicState {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 2 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if v >= 5 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if v >= 2 {
             this.partition_states = (|| -> DResult<Vec<LeaderAndIsrPartitionState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    LeaderAndIsrPartitionState::min_size(v),
-                    |buf| Ok(LeaderAndIsrPartitionState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, LeaderAndIsrPartitionState::min_size(v), |buf| {
+                    Ok(LeaderAndIsrPartitionState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partition_states"))?;
         }
@@ -536,9 +480,7 @@ impl Struct for LeaderAndIsrTopicState {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -548,11 +490,7 @@ impl Struct for LeaderAndIsrTopicState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [0, 0, 6, 6, 3, 19, 19, 19];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -561,16 +499,8 @@ impl Struct for LeaderAndIsrTopicState {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 2 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 5 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 2 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 5 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             if v >= 2 {
                 proptest::collection::vec(LeaderAndIsrPartitionState::strategy(v), 0..3).boxed()
             } else {
@@ -578,16 +508,14 @@ impl Struct for LeaderAndIsrTopicState {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_topic_id, f_partition_states, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.topic_id = f_topic_id;
-                    this.partition_states = f_partition_states;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_topic_id, f_partition_states, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.topic_id = f_topic_id;
+                this.partition_states = f_partition_states;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -608,12 +536,7 @@ pub struct LeaderAndIsrLiveLeader {
 
 impl Default for LeaderAndIsrLiveLeader {
     fn default() -> Self {
-        LeaderAndIsrLiveLeader {
-            broker_id: 0,
-            host_name: String::new(),
-            port: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        LeaderAndIsrLiveLeader { broker_id: 0, host_name: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -645,8 +568,7 @@ impl Struct for LeaderAndIsrLiveLeader {
             put_i32(buf, *(&self.broker_id));
         }
         if true {
-            put_string(buf, (&self.host_name), flex)
-                .map_err(|e| e.at("LeaderAndIsrLiveLeader", "HostName"))?;
+            put_string(buf, (&self.host_name), flex).map_err(|e| e.at("LeaderAndIsrLiveLeader", "HostName"))?;
         }
         if true {
             put_i32(buf, *(&self.port));
@@ -692,25 +614,21 @@ impl Struct for LeaderAndIsrLiveLeader {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.broker_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
+            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
         }
         if true {
-            this.host_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host_name"))?;
+            this.host_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host_name"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -720,11 +638,7 @@ impl Struct for LeaderAndIsrLiveLeader {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [10, 10, 10, 10, 10, 10, 10, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -732,22 +646,15 @@ impl Struct for LeaderAndIsrLiveLeader {
         use proptest::prelude::*;
         let flex = v >= 4;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            crate::testing::string(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_broker_id, f_host_name, f_port, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.broker_id = f_broker_id;
-                    this.host_name = f_host_name;
-                    this.port = f_port;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), crate::testing::string(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_broker_id, f_host_name, f_port, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.broker_id = f_broker_id;
+                this.host_name = f_host_name;
+                this.port = f_port;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -884,8 +791,7 @@ impl Struct for LeaderAndIsrPartitionState {
         let flex = v >= 4;
 
         if v <= 1 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("LeaderAndIsrPartitionState", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("LeaderAndIsrPartitionState", "TopicName"))?;
         }
         if true {
             put_i32(buf, *(&self.partition_index));
@@ -900,8 +806,7 @@ impl Struct for LeaderAndIsrPartitionState {
             put_i32(buf, *(&self.leader_epoch));
         }
         if true {
-            put_array_len(buf, Some((&self.isr).len()), flex)
-                .map_err(|e| e.at("LeaderAndIsrPartitionState", "Isr"))?;
+            put_array_len(buf, Some((&self.isr).len()), flex).map_err(|e| e.at("LeaderAndIsrPartitionState", "Isr"))?;
             for e in (&self.isr).iter() {
                 put_i32(buf, *e);
             }
@@ -990,12 +895,10 @@ impl Struct for LeaderAndIsrPartitionState {
             n += (len_array_len(Some((&self.replicas).len()), flex) + (&self.replicas).len() * 4);
         }
         if v >= 3 {
-            n += (len_array_len(Some((&self.adding_replicas).len()), flex)
-                + (&self.adding_replicas).len() * 4);
+            n += (len_array_len(Some((&self.adding_replicas).len()), flex) + (&self.adding_replicas).len() * 4);
         }
         if v >= 3 {
-            n += (len_array_len(Some((&self.removing_replicas).len()), flex)
-                + (&self.removing_replicas).len() * 4);
+            n += (len_array_len(Some((&self.removing_replicas).len()), flex) + (&self.removing_replicas).len() * 4);
         }
         if v >= 1 {
             n += 1;
@@ -1016,69 +919,58 @@ impl Struct for LeaderAndIsrPartitionState {
         let flex = v >= 4;
         let mut this = Self::default();
         if v <= 1 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.controller_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_epoch"))?;
+            this.controller_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_epoch"))?;
         }
         if true {
-            this.leader =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader"))?;
+            this.leader = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if true {
-            this.isr = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("isr"))?;
+            this.isr = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("isr"))?;
         }
         if true {
-            this.partition_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_epoch"))?;
+            this.partition_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_epoch"))?;
         }
         if true {
-            this.replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("replicas"))?;
+            this.replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("replicas"))?;
         }
         if v >= 3 {
-            this.adding_replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("adding_replicas"))?;
+            this.adding_replicas =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("adding_replicas"))?;
         }
         if v >= 3 {
-            this.removing_replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("removing_replicas"))?;
+            this.removing_replicas =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("removing_replicas"))?;
         }
         if v >= 1 {
-            this.is_new =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_new"))?;
+            this.is_new = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_new"))?;
         }
         if v >= 6 {
-            this.leader_recovery_state = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("leader_recovery_state"))?;
+            this.leader_recovery_state =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("leader_recovery_state"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1088,11 +980,7 @@ impl Struct for LeaderAndIsrPartitionState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [30, 31, 29, 37, 26, 26, 27, 27];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1102,11 +990,7 @@ impl Struct for LeaderAndIsrPartitionState {
         let _ = flex;
         (
             (
-                if v <= 1 {
-                    crate::testing::string()
-                } else {
-                    Just(String::new()).boxed()
-                },
+                if v <= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
@@ -1126,16 +1010,8 @@ impl Struct for LeaderAndIsrPartitionState {
                 } else {
                     Just(Vec::new()).boxed()
                 },
-                if v >= 1 {
-                    any::<bool>().boxed()
-                } else {
-                    Just(false).boxed()
-                },
-                if v >= 6 {
-                    any::<i8>().boxed()
-                } else {
-                    Just(0).boxed()
-                },
+                if v >= 1 { any::<bool>().boxed() } else { Just(false).boxed() },
+                if v >= 6 { any::<i8>().boxed() } else { Just(0).boxed() },
                 crate::testing::unknown_tagged(flex),
             ),
         )

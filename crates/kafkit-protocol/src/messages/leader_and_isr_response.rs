@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `LeaderAndIsrResponse` (API key 4): versions 0-7.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -89,8 +83,7 @@ impl Struct for LeaderAndIsrResponse {
             });
         }
         if v >= 5 {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("LeaderAndIsrResponse", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("LeaderAndIsrResponse", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -119,10 +112,7 @@ impl Struct for LeaderAndIsrResponse {
         }
         if v <= 4 {
             n += (len_array_len(Some((&self.partition_errors).len()), flex)
-                + (&self.partition_errors)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_errors).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 5 {
             n += (len_array_len(Some((&self.topics).len()), flex)
@@ -141,28 +131,21 @@ impl Struct for LeaderAndIsrResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v <= 4 {
             this.partition_errors = (|| -> DResult<Vec<LeaderAndIsrPartitionError>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    LeaderAndIsrPartitionError::min_size(v),
-                    |buf| Ok(LeaderAndIsrPartitionError::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, LeaderAndIsrPartitionError::min_size(v), |buf| {
+                    Ok(LeaderAndIsrPartitionError::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partition_errors"))?;
         }
         if v >= 5 {
             this.topics = (|| -> DResult<Vec<LeaderAndIsrTopicError>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    LeaderAndIsrTopicError::min_size(v),
-                    |buf| Ok(LeaderAndIsrTopicError::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, LeaderAndIsrTopicError::min_size(v), |buf| {
+                    Ok(LeaderAndIsrTopicError::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -171,9 +154,7 @@ impl Struct for LeaderAndIsrResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -183,11 +164,7 @@ impl Struct for LeaderAndIsrResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [6, 6, 6, 6, 4, 4, 4, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -209,16 +186,14 @@ impl Struct for LeaderAndIsrResponse {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_error_code, f_partition_errors, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.partition_errors = f_partition_errors;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_partition_errors, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.partition_errors = f_partition_errors;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -237,11 +212,7 @@ pub struct LeaderAndIsrTopicError {
 
 impl Default for LeaderAndIsrTopicError {
     fn default() -> Self {
-        LeaderAndIsrTopicError {
-            topic_id: Uuid::ZERO,
-            partition_errors: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        LeaderAndIsrTopicError { topic_id: Uuid::ZERO, partition_errors: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -311,10 +282,7 @@ impl Struct for LeaderAndIsrTopicError {
         }
         if v >= 5 {
             n += (len_array_len(Some((&self.partition_errors).len()), flex)
-                + (&self.partition_errors)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_errors).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -329,17 +297,13 @@ impl Struct for LeaderAndIsrTopicError {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 5 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if v >= 5 {
             this.partition_errors = (|| -> DResult<Vec<LeaderAndIsrPartitionError>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    LeaderAndIsrPartitionError::min_size(v),
-                    |buf| Ok(LeaderAndIsrPartitionError::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, LeaderAndIsrPartitionError::min_size(v), |buf| {
+                    Ok(LeaderAndIsrPartitionError::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partition_errors"))?;
         }
@@ -348,9 +312,7 @@ impl Struct for LeaderAndIsrTopicError {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -360,11 +322,7 @@ impl Struct for LeaderAndIsrTopicError {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [0, 0, 0, 0, 1, 18, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -373,11 +331,7 @@ impl Struct for LeaderAndIsrTopicError {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 5 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 5 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             if v >= 5 {
                 proptest::collection::vec(LeaderAndIsrPartitionError::strategy(v), 0..3).boxed()
             } else {
@@ -385,15 +339,13 @@ impl Struct for LeaderAndIsrTopicError {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partition_errors, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partition_errors = f_partition_errors;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partition_errors, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partition_errors = f_partition_errors;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -449,8 +401,7 @@ impl Struct for LeaderAndIsrPartitionError {
         let flex = v >= 4;
 
         if v <= 4 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("LeaderAndIsrPartitionError", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("LeaderAndIsrPartitionError", "TopicName"))?;
         }
         if true {
             put_i32(buf, *(&self.partition_index));
@@ -499,25 +450,22 @@ impl Struct for LeaderAndIsrPartitionError {
         let flex = v >= 4;
         let mut this = Self::default();
         if v <= 4 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -527,11 +475,7 @@ impl Struct for LeaderAndIsrPartitionError {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [8, 8, 8, 8, 8, 7, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -540,30 +484,19 @@ impl Struct for LeaderAndIsrPartitionError {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v <= 4 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v <= 4 { crate::testing::string() } else { Just(String::new()).boxed() },
             any::<i32>().boxed(),
             any::<i16>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_topic_name,
-                    f_partition_index,
-                    f_error_code,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partition_index = f_partition_index;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_partition_index, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partition_index = f_partition_index;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

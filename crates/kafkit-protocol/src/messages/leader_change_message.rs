@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `LeaderChangeMessage`: versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -80,8 +74,7 @@ impl Struct for LeaderChangeMessage {
             put_i32(buf, *(&self.leader_id));
         }
         if true {
-            put_array_len(buf, Some((&self.voters).len()), flex)
-                .map_err(|e| e.at("LeaderChangeMessage", "Voters"))?;
+            put_array_len(buf, Some((&self.voters).len()), flex).map_err(|e| e.at("LeaderChangeMessage", "Voters"))?;
             for e in (&self.voters).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -124,10 +117,7 @@ impl Struct for LeaderChangeMessage {
         }
         if true {
             n += (len_array_len(Some((&self.granting_voters).len()), flex)
-                + (&self.granting_voters)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.granting_voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -142,26 +132,20 @@ impl Struct for LeaderChangeMessage {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
+            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
         }
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if true {
             this.voters = (|| -> DResult<Vec<Voter>> {
-                Ok(get_array(buf, flex, Voter::min_size(v), |buf| {
-                    Ok(Voter::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("voters"))?;
         }
         if true {
             this.granting_voters = (|| -> DResult<Vec<Voter>> {
-                Ok(get_array(buf, flex, Voter::min_size(v), |buf| {
-                    Ok(Voter::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("granting_voters"))?;
         }
@@ -170,9 +154,7 @@ impl Struct for LeaderChangeMessage {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -182,11 +164,7 @@ impl Struct for LeaderChangeMessage {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -201,23 +179,15 @@ impl Struct for LeaderChangeMessage {
             proptest::collection::vec(Voter::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_version,
-                    f_leader_id,
-                    f_voters,
-                    f_granting_voters,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.version = f_version;
-                    this.leader_id = f_leader_id;
-                    this.voters = f_voters;
-                    this.granting_voters = f_granting_voters;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_version, f_leader_id, f_voters, f_granting_voters, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.version = f_version;
+                this.leader_id = f_leader_id;
+                this.voters = f_voters;
+                this.granting_voters = f_granting_voters;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -236,11 +206,7 @@ pub struct Voter {
 
 impl Default for Voter {
     fn default() -> Self {
-        Voter {
-            voter_id: 0,
-            voter_directory_id: Uuid::ZERO,
-            unknown_tagged_fields: Vec::new(),
-        }
+        Voter { voter_id: 0, voter_directory_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -313,21 +279,18 @@ impl Struct for Voter {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.voter_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
+            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
         }
         if v >= 1 {
-            this.voter_directory_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("voter_directory_id"))?;
+            this.voter_directory_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -337,11 +300,7 @@ impl Struct for Voter {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 21];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -351,22 +310,16 @@ impl Struct for Voter {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 1 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 1 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_voter_id, f_voter_directory_id, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.voter_id = f_voter_id;
-                    this.voter_directory_id = f_voter_directory_id;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_voter_id, f_voter_directory_id, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.voter_id = f_voter_id;
+                this.voter_directory_id = f_voter_directory_id;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `LeaveGroupRequest` (API key 13): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -65,8 +59,7 @@ impl Struct for LeaveGroupRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("LeaveGroupRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("LeaveGroupRequest", "GroupId"))?;
         }
         if !(v <= 2) && !(self.member_id.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -76,8 +69,7 @@ impl Struct for LeaveGroupRequest {
             });
         }
         if v <= 2 {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("LeaveGroupRequest", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("LeaveGroupRequest", "MemberId"))?;
         }
         if !(v >= 3) && !(self.members.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -87,8 +79,7 @@ impl Struct for LeaveGroupRequest {
             });
         }
         if v >= 3 {
-            put_array_len(buf, Some((&self.members).len()), flex)
-                .map_err(|e| e.at("LeaveGroupRequest", "Members"))?;
+            put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("LeaveGroupRequest", "Members"))?;
             for e in (&self.members).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -120,10 +111,7 @@ impl Struct for LeaveGroupRequest {
         }
         if v >= 3 {
             n += (len_array_len(Some((&self.members).len()), flex)
-                + (&self.members)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -138,18 +126,16 @@ impl Struct for LeaveGroupRequest {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if v <= 2 {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.members = (|| -> DResult<Vec<MemberIdentity>> {
-                Ok(get_array(buf, flex, MemberIdentity::min_size(v), |buf| {
-                    Ok(MemberIdentity::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, MemberIdentity::min_size(v), |buf| Ok(MemberIdentity::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("members"))?;
         }
@@ -158,9 +144,7 @@ impl Struct for LeaveGroupRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -170,11 +154,7 @@ impl Struct for LeaveGroupRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 4, 4, 6, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -184,11 +164,7 @@ impl Struct for LeaveGroupRequest {
         let _ = flex;
         ((
             crate::testing::string(),
-            if v <= 2 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v <= 2 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 3 {
                 proptest::collection::vec(MemberIdentity::strategy(v), 0..3).boxed()
             } else {
@@ -196,16 +172,14 @@ impl Struct for LeaveGroupRequest {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_group_id, f_member_id, f_members, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.group_id = f_group_id;
-                    this.member_id = f_member_id;
-                    this.members = f_members;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_group_id, f_member_id, f_members, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.group_id = f_group_id;
+                this.member_id = f_member_id;
+                this.members = f_members;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -267,8 +241,7 @@ impl Struct for MemberIdentity {
             });
         }
         if v >= 3 {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("MemberIdentity", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("MemberIdentity", "MemberId"))?;
         }
         if !(v >= 3) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -284,8 +257,7 @@ impl Struct for MemberIdentity {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("MemberIdentity", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("MemberIdentity", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -343,9 +315,7 @@ impl Struct for MemberIdentity {
             n += (if v >= 3 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v >= 5 {
@@ -368,26 +338,18 @@ impl Struct for MemberIdentity {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 3 {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if v >= 5 {
             this.reason = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("reason"))?;
         }
@@ -396,9 +358,7 @@ impl Struct for MemberIdentity {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -408,11 +368,7 @@ impl Struct for MemberIdentity {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 4, 3, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -421,11 +377,7 @@ impl Struct for MemberIdentity {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 3 {
                 if v >= 3 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -446,16 +398,14 @@ impl Struct for MemberIdentity {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_member_id, f_group_instance_id, f_reason, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.member_id = f_member_id;
-                    this.group_instance_id = f_group_instance_id;
-                    this.reason = f_reason;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_member_id, f_group_instance_id, f_reason, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.member_id = f_member_id;
+                this.group_instance_id = f_group_instance_id;
+                this.reason = f_reason;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

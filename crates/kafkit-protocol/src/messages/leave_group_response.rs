@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `LeaveGroupResponse` (API key 13): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -79,8 +73,7 @@ impl Struct for LeaveGroupResponse {
             });
         }
         if v >= 3 {
-            put_array_len(buf, Some((&self.members).len()), flex)
-                .map_err(|e| e.at("LeaveGroupResponse", "Members"))?;
+            put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("LeaveGroupResponse", "Members"))?;
             for e in (&self.members).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -112,10 +105,7 @@ impl Struct for LeaveGroupResponse {
         }
         if v >= 3 {
             n += (len_array_len(Some((&self.members).len()), flex)
-                + (&self.members)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -130,18 +120,15 @@ impl Struct for LeaveGroupResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 3 {
             this.members = (|| -> DResult<Vec<MemberResponse>> {
-                Ok(get_array(buf, flex, MemberResponse::min_size(v), |buf| {
-                    Ok(MemberResponse::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, MemberResponse::min_size(v), |buf| Ok(MemberResponse::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("members"))?;
         }
@@ -150,9 +137,7 @@ impl Struct for LeaveGroupResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -162,11 +147,7 @@ impl Struct for LeaveGroupResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [2, 6, 6, 10, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -175,11 +156,7 @@ impl Struct for LeaveGroupResponse {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
             any::<i16>().boxed(),
             if v >= 3 {
                 proptest::collection::vec(MemberResponse::strategy(v), 0..3).boxed()
@@ -188,16 +165,14 @@ impl Struct for LeaveGroupResponse {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_error_code, f_members, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.error_code = f_error_code;
-                    this.members = f_members;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_error_code, f_members, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.error_code = f_error_code;
+                this.members = f_members;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -259,8 +234,7 @@ impl Struct for MemberResponse {
             });
         }
         if v >= 3 {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("MemberResponse", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("MemberResponse", "MemberId"))?;
         }
         if !(v >= 3) && !(self.group_instance_id == Some(String::new())) {
             return Err(EncodeError::FieldNotInVersion {
@@ -276,8 +250,7 @@ impl Struct for MemberResponse {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("MemberResponse", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("MemberResponse", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -325,9 +298,7 @@ impl Struct for MemberResponse {
             n += (if v >= 3 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v >= 3 {
@@ -346,31 +317,24 @@ impl Struct for MemberResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 3 {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if v >= 3 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -380,11 +344,7 @@ impl Struct for MemberResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 6, 5, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -393,11 +353,7 @@ impl Struct for MemberResponse {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 3 {
                 if v >= 3 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -407,28 +363,17 @@ impl Struct for MemberResponse {
             } else {
                 Just(Some(String::new())).boxed()
             },
-            if v >= 3 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 3 { any::<i16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_member_id,
-                    f_group_instance_id,
-                    f_error_code,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.member_id = f_member_id;
-                    this.group_instance_id = f_group_instance_id;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_member_id, f_group_instance_id, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.member_id = f_member_id;
+                this.group_instance_id = f_group_instance_id;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

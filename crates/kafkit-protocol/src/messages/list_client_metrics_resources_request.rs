@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListClientMetricsResourcesRequest` (API key 74): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -25,9 +19,7 @@ pub struct ListClientMetricsResourcesRequest {
 
 impl Default for ListClientMetricsResourcesRequest {
     fn default() -> Self {
-        ListClientMetricsResourcesRequest {
-            unknown_tagged_fields: Vec::new(),
-        }
+        ListClientMetricsResourcesRequest { unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -72,9 +64,7 @@ impl Struct for ListClientMetricsResourcesRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -84,11 +74,7 @@ impl Struct for ListClientMetricsResourcesRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [1];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -115,6 +101,5 @@ impl Message for ListClientMetricsResourcesRequest {
 
 impl crate::message::Request for ListClientMetricsResourcesRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ListClientMetricsResources;
-    type Response =
-        crate::messages::list_client_metrics_resources_response::ListClientMetricsResourcesResponse;
+    type Response = crate::messages::list_client_metrics_resources_response::ListClientMetricsResourcesResponse;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListClientMetricsResourcesResponse` (API key 74): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -71,14 +65,8 @@ impl Struct for ListClientMetricsResourcesResponse {
             put_i16(buf, *(&self.error_code));
         }
         if true {
-            put_array_len(buf, Some((&self.client_metrics_resources).len()), flex).map_err(
-                |e| {
-                    e.at(
-                        "ListClientMetricsResourcesResponse",
-                        "ClientMetricsResources",
-                    )
-                },
-            )?;
+            put_array_len(buf, Some((&self.client_metrics_resources).len()), flex)
+                .map_err(|e| e.at("ListClientMetricsResourcesResponse", "ClientMetricsResources"))?;
             for e in (&self.client_metrics_resources).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -110,10 +98,7 @@ impl Struct for ListClientMetricsResourcesResponse {
         }
         if true {
             n += (len_array_len(Some((&self.client_metrics_resources).len()), flex)
-                + (&self.client_metrics_resources)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.client_metrics_resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -128,21 +113,17 @@ impl Struct for ListClientMetricsResourcesResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.client_metrics_resources = (|| -> DResult<Vec<ClientMetricsResource>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ClientMetricsResource::min_size(v),
-                    |buf| Ok(ClientMetricsResource::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ClientMetricsResource::min_size(v), |buf| {
+                    Ok(ClientMetricsResource::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("client_metrics_resources"))?;
         }
@@ -151,9 +132,7 @@ impl Struct for ListClientMetricsResourcesResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -163,11 +142,7 @@ impl Struct for ListClientMetricsResourcesResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -182,12 +157,7 @@ impl Struct for ListClientMetricsResourcesResponse {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_client_metrics_resources,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_throttle_time_ms, f_error_code, f_client_metrics_resources, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.throttle_time_ms = f_throttle_time_ms;
                     this.error_code = f_error_code;
@@ -212,10 +182,7 @@ pub struct ClientMetricsResource {
 
 impl Default for ClientMetricsResource {
     fn default() -> Self {
-        ClientMetricsResource {
-            name: String::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ClientMetricsResource { name: String::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -232,8 +199,7 @@ impl Struct for ClientMetricsResource {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("ClientMetricsResource", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("ClientMetricsResource", "Name"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -270,17 +236,14 @@ impl Struct for ClientMetricsResource {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -290,11 +253,7 @@ impl Struct for ClientMetricsResource {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -302,10 +261,7 @@ impl Struct for ClientMetricsResource {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((crate::testing::string(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_name, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.name = f_name;
@@ -325,6 +281,5 @@ impl Message for ListClientMetricsResourcesResponse {
 
 impl crate::message::Response for ListClientMetricsResourcesResponse {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ListClientMetricsResources;
-    type Request =
-        crate::messages::list_client_metrics_resources_request::ListClientMetricsResourcesRequest;
+    type Request = crate::messages::list_client_metrics_resources_request::ListClientMetricsResourcesRequest;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListGroupsRequest` (API key 16): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct ListGroupsRequest {
 
 impl Default for ListGroupsRequest {
     fn default() -> Self {
-        ListGroupsRequest {
-            states_filter: Vec::new(),
-            types_filter: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ListGroupsRequest { states_filter: Vec::new(), types_filter: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -104,17 +94,11 @@ impl Struct for ListGroupsRequest {
         let mut n = 0usize;
         if v >= 4 {
             n += (len_array_len(Some((&self.states_filter).len()), flex)
-                + (&self.states_filter)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.states_filter).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if v >= 5 {
             n += (len_array_len(Some((&self.types_filter).len()), flex)
-                + (&self.types_filter)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.types_filter).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -130,17 +114,13 @@ impl Struct for ListGroupsRequest {
         let mut this = Self::default();
         if v >= 4 {
             this.states_filter = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("states_filter"))?;
         }
         if v >= 5 {
             this.types_filter = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("types_filter"))?;
         }
@@ -149,9 +129,7 @@ impl Struct for ListGroupsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -161,11 +139,7 @@ impl Struct for ListGroupsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 1, 2, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -186,15 +160,13 @@ impl Struct for ListGroupsRequest {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_states_filter, f_types_filter, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.states_filter = f_states_filter;
-                    this.types_filter = f_types_filter;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_states_filter, f_types_filter, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.states_filter = f_states_filter;
+                this.types_filter = f_types_filter;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

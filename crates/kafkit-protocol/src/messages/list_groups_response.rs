@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListGroupsResponse` (API key 16): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -31,12 +25,7 @@ pub struct ListGroupsResponse {
 
 impl Default for ListGroupsResponse {
     fn default() -> Self {
-        ListGroupsResponse {
-            throttle_time_ms: 0,
-            error_code: 0,
-            groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ListGroupsResponse { throttle_time_ms: 0, error_code: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -72,8 +61,7 @@ impl Struct for ListGroupsResponse {
             put_i16(buf, *(&self.error_code));
         }
         if true {
-            put_array_len(buf, Some((&self.groups).len()), flex)
-                .map_err(|e| e.at("ListGroupsResponse", "Groups"))?;
+            put_array_len(buf, Some((&self.groups).len()), flex).map_err(|e| e.at("ListGroupsResponse", "Groups"))?;
             for e in (&self.groups).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -120,18 +108,15 @@ impl Struct for ListGroupsResponse {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.groups = (|| -> DResult<Vec<ListedGroup>> {
-                Ok(get_array(buf, flex, ListedGroup::min_size(v), |buf| {
-                    Ok(ListedGroup::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ListedGroup::min_size(v), |buf| Ok(ListedGroup::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("groups"))?;
         }
@@ -140,9 +125,7 @@ impl Struct for ListGroupsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -152,11 +135,7 @@ impl Struct for ListGroupsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 10, 10, 8, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -165,25 +144,19 @@ impl Struct for ListGroupsResponse {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
             any::<i16>().boxed(),
             proptest::collection::vec(ListedGroup::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_error_code, f_groups, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.error_code = f_error_code;
-                    this.groups = f_groups;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_error_code, f_groups, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.error_code = f_error_code;
+                this.groups = f_groups;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -250,18 +223,15 @@ impl Struct for ListedGroup {
             put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ListedGroup", "GroupId"))?;
         }
         if true {
-            put_string(buf, (&self.protocol_type), flex)
-                .map_err(|e| e.at("ListedGroup", "ProtocolType"))?;
+            put_string(buf, (&self.protocol_type), flex).map_err(|e| e.at("ListedGroup", "ProtocolType"))?;
         }
 
         if v >= 4 {
-            put_string(buf, (&self.group_state), flex)
-                .map_err(|e| e.at("ListedGroup", "GroupState"))?;
+            put_string(buf, (&self.group_state), flex).map_err(|e| e.at("ListedGroup", "GroupState"))?;
         }
 
         if v >= 5 {
-            put_string(buf, (&self.group_type), flex)
-                .map_err(|e| e.at("ListedGroup", "GroupType"))?;
+            put_string(buf, (&self.group_type), flex).map_err(|e| e.at("ListedGroup", "GroupType"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -307,29 +277,27 @@ impl Struct for ListedGroup {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.protocol_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("protocol_type"))?;
+            this.protocol_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("protocol_type"))?;
         }
         if v >= 4 {
-            this.group_state = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_state"))?;
+            this.group_state =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_state"))?;
         }
         if v >= 5 {
-            this.group_type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_type"))?;
+            this.group_type =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -339,11 +307,7 @@ impl Struct for ListedGroup {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 4, 4, 3, 4, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -354,35 +318,19 @@ impl Struct for ListedGroup {
         ((
             crate::testing::string(),
             crate::testing::string(),
-            if v >= 4 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 5 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 4 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 5 { crate::testing::string() } else { Just(String::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_group_id,
-                    f_protocol_type,
-                    f_group_state,
-                    f_group_type,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.group_id = f_group_id;
-                    this.protocol_type = f_protocol_type;
-                    this.group_state = f_group_state;
-                    this.group_type = f_group_type;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_group_id, f_protocol_type, f_group_state, f_group_type, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.group_id = f_group_id;
+                this.protocol_type = f_protocol_type;
+                this.group_state = f_group_state;
+                this.group_type = f_group_type;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

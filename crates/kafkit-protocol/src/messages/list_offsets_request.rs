@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListOffsetsRequest` (API key 2): versions 0-10.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -87,8 +81,7 @@ impl Struct for ListOffsetsRequest {
             put_i8(buf, *(&self.isolation_level));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("ListOffsetsRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("ListOffsetsRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -142,36 +135,29 @@ impl Struct for ListOffsetsRequest {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.replica_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
+            this.replica_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
         }
         if v >= 2 {
-            this.isolation_level = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("isolation_level"))?;
+            this.isolation_level =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("isolation_level"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<ListOffsetsTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ListOffsetsTopic::min_size(v),
-                    |buf| Ok(ListOffsetsTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ListOffsetsTopic::min_size(v), |buf| {
+                    Ok(ListOffsetsTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 10 {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -181,11 +167,7 @@ impl Struct for ListOffsetsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [8, 8, 9, 9, 9, 9, 7, 7, 7, 7, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -195,36 +177,20 @@ impl Struct for ListOffsetsRequest {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 2 {
-                any::<i8>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 2 { any::<i8>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(ListOffsetsTopic::strategy(v), 0..3).boxed(),
-            if v >= 10 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 10 { any::<i32>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_replica_id,
-                    f_isolation_level,
-                    f_topics,
-                    f_timeout_ms,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.replica_id = f_replica_id;
-                    this.isolation_level = f_isolation_level;
-                    this.topics = f_topics;
-                    this.timeout_ms = f_timeout_ms;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_replica_id, f_isolation_level, f_topics, f_timeout_ms, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.replica_id = f_replica_id;
+                this.isolation_level = f_isolation_level;
+                this.topics = f_topics;
+                this.timeout_ms = f_timeout_ms;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -351,29 +317,26 @@ impl Struct for ListOffsetsPartition {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if v >= 4 {
-            this.current_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("current_leader_epoch"))?;
+            this.current_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("current_leader_epoch"))?;
         }
         if true {
-            this.timestamp =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("timestamp"))?;
+            this.timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("timestamp"))?;
         }
         if v <= 0 {
-            this.max_num_offsets = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("max_num_offsets"))?;
+            this.max_num_offsets =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_num_offsets"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -383,11 +346,7 @@ impl Struct for ListOffsetsPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [16, 12, 12, 12, 16, 16, 17, 17, 17, 17, 17];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -397,17 +356,9 @@ impl Struct for ListOffsetsPartition {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 4 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 4 { any::<i32>().boxed() } else { Just(-1).boxed() },
             any::<i64>().boxed(),
-            if v <= 0 {
-                any::<i32>().boxed()
-            } else {
-                Just(1).boxed()
-            },
+            if v <= 0 { any::<i32>().boxed() } else { Just(1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -445,11 +396,7 @@ pub struct ListOffsetsTopic {
 
 impl Default for ListOffsetsTopic {
     fn default() -> Self {
-        ListOffsetsTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ListOffsetsTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -505,10 +452,7 @@ impl Struct for ListOffsetsTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -523,17 +467,13 @@ impl Struct for ListOffsetsTopic {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<ListOffsetsPartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ListOffsetsPartition::min_size(v),
-                    |buf| Ok(ListOffsetsPartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ListOffsetsPartition::min_size(v), |buf| {
+                    Ok(ListOffsetsPartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -542,9 +482,7 @@ impl Struct for ListOffsetsTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -554,11 +492,7 @@ impl Struct for ListOffsetsTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 6, 6, 6, 6, 6, 3, 3, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListOffsetsResponse` (API key 2): versions 0-10.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct ListOffsetsResponse {
 
 impl Default for ListOffsetsResponse {
     fn default() -> Self {
-        ListOffsetsResponse {
-            throttle_time_ms: 0,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ListOffsetsResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -60,8 +50,7 @@ impl Struct for ListOffsetsResponse {
             put_i32(buf, *(&self.throttle_time_ms));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("ListOffsetsResponse", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("ListOffsetsResponse", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -105,17 +94,14 @@ impl Struct for ListOffsetsResponse {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 2 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<ListOffsetsTopicResponse>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ListOffsetsTopicResponse::min_size(v),
-                    |buf| Ok(ListOffsetsTopicResponse::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ListOffsetsTopicResponse::min_size(v), |buf| {
+                    Ok(ListOffsetsTopicResponse::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -124,9 +110,7 @@ impl Struct for ListOffsetsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -136,11 +120,7 @@ impl Struct for ListOffsetsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [4, 4, 8, 8, 8, 8, 6, 6, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -149,23 +129,17 @@ impl Struct for ListOffsetsResponse {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 2 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 2 { any::<i32>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(ListOffsetsTopicResponse::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -322,8 +296,7 @@ impl Struct for ListOffsetsPartitionResponse {
             n += 2;
         }
         if v <= 0 {
-            n += (len_array_len(Some((&self.old_style_offsets).len()), flex)
-                + (&self.old_style_offsets).len() * 8);
+            n += (len_array_len(Some((&self.old_style_offsets).len()), flex) + (&self.old_style_offsets).len() * 8);
         }
         if v >= 1 {
             n += 8;
@@ -347,39 +320,32 @@ impl Struct for ListOffsetsPartitionResponse {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v <= 0 {
-            this.old_style_offsets = (|| -> DResult<Vec<i64>> {
-                Ok(get_array(buf, flex, 8, |buf| Ok(get_i64(buf)?))?)
-            })()
-            .map_err(|e| e.field("old_style_offsets"))?;
+            this.old_style_offsets =
+                (|| -> DResult<Vec<i64>> { Ok(get_array(buf, flex, 8, |buf| Ok(get_i64(buf)?))?) })()
+                    .map_err(|e| e.field("old_style_offsets"))?;
         }
         if v >= 1 {
-            this.timestamp =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("timestamp"))?;
+            this.timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("timestamp"))?;
         }
         if v >= 1 {
-            this.offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("offset"))?;
+            this.offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("offset"))?;
         }
         if v >= 4 {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -389,11 +355,7 @@ impl Struct for ListOffsetsPartitionResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [10, 22, 22, 22, 26, 26, 27, 27, 27, 27, 27];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -409,21 +371,9 @@ impl Struct for ListOffsetsPartitionResponse {
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v >= 1 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 1 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 4 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
+            if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
+            if v >= 4 { any::<i32>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -465,11 +415,7 @@ pub struct ListOffsetsTopicResponse {
 
 impl Default for ListOffsetsTopicResponse {
     fn default() -> Self {
-        ListOffsetsTopicResponse {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ListOffsetsTopicResponse { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -492,8 +438,7 @@ impl Struct for ListOffsetsTopicResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("ListOffsetsTopicResponse", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("ListOffsetsTopicResponse", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -526,10 +471,7 @@ impl Struct for ListOffsetsTopicResponse {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -544,17 +486,13 @@ impl Struct for ListOffsetsTopicResponse {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<ListOffsetsPartitionResponse>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ListOffsetsPartitionResponse::min_size(v),
-                    |buf| Ok(ListOffsetsPartitionResponse::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ListOffsetsPartitionResponse::min_size(v), |buf| {
+                    Ok(ListOffsetsPartitionResponse::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -563,9 +501,7 @@ impl Struct for ListOffsetsTopicResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -575,11 +511,7 @@ impl Struct for ListOffsetsTopicResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 6, 6, 6, 6, 6, 3, 3, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListPartitionReassignmentsRequest` (API key 46): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct ListPartitionReassignmentsRequest {
 
 impl Default for ListPartitionReassignmentsRequest {
     fn default() -> Self {
-        ListPartitionReassignmentsRequest {
-            timeout_ms: 60000,
-            topics: None,
-            unknown_tagged_fields: Vec::new(),
-        }
+        ListPartitionReassignmentsRequest { timeout_ms: 60000, topics: None, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -61,8 +51,7 @@ impl Struct for ListPartitionReassignmentsRequest {
         if true {
             match (&self.topics) {
                 None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
+                    put_array_len(buf, None, flex).map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
                 }
                 Some(a) => {
                     put_array_len(buf, Some(a.len()), flex)
@@ -98,10 +87,7 @@ impl Struct for ListPartitionReassignmentsRequest {
         if true {
             n += match (&self.topics) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
             };
         }
         if flex {
@@ -117,17 +103,13 @@ impl Struct for ListPartitionReassignmentsRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Option<Vec<ListPartitionReassignmentsTopics>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    ListPartitionReassignmentsTopics::min_size(v),
-                    |buf| Ok(ListPartitionReassignmentsTopics::decode_inner(buf, v)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, ListPartitionReassignmentsTopics::min_size(v), |buf| {
+                    Ok(ListPartitionReassignmentsTopics::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -136,9 +118,7 @@ impl Struct for ListPartitionReassignmentsRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -148,11 +128,7 @@ impl Struct for ListPartitionReassignmentsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -163,21 +139,18 @@ impl Struct for ListPartitionReassignmentsRequest {
         ((
             any::<i32>().boxed(),
             proptest::option::of(
-                proptest::collection::vec(ListPartitionReassignmentsTopics::strategy(v), 0..3)
-                    .boxed(),
+                proptest::collection::vec(ListPartitionReassignmentsTopics::strategy(v), 0..3).boxed(),
             )
             .boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_timeout_ms, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.timeout_ms = f_timeout_ms;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_timeout_ms, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.timeout_ms = f_timeout_ms;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -223,8 +196,7 @@ impl Struct for ListPartitionReassignmentsTopics {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("ListPartitionReassignmentsTopics", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("ListPartitionReassignmentsTopics", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partition_indexes).len()), flex)
@@ -256,8 +228,7 @@ impl Struct for ListPartitionReassignmentsTopics {
             n += len_string((&self.name), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex)
-                + (&self.partition_indexes).len() * 4);
+            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -272,23 +243,19 @@ impl Struct for ListPartitionReassignmentsTopics {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.partition_indexes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partition_indexes"))?;
+            this.partition_indexes =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("partition_indexes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -298,11 +265,7 @@ impl Struct for ListPartitionReassignmentsTopics {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -315,15 +278,13 @@ impl Struct for ListPartitionReassignmentsTopics {
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.partition_indexes = f_partition_indexes;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.partition_indexes = f_partition_indexes;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -337,6 +298,5 @@ impl Message for ListPartitionReassignmentsRequest {
 
 impl crate::message::Request for ListPartitionReassignmentsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ListPartitionReassignments;
-    type Response =
-        crate::messages::list_partition_reassignments_response::ListPartitionReassignmentsResponse;
+    type Response = crate::messages::list_partition_reassignments_response::ListPartitionReassignmentsResponse;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListPartitionReassignmentsResponse` (API key 46): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -135,26 +129,21 @@ impl Struct for ListPartitionReassignmentsResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<OngoingTopicReassignment>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OngoingTopicReassignment::min_size(v),
-                    |buf| Ok(OngoingTopicReassignment::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OngoingTopicReassignment::min_size(v), |buf| {
+                    Ok(OngoingTopicReassignment::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -163,9 +152,7 @@ impl Struct for ListPartitionReassignmentsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -175,11 +162,7 @@ impl Struct for ListPartitionReassignmentsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -195,13 +178,7 @@ impl Struct for ListPartitionReassignmentsResponse {
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_error_message,
-                    f_topics,
-                    f_unknown_tagged_fields,
-                ),)| {
+                move |((f_throttle_time_ms, f_error_code, f_error_message, f_topics, f_unknown_tagged_fields),)| {
                     let mut this = Self::default();
                     this.throttle_time_ms = f_throttle_time_ms;
                     this.error_code = f_error_code;
@@ -323,12 +300,10 @@ impl Struct for OngoingPartitionReassignment {
             n += (len_array_len(Some((&self.replicas).len()), flex) + (&self.replicas).len() * 4);
         }
         if true {
-            n += (len_array_len(Some((&self.adding_replicas).len()), flex)
-                + (&self.adding_replicas).len() * 4);
+            n += (len_array_len(Some((&self.adding_replicas).len()), flex) + (&self.adding_replicas).len() * 4);
         }
         if true {
-            n += (len_array_len(Some((&self.removing_replicas).len()), flex)
-                + (&self.removing_replicas).len() * 4);
+            n += (len_array_len(Some((&self.removing_replicas).len()), flex) + (&self.removing_replicas).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -343,35 +318,29 @@ impl Struct for OngoingPartitionReassignment {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("replicas"))?;
+            this.replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("replicas"))?;
         }
         if true {
-            this.adding_replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("adding_replicas"))?;
+            this.adding_replicas =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("adding_replicas"))?;
         }
         if true {
-            this.removing_replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("removing_replicas"))?;
+            this.removing_replicas =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("removing_replicas"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -381,11 +350,7 @@ impl Struct for OngoingPartitionReassignment {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -435,11 +400,7 @@ pub struct OngoingTopicReassignment {
 
 impl Default for OngoingTopicReassignment {
     fn default() -> Self {
-        OngoingTopicReassignment {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OngoingTopicReassignment { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -462,8 +423,7 @@ impl Struct for OngoingTopicReassignment {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OngoingTopicReassignment", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OngoingTopicReassignment", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -496,10 +456,7 @@ impl Struct for OngoingTopicReassignment {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -514,17 +471,13 @@ impl Struct for OngoingTopicReassignment {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<OngoingPartitionReassignment>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OngoingPartitionReassignment::min_size(v),
-                    |buf| Ok(OngoingPartitionReassignment::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OngoingPartitionReassignment::min_size(v), |buf| {
+                    Ok(OngoingPartitionReassignment::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -533,9 +486,7 @@ impl Struct for OngoingTopicReassignment {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -545,11 +496,7 @@ impl Struct for OngoingTopicReassignment {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -582,6 +529,5 @@ impl Message for ListPartitionReassignmentsResponse {
 
 impl crate::message::Response for ListPartitionReassignmentsResponse {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ListPartitionReassignments;
-    type Request =
-        crate::messages::list_partition_reassignments_request::ListPartitionReassignmentsRequest;
+    type Request = crate::messages::list_partition_reassignments_request::ListPartitionReassignmentsRequest;
 }

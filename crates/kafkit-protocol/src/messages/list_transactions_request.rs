@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListTransactionsRequest` (API key 66): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -68,8 +62,7 @@ impl Struct for ListTransactionsRequest {
             put_array_len(buf, Some((&self.state_filters).len()), flex)
                 .map_err(|e| e.at("ListTransactionsRequest", "StateFilters"))?;
             for e in (&self.state_filters).iter() {
-                put_string(buf, e, flex)
-                    .map_err(|e| e.at("ListTransactionsRequest", "StateFilters"))?;
+                put_string(buf, e, flex).map_err(|e| e.at("ListTransactionsRequest", "StateFilters"))?;
             }
         }
         if true {
@@ -110,14 +103,10 @@ impl Struct for ListTransactionsRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.state_filters).len()), flex)
-                + (&self.state_filters)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.state_filters).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if true {
-            n += (len_array_len(Some((&self.producer_id_filters).len()), flex)
-                + (&self.producer_id_filters).len() * 8);
+            n += (len_array_len(Some((&self.producer_id_filters).len()), flex) + (&self.producer_id_filters).len() * 8);
         }
         if v >= 1 {
             n += 8;
@@ -136,30 +125,25 @@ impl Struct for ListTransactionsRequest {
         let mut this = Self::default();
         if true {
             this.state_filters = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("state_filters"))?;
         }
         if true {
-            this.producer_id_filters = (|| -> DResult<Vec<i64>> {
-                Ok(get_array(buf, flex, 8, |buf| Ok(get_i64(buf)?))?)
-            })()
-            .map_err(|e| e.field("producer_id_filters"))?;
+            this.producer_id_filters =
+                (|| -> DResult<Vec<i64>> { Ok(get_array(buf, flex, 8, |buf| Ok(get_i64(buf)?))?) })()
+                    .map_err(|e| e.field("producer_id_filters"))?;
         }
         if v >= 1 {
-            this.duration_filter = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("duration_filter"))?;
+            this.duration_filter =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("duration_filter"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -169,11 +153,7 @@ impl Struct for ListTransactionsRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -184,28 +164,17 @@ impl Struct for ListTransactionsRequest {
         ((
             proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
             proptest::collection::vec(any::<i64>().boxed(), 0..3).boxed(),
-            if v >= 1 {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_state_filters,
-                    f_producer_id_filters,
-                    f_duration_filter,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.state_filters = f_state_filters;
-                    this.producer_id_filters = f_producer_id_filters;
-                    this.duration_filter = f_duration_filter;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_state_filters, f_producer_id_filters, f_duration_filter, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.state_filters = f_state_filters;
+                this.producer_id_filters = f_producer_id_filters;
+                this.duration_filter = f_duration_filter;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ListTransactionsResponse` (API key 66): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -83,8 +77,7 @@ impl Struct for ListTransactionsResponse {
             put_array_len(buf, Some((&self.unknown_state_filters).len()), flex)
                 .map_err(|e| e.at("ListTransactionsResponse", "UnknownStateFilters"))?;
             for e in (&self.unknown_state_filters).iter() {
-                put_string(buf, e, flex)
-                    .map_err(|e| e.at("ListTransactionsResponse", "UnknownStateFilters"))?;
+                put_string(buf, e, flex).map_err(|e| e.at("ListTransactionsResponse", "UnknownStateFilters"))?;
             }
         }
         if true {
@@ -121,17 +114,11 @@ impl Struct for ListTransactionsResponse {
         }
         if true {
             n += (len_array_len(Some((&self.unknown_state_filters).len()), flex)
-                + (&self.unknown_state_filters)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.unknown_state_filters).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.transaction_states).len()), flex)
-                + (&self.transaction_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.transaction_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -146,29 +133,23 @@ impl Struct for ListTransactionsResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.unknown_state_filters = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("unknown_state_filters"))?;
         }
         if true {
             this.transaction_states = (|| -> DResult<Vec<TransactionState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    TransactionState::min_size(v),
-                    |buf| Ok(TransactionState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, TransactionState::min_size(v), |buf| {
+                    Ok(TransactionState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("transaction_states"))?;
         }
@@ -177,9 +158,7 @@ impl Struct for ListTransactionsResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -189,11 +168,7 @@ impl Struct for ListTransactionsResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -279,8 +254,7 @@ impl Struct for TransactionState {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.transactional_id), flex)
-                .map_err(|e| e.at("TransactionState", "TransactionalId"))?;
+            put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("TransactionState", "TransactionalId"))?;
         }
         if true {
             put_i64(buf, *(&self.producer_id));
@@ -330,25 +304,22 @@ impl Struct for TransactionState {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.transactional_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
         }
         if true {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if true {
-            this.transaction_state = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("transaction_state"))?;
+            this.transaction_state =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transaction_state"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -358,11 +329,7 @@ impl Struct for TransactionState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [11, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -376,21 +343,14 @@ impl Struct for TransactionState {
             crate::testing::string(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_transactional_id,
-                    f_producer_id,
-                    f_transaction_state,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.transactional_id = f_transactional_id;
-                    this.producer_id = f_producer_id;
-                    this.transaction_state = f_transaction_state;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_transactional_id, f_producer_id, f_transaction_state, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.transactional_id = f_transactional_id;
+                this.producer_id = f_producer_id;
+                this.transaction_state = f_transaction_state;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

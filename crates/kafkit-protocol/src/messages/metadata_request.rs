@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `MetadataRequest` (API key 3): versions 0-12.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -77,12 +71,10 @@ impl Struct for MetadataRequest {
             if v >= 1 {
                 match (&self.topics) {
                     None => {
-                        put_array_len(buf, None, flex)
-                            .map_err(|e| e.at("MetadataRequest", "Topics"))?;
+                        put_array_len(buf, None, flex).map_err(|e| e.at("MetadataRequest", "Topics"))?;
                     }
                     Some(a) => {
-                        put_array_len(buf, Some(a.len()), flex)
-                            .map_err(|e| e.at("MetadataRequest", "Topics"))?;
+                        put_array_len(buf, Some(a.len()), flex).map_err(|e| e.at("MetadataRequest", "Topics"))?;
                         for e in a.iter() {
                             e.encode_inner(buf, v)?;
                         }
@@ -91,8 +83,7 @@ impl Struct for MetadataRequest {
             } else {
                 match (&self.topics) {
                     Some(x) => {
-                        put_array_len(buf, Some(x.len()), flex)
-                            .map_err(|e| e.at("MetadataRequest", "Topics"))?;
+                        put_array_len(buf, Some(x.len()), flex).map_err(|e| e.at("MetadataRequest", "Topics"))?;
                         for e in x.iter() {
                             e.encode_inner(buf, v)?;
                         }
@@ -160,15 +151,11 @@ impl Struct for MetadataRequest {
             n += (if v >= 1 {
                 match (&self.topics) {
                     None => len_array_len(None, flex),
-                    Some(a) => {
-                        (len_array_len(Some(a.len()), flex)
-                            + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                    }
+                    Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 }
             } else {
                 (&self.topics).as_ref().map_or(0, |x| {
-                    (len_array_len(Some(x.len()), flex)
-                        + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
+                    (len_array_len(Some(x.len()), flex) + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
                 })
             });
         }
@@ -200,38 +187,31 @@ impl Struct for MetadataRequest {
                         Ok(MetadataRequestTopic::decode_inner(buf, v)?)
                     })?
                 } else {
-                    Some(get_array(
-                        buf,
-                        flex,
-                        MetadataRequestTopic::min_size(v),
-                        |buf| Ok(MetadataRequestTopic::decode_inner(buf, v)?),
-                    )?)
+                    Some(get_array(buf, flex, MetadataRequestTopic::min_size(v), |buf| {
+                        Ok(MetadataRequestTopic::decode_inner(buf, v)?)
+                    })?)
                 })
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 4 {
-            this.allow_auto_topic_creation = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("allow_auto_topic_creation"))?;
+            this.allow_auto_topic_creation =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("allow_auto_topic_creation"))?;
         }
         if (v >= 8 && v <= 10) {
-            this.include_cluster_authorized_operations =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                    .map_err(|e| e.field("include_cluster_authorized_operations"))?;
+            this.include_cluster_authorized_operations = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
+                .map_err(|e| e.field("include_cluster_authorized_operations"))?;
         }
         if v >= 8 {
-            this.include_topic_authorized_operations =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                    .map_err(|e| e.field("include_topic_authorized_operations"))?;
+            this.include_topic_authorized_operations = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
+                .map_err(|e| e.field("include_topic_authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -241,11 +221,7 @@ impl Struct for MetadataRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 13] = [4, 4, 4, 4, 5, 5, 5, 5, 7, 5, 5, 4, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -255,31 +231,13 @@ impl Struct for MetadataRequest {
         let _ = flex;
         ((
             if v >= 1 {
-                proptest::option::of(
-                    proptest::collection::vec(MetadataRequestTopic::strategy(v), 0..3).boxed(),
-                )
-                .boxed()
+                proptest::option::of(proptest::collection::vec(MetadataRequestTopic::strategy(v), 0..3).boxed()).boxed()
             } else {
-                proptest::collection::vec(MetadataRequestTopic::strategy(v), 0..3)
-                    .boxed()
-                    .prop_map(Some)
-                    .boxed()
+                proptest::collection::vec(MetadataRequestTopic::strategy(v), 0..3).boxed().prop_map(Some).boxed()
             },
-            if v >= 4 {
-                any::<bool>().boxed()
-            } else {
-                Just(true).boxed()
-            },
-            if (v >= 8 && v <= 10) {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
-            if v >= 8 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 4 { any::<bool>().boxed() } else { Just(true).boxed() },
+            if (v >= 8 && v <= 10) { any::<bool>().boxed() } else { Just(false).boxed() },
+            if v >= 8 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -293,10 +251,8 @@ impl Struct for MetadataRequest {
                     let mut this = Self::default();
                     this.topics = f_topics;
                     this.allow_auto_topic_creation = f_allow_auto_topic_creation;
-                    this.include_cluster_authorized_operations =
-                        f_include_cluster_authorized_operations;
-                    this.include_topic_authorized_operations =
-                        f_include_topic_authorized_operations;
+                    this.include_cluster_authorized_operations = f_include_cluster_authorized_operations;
+                    this.include_topic_authorized_operations = f_include_topic_authorized_operations;
                     this.unknown_tagged_fields = f_unknown_tagged_fields;
                     this
                 },
@@ -319,11 +275,7 @@ pub struct MetadataRequestTopic {
 
 impl Default for MetadataRequestTopic {
     fn default() -> Self {
-        MetadataRequestTopic {
-            topic_id: Uuid::ZERO,
-            name: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        MetadataRequestTopic { topic_id: Uuid::ZERO, name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -356,8 +308,7 @@ impl Struct for MetadataRequestTopic {
             } else {
                 match (&self.name) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("MetadataRequestTopic", "Name"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("MetadataRequestTopic", "Name"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -411,16 +362,11 @@ impl Struct for MetadataRequestTopic {
         let flex = v >= 9;
         let mut this = Self::default();
         if v >= 10 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 10 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 10 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("name"))?;
         }
@@ -429,9 +375,7 @@ impl Struct for MetadataRequestTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -441,11 +385,7 @@ impl Struct for MetadataRequestTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 13] = [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 18, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -454,11 +394,7 @@ impl Struct for MetadataRequestTopic {
         let flex = v >= 9;
         let _ = flex;
         ((
-            if v >= 10 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 10 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             if v >= 10 {
                 proptest::option::of(crate::testing::string()).boxed()
             } else {

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `MetadataResponse` (API key 3): versions 0-12.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -96,8 +90,7 @@ impl Struct for MetadataResponse {
             put_i32(buf, *(&self.throttle_time_ms));
         }
         if true {
-            put_array_len(buf, Some((&self.brokers).len()), flex)
-                .map_err(|e| e.at("MetadataResponse", "Brokers"))?;
+            put_array_len(buf, Some((&self.brokers).len()), flex).map_err(|e| e.at("MetadataResponse", "Brokers"))?;
             for e in (&self.brokers).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -110,8 +103,7 @@ impl Struct for MetadataResponse {
             } else {
                 match (&self.cluster_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("MetadataResponse", "ClusterId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("MetadataResponse", "ClusterId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -128,8 +120,7 @@ impl Struct for MetadataResponse {
             put_i32(buf, *(&self.controller_id));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("MetadataResponse", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("MetadataResponse", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -168,18 +159,13 @@ impl Struct for MetadataResponse {
         }
         if true {
             n += (len_array_len(Some((&self.brokers).len()), flex)
-                + (&self.brokers)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.brokers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 2 {
             n += (if v >= 2 {
                 len_nullable_string((&self.cluster_id).as_deref(), flex)
             } else {
-                (&self.cluster_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.cluster_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v >= 1 {
@@ -205,57 +191,44 @@ impl Struct for MetadataResponse {
         let flex = v >= 9;
         let mut this = Self::default();
         if v >= 3 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.brokers = (|| -> DResult<Vec<MetadataResponseBroker>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    MetadataResponseBroker::min_size(v),
-                    |buf| Ok(MetadataResponseBroker::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, MetadataResponseBroker::min_size(v), |buf| {
+                    Ok(MetadataResponseBroker::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("brokers"))?;
         }
         if v >= 2 {
             this.cluster_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 2 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 2 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("cluster_id"))?;
         }
         if v >= 1 {
-            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_id"))?;
+            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_id"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<MetadataResponseTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    MetadataResponseTopic::min_size(v),
-                    |buf| Ok(MetadataResponseTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, MetadataResponseTopic::min_size(v), |buf| {
+                    Ok(MetadataResponseTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if (v >= 8 && v <= 10) {
-            this.cluster_authorized_operations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("cluster_authorized_operations"))?;
+            this.cluster_authorized_operations =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("cluster_authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -265,11 +238,7 @@ impl Struct for MetadataResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 13] = [8, 12, 14, 18, 18, 18, 18, 18, 22, 16, 16, 12, 12];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -278,11 +247,7 @@ impl Struct for MetadataResponse {
         let flex = v >= 9;
         let _ = flex;
         ((
-            if v >= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 3 { any::<i32>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(MetadataResponseBroker::strategy(v), 0..3).boxed(),
             if v >= 2 {
                 if v >= 2 {
@@ -293,17 +258,9 @@ impl Struct for MetadataResponse {
             } else {
                 Just(None).boxed()
             },
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(-1).boxed() },
             proptest::collection::vec(MetadataResponseTopic::strategy(v), 0..3).boxed(),
-            if (v >= 8 && v <= 10) {
-                any::<i32>().boxed()
-            } else {
-                Just(-2147483648).boxed()
-            },
+            if (v >= 8 && v <= 10) { any::<i32>().boxed() } else { Just(-2147483648).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -393,8 +350,7 @@ impl Struct for MetadataResponseBroker {
             put_i32(buf, *(&self.node_id));
         }
         if true {
-            put_string(buf, (&self.host), flex)
-                .map_err(|e| e.at("MetadataResponseBroker", "Host"))?;
+            put_string(buf, (&self.host), flex).map_err(|e| e.at("MetadataResponseBroker", "Host"))?;
         }
         if true {
             put_i32(buf, *(&self.port));
@@ -407,8 +363,7 @@ impl Struct for MetadataResponseBroker {
             } else {
                 match (&self.rack) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("MetadataResponseBroker", "Rack"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("MetadataResponseBroker", "Rack"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -468,24 +423,17 @@ impl Struct for MetadataResponseBroker {
         let flex = v >= 9;
         let mut this = Self::default();
         if true {
-            this.node_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if v >= 1 {
             this.rack = (|| -> DResult<Option<String>> {
-                Ok(if v >= 1 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 1 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("rack"))?;
         }
@@ -494,9 +442,7 @@ impl Struct for MetadataResponseBroker {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -506,11 +452,7 @@ impl Struct for MetadataResponseBroker {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 13] = [10, 12, 12, 12, 12, 12, 12, 12, 12, 11, 11, 11, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -533,17 +475,15 @@ impl Struct for MetadataResponseBroker {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_node_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.node_id = f_node_id;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.rack = f_rack;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_node_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.node_id = f_node_id;
+                this.host = f_host;
+                this.port = f_port;
+                this.rack = f_rack;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -700,15 +640,13 @@ impl Struct for MetadataResponsePartition {
             n += 4;
         }
         if true {
-            n += (len_array_len(Some((&self.replica_nodes).len()), flex)
-                + (&self.replica_nodes).len() * 4);
+            n += (len_array_len(Some((&self.replica_nodes).len()), flex) + (&self.replica_nodes).len() * 4);
         }
         if true {
             n += (len_array_len(Some((&self.isr_nodes).len()), flex) + (&self.isr_nodes).len() * 4);
         }
         if v >= 5 {
-            n += (len_array_len(Some((&self.offline_replicas).len()), flex)
-                + (&self.offline_replicas).len() * 4);
+            n += (len_array_len(Some((&self.offline_replicas).len()), flex) + (&self.offline_replicas).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -723,47 +661,37 @@ impl Struct for MetadataResponsePartition {
         let flex = v >= 9;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if v >= 7 {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if true {
-            this.replica_nodes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("replica_nodes"))?;
+            this.replica_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("replica_nodes"))?;
         }
         if true {
-            this.isr_nodes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("isr_nodes"))?;
+            this.isr_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("isr_nodes"))?;
         }
         if v >= 5 {
-            this.offline_replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("offline_replicas"))?;
+            this.offline_replicas =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("offline_replicas"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -773,11 +701,7 @@ impl Struct for MetadataResponsePartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 13] = [18, 18, 18, 18, 18, 22, 22, 26, 26, 18, 18, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -789,11 +713,7 @@ impl Struct for MetadataResponsePartition {
             any::<i16>().boxed(),
             any::<i32>().boxed(),
             any::<i32>().boxed(),
-            if v >= 7 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 7 { any::<i32>().boxed() } else { Just(-1).boxed() },
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             if v >= 5 {
@@ -916,8 +836,7 @@ impl Struct for MetadataResponseTopic {
             } else {
                 match (&self.name) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("MetadataResponseTopic", "Name"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("MetadataResponseTopic", "Name"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -991,10 +910,7 @@ impl Struct for MetadataResponseTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 8 {
             n += 4;
@@ -1012,50 +928,38 @@ impl Struct for MetadataResponseTopic {
         let flex = v >= 9;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 12 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 12 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("name"))?;
         }
         if v >= 10 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if v >= 1 {
-            this.is_internal = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_internal"))?;
+            this.is_internal = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_internal"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<MetadataResponsePartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    MetadataResponsePartition::min_size(v),
-                    |buf| Ok(MetadataResponsePartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, MetadataResponsePartition::min_size(v), |buf| {
+                    Ok(MetadataResponsePartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
         if v >= 8 {
-            this.topic_authorized_operations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("topic_authorized_operations"))?;
+            this.topic_authorized_operations =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("topic_authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1065,11 +969,7 @@ impl Struct for MetadataResponseTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 13] = [8, 9, 9, 9, 9, 9, 9, 9, 13, 10, 26, 26, 26];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1084,22 +984,10 @@ impl Struct for MetadataResponseTopic {
             } else {
                 crate::testing::string().prop_map(Some).boxed()
             },
-            if v >= 10 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
-            if v >= 1 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 10 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
+            if v >= 1 { any::<bool>().boxed() } else { Just(false).boxed() },
             proptest::collection::vec(MetadataResponsePartition::strategy(v), 0..3).boxed(),
-            if v >= 8 {
-                any::<i32>().boxed()
-            } else {
-                Just(-2147483648).boxed()
-            },
+            if v >= 8 { any::<i32>().boxed() } else { Just(-2147483648).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

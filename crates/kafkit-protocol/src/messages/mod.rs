@@ -1517,260 +1517,96 @@ impl RequestKind {
         match key {
             0 => Ok(RequestKind::Produce(ProduceRequest::decode(buf, version)?)),
             1 => Ok(RequestKind::Fetch(FetchRequest::decode(buf, version)?)),
-            2 => Ok(RequestKind::ListOffsets(ListOffsetsRequest::decode(
-                buf, version,
-            )?)),
-            3 => Ok(RequestKind::Metadata(MetadataRequest::decode(
-                buf, version,
-            )?)),
-            4 => Ok(RequestKind::LeaderAndIsr(LeaderAndIsrRequest::decode(
-                buf, version,
-            )?)),
-            5 => Ok(RequestKind::StopReplica(StopReplicaRequest::decode(
-                buf, version,
-            )?)),
-            6 => Ok(RequestKind::UpdateMetadata(UpdateMetadataRequest::decode(
-                buf, version,
-            )?)),
-            7 => Ok(RequestKind::ControlledShutdown(
-                ControlledShutdownRequest::decode(buf, version)?,
-            )),
-            8 => Ok(RequestKind::OffsetCommit(OffsetCommitRequest::decode(
-                buf, version,
-            )?)),
-            9 => Ok(RequestKind::OffsetFetch(OffsetFetchRequest::decode(
-                buf, version,
-            )?)),
-            10 => Ok(RequestKind::FindCoordinator(
-                FindCoordinatorRequest::decode(buf, version)?,
-            )),
-            11 => Ok(RequestKind::JoinGroup(JoinGroupRequest::decode(
-                buf, version,
-            )?)),
-            12 => Ok(RequestKind::Heartbeat(HeartbeatRequest::decode(
-                buf, version,
-            )?)),
-            13 => Ok(RequestKind::LeaveGroup(LeaveGroupRequest::decode(
-                buf, version,
-            )?)),
-            14 => Ok(RequestKind::SyncGroup(SyncGroupRequest::decode(
-                buf, version,
-            )?)),
-            15 => Ok(RequestKind::DescribeGroups(DescribeGroupsRequest::decode(
-                buf, version,
-            )?)),
-            16 => Ok(RequestKind::ListGroups(ListGroupsRequest::decode(
-                buf, version,
-            )?)),
-            17 => Ok(RequestKind::SaslHandshake(SaslHandshakeRequest::decode(
-                buf, version,
-            )?)),
-            18 => Ok(RequestKind::ApiVersions(ApiVersionsRequest::decode(
-                buf, version,
-            )?)),
-            19 => Ok(RequestKind::CreateTopics(CreateTopicsRequest::decode(
-                buf, version,
-            )?)),
-            20 => Ok(RequestKind::DeleteTopics(DeleteTopicsRequest::decode(
-                buf, version,
-            )?)),
-            21 => Ok(RequestKind::DeleteRecords(DeleteRecordsRequest::decode(
-                buf, version,
-            )?)),
-            22 => Ok(RequestKind::InitProducerId(InitProducerIdRequest::decode(
-                buf, version,
-            )?)),
-            23 => Ok(RequestKind::OffsetForLeaderEpoch(
-                OffsetForLeaderEpochRequest::decode(buf, version)?,
-            )),
-            24 => Ok(RequestKind::AddPartitionsToTxn(
-                AddPartitionsToTxnRequest::decode(buf, version)?,
-            )),
-            25 => Ok(RequestKind::AddOffsetsToTxn(
-                AddOffsetsToTxnRequest::decode(buf, version)?,
-            )),
+            2 => Ok(RequestKind::ListOffsets(ListOffsetsRequest::decode(buf, version)?)),
+            3 => Ok(RequestKind::Metadata(MetadataRequest::decode(buf, version)?)),
+            4 => Ok(RequestKind::LeaderAndIsr(LeaderAndIsrRequest::decode(buf, version)?)),
+            5 => Ok(RequestKind::StopReplica(StopReplicaRequest::decode(buf, version)?)),
+            6 => Ok(RequestKind::UpdateMetadata(UpdateMetadataRequest::decode(buf, version)?)),
+            7 => Ok(RequestKind::ControlledShutdown(ControlledShutdownRequest::decode(buf, version)?)),
+            8 => Ok(RequestKind::OffsetCommit(OffsetCommitRequest::decode(buf, version)?)),
+            9 => Ok(RequestKind::OffsetFetch(OffsetFetchRequest::decode(buf, version)?)),
+            10 => Ok(RequestKind::FindCoordinator(FindCoordinatorRequest::decode(buf, version)?)),
+            11 => Ok(RequestKind::JoinGroup(JoinGroupRequest::decode(buf, version)?)),
+            12 => Ok(RequestKind::Heartbeat(HeartbeatRequest::decode(buf, version)?)),
+            13 => Ok(RequestKind::LeaveGroup(LeaveGroupRequest::decode(buf, version)?)),
+            14 => Ok(RequestKind::SyncGroup(SyncGroupRequest::decode(buf, version)?)),
+            15 => Ok(RequestKind::DescribeGroups(DescribeGroupsRequest::decode(buf, version)?)),
+            16 => Ok(RequestKind::ListGroups(ListGroupsRequest::decode(buf, version)?)),
+            17 => Ok(RequestKind::SaslHandshake(SaslHandshakeRequest::decode(buf, version)?)),
+            18 => Ok(RequestKind::ApiVersions(ApiVersionsRequest::decode(buf, version)?)),
+            19 => Ok(RequestKind::CreateTopics(CreateTopicsRequest::decode(buf, version)?)),
+            20 => Ok(RequestKind::DeleteTopics(DeleteTopicsRequest::decode(buf, version)?)),
+            21 => Ok(RequestKind::DeleteRecords(DeleteRecordsRequest::decode(buf, version)?)),
+            22 => Ok(RequestKind::InitProducerId(InitProducerIdRequest::decode(buf, version)?)),
+            23 => Ok(RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::decode(buf, version)?)),
+            24 => Ok(RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::decode(buf, version)?)),
+            25 => Ok(RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::decode(buf, version)?)),
             26 => Ok(RequestKind::EndTxn(EndTxnRequest::decode(buf, version)?)),
-            27 => Ok(RequestKind::WriteTxnMarkers(
-                WriteTxnMarkersRequest::decode(buf, version)?,
-            )),
-            28 => Ok(RequestKind::TxnOffsetCommit(
-                TxnOffsetCommitRequest::decode(buf, version)?,
-            )),
-            29 => Ok(RequestKind::DescribeAcls(DescribeAclsRequest::decode(
+            27 => Ok(RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::decode(buf, version)?)),
+            28 => Ok(RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::decode(buf, version)?)),
+            29 => Ok(RequestKind::DescribeAcls(DescribeAclsRequest::decode(buf, version)?)),
+            30 => Ok(RequestKind::CreateAcls(CreateAclsRequest::decode(buf, version)?)),
+            31 => Ok(RequestKind::DeleteAcls(DeleteAclsRequest::decode(buf, version)?)),
+            32 => Ok(RequestKind::DescribeConfigs(DescribeConfigsRequest::decode(buf, version)?)),
+            33 => Ok(RequestKind::AlterConfigs(AlterConfigsRequest::decode(buf, version)?)),
+            34 => Ok(RequestKind::AlterReplicaLogDirs(AlterReplicaLogDirsRequest::decode(buf, version)?)),
+            35 => Ok(RequestKind::DescribeLogDirs(DescribeLogDirsRequest::decode(buf, version)?)),
+            36 => Ok(RequestKind::SaslAuthenticate(SaslAuthenticateRequest::decode(buf, version)?)),
+            37 => Ok(RequestKind::CreatePartitions(CreatePartitionsRequest::decode(buf, version)?)),
+            38 => Ok(RequestKind::CreateDelegationToken(CreateDelegationTokenRequest::decode(buf, version)?)),
+            39 => Ok(RequestKind::RenewDelegationToken(RenewDelegationTokenRequest::decode(buf, version)?)),
+            40 => Ok(RequestKind::ExpireDelegationToken(ExpireDelegationTokenRequest::decode(buf, version)?)),
+            41 => Ok(RequestKind::DescribeDelegationToken(DescribeDelegationTokenRequest::decode(buf, version)?)),
+            42 => Ok(RequestKind::DeleteGroups(DeleteGroupsRequest::decode(buf, version)?)),
+            43 => Ok(RequestKind::ElectLeaders(ElectLeadersRequest::decode(buf, version)?)),
+            44 => Ok(RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::decode(buf, version)?)),
+            45 => {
+                Ok(RequestKind::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::decode(buf, version)?))
+            }
+            46 => Ok(RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::decode(buf, version)?)),
+            47 => Ok(RequestKind::OffsetDelete(OffsetDeleteRequest::decode(buf, version)?)),
+            48 => Ok(RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::decode(buf, version)?)),
+            49 => Ok(RequestKind::AlterClientQuotas(AlterClientQuotasRequest::decode(buf, version)?)),
+            50 => Ok(RequestKind::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::decode(
                 buf, version,
             )?)),
-            30 => Ok(RequestKind::CreateAcls(CreateAclsRequest::decode(
-                buf, version,
-            )?)),
-            31 => Ok(RequestKind::DeleteAcls(DeleteAclsRequest::decode(
-                buf, version,
-            )?)),
-            32 => Ok(RequestKind::DescribeConfigs(
-                DescribeConfigsRequest::decode(buf, version)?,
-            )),
-            33 => Ok(RequestKind::AlterConfigs(AlterConfigsRequest::decode(
-                buf, version,
-            )?)),
-            34 => Ok(RequestKind::AlterReplicaLogDirs(
-                AlterReplicaLogDirsRequest::decode(buf, version)?,
-            )),
-            35 => Ok(RequestKind::DescribeLogDirs(
-                DescribeLogDirsRequest::decode(buf, version)?,
-            )),
-            36 => Ok(RequestKind::SaslAuthenticate(
-                SaslAuthenticateRequest::decode(buf, version)?,
-            )),
-            37 => Ok(RequestKind::CreatePartitions(
-                CreatePartitionsRequest::decode(buf, version)?,
-            )),
-            38 => Ok(RequestKind::CreateDelegationToken(
-                CreateDelegationTokenRequest::decode(buf, version)?,
-            )),
-            39 => Ok(RequestKind::RenewDelegationToken(
-                RenewDelegationTokenRequest::decode(buf, version)?,
-            )),
-            40 => Ok(RequestKind::ExpireDelegationToken(
-                ExpireDelegationTokenRequest::decode(buf, version)?,
-            )),
-            41 => Ok(RequestKind::DescribeDelegationToken(
-                DescribeDelegationTokenRequest::decode(buf, version)?,
-            )),
-            42 => Ok(RequestKind::DeleteGroups(DeleteGroupsRequest::decode(
-                buf, version,
-            )?)),
-            43 => Ok(RequestKind::ElectLeaders(ElectLeadersRequest::decode(
-                buf, version,
-            )?)),
-            44 => Ok(RequestKind::IncrementalAlterConfigs(
-                IncrementalAlterConfigsRequest::decode(buf, version)?,
-            )),
-            45 => Ok(RequestKind::AlterPartitionReassignments(
-                AlterPartitionReassignmentsRequest::decode(buf, version)?,
-            )),
-            46 => Ok(RequestKind::ListPartitionReassignments(
-                ListPartitionReassignmentsRequest::decode(buf, version)?,
-            )),
-            47 => Ok(RequestKind::OffsetDelete(OffsetDeleteRequest::decode(
-                buf, version,
-            )?)),
-            48 => Ok(RequestKind::DescribeClientQuotas(
-                DescribeClientQuotasRequest::decode(buf, version)?,
-            )),
-            49 => Ok(RequestKind::AlterClientQuotas(
-                AlterClientQuotasRequest::decode(buf, version)?,
-            )),
-            50 => Ok(RequestKind::DescribeUserScramCredentials(
-                DescribeUserScramCredentialsRequest::decode(buf, version)?,
-            )),
-            51 => Ok(RequestKind::AlterUserScramCredentials(
-                AlterUserScramCredentialsRequest::decode(buf, version)?,
-            )),
+            51 => Ok(RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::decode(buf, version)?)),
             52 => Ok(RequestKind::Vote(VoteRequest::decode(buf, version)?)),
-            53 => Ok(RequestKind::BeginQuorumEpoch(
-                BeginQuorumEpochRequest::decode(buf, version)?,
-            )),
-            54 => Ok(RequestKind::EndQuorumEpoch(EndQuorumEpochRequest::decode(
-                buf, version,
-            )?)),
-            55 => Ok(RequestKind::DescribeQuorum(DescribeQuorumRequest::decode(
-                buf, version,
-            )?)),
-            56 => Ok(RequestKind::AlterPartition(AlterPartitionRequest::decode(
-                buf, version,
-            )?)),
-            57 => Ok(RequestKind::UpdateFeatures(UpdateFeaturesRequest::decode(
-                buf, version,
-            )?)),
-            58 => Ok(RequestKind::Envelope(EnvelopeRequest::decode(
-                buf, version,
-            )?)),
-            59 => Ok(RequestKind::FetchSnapshot(FetchSnapshotRequest::decode(
-                buf, version,
-            )?)),
-            60 => Ok(RequestKind::DescribeCluster(
-                DescribeClusterRequest::decode(buf, version)?,
-            )),
-            61 => Ok(RequestKind::DescribeProducers(
-                DescribeProducersRequest::decode(buf, version)?,
-            )),
-            62 => Ok(RequestKind::BrokerRegistration(
-                BrokerRegistrationRequest::decode(buf, version)?,
-            )),
-            63 => Ok(RequestKind::BrokerHeartbeat(
-                BrokerHeartbeatRequest::decode(buf, version)?,
-            )),
-            64 => Ok(RequestKind::UnregisterBroker(
-                UnregisterBrokerRequest::decode(buf, version)?,
-            )),
-            65 => Ok(RequestKind::DescribeTransactions(
-                DescribeTransactionsRequest::decode(buf, version)?,
-            )),
-            66 => Ok(RequestKind::ListTransactions(
-                ListTransactionsRequest::decode(buf, version)?,
-            )),
-            67 => Ok(RequestKind::AllocateProducerIds(
-                AllocateProducerIdsRequest::decode(buf, version)?,
-            )),
-            68 => Ok(RequestKind::ConsumerGroupHeartbeat(
-                ConsumerGroupHeartbeatRequest::decode(buf, version)?,
-            )),
-            69 => Ok(RequestKind::ConsumerGroupDescribe(
-                ConsumerGroupDescribeRequest::decode(buf, version)?,
-            )),
-            70 => Ok(RequestKind::ControllerRegistration(
-                ControllerRegistrationRequest::decode(buf, version)?,
-            )),
-            71 => Ok(RequestKind::GetTelemetrySubscriptions(
-                GetTelemetrySubscriptionsRequest::decode(buf, version)?,
-            )),
-            72 => Ok(RequestKind::PushTelemetry(PushTelemetryRequest::decode(
-                buf, version,
-            )?)),
-            73 => Ok(RequestKind::AssignReplicasToDirs(
-                AssignReplicasToDirsRequest::decode(buf, version)?,
-            )),
-            74 => Ok(RequestKind::ListClientMetricsResources(
-                ListClientMetricsResourcesRequest::decode(buf, version)?,
-            )),
-            75 => Ok(RequestKind::DescribeTopicPartitions(
-                DescribeTopicPartitionsRequest::decode(buf, version)?,
-            )),
-            76 => Ok(RequestKind::ShareGroupHeartbeat(
-                ShareGroupHeartbeatRequest::decode(buf, version)?,
-            )),
-            77 => Ok(RequestKind::ShareGroupDescribe(
-                ShareGroupDescribeRequest::decode(buf, version)?,
-            )),
-            78 => Ok(RequestKind::ShareFetch(ShareFetchRequest::decode(
-                buf, version,
-            )?)),
-            79 => Ok(RequestKind::ShareAcknowledge(
-                ShareAcknowledgeRequest::decode(buf, version)?,
-            )),
-            80 => Ok(RequestKind::AddRaftVoter(AddRaftVoterRequest::decode(
-                buf, version,
-            )?)),
-            81 => Ok(RequestKind::RemoveRaftVoter(
-                RemoveRaftVoterRequest::decode(buf, version)?,
-            )),
-            82 => Ok(RequestKind::UpdateRaftVoter(
-                UpdateRaftVoterRequest::decode(buf, version)?,
-            )),
-            83 => Ok(RequestKind::InitializeShareGroupState(
-                InitializeShareGroupStateRequest::decode(buf, version)?,
-            )),
-            84 => Ok(RequestKind::ReadShareGroupState(
-                ReadShareGroupStateRequest::decode(buf, version)?,
-            )),
-            85 => Ok(RequestKind::WriteShareGroupState(
-                WriteShareGroupStateRequest::decode(buf, version)?,
-            )),
-            86 => Ok(RequestKind::DeleteShareGroupState(
-                DeleteShareGroupStateRequest::decode(buf, version)?,
-            )),
-            87 => Ok(RequestKind::ReadShareGroupStateSummary(
-                ReadShareGroupStateSummaryRequest::decode(buf, version)?,
-            )),
+            53 => Ok(RequestKind::BeginQuorumEpoch(BeginQuorumEpochRequest::decode(buf, version)?)),
+            54 => Ok(RequestKind::EndQuorumEpoch(EndQuorumEpochRequest::decode(buf, version)?)),
+            55 => Ok(RequestKind::DescribeQuorum(DescribeQuorumRequest::decode(buf, version)?)),
+            56 => Ok(RequestKind::AlterPartition(AlterPartitionRequest::decode(buf, version)?)),
+            57 => Ok(RequestKind::UpdateFeatures(UpdateFeaturesRequest::decode(buf, version)?)),
+            58 => Ok(RequestKind::Envelope(EnvelopeRequest::decode(buf, version)?)),
+            59 => Ok(RequestKind::FetchSnapshot(FetchSnapshotRequest::decode(buf, version)?)),
+            60 => Ok(RequestKind::DescribeCluster(DescribeClusterRequest::decode(buf, version)?)),
+            61 => Ok(RequestKind::DescribeProducers(DescribeProducersRequest::decode(buf, version)?)),
+            62 => Ok(RequestKind::BrokerRegistration(BrokerRegistrationRequest::decode(buf, version)?)),
+            63 => Ok(RequestKind::BrokerHeartbeat(BrokerHeartbeatRequest::decode(buf, version)?)),
+            64 => Ok(RequestKind::UnregisterBroker(UnregisterBrokerRequest::decode(buf, version)?)),
+            65 => Ok(RequestKind::DescribeTransactions(DescribeTransactionsRequest::decode(buf, version)?)),
+            66 => Ok(RequestKind::ListTransactions(ListTransactionsRequest::decode(buf, version)?)),
+            67 => Ok(RequestKind::AllocateProducerIds(AllocateProducerIdsRequest::decode(buf, version)?)),
+            68 => Ok(RequestKind::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest::decode(buf, version)?)),
+            69 => Ok(RequestKind::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::decode(buf, version)?)),
+            70 => Ok(RequestKind::ControllerRegistration(ControllerRegistrationRequest::decode(buf, version)?)),
+            71 => Ok(RequestKind::GetTelemetrySubscriptions(GetTelemetrySubscriptionsRequest::decode(buf, version)?)),
+            72 => Ok(RequestKind::PushTelemetry(PushTelemetryRequest::decode(buf, version)?)),
+            73 => Ok(RequestKind::AssignReplicasToDirs(AssignReplicasToDirsRequest::decode(buf, version)?)),
+            74 => Ok(RequestKind::ListClientMetricsResources(ListClientMetricsResourcesRequest::decode(buf, version)?)),
+            75 => Ok(RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::decode(buf, version)?)),
+            76 => Ok(RequestKind::ShareGroupHeartbeat(ShareGroupHeartbeatRequest::decode(buf, version)?)),
+            77 => Ok(RequestKind::ShareGroupDescribe(ShareGroupDescribeRequest::decode(buf, version)?)),
+            78 => Ok(RequestKind::ShareFetch(ShareFetchRequest::decode(buf, version)?)),
+            79 => Ok(RequestKind::ShareAcknowledge(ShareAcknowledgeRequest::decode(buf, version)?)),
+            80 => Ok(RequestKind::AddRaftVoter(AddRaftVoterRequest::decode(buf, version)?)),
+            81 => Ok(RequestKind::RemoveRaftVoter(RemoveRaftVoterRequest::decode(buf, version)?)),
+            82 => Ok(RequestKind::UpdateRaftVoter(UpdateRaftVoterRequest::decode(buf, version)?)),
+            83 => Ok(RequestKind::InitializeShareGroupState(InitializeShareGroupStateRequest::decode(buf, version)?)),
+            84 => Ok(RequestKind::ReadShareGroupState(ReadShareGroupStateRequest::decode(buf, version)?)),
+            85 => Ok(RequestKind::WriteShareGroupState(WriteShareGroupStateRequest::decode(buf, version)?)),
+            86 => Ok(RequestKind::DeleteShareGroupState(DeleteShareGroupStateRequest::decode(buf, version)?)),
+            87 => Ok(RequestKind::ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest::decode(buf, version)?)),
             _ => Err(DecodeError::new(DecodeErrorKind::UnknownApiKey(key))),
         }
     }
@@ -2156,264 +1992,104 @@ impl ResponseKind {
     /// [`DecodeErrorKind::UnknownApiKey`] for a key no API has; otherwise as [`Message::decode`].
     pub fn decode(key: i16, buf: &mut Bytes, version: ApiVersion) -> Result<Self, DecodeError> {
         match key {
-            0 => Ok(ResponseKind::Produce(ProduceResponse::decode(
-                buf, version,
-            )?)),
+            0 => Ok(ResponseKind::Produce(ProduceResponse::decode(buf, version)?)),
             1 => Ok(ResponseKind::Fetch(FetchResponse::decode(buf, version)?)),
-            2 => Ok(ResponseKind::ListOffsets(ListOffsetsResponse::decode(
-                buf, version,
-            )?)),
-            3 => Ok(ResponseKind::Metadata(MetadataResponse::decode(
-                buf, version,
-            )?)),
-            4 => Ok(ResponseKind::LeaderAndIsr(LeaderAndIsrResponse::decode(
-                buf, version,
-            )?)),
-            5 => Ok(ResponseKind::StopReplica(StopReplicaResponse::decode(
-                buf, version,
-            )?)),
-            6 => Ok(ResponseKind::UpdateMetadata(
-                UpdateMetadataResponse::decode(buf, version)?,
-            )),
-            7 => Ok(ResponseKind::ControlledShutdown(
-                ControlledShutdownResponse::decode(buf, version)?,
-            )),
-            8 => Ok(ResponseKind::OffsetCommit(OffsetCommitResponse::decode(
-                buf, version,
-            )?)),
-            9 => Ok(ResponseKind::OffsetFetch(OffsetFetchResponse::decode(
-                buf, version,
-            )?)),
-            10 => Ok(ResponseKind::FindCoordinator(
-                FindCoordinatorResponse::decode(buf, version)?,
-            )),
-            11 => Ok(ResponseKind::JoinGroup(JoinGroupResponse::decode(
-                buf, version,
-            )?)),
-            12 => Ok(ResponseKind::Heartbeat(HeartbeatResponse::decode(
-                buf, version,
-            )?)),
-            13 => Ok(ResponseKind::LeaveGroup(LeaveGroupResponse::decode(
-                buf, version,
-            )?)),
-            14 => Ok(ResponseKind::SyncGroup(SyncGroupResponse::decode(
-                buf, version,
-            )?)),
-            15 => Ok(ResponseKind::DescribeGroups(
-                DescribeGroupsResponse::decode(buf, version)?,
-            )),
-            16 => Ok(ResponseKind::ListGroups(ListGroupsResponse::decode(
-                buf, version,
-            )?)),
-            17 => Ok(ResponseKind::SaslHandshake(SaslHandshakeResponse::decode(
-                buf, version,
-            )?)),
-            18 => Ok(ResponseKind::ApiVersions(ApiVersionsResponse::decode(
-                buf, version,
-            )?)),
-            19 => Ok(ResponseKind::CreateTopics(CreateTopicsResponse::decode(
-                buf, version,
-            )?)),
-            20 => Ok(ResponseKind::DeleteTopics(DeleteTopicsResponse::decode(
-                buf, version,
-            )?)),
-            21 => Ok(ResponseKind::DeleteRecords(DeleteRecordsResponse::decode(
-                buf, version,
-            )?)),
-            22 => Ok(ResponseKind::InitProducerId(
-                InitProducerIdResponse::decode(buf, version)?,
-            )),
-            23 => Ok(ResponseKind::OffsetForLeaderEpoch(
-                OffsetForLeaderEpochResponse::decode(buf, version)?,
-            )),
-            24 => Ok(ResponseKind::AddPartitionsToTxn(
-                AddPartitionsToTxnResponse::decode(buf, version)?,
-            )),
-            25 => Ok(ResponseKind::AddOffsetsToTxn(
-                AddOffsetsToTxnResponse::decode(buf, version)?,
-            )),
+            2 => Ok(ResponseKind::ListOffsets(ListOffsetsResponse::decode(buf, version)?)),
+            3 => Ok(ResponseKind::Metadata(MetadataResponse::decode(buf, version)?)),
+            4 => Ok(ResponseKind::LeaderAndIsr(LeaderAndIsrResponse::decode(buf, version)?)),
+            5 => Ok(ResponseKind::StopReplica(StopReplicaResponse::decode(buf, version)?)),
+            6 => Ok(ResponseKind::UpdateMetadata(UpdateMetadataResponse::decode(buf, version)?)),
+            7 => Ok(ResponseKind::ControlledShutdown(ControlledShutdownResponse::decode(buf, version)?)),
+            8 => Ok(ResponseKind::OffsetCommit(OffsetCommitResponse::decode(buf, version)?)),
+            9 => Ok(ResponseKind::OffsetFetch(OffsetFetchResponse::decode(buf, version)?)),
+            10 => Ok(ResponseKind::FindCoordinator(FindCoordinatorResponse::decode(buf, version)?)),
+            11 => Ok(ResponseKind::JoinGroup(JoinGroupResponse::decode(buf, version)?)),
+            12 => Ok(ResponseKind::Heartbeat(HeartbeatResponse::decode(buf, version)?)),
+            13 => Ok(ResponseKind::LeaveGroup(LeaveGroupResponse::decode(buf, version)?)),
+            14 => Ok(ResponseKind::SyncGroup(SyncGroupResponse::decode(buf, version)?)),
+            15 => Ok(ResponseKind::DescribeGroups(DescribeGroupsResponse::decode(buf, version)?)),
+            16 => Ok(ResponseKind::ListGroups(ListGroupsResponse::decode(buf, version)?)),
+            17 => Ok(ResponseKind::SaslHandshake(SaslHandshakeResponse::decode(buf, version)?)),
+            18 => Ok(ResponseKind::ApiVersions(ApiVersionsResponse::decode(buf, version)?)),
+            19 => Ok(ResponseKind::CreateTopics(CreateTopicsResponse::decode(buf, version)?)),
+            20 => Ok(ResponseKind::DeleteTopics(DeleteTopicsResponse::decode(buf, version)?)),
+            21 => Ok(ResponseKind::DeleteRecords(DeleteRecordsResponse::decode(buf, version)?)),
+            22 => Ok(ResponseKind::InitProducerId(InitProducerIdResponse::decode(buf, version)?)),
+            23 => Ok(ResponseKind::OffsetForLeaderEpoch(OffsetForLeaderEpochResponse::decode(buf, version)?)),
+            24 => Ok(ResponseKind::AddPartitionsToTxn(AddPartitionsToTxnResponse::decode(buf, version)?)),
+            25 => Ok(ResponseKind::AddOffsetsToTxn(AddOffsetsToTxnResponse::decode(buf, version)?)),
             26 => Ok(ResponseKind::EndTxn(EndTxnResponse::decode(buf, version)?)),
-            27 => Ok(ResponseKind::WriteTxnMarkers(
-                WriteTxnMarkersResponse::decode(buf, version)?,
-            )),
-            28 => Ok(ResponseKind::TxnOffsetCommit(
-                TxnOffsetCommitResponse::decode(buf, version)?,
-            )),
-            29 => Ok(ResponseKind::DescribeAcls(DescribeAclsResponse::decode(
+            27 => Ok(ResponseKind::WriteTxnMarkers(WriteTxnMarkersResponse::decode(buf, version)?)),
+            28 => Ok(ResponseKind::TxnOffsetCommit(TxnOffsetCommitResponse::decode(buf, version)?)),
+            29 => Ok(ResponseKind::DescribeAcls(DescribeAclsResponse::decode(buf, version)?)),
+            30 => Ok(ResponseKind::CreateAcls(CreateAclsResponse::decode(buf, version)?)),
+            31 => Ok(ResponseKind::DeleteAcls(DeleteAclsResponse::decode(buf, version)?)),
+            32 => Ok(ResponseKind::DescribeConfigs(DescribeConfigsResponse::decode(buf, version)?)),
+            33 => Ok(ResponseKind::AlterConfigs(AlterConfigsResponse::decode(buf, version)?)),
+            34 => Ok(ResponseKind::AlterReplicaLogDirs(AlterReplicaLogDirsResponse::decode(buf, version)?)),
+            35 => Ok(ResponseKind::DescribeLogDirs(DescribeLogDirsResponse::decode(buf, version)?)),
+            36 => Ok(ResponseKind::SaslAuthenticate(SaslAuthenticateResponse::decode(buf, version)?)),
+            37 => Ok(ResponseKind::CreatePartitions(CreatePartitionsResponse::decode(buf, version)?)),
+            38 => Ok(ResponseKind::CreateDelegationToken(CreateDelegationTokenResponse::decode(buf, version)?)),
+            39 => Ok(ResponseKind::RenewDelegationToken(RenewDelegationTokenResponse::decode(buf, version)?)),
+            40 => Ok(ResponseKind::ExpireDelegationToken(ExpireDelegationTokenResponse::decode(buf, version)?)),
+            41 => Ok(ResponseKind::DescribeDelegationToken(DescribeDelegationTokenResponse::decode(buf, version)?)),
+            42 => Ok(ResponseKind::DeleteGroups(DeleteGroupsResponse::decode(buf, version)?)),
+            43 => Ok(ResponseKind::ElectLeaders(ElectLeadersResponse::decode(buf, version)?)),
+            44 => Ok(ResponseKind::IncrementalAlterConfigs(IncrementalAlterConfigsResponse::decode(buf, version)?)),
+            45 => Ok(ResponseKind::AlterPartitionReassignments(AlterPartitionReassignmentsResponse::decode(
                 buf, version,
             )?)),
-            30 => Ok(ResponseKind::CreateAcls(CreateAclsResponse::decode(
+            46 => {
+                Ok(ResponseKind::ListPartitionReassignments(ListPartitionReassignmentsResponse::decode(buf, version)?))
+            }
+            47 => Ok(ResponseKind::OffsetDelete(OffsetDeleteResponse::decode(buf, version)?)),
+            48 => Ok(ResponseKind::DescribeClientQuotas(DescribeClientQuotasResponse::decode(buf, version)?)),
+            49 => Ok(ResponseKind::AlterClientQuotas(AlterClientQuotasResponse::decode(buf, version)?)),
+            50 => Ok(ResponseKind::DescribeUserScramCredentials(DescribeUserScramCredentialsResponse::decode(
                 buf, version,
             )?)),
-            31 => Ok(ResponseKind::DeleteAcls(DeleteAclsResponse::decode(
-                buf, version,
-            )?)),
-            32 => Ok(ResponseKind::DescribeConfigs(
-                DescribeConfigsResponse::decode(buf, version)?,
-            )),
-            33 => Ok(ResponseKind::AlterConfigs(AlterConfigsResponse::decode(
-                buf, version,
-            )?)),
-            34 => Ok(ResponseKind::AlterReplicaLogDirs(
-                AlterReplicaLogDirsResponse::decode(buf, version)?,
-            )),
-            35 => Ok(ResponseKind::DescribeLogDirs(
-                DescribeLogDirsResponse::decode(buf, version)?,
-            )),
-            36 => Ok(ResponseKind::SaslAuthenticate(
-                SaslAuthenticateResponse::decode(buf, version)?,
-            )),
-            37 => Ok(ResponseKind::CreatePartitions(
-                CreatePartitionsResponse::decode(buf, version)?,
-            )),
-            38 => Ok(ResponseKind::CreateDelegationToken(
-                CreateDelegationTokenResponse::decode(buf, version)?,
-            )),
-            39 => Ok(ResponseKind::RenewDelegationToken(
-                RenewDelegationTokenResponse::decode(buf, version)?,
-            )),
-            40 => Ok(ResponseKind::ExpireDelegationToken(
-                ExpireDelegationTokenResponse::decode(buf, version)?,
-            )),
-            41 => Ok(ResponseKind::DescribeDelegationToken(
-                DescribeDelegationTokenResponse::decode(buf, version)?,
-            )),
-            42 => Ok(ResponseKind::DeleteGroups(DeleteGroupsResponse::decode(
-                buf, version,
-            )?)),
-            43 => Ok(ResponseKind::ElectLeaders(ElectLeadersResponse::decode(
-                buf, version,
-            )?)),
-            44 => Ok(ResponseKind::IncrementalAlterConfigs(
-                IncrementalAlterConfigsResponse::decode(buf, version)?,
-            )),
-            45 => Ok(ResponseKind::AlterPartitionReassignments(
-                AlterPartitionReassignmentsResponse::decode(buf, version)?,
-            )),
-            46 => Ok(ResponseKind::ListPartitionReassignments(
-                ListPartitionReassignmentsResponse::decode(buf, version)?,
-            )),
-            47 => Ok(ResponseKind::OffsetDelete(OffsetDeleteResponse::decode(
-                buf, version,
-            )?)),
-            48 => Ok(ResponseKind::DescribeClientQuotas(
-                DescribeClientQuotasResponse::decode(buf, version)?,
-            )),
-            49 => Ok(ResponseKind::AlterClientQuotas(
-                AlterClientQuotasResponse::decode(buf, version)?,
-            )),
-            50 => Ok(ResponseKind::DescribeUserScramCredentials(
-                DescribeUserScramCredentialsResponse::decode(buf, version)?,
-            )),
-            51 => Ok(ResponseKind::AlterUserScramCredentials(
-                AlterUserScramCredentialsResponse::decode(buf, version)?,
-            )),
+            51 => Ok(ResponseKind::AlterUserScramCredentials(AlterUserScramCredentialsResponse::decode(buf, version)?)),
             52 => Ok(ResponseKind::Vote(VoteResponse::decode(buf, version)?)),
-            53 => Ok(ResponseKind::BeginQuorumEpoch(
-                BeginQuorumEpochResponse::decode(buf, version)?,
-            )),
-            54 => Ok(ResponseKind::EndQuorumEpoch(
-                EndQuorumEpochResponse::decode(buf, version)?,
-            )),
-            55 => Ok(ResponseKind::DescribeQuorum(
-                DescribeQuorumResponse::decode(buf, version)?,
-            )),
-            56 => Ok(ResponseKind::AlterPartition(
-                AlterPartitionResponse::decode(buf, version)?,
-            )),
-            57 => Ok(ResponseKind::UpdateFeatures(
-                UpdateFeaturesResponse::decode(buf, version)?,
-            )),
-            58 => Ok(ResponseKind::Envelope(EnvelopeResponse::decode(
-                buf, version,
-            )?)),
-            59 => Ok(ResponseKind::FetchSnapshot(FetchSnapshotResponse::decode(
-                buf, version,
-            )?)),
-            60 => Ok(ResponseKind::DescribeCluster(
-                DescribeClusterResponse::decode(buf, version)?,
-            )),
-            61 => Ok(ResponseKind::DescribeProducers(
-                DescribeProducersResponse::decode(buf, version)?,
-            )),
-            62 => Ok(ResponseKind::BrokerRegistration(
-                BrokerRegistrationResponse::decode(buf, version)?,
-            )),
-            63 => Ok(ResponseKind::BrokerHeartbeat(
-                BrokerHeartbeatResponse::decode(buf, version)?,
-            )),
-            64 => Ok(ResponseKind::UnregisterBroker(
-                UnregisterBrokerResponse::decode(buf, version)?,
-            )),
-            65 => Ok(ResponseKind::DescribeTransactions(
-                DescribeTransactionsResponse::decode(buf, version)?,
-            )),
-            66 => Ok(ResponseKind::ListTransactions(
-                ListTransactionsResponse::decode(buf, version)?,
-            )),
-            67 => Ok(ResponseKind::AllocateProducerIds(
-                AllocateProducerIdsResponse::decode(buf, version)?,
-            )),
-            68 => Ok(ResponseKind::ConsumerGroupHeartbeat(
-                ConsumerGroupHeartbeatResponse::decode(buf, version)?,
-            )),
-            69 => Ok(ResponseKind::ConsumerGroupDescribe(
-                ConsumerGroupDescribeResponse::decode(buf, version)?,
-            )),
-            70 => Ok(ResponseKind::ControllerRegistration(
-                ControllerRegistrationResponse::decode(buf, version)?,
-            )),
-            71 => Ok(ResponseKind::GetTelemetrySubscriptions(
-                GetTelemetrySubscriptionsResponse::decode(buf, version)?,
-            )),
-            72 => Ok(ResponseKind::PushTelemetry(PushTelemetryResponse::decode(
-                buf, version,
-            )?)),
-            73 => Ok(ResponseKind::AssignReplicasToDirs(
-                AssignReplicasToDirsResponse::decode(buf, version)?,
-            )),
-            74 => Ok(ResponseKind::ListClientMetricsResources(
-                ListClientMetricsResourcesResponse::decode(buf, version)?,
-            )),
-            75 => Ok(ResponseKind::DescribeTopicPartitions(
-                DescribeTopicPartitionsResponse::decode(buf, version)?,
-            )),
-            76 => Ok(ResponseKind::ShareGroupHeartbeat(
-                ShareGroupHeartbeatResponse::decode(buf, version)?,
-            )),
-            77 => Ok(ResponseKind::ShareGroupDescribe(
-                ShareGroupDescribeResponse::decode(buf, version)?,
-            )),
-            78 => Ok(ResponseKind::ShareFetch(ShareFetchResponse::decode(
-                buf, version,
-            )?)),
-            79 => Ok(ResponseKind::ShareAcknowledge(
-                ShareAcknowledgeResponse::decode(buf, version)?,
-            )),
-            80 => Ok(ResponseKind::AddRaftVoter(AddRaftVoterResponse::decode(
-                buf, version,
-            )?)),
-            81 => Ok(ResponseKind::RemoveRaftVoter(
-                RemoveRaftVoterResponse::decode(buf, version)?,
-            )),
-            82 => Ok(ResponseKind::UpdateRaftVoter(
-                UpdateRaftVoterResponse::decode(buf, version)?,
-            )),
-            83 => Ok(ResponseKind::InitializeShareGroupState(
-                InitializeShareGroupStateResponse::decode(buf, version)?,
-            )),
-            84 => Ok(ResponseKind::ReadShareGroupState(
-                ReadShareGroupStateResponse::decode(buf, version)?,
-            )),
-            85 => Ok(ResponseKind::WriteShareGroupState(
-                WriteShareGroupStateResponse::decode(buf, version)?,
-            )),
-            86 => Ok(ResponseKind::DeleteShareGroupState(
-                DeleteShareGroupStateResponse::decode(buf, version)?,
-            )),
-            87 => Ok(ResponseKind::ReadShareGroupStateSummary(
-                ReadShareGroupStateSummaryResponse::decode(buf, version)?,
-            )),
+            53 => Ok(ResponseKind::BeginQuorumEpoch(BeginQuorumEpochResponse::decode(buf, version)?)),
+            54 => Ok(ResponseKind::EndQuorumEpoch(EndQuorumEpochResponse::decode(buf, version)?)),
+            55 => Ok(ResponseKind::DescribeQuorum(DescribeQuorumResponse::decode(buf, version)?)),
+            56 => Ok(ResponseKind::AlterPartition(AlterPartitionResponse::decode(buf, version)?)),
+            57 => Ok(ResponseKind::UpdateFeatures(UpdateFeaturesResponse::decode(buf, version)?)),
+            58 => Ok(ResponseKind::Envelope(EnvelopeResponse::decode(buf, version)?)),
+            59 => Ok(ResponseKind::FetchSnapshot(FetchSnapshotResponse::decode(buf, version)?)),
+            60 => Ok(ResponseKind::DescribeCluster(DescribeClusterResponse::decode(buf, version)?)),
+            61 => Ok(ResponseKind::DescribeProducers(DescribeProducersResponse::decode(buf, version)?)),
+            62 => Ok(ResponseKind::BrokerRegistration(BrokerRegistrationResponse::decode(buf, version)?)),
+            63 => Ok(ResponseKind::BrokerHeartbeat(BrokerHeartbeatResponse::decode(buf, version)?)),
+            64 => Ok(ResponseKind::UnregisterBroker(UnregisterBrokerResponse::decode(buf, version)?)),
+            65 => Ok(ResponseKind::DescribeTransactions(DescribeTransactionsResponse::decode(buf, version)?)),
+            66 => Ok(ResponseKind::ListTransactions(ListTransactionsResponse::decode(buf, version)?)),
+            67 => Ok(ResponseKind::AllocateProducerIds(AllocateProducerIdsResponse::decode(buf, version)?)),
+            68 => Ok(ResponseKind::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse::decode(buf, version)?)),
+            69 => Ok(ResponseKind::ConsumerGroupDescribe(ConsumerGroupDescribeResponse::decode(buf, version)?)),
+            70 => Ok(ResponseKind::ControllerRegistration(ControllerRegistrationResponse::decode(buf, version)?)),
+            71 => Ok(ResponseKind::GetTelemetrySubscriptions(GetTelemetrySubscriptionsResponse::decode(buf, version)?)),
+            72 => Ok(ResponseKind::PushTelemetry(PushTelemetryResponse::decode(buf, version)?)),
+            73 => Ok(ResponseKind::AssignReplicasToDirs(AssignReplicasToDirsResponse::decode(buf, version)?)),
+            74 => {
+                Ok(ResponseKind::ListClientMetricsResources(ListClientMetricsResourcesResponse::decode(buf, version)?))
+            }
+            75 => Ok(ResponseKind::DescribeTopicPartitions(DescribeTopicPartitionsResponse::decode(buf, version)?)),
+            76 => Ok(ResponseKind::ShareGroupHeartbeat(ShareGroupHeartbeatResponse::decode(buf, version)?)),
+            77 => Ok(ResponseKind::ShareGroupDescribe(ShareGroupDescribeResponse::decode(buf, version)?)),
+            78 => Ok(ResponseKind::ShareFetch(ShareFetchResponse::decode(buf, version)?)),
+            79 => Ok(ResponseKind::ShareAcknowledge(ShareAcknowledgeResponse::decode(buf, version)?)),
+            80 => Ok(ResponseKind::AddRaftVoter(AddRaftVoterResponse::decode(buf, version)?)),
+            81 => Ok(ResponseKind::RemoveRaftVoter(RemoveRaftVoterResponse::decode(buf, version)?)),
+            82 => Ok(ResponseKind::UpdateRaftVoter(UpdateRaftVoterResponse::decode(buf, version)?)),
+            83 => Ok(ResponseKind::InitializeShareGroupState(InitializeShareGroupStateResponse::decode(buf, version)?)),
+            84 => Ok(ResponseKind::ReadShareGroupState(ReadShareGroupStateResponse::decode(buf, version)?)),
+            85 => Ok(ResponseKind::WriteShareGroupState(WriteShareGroupStateResponse::decode(buf, version)?)),
+            86 => Ok(ResponseKind::DeleteShareGroupState(DeleteShareGroupStateResponse::decode(buf, version)?)),
+            87 => {
+                Ok(ResponseKind::ReadShareGroupStateSummary(ReadShareGroupStateSummaryResponse::decode(buf, version)?))
+            }
             _ => Err(DecodeError::new(DecodeErrorKind::UnknownApiKey(key))),
         }
     }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `OffsetCommitRequest` (API key 8): versions 0-9.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -92,8 +86,7 @@ impl Struct for OffsetCommitRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("OffsetCommitRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetCommitRequest", "GroupId"))?;
         }
 
         if v >= 1 {
@@ -101,8 +94,7 @@ impl Struct for OffsetCommitRequest {
         }
 
         if v >= 1 {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("OffsetCommitRequest", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("OffsetCommitRequest", "MemberId"))?;
         }
         if !(v >= 7) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -118,8 +110,7 @@ impl Struct for OffsetCommitRequest {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("OffsetCommitRequest", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("OffsetCommitRequest", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -136,8 +127,7 @@ impl Struct for OffsetCommitRequest {
             put_i64(buf, *(&self.retention_time_ms));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("OffsetCommitRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetCommitRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -174,9 +164,7 @@ impl Struct for OffsetCommitRequest {
             n += (if v >= 7 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if (v >= 2 && v <= 4) {
@@ -199,39 +187,32 @@ impl Struct for OffsetCommitRequest {
         let flex = v >= 8;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if v >= 1 {
-            this.generation_id_or_member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("generation_id_or_member_epoch"))?;
+            this.generation_id_or_member_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id_or_member_epoch"))?;
         }
         if v >= 1 {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 7 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 7 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if (v >= 2 && v <= 4) {
-            this.retention_time_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("retention_time_ms"))?;
+            this.retention_time_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("retention_time_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<OffsetCommitRequestTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetCommitRequestTopic::min_size(v),
-                    |buf| Ok(OffsetCommitRequestTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetCommitRequestTopic::min_size(v), |buf| {
+                    Ok(OffsetCommitRequestTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -240,9 +221,7 @@ impl Struct for OffsetCommitRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -252,11 +231,7 @@ impl Struct for OffsetCommitRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 12, 20, 20, 20, 12, 12, 14, 9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -266,16 +241,8 @@ impl Struct for OffsetCommitRequest {
         let _ = flex;
         ((
             crate::testing::string(),
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(-1).boxed() },
+            if v >= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 7 {
                 if v >= 7 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -285,11 +252,7 @@ impl Struct for OffsetCommitRequest {
             } else {
                 Just(None).boxed()
             },
-            if (v >= 2 && v <= 4) {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if (v >= 2 && v <= 4) { any::<i64>().boxed() } else { Just(-1).boxed() },
             proptest::collection::vec(OffsetCommitRequestTopic::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
@@ -456,34 +419,31 @@ impl Struct for OffsetCommitRequestPartition {
         let flex = v >= 8;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.committed_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("committed_offset"))?;
+            this.committed_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("committed_offset"))?;
         }
         if v >= 6 {
-            this.committed_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("committed_leader_epoch"))?;
+            this.committed_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("committed_leader_epoch"))?;
         }
         if (v >= 1 && v <= 1) {
-            this.commit_timestamp = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("commit_timestamp"))?;
+            this.commit_timestamp =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("commit_timestamp"))?;
         }
         if true {
-            this.committed_metadata =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("committed_metadata"))?;
+            this.committed_metadata = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("committed_metadata"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -493,11 +453,7 @@ impl Struct for OffsetCommitRequestPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [14, 22, 14, 14, 14, 14, 18, 18, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -508,16 +464,8 @@ impl Struct for OffsetCommitRequestPartition {
         ((
             any::<i32>().boxed(),
             any::<i64>().boxed(),
-            if v >= 6 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if (v >= 1 && v <= 1) {
-                any::<i64>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 6 { any::<i32>().boxed() } else { Just(-1).boxed() },
+            if (v >= 1 && v <= 1) { any::<i64>().boxed() } else { Just(-1).boxed() },
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
@@ -558,11 +506,7 @@ pub struct OffsetCommitRequestTopic {
 
 impl Default for OffsetCommitRequestTopic {
     fn default() -> Self {
-        OffsetCommitRequestTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetCommitRequestTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -585,8 +529,7 @@ impl Struct for OffsetCommitRequestTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OffsetCommitRequestTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetCommitRequestTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -619,10 +562,7 @@ impl Struct for OffsetCommitRequestTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -637,17 +577,13 @@ impl Struct for OffsetCommitRequestTopic {
         let flex = v >= 8;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<OffsetCommitRequestPartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetCommitRequestPartition::min_size(v),
-                    |buf| Ok(OffsetCommitRequestPartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetCommitRequestPartition::min_size(v), |buf| {
+                    Ok(OffsetCommitRequestPartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -656,9 +592,7 @@ impl Struct for OffsetCommitRequestTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -668,11 +602,7 @@ impl Struct for OffsetCommitRequestTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 6, 6, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `OffsetCommitResponse` (API key 8): versions 0-9.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct OffsetCommitResponse {
 
 impl Default for OffsetCommitResponse {
     fn default() -> Self {
-        OffsetCommitResponse {
-            throttle_time_ms: 0,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetCommitResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -60,8 +50,7 @@ impl Struct for OffsetCommitResponse {
             put_i32(buf, *(&self.throttle_time_ms));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("OffsetCommitResponse", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetCommitResponse", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -105,17 +94,14 @@ impl Struct for OffsetCommitResponse {
         let flex = v >= 8;
         let mut this = Self::default();
         if v >= 3 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<OffsetCommitResponseTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetCommitResponseTopic::min_size(v),
-                    |buf| Ok(OffsetCommitResponseTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetCommitResponseTopic::min_size(v), |buf| {
+                    Ok(OffsetCommitResponseTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -124,9 +110,7 @@ impl Struct for OffsetCommitResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -136,11 +120,7 @@ impl Struct for OffsetCommitResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [4, 4, 4, 8, 8, 8, 8, 8, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -149,23 +129,17 @@ impl Struct for OffsetCommitResponse {
         let flex = v >= 8;
         let _ = flex;
         ((
-            if v >= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 3 { any::<i32>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(OffsetCommitResponseTopic::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -184,11 +158,7 @@ pub struct OffsetCommitResponsePartition {
 
 impl Default for OffsetCommitResponsePartition {
     fn default() -> Self {
-        OffsetCommitResponsePartition {
-            partition_index: 0,
-            error_code: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetCommitResponsePartition { partition_index: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -254,21 +224,18 @@ impl Struct for OffsetCommitResponsePartition {
         let flex = v >= 8;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -278,11 +245,7 @@ impl Struct for OffsetCommitResponsePartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 6, 6, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -290,20 +253,14 @@ impl Struct for OffsetCommitResponsePartition {
         use proptest::prelude::*;
         let flex = v >= 8;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_partition_index, f_error_code, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_partition_index, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -322,11 +279,7 @@ pub struct OffsetCommitResponseTopic {
 
 impl Default for OffsetCommitResponseTopic {
     fn default() -> Self {
-        OffsetCommitResponseTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetCommitResponseTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -349,8 +302,7 @@ impl Struct for OffsetCommitResponseTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OffsetCommitResponseTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetCommitResponseTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -383,10 +335,7 @@ impl Struct for OffsetCommitResponseTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -401,17 +350,13 @@ impl Struct for OffsetCommitResponseTopic {
         let flex = v >= 8;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<OffsetCommitResponsePartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetCommitResponsePartition::min_size(v),
-                    |buf| Ok(OffsetCommitResponsePartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetCommitResponsePartition::min_size(v), |buf| {
+                    Ok(OffsetCommitResponsePartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -420,9 +365,7 @@ impl Struct for OffsetCommitResponseTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -432,11 +375,7 @@ impl Struct for OffsetCommitResponseTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 6, 6, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `OffsetDeleteRequest` (API key 47): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct OffsetDeleteRequest {
 
 impl Default for OffsetDeleteRequest {
     fn default() -> Self {
-        OffsetDeleteRequest {
-            group_id: String::new(),
-            topics: Vec::new(),
-        }
+        OffsetDeleteRequest { group_id: String::new(), topics: Vec::new() }
     }
 }
 
@@ -53,12 +44,10 @@ impl Struct for OffsetDeleteRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("OffsetDeleteRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetDeleteRequest", "GroupId"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("OffsetDeleteRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -85,17 +74,14 @@ impl Struct for OffsetDeleteRequest {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<OffsetDeleteRequestTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetDeleteRequestTopic::min_size(v),
-                    |buf| Ok(OffsetDeleteRequestTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetDeleteRequestTopic::min_size(v), |buf| {
+                    Ok(OffsetDeleteRequestTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -105,11 +91,7 @@ impl Struct for OffsetDeleteRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -117,10 +99,7 @@ impl Struct for OffsetDeleteRequest {
         use proptest::prelude::*;
         let flex = false;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            proptest::collection::vec(OffsetDeleteRequestTopic::strategy(v), 0..3).boxed(),
-        ),)
+        ((crate::testing::string(), proptest::collection::vec(OffsetDeleteRequestTopic::strategy(v), 0..3).boxed()),)
             .prop_map(move |((f_group_id, f_topics),)| {
                 let mut this = Self::default();
                 this.group_id = f_group_id;
@@ -178,8 +157,8 @@ impl Struct for OffsetDeleteRequestPartition {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         let _ = (flex, &buf);
         Ok(this)
@@ -187,11 +166,7 @@ impl Struct for OffsetDeleteRequestPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -221,10 +196,7 @@ pub struct OffsetDeleteRequestTopic {
 
 impl Default for OffsetDeleteRequestTopic {
     fn default() -> Self {
-        OffsetDeleteRequestTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-        }
+        OffsetDeleteRequestTopic { name: String::new(), partitions: Vec::new() }
     }
 }
 
@@ -247,8 +219,7 @@ impl Struct for OffsetDeleteRequestTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OffsetDeleteRequestTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteRequestTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -269,10 +240,7 @@ impl Struct for OffsetDeleteRequestTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         let _ = flex;
         n
@@ -282,17 +250,13 @@ impl Struct for OffsetDeleteRequestTopic {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<OffsetDeleteRequestPartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetDeleteRequestPartition::min_size(v),
-                    |buf| Ok(OffsetDeleteRequestPartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetDeleteRequestPartition::min_size(v), |buf| {
+                    Ok(OffsetDeleteRequestPartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -302,11 +266,7 @@ impl Struct for OffsetDeleteRequestTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -314,17 +274,12 @@ impl Struct for OffsetDeleteRequestTopic {
         use proptest::prelude::*;
         let flex = false;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            proptest::collection::vec(OffsetDeleteRequestPartition::strategy(v), 0..3).boxed(),
-        ),)
-            .prop_map(move |((f_name, f_partitions),)| {
-                let mut this = Self::default();
-                this.name = f_name;
-                this.partitions = f_partitions;
-                this
-            })
-            .boxed()
+        ((crate::testing::string(), proptest::collection::vec(OffsetDeleteRequestPartition::strategy(v), 0..3).boxed(),),).prop_map(move |((f_name, f_partitions,),)| {
+            let mut this = Self::default();
+            this.name = f_name;
+            this.partitions = f_partitions;
+            this
+        }).boxed()
     }
 }
 

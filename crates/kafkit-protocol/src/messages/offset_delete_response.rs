@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `OffsetDeleteResponse` (API key 47): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct OffsetDeleteResponse {
 
 impl Default for OffsetDeleteResponse {
     fn default() -> Self {
-        OffsetDeleteResponse {
-            error_code: 0,
-            throttle_time_ms: 0,
-            topics: Vec::new(),
-        }
+        OffsetDeleteResponse { error_code: 0, throttle_time_ms: 0, topics: Vec::new() }
     }
 }
 
@@ -68,8 +58,7 @@ impl Struct for OffsetDeleteResponse {
             put_i32(buf, *(&self.throttle_time_ms));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("OffsetDeleteResponse", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteResponse", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -99,21 +88,17 @@ impl Struct for OffsetDeleteResponse {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<OffsetDeleteResponseTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetDeleteResponseTopic::min_size(v),
-                    |buf| Ok(OffsetDeleteResponseTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetDeleteResponseTopic::min_size(v), |buf| {
+                    Ok(OffsetDeleteResponseTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -123,11 +108,7 @@ impl Struct for OffsetDeleteResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -163,10 +144,7 @@ pub struct OffsetDeleteResponsePartition {
 
 impl Default for OffsetDeleteResponsePartition {
     fn default() -> Self {
-        OffsetDeleteResponsePartition {
-            partition_index: 0,
-            error_code: 0,
-        }
+        OffsetDeleteResponsePartition { partition_index: 0, error_code: 0 }
     }
 }
 
@@ -215,12 +193,11 @@ impl Struct for OffsetDeleteResponsePartition {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         let _ = (flex, &buf);
         Ok(this)
@@ -228,11 +205,7 @@ impl Struct for OffsetDeleteResponsePartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -263,10 +236,7 @@ pub struct OffsetDeleteResponseTopic {
 
 impl Default for OffsetDeleteResponseTopic {
     fn default() -> Self {
-        OffsetDeleteResponseTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-        }
+        OffsetDeleteResponseTopic { name: String::new(), partitions: Vec::new() }
     }
 }
 
@@ -289,8 +259,7 @@ impl Struct for OffsetDeleteResponseTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OffsetDeleteResponseTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteResponseTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -311,10 +280,7 @@ impl Struct for OffsetDeleteResponseTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         let _ = flex;
         n
@@ -324,17 +290,13 @@ impl Struct for OffsetDeleteResponseTopic {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<OffsetDeleteResponsePartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetDeleteResponsePartition::min_size(v),
-                    |buf| Ok(OffsetDeleteResponsePartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetDeleteResponsePartition::min_size(v), |buf| {
+                    Ok(OffsetDeleteResponsePartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -344,11 +306,7 @@ impl Struct for OffsetDeleteResponseTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `OffsetFetchRequest` (API key 9): versions 0-9.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -81,8 +75,7 @@ impl Struct for OffsetFetchRequest {
             });
         }
         if v <= 7 {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("OffsetFetchRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetFetchRequest", "GroupId"))?;
         }
         if !(v <= 7) && !(self.topics == Some(Vec::new())) {
             return Err(EncodeError::FieldNotInVersion {
@@ -95,12 +88,10 @@ impl Struct for OffsetFetchRequest {
             if (v >= 2 && v <= 7) {
                 match (&self.topics) {
                     None => {
-                        put_array_len(buf, None, flex)
-                            .map_err(|e| e.at("OffsetFetchRequest", "Topics"))?;
+                        put_array_len(buf, None, flex).map_err(|e| e.at("OffsetFetchRequest", "Topics"))?;
                     }
                     Some(a) => {
-                        put_array_len(buf, Some(a.len()), flex)
-                            .map_err(|e| e.at("OffsetFetchRequest", "Topics"))?;
+                        put_array_len(buf, Some(a.len()), flex).map_err(|e| e.at("OffsetFetchRequest", "Topics"))?;
                         for e in a.iter() {
                             e.encode_inner(buf, v)?;
                         }
@@ -109,8 +100,7 @@ impl Struct for OffsetFetchRequest {
             } else {
                 match (&self.topics) {
                     Some(x) => {
-                        put_array_len(buf, Some(x.len()), flex)
-                            .map_err(|e| e.at("OffsetFetchRequest", "Topics"))?;
+                        put_array_len(buf, Some(x.len()), flex).map_err(|e| e.at("OffsetFetchRequest", "Topics"))?;
                         for e in x.iter() {
                             e.encode_inner(buf, v)?;
                         }
@@ -133,8 +123,7 @@ impl Struct for OffsetFetchRequest {
             });
         }
         if v >= 8 {
-            put_array_len(buf, Some((&self.groups).len()), flex)
-                .map_err(|e| e.at("OffsetFetchRequest", "Groups"))?;
+            put_array_len(buf, Some((&self.groups).len()), flex).map_err(|e| e.at("OffsetFetchRequest", "Groups"))?;
             for e in (&self.groups).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -175,15 +164,11 @@ impl Struct for OffsetFetchRequest {
             n += (if (v >= 2 && v <= 7) {
                 match (&self.topics) {
                     None => len_array_len(None, flex),
-                    Some(a) => {
-                        (len_array_len(Some(a.len()), flex)
-                            + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                    }
+                    Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 }
             } else {
                 (&self.topics).as_ref().map_or(0, |x| {
-                    (len_array_len(Some(x.len()), flex)
-                        + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
+                    (len_array_len(Some(x.len()), flex) + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
                 })
             });
         }
@@ -207,8 +192,8 @@ impl Struct for OffsetFetchRequest {
         let flex = v >= 6;
         let mut this = Self::default();
         if v <= 7 {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if v <= 7 {
             this.topics = (|| -> DResult<Option<Vec<OffsetFetchRequestTopic>>> {
@@ -217,39 +202,31 @@ impl Struct for OffsetFetchRequest {
                         Ok(OffsetFetchRequestTopic::decode_inner(buf, v)?)
                     })?
                 } else {
-                    Some(get_array(
-                        buf,
-                        flex,
-                        OffsetFetchRequestTopic::min_size(v),
-                        |buf| Ok(OffsetFetchRequestTopic::decode_inner(buf, v)?),
-                    )?)
+                    Some(get_array(buf, flex, OffsetFetchRequestTopic::min_size(v), |buf| {
+                        Ok(OffsetFetchRequestTopic::decode_inner(buf, v)?)
+                    })?)
                 })
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 8 {
             this.groups = (|| -> DResult<Vec<OffsetFetchRequestGroup>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetFetchRequestGroup::min_size(v),
-                    |buf| Ok(OffsetFetchRequestGroup::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetFetchRequestGroup::min_size(v), |buf| {
+                    Ok(OffsetFetchRequestGroup::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("groups"))?;
         }
         if v >= 7 {
-            this.require_stable = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("require_stable"))?;
+            this.require_stable =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("require_stable"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -259,11 +236,7 @@ impl Struct for OffsetFetchRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 3, 4, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -272,23 +245,13 @@ impl Struct for OffsetFetchRequest {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v <= 7 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v <= 7 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v <= 7 {
                 if (v >= 2 && v <= 7) {
-                    proptest::option::of(
-                        proptest::collection::vec(OffsetFetchRequestTopic::strategy(v), 0..3)
-                            .boxed(),
-                    )
-                    .boxed()
+                    proptest::option::of(proptest::collection::vec(OffsetFetchRequestTopic::strategy(v), 0..3).boxed())
+                        .boxed()
                 } else {
-                    proptest::collection::vec(OffsetFetchRequestTopic::strategy(v), 0..3)
-                        .boxed()
-                        .prop_map(Some)
-                        .boxed()
+                    proptest::collection::vec(OffsetFetchRequestTopic::strategy(v), 0..3).boxed().prop_map(Some).boxed()
                 }
             } else {
                 Just(Some(Vec::new())).boxed()
@@ -298,30 +261,18 @@ impl Struct for OffsetFetchRequest {
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v >= 7 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 7 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_group_id,
-                    f_topics,
-                    f_groups,
-                    f_require_stable,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.group_id = f_group_id;
-                    this.topics = f_topics;
-                    this.groups = f_groups;
-                    this.require_stable = f_require_stable;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_group_id, f_topics, f_groups, f_require_stable, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.group_id = f_group_id;
+                this.topics = f_topics;
+                this.groups = f_groups;
+                this.require_stable = f_require_stable;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -374,8 +325,7 @@ impl Struct for OffsetFetchRequestTopic {
             });
         }
         if v <= 7 {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OffsetFetchRequestTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetFetchRequestTopic", "Name"))?;
         }
         if !(v <= 7) && !(self.partition_indexes.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -414,8 +364,7 @@ impl Struct for OffsetFetchRequestTopic {
             n += len_string((&self.name), flex);
         }
         if v <= 7 {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex)
-                + (&self.partition_indexes).len() * 4);
+            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -430,23 +379,19 @@ impl Struct for OffsetFetchRequestTopic {
         let flex = v >= 6;
         let mut this = Self::default();
         if v <= 7 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v <= 7 {
-            this.partition_indexes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partition_indexes"))?;
+            this.partition_indexes =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("partition_indexes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -456,11 +401,7 @@ impl Struct for OffsetFetchRequestTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 3, 3, 1, 1];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -469,11 +410,7 @@ impl Struct for OffsetFetchRequestTopic {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v <= 7 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v <= 7 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v <= 7 {
                 proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
             } else {
@@ -481,15 +418,13 @@ impl Struct for OffsetFetchRequestTopic {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.partition_indexes = f_partition_indexes;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.partition_indexes = f_partition_indexes;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -542,8 +477,7 @@ impl Struct for OffsetFetchRequestTopics {
             });
         }
         if v >= 8 {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OffsetFetchRequestTopics", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetFetchRequestTopics", "Name"))?;
         }
         if !(v >= 8) && !(self.partition_indexes.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -582,8 +516,7 @@ impl Struct for OffsetFetchRequestTopics {
             n += len_string((&self.name), flex);
         }
         if v >= 8 {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex)
-                + (&self.partition_indexes).len() * 4);
+            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -598,23 +531,19 @@ impl Struct for OffsetFetchRequestTopics {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 8 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 8 {
-            this.partition_indexes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partition_indexes"))?;
+            this.partition_indexes =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("partition_indexes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -624,11 +553,7 @@ impl Struct for OffsetFetchRequestTopics {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [0, 0, 0, 0, 0, 0, 1, 1, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -637,11 +562,7 @@ impl Struct for OffsetFetchRequestTopics {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 8 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 8 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 8 {
                 proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
             } else {
@@ -649,15 +570,13 @@ impl Struct for OffsetFetchRequestTopics {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.partition_indexes = f_partition_indexes;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.partition_indexes = f_partition_indexes;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -728,8 +647,7 @@ impl Struct for OffsetFetchRequestGroup {
             });
         }
         if v >= 8 {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("OffsetFetchRequestGroup", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetFetchRequestGroup", "GroupId"))?;
         }
 
         if v >= 9 {
@@ -739,8 +657,7 @@ impl Struct for OffsetFetchRequestGroup {
             } else {
                 match (&self.member_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("OffsetFetchRequestGroup", "MemberId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("OffsetFetchRequestGroup", "MemberId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -767,8 +684,7 @@ impl Struct for OffsetFetchRequestGroup {
             if v >= 8 {
                 match (&self.topics) {
                     None => {
-                        put_array_len(buf, None, flex)
-                            .map_err(|e| e.at("OffsetFetchRequestGroup", "Topics"))?;
+                        put_array_len(buf, None, flex).map_err(|e| e.at("OffsetFetchRequestGroup", "Topics"))?;
                     }
                     Some(a) => {
                         put_array_len(buf, Some(a.len()), flex)
@@ -823,9 +739,7 @@ impl Struct for OffsetFetchRequestGroup {
             n += (if v >= 9 {
                 len_nullable_string((&self.member_id).as_deref(), flex)
             } else {
-                (&self.member_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.member_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v >= 9 {
@@ -835,15 +749,11 @@ impl Struct for OffsetFetchRequestGroup {
             n += (if v >= 8 {
                 match (&self.topics) {
                     None => len_array_len(None, flex),
-                    Some(a) => {
-                        (len_array_len(Some(a.len()), flex)
-                            + a.iter().map(|e| e.len_inner(v)).sum::<usize>())
-                    }
+                    Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 }
             } else {
                 (&self.topics).as_ref().map_or(0, |x| {
-                    (len_array_len(Some(x.len()), flex)
-                        + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
+                    (len_array_len(Some(x.len()), flex) + x.iter().map(|e| e.len_inner(v)).sum::<usize>())
                 })
             });
         }
@@ -860,22 +770,17 @@ impl Struct for OffsetFetchRequestGroup {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 8 {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if v >= 9 {
             this.member_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 9 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 9 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("member_id"))?;
         }
         if v >= 9 {
-            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("member_epoch"))?;
+            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("member_epoch"))?;
         }
         if v >= 8 {
             this.topics = (|| -> DResult<Option<Vec<OffsetFetchRequestTopics>>> {
@@ -884,12 +789,9 @@ impl Struct for OffsetFetchRequestGroup {
                         Ok(OffsetFetchRequestTopics::decode_inner(buf, v)?)
                     })?
                 } else {
-                    Some(get_array(
-                        buf,
-                        flex,
-                        OffsetFetchRequestTopics::min_size(v),
-                        |buf| Ok(OffsetFetchRequestTopics::decode_inner(buf, v)?),
-                    )?)
+                    Some(get_array(buf, flex, OffsetFetchRequestTopics::min_size(v), |buf| {
+                        Ok(OffsetFetchRequestTopics::decode_inner(buf, v)?)
+                    })?)
                 })
             })()
             .map_err(|e| e.field("topics"))?;
@@ -899,9 +801,7 @@ impl Struct for OffsetFetchRequestGroup {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -911,11 +811,7 @@ impl Struct for OffsetFetchRequestGroup {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [0, 0, 0, 0, 0, 0, 1, 1, 3, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -924,11 +820,7 @@ impl Struct for OffsetFetchRequestGroup {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 8 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 8 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 9 {
                 if v >= 9 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -938,18 +830,11 @@ impl Struct for OffsetFetchRequestGroup {
             } else {
                 Just(None).boxed()
             },
-            if v >= 9 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 9 { any::<i32>().boxed() } else { Just(-1).boxed() },
             if v >= 8 {
                 if v >= 8 {
-                    proptest::option::of(
-                        proptest::collection::vec(OffsetFetchRequestTopics::strategy(v), 0..3)
-                            .boxed(),
-                    )
-                    .boxed()
+                    proptest::option::of(proptest::collection::vec(OffsetFetchRequestTopics::strategy(v), 0..3).boxed())
+                        .boxed()
                 } else {
                     proptest::collection::vec(OffsetFetchRequestTopics::strategy(v), 0..3)
                         .boxed()
@@ -961,23 +846,15 @@ impl Struct for OffsetFetchRequestGroup {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_group_id,
-                    f_member_id,
-                    f_member_epoch,
-                    f_topics,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.group_id = f_group_id;
-                    this.member_id = f_member_id;
-                    this.member_epoch = f_member_epoch;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_group_id, f_member_id, f_member_epoch, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.group_id = f_group_id;
+                this.member_id = f_member_id;
+                this.member_epoch = f_member_epoch;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `OffsetFetchResponse` (API key 9): versions 0-9.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -85,8 +79,7 @@ impl Struct for OffsetFetchResponse {
             });
         }
         if v <= 7 {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("OffsetFetchResponse", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetFetchResponse", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -103,8 +96,7 @@ impl Struct for OffsetFetchResponse {
             });
         }
         if v >= 8 {
-            put_array_len(buf, Some((&self.groups).len()), flex)
-                .map_err(|e| e.at("OffsetFetchResponse", "Groups"))?;
+            put_array_len(buf, Some((&self.groups).len()), flex).map_err(|e| e.at("OffsetFetchResponse", "Groups"))?;
             for e in (&self.groups).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -155,32 +147,25 @@ impl Struct for OffsetFetchResponse {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 3 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if v <= 7 {
             this.topics = (|| -> DResult<Vec<OffsetFetchResponseTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetFetchResponseTopic::min_size(v),
-                    |buf| Ok(OffsetFetchResponseTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetFetchResponseTopic::min_size(v), |buf| {
+                    Ok(OffsetFetchResponseTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if (v >= 2 && v <= 7) {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 8 {
             this.groups = (|| -> DResult<Vec<OffsetFetchResponseGroup>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetFetchResponseGroup::min_size(v),
-                    |buf| Ok(OffsetFetchResponseGroup::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetFetchResponseGroup::min_size(v), |buf| {
+                    Ok(OffsetFetchResponseGroup::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("groups"))?;
         }
@@ -189,9 +174,7 @@ impl Struct for OffsetFetchResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -201,11 +184,7 @@ impl Struct for OffsetFetchResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [4, 4, 6, 10, 10, 10, 8, 8, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -214,21 +193,13 @@ impl Struct for OffsetFetchResponse {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 3 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v <= 7 {
                 proptest::collection::vec(OffsetFetchResponseTopic::strategy(v), 0..3).boxed()
             } else {
                 Just(Vec::new()).boxed()
             },
-            if (v >= 2 && v <= 7) {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if (v >= 2 && v <= 7) { any::<i16>().boxed() } else { Just(0).boxed() },
             if v >= 8 {
                 proptest::collection::vec(OffsetFetchResponseGroup::strategy(v), 0..3).boxed()
             } else {
@@ -236,23 +207,15 @@ impl Struct for OffsetFetchResponse {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_topics,
-                    f_error_code,
-                    f_groups,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.topics = f_topics;
-                    this.error_code = f_error_code;
-                    this.groups = f_groups;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_topics, f_error_code, f_groups, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.topics = f_topics;
+                this.error_code = f_error_code;
+                this.groups = f_groups;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -362,8 +325,7 @@ impl Struct for OffsetFetchResponsePartition {
             } else {
                 match (&self.metadata) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("OffsetFetchResponsePartition", "Metadata"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("OffsetFetchResponsePartition", "Metadata"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -436,39 +398,32 @@ impl Struct for OffsetFetchResponsePartition {
         let flex = v >= 6;
         let mut this = Self::default();
         if v <= 7 {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if v <= 7 {
-            this.committed_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("committed_offset"))?;
+            this.committed_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("committed_offset"))?;
         }
         if (v >= 5 && v <= 7) {
-            this.committed_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("committed_leader_epoch"))?;
+            this.committed_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("committed_leader_epoch"))?;
         }
         if v <= 7 {
             this.metadata = (|| -> DResult<Option<String>> {
-                Ok(if v <= 7 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v <= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("metadata"))?;
         }
         if v <= 7 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -478,11 +433,7 @@ impl Struct for OffsetFetchResponsePartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [16, 16, 16, 16, 16, 20, 20, 20, 1, 1];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -491,21 +442,9 @@ impl Struct for OffsetFetchResponsePartition {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v <= 7 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v <= 7 {
-                any::<i64>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if (v >= 5 && v <= 7) {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v <= 7 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v <= 7 { any::<i64>().boxed() } else { Just(0).boxed() },
+            if (v >= 5 && v <= 7) { any::<i32>().boxed() } else { Just(-1).boxed() },
             if v <= 7 {
                 if v <= 7 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -515,11 +454,7 @@ impl Struct for OffsetFetchResponsePartition {
             } else {
                 Just(Some(String::new())).boxed()
             },
-            if v <= 7 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v <= 7 { any::<i16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -559,11 +494,7 @@ pub struct OffsetFetchResponseTopic {
 
 impl Default for OffsetFetchResponseTopic {
     fn default() -> Self {
-        OffsetFetchResponseTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetFetchResponseTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -593,8 +524,7 @@ impl Struct for OffsetFetchResponseTopic {
             });
         }
         if v <= 7 {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OffsetFetchResponseTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetFetchResponseTopic", "Name"))?;
         }
         if !(v <= 7) && !(self.partitions.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -634,10 +564,7 @@ impl Struct for OffsetFetchResponseTopic {
         }
         if v <= 7 {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -652,17 +579,13 @@ impl Struct for OffsetFetchResponseTopic {
         let flex = v >= 6;
         let mut this = Self::default();
         if v <= 7 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v <= 7 {
             this.partitions = (|| -> DResult<Vec<OffsetFetchResponsePartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetFetchResponsePartition::min_size(v),
-                    |buf| Ok(OffsetFetchResponsePartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetFetchResponsePartition::min_size(v), |buf| {
+                    Ok(OffsetFetchResponsePartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -671,9 +594,7 @@ impl Struct for OffsetFetchResponseTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -683,11 +604,7 @@ impl Struct for OffsetFetchResponseTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 3, 3, 1, 1];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -696,11 +613,7 @@ impl Struct for OffsetFetchResponseTopic {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v <= 7 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v <= 7 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v <= 7 {
                 proptest::collection::vec(OffsetFetchResponsePartition::strategy(v), 0..3).boxed()
             } else {
@@ -824,8 +737,7 @@ impl Struct for OffsetFetchResponsePartitions {
             } else {
                 match (&self.metadata) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("OffsetFetchResponsePartitions", "Metadata"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("OffsetFetchResponsePartitions", "Metadata"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -898,39 +810,32 @@ impl Struct for OffsetFetchResponsePartitions {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 8 {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if v >= 8 {
-            this.committed_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("committed_offset"))?;
+            this.committed_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("committed_offset"))?;
         }
         if v >= 8 {
-            this.committed_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("committed_leader_epoch"))?;
+            this.committed_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("committed_leader_epoch"))?;
         }
         if v >= 8 {
             this.metadata = (|| -> DResult<Option<String>> {
-                Ok(if v >= 8 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 8 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("metadata"))?;
         }
         if v >= 8 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -940,11 +845,7 @@ impl Struct for OffsetFetchResponsePartitions {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [0, 0, 0, 0, 0, 0, 1, 1, 20, 20];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -953,21 +854,9 @@ impl Struct for OffsetFetchResponsePartitions {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 8 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 8 {
-                any::<i64>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 8 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 8 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 8 { any::<i64>().boxed() } else { Just(0).boxed() },
+            if v >= 8 { any::<i32>().boxed() } else { Just(-1).boxed() },
             if v >= 8 {
                 if v >= 8 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -977,11 +866,7 @@ impl Struct for OffsetFetchResponsePartitions {
             } else {
                 Just(Some(String::new())).boxed()
             },
-            if v >= 8 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 8 { any::<i16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(
@@ -1021,11 +906,7 @@ pub struct OffsetFetchResponseTopics {
 
 impl Default for OffsetFetchResponseTopics {
     fn default() -> Self {
-        OffsetFetchResponseTopics {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetFetchResponseTopics { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -1055,8 +936,7 @@ impl Struct for OffsetFetchResponseTopics {
             });
         }
         if v >= 8 {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("OffsetFetchResponseTopics", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetFetchResponseTopics", "Name"))?;
         }
         if !(v >= 8) && !(self.partitions.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -1096,10 +976,7 @@ impl Struct for OffsetFetchResponseTopics {
         }
         if v >= 8 {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1114,17 +991,13 @@ impl Struct for OffsetFetchResponseTopics {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 8 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if v >= 8 {
             this.partitions = (|| -> DResult<Vec<OffsetFetchResponsePartitions>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetFetchResponsePartitions::min_size(v),
-                    |buf| Ok(OffsetFetchResponsePartitions::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetFetchResponsePartitions::min_size(v), |buf| {
+                    Ok(OffsetFetchResponsePartitions::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -1133,9 +1006,7 @@ impl Struct for OffsetFetchResponseTopics {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1145,11 +1016,7 @@ impl Struct for OffsetFetchResponseTopics {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [0, 0, 0, 0, 0, 0, 1, 1, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1158,11 +1025,7 @@ impl Struct for OffsetFetchResponseTopics {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 8 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 8 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 8 {
                 proptest::collection::vec(OffsetFetchResponsePartitions::strategy(v), 0..3).boxed()
             } else {
@@ -1238,8 +1101,7 @@ impl Struct for OffsetFetchResponseGroup {
             });
         }
         if v >= 8 {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("OffsetFetchResponseGroup", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetFetchResponseGroup", "GroupId"))?;
         }
         if !(v >= 8) && !(self.topics.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -1307,32 +1169,26 @@ impl Struct for OffsetFetchResponseGroup {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 8 {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if v >= 8 {
             this.topics = (|| -> DResult<Vec<OffsetFetchResponseTopics>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetFetchResponseTopics::min_size(v),
-                    |buf| Ok(OffsetFetchResponseTopics::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetFetchResponseTopics::min_size(v), |buf| {
+                    Ok(OffsetFetchResponseTopics::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 8 {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1342,11 +1198,7 @@ impl Struct for OffsetFetchResponseGroup {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [0, 0, 0, 0, 0, 0, 1, 1, 5, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1355,33 +1207,23 @@ impl Struct for OffsetFetchResponseGroup {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 8 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 8 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 8 {
                 proptest::collection::vec(OffsetFetchResponseTopics::strategy(v), 0..3).boxed()
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v >= 8 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 8 { any::<i16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_group_id, f_topics, f_error_code, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.group_id = f_group_id;
-                    this.topics = f_topics;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_group_id, f_topics, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.group_id = f_group_id;
+                this.topics = f_topics;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

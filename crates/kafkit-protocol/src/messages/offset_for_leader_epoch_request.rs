@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `OffsetForLeaderEpochRequest` (API key 23): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct OffsetForLeaderEpochRequest {
 
 impl Default for OffsetForLeaderEpochRequest {
     fn default() -> Self {
-        OffsetForLeaderEpochRequest {
-            replica_id: -2,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetForLeaderEpochRequest { replica_id: -2, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -105,17 +95,13 @@ impl Struct for OffsetForLeaderEpochRequest {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 3 {
-            this.replica_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
+            this.replica_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<OffsetForLeaderTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetForLeaderTopic::min_size(v),
-                    |buf| Ok(OffsetForLeaderTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetForLeaderTopic::min_size(v), |buf| {
+                    Ok(OffsetForLeaderTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -124,9 +110,7 @@ impl Struct for OffsetForLeaderEpochRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -136,11 +120,7 @@ impl Struct for OffsetForLeaderEpochRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [4, 4, 4, 8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -149,23 +129,17 @@ impl Struct for OffsetForLeaderEpochRequest {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(-2).boxed()
-            },
+            if v >= 3 { any::<i32>().boxed() } else { Just(-2).boxed() },
             proptest::collection::vec(OffsetForLeaderTopic::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_replica_id, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.replica_id = f_replica_id;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_replica_id, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.replica_id = f_replica_id;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -270,25 +244,21 @@ impl Struct for OffsetForLeaderPartition {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.partition =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
+            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
         }
         if v >= 2 {
-            this.current_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("current_leader_epoch"))?;
+            this.current_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("current_leader_epoch"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -298,11 +268,7 @@ impl Struct for OffsetForLeaderPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 12, 12, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -312,29 +278,18 @@ impl Struct for OffsetForLeaderPartition {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v >= 2 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 2 { any::<i32>().boxed() } else { Just(-1).boxed() },
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_partition,
-                    f_current_leader_epoch,
-                    f_leader_epoch,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.partition = f_partition;
-                    this.current_leader_epoch = f_current_leader_epoch;
-                    this.leader_epoch = f_leader_epoch;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_partition, f_current_leader_epoch, f_leader_epoch, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition = f_partition;
+                this.current_leader_epoch = f_current_leader_epoch;
+                this.leader_epoch = f_leader_epoch;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -353,11 +308,7 @@ pub struct OffsetForLeaderTopic {
 
 impl Default for OffsetForLeaderTopic {
     fn default() -> Self {
-        OffsetForLeaderTopic {
-            topic: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetForLeaderTopic { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -380,8 +331,7 @@ impl Struct for OffsetForLeaderTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if true {
-            put_string(buf, (&self.topic), flex)
-                .map_err(|e| e.at("OffsetForLeaderTopic", "Topic"))?;
+            put_string(buf, (&self.topic), flex).map_err(|e| e.at("OffsetForLeaderTopic", "Topic"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -414,10 +364,7 @@ impl Struct for OffsetForLeaderTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -432,17 +379,13 @@ impl Struct for OffsetForLeaderTopic {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<OffsetForLeaderPartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetForLeaderPartition::min_size(v),
-                    |buf| Ok(OffsetForLeaderPartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetForLeaderPartition::min_size(v), |buf| {
+                    Ok(OffsetForLeaderPartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -451,9 +394,7 @@ impl Struct for OffsetForLeaderTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -463,11 +404,7 @@ impl Struct for OffsetForLeaderTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

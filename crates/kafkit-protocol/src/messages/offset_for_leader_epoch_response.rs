@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `OffsetForLeaderEpochResponse` (API key 23): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct OffsetForLeaderEpochResponse {
 
 impl Default for OffsetForLeaderEpochResponse {
     fn default() -> Self {
-        OffsetForLeaderEpochResponse {
-            throttle_time_ms: 0,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetForLeaderEpochResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -105,17 +95,14 @@ impl Struct for OffsetForLeaderEpochResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 2 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<OffsetForLeaderTopicResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    OffsetForLeaderTopicResult::min_size(v),
-                    |buf| Ok(OffsetForLeaderTopicResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, OffsetForLeaderTopicResult::min_size(v), |buf| {
+                    Ok(OffsetForLeaderTopicResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -124,9 +111,7 @@ impl Struct for OffsetForLeaderEpochResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -136,11 +121,7 @@ impl Struct for OffsetForLeaderEpochResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [4, 4, 8, 8, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -149,23 +130,17 @@ impl Struct for OffsetForLeaderEpochResponse {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 2 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 2 { any::<i32>().boxed() } else { Just(0).boxed() },
             proptest::collection::vec(OffsetForLeaderTopicResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -285,29 +260,23 @@ impl Struct for EpochEndOffset {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.partition =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
+            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
         }
         if v >= 1 {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if true {
-            this.end_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
+            this.end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -317,11 +286,7 @@ impl Struct for EpochEndOffset {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [14, 18, 18, 18, 19];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -332,31 +297,19 @@ impl Struct for EpochEndOffset {
         ((
             any::<i16>().boxed(),
             any::<i32>().boxed(),
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(-1).boxed() },
             any::<i64>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_error_code,
-                    f_partition,
-                    f_leader_epoch,
-                    f_end_offset,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.partition = f_partition;
-                    this.leader_epoch = f_leader_epoch;
-                    this.end_offset = f_end_offset;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_partition, f_leader_epoch, f_end_offset, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.partition = f_partition;
+                this.leader_epoch = f_leader_epoch;
+                this.end_offset = f_end_offset;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -375,11 +328,7 @@ pub struct OffsetForLeaderTopicResult {
 
 impl Default for OffsetForLeaderTopicResult {
     fn default() -> Self {
-        OffsetForLeaderTopicResult {
-            topic: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        OffsetForLeaderTopicResult { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -402,8 +351,7 @@ impl Struct for OffsetForLeaderTopicResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if true {
-            put_string(buf, (&self.topic), flex)
-                .map_err(|e| e.at("OffsetForLeaderTopicResult", "Topic"))?;
+            put_string(buf, (&self.topic), flex).map_err(|e| e.at("OffsetForLeaderTopicResult", "Topic"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -436,10 +384,7 @@ impl Struct for OffsetForLeaderTopicResult {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -454,14 +399,11 @@ impl Struct for OffsetForLeaderTopicResult {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic"))?;
+            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<EpochEndOffset>> {
-                Ok(get_array(buf, flex, EpochEndOffset::min_size(v), |buf| {
-                    Ok(EpochEndOffset::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, EpochEndOffset::min_size(v), |buf| Ok(EpochEndOffset::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -470,9 +412,7 @@ impl Struct for OffsetForLeaderTopicResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -482,11 +422,7 @@ impl Struct for OffsetForLeaderTopicResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ProduceRequest` (API key 0): versions 0-11.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -87,8 +81,7 @@ impl Struct for ProduceRequest {
             } else {
                 match (&self.transactional_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("ProduceRequest", "TransactionalId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("ProduceRequest", "TransactionalId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -136,9 +129,7 @@ impl Struct for ProduceRequest {
             n += (if v >= 3 {
                 len_nullable_string((&self.transactional_id).as_deref(), flex)
             } else {
-                (&self.transactional_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.transactional_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -149,10 +140,7 @@ impl Struct for ProduceRequest {
         }
         if true {
             n += (len_array_len(Some((&self.topic_data).len()), flex)
-                + (&self.topic_data)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.topic_data).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -168,30 +156,21 @@ impl Struct for ProduceRequest {
         let mut this = Self::default();
         if v >= 3 {
             this.transactional_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("transactional_id"))?;
         }
         if true {
-            this.acks =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("acks"))?;
+            this.acks = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("acks"))?;
         }
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if true {
             this.topic_data = (|| -> DResult<Vec<TopicProduceData>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    TopicProduceData::min_size(v),
-                    |buf| Ok(TopicProduceData::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, TopicProduceData::min_size(v), |buf| {
+                    Ok(TopicProduceData::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topic_data"))?;
         }
@@ -200,9 +179,7 @@ impl Struct for ProduceRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -212,11 +189,7 @@ impl Struct for ProduceRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [10, 10, 10, 12, 12, 12, 12, 12, 12, 9, 9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -239,23 +212,15 @@ impl Struct for ProduceRequest {
             proptest::collection::vec(TopicProduceData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_transactional_id,
-                    f_acks,
-                    f_timeout_ms,
-                    f_topic_data,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.transactional_id = f_transactional_id;
-                    this.acks = f_acks;
-                    this.timeout_ms = f_timeout_ms;
-                    this.topic_data = f_topic_data;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_transactional_id, f_acks, f_timeout_ms, f_topic_data, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.transactional_id = f_transactional_id;
+                this.acks = f_acks;
+                this.timeout_ms = f_timeout_ms;
+                this.topic_data = f_topic_data;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -274,11 +239,7 @@ pub struct PartitionProduceData {
 
 impl Default for PartitionProduceData {
     fn default() -> Self {
-        PartitionProduceData {
-            index: 0,
-            records: Some(Bytes::new()),
-            unknown_tagged_fields: Vec::new(),
-        }
+        PartitionProduceData { index: 0, records: Some(Bytes::new()), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -345,8 +306,7 @@ impl Struct for PartitionProduceData {
         let flex = v >= 9;
         let mut this = Self::default();
         if true {
-            this.index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("index"))?;
+            this.index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("index"))?;
         }
         if true {
             this.records = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
@@ -357,9 +317,7 @@ impl Struct for PartitionProduceData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -369,11 +327,7 @@ impl Struct for PartitionProduceData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [8, 8, 8, 8, 8, 8, 8, 8, 8, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -411,11 +365,7 @@ pub struct TopicProduceData {
 
 impl Default for TopicProduceData {
     fn default() -> Self {
-        TopicProduceData {
-            name: String::new(),
-            partition_data: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicProduceData { name: String::new(), partition_data: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -471,10 +421,7 @@ impl Struct for TopicProduceData {
         }
         if true {
             n += (len_array_len(Some((&self.partition_data).len()), flex)
-                + (&self.partition_data)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_data).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -489,17 +436,13 @@ impl Struct for TopicProduceData {
         let flex = v >= 9;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partition_data = (|| -> DResult<Vec<PartitionProduceData>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    PartitionProduceData::min_size(v),
-                    |buf| Ok(PartitionProduceData::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, PartitionProduceData::min_size(v), |buf| {
+                    Ok(PartitionProduceData::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partition_data"))?;
         }
@@ -508,9 +451,7 @@ impl Struct for TopicProduceData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -520,11 +461,7 @@ impl Struct for TopicProduceData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -537,15 +474,13 @@ impl Struct for TopicProduceData {
             proptest::collection::vec(PartitionProduceData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_partition_data, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.partition_data = f_partition_data;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_partition_data, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.partition_data = f_partition_data;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

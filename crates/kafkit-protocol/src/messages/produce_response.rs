@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ProduceResponse` (API key 0): versions 0-11.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -94,10 +88,7 @@ impl Struct for ProduceResponse {
                     buf,
                     0,
                     (len_array_len(Some((&self.node_endpoints).len()), true)
-                        + (&self.node_endpoints)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.node_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
                 put_array_len(buf, Some((&self.node_endpoints).len()), true)
                     .map_err(|e| e.at("ProduceResponse", "NodeEndpoints"))?;
@@ -122,10 +113,7 @@ impl Struct for ProduceResponse {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.responses).len()), flex)
-                + (&self.responses)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.responses).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 1 {
             n += 4;
@@ -138,10 +126,7 @@ impl Struct for ProduceResponse {
                 t += len_tagged(
                     0,
                     (len_array_len(Some((&self.node_endpoints).len()), true)
-                        + (&self.node_endpoints)
-                            .iter()
-                            .map(|e| e.len_inner(v))
-                            .sum::<usize>()),
+                        + (&self.node_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>()),
                 );
             }
             n += len_uvarint(count as u32) + t;
@@ -155,18 +140,15 @@ impl Struct for ProduceResponse {
         let mut this = Self::default();
         if true {
             this.responses = (|| -> DResult<Vec<TopicProduceResponse>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    TopicProduceResponse::min_size(v),
-                    |buf| Ok(TopicProduceResponse::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, TopicProduceResponse::min_size(v), |buf| {
+                    Ok(TopicProduceResponse::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("responses"))?;
         }
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -183,9 +165,7 @@ impl Struct for ProduceResponse {
                         .map_err(|e| e.field("node_endpoints"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("node_endpoints"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -195,11 +175,7 @@ impl Struct for ProduceResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [4, 8, 8, 8, 8, 8, 8, 8, 8, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -209,11 +185,7 @@ impl Struct for ProduceResponse {
         let _ = flex;
         ((
             proptest::collection::vec(TopicProduceResponse::strategy(v), 0..3).boxed(),
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v >= 10 {
                 proptest::collection::vec(NodeEndpoint::strategy(v), 0..3).boxed()
             } else {
@@ -221,21 +193,14 @@ impl Struct for ProduceResponse {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_responses,
-                    f_throttle_time_ms,
-                    f_node_endpoints,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.responses = f_responses;
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.node_endpoints = f_node_endpoints;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_responses, f_throttle_time_ms, f_node_endpoints, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.responses = f_responses;
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.node_endpoints = f_node_endpoints;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -254,11 +219,7 @@ pub struct BatchIndexAndErrorMessage {
 
 impl Default for BatchIndexAndErrorMessage {
     fn default() -> Self {
-        BatchIndexAndErrorMessage {
-            batch_index: 0,
-            batch_index_error_message: None,
-            unknown_tagged_fields: Vec::new(),
-        }
+        BatchIndexAndErrorMessage { batch_index: 0, batch_index_error_message: None, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -304,9 +265,8 @@ impl Struct for BatchIndexAndErrorMessage {
             } else {
                 match (&self.batch_index_error_message) {
                     Some(x) => {
-                        put_string(buf, x, flex).map_err(|e| {
-                            e.at("BatchIndexAndErrorMessage", "BatchIndexErrorMessage")
-                        })?;
+                        put_string(buf, x, flex)
+                            .map_err(|e| e.at("BatchIndexAndErrorMessage", "BatchIndexErrorMessage"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -344,9 +304,7 @@ impl Struct for BatchIndexAndErrorMessage {
             n += (if v >= 8 {
                 len_nullable_string((&self.batch_index_error_message).as_deref(), flex)
             } else {
-                (&self.batch_index_error_message)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.batch_index_error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if flex {
@@ -362,16 +320,11 @@ impl Struct for BatchIndexAndErrorMessage {
         let flex = v >= 9;
         let mut this = Self::default();
         if v >= 8 {
-            this.batch_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("batch_index"))?;
+            this.batch_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("batch_index"))?;
         }
         if v >= 8 {
             this.batch_index_error_message = (|| -> DResult<Option<String>> {
-                Ok(if v >= 8 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 8 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("batch_index_error_message"))?;
         }
@@ -380,9 +333,7 @@ impl Struct for BatchIndexAndErrorMessage {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -392,11 +343,7 @@ impl Struct for BatchIndexAndErrorMessage {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 6, 6, 6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -405,11 +352,7 @@ impl Struct for BatchIndexAndErrorMessage {
         let flex = v >= 9;
         let _ = flex;
         ((
-            if v >= 8 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 8 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v >= 8 {
                 if v >= 8 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -421,15 +364,13 @@ impl Struct for BatchIndexAndErrorMessage {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_batch_index, f_batch_index_error_message, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.batch_index = f_batch_index;
-                    this.batch_index_error_message = f_batch_index_error_message;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_batch_index, f_batch_index_error_message, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.batch_index = f_batch_index;
+                this.batch_index_error_message = f_batch_index_error_message;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -448,11 +389,7 @@ pub struct LeaderIdAndEpoch {
 
 impl Default for LeaderIdAndEpoch {
     fn default() -> Self {
-        LeaderIdAndEpoch {
-            leader_id: -1,
-            leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
-        }
+        LeaderIdAndEpoch { leader_id: -1, leader_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -532,21 +469,17 @@ impl Struct for LeaderIdAndEpoch {
         let flex = v >= 9;
         let mut this = Self::default();
         if v >= 10 {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if v >= 10 {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -556,11 +489,7 @@ impl Struct for LeaderIdAndEpoch {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -569,27 +498,17 @@ impl Struct for LeaderIdAndEpoch {
         let flex = v >= 9;
         let _ = flex;
         ((
-            if v >= 10 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 10 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 10 { any::<i32>().boxed() } else { Just(-1).boxed() },
+            if v >= 10 { any::<i32>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_leader_id, f_leader_epoch, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.leader_id = f_leader_id;
-                    this.leader_epoch = f_leader_epoch;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_leader_id, f_leader_epoch, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.leader_id = f_leader_id;
+                this.leader_epoch = f_leader_epoch;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -721,8 +640,7 @@ impl Struct for PartitionProduceResponse {
             } else {
                 match (&self.error_message) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("PartitionProduceResponse", "ErrorMessage"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("PartitionProduceResponse", "ErrorMessage"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -784,18 +702,13 @@ impl Struct for PartitionProduceResponse {
         }
         if v >= 8 {
             n += (len_array_len(Some((&self.record_errors).len()), flex)
-                + (&self.record_errors)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.record_errors).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 8 {
             n += (if v >= 8 {
                 len_nullable_string((&self.error_message).as_deref(), flex)
             } else {
-                (&self.error_message)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if flex {
@@ -815,43 +728,33 @@ impl Struct for PartitionProduceResponse {
         let flex = v >= 9;
         let mut this = Self::default();
         if true {
-            this.index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("index"))?;
+            this.index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.base_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("base_offset"))?;
+            this.base_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("base_offset"))?;
         }
         if v >= 2 {
-            this.log_append_time_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("log_append_time_ms"))?;
+            this.log_append_time_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("log_append_time_ms"))?;
         }
         if v >= 5 {
-            this.log_start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("log_start_offset"))?;
+            this.log_start_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("log_start_offset"))?;
         }
         if v >= 8 {
             this.record_errors = (|| -> DResult<Vec<BatchIndexAndErrorMessage>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    BatchIndexAndErrorMessage::min_size(v),
-                    |buf| Ok(BatchIndexAndErrorMessage::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, BatchIndexAndErrorMessage::min_size(v), |buf| {
+                    Ok(BatchIndexAndErrorMessage::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("record_errors"))?;
         }
         if v >= 8 {
             this.error_message = (|| -> DResult<Option<String>> {
-                Ok(if v >= 8 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 8 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("error_message"))?;
         }
@@ -862,15 +765,12 @@ impl Struct for PartitionProduceResponse {
                 match tag {
                     0 if v >= 10 => {
                         let buf = &mut data;
-                        this.current_leader = (|| -> DResult<LeaderIdAndEpoch> {
-                            Ok(LeaderIdAndEpoch::decode_inner(buf, v)?)
-                        })()
-                        .map_err(|e| e.field("current_leader"))?;
+                        this.current_leader =
+                            (|| -> DResult<LeaderIdAndEpoch> { Ok(LeaderIdAndEpoch::decode_inner(buf, v)?) })()
+                                .map_err(|e| e.field("current_leader"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("current_leader"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -880,11 +780,7 @@ impl Struct for PartitionProduceResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [14, 14, 22, 22, 22, 30, 30, 30, 36, 33, 33, 33];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -897,16 +793,8 @@ impl Struct for PartitionProduceResponse {
                 any::<i32>().boxed(),
                 any::<i16>().boxed(),
                 any::<i64>().boxed(),
-                if v >= 2 {
-                    any::<i64>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                if v >= 5 {
-                    any::<i64>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
+                if v >= 2 { any::<i64>().boxed() } else { Just(-1).boxed() },
+                if v >= 5 { any::<i64>().boxed() } else { Just(-1).boxed() },
                 if v >= 8 {
                     proptest::collection::vec(BatchIndexAndErrorMessage::strategy(v), 0..3).boxed()
                 } else {
@@ -921,11 +809,7 @@ impl Struct for PartitionProduceResponse {
                 } else {
                     Just(None).boxed()
                 },
-                if v >= 10 {
-                    LeaderIdAndEpoch::strategy(v)
-                } else {
-                    Just(LeaderIdAndEpoch::default()).boxed()
-                },
+                if v >= 10 { LeaderIdAndEpoch::strategy(v) } else { Just(LeaderIdAndEpoch::default()).boxed() },
             ),
             (crate::testing::unknown_tagged(flex),),
         )
@@ -974,11 +858,7 @@ pub struct TopicProduceResponse {
 
 impl Default for TopicProduceResponse {
     fn default() -> Self {
-        TopicProduceResponse {
-            name: String::new(),
-            partition_responses: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicProduceResponse { name: String::new(), partition_responses: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -1001,8 +881,7 @@ impl Struct for TopicProduceResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("TopicProduceResponse", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicProduceResponse", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partition_responses).len()), flex)
@@ -1035,10 +914,7 @@ impl Struct for TopicProduceResponse {
         }
         if true {
             n += (len_array_len(Some((&self.partition_responses).len()), flex)
-                + (&self.partition_responses)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_responses).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1053,17 +929,13 @@ impl Struct for TopicProduceResponse {
         let flex = v >= 9;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partition_responses = (|| -> DResult<Vec<PartitionProduceResponse>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    PartitionProduceResponse::min_size(v),
-                    |buf| Ok(PartitionProduceResponse::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, PartitionProduceResponse::min_size(v), |buf| {
+                    Ok(PartitionProduceResponse::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partition_responses"))?;
         }
@@ -1072,9 +944,7 @@ impl Struct for TopicProduceResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1084,11 +954,7 @@ impl Struct for TopicProduceResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1101,15 +967,13 @@ impl Struct for TopicProduceResponse {
             proptest::collection::vec(PartitionProduceResponse::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_partition_responses, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.partition_responses = f_partition_responses;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_partition_responses, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.partition_responses = f_partition_responses;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -1132,13 +996,7 @@ pub struct NodeEndpoint {
 
 impl Default for NodeEndpoint {
     fn default() -> Self {
-        NodeEndpoint {
-            node_id: 0,
-            host: String::new(),
-            port: 0,
-            rack: None,
-            unknown_tagged_fields: Vec::new(),
-        }
+        NodeEndpoint { node_id: 0, host: String::new(), port: 0, rack: None, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -1211,8 +1069,7 @@ impl Struct for NodeEndpoint {
         }
         if v >= 10 {
             if v >= 10 {
-                put_nullable_string(buf, (&self.rack).as_deref(), flex)
-                    .map_err(|e| e.at("NodeEndpoint", "Rack"))?;
+                put_nullable_string(buf, (&self.rack).as_deref(), flex).map_err(|e| e.at("NodeEndpoint", "Rack"))?;
             } else {
                 match (&self.rack) {
                     Some(x) => {
@@ -1276,24 +1133,17 @@ impl Struct for NodeEndpoint {
         let flex = v >= 9;
         let mut this = Self::default();
         if v >= 10 {
-            this.node_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
         }
         if v >= 10 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if v >= 10 {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if v >= 10 {
             this.rack = (|| -> DResult<Option<String>> {
-                Ok(if v >= 10 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 10 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("rack"))?;
         }
@@ -1302,9 +1152,7 @@ impl Struct for NodeEndpoint {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1314,11 +1162,7 @@ impl Struct for NodeEndpoint {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 11, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1327,21 +1171,9 @@ impl Struct for NodeEndpoint {
         let flex = v >= 9;
         let _ = flex;
         ((
-            if v >= 10 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 10 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 10 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 10 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 10 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 10 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v >= 10 {
                 if v >= 10 {
                     proptest::option::of(crate::testing::string()).boxed()
@@ -1353,17 +1185,15 @@ impl Struct for NodeEndpoint {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_node_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.node_id = f_node_id;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.rack = f_rack;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_node_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.node_id = f_node_id;
+                this.host = f_host;
+                this.port = f_port;
+                this.rack = f_rack;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

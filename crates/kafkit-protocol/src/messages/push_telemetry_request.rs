@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `PushTelemetryRequest` (API key 72): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -95,8 +89,7 @@ impl Struct for PushTelemetryRequest {
             put_i8(buf, *(&self.compression_type));
         }
         if true {
-            put_bytes(buf, (&self.metrics), flex)
-                .map_err(|e| e.at("PushTelemetryRequest", "Metrics"))?;
+            put_bytes(buf, (&self.metrics), flex).map_err(|e| e.at("PushTelemetryRequest", "Metrics"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -145,33 +138,29 @@ impl Struct for PushTelemetryRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.client_instance_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("client_instance_id"))?;
+            this.client_instance_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("client_instance_id"))?;
         }
         if true {
-            this.subscription_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("subscription_id"))?;
+            this.subscription_id =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("subscription_id"))?;
         }
         if true {
-            this.terminating = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("terminating"))?;
+            this.terminating = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("terminating"))?;
         }
         if true {
-            this.compression_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("compression_type"))?;
+            this.compression_type =
+                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("compression_type"))?;
         }
         if true {
-            this.metrics = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("metrics"))?;
+            this.metrics = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("metrics"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -181,11 +170,7 @@ impl Struct for PushTelemetryRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [24];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

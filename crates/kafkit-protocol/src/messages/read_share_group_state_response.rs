@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ReadShareGroupStateResponse` (API key 84): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct ReadShareGroupStateResponse {
 
 impl Default for ReadShareGroupStateResponse {
     fn default() -> Self {
-        ReadShareGroupStateResponse {
-            results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReadShareGroupStateResponse { results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -74,10 +65,7 @@ impl Struct for ReadShareGroupStateResponse {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -104,9 +92,7 @@ impl Struct for ReadShareGroupStateResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -116,11 +102,7 @@ impl Struct for ReadShareGroupStateResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -128,10 +110,7 @@ impl Struct for ReadShareGroupStateResponse {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            proptest::collection::vec(ReadStateResult::strategy(v), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((proptest::collection::vec(ReadStateResult::strategy(v), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_results, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.results = f_results;
@@ -256,29 +235,24 @@ impl Struct for StateBatch {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("first_offset"))?;
+            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("first_offset"))?;
         }
         if true {
-            this.last_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
+            this.last_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
         }
         if true {
-            this.delivery_state = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                .map_err(|e| e.field("delivery_state"))?;
+            this.delivery_state = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("delivery_state"))?;
         }
         if true {
-            this.delivery_count = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("delivery_count"))?;
+            this.delivery_count =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("delivery_count"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -288,11 +262,7 @@ impl Struct for StateBatch {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [20];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -463,10 +433,7 @@ impl Struct for PartitionResult {
         }
         if true {
             n += (len_array_len(Some((&self.state_batches).len()), flex)
-                + (&self.state_batches)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.state_batches).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -481,31 +448,24 @@ impl Struct for PartitionResult {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
+            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.state_epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("state_epoch"))?;
+            this.state_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("state_epoch"))?;
         }
         if true {
-            this.start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("start_offset"))?;
+            this.start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("start_offset"))?;
         }
         if true {
             this.state_batches = (|| -> DResult<Vec<StateBatch>> {
-                Ok(get_array(buf, flex, StateBatch::min_size(v), |buf| {
-                    Ok(StateBatch::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, StateBatch::min_size(v), |buf| Ok(StateBatch::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("state_batches"))?;
         }
@@ -514,9 +474,7 @@ impl Struct for PartitionResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -526,11 +484,7 @@ impl Struct for PartitionResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [21];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -586,11 +540,7 @@ pub struct ReadStateResult {
 
 impl Default for ReadStateResult {
     fn default() -> Self {
-        ReadStateResult {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReadStateResult { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -646,10 +596,7 @@ impl Struct for ReadStateResult {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -664,8 +611,7 @@ impl Struct for ReadStateResult {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionResult>> {
@@ -680,9 +626,7 @@ impl Struct for ReadStateResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -692,11 +636,7 @@ impl Struct for ReadStateResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -709,15 +649,13 @@ impl Struct for ReadStateResult {
             proptest::collection::vec(PartitionResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

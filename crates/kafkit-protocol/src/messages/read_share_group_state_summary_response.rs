@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ReadShareGroupStateSummaryResponse` (API key 87): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct ReadShareGroupStateSummaryResponse {
 
 impl Default for ReadShareGroupStateSummaryResponse {
     fn default() -> Self {
-        ReadShareGroupStateSummaryResponse {
-            results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReadShareGroupStateSummaryResponse { results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -74,10 +65,7 @@ impl Struct for ReadShareGroupStateSummaryResponse {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -93,12 +81,9 @@ impl Struct for ReadShareGroupStateSummaryResponse {
         let mut this = Self::default();
         if true {
             this.results = (|| -> DResult<Vec<ReadStateSummaryResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ReadStateSummaryResult::min_size(v),
-                    |buf| Ok(ReadStateSummaryResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ReadStateSummaryResult::min_size(v), |buf| {
+                    Ok(ReadStateSummaryResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results"))?;
         }
@@ -107,9 +92,7 @@ impl Struct for ReadShareGroupStateSummaryResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -119,11 +102,7 @@ impl Struct for ReadShareGroupStateSummaryResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -275,34 +254,27 @@ impl Struct for PartitionResult {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
+            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.state_epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("state_epoch"))?;
+            this.state_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("state_epoch"))?;
         }
         if true {
-            this.start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("start_offset"))?;
+            this.start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("start_offset"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -312,11 +284,7 @@ impl Struct for PartitionResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [20];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -369,11 +337,7 @@ pub struct ReadStateSummaryResult {
 
 impl Default for ReadStateSummaryResult {
     fn default() -> Self {
-        ReadStateSummaryResult {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ReadStateSummaryResult { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -429,10 +393,7 @@ impl Struct for ReadStateSummaryResult {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -447,8 +408,7 @@ impl Struct for ReadStateSummaryResult {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionResult>> {
@@ -463,9 +423,7 @@ impl Struct for ReadStateSummaryResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -475,11 +433,7 @@ impl Struct for ReadStateSummaryResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -492,15 +446,13 @@ impl Struct for ReadStateSummaryResult {
             proptest::collection::vec(PartitionResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -514,6 +466,5 @@ impl Message for ReadShareGroupStateSummaryResponse {
 
 impl crate::message::Response for ReadShareGroupStateSummaryResponse {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ReadShareGroupStateSummary;
-    type Request =
-        crate::messages::read_share_group_state_summary_request::ReadShareGroupStateSummaryRequest;
+    type Request = crate::messages::read_share_group_state_summary_request::ReadShareGroupStateSummaryRequest;
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `RemoveRaftVoterRequest` (API key 81): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -115,26 +109,22 @@ impl Struct for RemoveRaftVoterRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.cluster_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("cluster_id"))?;
+            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("cluster_id"))?;
         }
         if true {
-            this.voter_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
+            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
         }
         if true {
-            this.voter_directory_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("voter_directory_id"))?;
+            this.voter_directory_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -144,11 +134,7 @@ impl Struct for RemoveRaftVoterRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [22];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -162,21 +148,14 @@ impl Struct for RemoveRaftVoterRequest {
             crate::testing::uuid(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_cluster_id,
-                    f_voter_id,
-                    f_voter_directory_id,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.cluster_id = f_cluster_id;
-                    this.voter_id = f_voter_id;
-                    this.voter_directory_id = f_voter_directory_id;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_cluster_id, f_voter_id, f_voter_directory_id, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.cluster_id = f_cluster_id;
+                this.voter_id = f_voter_id;
+                this.voter_directory_id = f_voter_directory_id;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

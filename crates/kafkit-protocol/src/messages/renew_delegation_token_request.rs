@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `RenewDelegationTokenRequest` (API key 39): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct RenewDelegationTokenRequest {
 
 impl Default for RenewDelegationTokenRequest {
     fn default() -> Self {
-        RenewDelegationTokenRequest {
-            hmac: Bytes::new(),
-            renew_period_ms: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        RenewDelegationTokenRequest { hmac: Bytes::new(), renew_period_ms: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -56,8 +46,7 @@ impl Struct for RenewDelegationTokenRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_bytes(buf, (&self.hmac), flex)
-                .map_err(|e| e.at("RenewDelegationTokenRequest", "Hmac"))?;
+            put_bytes(buf, (&self.hmac), flex).map_err(|e| e.at("RenewDelegationTokenRequest", "Hmac"))?;
         }
         if true {
             put_i64(buf, *(&self.renew_period_ms));
@@ -100,21 +89,18 @@ impl Struct for RenewDelegationTokenRequest {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.hmac = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("hmac"))?;
+            this.hmac = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("hmac"))?;
         }
         if true {
-            this.renew_period_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("renew_period_ms"))?;
+            this.renew_period_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("renew_period_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -124,11 +110,7 @@ impl Struct for RenewDelegationTokenRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [12, 12, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -136,20 +118,14 @@ impl Struct for RenewDelegationTokenRequest {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            crate::testing::bytes(),
-            any::<i64>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_hmac, f_renew_period_ms, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.hmac = f_hmac;
-                    this.renew_period_ms = f_renew_period_ms;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::bytes(), any::<i64>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_hmac, f_renew_period_ms, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.hmac = f_hmac;
+                this.renew_period_ms = f_renew_period_ms;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `RenewDelegationTokenResponse` (API key 39): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -114,25 +108,22 @@ impl Struct for RenewDelegationTokenResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.expiry_timestamp_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("expiry_timestamp_ms"))?;
+            this.expiry_timestamp_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("expiry_timestamp_ms"))?;
         }
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -142,11 +133,7 @@ impl Struct for RenewDelegationTokenResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [14, 14, 15];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -154,27 +141,15 @@ impl Struct for RenewDelegationTokenResponse {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            any::<i16>().boxed(),
-            any::<i64>().boxed(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_error_code,
-                    f_expiry_timestamp_ms,
-                    f_throttle_time_ms,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.expiry_timestamp_ms = f_expiry_timestamp_ms;
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i16>().boxed(), any::<i64>().boxed(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_error_code, f_expiry_timestamp_ms, f_throttle_time_ms, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.expiry_timestamp_ms = f_expiry_timestamp_ms;
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `RequestHeader`: versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -134,9 +128,7 @@ impl Struct for RequestHeader {
             n += (if v >= 1 {
                 len_nullable_string((&self.client_id).as_deref(), false)
             } else {
-                (&self.client_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, false))
+                (&self.client_id).as_ref().map_or(0, |x| len_string(x, false))
             });
         }
         if flex {
@@ -152,24 +144,20 @@ impl Struct for RequestHeader {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.request_api_key = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("request_api_key"))?;
+            this.request_api_key =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("request_api_key"))?;
         }
         if true {
-            this.request_api_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("request_api_version"))?;
+            this.request_api_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("request_api_version"))?;
         }
         if true {
-            this.correlation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("correlation_id"))?;
+            this.correlation_id =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("correlation_id"))?;
         }
         if v >= 1 {
             this.client_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 1 {
-                    get_nullable_string(buf, false)?
-                } else {
-                    Some(get_string(buf, false)?)
-                })
+                Ok(if v >= 1 { get_nullable_string(buf, false)? } else { Some(get_string(buf, false)?) })
             })()
             .map_err(|e| e.field("client_id"))?;
         }
@@ -178,9 +166,7 @@ impl Struct for RequestHeader {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -190,11 +176,7 @@ impl Struct for RequestHeader {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 10, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `SaslAuthenticateRequest` (API key 36): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct SaslAuthenticateRequest {
 
 impl Default for SaslAuthenticateRequest {
     fn default() -> Self {
-        SaslAuthenticateRequest {
-            auth_bytes: Bytes::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        SaslAuthenticateRequest { auth_bytes: Bytes::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -47,8 +38,7 @@ impl Struct for SaslAuthenticateRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_bytes(buf, (&self.auth_bytes), flex)
-                .map_err(|e| e.at("SaslAuthenticateRequest", "AuthBytes"))?;
+            put_bytes(buf, (&self.auth_bytes), flex).map_err(|e| e.at("SaslAuthenticateRequest", "AuthBytes"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -85,17 +75,15 @@ impl Struct for SaslAuthenticateRequest {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.auth_bytes = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("auth_bytes"))?;
+            this.auth_bytes =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("auth_bytes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -105,11 +93,7 @@ impl Struct for SaslAuthenticateRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -117,10 +101,7 @@ impl Struct for SaslAuthenticateRequest {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            crate::testing::bytes(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((crate::testing::bytes(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_auth_bytes, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.auth_bytes = f_auth_bytes;

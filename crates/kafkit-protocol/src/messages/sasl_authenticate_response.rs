@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `SaslAuthenticateResponse` (API key 36): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -81,8 +75,7 @@ impl Struct for SaslAuthenticateResponse {
                 .map_err(|e| e.at("SaslAuthenticateResponse", "ErrorMessage"))?;
         }
         if true {
-            put_bytes(buf, (&self.auth_bytes), flex)
-                .map_err(|e| e.at("SaslAuthenticateResponse", "AuthBytes"))?;
+            put_bytes(buf, (&self.auth_bytes), flex).map_err(|e| e.at("SaslAuthenticateResponse", "AuthBytes"))?;
         }
 
         if v >= 1 {
@@ -132,30 +125,26 @@ impl Struct for SaslAuthenticateResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.auth_bytes = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("auth_bytes"))?;
+            this.auth_bytes =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("auth_bytes"))?;
         }
         if v >= 1 {
-            this.session_lifetime_ms = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("session_lifetime_ms"))?;
+            this.session_lifetime_ms =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("session_lifetime_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -165,11 +154,7 @@ impl Struct for SaslAuthenticateResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 16, 13];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -181,11 +166,7 @@ impl Struct for SaslAuthenticateResponse {
             any::<i16>().boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::bytes(),
-            if v >= 1 {
-                any::<i64>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i64>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

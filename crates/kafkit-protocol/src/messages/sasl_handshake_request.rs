@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `SaslHandshakeRequest` (API key 17): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -25,9 +19,7 @@ pub struct SaslHandshakeRequest {
 
 impl Default for SaslHandshakeRequest {
     fn default() -> Self {
-        SaslHandshakeRequest {
-            mechanism: String::new(),
-        }
+        SaslHandshakeRequest { mechanism: String::new() }
     }
 }
 
@@ -44,8 +36,7 @@ impl Struct for SaslHandshakeRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         if true {
-            put_string(buf, (&self.mechanism), flex)
-                .map_err(|e| e.at("SaslHandshakeRequest", "Mechanism"))?;
+            put_string(buf, (&self.mechanism), flex).map_err(|e| e.at("SaslHandshakeRequest", "Mechanism"))?;
         }
         let _ = flex;
         Ok(())
@@ -65,8 +56,8 @@ impl Struct for SaslHandshakeRequest {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.mechanism = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("mechanism"))?;
+            this.mechanism =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("mechanism"))?;
         }
         let _ = (flex, &buf);
         Ok(this)
@@ -74,11 +65,7 @@ impl Struct for SaslHandshakeRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `SaslHandshakeResponse` (API key 17): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct SaslHandshakeResponse {
 
 impl Default for SaslHandshakeResponse {
     fn default() -> Self {
-        SaslHandshakeResponse {
-            error_code: 0,
-            mechanisms: Vec::new(),
-        }
+        SaslHandshakeResponse { error_code: 0, mechanisms: Vec::new() }
     }
 }
 
@@ -59,8 +50,7 @@ impl Struct for SaslHandshakeResponse {
             put_array_len(buf, Some((&self.mechanisms).len()), flex)
                 .map_err(|e| e.at("SaslHandshakeResponse", "Mechanisms"))?;
             for e in (&self.mechanisms).iter() {
-                put_string(buf, e, flex)
-                    .map_err(|e| e.at("SaslHandshakeResponse", "Mechanisms"))?;
+                put_string(buf, e, flex).map_err(|e| e.at("SaslHandshakeResponse", "Mechanisms"))?;
             }
         }
         let _ = flex;
@@ -75,10 +65,7 @@ impl Struct for SaslHandshakeResponse {
         }
         if true {
             n += (len_array_len(Some((&self.mechanisms).len()), flex)
-                + (&self.mechanisms)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.mechanisms).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         let _ = flex;
         n
@@ -88,14 +75,11 @@ impl Struct for SaslHandshakeResponse {
         let flex = false;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.mechanisms = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("mechanisms"))?;
         }
@@ -105,11 +89,7 @@ impl Struct for SaslHandshakeResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -117,10 +97,7 @@ impl Struct for SaslHandshakeResponse {
         use proptest::prelude::*;
         let flex = false;
         let _ = flex;
-        ((
-            any::<i16>().boxed(),
-            proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
-        ),)
+        ((any::<i16>().boxed(), proptest::collection::vec(crate::testing::string(), 0..3).boxed()),)
             .prop_map(move |((f_error_code, f_mechanisms),)| {
                 let mut this = Self::default();
                 this.error_code = f_error_code;

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ShareAcknowledgeRequest` (API key 79): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -138,27 +132,22 @@ impl Struct for ShareAcknowledgeRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.group_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("group_id"))?;
+            this.group_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.member_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("member_id"))?;
+            this.member_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("member_id"))?;
         }
         if true {
-            this.share_session_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("share_session_epoch"))?;
+            this.share_session_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("share_session_epoch"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<AcknowledgeTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AcknowledgeTopic::min_size(v),
-                    |buf| Ok(AcknowledgeTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AcknowledgeTopic::min_size(v), |buf| {
+                    Ok(AcknowledgeTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -167,9 +156,7 @@ impl Struct for ShareAcknowledgeRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -179,11 +166,7 @@ impl Struct for ShareAcknowledgeRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -198,23 +181,15 @@ impl Struct for ShareAcknowledgeRequest {
             proptest::collection::vec(AcknowledgeTopic::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_group_id,
-                    f_member_id,
-                    f_share_session_epoch,
-                    f_topics,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.group_id = f_group_id;
-                    this.member_id = f_member_id;
-                    this.share_session_epoch = f_share_session_epoch;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_group_id, f_member_id, f_share_session_epoch, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.group_id = f_group_id;
+                this.member_id = f_member_id;
+                this.share_session_epoch = f_share_session_epoch;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -307,8 +282,7 @@ impl Struct for AcknowledgementBatch {
             n += 8;
         }
         if true {
-            n += (len_array_len(Some((&self.acknowledge_types).len()), flex)
-                + (&self.acknowledge_types).len() * 1);
+            n += (len_array_len(Some((&self.acknowledge_types).len()), flex) + (&self.acknowledge_types).len() * 1);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -323,12 +297,10 @@ impl Struct for AcknowledgementBatch {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("first_offset"))?;
+            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("first_offset"))?;
         }
         if true {
-            this.last_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
+            this.last_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
         }
         if true {
             this.acknowledge_types =
@@ -340,9 +312,7 @@ impl Struct for AcknowledgementBatch {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -352,11 +322,7 @@ impl Struct for AcknowledgementBatch {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -370,21 +336,14 @@ impl Struct for AcknowledgementBatch {
             proptest::collection::vec(any::<i8>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_first_offset,
-                    f_last_offset,
-                    f_acknowledge_types,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.first_offset = f_first_offset;
-                    this.last_offset = f_last_offset;
-                    this.acknowledge_types = f_acknowledge_types;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_first_offset, f_last_offset, f_acknowledge_types, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.first_offset = f_first_offset;
+                this.last_offset = f_last_offset;
+                this.acknowledge_types = f_acknowledge_types;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -463,10 +422,7 @@ impl Struct for AcknowledgePartition {
         }
         if true {
             n += (len_array_len(Some((&self.acknowledgement_batches).len()), flex)
-                + (&self.acknowledgement_batches)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.acknowledgement_batches).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -481,17 +437,14 @@ impl Struct for AcknowledgePartition {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
             this.acknowledgement_batches = (|| -> DResult<Vec<AcknowledgementBatch>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AcknowledgementBatch::min_size(v),
-                    |buf| Ok(AcknowledgementBatch::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AcknowledgementBatch::min_size(v), |buf| {
+                    Ok(AcknowledgementBatch::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("acknowledgement_batches"))?;
         }
@@ -500,9 +453,7 @@ impl Struct for AcknowledgePartition {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -512,11 +463,7 @@ impl Struct for AcknowledgePartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -529,15 +476,13 @@ impl Struct for AcknowledgePartition {
             proptest::collection::vec(AcknowledgementBatch::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_partition_index, f_acknowledgement_batches, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.acknowledgement_batches = f_acknowledgement_batches;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_partition_index, f_acknowledgement_batches, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.acknowledgement_batches = f_acknowledgement_batches;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -556,11 +501,7 @@ pub struct AcknowledgeTopic {
 
 impl Default for AcknowledgeTopic {
     fn default() -> Self {
-        AcknowledgeTopic {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        AcknowledgeTopic { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -616,10 +557,7 @@ impl Struct for AcknowledgeTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -634,17 +572,13 @@ impl Struct for AcknowledgeTopic {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<AcknowledgePartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AcknowledgePartition::min_size(v),
-                    |buf| Ok(AcknowledgePartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AcknowledgePartition::min_size(v), |buf| {
+                    Ok(AcknowledgePartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -653,9 +587,7 @@ impl Struct for AcknowledgeTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -665,11 +597,7 @@ impl Struct for AcknowledgeTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -682,15 +610,13 @@ impl Struct for AcknowledgeTopic {
             proptest::collection::vec(AcknowledgePartition::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ShareFetchRequest` (API key 78): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -132,8 +126,7 @@ impl Struct for ShareFetchRequest {
             put_i32(buf, *(&self.max_bytes));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("ShareFetchRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("ShareFetchRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -188,10 +181,7 @@ impl Struct for ShareFetchRequest {
         }
         if true {
             n += (len_array_len(Some((&self.forgotten_topics_data).len()), flex)
-                + (&self.forgotten_topics_data)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.forgotten_topics_data).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -206,44 +196,35 @@ impl Struct for ShareFetchRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.group_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("group_id"))?;
+            this.group_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.member_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("member_id"))?;
+            this.member_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("member_id"))?;
         }
         if true {
-            this.share_session_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("share_session_epoch"))?;
+            this.share_session_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("share_session_epoch"))?;
         }
         if true {
-            this.max_wait_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_wait_ms"))?;
+            this.max_wait_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_wait_ms"))?;
         }
         if true {
-            this.min_bytes =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("min_bytes"))?;
+            this.min_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("min_bytes"))?;
         }
         if true {
-            this.max_bytes =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_bytes"))?;
+            this.max_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_bytes"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<FetchTopic>> {
-                Ok(get_array(buf, flex, FetchTopic::min_size(v), |buf| {
-                    Ok(FetchTopic::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, FetchTopic::min_size(v), |buf| Ok(FetchTopic::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if true {
             this.forgotten_topics_data = (|| -> DResult<Vec<ForgottenTopic>> {
-                Ok(get_array(buf, flex, ForgottenTopic::min_size(v), |buf| {
-                    Ok(ForgottenTopic::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, ForgottenTopic::min_size(v), |buf| Ok(ForgottenTopic::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("forgotten_topics_data"))?;
         }
@@ -252,9 +233,7 @@ impl Struct for ShareFetchRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -264,11 +243,7 @@ impl Struct for ShareFetchRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [21];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -408,8 +383,7 @@ impl Struct for AcknowledgementBatch {
             n += 8;
         }
         if true {
-            n += (len_array_len(Some((&self.acknowledge_types).len()), flex)
-                + (&self.acknowledge_types).len() * 1);
+            n += (len_array_len(Some((&self.acknowledge_types).len()), flex) + (&self.acknowledge_types).len() * 1);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -424,12 +398,10 @@ impl Struct for AcknowledgementBatch {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("first_offset"))?;
+            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("first_offset"))?;
         }
         if true {
-            this.last_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
+            this.last_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
         }
         if true {
             this.acknowledge_types =
@@ -441,9 +413,7 @@ impl Struct for AcknowledgementBatch {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -453,11 +423,7 @@ impl Struct for AcknowledgementBatch {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -471,21 +437,14 @@ impl Struct for AcknowledgementBatch {
             proptest::collection::vec(any::<i8>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_first_offset,
-                    f_last_offset,
-                    f_acknowledge_types,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.first_offset = f_first_offset;
-                    this.last_offset = f_last_offset;
-                    this.acknowledge_types = f_acknowledge_types;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_first_offset, f_last_offset, f_acknowledge_types, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.first_offset = f_first_offset;
+                this.last_offset = f_last_offset;
+                this.acknowledge_types = f_acknowledge_types;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -579,10 +538,7 @@ impl Struct for FetchPartition {
         }
         if true {
             n += (len_array_len(Some((&self.acknowledgement_batches).len()), flex)
-                + (&self.acknowledgement_batches)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.acknowledgement_batches).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -597,21 +553,18 @@ impl Struct for FetchPartition {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.partition_max_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_max_bytes"))?;
+            this.partition_max_bytes =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_max_bytes"))?;
         }
         if true {
             this.acknowledgement_batches = (|| -> DResult<Vec<AcknowledgementBatch>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    AcknowledgementBatch::min_size(v),
-                    |buf| Ok(AcknowledgementBatch::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, AcknowledgementBatch::min_size(v), |buf| {
+                    Ok(AcknowledgementBatch::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("acknowledgement_batches"))?;
         }
@@ -620,9 +573,7 @@ impl Struct for FetchPartition {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -632,11 +583,7 @@ impl Struct for FetchPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -683,11 +630,7 @@ pub struct FetchTopic {
 
 impl Default for FetchTopic {
     fn default() -> Self {
-        FetchTopic {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        FetchTopic { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -713,8 +656,7 @@ impl Struct for FetchTopic {
             put_uuid(buf, (&self.topic_id));
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("FetchTopic", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("FetchTopic", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -743,10 +685,7 @@ impl Struct for FetchTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -761,14 +700,11 @@ impl Struct for FetchTopic {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<FetchPartition>> {
-                Ok(get_array(buf, flex, FetchPartition::min_size(v), |buf| {
-                    Ok(FetchPartition::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, FetchPartition::min_size(v), |buf| Ok(FetchPartition::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -777,9 +713,7 @@ impl Struct for FetchTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -789,11 +723,7 @@ impl Struct for FetchTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -806,15 +736,13 @@ impl Struct for FetchTopic {
             proptest::collection::vec(FetchPartition::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -833,11 +761,7 @@ pub struct ForgottenTopic {
 
 impl Default for ForgottenTopic {
     fn default() -> Self {
-        ForgottenTopic {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ForgottenTopic { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -892,8 +816,7 @@ impl Struct for ForgottenTopic {
             n += 16;
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -908,23 +831,18 @@ impl Struct for ForgottenTopic {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -934,11 +852,7 @@ impl Struct for ForgottenTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -951,15 +865,13 @@ impl Struct for ForgottenTopic {
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

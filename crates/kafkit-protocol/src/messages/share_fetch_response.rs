@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ShareFetchResponse` (API key 78): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -136,17 +130,11 @@ impl Struct for ShareFetchResponse {
         }
         if true {
             n += (len_array_len(Some((&self.responses).len()), flex)
-                + (&self.responses)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.responses).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.node_endpoints).len()), flex)
-                + (&self.node_endpoints)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.node_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -161,34 +149,27 @@ impl Struct for ShareFetchResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
             this.responses = (|| -> DResult<Vec<ShareFetchableTopicResponse>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    ShareFetchableTopicResponse::min_size(v),
-                    |buf| Ok(ShareFetchableTopicResponse::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, ShareFetchableTopicResponse::min_size(v), |buf| {
+                    Ok(ShareFetchableTopicResponse::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("responses"))?;
         }
         if true {
             this.node_endpoints = (|| -> DResult<Vec<NodeEndpoint>> {
-                Ok(get_array(buf, flex, NodeEndpoint::min_size(v), |buf| {
-                    Ok(NodeEndpoint::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, NodeEndpoint::min_size(v), |buf| Ok(NodeEndpoint::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("node_endpoints"))?;
         }
@@ -197,9 +178,7 @@ impl Struct for ShareFetchResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -209,11 +188,7 @@ impl Struct for ShareFetchResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -266,11 +241,7 @@ pub struct LeaderIdAndEpoch {
 
 impl Default for LeaderIdAndEpoch {
     fn default() -> Self {
-        LeaderIdAndEpoch {
-            leader_id: 0,
-            leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        LeaderIdAndEpoch { leader_id: 0, leader_epoch: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -336,21 +307,17 @@ impl Struct for LeaderIdAndEpoch {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -360,11 +327,7 @@ impl Struct for LeaderIdAndEpoch {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -372,20 +335,14 @@ impl Struct for LeaderIdAndEpoch {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i32>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_leader_id, f_leader_epoch, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.leader_id = f_leader_id;
-                    this.leader_epoch = f_leader_epoch;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i32>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_leader_id, f_leader_epoch, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.leader_id = f_leader_id;
+                this.leader_epoch = f_leader_epoch;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -406,12 +363,7 @@ pub struct AcquiredRecords {
 
 impl Default for AcquiredRecords {
     fn default() -> Self {
-        AcquiredRecords {
-            first_offset: 0,
-            last_offset: 0,
-            delivery_count: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        AcquiredRecords { first_offset: 0, last_offset: 0, delivery_count: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -489,25 +441,21 @@ impl Struct for AcquiredRecords {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("first_offset"))?;
+            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("first_offset"))?;
         }
         if true {
-            this.last_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
+            this.last_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
         }
         if true {
-            this.delivery_count = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("delivery_count"))?;
+            this.delivery_count =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("delivery_count"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -517,11 +465,7 @@ impl Struct for AcquiredRecords {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [19];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -529,27 +473,15 @@ impl Struct for AcquiredRecords {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i64>().boxed(),
-            any::<i64>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_first_offset,
-                    f_last_offset,
-                    f_delivery_count,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.first_offset = f_first_offset;
-                    this.last_offset = f_last_offset;
-                    this.delivery_count = f_delivery_count;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i64>().boxed(), any::<i64>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_first_offset, f_last_offset, f_delivery_count, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.first_offset = f_first_offset;
+                this.last_offset = f_last_offset;
+                this.delivery_count = f_delivery_count;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -669,8 +601,7 @@ impl Struct for PartitionData {
             (&self.current_leader).encode_inner(buf, v)?;
         }
         if true {
-            put_nullable_bytes(buf, (&self.records).as_deref(), flex)
-                .map_err(|e| e.at("PartitionData", "Records"))?;
+            put_nullable_bytes(buf, (&self.records).as_deref(), flex).map_err(|e| e.at("PartitionData", "Records"))?;
         }
         if true {
             put_array_len(buf, Some((&self.acquired_records).len()), flex)
@@ -721,10 +652,7 @@ impl Struct for PartitionData {
         }
         if true {
             n += (len_array_len(Some((&self.acquired_records).len()), flex)
-                + (&self.acquired_records)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.acquired_records).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -739,31 +667,27 @@ impl Struct for PartitionData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.acknowledge_error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("acknowledge_error_code"))?;
+            this.acknowledge_error_code =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("acknowledge_error_code"))?;
         }
         if true {
-            this.acknowledge_error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("acknowledge_error_message"))?;
+            this.acknowledge_error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("acknowledge_error_message"))?;
         }
         if true {
-            this.current_leader =
-                (|| -> DResult<LeaderIdAndEpoch> { Ok(LeaderIdAndEpoch::decode_inner(buf, v)?) })()
-                    .map_err(|e| e.field("current_leader"))?;
+            this.current_leader = (|| -> DResult<LeaderIdAndEpoch> { Ok(LeaderIdAndEpoch::decode_inner(buf, v)?) })()
+                .map_err(|e| e.field("current_leader"))?;
         }
         if true {
             this.records = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
@@ -782,9 +706,7 @@ impl Struct for PartitionData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -794,11 +716,7 @@ impl Struct for PartitionData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [22];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -864,11 +782,7 @@ pub struct ShareFetchableTopicResponse {
 
 impl Default for ShareFetchableTopicResponse {
     fn default() -> Self {
-        ShareFetchableTopicResponse {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ShareFetchableTopicResponse { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -924,10 +838,7 @@ impl Struct for ShareFetchableTopicResponse {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -942,14 +853,11 @@ impl Struct for ShareFetchableTopicResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -958,9 +866,7 @@ impl Struct for ShareFetchableTopicResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -970,11 +876,7 @@ impl Struct for ShareFetchableTopicResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -987,15 +889,13 @@ impl Struct for ShareFetchableTopicResponse {
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -1018,13 +918,7 @@ pub struct NodeEndpoint {
 
 impl Default for NodeEndpoint {
     fn default() -> Self {
-        NodeEndpoint {
-            node_id: 0,
-            host: String::new(),
-            port: 0,
-            rack: None,
-            unknown_tagged_fields: Vec::new(),
-        }
+        NodeEndpoint { node_id: 0, host: String::new(), port: 0, rack: None, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -1068,8 +962,7 @@ impl Struct for NodeEndpoint {
             put_i32(buf, *(&self.port));
         }
         if true {
-            put_nullable_string(buf, (&self.rack).as_deref(), flex)
-                .map_err(|e| e.at("NodeEndpoint", "Rack"))?;
+            put_nullable_string(buf, (&self.rack).as_deref(), flex).map_err(|e| e.at("NodeEndpoint", "Rack"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1115,16 +1008,13 @@ impl Struct for NodeEndpoint {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.node_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if true {
             this.rack = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
@@ -1135,9 +1025,7 @@ impl Struct for NodeEndpoint {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1147,11 +1035,7 @@ impl Struct for NodeEndpoint {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1166,17 +1050,15 @@ impl Struct for NodeEndpoint {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_node_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.node_id = f_node_id;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.rack = f_rack;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_node_id, f_host, f_port, f_rack, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.node_id = f_node_id;
+                this.host = f_host;
+                this.port = f_port;
+                this.rack = f_rack;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ShareGroupDescribeRequest` (API key 77): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -61,8 +55,7 @@ impl Struct for ShareGroupDescribeRequest {
             put_array_len(buf, Some((&self.group_ids).len()), flex)
                 .map_err(|e| e.at("ShareGroupDescribeRequest", "GroupIds"))?;
             for e in (&self.group_ids).iter() {
-                put_string(buf, e, flex)
-                    .map_err(|e| e.at("ShareGroupDescribeRequest", "GroupIds"))?;
+                put_string(buf, e, flex).map_err(|e| e.at("ShareGroupDescribeRequest", "GroupIds"))?;
             }
         }
         if true {
@@ -89,10 +82,7 @@ impl Struct for ShareGroupDescribeRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.group_ids).len()), flex)
-                + (&self.group_ids)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.group_ids).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if true {
             n += 1;
@@ -111,24 +101,20 @@ impl Struct for ShareGroupDescribeRequest {
         let mut this = Self::default();
         if true {
             this.group_ids = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("group_ids"))?;
         }
         if true {
-            this.include_authorized_operations = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("include_authorized_operations"))?;
+            this.include_authorized_operations =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("include_authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +124,7 @@ impl Struct for ShareGroupDescribeRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +137,13 @@ impl Struct for ShareGroupDescribeRequest {
             any::<bool>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_group_ids, f_include_authorized_operations, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.group_ids = f_group_ids;
-                    this.include_authorized_operations = f_include_authorized_operations;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_group_ids, f_include_authorized_operations, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.group_ids = f_group_ids;
+                this.include_authorized_operations = f_include_authorized_operations;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

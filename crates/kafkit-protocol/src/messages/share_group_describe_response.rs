@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ShareGroupDescribeResponse` (API key 77): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct ShareGroupDescribeResponse {
 
 impl Default for ShareGroupDescribeResponse {
     fn default() -> Self {
-        ShareGroupDescribeResponse {
-            throttle_time_ms: 0,
-            groups: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        ShareGroupDescribeResponse { throttle_time_ms: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -104,14 +94,12 @@ impl Struct for ShareGroupDescribeResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
             this.groups = (|| -> DResult<Vec<DescribedGroup>> {
-                Ok(get_array(buf, flex, DescribedGroup::min_size(v), |buf| {
-                    Ok(DescribedGroup::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, DescribedGroup::min_size(v), |buf| Ok(DescribedGroup::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("groups"))?;
         }
@@ -120,9 +108,7 @@ impl Struct for ShareGroupDescribeResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -132,11 +118,7 @@ impl Struct for ShareGroupDescribeResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -149,15 +131,13 @@ impl Struct for ShareGroupDescribeResponse {
             proptest::collection::vec(DescribedGroup::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_throttle_time_ms, f_groups, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.groups = f_groups;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_throttle_time_ms, f_groups, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.throttle_time_ms = f_throttle_time_ms;
+                this.groups = f_groups;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -251,8 +231,7 @@ impl Struct for Member {
             put_string(buf, (&self.member_id), flex).map_err(|e| e.at("Member", "MemberId"))?;
         }
         if true {
-            put_nullable_string(buf, (&self.rack_id).as_deref(), flex)
-                .map_err(|e| e.at("Member", "RackId"))?;
+            put_nullable_string(buf, (&self.rack_id).as_deref(), flex).map_err(|e| e.at("Member", "RackId"))?;
         }
         if true {
             put_i32(buf, *(&self.member_epoch));
@@ -309,10 +288,7 @@ impl Struct for Member {
         }
         if true {
             n += (len_array_len(Some((&self.subscribed_topic_names).len()), flex)
-                + (&self.subscribed_topic_names)
-                    .iter()
-                    .map(|e| len_string(e, flex))
-                    .sum::<usize>());
+                + (&self.subscribed_topic_names).iter().map(|e| len_string(e, flex)).sum::<usize>());
         }
         if true {
             n += (&self.assignment).len_inner(v);
@@ -330,47 +306,40 @@ impl Struct for Member {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if true {
-            this.rack_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("rack_id"))?;
+            this.rack_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("rack_id"))?;
         }
         if true {
-            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("member_epoch"))?;
+            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("member_epoch"))?;
         }
         if true {
-            this.client_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("client_id"))?;
+            this.client_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("client_id"))?;
         }
         if true {
-            this.client_host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("client_host"))?;
+            this.client_host =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("client_host"))?;
         }
         if true {
             this.subscribed_topic_names = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| {
-                    Ok(get_string(buf, flex)?)
-                })?)
+                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("subscribed_topic_names"))?;
         }
         if true {
-            this.assignment =
-                (|| -> DResult<Assignment> { Ok(Assignment::decode_inner(buf, v)?) })()
-                    .map_err(|e| e.field("assignment"))?;
+            this.assignment = (|| -> DResult<Assignment> { Ok(Assignment::decode_inner(buf, v)?) })()
+                .map_err(|e| e.field("assignment"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -380,11 +349,7 @@ impl Struct for Member {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [12];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -540,12 +505,10 @@ impl Struct for DescribedGroup {
                 .map_err(|e| e.at("DescribedGroup", "ErrorMessage"))?;
         }
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("DescribedGroup", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DescribedGroup", "GroupId"))?;
         }
         if true {
-            put_string(buf, (&self.group_state), flex)
-                .map_err(|e| e.at("DescribedGroup", "GroupState"))?;
+            put_string(buf, (&self.group_state), flex).map_err(|e| e.at("DescribedGroup", "GroupState"))?;
         }
         if true {
             put_i32(buf, *(&self.group_epoch));
@@ -554,12 +517,10 @@ impl Struct for DescribedGroup {
             put_i32(buf, *(&self.assignment_epoch));
         }
         if true {
-            put_string(buf, (&self.assignor_name), flex)
-                .map_err(|e| e.at("DescribedGroup", "AssignorName"))?;
+            put_string(buf, (&self.assignor_name), flex).map_err(|e| e.at("DescribedGroup", "AssignorName"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.members).len()), flex)
-                .map_err(|e| e.at("DescribedGroup", "Members"))?;
+            put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("DescribedGroup", "Members"))?;
             for e in (&self.members).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -609,10 +570,7 @@ impl Struct for DescribedGroup {
         }
         if true {
             n += (len_array_len(Some((&self.members).len()), flex)
-                + (&self.members)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += 4;
@@ -630,54 +588,47 @@ impl Struct for DescribedGroup {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.group_state = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_state"))?;
+            this.group_state =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_state"))?;
         }
         if true {
-            this.group_epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("group_epoch"))?;
+            this.group_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("group_epoch"))?;
         }
         if true {
-            this.assignment_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("assignment_epoch"))?;
+            this.assignment_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("assignment_epoch"))?;
         }
         if true {
-            this.assignor_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("assignor_name"))?;
+            this.assignor_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("assignor_name"))?;
         }
         if true {
             this.members = (|| -> DResult<Vec<Member>> {
-                Ok(get_array(buf, flex, Member::min_size(v), |buf| {
-                    Ok(Member::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Member::min_size(v), |buf| Ok(Member::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("members"))?;
         }
         if true {
-            this.authorized_operations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("authorized_operations"))?;
+            this.authorized_operations =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("authorized_operations"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -687,11 +638,7 @@ impl Struct for DescribedGroup {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [20];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -797,8 +744,7 @@ impl Struct for TopicPartitions {
             put_uuid(buf, (&self.topic_id));
         }
         if true {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("TopicPartitions", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicPartitions", "TopicName"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -833,8 +779,7 @@ impl Struct for TopicPartitions {
             n += len_string((&self.topic_name), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).len() * 4);
+            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -849,27 +794,22 @@ impl Struct for TopicPartitions {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
-            this.partitions = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
+            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("partitions"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -879,11 +819,7 @@ impl Struct for TopicPartitions {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [19];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -897,16 +833,14 @@ impl Struct for TopicPartitions {
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_topic_name, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.topic_name = f_topic_name;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_topic_name, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.topic_name = f_topic_name;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -923,10 +857,7 @@ pub struct Assignment {
 
 impl Default for Assignment {
     fn default() -> Self {
-        Assignment {
-            topic_partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        Assignment { topic_partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -970,10 +901,7 @@ impl Struct for Assignment {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.topic_partitions).len()), flex)
-                + (&self.topic_partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.topic_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1000,9 +928,7 @@ impl Struct for Assignment {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1012,11 +938,7 @@ impl Struct for Assignment {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1024,10 +946,7 @@ impl Struct for Assignment {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            proptest::collection::vec(TopicPartitions::strategy(v), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((proptest::collection::vec(TopicPartitions::strategy(v), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_topic_partitions, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.topic_partitions = f_topic_partitions;

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `ShareGroupHeartbeatRequest` (API key 76): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -85,12 +79,10 @@ impl Struct for ShareGroupHeartbeatRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("ShareGroupHeartbeatRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ShareGroupHeartbeatRequest", "GroupId"))?;
         }
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("ShareGroupHeartbeatRequest", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("ShareGroupHeartbeatRequest", "MemberId"))?;
         }
         if true {
             put_i32(buf, *(&self.member_epoch));
@@ -109,9 +101,8 @@ impl Struct for ShareGroupHeartbeatRequest {
                     put_array_len(buf, Some(a.len()), flex)
                         .map_err(|e| e.at("ShareGroupHeartbeatRequest", "SubscribedTopicNames"))?;
                     for e in a.iter() {
-                        put_string(buf, e, flex).map_err(|e| {
-                            e.at("ShareGroupHeartbeatRequest", "SubscribedTopicNames")
-                        })?;
+                        put_string(buf, e, flex)
+                            .map_err(|e| e.at("ShareGroupHeartbeatRequest", "SubscribedTopicNames"))?;
                     }
                 }
             }
@@ -150,10 +141,7 @@ impl Struct for ShareGroupHeartbeatRequest {
         if true {
             n += match (&self.subscribed_topic_names) {
                 None => len_array_len(None, flex),
-                Some(a) => {
-                    (len_array_len(Some(a.len()), flex)
-                        + a.iter().map(|e| len_string(e, flex)).sum::<usize>())
-                }
+                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| len_string(e, flex)).sum::<usize>()),
             };
         }
         if flex {
@@ -169,30 +157,23 @@ impl Struct for ShareGroupHeartbeatRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if true {
-            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("member_epoch"))?;
+            this.member_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("member_epoch"))?;
         }
         if true {
-            this.rack_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("rack_id"))?;
+            this.rack_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("rack_id"))?;
         }
         if true {
             this.subscribed_topic_names = (|| -> DResult<Option<Vec<String>>> {
-                Ok(get_nullable_array(
-                    buf,
-                    flex,
-                    if flex { 1 } else { 2 },
-                    |buf| Ok(get_string(buf, flex)?),
-                )?)
+                Ok(get_nullable_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
             })()
             .map_err(|e| e.field("subscribed_topic_names"))?;
         }
@@ -201,9 +182,7 @@ impl Struct for ShareGroupHeartbeatRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -213,11 +192,7 @@ impl Struct for ShareGroupHeartbeatRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -230,8 +205,7 @@ impl Struct for ShareGroupHeartbeatRequest {
             crate::testing::string(),
             any::<i32>().boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
-            proptest::option::of(proptest::collection::vec(crate::testing::string(), 0..3).boxed())
-                .boxed(),
+            proptest::option::of(proptest::collection::vec(crate::testing::string(), 0..3).boxed()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

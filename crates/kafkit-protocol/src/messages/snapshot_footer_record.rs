@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `SnapshotFooterRecord`: versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct SnapshotFooterRecord {
 
 impl Default for SnapshotFooterRecord {
     fn default() -> Self {
-        SnapshotFooterRecord {
-            version: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        SnapshotFooterRecord { version: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -84,17 +75,14 @@ impl Struct for SnapshotFooterRecord {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
+            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -104,11 +92,7 @@ impl Struct for SnapshotFooterRecord {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

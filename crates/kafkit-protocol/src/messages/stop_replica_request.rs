@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `StopReplicaRequest` (API key 5): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -161,8 +155,7 @@ impl Struct for StopReplicaRequest {
             });
         }
         if (v >= 1 && v <= 2) {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("StopReplicaRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("StopReplicaRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -217,10 +210,7 @@ impl Struct for StopReplicaRequest {
         }
         if v <= 0 {
             n += (len_array_len(Some((&self.ungrouped_partitions).len()), flex)
-                + (&self.ungrouped_partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.ungrouped_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if (v >= 1 && v <= 2) {
             n += (len_array_len(Some((&self.topics).len()), flex)
@@ -228,10 +218,7 @@ impl Struct for StopReplicaRequest {
         }
         if v >= 3 {
             n += (len_array_len(Some((&self.topic_states).len()), flex)
-                + (&self.topic_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.topic_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -246,55 +233,44 @@ impl Struct for StopReplicaRequest {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_id"))?;
+            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_id"))?;
         }
         if v >= 4 {
-            this.is_k_raft_controller = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_k_raft_controller"))?;
+            this.is_k_raft_controller =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_k_raft_controller"))?;
         }
         if true {
-            this.controller_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_epoch"))?;
+            this.controller_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_epoch"))?;
         }
         if v >= 1 {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("broker_epoch"))?;
+            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
         }
         if v <= 2 {
-            this.delete_partitions = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("delete_partitions"))?;
+            this.delete_partitions =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("delete_partitions"))?;
         }
         if v <= 0 {
             this.ungrouped_partitions = (|| -> DResult<Vec<StopReplicaPartitionV0>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    StopReplicaPartitionV0::min_size(v),
-                    |buf| Ok(StopReplicaPartitionV0::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, StopReplicaPartitionV0::min_size(v), |buf| {
+                    Ok(StopReplicaPartitionV0::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("ungrouped_partitions"))?;
         }
         if (v >= 1 && v <= 2) {
             this.topics = (|| -> DResult<Vec<StopReplicaTopicV1>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    StopReplicaTopicV1::min_size(v),
-                    |buf| Ok(StopReplicaTopicV1::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, StopReplicaTopicV1::min_size(v), |buf| {
+                    Ok(StopReplicaTopicV1::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if v >= 3 {
             this.topic_states = (|| -> DResult<Vec<StopReplicaTopicState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    StopReplicaTopicState::min_size(v),
-                    |buf| Ok(StopReplicaTopicState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, StopReplicaTopicState::min_size(v), |buf| {
+                    Ok(StopReplicaTopicState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topic_states"))?;
         }
@@ -303,9 +279,7 @@ impl Struct for StopReplicaRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -315,11 +289,7 @@ impl Struct for StopReplicaRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [13, 21, 19, 18, 19];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -330,22 +300,10 @@ impl Struct for StopReplicaRequest {
         (
             (
                 any::<i32>().boxed(),
-                if v >= 4 {
-                    any::<bool>().boxed()
-                } else {
-                    Just(false).boxed()
-                },
+                if v >= 4 { any::<bool>().boxed() } else { Just(false).boxed() },
                 any::<i32>().boxed(),
-                if v >= 1 {
-                    any::<i64>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                if v <= 2 {
-                    any::<bool>().boxed()
-                } else {
-                    Just(false).boxed()
-                },
+                if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
+                if v <= 2 { any::<bool>().boxed() } else { Just(false).boxed() },
                 if v <= 0 {
                     proptest::collection::vec(StopReplicaPartitionV0::strategy(v), 0..3).boxed()
                 } else {
@@ -409,11 +367,7 @@ pub struct StopReplicaPartitionV0 {
 
 impl Default for StopReplicaPartitionV0 {
     fn default() -> Self {
-        StopReplicaPartitionV0 {
-            topic_name: String::new(),
-            partition_index: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        StopReplicaPartitionV0 { topic_name: String::new(), partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -443,8 +397,7 @@ impl Struct for StopReplicaPartitionV0 {
             });
         }
         if v <= 0 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("StopReplicaPartitionV0", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("StopReplicaPartitionV0", "TopicName"))?;
         }
         if !(v <= 0) && !(self.partition_index == 0) {
             return Err(EncodeError::FieldNotInVersion {
@@ -494,21 +447,19 @@ impl Struct for StopReplicaPartitionV0 {
         let flex = v >= 2;
         let mut this = Self::default();
         if v <= 0 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if v <= 0 {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -518,11 +469,7 @@ impl Struct for StopReplicaPartitionV0 {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 0, 1, 1, 1];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -531,27 +478,17 @@ impl Struct for StopReplicaPartitionV0 {
         let flex = v >= 2;
         let _ = flex;
         ((
-            if v <= 0 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v <= 0 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v <= 0 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v <= 0 { any::<i32>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_partition_index, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partition_index = f_partition_index;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_partition_index, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partition_index = f_partition_index;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -570,11 +507,7 @@ pub struct StopReplicaTopicV1 {
 
 impl Default for StopReplicaTopicV1 {
     fn default() -> Self {
-        StopReplicaTopicV1 {
-            name: String::new(),
-            partition_indexes: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        StopReplicaTopicV1 { name: String::new(), partition_indexes: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -643,8 +576,7 @@ impl Struct for StopReplicaTopicV1 {
             n += len_string((&self.name), flex);
         }
         if (v >= 1 && v <= 2) {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex)
-                + (&self.partition_indexes).len() * 4);
+            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -659,23 +591,19 @@ impl Struct for StopReplicaTopicV1 {
         let flex = v >= 2;
         let mut this = Self::default();
         if (v >= 1 && v <= 2) {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if (v >= 1 && v <= 2) {
-            this.partition_indexes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partition_indexes"))?;
+            this.partition_indexes =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("partition_indexes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -685,11 +613,7 @@ impl Struct for StopReplicaTopicV1 {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [0, 6, 3, 1, 1];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -698,11 +622,7 @@ impl Struct for StopReplicaTopicV1 {
         let flex = v >= 2;
         let _ = flex;
         ((
-            if (v >= 1 && v <= 2) {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if (v >= 1 && v <= 2) { crate::testing::string() } else { Just(String::new()).boxed() },
             if (v >= 1 && v <= 2) {
                 proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
             } else {
@@ -710,15 +630,13 @@ impl Struct for StopReplicaTopicV1 {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.partition_indexes = f_partition_indexes;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.partition_indexes = f_partition_indexes;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -843,25 +761,22 @@ impl Struct for StopReplicaPartitionState {
         let flex = v >= 2;
         let mut this = Self::default();
         if v >= 3 {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if v >= 3 {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if v >= 3 {
-            this.delete_partition = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("delete_partition"))?;
+            this.delete_partition =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("delete_partition"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -871,11 +786,7 @@ impl Struct for StopReplicaPartitionState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [0, 0, 1, 10, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -884,38 +795,19 @@ impl Struct for StopReplicaPartitionState {
         let flex = v >= 2;
         let _ = flex;
         ((
-            if v >= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 3 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
-            if v >= 3 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 3 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 3 { any::<i32>().boxed() } else { Just(-1).boxed() },
+            if v >= 3 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_partition_index,
-                    f_leader_epoch,
-                    f_delete_partition,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.leader_epoch = f_leader_epoch;
-                    this.delete_partition = f_delete_partition;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_partition_index, f_leader_epoch, f_delete_partition, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.leader_epoch = f_leader_epoch;
+                this.delete_partition = f_delete_partition;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -968,8 +860,7 @@ impl Struct for StopReplicaTopicState {
             });
         }
         if v >= 3 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("StopReplicaTopicState", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("StopReplicaTopicState", "TopicName"))?;
         }
         if !(v >= 3) && !(self.partition_states.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -1009,10 +900,7 @@ impl Struct for StopReplicaTopicState {
         }
         if v >= 3 {
             n += (len_array_len(Some((&self.partition_states).len()), flex)
-                + (&self.partition_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1027,17 +915,14 @@ impl Struct for StopReplicaTopicState {
         let flex = v >= 2;
         let mut this = Self::default();
         if v >= 3 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if v >= 3 {
             this.partition_states = (|| -> DResult<Vec<StopReplicaPartitionState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    StopReplicaPartitionState::min_size(v),
-                    |buf| Ok(StopReplicaPartitionState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, StopReplicaPartitionState::min_size(v), |buf| {
+                    Ok(StopReplicaPartitionState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partition_states"))?;
         }
@@ -1046,9 +931,7 @@ impl Struct for StopReplicaTopicState {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1058,11 +941,7 @@ impl Struct for StopReplicaTopicState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [0, 0, 1, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1071,11 +950,7 @@ impl Struct for StopReplicaTopicState {
         let flex = v >= 2;
         let _ = flex;
         ((
-            if v >= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
+            if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 3 {
                 proptest::collection::vec(StopReplicaPartitionState::strategy(v), 0..3).boxed()
             } else {
@@ -1083,15 +958,13 @@ impl Struct for StopReplicaTopicState {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_partition_states, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partition_states = f_partition_states;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_partition_states, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partition_states = f_partition_states;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

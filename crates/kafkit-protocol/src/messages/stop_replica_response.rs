@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `StopReplicaResponse` (API key 5): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct StopReplicaResponse {
 
 impl Default for StopReplicaResponse {
     fn default() -> Self {
-        StopReplicaResponse {
-            error_code: 0,
-            partition_errors: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        StopReplicaResponse { error_code: 0, partition_errors: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -89,10 +79,7 @@ impl Struct for StopReplicaResponse {
         }
         if true {
             n += (len_array_len(Some((&self.partition_errors).len()), flex)
-                + (&self.partition_errors)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_errors).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -107,17 +94,13 @@ impl Struct for StopReplicaResponse {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
             this.partition_errors = (|| -> DResult<Vec<StopReplicaPartitionError>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    StopReplicaPartitionError::min_size(v),
-                    |buf| Ok(StopReplicaPartitionError::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, StopReplicaPartitionError::min_size(v), |buf| {
+                    Ok(StopReplicaPartitionError::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partition_errors"))?;
         }
@@ -126,9 +109,7 @@ impl Struct for StopReplicaResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -138,11 +119,7 @@ impl Struct for StopReplicaResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 4, 4, 4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -155,15 +132,13 @@ impl Struct for StopReplicaResponse {
             proptest::collection::vec(StopReplicaPartitionError::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_error_code, f_partition_errors, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.error_code = f_error_code;
-                    this.partition_errors = f_partition_errors;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_error_code, f_partition_errors, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.error_code = f_error_code;
+                this.partition_errors = f_partition_errors;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -218,8 +193,7 @@ impl Struct for StopReplicaPartitionError {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if true {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("StopReplicaPartitionError", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("StopReplicaPartitionError", "TopicName"))?;
         }
         if true {
             put_i32(buf, *(&self.partition_index));
@@ -268,25 +242,22 @@ impl Struct for StopReplicaPartitionError {
         let flex = v >= 2;
         let mut this = Self::default();
         if true {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -296,11 +267,7 @@ impl Struct for StopReplicaPartitionError {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 8, 8, 8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -308,27 +275,15 @@ impl Struct for StopReplicaPartitionError {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            any::<i32>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_topic_name,
-                    f_partition_index,
-                    f_error_code,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partition_index = f_partition_index;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), any::<i32>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_topic_name, f_partition_index, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partition_index = f_partition_index;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `SyncGroupRequest` (API key 14): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -101,15 +95,13 @@ impl Struct for SyncGroupRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("SyncGroupRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("SyncGroupRequest", "GroupId"))?;
         }
         if true {
             put_i32(buf, *(&self.generation_id));
         }
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("SyncGroupRequest", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequest", "MemberId"))?;
         }
         if !(v >= 3) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -125,8 +117,7 @@ impl Struct for SyncGroupRequest {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("SyncGroupRequest", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("SyncGroupRequest", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -146,8 +137,7 @@ impl Struct for SyncGroupRequest {
             } else {
                 match (&self.protocol_type) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("SyncGroupRequest", "ProtocolType"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("SyncGroupRequest", "ProtocolType"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -167,8 +157,7 @@ impl Struct for SyncGroupRequest {
             } else {
                 match (&self.protocol_name) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("SyncGroupRequest", "ProtocolName"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("SyncGroupRequest", "ProtocolName"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -219,35 +208,26 @@ impl Struct for SyncGroupRequest {
             n += (if v >= 3 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v >= 5 {
             n += (if v >= 5 {
                 len_nullable_string((&self.protocol_type).as_deref(), flex)
             } else {
-                (&self.protocol_type)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.protocol_type).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v >= 5 {
             n += (if v >= 5 {
                 len_nullable_string((&self.protocol_name).as_deref(), flex)
             } else {
-                (&self.protocol_name)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
             n += (len_array_len(Some((&self.assignments).len()), flex)
-                + (&self.assignments)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.assignments).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -262,55 +242,39 @@ impl Struct for SyncGroupRequest {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("generation_id"))?;
+            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
         }
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if v >= 5 {
             this.protocol_type = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("protocol_type"))?;
         }
         if v >= 5 {
             this.protocol_name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("protocol_name"))?;
         }
         if true {
             this.assignments = (|| -> DResult<Vec<SyncGroupRequestAssignment>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    SyncGroupRequestAssignment::min_size(v),
-                    |buf| Ok(SyncGroupRequestAssignment::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, SyncGroupRequestAssignment::min_size(v), |buf| {
+                    Ok(SyncGroupRequestAssignment::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("assignments"))?;
         }
@@ -319,9 +283,7 @@ impl Struct for SyncGroupRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -331,11 +293,7 @@ impl Struct for SyncGroupRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [12, 12, 12, 14, 9, 11];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -445,12 +403,10 @@ impl Struct for SyncGroupRequestAssignment {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if true {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("SyncGroupRequestAssignment", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "MemberId"))?;
         }
         if true {
-            put_bytes(buf, (&self.assignment), flex)
-                .map_err(|e| e.at("SyncGroupRequestAssignment", "Assignment"))?;
+            put_bytes(buf, (&self.assignment), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "Assignment"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -490,21 +446,19 @@ impl Struct for SyncGroupRequestAssignment {
         let flex = v >= 4;
         let mut this = Self::default();
         if true {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if true {
-            this.assignment = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("assignment"))?;
+            this.assignment =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("assignment"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -514,11 +468,7 @@ impl Struct for SyncGroupRequestAssignment {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 6, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -526,20 +476,14 @@ impl Struct for SyncGroupRequestAssignment {
         use proptest::prelude::*;
         let flex = v >= 4;
         let _ = flex;
-        ((
-            crate::testing::string(),
-            crate::testing::bytes(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_member_id, f_assignment, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.member_id = f_member_id;
-                    this.assignment = f_assignment;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((crate::testing::string(), crate::testing::bytes(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_member_id, f_assignment, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.member_id = f_member_id;
+                this.assignment = f_assignment;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `SyncGroupResponse` (API key 14): versions 0-5.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -97,8 +91,7 @@ impl Struct for SyncGroupResponse {
             } else {
                 match (&self.protocol_type) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("SyncGroupResponse", "ProtocolType"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("SyncGroupResponse", "ProtocolType"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -118,8 +111,7 @@ impl Struct for SyncGroupResponse {
             } else {
                 match (&self.protocol_name) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("SyncGroupResponse", "ProtocolName"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("SyncGroupResponse", "ProtocolName"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -132,8 +124,7 @@ impl Struct for SyncGroupResponse {
             }
         }
         if true {
-            put_bytes(buf, (&self.assignment), flex)
-                .map_err(|e| e.at("SyncGroupResponse", "Assignment"))?;
+            put_bytes(buf, (&self.assignment), flex).map_err(|e| e.at("SyncGroupResponse", "Assignment"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -164,18 +155,14 @@ impl Struct for SyncGroupResponse {
             n += (if v >= 5 {
                 len_nullable_string((&self.protocol_type).as_deref(), flex)
             } else {
-                (&self.protocol_type)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.protocol_type).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if v >= 5 {
             n += (if v >= 5 {
                 len_nullable_string((&self.protocol_name).as_deref(), flex)
             } else {
-                (&self.protocol_name)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -194,45 +181,34 @@ impl Struct for SyncGroupResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if v >= 5 {
             this.protocol_type = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("protocol_type"))?;
         }
         if v >= 5 {
             this.protocol_name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 5 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("protocol_name"))?;
         }
         if true {
-            this.assignment = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("assignment"))?;
+            this.assignment =
+                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("assignment"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -242,11 +218,7 @@ impl Struct for SyncGroupResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 10, 10, 10, 8, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -255,11 +227,7 @@ impl Struct for SyncGroupResponse {
         let flex = v >= 4;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
             any::<i16>().boxed(),
             if v >= 5 {
                 if v >= 5 {

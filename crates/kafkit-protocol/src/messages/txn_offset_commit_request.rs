@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `TxnOffsetCommitRequest` (API key 28): versions 0-4.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -114,8 +108,7 @@ impl Struct for TxnOffsetCommitRequest {
                 .map_err(|e| e.at("TxnOffsetCommitRequest", "TransactionalId"))?;
         }
         if true {
-            put_string(buf, (&self.group_id), flex)
-                .map_err(|e| e.at("TxnOffsetCommitRequest", "GroupId"))?;
+            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("TxnOffsetCommitRequest", "GroupId"))?;
         }
         if true {
             put_i64(buf, *(&self.producer_id));
@@ -141,8 +134,7 @@ impl Struct for TxnOffsetCommitRequest {
             });
         }
         if v >= 3 {
-            put_string(buf, (&self.member_id), flex)
-                .map_err(|e| e.at("TxnOffsetCommitRequest", "MemberId"))?;
+            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("TxnOffsetCommitRequest", "MemberId"))?;
         }
         if !(v >= 3) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -158,8 +150,7 @@ impl Struct for TxnOffsetCommitRequest {
             } else {
                 match (&self.group_instance_id) {
                     Some(x) => {
-                        put_string(buf, x, flex)
-                            .map_err(|e| e.at("TxnOffsetCommitRequest", "GroupInstanceId"))?;
+                        put_string(buf, x, flex).map_err(|e| e.at("TxnOffsetCommitRequest", "GroupInstanceId"))?;
                     }
                     None => {
                         return Err(EncodeError::NullNotAllowed {
@@ -219,9 +210,7 @@ impl Struct for TxnOffsetCommitRequest {
             n += (if v >= 3 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
             } else {
-                (&self.group_instance_id)
-                    .as_ref()
-                    .map_or(0, |x| len_string(x, flex))
+                (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
         if true {
@@ -241,47 +230,38 @@ impl Struct for TxnOffsetCommitRequest {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.transactional_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
         }
         if true {
-            this.group_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("group_id"))?;
+            this.group_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
         }
         if true {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if true {
-            this.producer_epoch = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
         }
         if v >= 3 {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("generation_id"))?;
+            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
         }
         if v >= 3 {
-            this.member_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("member_id"))?;
+            this.member_id =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
-                Ok(if v >= 3 {
-                    get_nullable_string(buf, flex)?
-                } else {
-                    Some(get_string(buf, flex)?)
-                })
+                Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TxnOffsetCommitRequestTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    TxnOffsetCommitRequestTopic::min_size(v),
-                    |buf| Ok(TxnOffsetCommitRequestTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, TxnOffsetCommitRequestTopic::min_size(v), |buf| {
+                    Ok(TxnOffsetCommitRequestTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -290,9 +270,7 @@ impl Struct for TxnOffsetCommitRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -302,11 +280,7 @@ impl Struct for TxnOffsetCommitRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [18, 18, 18, 20, 20];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -320,16 +294,8 @@ impl Struct for TxnOffsetCommitRequest {
                 crate::testing::string(),
                 any::<i64>().boxed(),
                 any::<i16>().boxed(),
-                if v >= 3 {
-                    any::<i32>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
-                if v >= 3 {
-                    crate::testing::string()
-                } else {
-                    Just(String::from("")).boxed()
-                },
+                if v >= 3 { any::<i32>().boxed() } else { Just(-1).boxed() },
+                if v >= 3 { crate::testing::string() } else { Just(String::from("")).boxed() },
                 if v >= 3 {
                     if v >= 3 {
                         proptest::option::of(crate::testing::string()).boxed()
@@ -490,30 +456,27 @@ impl Struct for TxnOffsetCommitRequestPartition {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.committed_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("committed_offset"))?;
+            this.committed_offset =
+                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("committed_offset"))?;
         }
         if v >= 2 {
-            this.committed_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("committed_leader_epoch"))?;
+            this.committed_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("committed_leader_epoch"))?;
         }
         if true {
-            this.committed_metadata =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("committed_metadata"))?;
+            this.committed_metadata = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("committed_metadata"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -523,11 +486,7 @@ impl Struct for TxnOffsetCommitRequestPartition {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [14, 14, 18, 18, 18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -538,11 +497,7 @@ impl Struct for TxnOffsetCommitRequestPartition {
         ((
             any::<i32>().boxed(),
             any::<i64>().boxed(),
-            if v >= 2 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 2 { any::<i32>().boxed() } else { Just(-1).boxed() },
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
@@ -581,11 +536,7 @@ pub struct TxnOffsetCommitRequestTopic {
 
 impl Default for TxnOffsetCommitRequestTopic {
     fn default() -> Self {
-        TxnOffsetCommitRequestTopic {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TxnOffsetCommitRequestTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -608,8 +559,7 @@ impl Struct for TxnOffsetCommitRequestTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("TxnOffsetCommitRequestTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("TxnOffsetCommitRequestTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -642,10 +592,7 @@ impl Struct for TxnOffsetCommitRequestTopic {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -660,17 +607,13 @@ impl Struct for TxnOffsetCommitRequestTopic {
         let flex = v >= 3;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<TxnOffsetCommitRequestPartition>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    TxnOffsetCommitRequestPartition::min_size(v),
-                    |buf| Ok(TxnOffsetCommitRequestPartition::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, TxnOffsetCommitRequestPartition::min_size(v), |buf| {
+                    Ok(TxnOffsetCommitRequestPartition::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -679,9 +622,7 @@ impl Struct for TxnOffsetCommitRequestTopic {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -691,11 +632,7 @@ impl Struct for TxnOffsetCommitRequestTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `UnregisterBrokerRequest` (API key 64): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct UnregisterBrokerRequest {
 
 impl Default for UnregisterBrokerRequest {
     fn default() -> Self {
-        UnregisterBrokerRequest {
-            broker_id: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        UnregisterBrokerRequest { broker_id: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -84,17 +75,14 @@ impl Struct for UnregisterBrokerRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.broker_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
+            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -104,11 +92,7 @@ impl Struct for UnregisterBrokerRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `UpdateFeaturesRequest` (API key 57): versions 0-2.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -108,10 +102,7 @@ impl Struct for UpdateFeaturesRequest {
         }
         if true {
             n += (len_array_len(Some((&self.feature_updates).len()), flex)
-                + (&self.feature_updates)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.feature_updates).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 1 {
             n += 1;
@@ -129,32 +120,26 @@ impl Struct for UpdateFeaturesRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
+            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
         }
         if true {
             this.feature_updates = (|| -> DResult<Vec<FeatureUpdateKey>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    FeatureUpdateKey::min_size(v),
-                    |buf| Ok(FeatureUpdateKey::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, FeatureUpdateKey::min_size(v), |buf| {
+                    Ok(FeatureUpdateKey::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("feature_updates"))?;
         }
         if v >= 1 {
-            this.validate_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("validate_only"))?;
+            this.validate_only =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -164,11 +149,7 @@ impl Struct for UpdateFeaturesRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -179,28 +160,17 @@ impl Struct for UpdateFeaturesRequest {
         ((
             any::<i32>().boxed(),
             proptest::collection::vec(FeatureUpdateKey::strategy(v), 0..3).boxed(),
-            if v >= 1 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
+            if v >= 1 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_timeout_ms,
-                    f_feature_updates,
-                    f_validate_only,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.timeout_ms = f_timeout_ms;
-                    this.feature_updates = f_feature_updates;
-                    this.validate_only = f_validate_only;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_timeout_ms, f_feature_updates, f_validate_only, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.timeout_ms = f_timeout_ms;
+                this.feature_updates = f_feature_updates;
+                this.validate_only = f_validate_only;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -264,8 +234,7 @@ impl Struct for FeatureUpdateKey {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.feature), flex)
-                .map_err(|e| e.at("FeatureUpdateKey", "Feature"))?;
+            put_string(buf, (&self.feature), flex).map_err(|e| e.at("FeatureUpdateKey", "Feature"))?;
         }
         if true {
             put_i16(buf, *(&self.max_version_level));
@@ -334,29 +303,25 @@ impl Struct for FeatureUpdateKey {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.feature = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("feature"))?;
+            this.feature = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("feature"))?;
         }
         if true {
-            this.max_version_level = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("max_version_level"))?;
+            this.max_version_level =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_version_level"))?;
         }
         if v <= 0 {
-            this.allow_downgrade = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("allow_downgrade"))?;
+            this.allow_downgrade =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("allow_downgrade"))?;
         }
         if v >= 1 {
-            this.upgrade_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("upgrade_type"))?;
+            this.upgrade_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("upgrade_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -366,11 +331,7 @@ impl Struct for FeatureUpdateKey {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -381,16 +342,8 @@ impl Struct for FeatureUpdateKey {
         ((
             crate::testing::string(),
             any::<i16>().boxed(),
-            if v <= 0 {
-                any::<bool>().boxed()
-            } else {
-                Just(false).boxed()
-            },
-            if v >= 1 {
-                any::<i8>().boxed()
-            } else {
-                Just(1).boxed()
-            },
+            if v <= 0 { any::<bool>().boxed() } else { Just(false).boxed() },
+            if v >= 1 { any::<i8>().boxed() } else { Just(1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

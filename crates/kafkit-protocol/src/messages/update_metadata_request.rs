@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `UpdateMetadataRequest` (API key 6): versions 0-8.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -88,10 +82,7 @@ impl UpdateMetadataRequest {
     }
     /// Sets `ungrouped_partition_states` (builder style).
     #[must_use]
-    pub fn with_ungrouped_partition_states(
-        mut self,
-        value: Vec<UpdateMetadataPartitionState>,
-    ) -> Self {
+    pub fn with_ungrouped_partition_states(mut self, value: Vec<UpdateMetadataPartitionState>) -> Self {
         self.ungrouped_partition_states = value;
         self
     }
@@ -214,24 +205,15 @@ impl Struct for UpdateMetadataRequest {
         }
         if v <= 4 {
             n += (len_array_len(Some((&self.ungrouped_partition_states).len()), flex)
-                + (&self.ungrouped_partition_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.ungrouped_partition_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 5 {
             n += (len_array_len(Some((&self.topic_states).len()), flex)
-                + (&self.topic_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.topic_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (len_array_len(Some((&self.live_brokers).len()), flex)
-                + (&self.live_brokers)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.live_brokers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -250,51 +232,40 @@ impl Struct for UpdateMetadataRequest {
         let flex = v >= 6;
         let mut this = Self::default();
         if true {
-            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_id"))?;
+            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_id"))?;
         }
         if v >= 8 {
-            this.is_k_raft_controller = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("is_k_raft_controller"))?;
+            this.is_k_raft_controller =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_k_raft_controller"))?;
         }
         if true {
-            this.controller_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_epoch"))?;
+            this.controller_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_epoch"))?;
         }
         if v >= 5 {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })()
-                .map_err(|e| e.field("broker_epoch"))?;
+            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
         }
         if v <= 4 {
             this.ungrouped_partition_states = (|| -> DResult<Vec<UpdateMetadataPartitionState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    UpdateMetadataPartitionState::min_size(v),
-                    |buf| Ok(UpdateMetadataPartitionState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, UpdateMetadataPartitionState::min_size(v), |buf| {
+                    Ok(UpdateMetadataPartitionState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("ungrouped_partition_states"))?;
         }
         if v >= 5 {
             this.topic_states = (|| -> DResult<Vec<UpdateMetadataTopicState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    UpdateMetadataTopicState::min_size(v),
-                    |buf| Ok(UpdateMetadataTopicState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, UpdateMetadataTopicState::min_size(v), |buf| {
+                    Ok(UpdateMetadataTopicState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topic_states"))?;
         }
         if true {
             this.live_brokers = (|| -> DResult<Vec<UpdateMetadataBroker>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    UpdateMetadataBroker::min_size(v),
-                    |buf| Ok(UpdateMetadataBroker::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, UpdateMetadataBroker::min_size(v), |buf| {
+                    Ok(UpdateMetadataBroker::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("live_brokers"))?;
         }
@@ -305,13 +276,10 @@ impl Struct for UpdateMetadataRequest {
                 match tag {
                     0 if v >= 8 => {
                         let buf = &mut data;
-                        this.r#type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })()
-                            .map_err(|e| e.field("type"))?;
+                        this.r#type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("type"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("type"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -321,11 +289,7 @@ impl Struct for UpdateMetadataRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 9] = [16, 16, 16, 16, 16, 24, 19, 19, 20];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -336,25 +300,12 @@ impl Struct for UpdateMetadataRequest {
         (
             (
                 any::<i32>().boxed(),
-                if v >= 8 {
-                    any::<bool>().boxed()
-                } else {
-                    Just(false).boxed()
-                },
-                if v >= 8 {
-                    any::<i8>().boxed()
-                } else {
-                    Just(0).boxed()
-                },
+                if v >= 8 { any::<bool>().boxed() } else { Just(false).boxed() },
+                if v >= 8 { any::<i8>().boxed() } else { Just(0).boxed() },
                 any::<i32>().boxed(),
-                if v >= 5 {
-                    any::<i64>().boxed()
-                } else {
-                    Just(-1).boxed()
-                },
+                if v >= 5 { any::<i64>().boxed() } else { Just(-1).boxed() },
                 if v <= 4 {
-                    proptest::collection::vec(UpdateMetadataPartitionState::strategy(v), 0..3)
-                        .boxed()
+                    proptest::collection::vec(UpdateMetadataPartitionState::strategy(v), 0..3).boxed()
                 } else {
                     Just(Vec::new()).boxed()
                 },
@@ -455,8 +406,7 @@ impl Struct for UpdateMetadataTopicState {
             });
         }
         if v >= 5 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("UpdateMetadataTopicState", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("UpdateMetadataTopicState", "TopicName"))?;
         }
 
         if v >= 7 {
@@ -503,10 +453,7 @@ impl Struct for UpdateMetadataTopicState {
         }
         if v >= 5 {
             n += (len_array_len(Some((&self.partition_states).len()), flex)
-                + (&self.partition_states)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partition_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -521,21 +468,17 @@ impl Struct for UpdateMetadataTopicState {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 5 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if v >= 7 {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if v >= 5 {
             this.partition_states = (|| -> DResult<Vec<UpdateMetadataPartitionState>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    UpdateMetadataPartitionState::min_size(v),
-                    |buf| Ok(UpdateMetadataPartitionState::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, UpdateMetadataPartitionState::min_size(v), |buf| {
+                    Ok(UpdateMetadataPartitionState::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partition_states"))?;
         }
@@ -544,9 +487,7 @@ impl Struct for UpdateMetadataTopicState {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -556,11 +497,7 @@ impl Struct for UpdateMetadataTopicState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 9] = [0, 0, 0, 0, 0, 6, 3, 19, 19];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -569,16 +506,8 @@ impl Struct for UpdateMetadataTopicState {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 5 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 7 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 5 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 7 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             if v >= 5 {
                 proptest::collection::vec(UpdateMetadataPartitionState::strategy(v), 0..3).boxed()
             } else {
@@ -586,16 +515,14 @@ impl Struct for UpdateMetadataTopicState {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_topic_id, f_partition_states, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.topic_id = f_topic_id;
-                    this.partition_states = f_partition_states;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_topic_id, f_partition_states, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.topic_id = f_topic_id;
+                this.partition_states = f_partition_states;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -676,13 +603,11 @@ impl Struct for UpdateMetadataEndpoint {
             });
         }
         if v >= 1 {
-            put_string(buf, (&self.host), flex)
-                .map_err(|e| e.at("UpdateMetadataEndpoint", "Host"))?;
+            put_string(buf, (&self.host), flex).map_err(|e| e.at("UpdateMetadataEndpoint", "Host"))?;
         }
 
         if v >= 3 {
-            put_string(buf, (&self.listener), flex)
-                .map_err(|e| e.at("UpdateMetadataEndpoint", "Listener"))?;
+            put_string(buf, (&self.listener), flex).map_err(|e| e.at("UpdateMetadataEndpoint", "Listener"))?;
         }
         if !(v >= 1) && !(self.security_protocol == 0) {
             return Err(EncodeError::FieldNotInVersion {
@@ -738,29 +663,25 @@ impl Struct for UpdateMetadataEndpoint {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 1 {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if v >= 1 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if v >= 3 {
-            this.listener = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("listener"))?;
+            this.listener =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("listener"))?;
         }
         if v >= 1 {
-            this.security_protocol = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("security_protocol"))?;
+            this.security_protocol =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("security_protocol"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -770,11 +691,7 @@ impl Struct for UpdateMetadataEndpoint {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 9] = [0, 8, 8, 10, 10, 10, 9, 9, 9];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -783,45 +700,21 @@ impl Struct for UpdateMetadataEndpoint {
         let flex = v >= 6;
         let _ = flex;
         ((
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
-            if v >= 1 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 3 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v >= 1 {
-                any::<i16>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(0).boxed() },
+            if v >= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v >= 1 { any::<i16>().boxed() } else { Just(0).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_port,
-                    f_host,
-                    f_listener,
-                    f_security_protocol,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.port = f_port;
-                    this.host = f_host;
-                    this.listener = f_listener;
-                    this.security_protocol = f_security_protocol;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_port, f_host, f_listener, f_security_protocol, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.port = f_port;
+                this.host = f_host;
+                this.listener = f_listener;
+                this.security_protocol = f_security_protocol;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -898,8 +791,7 @@ impl Struct for UpdateMetadataBroker {
         }
 
         if v <= 0 {
-            put_string(buf, (&self.v0_host), flex)
-                .map_err(|e| e.at("UpdateMetadataBroker", "V0Host"))?;
+            put_string(buf, (&self.v0_host), flex).map_err(|e| e.at("UpdateMetadataBroker", "V0Host"))?;
         }
 
         if v <= 0 {
@@ -948,10 +840,7 @@ impl Struct for UpdateMetadataBroker {
         }
         if v >= 1 {
             n += (len_array_len(Some((&self.endpoints).len()), flex)
-                + (&self.endpoints)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if v >= 2 {
             n += len_nullable_string((&self.rack).as_deref(), flex);
@@ -972,21 +861,16 @@ impl Struct for UpdateMetadataBroker {
             this.id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("id"))?;
         }
         if v <= 0 {
-            this.v0_host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("v0_host"))?;
+            this.v0_host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("v0_host"))?;
         }
         if v <= 0 {
-            this.v0_port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("v0_port"))?;
+            this.v0_port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("v0_port"))?;
         }
         if v >= 1 {
             this.endpoints = (|| -> DResult<Vec<UpdateMetadataEndpoint>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    UpdateMetadataEndpoint::min_size(v),
-                    |buf| Ok(UpdateMetadataEndpoint::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, UpdateMetadataEndpoint::min_size(v), |buf| {
+                    Ok(UpdateMetadataEndpoint::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("endpoints"))?;
         }
@@ -999,9 +883,7 @@ impl Struct for UpdateMetadataBroker {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1011,11 +893,7 @@ impl Struct for UpdateMetadataBroker {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 9] = [10, 8, 10, 10, 10, 10, 7, 7, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1025,16 +903,8 @@ impl Struct for UpdateMetadataBroker {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            if v <= 0 {
-                crate::testing::string()
-            } else {
-                Just(String::new()).boxed()
-            },
-            if v <= 0 {
-                any::<i32>().boxed()
-            } else {
-                Just(0).boxed()
-            },
+            if v <= 0 { crate::testing::string() } else { Just(String::new()).boxed() },
+            if v <= 0 { any::<i32>().boxed() } else { Just(0).boxed() },
             if v >= 1 {
                 proptest::collection::vec(UpdateMetadataEndpoint::strategy(v), 0..3).boxed()
             } else {
@@ -1047,25 +917,16 @@ impl Struct for UpdateMetadataBroker {
             },
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((
-                    f_id,
-                    f_v0_host,
-                    f_v0_port,
-                    f_endpoints,
-                    f_rack,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.id = f_id;
-                    this.v0_host = f_v0_host;
-                    this.v0_port = f_v0_port;
-                    this.endpoints = f_endpoints;
-                    this.rack = f_rack;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_id, f_v0_host, f_v0_port, f_endpoints, f_rack, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.id = f_id;
+                this.v0_host = f_v0_host;
+                this.v0_port = f_v0_port;
+                this.endpoints = f_endpoints;
+                this.rack = f_rack;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -1175,8 +1036,7 @@ impl Struct for UpdateMetadataPartitionState {
         let flex = v >= 6;
 
         if v <= 4 {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("UpdateMetadataPartitionState", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("UpdateMetadataPartitionState", "TopicName"))?;
         }
         if true {
             put_i32(buf, *(&self.partition_index));
@@ -1259,8 +1119,7 @@ impl Struct for UpdateMetadataPartitionState {
             n += (len_array_len(Some((&self.replicas).len()), flex) + (&self.replicas).len() * 4);
         }
         if v >= 4 {
-            n += (len_array_len(Some((&self.offline_replicas).len()), flex)
-                + (&self.offline_replicas).len() * 4);
+            n += (len_array_len(Some((&self.offline_replicas).len()), flex) + (&self.offline_replicas).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -1275,55 +1134,45 @@ impl Struct for UpdateMetadataPartitionState {
         let flex = v >= 6;
         let mut this = Self::default();
         if v <= 4 {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.controller_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("controller_epoch"))?;
+            this.controller_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_epoch"))?;
         }
         if true {
-            this.leader =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader"))?;
+            this.leader = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if true {
-            this.isr = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("isr"))?;
+            this.isr = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("isr"))?;
         }
         if true {
-            this.zk_version =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("zk_version"))?;
+            this.zk_version = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("zk_version"))?;
         }
         if true {
-            this.replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("replicas"))?;
+            this.replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("replicas"))?;
         }
         if v >= 4 {
-            this.offline_replicas = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("offline_replicas"))?;
+            this.offline_replicas =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("offline_replicas"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -1333,11 +1182,7 @@ impl Struct for UpdateMetadataPartitionState {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 9] = [30, 30, 30, 30, 34, 32, 24, 24, 24];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -1347,11 +1192,7 @@ impl Struct for UpdateMetadataPartitionState {
         let _ = flex;
         (
             (
-                if v <= 4 {
-                    crate::testing::string()
-                } else {
-                    Just(String::new()).boxed()
-                },
+                if v <= 4 { crate::testing::string() } else { Just(String::new()).boxed() },
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `UpdateRaftVoterRequest` (API key 82): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -147,10 +141,7 @@ impl Struct for UpdateRaftVoterRequest {
         }
         if true {
             n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (&self.k_raft_version_feature).len_inner(v);
@@ -168,44 +159,37 @@ impl Struct for UpdateRaftVoterRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.cluster_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("cluster_id"))?;
+            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("cluster_id"))?;
         }
         if true {
-            this.current_leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("current_leader_epoch"))?;
+            this.current_leader_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("current_leader_epoch"))?;
         }
         if true {
-            this.voter_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
+            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
         }
         if true {
-            this.voter_directory_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("voter_directory_id"))?;
+            this.voter_directory_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
         }
         if true {
             this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| {
-                    Ok(Listener::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("listeners"))?;
         }
         if true {
-            this.k_raft_version_feature = (|| -> DResult<KRaftVersionFeature> {
-                Ok(KRaftVersionFeature::decode_inner(buf, v)?)
-            })()
-            .map_err(|e| e.field("k_raft_version_feature"))?;
+            this.k_raft_version_feature =
+                (|| -> DResult<KRaftVersionFeature> { Ok(KRaftVersionFeature::decode_inner(buf, v)?) })()
+                    .map_err(|e| e.field("k_raft_version_feature"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -215,11 +199,7 @@ impl Struct for UpdateRaftVoterRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [32];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -277,12 +257,7 @@ pub struct Listener {
 
 impl Default for Listener {
     fn default() -> Self {
-        Listener {
-            name: String::new(),
-            host: String::new(),
-            port: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        Listener { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -360,25 +335,20 @@ impl Struct for Listener {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -388,11 +358,7 @@ impl Struct for Listener {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -406,16 +372,14 @@ impl Struct for Listener {
             any::<u16>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_host, f_port, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_host, f_port, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.host = f_host;
+                this.port = f_port;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -434,11 +398,7 @@ pub struct KRaftVersionFeature {
 
 impl Default for KRaftVersionFeature {
     fn default() -> Self {
-        KRaftVersionFeature {
-            min_supported_version: 0,
-            max_supported_version: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        KRaftVersionFeature { min_supported_version: 0, max_supported_version: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -504,21 +464,19 @@ impl Struct for KRaftVersionFeature {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.min_supported_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("min_supported_version"))?;
+            this.min_supported_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
         }
         if true {
-            this.max_supported_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("max_supported_version"))?;
+            this.max_supported_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -528,11 +486,7 @@ impl Struct for KRaftVersionFeature {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -540,24 +494,14 @@ impl Struct for KRaftVersionFeature {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i16>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_min_supported_version,
-                    f_max_supported_version,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.min_supported_version = f_min_supported_version;
-                    this.max_supported_version = f_max_supported_version;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i16>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_min_supported_version, f_max_supported_version, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.min_supported_version = f_min_supported_version;
+                this.max_supported_version = f_max_supported_version;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

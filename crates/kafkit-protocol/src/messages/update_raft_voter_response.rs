@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `UpdateRaftVoterResponse` (API key 82): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -119,12 +113,11 @@ impl Struct for UpdateRaftVoterResponse {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.throttle_time_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -133,15 +126,12 @@ impl Struct for UpdateRaftVoterResponse {
                 match tag {
                     0 if true => {
                         let buf = &mut data;
-                        this.current_leader = (|| -> DResult<CurrentLeader> {
-                            Ok(CurrentLeader::decode_inner(buf, v)?)
-                        })()
-                        .map_err(|e| e.field("current_leader"))?;
+                        this.current_leader =
+                            (|| -> DResult<CurrentLeader> { Ok(CurrentLeader::decode_inner(buf, v)?) })()
+                                .map_err(|e| e.field("current_leader"))?;
                         tagged_done(tag, buf).map_err(|e| e.field("current_leader"))?;
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -151,11 +141,7 @@ impl Struct for UpdateRaftVoterResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -163,28 +149,14 @@ impl Struct for UpdateRaftVoterResponse {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i16>().boxed(),
-            CurrentLeader::strategy(v),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_throttle_time_ms,
-                    f_error_code,
-                    f_current_leader,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.throttle_time_ms = f_throttle_time_ms;
-                    this.error_code = f_error_code;
-                    this.current_leader = f_current_leader;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
-            .boxed()
+        ((any::<i32>().boxed(), any::<i16>().boxed(), CurrentLeader::strategy(v), crate::testing::unknown_tagged(flex),),).prop_map(move |((f_throttle_time_ms, f_error_code, f_current_leader, f_unknown_tagged_fields,),)| {
+            let mut this = Self::default();
+            this.throttle_time_ms = f_throttle_time_ms;
+            this.error_code = f_error_code;
+            this.current_leader = f_current_leader;
+            this.unknown_tagged_fields = f_unknown_tagged_fields;
+            this
+        }).boxed()
     }
 }
 
@@ -302,29 +274,23 @@ impl Struct for CurrentLeader {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.leader_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
+            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
         }
         if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("leader_epoch"))?;
+            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -334,11 +300,7 @@ impl Struct for CurrentLeader {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [14];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -353,17 +315,15 @@ impl Struct for CurrentLeader {
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_leader_id, f_leader_epoch, f_host, f_port, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.leader_id = f_leader_id;
-                    this.leader_epoch = f_leader_epoch;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_leader_id, f_leader_epoch, f_host, f_port, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.leader_id = f_leader_id;
+                this.leader_epoch = f_leader_epoch;
+                this.host = f_host;
+                this.port = f_port;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `VoteRequest` (API key 52): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -31,12 +25,7 @@ pub struct VoteRequest {
 
 impl Default for VoteRequest {
     fn default() -> Self {
-        VoteRequest {
-            cluster_id: None,
-            voter_id: -1,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        VoteRequest { cluster_id: None, voter_id: -1, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -73,8 +62,7 @@ impl Struct for VoteRequest {
             put_i32(buf, *(&self.voter_id));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("VoteRequest", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("VoteRequest", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -121,19 +109,15 @@ impl Struct for VoteRequest {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.cluster_id =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("cluster_id"))?;
+            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("cluster_id"))?;
         }
         if v >= 1 {
-            this.voter_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
+            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| {
-                    Ok(TopicData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -142,9 +126,7 @@ impl Struct for VoteRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -154,11 +136,7 @@ impl Struct for VoteRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -168,24 +146,18 @@ impl Struct for VoteRequest {
         let _ = flex;
         ((
             proptest::option::of(crate::testing::string()).boxed(),
-            if v >= 1 {
-                any::<i32>().boxed()
-            } else {
-                Just(-1).boxed()
-            },
+            if v >= 1 { any::<i32>().boxed() } else { Just(-1).boxed() },
             proptest::collection::vec(TopicData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_cluster_id, f_voter_id, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.cluster_id = f_cluster_id;
-                    this.voter_id = f_voter_id;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_cluster_id, f_voter_id, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.cluster_id = f_cluster_id;
+                this.voter_id = f_voter_id;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -351,41 +323,37 @@ impl Struct for PartitionData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.candidate_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("candidate_epoch"))?;
+            this.candidate_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("candidate_epoch"))?;
         }
         if true {
-            this.candidate_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("candidate_id"))?;
+            this.candidate_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("candidate_id"))?;
         }
         if v >= 1 {
-            this.candidate_directory_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("candidate_directory_id"))?;
+            this.candidate_directory_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("candidate_directory_id"))?;
         }
         if v >= 1 {
-            this.voter_directory_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("voter_directory_id"))?;
+            this.voter_directory_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
         }
         if true {
-            this.last_offset_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("last_offset_epoch"))?;
+            this.last_offset_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("last_offset_epoch"))?;
         }
         if true {
-            this.last_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
+            this.last_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -395,11 +363,7 @@ impl Struct for PartitionData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [25, 57];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -411,16 +375,8 @@ impl Struct for PartitionData {
             any::<i32>().boxed(),
             any::<i32>().boxed(),
             any::<i32>().boxed(),
-            if v >= 1 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
-            if v >= 1 {
-                crate::testing::uuid()
-            } else {
-                Just(Uuid::ZERO).boxed()
-            },
+            if v >= 1 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
+            if v >= 1 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
             any::<i32>().boxed(),
             any::<i64>().boxed(),
             crate::testing::unknown_tagged(flex),
@@ -466,11 +422,7 @@ pub struct TopicData {
 
 impl Default for TopicData {
     fn default() -> Self {
-        TopicData {
-            topic_name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        TopicData { topic_name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -493,12 +445,10 @@ impl Struct for TopicData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if true {
-            put_string(buf, (&self.topic_name), flex)
-                .map_err(|e| e.at("TopicData", "TopicName"))?;
+            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
         }
         if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicData", "Partitions"))?;
+            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
             for e in (&self.partitions).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -527,10 +477,7 @@ impl Struct for TopicData {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -545,14 +492,12 @@ impl Struct for TopicData {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("topic_name"))?;
+            this.topic_name =
+                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| {
-                    Ok(PartitionData::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -561,9 +506,7 @@ impl Struct for TopicData {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -573,11 +516,7 @@ impl Struct for TopicData {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -590,15 +529,13 @@ impl Struct for TopicData {
             proptest::collection::vec(PartitionData::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_name, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_name = f_topic_name;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_name, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_name = f_topic_name;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `VotersRecord`: versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -29,11 +23,7 @@ pub struct VotersRecord {
 
 impl Default for VotersRecord {
     fn default() -> Self {
-        VotersRecord {
-            version: 0,
-            voters: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        VotersRecord { version: 0, voters: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -59,8 +49,7 @@ impl Struct for VotersRecord {
             put_i16(buf, *(&self.version));
         }
         if true {
-            put_array_len(buf, Some((&self.voters).len()), flex)
-                .map_err(|e| e.at("VotersRecord", "Voters"))?;
+            put_array_len(buf, Some((&self.voters).len()), flex).map_err(|e| e.at("VotersRecord", "Voters"))?;
             for e in (&self.voters).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -104,14 +93,11 @@ impl Struct for VotersRecord {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
+            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
         }
         if true {
             this.voters = (|| -> DResult<Vec<Voter>> {
-                Ok(get_array(buf, flex, Voter::min_size(v), |buf| {
-                    Ok(Voter::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("voters"))?;
         }
@@ -120,9 +106,7 @@ impl Struct for VotersRecord {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -132,11 +116,7 @@ impl Struct for VotersRecord {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -176,12 +156,7 @@ pub struct Endpoint {
 
 impl Default for Endpoint {
     fn default() -> Self {
-        Endpoint {
-            name: String::new(),
-            host: String::new(),
-            port: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        Endpoint { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -259,25 +234,20 @@ impl Struct for Endpoint {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("host"))?;
+            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
         }
         if true {
-            this.port =
-                (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -287,11 +257,7 @@ impl Struct for Endpoint {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -305,16 +271,14 @@ impl Struct for Endpoint {
             any::<u16>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_host, f_port, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.host = f_host;
-                    this.port = f_port;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_host, f_port, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.host = f_host;
+                this.port = f_port;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -333,11 +297,7 @@ pub struct KRaftVersionFeature {
 
 impl Default for KRaftVersionFeature {
     fn default() -> Self {
-        KRaftVersionFeature {
-            min_supported_version: 0,
-            max_supported_version: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        KRaftVersionFeature { min_supported_version: 0, max_supported_version: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -403,21 +363,19 @@ impl Struct for KRaftVersionFeature {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.min_supported_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("min_supported_version"))?;
+            this.min_supported_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
         }
         if true {
-            this.max_supported_version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("max_supported_version"))?;
+            this.max_supported_version =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -427,11 +385,7 @@ impl Struct for KRaftVersionFeature {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -439,24 +393,14 @@ impl Struct for KRaftVersionFeature {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            any::<i16>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((
-                    f_min_supported_version,
-                    f_max_supported_version,
-                    f_unknown_tagged_fields,
-                ),)| {
-                    let mut this = Self::default();
-                    this.min_supported_version = f_min_supported_version;
-                    this.max_supported_version = f_max_supported_version;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i16>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_min_supported_version, f_max_supported_version, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.min_supported_version = f_min_supported_version;
+                this.max_supported_version = f_max_supported_version;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -526,8 +470,7 @@ impl Struct for Voter {
             put_uuid(buf, (&self.voter_directory_id));
         }
         if true {
-            put_array_len(buf, Some((&self.endpoints).len()), flex)
-                .map_err(|e| e.at("Voter", "Endpoints"))?;
+            put_array_len(buf, Some((&self.endpoints).len()), flex).map_err(|e| e.at("Voter", "Endpoints"))?;
             for e in (&self.endpoints).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -562,10 +505,7 @@ impl Struct for Voter {
         }
         if true {
             n += (len_array_len(Some((&self.endpoints).len()), flex)
-                + (&self.endpoints)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if true {
             n += (&self.k_raft_version_feature).len_inner(v);
@@ -583,35 +523,29 @@ impl Struct for Voter {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.voter_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
+            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
         }
         if true {
-            this.voter_directory_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })()
-                .map_err(|e| e.field("voter_directory_id"))?;
+            this.voter_directory_id =
+                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
         }
         if true {
             this.endpoints = (|| -> DResult<Vec<Endpoint>> {
-                Ok(get_array(buf, flex, Endpoint::min_size(v), |buf| {
-                    Ok(Endpoint::decode_inner(buf, v)?)
-                })?)
+                Ok(get_array(buf, flex, Endpoint::min_size(v), |buf| Ok(Endpoint::decode_inner(buf, v)?))?)
             })()
             .map_err(|e| e.field("endpoints"))?;
         }
         if true {
-            this.k_raft_version_feature = (|| -> DResult<KRaftVersionFeature> {
-                Ok(KRaftVersionFeature::decode_inner(buf, v)?)
-            })()
-            .map_err(|e| e.field("k_raft_version_feature"))?;
+            this.k_raft_version_feature =
+                (|| -> DResult<KRaftVersionFeature> { Ok(KRaftVersionFeature::decode_inner(buf, v)?) })()
+                    .map_err(|e| e.field("k_raft_version_feature"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -621,11 +555,7 @@ impl Struct for Voter {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [27];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `WriteShareGroupStateResponse` (API key 85): versions 0.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct WriteShareGroupStateResponse {
 
 impl Default for WriteShareGroupStateResponse {
     fn default() -> Self {
-        WriteShareGroupStateResponse {
-            results: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        WriteShareGroupStateResponse { results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -74,10 +65,7 @@ impl Struct for WriteShareGroupStateResponse {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -93,12 +81,9 @@ impl Struct for WriteShareGroupStateResponse {
         let mut this = Self::default();
         if true {
             this.results = (|| -> DResult<Vec<WriteStateResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    WriteStateResult::min_size(v),
-                    |buf| Ok(WriteStateResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, WriteStateResult::min_size(v), |buf| {
+                    Ok(WriteStateResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("results"))?;
         }
@@ -107,9 +92,7 @@ impl Struct for WriteShareGroupStateResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -119,11 +102,7 @@ impl Struct for WriteShareGroupStateResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -131,17 +110,12 @@ impl Struct for WriteShareGroupStateResponse {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            proptest::collection::vec(WriteStateResult::strategy(v), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(move |((f_results, f_unknown_tagged_fields),)| {
-                let mut this = Self::default();
-                this.results = f_results;
-                this.unknown_tagged_fields = f_unknown_tagged_fields;
-                this
-            })
-            .boxed()
+        ((proptest::collection::vec(WriteStateResult::strategy(v), 0..3).boxed(), crate::testing::unknown_tagged(flex),),).prop_map(move |((f_results, f_unknown_tagged_fields,),)| {
+            let mut this = Self::default();
+            this.results = f_results;
+            this.unknown_tagged_fields = f_unknown_tagged_fields;
+            this
+        }).boxed()
     }
 }
 
@@ -161,12 +135,7 @@ pub struct PartitionResult {
 
 impl Default for PartitionResult {
     fn default() -> Self {
-        PartitionResult {
-            partition: 0,
-            error_code: 0,
-            error_message: None,
-            unknown_tagged_fields: Vec::new(),
-        }
+        PartitionResult { partition: 0, error_code: 0, error_message: None, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -245,26 +214,21 @@ impl Struct for PartitionResult {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.partition =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
+            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if true {
-            this.error_message =
-                (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                    .map_err(|e| e.field("error_message"))?;
+            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
+                .map_err(|e| e.field("error_message"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -274,11 +238,7 @@ impl Struct for PartitionResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -292,16 +252,14 @@ impl Struct for PartitionResult {
             proptest::option::of(crate::testing::string()).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_partition, f_error_code, f_error_message, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition = f_partition;
-                    this.error_code = f_error_code;
-                    this.error_message = f_error_message;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_partition, f_error_code, f_error_message, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition = f_partition;
+                this.error_code = f_error_code;
+                this.error_message = f_error_message;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -320,11 +278,7 @@ pub struct WriteStateResult {
 
 impl Default for WriteStateResult {
     fn default() -> Self {
-        WriteStateResult {
-            topic_id: Uuid::ZERO,
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        WriteStateResult { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -380,10 +334,7 @@ impl Struct for WriteStateResult {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -398,8 +349,7 @@ impl Struct for WriteStateResult {
         let flex = true;
         let mut this = Self::default();
         if true {
-            this.topic_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
+            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<PartitionResult>> {
@@ -414,9 +364,7 @@ impl Struct for WriteStateResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -426,11 +374,7 @@ impl Struct for WriteStateResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -443,15 +387,13 @@ impl Struct for WriteStateResult {
             proptest::collection::vec(PartitionResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.topic_id = f_topic_id;
-                    this.partitions = f_partitions;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.topic_id = f_topic_id;
+                this.partitions = f_partitions;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `WriteTxnMarkersRequest` (API key 27): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct WriteTxnMarkersRequest {
 
 impl Default for WriteTxnMarkersRequest {
     fn default() -> Self {
-        WriteTxnMarkersRequest {
-            markers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        WriteTxnMarkersRequest { markers: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -74,10 +65,7 @@ impl Struct for WriteTxnMarkersRequest {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.markers).len()), flex)
-                + (&self.markers)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.markers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -93,12 +81,9 @@ impl Struct for WriteTxnMarkersRequest {
         let mut this = Self::default();
         if true {
             this.markers = (|| -> DResult<Vec<WritableTxnMarker>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    WritableTxnMarker::min_size(v),
-                    |buf| Ok(WritableTxnMarker::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, WritableTxnMarker::min_size(v), |buf| {
+                    Ok(WritableTxnMarker::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("markers"))?;
         }
@@ -107,9 +92,7 @@ impl Struct for WriteTxnMarkersRequest {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -119,11 +102,7 @@ impl Struct for WriteTxnMarkersRequest {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -159,11 +138,7 @@ pub struct WritableTxnMarkerTopic {
 
 impl Default for WritableTxnMarkerTopic {
     fn default() -> Self {
-        WritableTxnMarkerTopic {
-            name: String::new(),
-            partition_indexes: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        WritableTxnMarkerTopic { name: String::new(), partition_indexes: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -186,8 +161,7 @@ impl Struct for WritableTxnMarkerTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("WritableTxnMarkerTopic", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("WritableTxnMarkerTopic", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partition_indexes).len()), flex)
@@ -219,8 +193,7 @@ impl Struct for WritableTxnMarkerTopic {
             n += len_string((&self.name), flex);
         }
         if true {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex)
-                + (&self.partition_indexes).len() * 4);
+            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -235,23 +208,19 @@ impl Struct for WritableTxnMarkerTopic {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
-            this.partition_indexes = (|| -> DResult<Vec<i32>> {
-                Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?)
-            })()
-            .map_err(|e| e.field("partition_indexes"))?;
+            this.partition_indexes =
+                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                    .map_err(|e| e.field("partition_indexes"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -261,11 +230,7 @@ impl Struct for WritableTxnMarkerTopic {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -278,15 +243,13 @@ impl Struct for WritableTxnMarkerTopic {
             proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.name = f_name;
-                    this.partition_indexes = f_partition_indexes;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.name = f_name;
+                this.partition_indexes = f_partition_indexes;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -368,8 +331,7 @@ impl Struct for WritableTxnMarker {
             put_bool(buf, *(&self.transaction_result));
         }
         if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("WritableTxnMarker", "Topics"))?;
+            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("WritableTxnMarker", "Topics"))?;
             for e in (&self.topics).iter() {
                 e.encode_inner(buf, v)?;
             }
@@ -425,40 +387,34 @@ impl Struct for WritableTxnMarker {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if true {
-            this.producer_epoch = (|| -> DResult<i16> { Ok(get_i16(buf)?) })()
-                .map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch =
+                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
         }
         if true {
-            this.transaction_result = (|| -> DResult<bool> { Ok(get_bool(buf)?) })()
-                .map_err(|e| e.field("transaction_result"))?;
+            this.transaction_result =
+                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("transaction_result"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<WritableTxnMarkerTopic>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    WritableTxnMarkerTopic::min_size(v),
-                    |buf| Ok(WritableTxnMarkerTopic::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, WritableTxnMarkerTopic::min_size(v), |buf| {
+                    Ok(WritableTxnMarkerTopic::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
         if true {
-            this.coordinator_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("coordinator_epoch"))?;
+            this.coordinator_epoch =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("coordinator_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -468,11 +424,7 @@ impl Struct for WritableTxnMarker {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [19, 17];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]

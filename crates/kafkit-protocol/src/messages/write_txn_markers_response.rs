@@ -2,13 +2,7 @@
 // change crates/kafkit-codegen and run `cargo run -p kafkit-codegen`.
 //! `WriteTxnMarkersResponse` (API key 27): versions 0-1.
 
-#![allow(
-    unused_imports,
-    unused_variables,
-    unused_mut,
-    unused_parens,
-    clippy::all
-)]
+#![allow(unused_imports, unused_variables, unused_mut, unused_parens, clippy::all)]
 
 use crate::message::{Message, Struct};
 use crate::wire::*;
@@ -27,10 +21,7 @@ pub struct WriteTxnMarkersResponse {
 
 impl Default for WriteTxnMarkersResponse {
     fn default() -> Self {
-        WriteTxnMarkersResponse {
-            markers: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        WriteTxnMarkersResponse { markers: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -74,10 +65,7 @@ impl Struct for WriteTxnMarkersResponse {
         let mut n = 0usize;
         if true {
             n += (len_array_len(Some((&self.markers).len()), flex)
-                + (&self.markers)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.markers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -93,12 +81,9 @@ impl Struct for WriteTxnMarkersResponse {
         let mut this = Self::default();
         if true {
             this.markers = (|| -> DResult<Vec<WritableTxnMarkerResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    WritableTxnMarkerResult::min_size(v),
-                    |buf| Ok(WritableTxnMarkerResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, WritableTxnMarkerResult::min_size(v), |buf| {
+                    Ok(WritableTxnMarkerResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("markers"))?;
         }
@@ -107,9 +92,7 @@ impl Struct for WriteTxnMarkersResponse {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -119,11 +102,7 @@ impl Struct for WriteTxnMarkersResponse {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 2];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -159,11 +138,7 @@ pub struct WritableTxnMarkerPartitionResult {
 
 impl Default for WritableTxnMarkerPartitionResult {
     fn default() -> Self {
-        WritableTxnMarkerPartitionResult {
-            partition_index: 0,
-            error_code: 0,
-            unknown_tagged_fields: Vec::new(),
-        }
+        WritableTxnMarkerPartitionResult { partition_index: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -229,21 +204,18 @@ impl Struct for WritableTxnMarkerPartitionResult {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.partition_index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })()
-                .map_err(|e| e.field("partition_index"))?;
+            this.partition_index =
+                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
         }
         if true {
-            this.error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -253,11 +225,7 @@ impl Struct for WritableTxnMarkerPartitionResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 7];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -265,20 +233,14 @@ impl Struct for WritableTxnMarkerPartitionResult {
         use proptest::prelude::*;
         let flex = v >= 1;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            any::<i16>().boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(
-                move |((f_partition_index, f_error_code, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.partition_index = f_partition_index;
-                    this.error_code = f_error_code;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+        ((any::<i32>().boxed(), any::<i16>().boxed(), crate::testing::unknown_tagged(flex)),)
+            .prop_map(move |((f_partition_index, f_error_code, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.partition_index = f_partition_index;
+                this.error_code = f_error_code;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }
@@ -297,11 +259,7 @@ pub struct WritableTxnMarkerTopicResult {
 
 impl Default for WritableTxnMarkerTopicResult {
     fn default() -> Self {
-        WritableTxnMarkerTopicResult {
-            name: String::new(),
-            partitions: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        WritableTxnMarkerTopicResult { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -324,8 +282,7 @@ impl Struct for WritableTxnMarkerTopicResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if true {
-            put_string(buf, (&self.name), flex)
-                .map_err(|e| e.at("WritableTxnMarkerTopicResult", "Name"))?;
+            put_string(buf, (&self.name), flex).map_err(|e| e.at("WritableTxnMarkerTopicResult", "Name"))?;
         }
         if true {
             put_array_len(buf, Some((&self.partitions).len()), flex)
@@ -358,10 +315,7 @@ impl Struct for WritableTxnMarkerTopicResult {
         }
         if true {
             n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions)
-                    .iter()
-                    .map(|e| e.len_inner(v))
-                    .sum::<usize>());
+                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -376,17 +330,13 @@ impl Struct for WritableTxnMarkerTopicResult {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
+            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
         }
         if true {
             this.partitions = (|| -> DResult<Vec<WritableTxnMarkerPartitionResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    WritableTxnMarkerPartitionResult::min_size(v),
-                    |buf| Ok(WritableTxnMarkerPartitionResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, WritableTxnMarkerPartitionResult::min_size(v), |buf| {
+                    Ok(WritableTxnMarkerPartitionResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("partitions"))?;
         }
@@ -395,9 +345,7 @@ impl Struct for WritableTxnMarkerTopicResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -407,11 +355,7 @@ impl Struct for WritableTxnMarkerTopicResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 3];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -449,11 +393,7 @@ pub struct WritableTxnMarkerResult {
 
 impl Default for WritableTxnMarkerResult {
     fn default() -> Self {
-        WritableTxnMarkerResult {
-            producer_id: 0,
-            topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
-        }
+        WritableTxnMarkerResult { producer_id: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
 }
 
@@ -524,17 +464,13 @@ impl Struct for WritableTxnMarkerResult {
         let flex = v >= 1;
         let mut this = Self::default();
         if true {
-            this.producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
         }
         if true {
             this.topics = (|| -> DResult<Vec<WritableTxnMarkerTopicResult>> {
-                Ok(get_array(
-                    buf,
-                    flex,
-                    WritableTxnMarkerTopicResult::min_size(v),
-                    |buf| Ok(WritableTxnMarkerTopicResult::decode_inner(buf, v)?),
-                )?)
+                Ok(get_array(buf, flex, WritableTxnMarkerTopicResult::min_size(v), |buf| {
+                    Ok(WritableTxnMarkerTopicResult::decode_inner(buf, v)?)
+                })?)
             })()
             .map_err(|e| e.field("topics"))?;
         }
@@ -543,9 +479,7 @@ impl Struct for WritableTxnMarkerResult {
             for _ in 0..count {
                 let (tag, mut data) = get_tagged(buf).map_err(|e| e.field("tagged fields"))?;
                 match tag {
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(RawTaggedField { tag, data }),
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
                 }
             }
         }
@@ -555,11 +489,7 @@ impl Struct for WritableTxnMarkerResult {
 
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [12, 10];
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| MIN.get(i))
-            .copied()
-            .unwrap_or(1)
+        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
     }
 
     #[cfg(feature = "proptest")]
@@ -572,15 +502,13 @@ impl Struct for WritableTxnMarkerResult {
             proptest::collection::vec(WritableTxnMarkerTopicResult::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
-            .prop_map(
-                move |((f_producer_id, f_topics, f_unknown_tagged_fields),)| {
-                    let mut this = Self::default();
-                    this.producer_id = f_producer_id;
-                    this.topics = f_topics;
-                    this.unknown_tagged_fields = f_unknown_tagged_fields;
-                    this
-                },
-            )
+            .prop_map(move |((f_producer_id, f_topics, f_unknown_tagged_fields),)| {
+                let mut this = Self::default();
+                this.producer_id = f_producer_id;
+                this.topics = f_topics;
+                this.unknown_tagged_fields = f_unknown_tagged_fields;
+                this
+            })
             .boxed()
     }
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what kafkit's tests need that a fresh machine may lack; each step is skipped when
+# its result is already there. Caches live in $KAFKIT_CACHE (default ~/.cache/kafkit).
+#   - rustfmt (the generator formats its output with it; part of the machine's toolchain)
+#   - cargo-fuzz (the fuzz targets)
+#   - the pinned Tansu broker (scripts/broker.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KAFKIT_CACHE=${KAFKIT_CACHE:-$HOME/.cache/kafkit}
+mkdir -p "$KAFKIT_CACHE"
+
+if ! command -v rustfmt >/dev/null 2>&1; then
+  rustup component add rustfmt
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked --version 0.13.2 -q
+fi
+scripts/broker.sh install
+echo "setup: ok (rustfmt $(rustfmt --version | cut -d' ' -f2), $(cargo fuzz --version), tansu $(scripts/broker.sh path))"
