@@ -419,7 +419,7 @@ fn doc_field(f: &Field) -> String {
         let _ = write!(d, "; default `{x}`");
     }
     if f.ignorable {
-        d.push_str("; ignorable (left out, not an error, where a version cannot carry it)");
+        d.push_str("; ignorable in the schema (kafkit still refuses to drop a non-default value)");
     }
     if let Some(e) = &f.entity {
         let _ = write!(d, "; entity: {e}");
@@ -508,16 +508,14 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
         let flex = ctx.field_flex(f);
         let present = f.versions.cond(ctx.valid());
         let reg = ctx.regular_cond(f);
-        let missing = if f.ignorable {
-            String::new()
-        } else {
-            format!(
-                "if !{present_paren} && !({isdef}) {{ return Err(EncodeError::FieldNotInVersion {{ message: \"{sn}\", field: \"{name}\", version: crate::ApiVersion(v) }}); }}",
-                present_paren = paren(&present),
-                isdef = is_default(f, &format!("self.{}", f.rust)),
-                name = f.name
-            )
-        };
+        // Every field, ignorable or not: a silently dropped field (Fetch's isolation level
+        // below v4, say) changes what the request means.
+        let missing = format!(
+            "if !{present_paren} && !({isdef}) {{ return Err(EncodeError::FieldNotInVersion {{ message: \"{sn}\", field: \"{name}\", version: crate::ApiVersion(v) }}); }}",
+            present_paren = paren(&present),
+            isdef = is_default(f, &format!("self.{}", f.rust)),
+            name = f.name
+        );
         if present != "true" {
             let _ = writeln!(out, "        {missing}");
         }

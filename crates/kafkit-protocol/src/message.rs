@@ -52,8 +52,10 @@ pub trait Message: Struct + Clone + Debug + PartialEq + Default + Send + Sync + 
     /// # Errors
     /// [`EncodeError::UnsupportedVersion`] outside [`Message::VERSIONS`];
     /// [`EncodeError::FieldNotInVersion`] when a field that `version` does not carry holds a
-    /// non-default value (fields the schema marks ignorable are left out instead, as the Java
-    /// client does); [`EncodeError::NullNotAllowed`]; [`EncodeError::TooLong`].
+    /// non-default value, even one the schema marks ignorable: nothing is dropped silently
+    /// (the Java serializer drops ignorable fields, which is how a read_committed Fetch sent
+    /// at v3 would quietly become read_uncommitted); [`EncodeError::NullNotAllowed`];
+    /// [`EncodeError::TooLong`].
     fn encode(&self, buf: &mut BytesMut, version: ApiVersion) -> Result<(), EncodeError> {
         if !Self::VERSIONS.contains(version) {
             return Err(EncodeError::UnsupportedVersion { message: Self::NAME, version });

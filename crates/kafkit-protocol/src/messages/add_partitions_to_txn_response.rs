@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 pub struct AddPartitionsToTxnResponse {
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
-    /// `ErrorCode` (int16), versions 4+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorCode` (int16), versions 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_code: i16,
     /// `ResultsByTransaction` ([]AddPartitionsToTxnResult), versions 4+.
     pub results_by_transaction: Vec<AddPartitionsToTxnResult>,
@@ -70,7 +70,13 @@ impl Struct for AddPartitionsToTxnResponse {
         if true {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-
+        if !(v >= 4) && !(self.error_code == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "AddPartitionsToTxnResponse",
+                field: "ErrorCode",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             put_i16(buf, *(&self.error_code));
         }

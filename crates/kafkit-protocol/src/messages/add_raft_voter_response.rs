@@ -17,7 +17,7 @@ pub struct AddRaftVoterResponse {
     pub throttle_time_ms: i32,
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
-    /// `ErrorMessage` (string), versions 0+; nullable in 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorMessage` (string), versions 0+; nullable in 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,

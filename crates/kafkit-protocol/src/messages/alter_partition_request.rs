@@ -564,9 +564,9 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
-    /// `TopicName` (string), versions 0-1; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `TopicName` (string), versions 0-1; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic_name: String,
-    /// `TopicId` (uuid), versions 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
@@ -609,11 +609,23 @@ impl TopicData {
 impl Struct for TopicData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-
+        if !(v <= 1) && !(self.topic_name.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "TopicData",
+                field: "TopicName",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 1 {
             put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
         }
-
+        if !(v >= 2) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "TopicData",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_uuid(buf, (&self.topic_id));
         }

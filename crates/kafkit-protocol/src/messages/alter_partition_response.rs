@@ -180,7 +180,7 @@ pub struct PartitionData {
     pub leader_epoch: i32,
     /// `Isr` ([]int32), versions 0+; entity: brokerId.
     pub isr: Vec<i32>,
-    /// `LeaderRecoveryState` (int8), versions 1+; default `0`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LeaderRecoveryState` (int8), versions 1+; default `0`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_recovery_state: i8,
     /// `PartitionEpoch` (int32), versions 0+.
     pub partition_epoch: i32,
@@ -269,7 +269,13 @@ impl Struct for PartitionData {
                 put_i32(buf, *e);
             }
         }
-
+        if !(v >= 1) && !(self.leader_recovery_state == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "LeaderRecoveryState",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i8(buf, *(&self.leader_recovery_state));
         }
@@ -417,9 +423,9 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
-    /// `TopicName` (string), versions 0-1; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `TopicName` (string), versions 0-1; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic_name: String,
-    /// `TopicId` (uuid), versions 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
@@ -462,11 +468,23 @@ impl TopicData {
 impl Struct for TopicData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-
+        if !(v <= 1) && !(self.topic_name.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "TopicData",
+                field: "TopicName",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 1 {
             put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
         }
-
+        if !(v >= 2) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "TopicData",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_uuid(buf, (&self.topic_id));
         }

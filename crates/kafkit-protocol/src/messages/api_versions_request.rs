@@ -13,9 +13,9 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ApiVersionsRequest {
-    /// `ClientSoftwareName` (string), versions 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ClientSoftwareName` (string), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub client_software_name: String,
-    /// `ClientSoftwareVersion` (string), versions 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ClientSoftwareVersion` (string), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub client_software_version: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -49,12 +49,24 @@ impl ApiVersionsRequest {
 impl Struct for ApiVersionsRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-
+        if !(v >= 3) && !(self.client_software_name.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ApiVersionsRequest",
+                field: "ClientSoftwareName",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_string(buf, (&self.client_software_name), flex)
                 .map_err(|e| e.at("ApiVersionsRequest", "ClientSoftwareName"))?;
         }
-
+        if !(v >= 3) && !(self.client_software_version.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ApiVersionsRequest",
+                field: "ClientSoftwareVersion",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_string(buf, (&self.client_software_version), flex)
                 .map_err(|e| e.at("ApiVersionsRequest", "ClientSoftwareVersion"))?;

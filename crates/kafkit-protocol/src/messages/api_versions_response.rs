@@ -17,15 +17,15 @@ pub struct ApiVersionsResponse {
     pub error_code: i16,
     /// `ApiKeys` ([]ApiVersion), versions 0+.
     pub api_keys: Vec<ApiVersion>,
-    /// `ThrottleTimeMs` (int32), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
-    /// `SupportedFeatures` ([]SupportedFeatureKey), versions 3+; tagged field 0 in 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `SupportedFeatures` ([]SupportedFeatureKey), versions 3+; tagged field 0 in 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub supported_features: Vec<SupportedFeatureKey>,
-    /// `FinalizedFeaturesEpoch` (int64), versions 3+; tagged field 1 in 3+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `FinalizedFeaturesEpoch` (int64), versions 3+; tagged field 1 in 3+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub finalized_features_epoch: i64,
-    /// `FinalizedFeatures` ([]FinalizedFeatureKey), versions 3+; tagged field 2 in 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `FinalizedFeatures` ([]FinalizedFeatureKey), versions 3+; tagged field 2 in 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub finalized_features: Vec<FinalizedFeatureKey>,
-    /// `ZkMigrationReady` (bool), versions 3+; tagged field 3 in 3+; default `false`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ZkMigrationReady` (bool), versions 3+; tagged field 3 in 3+; default `false`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub zk_migration_ready: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -104,11 +104,44 @@ impl Struct for ApiVersionsResponse {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 1) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ApiVersionsResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-
+        if !(v >= 3) && !(self.supported_features.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ApiVersionsResponse",
+                field: "SupportedFeatures",
+                version: crate::ApiVersion(v),
+            });
+        }
+        if !(v >= 3) && !(self.finalized_features_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ApiVersionsResponse",
+                field: "FinalizedFeaturesEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
+        if !(v >= 3) && !(self.finalized_features.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ApiVersionsResponse",
+                field: "FinalizedFeatures",
+                version: crate::ApiVersion(v),
+            });
+        }
+        if !(v >= 3) && !(self.zk_migration_ready == false) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ApiVersionsResponse",
+                field: "ZkMigrationReady",
+                version: crate::ApiVersion(v),
+            });
+        }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let t_supported_features = v >= 3 && !(self.supported_features.is_empty());

@@ -15,11 +15,11 @@ use bytes::{Bytes, BytesMut};
 pub struct BeginQuorumEpochRequest {
     /// `ClusterId` (string), versions 0+; nullable in 0+; default `null`.
     pub cluster_id: Option<String>,
-    /// `VoterId` (int32), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `VoterId` (int32), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub voter_id: i32,
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
-    /// `LeaderEndpoints` ([]LeaderEndpoint), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LeaderEndpoints` ([]LeaderEndpoint), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_endpoints: Vec<LeaderEndpoint>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -71,7 +71,13 @@ impl Struct for BeginQuorumEpochRequest {
             put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
                 .map_err(|e| e.at("BeginQuorumEpochRequest", "ClusterId"))?;
         }
-
+        if !(v >= 1) && !(self.voter_id == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "BeginQuorumEpochRequest",
+                field: "VoterId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.voter_id));
         }
@@ -82,7 +88,13 @@ impl Struct for BeginQuorumEpochRequest {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 1) && !(self.leader_endpoints.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "BeginQuorumEpochRequest",
+                field: "LeaderEndpoints",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_array_len(buf, Some((&self.leader_endpoints).len()), flex)
                 .map_err(|e| e.at("BeginQuorumEpochRequest", "LeaderEndpoints"))?;
@@ -207,7 +219,7 @@ impl Struct for BeginQuorumEpochRequest {
 pub struct PartitionData {
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
-    /// `VoterDirectoryId` (uuid), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `VoterDirectoryId` (uuid), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub voter_directory_id: Uuid,
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
@@ -262,7 +274,13 @@ impl Struct for PartitionData {
         if true {
             put_i32(buf, *(&self.partition_index));
         }
-
+        if !(v >= 1) && !(self.voter_directory_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "VoterDirectoryId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_uuid(buf, (&self.voter_directory_id));
         }

@@ -27,9 +27,9 @@ pub struct BrokerRegistrationRequest {
     pub rack: Option<String>,
     /// `IsMigratingZkBroker` (bool), versions 1+; default `false`.
     pub is_migrating_zk_broker: bool,
-    /// `LogDirs` ([]uuid), versions 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LogDirs` ([]uuid), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub log_dirs: Vec<Uuid>,
-    /// `PreviousBrokerEpoch` (int64), versions 3+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `PreviousBrokerEpoch` (int64), versions 3+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub previous_broker_epoch: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -149,7 +149,13 @@ impl Struct for BrokerRegistrationRequest {
         if v >= 1 {
             put_bool(buf, *(&self.is_migrating_zk_broker));
         }
-
+        if !(v >= 2) && !(self.log_dirs.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "BrokerRegistrationRequest",
+                field: "LogDirs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_array_len(buf, Some((&self.log_dirs).len()), flex)
                 .map_err(|e| e.at("BrokerRegistrationRequest", "LogDirs"))?;
@@ -157,7 +163,13 @@ impl Struct for BrokerRegistrationRequest {
                 put_uuid(buf, e);
             }
         }
-
+        if !(v >= 3) && !(self.previous_broker_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "BrokerRegistrationRequest",
+                field: "PreviousBrokerEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_i64(buf, *(&self.previous_broker_epoch));
         }

@@ -17,11 +17,11 @@ pub struct ConsumerProtocolSubscription {
     pub topics: Vec<String>,
     /// `UserData` (bytes), versions 0+; nullable in 0+; default `null`.
     pub user_data: Option<Bytes>,
-    /// `OwnedPartitions` ([]TopicPartition), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `OwnedPartitions` ([]TopicPartition), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub owned_partitions: Vec<TopicPartition>,
-    /// `GenerationId` (int32), versions 2+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `GenerationId` (int32), versions 2+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub generation_id: i32,
-    /// `RackId` (string), versions 3+; nullable in 3+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `RackId` (string), versions 3+; nullable in 3+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub rack_id: Option<String>,
 }
 
@@ -84,7 +84,13 @@ impl Struct for ConsumerProtocolSubscription {
             put_nullable_bytes(buf, (&self.user_data).as_deref(), flex)
                 .map_err(|e| e.at("ConsumerProtocolSubscription", "UserData"))?;
         }
-
+        if !(v >= 1) && !(self.owned_partitions.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ConsumerProtocolSubscription",
+                field: "OwnedPartitions",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_array_len(buf, Some((&self.owned_partitions).len()), flex)
                 .map_err(|e| e.at("ConsumerProtocolSubscription", "OwnedPartitions"))?;
@@ -92,11 +98,23 @@ impl Struct for ConsumerProtocolSubscription {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 2) && !(self.generation_id == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ConsumerProtocolSubscription",
+                field: "GenerationId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i32(buf, *(&self.generation_id));
         }
-
+        if !(v >= 3) && !(self.rack_id.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ConsumerProtocolSubscription",
+                field: "RackId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             if v >= 3 {
                 put_nullable_string(buf, (&self.rack_id).as_deref(), flex)

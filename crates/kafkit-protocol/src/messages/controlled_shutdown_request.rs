@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 pub struct ControlledShutdownRequest {
     /// `BrokerId` (int32), versions 0+; entity: brokerId.
     pub broker_id: i32,
-    /// `BrokerEpoch` (int64), versions 2+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `BrokerEpoch` (int64), versions 2+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub broker_epoch: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -48,7 +48,13 @@ impl Struct for ControlledShutdownRequest {
         if true {
             put_i32(buf, *(&self.broker_id));
         }
-
+        if !(v >= 2) && !(self.broker_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ControlledShutdownRequest",
+                field: "BrokerEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i64(buf, *(&self.broker_epoch));
         }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTopicsResponse {
-    /// `ThrottleTimeMs` (int32), versions 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Topics` ([]CreatableTopicResult), versions 0+.
     pub topics: Vec<CreatableTopicResult>,
@@ -45,7 +45,13 @@ impl CreateTopicsResponse {
 impl Struct for CreateTopicsResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
-
+        if !(v >= 2) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "CreateTopicsResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -154,7 +160,7 @@ pub struct CreatableTopicConfigs {
     pub value: Option<String>,
     /// `ReadOnly` (bool), versions 5+.
     pub read_only: bool,
-    /// `ConfigSource` (int8), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ConfigSource` (int8), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub config_source: i8,
     /// `IsSensitive` (bool), versions 5+.
     pub is_sensitive: bool,
@@ -257,7 +263,13 @@ impl Struct for CreatableTopicConfigs {
         if v >= 5 {
             put_bool(buf, *(&self.read_only));
         }
-
+        if !(v >= 5) && !(self.config_source == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "CreatableTopicConfigs",
+                field: "ConfigSource",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i8(buf, *(&self.config_source));
         }
@@ -400,19 +412,19 @@ impl Struct for CreatableTopicConfigs {
 pub struct CreatableTopicResult {
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
-    /// `TopicId` (uuid), versions 7+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 7+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
-    /// `ErrorMessage` (string), versions 1+; nullable in 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorMessage` (string), versions 1+; nullable in 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
-    /// `TopicConfigErrorCode` (int16), versions 5+; tagged field 0 in 5+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicConfigErrorCode` (int16), versions 5+; tagged field 0 in 5+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_config_error_code: i16,
-    /// `NumPartitions` (int32), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `NumPartitions` (int32), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub num_partitions: i32,
-    /// `ReplicationFactor` (int16), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ReplicationFactor` (int16), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub replication_factor: i16,
-    /// `Configs` ([]CreatableTopicConfigs), versions 5+; nullable in 5+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Configs` ([]CreatableTopicConfigs), versions 5+; nullable in 5+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub configs: Option<Vec<CreatableTopicConfigs>>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -491,27 +503,64 @@ impl Struct for CreatableTopicResult {
         if true {
             put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatableTopicResult", "Name"))?;
         }
-
+        if !(v >= 7) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "CreatableTopicResult",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 7 {
             put_uuid(buf, (&self.topic_id));
         }
         if true {
             put_i16(buf, *(&self.error_code));
         }
-
+        if !(v >= 1) && !(self.error_message == Some(String::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "CreatableTopicResult",
+                field: "ErrorMessage",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_nullable_string(buf, (&self.error_message).as_deref(), flex)
                 .map_err(|e| e.at("CreatableTopicResult", "ErrorMessage"))?;
         }
-
+        if !(v >= 5) && !(self.topic_config_error_code == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "CreatableTopicResult",
+                field: "TopicConfigErrorCode",
+                version: crate::ApiVersion(v),
+            });
+        }
+        if !(v >= 5) && !(self.num_partitions == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "CreatableTopicResult",
+                field: "NumPartitions",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i32(buf, *(&self.num_partitions));
         }
-
+        if !(v >= 5) && !(self.replication_factor == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "CreatableTopicResult",
+                field: "ReplicationFactor",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i16(buf, *(&self.replication_factor));
         }
-
+        if !(v >= 5) && !(self.configs == Some(Vec::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "CreatableTopicResult",
+                field: "Configs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             if v >= 5 {
                 match (&self.configs) {

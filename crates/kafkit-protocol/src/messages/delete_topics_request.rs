@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 pub struct DeleteTopicsRequest {
     /// `Topics` ([]DeleteTopicState), versions 6+.
     pub topics: Vec<DeleteTopicState>,
-    /// `TopicNames` ([]string), versions 0-5; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `TopicNames` ([]string), versions 0-5; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic_names: Vec<String>,
     /// `TimeoutMs` (int32), versions 0+.
     pub timeout_ms: i32,
@@ -71,7 +71,13 @@ impl Struct for DeleteTopicsRequest {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v <= 5) && !(self.topic_names.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DeleteTopicsRequest",
+                field: "TopicNames",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 5 {
             put_array_len(buf, Some((&self.topic_names).len()), flex)
                 .map_err(|e| e.at("DeleteTopicsRequest", "TopicNames"))?;

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteTopicsResponse {
-    /// `ThrottleTimeMs` (int32), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Responses` ([]DeletableTopicResult), versions 0+.
     pub responses: Vec<DeletableTopicResult>,
@@ -45,7 +45,13 @@ impl DeleteTopicsResponse {
 impl Struct for DeleteTopicsResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-
+        if !(v >= 1) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DeleteTopicsResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -151,11 +157,11 @@ impl Struct for DeleteTopicsResponse {
 pub struct DeletableTopicResult {
     /// `Name` (string), versions 0+; nullable in 6+; entity: topicName; map key.
     pub name: Option<String>,
-    /// `TopicId` (uuid), versions 6+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 6+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
-    /// `ErrorMessage` (string), versions 5+; nullable in 5+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorMessage` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -222,14 +228,26 @@ impl Struct for DeletableTopicResult {
                 }
             }
         }
-
+        if !(v >= 6) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DeletableTopicResult",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 6 {
             put_uuid(buf, (&self.topic_id));
         }
         if true {
             put_i16(buf, *(&self.error_code));
         }
-
+        if !(v >= 5) && !(self.error_message.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DeletableTopicResult",
+                field: "ErrorMessage",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             if v >= 5 {
                 put_nullable_string(buf, (&self.error_message).as_deref(), flex)

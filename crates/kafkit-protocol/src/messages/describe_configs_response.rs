@@ -331,15 +331,15 @@ pub struct DescribeConfigsResourceResult {
     pub read_only: bool,
     /// `IsDefault` (bool), versions 0.
     pub is_default: bool,
-    /// `ConfigSource` (int8), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ConfigSource` (int8), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub config_source: i8,
     /// `IsSensitive` (bool), versions 0+.
     pub is_sensitive: bool,
-    /// `Synonyms` ([]DescribeConfigsSynonym), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Synonyms` ([]DescribeConfigsSynonym), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub synonyms: Vec<DescribeConfigsSynonym>,
-    /// `ConfigType` (int8), versions 3+; default `0`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ConfigType` (int8), versions 3+; default `0`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub config_type: i8,
-    /// `Documentation` (string), versions 3+; nullable in 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Documentation` (string), versions 3+; nullable in 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub documentation: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -442,14 +442,26 @@ impl Struct for DescribeConfigsResourceResult {
         if v <= 0 {
             put_bool(buf, *(&self.is_default));
         }
-
+        if !(v >= 1) && !(self.config_source == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeConfigsResourceResult",
+                field: "ConfigSource",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i8(buf, *(&self.config_source));
         }
         if true {
             put_bool(buf, *(&self.is_sensitive));
         }
-
+        if !(v >= 1) && !(self.synonyms.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeConfigsResourceResult",
+                field: "Synonyms",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_array_len(buf, Some((&self.synonyms).len()), flex)
                 .map_err(|e| e.at("DescribeConfigsResourceResult", "Synonyms"))?;
@@ -457,11 +469,23 @@ impl Struct for DescribeConfigsResourceResult {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 3) && !(self.config_type == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeConfigsResourceResult",
+                field: "ConfigType",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_i8(buf, *(&self.config_type));
         }
-
+        if !(v >= 3) && !(self.documentation == Some(String::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeConfigsResourceResult",
+                field: "Documentation",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_nullable_string(buf, (&self.documentation).as_deref(), flex)
                 .map_err(|e| e.at("DescribeConfigsResourceResult", "Documentation"))?;

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeGroupsResponse {
-    /// `ThrottleTimeMs` (int32), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Groups` ([]DescribedGroup), versions 0+.
     pub groups: Vec<DescribedGroup>,
@@ -45,7 +45,13 @@ impl DescribeGroupsResponse {
 impl Struct for DescribeGroupsResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
-
+        if !(v >= 1) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeGroupsResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -149,7 +155,7 @@ impl Struct for DescribeGroupsResponse {
 pub struct DescribedGroupMember {
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
-    /// `GroupInstanceId` (string), versions 4+; nullable in 4+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `GroupInstanceId` (string), versions 4+; nullable in 4+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub group_instance_id: Option<String>,
     /// `ClientId` (string), versions 0+.
     pub client_id: String,
@@ -222,7 +228,13 @@ impl Struct for DescribedGroupMember {
         if true {
             put_string(buf, (&self.member_id), flex).map_err(|e| e.at("DescribedGroupMember", "MemberId"))?;
         }
-
+        if !(v >= 4) && !(self.group_instance_id.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribedGroupMember",
+                field: "GroupInstanceId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             if v >= 4 {
                 put_nullable_string(buf, (&self.group_instance_id).as_deref(), flex)

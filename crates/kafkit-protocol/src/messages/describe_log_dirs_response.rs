@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 pub struct DescribeLogDirsResponse {
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
-    /// `ErrorCode` (int16), versions 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorCode` (int16), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_code: i16,
     /// `Results` ([]DescribeLogDirsResult), versions 0+.
     pub results: Vec<DescribeLogDirsResult>,
@@ -61,7 +61,13 @@ impl Struct for DescribeLogDirsResponse {
         if true {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-
+        if !(v >= 3) && !(self.error_code == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeLogDirsResponse",
+                field: "ErrorCode",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_i16(buf, *(&self.error_code));
         }
@@ -492,9 +498,9 @@ pub struct DescribeLogDirsResult {
     pub log_dir: String,
     /// `Topics` ([]DescribeLogDirsTopic), versions 0+.
     pub topics: Vec<DescribeLogDirsTopic>,
-    /// `TotalBytes` (int64), versions 4+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TotalBytes` (int64), versions 4+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub total_bytes: i64,
-    /// `UsableBytes` (int64), versions 4+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `UsableBytes` (int64), versions 4+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub usable_bytes: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -562,11 +568,23 @@ impl Struct for DescribeLogDirsResult {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 4) && !(self.total_bytes == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeLogDirsResult",
+                field: "TotalBytes",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             put_i64(buf, *(&self.total_bytes));
         }
-
+        if !(v >= 4) && !(self.usable_bytes == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeLogDirsResult",
+                field: "UsableBytes",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             put_i64(buf, *(&self.usable_bytes));
         }

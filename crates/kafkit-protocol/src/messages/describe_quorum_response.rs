@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 pub struct DescribeQuorumResponse {
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
-    /// `ErrorMessage` (string), versions 2+; nullable in 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorMessage` (string), versions 2+; nullable in 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
@@ -70,7 +70,13 @@ impl Struct for DescribeQuorumResponse {
         if true {
             put_i16(buf, *(&self.error_code));
         }
-
+        if !(v >= 2) && !(self.error_message == Some(String::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "DescribeQuorumResponse",
+                field: "ErrorMessage",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             if v >= 2 {
                 put_nullable_string(buf, (&self.error_message).as_deref(), flex)
@@ -239,7 +245,7 @@ pub struct PartitionData {
     pub partition_index: i32,
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
-    /// `ErrorMessage` (string), versions 2+; nullable in 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorMessage` (string), versions 2+; nullable in 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
@@ -331,7 +337,13 @@ impl Struct for PartitionData {
         if true {
             put_i16(buf, *(&self.error_code));
         }
-
+        if !(v >= 2) && !(self.error_message == Some(String::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "ErrorMessage",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             if v >= 2 {
                 put_nullable_string(buf, (&self.error_message).as_deref(), flex)
@@ -999,9 +1011,9 @@ pub struct ReplicaState {
     pub replica_directory_id: Uuid,
     /// `LogEndOffset` (int64), versions 0+.
     pub log_end_offset: i64,
-    /// `LastFetchTimestamp` (int64), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LastFetchTimestamp` (int64), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub last_fetch_timestamp: i64,
-    /// `LastCaughtUpTimestamp` (int64), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LastCaughtUpTimestamp` (int64), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub last_caught_up_timestamp: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1072,11 +1084,23 @@ impl Struct for ReplicaState {
         if true {
             put_i64(buf, *(&self.log_end_offset));
         }
-
+        if !(v >= 1) && !(self.last_fetch_timestamp == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ReplicaState",
+                field: "LastFetchTimestamp",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i64(buf, *(&self.last_fetch_timestamp));
         }
-
+        if !(v >= 1) && !(self.last_caught_up_timestamp == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ReplicaState",
+                field: "LastCaughtUpTimestamp",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i64(buf, *(&self.last_caught_up_timestamp));
         }

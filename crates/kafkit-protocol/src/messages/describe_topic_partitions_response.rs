@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponse {
-    /// `ThrottleTimeMs` (int32), versions 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Topics` ([]DescribeTopicPartitionsResponseTopic), versions 0+.
     pub topics: Vec<DescribeTopicPartitionsResponseTopic>,
@@ -187,7 +187,7 @@ pub struct DescribeTopicPartitionsResponsePartition {
     pub partition_index: i32,
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
-    /// `LeaderEpoch` (int32), versions 0+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LeaderEpoch` (int32), versions 0+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_epoch: i32,
     /// `ReplicaNodes` ([]int32), versions 0+; entity: brokerId.
     pub replica_nodes: Vec<i32>,
@@ -197,7 +197,7 @@ pub struct DescribeTopicPartitionsResponsePartition {
     pub eligible_leader_replicas: Option<Vec<i32>>,
     /// `LastKnownElr` ([]int32), versions 0+; nullable in 0+; default `null`; entity: brokerId.
     pub last_known_elr: Option<Vec<i32>>,
-    /// `OfflineReplicas` ([]int32), versions 0+; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `OfflineReplicas` ([]int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -519,9 +519,9 @@ pub struct DescribeTopicPartitionsResponseTopic {
     pub error_code: i16,
     /// `Name` (string), versions 0+; nullable in 0+; entity: topicName; map key.
     pub name: Option<String>,
-    /// `TopicId` (uuid), versions 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
-    /// `IsInternal` (bool), versions 0+; default `false`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `IsInternal` (bool), versions 0+; default `false`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub is_internal: bool,
     /// `Partitions` ([]DescribeTopicPartitionsResponsePartition), versions 0+.
     pub partitions: Vec<DescribeTopicPartitionsResponsePartition>,

@@ -17,7 +17,7 @@ pub struct EndQuorumEpochRequest {
     pub cluster_id: Option<String>,
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
-    /// `LeaderEndpoints` ([]LeaderEndpoint), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LeaderEndpoints` ([]LeaderEndpoint), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_endpoints: Vec<LeaderEndpoint>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -69,7 +69,13 @@ impl Struct for EndQuorumEpochRequest {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 1) && !(self.leader_endpoints.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "EndQuorumEpochRequest",
+                field: "LeaderEndpoints",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_array_len(buf, Some((&self.leader_endpoints).len()), flex)
                 .map_err(|e| e.at("EndQuorumEpochRequest", "LeaderEndpoints"))?;
@@ -329,9 +335,9 @@ pub struct PartitionData {
     pub leader_id: i32,
     /// `LeaderEpoch` (int32), versions 0+.
     pub leader_epoch: i32,
-    /// `PreferredSuccessors` ([]int32), versions 0; ignorable (left out, not an error, where a version cannot carry it).
+    /// `PreferredSuccessors` ([]int32), versions 0; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub preferred_successors: Vec<i32>,
-    /// `PreferredCandidates` ([]ReplicaInfo), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `PreferredCandidates` ([]ReplicaInfo), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub preferred_candidates: Vec<ReplicaInfo>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -395,7 +401,13 @@ impl Struct for PartitionData {
         if true {
             put_i32(buf, *(&self.leader_epoch));
         }
-
+        if !(v <= 0) && !(self.preferred_successors.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "PreferredSuccessors",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 0 {
             put_array_len(buf, Some((&self.preferred_successors).len()), flex)
                 .map_err(|e| e.at("PartitionData", "PreferredSuccessors"))?;
@@ -403,7 +415,13 @@ impl Struct for PartitionData {
                 put_i32(buf, *e);
             }
         }
-
+        if !(v >= 1) && !(self.preferred_candidates.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "PreferredCandidates",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_array_len(buf, Some((&self.preferred_candidates).len()), flex)
                 .map_err(|e| e.at("PartitionData", "PreferredCandidates"))?;

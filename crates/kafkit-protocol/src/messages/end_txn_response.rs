@@ -17,9 +17,9 @@ pub struct EndTxnResponse {
     pub throttle_time_ms: i32,
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
-    /// `ProducerId` (int64), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it); entity: producerId.
+    /// `ProducerId` (int64), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: producerId.
     pub producer_id: i64,
-    /// `ProducerEpoch` (int16), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ProducerEpoch` (int16), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub producer_epoch: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -73,11 +73,23 @@ impl Struct for EndTxnResponse {
         if true {
             put_i16(buf, *(&self.error_code));
         }
-
+        if !(v >= 5) && !(self.producer_id == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "EndTxnResponse",
+                field: "ProducerId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i64(buf, *(&self.producer_id));
         }
-
+        if !(v >= 5) && !(self.producer_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "EndTxnResponse",
+                field: "ProducerEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i16(buf, *(&self.producer_epoch));
         }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchRequest {
-    /// `ClusterId` (string), versions 12+; nullable in 12+; tagged field 0 in 12+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ClusterId` (string), versions 12+; nullable in 12+; tagged field 0 in 12+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub cluster_id: Option<String>,
     /// `ReplicaId` (int32), versions 0-14; default `-1`; entity: brokerId.
     pub replica_id: i32,
@@ -23,19 +23,19 @@ pub struct FetchRequest {
     pub max_wait_ms: i32,
     /// `MinBytes` (int32), versions 0+.
     pub min_bytes: i32,
-    /// `MaxBytes` (int32), versions 3+; default `0x7fffffff`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `MaxBytes` (int32), versions 3+; default `0x7fffffff`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub max_bytes: i32,
-    /// `IsolationLevel` (int8), versions 4+; default `0`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `IsolationLevel` (int8), versions 4+; default `0`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub isolation_level: i8,
-    /// `SessionId` (int32), versions 7+; default `0`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `SessionId` (int32), versions 7+; default `0`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub session_id: i32,
-    /// `SessionEpoch` (int32), versions 7+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `SessionEpoch` (int32), versions 7+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub session_epoch: i32,
     /// `Topics` ([]FetchTopic), versions 0+.
     pub topics: Vec<FetchTopic>,
     /// `ForgottenTopicsData` ([]ForgottenTopic), versions 7+.
     pub forgotten_topics_data: Vec<ForgottenTopic>,
-    /// `RackId` (string), versions 11+; default ``; ignorable (left out, not an error, where a version cannot carry it).
+    /// `RackId` (string), versions 11+; default ``; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub rack_id: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -139,7 +139,13 @@ impl FetchRequest {
 impl Struct for FetchRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
-
+        if !(v >= 12) && !(self.cluster_id.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchRequest",
+                field: "ClusterId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if !(v <= 14) && !(self.replica_id == -1) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "FetchRequest",
@@ -163,19 +169,43 @@ impl Struct for FetchRequest {
         if true {
             put_i32(buf, *(&self.min_bytes));
         }
-
+        if !(v >= 3) && !(self.max_bytes == 2147483647) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchRequest",
+                field: "MaxBytes",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_i32(buf, *(&self.max_bytes));
         }
-
+        if !(v >= 4) && !(self.isolation_level == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchRequest",
+                field: "IsolationLevel",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             put_i8(buf, *(&self.isolation_level));
         }
-
+        if !(v >= 7) && !(self.session_id == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchRequest",
+                field: "SessionId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 7 {
             put_i32(buf, *(&self.session_id));
         }
-
+        if !(v >= 7) && !(self.session_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchRequest",
+                field: "SessionEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 7 {
             put_i32(buf, *(&self.session_epoch));
         }
@@ -199,7 +229,13 @@ impl Struct for FetchRequest {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 11) && !(self.rack_id == String::from("")) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchRequest",
+                field: "RackId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 11 {
             put_string(buf, (&self.rack_id), flex).map_err(|e| e.at("FetchRequest", "RackId"))?;
         }
@@ -604,17 +640,17 @@ impl Struct for ReplicaState {
 pub struct FetchPartition {
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
-    /// `CurrentLeaderEpoch` (int32), versions 9+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `CurrentLeaderEpoch` (int32), versions 9+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub current_leader_epoch: i32,
     /// `FetchOffset` (int64), versions 0+.
     pub fetch_offset: i64,
     /// `LastFetchedEpoch` (int32), versions 12+; default `-1`.
     pub last_fetched_epoch: i32,
-    /// `LogStartOffset` (int64), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LogStartOffset` (int64), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub log_start_offset: i64,
     /// `PartitionMaxBytes` (int32), versions 0+.
     pub partition_max_bytes: i32,
-    /// `ReplicaDirectoryId` (uuid), versions 17+; tagged field 0 in 17+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ReplicaDirectoryId` (uuid), versions 17+; tagged field 0 in 17+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub replica_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -686,7 +722,13 @@ impl Struct for FetchPartition {
         if true {
             put_i32(buf, *(&self.partition));
         }
-
+        if !(v >= 9) && !(self.current_leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchPartition",
+                field: "CurrentLeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 9 {
             put_i32(buf, *(&self.current_leader_epoch));
         }
@@ -703,14 +745,26 @@ impl Struct for FetchPartition {
         if v >= 12 {
             put_i32(buf, *(&self.last_fetched_epoch));
         }
-
+        if !(v >= 5) && !(self.log_start_offset == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchPartition",
+                field: "LogStartOffset",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i64(buf, *(&self.log_start_offset));
         }
         if true {
             put_i32(buf, *(&self.partition_max_bytes));
         }
-
+        if !(v >= 17) && !(self.replica_directory_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchPartition",
+                field: "ReplicaDirectoryId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let t_replica_directory_id = v >= 17 && !(self.replica_directory_id.is_zero());
@@ -863,9 +917,9 @@ impl Struct for FetchPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchTopic {
-    /// `Topic` (string), versions 0-12; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `Topic` (string), versions 0-12; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic: String,
-    /// `TopicId` (uuid), versions 13+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 13+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `Partitions` ([]FetchPartition), versions 0+.
     pub partitions: Vec<FetchPartition>,
@@ -908,11 +962,23 @@ impl FetchTopic {
 impl Struct for FetchTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
-
+        if !(v <= 12) && !(self.topic.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchTopic",
+                field: "Topic",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 12 {
             put_string(buf, (&self.topic), flex).map_err(|e| e.at("FetchTopic", "Topic"))?;
         }
-
+        if !(v >= 13) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchTopic",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 13 {
             put_uuid(buf, (&self.topic_id));
         }
@@ -1020,9 +1086,9 @@ impl Struct for FetchTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ForgottenTopic {
-    /// `Topic` (string), versions 7-12; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `Topic` (string), versions 7-12; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic: String,
-    /// `TopicId` (uuid), versions 13+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 13+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `Partitions` ([]int32), versions 7+.
     pub partitions: Vec<i32>,
@@ -1065,11 +1131,23 @@ impl ForgottenTopic {
 impl Struct for ForgottenTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
-
+        if !(v >= 7 && v <= 12) && !(self.topic.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ForgottenTopic",
+                field: "Topic",
+                version: crate::ApiVersion(v),
+            });
+        }
         if (v >= 7 && v <= 12) {
             put_string(buf, (&self.topic), flex).map_err(|e| e.at("ForgottenTopic", "Topic"))?;
         }
-
+        if !(v >= 13) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ForgottenTopic",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 13 {
             put_uuid(buf, (&self.topic_id));
         }

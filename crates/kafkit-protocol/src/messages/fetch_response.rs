@@ -13,9 +13,9 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponse {
-    /// `ThrottleTimeMs` (int32), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
-    /// `ErrorCode` (int16), versions 7+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorCode` (int16), versions 7+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_code: i16,
     /// `SessionId` (int32), versions 7+; default `0`.
     pub session_id: i32,
@@ -76,11 +76,23 @@ impl FetchResponse {
 impl Struct for FetchResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
-
+        if !(v >= 1) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-
+        if !(v >= 7) && !(self.error_code == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchResponse",
+                field: "ErrorCode",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 7 {
             put_i16(buf, *(&self.error_code));
         }
@@ -805,9 +817,9 @@ pub struct PartitionData {
     pub error_code: i16,
     /// `HighWatermark` (int64), versions 0+.
     pub high_watermark: i64,
-    /// `LastStableOffset` (int64), versions 4+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LastStableOffset` (int64), versions 4+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub last_stable_offset: i64,
-    /// `LogStartOffset` (int64), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LogStartOffset` (int64), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub log_start_offset: i64,
     /// `DivergingEpoch` (EpochEndOffset), versions 12+; tagged field 0 in 12+.
     pub diverging_epoch: EpochEndOffset,
@@ -815,7 +827,7 @@ pub struct PartitionData {
     pub current_leader: LeaderIdAndEpoch,
     /// `SnapshotId` (SnapshotId), versions 12+; tagged field 2 in 12+.
     pub snapshot_id: SnapshotId,
-    /// `AbortedTransactions` ([]AbortedTransaction), versions 4+; nullable in 4+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `AbortedTransactions` ([]AbortedTransaction), versions 4+; nullable in 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub aborted_transactions: Option<Vec<AbortedTransaction>>,
     /// `PreferredReadReplica` (int32), versions 11+; default `-1`; entity: brokerId.
     pub preferred_read_replica: i32,
@@ -925,11 +937,23 @@ impl Struct for PartitionData {
         if true {
             put_i64(buf, *(&self.high_watermark));
         }
-
+        if !(v >= 4) && !(self.last_stable_offset == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "LastStableOffset",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             put_i64(buf, *(&self.last_stable_offset));
         }
-
+        if !(v >= 5) && !(self.log_start_offset == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "LogStartOffset",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i64(buf, *(&self.log_start_offset));
         }
@@ -954,7 +978,13 @@ impl Struct for PartitionData {
                 version: crate::ApiVersion(v),
             });
         }
-
+        if !(v >= 4) && !(self.aborted_transactions == Some(Vec::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "AbortedTransactions",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             if v >= 4 {
                 match (&self.aborted_transactions) {
@@ -1247,9 +1277,9 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchableTopicResponse {
-    /// `Topic` (string), versions 0-12; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `Topic` (string), versions 0-12; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic: String,
-    /// `TopicId` (uuid), versions 13+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 13+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
@@ -1292,11 +1322,23 @@ impl FetchableTopicResponse {
 impl Struct for FetchableTopicResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
-
+        if !(v <= 12) && !(self.topic.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchableTopicResponse",
+                field: "Topic",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 12 {
             put_string(buf, (&self.topic), flex).map_err(|e| e.at("FetchableTopicResponse", "Topic"))?;
         }
-
+        if !(v >= 13) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FetchableTopicResponse",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 13 {
             put_uuid(buf, (&self.topic_id));
         }

@@ -325,7 +325,7 @@ pub struct PartitionSnapshot {
     pub snapshot_id: SnapshotId,
     /// `Position` (int64), versions 0+.
     pub position: i64,
-    /// `ReplicaDirectoryId` (uuid), versions 1+; tagged field 0 in 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ReplicaDirectoryId` (uuid), versions 1+; tagged field 0 in 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub replica_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -392,7 +392,13 @@ impl Struct for PartitionSnapshot {
         if true {
             put_i64(buf, *(&self.position));
         }
-
+        if !(v >= 1) && !(self.replica_directory_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionSnapshot",
+                field: "ReplicaDirectoryId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let t_replica_directory_id = v >= 1 && !(self.replica_directory_id.is_zero());

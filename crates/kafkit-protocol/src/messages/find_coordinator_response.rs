@@ -13,11 +13,11 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FindCoordinatorResponse {
-    /// `ThrottleTimeMs` (int32), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `ErrorCode` (int16), versions 0-3.
     pub error_code: i16,
-    /// `ErrorMessage` (string), versions 1-3; nullable in 1-3; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorMessage` (string), versions 1-3; nullable in 1-3; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// `NodeId` (int32), versions 0-3; entity: brokerId.
     pub node_id: i32,
@@ -94,7 +94,13 @@ impl FindCoordinatorResponse {
 impl Struct for FindCoordinatorResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-
+        if !(v >= 1) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FindCoordinatorResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -108,7 +114,13 @@ impl Struct for FindCoordinatorResponse {
         if v <= 3 {
             put_i16(buf, *(&self.error_code));
         }
-
+        if !(v >= 1 && v <= 3) && !(self.error_message == Some(String::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "FindCoordinatorResponse",
+                field: "ErrorMessage",
+                version: crate::ApiVersion(v),
+            });
+        }
         if (v >= 1 && v <= 3) {
             if (v >= 1 && v <= 3) {
                 put_nullable_string(buf, (&self.error_message).as_deref(), flex)
@@ -343,7 +355,7 @@ pub struct Coordinator {
     pub port: i32,
     /// `ErrorCode` (int16), versions 4+.
     pub error_code: i16,
-    /// `ErrorMessage` (string), versions 4+; nullable in 4+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorMessage` (string), versions 4+; nullable in 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -455,7 +467,13 @@ impl Struct for Coordinator {
         if v >= 4 {
             put_i16(buf, *(&self.error_code));
         }
-
+        if !(v >= 4) && !(self.error_message == Some(String::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "Coordinator",
+                field: "ErrorMessage",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             if v >= 4 {
                 put_nullable_string(buf, (&self.error_message).as_deref(), flex)

@@ -17,7 +17,7 @@ pub struct JoinGroupRequest {
     pub group_id: String,
     /// `SessionTimeoutMs` (int32), versions 0+.
     pub session_timeout_ms: i32,
-    /// `RebalanceTimeoutMs` (int32), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `RebalanceTimeoutMs` (int32), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub rebalance_timeout_ms: i32,
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
@@ -27,7 +27,7 @@ pub struct JoinGroupRequest {
     pub protocol_type: String,
     /// `Protocols` ([]JoinGroupRequestProtocol), versions 0+.
     pub protocols: Vec<JoinGroupRequestProtocol>,
-    /// `Reason` (string), versions 8+; nullable in 8+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Reason` (string), versions 8+; nullable in 8+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub reason: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -109,7 +109,13 @@ impl Struct for JoinGroupRequest {
         if true {
             put_i32(buf, *(&self.session_timeout_ms));
         }
-
+        if !(v >= 1) && !(self.rebalance_timeout_ms == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "JoinGroupRequest",
+                field: "RebalanceTimeoutMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.rebalance_timeout_ms));
         }
@@ -152,7 +158,13 @@ impl Struct for JoinGroupRequest {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 8) && !(self.reason.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "JoinGroupRequest",
+                field: "Reason",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 8 {
             if v >= 8 {
                 put_nullable_string(buf, (&self.reason).as_deref(), flex)

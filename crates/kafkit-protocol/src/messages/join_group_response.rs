@@ -13,13 +13,13 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupResponse {
-    /// `ThrottleTimeMs` (int32), versions 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
     /// `GenerationId` (int32), versions 0+; default `-1`.
     pub generation_id: i32,
-    /// `ProtocolType` (string), versions 7+; nullable in 7+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ProtocolType` (string), versions 7+; nullable in 7+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_type: Option<String>,
     /// `ProtocolName` (string), versions 0+; nullable in 7+.
     pub protocol_name: Option<String>,
@@ -112,7 +112,13 @@ impl JoinGroupResponse {
 impl Struct for JoinGroupResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
-
+        if !(v >= 2) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "JoinGroupResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -122,7 +128,13 @@ impl Struct for JoinGroupResponse {
         if true {
             put_i32(buf, *(&self.generation_id));
         }
-
+        if !(v >= 7) && !(self.protocol_type.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "JoinGroupResponse",
+                field: "ProtocolType",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 7 {
             if v >= 7 {
                 put_nullable_string(buf, (&self.protocol_type).as_deref(), flex)
@@ -380,7 +392,7 @@ impl Struct for JoinGroupResponse {
 pub struct JoinGroupResponseMember {
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
-    /// `GroupInstanceId` (string), versions 5+; nullable in 5+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `GroupInstanceId` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub group_instance_id: Option<String>,
     /// `Metadata` (bytes), versions 0+.
     pub metadata: Bytes,
@@ -426,7 +438,13 @@ impl Struct for JoinGroupResponseMember {
         if true {
             put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponseMember", "MemberId"))?;
         }
-
+        if !(v >= 5) && !(self.group_instance_id.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "JoinGroupResponseMember",
+                field: "GroupInstanceId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             if v >= 5 {
                 put_nullable_string(buf, (&self.group_instance_id).as_deref(), flex)

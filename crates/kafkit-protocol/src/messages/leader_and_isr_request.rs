@@ -19,7 +19,7 @@ pub struct LeaderAndIsrRequest {
     pub is_k_raft_controller: bool,
     /// `ControllerEpoch` (int32), versions 0+.
     pub controller_epoch: i32,
-    /// `BrokerEpoch` (int64), versions 2+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `BrokerEpoch` (int64), versions 2+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub broker_epoch: i64,
     /// `Type` (int8), versions 5+.
     pub r#type: i8,
@@ -119,7 +119,13 @@ impl Struct for LeaderAndIsrRequest {
         if true {
             put_i32(buf, *(&self.controller_epoch));
         }
-
+        if !(v >= 2) && !(self.broker_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "LeaderAndIsrRequest",
+                field: "BrokerEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i64(buf, *(&self.broker_epoch));
         }
@@ -348,7 +354,7 @@ impl Struct for LeaderAndIsrRequest {
 pub struct LeaderAndIsrTopicState {
     /// `TopicName` (string), versions 2+; entity: topicName.
     pub topic_name: String,
-    /// `TopicId` (uuid), versions 5+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 5+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `PartitionStates` ([]LeaderAndIsrPartitionState), versions 2+.
     pub partition_states: Vec<LeaderAndIsrPartitionState>,
@@ -401,7 +407,13 @@ impl Struct for LeaderAndIsrTopicState {
         if v >= 2 {
             put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("LeaderAndIsrTopicState", "TopicName"))?;
         }
-
+        if !(v >= 5) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "LeaderAndIsrTopicState",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_uuid(buf, (&self.topic_id));
         }
@@ -663,7 +675,7 @@ impl Struct for LeaderAndIsrLiveLeader {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrPartitionState {
-    /// `TopicName` (string), versions 0-1; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `TopicName` (string), versions 0-1; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic_name: String,
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
@@ -679,11 +691,11 @@ pub struct LeaderAndIsrPartitionState {
     pub partition_epoch: i32,
     /// `Replicas` ([]int32), versions 0+; entity: brokerId.
     pub replicas: Vec<i32>,
-    /// `AddingReplicas` ([]int32), versions 3+; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `AddingReplicas` ([]int32), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub adding_replicas: Vec<i32>,
-    /// `RemovingReplicas` ([]int32), versions 3+; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `RemovingReplicas` ([]int32), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub removing_replicas: Vec<i32>,
-    /// `IsNew` (bool), versions 1+; default `false`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `IsNew` (bool), versions 1+; default `false`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub is_new: bool,
     /// `LeaderRecoveryState` (int8), versions 6+; default `0`.
     pub leader_recovery_state: i8,
@@ -789,7 +801,13 @@ impl LeaderAndIsrPartitionState {
 impl Struct for LeaderAndIsrPartitionState {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-
+        if !(v <= 1) && !(self.topic_name.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "LeaderAndIsrPartitionState",
+                field: "TopicName",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 1 {
             put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("LeaderAndIsrPartitionState", "TopicName"))?;
         }
@@ -821,7 +839,13 @@ impl Struct for LeaderAndIsrPartitionState {
                 put_i32(buf, *e);
             }
         }
-
+        if !(v >= 3) && !(self.adding_replicas.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "LeaderAndIsrPartitionState",
+                field: "AddingReplicas",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_array_len(buf, Some((&self.adding_replicas).len()), flex)
                 .map_err(|e| e.at("LeaderAndIsrPartitionState", "AddingReplicas"))?;
@@ -829,7 +853,13 @@ impl Struct for LeaderAndIsrPartitionState {
                 put_i32(buf, *e);
             }
         }
-
+        if !(v >= 3) && !(self.removing_replicas.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "LeaderAndIsrPartitionState",
+                field: "RemovingReplicas",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_array_len(buf, Some((&self.removing_replicas).len()), flex)
                 .map_err(|e| e.at("LeaderAndIsrPartitionState", "RemovingReplicas"))?;
@@ -837,7 +867,13 @@ impl Struct for LeaderAndIsrPartitionState {
                 put_i32(buf, *e);
             }
         }
-
+        if !(v >= 1) && !(self.is_new == false) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "LeaderAndIsrPartitionState",
+                field: "IsNew",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_bool(buf, *(&self.is_new));
         }

@@ -354,7 +354,7 @@ impl Struct for LeaderAndIsrTopicError {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrPartitionError {
-    /// `TopicName` (string), versions 0-4; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `TopicName` (string), versions 0-4; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic_name: String,
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
@@ -399,7 +399,13 @@ impl LeaderAndIsrPartitionError {
 impl Struct for LeaderAndIsrPartitionError {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-
+        if !(v <= 4) && !(self.topic_name.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "LeaderAndIsrPartitionError",
+                field: "TopicName",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 4 {
             put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("LeaderAndIsrPartitionError", "TopicName"))?;
         }

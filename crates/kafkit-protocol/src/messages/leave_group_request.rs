@@ -192,7 +192,7 @@ pub struct MemberIdentity {
     pub member_id: String,
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+; default `null`.
     pub group_instance_id: Option<String>,
-    /// `Reason` (string), versions 5+; nullable in 5+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Reason` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub reason: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -269,7 +269,13 @@ impl Struct for MemberIdentity {
                 }
             }
         }
-
+        if !(v >= 5) && !(self.reason.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MemberIdentity",
+                field: "Reason",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             if v >= 5 {
                 put_nullable_string(buf, (&self.reason).as_deref(), flex)

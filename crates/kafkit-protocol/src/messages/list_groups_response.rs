@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListGroupsResponse {
-    /// `ThrottleTimeMs` (int32), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
@@ -53,7 +53,13 @@ impl ListGroupsResponse {
 impl Struct for ListGroupsResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-
+        if !(v >= 1) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ListGroupsResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -169,9 +175,9 @@ pub struct ListedGroup {
     pub group_id: String,
     /// `ProtocolType` (string), versions 0+.
     pub protocol_type: String,
-    /// `GroupState` (string), versions 4+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `GroupState` (string), versions 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub group_state: String,
-    /// `GroupType` (string), versions 5+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `GroupType` (string), versions 5+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub group_type: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -225,11 +231,23 @@ impl Struct for ListedGroup {
         if true {
             put_string(buf, (&self.protocol_type), flex).map_err(|e| e.at("ListedGroup", "ProtocolType"))?;
         }
-
+        if !(v >= 4) && !(self.group_state.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ListedGroup",
+                field: "GroupState",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             put_string(buf, (&self.group_state), flex).map_err(|e| e.at("ListedGroup", "GroupState"))?;
         }
-
+        if !(v >= 5) && !(self.group_type.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ListedGroup",
+                field: "GroupType",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_string(buf, (&self.group_type), flex).map_err(|e| e.at("ListedGroup", "GroupType"))?;
         }

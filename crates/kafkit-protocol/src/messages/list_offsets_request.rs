@@ -19,7 +19,7 @@ pub struct ListOffsetsRequest {
     pub isolation_level: i8,
     /// `Topics` ([]ListOffsetsTopic), versions 0+.
     pub topics: Vec<ListOffsetsTopic>,
-    /// `TimeoutMs` (int32), versions 10+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TimeoutMs` (int32), versions 10+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -86,7 +86,13 @@ impl Struct for ListOffsetsRequest {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 10) && !(self.timeout_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ListOffsetsRequest",
+                field: "TimeoutMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 10 {
             put_i32(buf, *(&self.timeout_ms));
         }
@@ -201,7 +207,7 @@ impl Struct for ListOffsetsRequest {
 pub struct ListOffsetsPartition {
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
-    /// `CurrentLeaderEpoch` (int32), versions 4+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `CurrentLeaderEpoch` (int32), versions 4+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub current_leader_epoch: i32,
     /// `Timestamp` (int64), versions 0+.
     pub timestamp: i64,
@@ -256,7 +262,13 @@ impl Struct for ListOffsetsPartition {
         if true {
             put_i32(buf, *(&self.partition_index));
         }
-
+        if !(v >= 4) && !(self.current_leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ListOffsetsPartition",
+                field: "CurrentLeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             put_i32(buf, *(&self.current_leader_epoch));
         }

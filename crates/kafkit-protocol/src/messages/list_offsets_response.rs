@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListOffsetsResponse {
-    /// `ThrottleTimeMs` (int32), versions 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Topics` ([]ListOffsetsTopicResponse), versions 0+.
     pub topics: Vec<ListOffsetsTopicResponse>,
@@ -45,7 +45,13 @@ impl ListOffsetsResponse {
 impl Struct for ListOffsetsResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
-
+        if !(v >= 2) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ListOffsetsResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i32(buf, *(&self.throttle_time_ms));
         }

@@ -265,7 +265,7 @@ impl Struct for MetadataRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MetadataRequestTopic {
-    /// `TopicId` (uuid), versions 10+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 10+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `Name` (string), versions 0+; nullable in 10+; entity: topicName.
     pub name: Option<String>,
@@ -297,7 +297,13 @@ impl MetadataRequestTopic {
 impl Struct for MetadataRequestTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
-
+        if !(v >= 10) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataRequestTopic",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 10 {
             put_uuid(buf, (&self.topic_id));
         }

@@ -13,13 +13,13 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MetadataResponse {
-    /// `ThrottleTimeMs` (int32), versions 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Brokers` ([]MetadataResponseBroker), versions 0+.
     pub brokers: Vec<MetadataResponseBroker>,
-    /// `ClusterId` (string), versions 2+; nullable in 2+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ClusterId` (string), versions 2+; nullable in 2+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub cluster_id: Option<String>,
-    /// `ControllerId` (int32), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `ControllerId` (int32), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub controller_id: i32,
     /// `Topics` ([]MetadataResponseTopic), versions 0+.
     pub topics: Vec<MetadataResponseTopic>,
@@ -85,7 +85,13 @@ impl MetadataResponse {
 impl Struct for MetadataResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
-
+        if !(v >= 3) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -95,7 +101,13 @@ impl Struct for MetadataResponse {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 2) && !(self.cluster_id.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataResponse",
+                field: "ClusterId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             if v >= 2 {
                 put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
@@ -115,7 +127,13 @@ impl Struct for MetadataResponse {
                 }
             }
         }
-
+        if !(v >= 1) && !(self.controller_id == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataResponse",
+                field: "ControllerId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.controller_id));
         }
@@ -298,7 +316,7 @@ pub struct MetadataResponseBroker {
     pub host: String,
     /// `Port` (int32), versions 0+.
     pub port: i32,
-    /// `Rack` (string), versions 1+; nullable in 1+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Rack` (string), versions 1+; nullable in 1+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub rack: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -355,7 +373,13 @@ impl Struct for MetadataResponseBroker {
         if true {
             put_i32(buf, *(&self.port));
         }
-
+        if !(v >= 1) && !(self.rack.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataResponseBroker",
+                field: "Rack",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             if v >= 1 {
                 put_nullable_string(buf, (&self.rack).as_deref(), flex)
@@ -498,13 +522,13 @@ pub struct MetadataResponsePartition {
     pub partition_index: i32,
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
-    /// `LeaderEpoch` (int32), versions 7+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LeaderEpoch` (int32), versions 7+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_epoch: i32,
     /// `ReplicaNodes` ([]int32), versions 0+; entity: brokerId.
     pub replica_nodes: Vec<i32>,
     /// `IsrNodes` ([]int32), versions 0+; entity: brokerId.
     pub isr_nodes: Vec<i32>,
-    /// `OfflineReplicas` ([]int32), versions 5+; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `OfflineReplicas` ([]int32), versions 5+; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -582,7 +606,13 @@ impl Struct for MetadataResponsePartition {
         if true {
             put_i32(buf, *(&self.leader_id));
         }
-
+        if !(v >= 7) && !(self.leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataResponsePartition",
+                field: "LeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 7 {
             put_i32(buf, *(&self.leader_epoch));
         }
@@ -600,7 +630,13 @@ impl Struct for MetadataResponsePartition {
                 put_i32(buf, *e);
             }
         }
-
+        if !(v >= 5) && !(self.offline_replicas.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataResponsePartition",
+                field: "OfflineReplicas",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_array_len(buf, Some((&self.offline_replicas).len()), flex)
                 .map_err(|e| e.at("MetadataResponsePartition", "OfflineReplicas"))?;
@@ -758,9 +794,9 @@ pub struct MetadataResponseTopic {
     pub error_code: i16,
     /// `Name` (string), versions 0+; nullable in 12+; entity: topicName; map key.
     pub name: Option<String>,
-    /// `TopicId` (uuid), versions 10+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 10+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
-    /// `IsInternal` (bool), versions 1+; default `false`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `IsInternal` (bool), versions 1+; default `false`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub is_internal: bool,
     /// `Partitions` ([]MetadataResponsePartition), versions 0+.
     pub partitions: Vec<MetadataResponsePartition>,
@@ -848,11 +884,23 @@ impl Struct for MetadataResponseTopic {
                 }
             }
         }
-
+        if !(v >= 10) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataResponseTopic",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 10 {
             put_uuid(buf, (&self.topic_id));
         }
-
+        if !(v >= 1) && !(self.is_internal == false) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "MetadataResponseTopic",
+                field: "IsInternal",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_bool(buf, *(&self.is_internal));
         }

@@ -15,13 +15,13 @@ use bytes::{Bytes, BytesMut};
 pub struct OffsetCommitRequest {
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
-    /// `GenerationIdOrMemberEpoch` (int32), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `GenerationIdOrMemberEpoch` (int32), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub generation_id_or_member_epoch: i32,
-    /// `MemberId` (string), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `MemberId` (string), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub member_id: String,
     /// `GroupInstanceId` (string), versions 7+; nullable in 7+; default `null`.
     pub group_instance_id: Option<String>,
-    /// `RetentionTimeMs` (int64), versions 2-4; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `RetentionTimeMs` (int64), versions 2-4; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub retention_time_ms: i64,
     /// `Topics` ([]OffsetCommitRequestTopic), versions 0+.
     pub topics: Vec<OffsetCommitRequestTopic>,
@@ -88,11 +88,23 @@ impl Struct for OffsetCommitRequest {
         if true {
             put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetCommitRequest", "GroupId"))?;
         }
-
+        if !(v >= 1) && !(self.generation_id_or_member_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetCommitRequest",
+                field: "GenerationIdOrMemberEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.generation_id_or_member_epoch));
         }
-
+        if !(v >= 1) && !(self.member_id.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetCommitRequest",
+                field: "MemberId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_string(buf, (&self.member_id), flex).map_err(|e| e.at("OffsetCommitRequest", "MemberId"))?;
         }
@@ -122,7 +134,13 @@ impl Struct for OffsetCommitRequest {
                 }
             }
         }
-
+        if !(v >= 2 && v <= 4) && !(self.retention_time_ms == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetCommitRequest",
+                field: "RetentionTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if (v >= 2 && v <= 4) {
             put_i64(buf, *(&self.retention_time_ms));
         }
@@ -289,7 +307,7 @@ pub struct OffsetCommitRequestPartition {
     pub partition_index: i32,
     /// `CommittedOffset` (int64), versions 0+.
     pub committed_offset: i64,
-    /// `CommittedLeaderEpoch` (int32), versions 6+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `CommittedLeaderEpoch` (int32), versions 6+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub committed_leader_epoch: i32,
     /// `CommitTimestamp` (int64), versions 1; default `-1`.
     pub commit_timestamp: i64,
@@ -354,7 +372,13 @@ impl Struct for OffsetCommitRequestPartition {
         if true {
             put_i64(buf, *(&self.committed_offset));
         }
-
+        if !(v >= 6) && !(self.committed_leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetCommitRequestPartition",
+                field: "CommittedLeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 6 {
             put_i32(buf, *(&self.committed_leader_epoch));
         }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetCommitResponse {
-    /// `ThrottleTimeMs` (int32), versions 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Topics` ([]OffsetCommitResponseTopic), versions 0+.
     pub topics: Vec<OffsetCommitResponseTopic>,
@@ -45,7 +45,13 @@ impl OffsetCommitResponse {
 impl Struct for OffsetCommitResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
-
+        if !(v >= 3) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetCommitResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_i32(buf, *(&self.throttle_time_ms));
         }

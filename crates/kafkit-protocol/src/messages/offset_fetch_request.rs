@@ -587,9 +587,9 @@ impl Struct for OffsetFetchRequestTopics {
 pub struct OffsetFetchRequestGroup {
     /// `GroupId` (string), versions 8+; entity: groupId.
     pub group_id: String,
-    /// `MemberId` (string), versions 9+; nullable in 9+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `MemberId` (string), versions 9+; nullable in 9+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub member_id: Option<String>,
-    /// `MemberEpoch` (int32), versions 9+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `MemberEpoch` (int32), versions 9+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub member_epoch: i32,
     /// `Topics` ([]OffsetFetchRequestTopics), versions 8+; nullable in 8+.
     pub topics: Option<Vec<OffsetFetchRequestTopics>>,
@@ -649,7 +649,13 @@ impl Struct for OffsetFetchRequestGroup {
         if v >= 8 {
             put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetFetchRequestGroup", "GroupId"))?;
         }
-
+        if !(v >= 9) && !(self.member_id.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetFetchRequestGroup",
+                field: "MemberId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 9 {
             if v >= 9 {
                 put_nullable_string(buf, (&self.member_id).as_deref(), flex)
@@ -669,7 +675,13 @@ impl Struct for OffsetFetchRequestGroup {
                 }
             }
         }
-
+        if !(v >= 9) && !(self.member_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetFetchRequestGroup",
+                field: "MemberEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 9 {
             put_i32(buf, *(&self.member_epoch));
         }

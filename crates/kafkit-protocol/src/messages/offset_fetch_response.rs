@@ -13,11 +13,11 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchResponse {
-    /// `ThrottleTimeMs` (int32), versions 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Topics` ([]OffsetFetchResponseTopic), versions 0-7.
     pub topics: Vec<OffsetFetchResponseTopic>,
-    /// `ErrorCode` (int16), versions 2-7; default `0`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorCode` (int16), versions 2-7; default `0`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_code: i16,
     /// `Groups` ([]OffsetFetchResponseGroup), versions 8+.
     pub groups: Vec<OffsetFetchResponseGroup>,
@@ -67,7 +67,13 @@ impl OffsetFetchResponse {
 impl Struct for OffsetFetchResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
-
+        if !(v >= 3) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetFetchResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -84,7 +90,13 @@ impl Struct for OffsetFetchResponse {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 2 && v <= 7) && !(self.error_code == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetFetchResponse",
+                field: "ErrorCode",
+                version: crate::ApiVersion(v),
+            });
+        }
         if (v >= 2 && v <= 7) {
             put_i16(buf, *(&self.error_code));
         }
@@ -228,7 +240,7 @@ pub struct OffsetFetchResponsePartition {
     pub partition_index: i32,
     /// `CommittedOffset` (int64), versions 0-7.
     pub committed_offset: i64,
-    /// `CommittedLeaderEpoch` (int32), versions 5-7; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `CommittedLeaderEpoch` (int32), versions 5-7; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub committed_leader_epoch: i32,
     /// `Metadata` (string), versions 0-7; nullable in 0-7.
     pub metadata: Option<String>,
@@ -307,7 +319,13 @@ impl Struct for OffsetFetchResponsePartition {
         if v <= 7 {
             put_i64(buf, *(&self.committed_offset));
         }
-
+        if !(v >= 5 && v <= 7) && !(self.committed_leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetFetchResponsePartition",
+                field: "CommittedLeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if (v >= 5 && v <= 7) {
             put_i32(buf, *(&self.committed_leader_epoch));
         }
@@ -640,7 +658,7 @@ pub struct OffsetFetchResponsePartitions {
     pub partition_index: i32,
     /// `CommittedOffset` (int64), versions 8+.
     pub committed_offset: i64,
-    /// `CommittedLeaderEpoch` (int32), versions 8+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `CommittedLeaderEpoch` (int32), versions 8+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub committed_leader_epoch: i32,
     /// `Metadata` (string), versions 8+; nullable in 8+.
     pub metadata: Option<String>,
@@ -719,7 +737,13 @@ impl Struct for OffsetFetchResponsePartitions {
         if v >= 8 {
             put_i64(buf, *(&self.committed_offset));
         }
-
+        if !(v >= 8) && !(self.committed_leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetFetchResponsePartitions",
+                field: "CommittedLeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 8 {
             put_i32(buf, *(&self.committed_leader_epoch));
         }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetForLeaderEpochRequest {
-    /// `ReplicaId` (int32), versions 3+; default `-2`; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `ReplicaId` (int32), versions 3+; default `-2`; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub replica_id: i32,
     /// `Topics` ([]OffsetForLeaderTopic), versions 0+.
     pub topics: Vec<OffsetForLeaderTopic>,
@@ -45,7 +45,13 @@ impl OffsetForLeaderEpochRequest {
 impl Struct for OffsetForLeaderEpochRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-
+        if !(v >= 3) && !(self.replica_id == -2) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetForLeaderEpochRequest",
+                field: "ReplicaId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_i32(buf, *(&self.replica_id));
         }
@@ -150,7 +156,7 @@ impl Struct for OffsetForLeaderEpochRequest {
 pub struct OffsetForLeaderPartition {
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
-    /// `CurrentLeaderEpoch` (int32), versions 2+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `CurrentLeaderEpoch` (int32), versions 2+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub current_leader_epoch: i32,
     /// `LeaderEpoch` (int32), versions 0+.
     pub leader_epoch: i32,
@@ -196,7 +202,13 @@ impl Struct for OffsetForLeaderPartition {
         if true {
             put_i32(buf, *(&self.partition));
         }
-
+        if !(v >= 2) && !(self.current_leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetForLeaderPartition",
+                field: "CurrentLeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i32(buf, *(&self.current_leader_epoch));
         }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetForLeaderEpochResponse {
-    /// `ThrottleTimeMs` (int32), versions 2+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `Topics` ([]OffsetForLeaderTopicResult), versions 0+.
     pub topics: Vec<OffsetForLeaderTopicResult>,
@@ -45,7 +45,13 @@ impl OffsetForLeaderEpochResponse {
 impl Struct for OffsetForLeaderEpochResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-
+        if !(v >= 2) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "OffsetForLeaderEpochResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -153,7 +159,7 @@ pub struct EpochEndOffset {
     pub error_code: i16,
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
-    /// `LeaderEpoch` (int32), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LeaderEpoch` (int32), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_epoch: i32,
     /// `EndOffset` (int64), versions 0+; default `-1`.
     pub end_offset: i64,
@@ -209,7 +215,13 @@ impl Struct for EpochEndOffset {
         if true {
             put_i32(buf, *(&self.partition));
         }
-
+        if !(v >= 1) && !(self.leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "EpochEndOffset",
+                field: "LeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.leader_epoch));
         }

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 pub struct ProduceResponse {
     /// `Responses` ([]TopicProduceResponse), versions 0+.
     pub responses: Vec<TopicProduceResponse>,
-    /// `ThrottleTimeMs` (int32), versions 1+; default `0`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 1+; default `0`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `NodeEndpoints` ([]NodeEndpoint), versions 10+; tagged field 0 in 10+.
     pub node_endpoints: Vec<NodeEndpoint>,
@@ -65,7 +65,13 @@ impl Struct for ProduceResponse {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 1) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "ProduceResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
@@ -523,13 +529,13 @@ pub struct PartitionProduceResponse {
     pub error_code: i16,
     /// `BaseOffset` (int64), versions 0+.
     pub base_offset: i64,
-    /// `LogAppendTimeMs` (int64), versions 2+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LogAppendTimeMs` (int64), versions 2+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub log_append_time_ms: i64,
-    /// `LogStartOffset` (int64), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `LogStartOffset` (int64), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub log_start_offset: i64,
-    /// `RecordErrors` ([]BatchIndexAndErrorMessage), versions 8+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `RecordErrors` ([]BatchIndexAndErrorMessage), versions 8+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub record_errors: Vec<BatchIndexAndErrorMessage>,
-    /// `ErrorMessage` (string), versions 8+; nullable in 8+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorMessage` (string), versions 8+; nullable in 8+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// `CurrentLeader` (LeaderIdAndEpoch), versions 10+; tagged field 0 in 10+.
     pub current_leader: LeaderIdAndEpoch,
@@ -616,15 +622,33 @@ impl Struct for PartitionProduceResponse {
         if true {
             put_i64(buf, *(&self.base_offset));
         }
-
+        if !(v >= 2) && !(self.log_append_time_ms == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionProduceResponse",
+                field: "LogAppendTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i64(buf, *(&self.log_append_time_ms));
         }
-
+        if !(v >= 5) && !(self.log_start_offset == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionProduceResponse",
+                field: "LogStartOffset",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i64(buf, *(&self.log_start_offset));
         }
-
+        if !(v >= 8) && !(self.record_errors.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionProduceResponse",
+                field: "RecordErrors",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 8 {
             put_array_len(buf, Some((&self.record_errors).len()), flex)
                 .map_err(|e| e.at("PartitionProduceResponse", "RecordErrors"))?;
@@ -632,7 +656,13 @@ impl Struct for PartitionProduceResponse {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 8) && !(self.error_message.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionProduceResponse",
+                field: "ErrorMessage",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 8 {
             if v >= 8 {
                 put_nullable_string(buf, (&self.error_message).as_deref(), flex)

@@ -19,7 +19,7 @@ pub struct RequestHeader {
     pub request_api_version: i16,
     /// `CorrelationId` (int32), versions 0+.
     pub correlation_id: i32,
-    /// `ClientId` (string), versions 1+; nullable in 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ClientId` (string), versions 1+; nullable in 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub client_id: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -76,7 +76,13 @@ impl Struct for RequestHeader {
         if true {
             put_i32(buf, *(&self.correlation_id));
         }
-
+        if !(v >= 1) && !(self.client_id == Some(String::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "RequestHeader",
+                field: "ClientId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             if v >= 1 {
                 put_nullable_string(buf, (&self.client_id).as_deref(), false)

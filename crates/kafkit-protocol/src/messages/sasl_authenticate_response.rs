@@ -19,7 +19,7 @@ pub struct SaslAuthenticateResponse {
     pub error_message: Option<String>,
     /// `AuthBytes` (bytes), versions 0+.
     pub auth_bytes: Bytes,
-    /// `SessionLifetimeMs` (int64), versions 1+; default `0`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `SessionLifetimeMs` (int64), versions 1+; default `0`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub session_lifetime_ms: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -77,7 +77,13 @@ impl Struct for SaslAuthenticateResponse {
         if true {
             put_bytes(buf, (&self.auth_bytes), flex).map_err(|e| e.at("SaslAuthenticateResponse", "AuthBytes"))?;
         }
-
+        if !(v >= 1) && !(self.session_lifetime_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "SaslAuthenticateResponse",
+                field: "SessionLifetimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i64(buf, *(&self.session_lifetime_ms));
         }

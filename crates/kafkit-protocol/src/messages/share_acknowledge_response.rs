@@ -13,9 +13,9 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeResponse {
-    /// `ThrottleTimeMs` (int32), versions 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
-    /// `ErrorCode` (int16), versions 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ErrorCode` (int16), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_code: i16,
     /// `ErrorMessage` (string), versions 0+; nullable in 0+; default `null`.
     pub error_message: Option<String>,
@@ -531,7 +531,7 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeTopicResponse {
-    /// `TopicId` (uuid), versions 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,

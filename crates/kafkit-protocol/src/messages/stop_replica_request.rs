@@ -19,7 +19,7 @@ pub struct StopReplicaRequest {
     pub is_k_raft_controller: bool,
     /// `ControllerEpoch` (int32), versions 0+.
     pub controller_epoch: i32,
-    /// `BrokerEpoch` (int64), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `BrokerEpoch` (int64), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub broker_epoch: i64,
     /// `DeletePartitions` (bool), versions 0-2.
     pub delete_partitions: bool,
@@ -119,7 +119,13 @@ impl Struct for StopReplicaRequest {
         if true {
             put_i32(buf, *(&self.controller_epoch));
         }
-
+        if !(v >= 1) && !(self.broker_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "StopReplicaRequest",
+                field: "BrokerEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i64(buf, *(&self.broker_epoch));
         }

@@ -21,9 +21,9 @@ pub struct SyncGroupRequest {
     pub member_id: String,
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+; default `null`.
     pub group_instance_id: Option<String>,
-    /// `ProtocolType` (string), versions 5+; nullable in 5+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ProtocolType` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_type: Option<String>,
-    /// `ProtocolName` (string), versions 5+; nullable in 5+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ProtocolName` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_name: Option<String>,
     /// `Assignments` ([]SyncGroupRequestAssignment), versions 0+.
     pub assignments: Vec<SyncGroupRequestAssignment>,
@@ -129,7 +129,13 @@ impl Struct for SyncGroupRequest {
                 }
             }
         }
-
+        if !(v >= 5) && !(self.protocol_type.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "SyncGroupRequest",
+                field: "ProtocolType",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             if v >= 5 {
                 put_nullable_string(buf, (&self.protocol_type).as_deref(), flex)
@@ -149,7 +155,13 @@ impl Struct for SyncGroupRequest {
                 }
             }
         }
-
+        if !(v >= 5) && !(self.protocol_name.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "SyncGroupRequest",
+                field: "ProtocolName",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             if v >= 5 {
                 put_nullable_string(buf, (&self.protocol_name).as_deref(), flex)

@@ -13,13 +13,13 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupResponse {
-    /// `ThrottleTimeMs` (int32), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
-    /// `ProtocolType` (string), versions 5+; nullable in 5+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ProtocolType` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_type: Option<String>,
-    /// `ProtocolName` (string), versions 5+; nullable in 5+; default `null`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `ProtocolName` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_name: Option<String>,
     /// `Assignment` (bytes), versions 0+.
     pub assignment: Bytes,
@@ -76,14 +76,26 @@ impl SyncGroupResponse {
 impl Struct for SyncGroupResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-
+        if !(v >= 1) && !(self.throttle_time_ms == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "SyncGroupResponse",
+                field: "ThrottleTimeMs",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
         if true {
             put_i16(buf, *(&self.error_code));
         }
-
+        if !(v >= 5) && !(self.protocol_type.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "SyncGroupResponse",
+                field: "ProtocolType",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             if v >= 5 {
                 put_nullable_string(buf, (&self.protocol_type).as_deref(), flex)
@@ -103,7 +115,13 @@ impl Struct for SyncGroupResponse {
                 }
             }
         }
-
+        if !(v >= 5) && !(self.protocol_name.is_none()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "SyncGroupResponse",
+                field: "ProtocolName",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             if v >= 5 {
                 put_nullable_string(buf, (&self.protocol_name).as_deref(), flex)

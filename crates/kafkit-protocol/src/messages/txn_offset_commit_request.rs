@@ -348,7 +348,7 @@ pub struct TxnOffsetCommitRequestPartition {
     pub partition_index: i32,
     /// `CommittedOffset` (int64), versions 0+.
     pub committed_offset: i64,
-    /// `CommittedLeaderEpoch` (int32), versions 2+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `CommittedLeaderEpoch` (int32), versions 2+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub committed_leader_epoch: i32,
     /// `CommittedMetadata` (string), versions 0+; nullable in 0+.
     pub committed_metadata: Option<String>,
@@ -404,7 +404,13 @@ impl Struct for TxnOffsetCommitRequestPartition {
         if true {
             put_i64(buf, *(&self.committed_offset));
         }
-
+        if !(v >= 2) && !(self.committed_leader_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "TxnOffsetCommitRequestPartition",
+                field: "CommittedLeaderEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_i32(buf, *(&self.committed_leader_epoch));
         }

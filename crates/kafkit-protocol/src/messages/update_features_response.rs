@@ -19,7 +19,7 @@ pub struct UpdateFeaturesResponse {
     pub error_code: i16,
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
-    /// `Results` ([]UpdatableFeatureResult), versions 0-1; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Results` ([]UpdatableFeatureResult), versions 0-1; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub results: Vec<UpdatableFeatureResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -77,7 +77,13 @@ impl Struct for UpdateFeaturesResponse {
             put_nullable_string(buf, (&self.error_message).as_deref(), flex)
                 .map_err(|e| e.at("UpdateFeaturesResponse", "ErrorMessage"))?;
         }
-
+        if !(v <= 1) && !(self.results.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateFeaturesResponse",
+                field: "Results",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 1 {
             put_array_len(buf, Some((&self.results).len()), flex)
                 .map_err(|e| e.at("UpdateFeaturesResponse", "Results"))?;

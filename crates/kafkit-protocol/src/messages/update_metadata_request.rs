@@ -21,7 +21,7 @@ pub struct UpdateMetadataRequest {
     pub r#type: i8,
     /// `ControllerEpoch` (int32), versions 0+.
     pub controller_epoch: i32,
-    /// `BrokerEpoch` (int64), versions 5+; default `-1`; ignorable (left out, not an error, where a version cannot carry it).
+    /// `BrokerEpoch` (int64), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub broker_epoch: i64,
     /// `UngroupedPartitionStates` ([]UpdateMetadataPartitionState), versions 0-4.
     pub ungrouped_partition_states: Vec<UpdateMetadataPartitionState>,
@@ -126,7 +126,13 @@ impl Struct for UpdateMetadataRequest {
         if true {
             put_i32(buf, *(&self.controller_epoch));
         }
-
+        if !(v >= 5) && !(self.broker_epoch == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataRequest",
+                field: "BrokerEpoch",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 5 {
             put_i64(buf, *(&self.broker_epoch));
         }
@@ -355,7 +361,7 @@ impl Struct for UpdateMetadataRequest {
 pub struct UpdateMetadataTopicState {
     /// `TopicName` (string), versions 5+; entity: topicName.
     pub topic_name: String,
-    /// `TopicId` (uuid), versions 7+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `TopicId` (uuid), versions 7+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
     /// `PartitionStates` ([]UpdateMetadataPartitionState), versions 5+.
     pub partition_states: Vec<UpdateMetadataPartitionState>,
@@ -408,7 +414,13 @@ impl Struct for UpdateMetadataTopicState {
         if v >= 5 {
             put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("UpdateMetadataTopicState", "TopicName"))?;
         }
-
+        if !(v >= 7) && !(self.topic_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataTopicState",
+                field: "TopicId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 7 {
             put_uuid(buf, (&self.topic_id));
         }
@@ -535,7 +547,7 @@ pub struct UpdateMetadataEndpoint {
     pub port: i32,
     /// `Host` (string), versions 1+.
     pub host: String,
-    /// `Listener` (string), versions 3+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Listener` (string), versions 3+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub listener: String,
     /// `SecurityProtocol` (int16), versions 1+.
     pub security_protocol: i16,
@@ -605,7 +617,13 @@ impl Struct for UpdateMetadataEndpoint {
         if v >= 1 {
             put_string(buf, (&self.host), flex).map_err(|e| e.at("UpdateMetadataEndpoint", "Host"))?;
         }
-
+        if !(v >= 3) && !(self.listener.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataEndpoint",
+                field: "Listener",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 3 {
             put_string(buf, (&self.listener), flex).map_err(|e| e.at("UpdateMetadataEndpoint", "Listener"))?;
         }
@@ -725,13 +743,13 @@ impl Struct for UpdateMetadataEndpoint {
 pub struct UpdateMetadataBroker {
     /// `Id` (int32), versions 0+; entity: brokerId.
     pub id: i32,
-    /// `V0Host` (string), versions 0; ignorable (left out, not an error, where a version cannot carry it).
+    /// `V0Host` (string), versions 0; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub v0_host: String,
-    /// `V0Port` (int32), versions 0; ignorable (left out, not an error, where a version cannot carry it).
+    /// `V0Port` (int32), versions 0; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub v0_port: i32,
-    /// `Endpoints` ([]UpdateMetadataEndpoint), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Endpoints` ([]UpdateMetadataEndpoint), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub endpoints: Vec<UpdateMetadataEndpoint>,
-    /// `Rack` (string), versions 2+; nullable in 0+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `Rack` (string), versions 2+; nullable in 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub rack: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -789,15 +807,33 @@ impl Struct for UpdateMetadataBroker {
         if true {
             put_i32(buf, *(&self.id));
         }
-
+        if !(v <= 0) && !(self.v0_host.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataBroker",
+                field: "V0Host",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 0 {
             put_string(buf, (&self.v0_host), flex).map_err(|e| e.at("UpdateMetadataBroker", "V0Host"))?;
         }
-
+        if !(v <= 0) && !(self.v0_port == 0) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataBroker",
+                field: "V0Port",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 0 {
             put_i32(buf, *(&self.v0_port));
         }
-
+        if !(v >= 1) && !(self.endpoints.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataBroker",
+                field: "Endpoints",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_array_len(buf, Some((&self.endpoints).len()), flex)
                 .map_err(|e| e.at("UpdateMetadataBroker", "Endpoints"))?;
@@ -805,7 +841,13 @@ impl Struct for UpdateMetadataBroker {
                 e.encode_inner(buf, v)?;
             }
         }
-
+        if !(v >= 2) && !(self.rack == Some(String::new())) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataBroker",
+                field: "Rack",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 2 {
             put_nullable_string(buf, (&self.rack).as_deref(), flex)
                 .map_err(|e| e.at("UpdateMetadataBroker", "Rack"))?;
@@ -935,7 +977,7 @@ impl Struct for UpdateMetadataBroker {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateMetadataPartitionState {
-    /// `TopicName` (string), versions 0-4; ignorable (left out, not an error, where a version cannot carry it); entity: topicName.
+    /// `TopicName` (string), versions 0-4; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: topicName.
     pub topic_name: String,
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
@@ -951,7 +993,7 @@ pub struct UpdateMetadataPartitionState {
     pub zk_version: i32,
     /// `Replicas` ([]int32), versions 0+; entity: brokerId.
     pub replicas: Vec<i32>,
-    /// `OfflineReplicas` ([]int32), versions 4+; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `OfflineReplicas` ([]int32), versions 4+; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1034,7 +1076,13 @@ impl UpdateMetadataPartitionState {
 impl Struct for UpdateMetadataPartitionState {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
-
+        if !(v <= 4) && !(self.topic_name.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataPartitionState",
+                field: "TopicName",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v <= 4 {
             put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("UpdateMetadataPartitionState", "TopicName"))?;
         }
@@ -1067,7 +1115,13 @@ impl Struct for UpdateMetadataPartitionState {
                 put_i32(buf, *e);
             }
         }
-
+        if !(v >= 4) && !(self.offline_replicas.is_empty()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "UpdateMetadataPartitionState",
+                field: "OfflineReplicas",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 4 {
             put_array_len(buf, Some((&self.offline_replicas).len()), flex)
                 .map_err(|e| e.at("UpdateMetadataPartitionState", "OfflineReplicas"))?;

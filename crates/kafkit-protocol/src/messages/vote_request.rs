@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 pub struct VoteRequest {
     /// `ClusterId` (string), versions 0+; nullable in 0+; default `null`.
     pub cluster_id: Option<String>,
-    /// `VoterId` (int32), versions 1+; default `-1`; ignorable (left out, not an error, where a version cannot carry it); entity: brokerId.
+    /// `VoterId` (int32), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub voter_id: i32,
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
@@ -57,7 +57,13 @@ impl Struct for VoteRequest {
             put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
                 .map_err(|e| e.at("VoteRequest", "ClusterId"))?;
         }
-
+        if !(v >= 1) && !(self.voter_id == -1) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "VoteRequest",
+                field: "VoterId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_i32(buf, *(&self.voter_id));
         }
@@ -172,9 +178,9 @@ pub struct PartitionData {
     pub candidate_epoch: i32,
     /// `CandidateId` (int32), versions 0+; entity: brokerId.
     pub candidate_id: i32,
-    /// `CandidateDirectoryId` (uuid), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `CandidateDirectoryId` (uuid), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub candidate_directory_id: Uuid,
-    /// `VoterDirectoryId` (uuid), versions 1+; ignorable (left out, not an error, where a version cannot carry it).
+    /// `VoterDirectoryId` (uuid), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub voter_directory_id: Uuid,
     /// `LastOffsetEpoch` (int32), versions 0+.
     pub last_offset_epoch: i32,
@@ -256,11 +262,23 @@ impl Struct for PartitionData {
         if true {
             put_i32(buf, *(&self.candidate_id));
         }
-
+        if !(v >= 1) && !(self.candidate_directory_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "CandidateDirectoryId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_uuid(buf, (&self.candidate_directory_id));
         }
-
+        if !(v >= 1) && !(self.voter_directory_id.is_zero()) {
+            return Err(EncodeError::FieldNotInVersion {
+                message: "PartitionData",
+                field: "VoterDirectoryId",
+                version: crate::ApiVersion(v),
+            });
+        }
         if v >= 1 {
             put_uuid(buf, (&self.voter_directory_id));
         }
