@@ -378,7 +378,10 @@ fn strat_value(t: &Ty) -> String {
         Ty::Bytes | Ty::Records => "crate::testing::bytes()".into(),
         Ty::Uuid => "crate::testing::uuid()".into(),
         Ty::Struct(n) => format!("{n}::strategy(v)"),
-        Ty::Array(e) => format!("proptest::collection::vec({}, 0..3).boxed()", strat_value(e)),
+        Ty::Array(e) if matches!(**e, Ty::Struct(_)) => {
+            format!("proptest::collection::vec({}, 0..3).boxed()", strat_value(e))
+        }
+        Ty::Array(e) => format!("crate::testing::prim_vec({})", strat_value(e)),
     }
 }
 
@@ -889,8 +892,19 @@ fn check<M: Message>(values: &[M]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// 24 cases per message by default (each covers every version); `PROPTEST_CASES` raises it.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24);
+    // Failures are saved beside this file and committed: they run first, every time.
+    let persistence = proptest::test_runner::FileFailurePersistence::Direct(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/roundtrip.proptest-regressions"
+    ));
+    ProptestConfig { cases, failure_persistence: Some(Box::new(persistence)), ..ProptestConfig::default() }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 "#,
     );
     for m in all {

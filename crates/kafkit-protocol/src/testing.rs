@@ -5,15 +5,33 @@ use crate::Uuid;
 use bytes::Bytes;
 use proptest::prelude::*;
 
-/// Short strings, including non-ASCII.
+/// Strings, including non-ASCII; mostly short, sometimes past 127 bytes so compact lengths
+/// take two varint bytes.
 pub fn string() -> BoxedStrategy<String> {
-    proptest::collection::vec(prop_oneof![Just('a'), Just('z'), Just('-'), Just('é'), Just('日')], 0..6)
-        .prop_map(|c| c.into_iter().collect())
-        .boxed()
+    let ch = prop_oneof![Just('a'), Just('z'), Just('-'), Just('é'), Just('日')];
+    prop_oneof![
+        8 => proptest::collection::vec(ch.clone(), 0..6),
+        1 => proptest::collection::vec(ch, 60..200),
+    ]
+    .prop_map(|c| c.into_iter().collect())
+    .boxed()
 }
-/// Short byte strings.
+/// Byte strings; mostly short, sometimes past 127 bytes.
 pub fn bytes() -> BoxedStrategy<Bytes> {
-    proptest::collection::vec(any::<u8>(), 0..8).prop_map(Bytes::from).boxed()
+    prop_oneof![
+        8 => proptest::collection::vec(any::<u8>(), 0..8),
+        1 => proptest::collection::vec(any::<u8>(), 120..300),
+    ]
+    .prop_map(Bytes::from)
+    .boxed()
+}
+/// Arrays of a primitive; mostly short, sometimes past 127 elements.
+pub fn prim_vec<T: std::fmt::Debug + 'static>(elem: BoxedStrategy<T>) -> BoxedStrategy<Vec<T>> {
+    prop_oneof![
+        8 => proptest::collection::vec(elem.clone(), 0..3),
+        1 => proptest::collection::vec(elem, 120..140),
+    ]
+    .boxed()
 }
 /// Any UUID.
 pub fn uuid() -> BoxedStrategy<Uuid> {

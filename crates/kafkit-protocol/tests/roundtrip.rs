@@ -27,8 +27,19 @@ fn check<M: Message>(values: &[M]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// 24 cases per message by default (each covers every version); `PROPTEST_CASES` raises it.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(24);
+    // Failures are saved beside this file and committed: they run first, every time.
+    let persistence = proptest::test_runner::FileFailurePersistence::Direct(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/roundtrip.proptest-regressions"
+    ));
+    ProptestConfig { cases, failure_persistence: Some(Box::new(persistence)), ..ProptestConfig::default() }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
     #[test]
     fn add_offsets_to_txn_request(values in all_versions::<AddOffsetsToTxnRequest>()) { check(&values)?; }
     #[test]

@@ -269,7 +269,7 @@ impl Struct for ReassignablePartition {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()).boxed(),
+            proptest::option::of(crate::testing::prim_vec(any::<i32>().boxed())).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_partition_index, f_replicas, f_unknown_tagged_fields),)| {

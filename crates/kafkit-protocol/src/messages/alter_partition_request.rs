@@ -521,11 +521,7 @@ impl Struct for PartitionData {
         ((
             any::<i32>().boxed(),
             any::<i32>().boxed(),
-            if v <= 2 {
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v <= 2 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
             if v >= 3 {
                 proptest::collection::vec(BrokerState::strategy(v), 0..3).boxed()
             } else {

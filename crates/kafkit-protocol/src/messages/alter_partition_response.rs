@@ -387,7 +387,7 @@ impl Struct for PartitionData {
             any::<i16>().boxed(),
             any::<i32>().boxed(),
             any::<i32>().boxed(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+            crate::testing::prim_vec(any::<i32>().boxed()),
             if v >= 1 { any::<i8>().boxed() } else { Just(0).boxed() },
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),

@@ -228,11 +228,7 @@ impl Struct for BrokerHeartbeatRequest {
             any::<i64>().boxed(),
             any::<bool>().boxed(),
             any::<bool>().boxed(),
-            if v >= 1 {
-                proptest::collection::vec(crate::testing::uuid(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v >= 1 { crate::testing::prim_vec(crate::testing::uuid()) } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

@@ -304,11 +304,7 @@ impl Struct for BrokerRegistrationRequest {
                 proptest::collection::vec(Feature::strategy(v), 0..3).boxed(),
                 proptest::option::of(crate::testing::string()).boxed(),
                 if v >= 1 { any::<bool>().boxed() } else { Just(false).boxed() },
-                if v >= 2 {
-                    proptest::collection::vec(crate::testing::uuid(), 0..3).boxed()
-                } else {
-                    Just(Vec::new()).boxed()
-                },
+                if v >= 2 { crate::testing::prim_vec(crate::testing::uuid()) } else { Just(Vec::new()).boxed() },
             ),
             (if v >= 3 { any::<i64>().boxed() } else { Just(-1).boxed() }, crate::testing::unknown_tagged(flex)),
         )

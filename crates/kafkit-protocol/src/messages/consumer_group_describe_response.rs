@@ -423,7 +423,7 @@ impl Struct for Member {
                 any::<i32>().boxed(),
                 crate::testing::string(),
                 crate::testing::string(),
-                proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
+                crate::testing::prim_vec(crate::testing::string()),
                 proptest::option::of(crate::testing::string()).boxed(),
             ),
             (Assignment::strategy(v), Assignment::strategy(v), crate::testing::unknown_tagged(flex)),
@@ -897,7 +897,7 @@ impl Struct for TopicPartitions {
         ((
             crate::testing::uuid(),
             crate::testing::string(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+            crate::testing::prim_vec(any::<i32>().boxed()),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_topic_id, f_topic_name, f_partitions, f_unknown_tagged_fields),)| {

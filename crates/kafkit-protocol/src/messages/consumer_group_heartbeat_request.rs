@@ -354,7 +354,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
                 proptest::option::of(crate::testing::string()).boxed(),
                 proptest::option::of(crate::testing::string()).boxed(),
                 any::<i32>().boxed(),
-                proptest::option::of(proptest::collection::vec(crate::testing::string(), 0..3).boxed()).boxed(),
+                proptest::option::of(crate::testing::prim_vec(crate::testing::string())).boxed(),
                 if v >= 1 {
                     if v >= 1 {
                         proptest::option::of(crate::testing::string()).boxed()
@@ -517,19 +517,13 @@ impl Struct for TopicPartitions {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::uuid(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                let mut this = Self::default();
-                this.topic_id = f_topic_id;
-                this.partitions = f_partitions;
-                this.unknown_tagged_fields = f_unknown_tagged_fields;
-                this
-            })
-            .boxed()
+        ((crate::testing::uuid(), crate::testing::prim_vec(any::<i32>().boxed()), crate::testing::unknown_tagged(flex),),).prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields,),)| {
+            let mut this = Self::default();
+            this.topic_id = f_topic_id;
+            this.partitions = f_partitions;
+            this.unknown_tagged_fields = f_unknown_tagged_fields;
+            this
+        }).boxed()
     }
 }
 

@@ -198,7 +198,7 @@ impl Struct for TopicPartition {
         use proptest::prelude::*;
         let flex = false;
         let _ = flex;
-        ((crate::testing::string(), proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()),)
+        ((crate::testing::string(), crate::testing::prim_vec(any::<i32>().boxed())),)
             .prop_map(move |((f_topic, f_partitions),)| {
                 let mut this = Self::default();
                 this.topic = f_topic;

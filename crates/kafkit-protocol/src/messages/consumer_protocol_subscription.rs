@@ -209,7 +209,7 @@ impl Struct for ConsumerProtocolSubscription {
         let flex = false;
         let _ = flex;
         ((
-            proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
+            crate::testing::prim_vec(crate::testing::string()),
             proptest::option::of(crate::testing::bytes()).boxed(),
             if v >= 1 {
                 proptest::collection::vec(TopicPartition::strategy(v), 0..3).boxed()
@@ -341,11 +341,7 @@ impl Struct for TopicPartition {
         let _ = flex;
         ((
             if v >= 1 { crate::testing::string() } else { Just(String::new()).boxed() },
-            if v >= 1 {
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v >= 1 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
         ),)
             .prop_map(move |((f_topic, f_partitions),)| {
                 let mut this = Self::default();

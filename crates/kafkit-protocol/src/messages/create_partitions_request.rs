@@ -264,7 +264,7 @@ impl Struct for CreatePartitionsAssignment {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
+        ((crate::testing::prim_vec(any::<i32>().boxed()), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_broker_ids, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.broker_ids = f_broker_ids;

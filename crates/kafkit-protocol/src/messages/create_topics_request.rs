@@ -286,11 +286,7 @@ impl Struct for CreatableReplicaAssignment {
         use proptest::prelude::*;
         let flex = v >= 5;
         let _ = flex;
-        ((
-            any::<i32>().boxed(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
+        ((any::<i32>().boxed(), crate::testing::prim_vec(any::<i32>().boxed()), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_partition_index, f_broker_ids, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.partition_index = f_partition_index;

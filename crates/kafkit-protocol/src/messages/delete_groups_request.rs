@@ -108,7 +108,7 @@ impl Struct for DeleteGroupsRequest {
         use proptest::prelude::*;
         let flex = v >= 2;
         let _ = flex;
-        ((proptest::collection::vec(crate::testing::string(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
+        ((crate::testing::prim_vec(crate::testing::string()), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_groups_names, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.groups_names = f_groups_names;

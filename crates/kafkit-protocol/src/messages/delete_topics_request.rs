@@ -176,11 +176,7 @@ impl Struct for DeleteTopicsRequest {
             } else {
                 Just(Vec::new()).boxed()
             },
-            if v <= 5 {
-                proptest::collection::vec(crate::testing::string(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v <= 5 { crate::testing::prim_vec(crate::testing::string()) } else { Just(Vec::new()).boxed() },
             any::<i32>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)

@@ -335,7 +335,7 @@ impl Struct for DescribeConfigsResource {
         ((
             any::<i8>().boxed(),
             crate::testing::string(),
-            proptest::option::of(proptest::collection::vec(crate::testing::string(), 0..3).boxed()).boxed(),
+            proptest::option::of(crate::testing::prim_vec(crate::testing::string())).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_resource_type, f_resource_name, f_configuration_keys, f_unknown_tagged_fields),)| {

@@ -138,7 +138,7 @@ impl Struct for DescribeGroupsRequest {
         let flex = v >= 5;
         let _ = flex;
         ((
-            proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
+            crate::testing::prim_vec(crate::testing::string()),
             if v >= 3 { any::<bool>().boxed() } else { Just(false).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)

@@ -247,7 +247,7 @@ impl Struct for DescribableLogDirTopic {
         let _ = flex;
         ((
             crate::testing::string(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+            crate::testing::prim_vec(any::<i32>().boxed()),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_topic, f_partitions, f_unknown_tagged_fields),)| {

@@ -472,12 +472,12 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-                proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()).boxed(),
-                proptest::option::of(proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()).boxed(),
+                crate::testing::prim_vec(any::<i32>().boxed()),
+                crate::testing::prim_vec(any::<i32>().boxed()),
+                proptest::option::of(crate::testing::prim_vec(any::<i32>().boxed())).boxed(),
+                proptest::option::of(crate::testing::prim_vec(any::<i32>().boxed())).boxed(),
             ),
-            (proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),
+            (crate::testing::prim_vec(any::<i32>().boxed()), crate::testing::unknown_tagged(flex)),
         )
             .prop_map(
                 move |(

@@ -108,7 +108,7 @@ impl Struct for DescribeTransactionsRequest {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((proptest::collection::vec(crate::testing::string(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),)
+        ((crate::testing::prim_vec(crate::testing::string()), crate::testing::unknown_tagged(flex)),)
             .prop_map(move |((f_transactional_ids, f_unknown_tagged_fields),)| {
                 let mut this = Self::default();
                 this.transactional_ids = f_transactional_ids;

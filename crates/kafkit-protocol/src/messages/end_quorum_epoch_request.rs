@@ -525,11 +525,7 @@ impl Struct for PartitionData {
             any::<i32>().boxed(),
             any::<i32>().boxed(),
             any::<i32>().boxed(),
-            if v <= 0 {
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v <= 0 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
             if v >= 1 {
                 proptest::collection::vec(ReplicaInfo::strategy(v), 0..3).boxed()
             } else {

@@ -1241,11 +1241,7 @@ impl Struct for ForgottenTopic {
         ((
             if (v >= 7 && v <= 12) { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 13 { crate::testing::uuid() } else { Just(Uuid::ZERO).boxed() },
-            if v >= 7 {
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v >= 7 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_topic, f_topic_id, f_partitions, f_unknown_tagged_fields),)| {

@@ -171,11 +171,7 @@ impl Struct for FindCoordinatorRequest {
         ((
             if v <= 3 { crate::testing::string() } else { Just(String::new()).boxed() },
             if v >= 1 { any::<i8>().boxed() } else { Just(0).boxed() },
-            if v >= 4 {
-                proptest::collection::vec(crate::testing::string(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v >= 4 { crate::testing::prim_vec(crate::testing::string()) } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_key, f_key_type, f_coordinator_keys, f_unknown_tagged_fields),)| {

@@ -274,12 +274,12 @@ impl Struct for GetTelemetrySubscriptionsResponse {
                 any::<i16>().boxed(),
                 crate::testing::uuid(),
                 any::<i32>().boxed(),
-                proptest::collection::vec(any::<i8>().boxed(), 0..3).boxed(),
+                crate::testing::prim_vec(any::<i8>().boxed()),
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
                 any::<bool>().boxed(),
             ),
-            (proptest::collection::vec(crate::testing::string(), 0..3).boxed(), crate::testing::unknown_tagged(flex)),
+            (crate::testing::prim_vec(crate::testing::string()), crate::testing::unknown_tagged(flex)),
         )
             .prop_map(
                 move |(

@@ -1031,21 +1031,13 @@ impl Struct for LeaderAndIsrPartitionState {
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+                crate::testing::prim_vec(any::<i32>().boxed()),
                 any::<i32>().boxed(),
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+                crate::testing::prim_vec(any::<i32>().boxed()),
             ),
             (
-                if v >= 3 {
-                    proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-                } else {
-                    Just(Vec::new()).boxed()
-                },
-                if v >= 3 {
-                    proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-                } else {
-                    Just(Vec::new()).boxed()
-                },
+                if v >= 3 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
+                if v >= 3 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
                 if v >= 1 { any::<bool>().boxed() } else { Just(false).boxed() },
                 if v >= 6 { any::<i8>().boxed() } else { Just(0).boxed() },
                 crate::testing::unknown_tagged(flex),

@@ -148,16 +148,8 @@ impl Struct for ListGroupsRequest {
         let flex = v >= 3;
         let _ = flex;
         ((
-            if v >= 4 {
-                proptest::collection::vec(crate::testing::string(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
-            if v >= 5 {
-                proptest::collection::vec(crate::testing::string(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v >= 4 { crate::testing::prim_vec(crate::testing::string()) } else { Just(Vec::new()).boxed() },
+            if v >= 5 { crate::testing::prim_vec(crate::testing::string()) } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_states_filter, f_types_filter, f_unknown_tagged_fields),)| {

@@ -372,11 +372,7 @@ impl Struct for ListOffsetsPartitionResponse {
         ((
             any::<i32>().boxed(),
             any::<i16>().boxed(),
-            if v <= 0 {
-                proptest::collection::vec(any::<i64>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v <= 0 { crate::testing::prim_vec(any::<i64>().boxed()) } else { Just(Vec::new()).boxed() },
             if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
             if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
             if v >= 4 { any::<i32>().boxed() } else { Just(-1).boxed() },

@@ -275,7 +275,7 @@ impl Struct for ListPartitionReassignmentsTopics {
         let _ = flex;
         ((
             crate::testing::string(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+            crate::testing::prim_vec(any::<i32>().boxed()),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {

@@ -360,9 +360,9 @@ impl Struct for OngoingPartitionReassignment {
         let _ = flex;
         ((
             any::<i32>().boxed(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+            crate::testing::prim_vec(any::<i32>().boxed()),
+            crate::testing::prim_vec(any::<i32>().boxed()),
+            crate::testing::prim_vec(any::<i32>().boxed()),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

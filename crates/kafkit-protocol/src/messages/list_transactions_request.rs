@@ -162,8 +162,8 @@ impl Struct for ListTransactionsRequest {
         let flex = true;
         let _ = flex;
         ((
-            proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
-            proptest::collection::vec(any::<i64>().boxed(), 0..3).boxed(),
+            crate::testing::prim_vec(crate::testing::string()),
+            crate::testing::prim_vec(any::<i64>().boxed()),
             if v >= 1 { any::<i64>().boxed() } else { Just(-1).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)

@@ -179,7 +179,7 @@ impl Struct for ListTransactionsResponse {
         ((
             any::<i32>().boxed(),
             any::<i16>().boxed(),
-            proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
+            crate::testing::prim_vec(crate::testing::string()),
             proptest::collection::vec(TransactionState::strategy(v), 0..3).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)

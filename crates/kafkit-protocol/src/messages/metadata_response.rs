@@ -750,13 +750,9 @@ impl Struct for MetadataResponsePartition {
             any::<i32>().boxed(),
             any::<i32>().boxed(),
             if v >= 7 { any::<i32>().boxed() } else { Just(-1).boxed() },
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            if v >= 5 {
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            crate::testing::prim_vec(any::<i32>().boxed()),
+            crate::testing::prim_vec(any::<i32>().boxed()),
+            if v >= 5 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

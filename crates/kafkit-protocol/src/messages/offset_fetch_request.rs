@@ -411,11 +411,7 @@ impl Struct for OffsetFetchRequestTopic {
         let _ = flex;
         ((
             if v <= 7 { crate::testing::string() } else { Just(String::new()).boxed() },
-            if v <= 7 {
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v <= 7 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {
@@ -563,11 +559,7 @@ impl Struct for OffsetFetchRequestTopics {
         let _ = flex;
         ((
             if v >= 8 { crate::testing::string() } else { Just(String::new()).boxed() },
-            if v >= 8 {
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if v >= 8 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {

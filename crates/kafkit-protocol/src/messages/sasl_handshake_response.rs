@@ -97,7 +97,7 @@ impl Struct for SaslHandshakeResponse {
         use proptest::prelude::*;
         let flex = false;
         let _ = flex;
-        ((any::<i16>().boxed(), proptest::collection::vec(crate::testing::string(), 0..3).boxed()),)
+        ((any::<i16>().boxed(), crate::testing::prim_vec(crate::testing::string())),)
             .prop_map(move |((f_error_code, f_mechanisms),)| {
                 let mut this = Self::default();
                 this.error_code = f_error_code;

@@ -333,7 +333,7 @@ impl Struct for AcknowledgementBatch {
         ((
             any::<i64>().boxed(),
             any::<i64>().boxed(),
-            proptest::collection::vec(any::<i8>().boxed(), 0..3).boxed(),
+            crate::testing::prim_vec(any::<i8>().boxed()),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_first_offset, f_last_offset, f_acknowledge_types, f_unknown_tagged_fields),)| {

@@ -434,7 +434,7 @@ impl Struct for AcknowledgementBatch {
         ((
             any::<i64>().boxed(),
             any::<i64>().boxed(),
-            proptest::collection::vec(any::<i8>().boxed(), 0..3).boxed(),
+            crate::testing::prim_vec(any::<i8>().boxed()),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_first_offset, f_last_offset, f_acknowledge_types, f_unknown_tagged_fields),)| {
@@ -860,19 +860,13 @@ impl Struct for ForgottenTopic {
         use proptest::prelude::*;
         let flex = true;
         let _ = flex;
-        ((
-            crate::testing::uuid(),
-            proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
-            crate::testing::unknown_tagged(flex),
-        ),)
-            .prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields),)| {
-                let mut this = Self::default();
-                this.topic_id = f_topic_id;
-                this.partitions = f_partitions;
-                this.unknown_tagged_fields = f_unknown_tagged_fields;
-                this
-            })
-            .boxed()
+        ((crate::testing::uuid(), crate::testing::prim_vec(any::<i32>().boxed()), crate::testing::unknown_tagged(flex),),).prop_map(move |((f_topic_id, f_partitions, f_unknown_tagged_fields,),)| {
+            let mut this = Self::default();
+            this.topic_id = f_topic_id;
+            this.partitions = f_partitions;
+            this.unknown_tagged_fields = f_unknown_tagged_fields;
+            this
+        }).boxed()
     }
 }
 

@@ -133,7 +133,7 @@ impl Struct for ShareGroupDescribeRequest {
         let flex = true;
         let _ = flex;
         ((
-            proptest::collection::vec(crate::testing::string(), 0..3).boxed(),
+            crate::testing::prim_vec(crate::testing::string()),
             any::<bool>().boxed(),
             crate::testing::unknown_tagged(flex),
         ),)

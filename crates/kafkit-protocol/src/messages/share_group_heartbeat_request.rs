@@ -205,7 +205,7 @@ impl Struct for ShareGroupHeartbeatRequest {
             crate::testing::string(),
             any::<i32>().boxed(),
             proptest::option::of(crate::testing::string()).boxed(),
-            proptest::option::of(proptest::collection::vec(crate::testing::string(), 0..3).boxed()).boxed(),
+            proptest::option::of(crate::testing::prim_vec(crate::testing::string())).boxed(),
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(

@@ -629,11 +629,7 @@ impl Struct for StopReplicaTopicV1 {
         let _ = flex;
         ((
             if (v >= 1 && v <= 2) { crate::testing::string() } else { Just(String::new()).boxed() },
-            if (v >= 1 && v <= 2) {
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-            } else {
-                Just(Vec::new()).boxed()
-            },
+            if (v >= 1 && v <= 2) { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
             crate::testing::unknown_tagged(flex),
         ),)
             .prop_map(move |((f_name, f_partition_indexes, f_unknown_tagged_fields),)| {

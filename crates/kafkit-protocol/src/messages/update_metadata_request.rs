@@ -1251,16 +1251,12 @@ impl Struct for UpdateMetadataPartitionState {
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
                 any::<i32>().boxed(),
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+                crate::testing::prim_vec(any::<i32>().boxed()),
                 any::<i32>().boxed(),
-                proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed(),
+                crate::testing::prim_vec(any::<i32>().boxed()),
             ),
             (
-                if v >= 4 {
-                    proptest::collection::vec(any::<i32>().boxed(), 0..3).boxed()
-                } else {
-                    Just(Vec::new()).boxed()
-                },
+                if v >= 4 { crate::testing::prim_vec(any::<i32>().boxed()) } else { Just(Vec::new()).boxed() },
                 crate::testing::unknown_tagged(flex),
             ),
         )
