@@ -2,7 +2,7 @@
 # Runs every test: the generated code is up to date and formatted, unit and doc tests,
 # property tests (every message at every version), golden bytes from real clients, then the
 # fuzz targets: the committed corpus replayed, and each target run for $FUZZ_SECONDS
-# (default 60) seconds.
+# (default 60) seconds; last, the quickstart against a real broker (scripts/quickstart.sh).
 #
 #   scripts/setup.sh && scripts/test.sh
 set -euo pipefail
@@ -43,3 +43,7 @@ for t in decode_message record_batch; do
   rm -f "$log"
 done
 echo "fuzz: 2 passed, 0 failed"
+cd ../../..
+
+step "quickstart against a real broker (scripts/quickstart.sh)"
+scripts/quickstart.sh
