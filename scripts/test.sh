@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the generated code is up to date and formatted, unit and doc tests,
-# property tests (every message at every version), golden bytes from real clients, then the
-# fuzz targets: the committed corpus replayed, and each target run for $FUZZ_SECONDS
-# (default 60) seconds; last, the quickstart against a real broker (scripts/quickstart.sh).
+# property tests (every message at every version), golden bytes from real clients, the
+# differential check against the kafka-protocol crate, then the fuzz targets (the committed
+# corpus replayed, and each target run for $FUZZ_SECONDS, default 60, seconds), and last the
+# quickstart against a real broker. Ends with one line: "tests: N passed, N failed".
 #
 #   scripts/setup.sh && scripts/test.sh
 set -euo pipefail
@@ -10,6 +11,9 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
 step() { printf '\n== %s\n' "$*"; }
+# Every cargo test's output also goes to this log; the last line sums them.
+counts=$(mktemp)
+trap 'rm -f "$counts"' EXIT
 
 step "generated code is up to date (kafkit-codegen --check)"
 cargo run -q -p kafkit-codegen -- --check
@@ -18,32 +22,40 @@ step "formatting"
 cargo fmt --all -- --check
 (cd crates/kafkit-protocol/fuzz && cargo fmt -- --check)
 
-step "unit, doc, property and golden tests"
-cargo test --workspace --all-features
+step "unit, doc, property, golden and differential tests"
+cargo test --workspace --all-features 2>&1 | tee -a "$counts"
 
 step "fuzz: corpus replay, then ${FUZZ_SECONDS}s per target"
-cd crates/kafkit-protocol/fuzz
-cargo test -q
-export RUSTC_BOOTSTRAP=1  # cargo-fuzz passes -Z flags; the machine's toolchain is stable
-for t in decode_message record_batch; do
-  cargo fuzz build -O "$t"
-  # Replay: every committed seed runs once and must pass.
-  log=$(mktemp)
-  if ! cargo fuzz run -O "$t" corpus/"$t" -- -runs=0 -rss_limit_mb=2048 >"$log" 2>&1; then
-    tail -n 40 "$log" >&2; echo "fuzz: $t failed on its committed corpus" >&2; exit 1
-  fi
-  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | tail -n 1 || true
-  mkdir -p corpus-run/"$t"
-  # New inputs go to the scratch corpus-run/ (ignored by git); the seeds are read only.
-  if ! cargo fuzz run -O "$t" corpus-run/"$t" corpus/"$t" -- \
-    -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1 >"$log" 2>&1; then
-    tail -n 60 "$log" >&2; echo "fuzz: $t found a failing input (see fuzz/artifacts/$t)" >&2; exit 1
-  fi
-  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
-  rm -f "$log"
-done
-echo "fuzz: 2 passed, 0 failed"
-cd ../../..
+(
+  cd crates/kafkit-protocol/fuzz
+  cargo test -q 2>&1 | tee -a "$counts"
+  export RUSTC_BOOTSTRAP=1 # cargo-fuzz passes -Z flags; the machine's toolchain is stable
+  for t in decode_message record_batch; do
+    cargo fuzz build -O "$t"
+    log=$(mktemp)
+    # Replay: every committed seed runs once and must pass.
+    if ! cargo fuzz run -O "$t" corpus/"$t" -- -runs=0 -rss_limit_mb=2048 >"$log" 2>&1; then
+      tail -n 40 "$log" >&2
+      echo "fuzz: $t failed on its committed corpus" >&2
+      exit 1
+    fi
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" | tail -n 1 || true
+    mkdir -p corpus-run/"$t"
+    # New inputs go to the scratch corpus-run/ (ignored by git); the seeds are read only.
+    if ! cargo fuzz run -O "$t" corpus-run/"$t" corpus/"$t" -- \
+      -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1 >"$log" 2>&1; then
+      tail -n 60 "$log" >&2
+      echo "fuzz: $t found a failing input (see fuzz/artifacts/$t)" >&2
+      exit 1
+    fi
+    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
+    rm -f "$log"
+  done
+)
 
-step "quickstart against a real broker (scripts/quickstart.sh)"
+step "quickstart against a real broker"
 scripts/quickstart.sh
+
+# The 2 fuzz targets and the quickstart count as one test each.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p + 3, f }' "$counts"
