@@ -154,27 +154,6 @@ def kp_legacy(bootstrap):
                 print("legacy close:", e)
 
 
-def kp_legacy(bootstrap):
-    """kafka-python pinned to old protocol versions writes legacy message sets: magic 1
-    (api_version 0.10) and magic 0 (0.9), plain and in compressed wrappers."""
-    from kafka import KafkaProducer
-    for magic, api in ((1, (0, 10, 1)), (0, (0, 9))):
-        for codec in ("none", "gzip", "snappy"):
-            scenario["name"] = f"kp-legacy{magic}-{codec}"
-            p = KafkaProducer(bootstrap_servers=bootstrap, api_version=api, linger_ms=50,
-                              compression_type=None if codec == "none" else codec)
-            for k, v, _ in records_for(codec, f"kp-legacy{magic}"):
-                p.send(f"golden-kp-legacy{magic}-{codec}", value=v, key=k, partition=0)
-            try:
-                p.flush(10)
-            except Exception as e:  # the broker may refuse old formats; the request is what we keep
-                print("legacy produce:", e)
-            try:
-                p.close(timeout=2)
-            except Exception as e:
-                print("legacy close:", e)
-
-
 def main():
     upstream, proxy = free_port(), free_port()
     broker = subprocess.run([os.path.join(ROOT, "scripts/broker.sh"), "start", str(upstream), str(proxy)],
