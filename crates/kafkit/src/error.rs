@@ -1,0 +1,135 @@
+//! The client's error type.
+
+use kafkit_protocol::{ApiKey, ApiVersion, DecodeError, EncodeError, ErrorCode};
+use std::time::Duration;
+
+/// Result of kafkit's async APIs.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to Kafka, with the broker and API in context.
+///
+/// Ask it questions rather than matching it where you can: [`Error::is_retriable`],
+/// [`Error::is_timeout`], [`Error::error_code`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The TCP connection could not be made.
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        /// The broker address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TCP connection was not made within the dialer's connect timeout.
+    #[error("connecting to {addr}: no connection within {timeout:?}")]
+    ConnectTimeout {
+        /// The broker address.
+        addr: String,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// No response came within the request timeout. The request may still have been applied
+    /// by the broker.
+    #[error("{api:?} request to {addr}: no response within {timeout:?}")]
+    RequestTimeout {
+        /// The broker address.
+        addr: String,
+        /// The API of the request.
+        api: ApiKey,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// The connection closed, or was closed after an I/O error or a malformed response; every
+    /// request waiting on it fails with this.
+    #[error("connection to {addr} closed: {reason}")]
+    ConnectionClosed {
+        /// The broker address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A request could not be encoded at the negotiated version.
+    #[error("encoding a request for {addr}: {source}")]
+    Encode {
+        /// The broker address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: EncodeError,
+    },
+    /// A response could not be decoded; the connection is closed.
+    #[error("response from {addr}: {source}")]
+    Decode {
+        /// The broker address.
+        addr: String,
+        /// The cause, naming the message, version and field.
+        #[source]
+        source: DecodeError,
+    },
+    /// The broker serves no version of this API that kafkit speaks (decided from ApiVersions).
+    #[error("{addr} does not support {api:?} in any version kafkit speaks (broker: {broker})")]
+    UnsupportedByBroker {
+        /// The broker address.
+        addr: String,
+        /// The API.
+        api: ApiKey,
+        /// The versions the broker advertised, such as `0-4`, or `none`.
+        broker: String,
+    },
+    /// The broker answered with an error code.
+    #[error("{context}: {code}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// The error code.
+        code: ErrorCode,
+        /// What was being done: API, broker, topic and partition as known.
+        context: String,
+        /// The broker's error message, if it sent one.
+        message: Option<String>,
+    },
+    /// The arguments cannot work (an empty broker list, a bad address).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// Whether trying again (after a metadata refresh or a backoff) may succeed: timeouts,
+    /// closed connections, and broker error codes the Java client retries.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::RequestTimeout { .. } => true,
+            Error::ConnectionClosed { .. } => true,
+            Error::Broker { code, .. } => code.is_retriable(),
+            _ => false,
+        }
+    }
+    /// Whether a timeout passed (connecting, or waiting for a response).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::ConnectTimeout { .. } | Error::RequestTimeout { .. })
+            || matches!(self, Error::Broker { code: ErrorCode::RequestTimedOut, .. })
+    }
+    /// The broker's error code, for [`Error::Broker`].
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// `Ok(())` for a zero error code, else [`Error::Broker`] with this context.
+    pub(crate) fn check(code: i16, message: Option<&str>, context: impl FnOnce() -> String) -> Result<()> {
+        match ErrorCode::from_code(code) {
+            ErrorCode::None => Ok(()),
+            code => Err(Error::Broker { code, context: context(), message: message.map(str::to_owned) }),
+        }
+    }
+}
+
+/// Shown in [`Error::UnsupportedByBroker`].
+pub(crate) fn range_text(r: Option<(ApiVersion, ApiVersion)>) -> String {
+    match r {
+        Some((a, b)) => format!("{}-{}", a.0, b.0),
+        None => "none".into(),
+    }
+}

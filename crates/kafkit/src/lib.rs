@@ -1,0 +1,29 @@
+//! # kafkit
+//!
+//! A pure-Rust client for Apache Kafka, on tokio.
+//!
+//! Today: [`Dialer`] and [`Conn`], a connection to one broker with pipelined requests,
+//! cancel-safe writes and ApiVersions negotiation; any request of
+//! [`kafkit_protocol::messages`] can be sent through it. The cluster client, `Writer`,
+//! `Reader`, consumer groups and the admin `Client` build on it next.
+//!
+//! ```no_run
+//! # async fn run() -> kafkit::Result<()> {
+//! use kafkit::Dialer;
+//! use kafkit_protocol::messages::MetadataRequest;
+//!
+//! let conn = Dialer::new().dial("localhost:9092").await?;
+//! let meta = conn.request(&MetadataRequest::default().with_topics(None)).await?;
+//! for b in &meta.brokers {
+//!     println!("broker {} at {}:{}", b.node_id, b.host, b.port);
+//! }
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
+
+mod error;
+pub mod net;
+
+pub use error::{Error, Result};
+pub use kafkit_protocol as protocol;
+pub use net::{Conn, Dialer};

@@ -1,0 +1,388 @@
+//! One TCP connection to one broker, with requests pipelined over it.
+
+use crate::error::{range_text, Error, Result};
+use bytes::{Bytes, BytesMut};
+use kafkit_protocol::frame::{encode_request, response_header_version, split_frame};
+use kafkit_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
+use kafkit_protocol::{ApiKey, ApiVersion, DecodeErrorKind, ErrorCode, Message, Request, VersionRange};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+/// How many requests may wait to be written before `request` waits for room.
+const WRITE_QUEUE: usize = 64;
+
+type Reply = oneshot::Sender<Result<Bytes>>;
+
+struct Outgoing {
+    frame: Bytes,
+    /// `None` for requests the broker does not answer (Produce with acks=0).
+    reply: Option<(i32, Reply)>,
+}
+
+/// Requests written and not yet answered, in the order they were written.
+type InFlight = Arc<Mutex<VecDeque<(i32, Reply)>>>;
+
+struct Shared {
+    addr: String,
+    client_id: Option<String>,
+    request_timeout: Duration,
+    tx: mpsc::Sender<Outgoing>,
+    correlation: AtomicI32,
+    closed: AtomicBool,
+    reason: Mutex<Option<String>>,
+    in_flight: InFlight,
+    versions: Mutex<HashMap<i16, VersionRange>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+/// A connection to one broker (kafka-go's `Conn`).
+///
+/// Requests are pipelined: any number of tasks may call [`Conn::request`] at once; frames are
+/// written in the order they are queued and responses matched to requests in that order (the
+/// protocol guarantees a broker answers in order), each checked by correlation id. `Conn` is
+/// a cheap `Clone` (an `Arc`); the connection closes when [`Conn::close`] is called or the
+/// last clone is dropped.
+///
+/// # Cancellation
+/// Dropping a [`Conn::request`] future is safe at any point. Before the request is queued,
+/// nothing is sent. After, the frame is still written whole (a writer task owns the socket,
+/// so no half-written frame can poison the connection) and its response is read and
+/// discarded; the broker may still apply it.
+///
+/// # Errors
+/// An I/O error, an unexpected correlation id or an undecodable response closes the
+/// connection, and every request waiting on it fails with [`Error::ConnectionClosed`] (the
+/// one whose response was malformed with [`Error::Decode`]).
+#[derive(Clone)]
+pub struct Conn {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("addr", &self.shared.addr).field("closed", &self.is_closed()).finish()
+    }
+}
+
+impl Conn {
+    /// Starts the writer and reader tasks on a connected socket. Versions are negotiated
+    /// separately ([`Conn::negotiate`]).
+    pub(crate) fn start(
+        stream: TcpStream,
+        addr: String,
+        client_id: Option<String>,
+        request_timeout: Duration,
+        max_response_bytes: usize,
+    ) -> Conn {
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let shared = Arc::new(Shared {
+            addr,
+            client_id,
+            request_timeout,
+            tx,
+            correlation: AtomicI32::new(0),
+            closed: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            in_flight: Arc::new(Mutex::new(VecDeque::new())),
+            versions: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let (rd, wr) = stream.into_split();
+        // The tasks hold only a weak reference, so dropping every Conn ends them.
+        let weak = Arc::downgrade(&shared);
+        let in_flight = shared.in_flight.clone();
+        let w = tokio::spawn(write_loop(wr, rx, in_flight.clone(), weak.clone()));
+        let r = tokio::spawn(read_loop(rd, in_flight, weak, max_response_bytes));
+        if let Ok(mut t) = shared.tasks.lock() {
+            t.push(w.abort_handle());
+            t.push(r.abort_handle());
+        }
+        Conn { shared }
+    }
+
+    /// The broker address this connection was dialed to.
+    pub fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// Whether the connection is closed; requests on it fail.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the connection; waiting requests fail with [`Error::ConnectionClosed`].
+    pub fn close(&self) {
+        shutdown(&self.shared, "closed by the application");
+    }
+
+    /// The versions the broker advertised for `key` in ApiVersions.
+    pub fn broker_versions(&self, key: ApiKey) -> Option<VersionRange> {
+        self.shared.versions.lock().ok()?.get(&key.key()).copied()
+    }
+
+    /// The version of `R` this connection uses: the highest that both kafkit and the broker
+    /// speak.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedByBroker`] when they share none.
+    pub fn version_for<R: Request>(&self) -> Result<ApiVersion> {
+        self.version_for_key(R::API_KEY, R::VERSIONS)
+    }
+
+    fn version_for_key(&self, key: ApiKey, ours: VersionRange) -> Result<ApiVersion> {
+        let broker = self.broker_versions(key);
+        broker.and_then(|b| ours.highest_common(b)).ok_or_else(|| Error::UnsupportedByBroker {
+            addr: self.shared.addr.clone(),
+            api: key,
+            broker: range_text(broker.map(|b| (ApiVersion(b.min), ApiVersion(b.max)))),
+        })
+    }
+
+    /// Sends `req` at the negotiated version and waits for its response (at most the
+    /// dialer's request timeout).
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedByBroker`], [`Error::Encode`], [`Error::RequestTimeout`],
+    /// [`Error::ConnectionClosed`], [`Error::Decode`]. Error codes inside the response are the
+    /// caller's to read.
+    pub async fn request<R: Request>(&self, req: &R) -> Result<R::Response> {
+        let v = self.version_for::<R>()?;
+        self.request_version(req, v).await
+    }
+
+    /// Sends `req` at `version` (which must be one kafkit speaks; the broker's support is not
+    /// checked) and waits for its response.
+    ///
+    /// # Errors
+    /// As [`Conn::request`].
+    pub async fn request_version<R: Request>(&self, req: &R, version: ApiVersion) -> Result<R::Response> {
+        let frame = self
+            .roundtrip(R::API_KEY, |buf, corr, client_id| encode_request(buf, corr, client_id, req, version))
+            .await?;
+        self.decode::<R::Response>(frame, R::API_KEY, version)
+    }
+
+    /// Sends a request the broker does not answer (Produce with acks=0), returning once it
+    /// is queued for writing.
+    ///
+    /// # Errors
+    /// [`Error::Encode`], [`Error::ConnectionClosed`].
+    pub async fn send_without_response<R: Request>(&self, req: &R) -> Result<()> {
+        let v = self.version_for::<R>()?;
+        let corr = self.next_correlation();
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, corr, self.shared.client_id.as_deref(), req, v)
+            .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
+        self.shared.tx.send(Outgoing { frame: buf.freeze(), reply: None }).await.map_err(|_| self.closed_error())
+    }
+
+    fn next_correlation(&self) -> i32 {
+        // Wraps at i32::MAX; matching is by order, and ids only check it.
+        self.shared.correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX
+    }
+
+    /// Encodes with a fresh correlation id, queues, and waits for the response frame
+    /// (correlation id first, no size prefix).
+    async fn roundtrip(
+        &self,
+        api: ApiKey,
+        encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
+    ) -> Result<Bytes> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let corr = self.next_correlation();
+        let mut buf = BytesMut::new();
+        encode(&mut buf, corr, self.shared.client_id.as_deref())
+            .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .tx
+            .send(Outgoing { frame: buf.freeze(), reply: Some((corr, tx)) })
+            .await
+            .map_err(|_| self.closed_error())?;
+        match tokio::time::timeout(self.shared.request_timeout, rx).await {
+            Err(_) => {
+                Err(Error::RequestTimeout { addr: self.shared.addr.clone(), api, timeout: self.shared.request_timeout })
+            }
+            Ok(Err(_)) => Err(self.closed_error()),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    fn decode<M: Message>(&self, mut frame: Bytes, api: ApiKey, v: ApiVersion) -> Result<M> {
+        let out = ResponseHeader::decode(&mut frame, response_header_version(api, v))
+            .and_then(|_| M::decode(&mut frame, v))
+            .and_then(|m| {
+                if frame.is_empty() {
+                    Ok(m)
+                } else {
+                    Err(kafkit_protocol::DecodeError::new(DecodeErrorKind::TrailingBytes(frame.len()))
+                        .in_message(M::NAME, v))
+                }
+            });
+        out.map_err(|source| {
+            // A response we cannot read leaves the stream's meaning in doubt: close.
+            shutdown(&self.shared, &format!("undecodable response: {source}"));
+            Error::Decode { addr: self.shared.addr.clone(), source }
+        })
+    }
+
+    fn closed_error(&self) -> Error {
+        let reason =
+            self.shared.reason.lock().ok().and_then(|r| r.clone()).unwrap_or_else(|| "connection closed".to_string());
+        Error::ConnectionClosed { addr: self.shared.addr.clone(), reason }
+    }
+
+    /// ApiVersions negotiation (KIP-511): sends the highest version kafkit speaks; a broker
+    /// that does not know it answers UNSUPPORTED_VERSION in the v0 format with the versions
+    /// it does serve, and the request is sent again at the highest common one. A response
+    /// that does not parse at the version sent is read as v0, as the Java client does.
+    pub(crate) async fn negotiate(&self) -> Result<()> {
+        let ours = ApiVersionsRequest::VERSIONS;
+        let mut v = ApiVersion(ours.max);
+        for _ in 0..2 {
+            let req = ApiVersionsRequest::default()
+                .with_client_software_name("kafkit".into())
+                .with_client_software_version(env!("CARGO_PKG_VERSION").into());
+            let req = if v.0 >= 3 { req } else { ApiVersionsRequest::default() };
+            let frame = self
+                .roundtrip(ApiKey::ApiVersions, |buf, corr, client_id| encode_request(buf, corr, client_id, &req, v))
+                .await?;
+            let resp = match self.decode_api_versions(frame.clone(), v) {
+                Some(r) => r,
+                None => self.decode::<ApiVersionsResponse>(frame, ApiKey::ApiVersions, ApiVersion(0))?,
+            };
+            let code = ErrorCode::from_code(resp.error_code);
+            let broker: HashMap<i16, VersionRange> =
+                resp.api_keys.iter().map(|k| (k.api_key, VersionRange::new(k.min_version, k.max_version))).collect();
+            if code == ErrorCode::UnsupportedVersion {
+                let theirs = broker.get(&ApiKey::ApiVersions.key()).copied().unwrap_or(VersionRange::new(0, 0));
+                match ours.highest_common(theirs) {
+                    Some(next) if next < v => {
+                        v = next;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            Error::check(resp.error_code, None, || format!("ApiVersions v{} to {}", v.0, self.shared.addr))?;
+            if let Ok(mut versions) = self.shared.versions.lock() {
+                *versions = broker;
+            }
+            return Ok(());
+        }
+        Err(Error::UnsupportedByBroker {
+            addr: self.shared.addr.clone(),
+            api: ApiKey::ApiVersions,
+            broker: "no common version".into(),
+        })
+    }
+
+    /// The ApiVersions response at `v`, or `None` when it does not parse at `v` (or says
+    /// UNSUPPORTED_VERSION, whose body is always v0).
+    fn decode_api_versions(&self, mut frame: Bytes, v: ApiVersion) -> Option<ApiVersionsResponse> {
+        ResponseHeader::decode(&mut frame, ApiVersion(0)).ok()?;
+        // The error code leads the body in every version.
+        if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == ErrorCode::UnsupportedVersion.code() {
+            return None;
+        }
+        let r = ApiVersionsResponse::decode(&mut frame, v).ok()?;
+        frame.is_empty().then_some(r)
+    }
+}
+
+fn shutdown(shared: &Shared, reason: &str) {
+    if shared.closed.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tracing::debug!(addr = %shared.addr, reason, "closing connection");
+    if let Ok(mut r) = shared.reason.lock() {
+        *r = Some(reason.to_string());
+    }
+    fail_all(&shared.in_flight, &shared.addr, reason);
+    if let Ok(tasks) = shared.tasks.lock() {
+        for t in tasks.iter() {
+            t.abort();
+        }
+    }
+}
+
+fn fail_all(in_flight: &InFlight, addr: &str, reason: &str) {
+    let pending: Vec<_> = in_flight.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
+    for (_, reply) in pending {
+        let _ = reply.send(Err(Error::ConnectionClosed { addr: addr.to_string(), reason: reason.to_string() }));
+    }
+}
+
+async fn write_loop(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    in_flight: InFlight,
+    shared: std::sync::Weak<Shared>,
+) {
+    while let Some(out) = rx.recv().await {
+        if let Some(reply) = out.reply {
+            // Queued before the first byte is written, so the reader can always match.
+            match in_flight.lock() {
+                Ok(mut q) => q.push_back(reply),
+                Err(_) => return,
+            }
+        }
+        if let Err(e) = wr.write_all(&out.frame).await {
+            if let Some(s) = shared.upgrade() {
+                shutdown(&s, &format!("write failed: {e}"));
+            }
+            return;
+        }
+    }
+    // Every Conn is gone: let the broker see the end of the stream.
+    let _ = wr.shutdown().await;
+}
+
+async fn read_loop(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    in_flight: InFlight,
+    shared: std::sync::Weak<Shared>,
+    max_response_bytes: usize,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let reason = loop {
+        match split_frame(&mut buf, max_response_bytes) {
+            Ok(Some(frame)) => {
+                let next = in_flight.lock().ok().and_then(|mut q| q.pop_front());
+                let Some((corr, reply)) = next else {
+                    break "a response arrived for no request".to_string();
+                };
+                if frame.len() < 4 || i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) != corr {
+                    let _ = reply.send(Err(Error::ConnectionClosed {
+                        addr: shared.upgrade().map(|s| s.addr.clone()).unwrap_or_default(),
+                        reason: "response correlation id out of order".into(),
+                    }));
+                    break "response correlation id out of order".to_string();
+                }
+                let _ = reply.send(Ok(frame));
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => break format!("bad response frame: {e}"),
+        }
+        if buf.capacity() - buf.len() < 8 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => break "the broker closed the connection".to_string(),
+            Ok(_) => {}
+            Err(e) => break format!("read failed: {e}"),
+        }
+    };
+    match shared.upgrade() {
+        Some(s) => shutdown(&s, &reason),
+        None => fail_all(&in_flight, "", &reason),
+    }
+}

@@ -1,0 +1,124 @@
+//! Making connections.
+
+use super::conn::Conn;
+use crate::error::{Error, Result};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Default [`Dialer::connect_timeout`]: 10 s (Java `socket.connection.setup.timeout.ms`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`Dialer::request_timeout`]: 30 s (Java `request.timeout.ms`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`Dialer::client_id`]: `kafkit` (Java `client.id`, kafka-go `Dialer.ClientID`).
+pub const DEFAULT_CLIENT_ID: &str = "kafkit";
+/// Default [`Dialer::max_response_bytes`]: 100 MiB (franz-go `BrokerMaxReadBytes`); a
+/// response frame claiming more closes the connection.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 100 << 20;
+
+/// Opens connections to brokers (kafka-go's `Dialer`). TLS and SASL plug in here later.
+///
+/// ```no_run
+/// # async fn run() -> kafkit::Result<()> {
+/// use kafkit::Dialer;
+/// use std::time::Duration;
+///
+/// let conn = Dialer::new().with_client_id("billing").with_connect_timeout(Duration::from_secs(3)).dial("localhost:9092").await?;
+/// println!("broker serves Fetch {:?}", conn.broker_versions(kafkit_protocol::ApiKey::Fetch));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Dialer {
+    client_id: Option<String>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_response_bytes: usize,
+}
+
+impl Default for Dialer {
+    fn default() -> Self {
+        Dialer::new()
+    }
+}
+
+impl Dialer {
+    /// A dialer with the defaults ([`DEFAULT_CLIENT_ID`], [`DEFAULT_CONNECT_TIMEOUT`],
+    /// [`DEFAULT_REQUEST_TIMEOUT`], [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub fn new() -> Self {
+        Dialer {
+            client_id: Some(DEFAULT_CLIENT_ID.to_string()),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+    /// The client id sent in every request header, shown in broker logs and quotas. Default
+    /// [`DEFAULT_CLIENT_ID`].
+    pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+    /// How long the TCP connect may take. Default [`DEFAULT_CONNECT_TIMEOUT`].
+    pub fn with_connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+    /// How long to wait for each response, from the moment the request is queued. Default
+    /// [`DEFAULT_REQUEST_TIMEOUT`]. Requests that wait on the broker on purpose (a Fetch's
+    /// `max_wait_ms`) need a longer timeout than their wait.
+    pub fn with_request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = t;
+        self
+    }
+    /// The largest response frame accepted, in bytes. Default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`].
+    pub fn with_max_response_bytes(mut self, n: usize) -> Self {
+        self.max_response_bytes = n;
+        self
+    }
+    /// The client id.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+    /// The connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+    /// The response size limit, in bytes.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
+    /// Connects to `addr` (`host:port`) and negotiates API versions (ApiVersions, KIP-511).
+    ///
+    /// # Cancellation
+    /// Dropping the future closes the half-made connection; nothing leaks.
+    ///
+    /// # Errors
+    /// [`Error::Connect`], [`Error::ConnectTimeout`], then anything
+    /// [`Conn::request`] returns for the ApiVersions exchange.
+    pub async fn dial(&self, addr: &str) -> Result<Conn> {
+        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Err(_) => return Err(Error::ConnectTimeout { addr: addr.to_string(), timeout: self.connect_timeout }),
+            Ok(Err(source)) => return Err(Error::Connect { addr: addr.to_string(), source }),
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Conn::start(
+            stream,
+            addr.to_string(),
+            self.client_id.clone(),
+            self.request_timeout,
+            self.max_response_bytes,
+        );
+        if let Err(e) = conn.negotiate().await {
+            conn.close();
+            return Err(e);
+        }
+        Ok(conn)
+    }
+}

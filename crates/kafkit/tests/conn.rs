@@ -1,0 +1,192 @@
+//! `Dialer` and `Conn` against a real broker (Tansu), and against peers that misbehave on
+//! purpose (garbage, silence) to show they close the connection, never the process.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::{free_port, unique_topic, TestBroker};
+use kafkit::{Dialer, Error};
+use kafkit_protocol::messages::{
+    create_topics_request, fetch_request, metadata_request, produce_request, ApiVersionsRequest, CreateTopicsRequest,
+    FetchRequest, MetadataRequest, ProduceRequest,
+};
+use kafkit_protocol::record::{DecodeOptions, Record, RecordBatch, RecordSet};
+use kafkit_protocol::{ApiKey, ApiVersion, VersionRange};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn create_topic(conn: &kafkit::Conn, name: &str, partitions: i32) {
+    let req = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name.into())
+            .with_num_partitions(partitions)
+            .with_replication_factor(1),
+    ]);
+    let resp = conn.request(&req).await.unwrap();
+    assert_eq!(resp.topics[0].error_code, 0, "{:?}", resp.topics[0]);
+}
+
+fn metadata_for(topic: &str) -> MetadataRequest {
+    MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(topic.into()))]))
+}
+
+#[tokio::test]
+async fn dial_negotiates_versions_with_a_real_broker() {
+    let broker = TestBroker::start();
+    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    // What TEST-BROKERS.md lists for the pinned Tansu build.
+    assert_eq!(conn.broker_versions(ApiKey::Produce), Some(VersionRange::new(0, 11)));
+    assert_eq!(conn.broker_versions(ApiKey::Fetch), Some(VersionRange::new(0, 17)));
+    assert_eq!(conn.version_for::<FetchRequest>().unwrap(), ApiVersion(17));
+    assert_eq!(conn.version_for::<ProduceRequest>().unwrap(), ApiVersion(11));
+    // Tansu does not serve CreatePartitions: refused before anything is sent.
+    let err = conn.version_for::<kafkit_protocol::messages::CreatePartitionsRequest>().unwrap_err();
+    assert!(matches!(err, Error::UnsupportedByBroker { api: ApiKey::CreatePartitions, .. }), "{err}");
+    // ApiVersions itself works at every version kafkit speaks.
+    for v in 0..=4 {
+        let r = conn.request_version(&ApiVersionsRequest::default(), ApiVersion(v)).await.unwrap();
+        assert_eq!(r.error_code, 0, "v{v}");
+        assert!(r.api_keys.len() > 20, "v{v}");
+    }
+}
+
+#[tokio::test]
+async fn pipelined_requests_each_get_their_own_response() {
+    let broker = TestBroker::start();
+    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let topics: Vec<String> = (0..6).map(|i| unique_topic(&format!("pipe{i}"))).collect();
+    for (i, t) in topics.iter().enumerate() {
+        create_topic(&conn, t, i as i32 + 1).await;
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let conn = conn.clone();
+        let topic = topics[i % topics.len()].clone();
+        let partitions = (i % topics.len()) as usize + 1;
+        set.spawn(async move {
+            let r = conn.request(&metadata_for(&topic)).await.unwrap();
+            assert_eq!(r.topics.len(), 1);
+            assert_eq!(r.topics[0].name.as_deref(), Some(topic.as_str()));
+            assert_eq!(r.topics[0].partitions.len(), partitions);
+        });
+    }
+    let mut done = 0;
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+        done += 1;
+    }
+    assert_eq!(done, 60);
+}
+
+fn big_produce(topic: &str, bytes: usize) -> ProduceRequest {
+    let mut batch = RecordBatch::new(1_700_000_000_000);
+    let value = Bytes::from(vec![b'x'; 64 * 1024]);
+    for i in 0..bytes / value.len() {
+        batch.records.push(Record::new(None, Some(value.clone())).with_offset_delta(i as i32));
+    }
+    let mut buf = BytesMut::new();
+    batch.encode(&mut buf).unwrap();
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(topic.into()).with_partition_data(vec![
+            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze())),
+        ]),
+    ])
+}
+
+#[tokio::test]
+async fn a_dropped_request_is_still_written_whole_and_the_connection_stays_usable() {
+    let broker = TestBroker::start();
+    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let topic = unique_topic("cancel");
+    create_topic(&conn, &topic, 1).await;
+    // An 8 MiB produce whose future is dropped right after its first poll (it is queued by
+    // then): the writer task still writes every byte of it.
+    let req = big_produce(&topic, 8 << 20);
+    let dropped = tokio::time::timeout(Duration::ZERO, conn.request(&req)).await;
+    assert!(dropped.is_err(), "the request cannot have completed within zero time");
+    // The next request on the same connection gets its own, well-formed response.
+    let meta = conn.request(&metadata_for(&topic)).await.unwrap();
+    assert_eq!(meta.topics[0].partitions.len(), 1);
+    // And the dropped produce landed: all 128 records of 64 KiB are in the log.
+    let fetch = FetchRequest::default().with_max_wait_ms(100).with_max_bytes(32 << 20).with_topics(vec![
+        fetch_request::FetchTopic::default().with_topic_id(meta.topics[0].topic_id).with_partitions(vec![
+            fetch_request::FetchPartition::default().with_partition(0).with_partition_max_bytes(16 << 20),
+        ]),
+    ]);
+    let resp = conn.request(&fetch).await.unwrap();
+    let part = &resp.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    assert_eq!(part.high_watermark, 128);
+    let records: usize =
+        RecordSet::new(part.records.clone().unwrap(), DecodeOptions::default()).map(|b| b.unwrap().records.len()).sum();
+    assert_eq!(records, 128);
+}
+
+#[tokio::test]
+async fn dialing_a_closed_port_is_a_retriable_connect_error() {
+    let port = free_port();
+    let err = Dialer::new().dial(&format!("127.0.0.1:{port}")).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    assert!(err.is_retriable());
+    assert!(!err.is_timeout());
+}
+
+#[tokio::test]
+async fn requests_fail_promptly_once_the_broker_is_gone() {
+    let mut broker = TestBroker::start();
+    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    broker.kill();
+    let started = std::time::Instant::now();
+    let err = conn.request(&MetadataRequest::default().with_topics(None)).await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+    assert!(err.is_retriable());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(conn.is_closed());
+    // Later requests fail at once.
+    let err = conn.request(&MetadataRequest::default()).await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+}
+
+/// A peer that reads a request and answers with `reply`, then stays open.
+async fn hostile_peer(reply: Vec<u8>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        let _ = s.write_all(&reply).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn garbage_from_a_peer_closes_the_connection_not_the_process() {
+    // A frame size far above the limit.
+    let addr = hostile_peer(vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).await;
+    let err = Dialer::new().dial(&addr).await.unwrap_err();
+    assert!(matches!(&err, Error::ConnectionClosed { reason, .. } if reason.contains("frame")), "{err}");
+
+    // A well-sized frame with the right correlation id and a body that is nonsense.
+    let mut frame = vec![0, 0, 0, 12, 0, 0, 0, 0];
+    frame.extend_from_slice(&[0, 0, 0x7f, 0xff, 0xff, 0xff, 9, 9]);
+    let addr = hostile_peer(frame).await;
+    let err = Dialer::new().dial(&addr).await.unwrap_err();
+    assert!(matches!(&err, Error::Decode { .. }), "{err}");
+    assert!(err.to_string().contains("ApiVersionsResponse"), "{err}");
+
+    // A response to a request never sent (wrong correlation id).
+    let addr = hostile_peer(vec![0, 0, 0, 6, 0, 0, 0, 42, 0, 0]).await;
+    let err = Dialer::new().dial(&addr).await.unwrap_err();
+    assert!(matches!(&err, Error::ConnectionClosed { reason, .. } if reason.contains("correlation")), "{err}");
+}
+
+#[tokio::test]
+async fn a_silent_peer_times_out_the_request() {
+    let addr = hostile_peer(Vec::new()).await;
+    let err = Dialer::new().with_request_timeout(Duration::from_millis(300)).dial(&addr).await.unwrap_err();
+    assert!(matches!(err, Error::RequestTimeout { api: ApiKey::ApiVersions, .. }), "{err}");
+    assert!(err.is_timeout() && err.is_retriable());
+}
