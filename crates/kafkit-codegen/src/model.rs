@@ -266,7 +266,7 @@ fn parse_fields(v: Option<&Value>, structs: &mut Vec<StructDef>, parent: Range) 
             Some(Value::String(t)) => Some(t.parse::<u32>().map_err(|e| format!("{name}: tag {t:?}: {e}"))?),
             Some(other) => return Err(format!("{name}: tag {other}")),
         };
-        if tag.is_some() != !tagged.is_empty() {
+        if tag.is_some() == tagged.is_empty() {
             return Err(format!("{name}: tag and taggedVersions disagree"));
         }
         let default = match f.get("default") {

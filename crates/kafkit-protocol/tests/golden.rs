@@ -50,8 +50,11 @@ fn load() -> (Value, Vec<Pair>) {
     (index, pairs)
 }
 
+/// A record as (key, value, headers), all as text.
+type TextRecord = (Option<String>, String, Vec<(String, String)>);
+
 /// Expected (key, value, headers) of the records a scenario produced.
-fn expected(index: &Value, client: &str, codec: &str) -> Vec<(Option<String>, String, Vec<(String, String)>)> {
+fn expected(index: &Value, client: &str, codec: &str) -> Vec<TextRecord> {
     index["records"][codec][client]
         .as_array()
         .unwrap()
@@ -68,7 +71,7 @@ fn expected(index: &Value, client: &str, codec: &str) -> Vec<(Option<String>, St
         .collect()
 }
 
-fn records_of(data: &Bytes) -> (Vec<RecordBatch>, Vec<(Option<String>, String, Vec<(String, String)>)>) {
+fn records_of(data: &Bytes) -> (Vec<RecordBatch>, Vec<TextRecord>) {
     let batches: Vec<RecordBatch> =
         RecordSet::new(data.clone(), DecodeOptions::default()).collect::<Result<_, _>>().expect("records decode");
     let recs = batches
@@ -88,7 +91,7 @@ fn records_of(data: &Bytes) -> (Vec<RecordBatch>, Vec<(Option<String>, String, V
 
 /// Scenario `ck-produce-gzip` -> ("ck", "gzip").
 fn client_codec(scenario: &str) -> (String, String) {
-    let (client, rest) = scenario.rsplit_once('-').map(|(a, codec)| (a, codec)).unwrap();
+    let (client, rest) = scenario.rsplit_once('-').unwrap();
     let client = client.trim_end_matches("-produce").trim_end_matches("-consume");
     (client.to_string(), rest.to_string())
 }

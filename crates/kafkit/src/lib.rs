@@ -22,8 +22,11 @@
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
 mod error;
+mod message;
 pub mod net;
 
 pub use error::{Error, Result};
 pub use kafkit_protocol as protocol;
-pub use net::{Conn, Dialer};
+pub use kafkit_protocol::compression::Compression;
+pub use message::{Broker, Header, Message, Partition, TopicConfig};
+pub use net::{Acks, Batch, Conn, Dialer, IsolationLevel, PartitionConn, WriteResult};

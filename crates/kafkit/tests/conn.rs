@@ -63,7 +63,7 @@ async fn pipelined_requests_each_get_their_own_response() {
     for i in 0..60 {
         let conn = conn.clone();
         let topic = topics[i % topics.len()].clone();
-        let partitions = (i % topics.len()) as usize + 1;
+        let partitions = i % topics.len() + 1;
         set.spawn(async move {
             let r = conn.request(&metadata_for(&topic)).await.unwrap();
             assert_eq!(r.topics.len(), 1);

@@ -20,12 +20,27 @@ type Reply = oneshot::Sender<Result<Bytes>>;
 
 struct Outgoing {
     frame: Bytes,
+    correlation_id: i32,
     /// `None` for requests the broker does not answer (Produce with acks=0).
     reply: Option<(i32, Reply)>,
 }
 
 /// Requests written and not yet answered, in the order they were written.
-type InFlight = Arc<Mutex<VecDeque<(i32, Reply)>>>;
+type InFlight = Arc<Mutex<Pending>>;
+
+/// What the reader matches responses against.
+#[derive(Default)]
+struct Pending {
+    /// Requests that expect a response, in write order.
+    replies: VecDeque<(i32, Reply)>,
+    /// Correlation ids of recent requests that expect none (Produce with acks=0). A Kafka
+    /// broker never answers them; some brokers (this Tansu build) do, and such a response is
+    /// dropped rather than taken for a corrupt stream.
+    unanswered: VecDeque<i32>,
+}
+
+/// How many acks=0 correlation ids are remembered.
+const UNANSWERED_MEMORY: usize = 1024;
 
 struct Shared {
     addr: String,
@@ -88,7 +103,7 @@ impl Conn {
             correlation: AtomicI32::new(0),
             closed: AtomicBool::new(false),
             reason: Mutex::new(None),
-            in_flight: Arc::new(Mutex::new(VecDeque::new())),
+            in_flight: Arc::new(Mutex::new(Pending::default())),
             versions: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
@@ -108,6 +123,11 @@ impl Conn {
     /// The broker address this connection was dialed to.
     pub fn addr(&self) -> &str {
         &self.shared.addr
+    }
+
+    /// How long each request waits for its response (the dialer's request timeout).
+    pub fn request_timeout(&self) -> Duration {
+        self.shared.request_timeout
     }
 
     /// Whether the connection is closed; requests on it fail.
@@ -178,7 +198,11 @@ impl Conn {
         let mut buf = BytesMut::new();
         encode_request(&mut buf, corr, self.shared.client_id.as_deref(), req, v)
             .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
-        self.shared.tx.send(Outgoing { frame: buf.freeze(), reply: None }).await.map_err(|_| self.closed_error())
+        self.shared
+            .tx
+            .send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: None })
+            .await
+            .map_err(|_| self.closed_error())
     }
 
     fn next_correlation(&self) -> i32 {
@@ -203,7 +227,7 @@ impl Conn {
         let (tx, rx) = oneshot::channel();
         self.shared
             .tx
-            .send(Outgoing { frame: buf.freeze(), reply: Some((corr, tx)) })
+            .send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: Some((corr, tx)) })
             .await
             .map_err(|_| self.closed_error())?;
         match tokio::time::timeout(self.shared.request_timeout, rx).await {
@@ -314,7 +338,7 @@ fn shutdown(shared: &Shared, reason: &str) {
 }
 
 fn fail_all(in_flight: &InFlight, addr: &str, reason: &str) {
-    let pending: Vec<_> = in_flight.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default();
+    let pending: Vec<_> = in_flight.lock().map(|mut q| q.replies.drain(..).collect()).unwrap_or_default();
     for (_, reply) in pending {
         let _ = reply.send(Err(Error::ConnectionClosed { addr: addr.to_string(), reason: reason.to_string() }));
     }
@@ -327,12 +351,18 @@ async fn write_loop(
     shared: std::sync::Weak<Shared>,
 ) {
     while let Some(out) = rx.recv().await {
-        if let Some(reply) = out.reply {
-            // Queued before the first byte is written, so the reader can always match.
-            match in_flight.lock() {
-                Ok(mut q) => q.push_back(reply),
-                Err(_) => return,
-            }
+        // Queued before the first byte is written, so the reader can always match.
+        match in_flight.lock() {
+            Ok(mut q) => match out.reply {
+                Some(reply) => q.replies.push_back(reply),
+                None => {
+                    if q.unanswered.len() == UNANSWERED_MEMORY {
+                        q.unanswered.pop_front();
+                    }
+                    q.unanswered.push_back(out.correlation_id);
+                }
+            },
+            Err(_) => return,
         }
         if let Err(e) = wr.write_all(&out.frame).await {
             if let Some(s) = shared.upgrade() {
@@ -355,11 +385,22 @@ async fn read_loop(
     let reason = loop {
         match split_frame(&mut buf, max_response_bytes) {
             Ok(Some(frame)) => {
-                let next = in_flight.lock().ok().and_then(|mut q| q.pop_front());
+                let got = (frame.len() >= 4).then(|| i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
+                let next = {
+                    let Ok(mut q) = in_flight.lock() else { break "connection state poisoned".to_string() };
+                    let expected = q.replies.front().map(|r| r.0);
+                    if got.is_some() && got != expected {
+                        if let Some(i) = q.unanswered.iter().position(|c| Some(*c) == got) {
+                            q.unanswered.remove(i);
+                            continue;
+                        }
+                    }
+                    q.replies.pop_front()
+                };
                 let Some((corr, reply)) = next else {
                     break "a response arrived for no request".to_string();
                 };
-                if frame.len() < 4 || i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) != corr {
+                if got != Some(corr) {
                     let _ = reply.send(Err(Error::ConnectionClosed {
                         addr: shared.upgrade().map(|s| s.addr.clone()).unwrap_or_default(),
                         reason: "response correlation id out of order".into(),

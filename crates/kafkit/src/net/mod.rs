@@ -2,8 +2,11 @@
 
 mod conn;
 mod dialer;
+mod ops;
+mod partition;
 
 pub use conn::Conn;
 pub use dialer::{
     Dialer, DEFAULT_CLIENT_ID, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
 };
+pub use partition::{Acks, Batch, IsolationLevel, PartitionConn, WriteResult, DEFAULT_MAX_WAIT};
