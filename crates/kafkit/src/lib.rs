@@ -24,9 +24,11 @@
 mod error;
 mod message;
 pub mod net;
+pub mod producer;
 
 pub use error::{Error, Result};
 pub use kafkit_protocol as protocol;
 pub use kafkit_protocol::compression::Compression;
 pub use message::{Broker, Header, Message, Partition, TopicConfig};
 pub use net::{Acks, Batch, Conn, Dialer, IsolationLevel, PartitionConn, WriteResult};
+pub use producer::{Balancer, Crc32Balancer, Hash, LeastBytes, Murmur2Balancer, ReferenceHash, RoundRobin};
