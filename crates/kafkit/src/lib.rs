@@ -21,11 +21,13 @@
 //! ```
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
+pub mod cluster;
 mod error;
 mod message;
 pub mod net;
 pub mod producer;
 
+pub use cluster::{Cluster, ClusterConfig, Workload};
 pub use error::{Error, Result};
 pub use kafkit_protocol as protocol;
 pub use kafkit_protocol::compression::Compression;

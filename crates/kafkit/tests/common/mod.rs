@@ -38,7 +38,11 @@ impl TestBroker {
             let first = b.split(',').next().unwrap_or_default().to_string();
             return TestBroker { addr: first, child: None };
         }
-        let port = free_port();
+        TestBroker::start_on(free_port())
+    }
+
+    /// A broker on this port (a restart of one that was killed).
+    pub fn start_on(port: u16) -> TestBroker {
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--silent"])

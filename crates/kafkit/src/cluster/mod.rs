@@ -1,0 +1,506 @@
+//! The cluster client: what the `Writer`, `Reader` and admin `Client` stand on.
+//!
+//! A [`Cluster`] bootstraps from a list of brokers, keeps a metadata snapshot (refreshed
+//! periodically, on demand, and when an error says it is stale), keeps one connection per
+//! broker per [`Workload`] so a long-poll fetch never delays a produce, routes requests to
+//! the partition leader, any broker, the controller or a coordinator, and retries retriable
+//! errors with exponential backoff and jitter.
+
+mod backoff;
+
+pub use backoff::{Backoff, DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_BACKOFF_MAX};
+
+use crate::error::{Error, Result};
+use crate::message::Broker;
+use crate::net::{Conn, Dialer};
+use kafkit_protocol::messages::{FindCoordinatorRequest, MetadataResponse};
+use kafkit_protocol::{ErrorCode, Uuid};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+/// Default [`ClusterConfig::metadata_max_age`]: 5 minutes (Java `metadata.max.age.ms`).
+pub const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(300);
+/// Default [`ClusterConfig::retry_timeout`]: 60 s (Java `default.api.timeout.ms`).
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a connection is for. Each broker gets one connection per workload, so requests of
+/// one kind never wait behind another's (franz-go's split): a Fetch that long-polls for
+/// `max_wait` does not hold up a Produce to the same broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Workload {
+    /// Produce and transaction requests.
+    Produce,
+    /// Fetch and ListOffsets.
+    Fetch,
+    /// Group membership: JoinGroup (which blocks for a rebalance), SyncGroup, Heartbeat,
+    /// commits.
+    Group,
+    /// Metadata and admin requests.
+    Admin,
+}
+
+/// Settings of a [`Cluster`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClusterConfig {
+    /// How connections are made.
+    pub dialer: Dialer,
+    /// Metadata is refreshed at least this often. Default [`DEFAULT_METADATA_MAX_AGE`].
+    pub metadata_max_age: Duration,
+    /// Backoff between retries. Default [`Backoff::default`] (100 ms doubling to 1 s, 20%
+    /// jitter).
+    pub backoff: Backoff,
+    /// [`Cluster::retry`] gives up after this long. Default [`DEFAULT_RETRY_TIMEOUT`].
+    pub retry_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            dialer: Dialer::new(),
+            metadata_max_age: DEFAULT_METADATA_MAX_AGE,
+            backoff: Backoff::default(),
+            retry_timeout: DEFAULT_RETRY_TIMEOUT,
+        }
+    }
+}
+
+/// One partition in the metadata snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    /// Partition id.
+    pub id: i32,
+    /// Node id of the partition leader (-1 when there is none).
+    pub leader: i32,
+    /// The partition leader's epoch (-1 when unknown).
+    pub leader_epoch: i32,
+    /// Replica node ids.
+    pub replicas: Vec<i32>,
+    /// In-sync replica node ids.
+    pub isr: Vec<i32>,
+    /// The partition's error, if the broker reported one.
+    pub error: Option<ErrorCode>,
+}
+
+/// One topic in the metadata snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMetadata {
+    /// Name.
+    pub name: String,
+    /// Topic id (zero when the broker does not send one, Metadata v9 and below).
+    pub id: Uuid,
+    /// The topic's error, if the broker reported one.
+    pub error: Option<ErrorCode>,
+    /// Partitions, by id.
+    pub partitions: Vec<PartitionMetadata>,
+}
+
+/// A snapshot of the cluster's metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    /// Cluster id (Metadata v2+).
+    pub cluster_id: Option<String>,
+    /// The controller's node id (-1 when unknown).
+    pub controller_id: i32,
+    /// Brokers by node id.
+    pub brokers: BTreeMap<i32, Broker>,
+    /// Topics by name (those asked for so far, or all after a full refresh).
+    pub topics: BTreeMap<String, TopicMetadata>,
+}
+
+impl Metadata {
+    fn merge(&self, resp: &MetadataResponse, full: bool) -> Metadata {
+        let code = |c: i16| (c != 0).then(|| ErrorCode::from_code(c));
+        let mut topics = if full { BTreeMap::new() } else { self.topics.clone() };
+        for t in &resp.topics {
+            let Some(name) = t.name.clone() else { continue };
+            let mut partitions: Vec<PartitionMetadata> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionMetadata {
+                    id: p.partition_index,
+                    leader: p.leader_id,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replica_nodes.clone(),
+                    isr: p.isr_nodes.clone(),
+                    error: code(p.error_code),
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.id);
+            topics.insert(name.clone(), TopicMetadata { name, id: t.topic_id, error: code(t.error_code), partitions });
+        }
+        Metadata {
+            cluster_id: resp.cluster_id.clone(),
+            controller_id: resp.controller_id,
+            brokers: resp
+                .brokers
+                .iter()
+                .map(|b| {
+                    (b.node_id, Broker { id: b.node_id, host: b.host.clone(), port: b.port, rack: b.rack.clone() })
+                })
+                .collect(),
+            topics,
+        }
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Conn>>>;
+
+struct Inner {
+    config: ClusterConfig,
+    seeds: Vec<String>,
+    meta: RwLock<Arc<Metadata>>,
+    refreshed: Mutex<Instant>,
+    refresh_lock: tokio::sync::Mutex<()>,
+    conns: Mutex<HashMap<(i32, Workload), Slot>>,
+    seed_conn: tokio::sync::Mutex<Option<Conn>>,
+}
+
+/// A Kafka cluster: metadata, connections and routing. A cheap `Clone` (an `Arc`).
+///
+/// ```no_run
+/// # async fn run() -> kafkit::Result<()> {
+/// use kafkit::cluster::{Cluster, ClusterConfig, Workload};
+///
+/// let cluster = Cluster::connect(&["localhost:9092"], ClusterConfig::default()).await?;
+/// let (conn, partition) = cluster.leader("orders", 0, Workload::Produce).await?;
+/// println!("partition 0 of orders is led by node {} at {}", partition.leader, conn.addr());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("seeds", &self.inner.seeds).finish()
+    }
+}
+
+/// Errors after which metadata is refreshed before the next try: the partition leader, the
+/// topic or the broker changed (Java `InvalidMetadataException` and its kin).
+fn calls_for_refresh(e: &Error) -> bool {
+    match e {
+        Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::ConnectionClosed { .. } => true,
+        Error::Broker { code, .. } => matches!(
+            code,
+            ErrorCode::NotLeaderOrFollower
+                | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::NotController
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::KafkaStorageError
+                | ErrorCode::UnknownTopicId
+                | ErrorCode::InconsistentTopicId
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::BrokerNotAvailable
+                | ErrorCode::ReplicaNotAvailable
+        ),
+        _ => false,
+    }
+}
+
+impl Cluster {
+    /// Connects to the first of `seeds` that answers (`host:port` each) and reads the
+    /// cluster's metadata. A background task refreshes it every
+    /// [`ClusterConfig::metadata_max_age`] until the last clone is dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for no seeds; otherwise the last seed's error.
+    pub async fn connect(seeds: &[&str], config: ClusterConfig) -> Result<Cluster> {
+        if seeds.is_empty() {
+            return Err(Error::InvalidArgument("no bootstrap brokers".into()));
+        }
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                config,
+                seeds: seeds.iter().map(|s| s.to_string()).collect(),
+                meta: RwLock::new(Arc::new(Metadata::default())),
+                refreshed: Mutex::new(Instant::now()),
+                refresh_lock: tokio::sync::Mutex::new(()),
+                conns: Mutex::new(HashMap::new()),
+                seed_conn: tokio::sync::Mutex::new(None),
+            }),
+        };
+        cluster.refresh_metadata(None).await?;
+        let weak = Arc::downgrade(&cluster.inner);
+        let every = cluster.inner.config.metadata_max_age;
+        tokio::spawn(periodic_refresh(weak, every));
+        Ok(cluster)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.inner.config
+    }
+
+    /// The current metadata snapshot.
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.inner.meta.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Reads metadata for `topics` (all topics when `None`) and replaces the snapshot
+    /// (merging topics when only some were asked for). Concurrent calls wait for one another
+    /// rather than all hitting the broker.
+    ///
+    /// # Errors
+    /// As [`Conn::request`], from the last broker tried.
+    pub async fn refresh_metadata(&self, topics: Option<&[&str]>) -> Result<Arc<Metadata>> {
+        let started = Instant::now();
+        let _guard = self.inner.refresh_lock.lock().await;
+        // A full refresh that finished while this one waited serves it too.
+        if topics.is_none() && self.inner.refreshed.lock().map(|t| *t > started).unwrap_or(false) {
+            return Ok(self.metadata());
+        }
+        let mut last_err = None;
+        for conn in self.metadata_conns().await {
+            match conn.metadata(topics).await {
+                Ok(resp) => {
+                    let merged = Arc::new(self.metadata().merge(&resp, topics.is_none()));
+                    if let Ok(mut m) = self.inner.meta.write() {
+                        *m = merged.clone();
+                    }
+                    if topics.is_none() {
+                        if let Ok(mut t) = self.inner.refreshed.lock() {
+                            *t = Instant::now();
+                        }
+                    }
+                    return Ok(merged);
+                }
+                Err(e) => {
+                    tracing::debug!(addr = conn.addr(), error = %e, "metadata request failed");
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| Error::InvalidArgument("no broker reachable".into())))
+    }
+
+    /// Connections to try for metadata: known brokers' admin connections, then the seeds.
+    async fn metadata_conns(&self) -> Vec<Conn> {
+        let mut out = Vec::new();
+        let ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        for id in ids {
+            if let Ok(c) = self.broker(id, Workload::Admin).await {
+                out.push(c);
+                break;
+            }
+        }
+        let mut seed = self.inner.seed_conn.lock().await;
+        if seed.as_ref().is_none_or(Conn::is_closed) {
+            *seed = None;
+            for s in &self.inner.seeds {
+                match self.inner.config.dialer.dial(s).await {
+                    Ok(c) => {
+                        *seed = Some(c);
+                        break;
+                    }
+                    Err(e) => tracing::debug!(seed = s, error = %e, "seed broker unreachable"),
+                }
+            }
+        }
+        out.extend(seed.clone());
+        out
+    }
+
+    /// The metadata of `topic`, from the snapshot or, when missing, from a refresh.
+    ///
+    /// # Errors
+    /// The topic's error code (such as `UNKNOWN_TOPIC_OR_PARTITION`) as [`Error::Broker`].
+    pub async fn topic(&self, topic: &str) -> Result<TopicMetadata> {
+        if let Some(t) = self.metadata().topics.get(topic).filter(|t| t.error.is_none()) {
+            return Ok(t.clone());
+        }
+        let m = self.refresh_metadata(Some(&[topic])).await?;
+        let t = m.topics.get(topic).cloned().ok_or_else(|| Error::Broker {
+            code: ErrorCode::UnknownTopicOrPartition,
+            context: format!("metadata for topic {topic}"),
+            message: None,
+        })?;
+        if let Some(code) = t.error {
+            return Err(Error::Broker { code, context: format!("metadata for topic {topic}"), message: None });
+        }
+        Ok(t)
+    }
+
+    /// The connection for `workload` to broker `node_id`, dialed when there is none or the
+    /// last one closed.
+    ///
+    /// # Errors
+    /// `BROKER_NOT_AVAILABLE` for a node the metadata does not list; as [`Dialer::dial`].
+    pub async fn broker(&self, node_id: i32, workload: Workload) -> Result<Conn> {
+        let broker = self.metadata().brokers.get(&node_id).cloned().ok_or_else(|| Error::Broker {
+            code: ErrorCode::BrokerNotAvailable,
+            context: format!("broker {node_id} is not in the metadata"),
+            message: None,
+        })?;
+        let slot = {
+            let mut conns = self.inner.conns.lock().map_err(|_| Error::InvalidArgument("poisoned".into()))?;
+            conns.entry((node_id, workload)).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if let Some(c) = guard.as_ref().filter(|c| !c.is_closed() && c.addr() == broker.addr()) {
+            return Ok(c.clone());
+        }
+        let conn = self.inner.config.dialer.dial(&broker.addr()).await?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// A connection to any live broker, for requests any broker can answer.
+    ///
+    /// # Errors
+    /// As [`Cluster::broker`], from the last broker tried.
+    pub async fn any_broker(&self, workload: Workload) -> Result<Conn> {
+        let ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        let mut last = None;
+        for id in ids {
+            match self.broker(id, workload).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::InvalidArgument("no broker in the metadata".into())))
+    }
+
+    /// The connection to the partition leader of `topic`/`partition`, with that partition's
+    /// metadata.
+    ///
+    /// # Errors
+    /// The topic's or partition's error code; `LEADER_NOT_AVAILABLE` when the partition has
+    /// no leader now; as [`Cluster::broker`]. All are retriable through [`Cluster::retry`],
+    /// which refreshes the metadata first.
+    pub async fn leader(&self, topic: &str, partition: i32, workload: Workload) -> Result<(Conn, PartitionMetadata)> {
+        let t = self.topic(topic).await?;
+        let p = t.partitions.iter().find(|p| p.id == partition).cloned().ok_or_else(|| Error::Broker {
+            code: ErrorCode::UnknownTopicOrPartition,
+            context: format!("{topic}/{partition} is not in the metadata"),
+            message: None,
+        })?;
+        if p.leader < 0 {
+            return Err(Error::Broker {
+                code: p.error.unwrap_or(ErrorCode::LeaderNotAvailable),
+                context: format!("{topic}/{partition} has no leader"),
+                message: None,
+            });
+        }
+        Ok((self.broker(p.leader, workload).await?, p))
+    }
+
+    /// The connection to the controller, for requests that must go there.
+    ///
+    /// # Errors
+    /// `BROKER_NOT_AVAILABLE` when the metadata names no controller; as [`Cluster::broker`].
+    pub async fn controller(&self, workload: Workload) -> Result<Conn> {
+        let id = self.metadata().controller_id;
+        if id < 0 {
+            return Err(Error::Broker {
+                code: ErrorCode::BrokerNotAvailable,
+                context: "the metadata names no controller".into(),
+                message: None,
+            });
+        }
+        self.broker(id, workload).await
+    }
+
+    /// The connection to the coordinator of a consumer group or a transactional id, found
+    /// with FindCoordinator.
+    ///
+    /// # Errors
+    /// The coordinator error code (`COORDINATOR_NOT_AVAILABLE`, `NOT_COORDINATOR`, ... all
+    /// retriable) as [`Error::Broker`]; as [`Cluster::broker`].
+    pub async fn coordinator(&self, key: &str, kind: CoordinatorType, workload: Workload) -> Result<Conn> {
+        let conn = self.any_broker(Workload::Admin).await?;
+        let v = conn.version_for::<FindCoordinatorRequest>()?;
+        let req = FindCoordinatorRequest::default().with_key_type(kind.key_type());
+        let req =
+            if v.0 >= 4 { req.with_coordinator_keys(vec![key.to_string()]) } else { req.with_key(key.to_string()) };
+        let resp = conn.request_version(&req, v).await?;
+        let (code, msg, node, host, port) = match resp.coordinators.first() {
+            Some(c) if v.0 >= 4 => (c.error_code, c.error_message.clone(), c.node_id, c.host.clone(), c.port),
+            _ => (resp.error_code, resp.error_message.clone(), resp.node_id, resp.host.clone(), resp.port),
+        };
+        Error::check(code, msg.as_deref(), || format!("finding the coordinator of {key}"))?;
+        if !self.metadata().brokers.contains_key(&node) {
+            // A broker the snapshot does not know yet: learn it.
+            self.refresh_metadata(None).await?;
+        }
+        match self.broker(node, workload).await {
+            Ok(c) => Ok(c),
+            Err(_) => self.inner.config.dialer.dial(&format!("{host}:{port}")).await,
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails with an error that is not retriable, or
+    /// [`ClusterConfig::retry_timeout`] has passed, sleeping [`ClusterConfig::backoff`]
+    /// between tries and refreshing the metadata first when the error says it is stale
+    /// (NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, a lost
+    /// connection, ...). Returns the last error.
+    ///
+    /// # Cancellation
+    /// Dropping the future stops retrying; a try in flight is dropped as [`Conn::request`]
+    /// describes.
+    ///
+    /// # Errors
+    /// The last error `op` returned.
+    pub async fn retry<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let deadline = Instant::now() + self.inner.config.retry_timeout;
+        let mut attempt = 0u32;
+        loop {
+            let err = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let wait = self.inner.config.backoff.delay(attempt);
+            if !err.is_retriable() || Instant::now() + wait >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(attempt, error = %err, ?wait, "retrying");
+            tokio::time::sleep(wait).await;
+            if calls_for_refresh(&err) {
+                if let Err(e) = self.refresh_metadata(None).await {
+                    tracing::debug!(error = %e, "metadata refresh before retry failed");
+                }
+            }
+            attempt += 1;
+        }
+    }
+}
+
+async fn periodic_refresh(cluster: Weak<Inner>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(inner) = cluster.upgrade() else { return };
+        let c = Cluster { inner };
+        if let Err(e) = c.refresh_metadata(None).await {
+            tracing::debug!(error = %e, "periodic metadata refresh failed");
+        }
+    }
+}
+
+/// What a coordinator coordinates (FindCoordinator's `key_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CoordinatorType {
+    /// A consumer group (key: the group id).
+    Group,
+    /// A transactional producer (key: the transactional id).
+    Transaction,
+}
+
+impl CoordinatorType {
+    fn key_type(self) -> i8 {
+        match self {
+            CoordinatorType::Group => 0,
+            CoordinatorType::Transaction => 1,
+        }
+    }
+}
