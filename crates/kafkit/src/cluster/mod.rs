@@ -257,8 +257,9 @@ impl Cluster {
         if topics.is_none() && self.inner.refreshed.lock().map(|t| *t > started).unwrap_or(false) {
             return Ok(self.metadata());
         }
-        let mut last_err = None;
-        for conn in self.metadata_conns().await {
+        let (conns, dial_err) = self.metadata_conns().await;
+        let mut last_err = dial_err;
+        for conn in conns {
             match conn.metadata(topics).await {
                 Ok(resp) => {
                     let merged = Arc::new(self.metadata().merge(&resp, topics.is_none()));
@@ -281,9 +282,11 @@ impl Cluster {
         Err(last_err.unwrap_or_else(|| Error::InvalidArgument("no broker reachable".into())))
     }
 
-    /// Connections to try for metadata: known brokers' admin connections, then the seeds.
-    async fn metadata_conns(&self) -> Vec<Conn> {
+    /// Connections to try for metadata: a known broker's admin connection, then a seed; and
+    /// the last error met dialing, for when none could be had.
+    async fn metadata_conns(&self) -> (Vec<Conn>, Option<Error>) {
         let mut out = Vec::new();
+        let mut last_err = None;
         let ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
         for id in ids {
             if let Ok(c) = self.broker(id, Workload::Admin).await {
@@ -300,12 +303,15 @@ impl Cluster {
                         *seed = Some(c);
                         break;
                     }
-                    Err(e) => tracing::debug!(seed = s, error = %e, "seed broker unreachable"),
+                    Err(e) => {
+                        tracing::debug!(seed = s, error = %e, "seed broker unreachable");
+                        last_err = Some(e);
+                    }
                 }
             }
         }
         out.extend(seed.clone());
-        out
+        (out, last_err)
     }
 
     /// The metadata of `topic`, from the snapshot or, when missing, from a refresh.

@@ -4,7 +4,7 @@ use crate::error::{range_text, Error, Result};
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::frame::{encode_request, response_header_version, split_frame};
 use kafkit_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
-use kafkit_protocol::{ApiKey, ApiVersion, DecodeErrorKind, ErrorCode, Message, Request, VersionRange};
+use kafkit_protocol::{ApiKey, ApiVersion, ErrorCode, Message, Request, VersionRange};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -239,17 +239,15 @@ impl Conn {
         }
     }
 
+    /// Reads a response frame. Bytes left after a complete body are ignored, as the Java
+    /// client and librdkafka do (librdkafka's mock cluster appends one to Metadata v12); a
+    /// body that does not decode closes the connection.
     fn decode<M: Message>(&self, mut frame: Bytes, api: ApiKey, v: ApiVersion) -> Result<M> {
-        let out = ResponseHeader::decode(&mut frame, response_header_version(api, v))
-            .and_then(|_| M::decode(&mut frame, v))
-            .and_then(|m| {
-                if frame.is_empty() {
-                    Ok(m)
-                } else {
-                    Err(kafkit_protocol::DecodeError::new(DecodeErrorKind::TrailingBytes(frame.len()))
-                        .in_message(M::NAME, v))
-                }
-            });
+        let out =
+            ResponseHeader::decode(&mut frame, response_header_version(api, v)).and_then(|_| M::decode(&mut frame, v));
+        if !frame.is_empty() {
+            tracing::debug!(addr = %self.shared.addr, api = ?api, version = v.0, trailing = frame.len(), "ignoring bytes after a response");
+        }
         out.map_err(|source| {
             // A response we cannot read leaves the stream's meaning in doubt: close.
             shutdown(&self.shared, &format!("undecodable response: {source}"));
@@ -264,36 +262,48 @@ impl Conn {
     }
 
     /// ApiVersions negotiation (KIP-511): sends the highest version kafkit speaks; a broker
-    /// that does not know it answers UNSUPPORTED_VERSION in the v0 format with the versions
-    /// it does serve, and the request is sent again at the highest common one. A response
-    /// that does not parse at the version sent is read as v0, as the Java client does.
+    /// that does not know it answers UNSUPPORTED_VERSION with the versions it does serve, and
+    /// the request is sent again at the highest common one. The answer is read at the version
+    /// sent, else as v0 (as the Java client does); when it reads as neither but its leading
+    /// error code is UNSUPPORTED_VERSION (librdkafka's mock cluster writes such a body), the
+    /// request is sent again as v0, which every broker serves.
     pub(crate) async fn negotiate(&self) -> Result<()> {
         let ours = ApiVersionsRequest::VERSIONS;
         let mut v = ApiVersion(ours.max);
-        for _ in 0..2 {
-            let req = ApiVersionsRequest::default()
-                .with_client_software_name("kafkit".into())
-                .with_client_software_version(env!("CARGO_PKG_VERSION").into());
-            let req = if v.0 >= 3 { req } else { ApiVersionsRequest::default() };
+        for _ in 0..3 {
+            let req = if v.0 >= 3 {
+                ApiVersionsRequest::default()
+                    .with_client_software_name("kafkit".into())
+                    .with_client_software_version(env!("CARGO_PKG_VERSION").into())
+            } else {
+                ApiVersionsRequest::default()
+            };
             let frame = self
                 .roundtrip(ApiKey::ApiVersions, |buf, corr, client_id| encode_request(buf, corr, client_id, &req, v))
                 .await?;
-            let resp = match self.decode_api_versions(frame.clone(), v) {
-                Some(r) => r,
-                None => self.decode::<ApiVersionsResponse>(frame, ApiKey::ApiVersions, ApiVersion(0))?,
+            let parsed = self
+                .decode_api_versions(frame.clone(), v)
+                .or_else(|| self.decode_api_versions(frame.clone(), ApiVersion(0)));
+            let Some(resp) = parsed else {
+                // The error code leads the body (after the 4-byte correlation id) in every version.
+                let unsupported = frame.len() >= 6
+                    && i16::from_be_bytes([frame[4], frame[5]]) == ErrorCode::UnsupportedVersion.code();
+                if unsupported && v.0 > 0 {
+                    v = ApiVersion(0);
+                    continue;
+                }
+                // Neither: report the parse error at the version sent, and close.
+                return self.decode::<ApiVersionsResponse>(frame, ApiKey::ApiVersions, v).map(|_| ());
             };
-            let code = ErrorCode::from_code(resp.error_code);
             let broker: HashMap<i16, VersionRange> =
                 resp.api_keys.iter().map(|k| (k.api_key, VersionRange::new(k.min_version, k.max_version))).collect();
-            if code == ErrorCode::UnsupportedVersion {
+            if ErrorCode::from_code(resp.error_code) == ErrorCode::UnsupportedVersion {
                 let theirs = broker.get(&ApiKey::ApiVersions.key()).copied().unwrap_or(VersionRange::new(0, 0));
                 match ours.highest_common(theirs) {
-                    Some(next) if next < v => {
-                        v = next;
-                        continue;
-                    }
-                    _ => {}
+                    Some(next) if next < v => v = next,
+                    _ => v = ApiVersion(0),
                 }
+                continue;
             }
             Error::check(resp.error_code, None, || format!("ApiVersions v{} to {}", v.0, self.shared.addr))?;
             if let Ok(mut versions) = self.shared.versions.lock() {
@@ -308,14 +318,12 @@ impl Conn {
         })
     }
 
-    /// The ApiVersions response at `v`, or `None` when it does not parse at `v` (or says
-    /// UNSUPPORTED_VERSION, whose body is always v0).
+    /// The ApiVersions response read at `v`, or `None` when it does not parse at `v`. A
+    /// broker answering UNSUPPORTED_VERSION may use the v0 format (Apache Kafka) or the
+    /// version asked for (librdkafka's mock cluster): the caller falls back to v0 on `None`,
+    /// as the Java client does.
     fn decode_api_versions(&self, mut frame: Bytes, v: ApiVersion) -> Option<ApiVersionsResponse> {
         ResponseHeader::decode(&mut frame, ApiVersion(0)).ok()?;
-        // The error code leads the body in every version.
-        if frame.len() >= 2 && i16::from_be_bytes([frame[0], frame[1]]) == ErrorCode::UnsupportedVersion.code() {
-            return None;
-        }
         let r = ApiVersionsResponse::decode(&mut frame, v).ok()?;
         frame.is_empty().then_some(r)
     }
