@@ -4,6 +4,7 @@
 #   - rustfmt (the generator formats its output with it; part of the machine's toolchain)
 #   - cargo-fuzz (the fuzz targets)
 #   - the pinned Tansu broker (scripts/broker.sh)
+#   - confluent-kafka and kafka-python in a venv ($KAFKIT_CACHE/pyenv), for interop tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KAFKIT_CACHE=${KAFKIT_CACHE:-$HOME/.cache/kafkit}
@@ -17,4 +18,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --version 0.13.2 -q
 fi
 scripts/broker.sh install
+venv="$KAFKIT_CACHE/pyenv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+want=$(grep -vc '^#' scripts/python-clients.txt)
+have=$("$venv/bin/pip" freeze 2>/dev/null | grep -cxF -f <(grep -v '^#' scripts/python-clients.txt) || true)
+if [ "$have" != "$want" ]; then
+  "$venv/bin/pip" install -q -r scripts/python-clients.txt
+fi
 echo "setup: ok (rustfmt $(rustfmt --version | cut -d' ' -f2), $(cargo fuzz --version), tansu $(scripts/broker.sh path))"

@@ -4,5 +4,5 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${KAFKIT_CACHE:-$HOME/.cache/kafkit}/pyenv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q confluent-kafka==2.16.1 kafka-python==3.0.12 lz4 python-snappy zstandard cramjam
+"$venv/bin/pip" install -q -r "$here/../python-clients.txt"
 exec "$venv/bin/python" "$here/capture.py"
