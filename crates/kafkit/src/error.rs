@@ -88,9 +88,28 @@ pub enum Error {
         /// The broker's error message, if it sent one.
         message: Option<String>,
     },
-    /// The arguments cannot work (an empty broker list, a bad address).
+    /// The arguments cannot work (an empty broker list, a bad address, conflicting
+    /// settings).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A record was not acknowledged within the writer's delivery timeout (Java
+    /// `delivery.timeout.ms`); it may or may not have been written.
+    #[error("{topic}/{partition}: not acknowledged within {timeout:?}")]
+    DeliveryTimeout {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// The writer or reader was closed.
+    #[error("closed")]
+    Closed,
+    /// The producer hit an error it cannot recover from (such as OUT_OF_ORDER_SEQUENCE_NUMBER
+    /// with nothing before it missing); every later write fails with this too.
+    #[error("producer failed fatally: {0}")]
+    Fatal(String),
 }
 
 impl Error {
@@ -104,9 +123,9 @@ impl Error {
             _ => false,
         }
     }
-    /// Whether a timeout passed (connecting, or waiting for a response).
+    /// Whether a timeout passed (connecting, waiting for a response, or for delivery).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::ConnectTimeout { .. } | Error::RequestTimeout { .. })
+        matches!(self, Error::ConnectTimeout { .. } | Error::RequestTimeout { .. } | Error::DeliveryTimeout { .. })
             || matches!(self, Error::Broker { code: ErrorCode::RequestTimedOut, .. })
     }
     /// The broker's error code, for [`Error::Broker`].
@@ -114,6 +133,36 @@ impl Error {
         match self {
             Error::Broker { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// An equivalent error, for handing one failure to every record of a batch (`Error`
+    /// holds `io::Error`, which is not `Clone`).
+    pub(crate) fn dup(&self) -> Error {
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        match self {
+            Error::Connect { addr, source } => Error::Connect { addr: addr.clone(), source: io(source) },
+            Error::ConnectTimeout { addr, timeout } => Error::ConnectTimeout { addr: addr.clone(), timeout: *timeout },
+            Error::RequestTimeout { addr, api, timeout } => {
+                Error::RequestTimeout { addr: addr.clone(), api: *api, timeout: *timeout }
+            }
+            Error::ConnectionClosed { addr, reason } => {
+                Error::ConnectionClosed { addr: addr.clone(), reason: reason.clone() }
+            }
+            Error::Encode { addr, source } => Error::Encode { addr: addr.clone(), source: source.clone() },
+            Error::Decode { addr, source } => Error::Decode { addr: addr.clone(), source: source.clone() },
+            Error::UnsupportedByBroker { addr, api, broker } => {
+                Error::UnsupportedByBroker { addr: addr.clone(), api: *api, broker: broker.clone() }
+            }
+            Error::Broker { code, context, message } => {
+                Error::Broker { code: *code, context: context.clone(), message: message.clone() }
+            }
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::DeliveryTimeout { topic, partition, timeout } => {
+                Error::DeliveryTimeout { topic: topic.clone(), partition: *partition, timeout: *timeout }
+            }
+            Error::Closed => Error::Closed,
+            Error::Fatal(s) => Error::Fatal(s.clone()),
         }
     }
 

@@ -33,4 +33,7 @@ pub use kafkit_protocol as protocol;
 pub use kafkit_protocol::compression::Compression;
 pub use message::{Broker, Header, Message, Partition, TopicConfig};
 pub use net::{Acks, Batch, Conn, Dialer, IsolationLevel, PartitionConn, WriteResult};
-pub use producer::{Balancer, Crc32Balancer, Hash, LeastBytes, Murmur2Balancer, ReferenceHash, RoundRobin};
+pub use producer::{
+    Balancer, Crc32Balancer, Delivered, DeliveryFuture, Hash, LeastBytes, Murmur2Balancer, ReferenceHash, RoundRobin,
+    WriteErrors, Writer, WriterConfig, WriterStats,
+};

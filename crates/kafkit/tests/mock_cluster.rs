@@ -119,3 +119,84 @@ async fn a_leader_that_goes_down_is_replaced_through_a_refresh() {
     assert!(tries >= 2, "{tries}");
     assert_eq!(c.metadata().topics["down"].partitions[0].leader, 2);
 }
+
+/// One batch in flight: the mock checks sequence numbers only for transactional producers
+/// (TEST-BROKERS.md), so with more in flight a batch sent after a failed one is appended
+/// instead of refused, and no client can keep order on it. Ordering with several batches in
+/// flight rests on the broker's sequence checks; see the Tansu tests.
+fn writer_config(topic: &str) -> kafkit::WriterConfig {
+    kafkit::WriterConfig::default()
+        .with_topic(topic)
+        .with_max_in_flight(1)
+        .with_batch_size(10)
+        .with_linger(std::time::Duration::from_millis(1))
+        .with_cluster(config())
+}
+
+/// Every message of partition 0, as text, read from the mock through its leader.
+async fn read_back(bootstrap: &str, topic: &str, n: usize) -> Vec<String> {
+    let mut pc = kafkit::Dialer::new().dial_leader(bootstrap, topic, 0).await.unwrap();
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        let b = pc.read_batch(1, 8 << 20).await.unwrap();
+        out.extend(b.messages.iter().map(|m| String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap()));
+        if out.len() >= n {
+            break;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_writer_retries_faults_and_leader_moves_without_loss_or_reordering() {
+    let mock = MockCluster::new(3).unwrap();
+    mock.create_topic("wfaults", 1, 3).unwrap();
+    mock.partition_leader("wfaults", 0, Some(1)).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let seeds: Vec<&str> = bootstrap.split(',').collect();
+    let w = kafkit::Writer::new(&seeds, writer_config("wfaults")).await.unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        ],
+    );
+    let mut futures = Vec::new();
+    for i in 0..300 {
+        if i == 150 {
+            mock.partition_leader("wfaults", 0, Some(3)).unwrap();
+        }
+        let m = kafkit::Message::new(None::<Bytes>, Some(Bytes::from(i.to_string())));
+        futures.push(w.write(m).await.unwrap());
+    }
+    for (i, f) in futures.into_iter().enumerate() {
+        let d = f.await.unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(d.offset, i as i64, "message {i}");
+    }
+    let got = read_back(seeds[0], "wfaults", 300).await;
+    let want: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    assert_eq!(got, want);
+    let s = w.stats();
+    assert!(s.retries >= 3, "{s:?}");
+    assert_eq!((s.messages, s.errors), (300, 0));
+}
+
+#[tokio::test]
+async fn unknown_producer_id_bumps_the_epoch_and_resends() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("bump", 1, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let w = kafkit::Writer::new(&[&bootstrap], writer_config("bump")).await.unwrap();
+    let first = w.write_messages(vec![kafkit::Message::new(None::<Bytes>, Some(Bytes::from("a")))]).await.unwrap();
+    assert_eq!(first[0].offset, 0);
+    mock.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID]);
+    let msgs = (0..20).map(|i| kafkit::Message::new(None::<Bytes>, Some(Bytes::from(format!("b{i}"))))).collect();
+    let r = w.write_messages(msgs).await.unwrap();
+    assert_eq!(r.iter().map(|d| d.offset).collect::<Vec<_>>(), (1..21).collect::<Vec<i64>>());
+    let got = read_back(&bootstrap, "bump", 21).await;
+    assert_eq!(got.len(), 21);
+    assert_eq!(got[1], "b0");
+    assert_eq!(w.stats().retries, 1);
+}

@@ -217,6 +217,15 @@ impl Conn {
         api: ApiKey,
         encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
     ) -> Result<Bytes> {
+        let rx = self.queue(encode).await?;
+        self.wait(api, rx).await
+    }
+
+    /// Encodes and queues a request for writing; returns the receiver of its response frame.
+    async fn queue(
+        &self,
+        encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
+    ) -> Result<oneshot::Receiver<Result<Bytes>>> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
@@ -230,6 +239,11 @@ impl Conn {
             .send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: Some((corr, tx)) })
             .await
             .map_err(|_| self.closed_error())?;
+        Ok(rx)
+    }
+
+    /// Waits for a queued request's response frame, at most the request timeout.
+    async fn wait(&self, api: ApiKey, rx: oneshot::Receiver<Result<Bytes>>) -> Result<Bytes> {
         match tokio::time::timeout(self.shared.request_timeout, rx).await {
             Err(_) => {
                 Err(Error::RequestTimeout { addr: self.shared.addr.clone(), api, timeout: self.shared.request_timeout })
@@ -237,6 +251,30 @@ impl Conn {
             Ok(Err(_)) => Err(self.closed_error()),
             Ok(Ok(r)) => r,
         }
+    }
+
+    /// Queues `req` at `version` for writing now and returns a future of its response: the
+    /// order in which calls return is the order the frames reach the socket, so a caller that
+    /// awaits each call before the next keeps its requests in order (the producer relies on
+    /// this for sequence numbers) while their responses are awaited concurrently.
+    ///
+    /// # Cancellation
+    /// Dropping the returned future discards the response; the request is sent regardless.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] and [`Error::ConnectionClosed`] at once; the future then fails as
+    /// [`Conn::request`] does.
+    pub async fn send_ordered<R: Request>(
+        &self,
+        req: &R,
+        version: ApiVersion,
+    ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
+        let rx = self.queue(|buf, corr, client_id| encode_request(buf, corr, client_id, req, version)).await?;
+        let conn = self.clone();
+        Ok(async move {
+            let frame = conn.wait(R::API_KEY, rx).await?;
+            conn.decode::<R::Response>(frame, R::API_KEY, version)
+        })
     }
 
     /// Reads a response frame. Bytes left after a complete body are ignored, as the Java

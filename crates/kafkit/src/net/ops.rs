@@ -34,6 +34,21 @@ impl Conn {
         self.request_version(&req, v).await
     }
 
+    /// Metadata for `topics`, asking the broker to create those that do not exist
+    /// (Metadata v4+ `allow_auto_topic_creation`; the broker's `auto.create.topics.enable`
+    /// must allow it; below v4 every Metadata request may create topics).
+    ///
+    /// # Errors
+    /// As [`Conn::request`].
+    pub async fn metadata_auto_create(&self, topics: &[&str]) -> Result<MetadataResponse> {
+        let v = self.version_for::<MetadataRequest>()?;
+        let list = topics
+            .iter()
+            .map(|name| metadata_request::MetadataRequestTopic::default().with_name(Some((*name).to_string())))
+            .collect();
+        self.request_version(&MetadataRequest::default().with_topics(Some(list)), v).await
+    }
+
     /// The brokers of the cluster (kafka-go `Conn.Brokers`).
     ///
     /// # Errors

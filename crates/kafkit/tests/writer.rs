@@ -1,0 +1,194 @@
+//! The `Writer` against a real broker (Tansu).
+
+mod common;
+
+use bytes::Bytes;
+use common::{unique_topic, TestBroker};
+use kafkit::cluster::Workload;
+use kafkit::{Acks, Compression, Dialer, Error, Hash, Message, TopicConfig, Writer, WriterConfig};
+use kafkit_protocol::messages::{fetch_request, FetchRequest};
+use kafkit_protocol::record::{DecodeOptions, RecordBatch, RecordSet};
+use kafkit_protocol::ErrorCode;
+use std::collections::HashMap;
+use std::time::Duration;
+
+async fn create(addr: &str, topic: &str, partitions: i32) {
+    let conn = Dialer::new().dial(addr).await.unwrap();
+    conn.create_topics(&[TopicConfig::new(topic, partitions)]).await.unwrap();
+}
+
+/// Every message of a partition, with its offset.
+async fn read_partition(addr: &str, topic: &str, partition: i32, n: usize) -> Vec<Message> {
+    let mut pc = Dialer::new().dial_leader(addr, topic, partition).await.unwrap();
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        let b = pc.read_batch(1, 8 << 20).await.unwrap();
+        out.extend(b.messages);
+        if out.len() >= n || pc.offset() >= b.high_watermark {
+            break;
+        }
+    }
+    out
+}
+
+/// The raw record batches of a partition (to look at producer ids and sequences).
+async fn raw_batches(addr: &str, topic: &str) -> Vec<RecordBatch> {
+    let pc = Dialer::new().dial_leader(addr, topic, 0).await.unwrap();
+    let conn = pc.conn();
+    let meta = conn.metadata(Some(&[topic])).await.unwrap();
+    let v = conn.version_for::<FetchRequest>().unwrap();
+    let ft = fetch_request::FetchTopic::default().with_partitions(vec![fetch_request::FetchPartition::default()
+        .with_partition(0)
+        .with_partition_max_bytes(8 << 20)]);
+    let ft = if v.0 >= 13 { ft.with_topic_id(meta.topics[0].topic_id) } else { ft.with_topic(topic.into()) };
+    let req = FetchRequest::default().with_max_wait_ms(100).with_min_bytes(1).with_max_bytes(8 << 20);
+    let resp = conn.request(&req.with_topics(vec![ft])).await.unwrap();
+    let data = resp.responses[0].partitions[0].records.clone().unwrap();
+    RecordSet::new(data, DecodeOptions::default()).collect::<Result<_, _>>().unwrap()
+}
+
+fn msg(key: &str, value: String) -> Message {
+    Message::new(Some(Bytes::from(key.to_string())), Some(Bytes::from(value)))
+}
+
+#[tokio::test]
+async fn sync_writes_report_per_message_and_land_exactly_once_in_key_order() {
+    let broker = TestBroker::start();
+    let topic = unique_topic("writer");
+    create(&broker.addr, &topic, 3).await;
+    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic).with_balancer(Hash::new()))
+        .await
+        .unwrap();
+    let msgs: Vec<Message> = (0..1000).map(|i| msg(&format!("k{}", i % 50), format!("{i}"))).collect();
+    let results = w.write_messages(msgs).await.unwrap();
+    assert_eq!(results.len(), 1000);
+    // Offsets are dense per partition and a key always lands in one partition.
+    let mut by_key: HashMap<String, i32> = HashMap::new();
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.topic, topic);
+        let p = *by_key.entry(format!("k{}", i % 50)).or_insert(r.partition);
+        assert_eq!(p, r.partition);
+    }
+    let mut total = 0;
+    for p in 0..3 {
+        let mine: Vec<(i64, String)> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.partition == p)
+            .map(|(i, r)| (r.offset, i.to_string()))
+            .collect();
+        let got = read_partition(&broker.addr, &topic, p, mine.len()).await;
+        let got: Vec<(i64, String)> =
+            got.iter().map(|m| (m.offset, String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap())).collect();
+        let mut want = mine.clone();
+        want.sort();
+        // Exactly the messages sent to this partition, each once, in the order written.
+        assert_eq!(got, want, "partition {p}");
+        let values: Vec<usize> = got.iter().map(|(_, v)| v.parse().unwrap()).collect();
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "partition {p} out of order");
+        total += got.len();
+    }
+    assert_eq!(total, 1000);
+    let s = w.stats();
+    assert_eq!((s.messages, s.errors), (1000, 0));
+    assert!(s.batches >= 10 && s.max_batch_messages <= 100, "{s:?}");
+    w.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_codec_and_async_writes_with_close_flushing() {
+    let broker = TestBroker::start();
+    for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        let topic = unique_topic(&format!("wc-{codec}"));
+        create(&broker.addr, &topic, 1).await;
+        let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic).with_compression(codec))
+            .await
+            .unwrap();
+        let mut futures = Vec::new();
+        for i in 0..300 {
+            let m = msg(&format!("k{i}"), format!("value-{i}-{}", "x".repeat(i % 40)))
+                .with_header("i", Some(Bytes::from(i.to_string())));
+            futures.push(w.write(m).await.unwrap());
+        }
+        w.clone().close().await.unwrap();
+        for (i, f) in futures.into_iter().enumerate() {
+            let d = f.await.unwrap();
+            assert_eq!((d.partition, d.offset), (0, i as i64), "{codec}");
+        }
+        let got = read_partition(&broker.addr, &topic, 0, 300).await;
+        assert_eq!(got.len(), 300, "{codec}");
+        for (i, m) in got.iter().enumerate() {
+            assert_eq!(m.value.as_deref(), Some(format!("value-{i}-{}", "x".repeat(i % 40)).as_bytes()), "{codec}");
+            assert_eq!(m.headers[0].value.as_deref(), Some(i.to_string().as_bytes()));
+        }
+        assert!(raw_batches(&broker.addr, &topic).await.iter().all(|b| b.compression == codec), "{codec}");
+    }
+}
+
+#[tokio::test]
+async fn idempotent_batches_carry_a_producer_id_and_contiguous_sequences() {
+    let broker = TestBroker::start();
+    let topic = unique_topic("idem");
+    create(&broker.addr, &topic, 1).await;
+    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic).with_batch_size(7)).await.unwrap();
+    let msgs: Vec<Message> = (0..50).map(|i| msg("k", i.to_string())).collect();
+    w.write_messages(msgs).await.unwrap();
+    let batches = raw_batches(&broker.addr, &topic).await;
+    assert!(batches.len() >= 8, "{}", batches.len());
+    let pid = batches[0].producer_id;
+    assert!(pid >= 0);
+    let mut next = 0;
+    for b in &batches {
+        assert_eq!((b.producer_id, b.producer_epoch), (pid, batches[0].producer_epoch));
+        assert_eq!(b.base_sequence, next);
+        next += b.records.len() as i32;
+    }
+    assert_eq!(next, 50);
+}
+
+#[tokio::test]
+async fn acks_one_and_none_without_idempotence() {
+    let broker = TestBroker::start();
+    let topic = unique_topic("acks");
+    create(&broker.addr, &topic, 1).await;
+    let one = WriterConfig::default().with_topic(&topic).with_idempotent(false).with_acks(Acks::Leader);
+    let w = Writer::new(&[&broker.addr], one).await.unwrap();
+    let r = w.write_messages(vec![msg("a", "1".into()), msg("b", "2".into())]).await.unwrap();
+    assert_eq!(r.iter().map(|d| d.offset).collect::<Vec<_>>(), vec![0, 1]);
+    let none = WriterConfig::default().with_topic(&topic).with_idempotent(false).with_acks(Acks::None);
+    let w = Writer::new(&[&broker.addr], none).await.unwrap();
+    let r = w.write_messages(vec![msg("c", "3".into())]).await.unwrap();
+    assert_eq!(r[0].offset, -1);
+    assert_eq!(read_partition(&broker.addr, &topic, 0, 3).await.len(), 3);
+    let batches = raw_batches(&broker.addr, &topic).await;
+    assert!(batches.iter().all(|b| b.producer_id == -1));
+}
+
+#[tokio::test]
+async fn bad_settings_and_unknown_topics_are_clear_errors() {
+    let broker = TestBroker::start();
+    let bad = WriterConfig::default().with_acks(Acks::Leader);
+    let err = Writer::new(&[&broker.addr], bad).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+
+    let w = Writer::new(&[&broker.addr], WriterConfig::default()).await.unwrap();
+    let err = w.write(msg("k", "v".into())).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    let mut m = msg("k", "v".into());
+    m.topic = unique_topic("nowhere");
+    let err = w.write(m).await.unwrap_err();
+    assert_eq!(err.error_code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
+
+    // Each message names its own topic.
+    let (a, b) = (unique_topic("multi-a"), unique_topic("multi-b"));
+    create(&broker.addr, &a, 1).await;
+    create(&broker.addr, &b, 2).await;
+    let mut ma = msg("k", "to a".into());
+    ma.topic = a.clone();
+    let mut mb = msg("k", "to b".into());
+    mb.topic = b.clone();
+    let r = w.write_messages(vec![ma, mb]).await.unwrap();
+    assert_eq!((r[0].topic.as_str(), r[1].topic.as_str()), (a.as_str(), b.as_str()));
+    let _ = w.cluster().any_broker(Workload::Admin).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), w.flush()).await.unwrap().unwrap();
+}
