@@ -43,9 +43,16 @@ impl TestBroker {
 
     /// A broker on this port (a restart of one that was killed).
     pub fn start_on(port: u16) -> TestBroker {
+        TestBroker::start_advertising(port, port)
+    }
+
+    /// A broker listening on `port` that tells clients to connect to `advertised` (a proxy
+    /// in front of it).
+    pub fn start_advertising(port: u16, advertised: u16) -> TestBroker {
         let url = format!("tcp://127.0.0.1:{port}");
+        let adv = format!("tcp://127.0.0.1:{advertised}");
         let child = Command::new(tansu())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--silent"])
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &adv, "--silent"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
