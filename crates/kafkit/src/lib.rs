@@ -22,12 +22,14 @@
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
 pub mod cluster;
+pub mod consumer;
 mod error;
 mod message;
 pub mod net;
 pub mod producer;
 
 pub use cluster::{Cluster, ClusterConfig, Workload};
+pub use consumer::{OffsetReset, Reader, ReaderConfig, ReaderStats, StartOffset};
 pub use error::{Error, Result};
 pub use kafkit_protocol as protocol;
 pub use kafkit_protocol::compression::Compression;

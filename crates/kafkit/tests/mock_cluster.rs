@@ -200,3 +200,48 @@ async fn unknown_producer_id_bumps_the_epoch_and_resends() {
     assert_eq!(got[1], "b0");
     assert_eq!(w.stats().retries, 1);
 }
+
+#[tokio::test]
+async fn the_reader_resets_out_of_range_offsets_and_follows_leader_moves() {
+    let mock = MockCluster::new(3).unwrap();
+    mock.create_topic("rd", 1, 3).unwrap();
+    mock.partition_leader("rd", 0, Some(1)).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let seeds: Vec<&str> = bootstrap.split(',').collect();
+    let w = kafkit::Writer::new(&seeds, writer_config("rd")).await.unwrap();
+    let batch = |from: usize| {
+        (from..from + 50).map(|i| kafkit::Message::new(None::<Bytes>, Some(Bytes::from(i.to_string())))).collect()
+    };
+    w.write_messages(batch(0)).await.unwrap();
+
+    let reader_config = |start| {
+        kafkit::ReaderConfig::new("rd", 0)
+            .with_start(kafkit::StartOffset::At(start))
+            .with_max_wait(std::time::Duration::from_millis(50))
+            .with_cluster(config())
+    };
+    // Past the end: OFFSET_OUT_OF_RANGE, reset to the earliest offset.
+    let mut r = kafkit::Reader::new(&seeds, reader_config(1000)).await.unwrap();
+    let m = r.read_message().await.unwrap();
+    assert_eq!(m.offset, 0);
+    assert_eq!(r.stats().resets, 1);
+    // With the Fail policy the error reaches the application, which can move on.
+    let mut strict =
+        kafkit::Reader::new(&seeds, reader_config(1000).with_reset(kafkit::OffsetReset::Fail)).await.unwrap();
+    let err = strict.read_message().await.unwrap_err();
+    assert_eq!(err.error_code(), Some(ErrorCode::OffsetOutOfRange), "{err}");
+    strict.set_offset(49).unwrap();
+    assert_eq!(strict.read_message().await.unwrap().offset, 49);
+
+    // Read half, move the leader, write more: the reader follows and misses nothing.
+    for i in 1..25 {
+        assert_eq!(r.read_message().await.unwrap().offset, i);
+    }
+    mock.partition_leader("rd", 0, Some(2)).unwrap();
+    w.write_messages(batch(50)).await.unwrap();
+    for i in 25..100 {
+        let m = r.read_message().await.unwrap();
+        assert_eq!(m.offset, i);
+        assert_eq!(m.value.as_deref(), Some(i.to_string().as_bytes()));
+    }
+}

@@ -1,0 +1,97 @@
+//! The partition `Reader` against a real broker (Tansu).
+
+mod common;
+
+use bytes::Bytes;
+use common::{unique_topic, TestBroker};
+use kafkit::{Dialer, Message, Reader, ReaderConfig, StartOffset, TopicConfig, Writer, WriterConfig};
+use std::pin::Pin;
+use std::time::Duration;
+
+async fn setup(addr: &str, n: usize, batch: usize, value_len: usize) -> String {
+    let topic = unique_topic("reader");
+    Dialer::new().dial(addr).await.unwrap().create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
+    let w = Writer::new(&[addr], WriterConfig::default().with_topic(&topic).with_batch_size(batch)).await.unwrap();
+    let msgs = (0..n)
+        .map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("{i:0>len$}", len = value_len)))))
+        .collect();
+    w.write_messages(msgs).await.unwrap();
+    topic
+}
+
+fn value(m: &Message) -> usize {
+    std::str::from_utf8(m.value.as_deref().unwrap()).unwrap().trim_start_matches('0').parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn reads_everything_in_order_then_seeks() {
+    let broker = TestBroker::start();
+    let topic = setup(&broker.addr, 2000, 100, 8).await;
+    let mut r = Reader::new(&[&broker.addr], ReaderConfig::new(&topic, 0)).await.unwrap();
+    assert_eq!(r.lag(), -1, "no fetch yet");
+    for i in 0..2000 {
+        let m = r.read_message().await.unwrap();
+        assert_eq!((m.offset, value(&m)), (i as i64, i));
+        assert_eq!(m.high_watermark, 2000);
+    }
+    assert_eq!(r.offset(), 2000);
+    assert_eq!(r.lag(), 0);
+    let s = r.stats();
+    assert_eq!(s.messages, 2000);
+    assert!(s.fetches >= 1);
+
+    r.set_offset(1500).unwrap();
+    let m = r.read_message().await.unwrap();
+    assert_eq!(m.offset, 1500);
+    assert_eq!(r.lag(), 499);
+
+    // A Stream too.
+    let mut stream = Pin::new(&mut r);
+    let next = std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx)).await;
+    assert_eq!(next.unwrap().unwrap().offset, 1501);
+}
+
+#[tokio::test]
+async fn starting_at_the_end_reads_only_new_messages() {
+    let broker = TestBroker::start();
+    // One single-message batch: this Tansu build answers "latest" with the last batch's
+    // base offset + 1, which is the true end only then (TEST-BROKERS.md).
+    let topic = setup(&broker.addr, 1, 1, 1).await;
+    let mut r = Reader::new(&[&broker.addr], ReaderConfig::new(&topic, 0).with_start(StartOffset::Last)).await.unwrap();
+    assert_eq!(r.offset(), 1);
+    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
+    let msgs = (0..5).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("new-{i}"))))).collect();
+    w.write_messages(msgs).await.unwrap();
+    for i in 0..5 {
+        let m = r.read_message().await.unwrap();
+        assert_eq!(m.offset, 1 + i);
+        assert_eq!(m.value.as_deref(), Some(format!("new-{i}").as_bytes()));
+    }
+}
+
+#[tokio::test]
+async fn prefetching_stops_at_the_budget_while_the_application_reads_nothing() {
+    let broker = TestBroker::start();
+    // 1000 messages of 2 KiB in batches of 10 (20 KiB each).
+    let topic = setup(&broker.addr, 1000, 10, 2048).await;
+    let config = ReaderConfig::new(&topic, 0)
+        .with_prefetch_bytes(64 << 10)
+        .with_max_bytes(32 << 10)
+        .with_max_wait(Duration::from_millis(50));
+    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = r.stats();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = r.stats();
+    assert_eq!(after.messages, 0);
+    assert!(after.buffered_bytes > 0, "{after:?}");
+    // Nothing more was fetched while the budget was full.
+    assert_eq!(before.fetches, after.fetches, "{before:?} -> {after:?}");
+    assert!(after.buffered_bytes < 2 << 20, "only part of the 2 MiB partition is held: {after:?}");
+    // Reading drains the buffer and fetching resumes: everything arrives, in order.
+    for i in 0..1000 {
+        let m = r.read_message().await.unwrap();
+        assert_eq!((m.offset, value(&m)), (i as i64, i));
+    }
+    assert!(r.stats().fetches > after.fetches);
+}
