@@ -11,7 +11,7 @@ if [ $# -eq 0 ] && [ -z "$(apt-cache dumpavail 2>/dev/null | head -c 1)" ]; then
   echo "quickstart: the package index is empty; refreshing it (apt-get update)" >&2
   apt-get update -qq >/dev/null
 fi
-cargo build -q --release -p kafkit-protocol --example quickstart
+cargo build -q --release -p kafkit --example quickstart
 pid=""
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   read -r port pid < <(scripts/broker.sh start)
