@@ -871,7 +871,7 @@ pub fn roundtrip_file(all: &[Msg]) -> String {
 
 use bytes::BytesMut;
 use kafkit_protocol::messages::*;
-use kafkit_protocol::{ApiVersion, Message};
+use kafkit_protocol::Message;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 

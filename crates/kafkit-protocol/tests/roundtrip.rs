@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 use kafkit_protocol::messages::*;
-use kafkit_protocol::{ApiVersion, Message};
+use kafkit_protocol::Message;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
