@@ -80,12 +80,7 @@ async fn main() -> Result<(), Error> {
         .with_compression(Compression::Lz4)
         .with_batch_size(10_000);
     let writer = Writer::new(&seeds, config).await?;
-    writer
-        .cluster()
-        .controller(Workload::Admin)
-        .await?
-        .create_topics(&[TopicConfig::new(&topic, PARTITIONS)])
-        .await?;
+    writer.cluster().controller(Workload::Admin).await?.create_topics(&[TopicConfig::new(&topic, PARTITIONS)]).await?;
 
     // Produce: every record asynchronously, then wait for every acknowledgement.
     let started = Instant::now();
