@@ -185,11 +185,12 @@ fn fail(msg: &str) -> ! {
 }
 
 fn cluster_config() -> ClusterConfig {
-    let mut c = ClusterConfig::default();
-    // A CLI should fail fast rather than retry for a minute.
-    c.retry_timeout = Duration::from_secs(10);
-    c.dialer = kafkit::Dialer::new().with_connect_timeout(Duration::from_secs(5)).with_client_id("kafkit-cli");
-    c
+    ClusterConfig {
+        // A CLI should fail fast rather than retry for a minute.
+        retry_timeout: Duration::from_secs(10),
+        dialer: kafkit::Dialer::new().with_connect_timeout(Duration::from_secs(5)).with_client_id("kafkit-cli"),
+        ..ClusterConfig::default()
+    }
 }
 
 async fn run(cli: Cli) -> Outcome {
