@@ -193,3 +193,21 @@ async fn bad_settings_and_unknown_topics_are_clear_errors() {
     let _ = w.cluster().any_broker(Workload::Admin).await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), w.flush()).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn topics_are_created_on_first_write_only_when_allowed() {
+    let broker = TestBroker::start();
+    let topic = unique_topic("auto");
+    let strict = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
+    let err = strict.write(msg("k", "v".into())).await.unwrap_err();
+    assert_eq!(err.error_code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
+
+    let config = WriterConfig::default().with_topic(&topic).with_allow_auto_topic_creation(true);
+    let w = Writer::new(&[&broker.addr], config).await.unwrap();
+    let d = w.write_messages(vec![msg("k", "created".into())]).await.unwrap();
+    assert_eq!(d[0].offset, 0);
+    let parts = Dialer::new().dial(&broker.addr).await.unwrap().read_partitions(&[&topic]).await.unwrap();
+    assert!(!parts.is_empty());
+    let got = read_partition(&broker.addr, &topic, d[0].partition, 1).await;
+    assert_eq!(got[0].value.as_deref(), Some(&b"created"[..]));
+}
