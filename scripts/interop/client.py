@@ -5,6 +5,7 @@ printing its records as JSON lines. Bytes are base64; null is null.
 
     client.py produce ck|kp BROKERS TOPIC CODEC  < records.jsonl
     client.py consume ck|kp BROKERS TOPIC COUNT  > records.jsonl
+    client.py txn ck BROKERS TOPIC PLAN          # PLAN like c3,a2,c3: commit 3, abort 2, ...
 
 A record: {"key": b64|null, "value": b64|null, "headers": [[name, b64|null], ...],
 "timestamp": ms}; consume adds "offset".
@@ -70,9 +71,30 @@ def consume(client, brokers, topic, count):
     for r in out:
         print(json.dumps(r))
 
+def txn(brokers, topic, plan):
+    """Transactions with confluent-kafka: values c0, c1, ... in committed ones and a0, a1, ...
+    in aborted ones, in plan order, on partition 0."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": brokers, "transactional.id": "kafkit-interop-" + topic})
+    p.init_transactions(30)
+    n = {"c": 0, "a": 0}
+    for step in plan.split(","):
+        kind, count = step[0], int(step[1:])
+        p.begin_transaction()
+        for _ in range(count):
+            p.produce(topic, value=f"{kind}{n[kind]}".encode(), partition=0)
+            n[kind] += 1
+        p.flush(30)
+        if kind == "c":
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+
 if __name__ == "__main__":
     cmd, client, brokers, topic, arg = sys.argv[1:6]
-    if cmd == "produce":
+    if cmd == "txn":
+        txn(brokers, topic, arg)
+    elif cmd == "produce":
         produce(client, brokers, topic, arg)
     else:
         consume(client, brokers, topic, int(arg))

@@ -182,3 +182,34 @@ async fn what_independent_clients_write_kafkit_reads_identically() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transactions_written_by_confluent_kafka_read_back_without_their_markers() {
+    // Committed and aborted transactions from confluent-kafka's transactional producer.
+    // Under read_uncommitted every data record arrives and no commit/abort marker does.
+    // (read_committed is not checked here: this Tansu build answers Fetch with an empty
+    // aborted-transaction list, so librdkafka shows aborted records too; kafkit's filtering
+    // is unit-tested in consumer/reader.rs.)
+    use kafkit::{Reader, ReaderConfig};
+    let broker = TestBroker::start();
+    let topic = unique_topic("interop-txn");
+    Dialer::new().dial(&broker.addr).await.unwrap().create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
+    tokio::task::spawn_blocking({
+        let (addr, topic) = (broker.addr.clone(), topic.clone());
+        move || client(&["txn", "ck", &addr, &topic, "c3,a2,c2,a3,c1"], None)
+    })
+    .await
+    .unwrap();
+    let mut r = Reader::new(&[&broker.addr], ReaderConfig::new(&topic, 0)).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..11 {
+        let m = tokio::time::timeout(Duration::from_secs(10), r.read_message()).await.unwrap().unwrap();
+        got.push(String::from_utf8(m.value.unwrap().to_vec()).unwrap());
+    }
+    assert_eq!(got, ["c0", "c1", "c2", "a0", "a1", "c3", "c4", "a2", "a3", "a4", "c5"]);
+    if let Ok(extra) = tokio::time::timeout(Duration::from_millis(1500), r.read_message()).await {
+        panic!("a marker came through as a message: {extra:?}");
+    }
+    // 11 records and 5 markers: the reader moved past all 16 offsets.
+    assert_eq!(r.offset(), 16);
+}

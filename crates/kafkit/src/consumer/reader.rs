@@ -169,6 +169,9 @@ struct Shared {
 struct Fetched {
     generation: u64,
     messages: Vec<Message>,
+    /// The offset after the fetch's last batch: where the reader stands once the messages
+    /// are read (past any control records and aborted batches at the end).
+    next: i64,
     _permit: Option<OwnedSemaphorePermit>,
     bytes: usize,
 }
@@ -195,6 +198,7 @@ pub struct Reader {
     current: VecDeque<Message>,
     current_permit: Option<OwnedSemaphorePermit>,
     current_bytes: usize,
+    current_next: i64,
     generation: u64,
     offset: i64,
     task: tokio::task::JoinHandle<()>,
@@ -253,6 +257,7 @@ impl Reader {
             current: VecDeque::new(),
             current_permit: None,
             current_bytes: 0,
+            current_next: start,
             generation: 0,
             offset: start,
             task,
@@ -296,6 +301,11 @@ impl Reader {
         self.current.extend(f.messages);
         self.current_bytes = f.bytes;
         self.current_permit = f._permit;
+        self.current_next = f.next;
+        if self.current.is_empty() {
+            // Only markers or aborted batches: the position moves past them.
+            self.offset = self.offset.max(f.next);
+        }
     }
 
     fn take(&mut self) -> Option<Message> {
@@ -305,10 +315,11 @@ impl Reader {
         self.shared.bytes.fetch_add(size as u64, Ordering::Relaxed);
         self.offset = m.offset + 1;
         if self.current.is_empty() {
-            // The whole fetch is read: give its budget back.
+            // The whole fetch is read: give its budget back, and stand after its last batch.
             self.shared.buffered.fetch_sub(self.current_bytes as u64, Ordering::Relaxed);
             self.current_permit = None;
             self.current_bytes = 0;
+            self.offset = self.offset.max(self.current_next);
         }
         Some(m)
     }
@@ -565,45 +576,71 @@ impl Fetcher {
         Error::check(p.error_code, None, context)?;
         self.shared.high_watermark.store(p.high_watermark, Ordering::Relaxed);
         let Some(data) = p.records.clone() else { return Ok(None) };
-        let mut pending_aborts: VecDeque<(i64, i64)> =
-            if cfg.isolation == IsolationLevel::ReadCommitted { aborted_of(p) } else { VecDeque::new() };
-        let mut messages = Vec::new();
-        let mut bytes = 0usize;
-        let mut active_aborts: HashSet<i64> = HashSet::new();
-        let mut next = self.offset;
-        for batch in RecordSet::new(data, DecodeOptions::default()) {
-            let batch = batch.map_err(|source| Error::Decode { addr: conn.addr().to_string(), source })?;
-            // Aborted transactions that start at or before this batch are in effect.
-            while pending_aborts.front().is_some_and(|(first, _)| *first <= batch.last_offset()) {
-                if let Some((_, pid)) = pending_aborts.pop_front() {
-                    active_aborts.insert(pid);
-                }
-            }
-            next = next.max(batch.next_offset());
-            if batch.is_control {
-                if let Some(Ok(ctl)) = batch.control_record() {
-                    if ctl.kind == ControlRecordType::Abort {
-                        active_aborts.remove(&batch.producer_id);
-                    }
-                }
-                continue;
-            }
-            if batch.is_transactional && active_aborts.contains(&batch.producer_id) {
-                continue;
-            }
-            push_messages(&batch, &cfg.topic, cfg.partition, p.high_watermark, self.offset, &mut messages, &mut bytes);
-        }
+        let aborted = if cfg.isolation == IsolationLevel::ReadCommitted { aborted_of(p) } else { VecDeque::new() };
+        let batches: Vec<RecordBatch> = RecordSet::new(data, DecodeOptions::default())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|source| Error::Decode { addr: conn.addr().to_string(), source })?;
+        let Selected { messages, bytes, next } =
+            select(&batches, aborted, self.offset, &cfg.topic, cfg.partition, p.high_watermark);
+        let moved = next > self.offset;
         self.offset = next;
         if messages.is_empty() {
-            return Ok(None);
+            // Markers or aborted batches only: tell the reader its position moved.
+            return Ok(moved.then(|| Fetched { generation: self.generation, messages, next, _permit: None, bytes: 0 }));
         }
         // Hold budget for what is buffered; wait here (pausing fetches) while the
         // application has not read enough.
         let permits = bytes.clamp(1, self.config.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS)) as u32;
         let permit = self.budget.clone().acquire_many_owned(permits).await.ok();
         self.shared.buffered.fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(Some(Fetched { generation: self.generation, messages, _permit: permit, bytes }))
+        Ok(Some(Fetched { generation: self.generation, messages, next, _permit: permit, bytes }))
     }
+}
+
+/// What a fetch gives the application.
+struct Selected {
+    messages: Vec<Message>,
+    bytes: usize,
+    /// The offset after the last batch seen (control and aborted ones included).
+    next: i64,
+}
+
+/// The messages of fetched `batches` the application may see, from offset `from` on:
+/// control batches never; with a non-empty `aborted` list (read_committed: (first offset,
+/// producer id) of each aborted transaction, sorted) not the batches of a producer between
+/// the first offset of its aborted transaction and its abort marker.
+fn select(
+    batches: &[RecordBatch],
+    mut aborted: VecDeque<(i64, i64)>,
+    from: i64,
+    topic: &str,
+    partition: i32,
+    high_watermark: i64,
+) -> Selected {
+    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
+    let mut active: HashSet<i64> = HashSet::new();
+    for batch in batches {
+        // Aborted transactions that start at or before this batch are in effect.
+        while aborted.front().is_some_and(|(first, _)| *first <= batch.last_offset()) {
+            if let Some((_, pid)) = aborted.pop_front() {
+                active.insert(pid);
+            }
+        }
+        out.next = out.next.max(batch.next_offset());
+        if batch.is_control {
+            if let Some(Ok(ctl)) = batch.control_record() {
+                if ctl.kind == ControlRecordType::Abort {
+                    active.remove(&batch.producer_id);
+                }
+            }
+            continue;
+        }
+        if batch.is_transactional && active.contains(&batch.producer_id) {
+            continue;
+        }
+        push_messages(batch, topic, partition, high_watermark, from, &mut out.messages, &mut out.bytes);
+    }
+    out
 }
 
 /// Aborted transactions of a read_committed fetch as (first offset, producer id), by first
@@ -640,5 +677,72 @@ fn push_messages(
             headers: r.headers.clone(),
             time: from_millis(batch.timestamp_of(r)),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use kafkit_protocol::record::{ControlRecord, Record};
+
+    fn batch(base: i64, pid: i64, values: &[&str]) -> RecordBatch {
+        let mut b = RecordBatch::new(0);
+        b.base_offset = base;
+        b.producer_id = pid;
+        b.is_transactional = true;
+        b.records = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record::new(None, Some(Bytes::copy_from_slice(v.as_bytes()))).with_offset_delta(i as i32))
+            .collect();
+        b.last_offset_delta = values.len() as i32 - 1;
+        b
+    }
+
+    fn marker(base: i64, pid: i64, kind: ControlRecordType) -> RecordBatch {
+        let mut b = batch(base, pid, &[]);
+        b.is_control = true;
+        b.records = vec![ControlRecord { version: 0, kind, coordinator_epoch: 0 }.to_record()];
+        b.last_offset_delta = 0;
+        b
+    }
+
+    fn values(s: &Selected) -> Vec<String> {
+        s.messages.iter().map(|m| String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap()).collect()
+    }
+
+    /// Producer 7 aborts (offsets 0-2), producer 8 commits in between (3-4), producer 7 then
+    /// commits a new transaction (5-6); producer 9 aborts one that began before this fetch's
+    /// first batch.
+    fn log() -> Vec<RecordBatch> {
+        vec![
+            batch(0, 7, &["a1", "a2"]),
+            batch(2, 8, &["c1"]),
+            marker(3, 7, ControlRecordType::Abort),
+            marker(4, 8, ControlRecordType::Commit),
+            batch(5, 7, &["c2"]),
+            batch(6, 9, &["a3"]),
+            marker(7, 7, ControlRecordType::Commit),
+            marker(8, 9, ControlRecordType::Abort),
+        ]
+    }
+
+    #[test]
+    fn read_committed_leaves_out_aborted_transactions_and_markers() {
+        let aborted: VecDeque<(i64, i64)> = [(0, 7), (6, 9)].into_iter().collect();
+        let s = select(&log(), aborted, 0, "t", 0, 9);
+        assert_eq!(values(&s), ["c1", "c2"]);
+        assert_eq!(s.next, 9);
+        assert_eq!(s.bytes, 4);
+    }
+
+    #[test]
+    fn read_uncommitted_keeps_every_data_record_but_no_marker() {
+        let s = select(&log(), VecDeque::new(), 0, "t", 0, 9);
+        assert_eq!(values(&s), ["a1", "a2", "c1", "c2", "a3"]);
+        // Records before the requested offset (inside the first batch) are skipped.
+        let s = select(&log(), VecDeque::new(), 1, "t", 0, 9);
+        assert_eq!(values(&s)[0], "a2");
     }
 }
