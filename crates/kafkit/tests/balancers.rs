@@ -32,3 +32,30 @@ fn murmur2_and_crc32_balancers_pick_what_librdkafka_picked() {
     }
     assert!(checked >= 4 * 1000, "{checked}");
 }
+
+/// kafka-go's Hash and ReferenceHash, computed by Go itself (`hash/fnv`, Go's int32
+/// arithmetic) with kafka-go's formulas for 1,202 keys on 7, 16 and 64 partitions
+/// (`scripts/golden/kafka_go_hash.sh`).
+#[test]
+fn hash_and_reference_hash_pick_what_go_computes_with_kafka_gos_formulas() {
+    use kafkit::{Hash, ReferenceHash};
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/kafka_go_hash.json")).unwrap();
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (hash, reference) = (Hash::new(), ReferenceHash::new());
+    let mut checked = 0;
+    for (n, picks) in golden.as_object().unwrap() {
+        let partitions: Vec<i32> = (0..n.parse::<i32>().unwrap()).collect();
+        for (key, want) in picks.as_object().unwrap() {
+            let msg = Message::new(Some(Bytes::copy_from_slice(key.as_bytes())), None::<Bytes>);
+            assert_eq!(hash.balance(&msg, &partitions) as i64, want["hash"].as_i64().unwrap(), "Hash {n} {key:?}");
+            assert_eq!(
+                reference.balance(&msg, &partitions) as i64,
+                want["reference_hash"].as_i64().unwrap(),
+                "ReferenceHash {n} {key:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3 * 1202);
+}

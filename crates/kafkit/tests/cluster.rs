@@ -136,7 +136,8 @@ async fn retry_refreshes_metadata_until_a_topic_appears() {
 
 #[tokio::test]
 async fn connections_come_back_after_the_broker_restarts() {
-    let mut broker = TestBroker::start();
+    // Its own broker even when KAFKA_BROKERS is set: this test kills and restarts it.
+    let mut broker = TestBroker::start_on(common::free_port());
     let port: u16 = broker.addr.rsplit(':').next().unwrap().parse().unwrap();
     let c = cluster(&broker.addr).await;
     let before = c.any_broker(Workload::Admin).await.unwrap();

@@ -134,7 +134,8 @@ async fn dialing_a_closed_port_is_a_retriable_connect_error() {
 
 #[tokio::test]
 async fn requests_fail_promptly_once_the_broker_is_gone() {
-    let mut broker = TestBroker::start();
+    // Its own broker even when KAFKA_BROKERS is set: this test kills it.
+    let mut broker = TestBroker::start_on(free_port());
     let conn = Dialer::new().dial(&broker.addr).await.unwrap();
     broker.kill();
     let started = std::time::Instant::now();
@@ -189,4 +190,27 @@ async fn a_silent_peer_times_out_the_request() {
     let err = Dialer::new().with_request_timeout(Duration::from_millis(300)).dial(&addr).await.unwrap_err();
     assert!(matches!(err, Error::RequestTimeout { api: ApiKey::ApiVersions, .. }), "{err}");
     assert!(err.is_timeout() && err.is_retriable());
+}
+
+#[tokio::test]
+async fn the_request_timeout_can_change_on_a_live_connection() {
+    let broker = TestBroker::start();
+    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let topic = unique_topic("deadline");
+    create_topic(&conn, &topic, 1).await;
+    let id = conn.metadata(Some(&[&topic])).await.unwrap().topics[0].topic_id;
+    // A fetch that long-polls 2 s on an empty partition outlives a 300 ms timeout...
+    let fetch = FetchRequest::default().with_max_wait_ms(2000).with_min_bytes(1).with_topics(vec![
+        fetch_request::FetchTopic::default()
+            .with_topic_id(id)
+            .with_partitions(vec![fetch_request::FetchPartition::default().with_partition(0)]),
+    ]);
+    conn.set_request_timeout(Duration::from_millis(300));
+    assert_eq!(conn.request_timeout(), Duration::from_millis(300));
+    let err = conn.request(&fetch).await.unwrap_err();
+    assert!(matches!(err, Error::RequestTimeout { api: ApiKey::Fetch, .. }), "{err}");
+    // ...and completes under a longer one, on the same connection.
+    conn.set_request_timeout(Duration::from_secs(10));
+    let resp = conn.request(&fetch).await.unwrap();
+    assert_eq!(resp.responses[0].partitions[0].error_code, 0);
 }

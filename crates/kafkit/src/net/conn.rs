@@ -45,7 +45,8 @@ const UNANSWERED_MEMORY: usize = 1024;
 struct Shared {
     addr: String,
     client_id: Option<String>,
-    request_timeout: Duration,
+    /// In microseconds, so it can change while requests are in flight.
+    request_timeout_us: std::sync::atomic::AtomicU64,
     tx: mpsc::Sender<Outgoing>,
     correlation: AtomicI32,
     closed: AtomicBool,
@@ -98,7 +99,9 @@ impl Conn {
         let shared = Arc::new(Shared {
             addr,
             client_id,
-            request_timeout,
+            request_timeout_us: std::sync::atomic::AtomicU64::new(
+                request_timeout.as_micros().min(u64::MAX as u128) as u64
+            ),
             tx,
             correlation: AtomicI32::new(0),
             closed: AtomicBool::new(false),
@@ -125,9 +128,17 @@ impl Conn {
         &self.shared.addr
     }
 
-    /// How long each request waits for its response (the dialer's request timeout).
+    /// How long each request waits for its response (the dialer's request timeout unless
+    /// changed with [`Conn::set_request_timeout`]).
     pub fn request_timeout(&self) -> Duration {
-        self.shared.request_timeout
+        Duration::from_micros(self.shared.request_timeout_us.load(Ordering::Relaxed))
+    }
+
+    /// Changes how long requests sent from now on, through this connection and its clones,
+    /// wait for their responses: kafka-go's `Conn.SetDeadline` as a duration rather than an
+    /// instant. To bound one call, wrap it in `tokio::time::timeout` instead.
+    pub fn set_request_timeout(&self, t: Duration) {
+        self.shared.request_timeout_us.store(t.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
     }
 
     /// Whether the connection is closed; requests on it fail.
@@ -244,10 +255,9 @@ impl Conn {
 
     /// Waits for a queued request's response frame, at most the request timeout.
     async fn wait(&self, api: ApiKey, rx: oneshot::Receiver<Result<Bytes>>) -> Result<Bytes> {
-        match tokio::time::timeout(self.shared.request_timeout, rx).await {
-            Err(_) => {
-                Err(Error::RequestTimeout { addr: self.shared.addr.clone(), api, timeout: self.shared.request_timeout })
-            }
+        let timeout = self.request_timeout();
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(Error::RequestTimeout { addr: self.shared.addr.clone(), api, timeout }),
             Ok(Err(_)) => Err(self.closed_error()),
             Ok(Ok(r)) => r,
         }

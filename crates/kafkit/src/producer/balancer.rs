@@ -9,8 +9,8 @@
 //! | [`Crc32Balancer`] | CRC-32 (IEEE) of the key, modulo | librdkafka `consistent` / `consistent_random` |
 //! | [`Murmur2Balancer`] | murmur2 of the key, `& 0x7fffffff`, modulo | the Java client's default partitioner, librdkafka `murmur2` / `murmur2_random` |
 //!
-//! The hashing balancers send messages without a key round-robin ([`Hash`],
-//! [`ReferenceHash`]) or to a random partition ([`Crc32Balancer`], [`Murmur2Balancer`] unless
+//! The hashing balancers send messages without a key round-robin ([`Hash`]) or to a random
+//! partition ([`ReferenceHash`], [`Crc32Balancer`], [`Murmur2Balancer`] unless
 //! `consistent`), as their namesakes do. Any `Fn(&Message, &[i32]) -> i32` is a balancer too.
 
 use crate::message::Message;
@@ -168,11 +168,11 @@ impl Balancer for Hash {
     }
 }
 
-/// FNV-1a of the key `& 0x7fffffff`, modulo the partition count (kafka-go `ReferenceHash`).
-/// Messages without a key go round-robin.
+/// FNV-1a of the key `& 0x7fffffff`, modulo the partition count (kafka-go `ReferenceHash`,
+/// sarama's reference-hash partitioner). Messages without a key go to a random partition.
 #[derive(Debug, Default)]
 pub struct ReferenceHash {
-    fallback: RoundRobin,
+    random: Random,
 }
 
 impl ReferenceHash {
@@ -184,7 +184,7 @@ impl ReferenceHash {
 
 impl Balancer for ReferenceHash {
     fn balance(&self, msg: &Message, partitions: &[i32]) -> i32 {
-        let Some(key) = &msg.key else { return self.fallback.balance(msg, partitions) };
+        let Some(key) = &msg.key else { return self.random.pick(partitions) };
         partitions[((fnv1a32(key) & 0x7fff_ffff) as usize) % partitions.len()]
     }
 }
