@@ -7,8 +7,8 @@ use bytes::Bytes;
 use common::{unique_topic, TestBroker};
 use kafkit::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
 use kafkit::{Error, TopicConfig};
-use kafkit_protocol::messages::{fetch_request, produce_request, FetchRequest, ProduceRequest};
-use kafkit_protocol::record::{Record, RecordBatch};
+use kafkit_protocol::messages::{fetch_request, FetchRequest};
+use kafkit_protocol::record::Record;
 use kafkit_protocol::ErrorCode;
 use std::time::Duration;
 
@@ -47,18 +47,6 @@ async fn bootstrap_metadata_and_leader_routing() {
     assert!(matches!(Cluster::connect(&[], ClusterConfig::default()).await, Err(Error::InvalidArgument(_))));
 }
 
-fn one_record_produce(topic: &str) -> ProduceRequest {
-    let mut b = RecordBatch::new(0);
-    b.records.push(Record::new(None, Some(Bytes::from_static(b"x"))));
-    let mut buf = bytes::BytesMut::new();
-    b.encode(&mut buf).unwrap();
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-        produce_request::TopicProduceData::default().with_name(topic.into()).with_partition_data(vec![
-            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze())),
-        ]),
-    ])
-}
-
 #[tokio::test]
 async fn a_long_poll_fetch_does_not_hold_up_a_produce_to_the_same_broker() {
     let broker = TestBroker::start();
@@ -82,7 +70,9 @@ async fn a_long_poll_fetch_does_not_hold_up_a_produce_to_the_same_broker() {
         // Let the fetch be sent first.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (conn, _) = c.leader(&busy, 0, Workload::Produce).await.unwrap();
-        conn.request(&one_record_produce(&busy)).await.unwrap()
+        conn.request(&common::produce_request(&busy, 0, vec![Record::new(None, Some(Bytes::from_static(b"x")))]))
+            .await
+            .unwrap()
     };
     tokio::select! {
         biased;

@@ -3,14 +3,14 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::{free_port, unique_topic, TestBroker};
 use kafkit::{Dialer, Error};
 use kafkit_protocol::messages::{
-    create_topics_request, fetch_request, metadata_request, produce_request, ApiVersionsRequest, CreateTopicsRequest,
-    FetchRequest, MetadataRequest, ProduceRequest,
+    create_topics_request, fetch_request, metadata_request, ApiVersionsRequest, CreateTopicsRequest, FetchRequest,
+    MetadataRequest, ProduceRequest,
 };
-use kafkit_protocol::record::{DecodeOptions, Record, RecordBatch, RecordSet};
+use kafkit_protocol::record::{DecodeOptions, Record, RecordSet};
 use kafkit_protocol::{ApiKey, ApiVersion, VersionRange};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,21 +79,6 @@ async fn pipelined_requests_each_get_their_own_response() {
     assert_eq!(done, 60);
 }
 
-fn big_produce(topic: &str, bytes: usize) -> ProduceRequest {
-    let mut batch = RecordBatch::new(1_700_000_000_000);
-    let value = Bytes::from(vec![b'x'; 64 * 1024]);
-    for i in 0..bytes / value.len() {
-        batch.records.push(Record::new(None, Some(value.clone())).with_offset_delta(i as i32));
-    }
-    let mut buf = BytesMut::new();
-    batch.encode(&mut buf).unwrap();
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-        produce_request::TopicProduceData::default().with_name(topic.into()).with_partition_data(vec![
-            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(buf.freeze())),
-        ]),
-    ])
-}
-
 #[tokio::test]
 async fn a_dropped_request_is_still_written_whole_and_the_connection_stays_usable() {
     let broker = TestBroker::start();
@@ -102,7 +87,8 @@ async fn a_dropped_request_is_still_written_whole_and_the_connection_stays_usabl
     create_topic(&conn, &topic, 1).await;
     // An 8 MiB produce whose future is dropped right after its first poll (it is queued by
     // then): the writer task still writes every byte of it.
-    let req = big_produce(&topic, 8 << 20);
+    let value = Bytes::from(vec![b'x'; 64 * 1024]);
+    let req = common::produce_request(&topic, 0, vec![Record::new(None, Some(value)); 128]);
     let dropped = tokio::time::timeout(Duration::ZERO, conn.request(&req)).await;
     assert!(dropped.is_err(), "the request cannot have completed within zero time");
     // The next request on the same connection gets its own, well-formed response.

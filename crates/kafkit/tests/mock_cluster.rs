@@ -1,27 +1,16 @@
 //! The cluster client against librdkafka's mock cluster: three brokers, partition leaders
 //! moved under the client, errors injected into requests, a broker taken down.
 
-use bytes::{Bytes, BytesMut};
+mod common;
+
+use bytes::Bytes;
 use kafkit::cluster::{Cluster, ClusterConfig, Workload};
 use kafkit::Error;
-use kafkit_protocol::messages::{produce_request, ProduceRequest};
-use kafkit_protocol::record::{Record, RecordBatch};
+use kafkit_protocol::record::Record;
 use kafkit_protocol::ErrorCode;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use std::sync::atomic::{AtomicU32, Ordering};
-
-fn produce(topic: &str, partition: i32) -> ProduceRequest {
-    let mut b = RecordBatch::new(1_700_000_000_000);
-    b.records.push(Record::new(Some(Bytes::from_static(b"k")), Some(Bytes::from_static(b"v"))));
-    let mut buf = BytesMut::new();
-    b.encode(&mut buf).unwrap();
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-        produce_request::TopicProduceData::default().with_name(topic.into()).with_partition_data(vec![
-            produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(buf.freeze())),
-        ]),
-    ])
-}
 
 /// Produces one record through the cluster's routing and retries; returns the offset and
 /// how many tries it took.
@@ -31,7 +20,8 @@ async fn produce_with_retry(c: &Cluster, topic: &str, partition: i32) -> (Result
         .retry(|| async {
             tries.fetch_add(1, Ordering::Relaxed);
             let (conn, _) = c.leader(topic, partition, Workload::Produce).await?;
-            let resp = conn.request(&produce(topic, partition)).await?;
+            let record = Record::new(Some(Bytes::from_static(b"k")), Some(Bytes::from_static(b"v")));
+            let resp = conn.request(&common::produce_request(topic, partition, vec![record])).await?;
             let p = &resp.responses[0].partition_responses[0];
             match ErrorCode::from_code(p.error_code) {
                 ErrorCode::None => Ok(p.base_offset),

@@ -87,3 +87,21 @@ pub fn unique_topic(prefix: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
+
+/// An acks=all ProduceRequest carrying `records` as one batch to `topic`/`partition`.
+pub fn produce_request(
+    topic: &str,
+    partition: i32,
+    records: Vec<kafkit_protocol::record::Record>,
+) -> kafkit_protocol::messages::ProduceRequest {
+    use kafkit_protocol::messages::{produce_request, ProduceRequest};
+    let mut batch = kafkit_protocol::record::RecordBatch::new(1_700_000_000_000);
+    batch.records = records.into_iter().enumerate().map(|(i, r)| r.with_offset_delta(i as i32)).collect();
+    let mut buf = bytes::BytesMut::new();
+    batch.encode(&mut buf).expect("encode a test batch");
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(topic.into()).with_partition_data(vec![
+            produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(buf.freeze())),
+        ]),
+    ])
+}
