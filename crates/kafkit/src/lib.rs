@@ -24,6 +24,7 @@
 pub mod cluster;
 pub mod consumer;
 mod error;
+mod fetch;
 mod message;
 pub mod net;
 pub mod producer;

@@ -2,14 +2,12 @@
 
 use crate::cluster::{Cluster, ClusterConfig, Workload};
 use crate::error::{Error, Result};
-use crate::message::{from_millis, to_millis, Message};
+use crate::fetch::{Selected, Spot};
+use crate::message::{to_millis, Message};
 use crate::net::IsolationLevel;
-use kafkit_protocol::messages::{
-    fetch_request, fetch_response, list_offsets_request, FetchRequest, ListOffsetsRequest,
-};
-use kafkit_protocol::record::{ControlRecordType, DecodeOptions, RecordBatch, RecordSet};
-use kafkit_protocol::ErrorCode;
-use std::collections::{HashSet, VecDeque};
+use kafkit_protocol::record::DecodeOptions;
+use kafkit_protocol::{ErrorCode, Uuid};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -418,39 +416,20 @@ impl futures_core::Stream for Reader {
     }
 }
 
-/// ListOffsets for the reader's partition: -2 earliest, -1 latest, else a timestamp.
+/// ListOffsets for the reader's partition (-2 earliest, -1 latest, else a timestamp), on the
+/// partition leader, retried.
 async fn list_offset(cluster: &Cluster, config: &ReaderConfig, timestamp: i64) -> Result<i64> {
     cluster
         .retry(|| async {
             let (conn, leader) = cluster.leader(&config.topic, config.partition, Workload::Fetch).await?;
-            let v = conn.version_for::<ListOffsetsRequest>()?;
-            let mut part = list_offsets_request::ListOffsetsPartition::default()
-                .with_partition_index(config.partition)
-                .with_timestamp(timestamp);
-            if v.0 >= 4 {
-                part = part.with_current_leader_epoch(leader.leader_epoch);
-            }
-            if v.0 == 0 {
-                part = part.with_max_num_offsets(1);
-            }
-            let mut req = ListOffsetsRequest::default().with_replica_id(-1).with_topics(vec![
-                list_offsets_request::ListOffsetsTopic::default()
-                    .with_name(config.topic.clone())
-                    .with_partitions(vec![part]),
-            ]);
-            if v.0 >= 2 && config.isolation == IsolationLevel::ReadCommitted {
-                req = req.with_isolation_level(1);
-            }
-            let resp = conn.request_version(&req, v).await?;
-            let p =
-                resp.topics.iter().flat_map(|t| t.partitions.iter()).find(|p| p.partition_index == config.partition);
-            let p = p.ok_or_else(|| Error::Broker {
-                code: ErrorCode::UnknownTopicOrPartition,
-                context: format!("list offsets of {}/{}", config.topic, config.partition),
-                message: None,
-            })?;
-            Error::check(p.error_code, None, || format!("list offsets of {}/{}", config.topic, config.partition))?;
-            Ok(if v.0 == 0 { p.old_style_offsets.first().copied().unwrap_or(-1) } else { p.offset })
+            let spot = Spot {
+                topic: &config.topic,
+                topic_id: Uuid::ZERO,
+                partition: config.partition,
+                leader_epoch: leader.leader_epoch,
+                isolation: config.isolation,
+            };
+            crate::fetch::list_offset(&conn, &spot, timestamp).await
         })
         .await
 }
@@ -540,48 +519,18 @@ impl Fetcher {
     async fn fetch_once(&mut self) -> Result<Option<Fetched>> {
         let cfg = &self.config;
         let (conn, leader) = self.cluster.leader(&cfg.topic, cfg.partition, Workload::Fetch).await?;
-        let v = conn.version_for::<FetchRequest>()?;
-        let mut part = fetch_request::FetchPartition::default()
-            .with_partition(cfg.partition)
-            .with_fetch_offset(self.offset)
-            .with_partition_max_bytes(cfg.max_bytes);
-        if v.0 >= 9 {
-            part = part.with_current_leader_epoch(leader.leader_epoch);
-        }
-        let topic = fetch_request::FetchTopic::default().with_partitions(vec![part]);
-        let topic = if v.0 >= 13 {
-            topic.with_topic_id(self.cluster.topic(&cfg.topic).await?.id)
-        } else {
-            topic.with_topic(cfg.topic.clone())
+        let spot = Spot {
+            topic: &cfg.topic,
+            topic_id: self.cluster.topic(&cfg.topic).await?.id,
+            partition: cfg.partition,
+            leader_epoch: leader.leader_epoch,
+            isolation: cfg.isolation,
         };
-        let mut req = FetchRequest::default()
-            .with_max_wait_ms(cfg.max_wait.as_millis().min(i32::MAX as u128) as i32)
-            .with_min_bytes(cfg.min_bytes)
-            .with_topics(vec![topic]);
-        if v.0 >= 3 {
-            req = req.with_max_bytes(cfg.max_bytes);
-        }
-        if cfg.isolation == IsolationLevel::ReadCommitted {
-            req = req.with_isolation_level(1);
-        }
         self.shared.fetches.fetch_add(1, Ordering::Relaxed);
-        let resp = conn.request_version(&req, v).await?;
-        let context = || format!("fetching {}/{} at {}", cfg.topic, cfg.partition, self.offset);
-        Error::check(resp.error_code, None, context)?;
-        let Some(p) =
-            resp.responses.iter().flat_map(|t| t.partitions.iter()).find(|p| p.partition_index == cfg.partition)
-        else {
-            return Ok(None);
-        };
-        Error::check(p.error_code, None, context)?;
+        let p = crate::fetch::fetch(&conn, &spot, self.offset, cfg.min_bytes, cfg.max_bytes, cfg.max_wait).await?;
         self.shared.high_watermark.store(p.high_watermark, Ordering::Relaxed);
-        let Some(data) = p.records.clone() else { return Ok(None) };
-        let aborted = if cfg.isolation == IsolationLevel::ReadCommitted { aborted_of(p) } else { VecDeque::new() };
-        let batches: Vec<RecordBatch> = RecordSet::new(data, DecodeOptions::default())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|source| Error::Decode { addr: conn.addr().to_string(), source })?;
         let Selected { messages, bytes, next } =
-            select(&batches, aborted, self.offset, &cfg.topic, cfg.partition, p.high_watermark);
+            crate::fetch::messages(&conn, &spot, &p, self.offset, &DecodeOptions::default())?;
         let moved = next > self.offset;
         self.offset = next;
         if messages.is_empty() {
@@ -594,155 +543,5 @@ impl Fetcher {
         let permit = self.budget.clone().acquire_many_owned(permits).await.ok();
         self.shared.buffered.fetch_add(bytes as u64, Ordering::Relaxed);
         Ok(Some(Fetched { generation: self.generation, messages, next, _permit: permit, bytes }))
-    }
-}
-
-/// What a fetch gives the application.
-struct Selected {
-    messages: Vec<Message>,
-    bytes: usize,
-    /// The offset after the last batch seen (control and aborted ones included).
-    next: i64,
-}
-
-/// The messages of fetched `batches` the application may see, from offset `from` on:
-/// control batches never; with a non-empty `aborted` list (read_committed: (first offset,
-/// producer id) of each aborted transaction, sorted) not the batches of a producer between
-/// the first offset of its aborted transaction and its abort marker.
-fn select(
-    batches: &[RecordBatch],
-    mut aborted: VecDeque<(i64, i64)>,
-    from: i64,
-    topic: &str,
-    partition: i32,
-    high_watermark: i64,
-) -> Selected {
-    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
-    let mut active: HashSet<i64> = HashSet::new();
-    for batch in batches {
-        // Aborted transactions that start at or before this batch are in effect.
-        while aborted.front().is_some_and(|(first, _)| *first <= batch.last_offset()) {
-            if let Some((_, pid)) = aborted.pop_front() {
-                active.insert(pid);
-            }
-        }
-        out.next = out.next.max(batch.next_offset());
-        if batch.is_control {
-            if let Some(Ok(ctl)) = batch.control_record() {
-                if ctl.kind == ControlRecordType::Abort {
-                    active.remove(&batch.producer_id);
-                }
-            }
-            continue;
-        }
-        if batch.is_transactional && active.contains(&batch.producer_id) {
-            continue;
-        }
-        push_messages(batch, topic, partition, high_watermark, from, &mut out.messages, &mut out.bytes);
-    }
-    out
-}
-
-/// Aborted transactions of a read_committed fetch as (first offset, producer id), by first
-/// offset.
-fn aborted_of(p: &fetch_response::PartitionData) -> VecDeque<(i64, i64)> {
-    let mut v: Vec<(i64, i64)> =
-        p.aborted_transactions.iter().flatten().map(|a| (a.first_offset, a.producer_id)).collect();
-    v.sort_unstable();
-    v.into()
-}
-
-fn push_messages(
-    batch: &RecordBatch,
-    topic: &str,
-    partition: i32,
-    high_watermark: i64,
-    from: i64,
-    out: &mut Vec<Message>,
-    bytes: &mut usize,
-) {
-    for r in &batch.records {
-        let offset = batch.offset_of(r);
-        if offset < from {
-            continue;
-        }
-        *bytes += r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
-        out.push(Message {
-            topic: topic.to_string(),
-            partition,
-            offset,
-            high_watermark,
-            key: r.key.clone(),
-            value: r.value.clone(),
-            headers: r.headers.clone(),
-            time: from_millis(batch.timestamp_of(r)),
-        });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use kafkit_protocol::record::{ControlRecord, Record};
-
-    fn batch(base: i64, pid: i64, values: &[&str]) -> RecordBatch {
-        let mut b = RecordBatch::new(0);
-        b.base_offset = base;
-        b.producer_id = pid;
-        b.is_transactional = true;
-        b.records = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Record::new(None, Some(Bytes::copy_from_slice(v.as_bytes()))).with_offset_delta(i as i32))
-            .collect();
-        b.last_offset_delta = values.len() as i32 - 1;
-        b
-    }
-
-    fn marker(base: i64, pid: i64, kind: ControlRecordType) -> RecordBatch {
-        let mut b = batch(base, pid, &[]);
-        b.is_control = true;
-        b.records = vec![ControlRecord { version: 0, kind, coordinator_epoch: 0 }.to_record()];
-        b.last_offset_delta = 0;
-        b
-    }
-
-    fn values(s: &Selected) -> Vec<String> {
-        s.messages.iter().map(|m| String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap()).collect()
-    }
-
-    /// Producer 7 aborts (offsets 0-2), producer 8 commits in between (3-4), producer 7 then
-    /// commits a new transaction (5-6); producer 9 aborts one that began before this fetch's
-    /// first batch.
-    fn log() -> Vec<RecordBatch> {
-        vec![
-            batch(0, 7, &["a1", "a2"]),
-            batch(2, 8, &["c1"]),
-            marker(3, 7, ControlRecordType::Abort),
-            marker(4, 8, ControlRecordType::Commit),
-            batch(5, 7, &["c2"]),
-            batch(6, 9, &["a3"]),
-            marker(7, 7, ControlRecordType::Commit),
-            marker(8, 9, ControlRecordType::Abort),
-        ]
-    }
-
-    #[test]
-    fn read_committed_leaves_out_aborted_transactions_and_markers() {
-        let aborted: VecDeque<(i64, i64)> = [(0, 7), (6, 9)].into_iter().collect();
-        let s = select(&log(), aborted, 0, "t", 0, 9);
-        assert_eq!(values(&s), ["c1", "c2"]);
-        assert_eq!(s.next, 9);
-        assert_eq!(s.bytes, 4);
-    }
-
-    #[test]
-    fn read_uncommitted_keeps_every_data_record_but_no_marker() {
-        let s = select(&log(), VecDeque::new(), 0, "t", 0, 9);
-        assert_eq!(values(&s), ["a1", "a2", "c1", "c2", "a3"]);
-        // Records before the requested offset (inside the first batch) are skipped.
-        let s = select(&log(), VecDeque::new(), 1, "t", 0, 9);
-        assert_eq!(values(&s)[0], "a2");
     }
 }

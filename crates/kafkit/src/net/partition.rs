@@ -6,10 +6,8 @@ use crate::error::{Error, Result};
 use crate::message::{from_millis, to_millis, Message};
 use bytes::BytesMut;
 use kafkit_protocol::compression::Compression;
-use kafkit_protocol::messages::{
-    fetch_request, list_offsets_request, produce_request, FetchRequest, ListOffsetsRequest, ProduceRequest,
-};
-use kafkit_protocol::record::{DecodeOptions, Record, RecordBatch, RecordSet};
+use kafkit_protocol::messages::{produce_request, ProduceRequest};
+use kafkit_protocol::record::{DecodeOptions, Record, RecordBatch};
 use kafkit_protocol::{ErrorCode, Uuid};
 use std::time::{Duration, SystemTime};
 
@@ -265,68 +263,26 @@ impl PartitionConn {
     /// As [`Conn::request`]; the partition's error code (such as `OFFSET_OUT_OF_RANGE`) as
     /// [`Error::Broker`]; a corrupt record batch as [`Error::Decode`].
     pub async fn read_batch(&mut self, min_bytes: i32, max_bytes: i32) -> Result<Batch> {
-        let v = self.conn.version_for::<FetchRequest>()?;
-        let part = fetch_request::FetchPartition::default()
-            .with_partition(self.partition)
-            .with_fetch_offset(self.offset)
-            .with_partition_max_bytes(max_bytes);
-        let part = if v.0 >= 9 { part.with_current_leader_epoch(self.leader_epoch) } else { part };
-        let topic = fetch_request::FetchTopic::default().with_partitions(vec![part]);
-        let topic = if v.0 >= 13 { topic.with_topic_id(self.topic_id) } else { topic.with_topic(self.topic.clone()) };
-        let mut req = FetchRequest::default()
-            .with_max_wait_ms(self.max_wait.as_millis().min(i32::MAX as u128) as i32)
-            .with_min_bytes(min_bytes)
-            .with_topics(vec![topic]);
-        if v.0 >= 3 {
-            req = req.with_max_bytes(max_bytes);
-        }
-        if self.isolation == IsolationLevel::ReadCommitted {
-            // Below Fetch v4 this is refused at encode time rather than silently dropped.
-            req = req.with_isolation_level(1);
-        }
-        let resp = self.conn.request_version(&req, v).await?;
-        Error::check(resp.error_code, None, || self.context("fetching"))?;
-        let p = resp
-            .responses
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == self.partition)
-            .ok_or_else(|| Error::Broker {
-            code: ErrorCode::UnknownServerError,
-            context: self.context("fetch response lacks"),
-            message: None,
-        })?;
-        Error::check(p.error_code, None, || self.context("fetching"))?;
-        let mut out = Batch {
-            messages: Vec::new(),
+        let spot = self.spot();
+        let p = crate::fetch::fetch(&self.conn, &spot, self.offset, min_bytes, max_bytes, self.max_wait).await?;
+        let selected = crate::fetch::messages(&self.conn, &spot, &p, self.offset, &self.decode)?;
+        self.offset = self.offset.max(selected.next);
+        Ok(Batch {
+            messages: selected.messages,
             high_watermark: p.high_watermark,
             last_stable_offset: p.last_stable_offset,
             log_start_offset: p.log_start_offset,
-        };
-        let Some(data) = p.records.clone() else { return Ok(out) };
-        for batch in RecordSet::new(data, self.decode) {
-            let batch = batch.map_err(|source| Error::Decode { addr: self.conn.addr().to_string(), source })?;
-            if !batch.is_control {
-                for r in &batch.records {
-                    let offset = batch.offset_of(r);
-                    if offset < self.offset {
-                        continue;
-                    }
-                    out.messages.push(Message {
-                        topic: self.topic.clone(),
-                        partition: self.partition,
-                        offset,
-                        high_watermark: p.high_watermark,
-                        key: r.key.clone(),
-                        value: r.value.clone(),
-                        headers: r.headers.clone(),
-                        time: from_millis(batch.timestamp_of(r)),
-                    });
-                }
-            }
-            self.offset = self.offset.max(batch.next_offset());
+        })
+    }
+
+    fn spot(&self) -> crate::fetch::Spot<'_> {
+        crate::fetch::Spot {
+            topic: &self.topic,
+            topic_id: self.topic_id,
+            partition: self.partition,
+            leader_epoch: self.leader_epoch,
+            isolation: self.isolation,
         }
-        Ok(out)
     }
 
     /// The first offset of the partition (its log start offset).
@@ -361,31 +317,6 @@ impl PartitionConn {
     }
 
     async fn list_offset(&self, timestamp: i64) -> Result<i64> {
-        let v = self.conn.version_for::<ListOffsetsRequest>()?;
-        let mut part = list_offsets_request::ListOffsetsPartition::default()
-            .with_partition_index(self.partition)
-            .with_timestamp(timestamp);
-        if v.0 == 0 {
-            part = part.with_max_num_offsets(1);
-        }
-        let mut req = ListOffsetsRequest::default().with_replica_id(-1).with_topics(vec![
-            list_offsets_request::ListOffsetsTopic::default().with_name(self.topic.clone()).with_partitions(vec![part]),
-        ]);
-        if v.0 >= 2 && self.isolation == IsolationLevel::ReadCommitted {
-            req = req.with_isolation_level(1);
-        }
-        let resp = self.conn.request_version(&req, v).await?;
-        let p = resp
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == self.partition)
-            .ok_or_else(|| Error::Broker {
-                code: ErrorCode::UnknownServerError,
-                context: self.context("list offsets response lacks"),
-                message: None,
-            })?;
-        Error::check(p.error_code, None, || self.context("listing offsets of"))?;
-        Ok(if v.0 == 0 { p.old_style_offsets.first().copied().unwrap_or(-1) } else { p.offset })
+        crate::fetch::list_offset(&self.conn, &self.spot(), timestamp).await
     }
 }

@@ -1,0 +1,263 @@
+//! Reading one partition, shared by [`PartitionConn`](crate::PartitionConn) and the
+//! [`Reader`](crate::Reader): the Fetch and ListOffsets requests for a single partition, and
+//! turning fetched batches into the messages an application may see.
+
+use crate::error::{Error, Result};
+use crate::message::{from_millis, Message};
+use crate::net::{Conn, IsolationLevel};
+use kafkit_protocol::messages::{
+    fetch_request, fetch_response, list_offsets_request, FetchRequest, ListOffsetsRequest,
+};
+use kafkit_protocol::record::{ControlRecordType, DecodeOptions, RecordBatch, RecordSet};
+use kafkit_protocol::{ErrorCode, Uuid};
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+/// One partition and where it is read from.
+pub(crate) struct Spot<'a> {
+    pub topic: &'a str,
+    /// Used from Fetch v13, which names topics by id.
+    pub topic_id: Uuid,
+    pub partition: i32,
+    /// The partition leader epoch the client knows (-1 if none); sent from Fetch v9 and
+    /// ListOffsets v4 so a stale leader is told apart.
+    pub leader_epoch: i32,
+    pub isolation: IsolationLevel,
+}
+
+impl Spot<'_> {
+    fn context(&self, what: &str, conn: &Conn) -> String {
+        format!("{what} {}/{} on {}", self.topic, self.partition, conn.addr())
+    }
+}
+
+/// ListOffsets for one partition: `timestamp` -2 for the earliest offset, -1 for the latest
+/// (the last stable offset under read_committed), else the first offset at or after that
+/// time in milliseconds (-1 when there is none).
+pub(crate) async fn list_offset(conn: &Conn, spot: &Spot<'_>, timestamp: i64) -> Result<i64> {
+    let v = conn.version_for::<ListOffsetsRequest>()?;
+    let mut part = list_offsets_request::ListOffsetsPartition::default()
+        .with_partition_index(spot.partition)
+        .with_timestamp(timestamp);
+    if v.0 >= 4 {
+        part = part.with_current_leader_epoch(spot.leader_epoch);
+    }
+    if v.0 == 0 {
+        part = part.with_max_num_offsets(1);
+    }
+    let mut req = ListOffsetsRequest::default().with_replica_id(-1).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default().with_name(spot.topic.to_string()).with_partitions(vec![part]),
+    ]);
+    if v.0 >= 2 && spot.isolation == IsolationLevel::ReadCommitted {
+        req = req.with_isolation_level(1);
+    }
+    let resp = conn.request_version(&req, v).await?;
+    let p =
+        resp.topics.iter().flat_map(|t| t.partitions.iter()).find(|p| p.partition_index == spot.partition).ok_or_else(
+            || Error::Broker {
+                code: ErrorCode::UnknownServerError,
+                context: spot.context("list offsets response lacks", conn),
+                message: None,
+            },
+        )?;
+    Error::check(p.error_code, None, || spot.context("listing offsets of", conn))?;
+    Ok(if v.0 == 0 { p.old_style_offsets.first().copied().unwrap_or(-1) } else { p.offset })
+}
+
+/// Fetch of one partition from `offset`: the partition's data, its error code checked.
+pub(crate) async fn fetch(
+    conn: &Conn,
+    spot: &Spot<'_>,
+    offset: i64,
+    min_bytes: i32,
+    max_bytes: i32,
+    max_wait: Duration,
+) -> Result<fetch_response::PartitionData> {
+    let v = conn.version_for::<FetchRequest>()?;
+    let mut part = fetch_request::FetchPartition::default()
+        .with_partition(spot.partition)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(max_bytes);
+    if v.0 >= 9 {
+        part = part.with_current_leader_epoch(spot.leader_epoch);
+    }
+    let topic = fetch_request::FetchTopic::default().with_partitions(vec![part]);
+    let topic = if v.0 >= 13 { topic.with_topic_id(spot.topic_id) } else { topic.with_topic(spot.topic.to_string()) };
+    let mut req = FetchRequest::default()
+        .with_max_wait_ms(max_wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_min_bytes(min_bytes)
+        .with_topics(vec![topic]);
+    if v.0 >= 3 {
+        req = req.with_max_bytes(max_bytes);
+    }
+    if spot.isolation == IsolationLevel::ReadCommitted {
+        // Below Fetch v4 this is refused at encode time rather than silently dropped.
+        req = req.with_isolation_level(1);
+    }
+    let resp = conn.request_version(&req, v).await?;
+    let context = || spot.context(&format!("fetching at {offset} from"), conn);
+    Error::check(resp.error_code, None, context)?;
+    let p = resp
+        .responses
+        .into_iter()
+        .flat_map(|t| t.partitions.into_iter())
+        .find(|p| p.partition_index == spot.partition)
+        .ok_or_else(|| Error::Broker { code: ErrorCode::UnknownServerError, context: context(), message: None })?;
+    Error::check(p.error_code, None, context)?;
+    Ok(p)
+}
+
+/// What a fetch gives the application.
+pub(crate) struct Selected {
+    pub messages: Vec<Message>,
+    /// Key and value bytes of `messages`.
+    pub bytes: usize,
+    /// The offset after the last batch (control and aborted ones included).
+    pub next: i64,
+}
+
+/// The messages of a fetched partition the application may see, from offset `from` on:
+/// never control records; under read_committed not the batches of aborted transactions.
+pub(crate) fn messages(
+    conn: &Conn,
+    spot: &Spot<'_>,
+    p: &fetch_response::PartitionData,
+    from: i64,
+    decode: &DecodeOptions,
+) -> Result<Selected> {
+    let Some(data) = p.records.clone() else { return Ok(Selected { messages: Vec::new(), bytes: 0, next: from }) };
+    let batches: Vec<RecordBatch> = RecordSet::new(data, *decode)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|source| Error::Decode { addr: conn.addr().to_string(), source })?;
+    let aborted = if spot.isolation == IsolationLevel::ReadCommitted { aborted_of(p) } else { VecDeque::new() };
+    Ok(select(&batches, aborted, from, spot.topic, spot.partition, p.high_watermark))
+}
+
+/// The messages of `batches` from offset `from` on: control batches never; with a non-empty
+/// `aborted` list ((first offset, producer id) of each aborted transaction, sorted) not the
+/// batches of a producer between the first offset of its aborted transaction and its abort
+/// marker.
+pub(crate) fn select(
+    batches: &[RecordBatch],
+    mut aborted: VecDeque<(i64, i64)>,
+    from: i64,
+    topic: &str,
+    partition: i32,
+    high_watermark: i64,
+) -> Selected {
+    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
+    let mut active: HashSet<i64> = HashSet::new();
+    for batch in batches {
+        // Aborted transactions that start at or before this batch are in effect.
+        while aborted.front().is_some_and(|(first, _)| *first <= batch.last_offset()) {
+            if let Some((_, pid)) = aborted.pop_front() {
+                active.insert(pid);
+            }
+        }
+        out.next = out.next.max(batch.next_offset());
+        if batch.is_control {
+            if let Some(Ok(ctl)) = batch.control_record() {
+                if ctl.kind == ControlRecordType::Abort {
+                    active.remove(&batch.producer_id);
+                }
+            }
+            continue;
+        }
+        if batch.is_transactional && active.contains(&batch.producer_id) {
+            continue;
+        }
+        for r in &batch.records {
+            let offset = batch.offset_of(r);
+            if offset < from {
+                continue;
+            }
+            out.bytes += r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
+            out.messages.push(Message {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                high_watermark,
+                key: r.key.clone(),
+                value: r.value.clone(),
+                headers: r.headers.clone(),
+                time: from_millis(batch.timestamp_of(r)),
+            });
+        }
+    }
+    out
+}
+
+/// Aborted transactions of a read_committed fetch as (first offset, producer id), sorted.
+fn aborted_of(p: &fetch_response::PartitionData) -> VecDeque<(i64, i64)> {
+    let mut v: Vec<(i64, i64)> =
+        p.aborted_transactions.iter().flatten().map(|a| (a.first_offset, a.producer_id)).collect();
+    v.sort_unstable();
+    v.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use kafkit_protocol::record::{ControlRecord, Record};
+
+    fn batch(base: i64, pid: i64, values: &[&str]) -> RecordBatch {
+        let mut b = RecordBatch::new(0);
+        b.base_offset = base;
+        b.producer_id = pid;
+        b.is_transactional = true;
+        b.records = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record::new(None, Some(Bytes::copy_from_slice(v.as_bytes()))).with_offset_delta(i as i32))
+            .collect();
+        b.last_offset_delta = values.len() as i32 - 1;
+        b
+    }
+
+    fn marker(base: i64, pid: i64, kind: ControlRecordType) -> RecordBatch {
+        let mut b = batch(base, pid, &[]);
+        b.is_control = true;
+        b.records = vec![ControlRecord { version: 0, kind, coordinator_epoch: 0 }.to_record()];
+        b.last_offset_delta = 0;
+        b
+    }
+
+    fn values(s: &Selected) -> Vec<String> {
+        s.messages.iter().map(|m| String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap()).collect()
+    }
+
+    /// Producer 7 aborts (offsets 0-2), producer 8 commits in between (3-4), producer 7 then
+    /// commits a new transaction (5-6); producer 9 aborts one that began before this fetch's
+    /// first batch.
+    fn log() -> Vec<RecordBatch> {
+        vec![
+            batch(0, 7, &["a1", "a2"]),
+            batch(2, 8, &["c1"]),
+            marker(3, 7, ControlRecordType::Abort),
+            marker(4, 8, ControlRecordType::Commit),
+            batch(5, 7, &["c2"]),
+            batch(6, 9, &["a3"]),
+            marker(7, 7, ControlRecordType::Commit),
+            marker(8, 9, ControlRecordType::Abort),
+        ]
+    }
+
+    #[test]
+    fn read_committed_leaves_out_aborted_transactions_and_markers() {
+        let aborted: VecDeque<(i64, i64)> = [(0, 7), (6, 9)].into_iter().collect();
+        let s = select(&log(), aborted, 0, "t", 0, 9);
+        assert_eq!(values(&s), ["c1", "c2"]);
+        assert_eq!(s.next, 9);
+        assert_eq!(s.bytes, 4);
+    }
+
+    #[test]
+    fn read_uncommitted_keeps_every_data_record_but_no_marker() {
+        let s = select(&log(), VecDeque::new(), 0, "t", 0, 9);
+        assert_eq!(values(&s), ["a1", "a2", "c1", "c2", "a3"]);
+        // Records before the requested offset (inside the first batch) are skipped.
+        let s = select(&log(), VecDeque::new(), 1, "t", 0, 9);
+        assert_eq!(values(&s)[0], "a2");
+    }
+}
