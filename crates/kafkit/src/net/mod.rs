@@ -2,7 +2,7 @@
 
 mod conn;
 mod dialer;
-mod ops;
+pub(crate) mod ops;
 mod partition;
 
 pub use conn::Conn;

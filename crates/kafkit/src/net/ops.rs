@@ -170,6 +170,7 @@ impl Conn {
     }
 }
 
-fn broker_of(b: &metadata_response::MetadataResponseBroker) -> Broker {
+/// A broker of a Metadata response.
+pub(crate) fn broker_of(b: &metadata_response::MetadataResponseBroker) -> Broker {
     Broker { id: b.node_id, host: b.host.clone(), port: b.port, rack: b.rack.clone() }
 }
