@@ -92,10 +92,10 @@ pub fn unique_topic(prefix: &str) -> String {
 pub fn produce_request(
     topic: &str,
     partition: i32,
-    records: Vec<kafkit_protocol::record::Record>,
-) -> kafkit_protocol::messages::ProduceRequest {
-    use kafkit_protocol::messages::{produce_request, ProduceRequest};
-    let mut batch = kafkit_protocol::record::RecordBatch::new(1_700_000_000_000);
+    records: Vec<kafkit::protocol::record::Record>,
+) -> kafkit::protocol::messages::ProduceRequest {
+    use kafkit::protocol::messages::{produce_request, ProduceRequest};
+    let mut batch = kafkit::protocol::record::RecordBatch::new(1_700_000_000_000);
     batch.records = records.into_iter().enumerate().map(|(i, r)| r.with_offset_delta(i as i32)).collect();
     let mut buf = bytes::BytesMut::new();
     batch.encode(&mut buf).expect("encode a test batch");
