@@ -49,6 +49,30 @@ impl Message {
     }
 }
 
+/// A v2 record batch of `messages`, each with its timestamp in milliseconds, offsets from 0;
+/// not idempotent (the writer sets producer id, epoch and sequence).
+pub(crate) fn record_batch<'a>(
+    messages: impl Iterator<Item = (&'a Message, i64)> + Clone,
+    compression: kafkit_protocol::compression::Compression,
+) -> kafkit_protocol::record::RecordBatch {
+    let base = messages.clone().next().map_or(0, |(_, t)| t);
+    let mut batch = kafkit_protocol::record::RecordBatch::new(base);
+    batch.compression = compression;
+    batch.max_timestamp = messages.clone().map(|(_, t)| t).max().unwrap_or(base);
+    batch.records = messages
+        .enumerate()
+        .map(|(i, (m, t))| kafkit_protocol::record::Record {
+            attributes: 0,
+            timestamp_delta: t - base,
+            offset_delta: i as i32,
+            key: m.key.clone(),
+            value: m.value.clone(),
+            headers: m.headers.clone(),
+        })
+        .collect();
+    batch
+}
+
 /// Milliseconds since the Unix epoch (Kafka's timestamp unit); times before it clamp to 0.
 pub(crate) fn to_millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

@@ -7,7 +7,7 @@ use crate::message::{from_millis, to_millis, Message};
 use bytes::BytesMut;
 use kafkit_protocol::compression::Compression;
 use kafkit_protocol::messages::{produce_request, ProduceRequest};
-use kafkit_protocol::record::{DecodeOptions, Record, RecordBatch};
+use kafkit_protocol::record::DecodeOptions;
 use kafkit_protocol::{ErrorCode, Uuid};
 use std::time::{Duration, SystemTime};
 
@@ -198,23 +198,7 @@ impl PartitionConn {
     pub async fn write_messages(&self, messages: &[Message]) -> Result<WriteResult> {
         let now = to_millis(SystemTime::now());
         let times: Vec<i64> = messages.iter().map(|m| m.time.map_or(now, to_millis)).collect();
-        let base = times.first().copied().unwrap_or(now);
-        let mut batch = RecordBatch::new(base);
-        batch.compression = self.compression;
-        batch.max_timestamp = times.iter().copied().max().unwrap_or(base);
-        batch.records = messages
-            .iter()
-            .zip(&times)
-            .enumerate()
-            .map(|(i, (m, t))| Record {
-                attributes: 0,
-                timestamp_delta: t - base,
-                offset_delta: i as i32,
-                key: m.key.clone(),
-                value: m.value.clone(),
-                headers: m.headers.clone(),
-            })
-            .collect();
+        let batch = crate::message::record_batch(messages.iter().zip(times.iter().copied()), self.compression);
         let mut buf = BytesMut::new();
         batch.encode(&mut buf).map_err(|source| Error::Encode { addr: self.conn.addr().to_string(), source })?;
         let req = ProduceRequest::default()

@@ -9,7 +9,6 @@ use crate::net::Acks;
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::compression::Compression;
 use kafkit_protocol::messages::{produce_request, InitProducerIdRequest, ProduceRequest, ProduceResponse};
-use kafkit_protocol::record::{Record, RecordBatch};
 use kafkit_protocol::ErrorCode;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -765,7 +764,8 @@ impl Engine {
         let (topic, partition) = key.clone();
         let leader = self.cluster.leader(&topic, partition, Workload::Produce).await;
         let acks = self.config.acks;
-        let timeout_ms = self.cluster.config().dialer.request_timeout().as_millis().min(i32::MAX as u128) as i32;
+        // Without a leader nothing is sent, so the timeout then does not matter.
+        let timeout_ms = leader.as_ref().map_or(0, |(conn, _)| conn.timeout_ms());
         let Some(p) = self.parts.get_mut(key) else { return false };
         let Some(batch) = p.batches.get_mut(&id) else { return false };
         batch.attempts += 1;
@@ -1021,27 +1021,12 @@ fn encode(
     producer: Option<ProducerId>,
     base_sequence: i32,
 ) -> Result<Bytes> {
-    let base_ts = records.first().map_or(0, |r| r.timestamp);
-    let mut batch = RecordBatch::new(base_ts);
-    batch.compression = compression;
-    batch.max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(base_ts);
+    let mut batch = crate::message::record_batch(records.iter().map(|r| (&r.msg, r.timestamp)), compression);
     if let Some(p) = producer {
         batch.producer_id = p.id;
         batch.producer_epoch = p.epoch;
         batch.base_sequence = base_sequence;
     }
-    batch.records = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            attributes: 0,
-            timestamp_delta: r.timestamp - base_ts,
-            offset_delta: i as i32,
-            key: r.msg.key.clone(),
-            value: r.msg.value.clone(),
-            headers: r.msg.headers.clone(),
-        })
-        .collect();
     let mut buf = BytesMut::with_capacity(batch.uncompressed_len());
     batch.encode(&mut buf).map_err(|source| Error::Encode { addr: String::new(), source })?;
     Ok(buf.freeze())
