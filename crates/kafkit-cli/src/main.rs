@@ -459,7 +459,7 @@ async fn consume(seeds: &[&str], args: ConsumeArgs) -> Outcome {
                 }
             };
             if let Some(t) = since {
-                if let Err(e) = r.set_offset_at(t) {
+                if let Err(e) = r.set_offset_at(t).await {
                     let _ = tx.send(Err(e.to_string())).await;
                     return;
                 }

@@ -106,6 +106,11 @@ pub enum Error {
     /// The writer or reader was closed.
     #[error("closed")]
     Closed,
+    /// A consumer-group commit was refused or could not be made: the partition is not
+    /// assigned to this reader (revoked or lost in a rebalance), or the message came before
+    /// the partition was last assigned to it (Java `CommitFailedException`).
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
     /// The producer hit an error it cannot recover from (such as OUT_OF_ORDER_SEQUENCE_NUMBER
     /// with nothing before it missing); every later write fails with this too.
     #[error("producer failed fatally: {0}")]
@@ -163,6 +168,7 @@ impl Error {
             }
             Error::Closed => Error::Closed,
             Error::Fatal(s) => Error::Fatal(s.clone()),
+            Error::CommitFailed(s) => Error::CommitFailed(s.clone()),
         }
     }
 

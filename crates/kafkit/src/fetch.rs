@@ -10,7 +10,7 @@ use kafkit_protocol::messages::{
 };
 use kafkit_protocol::record::{ControlRecordType, DecodeOptions, RecordBatch, RecordSet};
 use kafkit_protocol::{ErrorCode, Uuid};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 /// One partition and where it is read from.
@@ -73,38 +73,100 @@ pub(crate) async fn fetch(
     max_bytes: i32,
     max_wait: Duration,
 ) -> Result<fetch_response::PartitionData> {
+    let limits = Limits { min_bytes, max_bytes, partition_max_bytes: max_bytes, max_wait };
+    let mut out = fetch_many(conn, &[(spot, offset)], &limits).await?;
+    out.pop().unwrap_or_else(|| Err(missing(spot, conn, offset)))
+}
+
+/// Byte and time limits of a Fetch request.
+pub(crate) struct Limits {
+    /// Bytes the broker waits for (Java `fetch.min.bytes`).
+    pub min_bytes: i32,
+    /// Most bytes in the whole response (Fetch v3+; Java `fetch.max.bytes`).
+    pub max_bytes: i32,
+    /// Most bytes per partition (Java `max.partition.fetch.bytes`).
+    pub partition_max_bytes: i32,
+    /// How long the broker waits for `min_bytes`.
+    pub max_wait: Duration,
+}
+
+fn missing(spot: &Spot<'_>, conn: &Conn, offset: i64) -> Error {
+    Error::Broker {
+        code: ErrorCode::UnknownServerError,
+        context: spot.context(&format!("the fetch response lacks (at {offset})"), conn),
+        message: None,
+    }
+}
+
+/// One Fetch request for several partitions led by the broker behind `conn`, each from its
+/// offset. Returns each partition's data (its error code checked) in the order asked; the
+/// outer error is the request's own.
+pub(crate) async fn fetch_many(
+    conn: &Conn,
+    parts: &[(&Spot<'_>, i64)],
+    limits: &Limits,
+) -> Result<Vec<Result<fetch_response::PartitionData>>> {
     let v = conn.version_for::<FetchRequest>()?;
-    let mut part = fetch_request::FetchPartition::default()
-        .with_partition(spot.partition)
-        .with_fetch_offset(offset)
-        .with_partition_max_bytes(max_bytes);
-    if v.0 >= 9 {
-        part = part.with_current_leader_epoch(spot.leader_epoch);
+    let mut topics: Vec<fetch_request::FetchTopic> = Vec::new();
+    for (spot, offset) in parts {
+        let mut part = fetch_request::FetchPartition::default()
+            .with_partition(spot.partition)
+            .with_fetch_offset(*offset)
+            .with_partition_max_bytes(limits.partition_max_bytes);
+        if v.0 >= 9 {
+            part = part.with_current_leader_epoch(spot.leader_epoch);
+        }
+        let same = |t: &fetch_request::FetchTopic| {
+            if v.0 >= 13 {
+                t.topic_id == spot.topic_id
+            } else {
+                t.topic == spot.topic
+            }
+        };
+        match topics.iter_mut().find(|t| same(t)) {
+            Some(t) => t.partitions.push(part),
+            None => {
+                let t = fetch_request::FetchTopic::default().with_partitions(vec![part]);
+                topics.push(if v.0 >= 13 {
+                    t.with_topic_id(spot.topic_id)
+                } else {
+                    t.with_topic(spot.topic.to_string())
+                });
+            }
+        }
     }
-    let topic = fetch_request::FetchTopic::default().with_partitions(vec![part]);
-    let topic = if v.0 >= 13 { topic.with_topic_id(spot.topic_id) } else { topic.with_topic(spot.topic.to_string()) };
     let mut req = FetchRequest::default()
-        .with_max_wait_ms(max_wait.as_millis().min(i32::MAX as u128) as i32)
-        .with_min_bytes(min_bytes)
-        .with_topics(vec![topic]);
+        .with_max_wait_ms(limits.max_wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_min_bytes(limits.min_bytes)
+        .with_topics(topics);
     if v.0 >= 3 {
-        req = req.with_max_bytes(max_bytes);
+        req = req.with_max_bytes(limits.max_bytes);
     }
-    if spot.isolation == IsolationLevel::ReadCommitted {
+    if parts.first().is_some_and(|(s, _)| s.isolation == IsolationLevel::ReadCommitted) {
         // Below Fetch v4 this is refused at encode time rather than silently dropped.
         req = req.with_isolation_level(1);
     }
     let resp = conn.request_version(&req, v).await?;
-    let context = || spot.context(&format!("fetching at {offset} from"), conn);
-    Error::check(resp.error_code, None, context)?;
-    let p = resp
-        .responses
-        .into_iter()
-        .flat_map(|t| t.partitions.into_iter())
-        .find(|p| p.partition_index == spot.partition)
-        .ok_or_else(|| Error::Broker { code: ErrorCode::UnknownServerError, context: context(), message: None })?;
-    Error::check(p.error_code, None, context)?;
-    Ok(p)
+    Error::check(resp.error_code, None, || format!("fetching from {}", conn.addr()))?;
+    let mut by_key: HashMap<(String, Uuid, i32), fetch_response::PartitionData> = HashMap::new();
+    for t in resp.responses {
+        for p in t.partitions {
+            by_key.insert((t.topic.clone(), t.topic_id, p.partition_index), p);
+        }
+    }
+    Ok(parts
+        .iter()
+        .map(|(spot, offset)| {
+            let key = if v.0 >= 13 {
+                (String::new(), spot.topic_id, spot.partition)
+            } else {
+                (spot.topic.to_string(), Uuid::ZERO, spot.partition)
+            };
+            let p = by_key.remove(&key).ok_or_else(|| missing(spot, conn, *offset))?;
+            Error::check(p.error_code, None, || spot.context(&format!("fetching at {offset} from"), conn))?;
+            Ok(p)
+        })
+        .collect())
 }
 
 /// What a fetch gives the application.

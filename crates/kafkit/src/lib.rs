@@ -30,7 +30,10 @@ pub mod net;
 pub mod producer;
 
 pub use cluster::{Cluster, ClusterConfig, Workload};
-pub use consumer::{OffsetReset, Reader, ReaderConfig, ReaderStats, StartOffset};
+pub use consumer::{
+    CommitMode, CooperativeStickyAssignor, OffsetReset, RangeAssignor, Reader, ReaderConfig, ReaderStats,
+    RebalanceEvent, RebalanceKind, RoundRobinAssignor, StartOffset, TopicPartition,
+};
 pub use error::{Error, Result};
 pub use kafkit_protocol as protocol;
 pub use kafkit_protocol::compression::Compression;

@@ -1,8 +1,19 @@
-//! Consuming: the partition [`Reader`]; consumer groups build on it next.
+//! Consuming: the [`Reader`], in partition mode or as a consumer-group member, and the
+//! group assignors.
 
+mod assignor;
+mod engine;
+mod group;
 mod reader;
 
+pub use assignor::{
+    Assignments, Assignor, CooperativeStickyAssignor, GroupMember, RangeAssignor, RebalanceProtocol,
+    RoundRobinAssignor, TopicPartition,
+};
+pub(crate) use group::offset_fetch;
+pub use group::{RebalanceEvent, RebalanceKind};
 pub use reader::{
-    OffsetReset, Reader, ReaderConfig, ReaderStats, StartOffset, DEFAULT_PREFETCH_BYTES, DEFAULT_READER_MAX_BYTES,
-    DEFAULT_READER_MAX_WAIT,
+    CommitMode, OffsetReset, PartitionState, Reader, ReaderConfig, ReaderStats, StartOffset, DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_COMMIT_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_PARTITION_WATCH_INTERVAL, DEFAULT_PREFETCH_BYTES,
+    DEFAULT_READER_MAX_BYTES, DEFAULT_READER_MAX_WAIT, DEFAULT_REBALANCE_TIMEOUT, DEFAULT_SESSION_TIMEOUT,
 };

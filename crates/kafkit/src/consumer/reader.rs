@@ -1,19 +1,21 @@
-//! The `Reader` in partition mode (kafka-go's `Reader` without a `GroupID`).
+//! The `Reader`: one partition (kafka-go's `Reader` without a `GroupID`) or a consumer
+//! group's share of one or more topics (with a `GroupID`).
 
-use crate::cluster::{Cluster, ClusterConfig, Workload};
+use super::assignor::{default_assignors, Assignor, TopicPartition};
+use super::engine::{list_offset, resolve_start, Engine, FetchSettings};
+use super::group::{Cmd, Group, GroupSettings, Membership, RebalanceEvent, Shared as GroupShared};
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::error::{Error, Result};
-use crate::fetch::{Selected, Spot};
 use crate::message::{to_millis, Message};
 use crate::net::IsolationLevel;
-use kafkit_protocol::record::DecodeOptions;
-use kafkit_protocol::{ErrorCode, Uuid};
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 /// Default [`ReaderConfig::max_wait`]: 500 ms (Java `fetch.max.wait.ms`).
 pub const DEFAULT_READER_MAX_WAIT: Duration = Duration::from_millis(500);
@@ -21,8 +23,48 @@ pub const DEFAULT_READER_MAX_WAIT: Duration = Duration::from_millis(500);
 pub const DEFAULT_READER_MAX_BYTES: i32 = 1 << 20;
 /// Default [`ReaderConfig::prefetch_bytes`]: 16 MiB of fetched, unread messages.
 pub const DEFAULT_PREFETCH_BYTES: usize = 16 << 20;
+/// Default [`ReaderConfig::session_timeout`]: 45 s (Java `session.timeout.ms`).
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+/// Default [`ReaderConfig::heartbeat_interval`]: 3 s (Java `heartbeat.interval.ms`, kafka-go
+/// `HeartbeatInterval`).
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
+/// Default [`ReaderConfig::rebalance_timeout`]: 30 s (kafka-go `RebalanceTimeout`; JoinGroup
+/// v1+ `rebalance_timeout_ms`).
+pub const DEFAULT_REBALANCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default interval of [`CommitMode::Interval`]: 5 s (Java `auto.commit.interval.ms`).
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+/// Default [`ReaderConfig::partition_watch_interval`]: 5 s (kafka-go `PartitionWatchInterval`).
+pub const DEFAULT_PARTITION_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+/// Default [`ReaderConfig::close_timeout`]: 5 s.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where a reader starts (kafka-go `StartOffset`).
+/// When a group reader commits what [`Reader::read_message`] returned. Messages taken
+/// with [`Reader::fetch_message`] are committed only by [`Reader::commit_messages`], in
+/// every mode.
+///
+/// In every mode a commit covers only messages the application has been given: the offset
+/// committed for a partition is the one after the last message returned from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Every `read_message` first commits what the previous calls returned, waiting for the
+    /// coordinator: one round trip per message (kafka-go's `CommitInterval` 0). kafka-go
+    /// commits a message before returning it, so a crash while handling it loses it; here it
+    /// is committed at the next read, so a crash redelivers it instead.
+    OnRead,
+    /// A background commit of what `read_message` returned, this often, and on rebalance
+    /// and close (Java `enable.auto.commit` with `auto.commit.interval.ms`; kafka-go
+    /// `CommitInterval`). The default, every [`DEFAULT_COMMIT_INTERVAL`].
+    Interval(Duration),
+}
+
+impl Default for CommitMode {
+    fn default() -> Self {
+        CommitMode::Interval(DEFAULT_COMMIT_INTERVAL)
+    }
+}
+
+/// Where a reader starts (kafka-go `StartOffset`); in a group, where a partition with no
+/// committed offset starts (Java `auto.offset.reset` for new groups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StartOffset {
     /// The first offset still in the log. The default (kafka-go `FirstOffset`).
@@ -54,22 +96,57 @@ pub enum OffsetReset {
 pub struct ReaderConfig {
     /// Connections, metadata, retry backoff.
     pub cluster: ClusterConfig,
-    /// The topic.
+    /// The topic (partition mode; in group mode it is added to [`ReaderConfig::group_topics`]).
     pub topic: String,
-    /// The partition.
+    /// The partition (partition mode).
     pub partition: i32,
-    /// Where to start. Default [`StartOffset::First`].
+    /// The consumer group (kafka-go `GroupID`). Set, the reader joins the group and reads
+    /// the partitions the group assigns it. Default none (partition mode).
+    pub group_id: Option<String>,
+    /// The topics a group reader subscribes to (kafka-go `GroupTopics`).
+    pub group_topics: Vec<String>,
+    /// The group instance id of a static member (KIP-345, Java `group.instance.id`): a
+    /// member that restarts within the session timeout with the same id gets its partitions
+    /// back without a rebalance. A static member does not leave the group on close. Default
+    /// none. Needs JoinGroup v5+.
+    pub group_instance_id: Option<String>,
+    /// How long the coordinator waits for a heartbeat before dropping the member (Java
+    /// `session.timeout.ms`). Default [`DEFAULT_SESSION_TIMEOUT`].
+    pub session_timeout: Duration,
+    /// How often the member heartbeats (Java `heartbeat.interval.ms`); keep it well below
+    /// the session timeout. Default [`DEFAULT_HEARTBEAT_INTERVAL`].
+    pub heartbeat_interval: Duration,
+    /// How long the coordinator waits for every member to rejoin in a rebalance, and how
+    /// long the reader waits for the application to handle a revocation. Default
+    /// [`DEFAULT_REBALANCE_TIMEOUT`].
+    pub rebalance_timeout: Duration,
+    /// The assignors offered, in order of preference; the group uses the first all members
+    /// offer. Default range, then round-robin (kafka-go's default). For incremental
+    /// rebalancing use [`CooperativeStickyAssignor`](crate::consumer::CooperativeStickyAssignor).
+    pub assignors: Vec<Arc<dyn Assignor>>,
+    /// When [`Reader::read_message`] commits. Default [`CommitMode::Interval`] every
+    /// [`DEFAULT_COMMIT_INTERVAL`].
+    pub commit: CommitMode,
+    /// How often the group leader checks the topics for new partitions, and rebalances when
+    /// there are (kafka-go `PartitionWatchInterval`). Default
+    /// [`DEFAULT_PARTITION_WATCH_INTERVAL`].
+    pub partition_watch_interval: Duration,
+    /// How long [`Reader::close`] may take to commit and leave the group. Default
+    /// [`DEFAULT_CLOSE_TIMEOUT`].
+    pub close_timeout: Duration,
+    /// Where to start (partition mode), or where partitions without a committed offset
+    /// start (group mode). Default [`StartOffset::First`].
     pub start: StartOffset,
     /// Bytes a fetch waits for (Java `fetch.min.bytes`). Default 1.
     pub min_bytes: i32,
-    /// Most bytes one fetch returns (a larger first batch still comes whole). Default
-    /// [`DEFAULT_READER_MAX_BYTES`].
+    /// Most bytes one fetch returns, in all and per partition (a larger first batch still
+    /// comes whole). Default [`DEFAULT_READER_MAX_BYTES`].
     pub max_bytes: i32,
     /// How long a fetch waits for `min_bytes`. Default [`DEFAULT_READER_MAX_WAIT`]; keep it
     /// below the dialer's request timeout.
     pub max_wait: Duration,
     /// Fetched but unread message bytes (keys and values) the reader may hold; fetching
-    /// pauses beyond it. Memory stays within this plus one fetch. Default
+    /// pauses beyond it. Memory stays within this plus one fetch per broker. Default
     /// [`DEFAULT_PREFETCH_BYTES`].
     pub prefetch_bytes: usize,
     /// Which records to return. Default [`IsolationLevel::ReadUncommitted`].
@@ -85,6 +162,16 @@ impl ReaderConfig {
             cluster: ClusterConfig::default(),
             topic: topic.into(),
             partition,
+            group_id: None,
+            group_topics: Vec::new(),
+            group_instance_id: None,
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            rebalance_timeout: DEFAULT_REBALANCE_TIMEOUT,
+            assignors: default_assignors(),
+            commit: CommitMode::default(),
+            partition_watch_interval: DEFAULT_PARTITION_WATCH_INTERVAL,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
             start: StartOffset::First,
             min_bytes: 1,
             max_bytes: DEFAULT_READER_MAX_BYTES,
@@ -93,6 +180,13 @@ impl ReaderConfig {
             isolation: IsolationLevel::ReadUncommitted,
             reset: OffsetReset::Earliest,
         }
+    }
+    /// A member of consumer group `group_id` reading `topics`, with the defaults.
+    pub fn group(group_id: impl Into<String>, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let mut c = ReaderConfig::new("", 0);
+        c.group_id = Some(group_id.into());
+        c.group_topics = topics.into_iter().map(Into::into).collect();
+        c
     }
     /// Sets [`ReaderConfig::start`].
     pub fn with_start(mut self, s: StartOffset) -> Self {
@@ -129,6 +223,46 @@ impl ReaderConfig {
         self.cluster = c;
         self
     }
+    /// Sets [`ReaderConfig::group_instance_id`].
+    pub fn with_group_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.group_instance_id = Some(id.into());
+        self
+    }
+    /// Sets [`ReaderConfig::session_timeout`].
+    pub fn with_session_timeout(mut self, d: Duration) -> Self {
+        self.session_timeout = d;
+        self
+    }
+    /// Sets [`ReaderConfig::heartbeat_interval`].
+    pub fn with_heartbeat_interval(mut self, d: Duration) -> Self {
+        self.heartbeat_interval = d;
+        self
+    }
+    /// Sets [`ReaderConfig::rebalance_timeout`].
+    pub fn with_rebalance_timeout(mut self, d: Duration) -> Self {
+        self.rebalance_timeout = d;
+        self
+    }
+    /// Sets [`ReaderConfig::assignors`] to this one alone.
+    pub fn with_assignor(mut self, a: impl Assignor + 'static) -> Self {
+        self.assignors = vec![Arc::new(a)];
+        self
+    }
+    /// Sets [`ReaderConfig::commit`].
+    pub fn with_commit(mut self, m: CommitMode) -> Self {
+        self.commit = m;
+        self
+    }
+    /// Sets [`ReaderConfig::partition_watch_interval`].
+    pub fn with_partition_watch_interval(mut self, d: Duration) -> Self {
+        self.partition_watch_interval = d;
+        self
+    }
+    /// Sets [`ReaderConfig::close_timeout`].
+    pub fn with_close_timeout(mut self, d: Duration) -> Self {
+        self.close_timeout = d;
+        self
+    }
 }
 
 /// Counters of a [`Reader`] (kafka-go `ReaderStats`).
@@ -146,62 +280,70 @@ pub struct ReaderStats {
     pub resets: u64,
     /// Fetched message bytes not yet returned.
     pub buffered_bytes: u64,
-    /// The next offset to return.
+    /// The next offset to return (partition mode; -1 in group mode).
     pub offset: i64,
-    /// Messages between the next offset and the high watermark of the last fetch.
+    /// Messages between the next offsets and the high watermarks of the last fetches, over
+    /// all partitions read (-1 before the first fetch).
     pub lag: i64,
+    /// Rebalances this member went through (group mode).
+    pub rebalances: u64,
 }
 
-#[derive(Default)]
-struct Shared {
-    messages: AtomicU64,
-    bytes: AtomicU64,
-    fetches: AtomicU64,
-    errors: AtomicU64,
-    resets: AtomicU64,
-    buffered: AtomicU64,
-    high_watermark: AtomicI64,
+/// Per-partition state of a reader, from [`Reader::partitions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The next offset the reader returns.
+    pub position: i64,
+    /// The high watermark of the last fetch (-1 before the first).
+    pub high_watermark: i64,
+    /// Messages between the position and the high watermark (-1 before the first fetch).
+    pub lag: i64,
+    /// The group's last committed offset that this reader knows (-1 for none; partition
+    /// mode: always -1).
+    pub committed: i64,
+    /// Whether the partition is paused.
+    pub paused: bool,
 }
 
-/// Fetched messages of one seek generation, with the budget they hold.
-struct Fetched {
-    generation: u64,
-    messages: Vec<Message>,
-    /// The offset after the fetch's last batch: where the reader stands once the messages
-    /// are read (past any control records and aborted batches at the end).
-    next: i64,
-    _permit: Option<OwnedSemaphorePermit>,
-    bytes: usize,
+enum Mode {
+    Partition(TopicPartition),
+    Group { shared: Arc<GroupShared>, cmds: mpsc::Sender<Cmd> },
 }
 
-enum Control {
-    Seek { generation: u64, offset: Option<i64>, time: Option<i64> },
-}
+type Pending = Pin<Box<dyn Future<Output = Result<Message>> + Send>>;
 
-/// Reads one partition (kafka-go's `Reader` without a group).
+/// Reads messages: from one partition, or as a member of a consumer group (kafka-go's
+/// `Reader`).
 ///
-/// A background task fetches ahead from the partition leader, following leader changes
-/// and retrying retriable errors; it pauses when [`ReaderConfig::prefetch_bytes`] of
-/// fetched messages are waiting. Control records are never returned; under
-/// [`IsolationLevel::ReadCommitted`] neither are records of aborted transactions.
-/// Also a `futures_core::Stream` of `Result<Message>`.
+/// **Partition mode** ([`ReaderConfig::new`]): reads one partition from
+/// [`ReaderConfig::start`]; nothing is committed; `set_offset`/`set_offset_at` seek.
+///
+/// **Group mode** ([`ReaderConfig::group`]): joins the consumer group with the classic
+/// protocol (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+/// OffsetFetch), reads the partitions the group assigns it (of one or many topics, new
+/// partitions included) from their committed offsets, and commits per [`CommitMode`] or
+/// with [`Reader::commit_messages`]. A commit is never ahead of what the application was
+/// given, is never sent for a partition the reader no longer owns or with a generation it
+/// has left, and what was fetched of a revoked or lost partition is dropped. Rebalances can
+/// be followed with [`Reader::rebalance_events`]; partitions can be paused.
+///
+/// In both modes a background task per partition leader fetches ahead, following leader
+/// changes and retrying retriable errors, and pauses when [`ReaderConfig::prefetch_bytes`]
+/// of fetched messages are waiting. Control records are never returned; under
+/// [`IsolationLevel::ReadCommitted`] neither are records of aborted transactions. Also a
+/// `futures_core::Stream` of `Result<Message>` (which reads as `read_message` does).
 ///
 /// # Cancellation
-/// Dropping a [`Reader::read_message`] future loses nothing: a message is taken from the
-/// buffer only when the future completes.
+/// Dropping a [`Reader::read_message`] or [`Reader::fetch_message`] future loses nothing: a
+/// message leaves the buffer only when the future completes. Dropping a
+/// [`Reader::commit_messages`] future leaves its offsets marked: they are committed with
+/// the next commit. Dropping the reader stops fetching; in group mode the group task still
+/// commits what was marked and leaves the group, in the background.
 pub struct Reader {
-    rx: mpsc::Receiver<Result<Fetched>>,
-    control: mpsc::UnboundedSender<Control>,
-    shared: Arc<Shared>,
-    current: VecDeque<Message>,
-    current_permit: Option<OwnedSemaphorePermit>,
-    current_bytes: usize,
-    current_next: i64,
-    generation: u64,
-    offset: i64,
-    task: tokio::task::JoinHandle<()>,
-    cluster: Cluster,
+    engine: Arc<Engine>,
     config: ReaderConfig,
+    mode: Mode,
+    pending: Option<Pending>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -209,162 +351,274 @@ impl std::fmt::Debug for Reader {
         f.debug_struct("Reader")
             .field("topic", &self.config.topic)
             .field("partition", &self.config.partition)
-            .field("offset", &self.offset)
+            .field("group_id", &self.config.group_id)
             .finish()
     }
 }
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Mode::Partition(_) = self.mode {
+            self.engine.close();
+        }
+        // Group mode: the group task sees its command channel close, commits what is
+        // marked, leaves the group and closes the engine.
     }
 }
 
 impl Reader {
-    /// Connects through `brokers` and starts fetching at [`ReaderConfig::start`].
+    /// Connects through `brokers` and starts reading: at [`ReaderConfig::start`] in
+    /// partition mode; in group mode after joining the group (in the background: the first
+    /// read waits for the assignment).
     ///
     /// # Errors
-    /// As [`Cluster::connect`]; the topic's metadata error; ListOffsets' error for
-    /// [`StartOffset::First`] / [`StartOffset::Last`].
+    /// As [`Cluster::connect`]; the topic's metadata error and ListOffsets' error for
+    /// [`StartOffset::First`] / [`StartOffset::Last`] (partition mode);
+    /// [`Error::InvalidArgument`] for a group reader without topics or assignors.
     pub async fn new(brokers: &[&str], config: ReaderConfig) -> Result<Reader> {
         let cluster = Cluster::connect(brokers, config.cluster.clone()).await?;
-        cluster.topic(&config.topic).await?;
-        let start = match config.start {
-            StartOffset::At(o) => o,
-            StartOffset::First => list_offset(&cluster, &config, -2).await?,
-            StartOffset::Last => list_offset(&cluster, &config, -1).await?,
+        let settings = FetchSettings {
+            min_bytes: config.min_bytes,
+            max_bytes: config.max_bytes,
+            max_wait: config.max_wait,
+            prefetch_bytes: config.prefetch_bytes,
+            isolation: config.isolation,
+            reset: config.reset,
         };
+        let Some(group_id) = config.group_id.clone() else {
+            cluster.topic(&config.topic).await?;
+            let tp = TopicPartition::new(config.topic.clone(), config.partition);
+            let start = resolve_start(&cluster, &tp, config.start, config.isolation).await?;
+            let engine = Engine::new(cluster, settings);
+            engine.assign(vec![(tp.clone(), start, -1)]);
+            return Ok(Reader { engine, config, mode: Mode::Partition(tp), pending: None });
+        };
+        let mut topics = config.group_topics.clone();
+        if !config.topic.is_empty() && !topics.contains(&config.topic) {
+            topics.push(config.topic.clone());
+        }
+        if topics.is_empty() || config.assignors.is_empty() || group_id.is_empty() {
+            return Err(Error::InvalidArgument("a group reader needs a group id, topics and an assignor".into()));
+        }
+        let engine = Engine::new(cluster, settings);
+        let shared = Arc::new(GroupShared { membership: Mutex::new(Membership::default()), events: Mutex::new(None) });
         let (tx, rx) = mpsc::channel(16);
-        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::default());
-        shared.high_watermark.store(-1, Ordering::Relaxed);
-        let budget = Arc::new(Semaphore::new(config.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS)));
-        let fetcher = Fetcher {
-            cluster: cluster.clone(),
-            config: config.clone(),
-            shared: shared.clone(),
-            budget,
-            offset: start,
-            generation: 0,
+        let gs = GroupSettings {
+            group_id,
+            topics,
+            instance_id: config.group_instance_id.clone(),
+            session_timeout: config.session_timeout,
+            rebalance_timeout: config.rebalance_timeout,
+            heartbeat_interval: config.heartbeat_interval,
+            assignors: config.assignors.clone(),
+            commit_interval: match config.commit {
+                CommitMode::Interval(d) => Some(d),
+                CommitMode::OnRead => None,
+            },
+            watch_interval: config.partition_watch_interval,
+            start: config.start,
         };
-        let task = tokio::spawn(fetcher.run(tx, ctl_rx));
-        Ok(Reader {
-            rx,
-            control: ctl_tx,
-            shared,
-            current: VecDeque::new(),
-            current_permit: None,
-            current_bytes: 0,
-            current_next: start,
-            generation: 0,
-            offset: start,
-            task,
-            cluster,
-            config,
-        })
+        tokio::spawn(Group::new(engine.clone(), gs, shared.clone(), rx).run());
+        Ok(Reader { engine, config, mode: Mode::Group { shared, cmds: tx }, pending: None })
     }
 
-    /// The next message (kafka-go `ReadMessage`; in partition mode `FetchMessage` is the
-    /// same: nothing is committed).
+    /// The next message (kafka-go `ReadMessage`). In group mode it is committed per
+    /// [`ReaderConfig::commit`]; with [`CommitMode::OnRead`] this first commits what earlier
+    /// calls returned.
     ///
     /// # Errors
     /// A non-retriable fetch error (such as OFFSET_OUT_OF_RANGE with [`OffsetReset::Fail`]);
-    /// [`Error::Closed`] after [`Reader::close`].
+    /// a fatal group error (such as FENCED_INSTANCE_ID); with [`CommitMode::OnRead`] the
+    /// commit's error; [`Error::Closed`] after [`Reader::close`].
     pub async fn read_message(&mut self) -> Result<Message> {
-        loop {
-            if let Some(m) = self.take() {
-                return Ok(m);
-            }
-            match self.rx.recv().await {
-                None => return Err(Error::Closed),
-                Some(Err(e)) => return Err(e),
-                Some(Ok(f)) => self.accept(f),
-            }
+        self.pending = None;
+        if let (Mode::Group { cmds, .. }, CommitMode::OnRead) = (&self.mode, self.config.commit) {
+            commit(cmds, Vec::new()).await?;
         }
+        let group = matches!(self.mode, Mode::Group { .. });
+        self.engine.next(group).await
     }
 
-    /// Same as [`Reader::read_message`] (kafka-go `FetchMessage`).
+    /// The next message, not marked for commit (kafka-go `FetchMessage`): in group mode
+    /// commit it with [`Reader::commit_messages`].
     ///
     /// # Errors
     /// As [`Reader::read_message`].
     pub async fn fetch_message(&mut self) -> Result<Message> {
-        self.read_message().await
+        self.pending = None;
+        self.engine.next(false).await
     }
 
-    fn accept(&mut self, f: Fetched) {
-        if f.generation != self.generation {
-            self.shared.buffered.fetch_sub(f.bytes as u64, Ordering::Relaxed);
-            return;
+    /// Commits `messages` (kafka-go `CommitMessages`): per partition the highest offset
+    /// wins, and the committed offset is the one after it (the next to read). Waits for the
+    /// coordinator; during a rebalance, until the group is stable again.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] in partition mode; [`Error::CommitFailed`] for a message
+    /// whose partition is no longer assigned to this reader, came before the partition was
+    /// last assigned to it, or was not returned by it yet (the other messages are still
+    /// committed); the coordinator's error (OffsetCommit).
+    pub async fn commit_messages(&self, messages: &[Message]) -> Result<()> {
+        let Mode::Group { cmds, .. } = &self.mode else {
+            return Err(Error::InvalidArgument("commit_messages needs a group reader (ReaderConfig::group)".into()));
+        };
+        let mut highest: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for m in messages {
+            let e = highest.entry(TopicPartition::new(m.topic.clone(), m.partition)).or_insert(m.offset);
+            *e = (*e).max(m.offset);
         }
-        self.current.extend(f.messages);
-        self.current_bytes = f.bytes;
-        self.current_permit = f._permit;
-        self.current_next = f.next;
-        if self.current.is_empty() {
-            // Only markers or aborted batches: the position moves past them.
-            self.offset = self.offset.max(f.next);
+        let mut offsets = Vec::new();
+        let mut refused = None;
+        {
+            let mut st = self.engine.lock();
+            for (tp, off) in highest {
+                match st.parts.get_mut(&tp) {
+                    Some(p) if off >= p.start && off < p.position => {
+                        p.to_commit = p.to_commit.max(off + 1);
+                        offsets.push((tp, p.epoch, off + 1));
+                    }
+                    Some(p) if off >= p.position => {
+                        refused.get_or_insert_with(|| {
+                            format!("{tp} offset {off} was not returned by this reader yet (next: {})", p.position)
+                        });
+                    }
+                    _ => {
+                        refused.get_or_insert_with(|| {
+                            format!("{tp} offset {off} is not from this reader's current assignment of the partition")
+                        });
+                    }
+                }
+            }
+        }
+        let r = commit(cmds, offsets).await;
+        match refused {
+            Some(why) => r.and(Err(Error::CommitFailed(why))),
+            None => r,
         }
     }
 
-    fn take(&mut self) -> Option<Message> {
-        let m = self.current.pop_front()?;
-        let size = m.key.as_ref().map_or(0, |k| k.len()) + m.value.as_ref().map_or(0, |v| v.len());
-        self.shared.messages.fetch_add(1, Ordering::Relaxed);
-        self.shared.bytes.fetch_add(size as u64, Ordering::Relaxed);
-        self.offset = m.offset + 1;
-        if self.current.is_empty() {
-            // The whole fetch is read: give its budget back, and stand after its last batch.
-            self.shared.buffered.fetch_sub(self.current_bytes as u64, Ordering::Relaxed);
-            self.current_permit = None;
-            self.current_bytes = 0;
-            self.offset = self.offset.max(self.current_next);
+    /// Rebalance events from now on (assigned, revoked, lost). While a `Revoked` event is
+    /// held, the reader waits (up to the rebalance timeout) before giving the partitions up,
+    /// so receive these concurrently with reading (a `tokio::select!` or another task).
+    /// Calling again replaces the earlier receiver. Partition mode: a receiver that never
+    /// yields.
+    pub fn rebalance_events(&self) -> mpsc::UnboundedReceiver<RebalanceEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Mode::Group { shared, .. } = &self.mode {
+            *shared.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
         }
-        Some(m)
+        rx
     }
 
-    /// The next offset [`Reader::read_message`] returns (kafka-go `Offset`).
+    fn membership(&self) -> Option<Membership> {
+        match &self.mode {
+            Mode::Group { shared, .. } => Some(shared.membership.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            Mode::Partition(_) => None,
+        }
+    }
+
+    /// The partitions this reader reads now: its group assignment, or its one partition.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        match &self.mode {
+            Mode::Partition(tp) => vec![tp.clone()],
+            Mode::Group { .. } => self.membership().map(|m| m.assignment.into_iter().collect()).unwrap_or_default(),
+        }
+    }
+
+    /// The group generation this member is in (-1 outside one, and in partition mode).
+    pub fn generation(&self) -> i32 {
+        self.membership().map_or(-1, |m| m.generation)
+    }
+
+    /// The member id the coordinator gave this reader (empty before joining, and in
+    /// partition mode).
+    pub fn member_id(&self) -> String {
+        self.membership().map(|m| m.member_id).unwrap_or_default()
+    }
+
+    /// Position, high watermark, lag, committed offset and pause state of every partition
+    /// being read (per-partition lag in group mode).
+    pub fn partitions(&self) -> BTreeMap<TopicPartition, PartitionState> {
+        let st = self.engine.lock();
+        st.parts
+            .iter()
+            .map(|(tp, p)| {
+                let lag = if p.high_watermark < 0 { -1 } else { (p.high_watermark - p.position).max(0) };
+                let state = PartitionState {
+                    position: p.position,
+                    high_watermark: p.high_watermark,
+                    lag,
+                    committed: p.committed,
+                    paused: p.paused,
+                };
+                (tp.clone(), state)
+            })
+            .collect()
+    }
+
+    /// Stops returning and fetching messages of `parts` (Java `pause`); what was fetched of
+    /// them stays buffered and is returned after [`Reader::resume`]. A pause ends when the
+    /// partition leaves the reader.
+    pub fn pause(&self, parts: &[TopicPartition]) {
+        self.engine.set_paused(parts, true);
+    }
+
+    /// Returns and fetches messages of `parts` again (Java `resume`).
+    pub fn resume(&self, parts: &[TopicPartition]) {
+        self.engine.set_paused(parts, false);
+    }
+
+    /// The next offset [`Reader::read_message`] returns (kafka-go `Offset`); -1 in group
+    /// mode.
     pub fn offset(&self) -> i64 {
-        self.offset
+        match &self.mode {
+            Mode::Partition(tp) => self.engine.lock().parts.get(tp).map_or(-1, |p| p.position),
+            Mode::Group { .. } => -1,
+        }
+    }
+
+    fn partition_mode(&self, what: &str) -> Result<&TopicPartition> {
+        match &self.mode {
+            Mode::Partition(tp) => Ok(tp),
+            Mode::Group { .. } => Err(Error::InvalidArgument(format!("{what} is not available with a consumer group"))),
+        }
     }
 
     /// Moves the reader to `offset` (kafka-go `SetOffset`); messages fetched before are
     /// dropped.
     ///
     /// # Errors
-    /// [`Error::Closed`] if the fetch task stopped.
+    /// [`Error::InvalidArgument`] in group mode.
     pub fn set_offset(&mut self, offset: i64) -> Result<()> {
-        self.seek(Some(offset), None)
+        self.pending = None;
+        let tp = self.partition_mode("set_offset")?.clone();
+        self.engine.seek(&tp, offset)
     }
 
     /// Moves the reader to the first message at or after `t` (kafka-go `SetOffsetAt`,
     /// ListOffsets by timestamp); to the end of the log when there is none.
     ///
     /// # Errors
-    /// [`Error::Closed`] if the fetch task stopped.
-    pub fn set_offset_at(&mut self, t: SystemTime) -> Result<()> {
-        self.seek(None, Some(to_millis(t)))
+    /// [`Error::InvalidArgument`] in group mode; ListOffsets' error.
+    pub async fn set_offset_at(&mut self, t: SystemTime) -> Result<()> {
+        self.pending = None;
+        let tp = self.partition_mode("set_offset_at")?.clone();
+        let (cluster, iso) = (&self.engine.cluster, self.config.isolation);
+        let offset = match list_offset(cluster, &tp, to_millis(t), iso).await? {
+            -1 => list_offset(cluster, &tp, -1, iso).await?,
+            o => o,
+        };
+        self.engine.seek(&tp, offset)
     }
 
-    fn seek(&mut self, offset: Option<i64>, time: Option<i64>) -> Result<()> {
-        self.generation += 1;
-        self.shared.buffered.fetch_sub(self.current_bytes as u64, Ordering::Relaxed);
-        self.current.clear();
-        self.current_permit = None;
-        self.current_bytes = 0;
-        if let Some(o) = offset {
-            self.offset = o;
-        }
-        self.control.send(Control::Seek { generation: self.generation, offset, time }).map_err(|_| Error::Closed)
-    }
-
-    /// Messages between the next offset to read and the high watermark of the latest fetch
-    /// (kafka-go `Lag`); -1 before the first fetch.
+    /// Messages between the next offsets to read and the high watermarks of the latest
+    /// fetches, over every partition read (kafka-go `Lag`); -1 before the first fetch.
     pub fn lag(&self) -> i64 {
-        let hwm = self.shared.high_watermark.load(Ordering::Relaxed);
-        if hwm < 0 {
+        let lags: Vec<i64> = self.partitions().values().map(|p| p.lag).filter(|l| *l >= 0).collect();
+        if lags.is_empty() {
             -1
         } else {
-            (hwm - self.offset).max(0)
+            lags.iter().sum()
         }
     }
 
@@ -372,176 +626,87 @@ impl Reader {
     /// between it and the next offset to read (kafka-go `ReadLag`).
     ///
     /// # Errors
-    /// As [`Conn::request`](crate::Conn::request); ListOffsets' error.
+    /// [`Error::InvalidArgument`] in group mode; ListOffsets' error.
     pub async fn read_lag(&self) -> Result<i64> {
-        let end = list_offset(&self.cluster, &self.config, -1).await?;
-        Ok((end - self.offset).max(0))
+        let tp = self.partition_mode("read_lag")?;
+        let end = list_offset(&self.engine.cluster, tp, -1, self.config.isolation).await?;
+        Ok((end - self.offset()).max(0))
     }
 
     /// The counters so far.
     pub fn stats(&self) -> ReaderStats {
-        let s = &self.shared;
+        let c = &self.engine.counters;
         ReaderStats {
-            messages: s.messages.load(Ordering::Relaxed),
-            bytes: s.bytes.load(Ordering::Relaxed),
-            fetches: s.fetches.load(Ordering::Relaxed),
-            errors: s.errors.load(Ordering::Relaxed),
-            resets: s.resets.load(Ordering::Relaxed),
-            buffered_bytes: s.buffered.load(Ordering::Relaxed),
-            offset: self.offset,
+            messages: c.messages.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            fetches: c.fetches.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            resets: c.resets.load(Ordering::Relaxed),
+            buffered_bytes: c.buffered.load(Ordering::Relaxed),
+            offset: self.offset(),
             lag: self.lag(),
+            rebalances: self.membership().map_or(0, |m| m.rebalances),
         }
     }
 
-    /// Stops fetching (kafka-go `Close`).
-    pub fn close(self) {
-        drop(self);
+    /// Stops reading (kafka-go `Close`). In group mode first commits what is marked for
+    /// commit and leaves the group (a static member stays, so that a restart within the
+    /// session timeout does not rebalance), within [`ReaderConfig::close_timeout`].
+    ///
+    /// # Errors
+    /// The final commit's error; [`Error::RequestTimeout`]-like lateness is not an error:
+    /// past the close timeout the reader stops anyway and returns `Ok`.
+    pub async fn close(self) -> Result<()> {
+        if let Mode::Group { cmds, .. } = &self.mode {
+            let (tx, rx) = oneshot::channel();
+            if cmds.send(Cmd::Close(tx)).await.is_ok() {
+                match tokio::time::timeout(self.config.close_timeout, rx).await {
+                    Ok(Ok(r)) => return r,
+                    Ok(Err(_)) => {}
+                    Err(_) => tracing::warn!("closing the group reader took longer than the close timeout"),
+                }
+            }
+        }
+        self.engine.close();
+        Ok(())
     }
+}
+
+/// Asks the group task to commit what is marked, and whether `offsets` made it.
+async fn commit(cmds: &mpsc::Sender<Cmd>, offsets: Vec<(TopicPartition, u64, i64)>) -> Result<()> {
+    let (tx, rx) = oneshot::channel();
+    cmds.send(Cmd::Commit(offsets, tx)).await.map_err(|_| Error::Closed)?;
+    rx.await.map_err(|_| Error::Closed)?
 }
 
 impl futures_core::Stream for Reader {
     type Item = Result<Message>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some(m) = self.take() {
-                return Poll::Ready(Some(Ok(m)));
-            }
-            match self.rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(Some(Ok(f))) => self.accept(f),
-            }
-        }
-    }
-}
-
-/// ListOffsets for the reader's partition (-2 earliest, -1 latest, else a timestamp), on the
-/// partition leader, retried.
-async fn list_offset(cluster: &Cluster, config: &ReaderConfig, timestamp: i64) -> Result<i64> {
-    cluster
-        .retry(|| async {
-            let (conn, leader) = cluster.leader(&config.topic, config.partition, Workload::Fetch).await?;
-            let spot = Spot {
-                topic: &config.topic,
-                topic_id: Uuid::ZERO,
-                partition: config.partition,
-                leader_epoch: leader.leader_epoch,
-                isolation: config.isolation,
+        let this = &mut *self;
+        if this.pending.is_none() {
+            let engine = this.engine.clone();
+            let group = matches!(this.mode, Mode::Group { .. });
+            let cmds = match (&this.mode, this.config.commit) {
+                (Mode::Group { cmds, .. }, CommitMode::OnRead) => Some(cmds.clone()),
+                _ => None,
             };
-            crate::fetch::list_offset(&conn, &spot, timestamp).await
-        })
-        .await
-}
-
-struct Fetcher {
-    cluster: Cluster,
-    config: ReaderConfig,
-    shared: Arc<Shared>,
-    budget: Arc<Semaphore>,
-    offset: i64,
-    generation: u64,
-}
-
-impl Fetcher {
-    async fn run(mut self, tx: mpsc::Sender<Result<Fetched>>, mut control: mpsc::UnboundedReceiver<Control>) {
-        let mut attempt = 0u32;
-        let mut waiting: Option<Control> = None;
-        loop {
-            while let Some(Control::Seek { generation, offset, time }) =
-                waiting.take().or_else(|| control.try_recv().ok())
-            {
-                self.generation = generation;
-                if let Some(o) = offset {
-                    self.offset = o;
+            this.pending = Some(Box::pin(async move {
+                if let Some(c) = cmds {
+                    commit(&c, Vec::new()).await?;
                 }
-                if let Some(t) = time {
-                    match list_offset(&self.cluster, &self.config, t).await {
-                        // No message at or after `t`: the end of the log.
-                        Ok(-1) => match list_offset(&self.cluster, &self.config, -1).await {
-                            Ok(o) => self.offset = o,
-                            Err(e) => {
-                                let _ = tx.send(Err(e)).await;
-                            }
-                        },
-                        Ok(o) => self.offset = o,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                        }
-                    }
-                }
-            }
-            match self.fetch_once().await {
-                Ok(None) => attempt = 0,
-                Ok(Some(f)) => {
-                    attempt = 0;
-                    if tx.send(Ok(f)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e)
-                    if e.error_code() == Some(ErrorCode::OffsetOutOfRange)
-                        && self.config.reset != OffsetReset::Fail =>
-                {
-                    self.shared.resets.fetch_add(1, Ordering::Relaxed);
-                    let ts = if self.config.reset == OffsetReset::Earliest { -2 } else { -1 };
-                    match list_offset(&self.cluster, &self.config, ts).await {
-                        Ok(o) => self.offset = o,
-                        Err(e) => {
-                            if tx.send(Err(e)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                Err(e) if e.is_retriable() => {
-                    self.shared.errors.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(self.cluster.config().backoff.delay(attempt)).await;
-                    attempt += 1;
-                    let _ = self.cluster.refresh_metadata(None).await;
-                }
-                Err(e) => {
-                    self.shared.errors.fetch_add(1, Ordering::Relaxed);
-                    if tx.send(Err(e)).await.is_err() {
-                        return;
-                    }
-                    // Wait for the application to move the reader before trying again.
-                    match control.recv().await {
-                        Some(c) => waiting = Some(c),
-                        None => return,
-                    }
+                engine.next(group).await
+            }));
+        }
+        let Some(fut) = this.pending.as_mut() else { return Poll::Pending };
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                this.pending = None;
+                match r {
+                    Err(Error::Closed) => Poll::Ready(None),
+                    r => Poll::Ready(Some(r)),
                 }
             }
         }
-    }
-
-    /// One fetch: `Ok(None)` when it returned nothing to deliver.
-    async fn fetch_once(&mut self) -> Result<Option<Fetched>> {
-        let cfg = &self.config;
-        let (conn, leader) = self.cluster.leader(&cfg.topic, cfg.partition, Workload::Fetch).await?;
-        let spot = Spot {
-            topic: &cfg.topic,
-            topic_id: self.cluster.topic(&cfg.topic).await?.id,
-            partition: cfg.partition,
-            leader_epoch: leader.leader_epoch,
-            isolation: cfg.isolation,
-        };
-        self.shared.fetches.fetch_add(1, Ordering::Relaxed);
-        let p = crate::fetch::fetch(&conn, &spot, self.offset, cfg.min_bytes, cfg.max_bytes, cfg.max_wait).await?;
-        self.shared.high_watermark.store(p.high_watermark, Ordering::Relaxed);
-        let Selected { messages, bytes, next } =
-            crate::fetch::messages(&conn, &spot, &p, self.offset, &DecodeOptions::default())?;
-        let moved = next > self.offset;
-        self.offset = next;
-        if messages.is_empty() {
-            // Markers or aborted batches only: tell the reader its position moved.
-            return Ok(moved.then(|| Fetched { generation: self.generation, messages, next, _permit: None, bytes: 0 }));
-        }
-        // Hold budget for what is buffered; wait here (pausing fetches) while the
-        // application has not read enough.
-        let permits = bytes.clamp(1, self.config.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS)) as u32;
-        let permit = self.budget.clone().acquire_many_owned(permits).await.ok();
-        self.shared.buffered.fetch_add(bytes as u64, Ordering::Relaxed);
-        Ok(Some(Fetched { generation: self.generation, messages, next, _permit: permit, bytes }))
     }
 }

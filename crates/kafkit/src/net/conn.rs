@@ -198,6 +198,23 @@ impl Conn {
         self.decode::<R::Response>(frame, R::API_KEY, version)
     }
 
+    /// As [`Conn::request`], but waiting `timeout` for the response instead of the
+    /// connection's request timeout: for requests the broker holds on purpose, such as
+    /// JoinGroup (up to the rebalance timeout).
+    ///
+    /// # Errors
+    /// As [`Conn::request`].
+    pub async fn request_within<R: Request>(
+        &self,
+        req: &R,
+        version: ApiVersion,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let rx = self.queue(|buf, corr, client_id| encode_request(buf, corr, client_id, req, version)).await?;
+        let frame = self.wait_for(R::API_KEY, rx, timeout).await?;
+        self.decode::<R::Response>(frame, R::API_KEY, version)
+    }
+
     /// Sends a request the broker does not answer (Produce with acks=0), returning once it
     /// is queued for writing.
     ///
@@ -255,7 +272,10 @@ impl Conn {
 
     /// Waits for a queued request's response frame, at most the request timeout.
     async fn wait(&self, api: ApiKey, rx: oneshot::Receiver<Result<Bytes>>) -> Result<Bytes> {
-        let timeout = self.request_timeout();
+        self.wait_for(api, rx, self.request_timeout()).await
+    }
+
+    async fn wait_for(&self, api: ApiKey, rx: oneshot::Receiver<Result<Bytes>>, timeout: Duration) -> Result<Bytes> {
         match tokio::time::timeout(timeout, rx).await {
             Err(_) => Err(Error::RequestTimeout { addr: self.shared.addr.clone(), api, timeout }),
             Ok(Err(_)) => Err(self.closed_error()),

@@ -1,0 +1,583 @@
+//! The fetch engine behind the [`Reader`](crate::Reader), in both modes: the set of
+//! partitions being read (one fixed partition, or a consumer group's assignment), their
+//! positions and buffers, and one fetch task per partition leader that fetches all of that
+//! broker's partitions in one Fetch request.
+//!
+//! Positions: `fetch_pos` is the next offset to fetch; `position` the next offset to give
+//! the application (everything before it was handed out, or was a control record);
+//! `to_commit` the offset the application allowed to be committed; `committed` the last one
+//! the coordinator acknowledged. `start` is where the current assignment began: a commit
+//! below it would belong to an earlier owner's messages.
+
+use super::assignor::TopicPartition;
+use super::reader::{OffsetReset, StartOffset};
+use crate::cluster::{Cluster, Workload};
+use crate::error::{Error, Result};
+use crate::fetch::{Limits, Selected, Spot};
+use crate::message::Message;
+use crate::net::IsolationLevel;
+use kafkit_protocol::record::DecodeOptions;
+use kafkit_protocol::{ErrorCode, Uuid};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// Fetch settings shared by every partition of a reader.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchSettings {
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+    pub max_wait: Duration,
+    pub prefetch_bytes: usize,
+    pub isolation: IsolationLevel,
+    pub reset: OffsetReset,
+}
+
+/// Fetched messages of one partition, with the budget they hold until read.
+struct Chunk {
+    messages: VecDeque<Message>,
+    /// The offset after the fetch's last batch.
+    next: i64,
+    bytes: usize,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// One partition being read.
+pub(crate) struct Part {
+    /// Changes on every assignment or seek; a fetch result of another epoch is dropped.
+    pub epoch: u64,
+    pub fetch_pos: i64,
+    pub position: i64,
+    pub start: i64,
+    pub committed: i64,
+    pub to_commit: i64,
+    pub paused: bool,
+    pub high_watermark: i64,
+    /// Stopped after an error the application must see (OFFSET_OUT_OF_RANGE with
+    /// [`OffsetReset::Fail`]); a seek clears it.
+    failed: bool,
+    chunks: VecDeque<Chunk>,
+    in_flight: bool,
+    queued: bool,
+}
+
+impl Part {
+    fn buffered(&self) -> usize {
+        self.chunks.iter().map(|c| c.bytes).sum()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub parts: HashMap<TopicPartition, Part>,
+    /// Partitions with messages to hand out, in turn.
+    ready: VecDeque<TopicPartition>,
+    errors: VecDeque<Error>,
+    pub closed: bool,
+    next_epoch: u64,
+    lanes: HashMap<i32, tokio::task::AbortHandle>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub messages: AtomicU64,
+    pub bytes: AtomicU64,
+    pub fetches: AtomicU64,
+    pub errors: AtomicU64,
+    pub resets: AtomicU64,
+    pub buffered: AtomicU64,
+}
+
+pub(crate) struct Engine {
+    pub cluster: Cluster,
+    pub settings: FetchSettings,
+    state: Mutex<State>,
+    /// Wakes the application when messages or errors arrive.
+    data: Notify,
+    /// Wakes the fetch tasks when partitions become fetchable.
+    wake: Notify,
+    budget: Arc<Semaphore>,
+    pub counters: Counters,
+}
+
+impl Engine {
+    pub fn new(cluster: Cluster, settings: FetchSettings) -> Arc<Engine> {
+        let budget = Arc::new(Semaphore::new(settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS)));
+        let engine = Arc::new(Engine {
+            cluster,
+            settings,
+            state: Mutex::new(State::default()),
+            data: Notify::new(),
+            wake: Notify::new(),
+            budget,
+            counters: Counters::default(),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&engine)));
+        engine
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-changed in a way that
+        // matters more than stopping; keep going with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts reading `parts` from their offsets (`start`, with `committed` the group's
+    /// committed offset or -1). A partition already assigned is replaced.
+    pub fn assign(&self, parts: Vec<(TopicPartition, i64, i64)>) {
+        let mut st = self.lock();
+        for (tp, start, committed) in parts {
+            st.next_epoch += 1;
+            let epoch = st.next_epoch;
+            if let Some(old) = st.parts.get(&tp) {
+                self.counters.buffered.fetch_sub(old.buffered() as u64, Ordering::Relaxed);
+            }
+            st.parts.insert(
+                tp,
+                Part {
+                    epoch,
+                    fetch_pos: start,
+                    position: start,
+                    start,
+                    committed,
+                    to_commit: -1,
+                    paused: false,
+                    high_watermark: -1,
+                    failed: false,
+                    chunks: VecDeque::new(),
+                    in_flight: false,
+                    queued: false,
+                },
+            );
+        }
+        drop(st);
+        self.wake.notify_waiters();
+    }
+
+    /// Stops reading `parts`, dropping what was fetched of them.
+    pub fn revoke(&self, parts: &[TopicPartition]) {
+        let mut st = self.lock();
+        for tp in parts {
+            if let Some(p) = st.parts.remove(tp) {
+                self.counters.buffered.fetch_sub(p.buffered() as u64, Ordering::Relaxed);
+            }
+        }
+        drop(st);
+        self.wake.notify_waiters();
+    }
+
+    /// Moves `tp` to `offset`, dropping what was fetched.
+    pub fn seek(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        let mut st = self.lock();
+        st.next_epoch += 1;
+        let epoch = st.next_epoch;
+        let p = st.parts.get_mut(tp).ok_or_else(|| Error::InvalidArgument(format!("{tp} is not being read")))?;
+        self.counters.buffered.fetch_sub(p.buffered() as u64, Ordering::Relaxed);
+        p.chunks.clear();
+        p.epoch = epoch;
+        p.fetch_pos = offset;
+        p.position = offset;
+        p.in_flight = false;
+        p.failed = false;
+        drop(st);
+        self.wake.notify_waiters();
+        Ok(())
+    }
+
+    pub fn set_paused(&self, parts: &[TopicPartition], paused: bool) {
+        let mut st = self.lock();
+        for tp in parts {
+            let Some(p) = st.parts.get_mut(tp) else { continue };
+            p.paused = paused;
+            let requeue = !paused && !p.chunks.is_empty() && !p.queued;
+            if requeue {
+                p.queued = true;
+                st.ready.push_back(tp.clone());
+            }
+        }
+        drop(st);
+        self.wake.notify_waiters();
+        self.data.notify_waiters();
+    }
+
+    /// Fails every later read with `e` until the reader is closed.
+    pub fn push_error(&self, e: Error) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.lock().errors.push_back(e);
+        self.data.notify_waiters();
+    }
+
+    pub fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        for (_, h) in st.lanes.drain() {
+            h.abort();
+        }
+        drop(st);
+        self.data.notify_waiters();
+        self.wake.notify_waiters();
+    }
+
+    /// The next message; `None` when there is none now.
+    fn pop(&self, st: &mut State, mark: bool) -> Option<Result<Message>> {
+        if let Some(e) = st.errors.pop_front() {
+            return Some(Err(e));
+        }
+        if st.closed {
+            return Some(Err(Error::Closed));
+        }
+        while let Some(tp) = st.ready.front().cloned() {
+            let Some(p) = st.parts.get_mut(&tp) else {
+                st.ready.pop_front();
+                continue;
+            };
+            let Some(chunk) = p.chunks.front_mut().filter(|_| !p.paused) else {
+                p.queued = false;
+                st.ready.pop_front();
+                continue;
+            };
+            let Some(m) = chunk.messages.pop_front() else {
+                p.chunks.pop_front();
+                continue;
+            };
+            p.position = m.offset + 1;
+            if chunk.messages.is_empty() {
+                // The chunk is read: stand after its last batch, give back its budget, let
+                // the partition be fetched again, and give the next partition its turn.
+                p.position = p.position.max(chunk.next);
+                self.counters.buffered.fetch_sub(chunk.bytes as u64, Ordering::Relaxed);
+                p.chunks.pop_front();
+                st.ready.pop_front();
+                if p.chunks.is_empty() {
+                    p.queued = false;
+                } else {
+                    st.ready.push_back(tp);
+                }
+                self.wake.notify_waiters();
+            }
+            let size = m.key.as_ref().map_or(0, |k| k.len()) + m.value.as_ref().map_or(0, |v| v.len());
+            self.counters.messages.fetch_add(1, Ordering::Relaxed);
+            self.counters.bytes.fetch_add(size as u64, Ordering::Relaxed);
+            if mark {
+                p.to_commit = p.to_commit.max(p.position);
+            }
+            return Some(Ok(m));
+        }
+        None
+    }
+
+    /// Waits for the next message; with `mark`, its partition's position after it becomes
+    /// the offset to commit (under the same lock, so a revocation cannot come between).
+    ///
+    /// Cancel-safe: a message leaves the buffer only in the poll that returns it.
+    pub async fn next(&self, mark: bool) -> Result<Message> {
+        loop {
+            let notified = self.data.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.pop(&mut self.lock(), mark) {
+                return r;
+            }
+            notified.await;
+        }
+    }
+
+    /// The fetch tasks' view: claims the fetchable partitions led by `broker`.
+    fn claim(&self, broker: i32) -> Vec<Claim> {
+        let meta = self.cluster.metadata();
+        let mut st = self.lock();
+        if st.closed {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (tp, p) in st.parts.iter_mut() {
+            if p.in_flight || p.paused || p.failed || p.chunks.len() > 1 {
+                continue;
+            }
+            let Some(t) = meta.topics.get(&tp.topic) else { continue };
+            let Some(pm) = t.partitions.iter().find(|pm| pm.id == tp.partition) else { continue };
+            if pm.leader != broker {
+                continue;
+            }
+            p.in_flight = true;
+            out.push(Claim {
+                tp: tp.clone(),
+                topic_id: t.id,
+                epoch: p.epoch,
+                offset: p.fetch_pos,
+                leader_epoch: pm.leader_epoch,
+            });
+        }
+        out
+    }
+
+    fn unclaim(&self, claims: &[Claim]) {
+        let mut st = self.lock();
+        for c in claims {
+            if let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch) {
+                p.in_flight = false;
+            }
+        }
+    }
+
+    /// Leaders of the partitions being read (-1 for those without one now).
+    fn leaders(&self) -> Vec<(TopicPartition, i32)> {
+        let meta = self.cluster.metadata();
+        let st = self.lock();
+        st.parts
+            .keys()
+            .map(|tp| {
+                let leader = meta
+                    .topics
+                    .get(&tp.topic)
+                    .and_then(|t| t.partitions.iter().find(|p| p.id == tp.partition))
+                    .map_or(-1, |p| p.leader);
+                (tp.clone(), leader)
+            })
+            .collect()
+    }
+}
+
+struct Claim {
+    tp: TopicPartition,
+    topic_id: Uuid,
+    epoch: u64,
+    offset: i64,
+    leader_epoch: i32,
+}
+
+/// What one partition's part of a fetch came to.
+enum Outcome {
+    Data(Selected, i64),
+    /// OFFSET_OUT_OF_RANGE: where to continue, or the error under [`OffsetReset::Fail`].
+    Reset(Result<i64>),
+    Error(Error),
+}
+
+/// Starts a fetch task for every partition leader that has none, and refreshes metadata
+/// while a partition has no leader.
+async fn supervise(engine: std::sync::Weak<Engine>) {
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        if e.lock().closed {
+            return;
+        }
+        let leaders = e.leaders();
+        let missing: Vec<&TopicPartition> = leaders.iter().filter(|(_, l)| *l < 0).map(|(tp, _)| tp).collect();
+        if !missing.is_empty() {
+            let mut topics: Vec<&str> = missing.iter().map(|tp| tp.topic.as_str()).collect();
+            topics.sort_unstable();
+            topics.dedup();
+            if let Err(err) = e.cluster.refresh_metadata(Some(&topics)).await {
+                tracing::debug!(error = %err, "metadata refresh for leaderless partitions failed");
+            }
+        }
+        {
+            let mut st = e.lock();
+            for (_, leader) in leaders.iter().filter(|(_, l)| *l >= 0) {
+                if st.lanes.get(leader).is_none_or(|h| h.is_finished()) {
+                    let h = tokio::spawn(lane(Arc::downgrade(&e), *leader));
+                    st.lanes.insert(*leader, h.abort_handle());
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(250), e.wake.notified()).await;
+    }
+}
+
+/// Fetches, over and over, the partitions that `broker` leads.
+async fn lane(engine: std::sync::Weak<Engine>, broker: i32) {
+    let mut attempt = 0u32;
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        let wake = e.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let claims = e.claim(broker);
+        if claims.is_empty() {
+            if e.lock().closed {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), wake).await;
+            continue;
+        }
+        match fetch_claims(&e, broker, &claims).await {
+            Ok(outcomes) => {
+                attempt = 0;
+                deliver(&e, claims, outcomes).await;
+            }
+            Err(err) => {
+                e.unclaim(&claims);
+                e.counters.errors.fetch_add(1, Ordering::Relaxed);
+                let backoff = e.cluster.config().backoff.delay(attempt);
+                attempt += 1;
+                if !err.is_retriable() {
+                    e.push_error(err);
+                } else {
+                    tracing::debug!(broker, error = %err, "fetch failed; retrying");
+                }
+                tokio::time::sleep(backoff).await;
+                let _ = e.cluster.refresh_metadata(None).await;
+            }
+        }
+    }
+}
+
+async fn fetch_claims(e: &Engine, broker: i32, claims: &[Claim]) -> Result<Vec<Outcome>> {
+    let conn = e.cluster.broker(broker, Workload::Fetch).await?;
+    let s = &e.settings;
+    let spots: Vec<Spot<'_>> = claims
+        .iter()
+        .map(|c| Spot {
+            topic: &c.tp.topic,
+            topic_id: c.topic_id,
+            partition: c.tp.partition,
+            leader_epoch: c.leader_epoch,
+            isolation: s.isolation,
+        })
+        .collect();
+    let parts: Vec<(&Spot<'_>, i64)> = spots.iter().zip(claims).map(|(s, c)| (s, c.offset)).collect();
+    // The whole response is bounded by max_bytes, each partition by max_bytes as well (a
+    // single partition can fill it, as with kafka-go's one-partition fetches).
+    let limits = Limits {
+        min_bytes: s.min_bytes,
+        max_bytes: s.max_bytes,
+        partition_max_bytes: s.max_bytes,
+        max_wait: s.max_wait,
+    };
+    e.counters.fetches.fetch_add(1, Ordering::Relaxed);
+    let results = crate::fetch::fetch_many(&conn, &parts, &limits).await?;
+    let mut out = Vec::with_capacity(results.len());
+    let mut refresh = false;
+    for ((spot, claim), r) in spots.iter().zip(claims).zip(results) {
+        let outcome = match r {
+            Ok(p) => match crate::fetch::messages(&conn, spot, &p, claim.offset, &DecodeOptions::default()) {
+                Ok(sel) => Outcome::Data(sel, p.high_watermark),
+                Err(err) => Outcome::Error(err),
+            },
+            Err(err) if err.error_code() == Some(ErrorCode::OffsetOutOfRange) => {
+                e.counters.resets.fetch_add(1, Ordering::Relaxed);
+                Outcome::Reset(match s.reset {
+                    OffsetReset::Fail => Err(err),
+                    OffsetReset::Earliest => crate::fetch::list_offset(&conn, spot, -2).await,
+                    OffsetReset::Latest => crate::fetch::list_offset(&conn, spot, -1).await,
+                })
+            }
+            Err(err) => {
+                refresh |= err.is_retriable();
+                Outcome::Error(err)
+            }
+        };
+        out.push(outcome);
+    }
+    if refresh {
+        let _ = e.cluster.refresh_metadata(None).await;
+    }
+    Ok(out)
+}
+
+/// Hands a fetch's results to the partitions still waiting for them.
+async fn deliver(e: &Engine, claims: Vec<Claim>, outcomes: Vec<Outcome>) {
+    let bytes: usize = outcomes.iter().map(|o| if let Outcome::Data(s, _) = o { s.bytes } else { 0 }).sum();
+    // Hold budget for what is buffered; waiting here pauses this broker's fetches while the
+    // application has not read enough.
+    let permits = bytes.min(e.settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS)) as u32;
+    let mut permit = if permits > 0 { e.budget.clone().acquire_many_owned(permits).await.ok() } else { None };
+    let mut st = e.lock();
+    let mut wake_app = false;
+    for (c, o) in claims.into_iter().zip(outcomes) {
+        let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch && p.fetch_pos == c.offset) else {
+            continue;
+        };
+        p.in_flight = false;
+        match o {
+            Outcome::Data(sel, hwm) => {
+                p.high_watermark = hwm;
+                p.fetch_pos = sel.next.max(p.fetch_pos);
+                if sel.messages.is_empty() {
+                    // Markers or aborted batches only: the position moves past them.
+                    match p.chunks.back_mut() {
+                        Some(last) => last.next = last.next.max(sel.next),
+                        None => p.position = p.position.max(sel.next),
+                    }
+                    continue;
+                }
+                let share = permit.as_mut().and_then(|pm| pm.split(sel.bytes.min(pm.num_permits())));
+                e.counters.buffered.fetch_add(sel.bytes as u64, Ordering::Relaxed);
+                p.chunks.push_back(Chunk {
+                    messages: sel.messages.into(),
+                    next: sel.next,
+                    bytes: sel.bytes,
+                    _permit: share,
+                });
+                if !p.queued && !p.paused {
+                    p.queued = true;
+                    st.ready.push_back(c.tp);
+                }
+                wake_app = true;
+            }
+            Outcome::Reset(Ok(offset)) => {
+                p.fetch_pos = offset;
+                p.position = offset;
+            }
+            Outcome::Reset(Err(err)) => {
+                p.failed = true;
+                st.errors.push_back(err);
+                wake_app = true;
+            }
+            Outcome::Error(err) if err.is_retriable() => {
+                tracing::debug!(partition = %c.tp, error = %err, "partition fetch failed; retrying");
+            }
+            Outcome::Error(err) => {
+                p.failed = true;
+                st.errors.push_back(err);
+                wake_app = true;
+            }
+        }
+    }
+    drop(st);
+    if wake_app {
+        e.data.notify_waiters();
+    }
+}
+
+/// Where a partition starts when nothing is committed for it: the first offset, the end of
+/// the log, or a given offset; on the partition leader, retried.
+pub(crate) async fn resolve_start(
+    cluster: &Cluster,
+    tp: &TopicPartition,
+    start: StartOffset,
+    isolation: IsolationLevel,
+) -> Result<i64> {
+    let ts = match start {
+        StartOffset::At(o) => return Ok(o),
+        StartOffset::First => -2,
+        StartOffset::Last => -1,
+    };
+    list_offset(cluster, tp, ts, isolation).await
+}
+
+/// ListOffsets for one partition (-2 earliest, -1 latest, else a timestamp), on the partition
+/// leader, retried.
+pub(crate) async fn list_offset(
+    cluster: &Cluster,
+    tp: &TopicPartition,
+    timestamp: i64,
+    isolation: IsolationLevel,
+) -> Result<i64> {
+    cluster
+        .retry(|| async {
+            let (conn, leader) = cluster.leader(&tp.topic, tp.partition, Workload::Fetch).await?;
+            let spot = Spot {
+                topic: &tp.topic,
+                topic_id: Uuid::ZERO,
+                partition: tp.partition,
+                leader_epoch: leader.leader_epoch,
+                isolation,
+            };
+            crate::fetch::list_offset(&conn, &spot, timestamp).await
+        })
+        .await
+}

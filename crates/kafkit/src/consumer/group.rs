@@ -1,0 +1,1021 @@
+//! Consumer-group membership with the classic group protocol: FindCoordinator, JoinGroup,
+//! SyncGroup, Heartbeat, LeaveGroup, OffsetCommit and OffsetFetch, run by one task per
+//! [`Reader`](crate::Reader) in group mode.
+//!
+//! The task owns the member id, the generation and the coordinator connection. Every commit
+//! goes through it, so a commit always carries the generation the member is in when it is
+//! sent, and none is sent between losing a generation and joining the next.
+
+use super::assignor::{Assignor, GroupMember, RebalanceProtocol, TopicPartition};
+use super::engine::{resolve_start, Engine};
+use super::reader::StartOffset;
+use crate::cluster::{CoordinatorType, Workload};
+use crate::error::{Error, Result};
+use crate::net::Conn;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafkit_protocol::messages::{
+    consumer_protocol_assignment, consumer_protocol_subscription, join_group_request, leave_group_request,
+    offset_commit_request, offset_fetch_request, sync_group_request, ConsumerProtocolAssignment,
+    ConsumerProtocolSubscription, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
+    OffsetFetchRequest, SyncGroupRequest,
+};
+use kafkit_protocol::{ApiVersion, ErrorCode};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// What happened to a member's partitions in a rebalance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebalanceKind {
+    /// These partitions are now the reader's; reading starts at their committed offsets.
+    Assigned,
+    /// These partitions are about to leave the reader. Until the event is dropped (or
+    /// [`RebalanceEvent::done`] is called) the reader waits, up to the rebalance timeout, so
+    /// the application can finish and commit what it holds of them; then the reader commits
+    /// what it should, drops what it fetched of them, and lets them go.
+    Revoked,
+    /// These partitions were taken from the reader without a chance to commit (its session
+    /// expired or its generation was fenced): another member may already be reading them,
+    /// and commits for them are refused.
+    Lost,
+}
+
+/// A change of the reader's assignment, from [`Reader::rebalance_events`](crate::Reader::rebalance_events)
+/// (the Java `ConsumerRebalanceListener` callbacks, as messages).
+#[derive(Debug)]
+pub struct RebalanceEvent {
+    /// What happened.
+    pub kind: RebalanceKind,
+    /// The partitions it happened to (may be empty: cooperative rebalances report an empty
+    /// assignment change too).
+    pub partitions: Vec<TopicPartition>,
+    /// The generation the group is in (for `Assigned`) or was in.
+    pub generation: i32,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl RebalanceEvent {
+    /// Lets the rebalance go on (dropping the event does the same).
+    pub fn done(mut self) {
+        if let Some(d) = self.done.take() {
+            let _ = d.send(());
+        }
+    }
+}
+
+/// The group settings the membership task needs.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupSettings {
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub instance_id: Option<String>,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub assignors: Vec<Arc<dyn Assignor>>,
+    pub commit_interval: Option<Duration>,
+    pub watch_interval: Duration,
+    pub start: StartOffset,
+}
+
+/// What the application sees of the membership.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Membership {
+    pub member_id: String,
+    pub generation: i32,
+    pub leader: bool,
+    pub assignment: BTreeSet<TopicPartition>,
+    /// Rebalances completed (JoinGroup/SyncGroup rounds that ended in an assignment).
+    pub rebalances: u64,
+}
+
+pub(crate) enum Cmd {
+    /// Commit what is pending; reply whether each of these offsets got committed.
+    Commit(Vec<(TopicPartition, u64, i64)>, oneshot::Sender<Result<()>>),
+    /// Commit, leave (unless static), stop.
+    Close(oneshot::Sender<Result<()>>),
+}
+
+pub(crate) struct Shared {
+    pub membership: Mutex<Membership>,
+    pub events: Mutex<Option<mpsc::UnboundedSender<RebalanceEvent>>>,
+}
+
+pub(crate) struct Group {
+    engine: Arc<Engine>,
+    cfg: GroupSettings,
+    shared: Arc<Shared>,
+    cmds: mpsc::Receiver<Cmd>,
+    coordinator: Option<Conn>,
+    member_id: String,
+    generation: i32,
+    protocol: RebalanceProtocol,
+    leader: bool,
+    owned: BTreeSet<TopicPartition>,
+    /// Partition counts the leader assigned from, to notice new partitions.
+    counts_seen: Arc<Mutex<BTreeMap<String, i32>>>,
+    /// A close that arrived while a revocation was being handled.
+    deferred_close: Option<oneshot::Sender<Result<()>>>,
+    /// The latest commit the coordinator acknowledged per partition: (assignment epoch,
+    /// offset).
+    committed: HashMap<TopicPartition, (u64, i64)>,
+    /// Commit requests waiting for the group to be stable again.
+    deferred: Vec<(Vec<(TopicPartition, u64, i64)>, oneshot::Sender<Result<()>>)>,
+}
+
+/// Why the stable phase ended.
+enum Next {
+    Rejoin,
+    Lost(ErrorCode),
+    Close(oneshot::Sender<Result<()>>),
+}
+
+fn is_coordinator_error(e: &Error) -> bool {
+    matches!(
+        e.error_code(),
+        Some(ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable | ErrorCode::CoordinatorLoadInProgress)
+    ) || matches!(
+        e,
+        Error::ConnectionClosed { .. }
+            | Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::RequestTimeout { .. }
+    )
+}
+
+fn is_fatal(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::FencedInstanceId
+            | ErrorCode::GroupAuthorizationFailed
+            | ErrorCode::InvalidSessionTimeout
+            | ErrorCode::InconsistentGroupProtocol
+            | ErrorCode::GroupMaxSizeReached
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::InvalidGroupId
+            | ErrorCode::TopicAuthorizationFailed
+    )
+}
+
+fn broker_error(code: ErrorCode, context: String) -> Error {
+    Error::Broker { code, context, message: None }
+}
+
+impl Group {
+    pub fn new(engine: Arc<Engine>, cfg: GroupSettings, shared: Arc<Shared>, cmds: mpsc::Receiver<Cmd>) -> Group {
+        Group {
+            engine,
+            cfg,
+            shared,
+            cmds,
+            coordinator: None,
+            member_id: String::new(),
+            generation: -1,
+            protocol: RebalanceProtocol::Eager,
+            leader: false,
+            owned: BTreeSet::new(),
+            counts_seen: Arc::new(Mutex::new(BTreeMap::new())),
+            deferred_close: None,
+            committed: HashMap::new(),
+            deferred: Vec::new(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut attempt = 0u32;
+        loop {
+            match self.join().await {
+                Ok(Some(reply)) => return self.close(reply).await,
+                Ok(None) => attempt = 0,
+                Err(e) => {
+                    let fatal = e.error_code().is_some_and(is_fatal) || !e.is_retriable();
+                    tracing::warn!(group = %self.cfg.group_id, error = %e, fatal, "joining the group failed");
+                    if fatal {
+                        self.engine.push_error(e);
+                        return self.idle().await;
+                    }
+                    let wait = self.engine.cluster.config().backoff.delay(attempt);
+                    attempt += 1;
+                    if let Some(reply) = self.sleep_serving(wait).await {
+                        return self.close(reply).await;
+                    }
+                    continue;
+                }
+            }
+            let next = self.stable().await;
+            match next {
+                Next::Rejoin => {}
+                Next::Lost(code) => self.lose(code).await,
+                Next::Close(reply) => return self.close(reply).await,
+            }
+        }
+    }
+
+    /// After a fatal error: answer commands until closed.
+    async fn idle(mut self) {
+        while let Some(cmd) = self.cmds.recv().await {
+            match cmd {
+                Cmd::Commit(_, reply) => {
+                    let _ = reply.send(Err(Error::Closed));
+                }
+                Cmd::Close(reply) => {
+                    self.engine.close();
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+            }
+        }
+        self.engine.close();
+    }
+
+    fn membership(&self, f: impl FnOnce(&mut Membership)) {
+        let mut m = self.shared.membership.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut m);
+    }
+
+    async fn coordinator(&mut self) -> Result<Conn> {
+        if let Some(c) = self.coordinator.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let c = self.engine.cluster.coordinator(&self.cfg.group_id, CoordinatorType::Group, Workload::Group).await?;
+        self.coordinator = Some(c.clone());
+        Ok(c)
+    }
+
+    fn forget_coordinator(&mut self) {
+        self.coordinator = None;
+    }
+
+    /// Sleeps `d` while answering commands; a close ends it early.
+    async fn sleep_serving(&mut self, d: Duration) -> Option<oneshot::Sender<Result<()>>> {
+        let until = tokio::time::sleep(d);
+        tokio::pin!(until);
+        loop {
+            tokio::select! {
+                _ = &mut until => return None,
+                cmd = self.cmds.recv() => match cmd {
+                    None => return None,
+                    Some(Cmd::Close(reply)) => return Some(reply),
+                    Some(Cmd::Commit(offsets, reply)) => self.deferred.push((offsets, reply)),
+                },
+            }
+        }
+    }
+
+    /// Revokes partitions: tells the application and waits for it, commits what is pending
+    /// for them, and stops reading them.
+    async fn revoke(&mut self, parts: Vec<TopicPartition>) {
+        if parts.is_empty() {
+            return;
+        }
+        self.announce(RebalanceKind::Revoked, parts.clone(), true).await;
+        if let Err(e) = self.commit_pending().await {
+            tracing::debug!(group = %self.cfg.group_id, error = %e, "commit before revoking failed");
+        }
+        self.engine.revoke(&parts);
+        for tp in &parts {
+            self.owned.remove(tp);
+        }
+        let owned = self.owned.clone();
+        self.membership(|m| m.assignment = owned);
+    }
+
+    /// Drops every partition without committing (the session or generation is gone).
+    async fn lose(&mut self, code: ErrorCode) {
+        let parts: Vec<TopicPartition> = self.owned.iter().cloned().collect();
+        tracing::info!(group = %self.cfg.group_id, ?code, partitions = parts.len(), "partitions lost");
+        self.engine.revoke(&parts);
+        self.owned.clear();
+        if matches!(code, ErrorCode::UnknownMemberId) {
+            self.member_id.clear();
+        }
+        self.generation = -1;
+        self.membership(|m| {
+            m.assignment.clear();
+            m.generation = -1;
+        });
+        self.announce(RebalanceKind::Lost, parts, false).await;
+    }
+
+    /// Sends an event if the application listens; for revocations waits (answering commits
+    /// and heartbeating) until it is done, at most the rebalance timeout.
+    async fn announce(&mut self, kind: RebalanceKind, partitions: Vec<TopicPartition>, wait: bool) {
+        let tx = self.shared.events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(tx) = tx.filter(|t| !t.is_closed()) else { return };
+        let (done_tx, mut done_rx) = oneshot::channel();
+        let ev = RebalanceEvent { kind, partitions, generation: self.generation, done: Some(done_tx) };
+        if tx.send(ev).is_err() || !wait {
+            return;
+        }
+        let deadline = tokio::time::sleep(self.cfg.rebalance_timeout);
+        tokio::pin!(deadline);
+        let mut beat = tokio::time::interval(self.cfg.heartbeat_interval);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut done_rx => return,
+                _ = &mut deadline => {
+                    tracing::warn!(group = %self.cfg.group_id, "the application did not finish a revocation within the rebalance timeout");
+                    return;
+                }
+                _ = beat.tick() => { let _ = self.heartbeat().await; }
+                cmd = self.cmds.recv() => match cmd {
+                    Some(Cmd::Commit(offsets, reply)) => {
+                        let r = self.commit_pending().await.and_then(|()| self.check_committed(&offsets));
+                        let _ = reply.send(r);
+                    }
+                    // Close while the application handles a revocation: finish it first.
+                    Some(Cmd::Close(reply)) => { self.deferred_close = Some(reply); }
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+impl Group {
+    /// One JoinGroup/SyncGroup round and the assignment it brings. `Ok(Some(reply))` when
+    /// the application closed the reader meanwhile.
+    async fn join(&mut self) -> Result<Option<oneshot::Sender<Result<()>>>> {
+        loop {
+            if let Some(reply) = self.deferred_close.take() {
+                return Ok(Some(reply));
+            }
+            // Commit what the application has before the generation changes.
+            if let Err(e) = self.commit_pending().await {
+                tracing::debug!(group = %self.cfg.group_id, error = %e, "commit before rejoining failed");
+            }
+            if self.protocol == RebalanceProtocol::Eager {
+                let all: Vec<TopicPartition> = self.owned.iter().cloned().collect();
+                self.revoke(all).await;
+            }
+            let conn = self.coordinator().await?;
+            let ctx = JoinCtx {
+                engine: self.engine.clone(),
+                cfg: self.cfg.clone(),
+                member_id: self.member_id.clone(),
+                generation: self.generation,
+                owned: self.owned.clone(),
+                counts_seen: self.counts_seen.clone(),
+            };
+            let fut = ctx.join_round(conn);
+            tokio::pin!(fut);
+            let round = loop {
+                tokio::select! {
+                    r = &mut fut => break r,
+                    cmd = self.cmds.recv() => match cmd {
+                        None => return Ok(None),
+                        Some(Cmd::Close(reply)) => return Ok(Some(reply)),
+                        Some(Cmd::Commit(offsets, reply)) => self.deferred.push((offsets, reply)),
+                    },
+                }
+            };
+            drop(fut);
+            match round {
+                Ok(Round::Assigned { generation, member_id, leader, protocol, assignment }) => {
+                    self.generation = generation;
+                    self.member_id = member_id;
+                    self.leader = leader;
+                    self.protocol = protocol;
+                    let again = self.apply(assignment).await?;
+                    let deferred = std::mem::take(&mut self.deferred);
+                    if !deferred.is_empty() {
+                        let r = self.commit_pending().await;
+                        for (offsets, reply) in deferred {
+                            let _ = reply
+                                .send(r.as_ref().map_err(Error::dup).and_then(|()| self.check_committed(&offsets)));
+                        }
+                    }
+                    if !again {
+                        return Ok(None);
+                    }
+                }
+                Ok(Round::Retry { member_id }) => {
+                    if let Some(id) = member_id {
+                        self.member_id = id;
+                    }
+                }
+                Err(e) if is_coordinator_error(&e) => {
+                    tracing::debug!(group = %self.cfg.group_id, error = %e, "coordinator unavailable; finding it again");
+                    self.forget_coordinator();
+                    let wait = self.engine.cluster.config().backoff.delay(0);
+                    if let Some(reply) = self.sleep_serving(wait).await {
+                        return Ok(Some(reply));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes the new assignment. Returns whether to rejoin at once (a cooperative member
+    /// that had to give partitions up).
+    async fn apply(&mut self, assignment: BTreeSet<TopicPartition>) -> Result<bool> {
+        let revoked: Vec<TopicPartition> = self.owned.difference(&assignment).cloned().collect();
+        let added: Vec<TopicPartition> = assignment.difference(&self.owned).cloned().collect();
+        let again = !revoked.is_empty() && self.protocol == RebalanceProtocol::Cooperative;
+        self.revoke(revoked).await;
+        let starts = self.start_offsets(&added).await?;
+        self.engine.assign(starts);
+        self.owned.extend(added.iter().cloned());
+        let (owned, generation, member_id, leader) =
+            (self.owned.clone(), self.generation, self.member_id.clone(), self.leader);
+        self.membership(|m| {
+            m.assignment = owned;
+            m.generation = generation;
+            m.member_id = member_id;
+            m.leader = leader;
+            m.rebalances += 1;
+        });
+        tracing::info!(group = %self.cfg.group_id, generation, added = added.len(), total = self.owned.len(), "assigned");
+        self.announce(RebalanceKind::Assigned, added, false).await;
+        Ok(again)
+    }
+
+    /// Where each newly assigned partition starts: its committed offset, else the reader's
+    /// start offset.
+    async fn start_offsets(&mut self, parts: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64, i64)>> {
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let committed = self.fetch_committed(parts).await?;
+        let mut out = Vec::new();
+        for tp in parts {
+            let c = committed.get(tp).copied().unwrap_or(-1);
+            let start = if c >= 0 {
+                c
+            } else {
+                resolve_start(&self.engine.cluster, tp, self.cfg.start, self.engine.settings.isolation).await?
+            };
+            out.push((tp.clone(), start, c));
+        }
+        Ok(out)
+    }
+
+    /// OffsetFetch for `parts` (require_stable from v7, so offsets of a pending transaction
+    /// are waited for), retried on coordinator errors.
+    async fn fetch_committed(&mut self, parts: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>> {
+        let mut attempt = 0;
+        loop {
+            let conn = self.coordinator().await?;
+            match offset_fetch(&conn, &self.cfg.group_id, Some(parts), true).await {
+                Ok(m) => return Ok(m.into_iter().map(|(tp, (o, _))| (tp, o)).collect()),
+                Err(e) if e.is_retriable() && attempt < 10 => {
+                    if is_coordinator_error(&e) {
+                        self.forget_coordinator();
+                    }
+                    tokio::time::sleep(self.engine.cluster.config().backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The stable phase: heartbeat, commit on the interval, answer the application, watch
+    /// for new partitions (leader), until a rebalance, a loss, or a close.
+    async fn stable(&mut self) -> Next {
+        let mut beat = tokio::time::interval(self.cfg.heartbeat_interval);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        beat.tick().await;
+        let every = self.cfg.commit_interval.unwrap_or(Duration::from_secs(3600));
+        let mut commit = tokio::time::interval(every);
+        commit.tick().await;
+        let mut watch = tokio::time::interval(self.cfg.watch_interval);
+        watch.tick().await;
+        let mut last_beat_ok = Instant::now();
+        loop {
+            if let Some(reply) = self.deferred_close.take() {
+                return Next::Close(reply);
+            }
+            tokio::select! {
+                _ = beat.tick() => match self.heartbeat().await {
+                    Ok(()) => last_beat_ok = Instant::now(),
+                    Err(e) => match e.error_code() {
+                        Some(ErrorCode::RebalanceInProgress) => return Next::Rejoin,
+                        Some(code @ (ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => return Next::Lost(code),
+                        Some(code) if is_fatal(code) => {
+                            self.engine.push_error(e);
+                            return Next::Lost(code);
+                        }
+                        _ => {
+                            tracing::debug!(group = %self.cfg.group_id, error = %e, "heartbeat failed");
+                            if is_coordinator_error(&e) {
+                                self.forget_coordinator();
+                            }
+                            if last_beat_ok.elapsed() > self.cfg.session_timeout {
+                                // The coordinator has surely dropped us by now.
+                                return Next::Lost(ErrorCode::UnknownMemberId);
+                            }
+                        }
+                    },
+                },
+                _ = commit.tick(), if self.cfg.commit_interval.is_some() => {
+                    if let Err(e) = self.commit_pending().await {
+                        if let Some(n) = self.after_commit_error(&e) {
+                            return n;
+                        }
+                    }
+                }
+                _ = watch.tick(), if self.leader => {
+                    let topics = self.cfg.topics.clone();
+                    if let Ok(now) = partition_counts(&self.engine.cluster, topics).await {
+                        let seen = self.counts_seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        if now.iter().any(|(t, n)| seen.get(t) != Some(n)) {
+                            tracing::info!(group = %self.cfg.group_id, "partitions changed; rebalancing");
+                            return Next::Rejoin;
+                        }
+                    }
+                }
+                cmd = self.cmds.recv() => match cmd {
+                    None => return Next::Close(oneshot::channel().0),
+                    Some(Cmd::Close(reply)) => return Next::Close(reply),
+                    Some(Cmd::Commit(offsets, reply)) => match self.commit_pending().await {
+                        Ok(()) => { let _ = reply.send(self.check_committed(&offsets)); }
+                        Err(e) => match self.after_commit_error(&e) {
+                            // Answered once the group is stable again.
+                            Some(n) => { self.deferred.push((offsets, reply)); return n; }
+                            None => { let _ = reply.send(Err(e)); }
+                        },
+                    },
+                },
+            }
+        }
+    }
+
+    /// What a failed commit means for the membership.
+    fn after_commit_error(&mut self, e: &Error) -> Option<Next> {
+        match e.error_code() {
+            Some(ErrorCode::RebalanceInProgress) => Some(Next::Rejoin),
+            Some(code @ (ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => Some(Next::Lost(code)),
+            _ => {
+                if is_coordinator_error(e) {
+                    self.forget_coordinator();
+                }
+                None
+            }
+        }
+    }
+
+    async fn heartbeat(&mut self) -> Result<()> {
+        let conn = self.coordinator().await?;
+        let v = conn.version_for::<HeartbeatRequest>()?;
+        let mut req = HeartbeatRequest::default()
+            .with_group_id(self.cfg.group_id.clone())
+            .with_generation_id(self.generation)
+            .with_member_id(self.member_id.clone());
+        if v.0 >= 3 {
+            req = req.with_group_instance_id(self.cfg.instance_id.clone());
+        }
+        let resp = conn.request_version(&req, v).await?;
+        Error::check(resp.error_code, None, || format!("heartbeat to group {} at {}", self.cfg.group_id, conn.addr()))
+    }
+
+    /// Commits every partition's pending offset with the current generation; retries
+    /// coordinator errors a few times.
+    async fn commit_pending(&mut self) -> Result<()> {
+        if self.generation < 0 {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        loop {
+            let pending: Vec<(TopicPartition, u64, i64)> = {
+                let st = self.engine.lock();
+                st.parts
+                    .iter()
+                    .filter(|(tp, p)| p.to_commit > p.committed && self.owned.contains(*tp))
+                    .map(|(tp, p)| (tp.clone(), p.epoch, p.to_commit))
+                    .collect()
+            };
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let r = match self.coordinator().await {
+                Ok(conn) => self.offset_commit(&conn, &pending).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => {
+                    let mut st = self.engine.lock();
+                    for (tp, epoch, off) in pending {
+                        if let Some(p) = st.parts.get_mut(&tp).filter(|p| p.epoch == epoch) {
+                            p.committed = p.committed.max(off);
+                        }
+                        let e = self.committed.entry(tp).or_insert((epoch, off));
+                        if e.0 != epoch || e.1 < off {
+                            *e = (epoch, off);
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(e) if is_coordinator_error(&e) && attempt < 3 => {
+                    self.forget_coordinator();
+                    tokio::time::sleep(self.engine.cluster.config().backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn offset_commit(&self, conn: &Conn, offsets: &[(TopicPartition, u64, i64)]) -> Result<()> {
+        let v = conn.version_for::<OffsetCommitRequest>()?;
+        let mut topics: BTreeMap<&str, Vec<offset_commit_request::OffsetCommitRequestPartition>> = BTreeMap::new();
+        for (tp, _, off) in offsets {
+            topics.entry(&tp.topic).or_default().push(
+                offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_partition_index(tp.partition)
+                    .with_committed_offset(*off),
+            );
+        }
+        let mut req = OffsetCommitRequest::default().with_group_id(self.cfg.group_id.clone()).with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(t.to_string())
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+        if v.0 >= 1 {
+            req = req.with_generation_id_or_member_epoch(self.generation).with_member_id(self.member_id.clone());
+        }
+        if v.0 >= 7 {
+            req = req.with_group_instance_id(self.cfg.instance_id.clone());
+        }
+        let resp = conn.request_version(&req, v).await?;
+        for t in &resp.topics {
+            for p in &t.partitions {
+                Error::check(p.error_code, None, || {
+                    format!(
+                        "committing {}/{} for group {} at {}",
+                        t.name,
+                        p.partition_index,
+                        self.cfg.group_id,
+                        conn.addr()
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether each (partition, assignment epoch, offset) is covered by an acknowledged
+    /// commit.
+    fn check_committed(&self, offsets: &[(TopicPartition, u64, i64)]) -> Result<()> {
+        for (tp, epoch, off) in offsets {
+            match self.committed.get(tp) {
+                Some((e, c)) if e == epoch && c >= off => {}
+                _ => {
+                    return Err(Error::CommitFailed(format!(
+                        "{tp} left this member (revoked or lost) before offset {off} could be committed"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits, leaves the group (static members stay, so a restart within the session
+    /// timeout gets the same partitions without a rebalance), stops reading.
+    async fn close(mut self, reply: oneshot::Sender<Result<()>>) {
+        let r = self.commit_pending().await;
+        let parts: Vec<TopicPartition> = self.owned.iter().cloned().collect();
+        self.announce(RebalanceKind::Revoked, parts, false).await;
+        if self.cfg.instance_id.is_none() && !self.member_id.is_empty() {
+            if let Err(e) = self.leave().await {
+                tracing::debug!(group = %self.cfg.group_id, error = %e, "leaving the group failed");
+            }
+        }
+        self.engine.close();
+        for (_, reply) in self.deferred.drain(..) {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        let _ = reply.send(r);
+    }
+
+    async fn leave(&mut self) -> Result<()> {
+        let conn = self.coordinator().await?;
+        let v = conn.version_for::<LeaveGroupRequest>()?;
+        let mut req = LeaveGroupRequest::default().with_group_id(self.cfg.group_id.clone());
+        req = if v.0 >= 3 {
+            req.with_members(vec![leave_group_request::MemberIdentity::default()
+                .with_member_id(self.member_id.clone())
+                .with_group_instance_id(self.cfg.instance_id.clone())])
+        } else {
+            req.with_member_id(self.member_id.clone())
+        };
+        let resp = conn.request_version(&req, v).await?;
+        Error::check(resp.error_code, None, || format!("leaving group {}", self.cfg.group_id))
+    }
+}
+
+/// What a JoinGroup/SyncGroup round needs of the member, owned so the round can run while
+/// the member answers the application.
+struct JoinCtx {
+    engine: Arc<Engine>,
+    cfg: GroupSettings,
+    member_id: String,
+    generation: i32,
+    owned: BTreeSet<TopicPartition>,
+    counts_seen: Arc<Mutex<BTreeMap<String, i32>>>,
+}
+
+impl JoinCtx {
+    fn subscription(&self) -> Result<Bytes> {
+        let owned: BTreeMap<&str, Vec<i32>> = self.owned.iter().fold(BTreeMap::new(), |mut m, tp| {
+            m.entry(tp.topic.as_str()).or_insert_with(Vec::new).push(tp.partition);
+            m
+        });
+        let mut topics = self.cfg.topics.clone();
+        topics.sort();
+        topics.dedup();
+        let sub = ConsumerProtocolSubscription::default()
+            .with_topics(topics)
+            .with_owned_partitions(
+                owned
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        consumer_protocol_subscription::TopicPartition::default()
+                            .with_topic(t.to_string())
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            )
+            .with_generation_id(self.generation);
+        versioned(&sub, 2)
+    }
+
+    /// JoinGroup then SyncGroup.
+    async fn join_round(self, conn: Conn) -> Result<Round> {
+        let v = conn.version_for::<JoinGroupRequest>()?;
+        if self.cfg.instance_id.is_some() && v.0 < 5 {
+            return Err(Error::UnsupportedByBroker {
+                addr: conn.addr().to_string(),
+                api: kafkit_protocol::ApiKey::JoinGroup,
+                broker: "static membership needs JoinGroup v5+".into(),
+            });
+        }
+        let protocols: Vec<join_group_request::JoinGroupRequestProtocol> = {
+            let sub = self.subscription()?;
+            self.cfg
+                .assignors
+                .iter()
+                .map(|a| {
+                    join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(a.name().to_string())
+                        .with_metadata(sub.clone())
+                })
+                .collect()
+        };
+        let mut req = JoinGroupRequest::default()
+            .with_group_id(self.cfg.group_id.clone())
+            .with_session_timeout_ms(millis(self.cfg.session_timeout))
+            .with_member_id(self.member_id.clone())
+            .with_protocol_type("consumer".into())
+            .with_protocols(protocols);
+        if v.0 >= 1 {
+            req = req.with_rebalance_timeout_ms(millis(self.cfg.rebalance_timeout));
+        }
+        if v.0 >= 5 {
+            req = req.with_group_instance_id(self.cfg.instance_id.clone());
+        }
+        let wait = self.cfg.rebalance_timeout + conn.request_timeout();
+        let resp = conn.request_within(&req, v, wait).await?;
+        let context = || format!("joining group {} at {}", self.cfg.group_id, conn.addr());
+        match ErrorCode::from_code(resp.error_code) {
+            ErrorCode::None => {}
+            ErrorCode::MemberIdRequired => return Ok(Round::Retry { member_id: Some(resp.member_id) }),
+            ErrorCode::UnknownMemberId => return Ok(Round::Retry { member_id: Some(String::new()) }),
+            ErrorCode::RebalanceInProgress | ErrorCode::IllegalGeneration => {
+                return Ok(Round::Retry { member_id: None })
+            }
+            code => return Err(broker_error(code, context())),
+        }
+        let protocol_name = resp.protocol_name.clone().unwrap_or_default();
+        let assignor = self.cfg.assignors.iter().find(|a| a.name() == protocol_name).cloned().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "the coordinator chose assignor {protocol_name:?}, which this reader does not offer"
+            ))
+        })?;
+        let leader = resp.leader == resp.member_id;
+        let assignments = if leader { self.assign(&resp, assignor.as_ref()).await? } else { Vec::new() };
+        let sv = conn.version_for::<SyncGroupRequest>()?;
+        let mut sync = SyncGroupRequest::default()
+            .with_group_id(self.cfg.group_id.clone())
+            .with_generation_id(resp.generation_id)
+            .with_member_id(resp.member_id.clone())
+            .with_assignments(assignments);
+        if sv.0 >= 3 {
+            sync = sync.with_group_instance_id(self.cfg.instance_id.clone());
+        }
+        if sv.0 >= 5 {
+            sync = sync.with_protocol_type(Some("consumer".into())).with_protocol_name(Some(protocol_name.clone()));
+        }
+        let sresp = conn.request_within(&sync, sv, wait).await?;
+        match ErrorCode::from_code(sresp.error_code) {
+            ErrorCode::None => {}
+            ErrorCode::UnknownMemberId => return Ok(Round::Retry { member_id: Some(String::new()) }),
+            ErrorCode::RebalanceInProgress | ErrorCode::IllegalGeneration => {
+                return Ok(Round::Retry { member_id: Some(resp.member_id) })
+            }
+            code => return Err(broker_error(code, format!("syncing group {} at {}", self.cfg.group_id, conn.addr()))),
+        }
+        let assignment = if sresp.assignment.is_empty() {
+            BTreeSet::new()
+        } else {
+            let a: ConsumerProtocolAssignment = unversioned(&sresp.assignment, conn.addr())?;
+            a.assigned_partitions
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
+                .collect()
+        };
+        Ok(Round::Assigned {
+            generation: resp.generation_id,
+            member_id: resp.member_id,
+            leader,
+            protocol: assignor.protocol(),
+            assignment,
+        })
+    }
+
+    /// The leader's part: decode the members' subscriptions, read the topics' partition
+    /// counts, run the assignor.
+    async fn assign(
+        &self,
+        resp: &kafkit_protocol::messages::JoinGroupResponse,
+        assignor: &dyn Assignor,
+    ) -> Result<Vec<sync_group_request::SyncGroupRequestAssignment>> {
+        let mut members = Vec::new();
+        for m in &resp.members {
+            let sub: ConsumerProtocolSubscription = unversioned(&m.metadata, "a member's subscription")?;
+            members.push(GroupMember {
+                id: m.member_id.clone(),
+                instance_id: m.group_instance_id.clone(),
+                topics: sub.topics.clone(),
+                owned: sub
+                    .owned_partitions
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
+                    .collect(),
+                generation: sub.generation_id,
+            });
+        }
+        let counts =
+            partition_counts(&self.engine.cluster, members.iter().flat_map(|m| m.topics.iter().cloned()).collect())
+                .await?;
+        let plan = assignor.assign(&members, &counts);
+        let mut out = Vec::new();
+        for m in &members {
+            let mine = plan.get(&m.id).cloned().unwrap_or_default();
+            let by_topic: BTreeMap<String, Vec<i32>> = mine.into_iter().fold(BTreeMap::new(), |mut acc, tp| {
+                acc.entry(tp.topic).or_insert_with(Vec::new).push(tp.partition);
+                acc
+            });
+            let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
+                by_topic
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        consumer_protocol_assignment::TopicPartition::default().with_topic(t).with_partitions(ps)
+                    })
+                    .collect(),
+            );
+            out.push(
+                sync_group_request::SyncGroupRequestAssignment::default()
+                    .with_member_id(m.id.clone())
+                    .with_assignment(versioned(&a, 0)?),
+            );
+        }
+        *self.counts_seen.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+        Ok(out)
+    }
+}
+
+/// Partition counts of `topics` from fresh metadata (topics that do not exist are left out).
+async fn partition_counts(cluster: &crate::Cluster, mut topics: Vec<String>) -> Result<BTreeMap<String, i32>> {
+    topics.sort();
+    topics.dedup();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let meta = cluster.refresh_metadata(Some(&names)).await?;
+    Ok(topics
+        .iter()
+        .filter_map(|t| {
+            meta.topics.get(t).filter(|m| m.error.is_none()).map(|m| (t.clone(), m.partitions.len() as i32))
+        })
+        .collect())
+}
+
+enum Round {
+    Assigned {
+        generation: i32,
+        member_id: String,
+        leader: bool,
+        protocol: RebalanceProtocol,
+        assignment: BTreeSet<TopicPartition>,
+    },
+    Retry {
+        member_id: Option<String>,
+    },
+}
+
+fn millis(d: Duration) -> i32 {
+    d.as_millis().min(i32::MAX as u128) as i32
+}
+
+/// A consumer-protocol struct with its version in front (how JoinGroup metadata and
+/// SyncGroup assignments are framed).
+fn versioned<M: kafkit_protocol::Message>(m: &M, version: i16) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    buf.put_i16(version);
+    m.encode(&mut buf, ApiVersion(version))
+        .map_err(|source| Error::Encode { addr: "consumer protocol".into(), source })?;
+    Ok(buf.freeze())
+}
+
+/// Reads a versioned consumer-protocol struct; versions newer than kafkit knows are read as
+/// the newest it knows (fields are only ever appended).
+fn unversioned<M: kafkit_protocol::Message>(data: &Bytes, from: &str) -> Result<M> {
+    let mut buf = data.clone();
+    if buf.remaining() < 2 {
+        return Err(Error::InvalidArgument(format!("consumer protocol data from {from} is {} bytes", buf.len())));
+    }
+    let v = buf.get_i16().clamp(M::VERSIONS.min, M::VERSIONS.max);
+    M::decode(&mut buf, ApiVersion(v)).map_err(|source| Error::Decode { addr: from.to_string(), source })
+}
+
+/// OffsetFetch of a group's committed offsets: of `parts`, or of every partition when
+/// `None` (v2+). Returns offset and metadata per partition (-1 where nothing is committed).
+pub(crate) async fn offset_fetch(
+    conn: &Conn,
+    group: &str,
+    parts: Option<&[TopicPartition]>,
+    require_stable: bool,
+) -> Result<BTreeMap<TopicPartition, (i64, Option<String>)>> {
+    let v = conn.version_for::<OffsetFetchRequest>()?;
+    let by_topic: Option<BTreeMap<&str, Vec<i32>>> = parts.map(|ps| {
+        ps.iter().fold(BTreeMap::new(), |mut m, tp| {
+            m.entry(tp.topic.as_str()).or_insert_with(Vec::new).push(tp.partition);
+            m
+        })
+    });
+    let mut req = OffsetFetchRequest::default();
+    if v.0 >= 8 {
+        let topics = by_topic.map(|m| {
+            m.into_iter()
+                .map(|(t, ps)| {
+                    offset_fetch_request::OffsetFetchRequestTopics::default()
+                        .with_name(t.to_string())
+                        .with_partition_indexes(ps)
+                })
+                .collect()
+        });
+        req = req.with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(group.to_string())
+            .with_topics(topics)]);
+    } else {
+        let topics = by_topic.map(|m| {
+            m.into_iter()
+                .map(|(t, ps)| {
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(t.to_string())
+                        .with_partition_indexes(ps)
+                })
+                .collect()
+        });
+        req = req.with_group_id(group.to_string()).with_topics(topics);
+    }
+    if v.0 >= 7 && require_stable {
+        req = req.with_require_stable(true);
+    }
+    let resp = conn.request_version(&req, v).await?;
+    let context = || format!("fetching committed offsets of group {group} at {}", conn.addr());
+    let mut out = BTreeMap::new();
+    if v.0 >= 8 {
+        for g in &resp.groups {
+            Error::check(g.error_code, None, context)?;
+            for t in &g.topics {
+                for p in &t.partitions {
+                    Error::check(p.error_code, None, context)?;
+                    out.insert(
+                        TopicPartition::new(t.name.clone(), p.partition_index),
+                        (p.committed_offset, p.metadata.clone()),
+                    );
+                }
+            }
+        }
+    } else {
+        Error::check(resp.error_code, None, context)?;
+        for t in &resp.topics {
+            for p in &t.partitions {
+                Error::check(p.error_code, None, context)?;
+                out.insert(
+                    TopicPartition::new(t.name.clone(), p.partition_index),
+                    (p.committed_offset, p.metadata.clone()),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
