@@ -156,16 +156,22 @@ impl Engine {
         self.wake.notify_waiters();
     }
 
-    /// Stops reading `parts`, dropping what was fetched of them.
-    pub fn revoke(&self, parts: &[TopicPartition]) {
+    /// Stops reading `parts`, dropping what was fetched of them. Returns the offsets they
+    /// had marked for commit and not yet committed: (partition, epoch, offset).
+    pub fn revoke(&self, parts: &[TopicPartition]) -> Vec<(TopicPartition, u64, i64)> {
         let mut st = self.lock();
+        let mut pending = Vec::new();
         for tp in parts {
             if let Some(p) = st.parts.remove(tp) {
                 self.counters.buffered.fetch_sub(p.buffered() as u64, Ordering::Relaxed);
+                if p.to_commit > p.committed {
+                    pending.push((tp.clone(), p.epoch, p.to_commit));
+                }
             }
         }
         drop(st);
         self.wake.notify_waiters();
+        pending
     }
 
     /// Moves `tp` to `offset`, dropping what was fetched.

@@ -270,10 +270,12 @@ impl Group {
             return;
         }
         self.announce(RebalanceKind::Revoked, parts.clone(), true).await;
-        if let Err(e) = self.commit_pending().await {
+        // Stop handing out their messages first, then commit what was handed out: nothing
+        // can be returned between the commit and the revocation.
+        let last = self.engine.revoke(&parts);
+        if let Err(e) = self.commit_offsets(last).await {
             tracing::debug!(group = %self.cfg.group_id, error = %e, "commit before revoking failed");
         }
-        self.engine.revoke(&parts);
         for tp in &parts {
             self.owned.remove(tp);
         }
@@ -578,19 +580,24 @@ impl Group {
         if self.generation < 0 {
             return Ok(());
         }
+        let pending: Vec<(TopicPartition, u64, i64)> = {
+            let st = self.engine.lock();
+            st.parts
+                .iter()
+                .filter(|(tp, p)| p.to_commit > p.committed && self.owned.contains(*tp))
+                .map(|(tp, p)| (tp.clone(), p.epoch, p.to_commit))
+                .collect()
+        };
+        self.commit_offsets(pending).await
+    }
+
+    /// Commits these (partition, assignment epoch, offset) with the current generation.
+    async fn commit_offsets(&mut self, pending: Vec<(TopicPartition, u64, i64)>) -> Result<()> {
+        if self.generation < 0 || pending.is_empty() {
+            return Ok(());
+        }
         let mut attempt = 0;
         loop {
-            let pending: Vec<(TopicPartition, u64, i64)> = {
-                let st = self.engine.lock();
-                st.parts
-                    .iter()
-                    .filter(|(tp, p)| p.to_commit > p.committed && self.owned.contains(*tp))
-                    .map(|(tp, p)| (tp.clone(), p.epoch, p.to_commit))
-                    .collect()
-            };
-            if pending.is_empty() {
-                return Ok(());
-            }
             let r = match self.coordinator().await {
                 Ok(conn) => self.offset_commit(&conn, &pending).await,
                 Err(e) => Err(e),
@@ -598,7 +605,7 @@ impl Group {
             match r {
                 Ok(()) => {
                     let mut st = self.engine.lock();
-                    for (tp, epoch, off) in pending {
+                    for (tp, epoch, off) in pending.iter().cloned() {
                         if let Some(p) = st.parts.get_mut(&tp).filter(|p| p.epoch == epoch) {
                             p.committed = p.committed.max(off);
                         }

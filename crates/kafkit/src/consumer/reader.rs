@@ -307,7 +307,7 @@ pub struct PartitionState {
 
 enum Mode {
     Partition(TopicPartition),
-    Group { shared: Arc<GroupShared>, cmds: mpsc::Sender<Cmd> },
+    Group { shared: Arc<GroupShared>, cmds: mpsc::Sender<Cmd>, task: tokio::task::AbortHandle },
 }
 
 type Pending = Pin<Box<dyn Future<Output = Result<Message>> + Send>>;
@@ -418,8 +418,8 @@ impl Reader {
             watch_interval: config.partition_watch_interval,
             start: config.start,
         };
-        tokio::spawn(Group::new(engine.clone(), gs, shared.clone(), rx).run());
-        Ok(Reader { engine, config, mode: Mode::Group { shared, cmds: tx }, pending: None })
+        let task = tokio::spawn(Group::new(engine.clone(), gs, shared.clone(), rx).run()).abort_handle();
+        Ok(Reader { engine, config, mode: Mode::Group { shared, cmds: tx, task }, pending: None })
     }
 
     /// The next message (kafka-go `ReadMessage`). In group mode it is committed per
@@ -528,6 +528,12 @@ impl Reader {
     /// The group generation this member is in (-1 outside one, and in partition mode).
     pub fn generation(&self) -> i32 {
         self.membership().map_or(-1, |m| m.generation)
+    }
+
+    /// Whether this member led the group's last rebalance (it ran the assignor and watches
+    /// for new partitions).
+    pub fn is_leader(&self) -> bool {
+        self.membership().is_some_and(|m| m.leader)
     }
 
     /// The member id the coordinator gave this reader (empty before joining, and in
@@ -669,6 +675,18 @@ impl Reader {
         }
         self.engine.close();
         Ok(())
+    }
+}
+
+impl Reader {
+    /// Stops at once, as if the process died: no commit, no LeaveGroup, connections
+    /// dropped. The group notices only when the session timeout passes. For testing how an
+    /// application copes with a member that crashes; use [`Reader::close`] otherwise.
+    pub fn abort(self) {
+        if let Mode::Group { task, .. } = &self.mode {
+            task.abort();
+        }
+        self.engine.close();
     }
 }
 
