@@ -366,3 +366,126 @@ async fn a_dynamic_member_leaves_on_close_and_the_group_rebalances() {
     assert!(b.generation() > generation);
     b.stop(Stop::Close).await;
 }
+
+async fn fetch_n(r: &mut Reader, n: usize) -> Vec<Message> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.push(tokio::time::timeout(Duration::from_secs(20), r.fetch_message()).await.expect("a message").unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn explicit_commits_pause_resume_lag_and_a_topic_created_later() {
+    let broker = TestBroker::start();
+    let t1 = topic_with(&broker.addr, 3).await;
+    let t2 = unique_topic("later");
+    let group = unique_topic("g");
+    let config = ReaderConfig::group(&group, [t1.clone(), t2.clone()])
+        .with_session_timeout(Duration::from_millis(2000))
+        .with_heartbeat_interval(Duration::from_millis(200))
+        .with_max_wait(Duration::from_millis(100))
+        .with_partition_watch_interval(Duration::from_millis(300));
+    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
+    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&t1)).await.unwrap();
+    produce(&w, 0, 30).await;
+    let got = fetch_n(&mut r, 30).await;
+    assert_eq!(r.assignment().len(), 3, "only t1 exists yet");
+
+    // Per-partition lag: everything read, so 0 once the fetches' high watermarks are in.
+    let parts = r.partitions();
+    assert_eq!(parts.len(), 3);
+    for (tp, p) in &parts {
+        assert_eq!(p.lag, 0, "{tp}: {p:?}");
+        assert_eq!(p.committed, -1, "fetch_message commits nothing");
+    }
+
+    // Explicit commits: per partition the highest offset wins; the next offset is committed.
+    let p0: Vec<&Message> = got.iter().filter(|m| m.partition == got[0].partition).collect();
+    let tp0 = TopicPartition::new(&t1, got[0].partition);
+    let mid = p0[p0.len() / 2].clone();
+    r.commit_messages(&[p0[0].clone(), mid.clone()]).await.unwrap();
+    assert_eq!(r.partitions()[&tp0].committed, mid.offset + 1);
+    // A message not yet returned is refused, and commits nothing.
+    let mut ahead = mid.clone();
+    ahead.offset = 1000;
+    let err = r.commit_messages(&[ahead]).await.unwrap_err();
+    assert!(matches!(err, kafkit::Error::CommitFailed(_)), "{err}");
+    assert_eq!(r.partitions()[&tp0].committed, mid.offset + 1);
+
+    // Pause keeps what was fetched: write to every partition, let it be fetched, pause
+    // tp0, and only the other partitions' messages come; after resume tp0's come too.
+    produce(&w, 30, 60).await;
+    wait_until("the new messages to be fetched", Duration::from_secs(10), || {
+        r.partitions().values().all(|p| p.high_watermark >= 20)
+    })
+    .await;
+    r.pause(std::slice::from_ref(&tp0));
+    assert!(r.partitions()[&tp0].paused);
+    let mut during = Vec::new();
+    while let Ok(m) = tokio::time::timeout(Duration::from_millis(700), r.fetch_message()).await {
+        during.push(m.unwrap());
+    }
+    assert!(!during.is_empty() && during.iter().all(|m| m.partition != tp0.partition), "paused {tp0} was read");
+    assert!(r.stats().buffered_bytes > 0, "the paused partition's messages stay buffered");
+    r.resume(std::slice::from_ref(&tp0));
+    let rest = fetch_n(&mut r, 30 - during.len()).await;
+    let all: BTreeSet<String> = during
+        .iter()
+        .chain(rest.iter())
+        .map(|m| String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(all, (30..60).map(|i| format!("v{i}")).collect::<BTreeSet<_>>());
+
+    // A subscribed topic created while the group runs is picked up by the leader's watch.
+    Dialer::new().dial(&broker.addr).await.unwrap().create_topics(&[TopicConfig::new(&t2, 2)]).await.unwrap();
+    let w2 = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&t2)).await.unwrap();
+    produce(&w2, 100, 104).await;
+    // The rebalance (eager, range) revoked t1's partitions and assigned them again: reading
+    // restarts from the committed offsets, so t1's uncommitted messages come again (tp0 from
+    // the explicit commit on, the others from the start).
+    let hw: BTreeMap<i32, i64> = r.partitions().iter().map(|(tp, p)| (tp.partition, p.high_watermark)).collect();
+    let want: BTreeMap<i32, Vec<i64>> = hw
+        .iter()
+        .map(|(p, h)| (*p, ((if *p == tp0.partition { mid.offset + 1 } else { 0 })..*h).collect()))
+        .collect();
+    let total: usize = want.values().map(Vec::len).sum();
+    let mut new = Vec::new();
+    let mut again: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    while new.len() < 4 || again.values().map(Vec::len).sum::<usize>() < total {
+        let m = tokio::time::timeout(Duration::from_secs(20), r.fetch_message()).await.expect("a message").unwrap();
+        if m.topic == t2 {
+            new.push(m);
+        } else {
+            again.entry(m.partition).or_default().push(m.offset);
+        }
+    }
+    assert_eq!(r.assignment().len(), 5);
+    assert_eq!(again, want);
+    r.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn on_read_commits_what_earlier_reads_returned() {
+    let broker = TestBroker::start();
+    let topic = topic_with(&broker.addr, 1).await;
+    let group = unique_topic("g");
+    let config = member_config(&group, &topic).with_commit(CommitMode::OnRead);
+    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
+    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
+    produce(&w, 0, 5).await;
+    let tp = TopicPartition::new(&topic, 0);
+    for i in 0..5 {
+        let m = r.read_message().await.unwrap();
+        assert_eq!(m.offset, i);
+        // Committed: what the reads before this one returned, never this one.
+        assert_eq!(r.partitions()[&tp].committed, if i == 0 { -1 } else { i });
+    }
+    // Close commits the last one.
+    r.close().await.unwrap();
+    let mut again = Reader::new(&[&broker.addr], member_config(&group, &topic)).await.unwrap();
+    produce(&w, 5, 6).await;
+    let m = again.read_message().await.unwrap();
+    assert_eq!(m.offset, 5, "everything before was committed");
+    again.close().await.unwrap();
+}
