@@ -131,6 +131,9 @@ enum Next {
     Close(oneshot::Sender<Result<()>>),
 }
 
+/// Errors after which the coordinator is looked up again and the request retried. A
+/// response that does not decode counts: its connection is closed, and some brokers
+/// (librdkafka's mock cluster) write nulls into non-nullable fields of error responses.
 fn is_coordinator_error(e: &Error) -> bool {
     matches!(
         e.error_code(),
@@ -141,6 +144,7 @@ fn is_coordinator_error(e: &Error) -> bool {
             | Error::Connect { .. }
             | Error::ConnectTimeout { .. }
             | Error::RequestTimeout { .. }
+            | Error::Decode { .. }
     )
 }
 
@@ -189,7 +193,7 @@ impl Group {
                 Ok(Some(reply)) => return self.close(reply).await,
                 Ok(None) => attempt = 0,
                 Err(e) => {
-                    let fatal = e.error_code().is_some_and(is_fatal) || !e.is_retriable();
+                    let fatal = e.error_code().is_some_and(is_fatal) || !(e.is_retriable() || is_coordinator_error(&e));
                     tracing::warn!(group = %self.cfg.group_id, error = %e, fatal, "joining the group failed");
                     if fatal {
                         self.engine.push_error(e);
@@ -790,7 +794,9 @@ impl JoinCtx {
             req = req.with_group_instance_id(self.cfg.instance_id.clone());
         }
         let wait = self.cfg.rebalance_timeout + conn.request_timeout();
+        tracing::debug!(group = %self.cfg.group_id, member = %self.member_id, version = v.0, "JoinGroup");
         let resp = conn.request_within(&req, v, wait).await?;
+        tracing::debug!(group = %self.cfg.group_id, code = resp.error_code, generation = resp.generation_id, member = %resp.member_id, leader = %resp.leader, members = resp.members.len(), "JoinGroup answered");
         let context = || format!("joining group {} at {}", self.cfg.group_id, conn.addr());
         match ErrorCode::from_code(resp.error_code) {
             ErrorCode::None => {}
@@ -822,6 +828,7 @@ impl JoinCtx {
             sync = sync.with_protocol_type(Some("consumer".into())).with_protocol_name(Some(protocol_name.clone()));
         }
         let sresp = conn.request_within(&sync, sv, wait).await?;
+        tracing::debug!(group = %self.cfg.group_id, code = sresp.error_code, bytes = sresp.assignment.len(), "SyncGroup answered");
         match ErrorCode::from_code(sresp.error_code) {
             ErrorCode::None => {}
             ErrorCode::UnknownMemberId => return Ok(Round::Retry { member_id: Some(String::new()) }),

@@ -156,6 +156,20 @@ impl Conn {
         self.shared.versions.lock().ok()?.get(&key.key()).copied()
     }
 
+    /// Lowers the highest version of `key` this connection uses to `max` (see
+    /// [`Dialer::with_max_version`](crate::Dialer::with_max_version)).
+    pub(crate) fn cap_version(&self, key: ApiKey, max: i16) {
+        if let Ok(mut v) = self.shared.versions.lock() {
+            if let Some(r) = v.get_mut(&key.key()) {
+                if max < r.min {
+                    v.remove(&key.key());
+                } else {
+                    r.max = r.max.min(max);
+                }
+            }
+        }
+    }
+
     /// The version of `R` this connection uses: the highest that both kafkit and the broker
     /// speak.
     ///

@@ -2,6 +2,7 @@
 
 use super::conn::Conn;
 use crate::error::{Error, Result};
+use kafkit_protocol::ApiKey;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -33,6 +34,7 @@ pub struct Dialer {
     connect_timeout: Duration,
     request_timeout: Duration,
     max_response_bytes: usize,
+    max_versions: Vec<(ApiKey, i16)>,
 }
 
 impl Default for Dialer {
@@ -50,7 +52,18 @@ impl Dialer {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_versions: Vec::new(),
         }
+    }
+    /// Never uses a version of `api` above `max`, whatever the broker advertises: a way
+    /// around a broker that advertises a version it does not parse correctly (librdkafka's
+    /// mock cluster advertises JoinGroup v6 but reads its flexible arrays as v5's). The
+    /// Java client has no such setting; librdkafka's nearest is
+    /// `broker.version.fallback`. Default none.
+    pub fn with_max_version(mut self, api: ApiKey, max: i16) -> Self {
+        self.max_versions.retain(|(k, _)| *k != api);
+        self.max_versions.push((api, max));
+        self
     }
     /// The client id sent in every request header, shown in broker logs and quotas. Default
     /// [`DEFAULT_CLIENT_ID`].
@@ -118,6 +131,9 @@ impl Dialer {
         if let Err(e) = conn.negotiate().await {
             conn.close();
             return Err(e);
+        }
+        for (api, max) in &self.max_versions {
+            conn.cap_version(*api, *max);
         }
         Ok(conn)
     }
