@@ -21,6 +21,7 @@
 //! ```
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
+pub mod admin;
 pub mod cluster;
 pub mod consumer;
 mod error;

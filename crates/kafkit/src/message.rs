@@ -133,17 +133,32 @@ pub struct TopicConfig {
     pub replication_factor: i16,
     /// Topic configs (`cleanup.policy`, `retention.ms`, ...).
     pub configs: Vec<(String, String)>,
+    /// Replicas of each partition, chosen by hand (kafka-go `ReplicaAssignments`): when
+    /// given, the partition count and replication factor follow from it.
+    pub replica_assignment: Vec<(i32, Vec<i32>)>,
 }
 
 impl TopicConfig {
     /// A topic with this many partitions and the broker's default replication factor.
     pub fn new(topic: impl Into<String>, num_partitions: i32) -> Self {
-        TopicConfig { topic: topic.into(), num_partitions, replication_factor: -1, configs: Vec::new() }
+        TopicConfig {
+            topic: topic.into(),
+            num_partitions,
+            replication_factor: -1,
+            configs: Vec::new(),
+            replica_assignment: Vec::new(),
+        }
     }
     /// Sets the replication factor.
     #[must_use]
     pub fn with_replication_factor(mut self, r: i16) -> Self {
         self.replication_factor = r;
+        self
+    }
+    /// Places partition `partition` on `brokers` (the first is the preferred leader).
+    #[must_use]
+    pub fn with_replica_assignment(mut self, partition: i32, brokers: Vec<i32>) -> Self {
+        self.replica_assignment.push((partition, brokers));
         self
     }
     /// Adds a topic config.

@@ -9,4 +9,5 @@ pub use conn::Conn;
 pub use dialer::{
     Dialer, DEFAULT_CLIENT_ID, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT,
 };
+pub(crate) use ops::{create_topics_request, delete_topics_request};
 pub use partition::{Acks, Batch, IsolationLevel, PartitionConn, WriteResult, DEFAULT_MAX_WAIT};

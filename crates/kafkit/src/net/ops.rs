@@ -107,27 +107,7 @@ impl Conn {
     /// As [`Conn::request`]; the first topic's error (such as `TOPIC_ALREADY_EXISTS`) as
     /// [`Error::Broker`] with the broker's message.
     pub async fn create_topics(&self, topics: &[TopicConfig]) -> Result<()> {
-        let req = CreateTopicsRequest::default().with_timeout_ms(self.timeout_ms()).with_topics(
-            topics
-                .iter()
-                .map(|t| {
-                    create_topics_request::CreatableTopic::default()
-                        .with_name(t.topic.clone())
-                        .with_num_partitions(t.num_partitions)
-                        .with_replication_factor(t.replication_factor)
-                        .with_configs(
-                            t.configs
-                                .iter()
-                                .map(|(k, v)| {
-                                    create_topics_request::CreatableTopicConfig::default()
-                                        .with_name(k.clone())
-                                        .with_value(Some(v.clone()))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        );
+        let req = create_topics_request(topics, self.timeout_ms());
         let resp = self.request(&req).await?;
         for t in &resp.topics {
             Error::check(t.error_code, t.error_message.as_deref(), || {
@@ -142,19 +122,7 @@ impl Conn {
     /// # Errors
     /// As [`Conn::request`]; the first topic's error as [`Error::Broker`].
     pub async fn delete_topics(&self, topics: &[&str]) -> Result<()> {
-        let v = self.version_for::<DeleteTopicsRequest>()?;
-        let mut req = DeleteTopicsRequest::default().with_timeout_ms(self.timeout_ms());
-        req = if v.0 >= 6 {
-            req.with_topics(
-                topics
-                    .iter()
-                    .map(|t| delete_topics_request::DeleteTopicState::default().with_name(Some((*t).to_string())))
-                    .collect(),
-            )
-        } else {
-            req.with_topic_names(topics.iter().map(|t| (*t).to_string()).collect())
-        };
-        let resp = self.request_version(&req, v).await?;
+        let resp = self.request(&delete_topics_request(self, topics)?).await?;
         for r in &resp.responses {
             let name = r.name.clone().unwrap_or_default();
             Error::check(r.error_code, r.error_message.as_deref(), || {
@@ -168,6 +136,58 @@ impl Conn {
     pub(crate) fn timeout_ms(&self) -> i32 {
         self.request_timeout().as_millis().min(i32::MAX as u128) as i32
     }
+}
+
+/// The CreateTopics request for `topics` (without validate-only).
+pub(crate) fn create_topics_request(topics: &[TopicConfig], timeout_ms: i32) -> CreateTopicsRequest {
+    CreateTopicsRequest::default().with_timeout_ms(timeout_ms).with_topics(
+        topics
+            .iter()
+            .map(|t| {
+                let manual = !t.replica_assignment.is_empty();
+                create_topics_request::CreatableTopic::default()
+                    .with_name(t.topic.clone())
+                    .with_num_partitions(if manual { -1 } else { t.num_partitions })
+                    .with_replication_factor(if manual { -1 } else { t.replication_factor })
+                    .with_assignments(
+                        t.replica_assignment
+                            .iter()
+                            .map(|(p, brokers)| {
+                                create_topics_request::CreatableReplicaAssignment::default()
+                                    .with_partition_index(*p)
+                                    .with_broker_ids(brokers.clone())
+                            })
+                            .collect(),
+                    )
+                    .with_configs(
+                        t.configs
+                            .iter()
+                            .map(|(k, v)| {
+                                create_topics_request::CreatableTopicConfig::default()
+                                    .with_name(k.clone())
+                                    .with_value(Some(v.clone()))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+/// The DeleteTopics request for `topics`, by name at the version `conn` uses.
+pub(crate) fn delete_topics_request(conn: &Conn, topics: &[&str]) -> Result<DeleteTopicsRequest> {
+    let v = conn.version_for::<DeleteTopicsRequest>()?;
+    let req = DeleteTopicsRequest::default().with_timeout_ms(conn.timeout_ms());
+    Ok(if v.0 >= 6 {
+        req.with_topics(
+            topics
+                .iter()
+                .map(|t| delete_topics_request::DeleteTopicState::default().with_name(Some((*t).to_string())))
+                .collect(),
+        )
+    } else {
+        req.with_topic_names(topics.iter().map(|t| (*t).to_string()).collect())
+    })
 }
 
 /// A broker of a Metadata response.

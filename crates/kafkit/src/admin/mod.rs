@@ -1,0 +1,1192 @@
+//! The admin [`Client`]: topics, partitions, configs, consumer groups and their offsets,
+//! the cluster, records, ACLs, SCRAM credentials, producers and transactions (Java's
+//! `Admin`, franz-go's `kadm`, kafka-go's `Client`).
+//!
+//! Every call routes its request to the broker that must answer it (the controller, a
+//! group or transaction coordinator, the partition leaders, or any broker), retries
+//! retriable errors of the whole request with the cluster's backoff, and returns
+//! per-item results where the request covers many items. A call the broker does not serve
+//! fails with [`Error::UnsupportedByBroker`], decided from its ApiVersions.
+
+mod types;
+
+pub use types::*;
+
+use crate::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
+use crate::consumer::{offset_fetch, TopicPartition};
+use crate::error::{Error, Result};
+use crate::message::{from_millis, to_millis, Broker, TopicConfig};
+use crate::net::{Conn, IsolationLevel};
+use kafkit_protocol::messages::*;
+use kafkit_protocol::{ErrorCode, Message as _};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An admin client. A cheap `Clone`.
+///
+/// ```no_run
+/// # async fn run() -> kafkit::Result<()> {
+/// use kafkit::admin::Client;
+/// use kafkit::{ClusterConfig, TopicConfig};
+///
+/// let admin = Client::new(&["localhost:9092"], ClusterConfig::default()).await?;
+/// for (topic, result) in admin.create_topics(&[TopicConfig::new("orders", 6)], false).await? {
+///     println!("{topic}: {result:?}");
+/// }
+/// for g in admin.list_groups().await? {
+///     println!("group {} ({})", g.group_id, g.state);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    cluster: Cluster,
+}
+
+fn check(code: i16, message: Option<&str>, context: impl FnOnce() -> String) -> Result<()> {
+    Error::check(code, message, context)
+}
+
+/// Groups items by key.
+fn group_by<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, Vec<V>> {
+    let mut out: BTreeMap<K, Vec<V>> = BTreeMap::new();
+    for (k, v) in items {
+        out.entry(k).or_default().push(v);
+    }
+    out
+}
+
+impl Client {
+    /// Connects through `brokers`.
+    ///
+    /// # Errors
+    /// As [`Cluster::connect`].
+    pub async fn new(brokers: &[&str], config: ClusterConfig) -> Result<Client> {
+        Ok(Client { cluster: Cluster::connect(brokers, config).await? })
+    }
+
+    /// An admin client on an existing cluster client.
+    pub fn from_cluster(cluster: Cluster) -> Client {
+        Client { cluster }
+    }
+
+    /// The cluster client underneath.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Runs `op` against the controller, retried (NOT_CONTROLLER refreshes the metadata).
+    async fn on_controller<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.cluster
+            .retry(|| async {
+                let conn = self.cluster.controller(Workload::Admin).await?;
+                op(conn).await
+            })
+            .await
+    }
+
+    /// Runs `op` against any broker, retried.
+    async fn on_any<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.cluster
+            .retry(|| async {
+                let conn = self.cluster.any_broker(Workload::Admin).await?;
+                op(conn).await
+            })
+            .await
+    }
+
+    /// Runs `op` against the coordinator of `key`, retried (coordinator errors look it up
+    /// again).
+    async fn on_coordinator<T, F, Fut>(&self, key: &str, kind: CoordinatorType, op: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.cluster
+            .retry(|| async {
+                let conn = self.cluster.coordinator(key, kind, Workload::Admin).await?;
+                op(conn).await
+            })
+            .await
+    }
+
+    /// The partition leaders of `parts`, from fresh metadata: leader id → partitions. A
+    /// partition without a leader or topic comes back in the error list.
+    async fn leaders_of(
+        &self,
+        parts: impl IntoIterator<Item = TopicPartition>,
+    ) -> Result<(BTreeMap<i32, Vec<TopicPartition>>, Vec<(TopicPartition, Error)>)> {
+        let parts: Vec<TopicPartition> = parts.into_iter().collect();
+        let topics: BTreeSet<&str> = parts.iter().map(|tp| tp.topic.as_str()).collect();
+        let topics: Vec<&str> = topics.into_iter().collect();
+        let meta = self.cluster.refresh_metadata(Some(&topics)).await?;
+        let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+        let mut missing = Vec::new();
+        for tp in parts {
+            let leader = meta
+                .topics
+                .get(&tp.topic)
+                .filter(|t| t.error.is_none())
+                .and_then(|t| t.partitions.iter().find(|p| p.id == tp.partition))
+                .map(|p| p.leader)
+                .unwrap_or(-1);
+            if leader < 0 {
+                let code =
+                    meta.topics.get(&tp.topic).and_then(|t| t.error).unwrap_or(ErrorCode::UnknownTopicOrPartition);
+                missing.push((
+                    tp.clone(),
+                    Error::Broker { code, context: format!("finding the leader of {tp}"), message: None },
+                ));
+            } else {
+                by_leader.entry(leader).or_default().push(tp);
+            }
+        }
+        Ok((by_leader, missing))
+    }
+
+    // ----- topics -----
+
+    /// Creates topics (CreateTopics v0-7) with their partitions, replication factor,
+    /// configs and explicit replica assignments ([`TopicConfig`]); with `validate_only` the
+    /// controller only checks them (v1+).
+    ///
+    /// # Errors
+    /// The request's own failure; per topic, its error (such as `TOPIC_ALREADY_EXISTS`).
+    pub async fn create_topics(
+        &self,
+        topics: &[TopicConfig],
+        validate_only: bool,
+    ) -> Result<ItemResults<String, CreatedTopic>> {
+        self.on_controller(|conn| async move {
+            let req = crate::net::create_topics_request(topics, conn.timeout_ms()).with_validate_only(validate_only);
+            let resp = conn.request(&req).await?;
+            Ok(resp
+                .topics
+                .into_iter()
+                .map(|t| {
+                    let r = check(t.error_code, t.error_message.as_deref(), || format!("creating topic {}", t.name))
+                        .map(|()| CreatedTopic {
+                            id: t.topic_id,
+                            num_partitions: t.num_partitions,
+                            replication_factor: t.replication_factor,
+                        });
+                    (t.name, r)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Deletes topics by name (DeleteTopics v0-6).
+    ///
+    /// # Errors
+    /// The request's own failure; per topic, its error.
+    pub async fn delete_topics(&self, topics: &[&str]) -> Result<ItemResults<String>> {
+        self.on_controller(|conn| async move {
+            let resp = conn.request(&crate::net::delete_topics_request(&conn, topics)?).await?;
+            Ok(resp
+                .responses
+                .into_iter()
+                .map(|r| {
+                    let name = r.name.clone().unwrap_or_default();
+                    let res = check(r.error_code, r.error_message.as_deref(), || format!("deleting topic {name}"));
+                    (name, res)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Raises topics' partition counts to the totals given (CreatePartitions v0-3); with
+    /// `validate_only` the controller only checks.
+    ///
+    /// # Errors
+    /// The request's own failure ([`Error::UnsupportedByBroker`] where it is not served);
+    /// per topic, its error (such as `INVALID_PARTITIONS`).
+    pub async fn create_partitions(&self, totals: &[(&str, i32)], validate_only: bool) -> Result<ItemResults<String>> {
+        self.on_controller(|conn| async move {
+            let req = CreatePartitionsRequest::default()
+                .with_timeout_ms(conn.timeout_ms())
+                .with_validate_only(validate_only)
+                .with_topics(
+                    totals
+                        .iter()
+                        .map(|(t, n)| {
+                            create_partitions_request::CreatePartitionsTopic::default()
+                                .with_name(t.to_string())
+                                .with_count(*n)
+                        })
+                        .collect(),
+                );
+            let resp = conn.request(&req).await?;
+            Ok(resp
+                .results
+                .into_iter()
+                .map(|r| {
+                    let res = check(r.error_code, r.error_message.as_deref(), || {
+                        format!("creating partitions of {}", r.name)
+                    });
+                    (r.name, res)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    // ----- configs -----
+
+    /// The configs of topics and brokers (DescribeConfigs v0-4). Topic configs are asked of
+    /// any broker, a broker's of that broker.
+    ///
+    /// # Errors
+    /// A request's own failure; per resource, its error.
+    pub async fn describe_configs(
+        &self,
+        resources: &[ConfigResource],
+    ) -> Result<ItemResults<ConfigResource, Vec<ConfigEntry>>> {
+        let mut out = BTreeMap::new();
+        let by_target = group_by(resources.iter().map(|r| {
+            (
+                match r {
+                    ConfigResource::Broker(id) => Some(*id),
+                    _ => None,
+                },
+                r.clone(),
+            )
+        }));
+        for (target, list) in by_target {
+            let run = |conn: Conn| {
+                let list = list.clone();
+                async move {
+                    let req = DescribeConfigsRequest::default().with_resources(
+                        list.iter()
+                            .map(|r| {
+                                let (t, n) = r.parts();
+                                describe_configs_request::DescribeConfigsResource::default()
+                                    .with_resource_type(t)
+                                    .with_resource_name(n)
+                                    .with_configuration_keys(None)
+                            })
+                            .collect(),
+                    );
+                    conn.request(&req).await
+                }
+            };
+            let resp = match target {
+                Some(id) => {
+                    self.cluster.retry(|| async { run(self.cluster.broker(id, Workload::Admin).await?).await }).await?
+                }
+                None => self.on_any(run).await?,
+            };
+            for r in resp.results {
+                let key = if r.resource_type == 4 {
+                    ConfigResource::Broker(r.resource_name.parse().unwrap_or(-1))
+                } else {
+                    ConfigResource::Topic(r.resource_name.clone())
+                };
+                let res = check(r.error_code, r.error_message.as_deref(), || format!("describing configs of {key:?}"))
+                    .map(|()| {
+                        r.configs
+                            .iter()
+                            .map(|c| ConfigEntry {
+                                name: c.name.clone(),
+                                value: c.value.clone(),
+                                read_only: c.read_only,
+                                source: if c.config_source == -1 {
+                                    if c.is_default {
+                                        ConfigSource::Default
+                                    } else {
+                                        ConfigSource::Unspecified
+                                    }
+                                } else {
+                                    ConfigSource::from_code(c.config_source)
+                                },
+                                sensitive: c.is_sensitive,
+                            })
+                            .collect()
+                    });
+                out.insert(key, res);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Changes configs one key at a time, leaving the others as they are
+    /// (IncrementalAlterConfigs v0-1, KIP-339); with `validate_only` the broker only checks.
+    ///
+    /// # Errors
+    /// A request's own failure; per resource, its error.
+    pub async fn incremental_alter_configs(
+        &self,
+        changes: &[(ConfigResource, Vec<(String, AlterConfigOp)>)],
+        validate_only: bool,
+    ) -> Result<ItemResults<ConfigResource>> {
+        let mut out = BTreeMap::new();
+        let by_target = group_by(changes.iter().map(|(r, c)| {
+            (
+                match r {
+                    ConfigResource::Broker(id) => Some(*id),
+                    _ => None,
+                },
+                (r.clone(), c.clone()),
+            )
+        }));
+        for (target, list) in by_target {
+            let run = |conn: Conn| {
+                let list = list.clone();
+                async move {
+                    let req =
+                        IncrementalAlterConfigsRequest::default().with_validate_only(validate_only).with_resources(
+                            list.iter()
+                                .map(|(r, ops)| {
+                                    let (t, n) = r.parts();
+                                    incremental_alter_configs_request::AlterConfigsResource::default()
+                                        .with_resource_type(t)
+                                        .with_resource_name(n)
+                                        .with_configs(
+                                            ops.iter()
+                                                .map(|(k, op)| {
+                                                    let (code, value) = match op {
+                                                        AlterConfigOp::Set(v) => (0, Some(v.clone())),
+                                                        AlterConfigOp::Delete => (1, None),
+                                                        AlterConfigOp::Append(v) => (2, Some(v.clone())),
+                                                        AlterConfigOp::Subtract(v) => (3, Some(v.clone())),
+                                                    };
+                                                    incremental_alter_configs_request::AlterableConfig::default()
+                                                        .with_name(k.clone())
+                                                        .with_config_operation(code)
+                                                        .with_value(value)
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect(),
+                        );
+                    conn.request(&req).await
+                }
+            };
+            let resp = match target {
+                Some(id) => {
+                    self.cluster.retry(|| async { run(self.cluster.broker(id, Workload::Admin).await?).await }).await?
+                }
+                None => self.on_any(run).await?,
+            };
+            for r in resp.responses {
+                let key = if r.resource_type == 4 {
+                    ConfigResource::Broker(r.resource_name.parse().unwrap_or(-1))
+                } else {
+                    ConfigResource::Topic(r.resource_name.clone())
+                };
+                let res = check(r.error_code, r.error_message.as_deref(), || format!("altering configs of {key:?}"));
+                out.insert(key, res);
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- groups -----
+
+    /// Every group of every broker (ListGroups v0-5, sent to each broker).
+    ///
+    /// # Errors
+    /// A broker's failure or error code.
+    pub async fn list_groups(&self) -> Result<Vec<ListedGroup>> {
+        let meta = self.cluster.refresh_metadata(None).await?;
+        let mut out = Vec::new();
+        for &id in meta.brokers.keys() {
+            let resp = self
+                .cluster
+                .retry(|| async {
+                    self.cluster.broker(id, Workload::Admin).await?.request(&ListGroupsRequest::default()).await
+                })
+                .await?;
+            check(resp.error_code, None, || format!("listing the groups of broker {id}"))?;
+            out.extend(resp.groups.into_iter().map(|g| ListedGroup {
+                group_id: g.group_id,
+                protocol_type: g.protocol_type,
+                state: g.group_state,
+                coordinator: id,
+            }));
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(out)
+    }
+
+    /// Describes groups: state, assignor, members and their assignments (DescribeGroups
+    /// v0-5, at each group's coordinator).
+    ///
+    /// # Errors
+    /// A request's own failure; per group, its error.
+    pub async fn describe_groups(&self, groups: &[&str]) -> Result<ItemResults<String, GroupDescription>> {
+        let mut out = BTreeMap::new();
+        for g in groups {
+            let resp = self
+                .on_coordinator(g, CoordinatorType::Group, |conn| async move {
+                    let resp = conn.request(&DescribeGroupsRequest::default().with_groups(vec![g.to_string()])).await?;
+                    // A coordinator error inside the group retries the lookup.
+                    if let Some(d) = resp.groups.first() {
+                        let code = ErrorCode::from_code(d.error_code);
+                        if matches!(
+                            code,
+                            ErrorCode::NotCoordinator
+                                | ErrorCode::CoordinatorLoadInProgress
+                                | ErrorCode::CoordinatorNotAvailable
+                        ) {
+                            check(d.error_code, None, || format!("describing group {g}"))?;
+                        }
+                    }
+                    Ok(resp)
+                })
+                .await?;
+            for d in resp.groups {
+                let r = check(d.error_code, None, || format!("describing group {}", d.group_id)).map(|()| {
+                    GroupDescription {
+                        group_id: d.group_id.clone(),
+                        state: d.group_state.clone(),
+                        protocol_type: d.protocol_type.clone(),
+                        protocol: d.protocol_data.clone(),
+                        members: d
+                            .members
+                            .iter()
+                            .map(|m| GroupMemberDescription {
+                                member_id: m.member_id.clone(),
+                                instance_id: m.group_instance_id.clone(),
+                                client_id: m.client_id.clone(),
+                                client_host: m.client_host.clone(),
+                                assignment: if d.protocol_type == "consumer" {
+                                    decode_assignment(&m.member_assignment)
+                                } else {
+                                    Vec::new()
+                                },
+                            })
+                            .collect(),
+                    }
+                });
+                out.insert(d.group_id, r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes groups that have no members, with their committed offsets (DeleteGroups
+    /// v0-2, at each group's coordinator).
+    ///
+    /// # Errors
+    /// A request's own failure; per group, its error (`NON_EMPTY_GROUP`,
+    /// `GROUP_ID_NOT_FOUND`).
+    pub async fn delete_groups(&self, groups: &[&str]) -> Result<ItemResults<String>> {
+        let mut out = BTreeMap::new();
+        for g in groups {
+            let resp = self
+                .on_coordinator(g, CoordinatorType::Group, |conn| async move {
+                    conn.request(&DeleteGroupsRequest::default().with_groups_names(vec![g.to_string()])).await
+                })
+                .await?;
+            for r in resp.results {
+                let res = check(r.error_code, None, || format!("deleting group {}", r.group_id));
+                out.insert(r.group_id, res);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A group's committed offsets: of `parts`, or of every partition it has committed
+    /// (OffsetFetch v0-9, at its coordinator). Partitions with nothing committed are left
+    /// out.
+    ///
+    /// # Errors
+    /// The request's failure or the group's error.
+    pub async fn fetch_offsets(
+        &self,
+        group: &str,
+        parts: Option<&[TopicPartition]>,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let all = self
+            .on_coordinator(group, CoordinatorType::Group, |conn| async move {
+                offset_fetch(&conn, group, parts, false).await
+            })
+            .await?;
+        Ok(all.into_iter().filter(|(_, (o, _))| *o >= 0).map(|(tp, (o, _))| (tp, o)).collect())
+    }
+
+    /// Sets a group's committed offsets (OffsetCommit as an admin: no generation, no
+    /// member). The coordinator accepts it only while the group has no members.
+    ///
+    /// # Errors
+    /// The request's failure; per partition, its error (`UNKNOWN_MEMBER_ID` while the
+    /// group has members).
+    pub async fn alter_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<ItemResults<TopicPartition>> {
+        let resp = self
+            .on_coordinator(group, CoordinatorType::Group, |conn| async move {
+                let topics = group_by(offsets.iter().map(|(tp, o)| (tp.topic.clone(), (tp.partition, *o))));
+                let mut req = OffsetCommitRequest::default().with_group_id(group.to_string()).with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            offset_commit_request::OffsetCommitRequestTopic::default().with_name(t).with_partitions(
+                                ps.into_iter()
+                                    .map(|(p, o)| {
+                                        offset_commit_request::OffsetCommitRequestPartition::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(o)
+                                    })
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                );
+                let v = conn.version_for::<OffsetCommitRequest>()?;
+                if v.0 >= 1 {
+                    req = req.with_generation_id_or_member_epoch(-1);
+                }
+                conn.request_version(&req, v).await
+            })
+            .await?;
+        Ok(resp
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                t.partitions.into_iter().map(move |p| {
+                    let tp = TopicPartition::new(t.name.clone(), p.partition_index);
+                    let r = check(p.error_code, None, || format!("setting the offset of {tp} for group {group}"));
+                    (tp, r)
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes a group's committed offsets of partitions it no longer reads (OffsetDelete
+    /// v0, KIP-496).
+    ///
+    /// # Errors
+    /// The request's failure or the group's error; per partition, its error
+    /// (`GROUP_SUBSCRIBED_TO_TOPIC`).
+    pub async fn delete_offsets(&self, group: &str, parts: &[TopicPartition]) -> Result<ItemResults<TopicPartition>> {
+        let resp = self
+            .on_coordinator(group, CoordinatorType::Group, |conn| async move {
+                let topics = group_by(parts.iter().map(|tp| (tp.topic.clone(), tp.partition)));
+                let req = OffsetDeleteRequest::default().with_group_id(group.to_string()).with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            offset_delete_request::OffsetDeleteRequestTopic::default().with_name(t).with_partitions(
+                                ps.into_iter()
+                                    .map(|p| {
+                                        offset_delete_request::OffsetDeleteRequestPartition::default()
+                                            .with_partition_index(p)
+                                    })
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                );
+                let resp = conn.request(&req).await?;
+                check(resp.error_code, None, || format!("deleting offsets of group {group}"))?;
+                Ok(resp)
+            })
+            .await?;
+        Ok(resp
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                t.partitions.into_iter().map(move |p| {
+                    let tp = TopicPartition::new(t.name.clone(), p.partition_index);
+                    let r = check(p.error_code, None, || format!("deleting the offset of {tp} for group {group}"));
+                    (tp, r)
+                })
+            })
+            .collect())
+    }
+
+    // ----- offsets and records -----
+
+    /// Looks offsets up by [`OffsetSpec`] (ListOffsets v0-10, at each partition leader).
+    ///
+    /// # Errors
+    /// A request's own failure; per partition, its error. [`OffsetSpec::MaxTimestamp`]
+    /// needs ListOffsets v7 and fails per partition below it.
+    pub async fn list_offsets(
+        &self,
+        specs: &[(TopicPartition, OffsetSpec)],
+        isolation: IsolationLevel,
+    ) -> Result<ItemResults<TopicPartition, ListedOffset>> {
+        let spec_of: BTreeMap<TopicPartition, OffsetSpec> = specs.iter().cloned().collect();
+        let (by_leader, missing) = self.leaders_of(spec_of.keys().cloned()).await?;
+        let mut out: ItemResults<TopicPartition, ListedOffset> =
+            missing.into_iter().map(|(tp, e)| (tp, Err(e))).collect();
+        for (leader, parts) in by_leader {
+            let resp = self
+                .cluster
+                .retry(|| async {
+                    let conn = self.cluster.broker(leader, Workload::Fetch).await?;
+                    let v = conn.version_for::<ListOffsetsRequest>()?;
+                    let topics = group_by(parts.iter().map(|tp| {
+                        let ts = match spec_of[tp] {
+                            OffsetSpec::Earliest => -2,
+                            OffsetSpec::Latest => -1,
+                            OffsetSpec::MaxTimestamp => -3,
+                            OffsetSpec::Time(t) => to_millis(t),
+                        };
+                        let mut p = list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(tp.partition)
+                            .with_timestamp(ts);
+                        if v.0 == 0 {
+                            p = p.with_max_num_offsets(1);
+                        }
+                        (tp.topic.clone(), p)
+                    }));
+                    let mut req = ListOffsetsRequest::default().with_replica_id(-1).with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                list_offsets_request::ListOffsetsTopic::default().with_name(t).with_partitions(ps)
+                            })
+                            .collect(),
+                    );
+                    if v.0 >= 2 && isolation == IsolationLevel::ReadCommitted {
+                        req = req.with_isolation_level(1);
+                    }
+                    Ok((conn.request_version(&req, v).await?, v))
+                })
+                .await?;
+            let (resp, v) = resp;
+            for t in resp.topics {
+                for p in t.partitions {
+                    let tp = TopicPartition::new(t.name.clone(), p.partition_index);
+                    let r = check(p.error_code, None, || format!("listing offsets of {tp}")).map(|()| ListedOffset {
+                        offset: if v.0 == 0 { p.old_style_offsets.first().copied().unwrap_or(-1) } else { p.offset },
+                        timestamp: (p.timestamp >= 0).then(|| from_millis(p.timestamp)).flatten(),
+                        leader_epoch: p.leader_epoch,
+                    });
+                    out.insert(tp, r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes records before the given offsets (DeleteRecords v0-2, at each partition
+    /// leader); returns each partition's new log start offset.
+    ///
+    /// # Errors
+    /// A request's own failure; per partition, its error.
+    pub async fn delete_records(
+        &self,
+        before: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<ItemResults<TopicPartition, i64>> {
+        let (by_leader, missing) = self.leaders_of(before.keys().cloned()).await?;
+        let mut out: ItemResults<TopicPartition, i64> = missing.into_iter().map(|(tp, e)| (tp, Err(e))).collect();
+        for (leader, parts) in by_leader {
+            let resp = self
+                .cluster
+                .retry(|| async {
+                    let conn = self.cluster.broker(leader, Workload::Admin).await?;
+                    let topics = group_by(parts.iter().map(|tp| {
+                        (
+                            tp.topic.clone(),
+                            delete_records_request::DeleteRecordsPartition::default()
+                                .with_partition_index(tp.partition)
+                                .with_offset(before[tp]),
+                        )
+                    }));
+                    let req = DeleteRecordsRequest::default().with_timeout_ms(conn.timeout_ms()).with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                delete_records_request::DeleteRecordsTopic::default().with_name(t).with_partitions(ps)
+                            })
+                            .collect(),
+                    );
+                    conn.request(&req).await
+                })
+                .await?;
+            for t in resp.topics {
+                for p in t.partitions {
+                    let tp = TopicPartition::new(t.name.clone(), p.partition_index);
+                    let r = check(p.error_code, None, || format!("deleting records of {tp}")).map(|()| p.low_watermark);
+                    out.insert(tp, r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- cluster -----
+
+    /// The cluster id, controller and brokers (DescribeCluster v0-1, KIP-700).
+    ///
+    /// # Errors
+    /// The request's failure or error code.
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
+        self.on_any(|conn| async move {
+            let resp = conn.request(&DescribeClusterRequest::default()).await?;
+            check(resp.error_code, resp.error_message.as_deref(), || {
+                format!("describing the cluster at {}", conn.addr())
+            })?;
+            Ok(ClusterDescription {
+                cluster_id: resp.cluster_id,
+                controller_id: resp.controller_id,
+                brokers: resp
+                    .brokers
+                    .into_iter()
+                    .map(|b| Broker { id: b.broker_id, host: b.host, port: b.port, rack: b.rack })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    /// Elects partition leaders (ElectLeaders v0-2, KIP-460): of `parts`, or of every
+    /// partition when `None`.
+    ///
+    /// # Errors
+    /// The request's failure or error code; per partition, its error
+    /// (`ELECTION_NOT_NEEDED` when the leader already is the one asked for).
+    pub async fn elect_leaders(
+        &self,
+        kind: ElectionType,
+        parts: Option<&[TopicPartition]>,
+    ) -> Result<ItemResults<TopicPartition>> {
+        let resp = self
+            .on_controller(|conn| async move {
+                let v = conn.version_for::<ElectLeadersRequest>()?;
+                let topics = parts.map(|ps| {
+                    group_by(ps.iter().map(|tp| (tp.topic.clone(), tp.partition)))
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            elect_leaders_request::TopicPartitions::default().with_topic(t).with_partitions(ps)
+                        })
+                        .collect()
+                });
+                let mut req =
+                    ElectLeadersRequest::default().with_timeout_ms(conn.timeout_ms()).with_topic_partitions(topics);
+                if v.0 >= 1 {
+                    req = req.with_election_type(match kind {
+                        ElectionType::Preferred => 0,
+                        ElectionType::Unclean => 1,
+                    });
+                } else if kind == ElectionType::Unclean {
+                    return Err(Error::InvalidArgument("unclean elections need ElectLeaders v1+".into()));
+                }
+                let resp = conn.request_version(&req, v).await?;
+                check(resp.error_code, None, || "electing leaders".into())?;
+                Ok(resp)
+            })
+            .await?;
+        Ok(resp
+            .replica_election_results
+            .into_iter()
+            .flat_map(|t| {
+                t.partition_result.into_iter().map(move |p| {
+                    let tp = TopicPartition::new(t.topic.clone(), p.partition_id);
+                    let r = check(p.error_code, p.error_message.as_deref(), || format!("electing the leader of {tp}"));
+                    (tp, r)
+                })
+            })
+            .collect())
+    }
+
+    // ----- ACLs -----
+
+    /// The ACLs matching `filter` (DescribeAcls v0-3).
+    ///
+    /// # Errors
+    /// The request's failure or error code (`SECURITY_DISABLED` without an authorizer).
+    pub async fn describe_acls(&self, filter: &AclFilter) -> Result<Vec<Acl>> {
+        self.on_any(|conn| async move {
+            let req = DescribeAclsRequest::default()
+                .with_resource_type_filter(filter.resource_type.code())
+                .with_resource_name_filter(filter.resource_name.clone())
+                .with_pattern_type_filter(filter.pattern_type.code())
+                .with_principal_filter(filter.principal.clone())
+                .with_host_filter(filter.host.clone())
+                .with_operation(filter.operation.code())
+                .with_permission_type(filter.permission.code());
+            let resp = conn.request(&req).await?;
+            check(resp.error_code, resp.error_message.as_deref(), || "describing ACLs".into())?;
+            Ok(resp
+                .resources
+                .iter()
+                .flat_map(|r| {
+                    r.acls.iter().map(move |a| Acl {
+                        resource_type: ResourceType::from_code(r.resource_type),
+                        resource_name: r.resource_name.clone(),
+                        pattern_type: PatternType::from_code(r.pattern_type),
+                        principal: a.principal.clone(),
+                        host: a.host.clone(),
+                        operation: AclOperation::from_code(a.operation),
+                        permission: AclPermission::from_code(a.permission_type),
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Creates ACLs (CreateAcls v0-3); one result per ACL, in order.
+    ///
+    /// # Errors
+    /// The request's failure; per ACL, its error.
+    pub async fn create_acls(&self, acls: &[Acl]) -> Result<Vec<Result<()>>> {
+        self.on_any(|conn| async move {
+            let req = CreateAclsRequest::default().with_creations(
+                acls.iter()
+                    .map(|a| {
+                        create_acls_request::AclCreation::default()
+                            .with_resource_type(a.resource_type.code())
+                            .with_resource_name(a.resource_name.clone())
+                            .with_resource_pattern_type(a.pattern_type.code())
+                            .with_principal(a.principal.clone())
+                            .with_host(a.host.clone())
+                            .with_operation(a.operation.code())
+                            .with_permission_type(a.permission.code())
+                    })
+                    .collect(),
+            );
+            let resp = conn.request(&req).await?;
+            Ok(resp
+                .results
+                .iter()
+                .map(|r| check(r.error_code, r.error_message.as_deref(), || "creating an ACL".into()))
+                .collect())
+        })
+        .await
+    }
+
+    /// Deletes the ACLs matching each filter (DeleteAcls v0-3); per filter, the ACLs
+    /// deleted.
+    ///
+    /// # Errors
+    /// The request's failure; per filter, its error.
+    pub async fn delete_acls(&self, filters: &[AclFilter]) -> Result<Vec<Result<Vec<Acl>>>> {
+        self.on_any(|conn| async move {
+            let req = DeleteAclsRequest::default().with_filters(
+                filters
+                    .iter()
+                    .map(|f| {
+                        delete_acls_request::DeleteAclsFilter::default()
+                            .with_resource_type_filter(f.resource_type.code())
+                            .with_resource_name_filter(f.resource_name.clone())
+                            .with_pattern_type_filter(f.pattern_type.code())
+                            .with_principal_filter(f.principal.clone())
+                            .with_host_filter(f.host.clone())
+                            .with_operation(f.operation.code())
+                            .with_permission_type(f.permission.code())
+                    })
+                    .collect(),
+            );
+            let resp = conn.request(&req).await?;
+            Ok(resp
+                .filter_results
+                .iter()
+                .map(|r| {
+                    check(r.error_code, r.error_message.as_deref(), || "deleting ACLs".into()).map(|()| {
+                        r.matching_acls
+                            .iter()
+                            .map(|a| Acl {
+                                resource_type: ResourceType::from_code(a.resource_type),
+                                resource_name: a.resource_name.clone(),
+                                pattern_type: PatternType::from_code(a.pattern_type),
+                                principal: a.principal.clone(),
+                                host: a.host.clone(),
+                                operation: AclOperation::from_code(a.operation),
+                                permission: AclPermission::from_code(a.permission_type),
+                            })
+                            .collect()
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    // ----- SCRAM credentials -----
+
+    /// The SCRAM mechanisms and iteration counts of `users`, or of every user when `None`
+    /// (DescribeUserScramCredentials v0, KIP-554).
+    ///
+    /// # Errors
+    /// The request's failure or error code; per user, its error (`RESOURCE_NOT_FOUND`).
+    pub async fn describe_user_scram_credentials(
+        &self,
+        users: Option<&[&str]>,
+    ) -> Result<ItemResults<String, Vec<(ScramMechanism, i32)>>> {
+        self.on_any(|conn| async move {
+            let req = DescribeUserScramCredentialsRequest::default().with_users(users.map(|us| {
+                us.iter()
+                    .map(|u| describe_user_scram_credentials_request::UserName::default().with_name(u.to_string()))
+                    .collect()
+            }));
+            let resp = conn.request(&req).await?;
+            check(resp.error_code, resp.error_message.as_deref(), || "describing SCRAM credentials".into())?;
+            Ok(resp
+                .results
+                .into_iter()
+                .map(|r| {
+                    let res = check(r.error_code, r.error_message.as_deref(), || {
+                        format!("describing the credentials of {}", r.user)
+                    })
+                    .map(|()| {
+                        r.credential_infos
+                            .iter()
+                            .map(|c| (ScramMechanism::from_code(c.mechanism), c.iterations))
+                            .collect()
+                    });
+                    (r.user, res)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Creates or replaces SCRAM credentials and deletes others (AlterUserScramCredentials
+    /// v0, KIP-554). Passwords are salted (32 random bytes) and hashed with PBKDF2 here, as
+    /// RFC 5802 describes; only the salted password is sent.
+    ///
+    /// # Errors
+    /// The request's failure; per user, its error.
+    pub async fn alter_user_scram_credentials(
+        &self,
+        upserts: &[ScramCredential],
+        deletions: &[(&str, ScramMechanism)],
+    ) -> Result<ItemResults<String>> {
+        let mut ups = Vec::new();
+        for c in upserts {
+            let mut salt = [0u8; 32];
+            getrandom::fill(&mut salt).map_err(|e| Error::InvalidArgument(format!("no randomness for a salt: {e}")))?;
+            let salted = salted_password(c.mechanism, c.password.as_bytes(), &salt, c.iterations)?;
+            ups.push(
+                alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                    .with_name(c.user.clone())
+                    .with_mechanism(c.mechanism.code())
+                    .with_iterations(c.iterations)
+                    .with_salt(bytes::Bytes::copy_from_slice(&salt))
+                    .with_salted_password(salted.into()),
+            );
+        }
+        let req = AlterUserScramCredentialsRequest::default().with_upsertions(ups).with_deletions(
+            deletions
+                .iter()
+                .map(|(u, m)| {
+                    alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                        .with_name(u.to_string())
+                        .with_mechanism(m.code())
+                })
+                .collect(),
+        );
+        let resp = self
+            .on_controller(|conn| {
+                let req = req.clone();
+                async move { conn.request(&req).await }
+            })
+            .await?;
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|r| {
+                let res = check(r.error_code, r.error_message.as_deref(), || {
+                    format!("altering the credentials of {}", r.user)
+                });
+                (r.user, res)
+            })
+            .collect())
+    }
+
+    // ----- producers and transactions -----
+
+    /// The active producers of partitions (DescribeProducers v0, KIP-664, at each partition
+    /// leader).
+    ///
+    /// # Errors
+    /// A request's own failure; per partition, its error.
+    pub async fn describe_producers(
+        &self,
+        parts: &[TopicPartition],
+    ) -> Result<ItemResults<TopicPartition, Vec<ProducerState>>> {
+        let (by_leader, missing) = self.leaders_of(parts.iter().cloned()).await?;
+        let mut out: ItemResults<TopicPartition, Vec<ProducerState>> =
+            missing.into_iter().map(|(tp, e)| (tp, Err(e))).collect();
+        for (leader, parts) in by_leader {
+            let resp = self
+                .cluster
+                .retry(|| async {
+                    let conn = self.cluster.broker(leader, Workload::Admin).await?;
+                    let topics = group_by(parts.iter().map(|tp| (tp.topic.clone(), tp.partition)));
+                    let req = DescribeProducersRequest::default().with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                describe_producers_request::TopicRequest::default()
+                                    .with_name(t)
+                                    .with_partition_indexes(ps)
+                            })
+                            .collect(),
+                    );
+                    conn.request(&req).await
+                })
+                .await?;
+            for t in resp.topics {
+                for p in t.partitions {
+                    let tp = TopicPartition::new(t.name.clone(), p.partition_index);
+                    let r =
+                        check(p.error_code, p.error_message.as_deref(), || format!("describing the producers of {tp}"))
+                            .map(|()| {
+                                p.active_producers
+                                    .iter()
+                                    .map(|s| ProducerState {
+                                        producer_id: s.producer_id,
+                                        producer_epoch: s.producer_epoch,
+                                        last_sequence: s.last_sequence,
+                                        last_timestamp: s.last_timestamp,
+                                        current_txn_start_offset: s.current_txn_start_offset,
+                                    })
+                                    .collect()
+                            });
+                    out.insert(tp, r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Describes transactions by transactional id (DescribeTransactions v0, KIP-664, at
+    /// each id's transaction coordinator).
+    ///
+    /// # Errors
+    /// A request's own failure; per id, its error (`TRANSACTIONAL_ID_NOT_FOUND`).
+    pub async fn describe_transactions(&self, ids: &[&str]) -> Result<ItemResults<String, TransactionDescription>> {
+        let mut out = BTreeMap::new();
+        for id in ids {
+            let resp = self
+                .on_coordinator(id, CoordinatorType::Transaction, |conn| async move {
+                    conn.request(&DescribeTransactionsRequest::default().with_transactional_ids(vec![id.to_string()]))
+                        .await
+                })
+                .await?;
+            for s in resp.transaction_states {
+                let r =
+                    check(s.error_code, None, || format!("describing transaction {}", s.transactional_id)).map(|()| {
+                        TransactionDescription {
+                            state: s.transaction_state.clone(),
+                            producer_id: s.producer_id,
+                            producer_epoch: s.producer_epoch,
+                            timeout_ms: s.transaction_timeout_ms,
+                            start_time_ms: s.transaction_start_time_ms,
+                            partitions: s
+                                .topics
+                                .iter()
+                                .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
+                                .collect(),
+                        }
+                    });
+                out.insert(s.transactional_id, r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The partitions of a consumer-protocol assignment (empty when it does not decode).
+pub(crate) fn decode_assignment(data: &bytes::Bytes) -> Vec<TopicPartition> {
+    use bytes::Buf;
+    let mut buf = data.clone();
+    if buf.remaining() < 2 {
+        return Vec::new();
+    }
+    let v = buf.get_i16().clamp(ConsumerProtocolAssignment::VERSIONS.min, ConsumerProtocolAssignment::VERSIONS.max);
+    match ConsumerProtocolAssignment::decode(&mut buf, kafkit_protocol::ApiVersion(v)) {
+        Ok(a) => a
+            .assigned_partitions
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// SCRAM's `SaltedPassword`: PBKDF2 with HMAC-SHA-256 or -512 (RFC 5802 §3, RFC 7677).
+pub(crate) fn salted_password(
+    mechanism: ScramMechanism,
+    password: &[u8],
+    salt: &[u8],
+    iterations: i32,
+) -> Result<Vec<u8>> {
+    let rounds =
+        u32::try_from(iterations).map_err(|_| Error::InvalidArgument(format!("{iterations} SCRAM iterations")))?;
+    match mechanism {
+        ScramMechanism::Sha256 => Ok(pbkdf2::pbkdf2_hmac_array::<sha2::Sha256, 32>(password, salt, rounds).to_vec()),
+        ScramMechanism::Sha512 => Ok(pbkdf2::pbkdf2_hmac_array::<sha2::Sha512, 64>(password, salt, rounds).to_vec()),
+        ScramMechanism::Unknown(c) => Err(Error::InvalidArgument(format!("unknown SCRAM mechanism {c}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salted_password_matches_the_rfc_7914_pbkdf2_vector() {
+        // RFC 7914 §11, PBKDF2-HMAC-SHA256 with P="passwd", S="salt", c=1: the first 32
+        // bytes of its 64-byte output.
+        let out = salted_password(ScramMechanism::Sha256, b"passwd", b"salt", 1).unwrap();
+        assert_eq!(
+            out,
+            [
+                0x55, 0xac, 0x04, 0x6e, 0x56, 0xe3, 0x08, 0x9f, 0xec, 0x16, 0x91, 0xc2, 0x25, 0x44, 0xb6, 0x05, 0xf9,
+                0x41, 0x85, 0x21, 0x6d, 0xde, 0x04, 0x65, 0xe6, 0x8b, 0x9d, 0x57, 0xc2, 0x0d, 0xac, 0xbc
+            ]
+        );
+        assert_eq!(salted_password(ScramMechanism::Sha512, b"p", b"s", 4096).unwrap().len(), 64);
+        assert!(salted_password(ScramMechanism::Sha256, b"p", b"s", -1).is_err());
+    }
+
+    #[test]
+    fn scram_credentials_never_show_their_password() {
+        let c = ScramCredential {
+            user: "alice".into(),
+            mechanism: ScramMechanism::Sha512,
+            iterations: 8192,
+            password: "hunter2-secret".into(),
+        };
+        let shown = format!("{c:?}");
+        assert!(shown.contains("alice") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn assignments_decode_from_the_consumer_protocol() {
+        use bytes::BufMut;
+        let a = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+            consumer_protocol_assignment::TopicPartition::default().with_topic("t".into()).with_partitions(vec![0, 2]),
+        ]);
+        for v in [0i16, 3] {
+            let mut buf = bytes::BytesMut::new();
+            buf.put_i16(v);
+            a.encode(&mut buf, kafkit_protocol::ApiVersion(v)).unwrap();
+            let got = decode_assignment(&buf.freeze());
+            assert_eq!(got, [TopicPartition::new("t", 0), TopicPartition::new("t", 2)]);
+        }
+        assert!(decode_assignment(&bytes::Bytes::from_static(b"\x00")).is_empty());
+        assert!(decode_assignment(&bytes::Bytes::from_static(b"\x00\x00\xff\xff\xff")).is_empty());
+    }
+
+    #[test]
+    fn acl_codes_round_trip() {
+        for c in 0..20 {
+            assert_eq!(AclOperation::from_code(c).code(), c);
+            assert_eq!(ResourceType::from_code(c).code(), c);
+        }
+        assert_eq!(AclOperation::Read.code(), 3);
+        assert_eq!(PatternType::Prefixed.code(), 4);
+    }
+}
