@@ -1,4 +1,5 @@
-//! `kafkit`: topics, produce, consume and offsets from the command line.
+//! `kafkit`: topics, produce, consume, offsets, consumer groups and lag from the command
+//! line.
 //!
 //! Every failure prints one line, `kafkit: error: ...`, and exits 1; a malformed command
 //! line exits 2 with clap's message.
@@ -6,17 +7,19 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use kafkit::admin::OffsetSpec;
 use kafkit::cluster::{Cluster, ClusterConfig, Workload};
 use kafkit::protocol::messages::{describe_configs_request, DescribeConfigsRequest};
 use kafkit::{
-    Acks, Compression, Crc32Balancer, Error, Hash, LeastBytes, Message, Murmur2Balancer, Reader, ReaderConfig,
-    ReferenceHash, RoundRobin, StartOffset, TopicConfig, Writer, WriterConfig,
+    Acks, CommitMode, Compression, Crc32Balancer, Error, Hash, IsolationLevel, LeastBytes, Message, Murmur2Balancer,
+    Reader, ReaderConfig, ReferenceHash, RoundRobin, StartOffset, TopicConfig, TopicPartition, Writer, WriterConfig,
 };
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Parser)]
-#[command(name = "kafkit", version, about = "A Kafka client: topics, produce, consume, offsets")]
+#[command(name = "kafkit", version, about = "A Kafka client: topics, produce, consume, offsets, groups, lag")]
 struct Cli {
     /// Bootstrap brokers, comma-separated host:port.
     #[arg(long, global = true, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
@@ -40,6 +43,47 @@ enum Command {
     Offsets {
         /// The topic.
         topic: String,
+    },
+    /// Consumer groups: list, describe, delete, reset offsets.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Per partition, a group's committed offset, the end of the log and the lag.
+    Lag {
+        /// The group.
+        group: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCommand {
+    /// One line per group: id, state, protocol type.
+    List,
+    /// Members, their assignments, committed offsets and lag.
+    Describe {
+        /// The group.
+        group: String,
+    },
+    /// Deletes a group without members, with its committed offsets.
+    Delete {
+        /// The group.
+        group: String,
+    },
+    /// Moves a group's committed offsets on a topic; a dry run unless --execute. The group
+    /// must have no members.
+    ResetOffsets {
+        /// The group.
+        group: String,
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// first, last, an offset, or a time (RFC 3339).
+        #[arg(long)]
+        to: String,
+        /// Commit the new offsets (without it, only show them).
+        #[arg(long)]
+        execute: bool,
     },
 }
 
@@ -150,6 +194,13 @@ struct ConsumeArgs {
     /// Output: the value alone, or one JSON object per record.
     #[arg(short = 'f', long, value_enum, default_value = "value")]
     format: Format,
+    /// Read as a member of this consumer group, committing what was printed (then
+    /// -o/--since only apply to partitions without a committed offset, and -p is refused).
+    #[arg(short = 'g', long)]
+    group: Option<String>,
+    /// With -g: the group session timeout (Java `session.timeout.ms`).
+    #[arg(long, value_name = "DURATION", default_value = "45s", value_parser = humantime::parse_duration)]
+    session_timeout: Duration,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -217,8 +268,167 @@ async fn run(cli: Cli) -> Outcome {
             Ok(())
         }
         Command::Produce(args) => produce(&seeds, args).await,
+        Command::Consume(args) if args.group.is_some() => consume_group(&seeds, args).await,
         Command::Consume(args) => consume(&seeds, args).await,
+        Command::Groups { command } => {
+            let admin = kafkit::admin::Client::new(&seeds, cluster_config()).await.map_err(e)?;
+            groups(&admin, command).await
+        }
+        Command::Lag { group } => {
+            let admin = kafkit::admin::Client::new(&seeds, cluster_config()).await.map_err(e)?;
+            let rows = lag_rows(&admin, &group).await?;
+            let mut out = std::io::stdout().lock();
+            print_lag(&mut out, &rows);
+            Ok(())
+        }
     }
+}
+
+/// One partition's committed offset, end offset (high watermark) and lag.
+struct LagRow {
+    tp: TopicPartition,
+    committed: Option<i64>,
+    end: Result<i64, String>,
+}
+
+/// Lag of every partition the group has committed or is assigned.
+async fn lag_rows(admin: &kafkit::admin::Client, group: &str) -> Result<Vec<LagRow>, String> {
+    let e = |e: Error| e.to_string();
+    let committed = admin.fetch_offsets(group, None).await.map_err(e)?;
+    let mut parts: std::collections::BTreeSet<TopicPartition> = committed.keys().cloned().collect();
+    if let Ok(Ok(d)) = admin.describe_groups(&[group]).await.map(|mut m| m.remove(group).unwrap_or(Err(Error::Closed)))
+    {
+        parts.extend(d.members.iter().flat_map(|m| m.assignment.iter().cloned()));
+    }
+    let specs: Vec<(TopicPartition, OffsetSpec)> = parts.iter().map(|tp| (tp.clone(), OffsetSpec::Latest)).collect();
+    let ends = admin.list_offsets(&specs, IsolationLevel::ReadUncommitted).await.map_err(e)?;
+    Ok(parts
+        .into_iter()
+        .map(|tp| {
+            let end = match ends.get(&tp) {
+                Some(Ok(o)) => Ok(o.offset),
+                Some(Err(err)) => Err(err.to_string()),
+                None => Err("no answer".into()),
+            };
+            LagRow { committed: committed.get(&tp).copied(), end, tp }
+        })
+        .collect())
+}
+
+fn print_lag(out: &mut impl Write, rows: &[LagRow]) {
+    let _ = writeln!(out, "topic\tpartition\tcommitted\tend\tlag");
+    let mut total = 0i64;
+    for r in rows {
+        let committed = r.committed.map_or("-".to_string(), |c| c.to_string());
+        let (end, lag) = match (&r.end, r.committed) {
+            (Ok(end), Some(c)) => {
+                let lag = (end - c).max(0);
+                total += lag;
+                (end.to_string(), lag.to_string())
+            }
+            (Ok(end), None) => (end.to_string(), "-".to_string()),
+            (Err(err), _) => (format!("error: {err}"), "-".to_string()),
+        };
+        let _ = writeln!(out, "{}\t{}\t{committed}\t{end}\t{lag}", r.tp.topic, r.tp.partition);
+    }
+    let _ = writeln!(out, "total lag: {total}");
+}
+
+async fn groups(admin: &kafkit::admin::Client, command: GroupsCommand) -> Outcome {
+    let e = |e: Error| e.to_string();
+    let mut out = std::io::stdout().lock();
+    match command {
+        GroupsCommand::List => {
+            for g in admin.list_groups().await.map_err(e)? {
+                let state = if g.state.is_empty() { "-" } else { &g.state };
+                let _ = writeln!(out, "{}\t{state}\t{}", g.group_id, g.protocol_type);
+            }
+        }
+        GroupsCommand::Describe { group } => {
+            let d = admin.describe_groups(&[&group]).await.map_err(e)?.remove(&group).unwrap_or(Err(Error::Closed));
+            let d = d.map_err(e)?;
+            let protocol = if d.protocol.is_empty() { "-" } else { &d.protocol };
+            let _ =
+                writeln!(out, "group {} state {} assignor {protocol} members {}", d.group_id, d.state, d.members.len());
+            for m in &d.members {
+                let parts: Vec<String> = m.assignment.iter().map(|tp| tp.to_string()).collect();
+                let _ = writeln!(
+                    out,
+                    "  member {}{} client {} host {} partitions [{}]",
+                    m.member_id,
+                    m.instance_id.as_deref().map(|i| format!(" (instance {i})")).unwrap_or_default(),
+                    m.client_id,
+                    m.client_host,
+                    parts.join(", ")
+                );
+            }
+            let rows = lag_rows(admin, &group).await?;
+            print_lag(&mut out, &rows);
+        }
+        GroupsCommand::Delete { group } => {
+            let r = admin.delete_groups(&[&group]).await.map_err(e)?.remove(&group).unwrap_or(Err(Error::Closed));
+            r.map_err(e)?;
+        }
+        GroupsCommand::ResetOffsets { group, topic, to, execute } => {
+            let meta = admin.cluster().topic(&topic).await.map_err(e)?;
+            let parts: Vec<TopicPartition> =
+                meta.partitions.iter().map(|p| TopicPartition::new(&topic, p.id)).collect();
+            let targets: BTreeMap<TopicPartition, i64> = match to.as_str() {
+                "first" | "last" => {
+                    let spec = if to == "first" { OffsetSpec::Earliest } else { OffsetSpec::Latest };
+                    listed(admin, &parts, spec).await?
+                }
+                n if n.parse::<i64>().is_ok() => {
+                    let o: i64 = n.parse().unwrap_or_default();
+                    if o < 0 {
+                        return Err(format!("--to: a negative offset {o}"));
+                    }
+                    parts.iter().map(|tp| (tp.clone(), o)).collect()
+                }
+                t => {
+                    let t = humantime::parse_rfc3339_weak(t).map_err(|err| {
+                        format!("--to: expected first, last, an offset or an RFC 3339 time, got {t:?}: {err}")
+                    })?;
+                    let at = listed(admin, &parts, OffsetSpec::Time(t)).await?;
+                    // No record at or after the time: the end of the log.
+                    let ends = listed(admin, &parts, OffsetSpec::Latest).await?;
+                    at.into_iter()
+                        .map(|(tp, o)| {
+                            let end = ends.get(&tp).copied().unwrap_or(o);
+                            (tp, if o < 0 { end } else { o })
+                        })
+                        .collect()
+                }
+            };
+            let current = admin.fetch_offsets(&group, Some(&parts)).await.map_err(e)?;
+            let _ = writeln!(out, "topic\tpartition\tcurrent\tnew");
+            for (tp, new) in &targets {
+                let cur = current.get(tp).map_or("-".to_string(), |c| c.to_string());
+                let _ = writeln!(out, "{}\t{}\t{cur}\t{new}", tp.topic, tp.partition);
+            }
+            if !execute {
+                let _ = writeln!(out, "dry run: nothing changed (add --execute)");
+                return Ok(());
+            }
+            let results = admin.alter_offsets(&group, &targets).await.map_err(e)?;
+            if let Some((tp, Err(err))) = results.iter().find(|(_, r)| r.is_err()) {
+                return Err(format!("resetting {tp}: {err} (the group must have no members)"));
+            }
+            let _ = writeln!(out, "reset {} partitions", results.len());
+        }
+    }
+    Ok(())
+}
+
+/// Offsets of `parts` by `spec`; the first per-partition error fails.
+async fn listed(
+    admin: &kafkit::admin::Client,
+    parts: &[TopicPartition],
+    spec: OffsetSpec,
+) -> Result<BTreeMap<TopicPartition, i64>, String> {
+    let specs: Vec<(TopicPartition, OffsetSpec)> = parts.iter().map(|tp| (tp.clone(), spec)).collect();
+    let got = admin.list_offsets(&specs, IsolationLevel::ReadUncommitted).await.map_err(|e| e.to_string())?;
+    got.into_iter().map(|(tp, r)| r.map(|o| (tp, o.offset)).map_err(|e| e.to_string())).collect()
 }
 
 async fn topics(cluster: &Cluster, command: TopicsCommand) -> Outcome {
@@ -424,6 +634,108 @@ fn json_line(m: &Message) -> String {
     o.to_string()
 }
 
+fn format_line(m: &Message, format: Format) -> String {
+    match format {
+        Format::Json => json_line(m),
+        Format::Value => String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).into_owned(),
+    }
+}
+
+fn start_offset(s: &str) -> Result<StartOffset, String> {
+    Ok(match s {
+        "first" => StartOffset::First,
+        "last" => StartOffset::Last,
+        n => StartOffset::At(n.parse().map_err(|_| format!("--offset: expected first, last or a number, got {n:?}"))?),
+    })
+}
+
+/// `consume -g`: a group member that prints records and commits them once printed (every
+/// 500 ms, and when it stops: -c reached, -e at the end, Ctrl-C).
+async fn consume_group(seeds: &[&str], args: ConsumeArgs) -> Outcome {
+    let e = |e: Error| e.to_string();
+    if args.partition.is_some() {
+        return Err("-p cannot be used with -g: the group assigns partitions".into());
+    }
+    if args.since.is_some() {
+        return Err("--since cannot be used with -g (reset the group's offsets instead)".into());
+    }
+    let group = args.group.clone().unwrap_or_default();
+    let config = ReaderConfig::group(&group, [args.topic.clone()])
+        .with_start(start_offset(&args.offset)?)
+        // What was printed is committed explicitly below.
+        .with_commit(CommitMode::Interval(Duration::from_secs(3600)))
+        .with_session_timeout(args.session_timeout)
+        .with_heartbeat_interval((args.session_timeout / 10).min(Duration::from_secs(3)))
+        .with_max_wait(Duration::from_millis(200))
+        .with_cluster(cluster_config());
+    let mut r = Reader::new(seeds, config).await.map_err(e)?;
+    let bar = progress(args.count, "consuming");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut printed = 0u64;
+    let mut pending: BTreeMap<(String, i32), Message> = BTreeMap::new();
+    let mut last_commit = std::time::Instant::now();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let result: Outcome = loop {
+        if args.count.is_some_and(|c| printed >= c) {
+            break Ok(());
+        }
+        if args.exit_at_end && !r.assignment().is_empty() {
+            let parts = r.partitions();
+            if parts.len() == r.assignment().len() && parts.values().all(|p| p.lag == 0) {
+                break Ok(());
+            }
+        }
+        if !pending.is_empty() && last_commit.elapsed() > Duration::from_millis(500) {
+            if let Err(err) = commit_printed(&mut out, &r, &mut pending).await {
+                break Err(err);
+            }
+            last_commit = std::time::Instant::now();
+        }
+        tokio::select! {
+            _ = &mut ctrl_c => break Ok(()),
+            next = tokio::time::timeout(Duration::from_millis(300), r.fetch_message()) => match next {
+                Err(_) => continue,
+                Ok(Err(err)) => break Err(err.to_string()),
+                Ok(Ok(m)) => {
+                    if let Err(err) = writeln!(out, "{}", format_line(&m, args.format)) {
+                        break Err(format!("writing output: {err}"));
+                    }
+                    printed += 1;
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                    }
+                    pending.insert((m.topic.clone(), m.partition), m);
+                }
+            },
+        }
+    };
+    let committed = commit_printed(&mut out, &r, &mut pending).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let closed = r.close().await.map_err(e);
+    result.and(committed).and(closed)
+}
+
+/// Flushes the output, then commits the last printed record of each partition.
+async fn commit_printed(out: &mut impl Write, r: &Reader, pending: &mut BTreeMap<(String, i32), Message>) -> Outcome {
+    out.flush().map_err(|e| format!("writing output: {e}"))?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let msgs: Vec<Message> = std::mem::take(pending).into_values().collect();
+    match r.commit_messages(&msgs).await {
+        Ok(()) => Ok(()),
+        // Revoked in a rebalance before the commit: its new owner reads them again.
+        Err(Error::CommitFailed(why)) => {
+            let _ = writeln!(std::io::stderr(), "kafkit: warning: {why}");
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 async fn consume(seeds: &[&str], args: ConsumeArgs) -> Outcome {
     let e = |e: Error| e.to_string();
     let cluster = Cluster::connect(seeds, cluster_config()).await.map_err(e)?;
@@ -433,11 +745,7 @@ async fn consume(seeds: &[&str], args: ConsumeArgs) -> Outcome {
         Some(p) => return Err(format!("topic {} has no partition {p}", args.topic)),
         None => meta.partitions.iter().map(|p| p.id).collect(),
     };
-    let start = match args.offset.as_str() {
-        "first" => StartOffset::First,
-        "last" => StartOffset::Last,
-        n => StartOffset::At(n.parse().map_err(|_| format!("--offset: expected first, last or a number, got {n:?}"))?),
-    };
+    let start = start_offset(&args.offset)?;
     let since = args.since.as_deref().map(parse_time).transpose()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Option<Message>, String>>(1024);
     let mut tasks = Vec::new();
@@ -496,10 +804,7 @@ async fn consume(seeds: &[&str], args: ConsumeArgs) -> Outcome {
             Some(Err(e)) => return Err(e),
             Some(Ok(None)) => remaining -= 1,
             Some(Ok(Some(m))) => {
-                let line = match args.format {
-                    Format::Json => json_line(&m),
-                    Format::Value => String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).into_owned(),
-                };
+                let line = format_line(&m, args.format);
                 writeln!(out, "{line}").map_err(|e| format!("writing output: {e}"))?;
                 printed += 1;
                 if let Some(b) = &bar {

@@ -121,3 +121,81 @@ fn bad_input_is_one_line_and_a_nonzero_exit_never_a_hang() {
     let out = kafkit(&b.addr, &["topics", "create", "x", "--partitions", "many"], b"");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Writes `n` records to partition `p`, one batch each (this Tansu build reports the
+/// "latest" offset of a partition as its last batch's base offset + 1).
+fn write_one_per_batch(addr: &str, topic: &str, p: i32, from: usize, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let config = kafkit::WriterConfig::default()
+            .with_topic(topic)
+            .with_batch_size(1)
+            .with_balancer(move |_: &kafkit::Message, _: &[i32]| p);
+        let w = kafkit::Writer::new(&[addr], config).await.unwrap();
+        for i in from..from + n {
+            w.write_messages(vec![kafkit::Message::new(
+                None::<bytes::Bytes>,
+                Some(bytes::Bytes::from(format!("v{i}"))),
+            )])
+            .await
+            .unwrap();
+        }
+        w.close().await.unwrap();
+    });
+}
+
+fn total_lag(out: &str) -> i64 {
+    out.lines().find_map(|l| l.strip_prefix("total lag: ")).expect("a total").parse().unwrap()
+}
+
+#[test]
+fn a_group_consumes_commits_what_it_printed_and_its_offsets_can_be_reset() {
+    let b = TestBroker::start();
+    let t = unique_topic("cli-group");
+    let g = unique_topic("cli-g");
+    ok(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "2"], b""));
+    write_one_per_batch(&b.addr, &t, 0, 0, 12);
+    write_one_per_batch(&b.addr, &t, 1, 12, 8);
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["consume", t.as_str(), "-g", g.as_str(), "--session-timeout", "2s"];
+        args.extend_from_slice(extra);
+        ok(&kafkit(&b.addr, &args, b""))
+    };
+    // Reads everything, exits at the end, and commits what it printed.
+    let first = consume(&["-e"]);
+    let mut values: Vec<&str> = first.lines().collect();
+    values.sort_unstable();
+    let mut want: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+    want.sort_unstable();
+    assert_eq!(values, want);
+    let lag = ok(&kafkit(&b.addr, &["lag", &g], b""));
+    assert_eq!(total_lag(&lag), 0, "{lag}");
+    assert!(lag.contains(&format!("{t}\t0\t12\t12\t0")), "{lag}");
+    assert!(ok(&kafkit(&b.addr, &["groups", "list"], b"")).lines().any(|l| l.starts_with(&format!("{g}\t"))));
+
+    // Five more: the lag shows them, and the next run prints only them.
+    write_one_per_batch(&b.addr, &t, 1, 20, 5);
+    assert_eq!(total_lag(&ok(&kafkit(&b.addr, &["lag", &g], b""))), 5);
+    let d = ok(&kafkit(&b.addr, &["groups", "describe", &g], b""));
+    assert!(d.starts_with(&format!("group {g} state ")), "{d}");
+    assert_eq!(total_lag(&d), 5, "{d}");
+    let second = consume(&["-c", "5"]);
+    assert_eq!(second.lines().count(), 5);
+    assert!(second.lines().all(|v| v[1..].parse::<usize>().unwrap() >= 20), "{second}");
+
+    // Reset to the first offsets: a dry run changes nothing; --execute does.
+    let dry = ok(&kafkit(&b.addr, &["groups", "reset-offsets", &g, "--topic", &t, "--to", "first"], b""));
+    assert!(dry.contains("dry run"), "{dry}");
+    assert!(dry.contains(&format!("{t}\t1\t13\t0")), "{dry}");
+    assert_eq!(total_lag(&ok(&kafkit(&b.addr, &["lag", &g], b""))), 0);
+    ok(&kafkit(&b.addr, &["groups", "reset-offsets", &g, "--topic", &t, "--to", "first", "--execute"], b""));
+    assert_eq!(total_lag(&ok(&kafkit(&b.addr, &["lag", &g], b""))), 25);
+    ok(&kafkit(&b.addr, &["groups", "reset-offsets", &g, "--topic", &t, "--to", "10", "--execute"], b""));
+    assert_eq!(total_lag(&ok(&kafkit(&b.addr, &["lag", &g], b""))), 2 + 3);
+    let err =
+        one_line_error(&kafkit(&b.addr, &["groups", "reset-offsets", &g, "--topic", &t, "--to", "yesterday"], b""));
+    assert!(err.contains("--to"), "{err}");
+
+    ok(&kafkit(&b.addr, &["groups", "delete", &g], b""));
+    assert!(!ok(&kafkit(&b.addr, &["groups", "list"], b"")).lines().any(|l| l.starts_with(&format!("{g}\t"))));
+}
