@@ -22,6 +22,9 @@ step "formatting"
 cargo fmt --all -- --check
 (cd crates/kafkit-protocol/fuzz && cargo fmt -- --check)
 
+step "API docs build without warnings (broken links included)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
+
 step "unit, doc, property, golden and differential tests"
 cargo test --workspace --all-features 2>&1 | tee -a "$counts"
 

@@ -2,10 +2,15 @@
 //!
 //! A pure-Rust client for Apache Kafka, on tokio.
 //!
-//! Today: [`Dialer`] and [`Conn`], a connection to one broker with pipelined requests,
-//! cancel-safe writes and ApiVersions negotiation; any request of
-//! [`kafkit_protocol::messages`] can be sent through it. The cluster client, `Writer`,
-//! `Reader`, consumer groups and the admin `Client` build on it next.
+//! - [`Dialer`] and [`Conn`]: one broker, pipelined requests, cancel-safe writes, ApiVersions
+//!   negotiation; any request of [`kafkit_protocol::messages`] can be sent through it.
+//! - [`Cluster`]: metadata, routing to leaders, controller and coordinators, retries.
+//! - [`Writer`]: batching, balancers, acks, compression, the idempotent producer by default.
+//! - [`Reader`]: one partition, or a consumer-group member ([`ReaderConfig::group`]) with
+//!   assignors, static membership, commit modes, rebalance events, pause/resume and
+//!   per-partition lag.
+//! - [`admin::Client`]: topics, configs, groups and their offsets, ACLs, SCRAM credentials and
+//!   more, with per-item results.
 //!
 //! ```no_run
 //! # async fn run() -> kafkit::Result<()> {

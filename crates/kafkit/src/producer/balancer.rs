@@ -4,12 +4,12 @@
 //! |---|---|---|
 //! | [`RoundRobin`] | each partition in turn | kafka-go `RoundRobin` |
 //! | [`LeastBytes`] | the partition that has been sent the fewest bytes | kafka-go `LeastBytes` |
-//! | [`Hash`] | FNV-1a of the key, as a signed 32-bit int, modulo, made positive | kafka-go `Hash`, sarama's default |
+//! | [`Hash`](struct@Hash) | FNV-1a of the key, as a signed 32-bit int, modulo, made positive | kafka-go `Hash`, sarama's default |
 //! | [`ReferenceHash`] | FNV-1a of the key, `& 0x7fffffff`, modulo | kafka-go `ReferenceHash` |
 //! | [`Crc32Balancer`] | CRC-32 (IEEE) of the key, modulo | librdkafka `consistent` / `consistent_random` |
 //! | [`Murmur2Balancer`] | murmur2 of the key, `& 0x7fffffff`, modulo | the Java client's default partitioner, librdkafka `murmur2` / `murmur2_random` |
 //!
-//! The hashing balancers send messages without a key round-robin ([`Hash`]) or to a random
+//! The hashing balancers send messages without a key round-robin ([`Hash`](struct@Hash)) or to a random
 //! partition ([`ReferenceHash`], [`Crc32Balancer`], [`Murmur2Balancer`] unless
 //! `consistent`), as their namesakes do. Any `Fn(&Message, &[i32]) -> i32` is a balancer too.
 
