@@ -177,6 +177,7 @@ async fn a_cooperative_join_mid_stream_never_stops_the_kept_partitions() {
             assert!(offs.windows(2).all(|w| w[1] == w[0] + 1), "member {id} {tp}: offsets not consecutive");
             let during = records.iter().filter(|r| r.0 == tp.partition && r.3 > joined_at && r.3 < settled_at).count();
             assert!(during > 0, "member {id} stopped consuming kept {tp} during the rebalance");
+            eprintln!("member {id} {tp}: {during} records during the {:?} rebalance", settled_at - joined_at);
         }
     }
     assert!(seen.values().values().all(|&n| n == 1), "nothing is processed twice when nothing fails");
