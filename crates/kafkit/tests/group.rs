@@ -45,9 +45,7 @@ async fn three_members_process_every_record_exactly_once_and_commit_on_close() {
     for id in 0..3 {
         assert!(!seen.of(id).is_empty(), "member {id} processed nothing");
     }
-    for m in members {
-        m.stop(Stop::Close).await.unwrap();
-    }
+    close_settled(members).await;
 
     // The members committed what they processed: a new member of the group reads only what
     // is written after.
@@ -118,9 +116,7 @@ async fn a_killed_members_partitions_move_and_nothing_is_skipped() {
         assert_eq!(sorted, tail, "partition {p}: the duplicates are not the uncommitted tail");
     }
     eprintln!("duplicates after the kill: {}", dup_offsets.values().map(Vec::len).sum::<usize>());
-    for m in members {
-        m.stop(Stop::Close).await.unwrap();
-    }
+    close_settled(members).await;
 }
 
 #[tokio::test]
@@ -181,9 +177,7 @@ async fn a_cooperative_join_mid_stream_never_stops_the_kept_partitions() {
         }
     }
     assert!(seen.values().values().all(|&n| n == 1), "nothing is processed twice when nothing fails");
-    for m in [a, b, c] {
-        m.stop(Stop::Close).await.unwrap();
-    }
+    close_settled([a, b, c]).await;
 }
 
 /// KIP-345 on the client's side: a static member does not leave the group when it closes,
@@ -228,9 +222,7 @@ async fn a_static_member_restarting_within_the_session_timeout_gets_its_partitio
     for (kind, parts, _) in b.events.lock().unwrap().iter().skip(b_events) {
         assert!(*kind == RebalanceKind::Assigned && parts.is_empty(), "the other member saw {kind:?} {parts:?}");
     }
-    for m in [a2, b] {
-        m.stop(Stop::Close).await.unwrap();
-    }
+    close_settled([a2, b]).await;
 }
 
 /// The contrast: a dynamic member leaves on close, and the group rebalances into a new

@@ -88,6 +88,7 @@ async fn three(seeds: &str, group: &str, topic: &str, seen: &Arc<Seen>, coop: bo
 /// meet the mock's rebalance (the mock refuses commits while rebalancing; Kafka accepts them
 /// from the current generation): then close says so, and nothing else may go wrong.
 async fn close_all(members: impl IntoIterator<Item = Member>) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
     for m in members {
         if let Err(e) = m.stop(Stop::Close).await {
             assert_eq!(e.error_code(), Some(kafkit::protocol::ErrorCode::RebalanceInProgress), "{e}");

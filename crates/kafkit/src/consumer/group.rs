@@ -77,6 +77,7 @@ pub(crate) struct GroupSettings {
     pub commit_interval: Option<Duration>,
     pub watch_interval: Duration,
     pub start: StartOffset,
+    pub close_timeout: Duration,
 }
 
 /// What the application sees of the membership.
@@ -357,22 +358,17 @@ impl Group {
                 self.revoke(all).await;
             }
             let conn = self.coordinator().await?;
-            let ctx = JoinCtx {
-                engine: self.engine.clone(),
-                cfg: self.cfg.clone(),
-                member_id: self.member_id.clone(),
-                generation: self.generation,
-                owned: self.owned.clone(),
-                counts_seen: self.counts_seen.clone(),
-            };
-            let fut = ctx.join_round(conn);
+            let fut = self.join_ctx().join_round(conn);
             tokio::pin!(fut);
+            // A close during the round lets the round finish first: the final commit then
+            // carries the new generation (a commit from the old one would be refused).
             let round = loop {
                 tokio::select! {
                     r = &mut fut => break r,
-                    cmd = self.cmds.recv() => match cmd {
-                        None => return Ok(None),
-                        Some(Cmd::Close(reply)) => return Ok(Some(reply)),
+                    cmd = self.cmds.recv(), if self.deferred_close.is_none() => match cmd {
+                        // The reader was dropped: close as if asked, nobody to answer.
+                        None => self.deferred_close = Some(oneshot::channel().0),
+                        Some(Cmd::Close(reply)) => self.deferred_close = Some(reply),
                         Some(Cmd::Commit(offsets, reply)) => self.deferred.push((offsets, reply)),
                     },
                 }
@@ -692,7 +688,31 @@ impl Group {
     /// Commits, leaves the group (static members stay, so a restart within the session
     /// timeout gets the same partitions without a rebalance), stops reading.
     async fn close(mut self, reply: oneshot::Sender<Result<()>>) {
-        let r = self.commit_pending().await;
+        let deadline = Instant::now() + self.cfg.close_timeout.mul_f32(0.8);
+        let mut r = self.commit_pending().await;
+        // The group moved to a new generation under us (a member left or joined; some
+        // brokers refuse the old generation as soon as a rebalance starts): a cooperative
+        // member keeps its partitions through a rebalance, so it rejoins and commits with the
+        // generation the group is in now.
+        let mut tries = 0;
+        while self.protocol == RebalanceProtocol::Cooperative
+            && tries < 3
+            && matches!(
+                r.as_ref().err().and_then(Error::error_code),
+                Some(ErrorCode::IllegalGeneration | ErrorCode::RebalanceInProgress)
+            )
+        {
+            tries += 1;
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+            match tokio::time::timeout(left, self.rejoin_once()).await {
+                Ok(Ok(())) => r = self.commit_pending().await,
+                Ok(Err(e)) => {
+                    tracing::debug!(group = %self.cfg.group_id, error = %e, "rejoining to commit at close failed");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
         let parts: Vec<TopicPartition> = self.owned.iter().cloned().collect();
         self.announce(RebalanceKind::Revoked, parts, false).await;
         if self.cfg.instance_id.is_none() && !self.member_id.is_empty() {
@@ -705,6 +725,37 @@ impl Group {
             let _ = reply.send(Err(Error::Closed));
         }
         let _ = reply.send(r);
+    }
+
+    fn join_ctx(&self) -> JoinCtx {
+        JoinCtx {
+            engine: self.engine.clone(),
+            cfg: self.cfg.clone(),
+            member_id: self.member_id.clone(),
+            generation: self.generation,
+            owned: self.owned.clone(),
+            counts_seen: self.counts_seen.clone(),
+        }
+    }
+
+    /// One JoinGroup/SyncGroup round outside the main loop (at close), applied.
+    async fn rejoin_once(&mut self) -> Result<()> {
+        let conn = self.coordinator().await?;
+        match self.join_ctx().join_round(conn).await? {
+            Round::Assigned { generation, member_id, leader, protocol, assignment } => {
+                self.generation = generation;
+                self.member_id = member_id;
+                self.leader = leader;
+                self.protocol = protocol;
+                self.apply(assignment).await.map(|_| ())
+            }
+            Round::Retry { member_id } => {
+                if let Some(id) = member_id {
+                    self.member_id = id;
+                }
+                Ok(())
+            }
+        }
     }
 
     async fn leave(&mut self) -> Result<()> {

@@ -417,6 +417,7 @@ impl Reader {
             },
             watch_interval: config.partition_watch_interval,
             start: config.start,
+            close_timeout: config.close_timeout,
         };
         let task = tokio::spawn(Group::new(engine.clone(), gs, shared.clone(), rx).run()).abort_handle();
         Ok(Reader { engine, config, mode: Mode::Group { shared, cmds: tx, task }, pending: None })
@@ -657,24 +658,33 @@ impl Reader {
 
     /// Stops reading (kafka-go `Close`). In group mode first commits what is marked for
     /// commit and leaves the group (a static member stays, so that a restart within the
-    /// session timeout does not rebalance), within [`ReaderConfig::close_timeout`].
+    /// session timeout does not rebalance), within [`ReaderConfig::close_timeout`]. A close
+    /// that arrives during a rebalance lets the rebalance finish first, so the final commit
+    /// carries the new generation.
     ///
     /// # Errors
-    /// The final commit's error; [`Error::RequestTimeout`]-like lateness is not an error:
-    /// past the close timeout the reader stops anyway and returns `Ok`.
+    /// The final commit's error (OffsetCommit); [`Error::CommitFailed`] when the group did
+    /// not let the reader commit and leave within the close timeout (the reader stops
+    /// anyway; what it had not committed is read again by the partitions' next owner).
     pub async fn close(self) -> Result<()> {
+        let mut result = Ok(());
         if let Mode::Group { cmds, .. } = &self.mode {
             let (tx, rx) = oneshot::channel();
             if cmds.send(Cmd::Close(tx)).await.is_ok() {
                 match tokio::time::timeout(self.config.close_timeout, rx).await {
                     Ok(Ok(r)) => return r,
                     Ok(Err(_)) => {}
-                    Err(_) => tracing::warn!("closing the group reader took longer than the close timeout"),
+                    Err(_) => {
+                        result = Err(Error::CommitFailed(format!(
+                            "the group did not let the reader commit and leave within the close timeout ({:?})",
+                            self.config.close_timeout
+                        )))
+                    }
                 }
             }
         }
         self.engine.close();
-        Ok(())
+        result
     }
 }
 

@@ -130,3 +130,15 @@ pub async fn wait_balanced(members: &[&Member], n: usize) {
     })
     .await;
 }
+
+/// Closes the members once their last interval commit has gone out (5 intervals of the
+/// 100 ms in [`member_config`]), so the final commit at close has nothing left: each close
+/// leaves the group, and a broker may then refuse the next member's commit from the old
+/// generation (Tansu answers ILLEGAL_GENERATION, librdkafka's mock REBALANCE_IN_PROGRESS;
+/// Kafka accepts it until the rebalance completes).
+pub async fn close_settled(members: impl IntoIterator<Item = Member>) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for m in members {
+        m.stop(Stop::Close).await.unwrap();
+    }
+}
