@@ -7,6 +7,10 @@
 //! retriable errors of the whole request with the cluster's backoff, and returns
 //! per-item results where the request covers many items. A call the broker does not serve
 //! fails with [`Error::UnsupportedByBroker`], decided from its ApiVersions.
+//!
+//! # Cancellation
+//! Dropping a call's future stops it; a request already sent may still be applied by the
+//! broker (a topic created, offsets altered), as with any request whose answer was lost.
 
 mod types;
 

@@ -662,6 +662,10 @@ impl Reader {
     /// that arrives during a rebalance lets the rebalance finish first, so the final commit
     /// carries the new generation.
     ///
+    /// # Cancellation
+    /// Dropping the future once it has started leaves the close to the group task, which
+    /// still commits and leaves in the background.
+    ///
     /// # Errors
     /// The final commit's error (OffsetCommit); [`Error::CommitFailed`] when the group did
     /// not let the reader commit and leave within the close timeout (the reader stops
