@@ -59,6 +59,27 @@ pub enum Error {
         #[source]
         source: EncodeError,
     },
+    /// The TLS handshake failed: the broker's certificate is not trusted, does not name the
+    /// host, has expired, or the broker refused this client's certificate. Not retried.
+    #[error("TLS with {addr}: {reason}")]
+    Tls {
+        /// The broker address.
+        addr: String,
+        /// Which check failed.
+        reason: String,
+    },
+    /// SASL authentication failed (wrong credentials, a mechanism the broker does not
+    /// enable, a server signature that does not verify). Not retried. Never contains the
+    /// password or token.
+    #[error("SASL {mechanism} authentication with {addr} failed: {message}")]
+    Auth {
+        /// The broker address.
+        addr: String,
+        /// The mechanism, such as `SCRAM-SHA-512`.
+        mechanism: String,
+        /// What the broker said, or what went wrong.
+        message: String,
+    },
     /// A response could not be decoded; the connection is closed.
     #[error("response from {addr}: {source}")]
     Decode {
@@ -169,6 +190,10 @@ impl Error {
             Error::Closed => Error::Closed,
             Error::Fatal(s) => Error::Fatal(s.clone()),
             Error::CommitFailed(s) => Error::CommitFailed(s.clone()),
+            Error::Tls { addr, reason } => Error::Tls { addr: addr.clone(), reason: reason.clone() },
+            Error::Auth { addr, mechanism, message } => {
+                Error::Auth { addr: addr.clone(), mechanism: mechanism.clone(), message: message.clone() }
+            }
         }
     }
 

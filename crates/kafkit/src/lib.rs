@@ -44,7 +44,10 @@ pub use error::{Error, Result};
 pub use kafkit_protocol as protocol;
 pub use kafkit_protocol::compression::Compression;
 pub use message::{Broker, Header, Message, Partition, TopicConfig};
-pub use net::{Acks, Batch, Conn, Dialer, IsolationLevel, PartitionConn, WriteResult};
+pub use net::{
+    Acks, Batch, Conn, Dialer, IsolationLevel, OAuthToken, PartitionConn, Sasl, Secret, TlsConfig, TokenProvider,
+    WriteResult,
+};
 pub use producer::{
     Balancer, Crc32Balancer, Delivered, DeliveryFuture, Hash, LeastBytes, Murmur2Balancer, ReferenceHash, RoundRobin,
     WriteErrors, Writer, WriterConfig, WriterStats,

@@ -10,7 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+/// The read half of a connection's byte stream (TCP, or TLS over TCP).
+pub(crate) type ReadHalf = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+/// The write half of a connection's byte stream.
+pub(crate) type WriteHalf = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 use tokio::sync::{mpsc, oneshot};
 
 /// How many requests may wait to be written before `request` waits for room.
@@ -79,6 +83,10 @@ pub struct Conn {
     shared: Arc<Shared>,
 }
 
+/// A [`Conn`] that does not keep the connection open (for background tasks such as
+/// re-authentication).
+pub(crate) struct WeakConn(std::sync::Weak<Shared>);
+
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn").field("addr", &self.shared.addr).field("closed", &self.is_closed()).finish()
@@ -89,7 +97,7 @@ impl Conn {
     /// Starts the writer and reader tasks on a connected socket. Versions are negotiated
     /// separately ([`Conn::negotiate`]).
     pub(crate) fn start(
-        stream: TcpStream,
+        (rd, wr): (ReadHalf, WriteHalf),
         addr: String,
         client_id: Option<String>,
         request_timeout: Duration,
@@ -110,7 +118,6 @@ impl Conn {
             versions: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
         });
-        let (rd, wr) = stream.into_split();
         // The tasks hold only a weak reference, so dropping every Conn ends them.
         let weak = Arc::downgrade(&shared);
         let in_flight = shared.in_flight.clone();
@@ -121,6 +128,16 @@ impl Conn {
             t.push(r.abort_handle());
         }
         Conn { shared }
+    }
+
+    /// A handle that does not keep the connection open.
+    pub(crate) fn downgrade(&self) -> WeakConn {
+        WeakConn(Arc::downgrade(&self.shared))
+    }
+
+    /// The connection behind `weak`, if it is still held somewhere.
+    pub(crate) fn upgrade(weak: &WeakConn) -> Option<Conn> {
+        weak.0.upgrade().map(|shared| Conn { shared })
     }
 
     /// The broker address this connection was dialed to.
@@ -435,7 +452,7 @@ fn fail_all(in_flight: &InFlight, addr: &str, reason: &str) {
 }
 
 async fn write_loop(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: WriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     in_flight: InFlight,
     shared: std::sync::Weak<Shared>,
@@ -465,12 +482,7 @@ async fn write_loop(
     let _ = wr.shutdown().await;
 }
 
-async fn read_loop(
-    mut rd: tokio::net::tcp::OwnedReadHalf,
-    in_flight: InFlight,
-    shared: std::sync::Weak<Shared>,
-    max_response_bytes: usize,
-) {
+async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Weak<Shared>, max_response_bytes: usize) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let reason = loop {
         match split_frame(&mut buf, max_response_bytes) {

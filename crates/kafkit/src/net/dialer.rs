@@ -1,6 +1,8 @@
 //! Making connections.
 
-use super::conn::Conn;
+use super::conn::{Conn, ReadHalf, WriteHalf};
+use super::sasl::Sasl;
+use super::tls::TlsConfig;
 use crate::error::{Error, Result};
 use kafkit_protocol::ApiKey;
 use std::time::Duration;
@@ -35,6 +37,8 @@ pub struct Dialer {
     request_timeout: Duration,
     max_response_bytes: usize,
     max_versions: Vec<(ApiKey, i16)>,
+    tls: Option<TlsConfig>,
+    sasl: Option<Sasl>,
 }
 
 impl Default for Dialer {
@@ -53,7 +57,28 @@ impl Dialer {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_versions: Vec::new(),
+            tls: None,
+            sasl: None,
         }
+    }
+    /// Connects with TLS ([`TlsConfig`]). Default: plaintext.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// Authenticates every connection with SASL ([`Sasl`]), over plaintext or TLS, and
+    /// re-authenticates before the session the broker grants ends (KIP-368). Default: none.
+    pub fn with_sasl(mut self, sasl: Sasl) -> Self {
+        self.sasl = Some(sasl);
+        self
+    }
+    /// The TLS settings, if any.
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
+    }
+    /// The SASL settings, if any.
+    pub fn sasl(&self) -> Option<&Sasl> {
+        self.sasl.as_ref()
     }
     /// Never uses a version of `api` above `max`, whatever the broker advertises: a way
     /// around a broker that advertises a version it does not parse correctly (librdkafka's
@@ -115,14 +140,29 @@ impl Dialer {
     /// [`Error::Connect`], [`Error::ConnectTimeout`], then anything
     /// [`Conn::request`] returns for the ApiVersions exchange.
     pub async fn dial(&self, addr: &str) -> Result<Conn> {
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(Error::ConnectTimeout { addr: addr.to_string(), timeout: self.connect_timeout }),
-            Ok(Err(source)) => return Err(Error::Connect { addr: addr.to_string(), source }),
-            Ok(Ok(s)) => s,
+        let connect = async {
+            let tcp =
+                TcpStream::connect(addr).await.map_err(|source| Error::Connect { addr: addr.to_string(), source })?;
+            let _ = tcp.set_nodelay(true);
+            let halves: (ReadHalf, WriteHalf) = match &self.tls {
+                None => {
+                    let (r, w) = tcp.into_split();
+                    (Box::new(r), Box::new(w))
+                }
+                Some(tls) => {
+                    let stream = tls.connect(addr, tcp).await?;
+                    let (r, w) = tokio::io::split(stream);
+                    (Box::new(r), Box::new(w))
+                }
+            };
+            Ok::<_, Error>(halves)
         };
-        let _ = stream.set_nodelay(true);
+        let halves = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Err(_) => return Err(Error::ConnectTimeout { addr: addr.to_string(), timeout: self.connect_timeout }),
+            Ok(r) => r?,
+        };
         let conn = Conn::start(
-            stream,
+            halves,
             addr.to_string(),
             self.client_id.clone(),
             self.request_timeout,
@@ -134,6 +174,16 @@ impl Dialer {
         }
         for (api, max) in &self.max_versions {
             conn.cap_version(*api, *max);
+        }
+        if let Some(sasl) = &self.sasl {
+            match super::sasl::authenticate(&conn, sasl).await {
+                Ok(Some(lifetime)) => super::sasl::keep_authenticated(&conn, sasl.clone(), lifetime),
+                Ok(None) => {}
+                Err(e) => {
+                    conn.close();
+                    return Err(e);
+                }
+            }
         }
         Ok(conn)
     }

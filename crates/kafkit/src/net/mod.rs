@@ -4,6 +4,8 @@ mod conn;
 mod dialer;
 pub(crate) mod ops;
 mod partition;
+mod sasl;
+mod tls;
 
 pub use conn::Conn;
 pub use dialer::{
@@ -11,3 +13,5 @@ pub use dialer::{
 };
 pub(crate) use ops::{create_topics_request, delete_topics_request};
 pub use partition::{Acks, Batch, IsolationLevel, PartitionConn, WriteResult, DEFAULT_MAX_WAIT};
+pub use sasl::{OAuthToken, Sasl, Secret, TokenFuture, TokenProvider};
+pub use tls::TlsConfig;

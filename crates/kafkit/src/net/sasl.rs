@@ -1,0 +1,439 @@
+//! SASL authentication of a connection (KIP-43 SaslHandshake, KIP-152 SaslAuthenticate):
+//! PLAIN, SCRAM-SHA-256/512 (RFC 5802, RFC 7677; KIP-84) and OAUTHBEARER (RFC 7628, KIP-255),
+//! with re-authentication before the session the broker granted ends (KIP-368).
+
+use super::conn::Conn;
+use crate::admin::ScramMechanism;
+use crate::error::{Error, Result};
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use kafkit_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafkit_protocol::ErrorCode;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A secret (password or token): `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself, for sending it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+/// An OAuth 2 bearer token for OAUTHBEARER (KIP-255).
+#[derive(Debug, Clone)]
+pub struct OAuthToken {
+    /// The token (a JWT for most identity providers).
+    pub value: Secret,
+    /// SASL extensions sent with it (KIP-342), such as `logicalCluster`.
+    pub extensions: Vec<(String, String)>,
+}
+
+/// The future a [`TokenProvider`] returns.
+pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<OAuthToken>> + Send + 'a>>;
+
+/// Supplies OAUTHBEARER tokens: called for every authentication and re-authentication, so
+/// it can hand out a fresh token (Java `sasl.login.callback.handler.class`).
+pub trait TokenProvider: Send + Sync {
+    /// A token to authenticate with now.
+    fn token(&self) -> TokenFuture<'_>;
+}
+
+impl<F, Fut> TokenProvider for F
+where
+    F: Fn() -> Fut + Send + Sync,
+    Fut: Future<Output = Result<OAuthToken>> + Send + 'static,
+{
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(self())
+    }
+}
+
+/// How a connection authenticates (Java `sasl.mechanism` with `sasl.jaas.config`; kafka-go
+/// `Dialer.SASLMechanism`). `Debug` never shows a password or token.
+#[derive(Clone)]
+pub enum Sasl {
+    /// PLAIN: username and password in the clear (use it over TLS only).
+    Plain {
+        /// The user.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// SCRAM-SHA-256 or SCRAM-SHA-512: a salted challenge-response; the password never
+    /// travels, and the broker's signature is verified.
+    Scram {
+        /// SHA-256 or SHA-512.
+        mechanism: ScramMechanism,
+        /// The user.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// OAUTHBEARER: a bearer token from the application's provider.
+    OAuthBearer(Arc<dyn TokenProvider>),
+}
+
+impl std::fmt::Debug for Sasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sasl::Plain { username, .. } => {
+                f.debug_struct("Plain").field("username", username).field("password", &"<redacted>").finish()
+            }
+            Sasl::Scram { mechanism, username, .. } => f
+                .debug_struct("Scram")
+                .field("mechanism", mechanism)
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Sasl::OAuthBearer(_) => f.write_str("OAuthBearer(<token provider>)"),
+        }
+    }
+}
+
+impl Sasl {
+    /// PLAIN with these credentials.
+    pub fn plain(username: impl Into<String>, password: impl Into<Secret>) -> Self {
+        Sasl::Plain { username: username.into(), password: password.into() }
+    }
+    /// SCRAM-SHA-256 or -512 with these credentials.
+    pub fn scram(mechanism: ScramMechanism, username: impl Into<String>, password: impl Into<Secret>) -> Self {
+        Sasl::Scram { mechanism, username: username.into(), password: password.into() }
+    }
+    /// OAUTHBEARER with tokens from `provider`.
+    pub fn oauthbearer(provider: impl TokenProvider + 'static) -> Self {
+        Sasl::OAuthBearer(Arc::new(provider))
+    }
+
+    /// The mechanism's name in SaslHandshake.
+    pub fn mechanism(&self) -> &'static str {
+        match self {
+            Sasl::Plain { .. } => "PLAIN",
+            Sasl::Scram { mechanism: ScramMechanism::Sha512, .. } => "SCRAM-SHA-512",
+            Sasl::Scram { .. } => "SCRAM-SHA-256",
+            Sasl::OAuthBearer(_) => "OAUTHBEARER",
+        }
+    }
+}
+
+fn auth_error(conn: &Conn, sasl: &Sasl, message: impl Into<String>) -> Error {
+    Error::Auth { addr: conn.addr().to_string(), mechanism: sasl.mechanism().to_string(), message: message.into() }
+}
+
+/// Authenticates `conn` (SaslHandshake v1, then SaslAuthenticate rounds). Returns the
+/// session lifetime the broker granted (SaslAuthenticate v1+; `None` for none).
+///
+/// A broker that closes the connection instead of answering (some do on a wrong password)
+/// is reported as an authentication failure, not a network error, so it is not retried.
+pub(crate) async fn authenticate(conn: &Conn, sasl: &Sasl) -> Result<Option<Duration>> {
+    match authenticate_inner(conn, sasl).await {
+        Err(Error::ConnectionClosed { reason, .. }) => Err(auth_error(
+            conn,
+            sasl,
+            format!("the broker closed the connection during authentication ({reason}); are the credentials right?"),
+        )),
+        other => other,
+    }
+}
+
+async fn authenticate_inner(conn: &Conn, sasl: &Sasl) -> Result<Option<Duration>> {
+    let hv = conn.version_for::<SaslHandshakeRequest>()?;
+    if hv.0 < 1 {
+        return Err(auth_error(
+            conn,
+            sasl,
+            "the broker serves only SaslHandshake v0 (unframed SASL), which kafkit does not speak",
+        ));
+    }
+    let resp =
+        conn.request_version(&SaslHandshakeRequest::default().with_mechanism(sasl.mechanism().into()), hv).await?;
+    match ErrorCode::from_code(resp.error_code) {
+        ErrorCode::None => {}
+        ErrorCode::UnsupportedSaslMechanism => {
+            return Err(auth_error(
+                conn,
+                sasl,
+                format!("the broker does not enable it; it enables {}", resp.mechanisms.join(", ")),
+            ))
+        }
+        code => return Err(auth_error(conn, sasl, format!("SaslHandshake: {code}"))),
+    }
+    match sasl {
+        Sasl::Plain { username, password } => {
+            let msg = format!("\0{username}\0{}", password.expose());
+            let (_, lifetime) = round(conn, sasl, msg.into_bytes()).await?;
+            Ok(lifetime)
+        }
+        Sasl::OAuthBearer(provider) => {
+            let token = provider.token().await?;
+            let mut msg = format!("n,,\x01auth=Bearer {}", token.value.expose());
+            for (k, v) in &token.extensions {
+                msg.push_str(&format!("\x01{k}={v}"));
+            }
+            msg.push_str("\x01\x01");
+            let (reply, lifetime) = round(conn, sasl, msg.into_bytes()).await?;
+            if !reply.is_empty() && reply.first() == Some(&b'{') {
+                // RFC 7628 §3.2.2: an error JSON; the client must answer with 0x01.
+                let _ = round(conn, sasl, vec![0x01]).await;
+                return Err(auth_error(conn, sasl, String::from_utf8_lossy(&reply).into_owned()));
+            }
+            Ok(lifetime)
+        }
+        Sasl::Scram { mechanism, username, password } => {
+            let mut nonce = [0u8; 24];
+            getrandom::fill(&mut nonce)
+                .map_err(|e| auth_error(conn, sasl, format!("no randomness for a nonce: {e}")))?;
+            let nonce = base64::engine::general_purpose::STANDARD.encode(nonce);
+            let mut client = ScramClient::new(*mechanism, username, password.expose(), &nonce);
+            let (server_first, _) = round(conn, sasl, client.first().into_bytes()).await?;
+            let client_final = client.handle_first(&server_first).map_err(|m| auth_error(conn, sasl, m))?;
+            let (server_final, lifetime) = round(conn, sasl, client_final.into_bytes()).await?;
+            client.verify_final(&server_final).map_err(|m| auth_error(conn, sasl, m))?;
+            Ok(lifetime)
+        }
+    }
+}
+
+/// One SaslAuthenticate exchange: the broker's bytes and session lifetime.
+async fn round(conn: &Conn, sasl: &Sasl, bytes: Vec<u8>) -> Result<(Bytes, Option<Duration>)> {
+    let v = conn.version_for::<SaslAuthenticateRequest>()?;
+    let resp = conn.request_version(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes)), v).await?;
+    if resp.error_code != 0 {
+        let code = ErrorCode::from_code(resp.error_code);
+        let msg = resp.error_message.unwrap_or_default();
+        return Err(auth_error(
+            conn,
+            sasl,
+            format!("{code}{}", if msg.is_empty() { String::new() } else { format!(": {msg}") }),
+        ));
+    }
+    let lifetime =
+        (v.0 >= 1 && resp.session_lifetime_ms > 0).then(|| Duration::from_millis(resp.session_lifetime_ms as u64));
+    Ok((resp.auth_bytes, lifetime))
+}
+
+/// The client side of a SCRAM exchange (RFC 5802 §3, §5).
+pub(crate) struct ScramClient {
+    mechanism: ScramMechanism,
+    password: String,
+    client_first_bare: String,
+    nonce: String,
+    auth_message: String,
+    salted: Vec<u8>,
+}
+
+/// SASLprep-light: RFC 5802 §5.1 escaping of the user name.
+fn saslname(user: &str) -> String {
+    user.replace('=', "=3D").replace(',', "=2C")
+}
+
+fn hmac(mechanism: ScramMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
+    match mechanism {
+        ScramMechanism::Sha512 => {
+            let mut m = <Hmac<sha2::Sha512> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+        _ => {
+            let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+    }
+}
+
+fn hash(mechanism: ScramMechanism, data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    match mechanism {
+        ScramMechanism::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        _ => sha2::Sha256::digest(data).to_vec(),
+    }
+}
+
+impl ScramClient {
+    pub(crate) fn new(mechanism: ScramMechanism, user: &str, password: &str, nonce: &str) -> Self {
+        ScramClient {
+            mechanism,
+            password: password.to_string(),
+            client_first_bare: format!("n={},r={nonce}", saslname(user)),
+            nonce: nonce.to_string(),
+            auth_message: String::new(),
+            salted: Vec::new(),
+        }
+    }
+
+    /// client-first-message.
+    pub(crate) fn first(&self) -> String {
+        format!("n,,{}", self.client_first_bare)
+    }
+
+    /// Reads server-first-message, returns client-final-message.
+    pub(crate) fn handle_first(&mut self, server_first: &[u8]) -> std::result::Result<String, String> {
+        let text =
+            std::str::from_utf8(server_first).map_err(|_| "the server's first message is not UTF-8".to_string())?;
+        let (mut r, mut s, mut i) = (None, None, None);
+        for attr in text.split(',') {
+            match attr.split_once('=') {
+                Some(("r", v)) => r = Some(v),
+                Some(("s", v)) => s = Some(v),
+                Some(("i", v)) => i = Some(v),
+                Some(("m", _)) => return Err("the server asks for a SCRAM extension kafkit does not know".into()),
+                Some(("e", v)) => return Err(format!("the server refused: {v}")),
+                _ => {}
+            }
+        }
+        let (Some(r), Some(s), Some(i)) = (r, s, i) else {
+            return Err("the server's first message lacks its nonce, salt or iteration count".into());
+        };
+        if !r.starts_with(&self.nonce) || r.len() == self.nonce.len() {
+            return Err("the server's nonce does not extend the client's".into());
+        }
+        let salt =
+            base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| "the salt is not base64".to_string())?;
+        let iterations: i32 = i.parse().map_err(|_| "the iteration count is not a number".to_string())?;
+        if !(1..=100_000_000).contains(&iterations) {
+            return Err(format!("an iteration count of {iterations}"));
+        }
+        self.salted = crate::admin::salted_password(self.mechanism, self.password.as_bytes(), &salt, iterations)
+            .map_err(|e| e.to_string())?;
+        let without_proof = format!("c=biws,r={r}");
+        self.auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        let client_key = hmac(self.mechanism, &self.salted, b"Client Key");
+        let stored_key = hash(self.mechanism, &client_key);
+        let signature = hmac(self.mechanism, &stored_key, self.auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        Ok(format!("{without_proof},p={}", base64::engine::general_purpose::STANDARD.encode(proof)))
+    }
+
+    /// Verifies server-final-message: the broker proves it knows the salted password.
+    pub(crate) fn verify_final(&self, server_final: &[u8]) -> std::result::Result<(), String> {
+        let text =
+            std::str::from_utf8(server_final).map_err(|_| "the server's final message is not UTF-8".to_string())?;
+        if let Some(e) = text.strip_prefix("e=") {
+            return Err(format!("the server refused: {e}"));
+        }
+        let v = text.strip_prefix("v=").ok_or("the server's final message has no signature")?;
+        let v = v.split(',').next().unwrap_or_default();
+        let got = base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .map_err(|_| "the server signature is not base64".to_string())?;
+        let server_key = hmac(self.mechanism, &self.salted, b"Server Key");
+        let want = hmac(self.mechanism, &server_key, self.auth_message.as_bytes());
+        if got != want {
+            return Err("the server's signature does not verify: it does not know this user's credentials".into());
+        }
+        Ok(())
+    }
+}
+
+/// Re-authenticates `conn` before each session the broker grants ends (KIP-368), at 85-95%
+/// of the lifetime, until the connection closes. A failed re-authentication closes the
+/// connection (the broker would soon).
+pub(crate) fn keep_authenticated(conn: &Conn, sasl: Sasl, first: Duration) {
+    let weak = conn.downgrade();
+    tokio::spawn(async move {
+        let mut lifetime = first;
+        loop {
+            let mut jitter = [0u8; 1];
+            let _ = getrandom::fill(&mut jitter);
+            let at = lifetime.mul_f64(0.85 + 0.10 * f64::from(jitter[0]) / 255.0);
+            tokio::time::sleep(at).await;
+            let Some(conn) = Conn::upgrade(&weak) else { return };
+            if conn.is_closed() {
+                return;
+            }
+            match authenticate(&conn, &sasl).await {
+                Ok(Some(next)) => {
+                    tracing::debug!(addr = conn.addr(), mechanism = sasl.mechanism(), ?next, "re-authenticated");
+                    lifetime = next;
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(addr = conn.addr(), error = %e, "re-authentication failed; closing the connection");
+                    conn.close();
+                    return;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scram_sha_256_matches_rfc_7677() {
+        // RFC 7677 §3: user "user", password "pencil", client nonce rOprNGfwEbeRWgbNEkqO.
+        let mut c = ScramClient::new(ScramMechanism::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(c.first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let fin = c.handle_first(server_first).unwrap();
+        assert_eq!(
+            fin,
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        c.verify_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
+        // A server that does not know the password cannot forge the signature.
+        let e = c.verify_final(b"v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap_err();
+        assert!(e.contains("does not verify"), "{e}");
+        assert!(c.verify_final(b"e=invalid-proof").unwrap_err().contains("invalid-proof"));
+    }
+
+    #[test]
+    fn scram_refuses_a_nonce_that_does_not_extend_ours() {
+        let mut c = ScramClient::new(ScramMechanism::Sha512, "u", "p", "abc");
+        assert!(c.handle_first(b"r=xyz123,s=c2FsdA==,i=4096").is_err());
+        assert!(c.handle_first(b"r=abc,s=c2FsdA==,i=4096").is_err(), "the server must add to the nonce");
+        assert!(c.handle_first(b"r=abcdef,s=c2FsdA==,i=0").is_err());
+        assert!(c.handle_first(b"r=abcdef,s=c2FsdA==,i=4096").is_ok());
+    }
+
+    #[test]
+    fn user_names_are_escaped() {
+        assert_eq!(saslname("a=b,c"), "a=3Db=2Cc");
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let s = Sasl::scram(ScramMechanism::Sha512, "alice", "s3cr3t-pw");
+        let p = Sasl::plain("bob", "another-s3cr3t");
+        for shown in [format!("{s:?}"), format!("{p:?}"), format!("{}", Secret::new("tok-s3cr3t"))] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
+    }
+}
