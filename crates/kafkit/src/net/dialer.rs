@@ -140,26 +140,35 @@ impl Dialer {
     /// [`Error::Connect`], [`Error::ConnectTimeout`], then anything
     /// [`Conn::request`] returns for the ApiVersions exchange.
     pub async fn dial(&self, addr: &str) -> Result<Conn> {
-        let connect = async {
-            let tcp =
-                TcpStream::connect(addr).await.map_err(|source| Error::Connect { addr: addr.to_string(), source })?;
-            let _ = tcp.set_nodelay(true);
-            let halves: (ReadHalf, WriteHalf) = match &self.tls {
-                None => {
-                    let (r, w) = tcp.into_split();
-                    (Box::new(r), Box::new(w))
-                }
-                Some(tls) => {
-                    let stream = tls.connect(addr, tcp).await?;
-                    let (r, w) = tokio::io::split(stream);
-                    (Box::new(r), Box::new(w))
-                }
-            };
-            Ok::<_, Error>(halves)
-        };
-        let halves = match tokio::time::timeout(self.connect_timeout, connect).await {
+        let started = tokio::time::Instant::now();
+        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
             Err(_) => return Err(Error::ConnectTimeout { addr: addr.to_string(), timeout: self.connect_timeout }),
-            Ok(r) => r?,
+            Ok(Err(source)) => return Err(Error::Connect { addr: addr.to_string(), source }),
+            Ok(Ok(s)) => s,
+        };
+        let _ = tcp.set_nodelay(true);
+        let halves: (ReadHalf, WriteHalf) = match &self.tls {
+            None => {
+                let (r, w) = tcp.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Some(tls) => {
+                let left = self.connect_timeout.saturating_sub(started.elapsed());
+                let stream = match tokio::time::timeout(left, tls.connect(addr, tcp)).await {
+                    Err(_) => {
+                        return Err(Error::Tls {
+                            addr: addr.to_string(),
+                            reason: format!(
+                                "no TLS handshake within the connect timeout ({:?}): does this port speak TLS?",
+                                self.connect_timeout
+                            ),
+                        })
+                    }
+                    Ok(r) => r?,
+                };
+                let (r, w) = tokio::io::split(stream);
+                (Box::new(r), Box::new(w))
+            }
         };
         let conn = Conn::start(
             halves,
@@ -170,7 +179,17 @@ impl Dialer {
         );
         if let Err(e) = conn.negotiate().await {
             conn.close();
-            return Err(e);
+            return Err(match e {
+                // With TLS 1.3 a server that refuses the client's certificate (or its
+                // absence) says so with an alert after the handshake, on the first read.
+                Error::ConnectionClosed { addr, reason } if self.tls.is_some() && reason.contains("alert") => Error::Tls {
+                    addr,
+                    reason: format!(
+                        "the broker ended the TLS session: {reason} (it requires a client certificate, or does not accept this one)"
+                    ),
+                },
+                e => e,
+            });
         }
         for (api, max) in &self.max_versions {
             conn.cap_version(*api, *max);

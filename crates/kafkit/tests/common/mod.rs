@@ -49,8 +49,14 @@ impl TestBroker {
     /// A broker listening on `port` that tells clients to connect to `advertised` (a proxy
     /// in front of it).
     pub fn start_advertising(port: u16, advertised: u16) -> TestBroker {
+        TestBroker::start_advertised_as(port, &format!("127.0.0.1:{advertised}"))
+    }
+
+    /// A broker listening on `port` that tells clients to connect to `advertised`
+    /// (`host:port`, such as a TLS terminator's `localhost:PORT`).
+    pub fn start_advertised_as(port: u16, advertised: &str) -> TestBroker {
         let url = format!("tcp://127.0.0.1:{port}");
-        let adv = format!("tcp://127.0.0.1:{advertised}");
+        let adv = format!("tcp://{advertised}");
         let child = Command::new(tansu())
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &adv, "--silent"])
             .stdout(Stdio::null())

@@ -1,0 +1,199 @@
+//! TLS and mutual TLS through stunnel (Debian's stunnel4, installed by scripts/setup.sh) in
+//! front of Tansu, with certificates made for each run (rcgen): produce and fetch work; a
+//! wrong CA, a wrong host name, an expired certificate and a missing client certificate
+//! each fail with a clear `Error::Tls`; nothing falls back to plaintext.
+
+mod common;
+
+use bytes::Bytes;
+use common::{free_port, unique_topic, TestBroker};
+use kafkit::{
+    ClusterConfig, Dialer, Error, Message, Reader, ReaderConfig, TlsConfig, TopicConfig, Writer, WriterConfig,
+};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Issued {
+    cert: String,
+    key: String,
+}
+
+struct Pki {
+    dir: PathBuf,
+    ca: String,
+    other_ca: String,
+    server: Issued,
+    expired: Issued,
+    client: Issued,
+}
+
+fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    (p.self_signed(&key).unwrap(), key)
+}
+
+fn issue(names: &[&str], ca: &(rcgen::Certificate, KeyPair), expired: bool) -> Issued {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, names[0]);
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let cert = p.signed_by(&key, &ca.0, &ca.1).unwrap();
+    Issued { cert: cert.pem(), key: key.serialize_pem() }
+}
+
+fn pki() -> Pki {
+    let dir = std::env::temp_dir().join(unique_topic("kafkit-tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = ca("kafkit test CA");
+    let other = ca("some other CA");
+    Pki {
+        ca: root.0.pem(),
+        other_ca: other.0.pem(),
+        server: issue(&["localhost"], &root, false),
+        expired: issue(&["localhost"], &root, true),
+        client: issue(&["kafkit-client"], &root, false),
+        dir,
+    }
+}
+
+impl Pki {
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+struct Stunnel {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Stunnel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// stunnel terminating TLS on `port` in front of `broker_port`; with `client_ca`, it
+/// requires a client certificate signed by it (`verify = 2`).
+fn stunnel(pki: &Pki, server: &Issued, port: u16, broker_port: u16, client_ca: Option<&Path>) -> Stunnel {
+    let cert = pki.write(&format!("server-{port}.pem"), &server.cert);
+    let key = pki.write(&format!("server-{port}.key"), &server.key);
+    let mut conf = format!(
+        "foreground = yes\npid =\ndebug = 3\n[kafka]\naccept = 127.0.0.1:{port}\nconnect = 127.0.0.1:{broker_port}\ncert = {}\nkey = {}\n",
+        cert.display(),
+        key.display()
+    );
+    if let Some(ca) = client_ca {
+        conf.push_str(&format!("verify = 2\nCAfile = {}\n", ca.display()));
+    }
+    let path = pki.write(&format!("stunnel-{port}.conf"), &conf);
+    let child = Command::new("stunnel")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("stunnel (scripts/setup.sh installs stunnel4)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "stunnel did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Stunnel { child, port }
+}
+
+fn cluster(tls: TlsConfig) -> ClusterConfig {
+    ClusterConfig {
+        dialer: Dialer::new().with_tls(tls).with_connect_timeout(Duration::from_secs(5)),
+        ..ClusterConfig::default()
+    }
+}
+
+fn tls_error(e: Error) -> String {
+    match e {
+        Error::Tls { reason, .. } => reason,
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_carries_produce_and_fetch_and_every_bad_certificate_fails_clearly() {
+    let pki = pki();
+    let ca_file = pki.write("ca.pem", &pki.ca);
+    let client_cert = pki.write("client.pem", &pki.client.cert);
+    let client_key = pki.write("client.key", &pki.client.key);
+    let tls_port = free_port();
+    let broker = TestBroker::start_advertised_as(free_port(), &format!("localhost:{tls_port}"));
+    let broker_port: u16 = broker.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let tunnel = stunnel(&pki, &pki.server, tls_port, broker_port, Some(&ca_file));
+    let addr = format!("localhost:{}", tunnel.port);
+    let good =
+        TlsConfig::new().with_ca_file(&ca_file).unwrap().with_client_cert_files(&client_cert, &client_key).unwrap();
+
+    // Produce and fetch over mutual TLS.
+    let topic = unique_topic("tls");
+    let conn = good_dial(&good, &addr).await;
+    conn.create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
+    let w = Writer::new(&[&addr], WriterConfig::default().with_topic(&topic).with_cluster(cluster(good.clone())))
+        .await
+        .unwrap();
+    let msgs: Vec<Message> =
+        (0..200).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("v{i}"))))).collect();
+    w.write_messages(msgs).await.unwrap();
+    let mut r = Reader::new(&[&addr], ReaderConfig::new(&topic, 0).with_cluster(cluster(good.clone()))).await.unwrap();
+    for i in 0..200 {
+        let m = r.read_message().await.unwrap();
+        assert_eq!(m.value.as_deref(), Some(format!("v{i}").as_bytes()));
+    }
+
+    // A CA that did not sign the broker's certificate.
+    let wrong_ca = TlsConfig::new().with_ca_pem(pki.other_ca.as_bytes()).unwrap();
+    let e = tls_error(Dialer::new().with_tls(wrong_ca).dial(&addr).await.unwrap_err());
+    assert!(e.contains("not signed by a trusted CA"), "{e}");
+    // A name the certificate does not carry.
+    let e = tls_error(
+        Dialer::new().with_tls(good.clone().with_server_name("kafka.example.com")).dial(&addr).await.unwrap_err(),
+    );
+    assert!(e.contains("does not name this host"), "{e}");
+    let e =
+        tls_error(Dialer::new().with_tls(good.clone()).dial(&format!("127.0.0.1:{}", tunnel.port)).await.unwrap_err());
+    assert!(e.contains("does not name this host"), "{e}");
+    // No client certificate: the broker (stunnel, verify = 2) refuses.
+    let no_cert = TlsConfig::new().with_ca_file(&ca_file).unwrap();
+    let e = tls_error(Dialer::new().with_tls(no_cert).dial(&addr).await.unwrap_err());
+    assert!(e.contains("client certificate"), "{e}");
+    // Plaintext to the TLS port never works; TLS to the plaintext port fails as TLS.
+    let e = Dialer::new().with_connect_timeout(Duration::from_secs(3)).dial(&addr).await.unwrap_err();
+    assert!(!matches!(e, Error::Tls { .. }), "{e}");
+    let plain_port = broker.addr.replace("127.0.0.1", "localhost");
+    let quick = Dialer::new().with_tls(good.clone()).with_connect_timeout(Duration::from_secs(2));
+    let e = tls_error(quick.dial(&plain_port).await.unwrap_err());
+    assert!(e.contains("does this port speak TLS"), "{e}");
+
+    // An expired certificate, from a second stunnel.
+    let expired_port = free_port();
+    let expired = stunnel(&pki, &pki.expired, expired_port, broker_port, None);
+    let e =
+        tls_error(Dialer::new().with_tls(good.clone()).dial(&format!("localhost:{}", expired.port)).await.unwrap_err());
+    assert!(e.contains("expired"), "{e}");
+    // The loud opt-out accepts it (and the wrong CA): for tests only.
+    let insecure = TlsConfig::new().dangerous_skip_verification();
+    assert!(!insecure.verifies());
+    let conn = Dialer::new().with_tls(insecure).dial(&format!("localhost:{}", expired.port)).await.unwrap();
+    assert!(!conn.metadata(None).await.unwrap().brokers.is_empty());
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+async fn good_dial(tls: &TlsConfig, addr: &str) -> kafkit::Conn {
+    Dialer::new().with_tls(tls.clone()).dial(addr).await.unwrap()
+}
