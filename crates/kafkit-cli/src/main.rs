@@ -24,6 +24,33 @@ struct Cli {
     /// Bootstrap brokers, comma-separated host:port.
     #[arg(long, global = true, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
     brokers: String,
+    /// Connect with TLS (also KAFKIT_TLS=1; implied by --ca, --cert, --key).
+    #[arg(long, global = true)]
+    tls: bool,
+    /// CA bundle (PEM) to verify brokers against, instead of the system's roots (also
+    /// KAFKIT_TLS_CA).
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for mutual TLS (also KAFKIT_TLS_CERT).
+    #[arg(long, global = true, value_name = "FILE")]
+    cert: Option<std::path::PathBuf>,
+    /// Client private key (PEM) for mutual TLS (also KAFKIT_TLS_KEY).
+    #[arg(long, global = true, value_name = "FILE")]
+    key: Option<std::path::PathBuf>,
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (also KAFKIT_SASL_MECHANISM).
+    #[arg(long, global = true)]
+    sasl_mechanism: Option<String>,
+    /// SASL user (also KAFKIT_SASL_USERNAME). The password comes from KAFKIT_SASL_PASSWORD or
+    /// --password-file, never from a flag.
+    #[arg(long, global = true)]
+    username: Option<String>,
+    /// A file whose first line is the SASL password (also KAFKIT_SASL_PASSWORD_FILE).
+    #[arg(long, global = true, value_name = "FILE")]
+    password_file: Option<std::path::PathBuf>,
+    /// A file whose first line is the OAUTHBEARER token, read at every authentication
+    /// (also KAFKIT_SASL_TOKEN_FILE; or the token itself in KAFKIT_SASL_TOKEN).
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -235,16 +262,39 @@ fn fail(msg: &str) -> ! {
     std::process::exit(1)
 }
 
+/// The dialer every command uses: TLS and SASL from the flags over the environment.
+static DIALER: std::sync::OnceLock<kafkit::Dialer> = std::sync::OnceLock::new();
+
+fn security(cli: &Cli) -> Result<kafkit::Dialer, String> {
+    let mut o = kafkit::SecurityOptions::from_env().map_err(|e| e.to_string())?;
+    o.tls |= cli.tls;
+    o.ca_file = cli.ca.clone().or(o.ca_file);
+    o.cert_file = cli.cert.clone().or(o.cert_file);
+    o.key_file = cli.key.clone().or(o.key_file);
+    o.sasl_mechanism = cli.sasl_mechanism.clone().or(o.sasl_mechanism);
+    o.username = cli.username.clone().or(o.username);
+    if let Some(f) = &cli.password_file {
+        o.password = Some(kafkit::SecurityOptions::read_secret_file(f).map_err(|e| e.to_string())?);
+    }
+    if let Some(f) = &cli.token_file {
+        o.token = None;
+        o.token_file = Some(f.clone());
+    }
+    let base = kafkit::Dialer::new().with_connect_timeout(Duration::from_secs(5)).with_client_id("kafkit-cli");
+    o.apply(base).map_err(|e| e.to_string())
+}
+
 fn cluster_config() -> ClusterConfig {
     ClusterConfig {
         // A CLI should fail fast rather than retry for a minute.
         retry_timeout: Duration::from_secs(10),
-        dialer: kafkit::Dialer::new().with_connect_timeout(Duration::from_secs(5)).with_client_id("kafkit-cli"),
+        dialer: DIALER.get().cloned().unwrap_or_default(),
         ..ClusterConfig::default()
     }
 }
 
 async fn run(cli: Cli) -> Outcome {
+    let _ = DIALER.set(security(&cli)?);
     let seeds: Vec<String> =
         cli.brokers.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
@@ -261,7 +311,7 @@ async fn run(cli: Cli) -> Outcome {
             let _ = writeln!(out, "partition\tearliest\tlatest");
             for p in &t.partitions {
                 let (conn, _) = cluster.leader(&topic, p.id, Workload::Fetch).await.map_err(e)?;
-                let pc = kafkit::Dialer::new().dial_leader(conn.addr(), &topic, p.id).await.map_err(e)?;
+                let pc = cluster_config().dialer.dial_leader(conn.addr(), &topic, p.id).await.map_err(e)?;
                 let (first, last) = pc.read_offsets().await.map_err(e)?;
                 let _ = writeln!(out, "{}\t{first}\t{last}", p.id);
             }

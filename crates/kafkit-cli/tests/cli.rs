@@ -2,6 +2,8 @@
 
 #[path = "../../kafkit/tests/common/mod.rs"]
 mod common;
+#[path = "../../kafkit/tests/tlsutil/mod.rs"]
+mod tlsutil;
 
 use common::{unique_topic, TestBroker};
 use std::io::Write;
@@ -198,4 +200,50 @@ fn a_group_consumes_commits_what_it_printed_and_its_offsets_can_be_reset() {
 
     ok(&kafkit(&b.addr, &["groups", "delete", &g], b""));
     assert!(!ok(&kafkit(&b.addr, &["groups", "list"], b"")).lines().any(|l| l.starts_with(&format!("{g}\t"))));
+}
+
+fn kafkit_env(broker: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kafkit"))
+        .args(["--brokers", broker])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kafkit")
+}
+
+#[test]
+fn tls_from_flags_or_the_environment_and_never_a_password_flag() {
+    let pki = tlsutil::pki();
+    let ca = pki.write("ca.pem", &pki.ca);
+    let cert = pki.write("client.pem", &pki.client.cert);
+    let key = pki.write("client.key", &pki.client.key);
+    let tls_port = common::free_port();
+    let b = TestBroker::start_advertised_as(common::free_port(), &format!("localhost:{tls_port}"));
+    let broker_port: u16 = b.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let _tunnel = tlsutil::stunnel(&pki, &pki.server, tls_port, broker_port, Some(&ca));
+    let addr = format!("localhost:{tls_port}");
+    let t = unique_topic("cli-tls");
+    let (ca, cert, key) = (ca.to_str().unwrap(), cert.to_str().unwrap(), key.to_str().unwrap());
+    // Flags.
+    ok(&kafkit(&addr, &["--ca", ca, "--cert", cert, "--key", key, "topics", "create", &t, "--partitions", "1"], b""));
+    ok(&kafkit(&addr, &["--tls", "--ca", ca, "--cert", cert, "--key", key, "produce", &t], b"over-tls\n"));
+    // The environment.
+    let env = [("KAFKIT_TLS", "1"), ("KAFKIT_TLS_CA", ca), ("KAFKIT_TLS_CERT", cert), ("KAFKIT_TLS_KEY", key)];
+    let out = ok(&kafkit_env(&addr, &["consume", &t, "-e"], &env));
+    assert_eq!(out, "over-tls\n");
+    // Without the client certificate: one clear line.
+    let err = one_line_error(&kafkit(&addr, &["--ca", ca, "topics", "list"], b""));
+    assert!(err.contains("client certificate"), "{err}");
+    // A password is never a flag value.
+    let out = kafkit(&addr, &["--password", "hunter2", "topics", "list"], b"");
+    assert_eq!(out.status.code(), Some(2), "no --password flag exists");
+    // SASL settings are checked before connecting, and name no secret.
+    let err = one_line_error(&kafkit_env(
+        &addr,
+        &["--ca", ca, "--sasl-mechanism", "SCRAM-SHA-512", "topics", "list"],
+        &[("KAFKIT_SASL_PASSWORD", "pw-s3cr3t")],
+    ));
+    assert!(err.contains("needs a username") && !err.contains("pw-s3cr3t"), "{err}");
+    let _ = std::fs::remove_dir_all(&pki.dir);
 }

@@ -45,8 +45,8 @@ pub use kafkit_protocol as protocol;
 pub use kafkit_protocol::compression::Compression;
 pub use message::{Broker, Header, Message, Partition, TopicConfig};
 pub use net::{
-    Acks, Batch, Conn, Dialer, IsolationLevel, OAuthToken, PartitionConn, Sasl, Secret, TlsConfig, TokenProvider,
-    WriteResult,
+    Acks, Batch, Conn, Dialer, IsolationLevel, OAuthToken, PartitionConn, Sasl, Secret, SecurityOptions, TlsConfig,
+    TokenProvider, WriteResult,
 };
 pub use producer::{
     Balancer, Crc32Balancer, Delivered, DeliveryFuture, Hash, LeastBytes, Murmur2Balancer, ReferenceHash, RoundRobin,
