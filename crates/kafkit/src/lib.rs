@@ -3,7 +3,8 @@
 //! A pure-Rust client for Apache Kafka, on tokio.
 //!
 //! - [`Dialer`] and [`Conn`]: one broker, pipelined requests, cancel-safe writes, ApiVersions
-//!   negotiation; any request of [`kafkit_protocol::messages`] can be sent through it.
+//!   negotiation, TLS ([`TlsConfig`]) and SASL ([`Sasl`]); any request of
+//!   [`kafkit_protocol::messages`] can be sent through it.
 //! - [`Cluster`]: metadata, routing to leaders, controller and coordinators, retries.
 //! - [`Writer`]: batching, balancers, acks, compression, the idempotent producer by default.
 //! - [`Reader`]: one partition, or a consumer-group member ([`ReaderConfig::group`]) with

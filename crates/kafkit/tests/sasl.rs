@@ -147,6 +147,7 @@ async fn plain_sends_rfc_4616_bytes_and_reauthenticates_before_the_session_ends(
     // of it, again and again, and requests keep working.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     conn.metadata(None).await.unwrap();
+    assert!(conn.authentications() >= 3, "{}", conn.authentications());
     let auths = s.seen.of("authenticated");
     assert!(auths.len() >= 3, "{} authentications", auths.len());
     assert!(auths.iter().all(|(c, _)| *c == 0), "all on the one connection");

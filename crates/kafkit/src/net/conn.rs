@@ -58,6 +58,8 @@ struct Shared {
     in_flight: InFlight,
     versions: Mutex<HashMap<i16, VersionRange>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Completed SASL authentications (the first, then each re-authentication).
+    authentications: std::sync::atomic::AtomicU32,
 }
 
 /// A connection to one broker (kafka-go's `Conn`).
@@ -117,6 +119,7 @@ impl Conn {
             in_flight: Arc::new(Mutex::new(Pending::default())),
             versions: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
+            authentications: std::sync::atomic::AtomicU32::new(0),
         });
         // The tasks hold only a weak reference, so dropping every Conn ends them.
         let weak = Arc::downgrade(&shared);
@@ -138,6 +141,16 @@ impl Conn {
     /// The connection behind `weak`, if it is still held somewhere.
     pub(crate) fn upgrade(weak: &WeakConn) -> Option<Conn> {
         weak.0.upgrade().map(|shared| Conn { shared })
+    }
+
+    /// How many times this connection completed SASL authentication: 1 after dialing with
+    /// SASL, one more per re-authentication (KIP-368); 0 without SASL.
+    pub fn authentications(&self) -> u32 {
+        self.shared.authentications.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_authentication(&self) {
+        self.shared.authentications.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The broker address this connection was dialed to.
