@@ -6,6 +6,7 @@
 #   - the pinned Tansu broker (scripts/broker.sh)
 #   - confluent-kafka and kafka-python in a venv ($KAFKIT_CACHE/pyenv), for interop tests
 #   - stunnel (Debian's stunnel4), the TLS terminator of the TLS tests
+#   - Tansu 0.6.0 built from crates.io (scripts/broker.sh install-auth), for the SCRAM tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KAFKIT_CACHE=${KAFKIT_CACHE:-$HOME/.cache/kafkit}
@@ -19,6 +20,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --version 0.13.2 -q
 fi
 scripts/broker.sh install
+scripts/broker.sh install-auth
 if ! command -v stunnel >/dev/null 2>&1; then
   echo "setup: installing stunnel4" >&2
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
