@@ -193,8 +193,27 @@ async fn oauthbearer_sends_each_fresh_token_with_its_extensions() {
     conn.metadata(None).await.unwrap();
 }
 
+/// Captures this test's log lines (at every level) into a buffer.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_password_fails_fast_once_and_names_no_secret() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let s = server("PLAIN", Duration::from_secs(60), plain_ok).await;
     let started = Instant::now();
     let config = ClusterConfig {
@@ -216,6 +235,10 @@ async fn a_wrong_password_fails_fast_once_and_names_no_secret() {
     }
     assert_eq!(s.seen.connections.load(Ordering::Relaxed), 1, "no retry storm");
     assert_eq!(s.seen.of("handshake PLAIN").len(), 1);
+    // Secrets in no log line either, at any level (the lines are there: the failure is logged).
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("authentication"), "{text}");
+    assert!(!text.contains("wrong-s3cr3t"), "{text}");
 }
 
 #[tokio::test]

@@ -99,3 +99,46 @@ async fn mutual_tls_carries_produce_and_fetch_and_every_bad_certificate_fails_cl
 async fn good_dial(tls: &TlsConfig, addr: &str) -> kafkit::Conn {
     Dialer::new().with_tls(tls.clone()).dial(addr).await.unwrap()
 }
+
+/// SNI: the host dialed (or the configured server name) goes in the ClientHello; an IP
+/// address sends none. Seen by a rustls server in this test that records it.
+#[tokio::test]
+async fn the_host_name_is_sent_as_sni() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Debug)]
+    struct Record(Arc<Mutex<Vec<Option<String>>>>, Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for Record {
+        fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            self.0.lock().unwrap().push(hello.server_name().map(str::to_string));
+            Some(self.1.clone())
+        }
+    }
+    use rustls::pki_types::pem::PemObject;
+    let pki = pki();
+    let certs: Vec<_> =
+        rustls::pki_types::CertificateDer::pem_slice_iter(pki.server.cert.as_bytes()).map(|c| c.unwrap()).collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pki.server.key.as_bytes()).unwrap();
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Record(seen.clone(), Arc::new(rustls::sign::CertifiedKey::new(certs, signing)))));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            // Handshake, then hang up: the client only needs to have said hello.
+            let _ = acceptor.accept(tcp).await;
+        }
+    });
+    let tls = TlsConfig::new().with_ca_pem(pki.ca.as_bytes()).unwrap();
+    let quick = |t: TlsConfig| Dialer::new().with_tls(t).with_connect_timeout(Duration::from_secs(3));
+    let _ = quick(tls.clone()).dial(&format!("localhost:{port}")).await;
+    let _ = quick(tls.clone().with_server_name("kafka.internal")).dial(&format!("localhost:{port}")).await;
+    let _ = quick(tls.with_server_name("127.0.0.1")).dial(&format!("localhost:{port}")).await;
+    assert_eq!(*seen.lock().unwrap(), [Some("localhost".to_string()), Some("kafka.internal".to_string()), None]);
+    let _ = std::fs::remove_dir_all(&pki.dir);
+}

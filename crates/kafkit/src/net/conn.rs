@@ -60,6 +60,8 @@ struct Shared {
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Completed SASL authentications (the first, then each re-authentication).
     authentications: std::sync::atomic::AtomicU32,
+    /// Takes no new requests (its SASL session is ending); those in flight finish.
+    retired: AtomicBool,
 }
 
 /// A connection to one broker (kafka-go's `Conn`).
@@ -120,6 +122,7 @@ impl Conn {
             versions: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             authentications: std::sync::atomic::AtomicU32::new(0),
+            retired: AtomicBool::new(false),
         });
         // The tasks hold only a weak reference, so dropping every Conn ends them.
         let weak = Arc::downgrade(&shared);
@@ -173,7 +176,16 @@ impl Conn {
 
     /// Whether the connection is closed; requests on it fail.
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
+        self.shared.closed.load(Ordering::Acquire) || self.shared.retired.load(Ordering::Acquire)
+    }
+
+    /// Takes no new requests from now on (they fail with [`Error::ConnectionClosed`], and a
+    /// cluster dials a fresh connection); requests in flight still get their responses.
+    pub(crate) fn retire(&self, reason: &str) {
+        if let Ok(mut r) = self.shared.reason.lock() {
+            r.get_or_insert_with(|| reason.to_string());
+        }
+        self.shared.retired.store(true, Ordering::Release);
     }
 
     /// Closes the connection; waiting requests fail with [`Error::ConnectionClosed`].

@@ -375,8 +375,11 @@ impl ScramClient {
 }
 
 /// Re-authenticates `conn` before each session the broker grants ends (KIP-368), at 85-95%
-/// of the lifetime, until the connection closes. A failed re-authentication closes the
-/// connection (the broker would soon).
+/// of the lifetime, until the connection closes. When the broker refuses (some do not
+/// support re-authentication: Tansu 0.6.0 answers the second SaslHandshake with
+/// UNSUPPORTED_SASL_MECHANISM, then closes the connection when the session ends), the
+/// connection is retired: requests in flight finish, new ones go to a freshly dialed and
+/// authenticated connection, so the session's end takes no request down with it.
 pub(crate) fn keep_authenticated(conn: &Conn, sasl: Sasl, first: Duration) {
     let weak = conn.downgrade();
     tokio::spawn(async move {
@@ -397,8 +400,12 @@ pub(crate) fn keep_authenticated(conn: &Conn, sasl: Sasl, first: Duration) {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    tracing::warn!(addr = conn.addr(), error = %e, "re-authentication failed; closing the connection");
-                    conn.close();
+                    tracing::warn!(
+                        addr = conn.addr(),
+                        error = %e,
+                        "re-authentication refused; new requests go to a new connection"
+                    );
+                    conn.retire("the SASL session ends and the broker refused re-authentication");
                     return;
                 }
             }
