@@ -1,5 +1,7 @@
 //! The `kafkit` command against a real broker (Tansu).
 
+#[path = "../../kafkit/tests/authbroker/mod.rs"]
+mod authbroker;
 #[path = "../../kafkit/tests/common/mod.rs"]
 mod common;
 #[path = "../../kafkit/tests/tlsutil/mod.rs"]
@@ -246,4 +248,39 @@ fn tls_from_flags_or_the_environment_and_never_a_password_flag() {
     ));
     assert!(err.contains("needs a username") && !err.contains("pw-s3cr3t"), "{err}");
     let _ = std::fs::remove_dir_all(&pki.dir);
+}
+
+#[test]
+fn scram_from_the_environment_or_a_password_file() {
+    let b = authbroker::auth_broker();
+    let t = unique_topic("cli-scram");
+    // The password from the environment.
+    let env = [
+        ("KAFKIT_SASL_MECHANISM", "SCRAM-SHA-512"),
+        ("KAFKIT_SASL_USERNAME", "bob"),
+        ("KAFKIT_SASL_PASSWORD", "bob-pw-512"),
+    ];
+    ok(&kafkit_env(&b.addr, &["topics", "create", &t, "--partitions", "1"], &env));
+    assert!(ok(&kafkit_env(&b.addr, &["topics", "list"], &env)).lines().any(|l| l == t));
+    // The password from a file, the rest from flags.
+    let dir = std::env::temp_dir().join(unique_topic("cli-pw"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("password");
+    std::fs::write(&pw, "alice-pw-256\n").unwrap();
+    let flags = ["--sasl-mechanism", "SCRAM-SHA-256", "--username", "alice", "--password-file", pw.to_str().unwrap()];
+    let mut produce = flags.to_vec();
+    produce.extend(["produce", t.as_str()]);
+    ok(&kafkit(&b.addr, &produce, b"authenticated\n"));
+    let mut consume = flags.to_vec();
+    consume.extend(["consume", t.as_str(), "-e"]);
+    assert_eq!(ok(&kafkit(&b.addr, &consume, b"")), "authenticated\n");
+    // A wrong password: one line, an authentication error, no secret, no hang.
+    std::fs::write(&pw, "not-the-s3cr3t\n").unwrap();
+    let started = Instant::now();
+    let mut list = flags.to_vec();
+    list.extend(["topics", "list"]);
+    let err = one_line_error(&kafkit(&b.addr, &list, b""));
+    assert!(err.contains("SASL SCRAM-SHA-256 authentication") && !err.contains("s3cr3t"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&dir);
 }
