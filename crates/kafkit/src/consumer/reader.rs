@@ -374,7 +374,8 @@ impl Reader {
     /// # Errors
     /// As [`Cluster::connect`]; the topic's metadata error and ListOffsets' error for
     /// [`StartOffset::First`] / [`StartOffset::Last`] (partition mode);
-    /// [`Error::InvalidArgument`] for a group reader without topics or assignors.
+    /// [`Error::InvalidArgument`] for a group reader without topics or assignors, or with a
+    /// heartbeat interval not below its session timeout.
     pub async fn new(brokers: &[&str], config: ReaderConfig) -> Result<Reader> {
         let cluster = Cluster::connect(brokers, config.cluster.clone()).await?;
         let settings = FetchSettings {
@@ -399,6 +400,12 @@ impl Reader {
         }
         if topics.is_empty() || config.assignors.is_empty() || group_id.is_empty() {
             return Err(Error::InvalidArgument("a group reader needs a group id, topics and an assignor".into()));
+        }
+        if config.heartbeat_interval.is_zero() || config.heartbeat_interval >= config.session_timeout {
+            return Err(Error::InvalidArgument(format!(
+                "the heartbeat interval ({:?}) must be above zero and below the session timeout ({:?})",
+                config.heartbeat_interval, config.session_timeout
+            )));
         }
         let engine = Engine::new(cluster, settings);
         let shared = Arc::new(GroupShared { membership: Mutex::new(Membership::default()), events: Mutex::new(None) });
