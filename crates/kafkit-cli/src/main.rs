@@ -4,6 +4,8 @@
 //! Every failure prints one line, `kafkit: error: ...`, and exits 1; a malformed command
 //! line exits 2 with clap's message.
 
+mod perf;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -76,11 +78,26 @@ enum Command {
         #[command(subcommand)]
         command: GroupsCommand,
     },
+    /// Load tests: throughput, latency percentiles, client CPU and peak RSS.
+    Perf {
+        #[command(subcommand)]
+        command: PerfCommand,
+    },
     /// Per partition, a group's committed offset, the end of the log and the lag.
     Lag {
         /// The group.
         group: String,
     },
+}
+
+#[derive(Subcommand)]
+enum PerfCommand {
+    /// Sends records as fast as the broker takes them (or at --rate); latency is from send to
+    /// acknowledgement.
+    Produce(perf::ProduceArgs),
+    /// Reads records from the start of every partition; latency is from the record's
+    /// timestamp to its receipt.
+    Consume(perf::ConsumeArgs),
 }
 
 #[derive(Subcommand)]
@@ -324,6 +341,8 @@ async fn run(cli: Cli) -> Outcome {
             let admin = kafkit::admin::Client::new(&seeds, cluster_config()).await.map_err(e)?;
             groups(&admin, command).await
         }
+        Command::Perf { command: PerfCommand::Produce(a) } => perf::produce(&seeds, cluster_config(), a).await,
+        Command::Perf { command: PerfCommand::Consume(a) } => perf::consume(&seeds, cluster_config(), a).await,
         Command::Lag { group } => {
             let admin = kafkit::admin::Client::new(&seeds, cluster_config()).await.map_err(e)?;
             let rows = lag_rows(&admin, &group).await?;

@@ -284,3 +284,50 @@ fn scram_from_the_environment_or_a_password_file() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn perf_produce_and_consume_report_throughput_latency_cpu_and_memory() {
+    let b = TestBroker::start();
+    let t = unique_topic("cli-perf");
+    let out = ok(&kafkit(
+        &b.addr,
+        &[
+            "perf",
+            "produce",
+            &t,
+            "--records",
+            "5000",
+            "--record-size",
+            "64",
+            "--key-size",
+            "8",
+            "--partitions",
+            "3",
+            "--json",
+        ],
+        b"",
+    ));
+    let p: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (p["workload"].as_str(), p["records"].as_u64(), p["bytes"].as_u64()),
+        (Some("produce"), Some(5000), Some(5000 * 72))
+    );
+    for k in ["records_per_sec", "mb_per_sec", "client_cpu_seconds"] {
+        assert!(p[k].as_f64().unwrap() > 0.0, "{k}: {p}");
+    }
+    assert!(p["latency"]["p50_ms"].as_f64().unwrap() <= p["latency"]["p99_ms"].as_f64().unwrap());
+    assert!(p["latency"]["p99_ms"].as_f64().unwrap() <= p["latency"]["p999_ms"].as_f64().unwrap());
+    assert!(p["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
+    let out = ok(&kafkit(&b.addr, &["perf", "consume", &t, "--records", "5000", "--json"], b""));
+    let c: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (c["workload"].as_str(), c["records"].as_u64(), c["bytes"].as_u64()),
+        (Some("consume"), Some(5000), Some(5000 * 72))
+    );
+    // The text form names the same figures.
+    let text = ok(&kafkit(&b.addr, &["perf", "consume", &t, "--records", "5000"], b""));
+    assert!(
+        text.starts_with("consume: 5000 records, ") && text.contains("p99.9") && text.contains("peak RSS"),
+        "{text}"
+    );
+}
