@@ -199,7 +199,7 @@ async fn mock_a_cooperative_join_keeps_the_other_members_partitions() {
     let c = Member::start(&seed, coop(), 5, seen.clone()).await;
     produce(&w, 1000, 2000).await;
     members.push(c);
-    wait_balanced(&members.iter().collect::<Vec<_>>(), 12).await;
+    wait_even(&members.iter().collect::<Vec<_>>(), 12).await;
     wait_until("all 2000", Duration::from_secs(30), || seen.distinct() == 2000).await;
     for (i, m) in members.iter().take(2).enumerate() {
         let now: BTreeSet<TopicPartition> = m.assignment().into_iter().collect();

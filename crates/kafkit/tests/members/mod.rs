@@ -142,3 +142,17 @@ pub async fn close_settled(members: impl IntoIterator<Item = Member>) {
         m.stop(Stop::Close).await.unwrap();
     }
 }
+
+/// Waits until the members' assignments cover all `n` partitions disjointly and evenly (the
+/// end of a cooperative rebalance, which passes through uneven but covering states).
+pub async fn wait_even(members: &[&Member], n: usize) {
+    wait_balanced(members, n).await;
+    let each = n / members.len();
+    wait_until("an even assignment", Duration::from_secs(30), || {
+        members.iter().all(|m| m.assignment().len() == each) && {
+            let all: BTreeSet<TopicPartition> = members.iter().flat_map(|m| m.assignment()).collect();
+            all.len() == n
+        }
+    })
+    .await;
+}
