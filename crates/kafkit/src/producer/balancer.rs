@@ -14,7 +14,6 @@
 //! `consistent`), as their namesakes do. Any `Fn(&Message, &[i32]) -> i32` is a balancer too.
 
 use crate::message::Message;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -60,7 +59,8 @@ impl Balancer for RoundRobin {
 /// `LeastBytes`); ties go to the lowest partition.
 #[derive(Debug, Default)]
 pub struct LeastBytes {
-    sent: Mutex<HashMap<i32, u64>>,
+    /// Bytes sent per partition id (ids are small and dense: a vector, not a map).
+    sent: Mutex<Vec<u64>>,
 }
 
 impl LeastBytes {
@@ -74,8 +74,14 @@ impl Balancer for LeastBytes {
     fn balance(&self, msg: &Message, partitions: &[i32]) -> i32 {
         let size = msg.key.as_ref().map_or(0, |k| k.len()) + msg.value.as_ref().map_or(0, |v| v.len());
         let Ok(mut sent) = self.sent.lock() else { return partitions[0] };
-        let p = *partitions.iter().min_by_key(|p| (sent.get(p).copied().unwrap_or(0), **p)).unwrap_or(&partitions[0]);
-        *sent.entry(p).or_insert(0) += size as u64;
+        let of = |sent: &Vec<u64>, p: i32| usize::try_from(p).ok().and_then(|i| sent.get(i).copied()).unwrap_or(0);
+        let p = *partitions.iter().min_by_key(|p| (of(&sent, **p), **p)).unwrap_or(&partitions[0]);
+        if let Ok(i) = usize::try_from(p) {
+            if sent.len() <= i {
+                sent.resize(i + 1, 0);
+            }
+            sent[i] += size as u64;
+        }
         p
     }
 }
