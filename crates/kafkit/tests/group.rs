@@ -27,10 +27,7 @@ async fn three_members_process_every_record_exactly_once_and_commit_on_close() {
     let topic = topic_with(&broker.addr, 12).await;
     let group = unique_topic("g");
     let seen = Arc::new(Seen::default());
-    let mut members = Vec::new();
-    for id in 0..3 {
-        members.push(Member::start(&broker.addr, member_config(&group, &topic), id, seen.clone()).await);
-    }
+    let members = start_members(&broker.addr, 3, |_| member_config(&group, &topic), &seen).await;
     wait_even(&members.iter().collect::<Vec<_>>(), 12).await;
     let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
     produce(&w, 0, 3000).await;
@@ -64,10 +61,7 @@ async fn a_killed_members_partitions_move_and_nothing_is_skipped() {
     let topic = topic_with(&broker.addr, 12).await;
     let group = unique_topic("g");
     let seen = Arc::new(Seen::default());
-    let mut members = Vec::new();
-    for id in 0..3 {
-        members.push(Member::start(&broker.addr, member_config(&group, &topic), id, seen.clone()).await);
-    }
+    let mut members = start_members(&broker.addr, 3, |_| member_config(&group, &topic), &seen).await;
     wait_balanced(&members.iter().collect::<Vec<_>>(), 12).await;
     let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
     // Produce in steps, so the killed member is mid-stream when it dies.

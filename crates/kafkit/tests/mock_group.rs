@@ -73,15 +73,16 @@ async fn writer(seeds: &str, topic: &str) -> Writer {
 }
 
 async fn three(seeds: &str, group: &str, topic: &str, seen: &Arc<Seen>, coop: bool) -> Vec<Member> {
-    let mut out = Vec::new();
-    for id in 0..3 {
-        let mut c = config(group, topic);
+    let seed = seeds.split(',').next().unwrap();
+    let config = |_| {
+        let c = config(group, topic);
         if coop {
-            c = c.with_assignor(CooperativeStickyAssignor);
+            c.with_assignor(CooperativeStickyAssignor)
+        } else {
+            c
         }
-        out.push(Member::start(seeds.split(',').next().unwrap(), c, id, seen.clone()).await);
-    }
-    out
+    };
+    start_members(seed, 3, config, seen).await
 }
 
 /// Closes the members. Each close leaves the group, so the next member's final commit may

@@ -92,6 +92,21 @@ impl Client {
             .await
     }
 
+    /// Runs a config request where it must go: a broker's configs to that broker
+    /// (`target`), topic configs to any broker; retried.
+    async fn on_config_target<T, F, Fut>(&self, target: Option<i32>, op: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        match target {
+            Some(id) => {
+                self.cluster.retry(|| async { op(self.cluster.broker(id, Workload::Admin).await?).await }).await
+            }
+            None => self.on_any(op).await,
+        }
+    }
+
     /// Runs `op` against any broker, retried.
     async fn on_any<T, F, Fut>(&self, op: F) -> Result<T>
     where
@@ -256,15 +271,7 @@ impl Client {
         resources: &[ConfigResource],
     ) -> Result<ItemResults<ConfigResource, Vec<ConfigEntry>>> {
         let mut out = BTreeMap::new();
-        let by_target = group_by(resources.iter().map(|r| {
-            (
-                match r {
-                    ConfigResource::Broker(id) => Some(*id),
-                    _ => None,
-                },
-                r.clone(),
-            )
-        }));
+        let by_target = group_by(resources.iter().map(|r| (r.broker(), r.clone())));
         for (target, list) in by_target {
             let run = |conn: Conn| {
                 let list = list.clone();
@@ -283,18 +290,9 @@ impl Client {
                     conn.request(&req).await
                 }
             };
-            let resp = match target {
-                Some(id) => {
-                    self.cluster.retry(|| async { run(self.cluster.broker(id, Workload::Admin).await?).await }).await?
-                }
-                None => self.on_any(run).await?,
-            };
+            let resp = self.on_config_target(target, run).await?;
             for r in resp.results {
-                let key = if r.resource_type == 4 {
-                    ConfigResource::Broker(r.resource_name.parse().unwrap_or(-1))
-                } else {
-                    ConfigResource::Topic(r.resource_name.clone())
-                };
+                let key = ConfigResource::from_parts(r.resource_type, &r.resource_name);
                 let res = check(r.error_code, r.error_message.as_deref(), || format!("describing configs of {key:?}"))
                     .map(|()| {
                         r.configs
@@ -333,15 +331,7 @@ impl Client {
         validate_only: bool,
     ) -> Result<ItemResults<ConfigResource>> {
         let mut out = BTreeMap::new();
-        let by_target = group_by(changes.iter().map(|(r, c)| {
-            (
-                match r {
-                    ConfigResource::Broker(id) => Some(*id),
-                    _ => None,
-                },
-                (r.clone(), c.clone()),
-            )
-        }));
+        let by_target = group_by(changes.iter().map(|(r, c)| (r.broker(), (r.clone(), c.clone()))));
         for (target, list) in by_target {
             let run = |conn: Conn| {
                 let list = list.clone();
@@ -376,18 +366,9 @@ impl Client {
                     conn.request(&req).await
                 }
             };
-            let resp = match target {
-                Some(id) => {
-                    self.cluster.retry(|| async { run(self.cluster.broker(id, Workload::Admin).await?).await }).await?
-                }
-                None => self.on_any(run).await?,
-            };
+            let resp = self.on_config_target(target, run).await?;
             for r in resp.responses {
-                let key = if r.resource_type == 4 {
-                    ConfigResource::Broker(r.resource_name.parse().unwrap_or(-1))
-                } else {
-                    ConfigResource::Topic(r.resource_name.clone())
-                };
+                let key = ConfigResource::from_parts(r.resource_type, &r.resource_name);
                 let res = check(r.error_code, r.error_message.as_deref(), || format!("altering configs of {key:?}"));
                 out.insert(key, res);
             }

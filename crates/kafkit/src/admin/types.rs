@@ -209,10 +209,26 @@ pub enum ConfigResource {
 }
 
 impl ConfigResource {
+    /// The protocol's resource type (2 topic, 4 broker) and name.
     pub(crate) fn parts(&self) -> (i8, String) {
         match self {
             ConfigResource::Topic(t) => (2, t.clone()),
             ConfigResource::Broker(id) => (4, id.to_string()),
+        }
+    }
+    /// The resource a response names.
+    pub(crate) fn from_parts(resource_type: i8, name: &str) -> Self {
+        if resource_type == 4 {
+            ConfigResource::Broker(name.parse().unwrap_or(-1))
+        } else {
+            ConfigResource::Topic(name.to_string())
+        }
+    }
+    /// The broker that must answer for this resource (its own configs), if any.
+    pub(crate) fn broker(&self) -> Option<i32> {
+        match self {
+            ConfigResource::Broker(id) => Some(*id),
+            ConfigResource::Topic(_) => None,
         }
     }
 }

@@ -156,3 +156,17 @@ pub async fn wait_even(members: &[&Member], n: usize) {
     })
     .await;
 }
+
+/// Starts `n` members (ids 0..n) with the configs `config(id)` gives, recording into `seen`.
+pub async fn start_members(
+    addr: &str,
+    n: usize,
+    config: impl Fn(usize) -> ReaderConfig,
+    seen: &Arc<Seen>,
+) -> Vec<Member> {
+    let mut out = Vec::new();
+    for id in 0..n {
+        out.push(Member::start(addr, config(id), id, seen.clone()).await);
+    }
+    out
+}
