@@ -804,14 +804,12 @@ impl Client {
                 .resources
                 .iter()
                 .flat_map(|r| {
-                    r.acls.iter().map(move |a| Acl {
-                        resource_type: ResourceType::from_code(r.resource_type),
-                        resource_name: r.resource_name.clone(),
-                        pattern_type: PatternType::from_code(r.pattern_type),
-                        principal: a.principal.clone(),
-                        host: a.host.clone(),
-                        operation: AclOperation::from_code(a.operation),
-                        permission: AclPermission::from_code(a.permission_type),
+                    r.acls.iter().map(move |a| {
+                        Acl::from_codes(
+                            (r.resource_type, &r.resource_name, r.pattern_type),
+                            (&a.principal, &a.host),
+                            (a.operation, a.permission_type),
+                        )
                     })
                 })
                 .collect())
@@ -879,14 +877,12 @@ impl Client {
                     check(r.error_code, r.error_message.as_deref(), || "deleting ACLs".into()).map(|()| {
                         r.matching_acls
                             .iter()
-                            .map(|a| Acl {
-                                resource_type: ResourceType::from_code(a.resource_type),
-                                resource_name: a.resource_name.clone(),
-                                pattern_type: PatternType::from_code(a.pattern_type),
-                                principal: a.principal.clone(),
-                                host: a.host.clone(),
-                                operation: AclOperation::from_code(a.operation),
-                                permission: AclPermission::from_code(a.permission_type),
+                            .map(|a| {
+                                Acl::from_codes(
+                                    (a.resource_type, &a.resource_name, a.pattern_type),
+                                    (&a.principal, &a.host),
+                                    (a.operation, a.permission_type),
+                                )
                             })
                             .collect()
                     })

@@ -165,6 +165,22 @@ pub struct Acl {
     pub permission: AclPermission,
 }
 
+impl Acl {
+    /// An ACL from a response's codes: (resource type, name, pattern type), (principal,
+    /// host), (operation, permission type).
+    pub(crate) fn from_codes(resource: (i8, &str, i8), who: (&str, &str), what: (i8, i8)) -> Acl {
+        Acl {
+            resource_type: ResourceType::from_code(resource.0),
+            resource_name: resource.1.to_string(),
+            pattern_type: PatternType::from_code(resource.2),
+            principal: who.0.to_string(),
+            host: who.1.to_string(),
+            operation: AclOperation::from_code(what.0),
+            permission: AclPermission::from_code(what.1),
+        }
+    }
+}
+
 /// A filter of ACLs (Java `AclBindingFilter`): `None` and the `Any` variants match all.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AclFilter {
