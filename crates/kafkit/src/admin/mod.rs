@@ -17,12 +17,12 @@ mod types;
 pub use types::*;
 
 use crate::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
-use crate::consumer::{offset_fetch, TopicPartition};
+use crate::consumer::{assigned_partitions, group_by, offset_fetch, TopicPartition};
 use crate::error::{Error, Result};
 use crate::message::{from_millis, to_millis, Broker, TopicConfig};
 use crate::net::{Conn, IsolationLevel};
 use kafkit_protocol::messages::*;
-use kafkit_protocol::{ErrorCode, Message as _};
+use kafkit_protocol::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An admin client. A cheap `Clone`.
@@ -48,15 +48,6 @@ pub struct Client {
 
 fn check(code: i16, message: Option<&str>, context: impl FnOnce() -> String) -> Result<()> {
     Error::check(code, message, context)
-}
-
-/// Groups items by key.
-fn group_by<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, Vec<V>> {
-    let mut out: BTreeMap<K, Vec<V>> = BTreeMap::new();
-    for (k, v) in items {
-        out.entry(k).or_default().push(v);
-    }
-    out
 }
 
 impl Client {
@@ -153,7 +144,7 @@ impl Client {
                 .topics
                 .get(&tp.topic)
                 .filter(|t| t.error.is_none())
-                .and_then(|t| t.partitions.iter().find(|p| p.id == tp.partition))
+                .and_then(|t| t.partition(tp.partition))
                 .map(|p| p.leader)
                 .unwrap_or(-1);
             if leader < 0 {
@@ -1080,20 +1071,7 @@ impl Client {
 
 /// The partitions of a consumer-protocol assignment (empty when it does not decode).
 pub(crate) fn decode_assignment(data: &bytes::Bytes) -> Vec<TopicPartition> {
-    use bytes::Buf;
-    let mut buf = data.clone();
-    if buf.remaining() < 2 {
-        return Vec::new();
-    }
-    let v = buf.get_i16().clamp(ConsumerProtocolAssignment::VERSIONS.min, ConsumerProtocolAssignment::VERSIONS.max);
-    match ConsumerProtocolAssignment::decode(&mut buf, kafkit_protocol::ApiVersion(v)) {
-        Ok(a) => a
-            .assigned_partitions
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    assigned_partitions(data, "a member's assignment").unwrap_or_default()
 }
 
 /// SCRAM's `SaltedPassword`: PBKDF2 with HMAC-SHA-256 or -512 (RFC 5802 §3, RFC 7677).
@@ -1115,6 +1093,7 @@ pub(crate) fn salted_password(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafkit_protocol::Message as _;
 
     #[test]
     fn salted_password_matches_the_rfc_7914_pbkdf2_vector() {

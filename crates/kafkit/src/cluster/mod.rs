@@ -97,6 +97,13 @@ pub struct TopicMetadata {
     pub partitions: Vec<PartitionMetadata>,
 }
 
+impl TopicMetadata {
+    /// Partition `id`, if the topic has it.
+    pub fn partition(&self, id: i32) -> Option<&PartitionMetadata> {
+        self.partitions.iter().find(|p| p.id == id)
+    }
+}
+
 /// A snapshot of the cluster's metadata.
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
@@ -111,6 +118,11 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// Partition `id` of `topic`, if the snapshot has it.
+    pub fn partition(&self, topic: &str, id: i32) -> Option<&PartitionMetadata> {
+        self.topics.get(topic)?.partition(id)
+    }
+
     fn merge(&self, resp: &MetadataResponse, full: bool) -> Metadata {
         let code = |c: i16| (c != 0).then(|| ErrorCode::from_code(c));
         let mut topics = if full { BTreeMap::new() } else { self.topics.clone() };
@@ -383,7 +395,7 @@ impl Cluster {
     /// which refreshes the metadata first.
     pub async fn leader(&self, topic: &str, partition: i32, workload: Workload) -> Result<(Conn, PartitionMetadata)> {
         let t = self.topic(topic).await?;
-        let p = t.partitions.iter().find(|p| p.id == partition).cloned().ok_or_else(|| Error::Broker {
+        let p = t.partition(partition).cloned().ok_or_else(|| Error::Broker {
             code: ErrorCode::UnknownTopicOrPartition,
             context: format!("{topic}/{partition} is not in the metadata"),
             message: None,

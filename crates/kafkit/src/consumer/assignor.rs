@@ -27,6 +27,16 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
+/// Groups `(key, value)` pairs by key, keeping the values' order (partitions by topic,
+/// partitions by broker).
+pub(crate) fn group_by<K: Ord, V>(items: impl IntoIterator<Item = (K, V)>) -> BTreeMap<K, Vec<V>> {
+    let mut out: BTreeMap<K, Vec<V>> = BTreeMap::new();
+    for (k, v) in items {
+        out.entry(k).or_default().push(v);
+    }
+    out
+}
+
 /// How members give up partitions in a rebalance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RebalanceProtocol {

@@ -64,6 +64,16 @@ pub(crate) struct Part {
 }
 
 impl Part {
+    /// Messages between the position and the last fetch's high watermark; -1 before the
+    /// first fetch.
+    pub fn lag(&self) -> i64 {
+        if self.high_watermark < 0 {
+            -1
+        } else {
+            (self.high_watermark - self.position).max(0)
+        }
+    }
+
     fn buffered(&self) -> usize {
         self.chunks.iter().map(|c| c.bytes).sum()
     }
@@ -303,7 +313,7 @@ impl Engine {
                 continue;
             }
             let Some(t) = meta.topics.get(&tp.topic) else { continue };
-            let Some(pm) = t.partitions.iter().find(|pm| pm.id == tp.partition) else { continue };
+            let Some(pm) = t.partition(tp.partition) else { continue };
             if pm.leader != broker {
                 continue;
             }
@@ -335,11 +345,7 @@ impl Engine {
         st.parts
             .keys()
             .map(|tp| {
-                let leader = meta
-                    .topics
-                    .get(&tp.topic)
-                    .and_then(|t| t.partitions.iter().find(|p| p.id == tp.partition))
-                    .map_or(-1, |p| p.leader);
+                let leader = meta.partition(&tp.topic, tp.partition).map_or(-1, |p| p.leader);
                 (tp.clone(), leader)
             })
             .collect()

@@ -6,7 +6,7 @@
 //! goes through it, so a commit always carries the generation the member is in when it is
 //! sent, and none is sent between losing a generation and joining the next.
 
-use super::assignor::{Assignor, GroupMember, RebalanceProtocol, TopicPartition};
+use super::assignor::{group_by, Assignor, GroupMember, RebalanceProtocol, TopicPartition};
 use super::engine::{resolve_start, Engine};
 use super::reader::StartOffset;
 use crate::cluster::{CoordinatorType, Workload};
@@ -628,14 +628,12 @@ impl Group {
 
     async fn offset_commit(&self, conn: &Conn, offsets: &[(TopicPartition, u64, i64)]) -> Result<()> {
         let v = conn.version_for::<OffsetCommitRequest>()?;
-        let mut topics: BTreeMap<&str, Vec<offset_commit_request::OffsetCommitRequestPartition>> = BTreeMap::new();
-        for (tp, _, off) in offsets {
-            topics.entry(&tp.topic).or_default().push(
-                offset_commit_request::OffsetCommitRequestPartition::default()
-                    .with_partition_index(tp.partition)
-                    .with_committed_offset(*off),
-            );
-        }
+        let topics = group_by(offsets.iter().map(|(tp, _, off)| {
+            let p = offset_commit_request::OffsetCommitRequestPartition::default()
+                .with_partition_index(tp.partition)
+                .with_committed_offset(*off);
+            (tp.topic.as_str(), p)
+        }));
         let mut req = OffsetCommitRequest::default().with_group_id(self.cfg.group_id.clone()).with_topics(
             topics
                 .into_iter()
@@ -787,10 +785,7 @@ struct JoinCtx {
 
 impl JoinCtx {
     fn subscription(&self) -> Result<Bytes> {
-        let owned: BTreeMap<&str, Vec<i32>> = self.owned.iter().fold(BTreeMap::new(), |mut m, tp| {
-            m.entry(tp.topic.as_str()).or_insert_with(Vec::new).push(tp.partition);
-            m
-        });
+        let owned = group_by(self.owned.iter().map(|tp| (tp.topic.as_str(), tp.partition)));
         let mut topics = self.cfg.topics.clone();
         topics.sort();
         topics.dedup();
@@ -891,11 +886,7 @@ impl JoinCtx {
         let assignment = if sresp.assignment.is_empty() {
             BTreeSet::new()
         } else {
-            let a: ConsumerProtocolAssignment = unversioned(&sresp.assignment, conn.addr())?;
-            a.assigned_partitions
-                .iter()
-                .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
-                .collect()
+            assigned_partitions(&sresp.assignment, conn.addr())?.into_iter().collect()
         };
         Ok(Round::Assigned {
             generation: resp.generation_id,
@@ -935,10 +926,7 @@ impl JoinCtx {
         let mut out = Vec::new();
         for m in &members {
             let mine = plan.get(&m.id).cloned().unwrap_or_default();
-            let by_topic: BTreeMap<String, Vec<i32>> = mine.into_iter().fold(BTreeMap::new(), |mut acc, tp| {
-                acc.entry(tp.topic).or_insert_with(Vec::new).push(tp.partition);
-                acc
-            });
+            let by_topic = group_by(mine.into_iter().map(|tp| (tp.topic, tp.partition)));
             let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
                 by_topic
                     .into_iter()
@@ -1010,6 +998,16 @@ fn unversioned<M: kafkit_protocol::Message>(data: &Bytes, from: &str) -> Result<
     M::decode(&mut buf, ApiVersion(v)).map_err(|source| Error::Decode { addr: from.to_string(), source })
 }
 
+/// The partitions of a versioned `ConsumerProtocolAssignment` (a SyncGroup answer, or a
+/// member's assignment in DescribeGroups).
+pub(crate) fn assigned_partitions(data: &Bytes, from: &str) -> Result<Vec<TopicPartition>> {
+    let a: ConsumerProtocolAssignment = unversioned(data, from)?;
+    Ok(a.assigned_partitions
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
+        .collect())
+}
+
 /// OffsetFetch of a group's committed offsets: of `parts`, or of every partition when
 /// `None` (v2+). Returns offset and metadata per partition (-1 where nothing is committed).
 pub(crate) async fn offset_fetch(
@@ -1019,12 +1017,7 @@ pub(crate) async fn offset_fetch(
     require_stable: bool,
 ) -> Result<BTreeMap<TopicPartition, (i64, Option<String>)>> {
     let v = conn.version_for::<OffsetFetchRequest>()?;
-    let by_topic: Option<BTreeMap<&str, Vec<i32>>> = parts.map(|ps| {
-        ps.iter().fold(BTreeMap::new(), |mut m, tp| {
-            m.entry(tp.topic.as_str()).or_insert_with(Vec::new).push(tp.partition);
-            m
-        })
-    });
+    let by_topic = parts.map(|ps| group_by(ps.iter().map(|tp| (tp.topic.as_str(), tp.partition))));
     let mut req = OffsetFetchRequest::default();
     if v.0 >= 8 {
         let topics = by_topic.map(|m| {

@@ -6,11 +6,12 @@ mod engine;
 mod group;
 mod reader;
 
+pub(crate) use assignor::group_by;
 pub use assignor::{
     Assignments, Assignor, CooperativeStickyAssignor, GroupMember, RangeAssignor, RebalanceProtocol,
     RoundRobinAssignor, TopicPartition,
 };
-pub(crate) use group::offset_fetch;
+pub(crate) use group::{assigned_partitions, offset_fetch};
 pub use group::{RebalanceEvent, RebalanceKind};
 pub use reader::{
     CommitMode, OffsetReset, PartitionState, Reader, ReaderConfig, ReaderStats, StartOffset, DEFAULT_CLOSE_TIMEOUT,

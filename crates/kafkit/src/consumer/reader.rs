@@ -440,11 +440,16 @@ impl Reader {
     /// commit's error; [`Error::Closed`] after [`Reader::close`].
     pub async fn read_message(&mut self) -> Result<Message> {
         self.pending = None;
-        if let (Mode::Group { cmds, .. }, CommitMode::OnRead) = (&self.mode, self.config.commit) {
-            commit(cmds, Vec::new()).await?;
+        read_next(&self.engine, self.commit_first(), matches!(self.mode, Mode::Group { .. })).await
+    }
+
+    /// Where `read_message` first commits what earlier reads returned
+    /// ([`CommitMode::OnRead`] in group mode).
+    fn commit_first(&self) -> Option<&mpsc::Sender<Cmd>> {
+        match (&self.mode, self.config.commit) {
+            (Mode::Group { cmds, .. }, CommitMode::OnRead) => Some(cmds),
+            _ => None,
         }
-        let group = matches!(self.mode, Mode::Group { .. });
-        self.engine.next(group).await
     }
 
     /// The next message, not marked for commit (kafka-go `FetchMessage`): in group mode
@@ -557,11 +562,10 @@ impl Reader {
         st.parts
             .iter()
             .map(|(tp, p)| {
-                let lag = if p.high_watermark < 0 { -1 } else { (p.high_watermark - p.position).max(0) };
                 let state = PartitionState {
                     position: p.position,
                     high_watermark: p.high_watermark,
-                    lag,
+                    lag: p.lag(),
                     committed: p.committed,
                     paused: p.paused,
                 };
@@ -628,12 +632,9 @@ impl Reader {
     /// Messages between the next offsets to read and the high watermarks of the latest
     /// fetches, over every partition read (kafka-go `Lag`); -1 before the first fetch.
     pub fn lag(&self) -> i64 {
-        let lags: Vec<i64> = self.partitions().values().map(|p| p.lag).filter(|l| *l >= 0).collect();
-        if lags.is_empty() {
-            -1
-        } else {
-            lags.iter().sum()
-        }
+        let st = self.engine.lock();
+        let known = st.parts.values().map(|p| p.lag()).filter(|l| *l >= 0);
+        known.fold(-1, |sum, l| sum.max(0) + l)
     }
 
     /// Asks the partition leader for the end of the log now and returns the messages
@@ -711,6 +712,15 @@ impl Reader {
     }
 }
 
+/// `read_message`'s work: the OnRead commit through `commit_first`, then the next message,
+/// marked for commit in group mode (`mark`).
+async fn read_next(engine: &Engine, commit_first: Option<&mpsc::Sender<Cmd>>, mark: bool) -> Result<Message> {
+    if let Some(cmds) = commit_first {
+        commit(cmds, Vec::new()).await?;
+    }
+    engine.next(mark).await
+}
+
 /// Asks the group task to commit what is marked, and whether `offsets` made it.
 async fn commit(cmds: &mpsc::Sender<Cmd>, offsets: Vec<(TopicPartition, u64, i64)>) -> Result<()> {
     let (tx, rx) = oneshot::channel();
@@ -724,17 +734,9 @@ impl futures_core::Stream for Reader {
         let this = &mut *self;
         if this.pending.is_none() {
             let engine = this.engine.clone();
-            let group = matches!(this.mode, Mode::Group { .. });
-            let cmds = match (&this.mode, this.config.commit) {
-                (Mode::Group { cmds, .. }, CommitMode::OnRead) => Some(cmds.clone()),
-                _ => None,
-            };
-            this.pending = Some(Box::pin(async move {
-                if let Some(c) = cmds {
-                    commit(&c, Vec::new()).await?;
-                }
-                engine.next(group).await
-            }));
+            let mark = matches!(this.mode, Mode::Group { .. });
+            let cmds = this.commit_first().cloned();
+            this.pending = Some(Box::pin(async move { read_next(&engine, cmds.as_ref(), mark).await }));
         }
         let Some(fut) = this.pending.as_mut() else { return Poll::Pending };
         match fut.as_mut().poll(cx) {
