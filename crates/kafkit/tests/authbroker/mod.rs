@@ -1,14 +1,11 @@
 //! Tansu 0.6.0 with authentication on (SQLite storage), with users alice (SCRAM-SHA-256,
 //! password `alice-pw-256`) and bob (SCRAM-SHA-512, `bob-pw-512`). Used by `scram.rs` and
-//! the `kafkit` command's tests.
+//! the `kafkit` command's tests (both also include `common`).
 #![allow(dead_code)]
 
+use crate::common::{free_port, unique_topic};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
 
 pub struct AuthBroker {
     pub addr: String,
@@ -65,7 +62,7 @@ pub fn auth_broker_advertising(advertised: Option<u16>) -> AuthBroker {
 /// As [`auth_broker`], advertising `host:port` (its own address when empty).
 pub fn auth_broker_advertising_host(advertised: &str) -> AuthBroker {
     let bin = tansu_060();
-    let dir = std::env::temp_dir().join(format!("kafkit-scram-{}-{}", std::process::id(), free_port()));
+    let dir = std::env::temp_dir().join(unique_topic("kafkit-scram"));
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");

@@ -1,5 +1,6 @@
 //! Certificates made per run (rcgen) and stunnel in front of a broker, for the TLS tests of
-//! the library (`tls.rs`) and of the `kafkit` command.
+//! the library (`tls.rs`, `scram.rs`) and of the `kafkit` command (each also includes
+//! `common`).
 #![allow(dead_code)]
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -42,7 +43,7 @@ fn issue(names: &[&str], ca: &(rcgen::Certificate, KeyPair), expired: bool) -> I
 }
 
 pub fn pki() -> Pki {
-    let dir = std::env::temp_dir().join(format!("kafkit-tls-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(crate::common::unique_topic("kafkit-tls"));
     std::fs::create_dir_all(&dir).unwrap();
     let root = ca("kafkit test CA");
     let other = ca("some other CA");
@@ -102,8 +103,4 @@ pub fn stunnel(pki: &Pki, server: &Issued, port: u16, broker_port: u16, client_c
         std::thread::sleep(Duration::from_millis(20));
     }
     Stunnel { child, port }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
