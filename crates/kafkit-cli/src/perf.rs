@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use kafkit::{Acks, Compression, Error, Message, Reader, ReaderConfig, TopicConfig, Writer, WriterConfig};
-use std::io::Write;
+use kafkit_cli::report::{percentiles, usage, Report};
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(clap::Args)]
@@ -55,82 +55,6 @@ pub struct ConsumeArgs {
     pub json: bool,
 }
 
-/// Client CPU (user + system) and peak resident memory of this process so far.
-fn usage() -> (Duration, u64) {
-    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF with a valid pointer.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return (Duration::ZERO, 0);
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
-    // ru_maxrss is in KiB on Linux.
-    (tv(u.ru_utime) + tv(u.ru_stime), u.ru_maxrss as u64 * 1024)
-}
-
-/// Percentiles of latencies in microseconds (sorted in place).
-fn percentiles(lat: &mut [u32]) -> [f64; 3] {
-    lat.sort_unstable();
-    let at = |q: f64| {
-        if lat.is_empty() {
-            return 0.0;
-        }
-        let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i] as f64 / 1000.0
-    };
-    [at(0.50), at(0.99), at(0.999)]
-}
-
-struct Report {
-    what: &'static str,
-    records: u64,
-    bytes: u64,
-    elapsed: Duration,
-    latency_ms: [f64; 3],
-    latency_of: &'static str,
-    cpu: Duration,
-    rss: u64,
-}
-
-impl Report {
-    fn print(&self, json: bool) {
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        let rps = self.records as f64 / secs;
-        let mbps = self.bytes as f64 / secs / 1e6;
-        let mut out = std::io::stdout().lock();
-        if json {
-            let o = serde_json::json!({
-                "workload": self.what,
-                "records": self.records,
-                "bytes": self.bytes,
-                "seconds": secs,
-                "records_per_sec": rps,
-                "mb_per_sec": mbps,
-                "latency": { "of": self.latency_of, "p50_ms": self.latency_ms[0], "p99_ms": self.latency_ms[1], "p999_ms": self.latency_ms[2] },
-                "client_cpu_seconds": self.cpu.as_secs_f64(),
-                "cpu_us_per_record": self.cpu.as_secs_f64() * 1e6 / self.records.max(1) as f64,
-                "peak_rss_bytes": self.rss,
-            });
-            let _ = writeln!(out, "{o}");
-        } else {
-            let _ = writeln!(
-                out,
-                "{}: {} records, {:.0} records/s, {mbps:.1} MB/s, latency ({}) p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, client CPU {:.2} s ({:.2} us/record), peak RSS {:.1} MiB",
-                self.what,
-                self.records,
-                rps,
-                self.latency_of,
-                self.latency_ms[0],
-                self.latency_ms[1],
-                self.latency_ms[2],
-                self.cpu.as_secs_f64(),
-                self.cpu.as_secs_f64() * 1e6 / self.records.max(1) as f64,
-                self.rss as f64 / (1 << 20) as f64
-            );
-        }
-    }
-}
-
 pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceArgs) -> Result<(), String> {
     let e = |e: Error| e.to_string();
     let acks = match a.acks.as_str() {
@@ -148,6 +72,16 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
             }
         }
     }
+    // Latency per record, taken in the per-batch completion: acknowledgement time minus the
+    // time the record was handed to `write` (its timestamp, set just before).
+    #[derive(Default)]
+    struct Seen {
+        lat: Vec<u32>,
+        failed: u64,
+        first_err: Option<String>,
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Seen::default()));
+    let seen_in = seen.clone();
     let config = WriterConfig::default()
         .with_topic(&a.topic)
         .with_acks(acks)
@@ -156,26 +90,25 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
         .with_linger(a.linger)
         .with_batch_bytes(a.batch_size)
         .with_batch_size(usize::MAX / 2)
-        .with_cluster(cluster);
+        .with_cluster(cluster)
+        .with_max_in_flight(std::env::var("MIF").ok().and_then(|v| v.parse().ok()).unwrap_or(5))
+        .with_completion(move |r, msgs| {
+            let now = SystemTime::now();
+            let mut s = seen_in.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match r {
+                Ok(_) => s.lat.extend(msgs.iter().map(|m| {
+                    let d = m.time.and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
+                    d.as_micros().min(u32::MAX as u128) as u32
+                })),
+                Err(err) => {
+                    s.failed += msgs.len() as u64;
+                    s.first_err.get_or_insert(err.to_string());
+                }
+            }
+        });
     let w = Writer::new(seeds, config).await.map_err(e)?;
     // Payloads: fixed bytes, cheap to clone (the cost measured is the client's).
     let value = Bytes::from(vec![b'x'; a.record_size]);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, kafkit::DeliveryFuture)>(1 << 16);
-    let collector = tokio::spawn(async move {
-        let mut lat: Vec<u32> = Vec::new();
-        let mut failed = 0u64;
-        let mut first_err = None;
-        while let Some((sent, f)) = rx.recv().await {
-            match f.await {
-                Ok(_) => lat.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32),
-                Err(err) => {
-                    failed += 1;
-                    first_err.get_or_insert(err.to_string());
-                }
-            }
-        }
-        (lat, failed, first_err)
-    });
     let started = Instant::now();
     for i in 0..a.records {
         if a.rate > 0 {
@@ -189,17 +122,16 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
             let k = format!("{:0width$}", i % 100_000, width = a.key_size);
             Bytes::from(k.into_bytes())
         });
-        let m = Message::new(key, Some(value.clone()));
-        let f = w.write(m).await.map_err(e)?;
-        if tx.send((Instant::now(), f)).await.is_err() {
-            break;
-        }
+        let mut m = Message::new(key, Some(value.clone()));
+        m.time = Some(SystemTime::now());
+        // The acknowledgement is seen by the completion; the future is not needed.
+        drop(w.write(m).await.map_err(e)?);
     }
-    drop(tx);
     w.flush().await.map_err(e)?;
-    let (mut lat, failed, first_err) = collector.await.map_err(|err| err.to_string())?;
     let elapsed = started.elapsed();
     w.close().await.map_err(e)?;
+    let Seen { mut lat, failed, first_err } =
+        std::mem::take(&mut *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     if failed > 0 {
         return Err(format!("{failed} records not acknowledged: {}", first_err.unwrap_or_default()));
     }

@@ -164,6 +164,8 @@ struct Inner {
     config: ClusterConfig,
     seeds: Vec<String>,
     meta: RwLock<Arc<Metadata>>,
+    /// Bumped each time `meta` is replaced, so callers can cache what they derive from it.
+    meta_generation: std::sync::atomic::AtomicU64,
     refreshed: Mutex<Instant>,
     refresh_lock: tokio::sync::Mutex<()>,
     conns: Mutex<HashMap<(i32, Workload), Slot>>,
@@ -233,6 +235,7 @@ impl Cluster {
                 config,
                 seeds: seeds.iter().map(|s| s.to_string()).collect(),
                 meta: RwLock::new(Arc::new(Metadata::default())),
+                meta_generation: std::sync::atomic::AtomicU64::new(0),
                 refreshed: Mutex::new(Instant::now()),
                 refresh_lock: tokio::sync::Mutex::new(()),
                 conns: Mutex::new(HashMap::new()),
@@ -249,6 +252,12 @@ impl Cluster {
     /// The settings.
     pub fn config(&self) -> &ClusterConfig {
         &self.inner.config
+    }
+
+    /// How many times the metadata snapshot was replaced: what was derived from
+    /// [`Cluster::metadata`] is current while this has not changed.
+    pub fn metadata_generation(&self) -> u64 {
+        self.inner.meta_generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The current metadata snapshot.
@@ -277,6 +286,7 @@ impl Cluster {
                     let merged = Arc::new(self.metadata().merge(&resp, topics.is_none()));
                     if let Ok(mut m) = self.inner.meta.write() {
                         *m = merged.clone();
+                        self.inner.meta_generation.fetch_add(1, std::sync::atomic::Ordering::Release);
                     }
                     if topics.is_none() {
                         if let Ok(mut t) = self.inner.refreshed.lock() {

@@ -5,6 +5,6 @@ mod writer;
 
 pub use balancer::{Balancer, Crc32Balancer, Hash, LeastBytes, Murmur2Balancer, ReferenceHash, RoundRobin};
 pub use writer::{
-    Delivered, DeliveryFuture, WriteErrors, Writer, WriterConfig, WriterStats, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE,
-    DEFAULT_DELIVERY_TIMEOUT, DEFAULT_LINGER, DEFAULT_MAX_IN_FLIGHT, DEFAULT_QUEUE_CAPACITY,
+    Completion, Delivered, DeliveryFuture, WriteErrors, Writer, WriterConfig, WriterStats, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE,
+    DEFAULT_DELIVERY_TIMEOUT, DEFAULT_LINGER, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_QUEUE_CAPACITY,
 };

@@ -10,14 +10,14 @@ use bytes::{Bytes, BytesMut};
 use kafkit_protocol::compression::Compression;
 use kafkit_protocol::messages::{produce_request, InitProducerIdRequest, ProduceRequest, ProduceResponse};
 use kafkit_protocol::ErrorCode;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 
 /// Default [`WriterConfig::batch_size`]: 100 messages (kafka-go `BatchSize`).
 pub const DEFAULT_BATCH_SIZE: usize = 100;
@@ -35,6 +35,16 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 5;
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default [`WriterConfig::queue_capacity`]: 100,000 messages waiting for the writer.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+/// Default [`WriterConfig::max_request_bytes`]: 1 MiB (Java `max.request.size`).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Called once per batch when it is acknowledged or has failed for good (kafka-go's
+/// `Writer.Completion`), on the writer's task: keep it short and never block in it.
+///
+/// It gets the batch's outcome — on success where its first message was written (message
+/// `i` is at `offset + i`, or every offset is -1 with [`Acks::None`]) — and the batch's
+/// messages in the order they were written.
+pub type Completion = Arc<dyn Fn(std::result::Result<&Delivered, &Error>, &[Message]) + Send + Sync>;
 
 /// Settings of a [`Writer`] (kafka-go's `Writer` fields, Java producer settings).
 #[derive(Clone)]
@@ -75,6 +85,12 @@ pub struct WriterConfig {
     /// Most messages waiting to be batched; `write` waits for room beyond. Default
     /// [`DEFAULT_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
+    /// Most bytes of record batches in one Produce request to a broker; a single larger
+    /// batch still goes alone. Default [`DEFAULT_MAX_REQUEST_BYTES`] (Java
+    /// `max.request.size`).
+    pub max_request_bytes: usize,
+    /// Called once per batch with its outcome (see [`Completion`]). Default `None`.
+    pub completion: Option<Completion>,
 }
 
 impl Default for WriterConfig {
@@ -93,6 +109,8 @@ impl Default for WriterConfig {
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             allow_auto_topic_creation: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            completion: None,
         }
     }
 }
@@ -167,6 +185,24 @@ impl WriterConfig {
         self.allow_auto_topic_creation = on;
         self
     }
+    /// Sets [`WriterConfig::queue_capacity`].
+    pub fn with_queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+    /// Sets [`WriterConfig::max_request_bytes`].
+    pub fn with_max_request_bytes(mut self, n: usize) -> Self {
+        self.max_request_bytes = n;
+        self
+    }
+    /// Sets [`WriterConfig::completion`].
+    pub fn with_completion(
+        mut self,
+        f: impl Fn(std::result::Result<&Delivered, &Error>, &[Message]) + Send + Sync + 'static,
+    ) -> Self {
+        self.completion = Some(Arc::new(f));
+        self
+    }
     /// Sets [`WriterConfig::cluster`].
     pub fn with_cluster(mut self, c: ClusterConfig) -> Self {
         self.cluster = c;
@@ -214,19 +250,101 @@ impl std::fmt::Display for WriteErrors {
 
 impl std::error::Error for WriteErrors {}
 
+/// Locks `m`, taking the data of a poisoned lock as it is (every critical section here
+/// leaves it consistent between statements that can panic).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The outcome of one batch, shared by the [`DeliveryFuture`]s of its messages: one
+/// allocation per batch rather than a channel per message.
+struct Outcome {
+    topic: Arc<str>,
+    partition: i32,
+    state: Mutex<OutcomeState>,
+}
+
+#[derive(Default)]
+struct OutcomeState {
+    /// The base offset, or the error.
+    result: Option<Result<i64>>,
+    wakers: Vec<Waker>,
+}
+
+impl Outcome {
+    fn resolve(&self, r: Result<i64>) {
+        let wakers = {
+            let mut s = lock(&self.state);
+            if s.result.is_some() {
+                return;
+            }
+            s.result = Some(r);
+            std::mem::take(&mut s.wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// Resolves its outcome with [`Error::Closed`] if it is dropped unresolved (the writer's task
+/// stopped with the batch unsent).
+struct Resolver(Arc<Outcome>);
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        self.0.resolve(Err(Error::Closed));
+    }
+}
+
 /// The acknowledgement of one message written with [`Writer::write`].
 ///
-/// Resolves once the broker acknowledged the message (or it failed for good). Dropping it
-/// does not cancel the write.
-#[derive(Debug)]
+/// Resolves once the broker acknowledged the message's batch (or it failed for good).
+/// Dropping it does not cancel the write.
 pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<Delivered>>,
+    outcome: Arc<Outcome>,
+    index: u32,
+    /// Where this future's waker sits in the outcome's list, once registered.
+    slot: Option<usize>,
+}
+
+impl std::fmt::Debug for DeliveryFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryFuture")
+            .field("topic", &self.outcome.topic)
+            .field("partition", &self.outcome.partition)
+            .field("index", &self.index)
+            .finish()
+    }
 }
 
 impl Future for DeliveryFuture {
     type Output = Result<Delivered>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
+        let this = &mut *self;
+        let mut s = lock(&this.outcome.state);
+        match &s.result {
+            Some(Ok(base)) => Poll::Ready(Ok(Delivered {
+                topic: this.outcome.topic.to_string(),
+                partition: this.outcome.partition,
+                offset: if *base >= 0 { base + i64::from(this.index) } else { -1 },
+            })),
+            Some(Err(e)) => Poll::Ready(Err(e.dup())),
+            None => {
+                match this.slot {
+                    Some(i) if i < s.wakers.len() => {
+                        if !s.wakers[i].will_wake(cx.waker()) {
+                            s.wakers[i] = cx.waker().clone();
+                        }
+                    }
+                    _ => {
+                        this.slot = Some(s.wakers.len());
+                        s.wakers.push(cx.waker().clone());
+                    }
+                }
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -239,6 +357,9 @@ pub struct WriterStats {
     pub bytes: u64,
     /// Batches acknowledged.
     pub batches: u64,
+    /// Produce requests sent (one carries a batch for each of several partitions of a
+    /// broker).
+    pub requests: u64,
     /// Messages that failed.
     pub errors: u64,
     /// Batch sends that were retried.
@@ -254,39 +375,128 @@ struct Counters {
     messages: AtomicU64,
     bytes: AtomicU64,
     batches: AtomicU64,
+    requests: AtomicU64,
     errors: AtomicU64,
     retries: AtomicU64,
     max_batch: AtomicU64,
     batch_time_us: AtomicU64,
 }
 
-type Promise = oneshot::Sender<Result<Delivered>>;
-
-struct Pending {
-    /// How many flushes were asked for before this message: flush `g` waits for every
-    /// message of generation `g` or lower.
-    generation: u64,
-    msg: Message,
-    timestamp: i64,
-    size: usize,
-    enqueued: Instant,
-    promise: Option<Promise>,
+/// Key and value bytes of a message (what batch limits count).
+fn message_size(m: &Message) -> usize {
+    m.key.as_ref().map_or(0, |k| k.len()) + m.value.as_ref().map_or(0, |v| v.len())
 }
 
-// `Write` is nearly every command; boxing it would cost an allocation per message.
-#[allow(clippy::large_enum_variant)]
-enum Cmd {
-    Write { topic: String, partition: i32, pending: Pending },
-    Flush(oneshot::Sender<()>),
+/// A batch still taking messages, or full and waiting for its partition's turn.
+struct OpenBatch {
+    messages: Vec<Message>,
+    /// Record timestamps (ms), one per message.
+    timestamps: Vec<i64>,
+    bytes: usize,
+    created: Instant,
+    /// Flushes asked for before it was opened: flush `g` waits for batches of generation
+    /// `g` or lower.
+    generation: u64,
+    outcome: Resolver,
+}
+
+/// The batches of one partition waiting to be sent, oldest first; only the last takes new
+/// messages.
+#[derive(Default)]
+struct PartQueue {
+    batches: VecDeque<OpenBatch>,
+}
+
+/// What the writer knows of one topic: its partitions (for the balancer) and their queues.
+struct TopicQueues {
+    name: Arc<str>,
+    /// The cluster's metadata generation the partitions were read at.
+    meta_generation: u64,
+    partitions: Vec<i32>,
+    /// Queues by partition id (`None` for an id the topic lacks).
+    parts: Vec<Option<PartQueue>>,
+}
+
+impl TopicQueues {
+    fn set_partitions(&mut self, ids: Vec<i32>, generation: u64) {
+        let len = ids.iter().map(|&p| p as usize + 1).max().unwrap_or(0).max(self.parts.len());
+        self.parts.resize_with(len, || None);
+        for &p in &ids {
+            self.parts[p as usize].get_or_insert_with(PartQueue::default);
+        }
+        self.partitions = ids;
+        self.meta_generation = generation;
+    }
+}
+
+/// The accumulator: what `write` appends to and the writer's task drains (the Java
+/// producer's `RecordAccumulator`). Guarded by one mutex, held briefly.
+#[derive(Default)]
+struct Acc {
+    topics: HashMap<String, TopicQueues>,
+    /// Messages in queued batches (not yet taken to be sent).
+    queued: usize,
+    /// Flushes asked for so far (the generation of new batches).
+    generation: u64,
+    /// Unfinished batches per generation, oldest first.
+    live: VecDeque<(u64, usize)>,
+    /// Flushes waiting, with their generation.
+    flushes: VecDeque<(u64, oneshot::Sender<()>)>,
+    /// Every handle is gone: send everything, then stop.
+    closed: bool,
+    /// Set once the producer cannot go on; new writes fail with it.
+    fatal: Option<String>,
+}
+
+impl Acc {
+    fn settle(&mut self, generation: u64) {
+        if let Some(e) = self.live.iter_mut().find(|(g, _)| *g == generation) {
+            e.1 = e.1.saturating_sub(1);
+        }
+        while self.live.front().is_some_and(|(_, n)| *n == 0) {
+            self.live.pop_front();
+        }
+        // Answer the flushes whose batches are all finished.
+        while let Some((g, _)) = self.flushes.front() {
+            if self.live.iter().any(|(lg, n)| lg <= g && *n > 0) {
+                break;
+            }
+            if let Some((_, tx)) = self.flushes.pop_front() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+struct Shared {
+    config: WriterConfig,
+    cluster: Cluster,
+    counters: Counters,
+    acc: Mutex<Acc>,
+    /// Wakes the writer's task: a batch is ready or a queue started, a flush, or a close.
+    wake: Notify,
+    /// Wakes writes waiting for room in the queue.
+    room: Notify,
+}
+
+/// Closes the writer when the last [`Writer`] clone goes.
+struct Handle(Arc<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        lock(&self.0.acc).closed = true;
+        self.0.wake.notify_one();
+    }
 }
 
 /// Writes messages to Kafka (kafka-go's `Writer`; the Java `KafkaProducer`).
 ///
-/// Messages are partitioned by the balancer, gathered into batches per partition (up to
+/// Messages are partitioned by the balancer and appended to a batch per partition (up to
 /// [`WriterConfig::batch_size`] messages or [`WriterConfig::batch_bytes`], waiting at most
-/// [`WriterConfig::linger`]), compressed and sent to each partition leader, with up to
-/// [`WriterConfig::max_in_flight`] batches in flight per partition. Retriable errors are
-/// retried (metadata is refreshed first when a leader moved) until
+/// [`WriterConfig::linger`]). The writer's task sends ready batches in one Produce request
+/// per partition leader (a batch per partition, up to [`WriterConfig::max_request_bytes`]),
+/// compressed, with up to [`WriterConfig::max_in_flight`] batches in flight per partition.
+/// Retriable errors are retried (metadata is refreshed first when a leader moved) until
 /// [`WriterConfig::delivery_timeout`].
 ///
 /// With the idempotent producer (the default), each batch carries the producer id, epoch
@@ -295,23 +505,16 @@ enum Cmd {
 /// UNKNOWN_PRODUCER_ID bumps the epoch (KIP-360) and resends; an OUT_OF_ORDER_SEQUENCE_NUMBER
 /// with no earlier batch missing is fatal ([`Error::Fatal`]).
 ///
-/// A cheap `Clone`. [`Writer::close`] flushes; dropping every clone without closing drops
-/// what is still buffered, and the futures of those messages fail with [`Error::Closed`].
+/// A cheap `Clone`. [`Writer::close`] flushes; when every clone is gone, the writer still
+/// sends what it holds, then stops.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Cmd>,
-    shared: Arc<WriterShared>,
-}
-
-struct WriterShared {
-    config: WriterConfig,
-    cluster: Cluster,
-    counters: Arc<Counters>,
+    handle: Arc<Handle>,
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("config", &self.shared.config).finish()
+        f.debug_struct("Writer").field("config", &self.handle.0.config).finish()
     }
 }
 
@@ -335,32 +538,31 @@ impl Writer {
         }
         let cluster = Cluster::connect(brokers, config.cluster.clone()).await?;
         let producer = if config.idempotent { Some(init_producer_id(&cluster).await?) } else { None };
-        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let counters = Arc::new(Counters::default());
-        let engine = Engine {
-            config: config.clone(),
-            cluster: cluster.clone(),
-            counters: counters.clone(),
-            parts: BTreeMap::new(),
-            producer,
-            next_batch_id: 0,
-            bump_needed: false,
-            fatal: None,
-            flushes: VecDeque::new(),
-            generation: 0,
-            live: BTreeMap::new(),
-        };
-        tokio::spawn(engine.run(rx));
-        Ok(Writer { tx, shared: Arc::new(WriterShared { config, cluster, counters }) })
+        let shared = Arc::new(Shared {
+            config,
+            cluster,
+            counters: Counters::default(),
+            acc: Mutex::new(Acc::default()),
+            wake: Notify::new(),
+            room: Notify::new(),
+        });
+        let engine = Engine { shared: shared.clone(), parts: HashMap::new(), producer, next_batch_id: 0, bump_needed: false };
+        tokio::spawn(engine.run());
+        Ok(Writer { handle: Arc::new(Handle(shared)) })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.0
     }
 
     /// The cluster this writer talks to.
     pub fn cluster(&self) -> &Cluster {
-        &self.shared.cluster
+        &self.shared().cluster
     }
 
-    /// Queues one message and returns the future of its acknowledgement (the asynchronous
-    /// mode; kafka-go's `Async` with a completion). Waits only when
+    /// Appends one message to its partition's batch and returns the future of its
+    /// acknowledgement (the asynchronous mode; kafka-go's `Async` with a completion). Waits
+    /// only for the topic's metadata the first time, and when
     /// [`WriterConfig::queue_capacity`] messages are already waiting.
     ///
     /// # Cancellation
@@ -368,16 +570,126 @@ impl Writer {
     /// the message is sent whatever happens to the [`DeliveryFuture`].
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a message without a topic; the topic's metadata error
-    /// (such as `UNKNOWN_TOPIC_OR_PARTITION`); [`Error::Closed`].
-    pub async fn write(&self, msg: Message) -> Result<DeliveryFuture> {
-        let (topic, partition) = self.route(&msg).await?;
-        let (promise, rx) = oneshot::channel();
-        let size = msg.key.as_ref().map_or(0, |k| k.len()) + msg.value.as_ref().map_or(0, |v| v.len());
-        let timestamp = to_millis(msg.time.unwrap_or_else(SystemTime::now));
-        let pending = Pending { generation: 0, msg, timestamp, size, enqueued: Instant::now(), promise: Some(promise) };
-        self.tx.send(Cmd::Write { topic, partition, pending }).await.map_err(|_| Error::Closed)?;
-        Ok(DeliveryFuture { rx })
+    /// [`Error::InvalidArgument`] for a message without a topic, or a balancer that chose a
+    /// partition the topic lacks; the topic's metadata error (such as
+    /// `UNKNOWN_TOPIC_OR_PARTITION`); [`Error::Fatal`] once the producer failed for good.
+    pub async fn write(&self, mut msg: Message) -> Result<DeliveryFuture> {
+        let sh = self.shared();
+        let cfg = &sh.config;
+        let timestamp = to_millis(*msg.time.get_or_insert_with(SystemTime::now));
+        let topic: &str = match (&cfg.topic, msg.topic.is_empty()) {
+            (Some(t), _) => t,
+            (None, false) => &msg.topic,
+            (None, true) => return Err(Error::InvalidArgument("a message without a topic".into())),
+        };
+        loop {
+            let generation = sh.cluster.metadata_generation();
+            let room = sh.room.notified();
+            tokio::pin!(room);
+            {
+                let mut guard = lock(&sh.acc);
+                let acc = &mut *guard;
+                if let Some(reason) = &acc.fatal {
+                    return Err(Error::Fatal(reason.clone()));
+                }
+                if acc.queued >= cfg.queue_capacity.max(1) {
+                    // Registered under the lock, so the task's wake-up cannot be missed.
+                    room.as_mut().enable();
+                } else if let Some(t) =
+                    acc.topics.get_mut(topic).filter(|t| t.meta_generation == generation)
+                {
+                    let p = cfg.balancer.balance(&msg, &t.partitions);
+                    let Some(Some(q)) = usize::try_from(p).ok().and_then(|i| t.parts.get_mut(i)) else {
+                        return Err(Error::InvalidArgument(format!(
+                            "the balancer chose partition {p}, which {} lacks",
+                            t.name
+                        )));
+                    };
+                    let size = message_size(&msg);
+                    let open = q.batches.back().is_some_and(|b| {
+                        b.generation == acc.generation
+                            && b.messages.len() < cfg.batch_size
+                            && b.bytes + size <= cfg.batch_bytes
+                    });
+                    // The task is woken when a partition's queue starts (to time its linger)
+                    // and when a batch fills; not for every message.
+                    let mut wake = q.batches.is_empty();
+                    if !open {
+                        wake |= !q.batches.is_empty();
+                        match acc.live.back_mut() {
+                            Some((g, n)) if *g == acc.generation => *n += 1,
+                            _ => acc.live.push_back((acc.generation, 1)),
+                        }
+                        q.batches.push_back(OpenBatch {
+                            messages: Vec::new(),
+                            timestamps: Vec::new(),
+                            bytes: 0,
+                            created: Instant::now(),
+                            generation: acc.generation,
+                            outcome: Resolver(Arc::new(Outcome {
+                                topic: t.name.clone(),
+                                partition: p,
+                                state: Mutex::new(OutcomeState::default()),
+                            })),
+                        });
+                    }
+                    let Some(b) = q.batches.back_mut() else { return Err(Error::Closed) };
+                    let index = b.messages.len() as u32;
+                    b.messages.push(msg);
+                    b.timestamps.push(timestamp);
+                    b.bytes += size;
+                    wake |= b.messages.len() >= cfg.batch_size || b.bytes >= cfg.batch_bytes;
+                    let outcome = b.outcome.0.clone();
+                    acc.queued += 1;
+                    drop(guard);
+                    if wake {
+                        sh.wake.notify_one();
+                    }
+                    return Ok(DeliveryFuture { outcome, index, slot: None });
+                } else {
+                    drop(guard);
+                    let topic = topic.to_string();
+                    self.load_topic(&topic, generation).await?;
+                    continue;
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Reads `topic`'s partitions (creating the topic when allowed) into the accumulator.
+    async fn load_topic(&self, topic: &str, generation: u64) -> Result<()> {
+        let sh = self.shared();
+        let cluster = &sh.cluster;
+        let meta = match cluster.topic(topic).await {
+            Ok(t) => t,
+            Err(e)
+                if sh.config.allow_auto_topic_creation
+                    && e.error_code() == Some(ErrorCode::UnknownTopicOrPartition) =>
+            {
+                let conn = cluster.any_broker(Workload::Admin).await?;
+                conn.metadata_auto_create(&[topic]).await?;
+                cluster.retry(|| cluster.topic(topic)).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let ids: Vec<i32> = meta.partitions.iter().map(|p| p.id).filter(|&p| p >= 0).collect();
+        if ids.is_empty() {
+            return Err(Error::Broker {
+                code: ErrorCode::UnknownTopicOrPartition,
+                context: format!("topic {topic} has no partitions"),
+                message: None,
+            });
+        }
+        let mut acc = lock(&sh.acc);
+        let t = acc.topics.entry(topic.to_string()).or_insert_with(|| TopicQueues {
+            name: Arc::from(topic),
+            meta_generation: 0,
+            partitions: Vec::new(),
+            parts: Vec::new(),
+        });
+        t.set_partitions(ids, generation);
+        Ok(())
     }
 
     /// Writes `msgs` and waits until every one is acknowledged or has failed (kafka-go
@@ -410,11 +722,23 @@ impl Writer {
 
     /// Waits until every message queued before the call is acknowledged or has failed.
     ///
+    /// # Cancellation
+    /// Dropping the future stops waiting; the batches it made ready are still sent.
+    ///
     /// # Errors
     /// [`Error::Closed`] if the writer stopped.
     pub async fn flush(&self) -> Result<()> {
+        let sh = self.shared();
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Cmd::Flush(tx)).await.map_err(|_| Error::Closed)?;
+        {
+            let mut acc = lock(&sh.acc);
+            let g = acc.generation;
+            acc.generation += 1;
+            acc.flushes.push_back((g, tx));
+            // Answers it at once when nothing is unfinished.
+            acc.settle(u64::MAX);
+        }
+        sh.wake.notify_one();
         rx.await.map_err(|_| Error::Closed)
     }
 
@@ -429,49 +753,17 @@ impl Writer {
 
     /// The counters so far.
     pub fn stats(&self) -> WriterStats {
-        let c = &self.shared.counters;
+        let c = &self.shared().counters;
         WriterStats {
             messages: c.messages.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             max_batch_messages: c.max_batch.load(Ordering::Relaxed),
             batch_time_us: c.batch_time_us.load(Ordering::Relaxed),
         }
-    }
-
-    /// The topic and partition for `msg`.
-    async fn route(&self, msg: &Message) -> Result<(String, i32)> {
-        let cfg = &self.shared.config;
-        let topic = match (&cfg.topic, msg.topic.is_empty()) {
-            (Some(t), _) => t.clone(),
-            (None, false) => msg.topic.clone(),
-            (None, true) => return Err(Error::InvalidArgument("a message without a topic".into())),
-        };
-        let cluster = &self.shared.cluster;
-        let meta = match cluster.topic(&topic).await {
-            Ok(t) => t,
-            Err(e) if cfg.allow_auto_topic_creation && e.error_code() == Some(ErrorCode::UnknownTopicOrPartition) => {
-                let conn = cluster.any_broker(Workload::Admin).await?;
-                conn.metadata_auto_create(&[&topic]).await?;
-                cluster.retry(|| cluster.topic(&topic)).await?
-            }
-            Err(e) => return Err(e),
-        };
-        let partitions: Vec<i32> = meta.partitions.iter().map(|p| p.id).collect();
-        if partitions.is_empty() {
-            return Err(Error::Broker {
-                code: ErrorCode::UnknownTopicOrPartition,
-                context: format!("topic {topic} has no partitions"),
-                message: None,
-            });
-        }
-        let p = cfg.balancer.balance(msg, &partitions);
-        if !partitions.contains(&p) {
-            return Err(Error::InvalidArgument(format!("the balancer chose partition {p}, which {topic} lacks")));
-        }
-        Ok((topic, p))
     }
 }
 
@@ -496,21 +788,22 @@ async fn init_producer_id(cluster: &Cluster) -> Result<ProducerId> {
         .await
 }
 
-/// A batch cut from a partition's queue; its encoding is kept so a retry sends the very
+/// A batch taken from its queue to be sent; its encoding is kept so a retry sends the very
 /// same bytes (same sequence numbers), as idempotence requires.
 struct Batch {
-    records: Vec<Pending>,
+    open: OpenBatch,
     base_sequence: i32,
     encoded: Bytes,
     first_sent: Option<Instant>,
     attempts: u32,
     not_before: Instant,
+    /// Its last send went out while an earlier batch of the partition was unanswered.
+    sent_behind: bool,
 }
 
+/// The writer task's state of one partition.
 #[derive(Default)]
 struct Part {
-    queue: VecDeque<Pending>,
-    queued_bytes: usize,
     /// Sent and not yet answered, in sequence order.
     inflight: VecDeque<u64>,
     /// Batches by id (in flight or waiting to be resent).
@@ -518,280 +811,282 @@ struct Part {
     /// Failed sends to resend, in sequence order, before anything new.
     resend: VecDeque<u64>,
     /// Results that arrived before those of batches sent earlier.
-    done: HashMap<u64, Result<ProduceResponse>>,
+    done: HashMap<u64, Result<i64>>,
     next_sequence: i32,
 }
 
-type Completion = (String, i32, u64, Result<ProduceResponse>);
+type PartKey = (Arc<str>, i32);
+
+/// The answer to one Produce request: the batches it carried and the response.
+type Answer = (Vec<(PartKey, u64)>, Result<ProduceResponse>);
 
 struct Engine {
-    config: WriterConfig,
-    cluster: Cluster,
-    counters: Arc<Counters>,
-    parts: BTreeMap<(String, i32), Part>,
+    shared: Arc<Shared>,
+    parts: HashMap<PartKey, Part>,
     producer: Option<ProducerId>,
     next_batch_id: u64,
     /// An epoch bump is waiting for the requests in flight to finish.
     bump_needed: bool,
-    fatal: Option<String>,
-    /// Flushes waiting, with their generation.
-    flushes: VecDeque<(u64, oneshot::Sender<()>)>,
-    /// Flushes asked for so far (the generation of the next message).
-    generation: u64,
-    /// Unfinished messages per generation.
-    live: BTreeMap<u64, usize>,
 }
 
 impl Engine {
-    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
-        let mut tasks: tokio::task::JoinSet<Completion> = tokio::task::JoinSet::new();
-        let mut open = true;
+    async fn run(mut self) {
+        let shared = self.shared.clone();
+        let mut tasks: tokio::task::JoinSet<Answer> = tokio::task::JoinSet::new();
         loop {
-            // Take what has arrived.
-            let mut flushing = !self.flushes.is_empty();
-            if open {
-                loop {
-                    match rx.try_recv() {
-                        Ok(cmd) => flushing |= self.accept(cmd),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            open = false;
-                            flushing = true;
-                            break;
-                        }
-                    }
-                }
-            }
-            self.expire();
             if self.bump_needed && tasks.is_empty() {
                 self.bump_epoch().await;
             }
+            let (ready, mut wake) = if self.bump_needed { (Vec::new(), None) } else { self.take_ready() };
             if !self.bump_needed {
-                self.send_ready(&mut tasks, flushing || !open).await;
+                self.send(ready, &mut tasks).await;
             }
-            self.answer_flushes();
-            if !open && self.idle() {
-                return;
+            if !self.bump_needed {
+                wake = earliest(wake, self.resend_due());
             }
-            let wake = self.next_wake(flushing || !open);
+            if tasks.is_empty() && self.parts.values().all(|p| p.batches.is_empty()) {
+                let acc = lock(&shared.acc);
+                if acc.closed && acc.queued == 0 && acc.live.is_empty() {
+                    return;
+                }
+            }
             tokio::select! {
-                cmd = rx.recv(), if open => match cmd {
-                    Some(cmd) => { self.accept(cmd); }
-                    None => open = false,
-                },
+                _ = shared.wake.notified() => {}
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok((topic, partition, id, result)) = done {
-                        self.complete(&topic, partition, id, result);
+                    if let Ok(answer) = done {
+                        self.answer(answer);
+                    }
+                    // Take every other answer already in, before the next round.
+                    while let Some(Ok(answer)) = tasks.try_join_next() {
+                        self.answer(answer);
                     }
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
-                // Every handle is gone and nothing is in flight or due: look again shortly
-                // rather than leave `select!` with no branch.
-                else => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
     }
 
-    /// Answers the flushes whose messages are all finished.
-    fn answer_flushes(&mut self) {
-        while let Some((g, _)) = self.flushes.front() {
-            if self.live.keys().next().is_some_and(|oldest| oldest <= g) {
-                break;
-            }
-            if let Some((_, tx)) = self.flushes.pop_front() {
-                let _ = tx.send(());
-            }
-        }
+    /// When a resend's backoff ends on a partition with nothing in flight.
+    fn resend_due(&self) -> Option<Instant> {
+        self.parts
+            .values()
+            .filter(|p| p.inflight.is_empty())
+            .filter_map(|p| p.resend.front().and_then(|id| p.batches.get(id)).map(|b| b.not_before))
+            .min()
     }
 
-    /// Queues a command; returns whether it asks for a flush.
-    fn accept(&mut self, cmd: Cmd) -> bool {
-        match cmd {
-            Cmd::Write { topic, partition, mut pending } => {
-                if let Some(reason) = &self.fatal {
-                    if let Some(p) = pending.promise.take() {
-                        let _ = p.send(Err(Error::Fatal(reason.clone())));
-                    }
-                    return false;
-                }
-                pending.generation = self.generation;
-                *self.live.entry(self.generation).or_insert(0) += 1;
-                let part = self.parts.entry((topic, partition)).or_default();
-                part.queued_bytes += pending.size;
-                part.queue.push_back(pending);
-                false
-            }
-            Cmd::Flush(tx) => {
-                self.flushes.push_back((self.generation, tx));
-                self.generation += 1;
-                true
-            }
-        }
-    }
-
-    fn idle(&self) -> bool {
-        self.parts.values().all(|p| p.queue.is_empty() && p.batches.is_empty())
-    }
-
-    /// When something next becomes actionable: a resend's backoff ends (with nothing in
-    /// flight on its partition), a queue's linger ends (when it may send), or a queued
-    /// message's delivery timeout passes. `None` when only a response or a command can
-    /// change anything.
-    fn next_wake(&self, flushing: bool) -> Option<Instant> {
+    /// Fails batches that waited past the delivery timeout unsent, and takes from the
+    /// accumulator every batch that may go now (full, lingered or flushed, within the
+    /// partition's in-flight limit, with no resend pending). Returns them with the next time
+    /// a queued batch becomes ready or expires.
+    fn take_ready(&mut self) -> (Vec<(PartKey, OpenBatch)>, Option<Instant>) {
+        let sh = &*self.shared;
+        let cfg = &sh.config;
         let now = Instant::now();
-        let mut wake: Option<Instant> = None;
-        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
-        for p in self.parts.values() {
-            if let Some(first) = p.queue.front() {
-                at(first.enqueued + self.config.delivery_timeout);
-            }
-            if self.bump_needed {
-                continue;
-            }
-            if let Some(id) = p.resend.front() {
-                if p.inflight.is_empty() {
-                    if let Some(b) = p.batches.get(id) {
-                        at(b.not_before);
-                    }
-                }
-                // Nothing new goes out before the resends.
-                continue;
-            }
-            if let Some(first) = p.queue.front() {
-                if p.inflight.len() < self.config.max_in_flight {
-                    let full = p.queue.len() >= self.config.batch_size || p.queued_bytes >= self.config.batch_bytes;
-                    at(if full || flushing { now } else { first.enqueued + self.config.linger });
-                }
-            }
-        }
-        wake
-    }
-
-    /// Fails messages that waited past the delivery timeout without being sent.
-    fn expire(&mut self) {
-        let timeout = self.config.delivery_timeout;
-        let now = Instant::now();
-        for ((topic, partition), p) in &mut self.parts {
-            while p.queue.front().is_some_and(|m| now.duration_since(m.enqueued) >= timeout) {
-                if let Some(mut m) = p.queue.pop_front() {
-                    p.queued_bytes -= m.size;
-                    settle(&mut self.live, m.generation);
-                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    if let Some(pr) = m.promise.take() {
-                        let _ = pr.send(Err(Error::DeliveryTimeout {
-                            topic: topic.clone(),
-                            partition: *partition,
-                            timeout,
-                        }));
-                    }
-                }
-            }
-        }
-    }
-
-    async fn send_ready(&mut self, tasks: &mut tokio::task::JoinSet<Completion>, flushing: bool) {
-        let now = Instant::now();
-        let keys: Vec<(String, i32)> = self.parts.keys().cloned().collect();
-        for key in keys {
-            while let Some(p) = self.parts.get_mut(&key) {
-                // Resends go first, one at a time, so the partition stays in order.
-                let id = if let Some(&id) = p.resend.front() {
-                    if !p.inflight.is_empty() || p.batches.get(&id).is_some_and(|b| b.not_before > now) {
-                        break;
-                    }
-                    p.resend.pop_front();
-                    id
-                } else {
-                    if p.inflight.len() >= self.config.max_in_flight || p.queue.is_empty() {
-                        break;
-                    }
-                    let full = p.queue.len() >= self.config.batch_size || p.queued_bytes >= self.config.batch_bytes;
-                    let lingered =
-                        p.queue.front().is_some_and(|m| now.duration_since(m.enqueued) >= self.config.linger);
-                    if !(full || lingered || flushing) {
-                        break;
-                    }
-                    match self.cut_batch(&key) {
-                        Ok(id) => id,
-                        Err(e) => {
-                            self.fail_queue(&key, &e);
-                            break;
+        let mut ready = Vec::new();
+        let mut expired = Vec::new();
+        let mut wake = None;
+        {
+            let mut guard = lock(&sh.acc);
+            let acc = &mut *guard;
+            let (generation, closed) = (acc.generation, acc.closed);
+            for t in acc.topics.values_mut() {
+                for (id, q) in t.parts.iter_mut().enumerate() {
+                    let Some(q) = q else { continue };
+                    while q.batches.front().is_some_and(|b| now.duration_since(b.created) >= cfg.delivery_timeout) {
+                        if let Some(b) = q.batches.pop_front() {
+                            acc.queued -= b.messages.len();
+                            expired.push((t.name.clone(), id as i32, b));
                         }
                     }
-                };
-                if !self.send(&key, id, tasks).await {
-                    break;
+                    let Some(front) = q.batches.front() else { continue };
+                    wake = earliest(wake, Some(front.created + cfg.delivery_timeout));
+                    let key = (t.name.clone(), id as i32);
+                    let (inflight, resending) =
+                        self.parts.get(&key).map_or((0, false), |p| (p.inflight.len(), !p.resend.is_empty()));
+                    if resending {
+                        continue;
+                    }
+                    let mut room = cfg.max_in_flight.saturating_sub(inflight);
+                    while room > 0 {
+                        let Some(b) = q.batches.front() else { break };
+                        let due = b.created + cfg.linger;
+                        let go = q.batches.len() > 1
+                            || b.messages.len() >= cfg.batch_size
+                            || b.bytes >= cfg.batch_bytes
+                            || b.generation < generation
+                            || closed
+                            || due <= now;
+                        if !go {
+                            wake = earliest(wake, Some(due));
+                            break;
+                        }
+                        let Some(b) = q.batches.pop_front() else { break };
+                        acc.queued -= b.messages.len();
+                        ready.push((key.clone(), b));
+                        room -= 1;
+                    }
                 }
             }
         }
+        if !ready.is_empty() || !expired.is_empty() {
+            sh.room.notify_waiters();
+        }
+        for (topic, partition, b) in expired {
+            let e = Error::DeliveryTimeout { topic: topic.to_string(), partition, timeout: cfg.delivery_timeout };
+            self.finish(b, Err(e));
+        }
+        (ready, wake)
     }
 
-    /// Takes up to a batch's worth from the queue and encodes it.
-    fn cut_batch(&mut self, key: &(String, i32)) -> Result<u64> {
-        let id = self.next_batch_id;
-        self.next_batch_id += 1;
-        let producer = self.producer;
-        let compression = self.config.compression;
-        let (batch_size, batch_bytes) = (self.config.batch_size, self.config.batch_bytes);
-        let Some(p) = self.parts.get_mut(key) else { return Err(Error::Closed) };
-        let mut records = Vec::new();
-        let mut bytes = 0;
-        while let Some(m) = p.queue.front() {
-            if !records.is_empty() && (records.len() >= batch_size || bytes + m.size > batch_bytes) {
-                break;
-            }
-            bytes += m.size;
-            p.queued_bytes -= m.size;
-            if let Some(m) = p.queue.pop_front() {
-                records.push(m);
+    /// Numbers and encodes the batches taken, then sends them with every resend that is
+    /// due: one Produce request per partition leader, a batch per partition.
+    async fn send(&mut self, ready: Vec<(PartKey, OpenBatch)>, tasks: &mut tokio::task::JoinSet<Answer>) {
+        let now = Instant::now();
+        let mut go: Vec<(PartKey, u64)> = Vec::new();
+        // Resends first: one at a time per partition, with nothing else in flight there.
+        for (key, p) in &mut self.parts {
+            if let Some(&id) = p.resend.front() {
+                if p.inflight.is_empty() && p.batches.get(&id).is_some_and(|b| b.not_before <= now) {
+                    p.resend.pop_front();
+                    if let Some(b) = p.batches.get_mut(&id) {
+                        b.sent_behind = false;
+                    }
+                    p.inflight.push_back(id);
+                    go.push((key.clone(), id));
+                }
             }
         }
-        let base_sequence = if producer.is_some() { p.next_sequence } else { -1 };
-        if producer.is_some() {
-            p.next_sequence = p.next_sequence.wrapping_add(records.len() as i32) & i32::MAX;
+        let compression = self.shared.config.compression;
+        for (key, open) in ready {
+            let id = self.next_batch_id;
+            self.next_batch_id += 1;
+            let p = self.parts.entry(key.clone()).or_default();
+            let base_sequence = if self.producer.is_some() { p.next_sequence } else { -1 };
+            match encode(&open, compression, self.producer, base_sequence) {
+                Ok(encoded) => {
+                    if self.producer.is_some() {
+                        p.next_sequence = p.next_sequence.wrapping_add(open.messages.len() as i32) & i32::MAX;
+                    }
+                    p.batches.insert(
+                        id,
+                        Batch {
+                            open,
+                            base_sequence,
+                            encoded,
+                            first_sent: None,
+                            attempts: 0,
+                            not_before: now,
+                            sent_behind: false,
+                        },
+                    );
+                    if let Some(b) = p.batches.get_mut(&id) {
+                        b.sent_behind = !p.inflight.is_empty();
+                    }
+                    p.inflight.push_back(id);
+                    go.push((key, id));
+                }
+                Err(e) => self.finish(open, Err(e)),
+            }
         }
-        let encoded = encode(&records, compression, producer, base_sequence)?;
-        p.batches.insert(
-            id,
-            Batch { records, base_sequence, encoded, first_sent: None, attempts: 0, not_before: Instant::now() },
-        );
-        Ok(id)
+        if go.is_empty() {
+            return;
+        }
+        // Group by partition leader.
+        let meta = self.shared.cluster.metadata();
+        let mut by_leader: Vec<(i32, Vec<(PartKey, u64)>)> = Vec::new();
+        for (key, id) in go {
+            let leader = match meta.partition(&key.0, key.1) {
+                Some(pm) if pm.leader >= 0 => pm.leader,
+                found => {
+                    let code = if found.is_some() {
+                        ErrorCode::LeaderNotAvailable
+                    } else {
+                        ErrorCode::UnknownTopicOrPartition
+                    };
+                    let e = Error::Broker { code, context: format!("no leader for {}/{}", key.0, key.1), message: None };
+                    self.note_attempt(&key, id);
+                    tasks.spawn(async move { (vec![(key, id)], Err(e)) });
+                    continue;
+                }
+            };
+            match by_leader.iter_mut().find(|(l, _)| *l == leader) {
+                Some((_, v)) => v.push((key, id)),
+                None => by_leader.push((leader, vec![(key, id)])),
+            }
+        }
+        for (leader, mut batches) in by_leader {
+            let conn = self.shared.cluster.broker(leader, Workload::Produce).await;
+            // Requests of a batch per partition, in order, up to the request size.
+            while !batches.is_empty() {
+                let mut this: Vec<(PartKey, u64)> = Vec::new();
+                let mut rest = Vec::new();
+                let mut bytes = 0;
+                for (key, id) in batches {
+                    let len = self.parts.get(&key).and_then(|p| p.batches.get(&id)).map_or(0, |b| b.encoded.len());
+                    let fits = this.is_empty() || bytes + len <= self.shared.config.max_request_bytes;
+                    if fits && !this.iter().any(|(k, _)| *k == key) {
+                        bytes += len;
+                        this.push((key, id));
+                    } else {
+                        rest.push((key, id));
+                    }
+                }
+                batches = rest;
+                self.send_request(&conn, this, tasks).await;
+            }
+        }
     }
 
-    /// Queues the batch on the partition leader's produce connection, in order; the response
-    /// is awaited by a task. Returns false when nothing could be sent now.
-    async fn send(&mut self, key: &(String, i32), id: u64, tasks: &mut tokio::task::JoinSet<Completion>) -> bool {
-        let (topic, partition) = key.clone();
-        let leader = self.cluster.leader(&topic, partition, Workload::Produce).await;
-        let acks = self.config.acks;
-        // Without a leader nothing is sent, so the timeout then does not matter.
-        let timeout_ms = leader.as_ref().map_or(0, |(conn, _)| conn.timeout_ms());
-        let Some(p) = self.parts.get_mut(key) else { return false };
-        let Some(batch) = p.batches.get_mut(&id) else { return false };
-        batch.attempts += 1;
-        if batch.attempts > 1 {
-            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+    fn note_attempt(&mut self, key: &PartKey, id: u64) {
+        if let Some(b) = self.parts.get_mut(key).and_then(|p| p.batches.get_mut(&id)) {
+            b.attempts += 1;
+            if b.attempts > 1 {
+                self.shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            b.first_sent.get_or_insert_with(Instant::now);
         }
-        batch.first_sent.get_or_insert_with(Instant::now);
-        let req = ProduceRequest::default().with_acks(acks.code()).with_timeout_ms(timeout_ms).with_topic_data(vec![
-            produce_request::TopicProduceData::default().with_name(topic.clone()).with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch.encoded.clone())),
-            ]),
-        ]);
-        p.inflight.push_back(id);
-        let conn = match leader {
-            Ok((conn, _)) => conn,
+    }
+
+    /// Sends one Produce request on the leader's connection, in order; a task awaits the
+    /// response.
+    async fn send_request(
+        &mut self,
+        conn: &Result<crate::net::Conn>,
+        entries: Vec<(PartKey, u64)>,
+        tasks: &mut tokio::task::JoinSet<Answer>,
+    ) {
+        for (key, id) in &entries {
+            self.note_attempt(key, *id);
+        }
+        let conn = match conn {
+            Ok(c) => c.clone(),
             Err(e) => {
-                tasks.spawn(async move { (topic, partition, id, Err(e)) });
-                return false;
+                let e = e.dup();
+                tasks.spawn(async move { (entries, Err(e)) });
+                return;
             }
         };
+        let mut topics: Vec<produce_request::TopicProduceData> = Vec::new();
+        for (key, id) in &entries {
+            let Some(b) = self.parts.get(key).and_then(|p| p.batches.get(id)) else { continue };
+            let data = produce_request::PartitionProduceData::default()
+                .with_index(key.1)
+                .with_records(Some(b.encoded.clone()));
+            match topics.iter_mut().find(|t| *t.name == *key.0) {
+                Some(t) => t.partition_data.push(data),
+                None => topics.push(
+                    produce_request::TopicProduceData::default().with_name(key.0.to_string()).with_partition_data(vec![data]),
+                ),
+            }
+        }
+        let acks = self.shared.config.acks;
+        let req = ProduceRequest::default().with_acks(acks.code()).with_timeout_ms(conn.timeout_ms()).with_topic_data(topics);
+        self.shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         if acks == Acks::None {
             let r = conn.send_without_response(&req).await.map(|_| ProduceResponse::default());
-            tasks.spawn(async move { (topic, partition, id, r) });
-            return true;
+            tasks.spawn(async move { (entries, r) });
+            return;
         }
         let sent = match conn.version_for::<ProduceRequest>() {
             Ok(v) => conn.send_ordered(&req, v).await,
@@ -799,27 +1094,38 @@ impl Engine {
         };
         match sent {
             Ok(fut) => {
-                tasks.spawn(async move { (topic, partition, id, fut.await) });
-                true
+                tasks.spawn(async move { (entries, fut.await) });
             }
             Err(e) => {
-                tasks.spawn(async move { (topic, partition, id, Err(e)) });
-                false
+                tasks.spawn(async move { (entries, Err(e)) });
             }
         }
     }
 
-    /// Takes a finished send. Tasks finish in any order, so results are handled strictly in
-    /// the order the batches were sent: a later batch's OUT_OF_ORDER_SEQUENCE_NUMBER is only
-    /// judged once the earlier batch's failure is known.
-    fn complete(&mut self, topic: &str, partition: i32, id: u64, result: Result<ProduceResponse>) {
-        let key = (topic.to_string(), partition);
-        if let Some(p) = self.parts.get_mut(&key) {
+    /// Takes the answer to one request: each batch's own result, handled in the order the
+    /// partition's batches were sent.
+    fn answer(&mut self, (entries, result): Answer) {
+        let acks_none = self.shared.config.acks == Acks::None;
+        for (key, id) in entries {
+            let r = match &result {
+                Err(e) => Err(e.dup()),
+                Ok(_) if acks_none => Ok(-1),
+                Ok(resp) => partition_result(resp, &key.0, key.1),
+            };
+            self.complete(&key, id, r);
+        }
+    }
+
+    /// Takes a finished send. Requests finish in any order, so results are handled strictly
+    /// in the order the batches were sent: a later batch's OUT_OF_ORDER_SEQUENCE_NUMBER is
+    /// only judged once the earlier batch's failure is known.
+    fn complete(&mut self, key: &PartKey, id: u64, result: Result<i64>) {
+        if let Some(p) = self.parts.get_mut(key) {
             p.done.insert(id, result);
         }
         loop {
             let next = {
-                let Some(p) = self.parts.get_mut(&key) else { return };
+                let Some(p) = self.parts.get_mut(key) else { return };
                 match p.inflight.front().copied() {
                     Some(head) if p.done.contains_key(&head) => {
                         p.inflight.pop_front();
@@ -829,120 +1135,98 @@ impl Engine {
                 }
             };
             match next {
-                Some((head, r)) => self.process(topic, partition, head, r),
+                Some((head, r)) => self.process(key, head, r),
                 None => return,
             }
         }
     }
 
-    fn process(&mut self, topic: &str, partition: i32, id: u64, result: Result<ProduceResponse>) {
-        let key = (topic.to_string(), partition);
-        let acks_none = self.config.acks == Acks::None;
+    fn process(&mut self, key: &PartKey, id: u64, outcome: Result<i64>) {
         let idempotent = self.producer.is_some();
-        let delivery_timeout = self.config.delivery_timeout;
-        let backoff = self.config.cluster.backoff;
-        let Some(p) = self.parts.get_mut(&key) else { return };
-        let outcome = result.and_then(|resp| {
-            if acks_none {
-                return Ok(-1);
-            }
-            let pr = resp
-                .responses
-                .iter()
-                .flat_map(|t| t.partition_responses.iter())
-                .find(|r| r.index == partition)
-                .ok_or_else(|| Error::Broker {
-                    code: ErrorCode::UnknownServerError,
-                    context: format!("produce response lacks {topic}/{partition}"),
-                    message: None,
-                })?;
-            match ErrorCode::from_code(pr.error_code) {
-                ErrorCode::None => Ok(pr.base_offset),
-                // Already written by an earlier try of this very batch.
-                ErrorCode::DuplicateSequenceNumber => Ok(pr.base_offset),
-                code => Err(Error::Broker {
-                    code,
-                    context: format!("producing to {topic}/{partition}"),
-                    message: pr.error_message.clone(),
-                }),
-            }
-        });
+        let delivery_timeout = self.shared.config.delivery_timeout;
+        let backoff = self.shared.config.cluster.backoff;
+        let Some(p) = self.parts.get_mut(key) else { return };
         let Some(mut batch) = p.batches.remove(&id) else { return };
-        match outcome {
+        let e = match outcome {
             Ok(base) => {
-                let n = batch.records.len() as u64;
-                let bytes: usize = batch.records.iter().map(|r| r.size).sum();
-                self.counters.messages.fetch_add(n, Ordering::Relaxed);
-                self.counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                self.counters.max_batch.fetch_max(n, Ordering::Relaxed);
+                let c = &self.shared.counters;
+                let n = batch.open.messages.len() as u64;
+                c.messages.fetch_add(n, Ordering::Relaxed);
+                c.bytes.fetch_add(batch.open.bytes as u64, Ordering::Relaxed);
+                c.batches.fetch_add(1, Ordering::Relaxed);
+                c.max_batch.fetch_max(n, Ordering::Relaxed);
                 if let Some(t) = batch.first_sent {
-                    self.counters.batch_time_us.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    c.batch_time_us.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
                 }
-                for (i, r) in batch.records.iter_mut().enumerate() {
-                    settle(&mut self.live, r.generation);
-                    if let Some(pr) = r.promise.take() {
-                        let offset = if base >= 0 { base + i as i64 } else { -1 };
-                        let _ = pr.send(Ok(Delivered { topic: topic.to_string(), partition, offset }));
-                    }
-                }
+                self.finish(batch.open, Ok(base));
+                return;
             }
-            Err(e) => {
-                let code = e.error_code();
-                let earlier_missing = p
-                    .resend
-                    .iter()
-                    .any(|r| p.batches.get(r).is_some_and(|b| seq_before(b.base_sequence, batch.base_sequence)));
-                let retriable = e.is_retriable()
-                    || (idempotent && code == Some(ErrorCode::OutOfOrderSequenceNumber) && earlier_missing)
-                    || code == Some(ErrorCode::UnknownProducerId);
-                let expired = batch.first_sent.is_some_and(|t| t.elapsed() >= delivery_timeout);
-                if code == Some(ErrorCode::OutOfOrderSequenceNumber) && !earlier_missing {
-                    let reason = format!("{e}: a batch was lost with nothing before it missing");
-                    self.fatal = Some(reason.clone());
-                    fail_batch(&mut batch, &Error::Fatal(reason), &self.counters, &mut self.live);
-                    return;
-                }
-                if retriable && !expired {
-                    if code == Some(ErrorCode::UnknownProducerId) {
-                        self.bump_needed = true;
-                    }
-                    batch.not_before = Instant::now() + backoff.delay(batch.attempts.saturating_sub(1));
-                    // Keep resends in sequence (batch id) order.
-                    let pos = p.resend.iter().position(|r| *r > id).unwrap_or(p.resend.len());
-                    p.resend.insert(pos, id);
-                    p.batches.insert(id, batch);
-                    let cluster = self.cluster.clone();
-                    tokio::spawn(async move {
-                        let _ = cluster.refresh_metadata(None).await;
-                    });
-                    return;
-                }
-                let err = if expired {
-                    Error::DeliveryTimeout { topic: topic.to_string(), partition, timeout: delivery_timeout }
-                } else {
-                    e
-                };
-                fail_batch(&mut batch, &err, &self.counters, &mut self.live);
-                if idempotent {
-                    // A failed batch leaves a gap in the sequence: start a new epoch (KIP-360).
-                    self.bump_needed = true;
-                }
+            Err(e) => e,
+        };
+        let code = e.error_code();
+        let earlier_missing =
+            p.resend.iter().any(|r| p.batches.get(r).is_some_and(|b| seq_before(b.base_sequence, batch.base_sequence)));
+        // An OUT_OF_ORDER_SEQUENCE_NUMBER is retried (same sequence: the broker drops it if
+        // it has it) when an earlier batch is to be resent, or when this one went out behind
+        // an earlier batch still unanswered: a broker that checks a connection's requests
+        // concurrently (Tansu does; Kafka never) may have seen it first. Sent with nothing
+        // before it outstanding, it means the broker lost a batch: fatal.
+        let ooo_retriable = earlier_missing || batch.sent_behind;
+        let retriable = e.is_retriable()
+            || (idempotent && code == Some(ErrorCode::OutOfOrderSequenceNumber) && ooo_retriable)
+            || code == Some(ErrorCode::UnknownProducerId);
+        let expired = batch.first_sent.is_some_and(|t| t.elapsed() >= delivery_timeout);
+        if code == Some(ErrorCode::OutOfOrderSequenceNumber) && !ooo_retriable {
+            let reason = format!("{e}: a batch was lost with nothing before it missing");
+            lock(&self.shared.acc).fatal = Some(reason.clone());
+            self.finish(batch.open, Err(Error::Fatal(reason)));
+            return;
+        }
+        if retriable && !expired {
+            if code == Some(ErrorCode::UnknownProducerId) {
+                self.bump_needed = true;
             }
+            batch.not_before = Instant::now() + backoff.delay(batch.attempts.saturating_sub(1));
+            // Keep resends in sequence (batch id) order.
+            let pos = p.resend.iter().position(|r| *r > id).unwrap_or(p.resend.len());
+            p.resend.insert(pos, id);
+            p.batches.insert(id, batch);
+            let cluster = self.shared.cluster.clone();
+            tokio::spawn(async move {
+                let _ = cluster.refresh_metadata(None).await;
+            });
+            return;
+        }
+        let err = if expired {
+            Error::DeliveryTimeout { topic: key.0.to_string(), partition: key.1, timeout: delivery_timeout }
+        } else {
+            e
+        };
+        self.finish(batch.open, Err(err));
+        if idempotent {
+            // A failed batch leaves a gap in the sequence: start a new epoch (KIP-360).
+            self.bump_needed = true;
         }
     }
 
-    fn fail_queue(&mut self, key: &(String, i32), e: &Error) {
-        if let Some(p) = self.parts.get_mut(key) {
-            for mut m in p.queue.drain(..) {
-                settle(&mut self.live, m.generation);
-                self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                if let Some(pr) = m.promise.take() {
-                    let _ = pr.send(Err(e.dup()));
-                }
-            }
-            p.queued_bytes = 0;
+    /// Settles a batch for good: its futures, the completion, the counters and flushes.
+    fn finish(&self, b: OpenBatch, r: Result<i64>) {
+        let sh = &*self.shared;
+        if r.is_err() {
+            sh.counters.errors.fetch_add(b.messages.len() as u64, Ordering::Relaxed);
         }
+        if let Some(f) = &sh.config.completion {
+            let o = &b.outcome.0;
+            match &r {
+                Ok(base) => f(
+                    Ok(&Delivered { topic: o.topic.to_string(), partition: o.partition, offset: *base }),
+                    &b.messages,
+                ),
+                Err(e) => f(Err(e), &b.messages),
+            }
+        }
+        b.outcome.0.resolve(r);
+        lock(&sh.acc).settle(b.generation);
     }
 
     /// A new epoch (KIP-360): an idempotent producer without a transactional id has no
@@ -952,20 +1236,19 @@ impl Engine {
     async fn bump_epoch(&mut self) {
         let next = match self.producer {
             Some(p) if p.epoch < i16::MAX - 1 => Ok(ProducerId { id: p.id, epoch: p.epoch + 1 }),
-            _ => init_producer_id(&self.cluster).await,
+            _ => init_producer_id(&self.shared.cluster).await,
         };
         match next {
             Ok(pid) => {
                 self.producer = Some(pid);
-                let compression = self.config.compression;
+                let compression = self.shared.config.compression;
                 for p in self.parts.values_mut() {
                     let mut seq = 0i32;
-                    let ids: Vec<u64> = p.resend.iter().copied().collect();
-                    for id in ids {
-                        if let Some(b) = p.batches.get_mut(&id) {
+                    for id in &p.resend {
+                        if let Some(b) = p.batches.get_mut(id) {
                             b.base_sequence = seq;
-                            seq += b.records.len() as i32;
-                            match encode(&b.records, compression, Some(pid), b.base_sequence) {
+                            seq += b.open.messages.len() as i32;
+                            match encode(&b.open, compression, Some(pid), b.base_sequence) {
                                 Ok(e) => b.encoded = e,
                                 Err(e) => tracing::warn!(error = %e, "re-encoding a batch failed"),
                             }
@@ -977,12 +1260,17 @@ impl Engine {
             }
             Err(e) => {
                 let reason = format!("bumping the producer epoch failed: {e}");
-                self.fatal = Some(reason.clone());
-                for p in self.parts.values_mut() {
-                    for (_, mut b) in p.batches.drain() {
-                        fail_batch(&mut b, &Error::Fatal(reason.clone()), &self.counters, &mut self.live);
-                    }
-                    p.resend.clear();
+                lock(&self.shared.acc).fatal = Some(reason.clone());
+                let failed: Vec<Batch> = self
+                    .parts
+                    .values_mut()
+                    .flat_map(|p| {
+                        p.resend.clear();
+                        p.batches.drain().map(|(_, b)| b).collect::<Vec<_>>()
+                    })
+                    .collect();
+                for b in failed {
+                    self.finish(b.open, Err(Error::Fatal(reason.clone())));
                 }
                 self.bump_needed = false;
             }
@@ -990,13 +1278,36 @@ impl Engine {
     }
 }
 
-/// Marks a message of generation `g` finished.
-fn settle(live: &mut BTreeMap<u64, usize>, g: u64) {
-    if let Some(n) = live.get_mut(&g) {
-        *n -= 1;
-        if *n == 0 {
-            live.remove(&g);
-        }
+/// The earlier of two optional instants.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// One partition's result in a Produce response: its base offset, or its error.
+fn partition_result(resp: &ProduceResponse, topic: &str, partition: i32) -> Result<i64> {
+    let pr = resp
+        .responses
+        .iter()
+        .filter(|t| t.name == topic)
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|r| r.index == partition)
+        .ok_or_else(|| Error::Broker {
+            code: ErrorCode::UnknownServerError,
+            context: format!("produce response lacks {topic}/{partition}"),
+            message: None,
+        })?;
+    match ErrorCode::from_code(pr.error_code) {
+        ErrorCode::None => Ok(pr.base_offset),
+        // Already written by an earlier try of this very batch.
+        ErrorCode::DuplicateSequenceNumber => Ok(pr.base_offset),
+        code => Err(Error::Broker {
+            code,
+            context: format!("producing to {topic}/{partition}"),
+            message: pr.error_message.clone(),
+        }),
     }
 }
 
@@ -1005,23 +1316,8 @@ fn seq_before(a: i32, b: i32) -> bool {
     a != b && (b.wrapping_sub(a) & i32::MAX) < (1 << 30)
 }
 
-fn fail_batch(batch: &mut Batch, e: &Error, counters: &Counters, live: &mut BTreeMap<u64, usize>) {
-    for r in &mut batch.records {
-        settle(live, r.generation);
-        counters.errors.fetch_add(1, Ordering::Relaxed);
-        if let Some(pr) = r.promise.take() {
-            let _ = pr.send(Err(e.dup()));
-        }
-    }
-}
-
-fn encode(
-    records: &[Pending],
-    compression: Compression,
-    producer: Option<ProducerId>,
-    base_sequence: i32,
-) -> Result<Bytes> {
-    let mut batch = crate::message::record_batch(records.iter().map(|r| (&r.msg, r.timestamp)), compression);
+fn encode(b: &OpenBatch, compression: Compression, producer: Option<ProducerId>, base_sequence: i32) -> Result<Bytes> {
+    let mut batch = crate::message::record_batch(b.messages.iter().zip(b.timestamps.iter().copied()), compression);
     if let Some(p) = producer {
         batch.producer_id = p.id;
         batch.producer_epoch = p.epoch;

@@ -1,0 +1,100 @@
+//! What `kafkit perf` and the peer clients of the comparison harness (`kafkit-peers`)
+//! print: throughput, latency percentiles, client CPU and peak RSS, as text or JSON.
+
+use std::io::Write;
+use std::time::Duration;
+
+/// Client CPU (user + system) and peak resident memory of this process so far.
+///
+/// Peak memory is `VmHWM` of `/proc/self/status`, the high-water mark of this process's own
+/// address space: `getrusage`'s `ru_maxrss` survives `exec`, so a child started by a big
+/// parent would report the parent's peak. `ru_maxrss` is the fallback elsewhere.
+pub fn usage() -> (Duration, u64) {
+    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return (Duration::ZERO, 0);
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    // Both are in KiB on Linux.
+    let hwm = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    });
+    (tv(u.ru_utime) + tv(u.ru_stime), hwm.unwrap_or(u.ru_maxrss as u64) * 1024)
+}
+
+/// Percentiles of latencies in microseconds (sorted in place).
+pub fn percentiles(lat: &mut [u32]) -> [f64; 3] {
+    lat.sort_unstable();
+    let at = |q: f64| {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i] as f64 / 1000.0
+    };
+    [at(0.50), at(0.99), at(0.999)]
+}
+
+/// One load test's outcome.
+pub struct Report {
+    /// `produce` or `consume`.
+    pub what: &'static str,
+    /// Records sent or read.
+    pub records: u64,
+    /// Key and value bytes of those records.
+    pub bytes: u64,
+    /// From the first send (or the start of reading) to the last acknowledgement (or record).
+    pub elapsed: Duration,
+    /// p50, p99 and p99.9 latency in milliseconds.
+    pub latency_ms: [f64; 3],
+    /// What the latency measures.
+    pub latency_of: &'static str,
+    /// Client CPU, user + system, of the whole process.
+    pub cpu: Duration,
+    /// Peak resident memory of the process, bytes.
+    pub rss: u64,
+}
+
+impl Report {
+    /// Prints one line of text, or one JSON object.
+    pub fn print(&self, json: bool) {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let rps = self.records as f64 / secs;
+        let mbps = self.bytes as f64 / secs / 1e6;
+        let mut out = std::io::stdout().lock();
+        if json {
+            let o = serde_json::json!({
+                "workload": self.what,
+                "records": self.records,
+                "bytes": self.bytes,
+                "seconds": secs,
+                "records_per_sec": rps,
+                "mb_per_sec": mbps,
+                "latency": { "of": self.latency_of, "p50_ms": self.latency_ms[0], "p99_ms": self.latency_ms[1], "p999_ms": self.latency_ms[2] },
+                "client_cpu_seconds": self.cpu.as_secs_f64(),
+                "cpu_us_per_record": self.cpu.as_secs_f64() * 1e6 / self.records.max(1) as f64,
+                "peak_rss_bytes": self.rss,
+            });
+            let _ = writeln!(out, "{o}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{}: {} records, {:.0} records/s, {mbps:.1} MB/s, latency ({}) p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, client CPU {:.2} s ({:.2} us/record), peak RSS {:.1} MiB",
+                self.what,
+                self.records,
+                rps,
+                self.latency_of,
+                self.latency_ms[0],
+                self.latency_ms[1],
+                self.latency_ms[2],
+                self.cpu.as_secs_f64(),
+                self.cpu.as_secs_f64() * 1e6 / self.records.max(1) as f64,
+                self.rss as f64 / (1 << 20) as f64
+            );
+        }
+    }
+}
+

@@ -1,0 +1,327 @@
+//! The driver: one broker, every workload, every client, repeated; medians and ratios.
+
+use bytes::Bytes;
+use kafkit::{Compression, Message, TopicConfig, Writer, WriterConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A broker to use instead of starting a Tansu broker with scripts/broker.sh.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Repetitions of every cell (the table shows medians).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Scales every workload's record count (0.01 for a quick check).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Only the workloads whose name contains this (e.g. `100B`, `lz4`, `consume`).
+    #[arg(long)]
+    only: Option<String>,
+    /// The `kafkit` binary (default: beside this one).
+    #[arg(long)]
+    kafkit: Option<PathBuf>,
+    /// Also write every run's report as JSON lines to this file.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+}
+
+/// One cell of the table.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub op: &'static str,
+    pub records: u64,
+    pub size: usize,
+    pub codec: &'static str,
+}
+
+impl Workload {
+    pub fn name(&self) -> String {
+        let size = if self.size >= 1024 { format!("{} KiB", self.size / 1024) } else { format!("{} B", self.size) };
+        let n = if self.records >= 1_000_000 {
+            format!("{}M", self.records / 1_000_000)
+        } else {
+            format!("{}k", self.records / 1000)
+        };
+        format!("{} {n} x {size}, {}", self.op, self.codec)
+    }
+}
+
+/// The workloads of issue 6: 1M x 100 B and 200k x 1 KiB, none and lz4, produce and consume.
+pub fn workloads(scale: f64) -> Vec<Workload> {
+    let mut out = Vec::new();
+    for (records, size) in [(1_000_000u64, 100usize), (200_000, 1024)] {
+        for codec in ["none", "lz4"] {
+            for op in ["produce", "consume"] {
+                let records = ((records as f64 * scale) as u64).max(100);
+                out.push(Workload { op, records, size, codec });
+            }
+        }
+    }
+    out
+}
+
+pub const CLIENTS: [&str; 3] = ["kafkit", "rdkafka", "rskafka"];
+
+/// What one run reported.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Run {
+    pub cpu_s: f64,
+    pub records_per_sec: f64,
+    pub rss_bytes: f64,
+    pub p99_ms: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Medians of a client's runs of one workload.
+pub fn medians(runs: &[Run]) -> Run {
+    Run {
+        cpu_s: median(runs.iter().map(|r| r.cpu_s).collect()),
+        records_per_sec: median(runs.iter().map(|r| r.records_per_sec).collect()),
+        rss_bytes: median(runs.iter().map(|r| r.rss_bytes).collect()),
+        p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
+    }
+}
+
+/// kafkit's ratios to the best peer: CPU per record (target <= 0.7), throughput (>= 1) and
+/// peak RSS (<= 1).
+pub fn ratios(kafkit: &Run, peers: &[Run]) -> (f64, f64, f64) {
+    let best_cpu = peers.iter().map(|r| r.cpu_s).fold(f64::INFINITY, f64::min);
+    let best_rps = peers.iter().map(|r| r.records_per_sec).fold(0.0, f64::max);
+    let best_rss = peers.iter().map(|r| r.rss_bytes).fold(f64::INFINITY, f64::min);
+    (kafkit.cpu_s / best_cpu, kafkit.records_per_sec / best_rps, kafkit.rss_bytes / best_rss)
+}
+
+fn parse_report(stdout: &str) -> Result<Run, String> {
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).ok_or("no JSON report")?;
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let f = |k: &str| v[k].as_f64().ok_or(format!("report lacks {k}"));
+    Ok(Run {
+        cpu_s: f("client_cpu_seconds")?,
+        records_per_sec: f("records_per_sec")?,
+        rss_bytes: f("peak_rss_bytes")?,
+        p99_ms: v["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
+    })
+}
+
+/// A broker started for the run, stopped when dropped.
+struct Broker {
+    addr: String,
+    pid: Option<u32>,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
+fn start_broker(args: &Args) -> Result<Broker, String> {
+    if let Some(b) = &args.brokers {
+        return Ok(Broker { addr: b.clone(), pid: None });
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/broker.sh");
+    let out = Command::new("bash").arg(&script).arg("start").output().map_err(|e| format!("{script:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("broker.sh start: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let s = String::from_utf8_lossy(&out.stdout);
+    let mut it = s.split_whitespace();
+    let port = it.next().ok_or("broker.sh printed no port")?;
+    let pid = it.next().and_then(|p| p.parse().ok());
+    Ok(Broker { addr: format!("127.0.0.1:{port}"), pid })
+}
+
+fn codec(c: &str) -> Result<Compression, String> {
+    c.parse().map_err(|e| format!("{e:?}"))
+}
+
+/// Creates `topic` with 6 partitions, and for a consume cell fills it (untimed) with kafkit.
+async fn prepare(addr: &str, topic: &str, w: &Workload) -> Result<(), String> {
+    let e = |e: kafkit::Error| e.to_string();
+    let c = kafkit::Cluster::connect(&[addr], Default::default()).await.map_err(e)?;
+    let conn = c.controller(kafkit::Workload::Admin).await.map_err(e)?;
+    conn.create_topics(&[TopicConfig::new(topic, 6)]).await.map_err(e)?;
+    if w.op == "consume" {
+        let cfg = WriterConfig::default().with_topic(topic).with_compression(codec(w.codec)?).with_batch_size(1 << 20);
+        let writer = Writer::new(&[addr], cfg).await.map_err(e)?;
+        let value = Bytes::from(vec![b'x'; w.size]);
+        for _ in 0..w.records {
+            drop(writer.write(Message::new(None, Some(value.clone()))).await.map_err(e)?);
+        }
+        writer.close().await.map_err(e)?;
+    }
+    Ok(())
+}
+
+async fn delete_topic(addr: &str, topic: &str) {
+    if let Ok(c) = kafkit::Cluster::connect(&[addr], Default::default()).await {
+        if let Ok(conn) = c.controller(kafkit::Workload::Admin).await {
+            let _ = conn.delete_topics(&[topic]).await;
+        }
+    }
+}
+
+fn client_command(client: &str, kafkit: &Path, addr: &str, topic: &str, w: &Workload) -> Command {
+    let records = w.records.to_string();
+    let size = w.size.to_string();
+    let mut cmd;
+    if client == "kafkit" {
+        cmd = Command::new(kafkit);
+        cmd.args(["--brokers", addr, "perf", w.op, topic, "--records", &records, "--json"]);
+        if w.op == "produce" {
+            cmd.args(["--record-size", &size, "--compression", w.codec, "--linger", "5ms"]);
+            cmd.args(["--batch-size", "1048576", "--acks", "all"]);
+        }
+    } else {
+        cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| "kafkit-peers".into()));
+        cmd.args(["client", client, w.op, topic, "--brokers", addr, "--records", &records, "--json"]);
+        cmd.args(["--record-size", &size, "--compression", w.codec]);
+    }
+    cmd
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let kafkit = match &args.kafkit {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("kafkit"),
+    };
+    if !kafkit.exists() {
+        return Err(format!("{kafkit:?} is missing: cargo build --release -p kafkit-cli -p kafkit-peers"));
+    }
+    let broker = start_broker(&args)?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let mut raw = match &args.raw {
+        Some(p) => Some(std::fs::File::create(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let stamp = std::process::id();
+    let mut table = Vec::new();
+    for (wi, w) in workloads(args.scale).into_iter().enumerate() {
+        if args.only.as_ref().is_some_and(|o| !w.name().contains(o.as_str())) {
+            continue;
+        }
+        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CLIENTS.len()];
+        for rep in 0..args.reps {
+            // Rotate who goes first, so no client always meets the broker fresher.
+            for k in 0..CLIENTS.len() {
+                let ci = (k + rep) % CLIENTS.len();
+                let client = CLIENTS[ci];
+                let topic = format!("peers-{stamp}-{wi}-{rep}-{client}");
+                rt.block_on(prepare(&broker.addr, &topic, &w))?;
+                let out = client_command(client, &kafkit, &broker.addr, &topic, &w)
+                    .output()
+                    .map_err(|e| format!("{client}: {e}"))?;
+                rt.block_on(delete_topic(&broker.addr, &topic));
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                if !out.status.success() {
+                    return Err(format!(
+                        "{client} on {}: {}{}",
+                        w.name(),
+                        stdout,
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+                let r = parse_report(&stdout)?;
+                eprintln!(
+                    "{:<28} rep {} {:<8} {:>6.3} s CPU {:>10.0} rec/s {:>6.1} MiB",
+                    w.name(),
+                    rep + 1,
+                    client,
+                    r.cpu_s,
+                    r.records_per_sec,
+                    r.rss_bytes / 1048576.0
+                );
+                if let Some(f) = raw.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{{\"workload\":{:?},\"client\":{client:?},\"rep\":{rep},\"report\":{}}}", w.name(), stdout.trim());
+                }
+                runs[ci].push(r);
+            }
+        }
+        table.push((w, runs.iter().map(|r| medians(r)).collect::<Vec<_>>()));
+    }
+    print_table(&table);
+    Ok(())
+}
+
+fn cell(w: &Workload, r: &Run) -> String {
+    format!(
+        "{:.2} s ({:.2} µs/rec), {:.2}M/s, {:.0} MiB",
+        r.cpu_s,
+        r.cpu_s * 1e6 / w.records as f64,
+        r.records_per_sec / 1e6,
+        r.rss_bytes / 1048576.0
+    )
+}
+
+fn print_table(table: &[(Workload, Vec<Run>)]) {
+    println!("Medians of client CPU (user+sys), throughput and peak RSS; peers: {}.", crate::peers::FAIR);
+    println!();
+    println!("| workload | kafkit | rdkafka 0.39 | rskafka 0.6 | CPU vs best peer (≤ 0.70) | throughput (≥ 1.00) | RSS (≤ 1.00) |");
+    println!("|---|---|---|---|---|---|---|");
+    for (w, m) in table {
+        let (cpu, thr, rss) = ratios(&m[0], &m[1..]);
+        let mark = |ok: bool| if ok { "" } else { " ✗" };
+        println!(
+            "| {} | {} | {} | {} | {cpu:.2}{} | {thr:.2}{} | {rss:.2}{} |",
+            w.name(),
+            cell(w, &m[0]),
+            cell(w, &m[1]),
+            cell(w, &m[2]),
+            mark(cpu <= 0.70),
+            mark(thr >= 1.0),
+            mark(rss <= 1.0)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_ratios_pick_the_best_peer_per_column() {
+        let runs = [
+            Run { cpu_s: 3.0, records_per_sec: 10.0, rss_bytes: 5.0, p99_ms: 1.0 },
+            Run { cpu_s: 1.0, records_per_sec: 30.0, rss_bytes: 9.0, p99_ms: 2.0 },
+            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 7.0, p99_ms: 3.0 },
+        ];
+        let m = medians(&runs);
+        assert_eq!((m.cpu_s, m.records_per_sec, m.rss_bytes, m.p99_ms), (2.0, 20.0, 7.0, 2.0));
+        let kafkit = Run { cpu_s: 1.0, records_per_sec: 40.0, rss_bytes: 6.0, p99_ms: 0.0 };
+        let peers = [
+            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 4.0, p99_ms: 0.0 },
+            Run { cpu_s: 4.0, records_per_sec: 32.0, rss_bytes: 8.0, p99_ms: 0.0 },
+        ];
+        assert_eq!(ratios(&kafkit, &peers), (0.5, 1.25, 1.5));
+        assert_eq!(median(vec![4.0, 1.0]), 2.5);
+    }
+
+    #[test]
+    fn reports_are_read_from_the_last_json_line() {
+        let out = "noise\n{\"client_cpu_seconds\":0.5,\"records_per_sec\":1000.0,\"peak_rss_bytes\":2048,\"latency\":{\"p99_ms\":3.5}}\n";
+        let r = parse_report(out).unwrap();
+        assert_eq!((r.cpu_s, r.records_per_sec, r.rss_bytes, r.p99_ms), (0.5, 1000.0, 2048.0, 3.5));
+        assert!(parse_report("no report").is_err());
+    }
+
+    #[test]
+    fn the_workloads_are_the_issues_eight_cells() {
+        let names: Vec<String> = workloads(1.0).iter().map(Workload::name).collect();
+        assert_eq!(names.len(), 8);
+        assert!(names.contains(&"produce 1M x 100 B, none".to_string()));
+        assert!(names.contains(&"consume 200k x 1 KiB, lz4".to_string()));
+    }
+}

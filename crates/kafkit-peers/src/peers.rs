@@ -1,0 +1,320 @@
+//! The peer clients, each configured as `kafkit perf` is (see [`FAIR`]), reporting the
+//! same fields.
+
+use kafkit_cli::report::{percentiles, usage, Report};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The settings every producer gets, kafkit included: linger 5 ms, batches of up to 1 MiB,
+/// acks=all (with idempotence where the client has it: kafkit and rdkafka; rskafka has
+/// none), at most 100,000 records waiting in the client.
+pub const FAIR: &str = "linger 5 ms, 1 MiB batches, acks=all, idempotent where supported, 100,000 records queued at most";
+
+const LINGER: Duration = Duration::from_millis(5);
+const BATCH_BYTES: usize = 1 << 20;
+const QUEUED: usize = 100_000;
+/// How long a consumer's fetch waits for data (kafkit perf's readers use the same).
+const MAX_WAIT_MS: i32 = 100;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Peer {
+    Rdkafka,
+    Rskafka,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Op {
+    Produce,
+    Consume,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    pub peer: Peer,
+    pub op: Op,
+    pub topic: String,
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub records: u64,
+    /// Value bytes per record (produce).
+    #[arg(long, default_value_t = 100)]
+    pub record_size: usize,
+    /// none or lz4 (produce).
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    /// Partitions of the topic (it exists already).
+    #[arg(long, default_value_t = 6)]
+    pub partitions: i32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args) -> Result<(), String> {
+    let report = match (a.peer, a.op) {
+        (Peer::Rdkafka, Op::Produce) => rdkafka_produce(&a)?,
+        (Peer::Rdkafka, Op::Consume) => rdkafka_consume(&a)?,
+        (Peer::Rskafka, op) => {
+            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            match op {
+                Op::Produce => rt.block_on(rskafka_produce(&a))?,
+                Op::Consume => rt.block_on(rskafka_consume(&a))?,
+            }
+        }
+    };
+    report.print(a.json);
+    Ok(())
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
+/// Milliseconds from a record timestamp (ms since the epoch) to now.
+fn since_ms(ts_ms: i64) -> u32 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+    (now - ts_ms * 1000).clamp(0, u32::MAX as i64) as u32
+}
+
+fn finish(what: &'static str, records: u64, bytes: u64, elapsed: Duration, mut lat: Vec<u32>) -> Report {
+    let (cpu, rss) = usage();
+    let latency_of = if what == "produce" { "send to acknowledgement" } else { "record timestamp to receipt" };
+    Report { what, records, bytes, elapsed, latency_ms: percentiles(&mut lat), latency_of, cpu, rss }
+}
+
+// ---- rdkafka (librdkafka 2.12 through the rdkafka crate) ----
+
+struct Deliveries {
+    started: Instant,
+    lat: Mutex<Vec<u32>>,
+    failed: AtomicU64,
+}
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    /// Microseconds from the start to the send.
+    type DeliveryOpaque = usize;
+    fn delivery(&self, r: &rdkafka::message::DeliveryResult<'_>, sent_us: usize) {
+        match r {
+            Ok(_) => {
+                let now = self.started.elapsed().as_micros() as usize;
+                let l = now.saturating_sub(sent_us).min(u32::MAX as usize) as u32;
+                self.lat.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(l);
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn rdkafka_config(a: &Args) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    c.set("bootstrap.servers", &a.brokers).set("log_level", "3");
+    c
+}
+
+fn rdkafka_produce(a: &Args) -> Result<Report, String> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let started = Instant::now();
+    let ctx = Deliveries { started, lat: Mutex::new(Vec::new()), failed: AtomicU64::new(0) };
+    let producer: BaseProducer<Deliveries> = rdkafka_config(a)
+        .set("linger.ms", LINGER.as_millis().to_string())
+        .set("batch.size", BATCH_BYTES.to_string())
+        // batch.num.messages (default 10,000) and message.max.bytes (1,000,000) would
+        // otherwise cut batches before 1 MiB.
+        .set("batch.num.messages", "1000000")
+        .set("message.max.bytes", (BATCH_BYTES + 65536).to_string())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.codec", &a.compression)
+        .set("queue.buffering.max.messages", QUEUED.to_string())
+        .create_with_context(ctx)
+        .map_err(|e| e.to_string())?;
+    let value = vec![b'x'; a.record_size];
+    let t0 = Instant::now();
+    for i in 0..a.records {
+        let sent = started.elapsed().as_micros() as usize;
+        let mut rec = BaseRecord::<(), [u8], usize>::with_opaque_to(&a.topic, sent).payload(&value[..]);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(e.to_string()),
+            }
+        }
+        if i % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120)).map_err(|e| e.to_string())?;
+    let elapsed = t0.elapsed();
+    let ctx = producer.context();
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        return Err(format!("{failed} records not acknowledged"));
+    }
+    let lat = std::mem::take(&mut *ctx.lat.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    Ok(finish("produce", a.records, a.records * a.record_size as u64, elapsed, lat))
+}
+
+fn rdkafka_consume(a: &Args) -> Result<Report, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message as _;
+    let t0 = Instant::now();
+    let consumer: BaseConsumer = rdkafka_config(a)
+        .set("group.id", format!("kafkit-peers-{}", a.topic))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", MAX_WAIT_MS.to_string())
+        .create()
+        .map_err(|e| e.to_string())?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..a.partitions {
+        tpl.add_partition_offset(&a.topic, p, rdkafka::Offset::Beginning).map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let (mut n, mut bytes, mut lat) = (0u64, 0u64, Vec::with_capacity(a.records as usize));
+    while n < a.records {
+        if t0.elapsed() > Duration::from_secs(300) {
+            return Err(format!("only {n} of {} records read", a.records));
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                n += 1;
+                bytes += (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
+                if let Some(ts) = m.timestamp().to_millis() {
+                    lat.push(since_ms(ts));
+                }
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None => {}
+        }
+    }
+    Ok(finish("consume", n, bytes, t0.elapsed(), lat))
+}
+
+// ---- rskafka 0.6 ----
+
+async fn rskafka_partitions(a: &Args) -> Result<Vec<Arc<rskafka::client::partition::PartitionClient>>, String> {
+    let client = rskafka::client::ClientBuilder::new(vec![a.brokers.clone()]).build().await.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for p in 0..a.partitions {
+        let pc = client
+            .partition_client(a.topic.clone(), p, rskafka::client::partition::UnknownTopicHandling::Retry)
+            .await
+            .map_err(|e| e.to_string())?;
+        out.push(Arc::new(pc));
+    }
+    Ok(out)
+}
+
+async fn rskafka_produce(a: &Args) -> Result<Report, String> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    use rskafka::client::partition::Compression;
+    use rskafka::client::producer::{aggregator::RecordAggregator, BatchProducerBuilder};
+    let compression = match a.compression.as_str() {
+        "none" => Compression::NoCompression,
+        "lz4" => Compression::Lz4,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "zstd" => Compression::Zstd,
+        c => return Err(format!("unknown compression {c}")),
+    };
+    let producers: Vec<_> = rskafka_partitions(a)
+        .await?
+        .into_iter()
+        .map(|pc| {
+            BatchProducerBuilder::new(pc)
+                .with_linger(LINGER)
+                .with_compression(compression)
+                .build(RecordAggregator::new(BATCH_BYTES))
+        })
+        .collect();
+    let value = vec![b'x'; a.record_size];
+    let t0 = Instant::now();
+    let mut pending = FuturesUnordered::new();
+    let mut lat = Vec::with_capacity(a.records as usize);
+    let mut failed = 0u64;
+    let mut take = |r: Result<Duration, String>| match r {
+        Ok(d) => lat.push(micros(d)),
+        Err(_) => failed += 1,
+    };
+    for i in 0..a.records {
+        let record = rskafka::record::Record {
+            key: None,
+            value: Some(value.clone()),
+            headers: Default::default(),
+            timestamp: chrono::Utc::now(),
+        };
+        let p = &producers[(i % producers.len() as u64) as usize];
+        let sent = Instant::now();
+        pending.push(async move { p.produce(record).await.map(|_| sent.elapsed()).map_err(|e| e.to_string()) });
+        // Round-robin records over the partitions, at most QUEUED waiting.
+        while pending.len() >= QUEUED {
+            if let Some(r) = pending.next().await {
+                take(r);
+            }
+        }
+    }
+    while let Some(r) = pending.next().await {
+        take(r);
+    }
+    let elapsed = t0.elapsed();
+    if failed > 0 {
+        return Err(format!("{failed} records not acknowledged"));
+    }
+    Ok(finish("produce", a.records, a.records * a.record_size as u64, elapsed, lat))
+}
+
+async fn rskafka_consume(a: &Args) -> Result<Report, String> {
+    use futures::StreamExt;
+    use rskafka::client::consumer::{StartOffset, StreamConsumerBuilder};
+    let t0 = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, u64, Vec<u32>)>(1024);
+    let mut tasks = Vec::new();
+    for pc in rskafka_partitions(a).await? {
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = StreamConsumerBuilder::new(pc, StartOffset::Earliest).with_max_wait_ms(MAX_WAIT_MS).build();
+            let (mut n, mut bytes, mut lat) = (0u64, 0u64, Vec::with_capacity(1024));
+            while let Some(r) = s.next().await {
+                let Ok((r, high_watermark)) = r else { return };
+                n += 1;
+                let rec = &r.record;
+                bytes += (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)) as u64;
+                lat.push(since_ms(rec.timestamp.timestamp_millis()));
+                // Report every 1024 records, and whatever there is once caught up.
+                if n >= 1024 || r.offset + 1 >= high_watermark {
+                    if tx.send((n, bytes, std::mem::take(&mut lat))).await.is_err() {
+                        return;
+                    }
+                    (n, bytes) = (0, 0);
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let (mut n, mut bytes, mut lat) = (0u64, 0u64, Vec::new());
+    while n < a.records {
+        match tokio::time::timeout(Duration::from_secs(300), rx.recv()).await {
+            Ok(Some((c, b, l))) => {
+                n += c;
+                bytes += b;
+                lat.extend(l);
+            }
+            _ => return Err(format!("only {n} of {} records read", a.records)),
+        }
+    }
+    let elapsed = t0.elapsed();
+    for t in tasks {
+        t.abort();
+    }
+    Ok(finish("consume", n, bytes, elapsed, lat))
+}
