@@ -126,12 +126,14 @@ impl Record {
         let body = self.body_len();
         let mut pre = [0u8; 32];
         let mut p = uvarint_into(&mut pre, zigzag64(body as i64));
+        // Exactly this record (`body` counts what follows the length): a reserve that asked for
+        // more would grow a buffer sized by `uncompressed_len` at its last record.
+        buf.reserve(p + body);
         pre[p] = self.attributes as u8;
         p += 1;
         p += uvarint_into(&mut pre[p..], zigzag64(self.timestamp_delta));
         p += uvarint_into(&mut pre[p..], zigzag64(self.offset_delta as i64));
         p += uvarint_into(&mut pre[p..], zigzag64(self.key.as_ref().map_or(-1, |k| k.len() as i64)));
-        buf.reserve(p + body);
         buf.put_slice(&pre[..p]);
         if let Some(k) = &self.key {
             buf.put_slice(k);
@@ -415,6 +417,34 @@ impl RecordBatch {
         buf[start + 8..start + 12].copy_from_slice(&(len as i32).to_be_bytes());
         let crc = crc32c::crc32c(&buf[start + CRC_START..]);
         buf[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
+        Ok(())
+    }
+
+    /// Rewrites the producer id, producer epoch and base sequence of one encoded v2 batch
+    /// in place and recomputes its CRC, leaving the records (compressed or not) untouched:
+    /// what an idempotent producer does to unacknowledged batches when it bumps its epoch
+    /// (KIP-360).
+    ///
+    /// # Errors
+    /// [`DecodeError`] when `batch` is not one whole v2 batch.
+    pub fn set_producer_state(
+        batch: &mut [u8],
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> Result<(), DecodeError> {
+        if batch.len() < RECORD_BATCH_OVERHEAD || batch[16] != 2 {
+            return Err(corrupt("not a v2 record batch"));
+        }
+        let len = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]);
+        if usize::try_from(len).ok() != Some(batch.len() - LOG_OVERHEAD) {
+            return Err(corrupt("batch length differs from the bytes given"));
+        }
+        batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+        batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
         Ok(())
     }
 
@@ -942,6 +972,32 @@ mod tests {
 
     fn all() -> [Compression; 5] {
         [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
+    }
+
+    #[test]
+    fn producer_state_is_rewritten_in_place_like_a_fresh_encoding() {
+        for c in all() {
+            let b = sample(c);
+            let mut buf = BytesMut::new();
+            b.encode(&mut buf).unwrap();
+            let mut want = b.clone();
+            (want.producer_id, want.producer_epoch, want.base_sequence) = (99, 3, 5000);
+            RecordBatch::set_producer_state(&mut buf, 99, 3, 5000).unwrap();
+            let got = RecordBatch::decode(&mut buf.clone().freeze(), &DecodeOptions::default()).unwrap();
+            assert_eq!((got.producer_id, got.producer_epoch, got.base_sequence), (99, 3, 5000));
+            assert_eq!(got.records, want.records);
+            if c == Compression::None {
+                let mut fresh = BytesMut::new();
+                want.encode(&mut fresh).unwrap();
+                assert_eq!(buf, fresh, "the same bytes as encoding with the new state");
+            }
+        }
+        let mut short = vec![0u8; 10];
+        assert!(RecordBatch::set_producer_state(&mut short, 1, 1, 1).is_err());
+        let mut buf = BytesMut::new();
+        sample(Compression::None).encode(&mut buf).unwrap();
+        buf.extend_from_slice(b"extra");
+        assert!(RecordBatch::set_producer_state(&mut buf, 1, 1, 1).is_err(), "two batches or trailing bytes");
     }
 
     #[test]

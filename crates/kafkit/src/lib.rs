@@ -50,6 +50,6 @@ pub use net::{
     TokenProvider, WriteResult,
 };
 pub use producer::{
-    Balancer, Crc32Balancer, Delivered, DeliveryFuture, Hash, LeastBytes, Murmur2Balancer, ReferenceHash, RoundRobin,
-    WriteErrors, Writer, WriterConfig, WriterStats,
+    Balancer, Completion, Crc32Balancer, Delivered, DeliveryFuture, Hash, LeastBytes, Murmur2Balancer, ReferenceHash,
+    RoundRobin, WriteErrors, Writer, WriterConfig, WriterStats, DEFAULT_QUEUE_CAPACITY,
 };

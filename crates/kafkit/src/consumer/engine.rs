@@ -244,14 +244,15 @@ impl Engine {
         if st.closed {
             return Some(Err(Error::Closed));
         }
-        while let Some(tp) = st.ready.front().cloned() {
-            let Some(p) = st.parts.get_mut(&tp) else {
-                st.ready.pop_front();
+        let State { parts, ready, .. } = st;
+        while let Some(tp) = ready.front() {
+            let Some(p) = parts.get_mut(tp) else {
+                ready.pop_front();
                 continue;
             };
             let Some(chunk) = p.chunks.front_mut().filter(|_| !p.paused) else {
                 p.queued = false;
-                st.ready.pop_front();
+                ready.pop_front();
                 continue;
             };
             let Some(m) = chunk.messages.pop_front() else {
@@ -265,11 +266,12 @@ impl Engine {
                 p.position = p.position.max(chunk.next);
                 self.counters.buffered.fetch_sub(chunk.bytes as u64, Ordering::Relaxed);
                 p.chunks.pop_front();
-                st.ready.pop_front();
-                if p.chunks.is_empty() {
-                    p.queued = false;
-                } else {
-                    st.ready.push_back(tp);
+                if let Some(tp) = ready.pop_front() {
+                    if p.chunks.is_empty() {
+                        p.queued = false;
+                    } else {
+                        ready.push_back(tp);
+                    }
                 }
                 self.wake.notify_waiters();
             }
@@ -289,6 +291,10 @@ impl Engine {
     ///
     /// Cancel-safe: a message leaves the buffer only in the poll that returns it.
     pub async fn next(&self, mark: bool) -> Result<Message> {
+        // Buffered messages need no wake-up registration.
+        if let Some(r) = self.pop(&mut self.lock(), mark) {
+            return r;
+        }
         loop {
             let notified = self.data.notified();
             tokio::pin!(notified);

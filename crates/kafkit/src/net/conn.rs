@@ -310,11 +310,19 @@ impl Conn {
         &self,
         encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
     ) -> Result<oneshot::Receiver<Result<Bytes>>> {
+        self.queue_sized(0, encode).await
+    }
+
+    async fn queue_sized(
+        &self,
+        capacity: usize,
+        encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
+    ) -> Result<oneshot::Receiver<Result<Bytes>>> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
         let corr = self.next_correlation();
-        let mut buf = BytesMut::new();
+        let mut buf = BytesMut::with_capacity(capacity);
         encode(&mut buf, corr, self.shared.client_id.as_deref())
             .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
         let (tx, rx) = oneshot::channel();
@@ -355,7 +363,20 @@ impl Conn {
         req: &R,
         version: ApiVersion,
     ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
-        let rx = self.queue(|buf, corr, client_id| encode_request(buf, corr, client_id, req, version)).await?;
+        self.send_ordered_sized(req, version, 0).await
+    }
+
+    /// [`Conn::send_ordered`] encoding into a buffer of `capacity` bytes from the start (the
+    /// writer knows a Produce request's size), so a large frame is not grown by doubling.
+    pub(crate) async fn send_ordered_sized<R: Request>(
+        &self,
+        req: &R,
+        version: ApiVersion,
+        capacity: usize,
+    ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
+        let rx = self
+            .queue_sized(capacity, |buf, corr, client_id| encode_request(buf, corr, client_id, req, version))
+            .await?;
         let conn = self.clone();
         Ok(async move {
             let frame = conn.wait(R::API_KEY, rx).await?;

@@ -9,6 +9,7 @@ use crate::net::Acks;
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::compression::Compression;
 use kafkit_protocol::messages::{produce_request, InitProducerIdRequest, ProduceRequest, ProduceResponse};
+use kafkit_protocol::record::RecordBatch;
 use kafkit_protocol::ErrorCode;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -33,7 +34,8 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 5;
 /// Default [`WriterConfig::delivery_timeout`]: 120 s (Java `delivery.timeout.ms`).
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
-/// Default [`WriterConfig::queue_capacity`]: 100,000 messages waiting for the writer.
+/// Default [`WriterConfig::queue_capacity`]: 100,000 messages not yet acknowledged
+/// (librdkafka's `queue.buffering.max.messages` default).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
 /// Default [`WriterConfig::max_request_bytes`]: 1 MiB (Java `max.request.size`).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -82,7 +84,8 @@ pub struct WriterConfig {
     /// Create topics that do not exist, through Metadata's `allow_auto_topic_creation`
     /// (kafka-go `AllowAutoTopicCreation`). Default `false`.
     pub allow_auto_topic_creation: bool,
-    /// Most messages waiting to be batched; `write` waits for room beyond. Default
+    /// Most messages written and not yet acknowledged (queued or in flight); `write` waits
+    /// for room beyond (librdkafka `queue.buffering.max.messages`). Default
     /// [`DEFAULT_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
     /// Most bytes of record batches in one Produce request to a broker; a single larger
@@ -304,8 +307,9 @@ impl Drop for Resolver {
 pub struct DeliveryFuture {
     outcome: Arc<Outcome>,
     index: u32,
-    /// Where this future's waker sits in the outcome's list, once registered.
-    slot: Option<usize>,
+    /// Where this future's waker sits in the outcome's list once registered (`u32::MAX`
+    /// before): the future is 16 bytes.
+    slot: u32,
 }
 
 impl std::fmt::Debug for DeliveryFuture {
@@ -331,16 +335,14 @@ impl Future for DeliveryFuture {
             })),
             Some(Err(e)) => Poll::Ready(Err(e.dup())),
             None => {
-                match this.slot {
-                    Some(i) if i < s.wakers.len() => {
-                        if !s.wakers[i].will_wake(cx.waker()) {
-                            s.wakers[i] = cx.waker().clone();
-                        }
+                let i = this.slot as usize;
+                if i < s.wakers.len() {
+                    if !s.wakers[i].will_wake(cx.waker()) {
+                        s.wakers[i] = cx.waker().clone();
                     }
-                    _ => {
-                        this.slot = Some(s.wakers.len());
-                        s.wakers.push(cx.waker().clone());
-                    }
+                } else {
+                    this.slot = s.wakers.len() as u32;
+                    s.wakers.push(cx.waker().clone());
                 }
                 Poll::Pending
             }
@@ -389,9 +391,12 @@ fn message_size(m: &Message) -> usize {
 
 /// A batch still taking messages, or full and waiting for its partition's turn.
 struct OpenBatch {
+    /// The messages; once encoded, kept only for a [`Completion`].
     messages: Vec<Message>,
-    /// Record timestamps (ms), one per message.
+    /// Record timestamps (ms), one per message; dropped once encoded.
     timestamps: Vec<i64>,
+    /// How many messages.
+    count: usize,
     bytes: usize,
     created: Instant,
     /// Flushes asked for before it was opened: flush `g` waits for batches of generation
@@ -434,8 +439,9 @@ impl TopicQueues {
 #[derive(Default)]
 struct Acc {
     topics: HashMap<String, TopicQueues>,
-    /// Messages in queued batches (not yet taken to be sent).
-    queued: usize,
+    /// Messages written and not yet acknowledged or failed, queued or in flight (what
+    /// [`WriterConfig::queue_capacity`] bounds).
+    outstanding: usize,
     /// Flushes asked for so far (the generation of new batches).
     generation: u64,
     /// Unfinished batches per generation, oldest first.
@@ -592,7 +598,7 @@ impl Writer {
                 if let Some(reason) = &acc.fatal {
                     return Err(Error::Fatal(reason.clone()));
                 }
-                if acc.queued >= cfg.queue_capacity.max(1) {
+                if acc.outstanding >= cfg.queue_capacity.max(1) {
                     // Registered under the lock, so the task's wake-up cannot be missed.
                     room.as_mut().enable();
                 } else if let Some(t) =
@@ -608,7 +614,7 @@ impl Writer {
                     let size = message_size(&msg);
                     let open = q.batches.back().is_some_and(|b| {
                         b.generation == acc.generation
-                            && b.messages.len() < cfg.batch_size
+                            && b.count < cfg.batch_size
                             && b.bytes + size <= cfg.batch_bytes
                     });
                     // The task is woken when a partition's queue starts (to time its linger)
@@ -623,6 +629,7 @@ impl Writer {
                         q.batches.push_back(OpenBatch {
                             messages: Vec::new(),
                             timestamps: Vec::new(),
+                            count: 0,
                             bytes: 0,
                             created: Instant::now(),
                             generation: acc.generation,
@@ -634,18 +641,19 @@ impl Writer {
                         });
                     }
                     let Some(b) = q.batches.back_mut() else { return Err(Error::Closed) };
-                    let index = b.messages.len() as u32;
+                    let index = b.count as u32;
                     b.messages.push(msg);
                     b.timestamps.push(timestamp);
+                    b.count += 1;
                     b.bytes += size;
-                    wake |= b.messages.len() >= cfg.batch_size || b.bytes >= cfg.batch_bytes;
+                    wake |= b.count >= cfg.batch_size || b.bytes >= cfg.batch_bytes;
                     let outcome = b.outcome.0.clone();
-                    acc.queued += 1;
+                    acc.outstanding += 1;
                     drop(guard);
                     if wake {
                         sh.wake.notify_one();
                     }
-                    return Ok(DeliveryFuture { outcome, index, slot: None });
+                    return Ok(DeliveryFuture { outcome, index, slot: u32::MAX });
                 } else {
                     drop(guard);
                     let topic = topic.to_string();
@@ -846,7 +854,7 @@ impl Engine {
             }
             if tasks.is_empty() && self.parts.values().all(|p| p.batches.is_empty()) {
                 let acc = lock(&shared.acc);
-                if acc.closed && acc.queued == 0 && acc.live.is_empty() {
+                if acc.closed && acc.outstanding == 0 && acc.live.is_empty() {
                     return;
                 }
             }
@@ -895,7 +903,6 @@ impl Engine {
                     let Some(q) = q else { continue };
                     while q.batches.front().is_some_and(|b| now.duration_since(b.created) >= cfg.delivery_timeout) {
                         if let Some(b) = q.batches.pop_front() {
-                            acc.queued -= b.messages.len();
                             expired.push((t.name.clone(), id as i32, b));
                         }
                     }
@@ -912,7 +919,7 @@ impl Engine {
                         let Some(b) = q.batches.front() else { break };
                         let due = b.created + cfg.linger;
                         let go = q.batches.len() > 1
-                            || b.messages.len() >= cfg.batch_size
+                            || b.count >= cfg.batch_size
                             || b.bytes >= cfg.batch_bytes
                             || b.generation < generation
                             || closed
@@ -922,15 +929,11 @@ impl Engine {
                             break;
                         }
                         let Some(b) = q.batches.pop_front() else { break };
-                        acc.queued -= b.messages.len();
                         ready.push((key.clone(), b));
                         room -= 1;
                     }
                 }
             }
-        }
-        if !ready.is_empty() || !expired.is_empty() {
-            sh.room.notify_waiters();
         }
         for (topic, partition, b) in expired {
             let e = Error::DeliveryTimeout { topic: topic.to_string(), partition, timeout: cfg.delivery_timeout };
@@ -958,7 +961,8 @@ impl Engine {
             }
         }
         let compression = self.shared.config.compression;
-        for (key, open) in ready {
+        let keep_messages = self.shared.config.completion.is_some();
+        for (key, mut open) in ready {
             let id = self.next_batch_id;
             self.next_batch_id += 1;
             let p = self.parts.entry(key.clone()).or_default();
@@ -966,7 +970,13 @@ impl Engine {
             match encode(&open, compression, self.producer, base_sequence) {
                 Ok(encoded) => {
                     if self.producer.is_some() {
-                        p.next_sequence = p.next_sequence.wrapping_add(open.messages.len() as i32) & i32::MAX;
+                        p.next_sequence = p.next_sequence.wrapping_add(open.count as i32) & i32::MAX;
+                    }
+                    // Retries resend the encoding and an epoch bump rewrites its header, so
+                    // the messages are kept only for a completion.
+                    open.timestamps = Vec::new();
+                    if !keep_messages {
+                        open.messages = Vec::new();
                     }
                     p.batches.insert(
                         id,
@@ -1068,8 +1078,11 @@ impl Engine {
             }
         };
         let mut topics: Vec<produce_request::TopicProduceData> = Vec::new();
+        // The frame: the batches plus headers, topic names and per-partition fields.
+        let mut size = 256;
         for (key, id) in &entries {
             let Some(b) = self.parts.get(key).and_then(|p| p.batches.get(id)) else { continue };
+            size += b.encoded.len() + key.0.len() + 32;
             let data = produce_request::PartitionProduceData::default()
                 .with_index(key.1)
                 .with_records(Some(b.encoded.clone()));
@@ -1089,7 +1102,7 @@ impl Engine {
             return;
         }
         let sent = match conn.version_for::<ProduceRequest>() {
-            Ok(v) => conn.send_ordered(&req, v).await,
+            Ok(v) => conn.send_ordered_sized(&req, v, size).await,
             Err(e) => Err(e),
         };
         match sent {
@@ -1150,7 +1163,7 @@ impl Engine {
         let e = match outcome {
             Ok(base) => {
                 let c = &self.shared.counters;
-                let n = batch.open.messages.len() as u64;
+                let n = batch.open.count as u64;
                 c.messages.fetch_add(n, Ordering::Relaxed);
                 c.bytes.fetch_add(batch.open.bytes as u64, Ordering::Relaxed);
                 c.batches.fetch_add(1, Ordering::Relaxed);
@@ -1213,7 +1226,7 @@ impl Engine {
     fn finish(&self, b: OpenBatch, r: Result<i64>) {
         let sh = &*self.shared;
         if r.is_err() {
-            sh.counters.errors.fetch_add(b.messages.len() as u64, Ordering::Relaxed);
+            sh.counters.errors.fetch_add(b.count as u64, Ordering::Relaxed);
         }
         if let Some(f) = &sh.config.completion {
             let o = &b.outcome.0;
@@ -1226,13 +1239,18 @@ impl Engine {
             }
         }
         b.outcome.0.resolve(r);
-        lock(&sh.acc).settle(b.generation);
+        {
+            let mut acc = lock(&sh.acc);
+            acc.outstanding -= b.count;
+            acc.settle(b.generation);
+        }
+        sh.room.notify_waiters();
     }
 
     /// A new epoch (KIP-360): an idempotent producer without a transactional id has no
     /// coordinator and bumps its epoch itself; only when the epoch would overflow does it ask
     /// InitProducerId for a new producer id. Every unacknowledged batch is then renumbered
-    /// from sequence 0 per partition, in order, and re-encoded.
+    /// from sequence 0 per partition, in order, its header rewritten in place.
     async fn bump_epoch(&mut self) {
         let next = match self.producer {
             Some(p) if p.epoch < i16::MAX - 1 => Ok(ProducerId { id: p.id, epoch: p.epoch + 1 }),
@@ -1241,16 +1259,16 @@ impl Engine {
         match next {
             Ok(pid) => {
                 self.producer = Some(pid);
-                let compression = self.shared.config.compression;
                 for p in self.parts.values_mut() {
                     let mut seq = 0i32;
                     for id in &p.resend {
                         if let Some(b) = p.batches.get_mut(id) {
                             b.base_sequence = seq;
-                            seq += b.open.messages.len() as i32;
-                            match encode(&b.open, compression, Some(pid), b.base_sequence) {
-                                Ok(e) => b.encoded = e,
-                                Err(e) => tracing::warn!(error = %e, "re-encoding a batch failed"),
+                            seq += b.open.count as i32;
+                            let mut buf = BytesMut::from(&b.encoded[..]);
+                            match RecordBatch::set_producer_state(&mut buf, pid.id, pid.epoch, b.base_sequence) {
+                                Ok(()) => b.encoded = buf.freeze(),
+                                Err(e) => tracing::warn!(error = %e, "rewriting a batch's producer state failed"),
                             }
                         }
                     }
