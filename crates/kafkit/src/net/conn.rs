@@ -528,6 +528,20 @@ async fn write_loop(
     let _ = wr.shutdown().await;
 }
 
+/// Makes room to read into. A frame whose size prefix is in is given room toward its
+/// end, growing at most to twice what has arrived (plus 64 KiB), so a large response is
+/// copied a few times rather than once per 64 KiB, and a size prefix alone never makes a big
+/// allocation.
+fn reserve_for_frame(buf: &mut BytesMut) {
+    const STEP: usize = 64 * 1024;
+    let declared = (buf.len() >= 4).then(|| i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]).max(0) as usize + 4);
+    let missing = declared.map_or(STEP, |d| d.saturating_sub(buf.len()).max(STEP / 8));
+    let want = missing.min(buf.len().max(STEP));
+    if buf.capacity() - buf.len() < want.min(8 * 1024).max(1) || buf.capacity() - buf.len() < want / 2 {
+        buf.reserve(want);
+    }
+}
+
 async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Weak<Shared>, max_response_bytes: usize) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let reason = loop {
@@ -561,9 +575,7 @@ async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Wea
             Ok(None) => {}
             Err(e) => break format!("bad response frame: {e}"),
         }
-        if buf.capacity() - buf.len() < 8 * 1024 {
-            buf.reserve(64 * 1024);
-        }
+        reserve_for_frame(&mut buf);
         match rd.read_buf(&mut buf).await {
             Ok(0) => break "the broker closed the connection".to_string(),
             Ok(_) => {}
