@@ -682,7 +682,7 @@ fn json_line(m: &Message) -> String {
         headers.insert(h.key.clone(), v);
     }
     let mut o = serde_json::json!({
-        "topic": m.topic,
+        "topic": &*m.topic,
         "partition": m.partition,
         "offset": m.offset,
         "timestamp": m.time.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_millis() as i64),
@@ -774,7 +774,7 @@ async fn consume_group(seeds: &[&str], args: ConsumeArgs) -> Outcome {
                     if let Some(b) = &bar {
                         b.inc(1);
                     }
-                    pending.insert((m.topic.clone(), m.partition), m);
+                    pending.insert((m.topic.to_string(), m.partition), m);
                 }
             },
         }

@@ -10,8 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// `partition` are chosen by the writer. A read message carries all fields.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Message {
-    /// The topic.
-    pub topic: String,
+    /// The topic: when writing, empty for the writer's own
+    /// ([`crate::WriterConfig::topic`]); when read, shared by the messages of a fetch (an
+    /// `Arc`, so reading allocates no topic string per message).
+    pub topic: std::sync::Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The offset (set when read).
@@ -34,6 +36,12 @@ impl Message {
     /// A message with this key and value.
     pub fn new(key: impl Into<Option<Bytes>>, value: impl Into<Option<Bytes>>) -> Self {
         Message { key: key.into(), value: value.into(), ..Message::default() }
+    }
+    /// Sets the topic (for a writer without [`crate::WriterConfig::topic`]).
+    #[must_use]
+    pub fn with_topic(mut self, topic: impl Into<std::sync::Arc<str>>) -> Self {
+        self.topic = topic.into();
+        self
     }
     /// Adds a header.
     #[must_use]

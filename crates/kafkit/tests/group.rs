@@ -319,7 +319,7 @@ async fn explicit_commits_pause_resume_lag_and_a_topic_created_later() {
     let mut again: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     while new.len() < 4 || again.values().map(Vec::len).sum::<usize>() < total {
         let m = tokio::time::timeout(Duration::from_secs(20), r.fetch_message()).await.expect("a message").unwrap();
-        if m.topic == t2 {
+        if *m.topic == *t2 {
             new.push(m);
         } else {
             again.entry(m.partition).or_default().push(m.offset);

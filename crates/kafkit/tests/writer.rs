@@ -176,7 +176,7 @@ async fn bad_settings_and_unknown_topics_are_clear_errors() {
     let err = w.write(msg("k", "v".into())).await.unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     let mut m = msg("k", "v".into());
-    m.topic = unique_topic("nowhere");
+    m.topic = unique_topic("nowhere").into();
     let err = w.write(m).await.unwrap_err();
     assert_eq!(err.error_code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
 
@@ -185,9 +185,9 @@ async fn bad_settings_and_unknown_topics_are_clear_errors() {
     create(&broker.addr, &a, 1).await;
     create(&broker.addr, &b, 2).await;
     let mut ma = msg("k", "to a".into());
-    ma.topic = a.clone();
+    ma.topic = a.as_str().into();
     let mut mb = msg("k", "to b".into());
-    mb.topic = b.clone();
+    mb.topic = b.as_str().into();
     let r = w.write_messages(vec![ma, mb]).await.unwrap();
     assert_eq!((r[0].topic.as_str(), r[1].topic.as_str()), (a.as_str(), b.as_str()));
     let _ = w.cluster().any_broker(Workload::Admin).await.unwrap();

@@ -477,7 +477,7 @@ impl Reader {
         };
         let mut highest: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for m in messages {
-            let e = highest.entry(TopicPartition::new(m.topic.clone(), m.partition)).or_insert(m.offset);
+            let e = highest.entry(TopicPartition::new(&*m.topic, m.partition)).or_insert(m.offset);
             *e = (*e).max(m.offset);
         }
         let mut offsets = Vec::new();

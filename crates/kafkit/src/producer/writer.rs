@@ -592,7 +592,9 @@ impl Writer {
             let generation = sh.cluster.metadata_generation();
             let room = sh.room.notified();
             tokio::pin!(room);
-            {
+            // `Some` to wait for room, `None` to load the topic; the guard is gone before
+            // either wait, so the future stays `Send`.
+            let load = {
                 let mut guard = lock(&sh.acc);
                 let acc = &mut *guard;
                 if let Some(reason) = &acc.fatal {
@@ -601,6 +603,7 @@ impl Writer {
                 if acc.outstanding >= cfg.queue_capacity.max(1) {
                     // Registered under the lock, so the task's wake-up cannot be missed.
                     room.as_mut().enable();
+                    Some(())
                 } else if let Some(t) =
                     acc.topics.get_mut(topic).filter(|t| t.meta_generation == generation)
                 {
@@ -655,13 +658,14 @@ impl Writer {
                     }
                     return Ok(DeliveryFuture { outcome, index, slot: u32::MAX });
                 } else {
-                    drop(guard);
-                    let topic = topic.to_string();
-                    self.load_topic(&topic, generation).await?;
-                    continue;
+                    None
                 }
+            };
+            match load {
+                // The topic's partitions are unknown or stale: read them, then try again.
+                None => self.load_topic(&topic.to_string(), generation).await?,
+                Some(()) => room.await,
             }
-            room.await;
         }
     }
 
@@ -1348,7 +1352,17 @@ fn encode(b: &OpenBatch, compression: Compression, producer: Option<ProducerId>,
 
 #[cfg(test)]
 mod tests {
-    use super::seq_before;
+    use super::{seq_before, Message, Writer};
+
+    /// Fails to compile if a writer's futures stop being `Send` (a lock guard held across an
+    /// await once made them so): they must run in spawned tasks.
+    #[allow(dead_code)]
+    fn futures_are_send(w: &Writer) {
+        fn send<T: Send>(_: T) {}
+        send(w.write(Message::default()));
+        send(w.write_messages(Vec::new()));
+        send(w.flush());
+    }
 
     #[test]
     fn sequences_compare_across_the_wrap() {
