@@ -3,14 +3,16 @@
 //! kafka-consumer-perf-test).
 
 use bytes::Bytes;
-use kafkit::{Acks, Compression, DeliveryFuture, Error, Message, Reader, ReaderConfig, TopicConfig, Writer, WriterConfig};
+use kafkit::{
+    Acks, Compression, DeliveryFuture, Error, Message, Reader, ReaderConfig, TopicConfig, Writer, WriterConfig,
+};
+use kafkit_cli::report::{percentiles, usage, Report};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use kafkit_cli::report::{percentiles, usage, Report};
 use std::time::{Duration, Instant, SystemTime};
 
 #[derive(clap::Args)]
@@ -212,7 +214,11 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
     }
     while seen.records.load(Ordering::Acquire) < a.records {
         if tasks.iter().all(|t| t.is_finished()) {
-            return Err(format!("only {} of {} records could be read", seen.records.load(Ordering::Acquire), a.records));
+            return Err(format!(
+                "only {} of {} records could be read",
+                seen.records.load(Ordering::Acquire),
+                a.records
+            ));
         }
         let _ = tokio::time::timeout(Duration::from_millis(100), seen.enough.notified()).await;
     }

@@ -245,7 +245,12 @@ pub fn run(args: Args) -> Result<(), String> {
                 );
                 if let Some(f) = raw.as_mut() {
                     use std::io::Write;
-                    let _ = writeln!(f, "{{\"workload\":{:?},\"client\":{client:?},\"rep\":{rep},\"report\":{}}}", w.name(), stdout.trim());
+                    let _ = writeln!(
+                        f,
+                        "{{\"workload\":{:?},\"client\":{client:?},\"rep\":{rep},\"report\":{}}}",
+                        w.name(),
+                        stdout.trim()
+                    );
                 }
                 runs[ci].push(r);
             }
@@ -257,11 +262,15 @@ pub fn run(args: Args) -> Result<(), String> {
 }
 
 fn cell(w: &Workload, r: &Run) -> String {
+    let rate = if r.records_per_sec >= 1e6 {
+        format!("{:.2}M/s", r.records_per_sec / 1e6)
+    } else {
+        format!("{:.1}k/s", r.records_per_sec / 1e3)
+    };
     format!(
-        "{:.2} s ({:.2} µs/rec), {:.2}M/s, {:.0} MiB",
+        "{:.2} s ({:.2} µs/rec), {rate}, {:.0} MiB",
         r.cpu_s,
         r.cpu_s * 1e6 / w.records as f64,
-        r.records_per_sec / 1e6,
         r.rss_bytes / 1048576.0
     )
 }

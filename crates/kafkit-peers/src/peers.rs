@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The settings every producer gets, kafkit included: linger 5 ms, batches of up to 1 MiB,
 /// acks=all (with idempotence where the client has it: kafkit and rdkafka; rskafka has
 /// none), at most 100,000 records waiting in the client.
-pub const FAIR: &str = "linger 5 ms, 1 MiB batches, acks=all, idempotent where supported, 100,000 records queued at most";
+pub const FAIR: &str =
+    "linger 5 ms, 1 MiB batches, acks=all, idempotent where supported, 100,000 records queued at most";
 
 const LINGER: Duration = Duration::from_millis(5);
 const BATCH_BYTES: usize = 1 << 20;
@@ -203,7 +204,8 @@ fn rdkafka_consume(a: &Args) -> Result<Report, String> {
 // ---- rskafka 0.6 ----
 
 async fn rskafka_partitions(a: &Args) -> Result<Vec<Arc<rskafka::client::partition::PartitionClient>>, String> {
-    let client = rskafka::client::ClientBuilder::new(vec![a.brokers.clone()]).build().await.map_err(|e| e.to_string())?;
+    let client =
+        rskafka::client::ClientBuilder::new(vec![a.brokers.clone()]).build().await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for p in 0..a.partitions {
         let pc = client

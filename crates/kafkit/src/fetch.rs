@@ -241,7 +241,8 @@ pub(crate) fn select(
             }
             out.bytes += r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
             // As `RecordBatch::timestamp_of`.
-            let timestamp = if log_append_time { max_timestamp } else { base_timestamp.wrapping_add(r.timestamp_delta) };
+            let timestamp =
+                if log_append_time { max_timestamp } else { base_timestamp.wrapping_add(r.timestamp_delta) };
             out.messages.push(Message {
                 topic: topic.clone(),
                 partition,

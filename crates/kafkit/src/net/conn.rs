@@ -537,7 +537,8 @@ fn reserve_for_frame(buf: &mut BytesMut) {
     let declared = (buf.len() >= 4).then(|| i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]).max(0) as usize + 4);
     let missing = declared.map_or(STEP, |d| d.saturating_sub(buf.len()).max(STEP / 8));
     let want = missing.min(buf.len().max(STEP));
-    if buf.capacity() - buf.len() < want.min(8 * 1024).max(1) || buf.capacity() - buf.len() < want / 2 {
+    let spare = buf.capacity() - buf.len();
+    if spare < STEP / 8 || spare < want / 2 {
         buf.reserve(want);
     }
 }

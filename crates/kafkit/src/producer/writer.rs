@@ -454,7 +454,77 @@ struct Acc {
     fatal: Option<String>,
 }
 
+/// What [`Acc::append`] did with a message.
+enum Append {
+    /// Appended: its future, and whether the writer's task must look (a queue started or a
+    /// batch filled).
+    Done(DeliveryFuture, bool),
+    /// The balancer chose a partition the topic lacks.
+    Refused(Error),
+    /// The topic's partitions are unknown or stale; the message comes back.
+    Unknown(Message),
+}
+
 impl Acc {
+    /// Appends `msg` to its partition's open batch, or opens one: the producer's per-message
+    /// work (`Writer::write` under the lock, and the produce-path benchmark).
+    fn append(
+        &mut self,
+        cfg: &WriterConfig,
+        topic: &str,
+        meta_generation: u64,
+        msg: Message,
+        timestamp: i64,
+    ) -> Append {
+        let Some(t) = self.topics.get_mut(topic).filter(|t| t.meta_generation == meta_generation) else {
+            return Append::Unknown(msg);
+        };
+        let p = cfg.balancer.balance(&msg, &t.partitions);
+        let Some(Some(q)) = usize::try_from(p).ok().and_then(|i| t.parts.get_mut(i)) else {
+            return Append::Refused(Error::InvalidArgument(format!(
+                "the balancer chose partition {p}, which {} lacks",
+                t.name
+            )));
+        };
+        let size = message_size(&msg);
+        let open = q.batches.back().is_some_and(|b| {
+            b.generation == self.generation && b.count < cfg.batch_size && b.bytes + size <= cfg.batch_bytes
+        });
+        // The task is woken when a partition's queue starts (to time its linger) and when a
+        // batch fills; not for every message.
+        let mut wake = q.batches.is_empty();
+        if !open {
+            wake |= !q.batches.is_empty();
+            match self.live.back_mut() {
+                Some((g, n)) if *g == self.generation => *n += 1,
+                _ => self.live.push_back((self.generation, 1)),
+            }
+            q.batches.push_back(OpenBatch {
+                messages: Vec::new(),
+                timestamps: Vec::new(),
+                count: 0,
+                bytes: 0,
+                created: Instant::now(),
+                generation: self.generation,
+                outcome: Resolver(Arc::new(Outcome {
+                    topic: t.name.clone(),
+                    partition: p,
+                    state: Mutex::new(OutcomeState::default()),
+                })),
+            });
+        }
+        let Some(b) = q.batches.back_mut() else { return Append::Refused(Error::Closed) };
+        let index = b.count as u32;
+        b.messages.push(msg);
+        b.timestamps.push(timestamp);
+        b.count += 1;
+        b.bytes += size;
+        wake |= b.count >= cfg.batch_size || b.bytes >= cfg.batch_bytes;
+        let outcome = b.outcome.0.clone();
+        self.outstanding += 1;
+        Append::Done(DeliveryFuture { outcome, index, slot: u32::MAX }, wake)
+    }
+
     fn settle(&mut self, generation: u64) {
         if let Some(e) = self.live.iter_mut().find(|(g, _)| *g == generation) {
             e.1 = e.1.saturating_sub(1);
@@ -476,6 +546,8 @@ impl Acc {
 
 struct Shared {
     config: WriterConfig,
+    /// [`WriterConfig::topic`], shared with each write (empty without one).
+    topic: Arc<str>,
     cluster: Cluster,
     counters: Counters,
     acc: Mutex<Acc>,
@@ -545,6 +617,7 @@ impl Writer {
         let cluster = Cluster::connect(brokers, config.cluster.clone()).await?;
         let producer = if config.idempotent { Some(init_producer_id(&cluster).await?) } else { None };
         let shared = Arc::new(Shared {
+            topic: Arc::from(config.topic.as_deref().unwrap_or("")),
             config,
             cluster,
             counters: Counters::default(),
@@ -552,7 +625,8 @@ impl Writer {
             wake: Notify::new(),
             room: Notify::new(),
         });
-        let engine = Engine { shared: shared.clone(), parts: HashMap::new(), producer, next_batch_id: 0, bump_needed: false };
+        let engine =
+            Engine { shared: shared.clone(), parts: HashMap::new(), producer, next_batch_id: 0, bump_needed: false };
         tokio::spawn(engine.run());
         Ok(Writer { handle: Arc::new(Handle(shared)) })
     }
@@ -583,11 +657,12 @@ impl Writer {
         let sh = self.shared();
         let cfg = &sh.config;
         let timestamp = to_millis(*msg.time.get_or_insert_with(SystemTime::now));
-        let topic: &str = match (&cfg.topic, msg.topic.is_empty()) {
-            (Some(t), _) => t,
-            (None, false) => &msg.topic,
+        let topic: Arc<str> = match (&cfg.topic, msg.topic.is_empty()) {
+            (Some(_), _) => Arc::clone(&sh.topic),
+            (None, false) => Arc::clone(&msg.topic),
             (None, true) => return Err(Error::InvalidArgument("a message without a topic".into())),
         };
+        let topic = &*topic;
         loop {
             let generation = sh.cluster.metadata_generation();
             let room = sh.room.notified();
@@ -604,66 +679,26 @@ impl Writer {
                     // Registered under the lock, so the task's wake-up cannot be missed.
                     room.as_mut().enable();
                     Some(())
-                } else if let Some(t) =
-                    acc.topics.get_mut(topic).filter(|t| t.meta_generation == generation)
-                {
-                    let p = cfg.balancer.balance(&msg, &t.partitions);
-                    let Some(Some(q)) = usize::try_from(p).ok().and_then(|i| t.parts.get_mut(i)) else {
-                        return Err(Error::InvalidArgument(format!(
-                            "the balancer chose partition {p}, which {} lacks",
-                            t.name
-                        )));
-                    };
-                    let size = message_size(&msg);
-                    let open = q.batches.back().is_some_and(|b| {
-                        b.generation == acc.generation
-                            && b.count < cfg.batch_size
-                            && b.bytes + size <= cfg.batch_bytes
-                    });
-                    // The task is woken when a partition's queue starts (to time its linger)
-                    // and when a batch fills; not for every message.
-                    let mut wake = q.batches.is_empty();
-                    if !open {
-                        wake |= !q.batches.is_empty();
-                        match acc.live.back_mut() {
-                            Some((g, n)) if *g == acc.generation => *n += 1,
-                            _ => acc.live.push_back((acc.generation, 1)),
-                        }
-                        q.batches.push_back(OpenBatch {
-                            messages: Vec::new(),
-                            timestamps: Vec::new(),
-                            count: 0,
-                            bytes: 0,
-                            created: Instant::now(),
-                            generation: acc.generation,
-                            outcome: Resolver(Arc::new(Outcome {
-                                topic: t.name.clone(),
-                                partition: p,
-                                state: Mutex::new(OutcomeState::default()),
-                            })),
-                        });
-                    }
-                    let Some(b) = q.batches.back_mut() else { return Err(Error::Closed) };
-                    let index = b.count as u32;
-                    b.messages.push(msg);
-                    b.timestamps.push(timestamp);
-                    b.count += 1;
-                    b.bytes += size;
-                    wake |= b.count >= cfg.batch_size || b.bytes >= cfg.batch_bytes;
-                    let outcome = b.outcome.0.clone();
-                    acc.outstanding += 1;
-                    drop(guard);
-                    if wake {
-                        sh.wake.notify_one();
-                    }
-                    return Ok(DeliveryFuture { outcome, index, slot: u32::MAX });
                 } else {
-                    None
+                    match acc.append(cfg, topic, generation, msg, timestamp) {
+                        Append::Done(f, wake) => {
+                            drop(guard);
+                            if wake {
+                                sh.wake.notify_one();
+                            }
+                            return Ok(f);
+                        }
+                        Append::Refused(e) => return Err(e),
+                        Append::Unknown(m) => {
+                            msg = m;
+                            None
+                        }
+                    }
                 }
             };
             match load {
                 // The topic's partitions are unknown or stale: read them, then try again.
-                None => self.load_topic(&topic.to_string(), generation).await?,
+                None => self.load_topic(topic, generation).await?,
                 Some(()) => room.await,
             }
         }
@@ -1018,7 +1053,8 @@ impl Engine {
                     } else {
                         ErrorCode::UnknownTopicOrPartition
                     };
-                    let e = Error::Broker { code, context: format!("no leader for {}/{}", key.0, key.1), message: None };
+                    let e =
+                        Error::Broker { code, context: format!("no leader for {}/{}", key.0, key.1), message: None };
                     self.note_attempt(&key, id);
                     tasks.spawn(async move { (vec![(key, id)], Err(e)) });
                     continue;
@@ -1081,24 +1117,15 @@ impl Engine {
                 return;
             }
         };
-        let mut topics: Vec<produce_request::TopicProduceData> = Vec::new();
-        // The frame: the batches plus headers, topic names and per-partition fields.
-        let mut size = 256;
-        for (key, id) in &entries {
-            let Some(b) = self.parts.get(key).and_then(|p| p.batches.get(id)) else { continue };
-            size += b.encoded.len() + key.0.len() + 32;
-            let data = produce_request::PartitionProduceData::default()
-                .with_index(key.1)
-                .with_records(Some(b.encoded.clone()));
-            match topics.iter_mut().find(|t| *t.name == *key.0) {
-                Some(t) => t.partition_data.push(data),
-                None => topics.push(
-                    produce_request::TopicProduceData::default().with_name(key.0.to_string()).with_partition_data(vec![data]),
-                ),
-            }
-        }
         let acks = self.shared.config.acks;
-        let req = ProduceRequest::default().with_acks(acks.code()).with_timeout_ms(conn.timeout_ms()).with_topic_data(topics);
+        let (req, size) = produce_request(
+            acks,
+            conn.timeout_ms(),
+            entries.iter().filter_map(|(key, id)| {
+                let b = self.parts.get(key).and_then(|p| p.batches.get(id))?;
+                Some((&*key.0, key.1, &b.encoded))
+            }),
+        );
         self.shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         if acks == Acks::None {
             let r = conn.send_without_response(&req).await.map(|_| ProduceResponse::default());
@@ -1235,10 +1262,9 @@ impl Engine {
         if let Some(f) = &sh.config.completion {
             let o = &b.outcome.0;
             match &r {
-                Ok(base) => f(
-                    Ok(&Delivered { topic: o.topic.to_string(), partition: o.partition, offset: *base }),
-                    &b.messages,
-                ),
+                Ok(base) => {
+                    f(Ok(&Delivered { topic: o.topic.to_string(), partition: o.partition, offset: *base }), &b.messages)
+                }
                 Err(e) => f(Err(e), &b.messages),
             }
         }
@@ -1298,6 +1324,83 @@ impl Engine {
             }
         }
     }
+}
+
+/// One Produce request carrying a batch per (topic, partition, encoded batch), and the size
+/// its frame will about have (to size the buffer once).
+fn produce_request<'a>(
+    acks: Acks,
+    timeout_ms: i32,
+    batches: impl Iterator<Item = (&'a str, i32, &'a Bytes)>,
+) -> (ProduceRequest, usize) {
+    let mut topics: Vec<produce_request::TopicProduceData> = Vec::new();
+    // The batches plus headers, topic names and per-partition fields.
+    let mut size = 256;
+    for (topic, partition, encoded) in batches {
+        size += encoded.len() + topic.len() + 32;
+        let data =
+            produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(encoded.clone()));
+        match topics.iter_mut().find(|t| t.name == topic) {
+            Some(t) => t.partition_data.push(data),
+            None => topics.push(
+                produce_request::TopicProduceData::default()
+                    .with_name(topic.to_string())
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    (ProduceRequest::default().with_acks(acks.code()).with_timeout_ms(timeout_ms).with_topic_data(topics), size)
+}
+
+/// The produce path without I/O, for `benches/produce_path.rs`; not a stable API.
+///
+/// Appends `messages` to a topic of `partitions` partitions as [`Writer::write`] does (the
+/// balancer, the accumulator, one shared outcome per batch), then takes every batch, numbers
+/// and encodes it as an idempotent producer does, and encodes the Produce request frames
+/// (ProduceRequest v9, a batch per partition per request, as the writer's task sends them
+/// to one broker). Returns the frame bytes.
+///
+/// # Errors
+/// What the append or the encoding refuses.
+#[doc(hidden)]
+pub fn bench_produce_path(config: &WriterConfig, partitions: i32, messages: Vec<Message>) -> Result<usize> {
+    let name = "bench";
+    let mut acc = Acc::default();
+    let mut t = TopicQueues { name: Arc::from(name), meta_generation: 0, partitions: Vec::new(), parts: Vec::new() };
+    t.set_partitions((0..partitions).collect(), 0);
+    acc.topics.insert(name.to_string(), t);
+    let mut futures = Vec::with_capacity(messages.len());
+    for mut m in messages {
+        let timestamp = to_millis(*m.time.get_or_insert_with(SystemTime::now));
+        match acc.append(config, name, 0, m, timestamp) {
+            Append::Done(f, _) => futures.push(f),
+            Append::Refused(e) => return Err(e),
+            Append::Unknown(_) => return Err(Error::Closed),
+        }
+    }
+    let producer = Some(ProducerId { id: 1, epoch: 0 });
+    let mut sequences = vec![0i32; partitions as usize];
+    let mut total = 0;
+    let Some(t) = acc.topics.get_mut(name) else { return Err(Error::Closed) };
+    loop {
+        let mut round = Vec::new();
+        for (p, q) in t.parts.iter_mut().enumerate() {
+            let Some(b) = q.as_mut().and_then(|q| q.batches.pop_front()) else { continue };
+            let encoded = encode(&b, config.compression, producer, sequences[p])?;
+            sequences[p] += b.count as i32;
+            round.push((p as i32, encoded));
+        }
+        if round.is_empty() {
+            break;
+        }
+        let (req, size) = produce_request(config.acks, 30_000, round.iter().map(|(p, e)| (name, *p, e)));
+        let mut frame = BytesMut::with_capacity(size);
+        kafkit_protocol::frame::encode_request(&mut frame, 1, Some("kafkit"), &req, kafkit_protocol::ApiVersion(9))
+            .map_err(|source| Error::Encode { addr: String::new(), source })?;
+        total += frame.len();
+    }
+    drop(futures);
+    Ok(total)
 }
 
 /// The earlier of two optional instants.
