@@ -6,7 +6,7 @@ use bytes::Bytes;
 use kafkit::{
     Acks, Compression, DeliveryFuture, Error, Message, Reader, ReaderConfig, TopicConfig, Writer, WriterConfig,
 };
-use kafkit_cli::report::{percentiles, usage, Report};
+use kafkit_cli::report::Report;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -139,18 +139,8 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
     }
     let elapsed = started.elapsed();
     w.close().await.map_err(e)?;
-    let (cpu, rss) = usage();
-    Report {
-        what: "produce",
-        records: a.records,
-        bytes: a.records * (a.record_size + a.key_size) as u64,
-        elapsed,
-        latency_ms: percentiles(&mut lat),
-        latency_of: "send to acknowledgement",
-        cpu,
-        rss,
-    }
-    .print(a.json);
+    Report::finish("produce", a.records, a.records * (a.record_size + a.key_size) as u64, elapsed, &mut lat)
+        .print(a.json);
     Ok(())
 }
 
@@ -201,7 +191,7 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
                 };
                 let Ok(m) = m else { return };
                 n += 1;
-                bytes += (m.key.as_ref().map_or(0, |k| k.len()) + m.value.as_ref().map_or(0, |v| v.len())) as u64;
+                bytes += m.size() as u64;
                 if let Some(t) = m.time {
                     let d = SystemTime::now().duration_since(t).unwrap_or_default();
                     lat.push(d.as_micros().min(u32::MAX as u128) as u32);
@@ -229,17 +219,6 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
     let records = seen.records.load(Ordering::Acquire);
     let bytes = seen.bytes.load(Ordering::Acquire);
     let mut lat = std::mem::take(&mut *seen.lat.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    let (cpu, rss) = usage();
-    Report {
-        what: "consume",
-        records,
-        bytes,
-        elapsed,
-        latency_ms: percentiles(&mut lat),
-        latency_of: "record timestamp to receipt",
-        cpu,
-        rss,
-    }
-    .print(a.json);
+    Report::finish("consume", records, bytes, elapsed, &mut lat).print(a.json);
     Ok(())
 }

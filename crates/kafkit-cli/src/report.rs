@@ -59,6 +59,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a load test that just finished: this process's CPU and peak RSS so far,
+    /// and the percentiles of `latency_us` (sorted in place). `what` is `produce` (latency
+    /// from send to acknowledgement) or `consume` (from the record timestamp to receipt).
+    pub fn finish(what: &'static str, records: u64, bytes: u64, elapsed: Duration, latency_us: &mut [u32]) -> Report {
+        let (cpu, rss) = usage();
+        let latency_of = if what == "produce" { "send to acknowledgement" } else { "record timestamp to receipt" };
+        Report { what, records, bytes, elapsed, latency_ms: percentiles(latency_us), latency_of, cpu, rss }
+    }
+
     /// Prints one line of text, or one JSON object.
     pub fn print(&self, json: bool) {
         let secs = self.elapsed.as_secs_f64().max(1e-9);

@@ -1,7 +1,7 @@
 //! The peer clients, each configured as `kafkit perf` is (see [`FAIR`]), reporting the
 //! same fields.
 
-use kafkit_cli::report::{percentiles, usage, Report};
+use kafkit_cli::report::Report;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -76,12 +76,6 @@ fn micros(d: Duration) -> u32 {
 fn since_ms(ts_ms: i64) -> u32 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
     (now - ts_ms * 1000).clamp(0, u32::MAX as i64) as u32
-}
-
-fn finish(what: &'static str, records: u64, bytes: u64, elapsed: Duration, mut lat: Vec<u32>) -> Report {
-    let (cpu, rss) = usage();
-    let latency_of = if what == "produce" { "send to acknowledgement" } else { "record timestamp to receipt" };
-    Report { what, records, bytes, elapsed, latency_ms: percentiles(&mut lat), latency_of, cpu, rss }
 }
 
 // ---- rdkafka (librdkafka 2.12 through the rdkafka crate) ----
@@ -161,8 +155,8 @@ fn rdkafka_produce(a: &Args) -> Result<Report, String> {
     if failed > 0 {
         return Err(format!("{failed} records not acknowledged"));
     }
-    let lat = std::mem::take(&mut *ctx.lat.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    Ok(finish("produce", a.records, a.records * a.record_size as u64, elapsed, lat))
+    let mut lat = std::mem::take(&mut *ctx.lat.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    Ok(Report::finish("produce", a.records, a.records * a.record_size as u64, elapsed, &mut lat))
 }
 
 fn rdkafka_consume(a: &Args) -> Result<Report, String> {
@@ -198,7 +192,7 @@ fn rdkafka_consume(a: &Args) -> Result<Report, String> {
             None => {}
         }
     }
-    Ok(finish("consume", n, bytes, t0.elapsed(), lat))
+    Ok(Report::finish("consume", n, bytes, t0.elapsed(), &mut lat))
 }
 
 // ---- rskafka 0.6 ----
@@ -272,7 +266,7 @@ async fn rskafka_produce(a: &Args) -> Result<Report, String> {
     if failed > 0 {
         return Err(format!("{failed} records not acknowledged"));
     }
-    Ok(finish("produce", a.records, a.records * a.record_size as u64, elapsed, lat))
+    Ok(Report::finish("produce", a.records, a.records * a.record_size as u64, elapsed, &mut lat))
 }
 
 async fn rskafka_consume(a: &Args) -> Result<Report, String> {
@@ -318,5 +312,5 @@ async fn rskafka_consume(a: &Args) -> Result<Report, String> {
     for t in tasks {
         t.abort();
     }
-    Ok(finish("consume", n, bytes, elapsed, lat))
+    Ok(Report::finish("consume", n, bytes, elapsed, &mut lat))
 }

@@ -239,11 +239,10 @@ pub(crate) fn select(
             if offset < from {
                 continue;
             }
-            out.bytes += r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
             // As `RecordBatch::timestamp_of`.
             let timestamp =
                 if log_append_time { max_timestamp } else { base_timestamp.wrapping_add(r.timestamp_delta) };
-            out.messages.push(Message {
+            let m = Message {
                 topic: topic.clone(),
                 partition,
                 offset,
@@ -252,7 +251,9 @@ pub(crate) fn select(
                 value: r.value,
                 headers: r.headers,
                 time: from_millis(timestamp),
-            });
+            };
+            out.bytes += m.size();
+            out.messages.push(m);
         }
     }
     out

@@ -37,6 +37,10 @@ impl Message {
     pub fn new(key: impl Into<Option<Bytes>>, value: impl Into<Option<Bytes>>) -> Self {
         Message { key: key.into(), value: value.into(), ..Message::default() }
     }
+    /// Key and value bytes: what batch limits, `LeastBytes` and the byte counters count.
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, |k| k.len()) + self.value.as_ref().map_or(0, |v| v.len())
+    }
     /// Sets the topic (for a writer without [`crate::WriterConfig::topic`]).
     #[must_use]
     pub fn with_topic(mut self, topic: impl Into<std::sync::Arc<str>>) -> Self {

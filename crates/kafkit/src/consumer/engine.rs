@@ -275,7 +275,7 @@ impl Engine {
                 }
                 self.wake.notify_waiters();
             }
-            let size = m.key.as_ref().map_or(0, |k| k.len()) + m.value.as_ref().map_or(0, |v| v.len());
+            let size = m.size();
             self.counters.messages.fetch_add(1, Ordering::Relaxed);
             self.counters.bytes.fetch_add(size as u64, Ordering::Relaxed);
             if mark {

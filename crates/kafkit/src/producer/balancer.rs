@@ -72,7 +72,7 @@ impl LeastBytes {
 
 impl Balancer for LeastBytes {
     fn balance(&self, msg: &Message, partitions: &[i32]) -> i32 {
-        let size = msg.key.as_ref().map_or(0, |k| k.len()) + msg.value.as_ref().map_or(0, |v| v.len());
+        let size = msg.size();
         let Ok(mut sent) = self.sent.lock() else { return partitions[0] };
         let of = |sent: &Vec<u64>, p: i32| usize::try_from(p).ok().and_then(|i| sent.get(i).copied()).unwrap_or(0);
         let p = *partitions.iter().min_by_key(|p| (of(&sent, **p), **p)).unwrap_or(&partitions[0]);

@@ -384,11 +384,6 @@ struct Counters {
     batch_time_us: AtomicU64,
 }
 
-/// Key and value bytes of a message (what batch limits count).
-fn message_size(m: &Message) -> usize {
-    m.key.as_ref().map_or(0, |k| k.len()) + m.value.as_ref().map_or(0, |v| v.len())
-}
-
 /// A batch still taking messages, or full and waiting for its partition's turn.
 struct OpenBatch {
     /// The messages; once encoded, kept only for a [`Completion`].
@@ -486,7 +481,7 @@ impl Acc {
                 t.name
             )));
         };
-        let size = message_size(&msg);
+        let size = msg.size();
         let open = q.batches.back().is_some_and(|b| {
             b.generation == self.generation && b.count < cfg.batch_size && b.bytes + size <= cfg.batch_bytes
         });
