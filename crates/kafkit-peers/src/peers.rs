@@ -111,12 +111,15 @@ fn rdkafka_config(a: &Args) -> rdkafka::ClientConfig {
     c
 }
 
+/// rdkafka's `ThreadedProducer`: its own thread polls for delivery reports, the way that
+/// spent the least CPU per record here (a `BaseProducer` polled from the sending loop every
+/// 1,024 sends spent 0.99-1.02 s on 1M x 100 B against 0.78-0.86 s, at the same rate).
 fn rdkafka_produce(a: &Args) -> Result<Report, String> {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
     let started = Instant::now();
     let ctx = Deliveries { started, lat: Mutex::new(Vec::new()), failed: AtomicU64::new(0) };
-    let producer: BaseProducer<Deliveries> = rdkafka_config(a)
+    let producer: ThreadedProducer<Deliveries> = rdkafka_config(a)
         .set("linger.ms", LINGER.as_millis().to_string())
         .set("batch.size", BATCH_BYTES.to_string())
         // batch.num.messages (default 10,000) and message.max.bytes (1,000,000) would
@@ -131,7 +134,7 @@ fn rdkafka_produce(a: &Args) -> Result<Report, String> {
         .map_err(|e| e.to_string())?;
     let value = vec![b'x'; a.record_size];
     let t0 = Instant::now();
-    for i in 0..a.records {
+    for _ in 0..a.records {
         let sent = started.elapsed().as_micros() as usize;
         let mut rec = BaseRecord::<(), [u8], usize>::with_opaque_to(&a.topic, sent).payload(&value[..]);
         loop {
@@ -139,13 +142,11 @@ fn rdkafka_produce(a: &Args) -> Result<Report, String> {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     rec = r;
-                    producer.poll(Duration::from_millis(1));
+                    // The producer's own thread serves callbacks; wait for room.
+                    std::thread::sleep(Duration::from_micros(200));
                 }
                 Err((e, _)) => return Err(e.to_string()),
             }
-        }
-        if i % 1024 == 0 {
-            producer.poll(Duration::ZERO);
         }
     }
     producer.flush(Duration::from_secs(120)).map_err(|e| e.to_string())?;
