@@ -194,6 +194,29 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// The metadata of `topic`/`partition` when it has a partition leader: else the retriable
+/// `UNKNOWN_TOPIC_OR_PARTITION` when the metadata lacks it, or its error (else
+/// `LEADER_NOT_AVAILABLE`) when it has no leader now.
+pub(crate) fn with_leader<'a>(
+    topic: &str,
+    partition: i32,
+    p: Option<&'a PartitionMetadata>,
+) -> Result<&'a PartitionMetadata> {
+    let p = p.ok_or_else(|| Error::Broker {
+        code: ErrorCode::UnknownTopicOrPartition,
+        context: format!("{topic}/{partition} is not in the metadata"),
+        message: None,
+    })?;
+    if p.leader < 0 {
+        return Err(Error::Broker {
+            code: p.error.unwrap_or(ErrorCode::LeaderNotAvailable),
+            context: format!("{topic}/{partition} has no leader"),
+            message: None,
+        });
+    }
+    Ok(p)
+}
+
 /// Errors after which metadata is refreshed before the next try: the partition leader, the
 /// topic or the broker changed (Java `InvalidMetadataException` and its kin).
 fn calls_for_refresh(e: &Error) -> bool {
@@ -405,18 +428,7 @@ impl Cluster {
     /// which refreshes the metadata first.
     pub async fn leader(&self, topic: &str, partition: i32, workload: Workload) -> Result<(Conn, PartitionMetadata)> {
         let t = self.topic(topic).await?;
-        let p = t.partition(partition).cloned().ok_or_else(|| Error::Broker {
-            code: ErrorCode::UnknownTopicOrPartition,
-            context: format!("{topic}/{partition} is not in the metadata"),
-            message: None,
-        })?;
-        if p.leader < 0 {
-            return Err(Error::Broker {
-                code: p.error.unwrap_or(ErrorCode::LeaderNotAvailable),
-                context: format!("{topic}/{partition} has no leader"),
-                message: None,
-            });
-        }
+        let p = with_leader(topic, partition, t.partition(partition))?.clone();
         Ok((self.broker(p.leader, workload).await?, p))
     }
 

@@ -1012,6 +1012,7 @@ impl Engine {
                     if !keep_messages {
                         open.messages = Vec::new();
                     }
+                    let sent_behind = !p.inflight.is_empty();
                     p.batches.insert(
                         id,
                         Batch {
@@ -1021,12 +1022,9 @@ impl Engine {
                             first_sent: None,
                             attempts: 0,
                             not_before: now,
-                            sent_behind: false,
+                            sent_behind,
                         },
                     );
-                    if let Some(b) = p.batches.get_mut(&id) {
-                        b.sent_behind = !p.inflight.is_empty();
-                    }
                     p.inflight.push_back(id);
                     go.push((key, id));
                 }
@@ -1040,16 +1038,9 @@ impl Engine {
         let meta = self.shared.cluster.metadata();
         let mut by_leader: Vec<(i32, Vec<(PartKey, u64)>)> = Vec::new();
         for (key, id) in go {
-            let leader = match meta.partition(&key.0, key.1) {
-                Some(pm) if pm.leader >= 0 => pm.leader,
-                found => {
-                    let code = if found.is_some() {
-                        ErrorCode::LeaderNotAvailable
-                    } else {
-                        ErrorCode::UnknownTopicOrPartition
-                    };
-                    let e =
-                        Error::Broker { code, context: format!("no leader for {}/{}", key.0, key.1), message: None };
+            let leader = match crate::cluster::with_leader(&key.0, key.1, meta.partition(&key.0, key.1)) {
+                Ok(p) => p.leader,
+                Err(e) => {
                     self.note_attempt(&key, id);
                     tasks.spawn(async move { (vec![(key, id)], Err(e)) });
                     continue;
