@@ -6,14 +6,12 @@ use bytes::Bytes;
 use kafkit::{
     Acks, Compression, DeliveryFuture, Error, Message, Reader, ReaderConfig, TopicConfig, Writer, WriterConfig,
 };
-use kafkit_cli::report::Report;
+use kafkit_cli::report::{Receipts, Report};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 #[derive(clap::Args)]
 pub struct ProduceArgs {
@@ -58,6 +56,16 @@ pub struct ConsumeArgs {
     /// Records to read (from the start of every partition).
     #[arg(long, default_value_t = 1_000_000)]
     pub records: u64,
+    /// Fetches in flight per partition leader (`ReaderConfig::fetch_concurrency`).
+    #[arg(long, default_value_t = kafkit::consumer::DEFAULT_FETCH_CONCURRENCY)]
+    pub fetch_concurrency: usize,
+    /// Most bytes per partition per fetch (`ReaderConfig::max_bytes`, Java
+    /// `max.partition.fetch.bytes`).
+    #[arg(long, default_value_t = kafkit::consumer::DEFAULT_READER_MAX_BYTES)]
+    pub max_bytes: i32,
+    /// Fetched, unread message bytes the reader may hold (`ReaderConfig::prefetch_bytes`).
+    #[arg(long, default_value_t = kafkit::consumer::DEFAULT_PREFETCH_BYTES)]
+    pub prefetch_bytes: usize,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -148,77 +156,41 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
     let e = |e: Error| e.to_string();
     let c = kafkit::Cluster::connect(seeds, cluster.clone()).await.map_err(e)?;
     let t = c.topic(&a.topic).await.map_err(e)?;
-    // What the partitions' readers have read so far; each publishes before it waits for
-    // data and every 4,096 records, so no timer runs per record.
-    #[derive(Default)]
-    struct Seen {
-        records: AtomicU64,
-        bytes: AtomicU64,
-        lat: std::sync::Mutex<Vec<u32>>,
-        enough: tokio::sync::Notify,
-    }
-    let seen = Arc::new(Seen::default());
-    let want = a.records;
-    let publish = move |seen: &Seen, n: &mut u64, bytes: &mut u64, lat: &mut Vec<u32>| {
-        seen.lat.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(lat);
-        seen.bytes.fetch_add(std::mem::take(bytes), Ordering::Relaxed);
-        if seen.records.fetch_add(std::mem::take(n), Ordering::AcqRel) + *n >= want {
-            seen.enough.notify_one();
-        }
-    };
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for p in &t.partitions {
-        let seeds: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
-        let config =
-            ReaderConfig::new(&a.topic, p.id).with_max_wait(Duration::from_millis(100)).with_cluster(cluster.clone());
-        let seen = seen.clone();
-        tasks.push(tokio::spawn(async move {
-            let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
-            let Ok(mut r) = Reader::new(&seeds, config).await else { return };
-            let (mut n, mut bytes, mut lat) = (0u64, 0u64, Vec::with_capacity(4096));
-            loop {
-                let m = {
-                    let mut next = std::pin::pin!(r.read_message());
-                    let now = next.as_mut().poll(&mut Context::from_waker(Waker::noop()));
-                    match now {
-                        Poll::Ready(m) => m,
-                        Poll::Pending => {
-                            publish(&seen, &mut n, &mut bytes, &mut lat);
-                            next.await
-                        }
+    // One reader of every partition: one fetch per partition leader (Java's assign()).
+    let parts = t.partitions.iter().map(|p| kafkit::TopicPartition::new(a.topic.clone(), p.id));
+    let config = ReaderConfig::assign(parts)
+        .with_max_wait(Duration::from_millis(100))
+        .with_fetch_concurrency(a.fetch_concurrency)
+        .with_max_bytes(a.max_bytes)
+        .with_prefetch_bytes(a.prefetch_bytes)
+        .with_cluster(cluster);
+    let mut r = Reader::new(seeds, config).await.map_err(e)?;
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let mut receipts = Receipts::with_capacity(a.records.min(1 << 24) as usize);
+    while n < a.records {
+        let m = {
+            let mut next = std::pin::pin!(r.read_message());
+            match next.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(m) => m,
+                Poll::Pending => {
+                    receipts.waited();
+                    match tokio::time::timeout(Duration::from_secs(30), next).await {
+                        Ok(m) => m,
+                        Err(_) => return Err(format!("only {n} of {} records could be read in time", a.records)),
                     }
-                };
-                let Ok(m) = m else { return };
-                n += 1;
-                bytes += m.size() as u64;
-                if let Some(t) = m.time {
-                    let d = SystemTime::now().duration_since(t).unwrap_or_default();
-                    lat.push(d.as_micros().min(u32::MAX as u128) as u32);
-                }
-                if n >= 4096 {
-                    publish(&seen, &mut n, &mut bytes, &mut lat);
                 }
             }
-        }));
-    }
-    while seen.records.load(Ordering::Acquire) < a.records {
-        if tasks.iter().all(|t| t.is_finished()) {
-            return Err(format!(
-                "only {} of {} records could be read",
-                seen.records.load(Ordering::Acquire),
-                a.records
-            ));
+        };
+        let m = m.map_err(e)?;
+        n += 1;
+        bytes += m.size() as u64;
+        if let Some(t) = m.time {
+            receipts.record(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
         }
-        let _ = tokio::time::timeout(Duration::from_millis(100), seen.enough.notified()).await;
     }
     let elapsed = started.elapsed();
-    for t in tasks {
-        t.abort();
-    }
-    let records = seen.records.load(Ordering::Acquire);
-    let bytes = seen.bytes.load(Ordering::Acquire);
-    let mut lat = std::mem::take(&mut *seen.lat.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    Report::finish("consume", records, bytes, elapsed, &mut lat).print(a.json);
+    r.abort();
+    Report::finish("consume", n, bytes, elapsed, &mut receipts.latency_us).print(a.json);
     Ok(())
 }

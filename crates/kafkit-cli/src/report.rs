@@ -2,7 +2,46 @@
 //! print: throughput, latency percentiles, client CPU and peak RSS, as text or JSON.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Records between two readings of the clock in [`Receipts`].
+pub const CLOCK_EVERY: u32 = 64;
+
+/// End-to-end latencies of consumed records, from their timestamps to receipt, in
+/// microseconds. Every client of the harness measures the same way: the wall clock is read
+/// for the first record after a wait ([`Receipts::waited`]) and then once every
+/// [`CLOCK_EVERY`] records, so a record's receipt time is late by at most the time the
+/// client took for fewer than 64 records, a few microseconds, while record timestamps
+/// have millisecond resolution.
+#[derive(Default)]
+pub struct Receipts {
+    /// The latencies so far.
+    pub latency_us: Vec<u32>,
+    now_us: i64,
+    left: u32,
+}
+
+impl Receipts {
+    /// Room for `n` latencies.
+    pub fn with_capacity(n: usize) -> Receipts {
+        Receipts { latency_us: Vec::with_capacity(n), now_us: 0, left: 0 }
+    }
+
+    /// The client waited for records: read the clock again for the next one.
+    pub fn waited(&mut self) {
+        self.left = 0;
+    }
+
+    /// A record with timestamp `ts_ms` (ms since the epoch) was received.
+    pub fn record(&mut self, ts_ms: i64) {
+        if self.left == 0 {
+            self.now_us = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+            self.left = CLOCK_EVERY;
+        }
+        self.left -= 1;
+        self.latency_us.push((self.now_us - ts_ms.saturating_mul(1000)).clamp(0, u32::MAX as i64) as u32);
+    }
+}
 
 /// Client CPU (user + system) and peak resident memory of this process so far.
 ///

@@ -1,10 +1,12 @@
 //! The peer clients, each configured as `kafkit perf` is (see [`FAIR`]), reporting the
 //! same fields.
 
-use kafkit_cli::report::Report;
+use kafkit_cli::report::{Receipts, Report};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// The settings every producer gets, kafkit included: linger 5 ms, batches of up to 1 MiB,
 /// acks=all (with idempotence where the client has it: kafkit and rdkafka; rskafka has
@@ -70,12 +72,6 @@ pub fn run(a: Args) -> Result<(), String> {
 
 fn micros(d: Duration) -> u32 {
     d.as_micros().min(u32::MAX as u128) as u32
-}
-
-/// Milliseconds from a record timestamp (ms since the epoch) to now.
-fn since_ms(ts_ms: i64) -> u32 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
-    (now - ts_ms * 1000).clamp(0, u32::MAX as i64) as u32
 }
 
 // ---- rdkafka (librdkafka 2.12 through the rdkafka crate) ----
@@ -169,6 +165,9 @@ fn rdkafka_consume(a: &Args) -> Result<Report, String> {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("fetch.wait.max.ms", MAX_WAIT_MS.to_string())
+        // Verify record batch CRCs, as kafkit and rskafka always do (librdkafka's default
+        // is not to).
+        .set("check.crcs", "true")
         .create()
         .map_err(|e| e.to_string())?;
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -176,24 +175,33 @@ fn rdkafka_consume(a: &Args) -> Result<Report, String> {
         tpl.add_partition_offset(&a.topic, p, rdkafka::Offset::Beginning).map_err(|e| e.to_string())?;
     }
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
-    let (mut n, mut bytes, mut lat) = (0u64, 0u64, Vec::with_capacity(a.records as usize));
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let mut receipts = Receipts::with_capacity(a.records as usize);
     while n < a.records {
         if t0.elapsed() > Duration::from_secs(300) {
             return Err(format!("only {n} of {} records read", a.records));
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        // A message already fetched, or else a wait for one (after which the clock is read).
+        let m = match consumer.poll(Duration::ZERO) {
+            None => {
+                receipts.waited();
+                consumer.poll(Duration::from_millis(100))
+            }
+            m => m,
+        };
+        match m {
             Some(Ok(m)) => {
                 n += 1;
                 bytes += (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
                 if let Some(ts) = m.timestamp().to_millis() {
-                    lat.push(since_ms(ts));
+                    receipts.record(ts);
                 }
             }
             Some(Err(e)) => return Err(e.to_string()),
             None => {}
         }
     }
-    Ok(Report::finish("consume", n, bytes, t0.elapsed(), &mut lat))
+    Ok(Report::finish("consume", n, bytes, t0.elapsed(), &mut receipts.latency_us))
 }
 
 // ---- rskafka 0.6 ----
@@ -280,16 +288,30 @@ async fn rskafka_consume(a: &Args) -> Result<Report, String> {
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
             let mut s = StreamConsumerBuilder::new(pc, StartOffset::Earliest).with_max_wait_ms(MAX_WAIT_MS).build();
-            let (mut n, mut bytes, mut lat) = (0u64, 0u64, Vec::with_capacity(1024));
-            while let Some(r) = s.next().await {
-                let Ok((r, high_watermark)) = r else { return };
+            let (mut n, mut bytes) = (0u64, 0u64);
+            let mut receipts = Receipts::with_capacity(1024);
+            loop {
+                // A record already fetched, or else a wait for one (after which the clock is
+                // read).
+                let r = {
+                    let mut next = s.next();
+                    let now = std::pin::Pin::new(&mut next).poll(&mut Context::from_waker(Waker::noop()));
+                    match now {
+                        Poll::Ready(r) => r,
+                        Poll::Pending => {
+                            receipts.waited();
+                            next.await
+                        }
+                    }
+                };
+                let Some(Ok((r, high_watermark))) = r else { return };
                 n += 1;
                 let rec = &r.record;
                 bytes += (rec.value.as_ref().map_or(0, Vec::len) + rec.key.as_ref().map_or(0, Vec::len)) as u64;
-                lat.push(since_ms(rec.timestamp.timestamp_millis()));
+                receipts.record(rec.timestamp.timestamp_millis());
                 // Report every 1024 records, and whatever there is once caught up.
                 if n >= 1024 || r.offset + 1 >= high_watermark {
-                    if tx.send((n, bytes, std::mem::take(&mut lat))).await.is_err() {
+                    if tx.send((n, bytes, std::mem::take(&mut receipts.latency_us))).await.is_err() {
                         return;
                     }
                     (n, bytes) = (0, 0);

@@ -6,7 +6,7 @@
 //! decoder allocate without bound.
 
 use crate::{DecodeError, DecodeErrorKind, EncodeError};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::io::{Read, Write};
 
 /// The default cap on the decompressed size of one record batch: 64 MiB.
@@ -198,6 +198,68 @@ fn snappy_raw(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Decod
     Ok(())
 }
 
+/// As [`decompress`], into a buffer from [`crate::pool`] that goes back to the pool when
+/// the last `Bytes` pointing into it is dropped: what record batches are decoded with.
+///
+/// # Errors
+/// As [`decompress`].
+pub fn decompress_bytes(codec: Compression, input: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
+    match codec {
+        Compression::Gzip => read_pooled(flate2::read::MultiGzDecoder::new(input), limit),
+        Compression::Lz4 => {
+            check_lz4_block_size(input, limit)?;
+            read_pooled(lz4_flex::frame::FrameDecoder::new(input), limit)
+        }
+        Compression::Zstd => read_pooled(zstd_decoder(input, limit)?, limit),
+        Compression::None | Compression::Snappy => decompress(codec, input, limit).map(Bytes::from),
+    }
+}
+
+/// Reads `r` to its end into a pooled buffer, failing past `limit` bytes.
+fn read_pooled(mut r: impl Read, limit: usize) -> Result<Bytes, DecodeError> {
+    let mut buf = crate::pool::take(usize::MAX);
+    let mut filled = 0;
+    loop {
+        let end = crate::pool::room(&mut buf, filled, limit.saturating_add(1));
+        match r.read(&mut buf[filled..end]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                crate::pool::give(buf);
+                return Err(derr(format!("{e} (output limit {limit} bytes)")));
+            }
+        }
+        if filled > limit {
+            crate::pool::give(buf);
+            return Err(too_big(limit));
+        }
+    }
+    Ok(crate::pool::freeze(buf, filled))
+}
+
+/// The lz4 decoder reserves a buffer of the frame's declared maximum block size (64 KiB to
+/// 4 MiB, from the BD byte): refuse sizes past the limit before it does.
+fn check_lz4_block_size(input: &[u8], limit: usize) -> Result<(), DecodeError> {
+    if input.len() >= 6 && input[..4] == [0x04, 0x22, 0x4d, 0x18] {
+        let block = 1usize << (8 + 2 * ((input[5] >> 4) & 0x07) as usize);
+        if block > limit.max(64 << 10) {
+            return Err(derr(format!("lz4 block size {block} exceeds the limit of {limit} bytes")));
+        }
+    }
+    Ok(())
+}
+
+/// A zstd decoder whose window (up to 2^window_log_max bytes, reserved up front) stays
+/// within the output limit, and 16 MiB: more than any producer's default level asks for.
+fn zstd_decoder(input: &[u8], limit: usize) -> Result<impl Read + '_, DecodeError> {
+    let zerr = |e: std::io::Error| derr(format!("{e} (output limit {limit} bytes)"));
+    let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(zerr)?;
+    let log = (usize::BITS - limit.max(1024).saturating_sub(1).leading_zeros()).min(24);
+    dec.window_log_max(log).map_err(zerr)?;
+    Ok(dec)
+}
+
 /// Decompresses `input`, failing if the output would pass `limit` bytes.
 ///
 /// # Errors
@@ -273,6 +335,21 @@ mod tests {
             let mut out = BytesMut::new();
             compress(c, &input, &mut out).unwrap();
             assert_eq!(decompress(c, &out, 1 << 20).unwrap(), input, "{c}");
+        }
+    }
+
+    #[test]
+    fn pooled_decompression_gives_the_same_bytes_and_keeps_the_limit() {
+        let input: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 253).to_le_bytes()).collect();
+        for c in ALL {
+            let mut out = BytesMut::new();
+            compress(c, &input, &mut out).unwrap();
+            // Twice: the second time into a buffer the first one gave back to the pool.
+            for _ in 0..2 {
+                assert_eq!(decompress_bytes(c, &out, 2 << 20).unwrap(), input, "{c}");
+            }
+            let err = decompress_bytes(c, &out, 1000).unwrap_err();
+            assert!(matches!(err.kind(), DecodeErrorKind::Decompression(m) if m.contains("limit")), "{c}: {err}");
         }
     }
 

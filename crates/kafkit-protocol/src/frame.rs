@@ -100,7 +100,7 @@ pub fn split_frame(buf: &mut BytesMut, max_size: usize) -> Result<Option<Bytes>,
         return Err(DecodeError::new(DecodeErrorKind::InvalidLength(size as i64)));
     }
     if buf.len() < 4 + size as usize {
-        buf.reserve(4 + size as usize - buf.len());
+        // The caller makes room: a size prefix alone must not make a big allocation.
         return Ok(None);
     }
     buf.advance(4);

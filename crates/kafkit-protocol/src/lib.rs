@@ -46,6 +46,7 @@ mod error_code;
 pub mod frame;
 mod message;
 pub mod messages;
+pub mod pool;
 pub mod record;
 #[cfg(feature = "proptest")]
 #[doc(hidden)]

@@ -525,7 +525,7 @@ fn decode_v2(data: Bytes, opts: &DecodeOptions) -> Result<RecordBatch, DecodeErr
     let body = if compression == Compression::None {
         data.slice(RECORD_BATCH_OVERHEAD..)
     } else {
-        Bytes::from(compression::decompress(compression, &data[RECORD_BATCH_OVERHEAD..], opts.max_decompressed_bytes)?)
+        compression::decompress_bytes(compression, &data[RECORD_BATCH_OVERHEAD..], opts.max_decompressed_bytes)?
     };
     batch.records = decode_records(&body, count as usize)?;
     Ok(batch)
@@ -695,6 +695,34 @@ impl RecordSet {
     /// Bytes of a trailing partial batch that were skipped (0 if none, or not reached yet).
     pub fn truncated(&self) -> usize {
         self.truncated
+    }
+
+    /// The offset after the last whole batch still to be read, from the batch headers alone
+    /// (no checksum, no decompression): where the next fetch of the partition starts.
+    /// `None` when no whole batch is left, or when a header is malformed (reading the
+    /// batches then gives the error).
+    pub fn next_offset(&self) -> Option<i64> {
+        let mut rest = &self.data[..];
+        let mut next = None;
+        while rest.len() >= LOG_OVERHEAD + 5 {
+            let len = usize::try_from(be_i32(&rest[8..])).ok()?;
+            let total = LOG_OVERHEAD.checked_add(len)?;
+            if total > rest.len() {
+                break;
+            }
+            let base = be_i64(rest);
+            let after = match rest[16] {
+                2 if total >= RECORD_BATCH_OVERHEAD => {
+                    base.checked_add(i64::from(be_i32(&rest[23..])))?.checked_add(1)?
+                }
+                // A legacy message's offset is its own, or a compressed wrapper's last inner one.
+                0 | 1 => base.checked_add(1)?,
+                _ => return None,
+            };
+            next = Some(next.map_or(after, |n: i64| n.max(after)));
+            rest = &rest[total..];
+        }
+        next
     }
 
     fn next_inner(&mut self) -> Option<Result<RecordBatch, DecodeError>> {
@@ -1040,9 +1068,36 @@ mod tests {
         let full = buf.len();
         buf.truncate(full - 20);
         let mut set = RecordSet::new(buf.freeze(), DecodeOptions::default());
+        assert_eq!(set.next_offset(), Some(42 + sample(Compression::None).records.len() as i64));
         assert_eq!(set.next().unwrap().unwrap().base_offset, 42);
+        assert_eq!(set.next_offset(), None, "only a partial batch is left");
         assert!(set.next().is_none());
         assert!(set.truncated() > 0);
+    }
+
+    #[test]
+    fn next_offset_agrees_with_decoding_for_every_format() {
+        for magic in [0i8, 1, 2] {
+            for c in all() {
+                let mut buf = BytesMut::new();
+                for base in [10i64, 20] {
+                    let mut b = sample(c);
+                    b.base_offset = base;
+                    if magic < 2 {
+                        b.magic = magic;
+                        b.records.iter_mut().for_each(|r| r.headers.clear());
+                        encode_legacy(&b, &mut buf).unwrap();
+                    } else {
+                        b.encode(&mut buf).unwrap();
+                    }
+                }
+                let set = RecordSet::new(buf.freeze(), DecodeOptions::default());
+                let scanned = set.next_offset();
+                let decoded = set.map(|b| b.unwrap().next_offset()).max();
+                assert_eq!(scanned, decoded, "magic {magic} {c}");
+            }
+        }
+        assert_eq!(RecordSet::new(Bytes::new(), DecodeOptions::default()).next_offset(), None);
     }
 
     #[test]

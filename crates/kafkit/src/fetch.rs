@@ -187,66 +187,130 @@ pub(crate) fn messages(
     from: i64,
     decode: &DecodeOptions,
 ) -> Result<Selected> {
-    let Some(data) = p.records.clone() else { return Ok(Selected { messages: Vec::new(), bytes: 0, next: from }) };
-    let batches: Vec<RecordBatch> = RecordSet::new(data, *decode)
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|source| Error::Decode { addr: conn.addr().to_string(), source })?;
-    let aborted = if spot.isolation == IsolationLevel::ReadCommitted { aborted_of(p) } else { VecDeque::new() };
-    Ok(select(batches, aborted, from, spot.topic, spot.partition, p.high_watermark))
+    let mut batches = Batches::new(conn, spot, p, from, *decode);
+    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
+    while batches.next_into(&mut out)? {}
+    Ok(out)
+}
+
+/// A fetched partition's record batches, decoded one at a time, so that a reader holds
+/// decompressed records only as far as it has room for them.
+pub(crate) struct Batches {
+    set: Option<RecordSet>,
+    selector: Selector,
+    addr: String,
+}
+
+impl Batches {
+    pub fn new(
+        conn: &Conn,
+        spot: &Spot<'_>,
+        p: &fetch_response::PartitionData,
+        from: i64,
+        decode: DecodeOptions,
+    ) -> Self {
+        let aborted = if spot.isolation == IsolationLevel::ReadCommitted { aborted_of(p) } else { VecDeque::new() };
+        Batches {
+            set: p.records.clone().map(|data| RecordSet::new(data, decode)),
+            selector: Selector::new(aborted, from, spot.topic, spot.partition, p.high_watermark),
+            addr: conn.addr().to_string(),
+        }
+    }
+
+    /// The offset after the last whole batch not yet decoded, from the batch headers alone.
+    pub fn next_offset(&self) -> Option<i64> {
+        self.set.as_ref().and_then(RecordSet::next_offset)
+    }
+
+    /// Decodes the next batch and adds what the application may see of it to `out`;
+    /// `false` when there was none left.
+    pub fn next_into(&mut self, out: &mut Selected) -> Result<bool> {
+        match self.set.as_mut().and_then(Iterator::next) {
+            None => Ok(false),
+            Some(Err(source)) => Err(Error::Decode { addr: self.addr.clone(), source }),
+            Some(Ok(batch)) => {
+                self.selector.add(batch, out);
+                Ok(true)
+            }
+        }
+    }
 }
 
 /// The messages of `batches` from offset `from` on: control batches never; with a non-empty
 /// `aborted` list ((first offset, producer id) of each aborted transaction, sorted) not the
 /// batches of a producer between the first offset of its aborted transaction and its abort
 /// marker.
+#[cfg(test)]
 pub(crate) fn select(
     batches: Vec<RecordBatch>,
-    mut aborted: VecDeque<(i64, i64)>,
+    aborted: VecDeque<(i64, i64)>,
     from: i64,
     topic: &str,
     partition: i32,
     high_watermark: i64,
 ) -> Selected {
-    let records = batches.iter().map(|b| b.records.len()).sum();
-    let mut out = Selected { messages: Vec::with_capacity(records), bytes: 0, next: from };
-    let mut active: HashSet<i64> = HashSet::new();
-    let topic: std::sync::Arc<str> = topic.into();
+    let mut selector = Selector::new(aborted, from, topic, partition, high_watermark);
+    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
     for batch in batches {
+        selector.add(batch, &mut out);
+    }
+    out
+}
+
+/// Chooses, batch after batch of one partition, the messages the application may see (see
+/// [`select`]).
+pub(crate) struct Selector {
+    aborted: VecDeque<(i64, i64)>,
+    /// Producers whose aborted transaction is in effect.
+    active: HashSet<i64>,
+    from: i64,
+    topic: std::sync::Arc<str>,
+    partition: i32,
+    high_watermark: i64,
+}
+
+impl Selector {
+    fn new(aborted: VecDeque<(i64, i64)>, from: i64, topic: &str, partition: i32, high_watermark: i64) -> Self {
+        Selector { aborted, active: HashSet::new(), from, topic: topic.into(), partition, high_watermark }
+    }
+
+    fn add(&mut self, batch: RecordBatch, out: &mut Selected) {
         // Aborted transactions that start at or before this batch are in effect.
-        while aborted.front().is_some_and(|(first, _)| *first <= batch.last_offset()) {
-            if let Some((_, pid)) = aborted.pop_front() {
-                active.insert(pid);
+        while self.aborted.front().is_some_and(|(first, _)| *first <= batch.last_offset()) {
+            if let Some((_, pid)) = self.aborted.pop_front() {
+                self.active.insert(pid);
             }
         }
         out.next = out.next.max(batch.next_offset());
         if batch.is_control {
             if let Some(Ok(ctl)) = batch.control_record() {
                 if ctl.kind == ControlRecordType::Abort {
-                    active.remove(&batch.producer_id);
+                    self.active.remove(&batch.producer_id);
                 }
             }
-            continue;
+            return;
         }
-        if batch.is_transactional && active.contains(&batch.producer_id) {
-            continue;
+        if batch.is_transactional && self.active.contains(&batch.producer_id) {
+            return;
         }
         let (base_offset, base_timestamp) = (batch.base_offset, batch.base_timestamp);
         let log_append_time = batch.timestamp_type == kafkit_protocol::record::TimestampType::LogAppendTime;
         let max_timestamp = batch.max_timestamp;
+        out.messages.reserve(batch.records.len());
         // Moved out of the decoded batch: no second reference count per key and value.
         for r in batch.records {
             let offset = base_offset + i64::from(r.offset_delta);
-            if offset < from {
+            if offset < self.from {
                 continue;
             }
             // As `RecordBatch::timestamp_of`.
             let timestamp =
                 if log_append_time { max_timestamp } else { base_timestamp.wrapping_add(r.timestamp_delta) };
             let m = Message {
-                topic: topic.clone(),
-                partition,
+                topic: self.topic.clone(),
+                partition: self.partition,
                 offset,
-                high_watermark,
+                high_watermark: self.high_watermark,
                 key: r.key,
                 value: r.value,
                 headers: r.headers,
@@ -256,7 +320,6 @@ pub(crate) fn select(
             out.messages.push(m);
         }
     }
-    out
 }
 
 /// Aborted transactions of a read_committed fetch as (first offset, producer id), sorted.

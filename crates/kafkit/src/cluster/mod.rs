@@ -34,6 +34,11 @@ pub enum Workload {
     Produce,
     /// Fetch and ListOffsets.
     Fetch,
+    /// The fetches of a reader's further fetch task `n` (1 and up) to a broker, each on its
+    /// own connection: a broker handles one connection's requests one at a time, so one
+    /// task's long poll never holds up another's (see
+    /// [`ReaderConfig::fetch_concurrency`](crate::ReaderConfig::fetch_concurrency)).
+    FetchLane(u16),
     /// Group membership: JoinGroup (which blocks for a rebalance), SyncGroup, Heartbeat,
     /// commits.
     Group,

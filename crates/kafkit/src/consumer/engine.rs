@@ -13,7 +13,7 @@ use super::assignor::TopicPartition;
 use super::reader::{OffsetReset, StartOffset};
 use crate::cluster::{Cluster, Workload};
 use crate::error::{Error, Result};
-use crate::fetch::{Limits, Selected, Spot};
+use crate::fetch::{Batches, Limits, Selected, Spot};
 use crate::message::Message;
 use crate::net::IsolationLevel;
 use kafkit_protocol::record::DecodeOptions;
@@ -29,6 +29,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 pub(crate) struct FetchSettings {
     pub min_bytes: i32,
     pub max_bytes: i32,
+    pub fetch_max_bytes: i32,
+    /// Fetches in flight at once per partition leader, each for a share of its partitions.
+    pub concurrency: usize,
     pub max_wait: Duration,
     pub prefetch_bytes: usize,
     pub isolation: IsolationLevel,
@@ -60,6 +63,10 @@ pub(crate) struct Part {
     failed: bool,
     chunks: VecDeque<Chunk>,
     in_flight: bool,
+    /// The fetch task (slot) still handing over fetched data of this partition, which
+    /// `fetch_pos` is already past: only that task may fetch it meanwhile, so its data is
+    /// handed over in order.
+    delivering: Option<usize>,
     queued: bool,
 }
 
@@ -79,21 +86,28 @@ impl Part {
     }
 }
 
+/// The partitions being read, looked up once per message handed out: hashed with foldhash
+/// rather than SipHash.
+pub(crate) type Parts = HashMap<TopicPartition, Part, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 pub(crate) struct State {
-    pub parts: HashMap<TopicPartition, Part>,
+    pub parts: Parts,
     /// Partitions with messages to hand out, in turn.
     ready: VecDeque<TopicPartition>,
     errors: VecDeque<Error>,
     pub closed: bool,
+    /// Messages handed out, and their key and value bytes (counted under the lock that
+    /// hands them out).
+    pub messages: u64,
+    pub bytes: u64,
     next_epoch: u64,
-    lanes: HashMap<i32, tokio::task::AbortHandle>,
+    /// Fetch tasks by (partition leader, slot).
+    lanes: HashMap<(i32, usize), tokio::task::AbortHandle>,
 }
 
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub messages: AtomicU64,
-    pub bytes: AtomicU64,
     pub fetches: AtomicU64,
     pub errors: AtomicU64,
     pub resets: AtomicU64,
@@ -158,6 +172,7 @@ impl Engine {
                     failed: false,
                     chunks: VecDeque::new(),
                     in_flight: false,
+                    delivering: None,
                     queued: false,
                 },
             );
@@ -196,6 +211,7 @@ impl Engine {
         p.fetch_pos = offset;
         p.position = offset;
         p.in_flight = false;
+        p.delivering = None;
         p.failed = false;
         drop(st);
         self.wake.notify_waiters();
@@ -244,7 +260,7 @@ impl Engine {
         if st.closed {
             return Some(Err(Error::Closed));
         }
-        let State { parts, ready, .. } = st;
+        let State { parts, ready, messages, bytes, .. } = st;
         while let Some(tp) = ready.front() {
             let Some(p) = parts.get_mut(tp) else {
                 ready.pop_front();
@@ -276,8 +292,8 @@ impl Engine {
                 self.wake.notify_waiters();
             }
             let size = m.size();
-            self.counters.messages.fetch_add(1, Ordering::Relaxed);
-            self.counters.bytes.fetch_add(size as u64, Ordering::Relaxed);
+            *messages += 1;
+            *bytes += size as u64;
             if mark {
                 p.to_commit = p.to_commit.max(p.position);
             }
@@ -306,16 +322,43 @@ impl Engine {
         }
     }
 
-    /// The fetch tasks' view: claims the fetchable partitions led by `broker`.
-    fn claim(&self, broker: i32) -> Vec<Claim> {
+    /// How many fetch tasks share the partitions led by `broker`: one per partition, at most
+    /// `concurrency`.
+    fn lanes_for(&self, leaders: &[(TopicPartition, i32)], broker: i32) -> usize {
+        let led = leaders.iter().filter(|(_, l)| *l == broker).count();
+        led.min(self.settings.concurrency.max(1))
+    }
+
+    /// The view of fetch task `slot` of `broker`: claims fetchable partitions that `broker`
+    /// leads. Partitions behind the log end (or not fetched yet) are shared among the tasks,
+    /// at most `ceil(led / lanes)` each; partitions caught up with the high watermark are
+    /// all fetched by task 0, so an idle reader long-polls with one Fetch per broker, as the
+    /// Java consumer does. `None` when the slot is no longer needed (the broker leads fewer
+    /// partitions now).
+    fn claim(&self, broker: i32, slot: usize) -> Option<Vec<Claim>> {
         let meta = self.cluster.metadata();
         let mut st = self.lock();
         if st.closed {
-            return Vec::new();
+            return Some(Vec::new());
         }
-        let mut out = Vec::new();
+        let led =
+            st.parts.keys().filter(|tp| meta.partition(&tp.topic, tp.partition).is_some_and(|p| p.leader == broker));
+        let led = led.count();
+        let lanes = led.min(self.settings.concurrency.max(1));
+        if slot >= lanes {
+            return None;
+        }
+        let share = led.div_ceil(lanes);
+        // A partition is fetched again while it holds less than its share of the budget, and
+        // at least one fetch's worth ahead.
+        let ahead = (self.settings.max_bytes.max(1) as usize).max(self.settings.prefetch_bytes / st.parts.len().max(1));
+        let (mut out, mut behind) = (Vec::new(), 0);
         for (tp, p) in st.parts.iter_mut() {
-            if p.in_flight || p.paused || p.failed || p.chunks.len() > 1 {
+            if p.in_flight || p.paused || p.failed || p.buffered() >= ahead || p.delivering.is_some_and(|s| s != slot) {
+                continue;
+            }
+            let caught_up = p.high_watermark >= 0 && p.fetch_pos >= p.high_watermark;
+            if (caught_up && slot != 0) || (!caught_up && behind >= share) {
                 continue;
             }
             let Some(t) = meta.topics.get(&tp.topic) else { continue };
@@ -323,6 +366,7 @@ impl Engine {
             if pm.leader != broker {
                 continue;
             }
+            behind += usize::from(!caught_up);
             p.in_flight = true;
             out.push(Claim {
                 tp: tp.clone(),
@@ -332,7 +376,26 @@ impl Engine {
                 leader_epoch: pm.leader_epoch,
             });
         }
-        out
+        Some(out)
+    }
+
+    /// Lets fetch task `slot` fetch the partitions of a fetch that returned data again, from
+    /// where the headers of that data end, before the data is handed over (and by no other
+    /// task until it is).
+    fn advance(&self, slot: usize, claims: &[Claim], outcomes: &mut [Outcome]) {
+        let mut st = self.lock();
+        for (c, o) in claims.iter().zip(outcomes) {
+            let Outcome::Data(batches, hwm, advanced) = o else { continue };
+            let Some(next) = batches.next_offset() else { continue };
+            let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch && p.fetch_pos == c.offset) else {
+                continue;
+            };
+            p.high_watermark = *hwm;
+            p.fetch_pos = p.fetch_pos.max(next);
+            p.in_flight = false;
+            p.delivering = Some(slot);
+            *advanced = true;
+        }
     }
 
     fn unclaim(&self, claims: &[Claim]) {
@@ -368,7 +431,9 @@ struct Claim {
 
 /// What one partition's part of a fetch came to.
 enum Outcome {
-    Data(Selected, i64),
+    /// The partition's batches, not decoded yet, its high watermark, and whether its fetch
+    /// position was already moved past them (see `Engine::advance`).
+    Data(Batches, i64, bool),
     /// OFFSET_OUT_OF_RANGE: where to continue, or the error under [`OffsetReset::Fail`].
     Reset(Result<i64>),
     Error(Error),
@@ -393,11 +458,16 @@ async fn supervise(engine: std::sync::Weak<Engine>) {
             }
         }
         {
+            let mut brokers: Vec<i32> = leaders.iter().map(|(_, l)| *l).filter(|l| *l >= 0).collect();
+            brokers.sort_unstable();
+            brokers.dedup();
             let mut st = e.lock();
-            for (_, leader) in leaders.iter().filter(|(_, l)| *l >= 0) {
-                if st.lanes.get(leader).is_none_or(|h| h.is_finished()) {
-                    let h = tokio::spawn(lane(Arc::downgrade(&e), *leader));
-                    st.lanes.insert(*leader, h.abort_handle());
+            st.lanes.retain(|_, h| !h.is_finished());
+            for broker in brokers {
+                for slot in 0..e.lanes_for(&leaders, broker) {
+                    st.lanes
+                        .entry((broker, slot))
+                        .or_insert_with(|| tokio::spawn(lane(Arc::downgrade(&e), broker, slot)).abort_handle());
                 }
             }
         }
@@ -405,26 +475,49 @@ async fn supervise(engine: std::sync::Weak<Engine>) {
     }
 }
 
-/// Fetches, over and over, the partitions that `broker` leads.
-async fn lane(engine: std::sync::Weak<Engine>, broker: i32) {
+/// Fetches, over and over, a share of the partitions that `broker` leads (fetch task `slot`
+/// of that broker); ends when the slot is no longer needed.
+///
+/// Pipelined: a fetch's data is handed over (decoded, as the budget allows) while the next
+/// fetch, which starts where the headers of that data end, is in flight.
+async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
     let mut attempt = 0u32;
+    let mut backlog: Option<(Vec<Claim>, Vec<Outcome>)> = None;
     loop {
         let Some(e) = engine.upgrade() else { return };
         let wake = e.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        let claims = e.claim(broker);
+        let Some(claims) = e.claim(broker, slot) else {
+            // No longer needed: hand over what is left first.
+            if let Some((c, o)) = backlog.take() {
+                deliver(&e, slot, c, o).await;
+            }
+            return;
+        };
         if claims.is_empty() {
+            if let Some((c, o)) = backlog.take() {
+                deliver(&e, slot, c, o).await;
+                continue;
+            }
             if e.lock().closed {
                 return;
             }
             let _ = tokio::time::timeout(Duration::from_millis(500), wake).await;
             continue;
         }
-        match fetch_claims(&e, broker, &claims).await {
-            Ok(outcomes) => {
+        let previous = backlog.take();
+        let handed = async {
+            if let Some((c, o)) = previous {
+                deliver(&e, slot, c, o).await;
+            }
+        };
+        let (fetched, ()) = tokio::join!(fetch_claims(&e, broker, slot, &claims), handed);
+        match fetched {
+            Ok(mut outcomes) => {
                 attempt = 0;
-                deliver(&e, claims, outcomes).await;
+                e.advance(slot, &claims, &mut outcomes);
+                backlog = Some((claims, outcomes));
             }
             Err(err) => {
                 e.unclaim(&claims);
@@ -443,8 +536,12 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32) {
     }
 }
 
-async fn fetch_claims(e: &Engine, broker: i32, claims: &[Claim]) -> Result<Vec<Outcome>> {
-    let conn = e.cluster.broker(broker, Workload::Fetch).await?;
+async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) -> Result<Vec<Outcome>> {
+    let workload = match slot {
+        0 => Workload::Fetch,
+        n => Workload::FetchLane(n.min(u16::MAX as usize) as u16),
+    };
+    let conn = e.cluster.broker(broker, workload).await?;
     let s = &e.settings;
     let spots: Vec<Spot<'_>> = claims
         .iter()
@@ -457,11 +554,11 @@ async fn fetch_claims(e: &Engine, broker: i32, claims: &[Claim]) -> Result<Vec<O
         })
         .collect();
     let parts: Vec<(&Spot<'_>, i64)> = spots.iter().zip(claims).map(|(s, c)| (s, c.offset)).collect();
-    // The whole response is bounded by max_bytes, each partition by max_bytes as well (a
-    // single partition can fill it, as with kafka-go's one-partition fetches).
+    // Each partition is bounded by max_bytes, the whole response by fetch_max_bytes (Java's
+    // max.partition.fetch.bytes and fetch.max.bytes).
     let limits = Limits {
         min_bytes: s.min_bytes,
-        max_bytes: s.max_bytes,
+        max_bytes: s.fetch_max_bytes.max(s.max_bytes),
         partition_max_bytes: s.max_bytes,
         max_wait: s.max_wait,
     };
@@ -471,10 +568,11 @@ async fn fetch_claims(e: &Engine, broker: i32, claims: &[Claim]) -> Result<Vec<O
     let mut refresh = false;
     for ((spot, claim), r) in spots.iter().zip(claims).zip(results) {
         let outcome = match r {
-            Ok(p) => match crate::fetch::messages(&conn, spot, &p, claim.offset, &DecodeOptions::default()) {
-                Ok(sel) => Outcome::Data(sel, p.high_watermark),
-                Err(err) => Outcome::Error(err),
-            },
+            Ok(p) => Outcome::Data(
+                Batches::new(&conn, spot, &p, claim.offset, DecodeOptions::default()),
+                p.high_watermark,
+                false,
+            ),
             Err(err) if err.error_code() == Some(ErrorCode::OffsetOutOfRange) => {
                 e.counters.resets.fetch_add(1, Ordering::Relaxed);
                 Outcome::Reset(match s.reset {
@@ -497,67 +595,131 @@ async fn fetch_claims(e: &Engine, broker: i32, claims: &[Claim]) -> Result<Vec<O
 }
 
 /// Hands a fetch's results to the partitions still waiting for them.
-async fn deliver(e: &Engine, claims: Vec<Claim>, outcomes: Vec<Outcome>) {
-    let bytes: usize = outcomes.iter().map(|o| if let Outcome::Data(s, _) = o { s.bytes } else { 0 }).sum();
-    // Hold budget for what is buffered; waiting here pauses this broker's fetches while the
-    // application has not read enough.
-    let permits = bytes.min(e.settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS)) as u32;
-    let mut permit = if permits > 0 { e.budget.clone().acquire_many_owned(permits).await.ok() } else { None };
-    let mut st = e.lock();
-    let mut wake_app = false;
+async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outcome>) {
     for (c, o) in claims.into_iter().zip(outcomes) {
+        let o = match o {
+            Outcome::Data(batches, hwm, advanced) => {
+                deliver_data(e, slot, &c, batches, hwm, advanced).await;
+                continue;
+            }
+            o => o,
+        };
+        let mut st = e.lock();
         let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch && p.fetch_pos == c.offset) else {
             continue;
         };
         p.in_flight = false;
-        match o {
-            Outcome::Data(sel, hwm) => {
-                p.high_watermark = hwm;
-                p.fetch_pos = sel.next.max(p.fetch_pos);
-                if sel.messages.is_empty() {
-                    // Markers or aborted batches only: the position moves past them.
-                    match p.chunks.back_mut() {
-                        Some(last) => last.next = last.next.max(sel.next),
-                        None => p.position = p.position.max(sel.next),
-                    }
-                    continue;
-                }
-                let share = permit.as_mut().and_then(|pm| pm.split(sel.bytes.min(pm.num_permits())));
-                e.counters.buffered.fetch_add(sel.bytes as u64, Ordering::Relaxed);
-                p.chunks.push_back(Chunk {
-                    messages: sel.messages.into(),
-                    next: sel.next,
-                    bytes: sel.bytes,
-                    _permit: share,
-                });
-                if !p.queued && !p.paused {
-                    p.queued = true;
-                    st.ready.push_back(c.tp);
-                }
-                wake_app = true;
-            }
+        let err = match o {
+            Outcome::Data(..) => None,
             Outcome::Reset(Ok(offset)) => {
                 p.fetch_pos = offset;
                 p.position = offset;
+                None
             }
-            Outcome::Reset(Err(err)) => {
-                p.failed = true;
-                st.errors.push_back(err);
-                wake_app = true;
-            }
+            Outcome::Reset(Err(err)) => Some(err),
             Outcome::Error(err) if err.is_retriable() => {
                 tracing::debug!(partition = %c.tp, error = %err, "partition fetch failed; retrying");
+                None
             }
-            Outcome::Error(err) => {
-                p.failed = true;
-                st.errors.push_back(err);
-                wake_app = true;
-            }
+            Outcome::Error(err) => Some(err),
+        };
+        if let Some(err) = err {
+            p.failed = true;
+            st.errors.push_back(err);
+            drop(st);
+            e.data.notify_waiters();
         }
     }
-    drop(st);
-    if wake_app {
-        e.data.notify_waiters();
+}
+
+/// Budget one chunk takes at most (a larger batch still makes one chunk), and at most half
+/// the whole budget.
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// The budget a chunk holds: its keys and values, and each message's own size.
+fn cost(sel: &Selected) -> usize {
+    sel.bytes + sel.messages.len() * std::mem::size_of::<Message>()
+}
+
+/// Decodes a partition's fetched batches into chunks of about [`CHUNK_BYTES`], each handed
+/// over once the budget has room for it: decompressed records never take more memory than
+/// the budget, plus one chunk being decoded. The partition stays claimed (or, when
+/// `advanced`, reserved to fetch task `slot`) until its last batch is handed over, or a seek
+/// or revocation makes the rest moot.
+async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, hwm: i64, advanced: bool) {
+    let cap = e.settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS);
+    let chunk = CHUNK_BYTES.min(cap / 2).max(1);
+    let mut expected = c.offset;
+    loop {
+        let mut sel = Selected { messages: Vec::new(), bytes: 0, next: expected };
+        let (mut end, mut failure) = (false, None);
+        while cost(&sel) < chunk {
+            match batches.next_into(&mut sel) {
+                Ok(true) => {}
+                Ok(false) => {
+                    end = true;
+                    break;
+                }
+                Err(err) => {
+                    (end, failure) = (true, Some(err));
+                    break;
+                }
+            }
+        }
+        // Waiting here pauses this fetch task while the application has not read enough.
+        let permits = cost(&sel).min(cap) as u32;
+        let permit = if permits > 0 { e.budget.clone().acquire_many_owned(permits).await.ok() } else { None };
+        let mut st = e.lock();
+        let State { parts, ready, errors, .. } = &mut *st;
+        let ours = |p: &&mut Part| {
+            p.epoch == c.epoch && if advanced { p.delivering == Some(slot) } else { p.fetch_pos == expected }
+        };
+        let Some(p) = parts.get_mut(&c.tp).filter(ours) else {
+            return;
+        };
+        p.high_watermark = hwm;
+        p.fetch_pos = sel.next.max(p.fetch_pos);
+        expected = p.fetch_pos;
+        let mut wake_app = false;
+        if sel.messages.is_empty() {
+            // Markers or aborted batches only: the position moves past them.
+            match p.chunks.back_mut() {
+                Some(last) => last.next = last.next.max(sel.next),
+                None => p.position = p.position.max(sel.next),
+            }
+        } else {
+            e.counters.buffered.fetch_add(sel.bytes as u64, Ordering::Relaxed);
+            p.chunks.push_back(Chunk {
+                messages: sel.messages.into(),
+                next: sel.next,
+                bytes: sel.bytes,
+                _permit: permit,
+            });
+            if !p.queued && !p.paused {
+                p.queued = true;
+                ready.push_back(c.tp.clone());
+            }
+            wake_app = true;
+        }
+        if let Some(err) = failure {
+            p.failed = true;
+            errors.push_back(err);
+            wake_app = true;
+        }
+        if end {
+            if advanced {
+                p.delivering = None;
+            } else {
+                p.in_flight = false;
+            }
+        }
+        drop(st);
+        if wake_app {
+            e.data.notify_waiters();
+        }
+        if end {
+            return;
+        }
     }
 }
 

@@ -21,6 +21,11 @@ use tokio::sync::{mpsc, oneshot};
 pub const DEFAULT_READER_MAX_WAIT: Duration = Duration::from_millis(500);
 /// Default [`ReaderConfig::max_bytes`]: 1 MiB per fetch (kafka-go `MaxBytes`).
 pub const DEFAULT_READER_MAX_BYTES: i32 = 1 << 20;
+/// Default [`ReaderConfig::fetch_max_bytes`]: 50 MiB per fetch over all partitions (Java
+/// `fetch.max.bytes`).
+pub const DEFAULT_FETCH_MAX_BYTES: i32 = 50 << 20;
+/// Default [`ReaderConfig::fetch_concurrency`]: 2 fetches in flight per partition leader.
+pub const DEFAULT_FETCH_CONCURRENCY: usize = 2;
 /// Default [`ReaderConfig::prefetch_bytes`]: 16 MiB of fetched, unread messages.
 pub const DEFAULT_PREFETCH_BYTES: usize = 16 << 20;
 /// Default [`ReaderConfig::session_timeout`]: 45 s (Java `session.timeout.ms`).
@@ -100,6 +105,10 @@ pub struct ReaderConfig {
     pub topic: String,
     /// The partition (partition mode).
     pub partition: i32,
+    /// Several partitions to read without a group (Java `KafkaConsumer::assign`); when not
+    /// empty, `topic` and `partition` are ignored. Set with [`ReaderConfig::assign`].
+    /// Default empty.
+    pub partitions: Vec<TopicPartition>,
     /// The consumer group (kafka-go `GroupID`). Set, the reader joins the group and reads
     /// the partitions the group assigns it. Default none (partition mode).
     pub group_id: Option<String>,
@@ -139,15 +148,28 @@ pub struct ReaderConfig {
     pub start: StartOffset,
     /// Bytes a fetch waits for (Java `fetch.min.bytes`). Default 1.
     pub min_bytes: i32,
-    /// Most bytes one fetch returns, in all and per partition (a larger first batch still
-    /// comes whole). Default [`DEFAULT_READER_MAX_BYTES`].
+    /// Most bytes one fetch returns per partition (Java `max.partition.fetch.bytes`, kafka-go
+    /// `MaxBytes`; Fetch v3+ `partition_max_bytes`). A larger first batch still comes whole.
+    /// Default [`DEFAULT_READER_MAX_BYTES`].
     pub max_bytes: i32,
+    /// Fetch requests in flight at once to one partition leader, each for a share of the
+    /// partitions it leads (at most one per partition) and on a connection of its own, so
+    /// that a fetch that long-polls never delays another. 1 is the Java consumer's and
+    /// librdkafka's way (one fetch per broker); kafka-go fetches every partition on its own
+    /// connection. Default [`DEFAULT_FETCH_CONCURRENCY`].
+    pub fetch_concurrency: usize,
+    /// Most bytes one fetch returns over all its partitions (Java `fetch.max.bytes`; Fetch
+    /// v3+ `max_bytes`). Default [`DEFAULT_FETCH_MAX_BYTES`].
+    pub fetch_max_bytes: i32,
     /// How long a fetch waits for `min_bytes`. Default [`DEFAULT_READER_MAX_WAIT`]; keep it
     /// below the dialer's request timeout.
     pub max_wait: Duration,
-    /// Fetched but unread message bytes (keys and values) the reader may hold; fetching
-    /// pauses beyond it. Memory stays within this plus one fetch per broker. Default
-    /// [`DEFAULT_PREFETCH_BYTES`].
+    /// Memory of fetched, decoded and unread messages the reader may hold: their keys and
+    /// values, and the size of each [`Message`]. Fetched batches are decompressed and
+    /// decoded only as this budget allows, so compressed data never expands past it; when
+    /// it is full, fetching pauses. Memory stays within this plus, per fetch task, about two
+    /// fetch responses (one being handed over while the next is in flight; see
+    /// [`ReaderConfig::fetch_concurrency`]). Default [`DEFAULT_PREFETCH_BYTES`].
     pub prefetch_bytes: usize,
     /// Which records to return. Default [`IsolationLevel::ReadUncommitted`].
     pub isolation: IsolationLevel,
@@ -162,6 +184,7 @@ impl ReaderConfig {
             cluster: ClusterConfig::default(),
             topic: topic.into(),
             partition,
+            partitions: Vec::new(),
             group_id: None,
             group_topics: Vec::new(),
             group_instance_id: None,
@@ -175,11 +198,21 @@ impl ReaderConfig {
             start: StartOffset::First,
             min_bytes: 1,
             max_bytes: DEFAULT_READER_MAX_BYTES,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
+            fetch_concurrency: DEFAULT_FETCH_CONCURRENCY,
             max_wait: DEFAULT_READER_MAX_WAIT,
             prefetch_bytes: DEFAULT_PREFETCH_BYTES,
             isolation: IsolationLevel::ReadUncommitted,
             reset: OffsetReset::Earliest,
         }
+    }
+    /// A reader of the given partitions, of one or more topics, without a consumer group
+    /// (Java `KafkaConsumer::assign`): each starts at [`ReaderConfig::start`], and nothing
+    /// is committed. One fetch per partition leader covers all of its partitions.
+    pub fn assign(partitions: impl IntoIterator<Item = TopicPartition>) -> Self {
+        let mut c = ReaderConfig::new("", 0);
+        c.partitions = partitions.into_iter().collect();
+        c
     }
     /// A member of consumer group `group_id` reading `topics`, with the defaults.
     pub fn group(group_id: impl Into<String>, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
@@ -201,6 +234,16 @@ impl ReaderConfig {
     /// Sets [`ReaderConfig::max_bytes`].
     pub fn with_max_bytes(mut self, n: i32) -> Self {
         self.max_bytes = n;
+        self
+    }
+    /// Sets [`ReaderConfig::fetch_max_bytes`].
+    pub fn with_fetch_max_bytes(mut self, n: i32) -> Self {
+        self.fetch_max_bytes = n;
+        self
+    }
+    /// Sets [`ReaderConfig::fetch_concurrency`] (at least 1).
+    pub fn with_fetch_concurrency(mut self, n: usize) -> Self {
+        self.fetch_concurrency = n;
         self
     }
     /// Sets [`ReaderConfig::prefetch_bytes`].
@@ -306,17 +349,24 @@ pub struct PartitionState {
 }
 
 enum Mode {
-    Partition(TopicPartition),
-    Group { shared: Arc<GroupShared>, cmds: mpsc::Sender<Cmd>, task: tokio::task::AbortHandle },
+    /// Partition mode: one partition, or several ([`ReaderConfig::assign`]), sorted.
+    Assigned(Vec<TopicPartition>),
+    Group {
+        shared: Arc<GroupShared>,
+        cmds: mpsc::Sender<Cmd>,
+        task: tokio::task::AbortHandle,
+    },
 }
 
 type Pending = Pin<Box<dyn Future<Output = Result<Message>> + Send>>;
 
-/// Reads messages: from one partition, or as a member of a consumer group (kafka-go's
-/// `Reader`).
+/// Reads messages: from one partition, from several, or as a member of a consumer group
+/// (kafka-go's `Reader`).
 ///
 /// **Partition mode** ([`ReaderConfig::new`]): reads one partition from
-/// [`ReaderConfig::start`]; nothing is committed; `set_offset`/`set_offset_at` seek.
+/// [`ReaderConfig::start`]; nothing is committed; `set_offset`/`set_offset_at` seek. With
+/// [`ReaderConfig::assign`] it reads several partitions, of one or more topics, in one fetch
+/// per partition leader (Java `assign`); [`Reader::seek`] moves one of them.
 ///
 /// **Group mode** ([`ReaderConfig::group`]): joins the consumer group with the classic
 /// protocol (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
@@ -358,7 +408,7 @@ impl std::fmt::Debug for Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        if let Mode::Partition(_) = self.mode {
+        if let Mode::Assigned(_) = self.mode {
             self.engine.close();
         }
         // Group mode: the group task sees its command channel close, commits what is
@@ -381,18 +431,41 @@ impl Reader {
         let settings = FetchSettings {
             min_bytes: config.min_bytes,
             max_bytes: config.max_bytes,
+            fetch_max_bytes: config.fetch_max_bytes,
+            concurrency: config.fetch_concurrency.max(1),
             max_wait: config.max_wait,
             prefetch_bytes: config.prefetch_bytes,
             isolation: config.isolation,
             reset: config.reset,
         };
         let Some(group_id) = config.group_id.clone() else {
-            cluster.topic(&config.topic).await?;
-            let tp = TopicPartition::new(config.topic.clone(), config.partition);
-            let start = resolve_start(&cluster, &tp, config.start, config.isolation).await?;
+            let parts = if config.partitions.is_empty() {
+                vec![TopicPartition::new(config.topic.clone(), config.partition)]
+            } else {
+                let mut parts = config.partitions.clone();
+                parts.sort();
+                parts.dedup();
+                parts
+            };
+            let mut topics: Vec<&str> = parts.iter().map(|tp| tp.topic.as_str()).collect();
+            topics.dedup();
+            for t in topics {
+                cluster.topic(t).await?;
+            }
+            // Where each partition starts, asked of the partition leaders at once.
+            let mut starts = tokio::task::JoinSet::new();
+            for (i, tp) in parts.iter().enumerate() {
+                let (cluster, tp, start, iso) = (cluster.clone(), tp.clone(), config.start, config.isolation);
+                starts.spawn(async move { (i, resolve_start(&cluster, &tp, start, iso).await) });
+            }
+            let mut offsets = vec![0; parts.len()];
+            while let Some(r) = starts.join_next().await {
+                let (i, offset) = r.map_err(|e| Error::InvalidArgument(format!("a ListOffsets task failed: {e}")))?;
+                offsets[i] = offset?;
+            }
             let engine = Engine::new(cluster, settings);
-            engine.assign(vec![(tp.clone(), start, -1)]);
-            return Ok(Reader { engine, config, mode: Mode::Partition(tp), pending: None });
+            engine.assign(parts.iter().cloned().zip(offsets).map(|(tp, o)| (tp, o, -1)).collect());
+            return Ok(Reader { engine, config, mode: Mode::Assigned(parts), pending: None });
         };
         let mut topics = config.group_topics.clone();
         if !config.topic.is_empty() && !topics.contains(&config.topic) {
@@ -526,14 +599,14 @@ impl Reader {
     fn membership(&self) -> Option<Membership> {
         match &self.mode {
             Mode::Group { shared, .. } => Some(shared.membership.lock().unwrap_or_else(|e| e.into_inner()).clone()),
-            Mode::Partition(_) => None,
+            Mode::Assigned(_) => None,
         }
     }
 
     /// The partitions this reader reads now: its group assignment, or its one partition.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         match &self.mode {
-            Mode::Partition(tp) => vec![tp.clone()],
+            Mode::Assigned(parts) => parts.clone(),
             Mode::Group { .. } => self.membership().map(|m| m.assignment.into_iter().collect()).unwrap_or_default(),
         }
     }
@@ -587,19 +660,38 @@ impl Reader {
     }
 
     /// The next offset [`Reader::read_message`] returns (kafka-go `Offset`); -1 in group
-    /// mode.
+    /// mode and for a reader of several partitions (see [`Reader::partitions`]).
     pub fn offset(&self) -> i64 {
         match &self.mode {
-            Mode::Partition(tp) => self.engine.lock().parts.get(tp).map_or(-1, |p| p.position),
-            Mode::Group { .. } => -1,
+            Mode::Assigned(parts) if parts.len() == 1 => {
+                self.engine.lock().parts.get(&parts[0]).map_or(-1, |p| p.position)
+            }
+            _ => -1,
         }
     }
 
+    /// The partition of a one-partition reader.
     fn partition_mode(&self, what: &str) -> Result<&TopicPartition> {
         match &self.mode {
-            Mode::Partition(tp) => Ok(tp),
+            Mode::Assigned(parts) if parts.len() == 1 => Ok(&parts[0]),
+            Mode::Assigned(_) => {
+                Err(Error::InvalidArgument(format!("{what} needs a one-partition reader; use seek for one of several")))
+            }
             Mode::Group { .. } => Err(Error::InvalidArgument(format!("{what} is not available with a consumer group"))),
         }
+    }
+
+    /// Moves partition `tp` of a reader without a group to `offset` (Java `seek`); what was
+    /// fetched of it before is dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] in group mode, or when `tp` is not being read.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        if let Mode::Group { .. } = self.mode {
+            return Err(Error::InvalidArgument("seek is not available with a consumer group".into()));
+        }
+        self.pending = None;
+        self.engine.seek(tp, offset)
     }
 
     /// Moves the reader to `offset` (kafka-go `SetOffset`); messages fetched before are
@@ -651,9 +743,13 @@ impl Reader {
     /// The counters so far.
     pub fn stats(&self) -> ReaderStats {
         let c = &self.engine.counters;
+        let (messages, bytes) = {
+            let st = self.engine.lock();
+            (st.messages, st.bytes)
+        };
         ReaderStats {
-            messages: c.messages.load(Ordering::Relaxed),
-            bytes: c.bytes.load(Ordering::Relaxed),
+            messages,
+            bytes,
             fetches: c.fetches.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             resets: c.resets.load(Ordering::Relaxed),

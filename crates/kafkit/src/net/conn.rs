@@ -543,38 +543,53 @@ fn reserve_for_frame(buf: &mut BytesMut) {
     }
 }
 
+/// Frames at least this long are read straight into a buffer of their own from the pool
+/// (`kafkit_protocol::pool`), which the messages pointing into them give back once dropped.
+const POOLED_FRAME_BYTES: usize = 128 << 10;
+
 async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Weak<Shared>, max_response_bytes: usize) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let reason = loop {
         match split_frame(&mut buf, max_response_bytes) {
-            Ok(Some(frame)) => {
-                let got = (frame.len() >= 4).then(|| i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
-                let next = {
-                    let Ok(mut q) = in_flight.lock() else { break "connection state poisoned".to_string() };
-                    let expected = q.replies.front().map(|r| r.0);
-                    if got.is_some() && got != expected {
-                        if let Some(i) = q.unanswered.iter().position(|c| Some(*c) == got) {
-                            q.unanswered.remove(i);
-                            continue;
-                        }
-                    }
-                    q.replies.pop_front()
-                };
-                let Some((corr, reply)) = next else {
-                    break "a response arrived for no request".to_string();
-                };
-                if got != Some(corr) {
-                    let _ = reply.send(Err(Error::ConnectionClosed {
-                        addr: shared.upgrade().map(|s| s.addr.clone()).unwrap_or_default(),
-                        reason: "response correlation id out of order".into(),
-                    }));
-                    break "response correlation id out of order".to_string();
-                }
-                let _ = reply.send(Ok(frame));
-                continue;
-            }
+            Ok(Some(frame)) => match dispatch(frame, &in_flight, &shared) {
+                Ok(()) => continue,
+                Err(reason) => break reason,
+            },
             Ok(None) => {}
             Err(e) => break format!("bad response frame: {e}"),
+        }
+        let declared = (buf.len() >= 4).then(|| i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]).max(0) as usize);
+        if let Some(size) = declared.filter(|s| *s >= POOLED_FRAME_BYTES) {
+            // A large frame (split_frame checked its size): the rest of it goes straight
+            // into a pooled buffer. `buf` holds less than this one frame.
+            let mut body = kafkit_protocol::pool::take(size);
+            let mut filled = buf.len() - 4;
+            kafkit_protocol::pool::room(&mut body, filled, size);
+            body[..filled].copy_from_slice(&buf[4..]);
+            buf.clear();
+            let mut failed = None;
+            while filled < size {
+                let end = kafkit_protocol::pool::room(&mut body, filled, size);
+                match rd.read(&mut body[filled..end]).await {
+                    Ok(0) => {
+                        failed = Some("the broker closed the connection".to_string());
+                        break;
+                    }
+                    Ok(n) => filled += n,
+                    Err(e) => {
+                        failed = Some(format!("read failed: {e}"));
+                        break;
+                    }
+                }
+            }
+            if let Some(reason) = failed {
+                kafkit_protocol::pool::give(body);
+                break reason;
+            }
+            match dispatch(kafkit_protocol::pool::freeze(body, size), &in_flight, &shared) {
+                Ok(()) => continue,
+                Err(reason) => break reason,
+            }
         }
         reserve_for_frame(&mut buf);
         match rd.read_buf(&mut buf).await {
@@ -587,4 +602,33 @@ async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Wea
         Some(s) => shutdown(&s, &reason),
         None => fail_all(&in_flight, "", &reason),
     }
+}
+
+/// Hands a response frame to the request waiting for it. `Err` is why the connection must
+/// close.
+fn dispatch(frame: Bytes, in_flight: &InFlight, shared: &std::sync::Weak<Shared>) -> std::result::Result<(), String> {
+    let got = (frame.len() >= 4).then(|| i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
+    let next = {
+        let Ok(mut q) = in_flight.lock() else { return Err("connection state poisoned".to_string()) };
+        let expected = q.replies.front().map(|r| r.0);
+        if got.is_some() && got != expected {
+            if let Some(i) = q.unanswered.iter().position(|c| Some(*c) == got) {
+                q.unanswered.remove(i);
+                return Ok(());
+            }
+        }
+        q.replies.pop_front()
+    };
+    let Some((corr, reply)) = next else {
+        return Err("a response arrived for no request".to_string());
+    };
+    if got != Some(corr) {
+        let _ = reply.send(Err(Error::ConnectionClosed {
+            addr: shared.upgrade().map(|s| s.addr.clone()).unwrap_or_default(),
+            reason: "response correlation id out of order".into(),
+        }));
+        return Err("response correlation id out of order".to_string());
+    }
+    let _ = reply.send(Ok(frame));
+    Ok(())
 }
