@@ -464,7 +464,7 @@ impl RecordBatch {
         if data[16] != 2 {
             return Err(corrupt("magic is not 2"));
         }
-        decode_v2(data, opts)
+        decode_v2(data, opts, Vec::new())
     }
 }
 
@@ -483,8 +483,9 @@ fn be_i64(b: &[u8]) -> i64 {
     i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
-/// Decodes one whole v2 batch (`data` is exactly the batch).
-fn decode_v2(data: Bytes, opts: &DecodeOptions) -> Result<RecordBatch, DecodeError> {
+/// Decodes one whole v2 batch (`data` is exactly the batch), its records into `records`
+/// (an empty vector, perhaps with room from an earlier batch).
+fn decode_v2(data: Bytes, opts: &DecodeOptions, records: Vec<Record>) -> Result<RecordBatch, DecodeError> {
     let h = &data[..];
     let stored_crc = u32::from_be_bytes([h[17], h[18], h[19], h[20]]);
     if opts.verify_crc {
@@ -527,7 +528,7 @@ fn decode_v2(data: Bytes, opts: &DecodeOptions) -> Result<RecordBatch, DecodeErr
     } else {
         compression::decompress_bytes(compression, &data[RECORD_BATCH_OVERHEAD..], opts.max_decompressed_bytes)?
     };
-    batch.records = decode_records(&body, count as usize)?;
+    batch.records = decode_records(&body, count as usize, records)?;
     Ok(batch)
 }
 
@@ -601,8 +602,9 @@ impl Cursor<'_> {
     }
 }
 
-fn decode_records(body: &Bytes, count: usize) -> Result<Vec<Record>, DecodeError> {
-    let mut records = Vec::with_capacity(count.min(body.len() / MIN_RECORD_SIZE));
+fn decode_records(body: &Bytes, count: usize, mut records: Vec<Record>) -> Result<Vec<Record>, DecodeError> {
+    records.clear();
+    records.reserve(count.min(body.len() / MIN_RECORD_SIZE));
     let mut c = Cursor { data: body, pos: 0, end: body.len() };
     for i in 0..count {
         let r = decode_record(&mut c).map_err(|e| e.field(RECORD_FIELD[i.min(1)]))?;
@@ -681,6 +683,8 @@ fn parse_control(r: &Record) -> Result<ControlRecord, DecodeError> {
 pub struct RecordSet {
     data: Bytes,
     opts: DecodeOptions,
+    /// A records vector given back with [`RecordSet::recycle`], for the next batch.
+    spare: Vec<Record>,
     /// Legacy batches already decoded from one message set (yielded in order).
     pending: std::collections::VecDeque<RecordBatch>,
     done: bool,
@@ -690,11 +694,20 @@ pub struct RecordSet {
 impl RecordSet {
     /// Iterates the batches in `data`.
     pub fn new(data: Bytes, opts: DecodeOptions) -> Self {
-        RecordSet { data, opts, pending: Default::default(), done: false, truncated: 0 }
+        RecordSet { data, opts, spare: Vec::new(), pending: Default::default(), done: false, truncated: 0 }
     }
     /// Bytes of a trailing partial batch that were skipped (0 if none, or not reached yet).
     pub fn truncated(&self) -> usize {
         self.truncated
+    }
+
+    /// Gives back a yielded batch's `records` vector, emptied (with `drain`), so that the
+    /// next batch is decoded into its room rather than a fresh allocation.
+    pub fn recycle(&mut self, mut records: Vec<Record>) {
+        records.clear();
+        if records.capacity() > self.spare.capacity() {
+            self.spare = records;
+        }
     }
 
     /// The offset after the last whole batch still to be read, from the batch headers alone
@@ -754,7 +767,7 @@ impl RecordSet {
                 if (len as usize) < RECORD_BATCH_OVERHEAD - LOG_OVERHEAD {
                     return Some(Err(corrupt("batch length shorter than a batch header")));
                 }
-                Some(decode_v2(data, &self.opts))
+                Some(decode_v2(data, &self.opts, std::mem::take(&mut self.spare)))
             }
             0 | 1 => match decode_legacy(data, &self.opts, 0) {
                 Ok(batches) => {
@@ -1073,6 +1086,26 @@ mod tests {
         assert_eq!(set.next_offset(), None, "only a partial batch is left");
         assert!(set.next().is_none());
         assert!(set.truncated() > 0);
+    }
+
+    #[test]
+    fn a_recycled_records_vector_takes_the_next_batch() {
+        let mut buf = BytesMut::new();
+        for base in [0i64, 100] {
+            let mut b = sample(Compression::Lz4);
+            b.base_offset = base;
+            b.encode(&mut buf).unwrap();
+        }
+        let mut set = RecordSet::new(buf.freeze(), DecodeOptions::default());
+        let mut first = set.next().unwrap().unwrap();
+        let want = first.records.clone();
+        let ptr = first.records.as_ptr();
+        first.records.drain(..);
+        set.recycle(first.records);
+        let second = set.next().unwrap().unwrap();
+        assert_eq!(second.base_offset, 100);
+        assert_eq!(second.records, want, "the same records, decoded into the given-back vector");
+        assert_eq!(second.records.as_ptr(), ptr);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::net::{Conn, IsolationLevel};
 use kafkit_protocol::messages::{
     fetch_request, fetch_response, list_offsets_request, FetchRequest, ListOffsetsRequest,
 };
-use kafkit_protocol::record::{ControlRecordType, DecodeOptions, RecordBatch, RecordSet};
+use kafkit_protocol::record::{ControlRecordType, DecodeOptions, Record, RecordBatch, RecordSet};
 use kafkit_protocol::{ErrorCode, Uuid};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -229,7 +229,10 @@ impl Batches {
             None => Ok(false),
             Some(Err(source)) => Err(Error::Decode { addr: self.addr.clone(), source }),
             Some(Ok(batch)) => {
-                self.selector.add(batch, out);
+                let records = self.selector.add(batch, out);
+                if let Some(set) = self.set.as_mut() {
+                    set.recycle(records);
+                }
                 Ok(true)
             }
         }
@@ -274,7 +277,9 @@ impl Selector {
         Selector { aborted, active: HashSet::new(), from, topic: topic.into(), partition, high_watermark }
     }
 
-    fn add(&mut self, batch: RecordBatch, out: &mut Selected) {
+    /// Adds what the application may see of `batch` to `out`; returns the batch's records
+    /// vector, emptied, for reuse.
+    fn add(&mut self, mut batch: RecordBatch, out: &mut Selected) -> Vec<Record> {
         // Aborted transactions that start at or before this batch are in effect.
         while self.aborted.front().is_some_and(|(first, _)| *first <= batch.last_offset()) {
             if let Some((_, pid)) = self.aborted.pop_front() {
@@ -288,17 +293,17 @@ impl Selector {
                     self.active.remove(&batch.producer_id);
                 }
             }
-            return;
+            return batch.records;
         }
         if batch.is_transactional && self.active.contains(&batch.producer_id) {
-            return;
+            return batch.records;
         }
         let (base_offset, base_timestamp) = (batch.base_offset, batch.base_timestamp);
         let log_append_time = batch.timestamp_type == kafkit_protocol::record::TimestampType::LogAppendTime;
         let max_timestamp = batch.max_timestamp;
         out.messages.reserve(batch.records.len());
         // Moved out of the decoded batch: no second reference count per key and value.
-        for r in batch.records {
+        for r in batch.records.drain(..) {
             let offset = base_offset + i64::from(r.offset_delta);
             if offset < self.from {
                 continue;
@@ -319,6 +324,7 @@ impl Selector {
             out.bytes += m.size();
             out.messages.push(m);
         }
+        batch.records
     }
 }
 

@@ -123,8 +123,15 @@ pub(crate) struct Engine {
     /// Wakes the fetch tasks when partitions become fetchable.
     wake: Notify,
     budget: Arc<Semaphore>,
+    /// Emptied message vectors of read chunks, for the next chunks: a chunk's vector is
+    /// often past the allocator's mmap threshold, so a fresh one would cost a page fault
+    /// per 4 KiB.
+    spare: Mutex<Vec<Vec<Message>>>,
     pub counters: Counters,
 }
+
+/// Emptied message vectors kept for reuse at most.
+const SPARE_VECTORS: usize = 4;
 
 impl Engine {
     pub fn new(cluster: Cluster, settings: FetchSettings) -> Arc<Engine> {
@@ -136,6 +143,7 @@ impl Engine {
             data: Notify::new(),
             wake: Notify::new(),
             budget,
+            spare: Mutex::new(Vec::new()),
             counters: Counters::default(),
         });
         tokio::spawn(supervise(Arc::downgrade(&engine)));
@@ -252,6 +260,22 @@ impl Engine {
         self.wake.notify_waiters();
     }
 
+    /// An empty message vector, with room from an earlier chunk when there is one.
+    fn spare_vec(&self) -> Vec<Message> {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default()
+    }
+
+    /// Keeps a read chunk's (empty) message vector for a later chunk.
+    fn recycle(&self, messages: VecDeque<Message>) {
+        let v = Vec::from(messages);
+        if v.capacity() > 0 && v.is_empty() {
+            let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.len() < SPARE_VECTORS {
+                spare.push(v);
+            }
+        }
+    }
+
     /// The next message; `None` when there is none now.
     fn pop(&self, st: &mut State, mark: bool) -> Option<Result<Message>> {
         if let Some(e) = st.errors.pop_front() {
@@ -281,7 +305,9 @@ impl Engine {
                 // the partition be fetched again, and give the next partition its turn.
                 p.position = p.position.max(chunk.next);
                 self.counters.buffered.fetch_sub(chunk.bytes as u64, Ordering::Relaxed);
-                p.chunks.pop_front();
+                if let Some(read) = p.chunks.pop_front() {
+                    self.recycle(read.messages);
+                }
                 if let Some(tp) = ready.pop_front() {
                     if p.chunks.is_empty() {
                         p.queued = false;
@@ -651,7 +677,7 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
     let chunk = CHUNK_BYTES.min(cap / 2).max(1);
     let mut expected = c.offset;
     loop {
-        let mut sel = Selected { messages: Vec::new(), bytes: 0, next: expected };
+        let mut sel = Selected { messages: e.spare_vec(), bytes: 0, next: expected };
         let (mut end, mut failure) = (false, None);
         while cost(&sel) < chunk {
             match batches.next_into(&mut sel) {
