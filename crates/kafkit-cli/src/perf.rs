@@ -157,7 +157,8 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
     let c = kafkit::Cluster::connect(seeds, cluster.clone()).await.map_err(e)?;
     let t = c.topic(&a.topic).await.map_err(e)?;
     let started = Instant::now();
-    // One reader of every partition: one fetch per partition leader (Java's assign()).
+    // One reader of every partition (Java's assign()): the partition leader's partitions
+    // share its fetch tasks.
     let parts = t.partitions.iter().map(|p| kafkit::TopicPartition::new(a.topic.clone(), p.id));
     let config = ReaderConfig::assign(parts)
         .with_max_wait(Duration::from_millis(100))

@@ -239,10 +239,7 @@ impl Batches {
     }
 }
 
-/// The messages of `batches` from offset `from` on: control batches never; with a non-empty
-/// `aborted` list ((first offset, producer id) of each aborted transaction, sorted) not the
-/// batches of a producer between the first offset of its aborted transaction and its abort
-/// marker.
+/// The messages of `batches` from offset `from` on, as a [`Selector`] chooses them.
 #[cfg(test)]
 pub(crate) fn select(
     batches: Vec<RecordBatch>,
@@ -260,8 +257,10 @@ pub(crate) fn select(
     out
 }
 
-/// Chooses, batch after batch of one partition, the messages the application may see (see
-/// [`select`]).
+/// Chooses, batch after batch of one partition, the messages the application may see, from
+/// offset `from` on: control batches never; with a non-empty `aborted` list ((first offset,
+/// producer id) of each aborted transaction, sorted) not the batches of a producer between
+/// the first offset of its aborted transaction and its abort marker.
 pub(crate) struct Selector {
     aborted: VecDeque<(i64, i64)>,
     /// Producers whose aborted transaction is in effect.

@@ -145,4 +145,6 @@ async fn an_assigned_reader_reads_several_partitions_of_several_topics_in_order(
     let m = r.read_message().await.unwrap();
     assert_eq!((m.topic.as_ref(), m.offset), (b.as_str(), 98));
     assert!(r.seek(&TopicPartition::new(b.clone(), 7), 0).is_err(), "not a partition being read");
+    let none = Reader::new(&[&broker.addr], ReaderConfig::assign(Vec::new())).await;
+    assert!(matches!(none, Err(kafkit::Error::InvalidArgument(_))), "{none:?}");
 }

@@ -208,7 +208,8 @@ impl ReaderConfig {
     }
     /// A reader of the given partitions, of one or more topics, without a consumer group
     /// (Java `KafkaConsumer::assign`): each starts at [`ReaderConfig::start`], and nothing
-    /// is committed. One fetch per partition leader covers all of its partitions.
+    /// is committed. The partitions a broker leads share its fetches (at most
+    /// [`ReaderConfig::fetch_concurrency`] in flight).
     pub fn assign(partitions: impl IntoIterator<Item = TopicPartition>) -> Self {
         let mut c = ReaderConfig::new("", 0);
         c.partitions = partitions.into_iter().collect();
@@ -424,9 +425,13 @@ impl Reader {
     /// # Errors
     /// As [`Cluster::connect`]; the topic's metadata error and ListOffsets' error for
     /// [`StartOffset::First`] / [`StartOffset::Last`] (partition mode);
-    /// [`Error::InvalidArgument`] for a group reader without topics or assignors, or with a
-    /// heartbeat interval not below its session timeout.
+    /// [`Error::InvalidArgument`] for a reader with neither a topic, partitions nor a group,
+    /// and for a group reader without topics or assignors, or with a heartbeat interval not
+    /// below its session timeout.
     pub async fn new(brokers: &[&str], config: ReaderConfig) -> Result<Reader> {
+        if config.group_id.is_none() && config.partitions.is_empty() && config.topic.is_empty() {
+            return Err(Error::InvalidArgument("a reader needs a topic, partitions to read or a group".into()));
+        }
         let cluster = Cluster::connect(brokers, config.cluster.clone()).await?;
         let settings = FetchSettings {
             min_bytes: config.min_bytes,
