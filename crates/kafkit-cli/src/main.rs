@@ -816,81 +816,42 @@ async fn consume(seeds: &[&str], args: ConsumeArgs) -> Outcome {
     };
     let start = start_offset(&args.offset)?;
     let since = args.since.as_deref().map(parse_time).transpose()?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Option<Message>, String>>(1024);
-    let mut tasks = Vec::new();
-    for p in partitions {
-        let tx = tx.clone();
-        let seeds: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
-        let config = ReaderConfig::new(&args.topic, p)
-            .with_start(start)
-            .with_max_wait(Duration::from_millis(200))
-            .with_cluster(cluster_config());
-        let exit_at_end = args.exit_at_end;
-        tasks.push(tokio::spawn(async move {
-            let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
-            let mut r = match Reader::new(&seeds, config).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string())).await;
-                    return;
-                }
-            };
-            if let Some(t) = since {
-                if let Err(e) = r.set_offset_at(t).await {
-                    let _ = tx.send(Err(e.to_string())).await;
-                    return;
-                }
-            }
-            loop {
-                if exit_at_end && r.lag() == 0 {
-                    let _ = tx.send(Ok(None)).await;
-                    return;
-                }
-                let next = tokio::time::timeout(Duration::from_millis(300), r.read_message()).await;
-                match next {
-                    Err(_) => continue, // no record yet; look at the lag again
-                    Ok(Ok(m)) => {
-                        if tx.send(Ok(Some(m))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        let _ = tx.send(Err(e.to_string())).await;
-                        return;
-                    }
-                }
-            }
-        }));
+    // One reader of the chosen partitions (Java's assign()).
+    let parts = partitions.iter().map(|p| TopicPartition::new(args.topic.clone(), *p));
+    let config = ReaderConfig::assign(parts)
+        .with_start(start)
+        .with_max_wait(Duration::from_millis(200))
+        .with_cluster(cluster_config());
+    let mut r = Reader::new(seeds, config).await.map_err(e)?;
+    if let Some(t) = since {
+        r.set_offset_at(t).await.map_err(e)?;
     }
-    drop(tx);
-    let mut remaining = tasks.len();
     let mut printed = 0u64;
     let bar = progress(args.count, "consuming");
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    while remaining > 0 {
-        match rx.recv().await {
-            None => break,
-            Some(Err(e)) => return Err(e),
-            Some(Ok(None)) => remaining -= 1,
-            Some(Ok(Some(m))) => {
-                let line = format_line(&m, args.format);
-                writeln!(out, "{line}").map_err(|e| format!("writing output: {e}"))?;
-                printed += 1;
-                if let Some(b) = &bar {
-                    b.inc(1);
-                }
-                if args.count.is_some_and(|c| printed >= c) {
-                    break;
-                }
-            }
+    loop {
+        // -e: done once every partition has been fetched and read to its high watermark.
+        if args.exit_at_end && r.partitions().values().all(|s| s.lag == 0) {
+            break;
+        }
+        let m = match tokio::time::timeout(Duration::from_millis(300), r.read_message()).await {
+            Err(_) => continue, // no record yet; look at the lag again
+            Ok(m) => m.map_err(e)?,
+        };
+        let line = format_line(&m, args.format);
+        writeln!(out, "{line}").map_err(|e| format!("writing output: {e}"))?;
+        printed += 1;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        if args.count.is_some_and(|c| printed >= c) {
+            break;
         }
     }
     out.flush().map_err(|e| format!("writing output: {e}"))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    for t in tasks {
-        t.abort();
-    }
+    r.abort();
     Ok(())
 }

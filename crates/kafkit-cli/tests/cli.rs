@@ -92,6 +92,28 @@ fn produce_then_consume_as_json_with_keys_headers_and_a_codec() {
 }
 
 #[test]
+fn since_starts_every_partition_at_the_first_record_at_or_after_a_time() {
+    let b = TestBroker::start();
+    let t = unique_topic("cli-since");
+    ok(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "2"], b""));
+    for p in ["0", "1"] {
+        ok(&kafkit(&b.addr, &["produce", &t, "-p", p], format!("old-{p}\n").as_bytes()));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    std::thread::sleep(Duration::from_millis(50));
+    for p in ["0", "1"] {
+        ok(&kafkit(&b.addr, &["produce", &t, "-p", p], format!("new-{p}\n").as_bytes()));
+    }
+    let out = ok(&kafkit(&b.addr, &["consume", &t, "-e", "--since", &since.to_string()], b""));
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort_unstable();
+    assert_eq!(got, ["new-0", "new-1"]);
+    // Without --since both partitions are read from the start.
+    assert_eq!(ok(&kafkit(&b.addr, &["consume", &t, "-e"], b"")).lines().count(), 4);
+}
+
+#[test]
 fn bytes_that_are_not_utf8_come_out_as_base64_and_say_so() {
     let b = TestBroker::start();
     let t = unique_topic("cli-bin");

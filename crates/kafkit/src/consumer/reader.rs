@@ -711,19 +711,30 @@ impl Reader {
     }
 
     /// Moves the reader to the first message at or after `t` (kafka-go `SetOffsetAt`,
-    /// ListOffsets by timestamp); to the end of the log when there is none.
+    /// ListOffsets by timestamp); to the end of the log when there is none. A reader of
+    /// several partitions ([`ReaderConfig::assign`]) moves each of them so (Java
+    /// `offsetsForTimes` then `seek`).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] in group mode; ListOffsets' error.
+    /// [`Error::InvalidArgument`] in group mode; ListOffsets' error (partitions looked up
+    /// before it stay moved).
     pub async fn set_offset_at(&mut self, t: SystemTime) -> Result<()> {
         self.pending = None;
-        let tp = self.partition_mode("set_offset_at")?.clone();
-        let (cluster, iso) = (&self.engine.cluster, self.config.isolation);
-        let offset = match list_offset(cluster, &tp, to_millis(t), iso).await? {
-            -1 => list_offset(cluster, &tp, -1, iso).await?,
-            o => o,
+        let parts = match &self.mode {
+            Mode::Assigned(parts) => parts.clone(),
+            Mode::Group { .. } => {
+                return Err(Error::InvalidArgument("set_offset_at is not available with a consumer group".into()))
+            }
         };
-        self.engine.seek(&tp, offset)
+        let (cluster, iso) = (&self.engine.cluster, self.config.isolation);
+        for tp in &parts {
+            let offset = match list_offset(cluster, tp, to_millis(t), iso).await? {
+                -1 => list_offset(cluster, tp, -1, iso).await?,
+                o => o,
+            };
+            self.engine.seek(tp, offset)?;
+        }
+        Ok(())
     }
 
     /// Messages between the next offsets to read and the high watermarks of the latest
