@@ -1,7 +1,9 @@
 //! What `kafkit perf` and the peer clients of the comparison harness (`kafkit-peers`)
 //! print: throughput, latency percentiles, client CPU and peak RSS, as text or JSON.
 
+use std::future::Future;
 use std::io::Write;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Records between two readings of the clock in [`Receipts`].
@@ -30,6 +32,22 @@ impl Receipts {
     /// The client waited for records: read the clock again for the next one.
     pub fn waited(&mut self) {
         self.left = 0;
+    }
+
+    /// Awaits the client's next record (`next`) for at most `limit`, noting the wait first
+    /// when it is not there at once; `None` when the limit passed.
+    pub async fn next<F: Future>(&mut self, next: F, limit: Duration) -> Option<F::Output> {
+        let mut next = std::pin::pin!(next);
+        // The context is a temporary of this statement: nothing unsendable lives across the
+        // await below.
+        let now = next.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        match now {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => {
+                self.waited();
+                tokio::time::timeout(limit, next).await.ok()
+            }
+        }
     }
 
     /// A record with timestamp `ts_ms` (ms since the epoch) was received.

@@ -2,10 +2,8 @@
 //! same fields.
 
 use kafkit_cli::report::{Receipts, Report};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// The settings every producer gets, kafkit included: linger 5 ms, batches of up to 1 MiB,
@@ -291,19 +289,7 @@ async fn rskafka_consume(a: &Args) -> Result<Report, String> {
             let (mut n, mut bytes) = (0u64, 0u64);
             let mut receipts = Receipts::with_capacity(1024);
             loop {
-                // A record already fetched, or else a wait for one (after which the clock is
-                // read).
-                let r = {
-                    let mut next = s.next();
-                    let now = std::pin::Pin::new(&mut next).poll(&mut Context::from_waker(Waker::noop()));
-                    match now {
-                        Poll::Ready(r) => r,
-                        Poll::Pending => {
-                            receipts.waited();
-                            next.await
-                        }
-                    }
-                };
+                let r = receipts.next(s.next(), Duration::from_secs(300)).await.flatten();
                 let Some(Ok((r, high_watermark))) = r else { return };
                 n += 1;
                 let rec = &r.record;

@@ -173,7 +173,7 @@ fn too_big(limit: usize) -> DecodeError {
 /// Reads `r` to its end into a vector, failing once the output would pass `limit` bytes.
 fn read_capped(r: impl Read, limit: usize) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::new();
-    r.take(limit as u64 + 1).read_to_end(&mut out).map_err(|e| derr(e.to_string()))?;
+    r.take(limit as u64 + 1).read_to_end(&mut out).map_err(|e| derr(format!("{e} (output limit {limit} bytes)")))?;
     if out.len() > limit {
         return Err(too_big(limit));
     }
@@ -204,15 +204,28 @@ fn snappy_raw(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Decod
 /// # Errors
 /// As [`decompress`].
 pub fn decompress_bytes(codec: Compression, input: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
-    match codec {
-        Compression::Gzip => read_pooled(flate2::read::MultiGzDecoder::new(input), limit),
+    match stream_decoder(codec, input, limit)? {
+        Some(r) => read_pooled(r, limit),
+        None => decompress_whole(codec, input, limit).map(Bytes::from),
+    }
+}
+
+/// The reading decoder of a streamed codec (gzip, lz4, zstd), with its up-front reservations
+/// kept within `limit`; `None` for the codecs decoded whole (none, snappy).
+fn stream_decoder<'a>(
+    codec: Compression,
+    input: &'a [u8],
+    limit: usize,
+) -> Result<Option<Box<dyn Read + 'a>>, DecodeError> {
+    Ok(Some(match codec {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
         Compression::Lz4 => {
             check_lz4_block_size(input, limit)?;
-            read_pooled(lz4_flex::frame::FrameDecoder::new(input), limit)
+            Box::new(lz4_flex::frame::FrameDecoder::new(input))
         }
-        Compression::Zstd => read_pooled(zstd_decoder(input, limit)?, limit),
-        Compression::None | Compression::Snappy => decompress(codec, input, limit).map(Bytes::from),
-    }
+        Compression::Zstd => Box::new(zstd_decoder(input, limit)?),
+        Compression::None | Compression::Snappy => return Ok(None),
+    }))
 }
 
 /// Reads `r` to its end into a pooled buffer, failing past `limit` bytes.
@@ -265,60 +278,38 @@ fn zstd_decoder(input: &[u8], limit: usize) -> Result<impl Read + '_, DecodeErro
 /// # Errors
 /// [`DecodeErrorKind::Decompression`] for corrupt input or output past `limit`.
 pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    match codec {
-        Compression::None => {
-            if input.len() > limit {
-                return Err(too_big(limit));
-            }
-            Ok(input.to_vec())
-        }
-        Compression::Gzip => read_capped(flate2::read::MultiGzDecoder::new(input), limit),
-        Compression::Snappy => {
-            let mut out = Vec::new();
-            if input.len() >= 16 && input[..8] == XERIAL_MAGIC {
-                let mut rest = &input[16..];
-                while !rest.is_empty() {
-                    if rest.len() < 4 {
-                        return Err(derr("truncated xerial snappy block header"));
-                    }
-                    let n = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-                    if n < 0 || n as usize > rest.len() - 4 {
-                        return Err(derr("xerial snappy block length out of range"));
-                    }
-                    snappy_raw(&rest[4..4 + n as usize], limit, &mut out)?;
-                    rest = &rest[4 + n as usize..];
-                }
-            } else {
-                snappy_raw(input, limit, &mut out)?;
-            }
-            Ok(out)
-        }
-        Compression::Lz4 => {
-            // The decoder reserves a buffer of the frame's declared maximum block size (64 KiB
-            // to 4 MiB, from the BD byte): refuse sizes past the limit before it does.
-            if input.len() >= 6 && input[..4] == [0x04, 0x22, 0x4d, 0x18] {
-                let block = 1usize << (8 + 2 * ((input[5] >> 4) & 0x07) as usize);
-                if block > limit.max(64 << 10) {
-                    return Err(derr(format!("lz4 block size {block} exceeds the limit of {limit} bytes")));
-                }
-            }
-            read_capped(lz4_flex::frame::FrameDecoder::new(input), limit)
-        }
-        Compression::Zstd => {
-            let zerr = |e: std::io::Error| derr(format!("{e} (output limit {limit} bytes)"));
-            let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(zerr)?;
-            // The decoder reserves a window of up to 2^window_log_max bytes: keep it within the
-            // output limit (and 16 MiB, more than any producer's default level asks for).
-            let log = (usize::BITS - limit.max(1024).saturating_sub(1).leading_zeros()).min(24);
-            dec.window_log_max(log).map_err(zerr)?;
-            let mut out = Vec::new();
-            dec.take(limit as u64 + 1).read_to_end(&mut out).map_err(zerr)?;
-            if out.len() > limit {
-                return Err(too_big(limit));
-            }
-            Ok(out)
-        }
+    match stream_decoder(codec, input, limit)? {
+        Some(r) => read_capped(r, limit),
+        None => decompress_whole(codec, input, limit),
     }
+}
+
+/// The codecs without a stream decoder: none (a copy) and snappy (raw or xerial-framed).
+fn decompress_whole(codec: Compression, input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    if codec == Compression::None {
+        if input.len() > limit {
+            return Err(too_big(limit));
+        }
+        return Ok(input.to_vec());
+    }
+    let mut out = Vec::new();
+    if input.len() >= 16 && input[..8] == XERIAL_MAGIC {
+        let mut rest = &input[16..];
+        while !rest.is_empty() {
+            if rest.len() < 4 {
+                return Err(derr("truncated xerial snappy block header"));
+            }
+            let n = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            if n < 0 || n as usize > rest.len() - 4 {
+                return Err(derr("xerial snappy block length out of range"));
+            }
+            snappy_raw(&rest[4..4 + n as usize], limit, &mut out)?;
+            rest = &rest[4 + n as usize..];
+        }
+    } else {
+        snappy_raw(input, limit, &mut out)?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

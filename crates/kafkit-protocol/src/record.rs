@@ -848,7 +848,7 @@ fn decode_legacy(data: Bytes, opts: &DecodeOptions, depth: u8) -> Result<Vec<Rec
         return Err(corrupt("compressed message inside a compressed message"));
     }
     let inner = value.ok_or_else(|| corrupt("compressed wrapper message without a value"))?;
-    let inner = Bytes::from(compression::decompress(compression, &inner, opts.max_decompressed_bytes)?);
+    let inner = compression::decompress_bytes(compression, &inner, opts.max_decompressed_bytes)?;
     // The inner messages, uncompressed.
     let mut msgs: Vec<(i64, i64, Option<Bytes>, Option<Bytes>)> = Vec::new();
     let mut rest = inner;

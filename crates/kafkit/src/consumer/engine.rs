@@ -348,10 +348,9 @@ impl Engine {
         }
     }
 
-    /// How many fetch tasks share the partitions led by `broker`: one per partition, at most
+    /// How many fetch tasks share `led` partitions of one broker: one per partition, at most
     /// `concurrency`.
-    fn lanes_for(&self, leaders: &[(TopicPartition, i32)], broker: i32) -> usize {
-        let led = leaders.iter().filter(|(_, l)| *l == broker).count();
+    fn lanes(&self, led: usize) -> usize {
         led.min(self.settings.concurrency.max(1))
     }
 
@@ -370,7 +369,7 @@ impl Engine {
         let led =
             st.parts.keys().filter(|tp| meta.partition(&tp.topic, tp.partition).is_some_and(|p| p.leader == broker));
         let led = led.count();
-        let lanes = led.min(self.settings.concurrency.max(1));
+        let lanes = self.lanes(led);
         if slot >= lanes {
             return None;
         }
@@ -490,7 +489,8 @@ async fn supervise(engine: std::sync::Weak<Engine>) {
             let mut st = e.lock();
             st.lanes.retain(|_, h| !h.is_finished());
             for broker in brokers {
-                for slot in 0..e.lanes_for(&leaders, broker) {
+                let led = leaders.iter().filter(|(_, l)| *l == broker).count();
+                for slot in 0..e.lanes(led) {
                     st.lanes
                         .entry((broker, slot))
                         .or_insert_with(|| tokio::spawn(lane(Arc::downgrade(&e), broker, slot)).abort_handle());
