@@ -818,11 +818,8 @@ async fn consume(seeds: &[&str], args: ConsumeArgs) -> Outcome {
     let since = args.since.as_deref().map(parse_time).transpose()?;
     // One reader of the chosen partitions (Java's assign()).
     let parts = partitions.iter().map(|p| TopicPartition::new(args.topic.clone(), *p));
-    let config = ReaderConfig::assign(parts)
-        .with_start(start)
-        .with_max_wait(Duration::from_millis(200))
-        .with_cluster(cluster_config());
-    let mut r = Reader::new(seeds, config).await.map_err(e)?;
+    let config = ReaderConfig::assign(parts).with_start(start).with_max_wait(Duration::from_millis(200));
+    let mut r = Reader::with_cluster(cluster, config).await.map_err(e)?;
     if let Some(t) = since {
         r.set_offset_at(t).await.map_err(e)?;
     }

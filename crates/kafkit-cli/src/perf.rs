@@ -154,9 +154,10 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
 
 pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeArgs) -> Result<(), String> {
     let e = |e: Error| e.to_string();
-    let c = kafkit::Cluster::connect(seeds, cluster.clone()).await.map_err(e)?;
-    let t = c.topic(&a.topic).await.map_err(e)?;
+    // Timed from the first connection, as the peers are timed from building their client.
     let started = Instant::now();
+    let c = kafkit::Cluster::connect(seeds, cluster).await.map_err(e)?;
+    let t = c.topic(&a.topic).await.map_err(e)?;
     // One reader of every partition (Java's assign()): the partition leader's partitions
     // share its fetch tasks.
     let parts = t.partitions.iter().map(|p| kafkit::TopicPartition::new(a.topic.clone(), p.id));
@@ -164,24 +165,13 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
         .with_max_wait(Duration::from_millis(100))
         .with_fetch_concurrency(a.fetch_concurrency)
         .with_max_bytes(a.max_bytes)
-        .with_prefetch_bytes(a.prefetch_bytes)
-        .with_cluster(cluster);
-    let mut r = Reader::new(seeds, config).await.map_err(e)?;
+        .with_prefetch_bytes(a.prefetch_bytes);
+    let mut r = Reader::with_cluster(c, config).await.map_err(e)?;
     let (mut n, mut bytes) = (0u64, 0u64);
     let mut receipts = Receipts::with_capacity(a.records.min(1 << 24) as usize);
     while n < a.records {
-        let m = {
-            let mut next = std::pin::pin!(r.read_message());
-            match next.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(m) => m,
-                Poll::Pending => {
-                    receipts.waited();
-                    match tokio::time::timeout(Duration::from_secs(30), next).await {
-                        Ok(m) => m,
-                        Err(_) => return Err(format!("only {n} of {} records could be read in time", a.records)),
-                    }
-                }
-            }
+        let Some(m) = receipts.next(r.read_message(), Duration::from_secs(30)).await else {
+            return Err(format!("only {n} of {} records could be read in time", a.records));
         };
         let m = m.map_err(e)?;
         n += 1;

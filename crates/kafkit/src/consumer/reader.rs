@@ -215,6 +215,13 @@ impl ReaderConfig {
         c.partitions = partitions.into_iter().collect();
         c
     }
+    /// Refuses a reader with nothing to read.
+    fn check_source(&self) -> Result<()> {
+        if self.group_id.is_none() && self.partitions.is_empty() && self.topic.is_empty() {
+            return Err(Error::InvalidArgument("a reader needs a topic, partitions to read or a group".into()));
+        }
+        Ok(())
+    }
     /// A member of consumer group `group_id` reading `topics`, with the defaults.
     pub fn group(group_id: impl Into<String>, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
         let mut c = ReaderConfig::new("", 0);
@@ -429,10 +436,19 @@ impl Reader {
     /// and for a group reader without topics or assignors, or with a heartbeat interval not
     /// below its session timeout.
     pub async fn new(brokers: &[&str], config: ReaderConfig) -> Result<Reader> {
-        if config.group_id.is_none() && config.partitions.is_empty() && config.topic.is_empty() {
-            return Err(Error::InvalidArgument("a reader needs a topic, partitions to read or a group".into()));
-        }
+        config.check_source()?;
         let cluster = Cluster::connect(brokers, config.cluster.clone()).await?;
+        Reader::with_cluster(cluster, config).await
+    }
+
+    /// As [`Reader::new`], through a cluster already connected (`ReaderConfig::cluster` is
+    /// not used): the reader shares its metadata and its connections, by workload, with
+    /// whatever else uses that cluster.
+    ///
+    /// # Errors
+    /// As [`Reader::new`], but for connecting.
+    pub async fn with_cluster(cluster: Cluster, config: ReaderConfig) -> Result<Reader> {
+        config.check_source()?;
         let settings = FetchSettings {
             min_bytes: config.min_bytes,
             max_bytes: config.max_bytes,
