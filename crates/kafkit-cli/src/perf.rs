@@ -41,6 +41,10 @@ pub struct ProduceArgs {
     /// Most bytes per batch (Java `batch.size`; peers in the harness use 1 MiB too).
     #[arg(long, default_value_t = 1 << 20)]
     pub batch_size: usize,
+    /// Connections per partition leader carrying Produce requests
+    /// (`WriterConfig::produce_concurrency`).
+    #[arg(long, default_value_t = kafkit::producer::DEFAULT_PRODUCE_CONCURRENCY)]
+    pub produce_concurrency: usize,
     /// Records per second to aim for (0: as fast as possible).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
@@ -95,6 +99,7 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
         .with_compression(a.compression)
         .with_linger(a.linger)
         .with_batch_bytes(a.batch_size)
+        .with_produce_concurrency(a.produce_concurrency)
         .with_batch_size(usize::MAX / 2)
         .with_cluster(cluster);
     let w = Writer::new(seeds, config).await.map_err(e)?;

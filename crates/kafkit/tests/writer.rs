@@ -211,3 +211,35 @@ async fn topics_are_created_on_first_write_only_when_allowed() {
     let got = read_partition(&broker.addr, &topic, d[0].partition, 1).await;
     assert_eq!(got[0].value.as_deref(), Some(&b"created"[..]));
 }
+
+#[tokio::test]
+async fn partitions_spread_over_several_produce_connections_keep_their_order() {
+    let broker = TestBroker::start();
+    for lanes in [1usize, 3] {
+        let topic = unique_topic("lanes");
+        create(&broker.addr, &topic, 6).await;
+        let config = WriterConfig::default().with_topic(&topic).with_batch_size(10).with_produce_concurrency(lanes);
+        let w = Writer::new(&[&broker.addr], config).await.unwrap();
+        // The first write looks the topic up and opens the first Produce connection.
+        w.write_messages(vec![Message::new(None::<Bytes>, Some(Bytes::from("0")))]).await.unwrap();
+        let before = w.stats().dials;
+        let msgs = (1..1200).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(i.to_string())))).collect();
+        w.write_messages(msgs).await.unwrap();
+        assert_eq!(w.stats().dials - before, lanes as u64 - 1, "one connection per lane to the one broker");
+        let mut total = 0;
+        for p in 0..6 {
+            let got = read_partition(&broker.addr, &topic, p, 200).await;
+            let values: Vec<u64> = got
+                .iter()
+                .map(|m| std::str::from_utf8(m.value.as_deref().unwrap()).unwrap().parse().unwrap())
+                .collect();
+            assert!(values.windows(2).all(|v| v[0] < v[1]), "partition {p}, {lanes} lanes: in write order: {values:?}");
+            assert_eq!(got.iter().map(|m| m.offset).collect::<Vec<_>>(), (0..got.len() as i64).collect::<Vec<_>>());
+            total += got.len();
+        }
+        assert_eq!(total, 1200, "{lanes} lanes: every message once");
+        w.close().await.unwrap();
+    }
+    let bad = WriterConfig::default().with_produce_concurrency(0);
+    assert!(matches!(Writer::new(&[&broker.addr], bad).await, Err(Error::InvalidArgument(_))));
+}

@@ -32,6 +32,10 @@ pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum Workload {
     /// Produce and transaction requests.
     Produce,
+    /// The Produce requests of a writer's further connection `n` (1 and up) to a broker,
+    /// for the partitions it gives that connection (see
+    /// [`WriterConfig::produce_concurrency`](crate::WriterConfig::produce_concurrency)).
+    ProduceLane(u16),
     /// Fetch and ListOffsets.
     Fetch,
     /// The fetches of a reader's further fetch task `n` (1 and up) to a broker, each on its
@@ -175,6 +179,8 @@ struct Inner {
     refresh_lock: tokio::sync::Mutex<()>,
     conns: Mutex<HashMap<(i32, Workload), Slot>>,
     seed_conn: tokio::sync::Mutex<Option<Conn>>,
+    /// Connections made (see `Cluster::dials`).
+    dials: std::sync::atomic::AtomicU64,
 }
 
 /// A Kafka cluster: metadata, connections and routing. A cheap `Clone` (an `Arc`).
@@ -268,6 +274,7 @@ impl Cluster {
                 refresh_lock: tokio::sync::Mutex::new(()),
                 conns: Mutex::new(HashMap::new()),
                 seed_conn: tokio::sync::Mutex::new(None),
+                dials: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         cluster.refresh_metadata(None).await?;
@@ -348,7 +355,7 @@ impl Cluster {
         if seed.as_ref().is_none_or(Conn::is_closed) {
             *seed = None;
             for s in &self.inner.seeds {
-                match self.inner.config.dialer.dial(s).await {
+                match self.dial(s).await {
                     Ok(c) => {
                         *seed = Some(c);
                         break;
@@ -403,7 +410,7 @@ impl Cluster {
         if let Some(c) = guard.as_ref().filter(|c| !c.is_closed() && c.addr() == broker.addr()) {
             return Ok(c.clone());
         }
-        let conn = self.inner.config.dialer.dial(&broker.addr()).await?;
+        let conn = self.dial(&broker.addr()).await?;
         *guard = Some(conn.clone());
         Ok(conn)
     }
@@ -477,8 +484,20 @@ impl Cluster {
         }
         match self.broker(node, workload).await {
             Ok(c) => Ok(c),
-            Err(_) => self.inner.config.dialer.dial(&format!("{host}:{port}")).await,
+            Err(_) => self.dial(&format!("{host}:{port}")).await,
         }
+    }
+
+    /// Connections this cluster has made so far, to seeds and brokers (kafka-go's
+    /// `WriterStats.Dials` and `ReaderStats.Dials`).
+    pub fn dials(&self) -> u64 {
+        self.inner.dials.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn dial(&self, addr: &str) -> Result<Conn> {
+        let conn = self.inner.config.dialer.dial(addr).await?;
+        self.inner.dials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(conn)
     }
 
     /// Runs `op` until it succeeds, fails with an error that is not retriable, or

@@ -68,6 +68,11 @@ pub(crate) struct Part {
     /// handed over in order.
     delivering: Option<usize>,
     queued: bool,
+    /// When a fetch last returned data of this partition (`State::served` then): a fetch
+    /// lists the partitions served longest ago first. The broker fills a response in the
+    /// order of the request up to its byte limit, so without this the partitions listed
+    /// last could starve (KIP-74; the Java consumer moves served partitions to the end).
+    served: u64,
 }
 
 impl Part {
@@ -102,6 +107,8 @@ pub(crate) struct State {
     pub messages: u64,
     pub bytes: u64,
     next_epoch: u64,
+    /// Fetches that returned data of a partition, counted (see `Part::served`).
+    served: u64,
     /// Fetch tasks by (partition leader, slot).
     lanes: HashMap<(i32, usize), tokio::task::AbortHandle>,
 }
@@ -182,6 +189,7 @@ impl Engine {
                     in_flight: false,
                     delivering: None,
                     queued: false,
+                    served: 0,
                 },
             );
         }
@@ -354,6 +362,17 @@ impl Engine {
         led.min(self.settings.concurrency.max(1))
     }
 
+    /// Most bytes one fetch asks for over all its partitions: `fetch_max_bytes` (Java
+    /// `fetch.max.bytes`), but no more than the prefetch budget over four times the fetch
+    /// tasks running, so the responses in flight and being handed over (about two per task)
+    /// hold at most half the budget again; never less than `max_bytes` (Java
+    /// `max.partition.fetch.bytes`, each partition's bound).
+    fn fetch_bytes(&self) -> i32 {
+        let tasks = self.lock().lanes.len().max(1);
+        let share = i32::try_from(self.settings.prefetch_bytes / (4 * tasks)).unwrap_or(i32::MAX);
+        share.min(self.settings.fetch_max_bytes).max(self.settings.max_bytes)
+    }
+
     /// The view of fetch task `slot` of `broker`: claims fetchable partitions that `broker`
     /// leads. Partitions behind the log end (or not fetched yet) are shared among the tasks,
     /// at most `ceil(led / lanes)` each; partitions caught up with the high watermark are
@@ -377,20 +396,25 @@ impl Engine {
         // A partition is fetched again while it holds less than its share of the budget, and
         // at least one fetch's worth ahead.
         let ahead = (self.settings.max_bytes.max(1) as usize).max(self.settings.prefetch_bytes / st.parts.len().max(1));
-        let (mut out, mut behind) = (Vec::new(), 0);
+        // The fetchable partitions it leads, served longest ago first.
+        let mut open: Vec<(u64, &TopicPartition, &mut Part)> = Vec::new();
         for (tp, p) in st.parts.iter_mut() {
             if p.in_flight || p.paused || p.failed || p.buffered() >= ahead || p.delivering.is_some_and(|s| s != slot) {
                 continue;
             }
+            if meta.partition(&tp.topic, tp.partition).is_some_and(|pm| pm.leader == broker) {
+                open.push((p.served, tp, p));
+            }
+        }
+        open.sort_unstable_by_key(|(served, _, _)| *served);
+        let (mut out, mut behind) = (Vec::new(), 0);
+        for (_, tp, p) in open {
             let caught_up = p.high_watermark >= 0 && p.fetch_pos >= p.high_watermark;
             if (caught_up && slot != 0) || (!caught_up && behind >= share) {
                 continue;
             }
             let Some(t) = meta.topics.get(&tp.topic) else { continue };
             let Some(pm) = t.partition(tp.partition) else { continue };
-            if pm.leader != broker {
-                continue;
-            }
             behind += usize::from(!caught_up);
             p.in_flight = true;
             out.push(Claim {
@@ -408,13 +432,16 @@ impl Engine {
     /// where the headers of that data end, before the data is handed over (and by no other
     /// task until it is).
     fn advance(&self, slot: usize, claims: &[Claim], outcomes: &mut [Outcome]) {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         for (c, o) in claims.iter().zip(outcomes) {
             let Outcome::Data(batches, hwm, advanced) = o else { continue };
             let Some(next) = batches.next_offset() else { continue };
             let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch && p.fetch_pos == c.offset) else {
                 continue;
             };
+            st.served += 1;
+            p.served = st.served;
             p.high_watermark = *hwm;
             p.fetch_pos = p.fetch_pos.max(next);
             p.in_flight = false;
@@ -580,11 +607,9 @@ async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) ->
         })
         .collect();
     let parts: Vec<(&Spot<'_>, i64)> = spots.iter().zip(claims).map(|(s, c)| (s, c.offset)).collect();
-    // Each partition is bounded by max_bytes, the whole response by fetch_max_bytes (Java's
-    // max.partition.fetch.bytes and fetch.max.bytes).
     let limits = Limits {
         min_bytes: s.min_bytes,
-        max_bytes: s.fetch_max_bytes.max(s.max_bytes),
+        max_bytes: e.fetch_bytes(),
         partition_max_bytes: s.max_bytes,
         max_wait: s.max_wait,
     };

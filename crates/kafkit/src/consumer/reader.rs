@@ -24,8 +24,8 @@ pub const DEFAULT_READER_MAX_BYTES: i32 = 1 << 20;
 /// Default [`ReaderConfig::fetch_max_bytes`]: 50 MiB per fetch over all partitions (Java
 /// `fetch.max.bytes`).
 pub const DEFAULT_FETCH_MAX_BYTES: i32 = 50 << 20;
-/// Default [`ReaderConfig::fetch_concurrency`]: 2 fetches in flight per partition leader.
-pub const DEFAULT_FETCH_CONCURRENCY: usize = 2;
+/// Default [`ReaderConfig::fetch_concurrency`]: 3 fetches in flight per partition leader.
+pub const DEFAULT_FETCH_CONCURRENCY: usize = 3;
 /// Default [`ReaderConfig::prefetch_bytes`]: 16 MiB of fetched, unread messages.
 pub const DEFAULT_PREFETCH_BYTES: usize = 16 << 20;
 /// Default [`ReaderConfig::session_timeout`]: 45 s (Java `session.timeout.ms`).
@@ -338,6 +338,9 @@ pub struct ReaderStats {
     pub lag: i64,
     /// Rebalances this member went through (group mode).
     pub rebalances: u64,
+    /// Connections the reader has made ([`Cluster::dials`](crate::cluster::Cluster::dials);
+    /// kafka-go `Dials`).
+    pub dials: u64,
 }
 
 /// Per-partition state of a reader, from [`Reader::partitions`].
@@ -789,6 +792,7 @@ impl Reader {
             offset: self.offset(),
             lag: self.lag(),
             rebalances: self.membership().map_or(0, |m| m.rebalances),
+            dials: self.engine.cluster.dials(),
         }
     }
 

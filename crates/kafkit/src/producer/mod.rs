@@ -9,5 +9,5 @@ pub use writer::bench_produce_path;
 pub use writer::{
     Completion, Delivered, DeliveryFuture, WriteErrors, Writer, WriterConfig, WriterStats, DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_SIZE, DEFAULT_DELIVERY_TIMEOUT, DEFAULT_LINGER, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES,
-    DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_PRODUCE_CONCURRENCY, DEFAULT_QUEUE_CAPACITY,
 };

@@ -32,6 +32,9 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(5);
 /// Default [`WriterConfig::max_in_flight`]: 5 batches per partition (Java
 /// `max.in.flight.requests.per.connection`, the most idempotence allows).
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 5;
+/// Default [`WriterConfig::produce_concurrency`]: 2 Produce connections per partition
+/// leader.
+pub const DEFAULT_PRODUCE_CONCURRENCY: usize = 2;
 /// Default [`WriterConfig::delivery_timeout`]: 120 s (Java `delivery.timeout.ms`).
 pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default [`WriterConfig::queue_capacity`]: 100,000 messages not yet acknowledged
@@ -78,6 +81,17 @@ pub struct WriterConfig {
     /// Most batches in flight per partition. Default [`DEFAULT_MAX_IN_FLIGHT`] (at most 5
     /// with idempotence).
     pub max_in_flight: usize,
+    /// Connections per partition leader that carry Produce requests. Each partition keeps
+    /// to one of them (chosen round-robin when it first goes to that leader, again only
+    /// when its leader changes), so its requests still arrive in order and idempotence's
+    /// sequences stay in step; the leader's partitions are spread over them.
+    ///
+    /// A Kafka broker handles one connection's requests one at a time, so a second
+    /// connection lets it work on a second partition's batches meanwhile: on the test
+    /// broker, 200k records of 1 KiB went through 30% faster with 2 than with 1 (see
+    /// DESIGN.md). 1 is the Java producer's and librdkafka's way (one connection per
+    /// broker). Default [`DEFAULT_PRODUCE_CONCURRENCY`]; at most 65,535.
+    pub produce_concurrency: usize,
     /// How long a message may wait, retries included, before it fails. Default
     /// [`DEFAULT_DELIVERY_TIMEOUT`].
     pub delivery_timeout: Duration,
@@ -109,6 +123,7 @@ impl Default for WriterConfig {
             compression: Compression::None,
             idempotent: true,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            produce_concurrency: DEFAULT_PRODUCE_CONCURRENCY,
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             allow_auto_topic_creation: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
@@ -171,6 +186,11 @@ impl WriterConfig {
     /// Sets [`WriterConfig::idempotent`].
     pub fn with_idempotent(mut self, on: bool) -> Self {
         self.idempotent = on;
+        self
+    }
+    /// Sets [`WriterConfig::produce_concurrency`].
+    pub fn with_produce_concurrency(mut self, n: usize) -> Self {
+        self.produce_concurrency = n;
         self
     }
     /// Sets [`WriterConfig::max_in_flight`].
@@ -370,6 +390,8 @@ pub struct WriterStats {
     pub max_batch_messages: u64,
     /// Total time from a batch's first send to its acknowledgement, in microseconds.
     pub batch_time_us: u64,
+    /// Connections the writer has made ([`Cluster::dials`]; kafka-go `Dials`).
+    pub dials: u64,
 }
 
 #[derive(Default)]
@@ -597,7 +619,8 @@ impl Writer {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for settings that conflict (idempotence without
-    /// [`Acks::All`], more than 5 in flight with idempotence, a zero batch size); as
+    /// [`Acks::All`], more than 5 in flight with idempotence, a zero batch size, a
+    /// `produce_concurrency` of 0 or above 65,535); as
     /// [`Cluster::connect`]; InitProducerId's error.
     pub async fn new(brokers: &[&str], config: WriterConfig) -> Result<Writer> {
         if config.idempotent && config.acks != Acks::All {
@@ -608,6 +631,9 @@ impl Writer {
         }
         if config.batch_size == 0 || config.batch_bytes == 0 || config.max_in_flight == 0 {
             return Err(Error::InvalidArgument("batch_size, batch_bytes and max_in_flight must be positive".into()));
+        }
+        if !(1..=usize::from(u16::MAX)).contains(&config.produce_concurrency) {
+            return Err(Error::InvalidArgument("produce_concurrency must be from 1 to 65535".into()));
         }
         let cluster = Cluster::connect(brokers, config.cluster.clone()).await?;
         let producer = if config.idempotent { Some(init_producer_id(&cluster).await?) } else { None };
@@ -620,8 +646,14 @@ impl Writer {
             wake: Notify::new(),
             room: Notify::new(),
         });
-        let engine =
-            Engine { shared: shared.clone(), parts: HashMap::new(), producer, next_batch_id: 0, bump_needed: false };
+        let engine = Engine {
+            shared: shared.clone(),
+            parts: HashMap::new(),
+            producer,
+            next_batch_id: 0,
+            bump_needed: false,
+            next_lane: HashMap::new(),
+        };
         tokio::spawn(engine.run());
         Ok(Writer { handle: Arc::new(Handle(shared)) })
     }
@@ -805,6 +837,7 @@ impl Writer {
             retries: c.retries.load(Ordering::Relaxed),
             max_batch_messages: c.max_batch.load(Ordering::Relaxed),
             batch_time_us: c.batch_time_us.load(Ordering::Relaxed),
+            dials: self.shared().cluster.dials(),
         }
     }
 }
@@ -855,9 +888,15 @@ struct Part {
     /// Results that arrived before those of batches sent earlier.
     done: HashMap<u64, Result<i64>>,
     next_sequence: i32,
+    /// The connection its requests go on.
+    lane: Option<Lane>,
 }
 
 type PartKey = (Arc<str>, i32);
+
+/// A Produce connection: the partition leader, and which of its
+/// `WriterConfig::produce_concurrency` connections (from 0).
+type Lane = (i32, u16);
 
 /// The answer to one Produce request: the batches it carried and the response.
 type Answer = (Vec<(PartKey, u64)>, Result<ProduceResponse>);
@@ -869,6 +908,8 @@ struct Engine {
     next_batch_id: u64,
     /// An epoch bump is waiting for the requests in flight to finish.
     bump_needed: bool,
+    /// Per partition leader, the connection the next partition to go to it is given.
+    next_lane: HashMap<i32, u16>,
 }
 
 impl Engine {
@@ -1034,9 +1075,10 @@ impl Engine {
         if go.is_empty() {
             return;
         }
-        // Group by partition leader.
+        // Group by partition leader and the connection to it each partition keeps to.
         let meta = self.shared.cluster.metadata();
-        let mut by_leader: Vec<(i32, Vec<(PartKey, u64)>)> = Vec::new();
+        let lanes = self.shared.config.produce_concurrency.clamp(1, usize::from(u16::MAX)) as u16;
+        let mut by_lane: Vec<(Lane, Vec<(PartKey, u64)>)> = Vec::new();
         for (key, id) in go {
             let leader = match crate::cluster::with_leader(&key.0, key.1, meta.partition(&key.0, key.1)) {
                 Ok(p) => p.leader,
@@ -1046,13 +1088,25 @@ impl Engine {
                     continue;
                 }
             };
-            match by_leader.iter_mut().find(|(l, _)| *l == leader) {
+            let p = self.parts.entry(key.clone()).or_default();
+            let lane = match p.lane {
+                Some(l) if l.0 == leader => l,
+                _ => {
+                    let next = self.next_lane.entry(leader).or_default();
+                    let l = (leader, *next);
+                    *next = (*next + 1) % lanes;
+                    p.lane = Some(l);
+                    l
+                }
+            };
+            match by_lane.iter_mut().find(|(l, _)| *l == lane) {
                 Some((_, v)) => v.push((key, id)),
-                None => by_leader.push((leader, vec![(key, id)])),
+                None => by_lane.push((lane, vec![(key, id)])),
             }
         }
-        for (leader, mut batches) in by_leader {
-            let conn = self.shared.cluster.broker(leader, Workload::Produce).await;
+        for ((leader, lane), mut batches) in by_lane {
+            let workload = if lane == 0 { Workload::Produce } else { Workload::ProduceLane(lane) };
+            let conn = self.shared.cluster.broker(leader, workload).await;
             // Requests of a batch per partition, in order, up to the request size.
             while !batches.is_empty() {
                 let mut this: Vec<(PartKey, u64)> = Vec::new();
