@@ -28,7 +28,7 @@
 //! ```
 
 use crate::compression::{self, Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
-use crate::wire::{len_varint, len_varlong, put_varint};
+use crate::wire::{len_varint, len_varlong};
 use crate::{DecodeError, DecodeErrorKind, EncodeError};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -104,25 +104,85 @@ impl Record {
         self
     }
 
-    fn body_len(&self) -> usize {
-        let opt = |b: &Option<Bytes>| b.as_ref().map_or(len_varint(-1), |b| len_varint(b.len() as i32) + b.len());
-        1 + len_varlong(self.timestamp_delta)
-            + len_varint(self.offset_delta)
-            + opt(&self.key)
-            + opt(&self.value)
-            + len_varint(self.headers.len() as i32)
-            + self.headers.iter().map(|h| len_varint(h.key.len() as i32) + h.key.len() + opt(&h.value)).sum::<usize>()
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            attributes: self.attributes,
+            timestamp_delta: self.timestamp_delta,
+            offset_delta: self.offset_delta,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: &self.headers,
+        }
     }
 
     /// The record's encoded size, including its length prefix.
     pub fn encoded_len(&self) -> usize {
+        self.parts().encoded_len()
+    }
+
+    fn encode(&self, buf: &mut BytesMut) {
+        self.parts().encode(buf);
+    }
+}
+
+/// Appends `v` as a (zigzag) varint.
+fn put_zigzag(buf: &mut impl BufMut, v: i64) {
+    let mut tmp = [0u8; 10];
+    let n = uvarint_into(&mut tmp, zigzag64(v));
+    buf.put_slice(&tmp[..n]);
+}
+
+/// Where records are encoded: a `BytesMut`, or a builder's pooled `Vec<u8>`.
+trait Sink: BufMut {
+    fn reserve(&mut self, n: usize);
+}
+
+impl Sink for BytesMut {
+    fn reserve(&mut self, n: usize) {
+        BytesMut::reserve(self, n);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn reserve(&mut self, n: usize) {
+        Vec::reserve(self, n);
+    }
+}
+
+/// A record's fields, borrowed: from a [`Record`], or from what a producer appends to a
+/// [`RecordBatchBuilder`].
+struct Parts<'a> {
+    attributes: i8,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &'a [Header],
+}
+
+impl Parts<'_> {
+    fn body_len(&self) -> usize {
+        let opt = |b: Option<&[u8]>| b.map_or(len_varint(-1), |b| len_varint(b.len() as i32) + b.len());
+        1 + len_varlong(self.timestamp_delta)
+            + len_varint(self.offset_delta)
+            + opt(self.key)
+            + opt(self.value)
+            + len_varint(self.headers.len() as i32)
+            + self
+                .headers
+                .iter()
+                .map(|h| len_varint(h.key.len() as i32) + h.key.len() + opt(h.value.as_deref()))
+                .sum::<usize>()
+    }
+
+    fn encoded_len(&self) -> usize {
         let n = self.body_len();
         len_varint(n as i32) + n
     }
 
     /// Appends the record. The fixed-size prefix (length, attributes, deltas, key length) is
     /// gathered on the stack and copied once: this is the producer's hot loop.
-    fn encode(&self, buf: &mut BytesMut) {
+    fn encode(&self, buf: &mut impl Sink) {
         let body = self.body_len();
         let mut pre = [0u8; 32];
         let mut p = uvarint_into(&mut pre, zigzag64(body as i64));
@@ -133,32 +193,189 @@ impl Record {
         p += 1;
         p += uvarint_into(&mut pre[p..], zigzag64(self.timestamp_delta));
         p += uvarint_into(&mut pre[p..], zigzag64(self.offset_delta as i64));
-        p += uvarint_into(&mut pre[p..], zigzag64(self.key.as_ref().map_or(-1, |k| k.len() as i64)));
+        p += uvarint_into(&mut pre[p..], zigzag64(self.key.map_or(-1, |k| k.len() as i64)));
         buf.put_slice(&pre[..p]);
-        if let Some(k) = &self.key {
+        if let Some(k) = self.key {
             buf.put_slice(k);
         }
-        let n = uvarint_into(&mut pre, zigzag64(self.value.as_ref().map_or(-1, |v| v.len() as i64)));
+        let n = uvarint_into(&mut pre, zigzag64(self.value.map_or(-1, |v| v.len() as i64)));
         buf.put_slice(&pre[..n]);
-        if let Some(v) = &self.value {
+        if let Some(v) = self.value {
             buf.put_slice(v);
         }
         if self.headers.is_empty() {
             buf.put_u8(0);
             return;
         }
-        put_varint(buf, self.headers.len() as i32);
-        for h in &self.headers {
-            put_varint(buf, h.key.len() as i32);
+        put_zigzag(buf, self.headers.len() as i64);
+        for h in self.headers {
+            put_zigzag(buf, h.key.len() as i64);
             buf.put_slice(h.key.as_bytes());
             match &h.value {
-                None => put_varint(buf, -1),
+                None => put_zigzag(buf, -1),
                 Some(b) => {
-                    put_varint(buf, b.len() as i32);
+                    put_zigzag(buf, b.len() as i64);
                     buf.put_slice(b);
                 }
             }
         }
+    }
+}
+
+/// Fills in the length and CRC of the one whole v2 batch `batch`.
+fn seal(batch: &mut [u8]) -> Result<(), EncodeError> {
+    let len = batch.len() - LOG_OVERHEAD;
+    if len > i32::MAX as usize {
+        return Err(EncodeError::Invalid("record batch larger than 2 GiB"));
+    }
+    batch[8..12].copy_from_slice(&(len as i32).to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// Builds one v2 record batch as its records arrive (the Java producer's
+/// `MemoryRecordsBuilder`): [`RecordBatchBuilder::append`] encodes each record at once, so
+/// a producer holds a record once, encoded, rather than keeping the message until its batch
+/// goes; [`RecordBatchBuilder::finish`] writes the header, compressing the records first
+/// when asked. Offsets count from 0; timestamps are deltas from the first record's.
+///
+/// ```
+/// use kafkit_protocol::compression::Compression;
+/// use kafkit_protocol::record::{DecodeOptions, RecordBatch, RecordBatchBuilder};
+///
+/// let mut b = RecordBatchBuilder::with_capacity(64);
+/// b.append(1_700_000_000_000, Some(b"k"), Some(b"v1"), &[]);
+/// b.append(1_700_000_000_005, None, Some(b"v2"), &[]);
+/// let mut bytes = b.finish(Compression::Lz4, 7, 0, 42).unwrap();
+/// let batch = RecordBatch::decode(&mut bytes, &DecodeOptions::default()).unwrap();
+/// assert_eq!((batch.records.len(), batch.base_sequence, batch.max_timestamp), (2, 42, 1_700_000_000_005));
+/// ```
+///
+/// Its buffer comes from [`crate::pool`]: an uncompressed batch goes back there when the
+/// last `Bytes` of it is dropped (a producer's acknowledged batch), and the next batch
+/// reuses its pages.
+#[derive(Debug)]
+pub struct RecordBatchBuilder {
+    /// Room for the header, then the records, uncompressed.
+    buf: Vec<u8>,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    /// Record bytes the buffer grows to at most by doubling (see `with_limit`).
+    limit: usize,
+}
+
+impl RecordBatchBuilder {
+    /// An empty batch with room for `capacity` bytes of encoded records before it grows.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut buf = crate::pool::take(RECORD_BATCH_OVERHEAD + capacity);
+        buf.clear();
+        buf.reserve(RECORD_BATCH_OVERHEAD + capacity);
+        buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        RecordBatchBuilder { buf, count: 0, base_timestamp: -1, max_timestamp: -1, limit: usize::MAX }
+    }
+
+    /// Stops the buffer's growth by doubling at `limit` bytes of records (a producer's
+    /// batch size): past it, it grows by exactly what each record needs. A full batch then
+    /// sits in one allocation of about its own size, not in one of twice that.
+    #[must_use]
+    pub fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Encodes a record with this timestamp (milliseconds since the epoch), key, value
+    /// and headers as the batch's next one.
+    pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        let parts = Parts {
+            attributes: 0,
+            timestamp_delta: timestamp.wrapping_sub(self.base_timestamp),
+            offset_delta: self.count,
+            key,
+            value,
+            headers,
+        };
+        let need = parts.encoded_len();
+        if self.buf.capacity() - self.buf.len() < need {
+            let len = self.buf.len();
+            let target = (self.buf.capacity() * 2).min(RECORD_BATCH_OVERHEAD.saturating_add(self.limit));
+            self.buf.reserve_exact(need.max(target.saturating_sub(len)));
+        }
+        parts.encode(&mut self.buf);
+        self.count = self.count.saturating_add(1);
+    }
+
+    /// The bytes [`RecordBatchBuilder::append`] would add for this record now.
+    pub fn record_len(&self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+        let base = if self.count == 0 { timestamp } else { self.base_timestamp };
+        let parts = Parts {
+            attributes: 0,
+            timestamp_delta: timestamp.wrapping_sub(base),
+            offset_delta: self.count,
+            key,
+            value,
+            headers,
+        };
+        parts.encoded_len()
+    }
+
+    /// Records appended.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether no record was appended.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of the records appended, encoded and uncompressed.
+    pub fn records_len(&self) -> usize {
+        self.buf.len() - RECORD_BATCH_OVERHEAD
+    }
+
+    /// The whole batch: compressed with `compression`, with this producer id, epoch and
+    /// base sequence (-1 for a producer that is not idempotent). Uncompressed, the bytes
+    /// appended become the batch without a copy.
+    ///
+    /// # Errors
+    /// [`EncodeError::Invalid`] if the batch is larger than 2 GiB;
+    /// [`EncodeError::Compression`] if the codec fails.
+    pub fn finish(
+        self,
+        compression: Compression,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> Result<Bytes, EncodeError> {
+        let mut header = RecordBatch::new(self.base_timestamp);
+        header.max_timestamp = self.max_timestamp;
+        header.compression = compression;
+        header.producer_id = producer_id;
+        header.producer_epoch = producer_epoch;
+        header.base_sequence = base_sequence;
+        if compression == Compression::None {
+            let mut buf = self.buf;
+            header.write_header(&mut buf, self.count - 1, self.count);
+            seal(&mut buf)?;
+            let len = buf.len();
+            return Ok(crate::pool::freeze(buf, len));
+        }
+        let records = &self.buf[RECORD_BATCH_OVERHEAD..];
+        let mut out = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + records.len() / 2);
+        out.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        let compressed = compression::compress(compression, records, &mut out);
+        crate::pool::give(self.buf);
+        compressed?;
+        header.write_header(&mut out, self.count - 1, self.count);
+        seal(&mut out)?;
+        Ok(out.freeze())
     }
 }
 
@@ -386,19 +603,8 @@ impl RecordBatch {
             self.last_offset_delta
         };
         buf.reserve(RECORD_BATCH_OVERHEAD);
-        buf.put_i64(self.base_offset);
-        buf.put_i32(0); // batch_length, patched below
-        buf.put_i32(self.partition_leader_epoch);
-        buf.put_i8(2);
-        buf.put_u32(0); // crc, patched below
-        buf.put_i16(self.attributes());
-        buf.put_i32(last_offset_delta);
-        buf.put_i64(self.base_timestamp);
-        buf.put_i64(self.max_timestamp);
-        buf.put_i64(self.producer_id);
-        buf.put_i16(self.producer_epoch);
-        buf.put_i32(self.base_sequence);
-        buf.put_i32(self.records.len() as i32);
+        buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        self.write_header(&mut buf[start..], last_offset_delta, self.records.len() as i32);
         if self.compression == Compression::None {
             for r in &self.records {
                 r.encode(buf);
@@ -410,14 +616,25 @@ impl RecordBatch {
             }
             compression::compress(self.compression, &raw, buf)?;
         }
-        let len = buf.len() - start - LOG_OVERHEAD;
-        if len > i32::MAX as usize {
-            return Err(EncodeError::Invalid("record batch larger than 2 GiB"));
-        }
-        buf[start + 8..start + 12].copy_from_slice(&(len as i32).to_be_bytes());
-        let crc = crc32c::crc32c(&buf[start + CRC_START..]);
-        buf[start + 17..start + 21].copy_from_slice(&crc.to_be_bytes());
-        Ok(())
+        seal(&mut buf[start..])
+    }
+
+    /// Writes the header of this batch, with `count` records, into the first
+    /// [`RECORD_BATCH_OVERHEAD`] bytes of `out`, leaving the length and CRC to [`seal`].
+    fn write_header(&self, mut out: &mut [u8], last_offset_delta: i32, count: i32) {
+        out.put_i64(self.base_offset);
+        out.put_i32(0); // batch_length, by seal
+        out.put_i32(self.partition_leader_epoch);
+        out.put_i8(2);
+        out.put_u32(0); // crc, by seal
+        out.put_i16(self.attributes());
+        out.put_i32(last_offset_delta);
+        out.put_i64(self.base_timestamp);
+        out.put_i64(self.max_timestamp);
+        out.put_i64(self.producer_id);
+        out.put_i16(self.producer_epoch);
+        out.put_i32(self.base_sequence);
+        out.put_i32(count);
     }
 
     /// Rewrites the producer id, producer epoch and base sequence of one encoded v2 batch
@@ -1039,6 +1256,55 @@ mod tests {
         sample(Compression::None).encode(&mut buf).unwrap();
         buf.extend_from_slice(b"extra");
         assert!(RecordBatch::set_producer_state(&mut buf, 1, 1, 1).is_err(), "two batches or trailing bytes");
+    }
+
+    #[test]
+    fn a_built_batch_is_the_encoding_of_the_same_records() {
+        for c in all() {
+            let mut want = sample(c);
+            want.base_offset = 0;
+            want.max_timestamp = want.base_timestamp + want.records.iter().map(|r| r.timestamp_delta).max().unwrap();
+            let mut b = RecordBatchBuilder::with_capacity(16);
+            for r in &want.records {
+                let t = want.base_timestamp + r.timestamp_delta;
+                b.append(t, r.key.as_deref(), r.value.as_deref(), &r.headers);
+            }
+            assert_eq!((b.len(), b.is_empty()), (10, false));
+
+            assert_eq!(b.records_len(), want.uncompressed_len() - RECORD_BATCH_OVERHEAD);
+            let got = b.finish(c, 7, 1, 100).unwrap();
+            let mut buf = BytesMut::new();
+            want.encode(&mut buf).unwrap();
+            assert_eq!(got, buf.freeze(), "{c}: byte for byte");
+            let mut bytes = got.clone();
+            assert_eq!(RecordBatch::decode(&mut bytes, &DecodeOptions::default()).unwrap(), want, "{c}");
+        }
+        // record_len is what append adds.
+        let mut b = RecordBatchBuilder::with_capacity(0);
+        let big = [7u8; 300];
+        let headers = [Header { key: "h".into(), value: None }];
+        for (t, k, v, h) in [
+            (100, None, Some(&b"a"[..]), &[][..]),
+            (90, Some(&b"key"[..]), None, &headers[..]),
+            (1 << 40, Some(&b"k"[..]), Some(&big[..]), &[][..]),
+        ] {
+            let (before, would) = (b.records_len(), b.record_len(t, k, v, h));
+            b.append(t, k, v, h);
+            assert_eq!(b.records_len() - before, would);
+        }
+        // Timestamps before the first record's count back from it; none at all gives a
+        // valid empty batch.
+        let mut b = RecordBatchBuilder::with_capacity(0);
+        b.append(1000, None, Some(b"a"), &[]);
+        b.append(400, None, Some(b"b"), &[]);
+        let batch =
+            RecordBatch::decode(&mut b.finish(Compression::None, -1, -1, -1).unwrap(), &DecodeOptions::default());
+        let batch = batch.unwrap();
+        assert_eq!((batch.base_timestamp, batch.max_timestamp), (1000, 1000));
+        assert_eq!(batch.timestamp_of(&batch.records[1]), 400);
+        let empty = RecordBatchBuilder::with_capacity(0).finish(Compression::Zstd, -1, -1, -1).unwrap();
+        let back = RecordBatch::decode(&mut empty.clone(), &DecodeOptions::default()).unwrap();
+        assert!(back.records.is_empty());
     }
 
     #[test]

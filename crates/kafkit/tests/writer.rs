@@ -243,3 +243,39 @@ async fn partitions_spread_over_several_produce_connections_keep_their_order() {
     let bad = WriterConfig::default().with_produce_concurrency(0);
     assert!(matches!(Writer::new(&[&broker.addr], bad).await, Err(Error::InvalidArgument(_))));
 }
+
+#[tokio::test]
+async fn writes_wait_for_room_past_queue_capacity_or_queue_bytes() {
+    let broker = TestBroker::start();
+    let topic = unique_topic("room");
+    create(&broker.addr, &topic, 1).await;
+    let value = Bytes::from(vec![b'v'; 1024]);
+    // Nothing is sent for 2 s (linger), so nothing is acknowledged and no room comes back.
+    let base = WriterConfig::default().with_topic(&topic).with_batch_size(1000).with_linger(Duration::from_secs(2));
+    for (config, fits) in [
+        (base.clone().with_queue_capacity(3), 3),
+        // Four records of 1 KiB pass 4,000 bytes, encoded.
+        (base.clone().with_queue_bytes(4000), 4),
+    ] {
+        let w = Writer::new(&[&broker.addr], config).await.unwrap();
+        let mut done = Vec::new();
+        for _ in 0..fits {
+            let f = tokio::time::timeout(
+                Duration::from_millis(500),
+                w.write(Message::new(None::<Bytes>, Some(value.clone()))),
+            );
+            done.push(f.await.expect("room for it").unwrap());
+        }
+        let next =
+            tokio::time::timeout(Duration::from_millis(300), w.write(Message::new(None::<Bytes>, Some(value.clone()))));
+        assert!(next.await.is_err(), "the write past the limit waits");
+        // Once the lingering batch is acknowledged there is room again.
+        done.push(w.write(Message::new(None::<Bytes>, Some(value.clone()))).await.unwrap());
+        w.close().await.unwrap();
+        for d in done {
+            d.await.unwrap();
+        }
+    }
+    let got = read_partition(&broker.addr, &topic, 0, 9).await;
+    assert_eq!(got.len(), 9, "3 + 1 and 4 + 1 messages, none lost to the cancelled writes");
+}

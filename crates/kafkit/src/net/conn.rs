@@ -322,7 +322,17 @@ impl Conn {
             return Err(self.closed_error());
         }
         let corr = self.next_correlation();
-        let mut buf = BytesMut::with_capacity(capacity);
+        // A large frame (a producer's batches) is encoded into a pooled buffer, which the
+        // writer task gives back once it is written: its pages are reused, not faulted in
+        // afresh for every request.
+        let mut buf = if capacity >= POOLED_FRAME_BYTES {
+            let mut v = kafkit_protocol::pool::take(capacity);
+            v.clear();
+            Bytes::from(v).try_into_mut().unwrap_or_default()
+        } else {
+            BytesMut::new()
+        };
+        buf.reserve(capacity);
         encode(&mut buf, corr, self.shared.client_id.as_deref())
             .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
         let (tx, rx) = oneshot::channel();
@@ -522,6 +532,11 @@ async fn write_loop(
                 shutdown(&s, &format!("write failed: {e}"));
             }
             return;
+        }
+        if out.frame.len() >= POOLED_FRAME_BYTES {
+            if let Ok(buf) = out.frame.try_into_mut() {
+                kafkit_protocol::pool::give(Vec::from(buf));
+            }
         }
     }
     // Every Conn is gone: let the broker see the end of the stream.

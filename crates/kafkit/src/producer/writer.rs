@@ -9,7 +9,7 @@ use crate::net::Acks;
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::compression::Compression;
 use kafkit_protocol::messages::{produce_request, InitProducerIdRequest, ProduceRequest, ProduceResponse};
-use kafkit_protocol::record::RecordBatch;
+use kafkit_protocol::record::{RecordBatch, RecordBatchBuilder};
 use kafkit_protocol::ErrorCode;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -40,6 +40,9 @@ pub const DEFAULT_DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default [`WriterConfig::queue_capacity`]: 100,000 messages not yet acknowledged
 /// (librdkafka's `queue.buffering.max.messages` default).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+/// Default [`WriterConfig::queue_bytes`]: 32 MiB of records not yet acknowledged (Java
+/// `buffer.memory`).
+pub const DEFAULT_QUEUE_BYTES: usize = 32 << 20;
 /// Default [`WriterConfig::max_request_bytes`]: 1 MiB (Java `max.request.size`).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1 << 20;
 
@@ -66,7 +69,9 @@ pub struct WriterConfig {
     pub balancer: Arc<dyn Balancer>,
     /// Most messages per batch. Default [`DEFAULT_BATCH_SIZE`].
     pub batch_size: usize,
-    /// Most bytes (keys and values) per batch. Default [`DEFAULT_BATCH_BYTES`].
+    /// Most bytes per batch: its records as encoded, before compression (Java `batch.size`,
+    /// kafka-go `BatchBytes`); a larger message goes in a batch of its own. Default
+    /// [`DEFAULT_BATCH_BYTES`].
     pub batch_bytes: usize,
     /// How long a message may wait for its batch to fill. Default [`DEFAULT_LINGER`].
     pub linger: Duration,
@@ -102,6 +107,11 @@ pub struct WriterConfig {
     /// for room beyond (librdkafka `queue.buffering.max.messages`). Default
     /// [`DEFAULT_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
+    /// Most bytes of records written and not yet acknowledged (queued or in flight, as
+    /// encoded before compression); `write` waits for room beyond, though a writer holding
+    /// nothing always takes one message (Java `buffer.memory`). Default
+    /// [`DEFAULT_QUEUE_BYTES`].
+    pub queue_bytes: usize,
     /// Most bytes of record batches in one Produce request to a broker; a single larger
     /// batch still goes alone. Default [`DEFAULT_MAX_REQUEST_BYTES`] (Java
     /// `max.request.size`).
@@ -127,6 +137,7 @@ impl Default for WriterConfig {
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             allow_auto_topic_creation: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             completion: None,
         }
@@ -206,6 +217,11 @@ impl WriterConfig {
     /// Sets [`WriterConfig::allow_auto_topic_creation`].
     pub fn with_allow_auto_topic_creation(mut self, on: bool) -> Self {
         self.allow_auto_topic_creation = on;
+        self
+    }
+    /// Sets [`WriterConfig::queue_bytes`].
+    pub fn with_queue_bytes(mut self, n: usize) -> Self {
+        self.queue_bytes = n;
         self
     }
     /// Sets [`WriterConfig::queue_capacity`].
@@ -408,13 +424,17 @@ struct Counters {
 
 /// A batch still taking messages, or full and waiting for its partition's turn.
 struct OpenBatch {
-    /// The messages; once encoded, kept only for a [`Completion`].
+    /// The records, encoded as they were appended; taken when the batch is sent.
+    records: Option<RecordBatchBuilder>,
+    /// The messages, kept only for a [`Completion`]: without one, a message is dropped once
+    /// its record is encoded.
     messages: Vec<Message>,
-    /// Record timestamps (ms), one per message; dropped once encoded.
-    timestamps: Vec<i64>,
     /// How many messages.
     count: usize,
+    /// Their keys' and values' bytes.
     bytes: usize,
+    /// Their records' bytes, encoded (counted in `Acc::outstanding_bytes` until finished).
+    record_bytes: usize,
     created: Instant,
     /// Flushes asked for before it was opened: flush `g` waits for batches of generation
     /// `g` or lower.
@@ -427,6 +447,10 @@ struct OpenBatch {
 #[derive(Default)]
 struct PartQueue {
     batches: VecDeque<OpenBatch>,
+    /// Records and their encoded bytes in the batch opened last before the open one: a new
+    /// batch reserves room for as many, rather than doubling its buffers (and the heap's
+    /// fragments) as it fills.
+    hint: (usize, usize),
 }
 
 /// What the writer knows of one topic: its partitions (for the balancer) and their queues.
@@ -459,6 +483,8 @@ struct Acc {
     /// Messages written and not yet acknowledged or failed, queued or in flight (what
     /// [`WriterConfig::queue_capacity`] bounds).
     outstanding: usize,
+    /// Their records' bytes, encoded (what [`WriterConfig::queue_bytes`] bounds).
+    outstanding_bytes: usize,
     /// Flushes asked for so far (the generation of new batches).
     generation: u64,
     /// Unfinished batches per generation, oldest first.
@@ -504,23 +530,37 @@ impl Acc {
             )));
         };
         let size = msg.size();
+        let (key, value) = (msg.key.as_deref(), msg.value.as_deref());
         let open = q.batches.back().is_some_and(|b| {
-            b.generation == self.generation && b.count < cfg.batch_size && b.bytes + size <= cfg.batch_bytes
+            b.generation == self.generation
+                && b.count < cfg.batch_size
+                && b.records.as_ref().is_some_and(|r| {
+                    r.records_len() + r.record_len(timestamp, key, value, &msg.headers) <= cfg.batch_bytes
+                })
         });
         // The task is woken when a partition's queue starts (to time its linger) and when a
         // batch fills; not for every message.
         let mut wake = q.batches.is_empty();
         if !open {
             wake |= !q.batches.is_empty();
+            if let Some(last) = q.batches.back() {
+                q.hint = (last.count, last.records.as_ref().map_or(0, RecordBatchBuilder::records_len));
+            }
             match self.live.back_mut() {
                 Some((g, n)) if *g == self.generation => *n += 1,
                 _ => self.live.push_back((self.generation, 1)),
             }
             q.batches.push_back(OpenBatch {
-                messages: Vec::new(),
-                timestamps: Vec::new(),
+                // As much as the last batch took and a quarter more (within batch_bytes), so
+                // a batch like the last one is never moved as it fills.
+                records: Some(
+                    RecordBatchBuilder::with_capacity((q.hint.1 + q.hint.1 / 4).min(cfg.batch_bytes))
+                        .with_limit(cfg.batch_bytes),
+                ),
+                messages: if cfg.completion.is_some() { Vec::with_capacity(q.hint.0) } else { Vec::new() },
                 count: 0,
                 bytes: 0,
+                record_bytes: 0,
                 created: Instant::now(),
                 generation: self.generation,
                 outcome: Resolver(Arc::new(Outcome {
@@ -532,11 +572,20 @@ impl Acc {
         }
         let Some(b) = q.batches.back_mut() else { return Append::Refused(Error::Closed) };
         let index = b.count as u32;
-        b.messages.push(msg);
-        b.timestamps.push(timestamp);
+        if let Some(r) = b.records.as_mut() {
+            let before = r.records_len();
+            r.append(timestamp, msg.key.as_deref(), msg.value.as_deref(), &msg.headers);
+            let added = r.records_len() - before;
+            b.record_bytes += added;
+            self.outstanding_bytes += added;
+        }
+        let full = b.records.as_ref().is_some_and(|r| r.records_len() >= cfg.batch_bytes);
+        if cfg.completion.is_some() {
+            b.messages.push(msg);
+        }
         b.count += 1;
         b.bytes += size;
-        wake |= b.count >= cfg.batch_size || b.bytes >= cfg.batch_bytes;
+        wake |= b.count >= cfg.batch_size || full;
         let outcome = b.outcome.0.clone();
         self.outstanding += 1;
         Append::Done(DeliveryFuture { outcome, index, slot: u32::MAX }, wake)
@@ -586,11 +635,15 @@ impl Drop for Handle {
 
 /// Writes messages to Kafka (kafka-go's `Writer`; the Java `KafkaProducer`).
 ///
-/// Messages are partitioned by the balancer and appended to a batch per partition (up to
-/// [`WriterConfig::batch_size`] messages or [`WriterConfig::batch_bytes`], waiting at most
-/// [`WriterConfig::linger`]). The writer's task sends ready batches in one Produce request
-/// per partition leader (a batch per partition, up to [`WriterConfig::max_request_bytes`]),
-/// compressed, with up to [`WriterConfig::max_in_flight`] batches in flight per partition.
+/// Messages are partitioned by the balancer and encoded into a batch per partition as they
+/// are written (up to [`WriterConfig::batch_size`] messages or [`WriterConfig::batch_bytes`],
+/// waiting at most [`WriterConfig::linger`]); `write` waits while
+/// [`WriterConfig::queue_capacity`] messages or [`WriterConfig::queue_bytes`] are
+/// unacknowledged. The writer's task sends ready batches, compressed, in one Produce request
+/// per connection to a partition leader (up to [`WriterConfig::produce_concurrency`] per
+/// leader, each partition kept to one; a batch per partition, up to
+/// [`WriterConfig::max_request_bytes`]), with up to [`WriterConfig::max_in_flight`] batches
+/// in flight per partition.
 /// Retriable errors are retried (metadata is refreshed first when a leader moved) until
 /// [`WriterConfig::delivery_timeout`].
 ///
@@ -670,7 +723,8 @@ impl Writer {
     /// Appends one message to its partition's batch and returns the future of its
     /// acknowledgement (the asynchronous mode; kafka-go's `Async` with a completion). Waits
     /// only for the topic's metadata the first time, and when
-    /// [`WriterConfig::queue_capacity`] messages are already waiting.
+    /// [`WriterConfig::queue_capacity`] messages or [`WriterConfig::queue_bytes`] are
+    /// already waiting.
     ///
     /// # Cancellation
     /// Dropping this future before it returns leaves the message unqueued; once it returned,
@@ -702,7 +756,9 @@ impl Writer {
                 if let Some(reason) = &acc.fatal {
                     return Err(Error::Fatal(reason.clone()));
                 }
-                if acc.outstanding >= cfg.queue_capacity.max(1) {
+                if acc.outstanding >= cfg.queue_capacity.max(1)
+                    || (acc.outstanding > 0 && acc.outstanding_bytes >= cfg.queue_bytes)
+                {
                     // Registered under the lock, so the task's wake-up cannot be missed.
                     room.as_mut().enable();
                     Some(())
@@ -995,7 +1051,7 @@ impl Engine {
                         let due = b.created + cfg.linger;
                         let go = q.batches.len() > 1
                             || b.count >= cfg.batch_size
-                            || b.bytes >= cfg.batch_bytes
+                            || b.records.as_ref().is_some_and(|r| r.records_len() >= cfg.batch_bytes)
                             || b.generation < generation
                             || closed
                             || due <= now;
@@ -1036,22 +1092,15 @@ impl Engine {
             }
         }
         let compression = self.shared.config.compression;
-        let keep_messages = self.shared.config.completion.is_some();
         for (key, mut open) in ready {
             let id = self.next_batch_id;
             self.next_batch_id += 1;
             let p = self.parts.entry(key.clone()).or_default();
             let base_sequence = if self.producer.is_some() { p.next_sequence } else { -1 };
-            match encode(&open, compression, self.producer, base_sequence) {
+            match encode(&mut open, compression, self.producer, base_sequence) {
                 Ok(encoded) => {
                     if self.producer.is_some() {
                         p.next_sequence = p.next_sequence.wrapping_add(open.count as i32) & i32::MAX;
-                    }
-                    // Retries resend the encoding and an epoch bump rewrites its header, so
-                    // the messages are kept only for a completion.
-                    open.timestamps = Vec::new();
-                    if !keep_messages {
-                        open.messages = Vec::new();
                     }
                     let sent_behind = !p.inflight.is_empty();
                     p.batches.insert(
@@ -1312,6 +1361,7 @@ impl Engine {
         {
             let mut acc = lock(&sh.acc);
             acc.outstanding -= b.count;
+            acc.outstanding_bytes -= b.record_bytes;
             acc.settle(b.generation);
         }
         sh.room.notify_waiters();
@@ -1426,7 +1476,8 @@ pub fn bench_produce_path(config: &WriterConfig, partitions: i32, messages: Vec<
         let mut round = Vec::new();
         for (p, q) in t.parts.iter_mut().enumerate() {
             let Some(b) = q.as_mut().and_then(|q| q.batches.pop_front()) else { continue };
-            let encoded = encode(&b, config.compression, producer, sequences[p])?;
+            let mut b = b;
+            let encoded = encode(&mut b, config.compression, producer, sequences[p])?;
             sequences[p] += b.count as i32;
             round.push((p as i32, encoded));
         }
@@ -1481,16 +1532,19 @@ fn seq_before(a: i32, b: i32) -> bool {
     a != b && (b.wrapping_sub(a) & i32::MAX) < (1 << 30)
 }
 
-fn encode(b: &OpenBatch, compression: Compression, producer: Option<ProducerId>, base_sequence: i32) -> Result<Bytes> {
-    let mut batch = crate::message::record_batch(b.messages.iter().zip(b.timestamps.iter().copied()), compression);
-    if let Some(p) = producer {
-        batch.producer_id = p.id;
-        batch.producer_epoch = p.epoch;
-        batch.base_sequence = base_sequence;
-    }
-    let mut buf = BytesMut::with_capacity(batch.uncompressed_len());
-    batch.encode(&mut buf).map_err(|source| Error::Encode { addr: String::new(), source })?;
-    Ok(buf.freeze())
+/// The batch's records as one record batch, taken from it (retries resend these bytes, and
+/// an epoch bump rewrites their header in place).
+fn encode(
+    b: &mut OpenBatch,
+    compression: Compression,
+    producer: Option<ProducerId>,
+    base_sequence: i32,
+) -> Result<Bytes> {
+    let records = b.records.take().ok_or(Error::InvalidArgument("a batch encoded twice".into()))?;
+    let (id, epoch) = producer.map_or((-1, -1), |p| (p.id, p.epoch));
+    records
+        .finish(compression, id, epoch, base_sequence)
+        .map_err(|source| Error::Encode { addr: String::new(), source })
 }
 
 #[cfg(test)]
