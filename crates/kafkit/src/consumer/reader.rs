@@ -159,7 +159,11 @@ pub struct ReaderConfig {
     /// connection. Default [`DEFAULT_FETCH_CONCURRENCY`].
     pub fetch_concurrency: usize,
     /// Most bytes one fetch returns over all its partitions (Java `fetch.max.bytes`; Fetch
-    /// v3+ `max_bytes`). Default [`DEFAULT_FETCH_MAX_BYTES`].
+    /// v3+ `max_bytes`). A fetch asks for less when `prefetch_bytes` is smaller: at most
+    /// `prefetch_bytes / (4 × fetch tasks running)`, though never less than `max_bytes`.
+    /// Each fetch lists the partitions that were served longest ago first, so a limit that
+    /// one partition's data fills starves no other (KIP-74). Default
+    /// [`DEFAULT_FETCH_MAX_BYTES`].
     pub fetch_max_bytes: i32,
     /// How long a fetch waits for `min_bytes`. Default [`DEFAULT_READER_MAX_WAIT`]; keep it
     /// below the dialer's request timeout.
@@ -169,7 +173,9 @@ pub struct ReaderConfig {
     /// decoded only as this budget allows, so compressed data never expands past it; when
     /// it is full, fetching pauses. Memory stays within this plus, per fetch task, about two
     /// fetch responses (one being handed over while the next is in flight; see
-    /// [`ReaderConfig::fetch_concurrency`]). Default [`DEFAULT_PREFETCH_BYTES`].
+    /// [`ReaderConfig::fetch_concurrency`]), which fetches keep to half of this again
+    /// unless `max_bytes` is larger (see [`ReaderConfig::fetch_max_bytes`]). Default
+    /// [`DEFAULT_PREFETCH_BYTES`].
     pub prefetch_bytes: usize,
     /// Which records to return. Default [`IsolationLevel::ReadUncommitted`].
     pub isolation: IsolationLevel,

@@ -574,7 +574,7 @@ impl Acc {
         let index = b.count as u32;
         if let Some(r) = b.records.as_mut() {
             let before = r.records_len();
-            r.append(timestamp, msg.key.as_deref(), msg.value.as_deref(), &msg.headers);
+            r.append(timestamp, key, value, &msg.headers);
             let added = r.records_len() - before;
             b.record_bytes += added;
             self.outstanding_bytes += added;
@@ -1475,8 +1475,7 @@ pub fn bench_produce_path(config: &WriterConfig, partitions: i32, messages: Vec<
     loop {
         let mut round = Vec::new();
         for (p, q) in t.parts.iter_mut().enumerate() {
-            let Some(b) = q.as_mut().and_then(|q| q.batches.pop_front()) else { continue };
-            let mut b = b;
+            let Some(mut b) = q.as_mut().and_then(|q| q.batches.pop_front()) else { continue };
             let encoded = encode(&mut b, config.compression, producer, sequences[p])?;
             sequences[p] += b.count as i32;
             round.push((p as i32, encoded));
