@@ -28,7 +28,7 @@
 //! ```
 
 use crate::compression::{self, Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
-use crate::wire::{len_varint, len_varlong};
+use crate::wire::{len_varint, len_varlong, put_varint};
 use crate::{DecodeError, DecodeErrorKind, EncodeError};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -125,13 +125,6 @@ impl Record {
     }
 }
 
-/// Appends `v` as a (zigzag) varint.
-fn put_zigzag(buf: &mut impl BufMut, v: i64) {
-    let mut tmp = [0u8; 10];
-    let n = uvarint_into(&mut tmp, zigzag64(v));
-    buf.put_slice(&tmp[..n]);
-}
-
 /// Where records are encoded: a `BytesMut`, or a builder's pooled `Vec<u8>`.
 trait Sink: BufMut {
     fn reserve(&mut self, n: usize);
@@ -207,14 +200,14 @@ impl Parts<'_> {
             buf.put_u8(0);
             return;
         }
-        put_zigzag(buf, self.headers.len() as i64);
+        put_varint(buf, self.headers.len() as i32);
         for h in self.headers {
-            put_zigzag(buf, h.key.len() as i64);
+            put_varint(buf, h.key.len() as i32);
             buf.put_slice(h.key.as_bytes());
             match &h.value {
-                None => put_zigzag(buf, -1),
+                None => put_varint(buf, -1),
                 Some(b) => {
-                    put_zigzag(buf, b.len() as i64);
+                    put_varint(buf, b.len() as i32);
                     buf.put_slice(b);
                 }
             }
@@ -288,19 +281,12 @@ impl RecordBatchBuilder {
     /// Encodes a record with this timestamp (milliseconds since the epoch), key, value
     /// and headers as the batch's next one.
     pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) {
+        let parts = self.next(timestamp, key, value, headers);
         if self.count == 0 {
             self.base_timestamp = timestamp;
             self.max_timestamp = timestamp;
         }
         self.max_timestamp = self.max_timestamp.max(timestamp);
-        let parts = Parts {
-            attributes: 0,
-            timestamp_delta: timestamp.wrapping_sub(self.base_timestamp),
-            offset_delta: self.count,
-            key,
-            value,
-            headers,
-        };
         let need = parts.encoded_len();
         if self.buf.capacity() - self.buf.len() < need {
             let len = self.buf.len();
@@ -313,16 +299,27 @@ impl RecordBatchBuilder {
 
     /// The bytes [`RecordBatchBuilder::append`] would add for this record now.
     pub fn record_len(&self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+        self.next(timestamp, key, value, headers).encoded_len()
+    }
+
+    /// The next record's fields: its deltas from the first record's timestamp (its own, for
+    /// the first) and from offset 0.
+    fn next<'a>(
+        &self,
+        timestamp: i64,
+        key: Option<&'a [u8]>,
+        value: Option<&'a [u8]>,
+        headers: &'a [Header],
+    ) -> Parts<'a> {
         let base = if self.count == 0 { timestamp } else { self.base_timestamp };
-        let parts = Parts {
+        Parts {
             attributes: 0,
             timestamp_delta: timestamp.wrapping_sub(base),
             offset_delta: self.count,
             key,
             value,
             headers,
-        };
-        parts.encoded_len()
+        }
     }
 
     /// Records appended.

@@ -145,7 +145,7 @@ pub fn get_varlong(buf: &mut Bytes) -> DResult<i64> {
 }
 /// Writes an unsigned varint.
 #[inline]
-pub fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
+pub fn put_uvarint(buf: &mut impl BufMut, mut v: u32) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -154,7 +154,7 @@ pub fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
 }
 /// Writes an unsigned varlong.
 #[inline]
-pub fn put_uvarlong(buf: &mut BytesMut, mut v: u64) {
+pub fn put_uvarlong(buf: &mut impl BufMut, mut v: u64) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -163,12 +163,12 @@ pub fn put_uvarlong(buf: &mut BytesMut, mut v: u64) {
 }
 /// Writes a zig-zag signed varint.
 #[inline]
-pub fn put_varint(buf: &mut BytesMut, v: i32) {
+pub fn put_varint(buf: &mut impl BufMut, v: i32) {
     put_uvarint(buf, ((v << 1) ^ (v >> 31)) as u32)
 }
 /// Writes a zig-zag signed varlong.
 #[inline]
-pub fn put_varlong(buf: &mut BytesMut, v: i64) {
+pub fn put_varlong(buf: &mut impl BufMut, v: i64) {
     put_uvarlong(buf, ((v << 1) ^ (v >> 63)) as u64)
 }
 /// Encoded size of an unsigned varint.
