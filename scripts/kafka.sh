@@ -244,7 +244,7 @@ EOF
   if [ -n "$owner" ]; then
     # A watchdog: the cluster goes when its owner does, however the owner ends.
     nohup setsid bash -c "while kill -0 $owner 2>/dev/null && [ -d '$dir' ]; do sleep 1; done; '$0' stop '$dir'" \
-      >/dev/null 2>&1 </dev/null &
+      >/dev/null 2>&1 </dev/null 9>&- &
   fi
   echo "$env"
 }
@@ -252,7 +252,8 @@ EOF
 launch() {
   local dir=$1 i=$2 nd="$1/node$2"
   rm -f "$nd/server.log"
-  setsid "$nd/run.sh" >"$nd/stdout.log" 2>&1 </dev/null &
+  # (fd 9 is the shared cluster's lock: the node must not hold it)
+  setsid "$nd/run.sh" >"$nd/stdout.log" 2>&1 </dev/null 9>&- &
   echo $! >"$nd/pid"
 }
 

@@ -45,6 +45,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
 pub const DEFAULT_QUEUE_BYTES: usize = 32 << 20;
 /// Default [`WriterConfig::max_request_bytes`]: 1 MiB (Java `max.request.size`).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Default [`WriterConfig::unknown_topic_retries`]: 4 (franz-go's `UnknownTopicRetries`).
+pub const DEFAULT_UNKNOWN_TOPIC_RETRIES: u32 = 4;
 
 /// Called once per batch when it is acknowledged or has failed for good (kafka-go's
 /// `Writer.Completion`), on the writer's task: keep it short and never block in it.
@@ -103,6 +105,13 @@ pub struct WriterConfig {
     /// Create topics that do not exist, through Metadata's `allow_auto_topic_creation`
     /// (kafka-go `AllowAutoTopicCreation`). Default `false`.
     pub allow_auto_topic_creation: bool,
+    /// How many more times a write looks a topic up, after the cluster's backoff, while the
+    /// metadata answers UNKNOWN_TOPIC_OR_PARTITION, before the write fails with it (franz-go
+    /// `UnknownTopicRetries`; the Java producer waits up to `max.block.ms`, 60 s). A topic
+    /// just created takes a moment to reach every broker's metadata; with the default
+    /// backoff the default 4 retries wait about 1.5 s. Default
+    /// [`DEFAULT_UNKNOWN_TOPIC_RETRIES`].
+    pub unknown_topic_retries: u32,
     /// Most messages written and not yet acknowledged (queued or in flight); `write` waits
     /// for room beyond (librdkafka `queue.buffering.max.messages`). Default
     /// [`DEFAULT_QUEUE_CAPACITY`].
@@ -136,6 +145,7 @@ impl Default for WriterConfig {
             produce_concurrency: DEFAULT_PRODUCE_CONCURRENCY,
             delivery_timeout: DEFAULT_DELIVERY_TIMEOUT,
             allow_auto_topic_creation: false,
+            unknown_topic_retries: DEFAULT_UNKNOWN_TOPIC_RETRIES,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
@@ -217,6 +227,11 @@ impl WriterConfig {
     /// Sets [`WriterConfig::allow_auto_topic_creation`].
     pub fn with_allow_auto_topic_creation(mut self, on: bool) -> Self {
         self.allow_auto_topic_creation = on;
+        self
+    }
+    /// Sets [`WriterConfig::unknown_topic_retries`].
+    pub fn with_unknown_topic_retries(mut self, n: u32) -> Self {
+        self.unknown_topic_retries = n;
         self
     }
     /// Sets [`WriterConfig::queue_bytes`].
@@ -791,7 +806,17 @@ impl Writer {
     async fn load_topic(&self, topic: &str, generation: u64) -> Result<()> {
         let sh = self.shared();
         let cluster = &sh.cluster;
-        let meta = match cluster.topic(topic).await {
+        let mut lookup = cluster.topic(topic).await;
+        let mut retries = 0;
+        while retries < sh.config.unknown_topic_retries
+            && !sh.config.allow_auto_topic_creation
+            && lookup.as_ref().err().and_then(Error::error_code) == Some(ErrorCode::UnknownTopicOrPartition)
+        {
+            tokio::time::sleep(sh.config.cluster.backoff.delay(retries)).await;
+            retries += 1;
+            lookup = cluster.topic(topic).await;
+        }
+        let meta = match lookup {
             Ok(t) => t,
             Err(e)
                 if sh.config.allow_auto_topic_creation
@@ -944,6 +969,12 @@ struct Part {
     /// Results that arrived before those of batches sent earlier.
     done: HashMap<u64, Result<i64>>,
     next_sequence: i32,
+    /// The broker has acknowledged a batch of this partition in the current epoch, so it
+    /// holds the producer's state for it. Until then only one batch is in flight: a broker
+    /// with no state for a producer accepts any first sequence (Kafka does, since KIP-360),
+    /// so a later batch could land while the first is refused (NOT_LEADER_OR_FOLLOWER right
+    /// after a topic is created, say) and be written ahead of it.
+    confirmed: bool,
     /// The connection its requests go on.
     lane: Option<Lane>,
 }
@@ -1040,12 +1071,15 @@ impl Engine {
                     let Some(front) = q.batches.front() else { continue };
                     wake = earliest(wake, Some(front.created + cfg.delivery_timeout));
                     let key = (t.name.clone(), id as i32);
-                    let (inflight, resending) =
-                        self.parts.get(&key).map_or((0, false), |p| (p.inflight.len(), !p.resend.is_empty()));
+                    let (inflight, resending, confirmed) = self
+                        .parts
+                        .get(&key)
+                        .map_or((0, false, false), |p| (p.inflight.len(), !p.resend.is_empty(), p.confirmed));
                     if resending {
                         continue;
                     }
-                    let mut room = cfg.max_in_flight.saturating_sub(inflight);
+                    let limit = if self.producer.is_some() && !confirmed { 1 } else { cfg.max_in_flight };
+                    let mut room = limit.saturating_sub(inflight);
                     while room > 0 {
                         let Some(b) = q.batches.front() else { break };
                         let due = b.created + cfg.linger;
@@ -1282,6 +1316,7 @@ impl Engine {
         let Some(mut batch) = p.batches.remove(&id) else { return };
         let e = match outcome {
             Ok(base) => {
+                p.confirmed = true;
                 let c = &self.shared.counters;
                 let n = batch.open.count as u64;
                 c.messages.fetch_add(n, Ordering::Relaxed);
@@ -1297,6 +1332,8 @@ impl Engine {
             Err(e) => e,
         };
         let code = e.error_code();
+        tracing::debug!(topic = %key.0, partition = key.1, base_sequence = batch.base_sequence, attempts = batch.attempts,
+            sent_behind = batch.sent_behind, error = %e, "produce failed");
         let earlier_missing =
             p.resend.iter().any(|r| p.batches.get(r).is_some_and(|b| seq_before(b.base_sequence, batch.base_sequence)));
         // An OUT_OF_ORDER_SEQUENCE_NUMBER is retried (same sequence: the broker drops it if
@@ -1380,6 +1417,7 @@ impl Engine {
             Ok(pid) => {
                 self.producer = Some(pid);
                 for p in self.parts.values_mut() {
+                    p.confirmed = false;
                     let mut seq = 0i32;
                     for id in &p.resend {
                         if let Some(b) = p.batches.get_mut(id) {

@@ -1,97 +1,58 @@
-//! A real broker for integration tests: the pinned Tansu build from `scripts/broker.sh`,
-//! started on a free loopback port for one test and killed when the guard drops, or the
-//! cluster named by `KAFKA_BROKERS` when that is set.
-#![allow(dead_code)]
+//! What the integration tests share: the Apache Kafka clusters of `kafkit-testbed`
+//! (`scripts/kafka.sh`), unique names, and a raw Produce request for `Conn`-level tests.
+#![allow(dead_code, unused_imports)]
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+pub use kafkit_testbed::{free_port, unique as unique_topic, users, Cluster, ClusterOptions, Listener, Proxy, ProxyMode};
 
-pub struct TestBroker {
-    pub addr: String,
-    child: Option<Child>,
+/// The run's shared Apache Kafka node (unique topic and group names keep tests apart).
+pub fn kafka() -> &'static Cluster {
+    init_tracing();
+    Cluster::shared()
 }
 
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The broker binary, installed by the project's script when missing.
-fn tansu() -> String {
-    let out = Command::new(repo_root().join("scripts/broker.sh"))
-        .arg("path")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/broker.sh runs");
-    assert!(out.status.success(), "scripts/broker.sh path failed");
-    String::from_utf8(out.stdout).expect("utf-8 path").trim().to_string()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-impl TestBroker {
-    pub fn start() -> TestBroker {
-        if let Ok(b) = std::env::var("KAFKA_BROKERS") {
-            let first = b.split(',').next().unwrap_or_default().to_string();
-            return TestBroker { addr: first, child: None };
+/// `RUST_LOG=kafkit=debug cargo test ... -- --nocapture` shows the client's logs.
+pub fn init_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
         }
-        TestBroker::start_on(free_port())
-    }
+    });
+}
 
-    /// A broker on this port (a restart of one that was killed).
-    pub fn start_on(port: u16) -> TestBroker {
-        TestBroker::start_advertising(port, port)
+/// Creates topics and waits until every partition's leader serves it. Kafka's CreateTopics
+/// answers once the controller has the topic; its partition leaders take a moment more, and
+/// answer NOT_LEADER_OR_FOLLOWER meanwhile (the Java test kit waits for metadata the same
+/// way). Tests that count requests or connections start from a topic that is ready.
+pub async fn create_topics(addr: &str, topics: &[kafkit::TopicConfig]) {
+    let conn = kafkit::Dialer::new().dial(addr).await.expect("dial to create topics");
+    conn.create_topics(topics).await.expect("create topics");
+    for t in topics {
+        wait_ready(addr, &t.topic, t.num_partitions).await;
     }
+}
 
-    /// A broker listening on `port` that tells clients to connect to `advertised` (a proxy
-    /// in front of it).
-    pub fn start_advertising(port: u16, advertised: u16) -> TestBroker {
-        TestBroker::start_advertised_as(port, &format!("127.0.0.1:{advertised}"))
-    }
-
-    /// A broker listening on `port` that tells clients to connect to `advertised`
-    /// (`host:port`, such as a TLS terminator's `localhost:PORT`).
-    pub fn start_advertised_as(port: u16, advertised: &str) -> TestBroker {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let adv = format!("tcp://{advertised}");
-        let child = Command::new(tansu())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &adv, "--silent"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        TestBroker { addr, child: Some(child) }
-    }
-
-    /// Kills the broker now (a test of a broker going away).
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+/// Waits (up to 30 s) until the leader of every partition of `topic` answers ListOffsets.
+pub async fn wait_ready(addr: &str, topic: &str, partitions: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for p in 0..partitions {
+        loop {
+            let r = match kafkit::Dialer::new().dial_leader(addr, topic, p).await {
+                Ok(pc) => pc.read_offsets().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => break,
+                Err(e) if e.is_retriable() && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("{topic}/{p} is not served: {e}"),
+            }
         }
     }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A topic name no other test (or run) uses.
-pub fn unique_topic(prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// An acks=all ProduceRequest carrying `records` as one batch to `topic`/`partition`.
