@@ -190,6 +190,8 @@ start_cluster() {
       echo "share.coordinator.state.topic.replication.factor=$rf"
       echo "share.coordinator.state.topic.min.isr=$isr"
       echo "group.initial.rebalance.delay.ms=0"
+      # Tests use session timeouts from 1 s (the default minimum is 6 s).
+      echo "group.min.session.timeout.ms=1000"
       echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER"
       jaas_lines sasl_plaintext
       jaas_lines sasl_ssl

@@ -1,13 +1,9 @@
 //! The `kafkit` command against a real broker (Tansu).
 
-#[path = "../../kafkit/tests/authbroker/mod.rs"]
-mod authbroker;
 #[path = "../../kafkit/tests/common/mod.rs"]
 mod common;
-#[path = "../../kafkit/tests/tlsutil/mod.rs"]
-mod tlsutil;
 
-use common::{unique_topic, TestBroker};
+use common::{unique_topic};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -41,28 +37,28 @@ fn one_line_error(out: &Output) -> String {
 
 #[test]
 fn topics_create_list_describe_delete() {
-    let b = TestBroker::start();
+    let b = common::kafka();
     let t = unique_topic("cli-topics");
-    ok(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "3", "--config", "retention.ms=60000"], b""));
-    assert!(ok(&kafkit(&b.addr, &["topics", "list"], b"")).lines().any(|l| l == t));
-    let d = ok(&kafkit(&b.addr, &["topics", "describe", &t], b""));
+    ok(&kafkit(&b.addr(), &["topics", "create", &t, "--partitions", "3", "--config", "retention.ms=60000"], b""));
+    assert!(ok(&kafkit(&b.addr(), &["topics", "list"], b"")).lines().any(|l| l == t));
+    let d = ok(&kafkit(&b.addr(), &["topics", "describe", &t], b""));
     assert!(d.contains(&format!("topic {t}: 3 partitions")), "{d}");
     assert_eq!(d.lines().filter(|l| l.trim_start().starts_with("partition ")).count(), 3, "{d}");
     assert!(d.contains("retention.ms=60000"), "{d}");
-    let err = one_line_error(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "1"], b""));
+    let err = one_line_error(&kafkit(&b.addr(), &["topics", "create", &t, "--partitions", "1"], b""));
     assert!(err.contains("TOPIC_ALREADY_EXISTS"), "{err}");
-    ok(&kafkit(&b.addr, &["topics", "delete", &t], b""));
-    assert!(!ok(&kafkit(&b.addr, &["topics", "list"], b"")).lines().any(|l| l == t));
+    ok(&kafkit(&b.addr(), &["topics", "delete", &t], b""));
+    assert!(!ok(&kafkit(&b.addr(), &["topics", "list"], b"")).lines().any(|l| l == t));
 }
 
 #[test]
 fn produce_then_consume_as_json_with_keys_headers_and_a_codec() {
-    let b = TestBroker::start();
+    let b = common::kafka();
     let t = unique_topic("cli-rw");
-    ok(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "2"], b""));
+    ok(&kafkit(&b.addr(), &["topics", "create", &t, "--partitions", "2"], b""));
     let input = b"k1=alpha|k2=beta|gamma|k1=delta";
-    ok(&kafkit(&b.addr, &["produce", &t, "-D", "|", "-K", "=", "-H", "src=test", "-H", "n=1", "-z", "lz4"], input));
-    let out = ok(&kafkit(&b.addr, &["consume", &t, "-e", "-f", "json"], b""));
+    ok(&kafkit(&b.addr(), &["produce", &t, "-D", "|", "-K", "=", "-H", "src=test", "-H", "n=1", "-z", "lz4"], input));
+    let out = ok(&kafkit(&b.addr(), &["consume", &t, "-e", "-f", "json"], b""));
     let mut got: Vec<(Option<String>, String)> = out
         .lines()
         .map(|l| {
@@ -83,43 +79,43 @@ fn produce_then_consume_as_json_with_keys_headers_and_a_codec() {
     ];
     assert_eq!(got, want);
     // -c stops early; -p and -o pick a partition and an offset.
-    assert_eq!(ok(&kafkit(&b.addr, &["consume", &t, "-e", "-c", "2"], b"")).lines().count(), 2);
-    let p0 = ok(&kafkit(&b.addr, &["consume", &t, "-e", "-p", "0"], b"")).lines().count();
-    let p1 = ok(&kafkit(&b.addr, &["consume", &t, "-e", "-p", "1", "-o", "1"], b"")).lines().count();
-    let p1_all = ok(&kafkit(&b.addr, &["consume", &t, "-e", "-p", "1"], b"")).lines().count();
+    assert_eq!(ok(&kafkit(&b.addr(), &["consume", &t, "-e", "-c", "2"], b"")).lines().count(), 2);
+    let p0 = ok(&kafkit(&b.addr(), &["consume", &t, "-e", "-p", "0"], b"")).lines().count();
+    let p1 = ok(&kafkit(&b.addr(), &["consume", &t, "-e", "-p", "1", "-o", "1"], b"")).lines().count();
+    let p1_all = ok(&kafkit(&b.addr(), &["consume", &t, "-e", "-p", "1"], b"")).lines().count();
     assert_eq!(p0 + p1_all, 4);
     assert_eq!(p1, p1_all.saturating_sub(1));
 }
 
 #[test]
 fn since_starts_every_partition_at_the_first_record_at_or_after_a_time() {
-    let b = TestBroker::start();
+    let b = common::kafka();
     let t = unique_topic("cli-since");
-    ok(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "2"], b""));
+    ok(&kafkit(&b.addr(), &["topics", "create", &t, "--partitions", "2"], b""));
     for p in ["0", "1"] {
-        ok(&kafkit(&b.addr, &["produce", &t, "-p", p], format!("old-{p}\n").as_bytes()));
+        ok(&kafkit(&b.addr(), &["produce", &t, "-p", p], format!("old-{p}\n").as_bytes()));
     }
     std::thread::sleep(Duration::from_millis(50));
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     std::thread::sleep(Duration::from_millis(50));
     for p in ["0", "1"] {
-        ok(&kafkit(&b.addr, &["produce", &t, "-p", p], format!("new-{p}\n").as_bytes()));
+        ok(&kafkit(&b.addr(), &["produce", &t, "-p", p], format!("new-{p}\n").as_bytes()));
     }
-    let out = ok(&kafkit(&b.addr, &["consume", &t, "-e", "--since", &since.to_string()], b""));
+    let out = ok(&kafkit(&b.addr(), &["consume", &t, "-e", "--since", &since.to_string()], b""));
     let mut got: Vec<&str> = out.lines().collect();
     got.sort_unstable();
     assert_eq!(got, ["new-0", "new-1"]);
     // Without --since both partitions are read from the start.
-    assert_eq!(ok(&kafkit(&b.addr, &["consume", &t, "-e"], b"")).lines().count(), 4);
+    assert_eq!(ok(&kafkit(&b.addr(), &["consume", &t, "-e"], b"")).lines().count(), 4);
 }
 
 #[test]
 fn bytes_that_are_not_utf8_come_out_as_base64_and_say_so() {
-    let b = TestBroker::start();
+    let b = common::kafka();
     let t = unique_topic("cli-bin");
-    ok(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "1"], b""));
-    ok(&kafkit(&b.addr, &["produce", &t], &[0xff, 0xfe, b'a']));
-    let out = ok(&kafkit(&b.addr, &["consume", &t, "-e", "-f", "json"], b""));
+    ok(&kafkit(&b.addr(), &["topics", "create", &t, "--partitions", "1"], b""));
+    ok(&kafkit(&b.addr(), &["produce", &t], &[0xff, 0xfe, b'a']));
+    let out = ok(&kafkit(&b.addr(), &["consume", &t, "-e", "-f", "json"], b""));
     let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(v["value_encoding"], "base64");
     assert_eq!(v["value"], "//5h");
@@ -128,12 +124,12 @@ fn bytes_that_are_not_utf8_come_out_as_base64_and_say_so() {
 
 #[test]
 fn bad_input_is_one_line_and_a_nonzero_exit_never_a_hang() {
-    let b = TestBroker::start();
-    let err = one_line_error(&kafkit(&b.addr, &["consume", &unique_topic("missing"), "-e"], b""));
+    let b = common::kafka();
+    let err = one_line_error(&kafkit(&b.addr(), &["consume", &unique_topic("missing"), "-e"], b""));
     assert!(err.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{err}");
     let t = unique_topic("cli-bad");
-    ok(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "1"], b""));
-    let err = one_line_error(&kafkit(&b.addr, &["produce", &t, "-p", "7"], b"x\n"));
+    ok(&kafkit(&b.addr(), &["topics", "create", &t, "--partitions", "1"], b""));
+    let err = one_line_error(&kafkit(&b.addr(), &["produce", &t, "-p", "7"], b"x\n"));
     assert!(err.contains("partition 7"), "{err}");
     // A broker that is not there: an error within seconds.
     let started = Instant::now();
@@ -142,9 +138,9 @@ fn bad_input_is_one_line_and_a_nonzero_exit_never_a_hang() {
     assert!(err.contains("connecting to"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(15));
     // A malformed command line: clap's usage error, exit 2.
-    let out = kafkit(&b.addr, &["consume"], b"");
+    let out = kafkit(&b.addr(), &["consume"], b"");
     assert_eq!(out.status.code(), Some(2));
-    let out = kafkit(&b.addr, &["topics", "create", "x", "--partitions", "many"], b"");
+    let out = kafkit(&b.addr(), &["topics", "create", "x", "--partitions", "many"], b"");
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -176,16 +172,16 @@ fn total_lag(out: &str) -> i64 {
 
 #[test]
 fn a_group_consumes_commits_what_it_printed_and_its_offsets_can_be_reset() {
-    let b = TestBroker::start();
+    let b = common::kafka();
     let t = unique_topic("cli-group");
     let g = unique_topic("cli-g");
-    ok(&kafkit(&b.addr, &["topics", "create", &t, "--partitions", "2"], b""));
-    write_one_per_batch(&b.addr, &t, 0, 0, 12);
-    write_one_per_batch(&b.addr, &t, 1, 12, 8);
+    ok(&kafkit(&b.addr(), &["topics", "create", &t, "--partitions", "2"], b""));
+    write_one_per_batch(&b.addr(), &t, 0, 0, 12);
+    write_one_per_batch(&b.addr(), &t, 1, 12, 8);
     let consume = |extra: &[&str]| {
         let mut args = vec!["consume", t.as_str(), "-g", g.as_str(), "--session-timeout", "2s"];
         args.extend_from_slice(extra);
-        ok(&kafkit(&b.addr, &args, b""))
+        ok(&kafkit(&b.addr(), &args, b""))
     };
     // Reads everything, exits at the end, and commits what it printed.
     let first = consume(&["-e"]);
@@ -194,15 +190,15 @@ fn a_group_consumes_commits_what_it_printed_and_its_offsets_can_be_reset() {
     let mut want: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
     want.sort_unstable();
     assert_eq!(values, want);
-    let lag = ok(&kafkit(&b.addr, &["lag", &g], b""));
+    let lag = ok(&kafkit(&b.addr(), &["lag", &g], b""));
     assert_eq!(total_lag(&lag), 0, "{lag}");
     assert!(lag.contains(&format!("{t}\t0\t12\t12\t0")), "{lag}");
-    assert!(ok(&kafkit(&b.addr, &["groups", "list"], b"")).lines().any(|l| l.starts_with(&format!("{g}\t"))));
+    assert!(ok(&kafkit(&b.addr(), &["groups", "list"], b"")).lines().any(|l| l.starts_with(&format!("{g}\t"))));
 
     // Five more: the lag shows them, and the next run prints only them.
-    write_one_per_batch(&b.addr, &t, 1, 20, 5);
-    assert_eq!(total_lag(&ok(&kafkit(&b.addr, &["lag", &g], b""))), 5);
-    let d = ok(&kafkit(&b.addr, &["groups", "describe", &g], b""));
+    write_one_per_batch(&b.addr(), &t, 1, 20, 5);
+    assert_eq!(total_lag(&ok(&kafkit(&b.addr(), &["lag", &g], b""))), 5);
+    let d = ok(&kafkit(&b.addr(), &["groups", "describe", &g], b""));
     assert!(d.starts_with(&format!("group {g} state ")), "{d}");
     assert_eq!(total_lag(&d), 5, "{d}");
     let second = consume(&["-c", "5"]);
@@ -210,109 +206,28 @@ fn a_group_consumes_commits_what_it_printed_and_its_offsets_can_be_reset() {
     assert!(second.lines().all(|v| v[1..].parse::<usize>().unwrap() >= 20), "{second}");
 
     // Reset to the first offsets: a dry run changes nothing; --execute does.
-    let dry = ok(&kafkit(&b.addr, &["groups", "reset-offsets", &g, "--topic", &t, "--to", "first"], b""));
+    let dry = ok(&kafkit(&b.addr(), &["groups", "reset-offsets", &g, "--topic", &t, "--to", "first"], b""));
     assert!(dry.contains("dry run"), "{dry}");
     assert!(dry.contains(&format!("{t}\t1\t13\t0")), "{dry}");
-    assert_eq!(total_lag(&ok(&kafkit(&b.addr, &["lag", &g], b""))), 0);
-    ok(&kafkit(&b.addr, &["groups", "reset-offsets", &g, "--topic", &t, "--to", "first", "--execute"], b""));
-    assert_eq!(total_lag(&ok(&kafkit(&b.addr, &["lag", &g], b""))), 25);
-    ok(&kafkit(&b.addr, &["groups", "reset-offsets", &g, "--topic", &t, "--to", "10", "--execute"], b""));
-    assert_eq!(total_lag(&ok(&kafkit(&b.addr, &["lag", &g], b""))), 2 + 3);
+    assert_eq!(total_lag(&ok(&kafkit(&b.addr(), &["lag", &g], b""))), 0);
+    ok(&kafkit(&b.addr(), &["groups", "reset-offsets", &g, "--topic", &t, "--to", "first", "--execute"], b""));
+    assert_eq!(total_lag(&ok(&kafkit(&b.addr(), &["lag", &g], b""))), 25);
+    ok(&kafkit(&b.addr(), &["groups", "reset-offsets", &g, "--topic", &t, "--to", "10", "--execute"], b""));
+    assert_eq!(total_lag(&ok(&kafkit(&b.addr(), &["lag", &g], b""))), 2 + 3);
     let err =
-        one_line_error(&kafkit(&b.addr, &["groups", "reset-offsets", &g, "--topic", &t, "--to", "yesterday"], b""));
+        one_line_error(&kafkit(&b.addr(), &["groups", "reset-offsets", &g, "--topic", &t, "--to", "yesterday"], b""));
     assert!(err.contains("--to"), "{err}");
 
-    ok(&kafkit(&b.addr, &["groups", "delete", &g], b""));
-    assert!(!ok(&kafkit(&b.addr, &["groups", "list"], b"")).lines().any(|l| l.starts_with(&format!("{g}\t"))));
-}
-
-fn kafkit_env(broker: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kafkit"))
-        .args(["--brokers", broker])
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kafkit")
-}
-
-#[test]
-fn tls_from_flags_or_the_environment_and_never_a_password_flag() {
-    let pki = tlsutil::pki();
-    let ca = pki.write("ca.pem", &pki.ca);
-    let cert = pki.write("client.pem", &pki.client.cert);
-    let key = pki.write("client.key", &pki.client.key);
-    let tls_port = common::free_port();
-    let b = TestBroker::start_advertised_as(common::free_port(), &format!("localhost:{tls_port}"));
-    let broker_port: u16 = b.addr.rsplit_once(':').unwrap().1.parse().unwrap();
-    let _tunnel = tlsutil::stunnel(&pki, &pki.server, tls_port, broker_port, Some(&ca));
-    let addr = format!("localhost:{tls_port}");
-    let t = unique_topic("cli-tls");
-    let (ca, cert, key) = (ca.to_str().unwrap(), cert.to_str().unwrap(), key.to_str().unwrap());
-    // Flags.
-    ok(&kafkit(&addr, &["--ca", ca, "--cert", cert, "--key", key, "topics", "create", &t, "--partitions", "1"], b""));
-    ok(&kafkit(&addr, &["--tls", "--ca", ca, "--cert", cert, "--key", key, "produce", &t], b"over-tls\n"));
-    // The environment.
-    let env = [("KAFKIT_TLS", "1"), ("KAFKIT_TLS_CA", ca), ("KAFKIT_TLS_CERT", cert), ("KAFKIT_TLS_KEY", key)];
-    let out = ok(&kafkit_env(&addr, &["consume", &t, "-e"], &env));
-    assert_eq!(out, "over-tls\n");
-    // Without the client certificate: one clear line.
-    let err = one_line_error(&kafkit(&addr, &["--ca", ca, "topics", "list"], b""));
-    assert!(err.contains("client certificate"), "{err}");
-    // A password is never a flag value.
-    let out = kafkit(&addr, &["--password", "hunter2", "topics", "list"], b"");
-    assert_eq!(out.status.code(), Some(2), "no --password flag exists");
-    // SASL settings are checked before connecting, and name no secret.
-    let err = one_line_error(&kafkit_env(
-        &addr,
-        &["--ca", ca, "--sasl-mechanism", "SCRAM-SHA-512", "topics", "list"],
-        &[("KAFKIT_SASL_PASSWORD", "pw-s3cr3t")],
-    ));
-    assert!(err.contains("needs a username") && !err.contains("pw-s3cr3t"), "{err}");
-    let _ = std::fs::remove_dir_all(&pki.dir);
-}
-
-#[test]
-fn scram_from_the_environment_or_a_password_file() {
-    let b = authbroker::auth_broker();
-    let t = unique_topic("cli-scram");
-    // The password from the environment.
-    let env = [
-        ("KAFKIT_SASL_MECHANISM", "SCRAM-SHA-512"),
-        ("KAFKIT_SASL_USERNAME", "bob"),
-        ("KAFKIT_SASL_PASSWORD", "bob-pw-512"),
-    ];
-    ok(&kafkit_env(&b.addr, &["topics", "create", &t, "--partitions", "1"], &env));
-    assert!(ok(&kafkit_env(&b.addr, &["topics", "list"], &env)).lines().any(|l| l == t));
-    // The password from a file, the rest from flags.
-    let dir = std::env::temp_dir().join(unique_topic("cli-pw"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pw = dir.join("password");
-    std::fs::write(&pw, "alice-pw-256\n").unwrap();
-    let flags = ["--sasl-mechanism", "SCRAM-SHA-256", "--username", "alice", "--password-file", pw.to_str().unwrap()];
-    let mut produce = flags.to_vec();
-    produce.extend(["produce", t.as_str()]);
-    ok(&kafkit(&b.addr, &produce, b"authenticated\n"));
-    let mut consume = flags.to_vec();
-    consume.extend(["consume", t.as_str(), "-e"]);
-    assert_eq!(ok(&kafkit(&b.addr, &consume, b"")), "authenticated\n");
-    // A wrong password: one line, an authentication error, no secret, no hang.
-    std::fs::write(&pw, "not-the-s3cr3t\n").unwrap();
-    let started = Instant::now();
-    let mut list = flags.to_vec();
-    list.extend(["topics", "list"]);
-    let err = one_line_error(&kafkit(&b.addr, &list, b""));
-    assert!(err.contains("SASL SCRAM-SHA-256 authentication") && !err.contains("s3cr3t"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(5));
-    let _ = std::fs::remove_dir_all(&dir);
+    ok(&kafkit(&b.addr(), &["groups", "delete", &g], b""));
+    assert!(!ok(&kafkit(&b.addr(), &["groups", "list"], b"")).lines().any(|l| l.starts_with(&format!("{g}\t"))));
 }
 
 #[test]
 fn perf_produce_and_consume_report_throughput_latency_cpu_and_memory() {
-    let b = TestBroker::start();
+    let b = common::kafka();
     let t = unique_topic("cli-perf");
     let out = ok(&kafkit(
-        &b.addr,
+        &b.addr(),
         &[
             "perf",
             "produce",
@@ -340,14 +255,14 @@ fn perf_produce_and_consume_report_throughput_latency_cpu_and_memory() {
     assert!(p["latency"]["p50_ms"].as_f64().unwrap() <= p["latency"]["p99_ms"].as_f64().unwrap());
     assert!(p["latency"]["p99_ms"].as_f64().unwrap() <= p["latency"]["p999_ms"].as_f64().unwrap());
     assert!(p["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
-    let out = ok(&kafkit(&b.addr, &["perf", "consume", &t, "--records", "5000", "--json"], b""));
+    let out = ok(&kafkit(&b.addr(), &["perf", "consume", &t, "--records", "5000", "--json"], b""));
     let c: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(
         (c["workload"].as_str(), c["records"].as_u64(), c["bytes"].as_u64()),
         (Some("consume"), Some(5000), Some(5000 * 72))
     );
     // The text form names the same figures.
-    let text = ok(&kafkit(&b.addr, &["perf", "consume", &t, "--records", "5000"], b""));
+    let text = ok(&kafkit(&b.addr(), &["perf", "consume", &t, "--records", "5000"], b""));
     assert!(
         text.starts_with("consume: 5000 records, ") && text.contains("p99.9") && text.contains("peak RSS"),
         "{text}"

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic, TestBroker};
+use common::{unique_topic};
 use kafkit::admin::*;
 use kafkit::protocol::{ApiKey, ErrorCode};
 use kafkit::{
@@ -24,8 +24,8 @@ fn unsupported(e: &Error, api: ApiKey) -> bool {
 
 #[tokio::test]
 async fn topics_configs_and_the_cluster() {
-    let broker = TestBroker::start();
-    let admin = admin(&broker.addr).await;
+    let broker = common::kafka();
+    let admin = admin(&broker.addr()).await;
     let (a, b) = (unique_topic("adm-a"), unique_topic("adm-b"));
 
     // (validate_only is not checked here: this Tansu build creates the topic anyway.)
@@ -87,12 +87,12 @@ async fn topics_configs_and_the_cluster() {
 
 #[tokio::test]
 async fn offsets_and_groups() {
-    let broker = TestBroker::start();
-    let admin = admin(&broker.addr).await;
+    let broker = common::kafka();
+    let admin = admin(&broker.addr()).await;
     let topic = unique_topic("adm-off");
     admin.create_topics(&[TopicConfig::new(&topic, 2)], false).await.unwrap()[&topic].as_ref().unwrap();
     let w = Writer::new(
-        &[&broker.addr],
+        &[&broker.addr()],
         WriterConfig::default().with_topic(&topic).with_balancer(|_: &Message, _: &[i32]| 0),
     )
     .await
@@ -119,7 +119,7 @@ async fn offsets_and_groups() {
         .with_session_timeout(Duration::from_millis(2000))
         .with_heartbeat_interval(Duration::from_millis(200))
         .with_max_wait(Duration::from_millis(100));
-    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
+    let mut r = Reader::new(&[&broker.addr()], config).await.unwrap();
     let mut got = Vec::new();
     for _ in 0..10 {
         got.push(r.fetch_message().await.unwrap());
@@ -152,8 +152,8 @@ async fn offsets_and_groups() {
 
 #[tokio::test]
 async fn acls_and_scram_credentials() {
-    let broker = TestBroker::start();
-    let admin = admin(&broker.addr).await;
+    let broker = common::kafka();
+    let admin = admin(&broker.addr()).await;
     // This Tansu build answers CreateAcls with a null result list, which no client can
     // read: kafkit reports it as a decode error (and closes that connection) rather than
     // guessing. DescribeAcls works (no ACLs); DeleteAcls is not served.

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic, TestBroker};
+use common::{unique_topic};
 use kafkit::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
 use kafkit::{Error, TopicConfig};
 use kafkit_protocol::messages::{fetch_request, FetchRequest};
@@ -18,10 +18,10 @@ async fn cluster(addr: &str) -> Cluster {
 
 #[tokio::test]
 async fn bootstrap_metadata_and_leader_routing() {
-    let broker = TestBroker::start();
+    let broker = common::kafka();
     // An unreachable seed first: the next one is used.
     let dead = format!("127.0.0.1:{}", common::free_port());
-    let c = Cluster::connect(&[&dead, &broker.addr], ClusterConfig::default()).await.unwrap();
+    let c = Cluster::connect(&[&dead, &broker.addr()], ClusterConfig::default()).await.unwrap();
     let m = c.metadata();
     assert_eq!(m.brokers.keys().copied().collect::<Vec<_>>(), vec![111]);
     assert_eq!(m.controller_id, 111);
@@ -34,7 +34,7 @@ async fn bootstrap_metadata_and_leader_routing() {
     for p in 0..4 {
         let (conn, meta) = c.leader(&topic, p, Workload::Produce).await.unwrap();
         assert_eq!(meta.leader, 111);
-        assert_eq!(conn.addr(), broker.addr);
+        assert_eq!(conn.addr(), broker.addr());
     }
     let err = c.leader(&topic, 9, Workload::Produce).await.unwrap_err();
     assert_eq!(err.error_code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
@@ -42,15 +42,15 @@ async fn bootstrap_metadata_and_leader_routing() {
     assert_eq!(err.error_code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
 
     let coord = c.coordinator(&unique_topic("group"), CoordinatorType::Group, Workload::Group).await.unwrap();
-    assert_eq!(coord.addr(), broker.addr);
+    assert_eq!(coord.addr(), broker.addr());
 
     assert!(matches!(Cluster::connect(&[], ClusterConfig::default()).await, Err(Error::InvalidArgument(_))));
 }
 
 #[tokio::test]
 async fn a_long_poll_fetch_does_not_hold_up_a_produce_to_the_same_broker() {
-    let broker = TestBroker::start();
-    let c = cluster(&broker.addr).await;
+    let broker = common::kafka();
+    let c = cluster(&broker.addr()).await;
     let (empty, busy) = (unique_topic("idle"), unique_topic("busy"));
     let admin = c.controller(Workload::Admin).await.unwrap();
     admin.create_topics(&[TopicConfig::new(&empty, 1), TopicConfig::new(&busy, 1)]).await.unwrap();
@@ -86,8 +86,8 @@ async fn a_long_poll_fetch_does_not_hold_up_a_produce_to_the_same_broker() {
 
 #[tokio::test]
 async fn retry_refreshes_metadata_until_a_topic_appears() {
-    let broker = TestBroker::start();
-    let c = cluster(&broker.addr).await;
+    let broker = common::kafka();
+    let c = cluster(&broker.addr()).await;
     let topic = unique_topic("later");
     let creator = {
         let c = c.clone();
@@ -128,8 +128,8 @@ async fn retry_refreshes_metadata_until_a_topic_appears() {
 async fn connections_come_back_after_the_broker_restarts() {
     // Its own broker even when KAFKA_BROKERS is set: this test kills and restarts it.
     let mut broker = TestBroker::start_on(common::free_port());
-    let port: u16 = broker.addr.rsplit(':').next().unwrap().parse().unwrap();
-    let c = cluster(&broker.addr).await;
+    let port: u16 = broker.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let c = cluster(&broker.addr()).await;
     let before = c.any_broker(Workload::Admin).await.unwrap();
     broker.kill();
     // Wait until the old connection notices.

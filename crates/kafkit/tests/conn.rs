@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{free_port, unique_topic, TestBroker};
+use common::{free_port, unique_topic};
 use kafkit::{Dialer, Error};
 use kafkit_protocol::messages::{
     create_topics_request, fetch_request, metadata_request, ApiVersionsRequest, CreateTopicsRequest, FetchRequest,
@@ -33,8 +33,8 @@ fn metadata_for(topic: &str) -> MetadataRequest {
 
 #[tokio::test]
 async fn dial_negotiates_versions_with_a_real_broker() {
-    let broker = TestBroker::start();
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     // What TEST-BROKERS.md lists for the pinned Tansu build.
     assert_eq!(conn.broker_versions(ApiKey::Produce), Some(VersionRange::new(0, 11)));
     assert_eq!(conn.broker_versions(ApiKey::Fetch), Some(VersionRange::new(0, 17)));
@@ -53,8 +53,8 @@ async fn dial_negotiates_versions_with_a_real_broker() {
 
 #[tokio::test]
 async fn pipelined_requests_each_get_their_own_response() {
-    let broker = TestBroker::start();
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     let topics: Vec<String> = (0..6).map(|i| unique_topic(&format!("pipe{i}"))).collect();
     for (i, t) in topics.iter().enumerate() {
         create_topic(&conn, t, i as i32 + 1).await;
@@ -81,8 +81,8 @@ async fn pipelined_requests_each_get_their_own_response() {
 
 #[tokio::test]
 async fn a_dropped_request_is_still_written_whole_and_the_connection_stays_usable() {
-    let broker = TestBroker::start();
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     let topic = unique_topic("cancel");
     create_topic(&conn, &topic, 1).await;
     // An 8 MiB produce whose future is dropped right after its first poll (it is queued by
@@ -122,7 +122,7 @@ async fn dialing_a_closed_port_is_a_retriable_connect_error() {
 async fn requests_fail_promptly_once_the_broker_is_gone() {
     // Its own broker even when KAFKA_BROKERS is set: this test kills it.
     let mut broker = TestBroker::start_on(free_port());
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     broker.kill();
     let started = std::time::Instant::now();
     let err = conn.request(&MetadataRequest::default().with_topics(None)).await.unwrap_err();
@@ -180,8 +180,8 @@ async fn a_silent_peer_times_out_the_request() {
 
 #[tokio::test]
 async fn the_request_timeout_can_change_on_a_live_connection() {
-    let broker = TestBroker::start();
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     let topic = unique_topic("deadline");
     create_topic(&conn, &topic, 1).await;
     let id = conn.metadata(Some(&[&topic])).await.unwrap().topics[0].topic_id;

@@ -4,15 +4,15 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic, TestBroker};
+use common::{unique_topic};
 use kafkit::{Acks, Compression, Dialer, Error, Message, TopicConfig};
 use kafkit_protocol::ErrorCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[tokio::test]
 async fn topics_partitions_brokers_and_controller() {
-    let broker = TestBroker::start();
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     let (a, b) = (unique_topic("ops-a"), unique_topic("ops-b"));
     conn.create_topics(&[
         TopicConfig::new(&a, 3).with_replication_factor(1),
@@ -30,7 +30,7 @@ async fn topics_partitions_brokers_and_controller() {
 
     let brokers = conn.brokers().await.unwrap();
     assert_eq!(brokers.len(), 1);
-    assert_eq!(brokers[0].addr(), broker.addr);
+    assert_eq!(brokers[0].addr(), broker.addr());
     assert_eq!(conn.controller().await.unwrap().id, 111);
 
     let err = conn.create_topics(&[TopicConfig::new(&a, 1)]).await.unwrap_err();
@@ -63,12 +63,12 @@ fn secs(t: SystemTime) -> u128 {
 
 #[tokio::test]
 async fn written_messages_read_back_intact_with_every_codec() {
-    let broker = TestBroker::start();
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
         let topic = unique_topic(&format!("rw-{codec}"));
         conn.create_topics(&[TopicConfig::new(&topic, 1).with_replication_factor(1)]).await.unwrap();
-        let mut pc = Dialer::new().dial_leader(&broker.addr, &topic, 0).await.unwrap();
+        let mut pc = Dialer::new().dial_leader(&broker.addr(), &topic, 0).await.unwrap();
         pc.set_compression(codec);
         let t0 = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
         let msgs = sample(10, t0);
@@ -95,11 +95,11 @@ async fn written_messages_read_back_intact_with_every_codec() {
 
 #[tokio::test]
 async fn seek_offsets_and_errors() {
-    let broker = TestBroker::start();
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     let topic = unique_topic("offsets");
     conn.create_topics(&[TopicConfig::new(&topic, 1).with_replication_factor(1)]).await.unwrap();
-    let mut pc = Dialer::new().dial_leader(&broker.addr, &topic, 0).await.unwrap();
+    let mut pc = Dialer::new().dial_leader(&broker.addr(), &topic, 0).await.unwrap();
     let t0 = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
     // One message per batch: the broker's "latest" offset is then the high watermark
     // (this Tansu build reports the last batch's base offset + 1, see TEST-BROKERS.md).
@@ -119,20 +119,20 @@ async fn seek_offsets_and_errors() {
     // Not checked here: a fetch past the end. A Kafka broker answers OFFSET_OUT_OF_RANGE;
     // this Tansu build returns an empty batch with no error.
 
-    let err = Dialer::new().dial_leader(&broker.addr, &unique_topic("missing"), 0).await.unwrap_err();
+    let err = Dialer::new().dial_leader(&broker.addr(), &unique_topic("missing"), 0).await.unwrap_err();
     assert_eq!(err.error_code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
-    let err = Dialer::new().dial_leader(&broker.addr, &topic, 7).await.unwrap_err();
+    let err = Dialer::new().dial_leader(&broker.addr(), &topic, 7).await.unwrap_err();
     assert_eq!(err.error_code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
     assert!(matches!(err, Error::Broker { .. }));
 }
 
 #[tokio::test]
 async fn acks_none_writes_are_readable() {
-    let broker = TestBroker::start();
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     let topic = unique_topic("acks0");
     conn.create_topics(&[TopicConfig::new(&topic, 1).with_replication_factor(1)]).await.unwrap();
-    let mut pc = Dialer::new().dial_leader(&broker.addr, &topic, 0).await.unwrap();
+    let mut pc = Dialer::new().dial_leader(&broker.addr(), &topic, 0).await.unwrap();
     pc.set_required_acks(Acks::None);
     let res = pc.write_messages(&sample(3, SystemTime::now())).await.unwrap();
     assert_eq!(res.base_offset, -1);

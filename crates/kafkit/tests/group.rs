@@ -5,7 +5,7 @@
 mod common;
 mod members;
 
-use common::{unique_topic, TestBroker};
+use common::{unique_topic};
 use kafkit::{
     CommitMode, CooperativeStickyAssignor, Dialer, Message, Reader, ReaderConfig, RebalanceKind, TopicConfig,
     TopicPartition, Writer, WriterConfig,
@@ -23,13 +23,13 @@ async fn topic_with(addr: &str, partitions: i32) -> String {
 
 #[tokio::test]
 async fn three_members_process_every_record_exactly_once_and_commit_on_close() {
-    let broker = TestBroker::start();
-    let topic = topic_with(&broker.addr, 12).await;
+    let broker = common::kafka();
+    let topic = topic_with(&broker.addr(), 12).await;
     let group = unique_topic("g");
     let seen = Arc::new(Seen::default());
-    let members = start_members(&broker.addr, 3, |_| member_config(&group, &topic), &seen).await;
+    let members = start_members(&broker.addr(), 3, |_| member_config(&group, &topic), &seen).await;
     wait_even(&members.iter().collect::<Vec<_>>(), 12).await;
-    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic)).await.unwrap();
     produce(&w, 0, 3000).await;
     wait_until("all 3000 records", Duration::from_secs(30), || seen.distinct() == 3000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -44,7 +44,7 @@ async fn three_members_process_every_record_exactly_once_and_commit_on_close() {
     // The members committed what they processed: a new member of the group reads only what
     // is written after.
     let seen2 = Arc::new(Seen::default());
-    let late = Member::start(&broker.addr, member_config(&group, &topic), 9, seen2.clone()).await;
+    let late = Member::start(&broker.addr(), member_config(&group, &topic), 9, seen2.clone()).await;
     wait_balanced(&[&late], 12).await;
     produce(&w, 3000, 3010).await;
     wait_until("the 10 new records", Duration::from_secs(20), || seen2.distinct() == 10).await;
@@ -57,13 +57,13 @@ async fn three_members_process_every_record_exactly_once_and_commit_on_close() {
 
 #[tokio::test]
 async fn a_killed_members_partitions_move_and_nothing_is_skipped() {
-    let broker = TestBroker::start();
-    let topic = topic_with(&broker.addr, 12).await;
+    let broker = common::kafka();
+    let topic = topic_with(&broker.addr(), 12).await;
     let group = unique_topic("g");
     let seen = Arc::new(Seen::default());
-    let mut members = start_members(&broker.addr, 3, |_| member_config(&group, &topic), &seen).await;
+    let mut members = start_members(&broker.addr(), 3, |_| member_config(&group, &topic), &seen).await;
     wait_balanced(&members.iter().collect::<Vec<_>>(), 12).await;
-    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic)).await.unwrap();
     // Produce in steps, so the killed member is mid-stream when it dies.
     let producer = {
         let w = w.clone();
@@ -112,18 +112,18 @@ async fn a_killed_members_partitions_move_and_nothing_is_skipped() {
 
 #[tokio::test]
 async fn a_cooperative_join_mid_stream_never_stops_the_kept_partitions() {
-    let broker = TestBroker::start();
-    let topic = topic_with(&broker.addr, 12).await;
+    let broker = common::kafka();
+    let topic = topic_with(&broker.addr(), 12).await;
     let group = unique_topic("g");
     let seen = Arc::new(Seen::default());
     let coop = |g: &str| member_config(g, &topic).with_assignor(CooperativeStickyAssignor);
-    let a = Member::start(&broker.addr, coop(&group), 0, seen.clone()).await;
-    let b = Member::start(&broker.addr, coop(&group), 1, seen.clone()).await;
+    let a = Member::start(&broker.addr(), coop(&group), 0, seen.clone()).await;
+    let b = Member::start(&broker.addr(), coop(&group), 1, seen.clone()).await;
     wait_balanced(&[&a, &b], 12).await;
     let (a_before, b_before) = (a.assignment(), b.assignment());
     let generation_before = a.generation();
     // A steady stream: 100 records every 20 ms.
-    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic)).await.unwrap();
     let producer = {
         let w = w.clone();
         tokio::spawn(async move {
@@ -135,7 +135,7 @@ async fn a_cooperative_join_mid_stream_never_stops_the_kept_partitions() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let joined_at = Instant::now();
-    let c = Member::start(&broker.addr, coop(&group), 2, seen.clone()).await;
+    let c = Member::start(&broker.addr(), coop(&group), 2, seen.clone()).await;
     wait_even(&[&a, &b, &c], 12).await;
     let settled_at = Instant::now();
     producer.await.unwrap();
@@ -179,8 +179,8 @@ async fn a_cooperative_join_mid_stream_never_stops_the_kept_partitions() {
 /// moves nothing.)
 #[tokio::test]
 async fn a_static_member_restarting_within_the_session_timeout_gets_its_partitions_back_without_moving_any() {
-    let broker = TestBroker::start();
-    let topic = topic_with(&broker.addr, 6).await;
+    let broker = common::kafka();
+    let topic = topic_with(&broker.addr(), 6).await;
     let group = unique_topic("g");
     let seen = Arc::new(Seen::default());
     let stat = |id: &str| {
@@ -189,8 +189,8 @@ async fn a_static_member_restarting_within_the_session_timeout_gets_its_partitio
             .with_assignor(CooperativeStickyAssignor)
             .with_group_instance_id(id)
     };
-    let a = Member::start(&broker.addr, stat("a"), 0, seen.clone()).await;
-    let b = Member::start(&broker.addr, stat("b"), 1, seen.clone()).await;
+    let a = Member::start(&broker.addr(), stat("a"), 0, seen.clone()).await;
+    let b = Member::start(&broker.addr(), stat("b"), 1, seen.clone()).await;
     wait_balanced(&[&a, &b], 6).await;
     // Restart the member that is not the leader (a restarting leader makes the broker
     // rebalance unless it supports KIP-814's skip_assignment).
@@ -202,7 +202,7 @@ async fn a_static_member_restarting_within_the_session_timeout_gets_its_partitio
     // close rebalances at once; see the next test).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(b.events.lock().unwrap().len(), b_events, "closing a static member rebalanced the group");
-    let a2 = Member::start(&broker.addr, stat(a_id), 2, seen.clone()).await;
+    let a2 = Member::start(&broker.addr(), stat(a_id), 2, seen.clone()).await;
     wait_until("the restarted member's assignment", Duration::from_secs(15), || !a2.assignment().is_empty()).await;
     assert_eq!(a2.assignment(), a_parts, "the same partitions come back");
     assert_eq!(a2.generation(), generation, "in the same generation");
@@ -220,12 +220,12 @@ async fn a_static_member_restarting_within_the_session_timeout_gets_its_partitio
 /// generation at once.
 #[tokio::test]
 async fn a_dynamic_member_leaves_on_close_and_the_group_rebalances() {
-    let broker = TestBroker::start();
-    let topic = topic_with(&broker.addr, 6).await;
+    let broker = common::kafka();
+    let topic = topic_with(&broker.addr(), 6).await;
     let group = unique_topic("g");
     let seen = Arc::new(Seen::default());
-    let a = Member::start(&broker.addr, member_config(&group, &topic), 0, seen.clone()).await;
-    let b = Member::start(&broker.addr, member_config(&group, &topic), 1, seen.clone()).await;
+    let a = Member::start(&broker.addr(), member_config(&group, &topic), 0, seen.clone()).await;
+    let b = Member::start(&broker.addr(), member_config(&group, &topic), 1, seen.clone()).await;
     wait_balanced(&[&a, &b], 6).await;
     let generation = b.generation();
     a.stop(Stop::Close).await.unwrap();
@@ -244,8 +244,8 @@ async fn fetch_n(r: &mut Reader, n: usize) -> Vec<Message> {
 
 #[tokio::test]
 async fn explicit_commits_pause_resume_lag_and_a_topic_created_later() {
-    let broker = TestBroker::start();
-    let t1 = topic_with(&broker.addr, 3).await;
+    let broker = common::kafka();
+    let t1 = topic_with(&broker.addr(), 3).await;
     let t2 = unique_topic("later");
     let group = unique_topic("g");
     let config = ReaderConfig::group(&group, [t1.clone(), t2.clone()])
@@ -253,8 +253,8 @@ async fn explicit_commits_pause_resume_lag_and_a_topic_created_later() {
         .with_heartbeat_interval(Duration::from_millis(200))
         .with_max_wait(Duration::from_millis(100))
         .with_partition_watch_interval(Duration::from_millis(300));
-    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
-    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&t1)).await.unwrap();
+    let mut r = Reader::new(&[&broker.addr()], config).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&t1)).await.unwrap();
     produce(&w, 0, 30).await;
     let got = fetch_n(&mut r, 30).await;
     assert_eq!(r.assignment().len(), 3, "only t1 exists yet");
@@ -305,8 +305,8 @@ async fn explicit_commits_pause_resume_lag_and_a_topic_created_later() {
     assert_eq!(all, (30..60).map(|i| format!("v{i}")).collect::<BTreeSet<_>>());
 
     // A subscribed topic created while the group runs is picked up by the leader's watch.
-    Dialer::new().dial(&broker.addr).await.unwrap().create_topics(&[TopicConfig::new(&t2, 2)]).await.unwrap();
-    let w2 = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&t2)).await.unwrap();
+    Dialer::new().dial(&broker.addr()).await.unwrap().create_topics(&[TopicConfig::new(&t2, 2)]).await.unwrap();
+    let w2 = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&t2)).await.unwrap();
     produce(&w2, 100, 104).await;
     // The rebalance (eager, range) revoked t1's partitions and assigned them again: reading
     // restarts from the committed offsets, so t1's uncommitted messages come again (tp0 from
@@ -332,12 +332,12 @@ async fn explicit_commits_pause_resume_lag_and_a_topic_created_later() {
 
 #[tokio::test]
 async fn on_read_commits_what_earlier_reads_returned() {
-    let broker = TestBroker::start();
-    let topic = topic_with(&broker.addr, 1).await;
+    let broker = common::kafka();
+    let topic = topic_with(&broker.addr(), 1).await;
     let group = unique_topic("g");
     let config = member_config(&group, &topic).with_commit(CommitMode::OnRead);
-    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
-    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
+    let mut r = Reader::new(&[&broker.addr()], config).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic)).await.unwrap();
     produce(&w, 0, 5).await;
     let tp = TopicPartition::new(&topic, 0);
     for i in 0..5 {
@@ -348,7 +348,7 @@ async fn on_read_commits_what_earlier_reads_returned() {
     }
     // Close commits the last one.
     r.close().await.unwrap();
-    let mut again = Reader::new(&[&broker.addr], member_config(&group, &topic)).await.unwrap();
+    let mut again = Reader::new(&[&broker.addr()], member_config(&group, &topic)).await.unwrap();
     produce(&w, 5, 6).await;
     let m = again.read_message().await.unwrap();
     assert_eq!(m.offset, 5, "everything before was committed");

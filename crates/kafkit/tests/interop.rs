@@ -9,7 +9,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic, TestBroker};
+use common::{unique_topic};
 use kafkit::{Compression, Dialer, Message, PartitionConn, TopicConfig};
 use std::io::Write;
 use std::path::PathBuf;
@@ -118,14 +118,14 @@ async fn read_all(pc: &mut PartitionConn, n: usize) -> Vec<Message> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn what_kafkit_writes_independent_clients_read_identically() {
-    let broker = TestBroker::start();
+    let broker = common::kafka();
     let dialer = Dialer::new();
-    let conn = dialer.dial(&broker.addr).await.unwrap();
+    let conn = dialer.dial(&broker.addr()).await.unwrap();
     let want: Vec<serde_json::Value> = sample(true).iter().map(to_json).collect();
     for codec in CODECS {
         let topic = unique_topic(&format!("interop-out-{codec}"));
         conn.create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
-        let mut pc = dialer.dial_leader(&broker.addr, &topic, 0).await.unwrap();
+        let mut pc = dialer.dial_leader(&broker.addr(), &topic, 0).await.unwrap();
         pc.set_compression(codec);
         let msgs = sample(true);
         pc.write_messages(&msgs[..6]).await.unwrap();
@@ -133,7 +133,7 @@ async fn what_kafkit_writes_independent_clients_read_identically() {
         for c in CLIENTS {
             let n = want.len().to_string();
             let out = tokio::task::spawn_blocking({
-                let (addr, topic) = (broker.addr.clone(), topic.clone());
+                let (addr, topic) = (broker.addr().clone(), topic.clone());
                 move || client(&["consume", c, &addr, &topic, &n], None)
             })
             .await
@@ -152,9 +152,9 @@ async fn what_kafkit_writes_independent_clients_read_identically() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn what_independent_clients_write_kafkit_reads_identically() {
-    let broker = TestBroker::start();
+    let broker = common::kafka();
     let dialer = Dialer::new();
-    let conn = dialer.dial(&broker.addr).await.unwrap();
+    let conn = dialer.dial(&broker.addr()).await.unwrap();
     for c in CLIENTS {
         let mut msgs = sample(true);
         if c == "kp" {
@@ -166,12 +166,12 @@ async fn what_independent_clients_write_kafkit_reads_identically() {
             let topic = unique_topic(&format!("interop-in-{c}-{codec}"));
             conn.create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
             tokio::task::spawn_blocking({
-                let (addr, topic, lines) = (broker.addr.clone(), topic.clone(), lines.clone());
+                let (addr, topic, lines) = (broker.addr().clone(), topic.clone(), lines.clone());
                 move || client(&["produce", c, &addr, &topic, codec.name()], Some(lines))
             })
             .await
             .unwrap();
-            let mut pc = dialer.dial_leader(&broker.addr, &topic, 0).await.unwrap();
+            let mut pc = dialer.dial_leader(&broker.addr(), &topic, 0).await.unwrap();
             let got = read_all(&mut pc, msgs.len()).await;
             assert_eq!(got.len(), msgs.len(), "{c} {codec}");
             for (i, (g, w)) in got.iter().zip(&msgs).enumerate() {
@@ -191,16 +191,16 @@ async fn transactions_written_by_confluent_kafka_read_back_without_their_markers
     // aborted-transaction list, so librdkafka shows aborted records too; kafkit's filtering
     // is unit-tested in consumer/reader.rs.)
     use kafkit::{Reader, ReaderConfig};
-    let broker = TestBroker::start();
+    let broker = common::kafka();
     let topic = unique_topic("interop-txn");
-    Dialer::new().dial(&broker.addr).await.unwrap().create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
+    Dialer::new().dial(&broker.addr()).await.unwrap().create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
     tokio::task::spawn_blocking({
-        let (addr, topic) = (broker.addr.clone(), topic.clone());
+        let (addr, topic) = (broker.addr().clone(), topic.clone());
         move || client(&["txn", "ck", &addr, &topic, "c3,a2,c2,a3,c1"], None)
     })
     .await
     .unwrap();
-    let mut r = Reader::new(&[&broker.addr], ReaderConfig::new(&topic, 0)).await.unwrap();
+    let mut r = Reader::new(&[&broker.addr()], ReaderConfig::new(&topic, 0)).await.unwrap();
     let mut got = Vec::new();
     for _ in 0..11 {
         let m = tokio::time::timeout(Duration::from_secs(10), r.read_message()).await.unwrap().unwrap();

@@ -3,7 +3,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic, TestBroker};
+use common::{unique_topic};
 use kafkit::{Dialer, Message, Reader, ReaderConfig, StartOffset, TopicConfig, TopicPartition, Writer, WriterConfig};
 use std::pin::Pin;
 use std::time::Duration;
@@ -25,9 +25,9 @@ fn value(m: &Message) -> usize {
 
 #[tokio::test]
 async fn reads_everything_in_order_then_seeks() {
-    let broker = TestBroker::start();
-    let topic = setup(&broker.addr, 2000, 100, 8).await;
-    let mut r = Reader::new(&[&broker.addr], ReaderConfig::new(&topic, 0)).await.unwrap();
+    let broker = common::kafka();
+    let topic = setup(&broker.addr(), 2000, 100, 8).await;
+    let mut r = Reader::new(&[&broker.addr()], ReaderConfig::new(&topic, 0)).await.unwrap();
     assert_eq!(r.lag(), -1, "no fetch yet");
     for i in 0..2000 {
         let m = r.read_message().await.unwrap();
@@ -53,13 +53,13 @@ async fn reads_everything_in_order_then_seeks() {
 
 #[tokio::test]
 async fn starting_at_the_end_reads_only_new_messages() {
-    let broker = TestBroker::start();
+    let broker = common::kafka();
     // One single-message batch: this Tansu build answers "latest" with the last batch's
     // base offset + 1, which is the true end only then (TEST-BROKERS.md).
-    let topic = setup(&broker.addr, 1, 1, 1).await;
-    let mut r = Reader::new(&[&broker.addr], ReaderConfig::new(&topic, 0).with_start(StartOffset::Last)).await.unwrap();
+    let topic = setup(&broker.addr(), 1, 1, 1).await;
+    let mut r = Reader::new(&[&broker.addr()], ReaderConfig::new(&topic, 0).with_start(StartOffset::Last)).await.unwrap();
     assert_eq!(r.offset(), 1);
-    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic)).await.unwrap();
     let msgs = (0..5).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("new-{i}"))))).collect();
     w.write_messages(msgs).await.unwrap();
     for i in 0..5 {
@@ -71,16 +71,16 @@ async fn starting_at_the_end_reads_only_new_messages() {
 
 #[tokio::test]
 async fn prefetching_stops_at_the_budget_while_the_application_reads_nothing() {
-    let broker = TestBroker::start();
+    let broker = common::kafka();
     // 1000 messages of 2 KiB in batches of 10 (20 KiB each).
-    let topic = setup(&broker.addr, 1000, 10, 2048).await;
+    let topic = setup(&broker.addr(), 1000, 10, 2048).await;
     // Tansu applies a Fetch's max_bytes, not partition_max_bytes: bound both.
     let config = ReaderConfig::new(&topic, 0)
         .with_prefetch_bytes(64 << 10)
         .with_max_bytes(32 << 10)
         .with_fetch_max_bytes(32 << 10)
         .with_max_wait(Duration::from_millis(50));
-    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
+    let mut r = Reader::new(&[&broker.addr()], config).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = r.stats();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -100,12 +100,12 @@ async fn prefetching_stops_at_the_budget_while_the_application_reads_nothing() {
 
 #[tokio::test]
 async fn an_assigned_reader_reads_several_partitions_of_several_topics_in_order() {
-    let broker = TestBroker::start();
+    let broker = common::kafka();
     let (a, b) = (unique_topic("assigned-a"), unique_topic("assigned-b"));
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     conn.create_topics(&[TopicConfig::new(&a, 4), TopicConfig::new(&b, 1)]).await.unwrap();
     // 300 messages on each partition of `a` (round-robin), 100 on `b`.
-    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_batch_size(50)).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_batch_size(50)).await.unwrap();
     let msgs: Vec<Message> = (0..1200)
         .map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("{i:0>100}")))).with_topic(a.as_str()))
         .chain(
@@ -121,7 +121,7 @@ async fn an_assigned_reader_reads_several_partitions_of_several_topics_in_order(
         .with_fetch_concurrency(2)
         .with_fetch_max_bytes(4 << 10)
         .with_max_wait(Duration::from_millis(50));
-    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
+    let mut r = Reader::new(&[&broker.addr()], config).await.unwrap();
     assert_eq!(r.assignment(), parts);
     let mut next: std::collections::BTreeMap<TopicPartition, i64> = parts.iter().map(|tp| (tp.clone(), 0)).collect();
     for _ in 0..1300 {
@@ -145,18 +145,18 @@ async fn an_assigned_reader_reads_several_partitions_of_several_topics_in_order(
     let m = r.read_message().await.unwrap();
     assert_eq!((m.topic.as_ref(), m.offset), (b.as_str(), 98));
     assert!(r.seek(&TopicPartition::new(b.clone(), 7), 0).is_err(), "not a partition being read");
-    let none = Reader::new(&[&broker.addr], ReaderConfig::assign(Vec::new())).await;
+    let none = Reader::new(&[&broker.addr()], ReaderConfig::assign(Vec::new())).await;
     assert!(matches!(none, Err(kafkit::Error::InvalidArgument(_))), "{none:?}");
 }
 
 #[tokio::test]
 async fn a_small_fetch_limit_starves_no_partition() {
-    let broker = TestBroker::start();
+    let broker = common::kafka();
     let topic = unique_topic("rotation");
-    let conn = Dialer::new().dial(&broker.addr).await.unwrap();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     conn.create_topics(&[TopicConfig::new(&topic, 4)]).await.unwrap();
     // 100 records of 1 KiB on each partition, in batches of 4 (about 4 KiB).
-    let w = Writer::new(&[&broker.addr], WriterConfig::default().with_topic(&topic).with_batch_size(4)).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic).with_batch_size(4)).await.unwrap();
     let msgs = (0..400).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("{i:0>1024}"))))).collect();
     w.write_messages(msgs).await.unwrap();
     // One fetch at a time, each for about two batches of the four partitions' 16.
@@ -166,7 +166,7 @@ async fn a_small_fetch_limit_starves_no_partition() {
         .with_max_bytes(4 << 10)
         .with_fetch_max_bytes(8 << 10)
         .with_max_wait(Duration::from_millis(50));
-    let mut r = Reader::new(&[&broker.addr], config).await.unwrap();
+    let mut r = Reader::new(&[&broker.addr()], config).await.unwrap();
     let mut seen = [0usize; 4];
     for _ in 0..100 {
         let m = r.read_message().await.unwrap();
