@@ -12,7 +12,8 @@
 #                          own for a proxy the test starts: NODEi_PROXIED (where the broker listens)
 #                          and NODEi_PROXIED_ADVERTISED (where the proxy must listen)
 #       --owner PID        stop the cluster when process PID exits (tests pass their own pid)
-#   scripts/kafka.sh stop DIR              # stops every node (SIGTERM: controlled shutdown), then removes DIR
+#   scripts/kafka.sh stop DIR [KILL]       # stops every node (SIGTERM: controlled shutdown; KILL: at
+#                                          # once), then removes DIR
 #   scripts/kafka.sh start-node DIR I      # (re)starts node I (1-based) on its config and data
 #   scripts/kafka.sh stop-node DIR I [SIG] # TERM (default; waits for the exit), KILL, STOP or CONT
 #   scripts/kafka.sh shared [VERSION]      # the run's shared single node ($KAFKIT_CACHE/run/shared-V),
@@ -295,13 +296,13 @@ stop_node() {
 }
 
 stop_cluster() {
-  local dir=$1 i n
+  local dir=$1 sig=${2:-TERM} i n
   [ -f "$dir/cluster.env" ] || { rm -rf "$dir"; return 0; }
   n=$(node_count "$dir")
   for i in $(seq 1 "$n"); do
     [ -f "$dir/node$i/pid" ] && kill -CONT "$(cat "$dir/node$i/pid")" 2>/dev/null || true
   done
-  for i in $(seq 1 "$n"); do stop_node "$dir" "$i" TERM & done
+  for i in $(seq 1 "$n"); do stop_node "$dir" "$i" "$sig" & done
   wait
   rm -rf "$dir"
 }
@@ -331,7 +332,7 @@ case "${1:-}" in
   install) install "${2:-}" ;;
   libs) install "${2:-}"; libs_dir "${2:-$DEFAULT_VERSION}" ;;
   start) shift; start_cluster "$@" ;;
-  stop) stop_cluster "${2:?DIR}" ;;
+  stop) stop_cluster "${2:?DIR}" "${3:-TERM}" ;;
   start-node) launch "${2:?DIR}" "${3:?node}"; await_started "$2" "$3" ;;
   stop-node) stop_node "${2:?DIR}" "${3:?node}" "${4:-TERM}" ;;
   shared) shared "${2:-}" ;;

@@ -1,9 +1,9 @@
-//! The `kafkit` command against a real broker (Tansu).
+//! The `kafkit` command against a real broker (Apache Kafka).
 
 #[path = "../../kafkit/tests/common/mod.rs"]
 mod common;
 
-use common::{unique_topic};
+use common::unique_topic;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -144,8 +144,7 @@ fn bad_input_is_one_line_and_a_nonzero_exit_never_a_hang() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Writes `n` records to partition `p`, one batch each (this Tansu build reports the
-/// "latest" offset of a partition as its last batch's base offset + 1).
+/// Writes `n` records to partition `p`, one batch each.
 fn write_one_per_batch(addr: &str, topic: &str, p: i32, from: usize, n: usize) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {

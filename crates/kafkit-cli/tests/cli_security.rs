@@ -90,4 +90,3 @@ fn scram_from_the_environment_or_a_password_file() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&dir);
 }
-

@@ -57,11 +57,7 @@ pub struct KafkaVersion {
 impl KafkaVersion {
     fn parse(s: &str) -> KafkaVersion {
         let mut it = s.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        KafkaVersion {
-            major: it.next().unwrap_or(0),
-            minor: it.next().unwrap_or(0),
-            patch: it.next().unwrap_or(0),
-        }
+        KafkaVersion { major: it.next().unwrap_or(0), minor: it.next().unwrap_or(0), patch: it.next().unwrap_or(0) }
     }
 
     /// At least `major.minor`.
@@ -167,10 +163,7 @@ fn requested_version() -> String {
 
 fn read_env(path: &Path) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
 }
 
 impl Cluster {
@@ -262,7 +255,10 @@ impl Cluster {
     /// With [`ClusterOptions::proxied`]: where node `i`'s PROXIED listener really is, and the
     /// address the node advertises for it (where the test's proxy must listen).
     pub fn proxied(&self, i: usize) -> (String, String) {
-        (self.get(&format!("NODE{i}_PROXIED")).to_string(), self.get(&format!("NODE{i}_PROXIED_ADVERTISED")).to_string())
+        (
+            self.get(&format!("NODE{i}_PROXIED")).to_string(),
+            self.get(&format!("NODE{i}_PROXIED_ADVERTISED")).to_string(),
+        )
     }
 
     /// The PEM files of this cluster's certificates.
@@ -329,8 +325,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.owned {
+            // Nothing of a dedicated cluster outlives its test: no controlled shutdown needed.
             let _ = Command::new(script())
-                .args(["stop", &self.dir.to_string_lossy()])
+                .args(["stop", &self.dir.to_string_lossy(), "KILL"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .status();

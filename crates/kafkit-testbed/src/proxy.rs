@@ -35,9 +35,8 @@ impl Proxy {
             .enable_all()
             .build()
             .expect("a runtime for the proxy");
-        let listener = runtime
-            .block_on(TcpListener::bind(listen))
-            .unwrap_or_else(|e| panic!("proxy: binding {listen}: {e}"));
+        let listener =
+            runtime.block_on(TcpListener::bind(listen)).unwrap_or_else(|e| panic!("proxy: binding {listen}: {e}"));
         let addr = listener.local_addr().expect("proxy address").to_string();
         let (mode, rx) = watch::channel(ProxyMode::Forward);
         let upstream: Arc<str> = upstream.into();

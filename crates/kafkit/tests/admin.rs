@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic};
+use common::unique_topic;
 use kafkit::admin::*;
 use kafkit::protocol::{ApiKey, ErrorCode};
 use kafkit::{

@@ -1,10 +1,10 @@
-//! The cluster client against a real broker (Tansu): bootstrap, metadata, routing,
+//! The cluster client against a real broker (Apache Kafka): bootstrap, metadata, routing,
 //! per-workload connections, coordinators, and retries that refresh metadata.
 
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic};
+use common::unique_topic;
 use kafkit::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
 use kafkit::{Error, TopicConfig};
 use kafkit_protocol::messages::{fetch_request, FetchRequest};
@@ -23,8 +23,10 @@ async fn bootstrap_metadata_and_leader_routing() {
     let dead = format!("127.0.0.1:{}", common::free_port());
     let c = Cluster::connect(&[&dead, &broker.addr()], ClusterConfig::default()).await.unwrap();
     let m = c.metadata();
-    assert_eq!(m.brokers.keys().copied().collect::<Vec<_>>(), vec![111]);
-    assert_eq!(m.controller_id, 111);
+    // The shared node: node id 1, a combined broker and controller. (Kafka's Metadata names
+    // a random live broker as the "controller" of a KRaft cluster: here, the one node.)
+    assert_eq!(m.brokers.keys().copied().collect::<Vec<_>>(), vec![1]);
+    assert_eq!(m.controller_id, 1);
 
     let topic = unique_topic("cluster");
     c.controller(Workload::Admin).await.unwrap().create_topics(&[TopicConfig::new(&topic, 4)]).await.unwrap();
@@ -33,7 +35,7 @@ async fn bootstrap_metadata_and_leader_routing() {
     assert!(!t.id.is_zero(), "Metadata v10+ carries topic ids");
     for p in 0..4 {
         let (conn, meta) = c.leader(&topic, p, Workload::Produce).await.unwrap();
-        assert_eq!(meta.leader, 111);
+        assert_eq!(meta.leader, 1);
         assert_eq!(conn.addr(), broker.addr());
     }
     let err = c.leader(&topic, 9, Workload::Produce).await.unwrap_err();
@@ -126,12 +128,12 @@ async fn retry_refreshes_metadata_until_a_topic_appears() {
 
 #[tokio::test]
 async fn connections_come_back_after_the_broker_restarts() {
-    // Its own broker even when KAFKA_BROKERS is set: this test kills and restarts it.
-    let mut broker = TestBroker::start_on(common::free_port());
-    let port: u16 = broker.addr().rsplit(':').next().unwrap().parse().unwrap();
+    // A cluster of its own: this test kills its node and starts it again (same port, same
+    // data).
+    let broker = common::Cluster::start(common::ClusterOptions::default());
     let c = cluster(&broker.addr()).await;
     let before = c.any_broker(Workload::Admin).await.unwrap();
-    broker.kill();
+    broker.kill(1);
     // Wait until the old connection notices.
     for _ in 0..50 {
         if before.is_closed() {
@@ -140,7 +142,7 @@ async fn connections_come_back_after_the_broker_restarts() {
         let _ = before.metadata(Some(&[])).await;
     }
     assert!(before.is_closed());
-    let _restarted = TestBroker::start_on(port);
+    broker.restart(1);
     let brokers = c
         .retry(|| {
             let c = c.clone();
@@ -148,6 +150,6 @@ async fn connections_come_back_after_the_broker_restarts() {
         })
         .await
         .unwrap();
-    assert_eq!(brokers[0].id, 111);
+    assert_eq!(brokers[0].id, 1);
     assert!(!c.any_broker(Workload::Admin).await.unwrap().is_closed());
 }

@@ -1,4 +1,4 @@
-//! `Dialer` and `Conn` against a real broker (Tansu), and against peers that misbehave on
+//! `Dialer` and `Conn` against a real broker (Apache Kafka), and against peers that misbehave on
 //! purpose (garbage, silence) to show they close the connection, never the process.
 
 mod common;
@@ -11,19 +11,31 @@ use kafkit_protocol::messages::{
     MetadataRequest, ProduceRequest,
 };
 use kafkit_protocol::record::{DecodeOptions, Record, RecordSet};
-use kafkit_protocol::{ApiKey, ApiVersion, VersionRange};
+use kafkit_protocol::{ApiKey, ApiVersion, Message as _, VersionRange};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn create_topic(conn: &kafkit::Conn, name: &str, partitions: i32) {
+    create_topic_with(conn, name, partitions, &[]).await
+}
+
+async fn create_topic_with(conn: &kafkit::Conn, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            create_topics_request::CreatableTopicConfig::default().with_name((*k).into()).with_value(Some((*v).into()))
+        })
+        .collect();
     let req = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
         create_topics_request::CreatableTopic::default()
             .with_name(name.into())
             .with_num_partitions(partitions)
-            .with_replication_factor(1),
+            .with_replication_factor(1)
+            .with_configs(configs),
     ]);
     let resp = conn.request(&req).await.unwrap();
     assert_eq!(resp.topics[0].error_code, 0, "{:?}", resp.topics[0]);
+    common::wait_ready(conn.addr(), name, partitions).await;
 }
 
 fn metadata_for(topic: &str) -> MetadataRequest {
@@ -35,17 +47,24 @@ fn metadata_for(topic: &str) -> MetadataRequest {
 async fn dial_negotiates_versions_with_a_real_broker() {
     let broker = common::kafka();
     let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
-    // What TEST-BROKERS.md lists for the pinned Tansu build.
-    assert_eq!(conn.broker_versions(ApiKey::Produce), Some(VersionRange::new(0, 11)));
-    assert_eq!(conn.broker_versions(ApiKey::Fetch), Some(VersionRange::new(0, 17)));
-    assert_eq!(conn.version_for::<FetchRequest>().unwrap(), ApiVersion(17));
-    assert_eq!(conn.version_for::<ProduceRequest>().unwrap(), ApiVersion(11));
-    // Tansu does not serve CreatePartitions: refused before anything is sent.
-    let err = conn.version_for::<kafkit_protocol::messages::CreatePartitionsRequest>().unwrap_err();
-    assert!(matches!(err, Error::UnsupportedByBroker { api: ApiKey::CreatePartitions, .. }), "{err}");
-    // ApiVersions itself works at every version kafkit speaks.
-    for v in 0..=4 {
-        let r = conn.request_version(&ApiVersionsRequest::default(), ApiVersion(v)).await.unwrap();
+    // What Apache Kafka 4.4 serves (Produce still lists 0-2, which it refuses, for librdkafka's
+    // sake: KAFKA-18659), and the highest version both sides speak.
+    assert_eq!(conn.broker_versions(ApiKey::Produce), Some(VersionRange::new(0, 13)));
+    assert_eq!(conn.broker_versions(ApiKey::Fetch), Some(VersionRange::new(4, 18)));
+    let both = |broker: i16, ours: VersionRange| ApiVersion(broker.min(ours.max));
+    assert_eq!(conn.version_for::<FetchRequest>().unwrap(), both(18, FetchRequest::VERSIONS));
+    assert_eq!(conn.version_for::<ProduceRequest>().unwrap(), both(13, ProduceRequest::VERSIONS));
+    // An API the broker does not serve is refused before anything is sent: Kafka 4.x no
+    // longer serves the ZooKeeper-era LeaderAndIsr.
+    assert_eq!(conn.broker_versions(ApiKey::LeaderAndIsr), None);
+    // ApiVersions itself works at every version kafkit speaks (from v3 it names the client:
+    // Kafka refuses empty or malformed names with INVALID_REQUEST, KIP-511).
+    let named = ApiVersionsRequest::default()
+        .with_client_software_name("kafkit".into())
+        .with_client_software_version("0.1.0".into());
+    for v in 0..=ApiVersionsRequest::VERSIONS.max {
+        let req = if v >= 3 { named.clone() } else { ApiVersionsRequest::default() };
+        let r = conn.request_version(&req, ApiVersion(v)).await.unwrap();
         assert_eq!(r.error_code, 0, "v{v}");
         assert!(r.api_keys.len() > 20, "v{v}");
     }
@@ -84,7 +103,8 @@ async fn a_dropped_request_is_still_written_whole_and_the_connection_stays_usabl
     let broker = common::kafka();
     let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     let topic = unique_topic("cancel");
-    create_topic(&conn, &topic, 1).await;
+    // One 8 MiB batch: past Kafka's default max.message.bytes (1 MiB) unless the topic allows it.
+    create_topic_with(&conn, &topic, 1, &[("max.message.bytes", "16777216")]).await;
     // An 8 MiB produce whose future is dropped right after its first poll (it is queued by
     // then): the writer task still writes every byte of it.
     let value = Bytes::from(vec![b'x'; 64 * 1024]);
@@ -120,10 +140,10 @@ async fn dialing_a_closed_port_is_a_retriable_connect_error() {
 
 #[tokio::test]
 async fn requests_fail_promptly_once_the_broker_is_gone() {
-    // Its own broker even when KAFKA_BROKERS is set: this test kills it.
-    let mut broker = TestBroker::start_on(free_port());
+    // A cluster of its own: this test kills its node.
+    let broker = common::Cluster::start(common::ClusterOptions::default());
     let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
-    broker.kill();
+    broker.kill(1);
     let started = std::time::Instant::now();
     let err = conn.request(&MetadataRequest::default().with_topics(None)).await.unwrap_err();
     assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic};
+use common::unique_topic;
 use kafkit::{Acks, Compression, Dialer, Error, Message, TopicConfig};
 use kafkit_protocol::ErrorCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

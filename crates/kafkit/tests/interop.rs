@@ -9,7 +9,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic};
+use common::unique_topic;
 use kafkit::{Compression, Dialer, Message, PartitionConn, TopicConfig};
 use std::io::Write;
 use std::path::PathBuf;

@@ -113,7 +113,7 @@ async fn a_leader_that_goes_down_is_replaced_through_a_refresh() {
 /// One batch in flight: the mock checks sequence numbers only for transactional producers
 /// (TEST-BROKERS.md), so with more in flight a batch sent after a failed one is appended
 /// instead of refused, and no client can keep order on it. Ordering with several batches in
-/// flight rests on the broker's sequence checks; see the Tansu tests.
+/// flight rests on the broker's sequence checks; see writer_faults.rs (Apache Kafka).
 fn writer_config(topic: &str) -> kafkit::WriterConfig {
     kafkit::WriterConfig::default()
         .with_topic(topic)

@@ -218,7 +218,7 @@ async fn mock_a_cooperative_join_keeps_the_other_members_partitions() {
 
 /// The mock does not match static members by group instance id (it keeps the old member
 /// until its session times out and rebalances on every join), so "the same partitions back,
-/// no rebalance" is checked against Tansu only. Here: a static member's restart while
+/// no rebalance" is checked against Apache Kafka only (group.rs). Here: a static member's restart while
 /// records flow leaves the group balanced and skips nothing.
 #[tokio::test]
 async fn mock_a_static_member_restarting_skips_nothing() {

@@ -1,9 +1,9 @@
-//! The partition `Reader` against a real broker (Tansu).
+//! The partition `Reader` against a real broker (Apache Kafka).
 
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic};
+use common::unique_topic;
 use kafkit::{Dialer, Message, Reader, ReaderConfig, StartOffset, TopicConfig, TopicPartition, Writer, WriterConfig};
 use std::pin::Pin;
 use std::time::Duration;
@@ -54,17 +54,18 @@ async fn reads_everything_in_order_then_seeks() {
 #[tokio::test]
 async fn starting_at_the_end_reads_only_new_messages() {
     let broker = common::kafka();
-    // One single-message batch: this Tansu build answers "latest" with the last batch's
-    // base offset + 1, which is the true end only then (TEST-BROKERS.md).
-    let topic = setup(&broker.addr(), 1, 1, 1).await;
-    let mut r = Reader::new(&[&broker.addr()], ReaderConfig::new(&topic, 0).with_start(StartOffset::Last)).await.unwrap();
-    assert_eq!(r.offset(), 1);
+    // Ten messages in batches of three: "latest" is the high watermark (10), not where the
+    // last batch starts.
+    let topic = setup(&broker.addr(), 10, 3, 1).await;
+    let mut r =
+        Reader::new(&[&broker.addr()], ReaderConfig::new(&topic, 0).with_start(StartOffset::Last)).await.unwrap();
+    assert_eq!(r.offset(), 10);
     let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic)).await.unwrap();
     let msgs = (0..5).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("new-{i}"))))).collect();
     w.write_messages(msgs).await.unwrap();
     for i in 0..5 {
         let m = r.read_message().await.unwrap();
-        assert_eq!(m.offset, 1 + i);
+        assert_eq!(m.offset, 10 + i);
         assert_eq!(m.value.as_deref(), Some(format!("new-{i}").as_bytes()));
     }
 }
@@ -74,7 +75,8 @@ async fn prefetching_stops_at_the_budget_while_the_application_reads_nothing() {
     let broker = common::kafka();
     // 1000 messages of 2 KiB in batches of 10 (20 KiB each).
     let topic = setup(&broker.addr(), 1000, 10, 2048).await;
-    // Tansu applies a Fetch's max_bytes, not partition_max_bytes: bound both.
+    // Bound both the fetch's max_bytes and partition_max_bytes (Kafka keeps to both, returning
+    // at least one whole batch).
     let config = ReaderConfig::new(&topic, 0)
         .with_prefetch_bytes(64 << 10)
         .with_max_bytes(32 << 10)
@@ -135,8 +137,7 @@ async fn an_assigned_reader_reads_several_partitions_of_several_topics_in_order(
     assert_eq!(next.values().copied().collect::<Vec<_>>(), want);
     let states = r.partitions();
     assert!(states.values().zip(&want).all(|(s, w)| s.position == *w && s.lag == 0), "{states:?}");
-    // Both fetch tasks fetched (how much one fetch returns is up to the broker: this Tansu
-    // build does not keep to Fetch's max_bytes for these small batches).
+    // The fetch tasks fetched (how much one fetch returns is up to the broker).
     assert!(r.stats().fetches >= 2, "{:?}", r.stats());
     // One-partition calls refuse a reader of several; seek moves one partition.
     assert_eq!(r.offset(), -1);
@@ -156,7 +157,8 @@ async fn a_small_fetch_limit_starves_no_partition() {
     let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     conn.create_topics(&[TopicConfig::new(&topic, 4)]).await.unwrap();
     // 100 records of 1 KiB on each partition, in batches of 4 (about 4 KiB).
-    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic).with_batch_size(4)).await.unwrap();
+    let w =
+        Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic).with_batch_size(4)).await.unwrap();
     let msgs = (0..400).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("{i:0>1024}"))))).collect();
     w.write_messages(msgs).await.unwrap();
     // One fetch at a time, each for about two batches of the four partitions' 16.

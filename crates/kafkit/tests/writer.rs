@@ -3,7 +3,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{unique_topic};
+use common::unique_topic;
 use kafkit::cluster::Workload;
 use kafkit::{Acks, Compression, Dialer, Error, Hash, Message, TopicConfig, Writer, WriterConfig};
 use kafkit_protocol::messages::{fetch_request, FetchRequest};
@@ -130,7 +130,8 @@ async fn idempotent_batches_carry_a_producer_id_and_contiguous_sequences() {
     let broker = common::kafka();
     let topic = unique_topic("idem");
     create(&broker.addr(), &topic, 1).await;
-    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic).with_batch_size(7)).await.unwrap();
+    let w =
+        Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic).with_batch_size(7)).await.unwrap();
     let msgs: Vec<Message> = (0..50).map(|i| msg("k", i.to_string())).collect();
     w.write_messages(msgs).await.unwrap();
     let batches = raw_batches(&broker.addr(), &topic).await;

@@ -1,5 +1,5 @@
 //! The idempotent `Writer` when responses are lost: a proxy in front of a real broker
-//! (Tansu, which checks producer sequence numbers) lets produce requests through but, for
+//! (Apache Kafka, which checks producer sequence numbers) lets produce requests through but, for
 //! some of them, drops the connection instead of passing the broker's response back. The
 //! broker has applied those batches (and maybe the ones after them in flight); the writer
 //! cannot know and must retry. Every message must land exactly once, in order.
@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::{Buf, Bytes, BytesMut};
-use common::{free_port, unique_topic, TestBroker};
+use common::unique_topic;
 use kafkit::{Dialer, Message, TopicConfig, Writer, WriterConfig};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,19 +88,21 @@ async fn proxy(listener: TcpListener, upstream: String, faults: Arc<Faults>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_produce_responses_neither_lose_duplicate_nor_reorder_messages() {
-    let (broker_port, proxy_port) = (free_port(), free_port());
-    let _broker = TestBroker::start_advertising(broker_port, proxy_port);
-    let listener = TcpListener::bind(("127.0.0.1", proxy_port)).await.unwrap();
+    common::init_tracing();
+    // A node of its own whose PROXIED listener tells clients to connect through the proxy.
+    let cluster = common::Cluster::start(common::ClusterOptions::default().proxied());
+    let (upstream, advertised) = cluster.proxied(1);
+    let listener = TcpListener::bind(&advertised).await.unwrap();
     let faults = Arc::new(Faults {
         produce_responses: AtomicUsize::new(0),
         drop_at: [3, 9, 16, 24].into_iter().collect(),
         dropped: AtomicUsize::new(0),
     });
-    tokio::spawn(proxy(listener, format!("127.0.0.1:{broker_port}"), faults.clone()));
-    let addr = format!("127.0.0.1:{proxy_port}");
+    tokio::spawn(proxy(listener, upstream, faults.clone()));
+    let addr = advertised;
 
     let topic = unique_topic("lost-responses");
-    Dialer::new().dial(&addr).await.unwrap().create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
+    common::create_topics(&addr, &[TopicConfig::new(&topic, 1)]).await;
     let config = WriterConfig::default()
         .with_topic(&topic)
         .with_batch_size(10)

@@ -2,7 +2,9 @@
 //! (`scripts/kafka.sh`), unique names, and a raw Produce request for `Conn`-level tests.
 #![allow(dead_code, unused_imports)]
 
-pub use kafkit_testbed::{free_port, unique as unique_topic, users, Cluster, ClusterOptions, Listener, Proxy, ProxyMode};
+pub use kafkit_testbed::{
+    free_port, unique as unique_topic, users, Cluster, ClusterOptions, Listener, Proxy, ProxyMode,
+};
 
 /// The run's shared Apache Kafka node (unique topic and group names keep tests apart).
 pub fn kafka() -> &'static Cluster {

@@ -1,5 +1,5 @@
 //! Consumer-group members for tests: a task per member that records what it received and
-//! the rebalance events it saw. Used by `group.rs` (Tansu) and `mock_group.rs` (librdkafka's
+//! the rebalance events it saw. Used by `group.rs` (Apache Kafka) and `mock_group.rs` (librdkafka's
 //! mock cluster).
 #![allow(dead_code)]
 
@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Short timeouts: Tansu takes about half the session timeout to complete a join.
+/// Short timeouts, so that a crashed member's partitions move within seconds (the test
+/// clusters allow session timeouts from 1 s).
 pub fn member_config(group: &str, topic: &str) -> ReaderConfig {
     ReaderConfig::group(group, [topic])
         .with_session_timeout(Duration::from_millis(2000))
@@ -134,8 +135,8 @@ pub async fn wait_balanced(members: &[&Member], n: usize) {
 /// Closes the members once their last interval commit has gone out (5 intervals of the
 /// 100 ms in [`member_config`]), so the final commit at close has nothing left: each close
 /// leaves the group, and a broker may then refuse the next member's commit from the old
-/// generation (Tansu answers ILLEGAL_GENERATION, librdkafka's mock REBALANCE_IN_PROGRESS;
-/// Kafka accepts it until the rebalance completes).
+/// generation (librdkafka's mock answers REBALANCE_IN_PROGRESS; Kafka accepts it until the
+/// rebalance completes).
 pub async fn close_settled(members: impl IntoIterator<Item = Member>) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     for m in members {
