@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: the generated code is up to date and formatted, unit and doc tests,
 # property tests (every message at every version), golden bytes from real clients, the
-# differential check against the kafka-protocol crate, then the fuzz targets (the committed
-# corpus replayed, and each target run for $FUZZ_SECONDS, default 60, seconds), and last the
-# quickstart against a real broker. Ends with one line: "tests: N passed, N failed".
+# differential check against the kafka-protocol crate, the integration tests against Apache
+# Kafka 4.4 (a shared single node for the run, started here; tests that kill or freeze brokers
+# start their own), the declared subset again against Apache Kafka 3.9, then the fuzz targets
+# (the committed corpus replayed, and each target run for $FUZZ_SECONDS, default 60, seconds),
+# and last the quickstart against a real broker. Ends with one line: "tests: N passed, N failed".
 #
 #   scripts/setup.sh && scripts/test.sh
 set -euo pipefail
@@ -13,7 +15,6 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 step() { printf '\n== %s\n' "$*"; }
 # Every cargo test's output also goes to this log; the last line sums them.
 counts=$(mktemp)
-trap 'rm -f "$counts"' EXIT
 
 step "generated code is up to date (kafkit-codegen --check)"
 cargo run -q -p kafkit-codegen -- --check
@@ -25,8 +26,23 @@ cargo fmt --all -- --check
 step "API docs build without warnings (broken links included)"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
 
-step "unit, doc, property, golden and differential tests"
+# The run's shared Apache Kafka nodes (kafkit-testbed's Cluster::shared), stopped on exit.
+export KAFKIT_CACHE=${KAFKIT_CACHE:-$HOME/.cache/kafkit}
+run="$KAFKIT_CACHE/run/test-$$"
+trap 'rm -f "$counts"; scripts/kafka.sh stop "$run-4.4.0" KILL; scripts/kafka.sh stop "$run-3.9.2" KILL' EXIT
+
+step "unit, doc, property, golden, differential and integration tests (Apache Kafka 4.4.0)"
+export KAFKIT_TEST_CLUSTER
+KAFKIT_TEST_CLUSTER=$(scripts/kafka.sh start "$run-4.4.0" --version 4.4.0 --owner $$)
 cargo test --workspace --all-features 2>&1 | tee -a "$counts"
+scripts/kafka.sh stop "$run-4.4.0" KILL
+
+# The older line many users still run: produce, fetch, groups, offsets, admin and security.
+# Tests whose expectations differ between versions say so (Cluster::version()).
+step "the Apache Kafka 3.9 subset: ${KAFKA_39_TESTS:=writer reader group cluster conn admin tls sasl_kafka}"
+KAFKIT_TEST_CLUSTER=$(scripts/kafka.sh start "$run-3.9.2" --version 3.9.2 --owner $$)
+KAFKIT_KAFKA_VERSION=3.9.2 cargo test -p kafkit $(printf -- '--test %s ' $KAFKA_39_TESTS) 2>&1 | tee -a "$counts"
+scripts/kafka.sh stop "$run-3.9.2" KILL
 
 step "fuzz: corpus replay, then ${FUZZ_SECONDS}s per target"
 (

@@ -30,7 +30,8 @@ async fn bootstrap_metadata_and_leader_routing() {
 
     let topic = unique_topic("cluster");
     c.controller(Workload::Admin).await.unwrap().create_topics(&[TopicConfig::new(&topic, 4)]).await.unwrap();
-    let t = c.topic(&topic).await.unwrap();
+    // The broker learns of the new topic a moment after CreateTopics answers: retry until then.
+    let t = c.retry(|| c.topic(&topic)).await.unwrap();
     assert_eq!(t.partitions.iter().map(|p| p.id).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
     assert!(!t.id.is_zero(), "Metadata v10+ carries topic ids");
     for p in 0..4 {
@@ -54,8 +55,7 @@ async fn a_long_poll_fetch_does_not_hold_up_a_produce_to_the_same_broker() {
     let broker = common::kafka();
     let c = cluster(&broker.addr()).await;
     let (empty, busy) = (unique_topic("idle"), unique_topic("busy"));
-    let admin = c.controller(Workload::Admin).await.unwrap();
-    admin.create_topics(&[TopicConfig::new(&empty, 1), TopicConfig::new(&busy, 1)]).await.unwrap();
+    common::create_topics(&broker.addr(), &[TopicConfig::new(&empty, 1), TopicConfig::new(&busy, 1)]).await;
 
     // A fetch on an empty partition that waits up to 3 s for one byte.
     let (fetch_conn, _) = c.leader(&empty, 0, Workload::Fetch).await.unwrap();

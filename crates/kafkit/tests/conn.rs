@@ -47,13 +47,19 @@ fn metadata_for(topic: &str) -> MetadataRequest {
 async fn dial_negotiates_versions_with_a_real_broker() {
     let broker = common::kafka();
     let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
-    // What Apache Kafka 4.4 serves (Produce still lists 0-2, which it refuses, for librdkafka's
-    // sake: KAFKA-18659), and the highest version both sides speak.
-    assert_eq!(conn.broker_versions(ApiKey::Produce), Some(VersionRange::new(0, 13)));
-    assert_eq!(conn.broker_versions(ApiKey::Fetch), Some(VersionRange::new(4, 18)));
-    let both = |broker: i16, ours: VersionRange| ApiVersion(broker.min(ours.max));
-    assert_eq!(conn.version_for::<FetchRequest>().unwrap(), both(18, FetchRequest::VERSIONS));
-    assert_eq!(conn.version_for::<ProduceRequest>().unwrap(), both(13, ProduceRequest::VERSIONS));
+    // What Apache Kafka serves (4.x still lists Produce 0-2, which it refuses, for librdkafka's
+    // sake: KAFKA-18659; it removed Fetch 0-3, KIP-896), and the highest version both sides
+    // speak.
+    let (produce, fetch) = if broker.version().at_least(4, 0) {
+        (VersionRange::new(0, 13), VersionRange::new(4, 18))
+    } else {
+        (VersionRange::new(0, 11), VersionRange::new(0, 17))
+    };
+    assert_eq!(conn.broker_versions(ApiKey::Produce), Some(produce));
+    assert_eq!(conn.broker_versions(ApiKey::Fetch), Some(fetch));
+    let both = |broker: VersionRange, ours: VersionRange| ApiVersion(broker.max.min(ours.max));
+    assert_eq!(conn.version_for::<FetchRequest>().unwrap(), both(fetch, FetchRequest::VERSIONS));
+    assert_eq!(conn.version_for::<ProduceRequest>().unwrap(), both(produce, ProduceRequest::VERSIONS));
     // An API the broker does not serve is refused before anything is sent: Kafka 4.x no
     // longer serves the ZooKeeper-era LeaderAndIsr.
     assert_eq!(conn.broker_versions(ApiKey::LeaderAndIsr), None);
