@@ -1,8 +1,8 @@
 //! The quickstart: kafkit's `Writer` and `Reader` move a real dataset through a real broker
 //! and check that every record came back.
 //!
-//!     scripts/quickstart.sh                 # the Debian package index, via a local Tansu
-//!     cargo run --release -p kafkit --example quickstart -- --brokers HOST:PORT [FILE]
+//!     scripts/quickstart.sh                 # the Debian package index, via a local Apache Kafka
+//!     cargo run --profile quickstart -p kafkit-quickstart -- --brokers HOST:PORT [FILE]
 //!
 //! The dataset is split into records at blank lines (one record per stanza), keyed by the
 //! stanza's `Package:` value (or its first line). The records go to a new 6-partition topic
@@ -81,6 +81,7 @@ async fn main() -> Result<(), Error> {
         .with_batch_size(10_000);
     let writer = Writer::new(&seeds, config).await?;
     writer.cluster().controller(Workload::Admin).await?.create_topics(&[TopicConfig::new(&topic, PARTITIONS)]).await?;
+    println!("topic       {topic} ({PARTITIONS} partitions, murmur2 key hash)");
 
     // Produce: every record asynchronously, then wait for every acknowledgement.
     let started = Instant::now();
@@ -119,6 +120,20 @@ async fn main() -> Result<(), Error> {
     let mut checksum = 0u64;
     for (p, t) in tasks.into_iter().enumerate() {
         let got = t.await??;
+        if p == 0 {
+            println!("first records read back from partition 0:");
+            for m in got.iter().take(3) {
+                let value = m.value.as_deref().unwrap_or_default();
+                let line = value.split(|&b| b == b'\n').nth(1).unwrap_or_default();
+                println!(
+                    "  offset {:<5} key {:<28} {:>5} B  {}",
+                    m.offset,
+                    String::from_utf8_lossy(m.key.as_deref().unwrap_or_default()),
+                    value.len(),
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
         read += got.len();
         let mut exp = expected[p].clone();
         exp.sort();
@@ -137,7 +152,6 @@ async fn main() -> Result<(), Error> {
     }
     let consumed = started.elapsed();
     let mb = total_bytes as f64 / 1e6;
-    println!("topic       {topic} ({PARTITIONS} partitions, murmur2 key hash)");
     println!("records     {} written, {read} read", records.len());
     println!("bytes       {mb:.1} MB");
     println!(
