@@ -1,5 +1,5 @@
-//! The harness end to end, small: it starts its own Tansu broker, runs kafkit, rdkafka and
-//! rskafka on all eight workloads at 0.5% of their size, once, and prints the table. What
+//! The harness end to end, small: on the run's shared Apache Kafka node, it runs kafkit, rdkafka
+//! and rskafka on all eight workloads at 0.5% of their size, once, and prints the table. What
 //! is checked is that every client produced and consumed every workload and reported real
 //! figures; speed itself is for `kafkit-peers compare` at full size, never a test.
 
@@ -13,8 +13,10 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     // need it).
     let kafkit = Path::new(exe).with_file_name("kafkit");
     assert!(kafkit.exists(), "{kafkit:?} is built by cargo test --workspace");
+    // On the run's shared Apache Kafka node (the full comparison starts brokers of its own).
+    let brokers = kafkit_testbed::Cluster::shared().bootstrap();
     let out = Command::new(exe)
-        .args(["compare", "--scale", "0.005", "--reps", "1", "--kafkit"])
+        .args(["compare", "--brokers", &brokers, "--scale", "0.005", "--reps", "1", "--kafkit"])
         .arg(&kafkit)
         .output()
         .expect("kafkit-peers runs");
