@@ -30,7 +30,9 @@
 //   begin | commit | abort | flush | close   name. abort and commit flush first, so that the
 //             records of an aborted transaction are in the log.
 //   consume   topic, partitions [all; e.g. [0, 2] or "0,2"], group (subscribe with this group id;
-//             else assign), isolation read_committed|read_uncommitted [read_uncommitted],
+//             else assign; group_protocol classic|consumer [classic: JoinGroup; consumer:
+//             KIP-848's ConsumerGroupHeartbeat], session_timeout_ms [45000]), isolation
+//             read_committed|read_uncommitted [read_uncommitted],
 //             offset [the beginning], count (stop once this many records arrived), timeout_ms
 //             [30000], idle_ms (also stop after this long without a record), commit [false]
 //             (commitSync at the end), positions [true]. Prints each record, then (with
@@ -352,6 +354,8 @@ public final class Peer {
         p.put("fetch.max.bytes", Integer.toString(64 << 20));
         String group = text(cmd, "group", null);
         if (group != null) p.put("group.id", group);
+        if (cmd.hasNonNull("group_protocol")) p.put("group.protocol", text(cmd, "group_protocol"));
+        if (cmd.hasNonNull("session_timeout_ms")) p.put("session.timeout.ms", text(cmd, "session_timeout_ms"));
         long count = num(cmd, "count", Long.MAX_VALUE), idle = num(cmd, "idle_ms", Long.MAX_VALUE);
         long deadline = System.currentTimeMillis() + num(cmd, "timeout_ms", 30_000);
         long n = 0;
