@@ -42,8 +42,11 @@ build() {
   hash=$( (cat "$SRC"/*.java "$0"; echo "$v") | sha256sum | cut -c1-16)
   dir=$CACHE/java-peer-$hash
   if [ -f "$dir/.complete" ]; then echo "$dir"; return; fi
-  command -v javac >/dev/null || { echo "java-peer.sh: javac is missing (scripts/kafka.sh installs a JDK)" >&2; exit 1; }
   libs=$("$HERE/kafka.sh" libs "$v")
+  command -v javac >/dev/null || {
+    echo "java-peer.sh: javac is missing: apt-get install openjdk-17-jdk-headless" >&2
+    exit 1
+  }
   cp=$(classpath "$libs" "$v")
   mkdir -p "$CACHE"
   exec 9>"$CACHE/java-peer.lock"

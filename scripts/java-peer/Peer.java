@@ -75,7 +75,6 @@ import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
-import org.apache.kafka.common.utils.internals.AppInfoParser;
 
 public final class Peer {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -161,7 +160,7 @@ public final class Peer {
                 case "close" -> { producers.remove(text(cmd, "name")).close(Duration.ofSeconds(10)); yield null; }
                 case "consume" -> consume(cmd);
                 case "create_topics" -> createTopics(cmd);
-                case "version" -> JSON.createObjectNode().put("kafka_clients", AppInfoParser.getVersion());
+                case "version" -> JSON.createObjectNode().put("kafka_clients", clientsVersion());
                 default -> throw new IllegalArgumentException("unknown command " + name);
             };
             ObjectNode line = JSON.createObjectNode().put("done", name);
@@ -419,6 +418,15 @@ public final class Peer {
             admin.createTopics(topics).all().get();
         }
         return JSON.createObjectNode().put("topics", topics.size());
+    }
+
+    /** kafka-clients' version, from the properties file in its jar (as its AppInfoParser reads it). */
+    private static String clientsVersion() throws java.io.IOException {
+        Properties p = new Properties();
+        try (var in = KafkaProducer.class.getResourceAsStream("/kafka/kafka-version.properties")) {
+            if (in != null) p.load(in);
+        }
+        return p.getProperty("version", "unknown");
     }
 
     private void closeAll() {
