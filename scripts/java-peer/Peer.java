@@ -157,7 +157,7 @@ public final class Peer {
                 case "commit" -> { producer(cmd).flush(); producer(cmd).commitTransaction(); yield null; }
                 case "abort" -> { producer(cmd).flush(); producer(cmd).abortTransaction(); yield null; }
                 case "flush" -> { producer(cmd).flush(); yield null; }
-                case "close" -> { producers.remove(text(cmd, "name")).close(Duration.ofSeconds(10)); yield null; }
+                case "close" -> { producer(cmd).close(Duration.ofSeconds(10)); producers.remove(text(cmd, "name")); yield null; }
                 case "consume" -> consume(cmd);
                 case "create_topics" -> createTopics(cmd);
                 case "version" -> JSON.createObjectNode().put("kafka_clients", clientsVersion());
@@ -265,7 +265,7 @@ public final class Peer {
         return out;
     }
 
-    /** Sends `recs` (from index `first` in the command's numbering) and returns their futures. */
+    /** Sends `recs` to the command's topic (and partition, unless a record names its own). */
     private static List<Future<RecordMetadata>> sendAll(KafkaProducer<byte[], byte[]> p, JsonNode cmd, List<JsonNode> recs) {
         String topic = text(cmd, "topic");
         List<Future<RecordMetadata>> futs = new ArrayList<>();
