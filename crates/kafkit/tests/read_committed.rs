@@ -2,8 +2,9 @@
 //! writes on Apache Kafka 4.4: records of aborted transactions are never delivered, whether
 //! their batches are compressed or not, with several transactional producers interleaved on
 //! one partition; control records are skipped (the reader's position moves past the markers);
-//! and a reader stops at the last stable offset while a transaction is open, with its lag
-//! measured to that offset, until the transaction commits.
+//! and a reader (of one partition, or a consumer-group member) stops at the last stable offset
+//! while a transaction is open, with its lag measured to that offset, until the transaction
+//! commits.
 //!
 //! The Java side is kafkit-testbed's Java peer (`scripts/java-peer/Peer.java`), one JVM per test.
 //! (`kafkit consume` has no isolation option yet, so the CLI is not covered here.)
@@ -199,6 +200,20 @@ async fn read_committed_stops_at_the_last_stable_offset_while_a_java_transaction
     // Under read_committed the end of the partition is the last stable offset.
     let at_end = Reader::new(&[&addr], committed.clone().with_start(StartOffset::Last)).await.unwrap();
     assert_eq!(at_end.offset(), 6);
+    // A consumer-group member stops there too, its per-partition lag measured to it.
+    let group = ReaderConfig::group(unique_topic("rc-lso-group"), [topic.clone()])
+        .with_isolation(IsolationLevel::ReadCommitted)
+        .with_session_timeout(Duration::from_secs(6))
+        .with_heartbeat_interval(Duration::from_secs(1));
+    let mut member = Reader::new(&[&addr], group).await.unwrap();
+    let got = read_exactly(&mut member, 5, "read_committed group member, transaction open").await;
+    assert_eq!(got.last().map(|m| m.offset), Some(4));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while member.partitions().get(&tp).map(|s| s.position) != Some(6) {
+        assert!(Instant::now() < deadline, "the member stands at {:?}", member.partitions().get(&tp));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!((member.partitions()[&tp].lag, member.lag()), (0, 0));
 
     let got = read_exactly(&mut ru, 10, "read_uncommitted").await;
     let values: Vec<String> = got.iter().map(value).collect();
@@ -219,4 +234,7 @@ async fn read_committed_stops_at_the_last_stable_offset_while_a_java_transaction
     let mut at_end = at_end;
     let got = read_exactly(&mut at_end, 5, "read_committed from the last stable offset").await;
     assert_eq!(got.first().map(|m| m.offset), Some(6));
+    let got = read_exactly(&mut member, 5, "read_committed group member, after the commit").await;
+    assert_eq!(got.iter().map(|m| m.offset).collect::<Vec<_>>(), [6, 7, 8, 9, 10]);
+    member.close().await.unwrap();
 }
