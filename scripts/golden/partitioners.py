@@ -3,13 +3,13 @@
 for kafkit's Murmur2Balancer (= the Java client's default partitioner; librdkafka
 `murmur2_random`) and CRC32Balancer (librdkafka `consistent_random`).
 
-Produces each key through confluent-kafka into topics of 7 and 64 partitions on the pinned
-Tansu broker, reads back where each landed, and writes
+Produces each key through confluent-kafka into topics of 7 and 64 partitions on a single
+Apache Kafka node (scripts/kafka.sh), reads back where each landed, and writes
 crates/kafkit/tests/golden/partitioners.json. Run with the venv of capture.sh:
 
     ~/.cache/kafkit/pyenv/bin/python scripts/golden/partitioners.py
 """
-import json, os, subprocess, time
+import json, os, subprocess, tempfile, time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -24,9 +24,11 @@ def keys():
     return ks
 
 def main():
-    port, pid = subprocess.run([os.path.join(ROOT, "scripts/broker.sh"), "start"], check=True,
-                               capture_output=True, text=True).stdout.split()
-    b = f"127.0.0.1:{port}"
+    cluster = tempfile.mkdtemp(prefix="kafkit-partitioners-")
+    env_file = subprocess.run([os.path.join(ROOT, "scripts/kafka.sh"), "start", cluster, "--owner", str(os.getpid())],
+                              check=True, capture_output=True, text=True).stdout.split()[-1]
+    env = dict(l.strip().split("=", 1) for l in open(env_file) if "=" in l)
+    b = env["BOOTSTRAP_PLAINTEXT"]
     out = {"client": "confluent-kafka " + __import__("confluent_kafka").version()[0],
            "librdkafka": __import__("confluent_kafka").libversion()[0], "cases": []}
     try:
@@ -35,6 +37,7 @@ def main():
             for partitioner in ("murmur2_random", "consistent_random"):
                 topic = f"part-{partitioner}-{parts}"
                 admin.create_topics([NewTopic(topic, parts, 1)])[topic].result(10)
+                time.sleep(1)  # new partitions' leaders answer NOT_LEADER_OR_FOLLOWER for a moment
                 p = Producer({"bootstrap.servers": b, "partitioner": partitioner, "linger.ms": 5})
                 for k in keys():
                     p.produce(topic, key=k.encode(), value=k.encode())
@@ -50,7 +53,7 @@ def main():
                 assert len(seen) == len(set(keys())), (topic, len(seen))
                 out["cases"].append({"partitioner": partitioner, "partitions": parts, "picks": seen})
     finally:
-        subprocess.run([os.path.join(ROOT, "scripts/broker.sh"), "stop", pid])
+        subprocess.run([os.path.join(ROOT, "scripts/kafka.sh"), "stop", cluster], check=False)
     with open(OUT, "w") as f:
         json.dump(out, f, indent=0, ensure_ascii=False, sort_keys=True)
     print(f"{sum(len(c['picks']) for c in out['cases'])} picks written to {OUT}")

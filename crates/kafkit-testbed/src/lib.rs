@@ -18,6 +18,7 @@
 //! files and addresses.
 
 mod cluster;
+pub mod java;
 mod proxy;
 
 pub use cluster::{users, Cluster, ClusterOptions, KafkaVersion, Listener, TlsFiles};

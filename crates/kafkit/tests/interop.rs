@@ -1,108 +1,28 @@
-//! Interop with real, independent clients against a real broker (Tansu): records kafkit
-//! writes are read identically by confluent-kafka (librdkafka) and kafka-python, with every
-//! codec, keys, null keys, null values, headers and a 1 MiB value; records those clients
-//! write, with every codec, are read identically by kafkit.
+//! Interop with two independent clients, confluent-kafka (librdkafka) and kafka-python, on
+//! Apache Kafka 4.4: records kafkit writes are read identically by both, with every codec, keys,
+//! null keys, null values, headers and a 1 MiB value; records they write, with every codec, are
+//! read identically by kafkit; transactions confluent-kafka commits and aborts are read back
+//! without their markers, and without the aborted ones under read_committed.
 //!
-//! The clients run from `scripts/interop/client.py` in the venv `scripts/setup.sh` makes
-//! (`$KAFKIT_CACHE/pyenv`, or the interpreter named by `KAFKIT_PYTHON`).
+//! The clients run from `scripts/interop/client.py` (see `peers`); the Java client's interop
+//! is in java_interop.rs.
 
 mod common;
+mod peers;
 
-use bytes::Bytes;
 use common::unique_topic;
-use kafkit::{Compression, Dialer, Message, PartitionConn, TopicConfig};
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use kafkit::{Compression, Dialer, IsolationLevel, Message, PartitionConn, Reader, ReaderConfig, TopicConfig};
+use peers::{assert_same_records, from_json, py_client, sample, to_json, BIG_MESSAGES};
+use std::time::Duration;
 
 const CODECS: [Compression; 5] =
     [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
 const CLIENTS: [&str; 2] = ["ck", "kp"];
 
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("KAFKIT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var("KAFKIT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/kafkit"));
-    let p = cache.join("pyenv/bin/python");
-    assert!(p.exists(), "{} is missing: run scripts/setup.sh", p.display());
-    p
-}
-
-fn client(args: &[&str], stdin: Option<String>) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/interop/client.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the interop client");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.unwrap_or_default();
-    let writer = std::thread::spawn(move || input.write_all(data.as_bytes()));
-    let out = child.wait_with_output().expect("interop client output");
-    writer.join().expect("stdin writer").expect("write stdin");
-    assert!(out.status.success(), "client {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn b64(b: &Option<Bytes>) -> serde_json::Value {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let Some(b) = b else { return serde_json::Value::Null };
-    let mut s = String::new();
-    for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    serde_json::Value::String(s)
-}
-
-fn millis(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-/// The records both directions exchange, as JSON (the client script's format).
-fn to_json(m: &Message) -> serde_json::Value {
-    serde_json::json!({
-        "key": b64(&m.key),
-        "value": b64(&m.value),
-        "headers": m.headers.iter().map(|h| serde_json::json!([h.key, b64(&h.value)])).collect::<Vec<_>>(),
-        "timestamp": millis(m.time.expect("a time")),
-    })
-}
-
-fn sample(big: bool) -> Vec<Message> {
-    let t0 = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
-    let mut out: Vec<Message> = (0..12)
-        .map(|i| {
-            let key = (i % 3 != 0).then(|| Bytes::from(format!("key-{i}")));
-            let value = (i != 4).then(|| Bytes::from(format!("value-{i}-{}", "abc".repeat(i * 7))));
-            let mut m = Message::new(key, value).with_time(t0 + Duration::from_millis(i as u64 * 10));
-            if i % 2 == 0 {
-                m = m.with_header("h1", Some(Bytes::from(format!("v{i}")))).with_header("empty", Some(Bytes::new()));
-            }
-            if i == 6 {
-                m = m.with_header("null", None::<Bytes>);
-            }
-            m
-        })
-        .collect();
-    if big {
-        let value: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        out.push(Message::new(Some(Bytes::from_static(b"big")), Some(Bytes::from(value))).with_time(t0));
-    }
-    out
+async fn big_topic(addr: &str, prefix: &str) -> String {
+    let topic = unique_topic(prefix);
+    common::create_topics(addr, &[TopicConfig::new(&topic, 1).with_config(BIG_MESSAGES.0, BIG_MESSAGES.1)]).await;
+    topic
 }
 
 async fn read_all(pc: &mut PartitionConn, n: usize) -> Vec<Message> {
@@ -119,33 +39,27 @@ async fn read_all(pc: &mut PartitionConn, n: usize) -> Vec<Message> {
 #[tokio::test(flavor = "multi_thread")]
 async fn what_kafkit_writes_independent_clients_read_identically() {
     let broker = common::kafka();
+    let addr = broker.bootstrap();
     let dialer = Dialer::new();
-    let conn = dialer.dial(&broker.addr()).await.unwrap();
-    let want: Vec<serde_json::Value> = sample(true).iter().map(to_json).collect();
+    let want = sample(true);
     for codec in CODECS {
-        let topic = unique_topic(&format!("interop-out-{codec}"));
-        conn.create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
-        let mut pc = dialer.dial_leader(&broker.addr(), &topic, 0).await.unwrap();
+        let topic = big_topic(&addr, &format!("interop-out-{codec}")).await;
+        let mut pc = dialer.dial_leader(&addr, &topic, 0).await.unwrap();
         pc.set_compression(codec);
-        let msgs = sample(true);
-        pc.write_messages(&msgs[..6]).await.unwrap();
-        pc.write_messages(&msgs[6..]).await.unwrap();
+        pc.write_messages(&want[..6]).await.unwrap();
+        pc.write_messages(&want[6..]).await.unwrap();
         for c in CLIENTS {
             let n = want.len().to_string();
             let out = tokio::task::spawn_blocking({
-                let (addr, topic) = (broker.addr().clone(), topic.clone());
-                move || client(&["consume", c, &addr, &topic, &n], None)
+                let (addr, topic) = (addr.clone(), topic.clone());
+                move || py_client(&["consume", c, &addr, &topic, &n], None)
             })
             .await
             .unwrap();
-            let got: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-            assert_eq!(got.len(), want.len(), "{c} {codec}");
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(g["offset"], i, "{c} {codec}");
-                for f in ["key", "value", "headers", "timestamp"] {
-                    assert_eq!(g[f], w[f], "{c} {codec} record {i} field {f}");
-                }
-            }
+            let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let got: Vec<Message> = lines.iter().map(from_json).collect();
+            assert_same_records(&got, &want, &format!("{c} reads kafkit {codec}"));
+            assert!(got.iter().enumerate().all(|(i, m)| m.offset == i as i64), "{c} {codec}: offsets");
         }
     }
 }
@@ -153,8 +67,8 @@ async fn what_kafkit_writes_independent_clients_read_identically() {
 #[tokio::test(flavor = "multi_thread")]
 async fn what_independent_clients_write_kafkit_reads_identically() {
     let broker = common::kafka();
+    let addr = broker.bootstrap();
     let dialer = Dialer::new();
-    let conn = dialer.dial(&broker.addr()).await.unwrap();
     for c in CLIENTS {
         let mut msgs = sample(true);
         if c == "kp" {
@@ -163,53 +77,52 @@ async fn what_independent_clients_write_kafkit_reads_identically() {
         }
         let lines: String = msgs.iter().map(|m| to_json(m).to_string() + "\n").collect();
         for codec in CODECS {
-            let topic = unique_topic(&format!("interop-in-{c}-{codec}"));
-            conn.create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
+            let topic = big_topic(&addr, &format!("interop-in-{c}-{codec}")).await;
             tokio::task::spawn_blocking({
-                let (addr, topic, lines) = (broker.addr().clone(), topic.clone(), lines.clone());
-                move || client(&["produce", c, &addr, &topic, codec.name()], Some(lines))
+                let (addr, topic, lines) = (addr.clone(), topic.clone(), lines.clone());
+                move || py_client(&["produce", c, &addr, &topic, codec.name()], Some(lines))
             })
             .await
             .unwrap();
-            let mut pc = dialer.dial_leader(&broker.addr(), &topic, 0).await.unwrap();
+            let mut pc = dialer.dial_leader(&addr, &topic, 0).await.unwrap();
             let got = read_all(&mut pc, msgs.len()).await;
-            assert_eq!(got.len(), msgs.len(), "{c} {codec}");
-            for (i, (g, w)) in got.iter().zip(&msgs).enumerate() {
-                assert_eq!(g.offset, i as i64);
-                assert_eq!((&g.key, &g.value, &g.headers), (&w.key, &w.value, &w.headers), "{c} {codec} #{i}");
-                assert_eq!(millis(g.time.unwrap()), millis(w.time.unwrap()), "{c} {codec} #{i}");
-            }
+            assert_same_records(&got, &msgs, &format!("kafkit reads {c} {codec}"));
+            assert!(got.iter().enumerate().all(|(i, m)| m.offset == i as i64), "{c} {codec}: offsets");
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn transactions_written_by_confluent_kafka_read_back_without_their_markers() {
-    // Committed and aborted transactions from confluent-kafka's transactional producer.
-    // Under read_uncommitted every data record arrives and no commit/abort marker does.
-    // (read_committed is not checked here: this Tansu build answers Fetch with an empty
-    // aborted-transaction list, so librdkafka shows aborted records too; kafkit's filtering
-    // is unit-tested in consumer/reader.rs.)
-    use kafkit::{Reader, ReaderConfig};
+async fn transactions_written_by_confluent_kafka_read_back_without_markers_or_aborted_records() {
+    // Committed and aborted transactions from confluent-kafka's transactional producer: 11
+    // records and 5 markers. Under read_uncommitted every data record arrives and no marker
+    // does; under read_committed only the committed records do. Either way the reader moves
+    // past all 16 offsets.
     let broker = common::kafka();
+    let addr = broker.bootstrap();
     let topic = unique_topic("interop-txn");
-    Dialer::new().dial(&broker.addr()).await.unwrap().create_topics(&[TopicConfig::new(&topic, 1)]).await.unwrap();
+    common::create_topics(&addr, &[TopicConfig::new(&topic, 1)]).await;
     tokio::task::spawn_blocking({
-        let (addr, topic) = (broker.addr().clone(), topic.clone());
-        move || client(&["txn", "ck", &addr, &topic, "c3,a2,c2,a3,c1"], None)
+        let (addr, topic) = (addr.clone(), topic.clone());
+        move || py_client(&["txn", "ck", &addr, &topic, "c3,a2,c2,a3,c1"], None)
     })
     .await
     .unwrap();
-    let mut r = Reader::new(&[&broker.addr()], ReaderConfig::new(&topic, 0)).await.unwrap();
-    let mut got = Vec::new();
-    for _ in 0..11 {
-        let m = tokio::time::timeout(Duration::from_secs(10), r.read_message()).await.unwrap().unwrap();
-        got.push(String::from_utf8(m.value.unwrap().to_vec()).unwrap());
+    let all = ["c0", "c1", "c2", "a0", "a1", "c3", "c4", "a2", "a3", "a4", "c5"];
+    let committed: Vec<&str> = all.iter().copied().filter(|v| v.starts_with('c')).collect();
+    for (isolation, want) in
+        [(IsolationLevel::ReadUncommitted, all.to_vec()), (IsolationLevel::ReadCommitted, committed)]
+    {
+        let mut r = Reader::new(&[&addr], ReaderConfig::new(&topic, 0).with_isolation(isolation)).await.unwrap();
+        let mut got = Vec::new();
+        for _ in 0..want.len() {
+            let m = tokio::time::timeout(Duration::from_secs(10), r.read_message()).await.unwrap().unwrap();
+            got.push(String::from_utf8(m.value.unwrap().to_vec()).unwrap());
+        }
+        assert_eq!(got, want, "{isolation:?}");
+        if let Ok(extra) = tokio::time::timeout(Duration::from_millis(1500), r.read_message()).await {
+            panic!("{isolation:?}: a marker came through as a message: {extra:?}");
+        }
+        assert_eq!(r.offset(), 16, "{isolation:?}");
     }
-    assert_eq!(got, ["c0", "c1", "c2", "a0", "a1", "c3", "c4", "a2", "a3", "a4", "c5"]);
-    if let Ok(extra) = tokio::time::timeout(Duration::from_millis(1500), r.read_message()).await {
-        panic!("a marker came through as a message: {extra:?}");
-    }
-    // 11 records and 5 markers: the reader moved past all 16 offsets.
-    assert_eq!(r.offset(), 16);
 }

@@ -58,6 +58,10 @@ pub(crate) struct Part {
     pub to_commit: i64,
     pub paused: bool,
     pub high_watermark: i64,
+    /// The offset the lag is measured to, from the last fetch (-1 before the first): the high
+    /// watermark, or under read_committed the last stable offset, past which the broker
+    /// returns nothing while a transaction is open (the Java consumer's `records-lag` alike).
+    pub end: i64,
     /// Stopped after an error the application must see (OFFSET_OUT_OF_RANGE with
     /// [`OffsetReset::Fail`]); a seek clears it.
     failed: bool,
@@ -76,13 +80,13 @@ pub(crate) struct Part {
 }
 
 impl Part {
-    /// Messages between the position and the last fetch's high watermark; -1 before the
-    /// first fetch.
+    /// Messages between the position and the last fetch's high watermark (under
+    /// read_committed its last stable offset); -1 before the first fetch.
     pub fn lag(&self) -> i64 {
-        if self.high_watermark < 0 {
+        if self.end < 0 {
             -1
         } else {
-            (self.high_watermark - self.position).max(0)
+            (self.end - self.position).max(0)
         }
     }
 
@@ -184,6 +188,7 @@ impl Engine {
                     to_commit: -1,
                     paused: false,
                     high_watermark: -1,
+                    end: -1,
                     failed: false,
                     chunks: VecDeque::new(),
                     in_flight: false,
@@ -409,7 +414,9 @@ impl Engine {
         open.sort_unstable_by_key(|(served, _, _)| *served);
         let (mut out, mut behind) = (Vec::new(), 0);
         for (_, tp, p) in open {
-            let caught_up = p.high_watermark >= 0 && p.fetch_pos >= p.high_watermark;
+            // Under read_committed a partition at its last stable offset has nothing more to
+            // fetch until the open transaction ends: it is caught up too.
+            let caught_up = p.end >= 0 && p.fetch_pos >= p.end;
             if (caught_up && slot != 0) || (!caught_up && behind >= share) {
                 continue;
             }
@@ -435,14 +442,14 @@ impl Engine {
         let mut guard = self.lock();
         let st = &mut *guard;
         for (c, o) in claims.iter().zip(outcomes) {
-            let Outcome::Data(batches, hwm, advanced) = o else { continue };
+            let Outcome::Data(batches, ends, advanced) = o else { continue };
             let Some(next) = batches.next_offset() else { continue };
             let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch && p.fetch_pos == c.offset) else {
                 continue;
             };
             st.served += 1;
             p.served = st.served;
-            p.high_watermark = *hwm;
+            (p.high_watermark, p.end) = (ends.high_watermark, ends.end);
             p.fetch_pos = p.fetch_pos.max(next);
             p.in_flight = false;
             p.delivering = Some(slot);
@@ -481,11 +488,27 @@ struct Claim {
     leader_epoch: i32,
 }
 
+/// A fetched partition's high watermark, and the offset its lag is measured to (see
+/// `Part::end`).
+#[derive(Clone, Copy)]
+struct Ends {
+    high_watermark: i64,
+    end: i64,
+}
+
+impl Ends {
+    fn of(p: &kafkit_protocol::messages::fetch_response::PartitionData, isolation: IsolationLevel) -> Ends {
+        // Fetch v4+ carries the last stable offset; -1 before.
+        let stable = isolation == IsolationLevel::ReadCommitted && p.last_stable_offset >= 0;
+        Ends { high_watermark: p.high_watermark, end: if stable { p.last_stable_offset } else { p.high_watermark } }
+    }
+}
+
 /// What one partition's part of a fetch came to.
 enum Outcome {
-    /// The partition's batches, not decoded yet, its high watermark, and whether its fetch
-    /// position was already moved past them (see `Engine::advance`).
-    Data(Batches, i64, bool),
+    /// The partition's batches, not decoded yet, its high watermark and lag end, and whether
+    /// its fetch position was already moved past them (see `Engine::advance`).
+    Data(Batches, Ends, bool),
     /// OFFSET_OUT_OF_RANGE: where to continue, or the error under [`OffsetReset::Fail`].
     Reset(Result<i64>),
     Error(Error),
@@ -621,7 +644,7 @@ async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) ->
         let outcome = match r {
             Ok(p) => Outcome::Data(
                 Batches::new(&conn, spot, &p, claim.offset, DecodeOptions::default()),
-                p.high_watermark,
+                Ends::of(&p, s.isolation),
                 false,
             ),
             Err(err) if err.error_code() == Some(ErrorCode::OffsetOutOfRange) => {
@@ -649,8 +672,8 @@ async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) ->
 async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outcome>) {
     for (c, o) in claims.into_iter().zip(outcomes) {
         let o = match o {
-            Outcome::Data(batches, hwm, advanced) => {
-                deliver_data(e, slot, &c, batches, hwm, advanced).await;
+            Outcome::Data(batches, ends, advanced) => {
+                deliver_data(e, slot, &c, batches, ends, advanced).await;
                 continue;
             }
             o => o,
@@ -697,7 +720,7 @@ fn cost(sel: &Selected) -> usize {
 /// the budget, plus one chunk being decoded. The partition stays claimed (or, when
 /// `advanced`, reserved to fetch task `slot`) until its last batch is handed over, or a seek
 /// or revocation makes the rest moot.
-async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, hwm: i64, advanced: bool) {
+async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, ends: Ends, advanced: bool) {
     let cap = e.settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS);
     let chunk = CHUNK_BYTES.min(cap / 2).max(1);
     let mut expected = c.offset;
@@ -728,7 +751,7 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
         let Some(p) = parts.get_mut(&c.tp).filter(ours) else {
             return;
         };
-        p.high_watermark = hwm;
+        (p.high_watermark, p.end) = (ends.high_watermark, ends.end);
         p.fetch_pos = sel.next.max(p.fetch_pos);
         expected = p.fetch_pos;
         let mut wake_app = false;

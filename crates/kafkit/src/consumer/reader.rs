@@ -339,8 +339,9 @@ pub struct ReaderStats {
     pub buffered_bytes: u64,
     /// The next offset to return (partition mode; -1 in group mode).
     pub offset: i64,
-    /// Messages between the next offsets and the high watermarks of the last fetches, over
-    /// all partitions read (-1 before the first fetch).
+    /// Messages between the next offsets and the high watermarks of the last fetches (their
+    /// last stable offsets under read_committed), over all partitions read (-1 before the
+    /// first fetch): [`Reader::lag`].
     pub lag: i64,
     /// Rebalances this member went through (group mode).
     pub rebalances: u64,
@@ -356,7 +357,9 @@ pub struct PartitionState {
     pub position: i64,
     /// The high watermark of the last fetch (-1 before the first).
     pub high_watermark: i64,
-    /// Messages between the position and the high watermark (-1 before the first fetch).
+    /// Messages between the position and the high watermark, under
+    /// [`IsolationLevel::ReadCommitted`] the last stable offset (as the Java consumer's
+    /// `records-lag`); -1 before the first fetch.
     pub lag: i64,
     /// The group's last committed offset that this reader knows (-1 for none; partition
     /// mode: always -1).
@@ -763,14 +766,17 @@ impl Reader {
     }
 
     /// Messages between the next offsets to read and the high watermarks of the latest
-    /// fetches, over every partition read (kafka-go `Lag`); -1 before the first fetch.
+    /// fetches (under [`IsolationLevel::ReadCommitted`] their last stable offsets, as the Java
+    /// consumer's `records-lag`), over every partition read (kafka-go `Lag`); -1 before the
+    /// first fetch.
     pub fn lag(&self) -> i64 {
         let st = self.engine.lock();
         let known = st.parts.values().map(|p| p.lag()).filter(|l| *l >= 0);
         known.fold(-1, |sum, l| sum.max(0) + l)
     }
 
-    /// Asks the partition leader for the end of the log now and returns the messages
+    /// Asks the partition leader for the end of the log now (ListOffsets: under
+    /// [`IsolationLevel::ReadCommitted`] the last stable offset) and returns the messages
     /// between it and the next offset to read (kafka-go `ReadLag`).
     ///
     /// # Errors
