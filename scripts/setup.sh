@@ -5,6 +5,8 @@
 #   - cargo-fuzz (the fuzz targets)
 #   - Apache Kafka 4.4.0 and 3.9.2 from Maven Central (scripts/kafka.sh install), with Java 17
 #     and Maven from Debian when the machine lacks them
+#   - the Java client peer of the interop tests (scripts/java-peer.sh: javac against
+#     kafka-clients 4.4.0)
 #   - the pinned Tansu broker (scripts/broker.sh), for kafkit-peers' side-by-side runs
 #   - confluent-kafka and kafka-python in a venv ($KAFKIT_CACHE/pyenv), for interop tests
 set -euo pipefail
@@ -21,6 +23,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 scripts/kafka.sh install 4.4.0
 scripts/kafka.sh install 3.9.2
+scripts/java-peer.sh build 4.4.0 >/dev/null
 scripts/broker.sh install
 venv="$KAFKIT_CACHE/pyenv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
