@@ -645,7 +645,7 @@ async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Wea
                 Err(reason) => break reason,
             },
             Ok(None) => {}
-            Err(e) => break format!("bad response frame: {e}"),
+            Err(e) => break super::tls::answered_with_tls(&buf).unwrap_or_else(|| format!("bad response frame: {e}")),
         }
         let declared = (buf.len() >= 4).then(|| i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]).max(0) as usize);
         if let Some(size) = declared.filter(|s| *s >= POOLED_FRAME_BYTES) {
@@ -682,9 +682,12 @@ async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Wea
         }
         reserve_for_frame(&mut buf);
         match rd.read_buf(&mut buf).await {
-            Ok(0) => break "the broker closed the connection".to_string(),
+            Ok(0) => {
+                break super::tls::answered_with_tls(&buf)
+                    .unwrap_or_else(|| "the broker closed the connection".to_string())
+            }
             Ok(_) => {}
-            Err(e) => break format!("read failed: {e}"),
+            Err(e) => break super::tls::read_failure(&e),
         }
     };
     match shared.upgrade() {
