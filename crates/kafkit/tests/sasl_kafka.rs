@@ -192,10 +192,17 @@ async fn scram_256_only_user(user: &str, password: &str) {
     };
     admin.alter_user_scram_credentials(&[cred], &[]).await.unwrap()[user].as_ref().unwrap();
     let addr = kafka().bootstrap_on(Listener::SaslPlaintext);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let altered = Instant::now();
+    let deadline = altered + Duration::from_secs(15);
     loop {
         match Dialer::new().with_sasl(Sasl::scram(ScramMechanism::Sha256, user, password)).dial(&addr).await {
-            Ok(_) => return,
+            Ok(_) => {
+                eprintln!(
+                    "a new SCRAM credential authenticated {:?} after AlterUserScramCredentials",
+                    altered.elapsed()
+                );
+                return;
+            }
             Err(e) if Instant::now() < deadline => {
                 assert!(matches!(e, Error::Auth { .. }), "{e:?}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
