@@ -202,8 +202,9 @@ impl Dialer {
             conn.cap_version(*api, *max);
         }
         if let Some(sasl) = &self.sasl {
-            match super::sasl::authenticate(&conn, sasl).await {
-                Ok(Some(lifetime)) => super::sasl::keep_authenticated(&conn, sasl.clone(), lifetime),
+            let mut cache = super::scram::SaltedCache::default();
+            match super::sasl::authenticate(&conn, sasl, &mut cache).await {
+                Ok(Some(lifetime)) => super::sasl::keep_authenticated(&conn, sasl.clone(), lifetime, cache),
                 Ok(None) => {}
                 Err(e) => {
                     conn.close();

@@ -3,7 +3,7 @@
 //! with re-authentication before the session the broker granted ends (KIP-368).
 
 use super::conn::{Conn, Exclusive};
-use super::scram::{ScramClient, ScramMechanism};
+use super::scram::{SaltedCache, ScramClient, ScramMechanism};
 use crate::error::{Error, Result};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -171,7 +171,7 @@ fn auth_error(conn: &Conn, sasl: &Sasl, message: impl Into<String>) -> Error {
 ///
 /// A broker that closes the connection instead of answering (some do on a wrong password)
 /// is reported as an authentication failure, not a network error, so it is not retried.
-pub(crate) async fn authenticate(conn: &Conn, sasl: &Sasl) -> Result<Option<Duration>> {
+pub(crate) async fn authenticate(conn: &Conn, sasl: &Sasl, cache: &mut SaltedCache) -> Result<Option<Duration>> {
     // A token is fetched before the stretch begins: the provider may take a while (a call to
     // an identity provider) and the connection's other requests would wait for it.
     let token = match sasl {
@@ -179,7 +179,7 @@ pub(crate) async fn authenticate(conn: &Conn, sasl: &Sasl) -> Result<Option<Dura
         _ => None,
     };
     let result = match conn.exclusive().await {
-        Ok(lane) => authenticate_inner(&lane, sasl, token).await,
+        Ok(lane) => authenticate_inner(&lane, sasl, token, cache).await,
         Err(e) => Err(e),
     };
     match result {
@@ -196,7 +196,12 @@ pub(crate) async fn authenticate(conn: &Conn, sasl: &Sasl) -> Result<Option<Dura
     }
 }
 
-async fn authenticate_inner(lane: &Exclusive, sasl: &Sasl, token: Option<OAuthToken>) -> Result<Option<Duration>> {
+async fn authenticate_inner(
+    lane: &Exclusive,
+    sasl: &Sasl,
+    token: Option<OAuthToken>,
+    cache: &mut SaltedCache,
+) -> Result<Option<Duration>> {
     let conn = lane.conn();
     let hv = conn.version_for::<SaslHandshakeRequest>()?;
     if hv.0 < 1 {
@@ -258,9 +263,11 @@ async fn authenticate_inner(lane: &Exclusive, sasl: &Sasl, token: Option<OAuthTo
             getrandom::fill(&mut nonce)
                 .map_err(|e| auth_error(conn, sasl, format!("no randomness for a nonce: {e}")))?;
             let nonce = base64::engine::general_purpose::STANDARD.encode(nonce);
-            let mut client = ScramClient::new(*mechanism, username, password.expose(), &nonce);
+            let mut client = ScramClient::new(*mechanism, username, &nonce);
             let (server_first, _) = round(lane, sasl, client.first().into_bytes()).await?;
-            let client_final = client.handle_first(&server_first).map_err(|m| auth_error(conn, sasl, m))?;
+            let (salt, iterations) = client.read_first(&server_first).map_err(|m| auth_error(conn, sasl, m))?;
+            let salted = cache.salted(*mechanism, password.expose(), salt, iterations).await?;
+            let client_final = client.final_message(salted);
             let (server_final, lifetime) = round(lane, sasl, client_final.into_bytes()).await?;
             client.verify_final(&server_final).map_err(|m| auth_error(conn, sasl, m))?;
             Ok(lifetime)
@@ -295,7 +302,7 @@ async fn round(lane: &Exclusive, sasl: &Sasl, bytes: Vec<u8>) -> Result<(Bytes, 
 /// second SaslHandshake with an error, then close the connection when the session ends), the
 /// connection is retired: requests in flight finish, new ones go to a freshly dialed and
 /// authenticated connection, so the session's end takes no request down with it.
-pub(crate) fn keep_authenticated(conn: &Conn, sasl: Sasl, first: Duration) {
+pub(crate) fn keep_authenticated(conn: &Conn, sasl: Sasl, first: Duration, mut cache: SaltedCache) {
     let weak = conn.downgrade();
     tokio::spawn(async move {
         let mut lifetime = first;
@@ -308,7 +315,7 @@ pub(crate) fn keep_authenticated(conn: &Conn, sasl: Sasl, first: Duration) {
             if conn.is_closed() {
                 return;
             }
-            match authenticate(&conn, &sasl).await {
+            match authenticate(&conn, &sasl, &mut cache).await {
                 Ok(Some(next)) => {
                     tracing::debug!(addr = conn.addr(), mechanism = sasl.mechanism(), ?next, "re-authenticated");
                     lifetime = next;

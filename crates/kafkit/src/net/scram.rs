@@ -54,12 +54,47 @@ pub(crate) fn salted_password(
     }
 }
 
+/// The salted password a connection computed last, with the salt and iteration count it is
+/// for: a broker keeps both per user, so the connection's re-authentications (KIP-368) reuse it
+/// instead of running PBKDF2 again (4096 rounds or more each time). A new salt (the
+/// credential was replaced) computes afresh.
+#[derive(Default)]
+pub(crate) struct SaltedCache(Option<(Vec<u8>, i32, Vec<u8>)>);
+
+impl SaltedCache {
+    /// The salted password of `password` for `salt` and `iterations`, computed on tokio's
+    /// blocking threads (PBKDF2 takes milliseconds, far longer without optimisations, and must
+    /// not stall the connection's runtime) unless this cache holds it.
+    pub(crate) async fn salted(
+        &mut self,
+        mechanism: ScramMechanism,
+        password: &str,
+        salt: Vec<u8>,
+        iterations: i32,
+    ) -> Result<Vec<u8>> {
+        if let Some((s, i, salted)) = &self.0 {
+            if *s == salt && *i == iterations {
+                return Ok(salted.clone());
+            }
+        }
+        let password = password.to_string();
+        let s = salt.clone();
+        let salted =
+            tokio::task::spawn_blocking(move || salted_password(mechanism, password.as_bytes(), &s, iterations))
+                .await
+                .map_err(|e| Error::InvalidArgument(format!("computing the SCRAM salted password: {e}")))??;
+        self.0 = Some((salt, iterations, salted.clone()));
+        Ok(salted)
+    }
+}
+
 /// The client side of a SCRAM exchange (RFC 5802 §3, §5).
 pub(crate) struct ScramClient {
     mechanism: ScramMechanism,
-    password: String,
     client_first_bare: String,
     nonce: String,
+    /// client-final-message without its proof.
+    without_proof: String,
     auth_message: String,
     salted: Vec<u8>,
 }
@@ -93,12 +128,12 @@ fn hash(mechanism: ScramMechanism, data: &[u8]) -> Vec<u8> {
 }
 
 impl ScramClient {
-    pub(crate) fn new(mechanism: ScramMechanism, user: &str, password: &str, nonce: &str) -> Self {
+    pub(crate) fn new(mechanism: ScramMechanism, user: &str, nonce: &str) -> Self {
         ScramClient {
             mechanism,
-            password: password.to_string(),
             client_first_bare: format!("n={},r={nonce}", saslname(user)),
             nonce: nonce.to_string(),
+            without_proof: String::new(),
             auth_message: String::new(),
             salted: Vec::new(),
         }
@@ -109,8 +144,19 @@ impl ScramClient {
         format!("n,,{}", self.client_first_bare)
     }
 
-    /// Reads server-first-message, returns client-final-message.
-    pub(crate) fn handle_first(&mut self, server_first: &[u8]) -> std::result::Result<String, String> {
+    /// Reads server-first-message, returns client-final-message (the salted password computed
+    /// here: [`ScramClient::read_first`] and [`ScramClient::final_message`] split the two).
+    #[cfg(test)]
+    pub(crate) fn handle_first(&mut self, password: &str, server_first: &[u8]) -> std::result::Result<String, String> {
+        let (salt, iterations) = self.read_first(server_first)?;
+        let salted =
+            salted_password(self.mechanism, password.as_bytes(), &salt, iterations).map_err(|e| e.to_string())?;
+        Ok(self.final_message(salted))
+    }
+
+    /// Reads and checks server-first-message; returns the salt and iteration count the salted
+    /// password is to be computed with.
+    pub(crate) fn read_first(&mut self, server_first: &[u8]) -> std::result::Result<(Vec<u8>, i32), String> {
         let text =
             std::str::from_utf8(server_first).map_err(|_| "the server's first message is not UTF-8".to_string())?;
         let (mut r, mut s, mut i) = (None, None, None);
@@ -136,15 +182,20 @@ impl ScramClient {
         if !(1..=100_000_000).contains(&iterations) {
             return Err(format!("an iteration count of {iterations}"));
         }
-        self.salted =
-            salted_password(self.mechanism, self.password.as_bytes(), &salt, iterations).map_err(|e| e.to_string())?;
-        let without_proof = format!("c=biws,r={r}");
-        self.auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        self.without_proof = format!("c=biws,r={r}");
+        self.auth_message = format!("{},{text},{}", self.client_first_bare, self.without_proof);
+        Ok((salt, iterations))
+    }
+
+    /// client-final-message, with the salted password for the salt and iteration count
+    /// [`ScramClient::read_first`] returned.
+    pub(crate) fn final_message(&mut self, salted: Vec<u8>) -> String {
+        self.salted = salted;
         let client_key = hmac(self.mechanism, &self.salted, b"Client Key");
         let stored_key = hash(self.mechanism, &client_key);
         let signature = hmac(self.mechanism, &stored_key, self.auth_message.as_bytes());
         let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
-        Ok(format!("{without_proof},p={}", base64::engine::general_purpose::STANDARD.encode(proof)))
+        format!("{},p={}", self.without_proof, base64::engine::general_purpose::STANDARD.encode(proof))
     }
 
     /// Verifies server-final-message: the broker proves it knows the salted password.
@@ -191,10 +242,10 @@ mod tests {
     #[test]
     fn scram_sha_256_matches_rfc_7677() {
         // RFC 7677 §3: user "user", password "pencil", client nonce rOprNGfwEbeRWgbNEkqO.
-        let mut c = ScramClient::new(ScramMechanism::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+        let mut c = ScramClient::new(ScramMechanism::Sha256, "user", "rOprNGfwEbeRWgbNEkqO");
         assert_eq!(c.first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
         let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-        let fin = c.handle_first(server_first).unwrap();
+        let fin = c.handle_first("pencil", server_first).unwrap();
         assert_eq!(
             fin,
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
@@ -208,11 +259,11 @@ mod tests {
 
     #[test]
     fn scram_refuses_a_nonce_that_does_not_extend_ours() {
-        let mut c = ScramClient::new(ScramMechanism::Sha512, "u", "p", "abc");
-        assert!(c.handle_first(b"r=xyz123,s=c2FsdA==,i=4096").is_err());
-        assert!(c.handle_first(b"r=abc,s=c2FsdA==,i=4096").is_err(), "the server must add to the nonce");
-        assert!(c.handle_first(b"r=abcdef,s=c2FsdA==,i=0").is_err());
-        assert!(c.handle_first(b"r=abcdef,s=c2FsdA==,i=4096").is_ok());
+        let mut c = ScramClient::new(ScramMechanism::Sha512, "u", "abc");
+        assert!(c.handle_first("p", b"r=xyz123,s=c2FsdA==,i=4096").is_err());
+        assert!(c.handle_first("p", b"r=abc,s=c2FsdA==,i=4096").is_err(), "the server must add to the nonce");
+        assert!(c.handle_first("p", b"r=abcdef,s=c2FsdA==,i=0").is_err());
+        assert!(c.handle_first("p", b"r=abcdef,s=c2FsdA==,i=4096").is_ok());
     }
 
     #[test]
