@@ -59,8 +59,10 @@ pub enum Error {
         #[source]
         source: EncodeError,
     },
-    /// The TLS handshake failed: the broker's certificate is not trusted, does not name the
-    /// host, has expired, or the broker refused this client's certificate. Not retried.
+    /// TLS failed: the broker's certificate is not trusted, does not name the host, has
+    /// expired; the broker refused this client's certificate or wants one (a TLS alert); a TLS
+    /// connection reached a port that does not speak TLS, or a plaintext one a port that does.
+    /// Not retried.
     #[error("TLS with {addr}: {reason}")]
     Tls {
         /// The broker address.

@@ -20,7 +20,7 @@ use crate::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
 use crate::consumer::{assigned_partitions, group_by, offset_fetch, TopicPartition};
 use crate::error::{Error, Result};
 use crate::message::{from_millis, to_millis, Broker, TopicConfig};
-use crate::net::{Conn, IsolationLevel};
+use crate::net::{salted_password, Conn, IsolationLevel};
 use kafkit_protocol::messages::*;
 use kafkit_protocol::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1074,42 +1074,10 @@ pub(crate) fn decode_assignment(data: &bytes::Bytes) -> Vec<TopicPartition> {
     assigned_partitions(data, "a member's assignment").unwrap_or_default()
 }
 
-/// SCRAM's `SaltedPassword`: PBKDF2 with HMAC-SHA-256 or -512 (RFC 5802 §3, RFC 7677).
-pub(crate) fn salted_password(
-    mechanism: ScramMechanism,
-    password: &[u8],
-    salt: &[u8],
-    iterations: i32,
-) -> Result<Vec<u8>> {
-    let rounds =
-        u32::try_from(iterations).map_err(|_| Error::InvalidArgument(format!("{iterations} SCRAM iterations")))?;
-    match mechanism {
-        ScramMechanism::Sha256 => Ok(pbkdf2::pbkdf2_hmac_array::<sha2::Sha256, 32>(password, salt, rounds).to_vec()),
-        ScramMechanism::Sha512 => Ok(pbkdf2::pbkdf2_hmac_array::<sha2::Sha512, 64>(password, salt, rounds).to_vec()),
-        ScramMechanism::Unknown(c) => Err(Error::InvalidArgument(format!("unknown SCRAM mechanism {c}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use kafkit_protocol::Message as _;
-
-    #[test]
-    fn salted_password_matches_the_rfc_7914_pbkdf2_vector() {
-        // RFC 7914 §11, PBKDF2-HMAC-SHA256 with P="passwd", S="salt", c=1: the first 32
-        // bytes of its 64-byte output.
-        let out = salted_password(ScramMechanism::Sha256, b"passwd", b"salt", 1).unwrap();
-        assert_eq!(
-            out,
-            [
-                0x55, 0xac, 0x04, 0x6e, 0x56, 0xe3, 0x08, 0x9f, 0xec, 0x16, 0x91, 0xc2, 0x25, 0x44, 0xb6, 0x05, 0xf9,
-                0x41, 0x85, 0x21, 0x6d, 0xde, 0x04, 0x65, 0xe6, 0x8b, 0x9d, 0x57, 0xc2, 0x0d, 0xac, 0xbc
-            ]
-        );
-        assert_eq!(salted_password(ScramMechanism::Sha512, b"p", b"s", 4096).unwrap().len(), 64);
-        assert!(salted_password(ScramMechanism::Sha256, b"p", b"s", -1).is_err());
-    }
 
     #[test]
     fn scram_credentials_never_show_their_password() {

@@ -3,6 +3,7 @@
 
 use crate::consumer::TopicPartition;
 use crate::message::Broker;
+pub use crate::net::ScramMechanism;
 use kafkit_protocol::Uuid;
 use std::time::SystemTime;
 
@@ -133,16 +134,6 @@ code_enum! {
         ClientMetrics = 7,
         /// Set on a group.
         Group = 8,
-    }
-}
-
-code_enum! {
-    /// A SCRAM mechanism (DescribeUserScramCredentials / AlterUserScramCredentials, KIP-554).
-    ScramMechanism {
-        /// SCRAM-SHA-256.
-        Sha256 = 1,
-        /// SCRAM-SHA-512.
-        Sha512 = 2,
     }
 }
 

@@ -27,6 +27,9 @@ struct Outgoing {
     correlation_id: i32,
     /// `None` for requests the broker does not answer (Produce with acks=0).
     reply: Option<(i32, Reply)>,
+    /// An [`Exclusive`] stretch begins here (the frame is empty): the writer takes frames
+    /// only from this receiver until its sender is dropped.
+    exclusive: Option<mpsc::Receiver<Outgoing>>,
 }
 
 /// Requests written and not yet answered, in the order they were written.
@@ -85,6 +88,30 @@ struct Shared {
 #[derive(Clone)]
 pub struct Conn {
     shared: Arc<Shared>,
+}
+
+/// A stretch of a connection that no other request interleaves with ([`Conn::exclusive`]);
+/// it ends when dropped.
+pub(crate) struct Exclusive {
+    conn: Conn,
+    tx: mpsc::Sender<Outgoing>,
+}
+
+impl Exclusive {
+    /// The connection.
+    pub(crate) fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// As [`Conn::request_version`], inside the stretch.
+    pub(crate) async fn request_version<R: Request>(&self, req: &R, version: ApiVersion) -> Result<R::Response> {
+        let rx = self
+            .conn
+            .queue_on(&self.tx, 0, |buf, corr, client_id| encode_request(buf, corr, client_id, req, version))
+            .await?;
+        let frame = self.conn.wait(R::API_KEY, rx).await?;
+        self.conn.decode::<R::Response>(frame, R::API_KEY, version)
+    }
 }
 
 /// A [`Conn`] that does not keep the connection open (for background tasks such as
@@ -284,7 +311,7 @@ impl Conn {
             .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
         self.shared
             .tx
-            .send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: None })
+            .send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: None, exclusive: None })
             .await
             .map_err(|_| self.closed_error())
     }
@@ -318,6 +345,17 @@ impl Conn {
         capacity: usize,
         encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
     ) -> Result<oneshot::Receiver<Result<Bytes>>> {
+        self.queue_on(&self.shared.tx, capacity, encode).await
+    }
+
+    /// Encodes and queues a request on `tx`: the connection's queue, or an [`Exclusive`]
+    /// stretch's.
+    async fn queue_on(
+        &self,
+        tx: &mpsc::Sender<Outgoing>,
+        capacity: usize,
+        encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
+    ) -> Result<oneshot::Receiver<Result<Bytes>>> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
@@ -335,13 +373,30 @@ impl Conn {
         buf.reserve(capacity);
         encode(&mut buf, corr, self.shared.client_id.as_deref())
             .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .tx
-            .send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: Some((corr, tx)) })
+        let (reply, rx) = oneshot::channel();
+        tx.send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: Some((corr, reply)), exclusive: None })
             .await
             .map_err(|_| self.closed_error())?;
         Ok(rx)
+    }
+
+    /// Starts a stretch of this connection that no other request interleaves with: frames
+    /// queued before it are written first, then only the [`Exclusive`]'s, until it is dropped
+    /// (frames queued meanwhile wait, in order). SASL needs this: between SaslHandshake and
+    /// the last SaslAuthenticate a Kafka broker reads every frame as part of the exchange and
+    /// closes the connection on any other request (`SaslServerAuthenticator`: "Unexpected
+    /// Kafka request of type ... during SASL authentication").
+    pub(crate) async fn exclusive(&self) -> Result<Exclusive> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let (tx, rx) = mpsc::channel(4);
+        self.shared
+            .tx
+            .send(Outgoing { frame: Bytes::new(), correlation_id: -1, reply: None, exclusive: Some(rx) })
+            .await
+            .map_err(|_| self.closed_error())?;
+        Ok(Exclusive { conn: self.clone(), tx })
     }
 
     /// Waits for a queued request's response frame, at most the request timeout.
@@ -513,7 +568,27 @@ async fn write_loop(
     in_flight: InFlight,
     shared: std::sync::Weak<Shared>,
 ) {
-    while let Some(out) = rx.recv().await {
+    while let Some(mut out) = rx.recv().await {
+        if let Some(mut only) = out.exclusive.take() {
+            // An exclusive stretch: its frames alone, until its sender goes.
+            while let Some(out) = only.recv().await {
+                if !write_one(&mut wr, out, &in_flight, &shared).await {
+                    return;
+                }
+            }
+            continue;
+        }
+        if !write_one(&mut wr, out, &in_flight, &shared).await {
+            return;
+        }
+    }
+    // Every Conn is gone: let the broker see the end of the stream.
+    let _ = wr.shutdown().await;
+}
+
+/// Writes one frame; `false` when the connection failed.
+async fn write_one(wr: &mut WriteHalf, out: Outgoing, in_flight: &InFlight, shared: &std::sync::Weak<Shared>) -> bool {
+    {
         // Queued before the first byte is written, so the reader can always match.
         match in_flight.lock() {
             Ok(mut q) => match out.reply {
@@ -525,22 +600,21 @@ async fn write_loop(
                     q.unanswered.push_back(out.correlation_id);
                 }
             },
-            Err(_) => return,
-        }
-        if let Err(e) = wr.write_all(&out.frame).await {
-            if let Some(s) = shared.upgrade() {
-                shutdown(&s, &format!("write failed: {e}"));
-            }
-            return;
-        }
-        if out.frame.len() >= POOLED_FRAME_BYTES {
-            if let Ok(buf) = out.frame.try_into_mut() {
-                kafkit_protocol::pool::give(Vec::from(buf));
-            }
+            Err(_) => return false,
         }
     }
-    // Every Conn is gone: let the broker see the end of the stream.
-    let _ = wr.shutdown().await;
+    if let Err(e) = wr.write_all(&out.frame).await {
+        if let Some(s) = shared.upgrade() {
+            shutdown(&s, &format!("write failed: {e}"));
+        }
+        return false;
+    }
+    if out.frame.len() >= POOLED_FRAME_BYTES {
+        if let Ok(buf) = out.frame.try_into_mut() {
+            kafkit_protocol::pool::give(Vec::from(buf));
+        }
+    }
+    true
 }
 
 /// Makes room to read into. A frame whose size prefix is in is given room toward its
@@ -571,7 +645,7 @@ async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Wea
                 Err(reason) => break reason,
             },
             Ok(None) => {}
-            Err(e) => break format!("bad response frame: {e}"),
+            Err(e) => break super::tls::answered_with_tls(&buf).unwrap_or_else(|| format!("bad response frame: {e}")),
         }
         let declared = (buf.len() >= 4).then(|| i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]).max(0) as usize);
         if let Some(size) = declared.filter(|s| *s >= POOLED_FRAME_BYTES) {
@@ -608,9 +682,12 @@ async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Wea
         }
         reserve_for_frame(&mut buf);
         match rd.read_buf(&mut buf).await {
-            Ok(0) => break "the broker closed the connection".to_string(),
+            Ok(0) => {
+                break super::tls::answered_with_tls(&buf)
+                    .unwrap_or_else(|| "the broker closed the connection".to_string())
+            }
             Ok(_) => {}
-            Err(e) => break format!("read failed: {e}"),
+            Err(e) => break super::tls::read_failure(&e),
         }
     };
     match shared.upgrade() {

@@ -179,24 +179,32 @@ impl Dialer {
         );
         if let Err(e) = conn.negotiate().await {
             conn.close();
-            return Err(match e {
-                // With TLS 1.3 a server that refuses the client's certificate (or its
-                // absence) says so with an alert after the handshake, on the first read.
-                Error::ConnectionClosed { addr, reason } if self.tls.is_some() && reason.contains("alert") => Error::Tls {
-                    addr,
-                    reason: format!(
-                        "the broker ended the TLS session: {reason} (it requires a client certificate, or does not accept this one)"
-                    ),
-                },
-                e => e,
+            return Err(match (e, &self.tls) {
+                // With TLS 1.3 a broker that refuses the client's certificate (or its absence)
+                // says so with an alert after the handshake, on the first read: Kafka sends
+                // certificate_unknown for an untrusted one, bad_certificate for none.
+                (Error::ConnectionClosed { addr, reason }, Some(tls)) => {
+                    match super::tls::refusal(&reason, tls.sends_client_cert()) {
+                        Some(reason) => Error::Tls { addr, reason },
+                        None => Error::ConnectionClosed { addr, reason },
+                    }
+                }
+                // Plaintext to a TLS listener: its answer is a TLS alert record.
+                (Error::ConnectionClosed { addr, reason }, None)
+                    if reason.starts_with(super::tls::ANSWERED_WITH_TLS) =>
+                {
+                    Error::Tls { addr, reason }
+                }
+                (e, _) => e,
             });
         }
         for (api, max) in &self.max_versions {
             conn.cap_version(*api, *max);
         }
         if let Some(sasl) = &self.sasl {
-            match super::sasl::authenticate(&conn, sasl).await {
-                Ok(Some(lifetime)) => super::sasl::keep_authenticated(&conn, sasl.clone(), lifetime),
+            let mut cache = super::scram::SaltedCache::default();
+            match super::sasl::authenticate(&conn, sasl, &mut cache).await {
+                Ok(Some(lifetime)) => super::sasl::keep_authenticated(&conn, sasl.clone(), lifetime, cache),
                 Ok(None) => {}
                 Err(e) => {
                     conn.close();

@@ -3,8 +3,8 @@
 
 use super::dialer::Dialer;
 use super::sasl::{OAuthToken, Sasl, Secret};
+use super::scram::ScramMechanism;
 use super::tls::TlsConfig;
-use crate::admin::ScramMechanism;
 use crate::error::{Error, Result};
 use std::path::PathBuf;
 

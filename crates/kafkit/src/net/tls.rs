@@ -210,11 +210,92 @@ impl TlsConfig {
         if !self.verify {
             tracing::warn!(addr, "TLS certificate verification is OFF for this connection");
         }
+        let sends_cert = self.client.is_some();
         tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| Error::Tls { addr: addr.to_string(), reason: describe_handshake_error(&e) })
+            .map_err(|e| Error::Tls { addr: addr.to_string(), reason: describe_handshake_error(&e, sends_cert) })
     }
+
+    /// Whether a client certificate is configured.
+    pub(crate) fn sends_client_cert(&self) -> bool {
+        self.client.is_some()
+    }
+}
+
+/// How a connection's reader reports a TLS alert from the broker ([`read_failure`]); the
+/// dialer turns it into [`Error::Tls`] with [`refusal`].
+const ALERT: &str = "the broker sent TLS alert ";
+
+/// The reason a connection's read failed, naming a TLS alert the broker sent.
+pub(crate) fn read_failure(e: &std::io::Error) -> String {
+    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(a)) => format!("read failed: {ALERT}{}", alert_name(*a)),
+        _ => format!("read failed: {e}"),
+    }
+}
+
+/// The IANA name of a TLS alert (RFC 8446 §6, RFC 5246 §7.2).
+fn alert_name(a: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    let name = match a {
+        A::HandshakeFailure => "handshake_failure",
+        A::NoCertificate => "no_certificate",
+        A::BadCertificate => "bad_certificate",
+        A::UnsupportedCertificate => "unsupported_certificate",
+        A::CertificateRevoked => "certificate_revoked",
+        A::CertificateExpired => "certificate_expired",
+        A::CertificateUnknown => "certificate_unknown",
+        A::UnknownCA => "unknown_ca",
+        A::AccessDenied => "access_denied",
+        A::CertificateRequired => "certificate_required",
+        A::ProtocolVersion => "protocol_version",
+        A::InsufficientSecurity => "insufficient_security",
+        A::InternalError => "internal_error",
+        A::DecryptError => "decrypt_error",
+        A::DecodeError => "decode_error",
+        A::IllegalParameter => "illegal_parameter",
+        A::UnrecognisedName => "unrecognized_name",
+        other => return format!("{other:?}"),
+    };
+    name.to_string()
+}
+
+/// What an alert means for this client, in words.
+fn alert_meaning(alert: &str, sends_cert: bool) -> String {
+    match alert {
+        // A JDK broker (Apache Kafka) that requires a client certificate answers an empty one
+        // with bad_certificate; RFC 8446 names certificate_required for it.
+        "bad_certificate" | "certificate_required" | "no_certificate" | "handshake_failure" if !sends_cert => format!(
+            "the broker requires a client certificate and none is configured (TLS alert {alert}); give one (mutual TLS)"
+        ),
+        "bad_certificate" | "certificate_unknown" | "unknown_ca" | "unsupported_certificate" | "certificate_expired"
+        | "certificate_revoked" | "access_denied" | "handshake_failure" => format!(
+            "the broker refused this client's certificate (TLS alert {alert}): is it signed by a CA the broker trusts, valid now, and meant for client authentication?"
+        ),
+        "certificate_required" => format!("the broker requires a client certificate (TLS alert {alert})"),
+        other => format!("the broker ended the TLS session with alert {other}"),
+    }
+}
+
+/// A connection closed because of a TLS alert after the handshake (with TLS 1.3 the broker
+/// judges the client's certificate after the client has finished its handshake, so its
+/// refusal comes as an alert on the first read): the reason in words, for [`Error::Tls`].
+pub(crate) fn refusal(reason: &str, sends_cert: bool) -> Option<String> {
+    let alert = reason.split_once(ALERT)?.1;
+    Some(alert_meaning(alert.split_whitespace().next().unwrap_or(alert), sends_cert))
+}
+
+/// The start of the reason a plaintext connection closes with when the broker's first bytes
+/// are a TLS record: Kafka's SSL and SASL_SSL listeners answer a plaintext request with a
+/// TLS alert (`15 03 03 00 02 02 50`, internal_error) and close.
+pub(crate) const ANSWERED_WITH_TLS: &str = "the broker answered with a TLS record, not a Kafka response";
+
+/// [`ANSWERED_WITH_TLS`] in full, when `buf` begins like a TLS record (RFC 8446 §5.1:
+/// content type 20-24, legacy version 3.x).
+pub(crate) fn answered_with_tls(buf: &[u8]) -> Option<String> {
+    let tls = buf.len() >= 3 && (20..=24).contains(&buf[0]) && buf[1] == 3 && buf[2] <= 4;
+    tls.then(|| format!("{ANSWERED_WITH_TLS}: this port speaks TLS; connect with TLS (Dialer::with_tls)"))
 }
 
 /// The host of `host:port` (brackets of an IPv6 literal removed).
@@ -224,7 +305,7 @@ fn host_of(addr: &str) -> &str {
 }
 
 /// A handshake failure in words: which check failed.
-fn describe_handshake_error(e: &std::io::Error) -> String {
+fn describe_handshake_error(e: &std::io::Error, sends_cert: bool) -> String {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
         Some(rustls::Error::InvalidCertificate(c)) => {
@@ -233,19 +314,32 @@ fn describe_handshake_error(e: &std::io::Error) -> String {
                 C::NotValidForName | C::NotValidForNameContext { .. } => {
                     "the broker's certificate does not name this host (hostname verification)".to_string()
                 }
-                C::UnknownIssuer => "the broker's certificate is not signed by a trusted CA (unknown issuer)".to_string(),
+                C::UnknownIssuer => {
+                    "the broker's certificate is not signed by a trusted CA (unknown issuer)".to_string()
+                }
                 C::Expired | C::ExpiredContext { .. } => "the broker's certificate has expired".to_string(),
-                C::NotValidYet | C::NotValidYetContext { .. } => "the broker's certificate is not valid yet".to_string(),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "the broker's certificate is not valid yet".to_string()
+                }
                 C::Revoked => "the broker's certificate is revoked".to_string(),
                 other => format!("the broker's certificate is invalid: {other:?}"),
             };
             format!("TLS handshake failed: {what}")
         }
         Some(rustls::Error::AlertReceived(alert)) => {
-            format!("TLS handshake failed: the broker sent alert {alert:?} (a client certificate it requires or does not accept?)")
+            format!("TLS handshake failed: {}", alert_meaning(&alert_name(*alert), sends_cert))
         }
         Some(other) => format!("TLS handshake failed: {other}"),
-        None => format!("TLS handshake failed: {e} (a client certificate the broker requires or does not accept, or a broker that does not speak TLS on this port?)"),
+        None if matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ) =>
+        {
+            format!(
+                "TLS handshake failed: the broker closed the connection ({e}): does this port speak TLS? (a Kafka PLAINTEXT or SASL_PLAINTEXT listener reads a ClientHello as an oversized request and closes)"
+            )
+        }
+        None => format!("TLS handshake failed: {e}"),
     }
 }
 
@@ -295,6 +389,20 @@ mod tests {
         assert_eq!(host_of("broker-1.example:9093"), "broker-1.example");
         assert_eq!(host_of("[::1]:9093"), "::1");
         assert_eq!(host_of("localhost"), "localhost");
+    }
+
+    #[test]
+    fn tls_records_and_alerts_are_recognised() {
+        // What Kafka's SSL listener answers a plaintext ApiVersions with: an internal_error alert.
+        assert!(answered_with_tls(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]).is_some());
+        // A Kafka response frame of 300 bytes is not a TLS record.
+        assert!(answered_with_tls(&[0x00, 0x00, 0x01, 0x2c, 0x00]).is_none());
+        let refused = format!("read failed: {ALERT}certificate_unknown");
+        assert!(refusal(&refused, true).unwrap().contains("refused this client's certificate"));
+        let none = format!("read failed: {ALERT}bad_certificate");
+        assert!(refusal(&none, false).unwrap().contains("requires a client certificate"));
+        assert!(refusal(&none, true).unwrap().contains("refused this client's certificate"));
+        assert!(refusal("the broker closed the connection", true).is_none());
     }
 
     #[test]
