@@ -229,9 +229,13 @@ impl Client {
                     totals
                         .iter()
                         .map(|(t, n)| {
+                            // Null assignments: the controller places the new partitions.
+                            // An empty list would mean "these 0 assignments", which Kafka
+                            // refuses with INVALID_REPLICA_ASSIGNMENT.
                             create_partitions_request::CreatePartitionsTopic::default()
                                 .with_name(t.to_string())
                                 .with_count(*n)
+                                .with_assignments(None)
                         })
                         .collect(),
                 );
