@@ -899,11 +899,16 @@ impl Client {
         users: Option<&[&str]>,
     ) -> Result<ItemResults<String, Vec<(ScramMechanism, i32)>>> {
         self.on_any(|conn| async move {
-            let req = DescribeUserScramCredentialsRequest::default().with_users(users.map(|us| {
-                us.iter()
+            // Every user is an empty list, not null (both mean "all" to Kafka, but Kafka 4.4
+            // fails on a null list when it refuses the request: a NullPointerException and no
+            // answer at all, the connection stuck; the Java admin client sends an empty list).
+            let names = users.unwrap_or_default();
+            let req = DescribeUserScramCredentialsRequest::default().with_users(Some(
+                names
+                    .iter()
                     .map(|u| describe_user_scram_credentials_request::UserName::default().with_name(u.to_string()))
-                    .collect()
-            }));
+                    .collect(),
+            ));
             let resp = conn.request(&req).await?;
             check(resp.error_code, resp.error_message.as_deref(), || "describing SCRAM credentials".into())?;
             Ok(resp
