@@ -424,7 +424,8 @@ impl Client {
                     }
                     Ok(resp)
                 })
-                .await?;
+                .await;
+            let Some(resp) = per_item(&mut out, g, resp) else { continue };
             for d in resp.groups {
                 let r = check(d.error_code, None, || format!("describing group {}", d.group_id)).map(|()| {
                     GroupDescription {
@@ -468,7 +469,8 @@ impl Client {
                 .on_coordinator(g, CoordinatorType::Group, |conn| async move {
                     conn.request(&DeleteGroupsRequest::default().with_groups_names(vec![g.to_string()])).await
                 })
-                .await?;
+                .await;
+            let Some(resp) = per_item(&mut out, g, resp) else { continue };
             for r in resp.results {
                 let res = check(r.error_code, None, || format!("deleting group {}", r.group_id));
                 out.insert(r.group_id, res);
@@ -1054,7 +1056,8 @@ impl Client {
                     conn.request(&DescribeTransactionsRequest::default().with_transactional_ids(vec![id.to_string()]))
                         .await
                 })
-                .await?;
+                .await;
+            let Some(resp) = per_item(&mut out, id, resp) else { continue };
             for s in resp.transaction_states {
                 let r =
                     check(s.error_code, None, || format!("describing transaction {}", s.transactional_id)).map(|()| {
@@ -1075,6 +1078,19 @@ impl Client {
             }
         }
         Ok(out)
+    }
+}
+
+/// The response for `key`, or `None` after recording its failure (finding its coordinator
+/// included, such as GROUP_AUTHORIZATION_FAILED) as that key's result: one key's failure
+/// does not fail the others (as the Java admin client's per-key futures).
+fn per_item<T, R>(out: &mut ItemResults<String, T>, key: &str, resp: Result<R>) -> Option<R> {
+    match resp {
+        Ok(r) => Some(r),
+        Err(e) => {
+            out.insert(key.to_string(), Err(e));
+            None
+        }
     }
 }
 
