@@ -816,32 +816,56 @@ impl Client {
 
     /// Creates ACLs (CreateAcls v0-3); one result per ACL, in order.
     ///
+    /// An ACL holding a filter's value (resource type `Any`, pattern type `Any` or `Match`,
+    /// operation or permission `Any`, or an `Unknown` code) is refused here with
+    /// [`Error::InvalidArgument`] and not sent: Kafka 4.4 fails the whole request for one such
+    /// ACL, every creation with UNKNOWN_SERVER_ERROR and no message (the Java client refuses
+    /// them as it builds the `AclBinding`).
+    ///
     /// # Errors
     /// The request's failure; per ACL, its error.
     pub async fn create_acls(&self, acls: &[Acl]) -> Result<Vec<Result<()>>> {
-        self.on_any(|conn| async move {
-            let req = CreateAclsRequest::default().with_creations(
-                acls.iter()
-                    .map(|a| {
-                        create_acls_request::AclCreation::default()
-                            .with_resource_type(a.resource_type.code())
-                            .with_resource_name(a.resource_name.clone())
-                            .with_resource_pattern_type(a.pattern_type.code())
-                            .with_principal(a.principal.clone())
-                            .with_host(a.host.clone())
-                            .with_operation(a.operation.code())
-                            .with_permission_type(a.permission.code())
-                    })
-                    .collect(),
-            );
-            let resp = conn.request(&req).await?;
-            Ok(resp
-                .results
-                .iter()
-                .map(|r| check(r.error_code, r.error_message.as_deref(), || "creating an ACL".into()))
-                .collect())
-        })
-        .await
+        let checked: Vec<Result<()>> = acls.iter().map(Acl::check).collect();
+        let valid: Vec<&Acl> = acls.iter().zip(&checked).filter(|(_, c)| c.is_ok()).map(|(a, _)| a).collect();
+        let sent = if valid.is_empty() {
+            Vec::new()
+        } else {
+            self.on_any(|conn| {
+                let valid = &valid;
+                async move {
+                    let req = CreateAclsRequest::default().with_creations(
+                        valid
+                            .iter()
+                            .map(|a| {
+                                create_acls_request::AclCreation::default()
+                                    .with_resource_type(a.resource_type.code())
+                                    .with_resource_name(a.resource_name.clone())
+                                    .with_resource_pattern_type(a.pattern_type.code())
+                                    .with_principal(a.principal.clone())
+                                    .with_host(a.host.clone())
+                                    .with_operation(a.operation.code())
+                                    .with_permission_type(a.permission.code())
+                            })
+                            .collect(),
+                    );
+                    Ok(conn.request(&req).await?.results)
+                }
+            })
+            .await?
+        };
+        let mut answers = sent.into_iter();
+        Ok(checked
+            .into_iter()
+            .map(|c| {
+                c?;
+                let r = answers.next().ok_or_else(|| Error::Broker {
+                    code: ErrorCode::UnknownServerError,
+                    context: "the CreateAcls response lacks a result for an ACL".into(),
+                    message: None,
+                })?;
+                check(r.error_code, r.error_message.as_deref(), || "creating an ACL".into())
+            })
+            .collect())
     }
 
     /// Deletes the ACLs matching each filter (DeleteAcls v0-3); per filter, the ACLs
