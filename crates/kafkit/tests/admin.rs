@@ -244,7 +244,7 @@ async fn create_partitions_reach_a_running_group() {
     let t = unique_topic("adm-parts");
     common::create_topics(&addr, &[TopicConfig::new(&t, 1)]).await;
     let group = unique_topic("adm-parts-g");
-    let config = ReaderConfig::group(&group, [t.clone()])
+    let config = ReaderConfig::group(&group, std::slice::from_ref(&t))
         .with_session_timeout(Duration::from_secs(6))
         .with_heartbeat_interval(Duration::from_millis(300))
         .with_partition_watch_interval(Duration::from_millis(300))
@@ -336,7 +336,7 @@ async fn groups_and_their_offsets() {
 
     // A group commits, and the admin sees it, its members and offsets.
     let group = unique_topic("adm-g");
-    let config = ReaderConfig::group(&group, [topic.clone()])
+    let config = ReaderConfig::group(&group, std::slice::from_ref(&topic))
         .with_session_timeout(Duration::from_millis(2000))
         .with_heartbeat_interval(Duration::from_millis(200))
         .with_max_wait(Duration::from_millis(100));
