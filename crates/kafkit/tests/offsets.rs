@@ -173,7 +173,9 @@ async fn read_lag_and_lag_follow_the_high_watermark() {
     }
     assert_eq!((r.read_lag().await.unwrap(), r.lag()), (0, 0));
     // read_lag needs one partition.
-    let g = Reader::new(&[&addr], ReaderConfig::group(unique_topic("off-lag-g"), [topic.clone()])).await.unwrap();
+    let g = Reader::new(&[&addr], ReaderConfig::group(unique_topic("off-lag-g"), std::slice::from_ref(&topic)))
+        .await
+        .unwrap();
     assert!(matches!(g.read_lag().await, Err(kafkit::Error::InvalidArgument(_))));
     g.abort();
 }
@@ -255,7 +257,7 @@ async fn a_group_whose_committed_offset_was_deleted_resets() {
     let r = admin.delete_records(&BTreeMap::from([(tp.clone(), 6)])).await.unwrap();
     assert_eq!(*r[&tp].as_ref().unwrap(), 6);
     // The committed offset 2 is behind the log start 6: the member resets (Earliest).
-    let config = ReaderConfig::group(&group, [topic.clone()])
+    let config = ReaderConfig::group(&group, std::slice::from_ref(&topic))
         .with_session_timeout(Duration::from_secs(6))
         .with_heartbeat_interval(Duration::from_millis(500))
         .with_max_wait(Duration::from_millis(100))
