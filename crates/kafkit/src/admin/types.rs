@@ -366,7 +366,8 @@ pub enum OffsetSpec {
     Latest,
     /// The offset of the record with the largest timestamp (ListOffsets v7+, KIP-734).
     MaxTimestamp,
-    /// The first offset whose timestamp is at or after this time.
+    /// The first offset, in offset order, whose timestamp is at or after this time (-1
+    /// when no record is that late).
     Time(SystemTime),
 }
 

@@ -777,8 +777,10 @@ impl Reader {
         known.fold(-1, |sum, l| sum.max(0) + l)
     }
 
-    /// Asks the partition leader for the end of the log now and returns the messages
-    /// between it and the next offset to read (kafka-go `ReadLag`).
+    /// Asks the partition leader for the end of the log now (ListOffsets latest: the high
+    /// watermark, or the last stable offset under [`IsolationLevel::ReadCommitted`], which
+    /// an open transaction holds back) and returns the messages between it and the next
+    /// offset to read (kafka-go `ReadLag`).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] in group mode; ListOffsets' error.
