@@ -2,11 +2,48 @@
 //! the cluster, records, ACLs, SCRAM credentials, producers and transactions (Java's
 //! `Admin`, franz-go's `kadm`, kafka-go's `Client`).
 //!
-//! Every call routes its request to the broker that must answer it (the controller, a
-//! group or transaction coordinator, the partition leaders, or any broker), retries
-//! retriable errors of the whole request with the cluster's backoff, and returns
-//! per-item results where the request covers many items. A call the broker does not serve
-//! fails with [`Error::UnsupportedByBroker`], decided from its ApiVersions.
+//! Every call routes its request to the broker that must answer it, at the highest version
+//! both kafkit and that broker speak (from its ApiVersions; an API it does not serve fails
+//! with [`Error::UnsupportedByBroker`] before anything is sent). Whole requests are retried
+//! through [`Cluster::retry`] with the cluster's backoff while their error is retriable, up
+//! to [`ClusterConfig::retry_timeout`]; an error that is not (an authorization failure such
+//! as `TOPIC_AUTHORIZATION_FAILED`, an invalid config) comes back at once. Where a request
+//! covers many items, each item gets its own result.
+//!
+//! | call | API (versions kafkit sends; with Kafka 4.4) | sent to |
+//! |---|---|---|
+//! | [`Client::create_topics`] | CreateTopics v0-7 (v7) | the controller¹ |
+//! | [`Client::delete_topics`] | DeleteTopics v0-6 (v6, by name) | the controller¹ |
+//! | [`Client::create_partitions`] | CreatePartitions v0-3 (v3) | the controller¹ |
+//! | [`Client::describe_configs`] | DescribeConfigs v0-4 (v4) | a broker's configs: that broker; a topic's: any broker |
+//! | [`Client::incremental_alter_configs`] | IncrementalAlterConfigs v0-1 (v1, KIP-339) | as `describe_configs` |
+//! | [`Client::list_groups`] | ListGroups v0-5 (v5) | every broker |
+//! | [`Client::describe_groups`] | DescribeGroups v0-5 (v5) | each group's coordinator² |
+//! | [`Client::delete_groups`] | DeleteGroups v0-2 (v2) | each group's coordinator² |
+//! | [`Client::fetch_offsets`] | OffsetFetch v0-9 (v9) | the group's coordinator² |
+//! | [`Client::alter_offsets`] | OffsetCommit v0-9 (v9) | the group's coordinator² |
+//! | [`Client::delete_offsets`] | OffsetDelete v0 (KIP-496) | the group's coordinator² |
+//! | [`Client::list_offsets`] | ListOffsets v0-10 (v10) | each partition leader, one request per leader |
+//! | [`Client::delete_records`] | DeleteRecords v0-2 (v2) | each partition leader, one request per leader |
+//! | [`Client::describe_producers`] | DescribeProducers v0 (KIP-664) | each partition leader, one request per leader |
+//! | [`Client::describe_transactions`] | DescribeTransactions v0 (KIP-664) | each id's transaction coordinator² |
+//! | [`Client::describe_cluster`] | DescribeCluster v0-1 (v1, KIP-700) | any broker |
+//! | [`Client::elect_leaders`] | ElectLeaders v0-2 (v2, KIP-460) | the controller¹ |
+//! | [`Client::describe_acls`] | DescribeAcls v0-3 (v3) | any broker |
+//! | [`Client::create_acls`] | CreateAcls v0-3 (v3) | any broker |
+//! | [`Client::delete_acls`] | DeleteAcls v0-3 (v3) | any broker |
+//! | [`Client::describe_user_scram_credentials`] | DescribeUserScramCredentials v0 (KIP-554) | any broker |
+//! | [`Client::alter_user_scram_credentials`] | AlterUserScramCredentials v0 (KIP-554) | the controller¹ |
+//!
+//! ¹ The broker the Metadata response names as the controller. On a KRaft cluster (every
+//! Kafka 4) that is some live broker, which forwards the request to the active controller
+//! of the quorum; NOT_CONTROLLER refreshes the metadata and tries again.
+//! ² Found with FindCoordinator v0-6 (key type group or transaction; v4+ batched form, one
+//! key) at any broker. Its failure, such as GROUP_AUTHORIZATION_FAILED, is that key's result.
+//!
+//! Brokers answer config, ACL and SCRAM requests from their metadata, which has a change a
+//! moment after the controller took it: describing right after altering can show the old
+//! state.
 //!
 //! # Cancellation
 //! Dropping a call's future stops it; a request already sent may still be applied by the
@@ -163,12 +200,16 @@ impl Client {
 
     // ----- topics -----
 
-    /// Creates topics (CreateTopics v0-7) with their partitions, replication factor,
-    /// configs and explicit replica assignments ([`TopicConfig`]); with `validate_only` the
-    /// controller only checks them (v1+).
+    /// Creates topics with their partitions, replication factor, configs and explicit
+    /// replica assignments ([`TopicConfig`]): CreateTopics v0-7 to the controller. With
+    /// `validate_only` (v1+) Kafka checks them and answers as for a creation (partitions,
+    /// replication factor) but creates nothing.
     ///
     /// # Errors
-    /// The request's own failure; per topic, its error (such as `TOPIC_ALREADY_EXISTS`).
+    /// The request's own failure; per topic, its error: `TOPIC_ALREADY_EXISTS`,
+    /// `INVALID_CONFIG` (a value Kafka cannot parse, a key it does not know),
+    /// `INVALID_PARTITIONS`, `INVALID_REPLICATION_FACTOR`, `INVALID_TOPIC_EXCEPTION`,
+    /// `TOPIC_AUTHORIZATION_FAILED` (no Create on the topic or the cluster).
     pub async fn create_topics(
         &self,
         topics: &[TopicConfig],
@@ -194,10 +235,12 @@ impl Client {
         .await
     }
 
-    /// Deletes topics by name (DeleteTopics v0-6).
+    /// Deletes topics by name: DeleteTopics v0-6 to the controller. Brokers drop a deleted
+    /// topic from their metadata a moment after the answer.
     ///
     /// # Errors
-    /// The request's own failure; per topic, its error.
+    /// The request's own failure; per topic, its error (`UNKNOWN_TOPIC_OR_PARTITION`,
+    /// `TOPIC_AUTHORIZATION_FAILED`).
     pub async fn delete_topics(&self, topics: &[&str]) -> Result<ItemResults<String>> {
         self.on_controller(|conn| async move {
             let resp = conn.request(&crate::net::delete_topics_request(&conn, topics)?).await?;
@@ -214,12 +257,15 @@ impl Client {
         .await
     }
 
-    /// Raises topics' partition counts to the totals given (CreatePartitions v0-3); with
-    /// `validate_only` the controller only checks.
+    /// Raises topics' partition counts to the totals given, the controller placing the new
+    /// partitions: CreatePartitions v0-3 to the controller. With `validate_only` it only
+    /// checks. A consumer group sees the new partitions when its leader next reads the
+    /// metadata ([`ReaderConfig::partition_watch_interval`](crate::ReaderConfig::partition_watch_interval)).
     ///
     /// # Errors
     /// The request's own failure ([`Error::UnsupportedByBroker`] where it is not served);
-    /// per topic, its error (such as `INVALID_PARTITIONS`).
+    /// per topic, its error (`INVALID_PARTITIONS` for a total not above the current count,
+    /// `UNKNOWN_TOPIC_OR_PARTITION`, `TOPIC_AUTHORIZATION_FAILED` without Alter).
     pub async fn create_partitions(&self, totals: &[(&str, i32)], validate_only: bool) -> Result<ItemResults<String>> {
         self.on_controller(|conn| async move {
             let req = CreatePartitionsRequest::default()
@@ -229,9 +275,13 @@ impl Client {
                     totals
                         .iter()
                         .map(|(t, n)| {
+                            // Null assignments: the controller places the new partitions.
+                            // An empty list would mean "these 0 assignments", which Kafka
+                            // refuses with INVALID_REPLICA_ASSIGNMENT.
                             create_partitions_request::CreatePartitionsTopic::default()
                                 .with_name(t.to_string())
                                 .with_count(*n)
+                                .with_assignments(None)
                         })
                         .collect(),
                 );
@@ -252,11 +302,16 @@ impl Client {
 
     // ----- configs -----
 
-    /// The configs of topics and brokers (DescribeConfigs v0-4). Topic configs are asked of
-    /// any broker, a broker's of that broker.
+    /// The configs of topics and brokers: DescribeConfigs v0-4, a broker's configs to that
+    /// broker, topic configs to any broker. Kafka returns every config of the resource (not
+    /// only those set), each with its [`ConfigSource`] (v1+) and secrets withheld
+    /// (`sensitive`, value `None`); synonyms and documentation are not asked for.
     ///
     /// # Errors
-    /// A request's own failure; per resource, its error.
+    /// A request's own failure (`BROKER_NOT_AVAILABLE` for a broker the metadata does not
+    /// list); per resource, its error (`UNKNOWN_TOPIC_OR_PARTITION`,
+    /// `TOPIC_AUTHORIZATION_FAILED` or `CLUSTER_AUTHORIZATION_FAILED` without
+    /// DescribeConfigs).
     pub async fn describe_configs(
         &self,
         resources: &[ConfigResource],
@@ -311,11 +366,17 @@ impl Client {
         Ok(out)
     }
 
-    /// Changes configs one key at a time, leaving the others as they are
-    /// (IncrementalAlterConfigs v0-1, KIP-339); with `validate_only` the broker only checks.
+    /// Changes configs one key at a time, leaving the others as they are:
+    /// IncrementalAlterConfigs v0-1 (KIP-339), a broker's configs to that broker, topic
+    /// configs to any broker (which forwards to the controller). `Append` and `Subtract` work
+    /// on list values only (such as `cleanup.policy`); `Delete` goes back to the default.
+    /// A resource's changes are applied all or none. With `validate_only` nothing is applied.
     ///
     /// # Errors
-    /// A request's own failure; per resource, its error.
+    /// A request's own failure; per resource, its error (`INVALID_CONFIG` for a value that
+    /// does not parse, an unknown key or `Append` to a value that is not a list;
+    /// `INVALID_REQUEST` for a broker config that cannot change at run time; the
+    /// authorization failures of [`Client::describe_configs`] without AlterConfigs).
     pub async fn incremental_alter_configs(
         &self,
         changes: &[(ConfigResource, Vec<(String, AlterConfigOp)>)],
@@ -369,7 +430,9 @@ impl Client {
 
     // ----- groups -----
 
-    /// Every group of every broker (ListGroups v0-5, sent to each broker).
+    /// Every group of every broker: ListGroups v0-5 to each broker in the metadata. Kafka
+    /// lists the groups the principal may describe (all of them with Describe on the
+    /// cluster).
     ///
     /// # Errors
     /// A broker's failure or error code.
@@ -395,11 +458,13 @@ impl Client {
         Ok(out)
     }
 
-    /// Describes groups: state, assignor, members and their assignments (DescribeGroups
-    /// v0-5, at each group's coordinator).
+    /// Describes groups: state, assignor, members and their assignments: DescribeGroups
+    /// v0-5, one request per group to its coordinator. A group Kafka does not know is
+    /// described as `Dead`, with no members.
     ///
     /// # Errors
-    /// A request's own failure; per group, its error.
+    /// Per group, its error, finding its coordinator included (`GROUP_AUTHORIZATION_FAILED`
+    /// without Describe on it).
     pub async fn describe_groups(&self, groups: &[&str]) -> Result<ItemResults<String, GroupDescription>> {
         let mut out = BTreeMap::new();
         for g in groups {
@@ -420,7 +485,8 @@ impl Client {
                     }
                     Ok(resp)
                 })
-                .await?;
+                .await;
+            let Some(resp) = per_item(&mut out, g, resp) else { continue };
             for d in resp.groups {
                 let r = check(d.error_code, None, || format!("describing group {}", d.group_id)).map(|()| {
                     GroupDescription {
@@ -451,12 +517,12 @@ impl Client {
         Ok(out)
     }
 
-    /// Deletes groups that have no members, with their committed offsets (DeleteGroups
-    /// v0-2, at each group's coordinator).
+    /// Deletes groups that have no members, with their committed offsets: DeleteGroups
+    /// v0-2, one request per group to its coordinator.
     ///
     /// # Errors
-    /// A request's own failure; per group, its error (`NON_EMPTY_GROUP`,
-    /// `GROUP_ID_NOT_FOUND`).
+    /// Per group, its error, finding its coordinator included (`NON_EMPTY_GROUP`,
+    /// `GROUP_ID_NOT_FOUND`, `GROUP_AUTHORIZATION_FAILED` without Delete on it).
     pub async fn delete_groups(&self, groups: &[&str]) -> Result<ItemResults<String>> {
         let mut out = BTreeMap::new();
         for g in groups {
@@ -464,7 +530,8 @@ impl Client {
                 .on_coordinator(g, CoordinatorType::Group, |conn| async move {
                     conn.request(&DeleteGroupsRequest::default().with_groups_names(vec![g.to_string()])).await
                 })
-                .await?;
+                .await;
+            let Some(resp) = per_item(&mut out, g, resp) else { continue };
             for r in resp.results {
                 let res = check(r.error_code, None, || format!("deleting group {}", r.group_id));
                 out.insert(r.group_id, res);
@@ -473,12 +540,12 @@ impl Client {
         Ok(out)
     }
 
-    /// A group's committed offsets: of `parts`, or of every partition it has committed
-    /// (OffsetFetch v0-9, at its coordinator). Partitions with nothing committed are left
-    /// out.
+    /// A group's committed offsets: of `parts`, or of every partition it has committed.
+    /// OffsetFetch v0-9 to the group's coordinator, without `require_stable`. Partitions
+    /// with nothing committed are left out.
     ///
     /// # Errors
-    /// The request's failure or the group's error.
+    /// The request's failure or the group's error (`GROUP_AUTHORIZATION_FAILED`).
     pub async fn fetch_offsets(
         &self,
         group: &str,
@@ -492,12 +559,14 @@ impl Client {
         Ok(all.into_iter().filter(|(_, (o, _))| *o >= 0).map(|(tp, (o, _))| (tp, o)).collect())
     }
 
-    /// Sets a group's committed offsets (OffsetCommit as an admin: no generation, no
-    /// member). The coordinator accepts it only while the group has no members.
+    /// Sets a group's committed offsets: OffsetCommit v0-9 to the group's coordinator, as
+    /// an admin (generation -1, no member id). The coordinator accepts it only while the
+    /// group has no members; a group that does not exist is created, empty.
     ///
     /// # Errors
-    /// The request's failure; per partition, its error (`UNKNOWN_MEMBER_ID` while the
-    /// group has members).
+    /// The request's failure (`GROUP_AUTHORIZATION_FAILED` finding the coordinator); per
+    /// partition, its error (`UNKNOWN_MEMBER_ID` while the group has members,
+    /// `GROUP_AUTHORIZATION_FAILED` without Read on the group).
     pub async fn alter_offsets(
         &self,
         group: &str,
@@ -542,8 +611,8 @@ impl Client {
             .collect())
     }
 
-    /// Deletes a group's committed offsets of partitions it no longer reads (OffsetDelete
-    /// v0, KIP-496).
+    /// Deletes a group's committed offsets of partitions it no longer reads: OffsetDelete
+    /// v0 (KIP-496) to the group's coordinator.
     ///
     /// # Errors
     /// The request's failure or the group's error; per partition, its error
@@ -587,11 +656,17 @@ impl Client {
 
     // ----- offsets and records -----
 
-    /// Looks offsets up by [`OffsetSpec`] (ListOffsets v0-10, at each partition leader).
+    /// Looks offsets up by [`OffsetSpec`]: ListOffsets v0-10, one request per partition
+    /// leader (found in fresh metadata), with the isolation level from v2. `Latest` is the
+    /// high watermark, or the last stable offset under read_committed (an open transaction
+    /// holds it back). `Time(t)` is the first offset, in offset order, whose timestamp is at
+    /// or after `t`, with that record's timestamp; offset -1 (and no timestamp) when no
+    /// record is that late. `MaxTimestamp` (Kafka answers it from v7) is the record with
+    /// the largest timestamp.
     ///
     /// # Errors
-    /// A request's own failure; per partition, its error. [`OffsetSpec::MaxTimestamp`]
-    /// needs ListOffsets v7 and fails per partition below it.
+    /// A request's own failure; per partition, its error (`UNKNOWN_TOPIC_OR_PARTITION`,
+    /// `TOPIC_AUTHORIZATION_FAILED` without Describe).
     pub async fn list_offsets(
         &self,
         specs: &[(TopicPartition, OffsetSpec)],
@@ -652,11 +727,16 @@ impl Client {
         Ok(out)
     }
 
-    /// Deletes records before the given offsets (DeleteRecords v0-2, at each partition
-    /// leader); returns each partition's new log start offset.
+    /// Deletes records before the given offsets (-1: up to the high watermark): DeleteRecords
+    /// v0-2, one request per partition leader. Returns each partition's new log start offset
+    /// (its low watermark), which may fall inside a record batch: fetches from it return the
+    /// whole batch, and readers leave out the records before it. A reader positioned behind
+    /// it gets OFFSET_OUT_OF_RANGE and continues per its
+    /// [`OffsetReset`](crate::OffsetReset).
     ///
     /// # Errors
-    /// A request's own failure; per partition, its error.
+    /// A request's own failure; per partition, its error (`OFFSET_OUT_OF_RANGE` for an offset
+    /// past the high watermark, `TOPIC_AUTHORIZATION_FAILED` without Delete).
     pub async fn delete_records(
         &self,
         before: &BTreeMap<TopicPartition, i64>,
@@ -700,7 +780,9 @@ impl Client {
 
     // ----- cluster -----
 
-    /// The cluster id, controller and brokers (DescribeCluster v0-1, KIP-700).
+    /// The cluster id, controller and brokers: DescribeCluster v0-1 (KIP-700) to any
+    /// broker, asking for brokers (not controllers). On a KRaft cluster the controller id is
+    /// a live broker's, as in Metadata. Every principal may ask.
     ///
     /// # Errors
     /// The request's failure or error code.
@@ -723,12 +805,16 @@ impl Client {
         .await
     }
 
-    /// Elects partition leaders (ElectLeaders v0-2, KIP-460): of `parts`, or of every
-    /// partition when `None`.
+    /// Elects partition leaders: ElectLeaders v0-2 (KIP-460; the election type from v1) to
+    /// the controller, for `parts`, or for every partition when `None` (then Kafka reports
+    /// only the partitions it elected a leader for). A preferred election makes the first
+    /// replica the leader when it is alive and in sync.
     ///
     /// # Errors
-    /// The request's failure or error code; per partition, its error
-    /// (`ELECTION_NOT_NEEDED` when the leader already is the one asked for).
+    /// The request's failure or error code (`CLUSTER_AUTHORIZATION_FAILED` without Alter on
+    /// the cluster); per partition, its error (`ELECTION_NOT_NEEDED` when the leader already
+    /// is the one asked for, `PREFERRED_LEADER_NOT_AVAILABLE` while the preferred replica is
+    /// down or out of sync). [`Error::InvalidArgument`] for an unclean election below v1.
     pub async fn elect_leaders(
         &self,
         kind: ElectionType,
@@ -775,10 +861,13 @@ impl Client {
 
     // ----- ACLs -----
 
-    /// The ACLs matching `filter` (DescribeAcls v0-3).
+    /// The ACLs matching `filter`: DescribeAcls v0-3 to any broker, which answers from its
+    /// authorizer. [`PatternType::Match`] finds the ACLs that apply to a name (literal,
+    /// prefixed and `*`); the other fields match exactly, or anything when `None`/`Any`.
     ///
     /// # Errors
-    /// The request's failure or error code (`SECURITY_DISABLED` without an authorizer).
+    /// The request's failure or error code (`SECURITY_DISABLED` without an authorizer,
+    /// `CLUSTER_AUTHORIZATION_FAILED` without Describe on the cluster).
     pub async fn describe_acls(&self, filter: &AclFilter) -> Result<Vec<Acl>> {
         self.on_any(|conn| async move {
             let req = DescribeAclsRequest::default()
@@ -808,41 +897,68 @@ impl Client {
         .await
     }
 
-    /// Creates ACLs (CreateAcls v0-3); one result per ACL, in order.
+    /// Creates ACLs: CreateAcls v0-3 to any broker (which forwards to the controller); one
+    /// result per ACL, in order.
+    ///
+    /// An ACL holding a filter's value (resource type `Any`, pattern type `Any` or `Match`,
+    /// operation or permission `Any`, or an `Unknown` code) is refused here with
+    /// [`Error::InvalidArgument`] and not sent: Kafka 4.4 fails the whole request for one such
+    /// ACL, every creation with UNKNOWN_SERVER_ERROR and no message (the Java client refuses
+    /// them as it builds the `AclBinding`).
     ///
     /// # Errors
-    /// The request's failure; per ACL, its error.
+    /// The request's failure; per ACL, its error (`INVALID_REQUEST` for a principal that is
+    /// not `Type:name`, `CLUSTER_AUTHORIZATION_FAILED` without Alter on the cluster).
     pub async fn create_acls(&self, acls: &[Acl]) -> Result<Vec<Result<()>>> {
-        self.on_any(|conn| async move {
-            let req = CreateAclsRequest::default().with_creations(
-                acls.iter()
-                    .map(|a| {
-                        create_acls_request::AclCreation::default()
-                            .with_resource_type(a.resource_type.code())
-                            .with_resource_name(a.resource_name.clone())
-                            .with_resource_pattern_type(a.pattern_type.code())
-                            .with_principal(a.principal.clone())
-                            .with_host(a.host.clone())
-                            .with_operation(a.operation.code())
-                            .with_permission_type(a.permission.code())
-                    })
-                    .collect(),
-            );
-            let resp = conn.request(&req).await?;
-            Ok(resp
-                .results
-                .iter()
-                .map(|r| check(r.error_code, r.error_message.as_deref(), || "creating an ACL".into()))
-                .collect())
-        })
-        .await
+        let checked: Vec<Result<()>> = acls.iter().map(Acl::check).collect();
+        let valid: Vec<&Acl> = acls.iter().zip(&checked).filter(|(_, c)| c.is_ok()).map(|(a, _)| a).collect();
+        let sent = if valid.is_empty() {
+            Vec::new()
+        } else {
+            self.on_any(|conn| {
+                let valid = &valid;
+                async move {
+                    let req = CreateAclsRequest::default().with_creations(
+                        valid
+                            .iter()
+                            .map(|a| {
+                                create_acls_request::AclCreation::default()
+                                    .with_resource_type(a.resource_type.code())
+                                    .with_resource_name(a.resource_name.clone())
+                                    .with_resource_pattern_type(a.pattern_type.code())
+                                    .with_principal(a.principal.clone())
+                                    .with_host(a.host.clone())
+                                    .with_operation(a.operation.code())
+                                    .with_permission_type(a.permission.code())
+                            })
+                            .collect(),
+                    );
+                    Ok(conn.request(&req).await?.results)
+                }
+            })
+            .await?
+        };
+        let mut answers = sent.into_iter();
+        Ok(checked
+            .into_iter()
+            .map(|c| {
+                c?;
+                let r = answers.next().ok_or_else(|| Error::Broker {
+                    code: ErrorCode::UnknownServerError,
+                    context: "the CreateAcls response lacks a result for an ACL".into(),
+                    message: None,
+                })?;
+                check(r.error_code, r.error_message.as_deref(), || "creating an ACL".into())
+            })
+            .collect())
     }
 
-    /// Deletes the ACLs matching each filter (DeleteAcls v0-3); per filter, the ACLs
-    /// deleted.
+    /// Deletes the ACLs matching each filter: DeleteAcls v0-3 to any broker; per filter, in
+    /// order, the ACLs it deleted (none when it matched none).
     ///
     /// # Errors
-    /// The request's failure; per filter, its error.
+    /// The request's failure; per filter, its error (`CLUSTER_AUTHORIZATION_FAILED` without
+    /// Alter on the cluster).
     pub async fn delete_acls(&self, filters: &[AclFilter]) -> Result<Vec<Result<Vec<Acl>>>> {
         self.on_any(|conn| async move {
             let req = DeleteAclsRequest::default().with_filters(
@@ -885,21 +1001,27 @@ impl Client {
 
     // ----- SCRAM credentials -----
 
-    /// The SCRAM mechanisms and iteration counts of `users`, or of every user when `None`
-    /// (DescribeUserScramCredentials v0, KIP-554).
+    /// The SCRAM mechanisms and iteration counts of `users`, or of every user when `None`:
+    /// DescribeUserScramCredentials v0 (KIP-554) to any broker.
     ///
     /// # Errors
-    /// The request's failure or error code; per user, its error (`RESOURCE_NOT_FOUND`).
+    /// The request's failure or error code (`CLUSTER_AUTHORIZATION_FAILED` without Describe
+    /// on the cluster); per user, its error (`RESOURCE_NOT_FOUND`).
     pub async fn describe_user_scram_credentials(
         &self,
         users: Option<&[&str]>,
     ) -> Result<ItemResults<String, Vec<(ScramMechanism, i32)>>> {
         self.on_any(|conn| async move {
-            let req = DescribeUserScramCredentialsRequest::default().with_users(users.map(|us| {
-                us.iter()
+            // Every user is an empty list, not null (both mean "all" to Kafka, but Kafka 4.4
+            // fails on a null list when it refuses the request: a NullPointerException and no
+            // answer at all, the connection stuck; the Java admin client sends an empty list).
+            let names = users.unwrap_or_default();
+            let req = DescribeUserScramCredentialsRequest::default().with_users(Some(
+                names
+                    .iter()
                     .map(|u| describe_user_scram_credentials_request::UserName::default().with_name(u.to_string()))
-                    .collect()
-            }));
+                    .collect(),
+            ));
             let resp = conn.request(&req).await?;
             check(resp.error_code, resp.error_message.as_deref(), || "describing SCRAM credentials".into())?;
             Ok(resp
@@ -922,12 +1044,15 @@ impl Client {
         .await
     }
 
-    /// Creates or replaces SCRAM credentials and deletes others (AlterUserScramCredentials
-    /// v0, KIP-554). Passwords are salted (32 random bytes) and hashed with PBKDF2 here, as
-    /// RFC 5802 describes; only the salted password is sent.
+    /// Creates or replaces SCRAM credentials and deletes others: AlterUserScramCredentials
+    /// v0 (KIP-554) to the controller. Passwords are salted (32 random bytes) and hashed
+    /// with PBKDF2 here, as RFC 5802 describes; only the salted password is sent. Brokers
+    /// accept the new credential a moment after the answer.
     ///
     /// # Errors
-    /// The request's failure; per user, its error.
+    /// The request's failure; per user, its error (`UNACCEPTABLE_CREDENTIAL` below 4096
+    /// iterations, `RESOURCE_NOT_FOUND` deleting a credential the user lacks,
+    /// `CLUSTER_AUTHORIZATION_FAILED` without Alter on the cluster).
     pub async fn alter_user_scram_credentials(
         &self,
         upserts: &[ScramCredential],
@@ -977,11 +1102,13 @@ impl Client {
 
     // ----- producers and transactions -----
 
-    /// The active producers of partitions (DescribeProducers v0, KIP-664, at each partition
-    /// leader).
+    /// The active producers of partitions, as the leader keeps them for idempotence and
+    /// transactions: DescribeProducers v0 (KIP-664), one request per partition leader. A
+    /// writer without a producer id (not idempotent) leaves none.
     ///
     /// # Errors
-    /// A request's own failure; per partition, its error.
+    /// A request's own failure; per partition, its error (`UNKNOWN_TOPIC_OR_PARTITION`,
+    /// `TOPIC_AUTHORIZATION_FAILED` without Read).
     pub async fn describe_producers(
         &self,
         parts: &[TopicPartition],
@@ -1032,11 +1159,13 @@ impl Client {
         Ok(out)
     }
 
-    /// Describes transactions by transactional id (DescribeTransactions v0, KIP-664, at
-    /// each id's transaction coordinator).
+    /// Describes transactions by transactional id: DescribeTransactions v0 (KIP-664), one
+    /// request per id to its transaction coordinator. An open transaction is `Ongoing` with
+    /// its partitions; once committed, `CompleteCommit` (Kafka 4.4) with none.
     ///
     /// # Errors
-    /// A request's own failure; per id, its error (`TRANSACTIONAL_ID_NOT_FOUND`).
+    /// Per id, its error, finding its coordinator included (`TRANSACTIONAL_ID_NOT_FOUND`,
+    /// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` without Describe on it).
     pub async fn describe_transactions(&self, ids: &[&str]) -> Result<ItemResults<String, TransactionDescription>> {
         let mut out = BTreeMap::new();
         for id in ids {
@@ -1045,7 +1174,8 @@ impl Client {
                     conn.request(&DescribeTransactionsRequest::default().with_transactional_ids(vec![id.to_string()]))
                         .await
                 })
-                .await?;
+                .await;
+            let Some(resp) = per_item(&mut out, id, resp) else { continue };
             for s in resp.transaction_states {
                 let r =
                     check(s.error_code, None, || format!("describing transaction {}", s.transactional_id)).map(|()| {
@@ -1066,6 +1196,19 @@ impl Client {
             }
         }
         Ok(out)
+    }
+}
+
+/// The response for `key`, or `None` after recording its failure (finding its coordinator
+/// included, such as GROUP_AUTHORIZATION_FAILED) as that key's result: one key's failure
+/// does not fail the others (as the Java admin client's per-key futures).
+fn per_item<T, R>(out: &mut ItemResults<String, T>, key: &str, resp: Result<R>) -> Option<R> {
+    match resp {
+        Ok(r) => Some(r),
+        Err(e) => {
+            out.insert(key.to_string(), Err(e));
+            None
+        }
     }
 }
 

@@ -157,6 +157,31 @@ pub struct Acl {
 }
 
 impl Acl {
+    /// Whether this is an ACL rather than a filter: a concrete resource type, a literal or
+    /// prefixed pattern, a concrete operation, allow or deny (Java's `ResourcePattern` and
+    /// `AccessControlEntry` constructors refuse the rest).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming the field.
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        let bad = |what: &str, v: &dyn std::fmt::Debug| {
+            Err(crate::Error::InvalidArgument(format!("an ACL cannot have the {what} {v:?} (only a filter can)")))
+        };
+        match self {
+            Acl { resource_type: ResourceType::Any | ResourceType::Unknown(_), .. } => {
+                bad("resource type", &self.resource_type)
+            }
+            Acl { pattern_type: PatternType::Any | PatternType::Match | PatternType::Unknown(_), .. } => {
+                bad("pattern type", &self.pattern_type)
+            }
+            Acl { operation: AclOperation::Any | AclOperation::Unknown(_), .. } => bad("operation", &self.operation),
+            Acl { permission: AclPermission::Any | AclPermission::Unknown(_), .. } => {
+                bad("permission", &self.permission)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// An ACL from a response's codes: (resource type, name, pattern type), (principal,
     /// host), (operation, permission type).
     pub(crate) fn from_codes(resource: (i8, &str, i8), who: (&str, &str), what: (i8, i8)) -> Acl {
@@ -332,7 +357,8 @@ pub enum OffsetSpec {
     Latest,
     /// The offset of the record with the largest timestamp (ListOffsets v7+, KIP-734).
     MaxTimestamp,
-    /// The first offset whose timestamp is at or after this time.
+    /// The first offset, in offset order, whose timestamp is at or after this time (-1
+    /// when no record is that late).
     Time(SystemTime),
 }
 

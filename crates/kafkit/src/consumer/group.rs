@@ -947,11 +947,28 @@ impl JoinCtx {
 }
 
 /// Partition counts of `topics` from fresh metadata (topics that do not exist are left out).
+///
+/// # Errors
+/// `TOPIC_AUTHORIZATION_FAILED` when the principal may not describe one of them: Kafka
+/// answers so for a topic without Describe, and leaving it out would give the group an
+/// assignment without it and a reader that waits forever (the Java consumer throws
+/// `TopicAuthorizationException` from `poll` instead).
 async fn partition_counts(cluster: &crate::Cluster, mut topics: Vec<String>) -> Result<BTreeMap<String, i32>> {
     topics.sort();
     topics.dedup();
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let meta = cluster.refresh_metadata(Some(&names)).await?;
+    let denied: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|t| meta.topics.get(*t).and_then(|m| m.error) == Some(ErrorCode::TopicAuthorizationFailed))
+        .collect();
+    if !denied.is_empty() {
+        return Err(broker_error(
+            ErrorCode::TopicAuthorizationFailed,
+            format!("metadata for the subscribed topics {}", denied.join(", ")),
+        ));
+    }
     Ok(topics
         .iter()
         .filter_map(|t| {

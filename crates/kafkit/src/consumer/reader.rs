@@ -738,10 +738,14 @@ impl Reader {
         self.engine.seek(&tp, offset)
     }
 
-    /// Moves the reader to the first message at or after `t` (kafka-go `SetOffsetAt`,
-    /// ListOffsets by timestamp); to the end of the log when there is none. A reader of
-    /// several partitions ([`ReaderConfig::assign`]) moves each of them so (Java
-    /// `offsetsForTimes` then `seek`).
+    /// Moves the reader to the first message at or after `t` (kafka-go `SetOffsetAt`;
+    /// ListOffsets by timestamp at the partition leader). Kafka finds the first offset, in
+    /// offset order, whose timestamp is at or after `t` (with CreateTime, timestamps need not
+    /// grow with offsets). When no message is that late Kafka answers -1, and the reader moves
+    /// to the end of the log as it was just before the lookup: the next read returns the
+    /// first message written after it, whatever its timestamp, and nothing written during the
+    /// lookup is skipped. A reader of several partitions ([`ReaderConfig::assign`]) moves each
+    /// of them so (Java `offsetsForTimes` then `seek`).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] in group mode; ListOffsets' error (partitions looked up
@@ -756,8 +760,11 @@ impl Reader {
         };
         let (cluster, iso) = (&self.engine.cluster, self.config.isolation);
         for tp in &parts {
+            // The end first: had it been asked after a -1, a message written in between with
+            // a timestamp at or after `t` would be skipped.
+            let end = list_offset(cluster, tp, -1, iso).await?;
             let offset = match list_offset(cluster, tp, to_millis(t), iso).await? {
-                -1 => list_offset(cluster, tp, -1, iso).await?,
+                -1 => end,
                 o => o,
             };
             self.engine.seek(tp, offset)?;
@@ -775,9 +782,10 @@ impl Reader {
         known.fold(-1, |sum, l| sum.max(0) + l)
     }
 
-    /// Asks the partition leader for the end of the log now (ListOffsets: under
-    /// [`IsolationLevel::ReadCommitted`] the last stable offset) and returns the messages
-    /// between it and the next offset to read (kafka-go `ReadLag`).
+    /// Asks the partition leader for the end of the log now (ListOffsets latest: the high
+    /// watermark, or the last stable offset under [`IsolationLevel::ReadCommitted`], which
+    /// an open transaction holds back) and returns the messages between it and the next
+    /// offset to read (kafka-go `ReadLag`).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] in group mode; ListOffsets' error.

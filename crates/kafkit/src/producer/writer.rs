@@ -689,7 +689,8 @@ impl Writer {
     /// [`Error::InvalidArgument`] for settings that conflict (idempotence without
     /// [`Acks::All`], more than 5 in flight with idempotence, a zero batch size, a
     /// `produce_concurrency` of 0 or above 65,535); as
-    /// [`Cluster::connect`]; InitProducerId's error.
+    /// [`Cluster::connect`]; InitProducerId's error, such as `CLUSTER_AUTHORIZATION_FAILED`
+    /// (not retried) when the principal may write no topic at all.
     pub async fn new(brokers: &[&str], config: WriterConfig) -> Result<Writer> {
         if config.idempotent && config.acks != Acks::All {
             return Err(Error::InvalidArgument("the idempotent producer needs acks=all".into()));
@@ -938,7 +939,16 @@ async fn init_producer_id(cluster: &Cluster) -> Result<ProducerId> {
             let v = conn.version_for::<InitProducerIdRequest>()?;
             let req = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(-1);
             let resp = conn.request_version(&req, v).await?;
-            Error::check(resp.error_code, None, || format!("InitProducerId on {}", conn.addr()))?;
+            Error::check(resp.error_code, None, || match ErrorCode::from_code(resp.error_code) {
+                // Kafka 2.8+ (KIP-679) lets a principal with Write on any topic, or
+                // IdempotentWrite on the cluster, be an idempotent producer.
+                ErrorCode::ClusterAuthorizationFailed => format!(
+                    "InitProducerId on {} (the idempotent producer needs Write on some topic or IdempotentWrite \
+                     on the cluster; WriterConfig::with_idempotent(false) writes without a producer id)",
+                    conn.addr()
+                ),
+                _ => format!("InitProducerId on {}", conn.addr()),
+            })?;
             Ok(ProducerId { id: resp.producer_id, epoch: resp.producer_epoch })
         })
         .await
