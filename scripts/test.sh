@@ -34,14 +34,14 @@ trap 'rm -f "$counts"; scripts/kafka.sh stop "$run-4.4.0" KILL; scripts/kafka.sh
 step "unit, doc, property, golden, differential and integration tests (Apache Kafka 4.4.0)"
 export KAFKIT_TEST_CLUSTER
 KAFKIT_TEST_CLUSTER=$(scripts/kafka.sh start "$run-4.4.0" --version 4.4.0 --owner $$)
-cargo test --workspace --all-features 2>&1 | tee -a "$counts"
+cargo test --workspace --all-features --no-fail-fast 2>&1 | tee -a "$counts"
 scripts/kafka.sh stop "$run-4.4.0" KILL
 
 # The older line many users still run: produce, fetch, groups, offsets, admin and security.
 # Tests whose expectations differ between versions say so (Cluster::version()).
 step "the Apache Kafka 3.9 subset: ${KAFKA_39_TESTS:=writer reader group cluster conn admin tls sasl_kafka}"
 KAFKIT_TEST_CLUSTER=$(scripts/kafka.sh start "$run-3.9.2" --version 3.9.2 --owner $$)
-KAFKIT_KAFKA_VERSION=3.9.2 cargo test -p kafkit $(printf -- '--test %s ' $KAFKA_39_TESTS) 2>&1 | tee -a "$counts"
+KAFKIT_KAFKA_VERSION=3.9.2 cargo test --no-fail-fast -p kafkit $(printf -- '--test %s ' $KAFKA_39_TESTS) 2>&1 | tee -a "$counts"
 scripts/kafka.sh stop "$run-3.9.2" KILL
 
 step "fuzz: corpus replay, then ${FUZZ_SECONDS}s per target"

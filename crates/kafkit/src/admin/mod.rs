@@ -471,17 +471,8 @@ impl Client {
             let resp = self
                 .on_coordinator(g, CoordinatorType::Group, |conn| async move {
                     let resp = conn.request(&DescribeGroupsRequest::default().with_groups(vec![g.to_string()])).await?;
-                    // A coordinator error inside the group retries the lookup.
                     if let Some(d) = resp.groups.first() {
-                        let code = ErrorCode::from_code(d.error_code);
-                        if matches!(
-                            code,
-                            ErrorCode::NotCoordinator
-                                | ErrorCode::CoordinatorLoadInProgress
-                                | ErrorCode::CoordinatorNotAvailable
-                        ) {
-                            check(d.error_code, None, || format!("describing group {g}"))?;
-                        }
+                        coordinator_moved(d.error_code, || format!("describing group {g}"))?;
                     }
                     Ok(resp)
                 })
@@ -1171,8 +1162,13 @@ impl Client {
         for id in ids {
             let resp = self
                 .on_coordinator(id, CoordinatorType::Transaction, |conn| async move {
-                    conn.request(&DescribeTransactionsRequest::default().with_transactional_ids(vec![id.to_string()]))
-                        .await
+                    let resp = conn
+                        .request(&DescribeTransactionsRequest::default().with_transactional_ids(vec![id.to_string()]))
+                        .await?;
+                    if let Some(s) = resp.transaction_states.first() {
+                        coordinator_moved(s.error_code, || format!("describing transaction {id}"))?;
+                    }
+                    Ok(resp)
                 })
                 .await;
             let Some(resp) = per_item(&mut out, id, resp) else { continue };
@@ -1196,6 +1192,19 @@ impl Client {
             }
         }
         Ok(out)
+    }
+}
+
+/// A coordinator error inside an item (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
+/// COORDINATOR_NOT_AVAILABLE: the coordinator moved or is still loading its partition, as on a
+/// cluster whose `__transaction_state` was just created) as an error, so that the lookup is
+/// retried (the Java admin client does so per key); any other code is left to the item.
+fn coordinator_moved(code: i16, context: impl FnOnce() -> String) -> Result<()> {
+    match ErrorCode::from_code(code) {
+        ErrorCode::NotCoordinator | ErrorCode::CoordinatorLoadInProgress | ErrorCode::CoordinatorNotAvailable => {
+            check(code, None, context)
+        }
+        _ => Ok(()),
     }
 }
 
