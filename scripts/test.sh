@@ -39,7 +39,7 @@ scripts/kafka.sh stop "$run-4.4.0" KILL
 
 # The older line many users still run: produce, fetch, groups, offsets, admin and security.
 # Tests whose expectations differ between versions say so (Cluster::version()).
-step "the Apache Kafka 3.9 subset: ${KAFKA_39_TESTS:=writer reader group cluster conn admin tls sasl_kafka}"
+step "the Apache Kafka 3.9 subset: ${KAFKA_39_TESTS:=writer reader group cluster conn offsets admin admin_acl tls sasl_kafka read_committed}"
 KAFKIT_TEST_CLUSTER=$(scripts/kafka.sh start "$run-3.9.2" --version 3.9.2 --owner $$)
 KAFKIT_KAFKA_VERSION=3.9.2 cargo test --no-fail-fast -p kafkit $(printf -- '--test %s ' $KAFKA_39_TESTS) 2>&1 | tee -a "$counts"
 scripts/kafka.sh stop "$run-3.9.2" KILL

@@ -53,6 +53,17 @@ fn shown(e: &ConfigEntry) -> (Option<String>, ConfigSource) {
     (e.value.clone(), e.source)
 }
 
+/// Where `min.insync.replicas` (set in server.properties) is reported from: a new Kafka 4.4
+/// cluster (formatted with eligible leader replicas on, KIP-966, whose controller keeps it
+/// cluster-wide) reports the cluster-wide dynamic default, 3.9 the broker's static config.
+fn min_isr_source(broker: &common::Cluster) -> ConfigSource {
+    if broker.version().at_least(4, 0) {
+        ConfigSource::DynamicDefaultBroker
+    } else {
+        ConfigSource::StaticBroker
+    }
+}
+
 #[tokio::test]
 async fn topics_created_validated_refused_and_deleted() {
     let broker = common::kafka();
@@ -138,7 +149,7 @@ async fn topic_configs_and_incremental_changes() {
     assert_eq!(shown(&all["retention.ms"]), entry(Some("3600000"), ConfigSource::Topic));
     assert_eq!(shown(&all["cleanup.policy"]), entry(Some("delete"), ConfigSource::Default));
     assert_eq!(shown(&all["segment.bytes"]), entry(Some("1073741824"), ConfigSource::Default));
-    assert_eq!(shown(&all["min.insync.replicas"]), entry(Some("1"), ConfigSource::DynamicDefaultBroker));
+    assert_eq!(shown(&all["min.insync.replicas"]), entry(Some("1"), min_isr_source(&broker)));
     assert!(all.values().all(|e| !e.read_only && !e.sensitive));
 
     let alter = |ops: Vec<(&str, AlterConfigOp)>, validate_only| {
@@ -207,7 +218,7 @@ async fn broker_configs_with_their_sources_and_a_dynamic_change() {
     assert_eq!(shown(&all["offsets.topic.num.partitions"]), entry(Some("10"), ConfigSource::StaticBroker));
     assert_eq!(shown(&all["num.network.threads"]), entry(Some("3"), ConfigSource::Default));
     assert_eq!(shown(&all["log.retention.hours"]), entry(Some("168"), ConfigSource::Default));
-    assert_eq!(shown(&all["min.insync.replicas"]), entry(Some("1"), ConfigSource::DynamicDefaultBroker));
+    assert_eq!(shown(&all["min.insync.replicas"]), entry(Some("1"), min_isr_source(&broker)));
     // Secrets are flagged and their values withheld.
     let jaas = &all["listener.name.sasl_plaintext.plain.sasl.jaas.config"];
     assert_eq!((jaas.sensitive, jaas.value.as_deref(), jaas.source), (true, None, ConfigSource::StaticBroker));
