@@ -19,6 +19,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "setup: installing cargo-fuzz" >&2
   cargo install cargo-fuzz --locked --version 0.13.2 -q
 fi
+scripts/protocol-spec.sh >/dev/null
 scripts/broker.sh install
 scripts/broker.sh install-auth
 if ! command -v stunnel >/dev/null 2>&1; then
