@@ -456,8 +456,15 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
             }
         );
         if m.unstable {
+            let _ = writeln!(
+                out,
+                "///\n/// The schema marks its latest version unstable: brokers serve it only when configured to, and\n/// a client negotiates only versions {} (`Request::STABLE_VERSIONS`), as the Java client does.",
+                m.stable().text()
+            );
+        }
+        if m.internal {
             out.push_str(
-                "///\n/// The schema marks its latest version unstable: brokers serve it only when configured to.\n",
+                "///\n/// Only brokers and controllers send this; it is built with the `broker-internal` feature.\n",
             );
         }
     } else {
@@ -472,6 +479,9 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     out.push_str("#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\n");
     let _ = writeln!(out, "pub struct {sn} {{");
     for f in &st.fields {
+        if let Some(a) = &f.about {
+            let _ = writeln!(out, "    /// {}\n    ///", doc_text(a));
+        }
         let _ = writeln!(out, "    /// {}\n    pub {}: {},", doc_field(f), f.rust, field_ty(f));
     }
     if has_flex {
@@ -523,7 +533,7 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
             let _ = writeln!(out, "        {missing}");
         }
         if reg != "false" {
-            let _ = writeln!(out, "        if {reg} {{ {} }}", put_field(ctx, f, sn, &flex));
+            let _ = writeln!(out, "        {}", guarded(&reg, &put_field(ctx, f, sn, &flex)));
         }
     }
     let tagged: Vec<&Field> = {
@@ -563,7 +573,8 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     for f in &st.fields {
         let reg = ctx.regular_cond(f);
         if reg != "false" {
-            let _ = writeln!(out, "        if {reg} {{ n += {}; }}", len_field(ctx, f, &ctx.field_flex(f)));
+            let _ =
+                writeln!(out, "        {}", guarded(&reg, &format!("n += {};", len_field(ctx, f, &ctx.field_flex(f)))));
         }
     }
     if has_flex {
@@ -587,14 +598,20 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     for f in &st.fields {
         let reg = ctx.regular_cond(f);
         if reg != "false" {
-            let _ = writeln!(
-                out,
-                "        if {reg} {{ this.{r} = (|| -> DResult<{ty}> {{ Ok({get}) }})().map_err(|e| e.field(\"{name}\"))?; }}",
-                r = f.rust,
-                ty = field_ty(f),
-                get = get_field(ctx, f, &ctx.field_flex(f)),
-                name = f.rust.trim_start_matches("r#")
-            );
+            let get = get_field(ctx, f, &ctx.field_flex(f));
+            let name = f.rust.trim_start_matches("r#");
+            // A single read needs no closure to put the field's name on its error.
+            let read = match get.strip_suffix(")?") {
+                Some(call) if !call.contains('?') && !call.contains('{') => {
+                    format!("this.{} = {call}).map_err(|e| e.field(\"{name}\"))?;", f.rust)
+                }
+                _ => format!(
+                    "this.{r} = (|| -> DResult<{ty}> {{ Ok({get}) }})().map_err(|e| e.field(\"{name}\"))?;",
+                    r = f.rust,
+                    ty = field_ty(f),
+                ),
+            };
+            let _ = writeln!(out, "        {}", guarded(&reg, &read));
         }
     }
     if has_flex {
@@ -653,6 +670,43 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     out.push_str("            this\n        }).boxed()\n    }\n}\n\n");
 }
 
+/// `stmt` when `cond` is always true, else `if cond { stmt }`.
+fn guarded(cond: &str, stmt: &str) -> String {
+    if cond == "true" {
+        stmt.to_string()
+    } else {
+        format!("if {cond} {{ {stmt} }}")
+    }
+}
+
+/// Schema prose as Markdown that rustdoc takes literally: no intra-doc links, HTML tags,
+/// emphasis or bare URLs made of it.
+pub fn doc_text(s: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in s.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if word.starts_with("http://") || word.starts_with("https://") {
+            let url = word.trim_end_matches(['.', ',', ')', ';']);
+            let _ = write!(out, "<{url}>{}", &word[url.len()..]);
+            continue;
+        }
+        for c in word.chars() {
+            match c {
+                '[' | ']' | '*' | '_' | '\\' | '#' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                c => out.push(c),
+            }
+        }
+    }
+    out
+}
+
 fn paren(c: &str) -> String {
     if c.starts_with('(') || !c.contains(' ') {
         c.to_string()
@@ -693,9 +747,14 @@ pub fn message_file(m: &Msg, all: &[Msg]) -> String {
             ("Response", m.name.replace("Response", "Request"), "Request")
         };
         let other_mod = snake(&other);
+        let stable = if tr == "Request" {
+            format!("\n    const STABLE_VERSIONS: VersionRange = {};", m.stable().rust())
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "impl crate::message::{tr} for {n} {{\n    const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::{variant};\n    type {assoc} = crate::messages::{other_mod}::{other};\n}}",
+            "impl crate::message::{tr} for {n} {{\n    const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::{variant};{stable}\n    type {assoc} = crate::messages::{other_mod}::{other};\n}}",
             n = m.name
         );
     }
@@ -709,16 +768,46 @@ fn api_variant(all: &[Msg], key: i16) -> String {
         .unwrap_or_else(|| format!("Api{key}"))
 }
 
-pub fn mod_file(all: &[Msg]) -> String {
+const INTERNAL: &str = "#[cfg(feature = \"broker-internal\")]";
+
+/// The `#[cfg]` line (with its indent and newline) for a message behind `broker-internal`.
+fn gate(m: &Msg, indent: &str) -> String {
+    if m.internal {
+        format!("{indent}{INTERNAL}\n")
+    } else {
+        String::new()
+    }
+}
+
+pub fn mod_file(all: &[Msg], removed: &[String]) -> String {
     let mut out = String::new();
     out.push_str(HEADER);
-    out.push_str("//! Every message of the Kafka protocol, one module per schema, generated from Apache Kafka's\n//! JSON message schemas; [`ApiKey`]; and [`RequestKind`] / [`ResponseKind`] for code that\n//! handles any API chosen at run time.\n\n");
-    for m in all {
-        let _ = writeln!(out, "pub mod {};", m.module);
+    out.push_str("//! Every message of the Kafka protocol, one module per schema, generated from Apache Kafka\n//! 4.4.0's JSON message schemas; [`ApiKey`]; and [`RequestKind`] / [`ResponseKind`] for code\n//! that handles any API chosen at run time.\n//!\n");
+    out.push_str("//! The APIs that only brokers and controllers send to one another, and the record schemas only\n//! they write, are built with the non-default `broker-internal` feature:\n");
+    let mut apis: Vec<&Msg> = all.iter().filter(|m| m.internal && m.kind == "request").collect();
+    apis.sort_by_key(|m| m.api_key);
+    for m in apis {
+        let api = m.name.trim_end_matches("Request");
+        let _ = writeln!(out, "//! {api} ({}),", crate::internal::reason(api).unwrap_or("internal"));
+    }
+    let data: Vec<&str> = all.iter().filter(|m| m.internal && m.api_key.is_none()).map(|m| m.name.as_str()).collect();
+    let _ = writeln!(out, "//! and {}.", data.join(", "));
+    if !removed.is_empty() {
+        let mut names: Vec<&str> = removed.iter().filter_map(|n| n.strip_suffix("Request")).collect();
+        names.sort();
+        let _ = writeln!(
+            out,
+            "//!\n//! Not here: {}, whose schemas have no valid version since Kafka 4.0 removed ZooKeeper.",
+            names.join(", ")
+        );
     }
     out.push('\n');
     for m in all {
-        let _ = writeln!(out, "pub use {}::{};", m.module, m.name);
+        let _ = writeln!(out, "{}pub mod {};", gate(m, ""), m.module);
+    }
+    out.push('\n');
+    for m in all {
+        let _ = writeln!(out, "{}pub use {}::{};", gate(m, ""), m.module, m.name);
     }
     out.push_str("\nuse crate::message::Message;\nuse crate::{ApiVersion, DecodeError, DecodeErrorKind, EncodeError, VersionRange};\nuse bytes::{Bytes, BytesMut};\n\n");
     let mut reqs: Vec<&Msg> = all.iter().filter(|m| m.kind == "request" && m.api_key.is_some()).collect();
@@ -728,13 +817,12 @@ pub fn mod_file(all: &[Msg]) -> String {
     out.push_str("/// A Kafka API, by its key (the request header's `request_api_key`).\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[non_exhaustive]\n#[repr(i16)]\npub enum ApiKey {\n");
     for m in &reqs {
         let k = m.api_key.unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "    /// API key {k}: [`{}`] / [`{}`].\n    {} = {k},",
-            m.name,
-            resp(k).name,
-            api_variant(all, k)
-        );
+        let doc = if m.internal {
+            format!("`{}` / `{}` (feature `broker-internal`)", m.name, resp(k).name)
+        } else {
+            format!("[`{}`] / [`{}`]", m.name, resp(k).name)
+        };
+        let _ = writeln!(out, "    /// API key {k}: {doc}.\n    {} = {k},", api_variant(all, k));
     }
     out.push_str("}\n\nimpl ApiKey {\n    /// Every API, by key.\n    pub const ALL: &'static [ApiKey] = &[");
     for m in &reqs {
@@ -754,6 +842,11 @@ pub fn mod_file(all: &[Msg]) -> String {
     for m in &reqs {
         let _ =
             writeln!(out, "            ApiKey::{} => {},", api_variant(all, m.api_key.unwrap_or(0)), m.valid.rust());
+    }
+    out.push_str("        }\n    }\n\n    /// The versions a client negotiates: [`ApiKey::versions`] without a latest version the\n    /// schema marks unstable (`latestVersionUnstable`), which brokers serve only when configured\n    /// to and the Java client never uses.\n    pub const fn stable_versions(self) -> VersionRange {\n        match self {\n");
+    for m in &reqs {
+        let _ =
+            writeln!(out, "            ApiKey::{} => {},", api_variant(all, m.api_key.unwrap_or(0)), m.stable().rust());
     }
     out.push_str("        }\n    }\n\n    /// The request's flexible versions (KIP-482).\n    pub const fn flexible_versions(self) -> VersionRange {\n        match self {\n");
     for m in &reqs {
@@ -781,26 +874,37 @@ pub fn mod_file(all: &[Msg]) -> String {
         for m in &reqs {
             let k = m.api_key.unwrap_or(0);
             let name = if kind == "Request" { m.name.clone() } else { resp(k).name.clone() };
-            let _ = writeln!(out, "    /// [`{name}`].\n    {}({name}),", api_variant(all, k));
+            let _ = writeln!(out, "    /// [`{name}`].\n{}    {}({name}),", gate(m, "    "), api_variant(all, k));
         }
         let _ = writeln!(out, "}}\n\nimpl {kind}Kind {{\n    /// The API key.\n    pub fn api_key(&self) -> ApiKey {{\n        match self {{");
         for m in &reqs {
             let v = api_variant(all, m.api_key.unwrap_or(0));
-            let _ = writeln!(out, "            {kind}Kind::{v}(_) => ApiKey::{v},");
+            let _ = writeln!(out, "{}            {kind}Kind::{v}(_) => ApiKey::{v},", gate(m, "            "));
         }
         let _ = writeln!(out, "        }}\n    }}\n\n    /// Appends the body encoded at `version`.\n    ///\n    /// # Errors\n    /// As [`Message::encode`].\n    pub fn encode(&self, buf: &mut BytesMut, version: ApiVersion) -> Result<(), EncodeError> {{\n        match self {{");
         for m in &reqs {
             let v = api_variant(all, m.api_key.unwrap_or(0));
-            let _ = writeln!(out, "            {kind}Kind::{v}(m) => m.encode(buf, version),");
+            let _ =
+                writeln!(out, "{}            {kind}Kind::{v}(m) => m.encode(buf, version),", gate(m, "            "));
         }
-        let _ = writeln!(out, "        }}\n    }}\n\n    /// Reads the body of API `key`'s {suffix} at `version`.\n    ///\n    /// # Errors\n    /// [`DecodeErrorKind::UnknownApiKey`] for a key no API has; otherwise as [`Message::decode`].\n    pub fn decode(key: i16, buf: &mut Bytes, version: ApiVersion) -> Result<Self, DecodeError> {{\n        match key {{");
+        let _ = writeln!(out, "        }}\n    }}\n\n    /// Reads the body of API `key`'s {suffix} at `version`.\n    ///\n    /// # Errors\n    /// [`DecodeErrorKind::UnknownApiKey`] for a key no API has,\n    /// [`DecodeErrorKind::BrokerInternalApi`] for one this build leaves out (feature\n    /// `broker-internal`); otherwise as [`Message::decode`].\n    pub fn decode(key: i16, buf: &mut Bytes, version: ApiVersion) -> Result<Self, DecodeError> {{\n        match key {{");
         for m in &reqs {
             let k = m.api_key.unwrap_or(0);
             let name = if kind == "Request" { m.name.clone() } else { resp(k).name.clone() };
             let _ = writeln!(
                 out,
-                "            {k} => Ok({kind}Kind::{}({name}::decode(buf, version)?)),",
+                "{}            {k} => Ok({kind}Kind::{}({name}::decode(buf, version)?)),",
+                gate(m, "            "),
                 api_variant(all, k)
+            );
+        }
+        let internal: Vec<String> =
+            reqs.iter().filter(|m| m.internal).map(|m| m.api_key.unwrap_or(0).to_string()).collect();
+        if !internal.is_empty() {
+            let _ = writeln!(
+                out,
+                "            #[cfg(not(feature = \"broker-internal\"))]\n            {} => Err(DecodeError::new(DecodeErrorKind::BrokerInternalApi(key))),",
+                internal.join(" | ")
             );
         }
         out.push_str(
@@ -810,16 +914,25 @@ pub fn mod_file(all: &[Msg]) -> String {
     out
 }
 
-pub fn error_code_file(tsv: &str) -> String {
-    let rows: Vec<(i16, String, bool)> = tsv
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let c: Vec<&str> = l.split('\t').collect();
-            (c[0].trim().parse().expect("code"), c[1].trim().to_string(), c.get(2).is_some_and(|r| r.trim() == "true"))
-        })
-        .collect();
+/// `error_codes.tsv`: a header line, then code, name, retriable (`true`/`false`) and the
+/// default message, tab-separated.
+pub fn error_code_file(tsv: &str) -> Result<String, String> {
+    let mut rows: Vec<(i16, String, bool, String)> = Vec::new();
+    for (i, l) in tsv.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        let c: Vec<&str> = l.split('\t').collect();
+        let line = i + 1;
+        let code = c[0].trim().parse().map_err(|e| format!("line {line}: code {:?}: {e}", c[0]))?;
+        let name = c.get(1).map(|n| n.trim()).filter(|n| !n.is_empty()).ok_or(format!("line {line}: no name"))?;
+        let retriable = match c.get(2).map(|r| r.trim()) {
+            Some("true") => true,
+            Some("false") => false,
+            other => return Err(format!("line {line}: retriable {other:?} is neither true nor false")),
+        };
+        rows.push((code, name.to_string(), retriable, c.get(3).map(|m| m.trim().to_string()).unwrap_or_default()));
+    }
+    if rows.is_empty() {
+        return Err("no error codes".into());
+    }
     let pascal = |n: &str| -> String {
         n.split('_')
             .map(|w| {
@@ -835,30 +948,38 @@ pub fn error_code_file(tsv: &str) -> String {
     out.push_str(HEADER);
     out.push_str("//! Kafka's protocol error codes (protocol guide, \"Error Codes\"), with the standard name and\n//! whether the Java client treats each as retriable (its exception derives from\n//! `RetriableException`).\n\nuse std::fmt;\n\n");
     out.push_str("/// A protocol error code. [`ErrorCode::None`] (0) means success; a code this crate does not\n/// know is kept as [`ErrorCode::Unknown`].\n#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]\n#[non_exhaustive]\npub enum ErrorCode {\n");
-    for (c, n, r) in &rows {
-        let _ = writeln!(out, "    /// `{n}` ({c}){}.\n    {},", if *r { ", retriable" } else { "" }, pascal(n));
+    for (c, n, r, msg) in &rows {
+        let _ = writeln!(out, "    /// `{n}` ({c}){}.", if *r { ", retriable" } else { "" });
+        if !msg.is_empty() {
+            let _ = writeln!(out, "    ///\n    /// {}", doc_text(msg));
+        }
+        let _ = writeln!(out, "    {},", pascal(n));
     }
     out.push_str("    /// A code this crate does not know.\n    Unknown(i16),\n}\n\nimpl ErrorCode {\n    /// The error with this code.\n    pub const fn from_code(code: i16) -> ErrorCode {\n        match code {\n");
-    for (c, n, _) in &rows {
+    for (c, n, _, _) in &rows {
         let _ = writeln!(out, "            {c} => ErrorCode::{},", pascal(n));
     }
     out.push_str("            other => ErrorCode::Unknown(other),\n        }\n    }\n\n    /// The numeric code.\n    pub const fn code(self) -> i16 {\n        match self {\n");
-    for (c, n, _) in &rows {
+    for (c, n, _, _) in &rows {
         let _ = writeln!(out, "            ErrorCode::{} => {c},", pascal(n));
     }
     out.push_str("            ErrorCode::Unknown(c) => c,\n        }\n    }\n\n    /// The standard name, such as `NOT_LEADER_OR_FOLLOWER` (`UNKNOWN` for an unknown code).\n    pub const fn name(self) -> &'static str {\n        match self {\n");
-    for (_, n, _) in &rows {
+    for (_, n, _, _) in &rows {
         let _ = writeln!(out, "            ErrorCode::{} => \"{n}\",", pascal(n));
     }
     out.push_str("            ErrorCode::Unknown(_) => \"UNKNOWN\",\n        }\n    }\n\n    /// Whether the Java client retries this error (its exception is a `RetriableException`).\n    /// An unknown code is not retriable.\n    pub const fn is_retriable(self) -> bool {\n        matches!(self, ");
     let retriable: Vec<String> = rows.iter().filter(|r| r.2).map(|r| format!("ErrorCode::{}", pascal(&r.1))).collect();
     out.push_str(&retriable.join(" | "));
     out.push_str(")\n    }\n\n    /// Whether this is success ([`ErrorCode::None`]).\n    pub const fn is_ok(self) -> bool {\n        matches!(self, ErrorCode::None)\n    }\n\n    /// `Ok(())` for [`ErrorCode::None`], else `Err(self)`.\n    ///\n    /// # Errors\n    /// `self` when it is not success.\n    pub const fn into_result(self) -> Result<(), ErrorCode> {\n        if self.is_ok() { Ok(()) } else { Err(self) }\n    }\n\n    /// Every code this crate knows.\n    pub const ALL: &'static [ErrorCode] = &[");
-    for (_, n, _) in &rows {
+    for (_, n, _, _) in &rows {
         let _ = write!(out, "ErrorCode::{}, ", pascal(n));
     }
-    out.push_str("];\n}\n\nimpl From<i16> for ErrorCode {\n    fn from(c: i16) -> Self { ErrorCode::from_code(c) }\n}\n\nimpl fmt::Display for ErrorCode {\n    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {\n        write!(f, \"{} ({})\", self.name(), self.code())\n    }\n}\n\nimpl std::error::Error for ErrorCode {}\n");
-    out
+    out.push_str("];\n\n    /// The Java client's default message for this error (empty for [`ErrorCode::None`] and an\n    /// unknown code).\n    pub const fn message(self) -> &'static str {\n        match self {\n");
+    for (_, n, _, msg) in &rows {
+        let _ = writeln!(out, "            ErrorCode::{} => {msg:?},", pascal(n));
+    }
+    out.push_str("            ErrorCode::Unknown(_) => \"\",\n        }\n    }\n}\n\nimpl From<i16> for ErrorCode {\n    fn from(c: i16) -> Self { ErrorCode::from_code(c) }\n}\n\nimpl fmt::Display for ErrorCode {\n    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {\n        write!(f, \"{} ({})\", self.name(), self.code())\n    }\n}\n\nimpl std::error::Error for ErrorCode {}\n");
+    Ok(out)
 }
 
 pub fn roundtrip_file(all: &[Msg]) -> String {
@@ -910,8 +1031,10 @@ proptest! {
     for m in all {
         let _ = writeln!(
             out,
-            "    #[test]\n    fn {}(values in all_versions::<{}>()) {{ check(&values)?; }}",
-            m.module, m.name
+            "{}    #[test]\n    fn {}(values in all_versions::<{}>()) {{ check(&values)?; }}",
+            gate(m, "    "),
+            m.module,
+            m.name
         );
     }
     out.push_str("}\n");

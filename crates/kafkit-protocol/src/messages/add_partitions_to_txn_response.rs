@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResponse {
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The response top level error code.
+    ///
     /// `ErrorCode` (int16), versions 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_code: i16,
+    /// Results categorized by transactional ID.
+    ///
     /// `ResultsByTransaction` ([]AddPartitionsToTxnResult), versions 4+.
     pub results_by_transaction: Vec<AddPartitionsToTxnResult>,
+    /// The results for each topic.
+    ///
     /// `ResultsByTopicV3AndBelow` ([]AddPartitionsToTxnTopicResult), versions 0-3.
     pub results_by_topic_v3_and_below: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -67,9 +75,7 @@ impl AddPartitionsToTxnResponse {
 impl Struct for AddPartitionsToTxnResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
         if !(v >= 4) && !(self.error_code == 0) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "AddPartitionsToTxnResponse",
@@ -127,9 +133,7 @@ impl Struct for AddPartitionsToTxnResponse {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if v >= 4 {
             n += 2;
         }
@@ -153,12 +157,9 @@ impl Struct for AddPartitionsToTxnResponse {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         if v >= 4 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
         if v >= 4 {
             this.results_by_transaction = (|| -> DResult<Vec<AddPartitionsToTxnResult>> {
@@ -239,8 +240,12 @@ impl Struct for AddPartitionsToTxnResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResult {
+    /// The transactional id corresponding to the transaction.
+    ///
     /// `TransactionalId` (string), versions 4+; entity: transactionalId; map key.
     pub transactional_id: String,
+    /// The results for each topic.
+    ///
     /// `TopicResults` ([]AddPartitionsToTxnTopicResult), versions 4+.
     pub topic_results: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -339,8 +344,7 @@ impl Struct for AddPartitionsToTxnResult {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 4 {
-            this.transactional_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id = get_string(buf, flex).map_err(|e| e.field("transactional_id"))?;
         }
         if v >= 4 {
             this.topic_results = (|| -> DResult<Vec<AddPartitionsToTxnTopicResult>> {
@@ -397,8 +401,12 @@ impl Struct for AddPartitionsToTxnResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnTopicResult {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// The results for each partition.
+    ///
     /// `ResultsByPartition` ([]AddPartitionsToTxnPartitionResult), versions 0+.
     pub results_by_partition: Vec<AddPartitionsToTxnPartitionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -433,15 +441,11 @@ impl AddPartitionsToTxnTopicResult {
 impl Struct for AddPartitionsToTxnTopicResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopicResult", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.results_by_partition).len()), flex)
-                .map_err(|e| e.at("AddPartitionsToTxnTopicResult", "ResultsByPartition"))?;
-            for e in (&self.results_by_partition).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopicResult", "Name"))?;
+        put_array_len(buf, Some((&self.results_by_partition).len()), flex)
+            .map_err(|e| e.at("AddPartitionsToTxnTopicResult", "ResultsByPartition"))?;
+        for e in (&self.results_by_partition).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -462,13 +466,9 @@ impl Struct for AddPartitionsToTxnTopicResult {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.results_by_partition).len()), flex)
-                + (&self.results_by_partition).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.results_by_partition).len()), flex)
+            + (&self.results_by_partition).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -481,17 +481,13 @@ impl Struct for AddPartitionsToTxnTopicResult {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.results_by_partition = (|| -> DResult<Vec<AddPartitionsToTxnPartitionResult>> {
-                Ok(get_array(buf, flex, AddPartitionsToTxnPartitionResult::min_size(v), |buf| {
-                    Ok(AddPartitionsToTxnPartitionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results_by_partition"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.results_by_partition = (|| -> DResult<Vec<AddPartitionsToTxnPartitionResult>> {
+            Ok(get_array(buf, flex, AddPartitionsToTxnPartitionResult::min_size(v), |buf| {
+                Ok(AddPartitionsToTxnPartitionResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("results_by_partition"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -535,8 +531,12 @@ impl Struct for AddPartitionsToTxnTopicResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnPartitionResult {
+    /// The partition indexes.
+    ///
     /// `PartitionIndex` (int32), versions 0+; map key.
     pub partition_index: i32,
+    /// The response error code.
+    ///
     /// `PartitionErrorCode` (int16), versions 0+.
     pub partition_error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -571,12 +571,8 @@ impl AddPartitionsToTxnPartitionResult {
 impl Struct for AddPartitionsToTxnPartitionResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i16(buf, *(&self.partition_error_code));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i16(buf, *(&self.partition_error_code));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -596,12 +592,8 @@ impl Struct for AddPartitionsToTxnPartitionResult {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -614,14 +606,8 @@ impl Struct for AddPartitionsToTxnPartitionResult {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.partition_error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("partition_error_code"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.partition_error_code = get_i16(buf).map_err(|e| e.field("partition_error_code"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {

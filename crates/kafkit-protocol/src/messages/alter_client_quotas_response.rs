@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The quota configuration entries to alter.
+    ///
     /// `Entries` ([]EntryData), versions 0+.
     pub entries: Vec<EntryData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -45,15 +49,11 @@ impl AlterClientQuotasResponse {
 impl Struct for AlterClientQuotasResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.entries).len()), flex)
-                .map_err(|e| e.at("AlterClientQuotasResponse", "Entries"))?;
-            for e in (&self.entries).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.entries).len()), flex)
+            .map_err(|e| e.at("AlterClientQuotasResponse", "Entries"))?;
+        for e in (&self.entries).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -74,13 +74,9 @@ impl Struct for AlterClientQuotasResponse {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.entries).len()), flex)
-                + (&self.entries).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.entries).len()), flex)
+            + (&self.entries).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -93,16 +89,11 @@ impl Struct for AlterClientQuotasResponse {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.entries = (|| -> DResult<Vec<EntryData>> {
-                Ok(get_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("entries"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.entries = (|| -> DResult<Vec<EntryData>> {
+            Ok(get_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("entries"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -146,8 +137,12 @@ impl Struct for AlterClientQuotasResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EntityData {
+    /// The entity type.
+    ///
     /// `EntityType` (string), versions 0+.
     pub entity_type: String,
+    /// The name of the entity, or null if the default.
+    ///
     /// `EntityName` (string), versions 0+; nullable in 0+.
     pub entity_name: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -178,13 +173,8 @@ impl EntityData {
 impl Struct for EntityData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
-        }
-        if true {
-            put_nullable_string(buf, (&self.entity_name).as_deref(), flex)
-                .map_err(|e| e.at("EntityData", "EntityName"))?;
-        }
+        put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
+        put_nullable_string(buf, (&self.entity_name).as_deref(), flex).map_err(|e| e.at("EntityData", "EntityName"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -204,12 +194,8 @@ impl Struct for EntityData {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.entity_type), flex);
-        }
-        if true {
-            n += len_nullable_string((&self.entity_name).as_deref(), flex);
-        }
+        n += len_string((&self.entity_type), flex);
+        n += len_nullable_string((&self.entity_name).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -222,14 +208,8 @@ impl Struct for EntityData {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entity_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
-        }
-        if true {
-            this.entity_name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("entity_name"))?;
-        }
+        this.entity_type = get_string(buf, flex).map_err(|e| e.field("entity_type"))?;
+        this.entity_name = get_nullable_string(buf, flex).map_err(|e| e.field("entity_name"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -273,10 +253,16 @@ impl Struct for EntityData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EntryData {
+    /// The error code, or `0` if the quota alteration succeeded.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or `null` if the quota alteration succeeded.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The quota entity to alter.
+    ///
     /// `Entity` ([]EntityData), versions 0+.
     pub entity: Vec<EntityData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -318,18 +304,12 @@ impl EntryData {
 impl Struct for EntryData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("EntryData", "ErrorMessage"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
-            for e in (&self.entity).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("EntryData", "ErrorMessage"))?;
+        put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
+        for e in (&self.entity).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -350,16 +330,10 @@ impl Struct for EntryData {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.entity).len()), flex)
-                + (&self.entity).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += (len_array_len(Some((&self.entity).len()), flex)
+            + (&self.entity).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -372,19 +346,12 @@ impl Struct for EntryData {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.entity = (|| -> DResult<Vec<EntityData>> {
-                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("entity"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.entity = (|| -> DResult<Vec<EntityData>> {
+            Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("entity"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {

@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterUserScramCredentialsRequest {
+    /// The SCRAM credentials to remove.
+    ///
     /// `Deletions` ([]ScramCredentialDeletion), versions 0+.
     pub deletions: Vec<ScramCredentialDeletion>,
+    /// The SCRAM credentials to update/insert.
+    ///
     /// `Upsertions` ([]ScramCredentialUpsertion), versions 0+.
     pub upsertions: Vec<ScramCredentialUpsertion>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -49,19 +53,15 @@ impl AlterUserScramCredentialsRequest {
 impl Struct for AlterUserScramCredentialsRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.deletions).len()), flex)
-                .map_err(|e| e.at("AlterUserScramCredentialsRequest", "Deletions"))?;
-            for e in (&self.deletions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.deletions).len()), flex)
+            .map_err(|e| e.at("AlterUserScramCredentialsRequest", "Deletions"))?;
+        for e in (&self.deletions).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_array_len(buf, Some((&self.upsertions).len()), flex)
-                .map_err(|e| e.at("AlterUserScramCredentialsRequest", "Upsertions"))?;
-            for e in (&self.upsertions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.upsertions).len()), flex)
+            .map_err(|e| e.at("AlterUserScramCredentialsRequest", "Upsertions"))?;
+        for e in (&self.upsertions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -82,14 +82,10 @@ impl Struct for AlterUserScramCredentialsRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.deletions).len()), flex)
-                + (&self.deletions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.upsertions).len()), flex)
-                + (&self.upsertions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.deletions).len()), flex)
+            + (&self.deletions).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.upsertions).len()), flex)
+            + (&self.upsertions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -102,22 +98,18 @@ impl Struct for AlterUserScramCredentialsRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.deletions = (|| -> DResult<Vec<ScramCredentialDeletion>> {
-                Ok(get_array(buf, flex, ScramCredentialDeletion::min_size(v), |buf| {
-                    Ok(ScramCredentialDeletion::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("deletions"))?;
-        }
-        if true {
-            this.upsertions = (|| -> DResult<Vec<ScramCredentialUpsertion>> {
-                Ok(get_array(buf, flex, ScramCredentialUpsertion::min_size(v), |buf| {
-                    Ok(ScramCredentialUpsertion::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("upsertions"))?;
-        }
+        this.deletions = (|| -> DResult<Vec<ScramCredentialDeletion>> {
+            Ok(get_array(buf, flex, ScramCredentialDeletion::min_size(v), |buf| {
+                Ok(ScramCredentialDeletion::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("deletions"))?;
+        this.upsertions = (|| -> DResult<Vec<ScramCredentialUpsertion>> {
+            Ok(get_array(buf, flex, ScramCredentialUpsertion::min_size(v), |buf| {
+                Ok(ScramCredentialUpsertion::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("upsertions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -161,8 +153,12 @@ impl Struct for AlterUserScramCredentialsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ScramCredentialDeletion {
+    /// The user name.
+    ///
     /// `Name` (string), versions 0+.
     pub name: String,
+    /// The SCRAM mechanism.
+    ///
     /// `Mechanism` (int8), versions 0+.
     pub mechanism: i8,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -193,12 +189,8 @@ impl ScramCredentialDeletion {
 impl Struct for ScramCredentialDeletion {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialDeletion", "Name"))?;
-        }
-        if true {
-            put_i8(buf, *(&self.mechanism));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialDeletion", "Name"))?;
+        put_i8(buf, *(&self.mechanism));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -218,12 +210,8 @@ impl Struct for ScramCredentialDeletion {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 1;
-        }
+        n += len_string((&self.name), flex);
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -236,12 +224,8 @@ impl Struct for ScramCredentialDeletion {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.mechanism = get_i8(buf).map_err(|e| e.field("mechanism"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -281,14 +265,24 @@ impl Struct for ScramCredentialDeletion {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ScramCredentialUpsertion {
+    /// The user name.
+    ///
     /// `Name` (string), versions 0+.
     pub name: String,
+    /// The SCRAM mechanism.
+    ///
     /// `Mechanism` (int8), versions 0+.
     pub mechanism: i8,
+    /// The number of iterations.
+    ///
     /// `Iterations` (int32), versions 0+.
     pub iterations: i32,
+    /// A random salt generated by the client.
+    ///
     /// `Salt` (bytes), versions 0+.
     pub salt: Bytes,
+    /// The salted password.
+    ///
     /// `SaltedPassword` (bytes), versions 0+.
     pub salted_password: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -344,22 +338,12 @@ impl ScramCredentialUpsertion {
 impl Struct for ScramCredentialUpsertion {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Name"))?;
-        }
-        if true {
-            put_i8(buf, *(&self.mechanism));
-        }
-        if true {
-            put_i32(buf, *(&self.iterations));
-        }
-        if true {
-            put_bytes(buf, (&self.salt), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Salt"))?;
-        }
-        if true {
-            put_bytes(buf, (&self.salted_password), flex)
-                .map_err(|e| e.at("ScramCredentialUpsertion", "SaltedPassword"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Name"))?;
+        put_i8(buf, *(&self.mechanism));
+        put_i32(buf, *(&self.iterations));
+        put_bytes(buf, (&self.salt), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Salt"))?;
+        put_bytes(buf, (&self.salted_password), flex)
+            .map_err(|e| e.at("ScramCredentialUpsertion", "SaltedPassword"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -379,21 +363,11 @@ impl Struct for ScramCredentialUpsertion {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += len_bytes((&self.salt), flex);
-        }
-        if true {
-            n += len_bytes((&self.salted_password), flex);
-        }
+        n += len_string((&self.name), flex);
+        n += 1;
+        n += 4;
+        n += len_bytes((&self.salt), flex);
+        n += len_bytes((&self.salted_password), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -406,22 +380,11 @@ impl Struct for ScramCredentialUpsertion {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
-        }
-        if true {
-            this.iterations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("iterations"))?;
-        }
-        if true {
-            this.salt = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("salt"))?;
-        }
-        if true {
-            this.salted_password =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("salted_password"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.mechanism = get_i8(buf).map_err(|e| e.field("mechanism"))?;
+        this.iterations = get_i32(buf).map_err(|e| e.field("iterations"))?;
+        this.salt = get_bytes(buf, flex).map_err(|e| e.field("salt"))?;
+        this.salted_password = get_bytes(buf, flex).map_err(|e| e.field("salted_password"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -478,5 +441,6 @@ impl Message for AlterUserScramCredentialsRequest {
 
 impl crate::message::Request for AlterUserScramCredentialsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AlterUserScramCredentials;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResponse;
 }

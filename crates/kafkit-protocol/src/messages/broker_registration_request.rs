@@ -10,25 +10,45 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `BrokerRegistrationRequest` (API key 62): versions 0-4, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BrokerRegistrationRequest {
+    /// The broker ID.
+    ///
     /// `BrokerId` (int32), versions 0+; entity: brokerId.
     pub broker_id: i32,
+    /// The cluster id of the broker process.
+    ///
     /// `ClusterId` (string), versions 0+.
     pub cluster_id: String,
+    /// The incarnation id of the broker process.
+    ///
     /// `IncarnationId` (uuid), versions 0+.
     pub incarnation_id: Uuid,
+    /// The listeners of this broker.
+    ///
     /// `Listeners` ([]Listener), versions 0+.
     pub listeners: Vec<Listener>,
+    /// The features on this broker. Note: in v0-v3, features with MinSupportedVersion = 0 are omitted.
+    ///
     /// `Features` ([]Feature), versions 0+.
     pub features: Vec<Feature>,
+    /// The rack which this broker is in.
+    ///
     /// `Rack` (string), versions 0+; nullable in 0+.
     pub rack: Option<String>,
+    /// If the required configurations for ZK migration are present, this value is set to true.
+    ///
     /// `IsMigratingZkBroker` (bool), versions 1+; default `false`.
     pub is_migrating_zk_broker: bool,
+    /// Log directories configured in this broker which are available.
+    ///
     /// `LogDirs` ([]uuid), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub log_dirs: Vec<Uuid>,
+    /// The epoch before a clean shutdown.
+    ///
     /// `PreviousBrokerEpoch` (int64), versions 3+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub previous_broker_epoch: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -112,33 +132,21 @@ impl BrokerRegistrationRequest {
 impl Struct for BrokerRegistrationRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.broker_id));
+        put_i32(buf, *(&self.broker_id));
+        put_string(buf, (&self.cluster_id), flex).map_err(|e| e.at("BrokerRegistrationRequest", "ClusterId"))?;
+        put_uuid(buf, (&self.incarnation_id));
+        put_array_len(buf, Some((&self.listeners).len()), flex)
+            .map_err(|e| e.at("BrokerRegistrationRequest", "Listeners"))?;
+        for e in (&self.listeners).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_string(buf, (&self.cluster_id), flex).map_err(|e| e.at("BrokerRegistrationRequest", "ClusterId"))?;
+        put_array_len(buf, Some((&self.features).len()), flex)
+            .map_err(|e| e.at("BrokerRegistrationRequest", "Features"))?;
+        for e in (&self.features).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_uuid(buf, (&self.incarnation_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.listeners).len()), flex)
-                .map_err(|e| e.at("BrokerRegistrationRequest", "Listeners"))?;
-            for e in (&self.listeners).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_array_len(buf, Some((&self.features).len()), flex)
-                .map_err(|e| e.at("BrokerRegistrationRequest", "Features"))?;
-            for e in (&self.features).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_nullable_string(buf, (&self.rack).as_deref(), flex)
-                .map_err(|e| e.at("BrokerRegistrationRequest", "Rack"))?;
-        }
+        put_nullable_string(buf, (&self.rack).as_deref(), flex)
+            .map_err(|e| e.at("BrokerRegistrationRequest", "Rack"))?;
         if !(v >= 1) && !(self.is_migrating_zk_broker == false) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "BrokerRegistrationRequest",
@@ -192,26 +200,14 @@ impl Struct for BrokerRegistrationRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += len_string((&self.cluster_id), flex);
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.features).len()), flex)
-                + (&self.features).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += len_nullable_string((&self.rack).as_deref(), flex);
-        }
+        n += 4;
+        n += len_string((&self.cluster_id), flex);
+        n += 16;
+        n += (len_array_len(Some((&self.listeners).len()), flex)
+            + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.features).len()), flex)
+            + (&self.features).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += len_nullable_string((&self.rack).as_deref(), flex);
         if v >= 1 {
             n += 1;
         }
@@ -233,44 +229,27 @@ impl Struct for BrokerRegistrationRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
-        }
-        if true {
-            this.cluster_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("cluster_id"))?;
-        }
-        if true {
-            this.incarnation_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("incarnation_id"))?;
-        }
-        if true {
-            this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("listeners"))?;
-        }
-        if true {
-            this.features = (|| -> DResult<Vec<Feature>> {
-                Ok(get_array(buf, flex, Feature::min_size(v), |buf| Ok(Feature::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("features"))?;
-        }
-        if true {
-            this.rack = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("rack"))?;
-        }
+        this.broker_id = get_i32(buf).map_err(|e| e.field("broker_id"))?;
+        this.cluster_id = get_string(buf, flex).map_err(|e| e.field("cluster_id"))?;
+        this.incarnation_id = get_uuid(buf).map_err(|e| e.field("incarnation_id"))?;
+        this.listeners = (|| -> DResult<Vec<Listener>> {
+            Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("listeners"))?;
+        this.features = (|| -> DResult<Vec<Feature>> {
+            Ok(get_array(buf, flex, Feature::min_size(v), |buf| Ok(Feature::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("features"))?;
+        this.rack = get_nullable_string(buf, flex).map_err(|e| e.field("rack"))?;
         if v >= 1 {
-            this.is_migrating_zk_broker =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_migrating_zk_broker"))?;
+            this.is_migrating_zk_broker = get_bool(buf).map_err(|e| e.field("is_migrating_zk_broker"))?;
         }
         if v >= 2 {
             this.log_dirs = (|| -> DResult<Vec<Uuid>> { Ok(get_array(buf, flex, 16, |buf| Ok(get_uuid(buf)?))?) })()
                 .map_err(|e| e.field("log_dirs"))?;
         }
         if v >= 3 {
-            this.previous_broker_epoch =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("previous_broker_epoch"))?;
+            this.previous_broker_epoch = get_i64(buf).map_err(|e| e.field("previous_broker_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -344,12 +323,20 @@ impl Struct for BrokerRegistrationRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Listener {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The hostname.
+    ///
     /// `Host` (string), versions 0+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (uint16), versions 0+.
     pub port: u16,
+    /// The security protocol.
+    ///
     /// `SecurityProtocol` (int16), versions 0+.
     pub security_protocol: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -398,18 +385,10 @@ impl Listener {
 impl Struct for Listener {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
-        }
-        if true {
-            put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
-        }
-        if true {
-            put_u16(buf, *(&self.port));
-        }
-        if true {
-            put_i16(buf, *(&self.security_protocol));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
+        put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
+        put_u16(buf, *(&self.port));
+        put_i16(buf, *(&self.security_protocol));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -429,18 +408,10 @@ impl Struct for Listener {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += len_string((&self.host), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += len_string((&self.host), flex);
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -453,19 +424,10 @@ impl Struct for Listener {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
-        }
-        if true {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
-        }
-        if true {
-            this.security_protocol =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("security_protocol"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
+        this.port = get_u16(buf).map_err(|e| e.field("port"))?;
+        this.security_protocol = get_i16(buf).map_err(|e| e.field("security_protocol"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -513,10 +475,16 @@ impl Struct for Listener {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Feature {
+    /// The feature name.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The minimum supported feature level.
+    ///
     /// `MinSupportedVersion` (int16), versions 0+.
     pub min_supported_version: i16,
+    /// The maximum supported feature level.
+    ///
     /// `MaxSupportedVersion` (int16), versions 0+.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -558,15 +526,9 @@ impl Feature {
 impl Struct for Feature {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Feature", "Name"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.min_supported_version));
-        }
-        if true {
-            put_i16(buf, *(&self.max_supported_version));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Feature", "Name"))?;
+        put_i16(buf, *(&self.min_supported_version));
+        put_i16(buf, *(&self.max_supported_version));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -586,15 +548,9 @@ impl Struct for Feature {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -607,17 +563,9 @@ impl Struct for Feature {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.min_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
-        }
-        if true {
-            this.max_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.min_supported_version = get_i16(buf).map_err(|e| e.field("min_supported_version"))?;
+        this.max_supported_version = get_i16(buf).map_err(|e| e.field("max_supported_version"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -663,5 +611,6 @@ impl Message for BrokerRegistrationRequest {
 
 impl crate::message::Request for BrokerRegistrationRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::BrokerRegistration;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 4);
     type Response = crate::messages::broker_registration_response::BrokerRegistrationResponse;
 }

@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasRequest {
+    /// Filter components to apply to quota entities.
+    ///
     /// `Components` ([]ComponentData), versions 0+.
     pub components: Vec<ComponentData>,
+    /// Whether the match is strict, i.e. should exclude entities with unspecified entity types.
+    ///
     /// `Strict` (bool), versions 0+.
     pub strict: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -45,16 +49,12 @@ impl DescribeClientQuotasRequest {
 impl Struct for DescribeClientQuotasRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_array_len(buf, Some((&self.components).len()), flex)
-                .map_err(|e| e.at("DescribeClientQuotasRequest", "Components"))?;
-            for e in (&self.components).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.components).len()), flex)
+            .map_err(|e| e.at("DescribeClientQuotasRequest", "Components"))?;
+        for e in (&self.components).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_bool(buf, *(&self.strict));
-        }
+        put_bool(buf, *(&self.strict));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -74,13 +74,9 @@ impl Struct for DescribeClientQuotasRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.components).len()), flex)
-                + (&self.components).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 1;
-        }
+        n += (len_array_len(Some((&self.components).len()), flex)
+            + (&self.components).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -93,15 +89,11 @@ impl Struct for DescribeClientQuotasRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.components = (|| -> DResult<Vec<ComponentData>> {
-                Ok(get_array(buf, flex, ComponentData::min_size(v), |buf| Ok(ComponentData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("components"))?;
-        }
-        if true {
-            this.strict = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("strict"))?;
-        }
+        this.components = (|| -> DResult<Vec<ComponentData>> {
+            Ok(get_array(buf, flex, ComponentData::min_size(v), |buf| Ok(ComponentData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("components"))?;
+        this.strict = get_bool(buf).map_err(|e| e.field("strict"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -145,10 +137,16 @@ impl Struct for DescribeClientQuotasRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ComponentData {
+    /// The entity type that the filter component applies to.
+    ///
     /// `EntityType` (string), versions 0+.
     pub entity_type: String,
+    /// How to match the entity {0 = exact name, 1 = default name, 2 = any specified name}.
+    ///
     /// `MatchType` (int8), versions 0+.
     pub match_type: i8,
+    /// The string to match against, or null if unused for the match type.
+    ///
     /// `Match` (string), versions 0+; nullable in 0+.
     pub r#match: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -190,15 +188,9 @@ impl ComponentData {
 impl Struct for ComponentData {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("ComponentData", "EntityType"))?;
-        }
-        if true {
-            put_i8(buf, *(&self.match_type));
-        }
-        if true {
-            put_nullable_string(buf, (&self.r#match).as_deref(), flex).map_err(|e| e.at("ComponentData", "Match"))?;
-        }
+        put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("ComponentData", "EntityType"))?;
+        put_i8(buf, *(&self.match_type));
+        put_nullable_string(buf, (&self.r#match).as_deref(), flex).map_err(|e| e.at("ComponentData", "Match"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -218,15 +210,9 @@ impl Struct for ComponentData {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.entity_type), flex);
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += len_nullable_string((&self.r#match).as_deref(), flex);
-        }
+        n += len_string((&self.entity_type), flex);
+        n += 1;
+        n += len_nullable_string((&self.r#match).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -239,17 +225,9 @@ impl Struct for ComponentData {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entity_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
-        }
-        if true {
-            this.match_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("match_type"))?;
-        }
-        if true {
-            this.r#match = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("match"))?;
-        }
+        this.entity_type = get_string(buf, flex).map_err(|e| e.field("entity_type"))?;
+        this.match_type = get_i8(buf).map_err(|e| e.field("match_type"))?;
+        this.r#match = get_nullable_string(buf, flex).map_err(|e| e.field("match"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -300,5 +278,6 @@ impl Message for DescribeClientQuotasRequest {
 
 impl crate::message::Request for DescribeClientQuotasRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeClientQuotas;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::describe_client_quotas_response::DescribeClientQuotasResponse;
 }

@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsRequest {
+    /// The topics to fetch details for.
+    ///
     /// `Topics` ([]TopicRequest), versions 0+.
     pub topics: Vec<TopicRequest>,
+    /// The maximum number of partitions included in the response.
+    ///
     /// `ResponsePartitionLimit` (int32), versions 0+; default `2000`.
     pub response_partition_limit: i32,
+    /// The first topic and partition index to fetch details for.
+    ///
     /// `Cursor` (Cursor), versions 0+; nullable in 0+; default `null`.
     pub cursor: Option<Cursor>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -58,23 +64,17 @@ impl DescribeTopicPartitionsRequest {
 impl Struct for DescribeTopicPartitionsRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_i32(buf, *(&self.response_partition_limit));
-        }
-        if true {
-            match (&self.cursor) {
-                None => put_i8(buf, -1),
-                Some(s) => {
-                    put_i8(buf, 1);
-                    s.encode_inner(buf, v)?;
-                }
+        put_i32(buf, *(&self.response_partition_limit));
+        match (&self.cursor) {
+            None => put_i8(buf, -1),
+            Some(s) => {
+                put_i8(buf, 1);
+                s.encode_inner(buf, v)?;
             }
         }
         if flex {
@@ -96,16 +96,10 @@ impl Struct for DescribeTopicPartitionsRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (1 + (&self.cursor).as_ref().map_or(0, |s| s.len_inner(v)));
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 4;
+        n += (1 + (&self.cursor).as_ref().map_or(0, |s| s.len_inner(v)));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -118,22 +112,15 @@ impl Struct for DescribeTopicPartitionsRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicRequest>> {
-                Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| Ok(TopicRequest::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
-        if true {
-            this.response_partition_limit =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("response_partition_limit"))?;
-        }
-        if true {
-            this.cursor = (|| -> DResult<Option<Cursor>> {
-                Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
-            })()
-            .map_err(|e| e.field("cursor"))?;
-        }
+        this.topics = (|| -> DResult<Vec<TopicRequest>> {
+            Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| Ok(TopicRequest::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
+        this.response_partition_limit = get_i32(buf).map_err(|e| e.field("response_partition_limit"))?;
+        this.cursor = (|| -> DResult<Option<Cursor>> {
+            Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
+        })()
+        .map_err(|e| e.field("cursor"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -179,6 +166,8 @@ impl Struct for DescribeTopicPartitionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicRequest {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -203,9 +192,7 @@ impl TopicRequest {
 impl Struct for TopicRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicRequest", "Name"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicRequest", "Name"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -225,9 +212,7 @@ impl Struct for TopicRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
+        n += len_string((&self.name), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -240,9 +225,7 @@ impl Struct for TopicRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -281,8 +264,12 @@ impl Struct for TopicRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Cursor {
+    /// The name for the first topic to process.
+    ///
     /// `TopicName` (string), versions 0+; entity: topicName.
     pub topic_name: String,
+    /// The partition index to start with.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -313,12 +300,8 @@ impl Cursor {
 impl Struct for Cursor {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
+        put_i32(buf, *(&self.partition_index));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -338,12 +321,8 @@ impl Struct for Cursor {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic_name), flex);
-        }
-        if true {
-            n += 4;
-        }
+        n += len_string((&self.topic_name), flex);
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -356,14 +335,8 @@ impl Struct for Cursor {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
-        }
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.topic_name = get_string(buf, flex).map_err(|e| e.field("topic_name"))?;
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -408,5 +381,6 @@ impl Message for DescribeTopicPartitionsRequest {
 
 impl crate::message::Request for DescribeTopicPartitionsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeTopicPartitions;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponse;
 }

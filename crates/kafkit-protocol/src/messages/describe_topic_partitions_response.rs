@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// Each topic in the response.
+    ///
     /// `Topics` ([]DescribeTopicPartitionsResponseTopic), versions 0+.
     pub topics: Vec<DescribeTopicPartitionsResponseTopic>,
+    /// The next topic and partition index to fetch details for.
+    ///
     /// `NextCursor` (Cursor), versions 0+; nullable in 0+; default `null`.
     pub next_cursor: Option<Cursor>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -58,23 +64,17 @@ impl DescribeTopicPartitionsResponse {
 impl Struct for DescribeTopicPartitionsResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            match (&self.next_cursor) {
-                None => put_i8(buf, -1),
-                Some(s) => {
-                    put_i8(buf, 1);
-                    s.encode_inner(buf, v)?;
-                }
+        match (&self.next_cursor) {
+            None => put_i8(buf, -1),
+            Some(s) => {
+                put_i8(buf, 1);
+                s.encode_inner(buf, v)?;
             }
         }
         if flex {
@@ -96,16 +96,10 @@ impl Struct for DescribeTopicPartitionsResponse {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (1 + (&self.next_cursor).as_ref().map_or(0, |s| s.len_inner(v)));
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (1 + (&self.next_cursor).as_ref().map_or(0, |s| s.len_inner(v)));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -118,24 +112,17 @@ impl Struct for DescribeTopicPartitionsResponse {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<DescribeTopicPartitionsResponseTopic>> {
-                Ok(get_array(buf, flex, DescribeTopicPartitionsResponseTopic::min_size(v), |buf| {
-                    Ok(DescribeTopicPartitionsResponseTopic::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
-        if true {
-            this.next_cursor = (|| -> DResult<Option<Cursor>> {
-                Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
-            })()
-            .map_err(|e| e.field("next_cursor"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.topics = (|| -> DResult<Vec<DescribeTopicPartitionsResponseTopic>> {
+            Ok(get_array(buf, flex, DescribeTopicPartitionsResponseTopic::min_size(v), |buf| {
+                Ok(DescribeTopicPartitionsResponseTopic::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
+        this.next_cursor = (|| -> DResult<Option<Cursor>> {
+            Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
+        })()
+        .map_err(|e| e.field("next_cursor"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -181,22 +168,40 @@ impl Struct for DescribeTopicPartitionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponsePartition {
+    /// The partition error, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The ID of the leader broker.
+    ///
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
+    /// The leader epoch of this partition.
+    ///
     /// `LeaderEpoch` (int32), versions 0+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_epoch: i32,
+    /// The set of all nodes that host this partition.
+    ///
     /// `ReplicaNodes` ([]int32), versions 0+; entity: brokerId.
     pub replica_nodes: Vec<i32>,
+    /// The set of nodes that are in sync with the leader for this partition.
+    ///
     /// `IsrNodes` ([]int32), versions 0+; entity: brokerId.
     pub isr_nodes: Vec<i32>,
+    /// The new eligible leader replicas otherwise.
+    ///
     /// `EligibleLeaderReplicas` ([]int32), versions 0+; nullable in 0+; default `null`; entity: brokerId.
     pub eligible_leader_replicas: Option<Vec<i32>>,
+    /// The last known ELR.
+    ///
     /// `LastKnownElr` ([]int32), versions 0+; nullable in 0+; default `null`; entity: brokerId.
     pub last_known_elr: Option<Vec<i32>>,
+    /// The set of offline replicas of this partition.
+    ///
     /// `OfflineReplicas` ([]int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -280,68 +285,50 @@ impl DescribeTopicPartitionsResponsePartition {
 impl Struct for DescribeTopicPartitionsResponsePartition {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.error_code));
+        put_i16(buf, *(&self.error_code));
+        put_i32(buf, *(&self.partition_index));
+        put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_epoch));
+        put_array_len(buf, Some((&self.replica_nodes).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "ReplicaNodes"))?;
+        for e in (&self.replica_nodes).iter() {
+            put_i32(buf, *e);
         }
-        if true {
-            put_i32(buf, *(&self.partition_index));
+        put_array_len(buf, Some((&self.isr_nodes).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "IsrNodes"))?;
+        for e in (&self.isr_nodes).iter() {
+            put_i32(buf, *e);
         }
-        if true {
-            put_i32(buf, *(&self.leader_id));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
-        if true {
-            put_array_len(buf, Some((&self.replica_nodes).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "ReplicaNodes"))?;
-            for e in (&self.replica_nodes).iter() {
-                put_i32(buf, *e);
+        match (&self.eligible_leader_replicas) {
+            None => {
+                put_array_len(buf, None, flex)
+                    .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
             }
-        }
-        if true {
-            put_array_len(buf, Some((&self.isr_nodes).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "IsrNodes"))?;
-            for e in (&self.isr_nodes).iter() {
-                put_i32(buf, *e);
-            }
-        }
-        if true {
-            match (&self.eligible_leader_replicas) {
-                None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
-                    for e in a.iter() {
-                        put_i32(buf, *e);
-                    }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex)
+                    .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
+                for e in a.iter() {
+                    put_i32(buf, *e);
                 }
             }
         }
-        if true {
-            match (&self.last_known_elr) {
-                None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
-                    for e in a.iter() {
-                        put_i32(buf, *e);
-                    }
+        match (&self.last_known_elr) {
+            None => {
+                put_array_len(buf, None, flex)
+                    .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
+            }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex)
+                    .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
+                for e in a.iter() {
+                    put_i32(buf, *e);
                 }
             }
         }
-        if true {
-            put_array_len(buf, Some((&self.offline_replicas).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "OfflineReplicas"))?;
-            for e in (&self.offline_replicas).iter() {
-                put_i32(buf, *e);
-            }
+        put_array_len(buf, Some((&self.offline_replicas).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "OfflineReplicas"))?;
+        for e in (&self.offline_replicas).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -362,39 +349,21 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.replica_nodes).len()), flex) + (&self.replica_nodes).len() * 4);
-        }
-        if true {
-            n += (len_array_len(Some((&self.isr_nodes).len()), flex) + (&self.isr_nodes).len() * 4);
-        }
-        if true {
-            n += match (&self.eligible_leader_replicas) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.len() * 4),
-            };
-        }
-        if true {
-            n += match (&self.last_known_elr) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.len() * 4),
-            };
-        }
-        if true {
-            n += (len_array_len(Some((&self.offline_replicas).len()), flex) + (&self.offline_replicas).len() * 4);
-        }
+        n += 2;
+        n += 4;
+        n += 4;
+        n += 4;
+        n += (len_array_len(Some((&self.replica_nodes).len()), flex) + (&self.replica_nodes).len() * 4);
+        n += (len_array_len(Some((&self.isr_nodes).len()), flex) + (&self.isr_nodes).len() * 4);
+        n += match (&self.eligible_leader_replicas) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.len() * 4),
+        };
+        n += match (&self.last_known_elr) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.len() * 4),
+        };
+        n += (len_array_len(Some((&self.offline_replicas).len()), flex) + (&self.offline_replicas).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -407,42 +376,22 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
-        if true {
-            this.replica_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("replica_nodes"))?;
-        }
-        if true {
-            this.isr_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("isr_nodes"))?;
-        }
-        if true {
-            this.eligible_leader_replicas =
-                (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("eligible_leader_replicas"))?;
-        }
-        if true {
-            this.last_known_elr =
-                (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("last_known_elr"))?;
-        }
-        if true {
-            this.offline_replicas =
-                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("offline_replicas"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
+        this.replica_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("replica_nodes"))?;
+        this.isr_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("isr_nodes"))?;
+        this.eligible_leader_replicas =
+            (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("eligible_leader_replicas"))?;
+        this.last_known_elr =
+            (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("last_known_elr"))?;
+        this.offline_replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("offline_replicas"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -515,16 +464,28 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponseTopic {
+    /// The topic error, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; nullable in 0+; entity: topicName; map key.
     pub name: Option<String>,
+    /// The topic id.
+    ///
     /// `TopicId` (uuid), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
+    /// True if the topic is internal.
+    ///
     /// `IsInternal` (bool), versions 0+; default `false`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub is_internal: bool,
+    /// Each partition in the topic.
+    ///
     /// `Partitions` ([]DescribeTopicPartitionsResponsePartition), versions 0+.
     pub partitions: Vec<DescribeTopicPartitionsResponsePartition>,
+    /// 32-bit bitfield to represent authorized operations for this topic.
+    ///
     /// `TopicAuthorizedOperations` (int32), versions 0+; default `-2147483648`.
     pub topic_authorized_operations: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -587,29 +548,17 @@ impl DescribeTopicPartitionsResponseTopic {
 impl Struct for DescribeTopicPartitionsResponseTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.error_code));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.name).as_deref(), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponseTopic", "Name"))?;
+        put_uuid(buf, (&self.topic_id));
+        put_bool(buf, *(&self.is_internal));
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponseTopic", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_nullable_string(buf, (&self.name).as_deref(), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponseTopic", "Name"))?;
-        }
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_bool(buf, *(&self.is_internal));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponseTopic", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_i32(buf, *(&self.topic_authorized_operations));
-        }
+        put_i32(buf, *(&self.topic_authorized_operations));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -629,25 +578,13 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.name).as_deref(), flex);
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 4;
-        }
+        n += 2;
+        n += len_nullable_string((&self.name).as_deref(), flex);
+        n += 16;
+        n += 1;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -660,31 +597,17 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.is_internal = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_internal"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<DescribeTopicPartitionsResponsePartition>> {
-                Ok(get_array(buf, flex, DescribeTopicPartitionsResponsePartition::min_size(v), |buf| {
-                    Ok(DescribeTopicPartitionsResponsePartition::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
-        if true {
-            this.topic_authorized_operations =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("topic_authorized_operations"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.name = get_nullable_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.is_internal = get_bool(buf).map_err(|e| e.field("is_internal"))?;
+        this.partitions = (|| -> DResult<Vec<DescribeTopicPartitionsResponsePartition>> {
+            Ok(get_array(buf, flex, DescribeTopicPartitionsResponsePartition::min_size(v), |buf| {
+                Ok(DescribeTopicPartitionsResponsePartition::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
+        this.topic_authorized_operations = get_i32(buf).map_err(|e| e.field("topic_authorized_operations"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -746,8 +669,12 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Cursor {
+    /// The name for the first topic to process.
+    ///
     /// `TopicName` (string), versions 0+; entity: topicName.
     pub topic_name: String,
+    /// The partition index to start with.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -778,12 +705,8 @@ impl Cursor {
 impl Struct for Cursor {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
+        put_i32(buf, *(&self.partition_index));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -803,12 +726,8 @@ impl Struct for Cursor {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic_name), flex);
-        }
-        if true {
-            n += 4;
-        }
+        n += len_string((&self.topic_name), flex);
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -821,14 +740,8 @@ impl Struct for Cursor {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
-        }
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.topic_name = get_string(buf, flex).map_err(|e| e.field("topic_name"))?;
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {

@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTransactionsRequest {
+    /// Array of transactionalIds to include in describe results. If empty, then no results will be returned.
+    ///
     /// `TransactionalIds` ([]string), versions 0+; entity: transactionalId.
     pub transactional_ids: Vec<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -37,12 +39,10 @@ impl DescribeTransactionsRequest {
 impl Struct for DescribeTransactionsRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.transactional_ids).len()), flex)
-                .map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
-            for e in (&self.transactional_ids).iter() {
-                put_string(buf, e, flex).map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
-            }
+        put_array_len(buf, Some((&self.transactional_ids).len()), flex)
+            .map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
+        for e in (&self.transactional_ids).iter() {
+            put_string(buf, e, flex).map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -63,10 +63,8 @@ impl Struct for DescribeTransactionsRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.transactional_ids).len()), flex)
-                + (&self.transactional_ids).iter().map(|e| len_string(e, flex)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.transactional_ids).len()), flex)
+            + (&self.transactional_ids).iter().map(|e| len_string(e, flex)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -79,12 +77,10 @@ impl Struct for DescribeTransactionsRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.transactional_ids = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
-            })()
-            .map_err(|e| e.field("transactional_ids"))?;
-        }
+        this.transactional_ids = (|| -> DResult<Vec<String>> {
+            Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
+        })()
+        .map_err(|e| e.field("transactional_ids"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -128,5 +124,6 @@ impl Message for DescribeTransactionsRequest {
 
 impl crate::message::Request for DescribeTransactionsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeTransactions;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::describe_transactions_response::DescribeTransactionsResponse;
 }

@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The message-level error code, 0 except for user authorization or infrastructure issues.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The message-level error message, if any.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The results for descriptions, one per user.
+    ///
     /// `Results` ([]DescribeUserScramCredentialsResult), versions 0+.
     pub results: Vec<DescribeUserScramCredentialsResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -67,22 +75,14 @@ impl DescribeUserScramCredentialsResponse {
 impl Struct for DescribeUserScramCredentialsResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResponse", "ErrorMessage"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.results).len()), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResponse", "Results"))?;
-            for e in (&self.results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("DescribeUserScramCredentialsResponse", "ErrorMessage"))?;
+        put_array_len(buf, Some((&self.results).len()), flex)
+            .map_err(|e| e.at("DescribeUserScramCredentialsResponse", "Results"))?;
+        for e in (&self.results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -103,19 +103,11 @@ impl Struct for DescribeUserScramCredentialsResponse {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += (len_array_len(Some((&self.results).len()), flex)
+            + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -128,25 +120,15 @@ impl Struct for DescribeUserScramCredentialsResponse {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.results = (|| -> DResult<Vec<DescribeUserScramCredentialsResult>> {
-                Ok(get_array(buf, flex, DescribeUserScramCredentialsResult::min_size(v), |buf| {
-                    Ok(DescribeUserScramCredentialsResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.results = (|| -> DResult<Vec<DescribeUserScramCredentialsResult>> {
+            Ok(get_array(buf, flex, DescribeUserScramCredentialsResult::min_size(v), |buf| {
+                Ok(DescribeUserScramCredentialsResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -196,8 +178,12 @@ impl Struct for DescribeUserScramCredentialsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CredentialInfo {
+    /// The SCRAM mechanism.
+    ///
     /// `Mechanism` (int8), versions 0+.
     pub mechanism: i8,
+    /// The number of iterations used in the SCRAM credential.
+    ///
     /// `Iterations` (int32), versions 0+.
     pub iterations: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -228,12 +214,8 @@ impl CredentialInfo {
 impl Struct for CredentialInfo {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i8(buf, *(&self.mechanism));
-        }
-        if true {
-            put_i32(buf, *(&self.iterations));
-        }
+        put_i8(buf, *(&self.mechanism));
+        put_i32(buf, *(&self.iterations));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -253,12 +235,8 @@ impl Struct for CredentialInfo {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 1;
-        }
-        if true {
-            n += 4;
-        }
+        n += 1;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -271,12 +249,8 @@ impl Struct for CredentialInfo {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
-        }
-        if true {
-            this.iterations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("iterations"))?;
-        }
+        this.mechanism = get_i8(buf).map_err(|e| e.field("mechanism"))?;
+        this.iterations = get_i32(buf).map_err(|e| e.field("iterations"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -316,12 +290,20 @@ impl Struct for CredentialInfo {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsResult {
+    /// The user name.
+    ///
     /// `User` (string), versions 0+.
     pub user: String,
+    /// The user-level error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The user-level error message, if any.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The mechanism and related information associated with the user's SCRAM credentials.
+    ///
     /// `CredentialInfos` ([]CredentialInfo), versions 0+.
     pub credential_infos: Vec<CredentialInfo>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -370,22 +352,14 @@ impl DescribeUserScramCredentialsResult {
 impl Struct for DescribeUserScramCredentialsResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.user), flex).map_err(|e| e.at("DescribeUserScramCredentialsResult", "User"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResult", "ErrorMessage"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.credential_infos).len()), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResult", "CredentialInfos"))?;
-            for e in (&self.credential_infos).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.user), flex).map_err(|e| e.at("DescribeUserScramCredentialsResult", "User"))?;
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("DescribeUserScramCredentialsResult", "ErrorMessage"))?;
+        put_array_len(buf, Some((&self.credential_infos).len()), flex)
+            .map_err(|e| e.at("DescribeUserScramCredentialsResult", "CredentialInfos"))?;
+        for e in (&self.credential_infos).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -406,19 +380,11 @@ impl Struct for DescribeUserScramCredentialsResult {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.user), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.credential_infos).len()), flex)
-                + (&self.credential_infos).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.user), flex);
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += (len_array_len(Some((&self.credential_infos).len()), flex)
+            + (&self.credential_infos).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -431,22 +397,13 @@ impl Struct for DescribeUserScramCredentialsResult {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.user = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("user"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.credential_infos = (|| -> DResult<Vec<CredentialInfo>> {
-                Ok(get_array(buf, flex, CredentialInfo::min_size(v), |buf| Ok(CredentialInfo::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("credential_infos"))?;
-        }
+        this.user = get_string(buf, flex).map_err(|e| e.field("user"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.credential_infos = (|| -> DResult<Vec<CredentialInfo>> {
+            Ok(get_array(buf, flex, CredentialInfo::min_size(v), |buf| Ok(CredentialInfo::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("credential_infos"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {

@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElectLeadersResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The top level response error code.
+    ///
     /// `ErrorCode` (int16), versions 1+.
     pub error_code: i16,
+    /// The election results, or an empty array if the requester did not have permission and the request asks for all partitions.
+    ///
     /// `ReplicaElectionResults` ([]ReplicaElectionResult), versions 0+.
     pub replica_election_results: Vec<ReplicaElectionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -58,9 +64,7 @@ impl ElectLeadersResponse {
 impl Struct for ElectLeadersResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
         if !(v >= 1) && !(self.error_code == 0) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "ElectLeadersResponse",
@@ -71,12 +75,10 @@ impl Struct for ElectLeadersResponse {
         if v >= 1 {
             put_i16(buf, *(&self.error_code));
         }
-        if true {
-            put_array_len(buf, Some((&self.replica_election_results).len()), flex)
-                .map_err(|e| e.at("ElectLeadersResponse", "ReplicaElectionResults"))?;
-            for e in (&self.replica_election_results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.replica_election_results).len()), flex)
+            .map_err(|e| e.at("ElectLeadersResponse", "ReplicaElectionResults"))?;
+        for e in (&self.replica_election_results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -97,16 +99,12 @@ impl Struct for ElectLeadersResponse {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if v >= 1 {
             n += 2;
         }
-        if true {
-            n += (len_array_len(Some((&self.replica_election_results).len()), flex)
-                + (&self.replica_election_results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.replica_election_results).len()), flex)
+            + (&self.replica_election_results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -119,21 +117,16 @@ impl Struct for ElectLeadersResponse {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         if v >= 1 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
-        if true {
-            this.replica_election_results = (|| -> DResult<Vec<ReplicaElectionResult>> {
-                Ok(get_array(buf, flex, ReplicaElectionResult::min_size(v), |buf| {
-                    Ok(ReplicaElectionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("replica_election_results"))?;
-        }
+        this.replica_election_results = (|| -> DResult<Vec<ReplicaElectionResult>> {
+            Ok(get_array(buf, flex, ReplicaElectionResult::min_size(v), |buf| {
+                Ok(ReplicaElectionResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("replica_election_results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -181,10 +174,16 @@ impl Struct for ElectLeadersResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionResult {
+    /// The partition id.
+    ///
     /// `PartitionId` (int32), versions 0+.
     pub partition_id: i32,
+    /// The result error, or zero if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The result message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -226,16 +225,10 @@ impl PartitionResult {
 impl Struct for PartitionResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i32(buf, *(&self.partition_id));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
-        }
+        put_i32(buf, *(&self.partition_id));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -255,15 +248,9 @@ impl Struct for PartitionResult {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -276,16 +263,9 @@ impl Struct for PartitionResult {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.partition_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_id"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
+        this.partition_id = get_i32(buf).map_err(|e| e.field("partition_id"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -331,8 +311,12 @@ impl Struct for PartitionResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplicaElectionResult {
+    /// The topic name.
+    ///
     /// `Topic` (string), versions 0+; entity: topicName.
     pub topic: String,
+    /// The results for each partition.
+    ///
     /// `PartitionResult` ([]PartitionResult), versions 0+.
     pub partition_result: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -363,15 +347,11 @@ impl ReplicaElectionResult {
 impl Struct for ReplicaElectionResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_string(buf, (&self.topic), flex).map_err(|e| e.at("ReplicaElectionResult", "Topic"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partition_result).len()), flex)
-                .map_err(|e| e.at("ReplicaElectionResult", "PartitionResult"))?;
-            for e in (&self.partition_result).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.topic), flex).map_err(|e| e.at("ReplicaElectionResult", "Topic"))?;
+        put_array_len(buf, Some((&self.partition_result).len()), flex)
+            .map_err(|e| e.at("ReplicaElectionResult", "PartitionResult"))?;
+        for e in (&self.partition_result).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -392,13 +372,9 @@ impl Struct for ReplicaElectionResult {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partition_result).len()), flex)
-                + (&self.partition_result).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.topic), flex);
+        n += (len_array_len(Some((&self.partition_result).len()), flex)
+            + (&self.partition_result).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -411,17 +387,11 @@ impl Struct for ReplicaElectionResult {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
-        }
-        if true {
-            this.partition_result = (|| -> DResult<Vec<PartitionResult>> {
-                Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| {
-                    Ok(PartitionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partition_result"))?;
-        }
+        this.topic = get_string(buf, flex).map_err(|e| e.field("topic"))?;
+        this.partition_result = (|| -> DResult<Vec<PartitionResult>> {
+            Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| Ok(PartitionResult::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partition_result"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {

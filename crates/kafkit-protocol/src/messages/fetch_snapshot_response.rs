@@ -10,15 +10,25 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `FetchSnapshotResponse` (API key 59): versions 0-1, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchSnapshotResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The top level response error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The topics to fetch.
+    ///
     /// `Topics` ([]TopicSnapshot), versions 0+.
     pub topics: Vec<TopicSnapshot>,
+    /// Endpoints for all current-leaders enumerated in PartitionSnapshot.
+    ///
     /// `NodeEndpoints` ([]NodeEndpoint), versions 1+; tagged field 0 in 1+.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -67,18 +77,11 @@ impl FetchSnapshotResponse {
 impl Struct for FetchSnapshotResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("FetchSnapshotResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("FetchSnapshotResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if !(v >= 1) && !(self.node_endpoints.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -122,16 +125,10 @@ impl Struct for FetchSnapshotResponse {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -152,19 +149,12 @@ impl Struct for FetchSnapshotResponse {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicSnapshot>> {
-                Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| Ok(TopicSnapshot::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.topics = (|| -> DResult<Vec<TopicSnapshot>> {
+            Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| Ok(TopicSnapshot::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -228,8 +218,12 @@ impl Struct for FetchSnapshotResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SnapshotId {
+    /// The snapshot end offset.
+    ///
     /// `EndOffset` (int64), versions 0+.
     pub end_offset: i64,
+    /// The snapshot epoch.
+    ///
     /// `Epoch` (int32), versions 0+.
     pub epoch: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -260,12 +254,8 @@ impl SnapshotId {
 impl Struct for SnapshotId {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i64(buf, *(&self.end_offset));
-        }
-        if true {
-            put_i32(buf, *(&self.epoch));
-        }
+        put_i64(buf, *(&self.end_offset));
+        put_i32(buf, *(&self.epoch));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -285,12 +275,8 @@ impl Struct for SnapshotId {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 4;
-        }
+        n += 8;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -303,12 +289,8 @@ impl Struct for SnapshotId {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
-        }
-        if true {
-            this.epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
-        }
+        this.end_offset = get_i64(buf).map_err(|e| e.field("end_offset"))?;
+        this.epoch = get_i32(buf).map_err(|e| e.field("epoch"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -348,8 +330,12 @@ impl Struct for SnapshotId {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderIdAndEpoch {
+    /// The ID of the current leader or -1 if the leader is unknown.
+    ///
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
+    /// The latest known leader epoch.
+    ///
     /// `LeaderEpoch` (int32), versions 0+.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -380,12 +366,8 @@ impl LeaderIdAndEpoch {
 impl Struct for LeaderIdAndEpoch {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.leader_id));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
+        put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_epoch));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -405,12 +387,8 @@ impl Struct for LeaderIdAndEpoch {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
+        n += 4;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -423,12 +401,8 @@ impl Struct for LeaderIdAndEpoch {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -468,18 +442,32 @@ impl Struct for LeaderIdAndEpoch {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionSnapshot {
+    /// The partition index.
+    ///
     /// `Index` (int32), versions 0+.
     pub index: i32,
+    /// The error code, or 0 if there was no fetch error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The snapshot endOffset and epoch fetched.
+    ///
     /// `SnapshotId` (SnapshotId), versions 0+.
     pub snapshot_id: SnapshotId,
+    /// The leader of the partition at the time of the snapshot.
+    ///
     /// `CurrentLeader` (LeaderIdAndEpoch), versions 0+; tagged field 0 in 0+.
     pub current_leader: LeaderIdAndEpoch,
+    /// The total size of the snapshot.
+    ///
     /// `Size` (int64), versions 0+.
     pub size: i64,
+    /// The starting byte position within the snapshot included in the Bytes field.
+    ///
     /// `Position` (int64), versions 0+.
     pub position: i64,
+    /// Snapshot data in records format which may not be aligned on an offset boundary.
+    ///
     /// `UnalignedRecords` (records), versions 0+.
     pub unaligned_records: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -549,25 +537,12 @@ impl PartitionSnapshot {
 impl Struct for PartitionSnapshot {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.index));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            (&self.snapshot_id).encode_inner(buf, v)?;
-        }
-        if true {
-            put_i64(buf, *(&self.size));
-        }
-        if true {
-            put_i64(buf, *(&self.position));
-        }
-        if true {
-            put_bytes(buf, (&self.unaligned_records), flex)
-                .map_err(|e| e.at("PartitionSnapshot", "UnalignedRecords"))?;
-        }
+        put_i32(buf, *(&self.index));
+        put_i16(buf, *(&self.error_code));
+        (&self.snapshot_id).encode_inner(buf, v)?;
+        put_i64(buf, *(&self.size));
+        put_i64(buf, *(&self.position));
+        put_bytes(buf, (&self.unaligned_records), flex).map_err(|e| e.at("PartitionSnapshot", "UnalignedRecords"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let t_current_leader = true && !(self.current_leader == LeaderIdAndEpoch::default());
@@ -594,24 +569,12 @@ impl Struct for PartitionSnapshot {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (&self.snapshot_id).len_inner(v);
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += len_bytes((&self.unaligned_records), flex);
-        }
+        n += 4;
+        n += 2;
+        n += (&self.snapshot_id).len_inner(v);
+        n += 8;
+        n += 8;
+        n += len_bytes((&self.unaligned_records), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -628,26 +591,12 @@ impl Struct for PartitionSnapshot {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("index"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.snapshot_id = (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
-                .map_err(|e| e.field("snapshot_id"))?;
-        }
-        if true {
-            this.size = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("size"))?;
-        }
-        if true {
-            this.position = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("position"))?;
-        }
-        if true {
-            this.unaligned_records =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("unaligned_records"))?;
-        }
+        this.index = get_i32(buf).map_err(|e| e.field("index"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.snapshot_id = SnapshotId::decode_inner(buf, v).map_err(|e| e.field("snapshot_id"))?;
+        this.size = get_i64(buf).map_err(|e| e.field("size"))?;
+        this.position = get_i64(buf).map_err(|e| e.field("position"))?;
+        this.unaligned_records = get_bytes(buf, flex).map_err(|e| e.field("unaligned_records"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -719,8 +668,12 @@ impl Struct for PartitionSnapshot {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicSnapshot {
+    /// The name of the topic to fetch.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// The partitions to fetch.
+    ///
     /// `Partitions` ([]PartitionSnapshot), versions 0+.
     pub partitions: Vec<PartitionSnapshot>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -751,15 +704,10 @@ impl TopicSnapshot {
 impl Struct for TopicSnapshot {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicSnapshot", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicSnapshot", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicSnapshot", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicSnapshot", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -780,13 +728,9 @@ impl Struct for TopicSnapshot {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -799,17 +743,13 @@ impl Struct for TopicSnapshot {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionSnapshot>> {
-                Ok(get_array(buf, flex, PartitionSnapshot::min_size(v), |buf| {
-                    Ok(PartitionSnapshot::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionSnapshot>> {
+            Ok(get_array(buf, flex, PartitionSnapshot::min_size(v), |buf| {
+                Ok(PartitionSnapshot::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -853,10 +793,16 @@ impl Struct for TopicSnapshot {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NodeEndpoint {
+    /// The ID of the associated node.
+    ///
     /// `NodeId` (int32), versions 1+; entity: brokerId; map key.
     pub node_id: i32,
+    /// The node's hostname.
+    ///
     /// `Host` (string), versions 1+.
     pub host: String,
+    /// The node's port.
+    ///
     /// `Port` (uint16), versions 1+.
     pub port: u16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -964,13 +910,13 @@ impl Struct for NodeEndpoint {
         let flex = true;
         let mut this = Self::default();
         if v >= 1 {
-            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = get_i32(buf).map_err(|e| e.field("node_id"))?;
         }
         if v >= 1 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v >= 1 {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_u16(buf).map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;

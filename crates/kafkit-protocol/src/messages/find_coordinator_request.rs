@@ -9,14 +9,20 @@ use crate::wire::*;
 use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
-/// `FindCoordinatorRequest` (API key 10): versions 0-6, flexible versions 3+, deprecated versions 0.
+/// `FindCoordinatorRequest` (API key 10): versions 0-6, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FindCoordinatorRequest {
+    /// The coordinator key.
+    ///
     /// `Key` (string), versions 0-3.
     pub key: String,
+    /// The coordinator key type. (group, transaction, share).
+    ///
     /// `KeyType` (int8), versions 1+; default `0`.
     pub key_type: i8,
+    /// The coordinator keys.
+    ///
     /// `CoordinatorKeys` ([]string), versions 4+.
     pub coordinator_keys: Vec<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -134,10 +140,10 @@ impl Struct for FindCoordinatorRequest {
         let flex = v >= 3;
         let mut this = Self::default();
         if v <= 3 {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
+            this.key = get_string(buf, flex).map_err(|e| e.field("key"))?;
         }
         if v >= 1 {
-            this.key_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("key_type"))?;
+            this.key_type = get_i8(buf).map_err(|e| e.field("key_type"))?;
         }
         if v >= 4 {
             this.coordinator_keys = (|| -> DResult<Vec<String>> {
@@ -190,10 +196,11 @@ impl Message for FindCoordinatorRequest {
     const NAME: &'static str = "FindCoordinatorRequest";
     const VERSIONS: VersionRange = VersionRange::new(0, 6);
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange::new(3, 6);
-    const DEPRECATED_VERSIONS: VersionRange = VersionRange::new(0, 0);
+    const DEPRECATED_VERSIONS: VersionRange = VersionRange::NONE;
 }
 
 impl crate::message::Request for FindCoordinatorRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::FindCoordinator;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 6);
     type Response = crate::messages::find_coordinator_response::FindCoordinatorResponse;
 }

@@ -13,18 +13,32 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FindCoordinatorResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0-3.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 1-3; nullable in 1-3; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
+    /// The node id.
+    ///
     /// `NodeId` (int32), versions 0-3; entity: brokerId.
     pub node_id: i32,
+    /// The host name.
+    ///
     /// `Host` (string), versions 0-3.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (int32), versions 0-3.
     pub port: i32,
+    /// Each coordinator result in the response.
+    ///
     /// `Coordinators` ([]Coordinator), versions 4+.
     pub coordinators: Vec<Coordinator>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -242,11 +256,10 @@ impl Struct for FindCoordinatorResponse {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
         if v <= 3 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
         if (v >= 1 && v <= 3) {
             this.error_message = (|| -> DResult<Option<String>> {
@@ -255,13 +268,13 @@ impl Struct for FindCoordinatorResponse {
             .map_err(|e| e.field("error_message"))?;
         }
         if v <= 3 {
-            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = get_i32(buf).map_err(|e| e.field("node_id"))?;
         }
         if v <= 3 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v <= 3 {
-            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_i32(buf).map_err(|e| e.field("port"))?;
         }
         if v >= 4 {
             this.coordinators = (|| -> DResult<Vec<Coordinator>> {
@@ -345,16 +358,28 @@ impl Struct for FindCoordinatorResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Coordinator {
+    /// The coordinator key.
+    ///
     /// `Key` (string), versions 4+.
     pub key: String,
+    /// The node id.
+    ///
     /// `NodeId` (int32), versions 4+; entity: brokerId.
     pub node_id: i32,
+    /// The host name.
+    ///
     /// `Host` (string), versions 4+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (int32), versions 4+.
     pub port: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 4+.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 4+; nullable in 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -547,19 +572,19 @@ impl Struct for Coordinator {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 4 {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
+            this.key = get_string(buf, flex).map_err(|e| e.field("key"))?;
         }
         if v >= 4 {
-            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = get_i32(buf).map_err(|e| e.field("node_id"))?;
         }
         if v >= 4 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v >= 4 {
-            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_i32(buf).map_err(|e| e.field("port"))?;
         }
         if v >= 4 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
         if v >= 4 {
             this.error_message = (|| -> DResult<Option<String>> {

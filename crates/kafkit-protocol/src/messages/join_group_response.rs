@@ -13,22 +13,40 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The generation ID of the group.
+    ///
     /// `GenerationId` (int32), versions 0+; default `-1`.
     pub generation_id: i32,
+    /// The group protocol name.
+    ///
     /// `ProtocolType` (string), versions 7+; nullable in 7+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_type: Option<String>,
+    /// The group protocol selected by the coordinator.
+    ///
     /// `ProtocolName` (string), versions 0+; nullable in 7+.
     pub protocol_name: Option<String>,
+    /// The leader of the group.
+    ///
     /// `Leader` (string), versions 0+.
     pub leader: String,
+    /// True if the leader must skip running the assignment.
+    ///
     /// `SkipAssignment` (bool), versions 9+; default `false`.
     pub skip_assignment: bool,
+    /// The member ID assigned by the group coordinator.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The group members.
+    ///
     /// `Members` ([]JoinGroupResponseMember), versions 0+.
     pub members: Vec<JoinGroupResponseMember>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -122,12 +140,8 @@ impl Struct for JoinGroupResponse {
         if v >= 2 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_i32(buf, *(&self.generation_id));
-        }
+        put_i16(buf, *(&self.error_code));
+        put_i32(buf, *(&self.generation_id));
         if !(v >= 7) && !(self.protocol_type.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "JoinGroupResponse",
@@ -154,28 +168,24 @@ impl Struct for JoinGroupResponse {
                 }
             }
         }
-        if true {
-            if v >= 7 {
-                put_nullable_string(buf, (&self.protocol_name).as_deref(), flex)
-                    .map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
-            } else {
-                match (&self.protocol_name) {
-                    Some(x) => {
-                        put_string(buf, x, flex).map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
-                    }
-                    None => {
-                        return Err(EncodeError::NullNotAllowed {
-                            message: "JoinGroupResponse",
-                            field: "ProtocolName",
-                            version: crate::ApiVersion(v),
-                        })
-                    }
+        if v >= 7 {
+            put_nullable_string(buf, (&self.protocol_name).as_deref(), flex)
+                .map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
+        } else {
+            match (&self.protocol_name) {
+                Some(x) => {
+                    put_string(buf, x, flex).map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
+                }
+                None => {
+                    return Err(EncodeError::NullNotAllowed {
+                        message: "JoinGroupResponse",
+                        field: "ProtocolName",
+                        version: crate::ApiVersion(v),
+                    })
                 }
             }
         }
-        if true {
-            put_string(buf, (&self.leader), flex).map_err(|e| e.at("JoinGroupResponse", "Leader"))?;
-        }
+        put_string(buf, (&self.leader), flex).map_err(|e| e.at("JoinGroupResponse", "Leader"))?;
         if !(v >= 9) && !(self.skip_assignment == false) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "JoinGroupResponse",
@@ -186,14 +196,10 @@ impl Struct for JoinGroupResponse {
         if v >= 9 {
             put_bool(buf, *(&self.skip_assignment));
         }
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponse", "MemberId"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("JoinGroupResponse", "Members"))?;
-            for e in (&self.members).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponse", "MemberId"))?;
+        put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("JoinGroupResponse", "Members"))?;
+        for e in (&self.members).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -217,12 +223,8 @@ impl Struct for JoinGroupResponse {
         if v >= 2 {
             n += 4;
         }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 4;
-        }
+        n += 2;
+        n += 4;
         if v >= 7 {
             n += (if v >= 7 {
                 len_nullable_string((&self.protocol_type).as_deref(), flex)
@@ -230,26 +232,18 @@ impl Struct for JoinGroupResponse {
                 (&self.protocol_type).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += (if v >= 7 {
-                len_nullable_string((&self.protocol_name).as_deref(), flex)
-            } else {
-                (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
-            });
-        }
-        if true {
-            n += len_string((&self.leader), flex);
-        }
+        n += (if v >= 7 {
+            len_nullable_string((&self.protocol_name).as_deref(), flex)
+        } else {
+            (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
+        });
+        n += len_string((&self.leader), flex);
         if v >= 9 {
             n += 1;
         }
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.members).len()), flex)
-                + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.member_id), flex);
+        n += (len_array_len(Some((&self.members).len()), flex)
+            + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -263,46 +257,31 @@ impl Struct for JoinGroupResponse {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 2 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.generation_id = get_i32(buf).map_err(|e| e.field("generation_id"))?;
         if v >= 7 {
             this.protocol_type = (|| -> DResult<Option<String>> {
                 Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("protocol_type"))?;
         }
-        if true {
-            this.protocol_name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
-            })()
-            .map_err(|e| e.field("protocol_name"))?;
-        }
-        if true {
-            this.leader = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("leader"))?;
-        }
+        this.protocol_name = (|| -> DResult<Option<String>> {
+            Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
+        })()
+        .map_err(|e| e.field("protocol_name"))?;
+        this.leader = get_string(buf, flex).map_err(|e| e.field("leader"))?;
         if v >= 9 {
-            this.skip_assignment =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("skip_assignment"))?;
+            this.skip_assignment = get_bool(buf).map_err(|e| e.field("skip_assignment"))?;
         }
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
-        if true {
-            this.members = (|| -> DResult<Vec<JoinGroupResponseMember>> {
-                Ok(get_array(buf, flex, JoinGroupResponseMember::min_size(v), |buf| {
-                    Ok(JoinGroupResponseMember::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("members"))?;
-        }
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
+        this.members = (|| -> DResult<Vec<JoinGroupResponseMember>> {
+            Ok(get_array(buf, flex, JoinGroupResponseMember::min_size(v), |buf| {
+                Ok(JoinGroupResponseMember::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("members"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -390,10 +369,16 @@ impl Struct for JoinGroupResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupResponseMember {
+    /// The group member ID.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
     /// `GroupInstanceId` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub group_instance_id: Option<String>,
+    /// The group member metadata.
+    ///
     /// `Metadata` (bytes), versions 0+.
     pub metadata: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -435,9 +420,7 @@ impl JoinGroupResponseMember {
 impl Struct for JoinGroupResponseMember {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponseMember", "MemberId"))?;
-        }
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponseMember", "MemberId"))?;
         if !(v >= 5) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "JoinGroupResponseMember",
@@ -464,9 +447,7 @@ impl Struct for JoinGroupResponseMember {
                 }
             }
         }
-        if true {
-            put_bytes(buf, (&self.metadata), flex).map_err(|e| e.at("JoinGroupResponseMember", "Metadata"))?;
-        }
+        put_bytes(buf, (&self.metadata), flex).map_err(|e| e.at("JoinGroupResponseMember", "Metadata"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -486,9 +467,7 @@ impl Struct for JoinGroupResponseMember {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
+        n += len_string((&self.member_id), flex);
         if v >= 5 {
             n += (if v >= 5 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
@@ -496,9 +475,7 @@ impl Struct for JoinGroupResponseMember {
                 (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += len_bytes((&self.metadata), flex);
-        }
+        n += len_bytes((&self.metadata), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -511,19 +488,14 @@ impl Struct for JoinGroupResponseMember {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         if v >= 5 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
                 Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
-        if true {
-            this.metadata = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("metadata"))?;
-        }
+        this.metadata = get_bytes(buf, flex).map_err(|e| e.field("metadata"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {

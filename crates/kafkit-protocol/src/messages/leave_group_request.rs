@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaveGroupRequest {
+    /// The ID of the group to leave.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The member ID to remove from the group.
+    ///
     /// `MemberId` (string), versions 0-2.
     pub member_id: String,
+    /// List of leaving member identities.
+    ///
     /// `Members` ([]MemberIdentity), versions 3+.
     pub members: Vec<MemberIdentity>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -58,9 +64,7 @@ impl LeaveGroupRequest {
 impl Struct for LeaveGroupRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("LeaveGroupRequest", "GroupId"))?;
-        }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("LeaveGroupRequest", "GroupId"))?;
         if !(v <= 2) && !(self.member_id.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "LeaveGroupRequest",
@@ -103,9 +107,7 @@ impl Struct for LeaveGroupRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
+        n += len_string((&self.group_id), flex);
         if v <= 2 {
             n += len_string((&self.member_id), flex);
         }
@@ -125,13 +127,9 @@ impl Struct for LeaveGroupRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
         if v <= 2 {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
+            this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.members = (|| -> DResult<Vec<MemberIdentity>> {
@@ -188,10 +186,16 @@ impl Struct for LeaveGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MemberIdentity {
+    /// The member ID to remove from the group.
+    ///
     /// `MemberId` (string), versions 3+.
     pub member_id: String,
+    /// The group instance ID to remove from the group.
+    ///
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+; default `null`.
     pub group_instance_id: Option<String>,
+    /// The reason why the member left the group.
+    ///
     /// `Reason` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub reason: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -344,8 +348,7 @@ impl Struct for MemberIdentity {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 3 {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
+            this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
@@ -425,5 +428,6 @@ impl Message for LeaveGroupRequest {
 
 impl crate::message::Request for LeaveGroupRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::LeaveGroup;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 5);
     type Response = crate::messages::leave_group_response::LeaveGroupResponse;
 }

@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaveGroupResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// List of leaving member responses.
+    ///
     /// `Members` ([]MemberResponse), versions 3+.
     pub members: Vec<MemberResponse>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -68,9 +74,7 @@ impl Struct for LeaveGroupResponse {
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i16(buf, *(&self.error_code));
         if !(v >= 3) && !(self.members.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "LeaveGroupResponse",
@@ -106,9 +110,7 @@ impl Struct for LeaveGroupResponse {
         if v >= 1 {
             n += 4;
         }
-        if true {
-            n += 2;
-        }
+        n += 2;
         if v >= 3 {
             n += (len_array_len(Some((&self.members).len()), flex)
                 + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
@@ -126,12 +128,9 @@ impl Struct for LeaveGroupResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if v >= 3 {
             this.members = (|| -> DResult<Vec<MemberResponse>> {
                 Ok(get_array(buf, flex, MemberResponse::min_size(v), |buf| Ok(MemberResponse::decode_inner(buf, v)?))?)
@@ -187,10 +186,16 @@ impl Struct for LeaveGroupResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MemberResponse {
+    /// The member ID to remove from the group.
+    ///
     /// `MemberId` (string), versions 3+.
     pub member_id: String,
+    /// The group instance ID to remove from the group.
+    ///
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+.
     pub group_instance_id: Option<String>,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 3+.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -323,8 +328,7 @@ impl Struct for MemberResponse {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 3 {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
+            this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
@@ -333,7 +337,7 @@ impl Struct for MemberResponse {
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if v >= 3 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;

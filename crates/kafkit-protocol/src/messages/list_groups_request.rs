@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListGroupsRequest {
+    /// The states of the groups we want to list. If empty, all groups are returned with their state.
+    ///
     /// `StatesFilter` ([]string), versions 4+.
     pub states_filter: Vec<String>,
+    /// The types of the groups we want to list. If empty, all groups are returned with their type.
+    ///
     /// `TypesFilter` ([]string), versions 5+.
     pub types_filter: Vec<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -172,5 +176,6 @@ impl Message for ListGroupsRequest {
 
 impl crate::message::Request for ListGroupsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ListGroups;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 5);
     type Response = crate::messages::list_groups_response::ListGroupsResponse;
 }

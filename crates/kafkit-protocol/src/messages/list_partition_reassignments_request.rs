@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsRequest {
+    /// The time in ms to wait for the request to complete.
+    ///
     /// `TimeoutMs` (int32), versions 0+; default `60000`.
     pub timeout_ms: i32,
+    /// The topics to list partition reassignments for, or null to list everything.
+    ///
     /// `Topics` ([]ListPartitionReassignmentsTopics), versions 0+; nullable in 0+; default `null`.
     pub topics: Option<Vec<ListPartitionReassignmentsTopics>>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -45,20 +49,16 @@ impl ListPartitionReassignmentsRequest {
 impl Struct for ListPartitionReassignmentsRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.timeout_ms));
-        }
-        if true {
-            match (&self.topics) {
-                None => {
-                    put_array_len(buf, None, flex).map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
-                    for e in a.iter() {
-                        e.encode_inner(buf, v)?;
-                    }
+        put_i32(buf, *(&self.timeout_ms));
+        match (&self.topics) {
+            None => {
+                put_array_len(buf, None, flex).map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
+            }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex)
+                    .map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
+                for e in a.iter() {
+                    e.encode_inner(buf, v)?;
                 }
             }
         }
@@ -81,15 +81,11 @@ impl Struct for ListPartitionReassignmentsRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += match (&self.topics) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
-            };
-        }
+        n += 4;
+        n += match (&self.topics) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
+        };
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -102,17 +98,13 @@ impl Struct for ListPartitionReassignmentsRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Option<Vec<ListPartitionReassignmentsTopics>>> {
-                Ok(get_nullable_array(buf, flex, ListPartitionReassignmentsTopics::min_size(v), |buf| {
-                    Ok(ListPartitionReassignmentsTopics::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.timeout_ms = get_i32(buf).map_err(|e| e.field("timeout_ms"))?;
+        this.topics = (|| -> DResult<Option<Vec<ListPartitionReassignmentsTopics>>> {
+            Ok(get_nullable_array(buf, flex, ListPartitionReassignmentsTopics::min_size(v), |buf| {
+                Ok(ListPartitionReassignmentsTopics::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -159,8 +151,12 @@ impl Struct for ListPartitionReassignmentsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsTopics {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// The partitions to list partition reassignments for.
+    ///
     /// `PartitionIndexes` ([]int32), versions 0+.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -195,15 +191,11 @@ impl ListPartitionReassignmentsTopics {
 impl Struct for ListPartitionReassignmentsTopics {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("ListPartitionReassignmentsTopics", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partition_indexes).len()), flex)
-                .map_err(|e| e.at("ListPartitionReassignmentsTopics", "PartitionIndexes"))?;
-            for e in (&self.partition_indexes).iter() {
-                put_i32(buf, *e);
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("ListPartitionReassignmentsTopics", "Name"))?;
+        put_array_len(buf, Some((&self.partition_indexes).len()), flex)
+            .map_err(|e| e.at("ListPartitionReassignmentsTopics", "PartitionIndexes"))?;
+        for e in (&self.partition_indexes).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -224,12 +216,8 @@ impl Struct for ListPartitionReassignmentsTopics {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -242,14 +230,9 @@ impl Struct for ListPartitionReassignmentsTopics {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partition_indexes =
-                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("partition_indexes"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partition_indexes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("partition_indexes"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -298,5 +281,6 @@ impl Message for ListPartitionReassignmentsRequest {
 
 impl crate::message::Request for ListPartitionReassignmentsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ListPartitionReassignments;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::list_partition_reassignments_response::ListPartitionReassignmentsResponse;
 }

@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequest {
+    /// The unique group identifier.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The topics to delete offsets for.
+    ///
     /// `Topics` ([]OffsetDeleteRequestTopic), versions 0+.
     pub topics: Vec<OffsetDeleteRequestTopic>,
 }
@@ -43,14 +47,10 @@ impl OffsetDeleteRequest {
 impl Struct for OffsetDeleteRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetDeleteRequest", "GroupId"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetDeleteRequest", "GroupId"))?;
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         let _ = flex;
         Ok(())
@@ -59,13 +59,9 @@ impl Struct for OffsetDeleteRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.group_id), flex);
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         let _ = flex;
         n
     }
@@ -73,18 +69,13 @@ impl Struct for OffsetDeleteRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<OffsetDeleteRequestTopic>> {
-                Ok(get_array(buf, flex, OffsetDeleteRequestTopic::min_size(v), |buf| {
-                    Ok(OffsetDeleteRequestTopic::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.topics = (|| -> DResult<Vec<OffsetDeleteRequestTopic>> {
+            Ok(get_array(buf, flex, OffsetDeleteRequestTopic::min_size(v), |buf| {
+                Ok(OffsetDeleteRequestTopic::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
@@ -114,6 +105,8 @@ impl Struct for OffsetDeleteRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequestPartition {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
 }
@@ -136,9 +129,7 @@ impl OffsetDeleteRequestPartition {
 impl Struct for OffsetDeleteRequestPartition {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_i32(buf, *(&self.partition_index));
         let _ = flex;
         Ok(())
     }
@@ -146,9 +137,7 @@ impl Struct for OffsetDeleteRequestPartition {
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         let _ = flex;
         n
     }
@@ -156,10 +145,7 @@ impl Struct for OffsetDeleteRequestPartition {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
@@ -188,8 +174,12 @@ impl Struct for OffsetDeleteRequestPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequestTopic {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// Each partition to delete offsets for.
+    ///
     /// `Partitions` ([]OffsetDeleteRequestPartition), versions 0+.
     pub partitions: Vec<OffsetDeleteRequestPartition>,
 }
@@ -218,15 +208,11 @@ impl OffsetDeleteRequestTopic {
 impl Struct for OffsetDeleteRequestTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteRequestTopic", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("OffsetDeleteRequestTopic", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteRequestTopic", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("OffsetDeleteRequestTopic", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         let _ = flex;
         Ok(())
@@ -235,13 +221,9 @@ impl Struct for OffsetDeleteRequestTopic {
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         let _ = flex;
         n
     }
@@ -249,17 +231,13 @@ impl Struct for OffsetDeleteRequestTopic {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<OffsetDeleteRequestPartition>> {
-                Ok(get_array(buf, flex, OffsetDeleteRequestPartition::min_size(v), |buf| {
-                    Ok(OffsetDeleteRequestPartition::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<OffsetDeleteRequestPartition>> {
+            Ok(get_array(buf, flex, OffsetDeleteRequestPartition::min_size(v), |buf| {
+                Ok(OffsetDeleteRequestPartition::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
@@ -292,5 +270,6 @@ impl Message for OffsetDeleteRequest {
 
 impl crate::message::Request for OffsetDeleteRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::OffsetDelete;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::offset_delete_response::OffsetDeleteResponse;
 }

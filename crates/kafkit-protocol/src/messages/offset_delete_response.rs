@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponse {
+    /// The top-level error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The responses for each topic.
+    ///
     /// `Topics` ([]OffsetDeleteResponseTopic), versions 0+.
     pub topics: Vec<OffsetDeleteResponseTopic>,
 }
@@ -51,17 +57,11 @@ impl OffsetDeleteResponse {
 impl Struct for OffsetDeleteResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i16(buf, *(&self.error_code));
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         let _ = flex;
         Ok(())
@@ -70,16 +70,10 @@ impl Struct for OffsetDeleteResponse {
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 2;
+        n += 4;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         let _ = flex;
         n
     }
@@ -87,21 +81,14 @@ impl Struct for OffsetDeleteResponse {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<OffsetDeleteResponseTopic>> {
-                Ok(get_array(buf, flex, OffsetDeleteResponseTopic::min_size(v), |buf| {
-                    Ok(OffsetDeleteResponseTopic::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.topics = (|| -> DResult<Vec<OffsetDeleteResponseTopic>> {
+            Ok(get_array(buf, flex, OffsetDeleteResponseTopic::min_size(v), |buf| {
+                Ok(OffsetDeleteResponseTopic::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
@@ -136,8 +123,12 @@ impl Struct for OffsetDeleteResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponsePartition {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+; map key.
     pub partition_index: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
 }
@@ -166,12 +157,8 @@ impl OffsetDeleteResponsePartition {
 impl Struct for OffsetDeleteResponsePartition {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i16(buf, *(&self.error_code));
         let _ = flex;
         Ok(())
     }
@@ -179,12 +166,8 @@ impl Struct for OffsetDeleteResponsePartition {
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         let _ = flex;
         n
     }
@@ -192,13 +175,8 @@ impl Struct for OffsetDeleteResponsePartition {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
@@ -228,8 +206,12 @@ impl Struct for OffsetDeleteResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponseTopic {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// The responses for each partition in the topic.
+    ///
     /// `Partitions` ([]OffsetDeleteResponsePartition), versions 0+.
     pub partitions: Vec<OffsetDeleteResponsePartition>,
 }
@@ -258,15 +240,11 @@ impl OffsetDeleteResponseTopic {
 impl Struct for OffsetDeleteResponseTopic {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteResponseTopic", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("OffsetDeleteResponseTopic", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteResponseTopic", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("OffsetDeleteResponseTopic", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         let _ = flex;
         Ok(())
@@ -275,13 +253,9 @@ impl Struct for OffsetDeleteResponseTopic {
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         let _ = flex;
         n
     }
@@ -289,17 +263,13 @@ impl Struct for OffsetDeleteResponseTopic {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<OffsetDeleteResponsePartition>> {
-                Ok(get_array(buf, flex, OffsetDeleteResponsePartition::min_size(v), |buf| {
-                    Ok(OffsetDeleteResponsePartition::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<OffsetDeleteResponsePartition>> {
+            Ok(get_array(buf, flex, OffsetDeleteResponsePartition::min_size(v), |buf| {
+                Ok(OffsetDeleteResponsePartition::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         let _ = (flex, &buf);
         Ok(this)
     }

@@ -10,9 +10,13 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `ReadShareGroupStateResponse` (API key 84): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateResponse {
+    /// The read results.
+    ///
     /// `Results` ([]ReadStateResult), versions 0+.
     pub results: Vec<ReadStateResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -37,12 +41,10 @@ impl ReadShareGroupStateResponse {
 impl Struct for ReadShareGroupStateResponse {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.results).len()), flex)
-                .map_err(|e| e.at("ReadShareGroupStateResponse", "Results"))?;
-            for e in (&self.results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.results).len()), flex)
+            .map_err(|e| e.at("ReadShareGroupStateResponse", "Results"))?;
+        for e in (&self.results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -63,10 +65,8 @@ impl Struct for ReadShareGroupStateResponse {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.results).len()), flex)
+            + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -79,14 +79,10 @@ impl Struct for ReadShareGroupStateResponse {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.results = (|| -> DResult<Vec<ReadStateResult>> {
-                Ok(get_array(buf, flex, ReadStateResult::min_size(v), |buf| {
-                    Ok(ReadStateResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results"))?;
-        }
+        this.results = (|| -> DResult<Vec<ReadStateResult>> {
+            Ok(get_array(buf, flex, ReadStateResult::min_size(v), |buf| Ok(ReadStateResult::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -125,12 +121,20 @@ impl Struct for ReadShareGroupStateResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StateBatch {
+    /// The first offset of this state batch.
+    ///
     /// `FirstOffset` (int64), versions 0+.
     pub first_offset: i64,
+    /// The last offset of this state batch.
+    ///
     /// `LastOffset` (int64), versions 0+.
     pub last_offset: i64,
+    /// The delivery state - 0:Available,2:Acked,4:Archived.
+    ///
     /// `DeliveryState` (int8), versions 0+.
     pub delivery_state: i8,
+    /// The delivery count.
+    ///
     /// `DeliveryCount` (int16), versions 0+.
     pub delivery_count: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -179,18 +183,10 @@ impl StateBatch {
 impl Struct for StateBatch {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i64(buf, *(&self.first_offset));
-        }
-        if true {
-            put_i64(buf, *(&self.last_offset));
-        }
-        if true {
-            put_i8(buf, *(&self.delivery_state));
-        }
-        if true {
-            put_i16(buf, *(&self.delivery_count));
-        }
+        put_i64(buf, *(&self.first_offset));
+        put_i64(buf, *(&self.last_offset));
+        put_i8(buf, *(&self.delivery_state));
+        put_i16(buf, *(&self.delivery_count));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -210,18 +206,10 @@ impl Struct for StateBatch {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += 2;
-        }
+        n += 8;
+        n += 8;
+        n += 1;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -234,19 +222,10 @@ impl Struct for StateBatch {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("first_offset"))?;
-        }
-        if true {
-            this.last_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
-        }
-        if true {
-            this.delivery_state = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("delivery_state"))?;
-        }
-        if true {
-            this.delivery_count =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("delivery_count"))?;
-        }
+        this.first_offset = get_i64(buf).map_err(|e| e.field("first_offset"))?;
+        this.last_offset = get_i64(buf).map_err(|e| e.field("last_offset"))?;
+        this.delivery_state = get_i8(buf).map_err(|e| e.field("delivery_state"))?;
+        this.delivery_count = get_i16(buf).map_err(|e| e.field("delivery_count"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -302,16 +281,28 @@ impl Struct for StateBatch {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionResult {
+    /// The partition index.
+    ///
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+; default `null`.
     pub error_message: Option<String>,
+    /// The state epoch of the share-partition.
+    ///
     /// `StateEpoch` (int32), versions 0+.
     pub state_epoch: i32,
+    /// The share-partition start offset, which can be -1 if it is not yet initialized.
+    ///
     /// `StartOffset` (int64), versions 0+.
     pub start_offset: i64,
+    /// The state batches for this share-partition.
+    ///
     /// `StateBatches` ([]StateBatch), versions 0+.
     pub state_batches: Vec<StateBatch>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -374,28 +365,16 @@ impl PartitionResult {
 impl Struct for PartitionResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.state_epoch));
-        }
-        if true {
-            put_i64(buf, *(&self.start_offset));
-        }
-        if true {
-            put_array_len(buf, Some((&self.state_batches).len()), flex)
-                .map_err(|e| e.at("PartitionResult", "StateBatches"))?;
-            for e in (&self.state_batches).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.partition));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
+        put_i32(buf, *(&self.state_epoch));
+        put_i64(buf, *(&self.start_offset));
+        put_array_len(buf, Some((&self.state_batches).len()), flex)
+            .map_err(|e| e.at("PartitionResult", "StateBatches"))?;
+        for e in (&self.state_batches).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -416,25 +395,13 @@ impl Struct for PartitionResult {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += (len_array_len(Some((&self.state_batches).len()), flex)
-                + (&self.state_batches).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += 4;
+        n += 8;
+        n += (len_array_len(Some((&self.state_batches).len()), flex)
+            + (&self.state_batches).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -447,28 +414,15 @@ impl Struct for PartitionResult {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.state_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("state_epoch"))?;
-        }
-        if true {
-            this.start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("start_offset"))?;
-        }
-        if true {
-            this.state_batches = (|| -> DResult<Vec<StateBatch>> {
-                Ok(get_array(buf, flex, StateBatch::min_size(v), |buf| Ok(StateBatch::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("state_batches"))?;
-        }
+        this.partition = get_i32(buf).map_err(|e| e.field("partition"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.state_epoch = get_i32(buf).map_err(|e| e.field("state_epoch"))?;
+        this.start_offset = get_i64(buf).map_err(|e| e.field("start_offset"))?;
+        this.state_batches = (|| -> DResult<Vec<StateBatch>> {
+            Ok(get_array(buf, flex, StateBatch::min_size(v), |buf| Ok(StateBatch::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("state_batches"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -530,8 +484,12 @@ impl Struct for PartitionResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadStateResult {
+    /// The topic identifier.
+    ///
     /// `TopicId` (uuid), versions 0+.
     pub topic_id: Uuid,
+    /// The results for the partitions.
+    ///
     /// `Partitions` ([]PartitionResult), versions 0+.
     pub partitions: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -562,15 +520,10 @@ impl ReadStateResult {
 impl Struct for ReadStateResult {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("ReadStateResult", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.topic_id));
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("ReadStateResult", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -591,13 +544,9 @@ impl Struct for ReadStateResult {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -610,17 +559,11 @@ impl Struct for ReadStateResult {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionResult>> {
-                Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| {
-                    Ok(PartitionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionResult>> {
+            Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| Ok(PartitionResult::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {

@@ -9,10 +9,12 @@ use crate::wire::*;
 use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
-/// `SaslHandshakeRequest` (API key 17): versions 0-1, flexible versions none, deprecated versions 0.
+/// `SaslHandshakeRequest` (API key 17): versions 0-1, flexible versions none.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslHandshakeRequest {
+    /// The SASL mechanism chosen by the client.
+    ///
     /// `Mechanism` (string), versions 0+.
     pub mechanism: String,
 }
@@ -35,9 +37,7 @@ impl SaslHandshakeRequest {
 impl Struct for SaslHandshakeRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.mechanism), flex).map_err(|e| e.at("SaslHandshakeRequest", "Mechanism"))?;
-        }
+        put_string(buf, (&self.mechanism), flex).map_err(|e| e.at("SaslHandshakeRequest", "Mechanism"))?;
         let _ = flex;
         Ok(())
     }
@@ -45,9 +45,7 @@ impl Struct for SaslHandshakeRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.mechanism), flex);
-        }
+        n += len_string((&self.mechanism), flex);
         let _ = flex;
         n
     }
@@ -55,10 +53,7 @@ impl Struct for SaslHandshakeRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.mechanism =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("mechanism"))?;
-        }
+        this.mechanism = get_string(buf, flex).map_err(|e| e.field("mechanism"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
@@ -87,10 +82,11 @@ impl Message for SaslHandshakeRequest {
     const NAME: &'static str = "SaslHandshakeRequest";
     const VERSIONS: VersionRange = VersionRange::new(0, 1);
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange::NONE;
-    const DEPRECATED_VERSIONS: VersionRange = VersionRange::new(0, 0);
+    const DEPRECATED_VERSIONS: VersionRange = VersionRange::NONE;
 }
 
 impl crate::message::Request for SaslHandshakeRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::SaslHandshake;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::sasl_handshake_response::SaslHandshakeResponse;
 }

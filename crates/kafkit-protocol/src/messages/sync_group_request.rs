@@ -13,18 +13,32 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupRequest {
+    /// The unique group identifier.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The generation of the group.
+    ///
     /// `GenerationId` (int32), versions 0+.
     pub generation_id: i32,
+    /// The member ID assigned by the group.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+; default `null`.
     pub group_instance_id: Option<String>,
+    /// The group protocol type.
+    ///
     /// `ProtocolType` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_type: Option<String>,
+    /// The group protocol name.
+    ///
     /// `ProtocolName` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_name: Option<String>,
+    /// Each assignment.
+    ///
     /// `Assignments` ([]SyncGroupRequestAssignment), versions 0+.
     pub assignments: Vec<SyncGroupRequestAssignment>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -94,15 +108,9 @@ impl SyncGroupRequest {
 impl Struct for SyncGroupRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("SyncGroupRequest", "GroupId"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.generation_id));
-        }
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequest", "MemberId"))?;
-        }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("SyncGroupRequest", "GroupId"))?;
+        put_i32(buf, *(&self.generation_id));
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequest", "MemberId"))?;
         if !(v >= 3) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "SyncGroupRequest",
@@ -181,12 +189,10 @@ impl Struct for SyncGroupRequest {
                 }
             }
         }
-        if true {
-            put_array_len(buf, Some((&self.assignments).len()), flex)
-                .map_err(|e| e.at("SyncGroupRequest", "Assignments"))?;
-            for e in (&self.assignments).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.assignments).len()), flex)
+            .map_err(|e| e.at("SyncGroupRequest", "Assignments"))?;
+        for e in (&self.assignments).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -207,15 +213,9 @@ impl Struct for SyncGroupRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
+        n += len_string((&self.group_id), flex);
+        n += 4;
+        n += len_string((&self.member_id), flex);
         if v >= 3 {
             n += (if v >= 3 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
@@ -237,10 +237,8 @@ impl Struct for SyncGroupRequest {
                 (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += (len_array_len(Some((&self.assignments).len()), flex)
-                + (&self.assignments).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.assignments).len()), flex)
+            + (&self.assignments).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -253,17 +251,9 @@ impl Struct for SyncGroupRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
-        }
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.generation_id = get_i32(buf).map_err(|e| e.field("generation_id"))?;
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
                 Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
@@ -282,14 +272,12 @@ impl Struct for SyncGroupRequest {
             })()
             .map_err(|e| e.field("protocol_name"))?;
         }
-        if true {
-            this.assignments = (|| -> DResult<Vec<SyncGroupRequestAssignment>> {
-                Ok(get_array(buf, flex, SyncGroupRequestAssignment::min_size(v), |buf| {
-                    Ok(SyncGroupRequestAssignment::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("assignments"))?;
-        }
+        this.assignments = (|| -> DResult<Vec<SyncGroupRequestAssignment>> {
+            Ok(get_array(buf, flex, SyncGroupRequestAssignment::min_size(v), |buf| {
+                Ok(SyncGroupRequestAssignment::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("assignments"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -378,8 +366,12 @@ impl Struct for SyncGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupRequestAssignment {
+    /// The ID of the member to assign.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The member assignment.
+    ///
     /// `Assignment` (bytes), versions 0+.
     pub assignment: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -414,12 +406,8 @@ impl SyncGroupRequestAssignment {
 impl Struct for SyncGroupRequestAssignment {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "MemberId"))?;
-        }
-        if true {
-            put_bytes(buf, (&self.assignment), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "Assignment"))?;
-        }
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "MemberId"))?;
+        put_bytes(buf, (&self.assignment), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "Assignment"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -439,12 +427,8 @@ impl Struct for SyncGroupRequestAssignment {
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
-        if true {
-            n += len_bytes((&self.assignment), flex);
-        }
+        n += len_string((&self.member_id), flex);
+        n += len_bytes((&self.assignment), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -457,14 +441,8 @@ impl Struct for SyncGroupRequestAssignment {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
-        if true {
-            this.assignment =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("assignment"))?;
-        }
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
+        this.assignment = get_bytes(buf, flex).map_err(|e| e.field("assignment"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -509,5 +487,6 @@ impl Message for SyncGroupRequest {
 
 impl crate::message::Request for SyncGroupRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::SyncGroup;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 5);
     type Response = crate::messages::sync_group_response::SyncGroupResponse;
 }

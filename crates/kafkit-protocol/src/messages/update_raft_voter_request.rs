@@ -10,19 +10,33 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `UpdateRaftVoterRequest` (API key 82): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateRaftVoterRequest {
+    /// The cluster id.
+    ///
     /// `ClusterId` (string), versions 0+; nullable in 0+.
     pub cluster_id: Option<String>,
+    /// The current leader epoch of the partition, -1 for unknown leader epoch.
+    ///
     /// `CurrentLeaderEpoch` (int32), versions 0+.
     pub current_leader_epoch: i32,
+    /// The replica id of the voter getting updated in the topic partition.
+    ///
     /// `VoterId` (int32), versions 0+.
     pub voter_id: i32,
+    /// The directory id of the voter getting updated in the topic partition.
+    ///
     /// `VoterDirectoryId` (uuid), versions 0+.
     pub voter_directory_id: Uuid,
+    /// The endpoint that can be used to communicate with the leader.
+    ///
     /// `Listeners` ([]Listener), versions 0+.
     pub listeners: Vec<Listener>,
+    /// The range of versions of the protocol that the replica supports.
+    ///
     /// `KRaftVersionFeature` (KRaftVersionFeature), versions 0+.
     pub k_raft_version_feature: KRaftVersionFeature,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -85,29 +99,17 @@ impl UpdateRaftVoterRequest {
 impl Struct for UpdateRaftVoterRequest {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
-                .map_err(|e| e.at("UpdateRaftVoterRequest", "ClusterId"))?;
+        put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
+            .map_err(|e| e.at("UpdateRaftVoterRequest", "ClusterId"))?;
+        put_i32(buf, *(&self.current_leader_epoch));
+        put_i32(buf, *(&self.voter_id));
+        put_uuid(buf, (&self.voter_directory_id));
+        put_array_len(buf, Some((&self.listeners).len()), flex)
+            .map_err(|e| e.at("UpdateRaftVoterRequest", "Listeners"))?;
+        for e in (&self.listeners).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_i32(buf, *(&self.current_leader_epoch));
-        }
-        if true {
-            put_i32(buf, *(&self.voter_id));
-        }
-        if true {
-            put_uuid(buf, (&self.voter_directory_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.listeners).len()), flex)
-                .map_err(|e| e.at("UpdateRaftVoterRequest", "Listeners"))?;
-            for e in (&self.listeners).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            (&self.k_raft_version_feature).encode_inner(buf, v)?;
-        }
+        (&self.k_raft_version_feature).encode_inner(buf, v)?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -127,25 +129,13 @@ impl Struct for UpdateRaftVoterRequest {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_nullable_string((&self.cluster_id).as_deref(), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (&self.k_raft_version_feature).len_inner(v);
-        }
+        n += len_nullable_string((&self.cluster_id).as_deref(), flex);
+        n += 4;
+        n += 4;
+        n += 16;
+        n += (len_array_len(Some((&self.listeners).len()), flex)
+            + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (&self.k_raft_version_feature).len_inner(v);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -158,32 +148,16 @@ impl Struct for UpdateRaftVoterRequest {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("cluster_id"))?;
-        }
-        if true {
-            this.current_leader_epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("current_leader_epoch"))?;
-        }
-        if true {
-            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
-        }
-        if true {
-            this.voter_directory_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
-        }
-        if true {
-            this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("listeners"))?;
-        }
-        if true {
-            this.k_raft_version_feature =
-                (|| -> DResult<KRaftVersionFeature> { Ok(KRaftVersionFeature::decode_inner(buf, v)?) })()
-                    .map_err(|e| e.field("k_raft_version_feature"))?;
-        }
+        this.cluster_id = get_nullable_string(buf, flex).map_err(|e| e.field("cluster_id"))?;
+        this.current_leader_epoch = get_i32(buf).map_err(|e| e.field("current_leader_epoch"))?;
+        this.voter_id = get_i32(buf).map_err(|e| e.field("voter_id"))?;
+        this.voter_directory_id = get_uuid(buf).map_err(|e| e.field("voter_directory_id"))?;
+        this.listeners = (|| -> DResult<Vec<Listener>> {
+            Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("listeners"))?;
+        this.k_raft_version_feature =
+            KRaftVersionFeature::decode_inner(buf, v).map_err(|e| e.field("k_raft_version_feature"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -245,10 +219,16 @@ impl Struct for UpdateRaftVoterRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Listener {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The hostname.
+    ///
     /// `Host` (string), versions 0+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (uint16), versions 0+.
     pub port: u16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -285,15 +265,9 @@ impl Listener {
 impl Struct for Listener {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
-        }
-        if true {
-            put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
-        }
-        if true {
-            put_u16(buf, *(&self.port));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
+        put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
+        put_u16(buf, *(&self.port));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -313,15 +287,9 @@ impl Struct for Listener {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += len_string((&self.host), flex);
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += len_string((&self.host), flex);
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -334,15 +302,9 @@ impl Struct for Listener {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
-        }
-        if true {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
+        this.port = get_u16(buf).map_err(|e| e.field("port"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -388,8 +350,12 @@ impl Struct for Listener {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct KRaftVersionFeature {
+    /// The minimum supported KRaft protocol version.
+    ///
     /// `MinSupportedVersion` (int16), versions 0+.
     pub min_supported_version: i16,
+    /// The maximum supported KRaft protocol version.
+    ///
     /// `MaxSupportedVersion` (int16), versions 0+.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -420,12 +386,8 @@ impl KRaftVersionFeature {
 impl Struct for KRaftVersionFeature {
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.min_supported_version));
-        }
-        if true {
-            put_i16(buf, *(&self.max_supported_version));
-        }
+        put_i16(buf, *(&self.min_supported_version));
+        put_i16(buf, *(&self.max_supported_version));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -445,12 +407,8 @@ impl Struct for KRaftVersionFeature {
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -463,14 +421,8 @@ impl Struct for KRaftVersionFeature {
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.min_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
-        }
-        if true {
-            this.max_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
-        }
+        this.min_supported_version = get_i16(buf).map_err(|e| e.field("min_supported_version"))?;
+        this.max_supported_version = get_i16(buf).map_err(|e| e.field("max_supported_version"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -515,5 +467,6 @@ impl Message for UpdateRaftVoterRequest {
 
 impl crate::message::Request for UpdateRaftVoterRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::UpdateRaftVoter;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::update_raft_voter_response::UpdateRaftVoterResponse;
 }
