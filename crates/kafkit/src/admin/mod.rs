@@ -17,7 +17,7 @@ mod types;
 pub use types::*;
 
 use crate::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
-use crate::consumer::{assigned_partitions, group_by, offset_fetch, TopicPartition};
+use crate::consumer::{assigned_partitions, group_by, offset_fetch, CommitCall, TopicPartition};
 use crate::error::{Error, Result};
 use crate::message::{from_millis, to_millis, Broker, TopicConfig};
 use crate::net::{Conn, IsolationLevel};
@@ -163,7 +163,7 @@ impl Client {
 
     // ----- topics -----
 
-    /// Creates topics (CreateTopics v0-7) with their partitions, replication factor,
+    /// Creates topics (CreateTopics v2-7) with their partitions, replication factor,
     /// configs and explicit replica assignments ([`TopicConfig`]); with `validate_only` the
     /// controller only checks them (v1+).
     ///
@@ -194,7 +194,7 @@ impl Client {
         .await
     }
 
-    /// Deletes topics by name (DeleteTopics v0-6).
+    /// Deletes topics by name (DeleteTopics v1-6).
     ///
     /// # Errors
     /// The request's own failure; per topic, its error.
@@ -252,7 +252,7 @@ impl Client {
 
     // ----- configs -----
 
-    /// The configs of topics and brokers (DescribeConfigs v0-4). Topic configs are asked of
+    /// The configs of topics and brokers (DescribeConfigs v1-4). Topic configs are asked of
     /// any broker, a broker's of that broker.
     ///
     /// # Errors
@@ -292,12 +292,10 @@ impl Client {
                                 name: c.name.clone(),
                                 value: c.value.clone(),
                                 read_only: c.read_only,
+                                // DescribeConfigs v1+ always names the source (v0's
+                                // IsDefault went with v0 in Kafka 4.0).
                                 source: if c.config_source == -1 {
-                                    if c.is_default {
-                                        ConfigSource::Default
-                                    } else {
-                                        ConfigSource::Unspecified
-                                    }
+                                    ConfigSource::Unspecified
                                 } else {
                                     ConfigSource::from_code(c.config_source)
                                 },
@@ -396,7 +394,7 @@ impl Client {
     }
 
     /// Describes groups: state, assignor, members and their assignments (DescribeGroups
-    /// v0-5, at each group's coordinator).
+    /// v0-6, at each group's coordinator).
     ///
     /// # Errors
     /// A request's own failure; per group, its error.
@@ -422,8 +420,9 @@ impl Client {
                 })
                 .await?;
             for d in resp.groups {
-                let r = check(d.error_code, None, || format!("describing group {}", d.group_id)).map(|()| {
-                    GroupDescription {
+                // DescribeGroups v6 explains the error (KIP-1043).
+                let r = check(d.error_code, d.error_message.as_deref(), || format!("describing group {}", d.group_id))
+                    .map(|()| GroupDescription {
                         group_id: d.group_id.clone(),
                         state: d.group_state.clone(),
                         protocol_type: d.protocol_type.clone(),
@@ -443,8 +442,7 @@ impl Client {
                                 },
                             })
                             .collect(),
-                    }
-                });
+                    });
                 out.insert(d.group_id, r);
             }
         }
@@ -452,7 +450,7 @@ impl Client {
     }
 
     /// Deletes groups that have no members, with their committed offsets (DeleteGroups
-    /// v0-2, at each group's coordinator).
+    /// v0-3, at each group's coordinator).
     ///
     /// # Errors
     /// A request's own failure; per group, its error (`NON_EMPTY_GROUP`,
@@ -466,7 +464,8 @@ impl Client {
                 })
                 .await?;
             for r in resp.results {
-                let res = check(r.error_code, None, || format!("deleting group {}", r.group_id));
+                // DeleteGroups v3 explains the error.
+                let res = check(r.error_code, r.error_message.as_deref(), || format!("deleting group {}", r.group_id));
                 out.insert(r.group_id, res);
             }
         }
@@ -474,7 +473,7 @@ impl Client {
     }
 
     /// A group's committed offsets: of `parts`, or of every partition it has committed
-    /// (OffsetFetch v0-9, at its coordinator). Partitions with nothing committed are left
+    /// (OffsetFetch v1-10, at its coordinator). Partitions with nothing committed are left
     /// out.
     ///
     /// # Errors
@@ -486,7 +485,7 @@ impl Client {
     ) -> Result<BTreeMap<TopicPartition, i64>> {
         let all = self
             .on_coordinator(group, CoordinatorType::Group, |conn| async move {
-                offset_fetch(&conn, group, parts, false).await
+                offset_fetch(&conn, &self.cluster.metadata(), group, parts, false).await
             })
             .await?;
         Ok(all.into_iter().filter(|(_, (o, _))| *o >= 0).map(|(tp, (o, _))| (tp, o)).collect())
@@ -505,39 +504,19 @@ impl Client {
     ) -> Result<ItemResults<TopicPartition>> {
         let resp = self
             .on_coordinator(group, CoordinatorType::Group, |conn| async move {
-                let topics = group_by(offsets.iter().map(|(tp, o)| (tp.topic.clone(), (tp.partition, *o))));
-                let mut req = OffsetCommitRequest::default().with_group_id(group.to_string()).with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(t, ps)| {
-                            offset_commit_request::OffsetCommitRequestTopic::default().with_name(t).with_partitions(
-                                ps.into_iter()
-                                    .map(|(p, o)| {
-                                        offset_commit_request::OffsetCommitRequestPartition::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(o)
-                                    })
-                                    .collect(),
-                            )
-                        })
-                        .collect(),
-                );
-                let v = conn.version_for::<OffsetCommitRequest>()?;
-                if v.0 >= 1 {
-                    req = req.with_generation_id_or_member_epoch(-1);
+                let meta = self.cluster.metadata();
+                let mut call = CommitCall::new(&conn, &meta, group, offsets.iter().map(|(tp, o)| (tp, *o)))?;
+                if call.version.0 >= 1 {
+                    call.req = call.req.with_generation_id_or_member_epoch(-1);
                 }
-                conn.request_version(&req, v).await
+                call.send(&conn).await
             })
             .await?;
         Ok(resp
-            .topics
             .into_iter()
-            .flat_map(|t| {
-                t.partitions.into_iter().map(move |p| {
-                    let tp = TopicPartition::new(t.name.clone(), p.partition_index);
-                    let r = check(p.error_code, None, || format!("setting the offset of {tp} for group {group}"));
-                    (tp, r)
-                })
+            .map(|(tp, code)| {
+                let r = check(code, None, || format!("setting the offset of {tp} for group {group}"));
+                (tp, r)
             })
             .collect())
     }
@@ -587,7 +566,7 @@ impl Client {
 
     // ----- offsets and records -----
 
-    /// Looks offsets up by [`OffsetSpec`] (ListOffsets v0-10, at each partition leader).
+    /// Looks offsets up by [`OffsetSpec`] (ListOffsets v1-11, at each partition leader).
     ///
     /// # Errors
     /// A request's own failure; per partition, its error. [`OffsetSpec::MaxTimestamp`]
@@ -614,12 +593,9 @@ impl Client {
                             OffsetSpec::MaxTimestamp => -3,
                             OffsetSpec::Time(t) => to_millis(t),
                         };
-                        let mut p = list_offsets_request::ListOffsetsPartition::default()
+                        let p = list_offsets_request::ListOffsetsPartition::default()
                             .with_partition_index(tp.partition)
                             .with_timestamp(ts);
-                        if v.0 == 0 {
-                            p = p.with_max_num_offsets(1);
-                        }
                         (tp.topic.clone(), p)
                     }));
                     let mut req = ListOffsetsRequest::default().with_replica_id(-1).with_topics(
@@ -633,15 +609,18 @@ impl Client {
                     if v.0 >= 2 && isolation == IsolationLevel::ReadCommitted {
                         req = req.with_isolation_level(1);
                     }
-                    Ok((conn.request_version(&req, v).await?, v))
+                    if v.0 >= 10 {
+                        // How long the broker may wait on remote (tiered) storage (KIP-1075).
+                        req = req.with_timeout_ms(conn.timeout_ms());
+                    }
+                    conn.request_version(&req, v).await
                 })
                 .await?;
-            let (resp, v) = resp;
             for t in resp.topics {
                 for p in t.partitions {
                     let tp = TopicPartition::new(t.name.clone(), p.partition_index);
                     let r = check(p.error_code, None, || format!("listing offsets of {tp}")).map(|()| ListedOffset {
-                        offset: if v.0 == 0 { p.old_style_offsets.first().copied().unwrap_or(-1) } else { p.offset },
+                        offset: p.offset,
                         timestamp: (p.timestamp >= 0).then(|| from_millis(p.timestamp)).flatten(),
                         leader_epoch: p.leader_epoch,
                     });
@@ -700,7 +679,7 @@ impl Client {
 
     // ----- cluster -----
 
-    /// The cluster id, controller and brokers (DescribeCluster v0-1, KIP-700).
+    /// The cluster id, controller and brokers (DescribeCluster v0-2, KIP-700).
     ///
     /// # Errors
     /// The request's failure or error code.
@@ -775,7 +754,7 @@ impl Client {
 
     // ----- ACLs -----
 
-    /// The ACLs matching `filter` (DescribeAcls v0-3).
+    /// The ACLs matching `filter` (DescribeAcls v1-3).
     ///
     /// # Errors
     /// The request's failure or error code (`SECURITY_DISABLED` without an authorizer).
@@ -808,7 +787,7 @@ impl Client {
         .await
     }
 
-    /// Creates ACLs (CreateAcls v0-3); one result per ACL, in order.
+    /// Creates ACLs (CreateAcls v1-3); one result per ACL, in order.
     ///
     /// # Errors
     /// The request's failure; per ACL, its error.
@@ -838,7 +817,7 @@ impl Client {
         .await
     }
 
-    /// Deletes the ACLs matching each filter (DeleteAcls v0-3); per filter, the ACLs
+    /// Deletes the ACLs matching each filter (DeleteAcls v1-3); per filter, the ACLs
     /// deleted.
     ///
     /// # Errors

@@ -1,0 +1,58 @@
+//! APIs that name topics by id from some version on (KIP-516): Fetch v13, Produce v13,
+//! OffsetCommit v10, OffsetFetch v10. A request goes at the highest version
+//! both sides speak when every topic in it has a known id, else at the last version that takes
+//! names, as the Java client's `forTopicNames` builders do; the responses' topics are named
+//! again from the ids the request was built with.
+
+use crate::net::Conn;
+use crate::{Error, Result};
+use kafkit_protocol::{ApiVersion, ErrorCode, Request, Uuid};
+
+/// The first versions that take topic ids instead of names.
+pub(crate) const FETCH_BY_ID: i16 = 13;
+pub(crate) const PRODUCE_BY_ID: i16 = 13;
+pub(crate) const OFFSET_COMMIT_BY_ID: i16 = 10;
+pub(crate) const OFFSET_FETCH_BY_ID: i16 = 10;
+
+/// The version of `R` to send on `conn`: the negotiated one, or, when it names topics by id
+/// (`first_by_id` on) and some topic's id is unknown (`ids_known` false), the last version
+/// that names them. A broker that takes only ids then gets nothing: UNKNOWN_TOPIC_ID, which
+/// is retriable and makes the caller refresh its metadata.
+pub(crate) fn version_for_topics<R: Request>(conn: &Conn, first_by_id: i16, ids_known: bool) -> Result<ApiVersion> {
+    let v = conn.version_for::<R>()?;
+    if v.0 < first_by_id || ids_known {
+        return Ok(v);
+    }
+    let by_name = first_by_id - 1;
+    let broker_min = conn.broker_versions(R::API_KEY).map_or(i16::MAX, |b| b.min);
+    if broker_min <= by_name && R::STABLE_VERSIONS.min <= by_name {
+        return Ok(ApiVersion(by_name));
+    }
+    Err(Error::Broker {
+        code: ErrorCode::UnknownTopicId,
+        context: format!(
+            "{} to {}: a topic has no known topic id, and the broker takes {} only by topic id (v{first_by_id}+)",
+            R::API_KEY.name(),
+            conn.addr(),
+            R::API_KEY.name()
+        ),
+        message: None,
+    })
+}
+
+/// The known, non-zero topic id of `name` in the cluster's current metadata.
+pub(crate) fn known_id(meta: &crate::cluster::Metadata, name: &str) -> Option<Uuid> {
+    meta.topics.get(name).map(|t| t.id).filter(|id| !id.is_zero())
+}
+
+/// The name of the topic with `id` among `ids` (the request's topics), or else in `meta`.
+pub(crate) fn name_of<'a>(
+    ids: &'a [(Uuid, String)],
+    meta: Option<&'a crate::cluster::Metadata>,
+    id: Uuid,
+) -> Option<&'a str> {
+    ids.iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, n)| n.as_str())
+        .or_else(|| meta?.topics.values().find(|t| t.id == id && !id.is_zero()).map(|t| t.name.as_str()))
+}
