@@ -40,6 +40,26 @@ pub(crate) fn version_for_topics<R: Request>(conn: &Conn, first_by_id: i16, ids_
     })
 }
 
+/// The cluster's metadata, refreshed first for `topics` whose ids it lacks when `R` goes to
+/// `conn` at a version that names topics by id (`first_by_id` on): a consumer may commit
+/// for topics its snapshot has not listed yet. A failed refresh leaves the snapshot as it
+/// was (the request then names the topics, at the last version taking names).
+pub(crate) async fn metadata_with_ids<R: Request>(
+    conn: &Conn,
+    cluster: &crate::cluster::Cluster,
+    first_by_id: i16,
+    topics: &[&str],
+) -> std::sync::Arc<crate::cluster::Metadata> {
+    let meta = cluster.metadata();
+    if conn.version_for::<R>().is_ok_and(|v| v.0 >= first_by_id) {
+        let missing: Vec<&str> = topics.iter().copied().filter(|t| known_id(&meta, t).is_none()).collect();
+        if !missing.is_empty() {
+            return cluster.refresh_metadata(Some(&missing)).await.unwrap_or(meta);
+        }
+    }
+    meta
+}
+
 /// The known, non-zero topic id of `name` in the cluster's current metadata.
 pub(crate) fn known_id(meta: &crate::cluster::Metadata, name: &str) -> Option<Uuid> {
     meta.topics.get(name).map(|t| t.id).filter(|id| !id.is_zero())

@@ -485,7 +485,7 @@ impl Client {
     ) -> Result<BTreeMap<TopicPartition, i64>> {
         let all = self
             .on_coordinator(group, CoordinatorType::Group, |conn| async move {
-                offset_fetch(&conn, &self.cluster.metadata(), group, parts, false).await
+                offset_fetch(&conn, &self.cluster, group, parts, false).await
             })
             .await?;
         Ok(all.into_iter().filter(|(_, (o, _))| *o >= 0).map(|(tp, (o, _))| (tp, o)).collect())
@@ -504,8 +504,8 @@ impl Client {
     ) -> Result<ItemResults<TopicPartition>> {
         let resp = self
             .on_coordinator(group, CoordinatorType::Group, |conn| async move {
-                let meta = self.cluster.metadata();
-                let mut call = CommitCall::new(&conn, &meta, group, offsets.iter().map(|(tp, o)| (tp, *o)))?;
+                let mut call =
+                    CommitCall::new(&conn, &self.cluster, group, offsets.iter().map(|(tp, o)| (tp, *o))).await?;
                 if call.version.0 >= 1 {
                     call.req = call.req.with_generation_id_or_member_epoch(-1);
                 }

@@ -460,8 +460,7 @@ impl Group {
         let mut attempt = 0;
         loop {
             let conn = self.coordinator().await?;
-            let meta = self.engine.cluster.metadata();
-            match super::offset_fetch(&conn, &meta, &self.cfg.group_id, Some(parts), true).await {
+            match super::offset_fetch(&conn, &self.engine.cluster, &self.cfg.group_id, Some(parts), true).await {
                 Ok(m) => return Ok(m.into_iter().map(|(tp, (o, _))| (tp, o)).collect()),
                 Err(e) if e.is_retriable() && attempt < 10 => {
                     if is_coordinator_error(&e) {
@@ -627,9 +626,8 @@ impl Group {
     }
 
     async fn offset_commit(&self, conn: &Conn, offsets: &[(TopicPartition, u64, i64)]) -> Result<()> {
-        let meta = self.engine.cluster.metadata();
-        let mut call =
-            super::CommitCall::new(conn, &meta, &self.cfg.group_id, offsets.iter().map(|(tp, _, off)| (tp, *off)))?;
+        let offsets = offsets.iter().map(|(tp, _, off)| (tp, *off));
+        let mut call = super::CommitCall::new(conn, &self.engine.cluster, &self.cfg.group_id, offsets).await?;
         let v = call.version;
         if v.0 >= 1 {
             call.req =

@@ -3,10 +3,12 @@
 //! Java client's `forTopicNames` builders), the responses' topics named again.
 
 use super::assignor::{group_by, TopicPartition};
-use crate::cluster::Metadata;
+use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::net::Conn;
-use crate::topic_ids::{known_id, name_of, version_for_topics, OFFSET_COMMIT_BY_ID, OFFSET_FETCH_BY_ID};
+use crate::topic_ids::{
+    known_id, metadata_with_ids, name_of, version_for_topics, OFFSET_COMMIT_BY_ID, OFFSET_FETCH_BY_ID,
+};
 use kafkit_protocol::messages::{
     offset_commit_request, offset_fetch_request, OffsetCommitRequest, OffsetCommitResponse,
 };
@@ -23,9 +25,9 @@ pub(crate) struct CommitCall {
 }
 
 impl CommitCall {
-    pub fn new<'a>(
+    pub async fn new<'a>(
         conn: &Conn,
-        meta: &Metadata,
+        cluster: &Cluster,
         group: &str,
         offsets: impl IntoIterator<Item = (&'a TopicPartition, i64)>,
     ) -> Result<CommitCall> {
@@ -35,6 +37,8 @@ impl CommitCall {
                 .with_committed_offset(off);
             (tp.topic.as_str(), p)
         }));
+        let names: Vec<&str> = by_topic.keys().copied().collect();
+        let meta = &*metadata_with_ids::<OffsetCommitRequest>(conn, cluster, OFFSET_COMMIT_BY_ID, &names).await;
         let ids_known = by_topic.keys().all(|t| known_id(meta, t).is_some());
         let version = version_for_topics::<OffsetCommitRequest>(conn, OFFSET_COMMIT_BY_ID, ids_known)?;
         let mut ids = Vec::new();
@@ -78,12 +82,14 @@ impl CommitCall {
 /// back). Returns offset and metadata per partition (-1 where nothing is committed).
 pub(crate) async fn offset_fetch(
     conn: &Conn,
-    meta: &Metadata,
+    cluster: &Cluster,
     group: &str,
     parts: Option<&[TopicPartition]>,
     require_stable: bool,
 ) -> Result<BTreeMap<TopicPartition, (i64, Option<String>)>> {
     let by_topic = parts.map(|ps| group_by(ps.iter().map(|tp| (tp.topic.as_str(), tp.partition))));
+    let names: Vec<&str> = by_topic.iter().flat_map(|m| m.keys().copied()).collect();
+    let meta = &*metadata_with_ids::<OffsetFetchRequest>(conn, cluster, OFFSET_FETCH_BY_ID, &names).await;
     let ids_known = by_topic.as_ref().is_some_and(|m| m.keys().all(|t| known_id(meta, t).is_some()));
     let v = version_for_topics::<OffsetFetchRequest>(conn, OFFSET_FETCH_BY_ID, ids_known)?;
     let mut ids = Vec::new();
