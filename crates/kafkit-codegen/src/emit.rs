@@ -489,7 +489,7 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     }
     out.push_str("}\n\n");
     // Default.
-    let _ = writeln!(out, "impl Default for {sn} {{\n    fn default() -> Self {{\n        {sn} {{");
+    let _ = writeln!(out, "impl Default for {sn} {{\n    #[inline]\n    fn default() -> Self {{\n        {sn} {{");
     for f in &st.fields {
         let _ = writeln!(out, "            {}: {},", f.rust, default_expr(f));
     }
@@ -503,7 +503,7 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
         let setter = format!("with_{}", f.rust.trim_start_matches("r#"));
         let _ = writeln!(
             out,
-            "    /// Sets `{}` (builder style).\n    #[must_use]\n    pub fn {setter}(mut self, value: {}) -> Self {{ self.{} = value; self }}",
+            "    /// Sets `{}` (builder style).\n    #[must_use]\n    #[inline]\n    pub fn {setter}(mut self, value: {}) -> Self {{ self.{} = value; self }}",
             f.rust.trim_start_matches("r#"),
             field_ty(f),
             f.rust
@@ -515,7 +515,7 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     let flex_cond = ctx.flex_cond();
     let _ = writeln!(out, "impl Struct for {sn} {{");
     // encode_inner
-    out.push_str("    fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {\n");
+    out.push_str("    #[inline]\n    fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {\n");
     let _ = writeln!(out, "        let flex = {flex_cond};");
     for f in &st.fields {
         let flex = ctx.field_flex(f);
@@ -568,7 +568,7 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     }
     out.push_str("        let _ = flex;\n        Ok(())\n    }\n\n");
     // len_inner
-    out.push_str("    fn len_inner(&self, v: i16) -> usize {\n");
+    out.push_str("    #[inline]\n    fn len_inner(&self, v: i16) -> usize {\n");
     let _ = writeln!(out, "        let flex = {flex_cond};\n        let mut n = 0usize;");
     for f in &st.fields {
         let reg = ctx.regular_cond(f);
@@ -593,7 +593,7 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     }
     out.push_str("        let _ = flex;\n        n\n    }\n\n");
     // decode_inner
-    out.push_str("    fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {\n");
+    out.push_str("    #[inline]\n    fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {\n");
     let _ = writeln!(out, "        let flex = {flex_cond};\n        let mut this = Self::default();");
     for f in &st.fields {
         let reg = ctx.regular_cond(f);
@@ -635,7 +635,7 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     let mins = &ctx.min_sizes[sn.as_str()];
     let _ = writeln!(
         out,
-        "    fn min_size(v: i16) -> usize {{\n        const MIN: [usize; {}] = {:?};\n        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)\n    }}\n",
+        "    #[inline]\n    fn min_size(v: i16) -> usize {{\n        const MIN: [usize; {}] = {:?};\n        usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)\n    }}\n",
         mins.len(),
         mins
     );
@@ -881,13 +881,13 @@ pub fn mod_file(all: &[Msg], removed: &[String]) -> String {
             let v = api_variant(all, m.api_key.unwrap_or(0));
             let _ = writeln!(out, "{}            {kind}Kind::{v}(_) => ApiKey::{v},", gate(m, "            "));
         }
-        let _ = writeln!(out, "        }}\n    }}\n\n    /// Appends the body encoded at `version`.\n    ///\n    /// # Errors\n    /// As [`Message::encode`].\n    pub fn encode(&self, buf: &mut BytesMut, version: ApiVersion) -> Result<(), EncodeError> {{\n        match self {{");
+        let _ = writeln!(out, "        }}\n    }}\n\n    /// Appends the body encoded at `version`.\n    ///\n    /// # Errors\n    /// As [`Message::encode`].\n    #[inline]\n    pub fn encode(&self, buf: &mut BytesMut, version: ApiVersion) -> Result<(), EncodeError> {{\n        match self {{");
         for m in &reqs {
             let v = api_variant(all, m.api_key.unwrap_or(0));
             let _ =
                 writeln!(out, "{}            {kind}Kind::{v}(m) => m.encode(buf, version),", gate(m, "            "));
         }
-        let _ = writeln!(out, "        }}\n    }}\n\n    /// Reads the body of API `key`'s {suffix} at `version`.\n    ///\n    /// # Errors\n    /// [`DecodeErrorKind::UnknownApiKey`] for a key no API has,\n    /// [`DecodeErrorKind::BrokerInternalApi`] for one this build leaves out (feature\n    /// `broker-internal`); otherwise as [`Message::decode`].\n    pub fn decode(key: i16, buf: &mut Bytes, version: ApiVersion) -> Result<Self, DecodeError> {{\n        match key {{");
+        let _ = writeln!(out, "        }}\n    }}\n\n    /// Reads the body of API `key`'s {suffix} at `version`.\n    ///\n    /// # Errors\n    /// [`DecodeErrorKind::UnknownApiKey`] for a key no API has,\n    /// [`DecodeErrorKind::BrokerInternalApi`] for one this build leaves out (feature\n    /// `broker-internal`); otherwise as [`Message::decode`].\n    #[inline]\n    pub fn decode(key: i16, buf: &mut Bytes, version: ApiVersion) -> Result<Self, DecodeError> {{\n        match key {{");
         for m in &reqs {
             let k = m.api_key.unwrap_or(0);
             let name = if kind == "Request" { m.name.clone() } else { resp(k).name.clone() };

@@ -123,6 +123,7 @@ pub fn decode_response_header(
 ///
 /// # Errors
 /// A [`DecodeError`] naming the response, version and field; trailing bytes are an error.
+#[inline]
 pub fn decode_response(
     mut frame: Bytes,
     key: ApiKey,
@@ -142,6 +143,7 @@ pub fn decode_response(
 ///
 /// # Errors
 /// [`DecodeErrorKind::UnknownApiKey`], or a [`DecodeError`] naming the request and field.
+#[inline]
 pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), DecodeError> {
     if frame.len() < 4 {
         return Err(DecodeError::new(DecodeErrorKind::UnexpectedEof { needed: 4, remaining: frame.len() }));

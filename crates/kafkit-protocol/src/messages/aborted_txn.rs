@@ -34,6 +34,7 @@ pub struct AbortedTxn {
 }
 
 impl Default for AbortedTxn {
+    #[inline]
     fn default() -> Self {
         AbortedTxn { producer_id: 0, first_offset: 0, last_offset: 0, last_stable_offset: 0 }
     }
@@ -42,24 +43,28 @@ impl Default for AbortedTxn {
 impl AbortedTxn {
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `first_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `last_stable_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_stable_offset(mut self, value: i64) -> Self {
         self.last_stable_offset = value;
         self
@@ -67,6 +72,7 @@ impl AbortedTxn {
 }
 
 impl Struct for AbortedTxn {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_i64(buf, *(&self.producer_id));
@@ -77,6 +83,7 @@ impl Struct for AbortedTxn {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -88,6 +95,7 @@ impl Struct for AbortedTxn {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -99,6 +107,7 @@ impl Struct for AbortedTxn {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [32];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

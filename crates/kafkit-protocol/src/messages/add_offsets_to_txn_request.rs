@@ -34,6 +34,7 @@ pub struct AddOffsetsToTxnRequest {
 }
 
 impl Default for AddOffsetsToTxnRequest {
+    #[inline]
     fn default() -> Self {
         AddOffsetsToTxnRequest {
             transactional_id: String::new(),
@@ -48,24 +49,28 @@ impl Default for AddOffsetsToTxnRequest {
 impl AddOffsetsToTxnRequest {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
@@ -73,6 +78,7 @@ impl AddOffsetsToTxnRequest {
 }
 
 impl Struct for AddOffsetsToTxnRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_string(buf, (&self.transactional_id), flex)
@@ -96,6 +102,7 @@ impl Struct for AddOffsetsToTxnRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -112,6 +119,7 @@ impl Struct for AddOffsetsToTxnRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -132,6 +140,7 @@ impl Struct for AddOffsetsToTxnRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [14, 14, 14, 13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

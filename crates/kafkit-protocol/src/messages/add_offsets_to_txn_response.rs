@@ -26,6 +26,7 @@ pub struct AddOffsetsToTxnResponse {
 }
 
 impl Default for AddOffsetsToTxnResponse {
+    #[inline]
     fn default() -> Self {
         AddOffsetsToTxnResponse { throttle_time_ms: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for AddOffsetsToTxnResponse {
 impl AddOffsetsToTxnResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -47,6 +50,7 @@ impl AddOffsetsToTxnResponse {
 }
 
 impl Struct for AddOffsetsToTxnResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -67,6 +71,7 @@ impl Struct for AddOffsetsToTxnResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -81,6 +86,7 @@ impl Struct for AddOffsetsToTxnResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -99,6 +105,7 @@ impl Struct for AddOffsetsToTxnResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -38,6 +38,7 @@ pub struct AddPartitionsToTxnRequest {
 }
 
 impl Default for AddPartitionsToTxnRequest {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnRequest {
             transactions: Vec::new(),
@@ -53,30 +54,35 @@ impl Default for AddPartitionsToTxnRequest {
 impl AddPartitionsToTxnRequest {
     /// Sets `transactions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactions(mut self, value: Vec<AddPartitionsToTxnTransaction>) -> Self {
         self.transactions = value;
         self
     }
     /// Sets `v3_and_below_transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_transactional_id(mut self, value: String) -> Self {
         self.v3_and_below_transactional_id = value;
         self
     }
     /// Sets `v3_and_below_producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_producer_id(mut self, value: i64) -> Self {
         self.v3_and_below_producer_id = value;
         self
     }
     /// Sets `v3_and_below_producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_producer_epoch(mut self, value: i16) -> Self {
         self.v3_and_below_producer_epoch = value;
         self
     }
     /// Sets `v3_and_below_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_topics(mut self, value: Vec<AddPartitionsToTxnTopic>) -> Self {
         self.v3_and_below_topics = value;
         self
@@ -84,6 +90,7 @@ impl AddPartitionsToTxnRequest {
 }
 
 impl Struct for AddPartitionsToTxnRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 4) && !(self.transactions.is_empty()) {
@@ -161,6 +168,7 @@ impl Struct for AddPartitionsToTxnRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -190,6 +198,7 @@ impl Struct for AddPartitionsToTxnRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -232,6 +241,7 @@ impl Struct for AddPartitionsToTxnRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [16, 16, 16, 13, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -310,6 +320,7 @@ pub struct AddPartitionsToTxnTransaction {
 }
 
 impl Default for AddPartitionsToTxnTransaction {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnTransaction {
             transactional_id: String::new(),
@@ -325,30 +336,35 @@ impl Default for AddPartitionsToTxnTransaction {
 impl AddPartitionsToTxnTransaction {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `verify_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_verify_only(mut self, value: bool) -> Self {
         self.verify_only = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<AddPartitionsToTxnTopic>) -> Self {
         self.topics = value;
         self
@@ -356,6 +372,7 @@ impl AddPartitionsToTxnTransaction {
 }
 
 impl Struct for AddPartitionsToTxnTransaction {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 4) && !(self.transactional_id.is_empty()) {
@@ -429,6 +446,7 @@ impl Struct for AddPartitionsToTxnTransaction {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -457,6 +475,7 @@ impl Struct for AddPartitionsToTxnTransaction {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -493,6 +512,7 @@ impl Struct for AddPartitionsToTxnTransaction {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 1, 14, 14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -555,6 +575,7 @@ pub struct AddPartitionsToTxnTopic {
 }
 
 impl Default for AddPartitionsToTxnTopic {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -563,12 +584,14 @@ impl Default for AddPartitionsToTxnTopic {
 impl AddPartitionsToTxnTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -576,6 +599,7 @@ impl AddPartitionsToTxnTopic {
 }
 
 impl Struct for AddPartitionsToTxnTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopic", "Name"))?;
@@ -600,6 +624,7 @@ impl Struct for AddPartitionsToTxnTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -614,6 +639,7 @@ impl Struct for AddPartitionsToTxnTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -633,6 +659,7 @@ impl Struct for AddPartitionsToTxnTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct AddPartitionsToTxnResponse {
 }
 
 impl Default for AddPartitionsToTxnResponse {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for AddPartitionsToTxnResponse {
 impl AddPartitionsToTxnResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `results_by_transaction` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results_by_transaction(mut self, value: Vec<AddPartitionsToTxnResult>) -> Self {
         self.results_by_transaction = value;
         self
     }
     /// Sets `results_by_topic_v3_and_below` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results_by_topic_v3_and_below(mut self, value: Vec<AddPartitionsToTxnTopicResult>) -> Self {
         self.results_by_topic_v3_and_below = value;
         self
@@ -73,6 +78,7 @@ impl AddPartitionsToTxnResponse {
 }
 
 impl Struct for AddPartitionsToTxnResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -130,6 +136,7 @@ impl Struct for AddPartitionsToTxnResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -154,6 +161,7 @@ impl Struct for AddPartitionsToTxnResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -190,6 +198,7 @@ impl Struct for AddPartitionsToTxnResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [8, 8, 8, 6, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -253,6 +262,7 @@ pub struct AddPartitionsToTxnResult {
 }
 
 impl Default for AddPartitionsToTxnResult {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnResult {
             transactional_id: String::new(),
@@ -265,12 +275,14 @@ impl Default for AddPartitionsToTxnResult {
 impl AddPartitionsToTxnResult {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `topic_results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_results(mut self, value: Vec<AddPartitionsToTxnTopicResult>) -> Self {
         self.topic_results = value;
         self
@@ -278,6 +290,7 @@ impl AddPartitionsToTxnResult {
 }
 
 impl Struct for AddPartitionsToTxnResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 4) && !(self.transactional_id.is_empty()) {
@@ -321,6 +334,7 @@ impl Struct for AddPartitionsToTxnResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -340,6 +354,7 @@ impl Struct for AddPartitionsToTxnResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -367,6 +382,7 @@ impl Struct for AddPartitionsToTxnResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 1, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -414,6 +430,7 @@ pub struct AddPartitionsToTxnTopicResult {
 }
 
 impl Default for AddPartitionsToTxnTopicResult {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnTopicResult {
             name: String::new(),
@@ -426,12 +443,14 @@ impl Default for AddPartitionsToTxnTopicResult {
 impl AddPartitionsToTxnTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `results_by_partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results_by_partition(mut self, value: Vec<AddPartitionsToTxnPartitionResult>) -> Self {
         self.results_by_partition = value;
         self
@@ -439,6 +458,7 @@ impl AddPartitionsToTxnTopicResult {
 }
 
 impl Struct for AddPartitionsToTxnTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopicResult", "Name"))?;
@@ -463,6 +483,7 @@ impl Struct for AddPartitionsToTxnTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -478,6 +499,7 @@ impl Struct for AddPartitionsToTxnTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -501,6 +523,7 @@ impl Struct for AddPartitionsToTxnTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -544,6 +567,7 @@ pub struct AddPartitionsToTxnPartitionResult {
 }
 
 impl Default for AddPartitionsToTxnPartitionResult {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnPartitionResult {
             partition_index: 0,
@@ -556,12 +580,14 @@ impl Default for AddPartitionsToTxnPartitionResult {
 impl AddPartitionsToTxnPartitionResult {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `partition_error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_error_code(mut self, value: i16) -> Self {
         self.partition_error_code = value;
         self
@@ -569,6 +595,7 @@ impl AddPartitionsToTxnPartitionResult {
 }
 
 impl Struct for AddPartitionsToTxnPartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_i32(buf, *(&self.partition_index));
@@ -589,6 +616,7 @@ impl Struct for AddPartitionsToTxnPartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -603,6 +631,7 @@ impl Struct for AddPartitionsToTxnPartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -621,6 +650,7 @@ impl Struct for AddPartitionsToTxnPartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 7, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -28,6 +28,7 @@ pub struct AllocateProducerIdsRequest {
 }
 
 impl Default for AllocateProducerIdsRequest {
+    #[inline]
     fn default() -> Self {
         AllocateProducerIdsRequest { broker_id: 0, broker_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
@@ -36,12 +37,14 @@ impl Default for AllocateProducerIdsRequest {
 impl AllocateProducerIdsRequest {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `broker_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
@@ -49,6 +52,7 @@ impl AllocateProducerIdsRequest {
 }
 
 impl Struct for AllocateProducerIdsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.broker_id));
@@ -69,6 +73,7 @@ impl Struct for AllocateProducerIdsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -83,6 +88,7 @@ impl Struct for AllocateProducerIdsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -101,6 +107,7 @@ impl Struct for AllocateProducerIdsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -36,6 +36,7 @@ pub struct AllocateProducerIdsResponse {
 }
 
 impl Default for AllocateProducerIdsResponse {
+    #[inline]
     fn default() -> Self {
         AllocateProducerIdsResponse {
             throttle_time_ms: 0,
@@ -50,24 +51,28 @@ impl Default for AllocateProducerIdsResponse {
 impl AllocateProducerIdsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `producer_id_start` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id_start(mut self, value: i64) -> Self {
         self.producer_id_start = value;
         self
     }
     /// Sets `producer_id_len` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id_len(mut self, value: i32) -> Self {
         self.producer_id_len = value;
         self
@@ -75,6 +80,7 @@ impl AllocateProducerIdsResponse {
 }
 
 impl Struct for AllocateProducerIdsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -97,6 +103,7 @@ impl Struct for AllocateProducerIdsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -113,6 +120,7 @@ impl Struct for AllocateProducerIdsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -133,6 +141,7 @@ impl Struct for AllocateProducerIdsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [19];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct AlterClientQuotasRequest {
 }
 
 impl Default for AlterClientQuotasRequest {
+    #[inline]
     fn default() -> Self {
         AlterClientQuotasRequest { entries: Vec::new(), validate_only: false, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for AlterClientQuotasRequest {
 impl AlterClientQuotasRequest {
     /// Sets `entries` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entries(mut self, value: Vec<EntryData>) -> Self {
         self.entries = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -47,6 +50,7 @@ impl AlterClientQuotasRequest {
 }
 
 impl Struct for AlterClientQuotasRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_array_len(buf, Some((&self.entries).len()), flex)
@@ -71,6 +75,7 @@ impl Struct for AlterClientQuotasRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for AlterClientQuotasRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -107,6 +113,7 @@ impl Struct for AlterClientQuotasRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -150,6 +157,7 @@ pub struct EntityData {
 }
 
 impl Default for EntityData {
+    #[inline]
     fn default() -> Self {
         EntityData { entity_type: String::new(), entity_name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -158,12 +166,14 @@ impl Default for EntityData {
 impl EntityData {
     /// Sets `entity_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `entity_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_name(mut self, value: Option<String>) -> Self {
         self.entity_name = value;
         self
@@ -171,6 +181,7 @@ impl EntityData {
 }
 
 impl Struct for EntityData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
@@ -191,6 +202,7 @@ impl Struct for EntityData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -205,6 +217,7 @@ impl Struct for EntityData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -223,6 +236,7 @@ impl Struct for EntityData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -270,6 +284,7 @@ pub struct OpData {
 }
 
 impl Default for OpData {
+    #[inline]
     fn default() -> Self {
         OpData { key: String::new(), value: 0.0, remove: false, unknown_tagged_fields: Vec::new() }
     }
@@ -278,18 +293,21 @@ impl Default for OpData {
 impl OpData {
     /// Sets `key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: String) -> Self {
         self.key = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: f64) -> Self {
         self.value = value;
         self
     }
     /// Sets `remove` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_remove(mut self, value: bool) -> Self {
         self.remove = value;
         self
@@ -297,6 +315,7 @@ impl OpData {
 }
 
 impl Struct for OpData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_string(buf, (&self.key), flex).map_err(|e| e.at("OpData", "Key"))?;
@@ -318,6 +337,7 @@ impl Struct for OpData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -333,6 +353,7 @@ impl Struct for OpData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -352,6 +373,7 @@ impl Struct for OpData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [11, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -390,6 +412,7 @@ pub struct EntryData {
 }
 
 impl Default for EntryData {
+    #[inline]
     fn default() -> Self {
         EntryData { entity: Vec::new(), ops: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -398,12 +421,14 @@ impl Default for EntryData {
 impl EntryData {
     /// Sets `entity` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity(mut self, value: Vec<EntityData>) -> Self {
         self.entity = value;
         self
     }
     /// Sets `ops` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_ops(mut self, value: Vec<OpData>) -> Self {
         self.ops = value;
         self
@@ -411,6 +436,7 @@ impl EntryData {
 }
 
 impl Struct for EntryData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
@@ -437,6 +463,7 @@ impl Struct for EntryData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -452,6 +479,7 @@ impl Struct for EntryData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -476,6 +504,7 @@ impl Struct for EntryData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

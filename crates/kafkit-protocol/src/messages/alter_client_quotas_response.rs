@@ -26,6 +26,7 @@ pub struct AlterClientQuotasResponse {
 }
 
 impl Default for AlterClientQuotasResponse {
+    #[inline]
     fn default() -> Self {
         AlterClientQuotasResponse { throttle_time_ms: 0, entries: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for AlterClientQuotasResponse {
 impl AlterClientQuotasResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `entries` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entries(mut self, value: Vec<EntryData>) -> Self {
         self.entries = value;
         self
@@ -47,6 +50,7 @@ impl AlterClientQuotasResponse {
 }
 
 impl Struct for AlterClientQuotasResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for AlterClientQuotasResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for AlterClientQuotasResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -107,6 +113,7 @@ impl Struct for AlterClientQuotasResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -150,6 +157,7 @@ pub struct EntityData {
 }
 
 impl Default for EntityData {
+    #[inline]
     fn default() -> Self {
         EntityData { entity_type: String::new(), entity_name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -158,12 +166,14 @@ impl Default for EntityData {
 impl EntityData {
     /// Sets `entity_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `entity_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_name(mut self, value: Option<String>) -> Self {
         self.entity_name = value;
         self
@@ -171,6 +181,7 @@ impl EntityData {
 }
 
 impl Struct for EntityData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
@@ -191,6 +202,7 @@ impl Struct for EntityData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -205,6 +217,7 @@ impl Struct for EntityData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -223,6 +236,7 @@ impl Struct for EntityData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -270,6 +284,7 @@ pub struct EntryData {
 }
 
 impl Default for EntryData {
+    #[inline]
     fn default() -> Self {
         EntryData {
             error_code: 0,
@@ -283,18 +298,21 @@ impl Default for EntryData {
 impl EntryData {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `entity` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity(mut self, value: Vec<EntityData>) -> Self {
         self.entity = value;
         self
@@ -302,6 +320,7 @@ impl EntryData {
 }
 
 impl Struct for EntryData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_i16(buf, *(&self.error_code));
@@ -327,6 +346,7 @@ impl Struct for EntryData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -343,6 +363,7 @@ impl Struct for EntryData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -365,6 +386,7 @@ impl Struct for EntryData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct AlterConfigsRequest {
 }
 
 impl Default for AlterConfigsRequest {
+    #[inline]
     fn default() -> Self {
         AlterConfigsRequest { resources: Vec::new(), validate_only: false, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for AlterConfigsRequest {
 impl AlterConfigsRequest {
     /// Sets `resources` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: Vec<AlterConfigsResource>) -> Self {
         self.resources = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -47,6 +50,7 @@ impl AlterConfigsRequest {
 }
 
 impl Struct for AlterConfigsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_array_len(buf, Some((&self.resources).len()), flex)
@@ -71,6 +75,7 @@ impl Struct for AlterConfigsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for AlterConfigsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for AlterConfigsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,6 +159,7 @@ pub struct AlterableConfig {
 }
 
 impl Default for AlterableConfig {
+    #[inline]
     fn default() -> Self {
         AlterableConfig { name: String::new(), value: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -160,12 +168,14 @@ impl Default for AlterableConfig {
 impl AlterableConfig {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: Option<String>) -> Self {
         self.value = value;
         self
@@ -173,6 +183,7 @@ impl AlterableConfig {
 }
 
 impl Struct for AlterableConfig {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterableConfig", "Name"))?;
@@ -193,6 +204,7 @@ impl Struct for AlterableConfig {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -207,6 +219,7 @@ impl Struct for AlterableConfig {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -225,6 +238,7 @@ impl Struct for AlterableConfig {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -272,6 +286,7 @@ pub struct AlterConfigsResource {
 }
 
 impl Default for AlterConfigsResource {
+    #[inline]
     fn default() -> Self {
         AlterConfigsResource {
             resource_type: 0,
@@ -285,18 +300,21 @@ impl Default for AlterConfigsResource {
 impl AlterConfigsResource {
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: Vec<AlterableConfig>) -> Self {
         self.configs = value;
         self
@@ -304,6 +322,7 @@ impl AlterConfigsResource {
 }
 
 impl Struct for AlterConfigsResource {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i8(buf, *(&self.resource_type));
@@ -328,6 +347,7 @@ impl Struct for AlterConfigsResource {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -344,6 +364,7 @@ impl Struct for AlterConfigsResource {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -366,6 +387,7 @@ impl Struct for AlterConfigsResource {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [7, 7, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

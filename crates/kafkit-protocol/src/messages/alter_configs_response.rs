@@ -26,6 +26,7 @@ pub struct AlterConfigsResponse {
 }
 
 impl Default for AlterConfigsResponse {
+    #[inline]
     fn default() -> Self {
         AlterConfigsResponse { throttle_time_ms: 0, responses: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for AlterConfigsResponse {
 impl AlterConfigsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<AlterConfigsResourceResponse>) -> Self {
         self.responses = value;
         self
@@ -47,6 +50,7 @@ impl AlterConfigsResponse {
 }
 
 impl Struct for AlterConfigsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for AlterConfigsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for AlterConfigsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for AlterConfigsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -160,6 +167,7 @@ pub struct AlterConfigsResourceResponse {
 }
 
 impl Default for AlterConfigsResourceResponse {
+    #[inline]
     fn default() -> Self {
         AlterConfigsResourceResponse {
             error_code: 0,
@@ -174,24 +182,28 @@ impl Default for AlterConfigsResourceResponse {
 impl AlterConfigsResourceResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
@@ -199,6 +211,7 @@ impl AlterConfigsResourceResponse {
 }
 
 impl Struct for AlterConfigsResourceResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -223,6 +236,7 @@ impl Struct for AlterConfigsResourceResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -239,6 +253,7 @@ impl Struct for AlterConfigsResourceResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -259,6 +274,7 @@ impl Struct for AlterConfigsResourceResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [7, 7, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

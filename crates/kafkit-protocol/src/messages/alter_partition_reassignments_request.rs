@@ -30,6 +30,7 @@ pub struct AlterPartitionReassignmentsRequest {
 }
 
 impl Default for AlterPartitionReassignmentsRequest {
+    #[inline]
     fn default() -> Self {
         AlterPartitionReassignmentsRequest {
             timeout_ms: 60000,
@@ -43,18 +44,21 @@ impl Default for AlterPartitionReassignmentsRequest {
 impl AlterPartitionReassignmentsRequest {
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `allow_replication_factor_change` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_allow_replication_factor_change(mut self, value: bool) -> Self {
         self.allow_replication_factor_change = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<ReassignableTopic>) -> Self {
         self.topics = value;
         self
@@ -62,6 +66,7 @@ impl AlterPartitionReassignmentsRequest {
 }
 
 impl Struct for AlterPartitionReassignmentsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.timeout_ms));
@@ -96,6 +101,7 @@ impl Struct for AlterPartitionReassignmentsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -114,6 +120,7 @@ impl Struct for AlterPartitionReassignmentsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -141,6 +148,7 @@ impl Struct for AlterPartitionReassignmentsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -186,6 +194,7 @@ pub struct ReassignablePartition {
 }
 
 impl Default for ReassignablePartition {
+    #[inline]
     fn default() -> Self {
         ReassignablePartition { partition_index: 0, replicas: None, unknown_tagged_fields: Vec::new() }
     }
@@ -194,12 +203,14 @@ impl Default for ReassignablePartition {
 impl ReassignablePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replicas(mut self, value: Option<Vec<i32>>) -> Self {
         self.replicas = value;
         self
@@ -207,6 +218,7 @@ impl ReassignablePartition {
 }
 
 impl Struct for ReassignablePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -237,6 +249,7 @@ impl Struct for ReassignablePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -254,6 +267,7 @@ impl Struct for ReassignablePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -274,6 +288,7 @@ impl Struct for ReassignablePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -317,6 +332,7 @@ pub struct ReassignableTopic {
 }
 
 impl Default for ReassignableTopic {
+    #[inline]
     fn default() -> Self {
         ReassignableTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -325,12 +341,14 @@ impl Default for ReassignableTopic {
 impl ReassignableTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<ReassignablePartition>) -> Self {
         self.partitions = value;
         self
@@ -338,6 +356,7 @@ impl ReassignableTopic {
 }
 
 impl Struct for ReassignableTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("ReassignableTopic", "Name"))?;
@@ -362,6 +381,7 @@ impl Struct for ReassignableTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -377,6 +397,7 @@ impl Struct for ReassignableTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -400,6 +421,7 @@ impl Struct for ReassignableTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -38,6 +38,7 @@ pub struct AlterPartitionReassignmentsResponse {
 }
 
 impl Default for AlterPartitionReassignmentsResponse {
+    #[inline]
     fn default() -> Self {
         AlterPartitionReassignmentsResponse {
             throttle_time_ms: 0,
@@ -53,30 +54,35 @@ impl Default for AlterPartitionReassignmentsResponse {
 impl AlterPartitionReassignmentsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `allow_replication_factor_change` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_allow_replication_factor_change(mut self, value: bool) -> Self {
         self.allow_replication_factor_change = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<ReassignableTopicResponse>) -> Self {
         self.responses = value;
         self
@@ -84,6 +90,7 @@ impl AlterPartitionReassignmentsResponse {
 }
 
 impl Struct for AlterPartitionReassignmentsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -121,6 +128,7 @@ impl Struct for AlterPartitionReassignmentsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -141,6 +149,7 @@ impl Struct for AlterPartitionReassignmentsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -170,6 +179,7 @@ impl Struct for AlterPartitionReassignmentsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -232,6 +242,7 @@ pub struct ReassignablePartitionResponse {
 }
 
 impl Default for ReassignablePartitionResponse {
+    #[inline]
     fn default() -> Self {
         ReassignablePartitionResponse {
             partition_index: 0,
@@ -245,18 +256,21 @@ impl Default for ReassignablePartitionResponse {
 impl ReassignablePartitionResponse {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -264,6 +278,7 @@ impl ReassignablePartitionResponse {
 }
 
 impl Struct for ReassignablePartitionResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -286,6 +301,7 @@ impl Struct for ReassignablePartitionResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -301,6 +317,7 @@ impl Struct for ReassignablePartitionResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -320,6 +337,7 @@ impl Struct for ReassignablePartitionResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -365,6 +383,7 @@ pub struct ReassignableTopicResponse {
 }
 
 impl Default for ReassignableTopicResponse {
+    #[inline]
     fn default() -> Self {
         ReassignableTopicResponse { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -373,12 +392,14 @@ impl Default for ReassignableTopicResponse {
 impl ReassignableTopicResponse {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<ReassignablePartitionResponse>) -> Self {
         self.partitions = value;
         self
@@ -386,6 +407,7 @@ impl ReassignableTopicResponse {
 }
 
 impl Struct for ReassignableTopicResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("ReassignableTopicResponse", "Name"))?;
@@ -410,6 +432,7 @@ impl Struct for ReassignableTopicResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -425,6 +448,7 @@ impl Struct for ReassignableTopicResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -448,6 +472,7 @@ impl Struct for ReassignableTopicResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -22,6 +22,7 @@ pub struct AlterReplicaLogDirsRequest {
 }
 
 impl Default for AlterReplicaLogDirsRequest {
+    #[inline]
     fn default() -> Self {
         AlterReplicaLogDirsRequest { dirs: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for AlterReplicaLogDirsRequest {
 impl AlterReplicaLogDirsRequest {
     /// Sets `dirs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_dirs(mut self, value: Vec<AlterReplicaLogDir>) -> Self {
         self.dirs = value;
         self
@@ -37,6 +39,7 @@ impl AlterReplicaLogDirsRequest {
 }
 
 impl Struct for AlterReplicaLogDirsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_array_len(buf, Some((&self.dirs).len()), flex).map_err(|e| e.at("AlterReplicaLogDirsRequest", "Dirs"))?;
@@ -59,6 +62,7 @@ impl Struct for AlterReplicaLogDirsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -73,6 +77,7 @@ impl Struct for AlterReplicaLogDirsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -95,6 +100,7 @@ impl Struct for AlterReplicaLogDirsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -136,6 +142,7 @@ pub struct AlterReplicaLogDirTopic {
 }
 
 impl Default for AlterReplicaLogDirTopic {
+    #[inline]
     fn default() -> Self {
         AlterReplicaLogDirTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -144,12 +151,14 @@ impl Default for AlterReplicaLogDirTopic {
 impl AlterReplicaLogDirTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -157,6 +166,7 @@ impl AlterReplicaLogDirTopic {
 }
 
 impl Struct for AlterReplicaLogDirTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterReplicaLogDirTopic", "Name"))?;
@@ -181,6 +191,7 @@ impl Struct for AlterReplicaLogDirTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -195,6 +206,7 @@ impl Struct for AlterReplicaLogDirTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -214,6 +226,7 @@ impl Struct for AlterReplicaLogDirTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -257,6 +270,7 @@ pub struct AlterReplicaLogDir {
 }
 
 impl Default for AlterReplicaLogDir {
+    #[inline]
     fn default() -> Self {
         AlterReplicaLogDir { path: String::new(), topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -265,12 +279,14 @@ impl Default for AlterReplicaLogDir {
 impl AlterReplicaLogDir {
     /// Sets `path` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_path(mut self, value: String) -> Self {
         self.path = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<AlterReplicaLogDirTopic>) -> Self {
         self.topics = value;
         self
@@ -278,6 +294,7 @@ impl AlterReplicaLogDir {
 }
 
 impl Struct for AlterReplicaLogDir {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.path), flex).map_err(|e| e.at("AlterReplicaLogDir", "Path"))?;
@@ -301,6 +318,7 @@ impl Struct for AlterReplicaLogDir {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -316,6 +334,7 @@ impl Struct for AlterReplicaLogDir {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -339,6 +358,7 @@ impl Struct for AlterReplicaLogDir {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

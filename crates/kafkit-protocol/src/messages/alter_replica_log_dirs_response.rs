@@ -26,6 +26,7 @@ pub struct AlterReplicaLogDirsResponse {
 }
 
 impl Default for AlterReplicaLogDirsResponse {
+    #[inline]
     fn default() -> Self {
         AlterReplicaLogDirsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for AlterReplicaLogDirsResponse {
 impl AlterReplicaLogDirsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<AlterReplicaLogDirTopicResult>) -> Self {
         self.results = value;
         self
@@ -47,6 +50,7 @@ impl AlterReplicaLogDirsResponse {
 }
 
 impl Struct for AlterReplicaLogDirsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for AlterReplicaLogDirsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for AlterReplicaLogDirsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for AlterReplicaLogDirsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,6 +159,7 @@ pub struct AlterReplicaLogDirPartitionResult {
 }
 
 impl Default for AlterReplicaLogDirPartitionResult {
+    #[inline]
     fn default() -> Self {
         AlterReplicaLogDirPartitionResult { partition_index: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -160,12 +168,14 @@ impl Default for AlterReplicaLogDirPartitionResult {
 impl AlterReplicaLogDirPartitionResult {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -173,6 +183,7 @@ impl AlterReplicaLogDirPartitionResult {
 }
 
 impl Struct for AlterReplicaLogDirPartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.partition_index));
@@ -193,6 +204,7 @@ impl Struct for AlterReplicaLogDirPartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -207,6 +219,7 @@ impl Struct for AlterReplicaLogDirPartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -225,6 +238,7 @@ impl Struct for AlterReplicaLogDirPartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -264,6 +278,7 @@ pub struct AlterReplicaLogDirTopicResult {
 }
 
 impl Default for AlterReplicaLogDirTopicResult {
+    #[inline]
     fn default() -> Self {
         AlterReplicaLogDirTopicResult {
             topic_name: String::new(),
@@ -276,12 +291,14 @@ impl Default for AlterReplicaLogDirTopicResult {
 impl AlterReplicaLogDirTopicResult {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<AlterReplicaLogDirPartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -289,6 +306,7 @@ impl AlterReplicaLogDirTopicResult {
 }
 
 impl Struct for AlterReplicaLogDirTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("AlterReplicaLogDirTopicResult", "TopicName"))?;
@@ -313,6 +331,7 @@ impl Struct for AlterReplicaLogDirTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -328,6 +347,7 @@ impl Struct for AlterReplicaLogDirTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -351,6 +371,7 @@ impl Struct for AlterReplicaLogDirTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

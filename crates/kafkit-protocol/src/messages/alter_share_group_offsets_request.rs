@@ -26,6 +26,7 @@ pub struct AlterShareGroupOffsetsRequest {
 }
 
 impl Default for AlterShareGroupOffsetsRequest {
+    #[inline]
     fn default() -> Self {
         AlterShareGroupOffsetsRequest { group_id: String::new(), topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for AlterShareGroupOffsetsRequest {
 impl AlterShareGroupOffsetsRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<AlterShareGroupOffsetsRequestTopic>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl AlterShareGroupOffsetsRequest {
 }
 
 impl Struct for AlterShareGroupOffsetsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("AlterShareGroupOffsetsRequest", "GroupId"))?;
@@ -71,6 +75,7 @@ impl Struct for AlterShareGroupOffsetsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for AlterShareGroupOffsetsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for AlterShareGroupOffsetsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,6 +159,7 @@ pub struct AlterShareGroupOffsetsRequestPartition {
 }
 
 impl Default for AlterShareGroupOffsetsRequestPartition {
+    #[inline]
     fn default() -> Self {
         AlterShareGroupOffsetsRequestPartition {
             partition_index: 0,
@@ -164,12 +172,14 @@ impl Default for AlterShareGroupOffsetsRequestPartition {
 impl AlterShareGroupOffsetsRequestPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_start_offset(mut self, value: i64) -> Self {
         self.start_offset = value;
         self
@@ -177,6 +187,7 @@ impl AlterShareGroupOffsetsRequestPartition {
 }
 
 impl Struct for AlterShareGroupOffsetsRequestPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -197,6 +208,7 @@ impl Struct for AlterShareGroupOffsetsRequestPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -211,6 +223,7 @@ impl Struct for AlterShareGroupOffsetsRequestPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -229,6 +242,7 @@ impl Struct for AlterShareGroupOffsetsRequestPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -268,6 +282,7 @@ pub struct AlterShareGroupOffsetsRequestTopic {
 }
 
 impl Default for AlterShareGroupOffsetsRequestTopic {
+    #[inline]
     fn default() -> Self {
         AlterShareGroupOffsetsRequestTopic {
             topic_name: String::new(),
@@ -280,12 +295,14 @@ impl Default for AlterShareGroupOffsetsRequestTopic {
 impl AlterShareGroupOffsetsRequestTopic {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<AlterShareGroupOffsetsRequestPartition>) -> Self {
         self.partitions = value;
         self
@@ -293,6 +310,7 @@ impl AlterShareGroupOffsetsRequestTopic {
 }
 
 impl Struct for AlterShareGroupOffsetsRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic_name), flex)
@@ -318,6 +336,7 @@ impl Struct for AlterShareGroupOffsetsRequestTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -333,6 +352,7 @@ impl Struct for AlterShareGroupOffsetsRequestTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -356,6 +376,7 @@ impl Struct for AlterShareGroupOffsetsRequestTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

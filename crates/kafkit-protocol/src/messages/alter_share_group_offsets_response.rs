@@ -34,6 +34,7 @@ pub struct AlterShareGroupOffsetsResponse {
 }
 
 impl Default for AlterShareGroupOffsetsResponse {
+    #[inline]
     fn default() -> Self {
         AlterShareGroupOffsetsResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for AlterShareGroupOffsetsResponse {
 impl AlterShareGroupOffsetsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<AlterShareGroupOffsetsResponseTopic>) -> Self {
         self.responses = value;
         self
@@ -73,6 +78,7 @@ impl AlterShareGroupOffsetsResponse {
 }
 
 impl Struct for AlterShareGroupOffsetsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -100,6 +106,7 @@ impl Struct for AlterShareGroupOffsetsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -117,6 +124,7 @@ impl Struct for AlterShareGroupOffsetsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -142,6 +150,7 @@ impl Struct for AlterShareGroupOffsetsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -195,6 +204,7 @@ pub struct AlterShareGroupOffsetsResponsePartition {
 }
 
 impl Default for AlterShareGroupOffsetsResponsePartition {
+    #[inline]
     fn default() -> Self {
         AlterShareGroupOffsetsResponsePartition {
             partition_index: 0,
@@ -208,18 +218,21 @@ impl Default for AlterShareGroupOffsetsResponsePartition {
 impl AlterShareGroupOffsetsResponsePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -227,6 +240,7 @@ impl AlterShareGroupOffsetsResponsePartition {
 }
 
 impl Struct for AlterShareGroupOffsetsResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -249,6 +263,7 @@ impl Struct for AlterShareGroupOffsetsResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -264,6 +279,7 @@ impl Struct for AlterShareGroupOffsetsResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -283,6 +299,7 @@ impl Struct for AlterShareGroupOffsetsResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -330,6 +347,7 @@ pub struct AlterShareGroupOffsetsResponseTopic {
 }
 
 impl Default for AlterShareGroupOffsetsResponseTopic {
+    #[inline]
     fn default() -> Self {
         AlterShareGroupOffsetsResponseTopic {
             topic_name: String::new(),
@@ -343,18 +361,21 @@ impl Default for AlterShareGroupOffsetsResponseTopic {
 impl AlterShareGroupOffsetsResponseTopic {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<AlterShareGroupOffsetsResponsePartition>) -> Self {
         self.partitions = value;
         self
@@ -362,6 +383,7 @@ impl AlterShareGroupOffsetsResponseTopic {
 }
 
 impl Struct for AlterShareGroupOffsetsResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic_name), flex)
@@ -388,6 +410,7 @@ impl Struct for AlterShareGroupOffsetsResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -404,6 +427,7 @@ impl Struct for AlterShareGroupOffsetsResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -428,6 +452,7 @@ impl Struct for AlterShareGroupOffsetsResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [19];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct AlterUserScramCredentialsRequest {
 }
 
 impl Default for AlterUserScramCredentialsRequest {
+    #[inline]
     fn default() -> Self {
         AlterUserScramCredentialsRequest {
             deletions: Vec::new(),
@@ -38,12 +39,14 @@ impl Default for AlterUserScramCredentialsRequest {
 impl AlterUserScramCredentialsRequest {
     /// Sets `deletions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_deletions(mut self, value: Vec<ScramCredentialDeletion>) -> Self {
         self.deletions = value;
         self
     }
     /// Sets `upsertions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_upsertions(mut self, value: Vec<ScramCredentialUpsertion>) -> Self {
         self.upsertions = value;
         self
@@ -51,6 +54,7 @@ impl AlterUserScramCredentialsRequest {
 }
 
 impl Struct for AlterUserScramCredentialsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.deletions).len()), flex)
@@ -79,6 +83,7 @@ impl Struct for AlterUserScramCredentialsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -95,6 +100,7 @@ impl Struct for AlterUserScramCredentialsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -123,6 +129,7 @@ impl Struct for AlterUserScramCredentialsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -166,6 +173,7 @@ pub struct ScramCredentialDeletion {
 }
 
 impl Default for ScramCredentialDeletion {
+    #[inline]
     fn default() -> Self {
         ScramCredentialDeletion { name: String::new(), mechanism: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -174,12 +182,14 @@ impl Default for ScramCredentialDeletion {
 impl ScramCredentialDeletion {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `mechanism` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
@@ -187,6 +197,7 @@ impl ScramCredentialDeletion {
 }
 
 impl Struct for ScramCredentialDeletion {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialDeletion", "Name"))?;
@@ -207,6 +218,7 @@ impl Struct for ScramCredentialDeletion {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -221,6 +233,7 @@ impl Struct for ScramCredentialDeletion {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -239,6 +252,7 @@ impl Struct for ScramCredentialDeletion {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -290,6 +304,7 @@ pub struct ScramCredentialUpsertion {
 }
 
 impl Default for ScramCredentialUpsertion {
+    #[inline]
     fn default() -> Self {
         ScramCredentialUpsertion {
             name: String::new(),
@@ -305,30 +320,35 @@ impl Default for ScramCredentialUpsertion {
 impl ScramCredentialUpsertion {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `mechanism` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
     }
     /// Sets `iterations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_iterations(mut self, value: i32) -> Self {
         self.iterations = value;
         self
     }
     /// Sets `salt` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_salt(mut self, value: Bytes) -> Self {
         self.salt = value;
         self
     }
     /// Sets `salted_password` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_salted_password(mut self, value: Bytes) -> Self {
         self.salted_password = value;
         self
@@ -336,6 +356,7 @@ impl ScramCredentialUpsertion {
 }
 
 impl Struct for ScramCredentialUpsertion {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Name"))?;
@@ -360,6 +381,7 @@ impl Struct for ScramCredentialUpsertion {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -377,6 +399,7 @@ impl Struct for ScramCredentialUpsertion {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -398,6 +421,7 @@ impl Struct for ScramCredentialUpsertion {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

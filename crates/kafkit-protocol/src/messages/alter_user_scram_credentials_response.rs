@@ -26,6 +26,7 @@ pub struct AlterUserScramCredentialsResponse {
 }
 
 impl Default for AlterUserScramCredentialsResponse {
+    #[inline]
     fn default() -> Self {
         AlterUserScramCredentialsResponse {
             throttle_time_ms: 0,
@@ -38,12 +39,14 @@ impl Default for AlterUserScramCredentialsResponse {
 impl AlterUserScramCredentialsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<AlterUserScramCredentialsResult>) -> Self {
         self.results = value;
         self
@@ -51,6 +54,7 @@ impl AlterUserScramCredentialsResponse {
 }
 
 impl Struct for AlterUserScramCredentialsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -75,6 +79,7 @@ impl Struct for AlterUserScramCredentialsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -90,6 +95,7 @@ impl Struct for AlterUserScramCredentialsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -113,6 +119,7 @@ impl Struct for AlterUserScramCredentialsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -160,6 +167,7 @@ pub struct AlterUserScramCredentialsResult {
 }
 
 impl Default for AlterUserScramCredentialsResult {
+    #[inline]
     fn default() -> Self {
         AlterUserScramCredentialsResult {
             user: String::new(),
@@ -173,18 +181,21 @@ impl Default for AlterUserScramCredentialsResult {
 impl AlterUserScramCredentialsResult {
     /// Sets `user` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user(mut self, value: String) -> Self {
         self.user = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -192,6 +203,7 @@ impl AlterUserScramCredentialsResult {
 }
 
 impl Struct for AlterUserScramCredentialsResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.user), flex).map_err(|e| e.at("AlterUserScramCredentialsResult", "User"))?;
@@ -214,6 +226,7 @@ impl Struct for AlterUserScramCredentialsResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -229,6 +242,7 @@ impl Struct for AlterUserScramCredentialsResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -248,6 +262,7 @@ impl Struct for AlterUserScramCredentialsResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct ApiVersionsRequest {
 }
 
 impl Default for ApiVersionsRequest {
+    #[inline]
     fn default() -> Self {
         ApiVersionsRequest {
             client_software_name: String::new(),
@@ -48,24 +49,28 @@ impl Default for ApiVersionsRequest {
 impl ApiVersionsRequest {
     /// Sets `client_software_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_software_name(mut self, value: String) -> Self {
         self.client_software_name = value;
         self
     }
     /// Sets `client_software_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_software_version(mut self, value: String) -> Self {
         self.client_software_version = value;
         self
     }
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `node_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
@@ -73,6 +78,7 @@ impl ApiVersionsRequest {
 }
 
 impl Struct for ApiVersionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 3) && !(self.client_software_name.is_empty()) {
@@ -149,6 +155,7 @@ impl Struct for ApiVersionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -177,6 +184,7 @@ impl Struct for ApiVersionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -208,6 +216,7 @@ impl Struct for ApiVersionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 3, 3, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -46,6 +46,7 @@ pub struct ApiVersionsResponse {
 }
 
 impl Default for ApiVersionsResponse {
+    #[inline]
     fn default() -> Self {
         ApiVersionsResponse {
             error_code: 0,
@@ -63,42 +64,49 @@ impl Default for ApiVersionsResponse {
 impl ApiVersionsResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `api_keys` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_api_keys(mut self, value: Vec<ApiVersion>) -> Self {
         self.api_keys = value;
         self
     }
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `supported_features` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_supported_features(mut self, value: Vec<SupportedFeatureKey>) -> Self {
         self.supported_features = value;
         self
     }
     /// Sets `finalized_features_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_finalized_features_epoch(mut self, value: i64) -> Self {
         self.finalized_features_epoch = value;
         self
     }
     /// Sets `finalized_features` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_finalized_features(mut self, value: Vec<FinalizedFeatureKey>) -> Self {
         self.finalized_features = value;
         self
     }
     /// Sets `zk_migration_ready` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_zk_migration_ready(mut self, value: bool) -> Self {
         self.zk_migration_ready = value;
         self
@@ -106,6 +114,7 @@ impl ApiVersionsResponse {
 }
 
 impl Struct for ApiVersionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_i16(buf, *(&self.error_code));
@@ -213,6 +222,7 @@ impl Struct for ApiVersionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -255,6 +265,7 @@ impl Struct for ApiVersionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -311,6 +322,7 @@ impl Struct for ApiVersionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 10, 10, 8, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -387,6 +399,7 @@ pub struct ApiVersion {
 }
 
 impl Default for ApiVersion {
+    #[inline]
     fn default() -> Self {
         ApiVersion { api_key: 0, min_version: 0, max_version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -395,18 +408,21 @@ impl Default for ApiVersion {
 impl ApiVersion {
     /// Sets `api_key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_api_key(mut self, value: i16) -> Self {
         self.api_key = value;
         self
     }
     /// Sets `min_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_version(mut self, value: i16) -> Self {
         self.min_version = value;
         self
     }
     /// Sets `max_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_version(mut self, value: i16) -> Self {
         self.max_version = value;
         self
@@ -414,6 +430,7 @@ impl ApiVersion {
 }
 
 impl Struct for ApiVersion {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_i16(buf, *(&self.api_key));
@@ -435,6 +452,7 @@ impl Struct for ApiVersion {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -450,6 +468,7 @@ impl Struct for ApiVersion {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -469,6 +488,7 @@ impl Struct for ApiVersion {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 7, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -513,6 +533,7 @@ pub struct SupportedFeatureKey {
 }
 
 impl Default for SupportedFeatureKey {
+    #[inline]
     fn default() -> Self {
         SupportedFeatureKey { name: String::new(), min_version: 0, max_version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -521,18 +542,21 @@ impl Default for SupportedFeatureKey {
 impl SupportedFeatureKey {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `min_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_version(mut self, value: i16) -> Self {
         self.min_version = value;
         self
     }
     /// Sets `max_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_version(mut self, value: i16) -> Self {
         self.max_version = value;
         self
@@ -540,6 +564,7 @@ impl SupportedFeatureKey {
 }
 
 impl Struct for SupportedFeatureKey {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 3) && !(self.name.is_empty()) {
@@ -588,6 +613,7 @@ impl Struct for SupportedFeatureKey {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -609,6 +635,7 @@ impl Struct for SupportedFeatureKey {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -634,6 +661,7 @@ impl Struct for SupportedFeatureKey {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -683,6 +711,7 @@ pub struct FinalizedFeatureKey {
 }
 
 impl Default for FinalizedFeatureKey {
+    #[inline]
     fn default() -> Self {
         FinalizedFeatureKey {
             name: String::new(),
@@ -696,18 +725,21 @@ impl Default for FinalizedFeatureKey {
 impl FinalizedFeatureKey {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `max_version_level` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_version_level(mut self, value: i16) -> Self {
         self.max_version_level = value;
         self
     }
     /// Sets `min_version_level` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_version_level(mut self, value: i16) -> Self {
         self.min_version_level = value;
         self
@@ -715,6 +747,7 @@ impl FinalizedFeatureKey {
 }
 
 impl Struct for FinalizedFeatureKey {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 3) && !(self.name.is_empty()) {
@@ -763,6 +796,7 @@ impl Struct for FinalizedFeatureKey {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -784,6 +818,7 @@ impl Struct for FinalizedFeatureKey {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -809,6 +844,7 @@ impl Struct for FinalizedFeatureKey {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

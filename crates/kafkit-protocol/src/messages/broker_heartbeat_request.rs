@@ -48,6 +48,7 @@ pub struct BrokerHeartbeatRequest {
 }
 
 impl Default for BrokerHeartbeatRequest {
+    #[inline]
     fn default() -> Self {
         BrokerHeartbeatRequest {
             broker_id: 0,
@@ -65,42 +66,49 @@ impl Default for BrokerHeartbeatRequest {
 impl BrokerHeartbeatRequest {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `broker_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
     }
     /// Sets `current_metadata_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_metadata_offset(mut self, value: i64) -> Self {
         self.current_metadata_offset = value;
         self
     }
     /// Sets `want_fence` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_want_fence(mut self, value: bool) -> Self {
         self.want_fence = value;
         self
     }
     /// Sets `want_shut_down` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_want_shut_down(mut self, value: bool) -> Self {
         self.want_shut_down = value;
         self
     }
     /// Sets `offline_log_dirs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offline_log_dirs(mut self, value: Vec<Uuid>) -> Self {
         self.offline_log_dirs = value;
         self
     }
     /// Sets `cordoned_log_dirs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cordoned_log_dirs(mut self, value: Option<Vec<Uuid>>) -> Self {
         self.cordoned_log_dirs = value;
         self
@@ -108,6 +116,7 @@ impl BrokerHeartbeatRequest {
 }
 
 impl Struct for BrokerHeartbeatRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.broker_id));
@@ -211,6 +220,7 @@ impl Struct for BrokerHeartbeatRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -251,6 +261,7 @@ impl Struct for BrokerHeartbeatRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -291,6 +302,7 @@ impl Struct for BrokerHeartbeatRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [23, 23, 23];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

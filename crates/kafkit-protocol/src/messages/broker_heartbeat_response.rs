@@ -40,6 +40,7 @@ pub struct BrokerHeartbeatResponse {
 }
 
 impl Default for BrokerHeartbeatResponse {
+    #[inline]
     fn default() -> Self {
         BrokerHeartbeatResponse {
             throttle_time_ms: 0,
@@ -55,30 +56,35 @@ impl Default for BrokerHeartbeatResponse {
 impl BrokerHeartbeatResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `is_caught_up` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_caught_up(mut self, value: bool) -> Self {
         self.is_caught_up = value;
         self
     }
     /// Sets `is_fenced` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_fenced(mut self, value: bool) -> Self {
         self.is_fenced = value;
         self
     }
     /// Sets `should_shut_down` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_should_shut_down(mut self, value: bool) -> Self {
         self.should_shut_down = value;
         self
@@ -86,6 +92,7 @@ impl BrokerHeartbeatResponse {
 }
 
 impl Struct for BrokerHeartbeatResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -109,6 +116,7 @@ impl Struct for BrokerHeartbeatResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -126,6 +134,7 @@ impl Struct for BrokerHeartbeatResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -147,6 +156,7 @@ impl Struct for BrokerHeartbeatResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [10, 10, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

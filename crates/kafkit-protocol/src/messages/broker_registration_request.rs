@@ -56,6 +56,7 @@ pub struct BrokerRegistrationRequest {
 }
 
 impl Default for BrokerRegistrationRequest {
+    #[inline]
     fn default() -> Self {
         BrokerRegistrationRequest {
             broker_id: 0,
@@ -75,54 +76,63 @@ impl Default for BrokerRegistrationRequest {
 impl BrokerRegistrationRequest {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: String) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `incarnation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_incarnation_id(mut self, value: Uuid) -> Self {
         self.incarnation_id = value;
         self
     }
     /// Sets `listeners` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// Sets `features` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_features(mut self, value: Vec<Feature>) -> Self {
         self.features = value;
         self
     }
     /// Sets `rack` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: Option<String>) -> Self {
         self.rack = value;
         self
     }
     /// Sets `is_migrating_zk_broker` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_migrating_zk_broker(mut self, value: bool) -> Self {
         self.is_migrating_zk_broker = value;
         self
     }
     /// Sets `log_dirs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_log_dirs(mut self, value: Vec<Uuid>) -> Self {
         self.log_dirs = value;
         self
     }
     /// Sets `previous_broker_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_previous_broker_epoch(mut self, value: i64) -> Self {
         self.previous_broker_epoch = value;
         self
@@ -130,6 +140,7 @@ impl BrokerRegistrationRequest {
 }
 
 impl Struct for BrokerRegistrationRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.broker_id));
@@ -197,6 +208,7 @@ impl Struct for BrokerRegistrationRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -226,6 +238,7 @@ impl Struct for BrokerRegistrationRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -264,6 +277,7 @@ impl Struct for BrokerRegistrationRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [25, 26, 27, 35, 35];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -344,6 +358,7 @@ pub struct Listener {
 }
 
 impl Default for Listener {
+    #[inline]
     fn default() -> Self {
         Listener {
             name: String::new(),
@@ -358,24 +373,28 @@ impl Default for Listener {
 impl Listener {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
     }
     /// Sets `security_protocol` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_security_protocol(mut self, value: i16) -> Self {
         self.security_protocol = value;
         self
@@ -383,6 +402,7 @@ impl Listener {
 }
 
 impl Struct for Listener {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
@@ -405,6 +425,7 @@ impl Struct for Listener {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -421,6 +442,7 @@ impl Struct for Listener {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -441,6 +463,7 @@ impl Struct for Listener {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [7, 7, 7, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -492,6 +515,7 @@ pub struct Feature {
 }
 
 impl Default for Feature {
+    #[inline]
     fn default() -> Self {
         Feature {
             name: String::new(),
@@ -505,18 +529,21 @@ impl Default for Feature {
 impl Feature {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `min_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -524,6 +551,7 @@ impl Feature {
 }
 
 impl Struct for Feature {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("Feature", "Name"))?;
@@ -545,6 +573,7 @@ impl Struct for Feature {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -560,6 +589,7 @@ impl Struct for Feature {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -579,6 +609,7 @@ impl Struct for Feature {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

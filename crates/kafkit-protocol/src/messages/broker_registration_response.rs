@@ -32,6 +32,7 @@ pub struct BrokerRegistrationResponse {
 }
 
 impl Default for BrokerRegistrationResponse {
+    #[inline]
     fn default() -> Self {
         BrokerRegistrationResponse {
             throttle_time_ms: 0,
@@ -45,18 +46,21 @@ impl Default for BrokerRegistrationResponse {
 impl BrokerRegistrationResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `broker_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
@@ -64,6 +68,7 @@ impl BrokerRegistrationResponse {
 }
 
 impl Struct for BrokerRegistrationResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -85,6 +90,7 @@ impl Struct for BrokerRegistrationResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -100,6 +106,7 @@ impl Struct for BrokerRegistrationResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -119,6 +126,7 @@ impl Struct for BrokerRegistrationResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [15, 15, 15, 15, 15];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct ConsumerGroupDescribeRequest {
 }
 
 impl Default for ConsumerGroupDescribeRequest {
+    #[inline]
     fn default() -> Self {
         ConsumerGroupDescribeRequest {
             group_ids: Vec::new(),
@@ -38,12 +39,14 @@ impl Default for ConsumerGroupDescribeRequest {
 impl ConsumerGroupDescribeRequest {
     /// Sets `group_ids` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_ids(mut self, value: Vec<String>) -> Self {
         self.group_ids = value;
         self
     }
     /// Sets `include_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_authorized_operations(mut self, value: bool) -> Self {
         self.include_authorized_operations = value;
         self
@@ -51,6 +54,7 @@ impl ConsumerGroupDescribeRequest {
 }
 
 impl Struct for ConsumerGroupDescribeRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.group_ids).len()), flex)
@@ -75,6 +79,7 @@ impl Struct for ConsumerGroupDescribeRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -90,6 +95,7 @@ impl Struct for ConsumerGroupDescribeRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -111,6 +117,7 @@ impl Struct for ConsumerGroupDescribeRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

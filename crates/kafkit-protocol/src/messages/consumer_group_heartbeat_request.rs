@@ -58,6 +58,7 @@ pub struct ConsumerGroupHeartbeatRequest {
 }
 
 impl Default for ConsumerGroupHeartbeatRequest {
+    #[inline]
     fn default() -> Self {
         ConsumerGroupHeartbeatRequest {
             group_id: String::new(),
@@ -78,60 +79,70 @@ impl Default for ConsumerGroupHeartbeatRequest {
 impl ConsumerGroupHeartbeatRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_instance_id(mut self, value: Option<String>) -> Self {
         self.instance_id = value;
         self
     }
     /// Sets `rack_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: Option<String>) -> Self {
         self.rack_id = value;
         self
     }
     /// Sets `rebalance_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rebalance_timeout_ms(mut self, value: i32) -> Self {
         self.rebalance_timeout_ms = value;
         self
     }
     /// Sets `subscribed_topic_names` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subscribed_topic_names(mut self, value: Option<Vec<String>>) -> Self {
         self.subscribed_topic_names = value;
         self
     }
     /// Sets `subscribed_topic_regex` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subscribed_topic_regex(mut self, value: Option<String>) -> Self {
         self.subscribed_topic_regex = value;
         self
     }
     /// Sets `server_assignor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_server_assignor(mut self, value: Option<String>) -> Self {
         self.server_assignor = value;
         self
     }
     /// Sets `topic_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(mut self, value: Option<Vec<TopicPartitions>>) -> Self {
         self.topic_partitions = value;
         self
@@ -139,6 +150,7 @@ impl ConsumerGroupHeartbeatRequest {
 }
 
 impl Struct for ConsumerGroupHeartbeatRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ConsumerGroupHeartbeatRequest", "GroupId"))?;
@@ -220,6 +232,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -254,6 +267,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -293,6 +307,7 @@ impl Struct for ConsumerGroupHeartbeatRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [16, 17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -378,6 +393,7 @@ pub struct TopicPartitions {
 }
 
 impl Default for TopicPartitions {
+    #[inline]
     fn default() -> Self {
         TopicPartitions { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -386,12 +402,14 @@ impl Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -399,6 +417,7 @@ impl TopicPartitions {
 }
 
 impl Struct for TopicPartitions {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -422,6 +441,7 @@ impl Struct for TopicPartitions {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -436,6 +456,7 @@ impl Struct for TopicPartitions {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -455,6 +476,7 @@ impl Struct for TopicPartitions {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

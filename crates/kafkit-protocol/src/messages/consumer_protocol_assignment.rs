@@ -24,6 +24,7 @@ pub struct ConsumerProtocolAssignment {
 }
 
 impl Default for ConsumerProtocolAssignment {
+    #[inline]
     fn default() -> Self {
         ConsumerProtocolAssignment { assigned_partitions: Vec::new(), user_data: None }
     }
@@ -32,12 +33,14 @@ impl Default for ConsumerProtocolAssignment {
 impl ConsumerProtocolAssignment {
     /// Sets `assigned_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assigned_partitions(mut self, value: Vec<TopicPartition>) -> Self {
         self.assigned_partitions = value;
         self
     }
     /// Sets `user_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user_data(mut self, value: Option<Bytes>) -> Self {
         self.user_data = value;
         self
@@ -45,6 +48,7 @@ impl ConsumerProtocolAssignment {
 }
 
 impl Struct for ConsumerProtocolAssignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_array_len(buf, Some((&self.assigned_partitions).len()), flex)
@@ -58,6 +62,7 @@ impl Struct for ConsumerProtocolAssignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -68,6 +73,7 @@ impl Struct for ConsumerProtocolAssignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -80,6 +86,7 @@ impl Struct for ConsumerProtocolAssignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -119,6 +126,7 @@ pub struct TopicPartition {
 }
 
 impl Default for TopicPartition {
+    #[inline]
     fn default() -> Self {
         TopicPartition { topic: String::new(), partitions: Vec::new() }
     }
@@ -127,12 +135,14 @@ impl Default for TopicPartition {
 impl TopicPartition {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -140,6 +150,7 @@ impl TopicPartition {
 }
 
 impl Struct for TopicPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicPartition", "Topic"))?;
@@ -151,6 +162,7 @@ impl Struct for TopicPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -160,6 +172,7 @@ impl Struct for TopicPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -170,6 +183,7 @@ impl Struct for TopicPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

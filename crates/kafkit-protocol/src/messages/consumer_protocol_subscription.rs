@@ -36,6 +36,7 @@ pub struct ConsumerProtocolSubscription {
 }
 
 impl Default for ConsumerProtocolSubscription {
+    #[inline]
     fn default() -> Self {
         ConsumerProtocolSubscription {
             topics: Vec::new(),
@@ -50,30 +51,35 @@ impl Default for ConsumerProtocolSubscription {
 impl ConsumerProtocolSubscription {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<String>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `user_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user_data(mut self, value: Option<Bytes>) -> Self {
         self.user_data = value;
         self
     }
     /// Sets `owned_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_owned_partitions(mut self, value: Vec<TopicPartition>) -> Self {
         self.owned_partitions = value;
         self
     }
     /// Sets `generation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `rack_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: Option<String>) -> Self {
         self.rack_id = value;
         self
@@ -81,6 +87,7 @@ impl ConsumerProtocolSubscription {
 }
 
 impl Struct for ConsumerProtocolSubscription {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_array_len(buf, Some((&self.topics).len()), flex)
@@ -144,6 +151,7 @@ impl Struct for ConsumerProtocolSubscription {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -168,6 +176,7 @@ impl Struct for ConsumerProtocolSubscription {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -195,6 +204,7 @@ impl Struct for ConsumerProtocolSubscription {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 12, 16, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -252,6 +262,7 @@ pub struct TopicPartition {
 }
 
 impl Default for TopicPartition {
+    #[inline]
     fn default() -> Self {
         TopicPartition { topic: String::new(), partitions: Vec::new() }
     }
@@ -260,12 +271,14 @@ impl Default for TopicPartition {
 impl TopicPartition {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -273,6 +286,7 @@ impl TopicPartition {
 }
 
 impl Struct for TopicPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         if !(v >= 1) && !(self.topic.is_empty()) {
@@ -303,6 +317,7 @@ impl Struct for TopicPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -316,6 +331,7 @@ impl Struct for TopicPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -330,6 +346,7 @@ impl Struct for TopicPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [0, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -20,6 +20,7 @@ pub struct ControlRecordTypeSchema {
 }
 
 impl Default for ControlRecordTypeSchema {
+    #[inline]
     fn default() -> Self {
         ControlRecordTypeSchema { r#type: 0 }
     }
@@ -28,6 +29,7 @@ impl Default for ControlRecordTypeSchema {
 impl ControlRecordTypeSchema {
     /// Sets `type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_type(mut self, value: i16) -> Self {
         self.r#type = value;
         self
@@ -35,6 +37,7 @@ impl ControlRecordTypeSchema {
 }
 
 impl Struct for ControlRecordTypeSchema {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_i16(buf, *(&self.r#type));
@@ -42,6 +45,7 @@ impl Struct for ControlRecordTypeSchema {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -50,6 +54,7 @@ impl Struct for ControlRecordTypeSchema {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -58,6 +63,7 @@ impl Struct for ControlRecordTypeSchema {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -40,6 +40,7 @@ pub struct ControllerRegistrationRequest {
 }
 
 impl Default for ControllerRegistrationRequest {
+    #[inline]
     fn default() -> Self {
         ControllerRegistrationRequest {
             controller_id: 0,
@@ -55,30 +56,35 @@ impl Default for ControllerRegistrationRequest {
 impl ControllerRegistrationRequest {
     /// Sets `controller_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `incarnation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_incarnation_id(mut self, value: Uuid) -> Self {
         self.incarnation_id = value;
         self
     }
     /// Sets `zk_migration_ready` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_zk_migration_ready(mut self, value: bool) -> Self {
         self.zk_migration_ready = value;
         self
     }
     /// Sets `listeners` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// Sets `features` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_features(mut self, value: Vec<Feature>) -> Self {
         self.features = value;
         self
@@ -86,6 +92,7 @@ impl ControllerRegistrationRequest {
 }
 
 impl Struct for ControllerRegistrationRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.controller_id));
@@ -117,6 +124,7 @@ impl Struct for ControllerRegistrationRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -136,6 +144,7 @@ impl Struct for ControllerRegistrationRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -163,6 +172,7 @@ impl Struct for ControllerRegistrationRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [24];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -229,6 +239,7 @@ pub struct Listener {
 }
 
 impl Default for Listener {
+    #[inline]
     fn default() -> Self {
         Listener {
             name: String::new(),
@@ -243,24 +254,28 @@ impl Default for Listener {
 impl Listener {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
     }
     /// Sets `security_protocol` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_security_protocol(mut self, value: i16) -> Self {
         self.security_protocol = value;
         self
@@ -268,6 +283,7 @@ impl Listener {
 }
 
 impl Struct for Listener {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
@@ -290,6 +306,7 @@ impl Struct for Listener {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -306,6 +323,7 @@ impl Struct for Listener {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -326,6 +344,7 @@ impl Struct for Listener {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -377,6 +396,7 @@ pub struct Feature {
 }
 
 impl Default for Feature {
+    #[inline]
     fn default() -> Self {
         Feature {
             name: String::new(),
@@ -390,18 +410,21 @@ impl Default for Feature {
 impl Feature {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `min_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -409,6 +432,7 @@ impl Feature {
 }
 
 impl Struct for Feature {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("Feature", "Name"))?;
@@ -430,6 +454,7 @@ impl Struct for Feature {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -445,6 +470,7 @@ impl Struct for Feature {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -464,6 +490,7 @@ impl Struct for Feature {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -32,6 +32,7 @@ pub struct ControllerRegistrationResponse {
 }
 
 impl Default for ControllerRegistrationResponse {
+    #[inline]
     fn default() -> Self {
         ControllerRegistrationResponse {
             throttle_time_ms: 0,
@@ -45,18 +46,21 @@ impl Default for ControllerRegistrationResponse {
 impl ControllerRegistrationResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -64,6 +68,7 @@ impl ControllerRegistrationResponse {
 }
 
 impl Struct for ControllerRegistrationResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -86,6 +91,7 @@ impl Struct for ControllerRegistrationResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -101,6 +107,7 @@ impl Struct for ControllerRegistrationResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -120,6 +127,7 @@ impl Struct for ControllerRegistrationResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -22,6 +22,7 @@ pub struct CreateAclsRequest {
 }
 
 impl Default for CreateAclsRequest {
+    #[inline]
     fn default() -> Self {
         CreateAclsRequest { creations: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for CreateAclsRequest {
 impl CreateAclsRequest {
     /// Sets `creations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_creations(mut self, value: Vec<AclCreation>) -> Self {
         self.creations = value;
         self
@@ -37,6 +39,7 @@ impl CreateAclsRequest {
 }
 
 impl Struct for CreateAclsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_array_len(buf, Some((&self.creations).len()), flex).map_err(|e| e.at("CreateAclsRequest", "Creations"))?;
@@ -59,6 +62,7 @@ impl Struct for CreateAclsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -73,6 +77,7 @@ impl Struct for CreateAclsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -93,6 +98,7 @@ impl Struct for CreateAclsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -151,6 +157,7 @@ pub struct AclCreation {
 }
 
 impl Default for AclCreation {
+    #[inline]
     fn default() -> Self {
         AclCreation {
             resource_type: 0,
@@ -168,42 +175,49 @@ impl Default for AclCreation {
 impl AclCreation {
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `resource_pattern_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_pattern_type(mut self, value: i8) -> Self {
         self.resource_pattern_type = value;
         self
     }
     /// Sets `principal` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal(mut self, value: String) -> Self {
         self.principal = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `operation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -211,6 +225,7 @@ impl AclCreation {
 }
 
 impl Struct for AclCreation {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i8(buf, *(&self.resource_type));
@@ -236,6 +251,7 @@ impl Struct for AclCreation {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -255,6 +271,7 @@ impl Struct for AclCreation {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -278,6 +295,7 @@ impl Struct for AclCreation {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 10, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct CreateAclsResponse {
 }
 
 impl Default for CreateAclsResponse {
+    #[inline]
     fn default() -> Self {
         CreateAclsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for CreateAclsResponse {
 impl CreateAclsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<AclCreationResult>) -> Self {
         self.results = value;
         self
@@ -47,6 +50,7 @@ impl CreateAclsResponse {
 }
 
 impl Struct for CreateAclsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -70,6 +74,7 @@ impl Struct for CreateAclsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -85,6 +90,7 @@ impl Struct for CreateAclsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -108,6 +114,7 @@ impl Struct for CreateAclsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -151,6 +158,7 @@ pub struct AclCreationResult {
 }
 
 impl Default for AclCreationResult {
+    #[inline]
     fn default() -> Self {
         AclCreationResult { error_code: 0, error_message: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -159,12 +167,14 @@ impl Default for AclCreationResult {
 impl AclCreationResult {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -172,6 +182,7 @@ impl AclCreationResult {
 }
 
 impl Struct for AclCreationResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -193,6 +204,7 @@ impl Struct for AclCreationResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -207,6 +219,7 @@ impl Struct for AclCreationResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -225,6 +238,7 @@ impl Struct for AclCreationResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct CreateDelegationTokenRequest {
 }
 
 impl Default for CreateDelegationTokenRequest {
+    #[inline]
     fn default() -> Self {
         CreateDelegationTokenRequest {
             owner_principal_type: Some(String::new()),
@@ -48,24 +49,28 @@ impl Default for CreateDelegationTokenRequest {
 impl CreateDelegationTokenRequest {
     /// Sets `owner_principal_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_owner_principal_type(mut self, value: Option<String>) -> Self {
         self.owner_principal_type = value;
         self
     }
     /// Sets `owner_principal_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_owner_principal_name(mut self, value: Option<String>) -> Self {
         self.owner_principal_name = value;
         self
     }
     /// Sets `renewers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_renewers(mut self, value: Vec<CreatableRenewers>) -> Self {
         self.renewers = value;
         self
     }
     /// Sets `max_lifetime_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_lifetime_ms(mut self, value: i64) -> Self {
         self.max_lifetime_ms = value;
         self
@@ -73,6 +78,7 @@ impl CreateDelegationTokenRequest {
 }
 
 impl Struct for CreateDelegationTokenRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if !(v >= 3) && !(self.owner_principal_type == Some(String::new())) {
@@ -151,6 +157,7 @@ impl Struct for CreateDelegationTokenRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -180,6 +187,7 @@ impl Struct for CreateDelegationTokenRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -215,6 +223,7 @@ impl Struct for CreateDelegationTokenRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [12, 12, 10, 12];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -286,6 +295,7 @@ pub struct CreatableRenewers {
 }
 
 impl Default for CreatableRenewers {
+    #[inline]
     fn default() -> Self {
         CreatableRenewers {
             principal_type: String::new(),
@@ -298,12 +308,14 @@ impl Default for CreatableRenewers {
 impl CreatableRenewers {
     /// Sets `principal_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: String) -> Self {
         self.principal_name = value;
         self
@@ -311,6 +323,7 @@ impl CreatableRenewers {
 }
 
 impl Struct for CreatableRenewers {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.principal_type), flex).map_err(|e| e.at("CreatableRenewers", "PrincipalType"))?;
@@ -331,6 +344,7 @@ impl Struct for CreatableRenewers {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -345,6 +359,7 @@ impl Struct for CreatableRenewers {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -363,6 +378,7 @@ impl Struct for CreatableRenewers {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

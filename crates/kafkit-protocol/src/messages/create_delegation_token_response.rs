@@ -62,6 +62,7 @@ pub struct CreateDelegationTokenResponse {
 }
 
 impl Default for CreateDelegationTokenResponse {
+    #[inline]
     fn default() -> Self {
         CreateDelegationTokenResponse {
             error_code: 0,
@@ -83,66 +84,77 @@ impl Default for CreateDelegationTokenResponse {
 impl CreateDelegationTokenResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `principal_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: String) -> Self {
         self.principal_name = value;
         self
     }
     /// Sets `token_requester_principal_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_token_requester_principal_type(mut self, value: String) -> Self {
         self.token_requester_principal_type = value;
         self
     }
     /// Sets `token_requester_principal_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_token_requester_principal_name(mut self, value: String) -> Self {
         self.token_requester_principal_name = value;
         self
     }
     /// Sets `issue_timestamp_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_issue_timestamp_ms(mut self, value: i64) -> Self {
         self.issue_timestamp_ms = value;
         self
     }
     /// Sets `expiry_timestamp_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_expiry_timestamp_ms(mut self, value: i64) -> Self {
         self.expiry_timestamp_ms = value;
         self
     }
     /// Sets `max_timestamp_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_timestamp_ms(mut self, value: i64) -> Self {
         self.max_timestamp_ms = value;
         self
     }
     /// Sets `token_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_token_id(mut self, value: String) -> Self {
         self.token_id = value;
         self
     }
     /// Sets `hmac` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_hmac(mut self, value: Bytes) -> Self {
         self.hmac = value;
         self
     }
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -150,6 +162,7 @@ impl CreateDelegationTokenResponse {
 }
 
 impl Struct for CreateDelegationTokenResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -201,6 +214,7 @@ impl Struct for CreateDelegationTokenResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -228,6 +242,7 @@ impl Struct for CreateDelegationTokenResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -261,6 +276,7 @@ impl Struct for CreateDelegationTokenResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [40, 40, 35, 37];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct CreatePartitionsRequest {
 }
 
 impl Default for CreatePartitionsRequest {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsRequest {
             topics: Vec::new(),
@@ -43,18 +44,21 @@ impl Default for CreatePartitionsRequest {
 impl CreatePartitionsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<CreatePartitionsTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -62,6 +66,7 @@ impl CreatePartitionsRequest {
 }
 
 impl Struct for CreatePartitionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("CreatePartitionsRequest", "Topics"))?;
@@ -86,6 +91,7 @@ impl Struct for CreatePartitionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -102,6 +108,7 @@ impl Struct for CreatePartitionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -126,6 +133,7 @@ impl Struct for CreatePartitionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 9, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -167,6 +175,7 @@ pub struct CreatePartitionsAssignment {
 }
 
 impl Default for CreatePartitionsAssignment {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsAssignment { broker_ids: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -175,6 +184,7 @@ impl Default for CreatePartitionsAssignment {
 impl CreatePartitionsAssignment {
     /// Sets `broker_ids` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_ids(mut self, value: Vec<i32>) -> Self {
         self.broker_ids = value;
         self
@@ -182,6 +192,7 @@ impl CreatePartitionsAssignment {
 }
 
 impl Struct for CreatePartitionsAssignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_array_len(buf, Some((&self.broker_ids).len()), flex)
@@ -205,6 +216,7 @@ impl Struct for CreatePartitionsAssignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -218,6 +230,7 @@ impl Struct for CreatePartitionsAssignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -236,6 +249,7 @@ impl Struct for CreatePartitionsAssignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -278,6 +292,7 @@ pub struct CreatePartitionsTopic {
 }
 
 impl Default for CreatePartitionsTopic {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsTopic {
             name: String::new(),
@@ -291,18 +306,21 @@ impl Default for CreatePartitionsTopic {
 impl CreatePartitionsTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `count` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_count(mut self, value: i32) -> Self {
         self.count = value;
         self
     }
     /// Sets `assignments` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignments(mut self, value: Option<Vec<CreatePartitionsAssignment>>) -> Self {
         self.assignments = value;
         self
@@ -310,6 +328,7 @@ impl CreatePartitionsTopic {
 }
 
 impl Struct for CreatePartitionsTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatePartitionsTopic", "Name"))?;
@@ -341,6 +360,7 @@ impl Struct for CreatePartitionsTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -359,6 +379,7 @@ impl Struct for CreatePartitionsTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -383,6 +404,7 @@ impl Struct for CreatePartitionsTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [10, 10, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct CreatePartitionsResponse {
 }
 
 impl Default for CreatePartitionsResponse {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for CreatePartitionsResponse {
 impl CreatePartitionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<CreatePartitionsTopicResult>) -> Self {
         self.results = value;
         self
@@ -47,6 +50,7 @@ impl CreatePartitionsResponse {
 }
 
 impl Struct for CreatePartitionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for CreatePartitionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for CreatePartitionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for CreatePartitionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -156,6 +163,7 @@ pub struct CreatePartitionsTopicResult {
 }
 
 impl Default for CreatePartitionsTopicResult {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsTopicResult {
             name: String::new(),
@@ -169,18 +177,21 @@ impl Default for CreatePartitionsTopicResult {
 impl CreatePartitionsTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -188,6 +199,7 @@ impl CreatePartitionsTopicResult {
 }
 
 impl Struct for CreatePartitionsTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatePartitionsTopicResult", "Name"))?;
@@ -210,6 +222,7 @@ impl Struct for CreatePartitionsTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -225,6 +238,7 @@ impl Struct for CreatePartitionsTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -244,6 +258,7 @@ impl Struct for CreatePartitionsTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

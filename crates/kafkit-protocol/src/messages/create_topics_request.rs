@@ -30,6 +30,7 @@ pub struct CreateTopicsRequest {
 }
 
 impl Default for CreateTopicsRequest {
+    #[inline]
     fn default() -> Self {
         CreateTopicsRequest {
             topics: Vec::new(),
@@ -43,18 +44,21 @@ impl Default for CreateTopicsRequest {
 impl CreateTopicsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<CreatableTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -62,6 +66,7 @@ impl CreateTopicsRequest {
 }
 
 impl Struct for CreateTopicsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("CreateTopicsRequest", "Topics"))?;
@@ -86,6 +91,7 @@ impl Struct for CreateTopicsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -102,6 +108,7 @@ impl Struct for CreateTopicsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -124,6 +131,7 @@ impl Struct for CreateTopicsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [8, 9, 9, 9, 9, 7, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -169,6 +177,7 @@ pub struct CreatableReplicaAssignment {
 }
 
 impl Default for CreatableReplicaAssignment {
+    #[inline]
     fn default() -> Self {
         CreatableReplicaAssignment { partition_index: 0, broker_ids: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -177,12 +186,14 @@ impl Default for CreatableReplicaAssignment {
 impl CreatableReplicaAssignment {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `broker_ids` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_ids(mut self, value: Vec<i32>) -> Self {
         self.broker_ids = value;
         self
@@ -190,6 +201,7 @@ impl CreatableReplicaAssignment {
 }
 
 impl Struct for CreatableReplicaAssignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_i32(buf, *(&self.partition_index));
@@ -214,6 +226,7 @@ impl Struct for CreatableReplicaAssignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -228,6 +241,7 @@ impl Struct for CreatableReplicaAssignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -247,6 +261,7 @@ impl Struct for CreatableReplicaAssignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [8, 8, 8, 8, 8, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -286,6 +301,7 @@ pub struct CreatableTopicConfig {
 }
 
 impl Default for CreatableTopicConfig {
+    #[inline]
     fn default() -> Self {
         CreatableTopicConfig { name: String::new(), value: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -294,12 +310,14 @@ impl Default for CreatableTopicConfig {
 impl CreatableTopicConfig {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: Option<String>) -> Self {
         self.value = value;
         self
@@ -307,6 +325,7 @@ impl CreatableTopicConfig {
 }
 
 impl Struct for CreatableTopicConfig {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatableTopicConfig", "Name"))?;
@@ -327,6 +346,7 @@ impl Struct for CreatableTopicConfig {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -341,6 +361,7 @@ impl Struct for CreatableTopicConfig {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -359,6 +380,7 @@ impl Struct for CreatableTopicConfig {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [4, 4, 4, 4, 4, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -414,6 +436,7 @@ pub struct CreatableTopic {
 }
 
 impl Default for CreatableTopic {
+    #[inline]
     fn default() -> Self {
         CreatableTopic {
             name: String::new(),
@@ -429,30 +452,35 @@ impl Default for CreatableTopic {
 impl CreatableTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `num_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_num_partitions(mut self, value: i32) -> Self {
         self.num_partitions = value;
         self
     }
     /// Sets `replication_factor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replication_factor(mut self, value: i16) -> Self {
         self.replication_factor = value;
         self
     }
     /// Sets `assignments` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignments(mut self, value: Vec<CreatableReplicaAssignment>) -> Self {
         self.assignments = value;
         self
     }
     /// Sets `configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: Vec<CreatableTopicConfig>) -> Self {
         self.configs = value;
         self
@@ -460,6 +488,7 @@ impl CreatableTopic {
 }
 
 impl Struct for CreatableTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatableTopic", "Name"))?;
@@ -489,6 +518,7 @@ impl Struct for CreatableTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -508,6 +538,7 @@ impl Struct for CreatableTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -539,6 +570,7 @@ impl Struct for CreatableTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [16, 16, 16, 16, 16, 10, 10, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct CreateTopicsResponse {
 }
 
 impl Default for CreateTopicsResponse {
+    #[inline]
     fn default() -> Self {
         CreateTopicsResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for CreateTopicsResponse {
 impl CreateTopicsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<CreatableTopicResult>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl CreateTopicsResponse {
 }
 
 impl Struct for CreateTopicsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -70,6 +74,7 @@ impl Struct for CreateTopicsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -85,6 +90,7 @@ impl Struct for CreateTopicsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -108,6 +114,7 @@ impl Struct for CreateTopicsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [4, 4, 8, 8, 8, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -163,6 +170,7 @@ pub struct CreatableTopicConfigs {
 }
 
 impl Default for CreatableTopicConfigs {
+    #[inline]
     fn default() -> Self {
         CreatableTopicConfigs {
             name: String::new(),
@@ -178,30 +186,35 @@ impl Default for CreatableTopicConfigs {
 impl CreatableTopicConfigs {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: Option<String>) -> Self {
         self.value = value;
         self
     }
     /// Sets `read_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_read_only(mut self, value: bool) -> Self {
         self.read_only = value;
         self
     }
     /// Sets `config_source` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_config_source(mut self, value: i8) -> Self {
         self.config_source = value;
         self
     }
     /// Sets `is_sensitive` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_sensitive(mut self, value: bool) -> Self {
         self.is_sensitive = value;
         self
@@ -209,6 +222,7 @@ impl CreatableTopicConfigs {
 }
 
 impl Struct for CreatableTopicConfigs {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         if !(v >= 5) && !(self.name.is_empty()) {
@@ -293,6 +307,7 @@ impl Struct for CreatableTopicConfigs {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -324,6 +339,7 @@ impl Struct for CreatableTopicConfigs {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -358,6 +374,7 @@ impl Struct for CreatableTopicConfigs {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [0, 0, 0, 0, 0, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -441,6 +458,7 @@ pub struct CreatableTopicResult {
 }
 
 impl Default for CreatableTopicResult {
+    #[inline]
     fn default() -> Self {
         CreatableTopicResult {
             name: String::new(),
@@ -459,48 +477,56 @@ impl Default for CreatableTopicResult {
 impl CreatableTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `topic_config_error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_config_error_code(mut self, value: i16) -> Self {
         self.topic_config_error_code = value;
         self
     }
     /// Sets `num_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_num_partitions(mut self, value: i32) -> Self {
         self.num_partitions = value;
         self
     }
     /// Sets `replication_factor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replication_factor(mut self, value: i16) -> Self {
         self.replication_factor = value;
         self
     }
     /// Sets `configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: Option<Vec<CreatableTopicConfigs>>) -> Self {
         self.configs = value;
         self
@@ -508,6 +534,7 @@ impl CreatableTopicResult {
 }
 
 impl Struct for CreatableTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatableTopicResult", "Name"))?;
@@ -612,6 +639,7 @@ impl Struct for CreatableTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -652,6 +680,7 @@ impl Struct for CreatableTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -700,6 +729,7 @@ impl Struct for CreatableTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 8] = [4, 6, 6, 6, 6, 12, 12, 28];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

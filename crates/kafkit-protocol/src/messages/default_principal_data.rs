@@ -32,6 +32,7 @@ pub struct DefaultPrincipalData {
 }
 
 impl Default for DefaultPrincipalData {
+    #[inline]
     fn default() -> Self {
         DefaultPrincipalData {
             r#type: String::new(),
@@ -45,18 +46,21 @@ impl Default for DefaultPrincipalData {
 impl DefaultPrincipalData {
     /// Sets `type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_type(mut self, value: String) -> Self {
         self.r#type = value;
         self
     }
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `token_authenticated` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_token_authenticated(mut self, value: bool) -> Self {
         self.token_authenticated = value;
         self
@@ -64,6 +68,7 @@ impl DefaultPrincipalData {
 }
 
 impl Struct for DefaultPrincipalData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.r#type), flex).map_err(|e| e.at("DefaultPrincipalData", "Type"))?;
@@ -85,6 +90,7 @@ impl Struct for DefaultPrincipalData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -100,6 +106,7 @@ impl Struct for DefaultPrincipalData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -119,6 +126,7 @@ impl Struct for DefaultPrincipalData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -22,6 +22,7 @@ pub struct DeleteAclsRequest {
 }
 
 impl Default for DeleteAclsRequest {
+    #[inline]
     fn default() -> Self {
         DeleteAclsRequest { filters: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for DeleteAclsRequest {
 impl DeleteAclsRequest {
     /// Sets `filters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_filters(mut self, value: Vec<DeleteAclsFilter>) -> Self {
         self.filters = value;
         self
@@ -37,6 +39,7 @@ impl DeleteAclsRequest {
 }
 
 impl Struct for DeleteAclsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_array_len(buf, Some((&self.filters).len()), flex).map_err(|e| e.at("DeleteAclsRequest", "Filters"))?;
@@ -59,6 +62,7 @@ impl Struct for DeleteAclsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -73,6 +77,7 @@ impl Struct for DeleteAclsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -93,6 +98,7 @@ impl Struct for DeleteAclsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -149,6 +155,7 @@ pub struct DeleteAclsFilter {
 }
 
 impl Default for DeleteAclsFilter {
+    #[inline]
     fn default() -> Self {
         DeleteAclsFilter {
             resource_type_filter: 0,
@@ -166,42 +173,49 @@ impl Default for DeleteAclsFilter {
 impl DeleteAclsFilter {
     /// Sets `resource_type_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type_filter(mut self, value: i8) -> Self {
         self.resource_type_filter = value;
         self
     }
     /// Sets `resource_name_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name_filter(mut self, value: Option<String>) -> Self {
         self.resource_name_filter = value;
         self
     }
     /// Sets `pattern_type_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_pattern_type_filter(mut self, value: i8) -> Self {
         self.pattern_type_filter = value;
         self
     }
     /// Sets `principal_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_filter(mut self, value: Option<String>) -> Self {
         self.principal_filter = value;
         self
     }
     /// Sets `host_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host_filter(mut self, value: Option<String>) -> Self {
         self.host_filter = value;
         self
     }
     /// Sets `operation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -209,6 +223,7 @@ impl DeleteAclsFilter {
 }
 
 impl Struct for DeleteAclsFilter {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i8(buf, *(&self.resource_type_filter));
@@ -237,6 +252,7 @@ impl Struct for DeleteAclsFilter {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -256,6 +272,7 @@ impl Struct for DeleteAclsFilter {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -279,6 +296,7 @@ impl Struct for DeleteAclsFilter {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 10, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct DeleteAclsResponse {
 }
 
 impl Default for DeleteAclsResponse {
+    #[inline]
     fn default() -> Self {
         DeleteAclsResponse { throttle_time_ms: 0, filter_results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DeleteAclsResponse {
 impl DeleteAclsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `filter_results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_filter_results(mut self, value: Vec<DeleteAclsFilterResult>) -> Self {
         self.filter_results = value;
         self
@@ -47,6 +50,7 @@ impl DeleteAclsResponse {
 }
 
 impl Struct for DeleteAclsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for DeleteAclsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for DeleteAclsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for DeleteAclsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -180,6 +187,7 @@ pub struct DeleteAclsMatchingAcl {
 }
 
 impl Default for DeleteAclsMatchingAcl {
+    #[inline]
     fn default() -> Self {
         DeleteAclsMatchingAcl {
             error_code: 0,
@@ -199,54 +207,63 @@ impl Default for DeleteAclsMatchingAcl {
 impl DeleteAclsMatchingAcl {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `pattern_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_pattern_type(mut self, value: i8) -> Self {
         self.pattern_type = value;
         self
     }
     /// Sets `principal` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal(mut self, value: String) -> Self {
         self.principal = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `operation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -254,6 +271,7 @@ impl DeleteAclsMatchingAcl {
 }
 
 impl Struct for DeleteAclsMatchingAcl {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -282,6 +300,7 @@ impl Struct for DeleteAclsMatchingAcl {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -303,6 +322,7 @@ impl Struct for DeleteAclsMatchingAcl {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -328,6 +348,7 @@ impl Struct for DeleteAclsMatchingAcl {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [13, 14, 11, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -404,6 +425,7 @@ pub struct DeleteAclsFilterResult {
 }
 
 impl Default for DeleteAclsFilterResult {
+    #[inline]
     fn default() -> Self {
         DeleteAclsFilterResult {
             error_code: 0,
@@ -417,18 +439,21 @@ impl Default for DeleteAclsFilterResult {
 impl DeleteAclsFilterResult {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `matching_acls` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_matching_acls(mut self, value: Vec<DeleteAclsMatchingAcl>) -> Self {
         self.matching_acls = value;
         self
@@ -436,6 +461,7 @@ impl DeleteAclsFilterResult {
 }
 
 impl Struct for DeleteAclsFilterResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -462,6 +488,7 @@ impl Struct for DeleteAclsFilterResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -478,6 +505,7 @@ impl Struct for DeleteAclsFilterResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -502,6 +530,7 @@ impl Struct for DeleteAclsFilterResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -22,6 +22,7 @@ pub struct DeleteGroupsRequest {
 }
 
 impl Default for DeleteGroupsRequest {
+    #[inline]
     fn default() -> Self {
         DeleteGroupsRequest { groups_names: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for DeleteGroupsRequest {
 impl DeleteGroupsRequest {
     /// Sets `groups_names` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups_names(mut self, value: Vec<String>) -> Self {
         self.groups_names = value;
         self
@@ -37,6 +39,7 @@ impl DeleteGroupsRequest {
 }
 
 impl Struct for DeleteGroupsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_array_len(buf, Some((&self.groups_names).len()), flex)
@@ -60,6 +63,7 @@ impl Struct for DeleteGroupsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -74,6 +78,7 @@ impl Struct for DeleteGroupsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -94,6 +99,7 @@ impl Struct for DeleteGroupsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct DeleteGroupsResponse {
 }
 
 impl Default for DeleteGroupsResponse {
+    #[inline]
     fn default() -> Self {
         DeleteGroupsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DeleteGroupsResponse {
 impl DeleteGroupsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<DeletableGroupResult>) -> Self {
         self.results = value;
         self
@@ -47,6 +50,7 @@ impl DeleteGroupsResponse {
 }
 
 impl Struct for DeleteGroupsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -70,6 +74,7 @@ impl Struct for DeleteGroupsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -85,6 +90,7 @@ impl Struct for DeleteGroupsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -108,6 +114,7 @@ impl Struct for DeleteGroupsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -155,6 +162,7 @@ pub struct DeletableGroupResult {
 }
 
 impl Default for DeletableGroupResult {
+    #[inline]
     fn default() -> Self {
         DeletableGroupResult {
             group_id: String::new(),
@@ -168,18 +176,21 @@ impl Default for DeletableGroupResult {
 impl DeletableGroupResult {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -187,6 +198,7 @@ impl DeletableGroupResult {
 }
 
 impl Struct for DeletableGroupResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DeletableGroupResult", "GroupId"))?;
@@ -233,6 +245,7 @@ impl Struct for DeletableGroupResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -254,6 +267,7 @@ impl Struct for DeletableGroupResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -278,6 +292,7 @@ impl Struct for DeletableGroupResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 4, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct DeleteRecordsRequest {
 }
 
 impl Default for DeleteRecordsRequest {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsRequest { topics: Vec::new(), timeout_ms: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DeleteRecordsRequest {
 impl DeleteRecordsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DeleteRecordsTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
@@ -47,6 +50,7 @@ impl DeleteRecordsRequest {
 }
 
 impl Struct for DeleteRecordsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DeleteRecordsRequest", "Topics"))?;
@@ -70,6 +74,7 @@ impl Struct for DeleteRecordsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -85,6 +90,7 @@ impl Struct for DeleteRecordsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -108,6 +114,7 @@ impl Struct for DeleteRecordsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -151,6 +158,7 @@ pub struct DeleteRecordsPartition {
 }
 
 impl Default for DeleteRecordsPartition {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsPartition { partition_index: 0, offset: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -159,12 +167,14 @@ impl Default for DeleteRecordsPartition {
 impl DeleteRecordsPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offset(mut self, value: i64) -> Self {
         self.offset = value;
         self
@@ -172,6 +182,7 @@ impl DeleteRecordsPartition {
 }
 
 impl Struct for DeleteRecordsPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.partition_index));
@@ -192,6 +203,7 @@ impl Struct for DeleteRecordsPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -206,6 +218,7 @@ impl Struct for DeleteRecordsPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -224,6 +237,7 @@ impl Struct for DeleteRecordsPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [12, 12, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -263,6 +277,7 @@ pub struct DeleteRecordsTopic {
 }
 
 impl Default for DeleteRecordsTopic {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -271,12 +286,14 @@ impl Default for DeleteRecordsTopic {
 impl DeleteRecordsTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<DeleteRecordsPartition>) -> Self {
         self.partitions = value;
         self
@@ -284,6 +301,7 @@ impl DeleteRecordsTopic {
 }
 
 impl Struct for DeleteRecordsTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("DeleteRecordsTopic", "Name"))?;
@@ -308,6 +326,7 @@ impl Struct for DeleteRecordsTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -323,6 +342,7 @@ impl Struct for DeleteRecordsTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -346,6 +366,7 @@ impl Struct for DeleteRecordsTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

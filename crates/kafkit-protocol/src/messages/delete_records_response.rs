@@ -26,6 +26,7 @@ pub struct DeleteRecordsResponse {
 }
 
 impl Default for DeleteRecordsResponse {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DeleteRecordsResponse {
 impl DeleteRecordsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DeleteRecordsTopicResult>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl DeleteRecordsResponse {
 }
 
 impl Struct for DeleteRecordsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -70,6 +74,7 @@ impl Struct for DeleteRecordsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -85,6 +90,7 @@ impl Struct for DeleteRecordsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -108,6 +114,7 @@ impl Struct for DeleteRecordsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -155,6 +162,7 @@ pub struct DeleteRecordsPartitionResult {
 }
 
 impl Default for DeleteRecordsPartitionResult {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsPartitionResult {
             partition_index: 0,
@@ -168,18 +176,21 @@ impl Default for DeleteRecordsPartitionResult {
 impl DeleteRecordsPartitionResult {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `low_watermark` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_low_watermark(mut self, value: i64) -> Self {
         self.low_watermark = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -187,6 +198,7 @@ impl DeleteRecordsPartitionResult {
 }
 
 impl Struct for DeleteRecordsPartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.partition_index));
@@ -208,6 +220,7 @@ impl Struct for DeleteRecordsPartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -223,6 +236,7 @@ impl Struct for DeleteRecordsPartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -242,6 +256,7 @@ impl Struct for DeleteRecordsPartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [14, 14, 15];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -282,6 +297,7 @@ pub struct DeleteRecordsTopicResult {
 }
 
 impl Default for DeleteRecordsTopicResult {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsTopicResult { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -290,12 +306,14 @@ impl Default for DeleteRecordsTopicResult {
 impl DeleteRecordsTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<DeleteRecordsPartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -303,6 +321,7 @@ impl DeleteRecordsTopicResult {
 }
 
 impl Struct for DeleteRecordsTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("DeleteRecordsTopicResult", "Name"))?;
@@ -327,6 +346,7 @@ impl Struct for DeleteRecordsTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -342,6 +362,7 @@ impl Struct for DeleteRecordsTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -365,6 +386,7 @@ impl Struct for DeleteRecordsTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct DeleteShareGroupOffsetsRequest {
 }
 
 impl Default for DeleteShareGroupOffsetsRequest {
+    #[inline]
     fn default() -> Self {
         DeleteShareGroupOffsetsRequest {
             group_id: String::new(),
@@ -38,12 +39,14 @@ impl Default for DeleteShareGroupOffsetsRequest {
 impl DeleteShareGroupOffsetsRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DeleteShareGroupOffsetsRequestTopic>) -> Self {
         self.topics = value;
         self
@@ -51,6 +54,7 @@ impl DeleteShareGroupOffsetsRequest {
 }
 
 impl Struct for DeleteShareGroupOffsetsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DeleteShareGroupOffsetsRequest", "GroupId"))?;
@@ -75,6 +79,7 @@ impl Struct for DeleteShareGroupOffsetsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -90,6 +95,7 @@ impl Struct for DeleteShareGroupOffsetsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -113,6 +119,7 @@ impl Struct for DeleteShareGroupOffsetsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,6 +159,7 @@ pub struct DeleteShareGroupOffsetsRequestTopic {
 }
 
 impl Default for DeleteShareGroupOffsetsRequestTopic {
+    #[inline]
     fn default() -> Self {
         DeleteShareGroupOffsetsRequestTopic { topic_name: String::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -160,6 +168,7 @@ impl Default for DeleteShareGroupOffsetsRequestTopic {
 impl DeleteShareGroupOffsetsRequestTopic {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
@@ -167,6 +176,7 @@ impl DeleteShareGroupOffsetsRequestTopic {
 }
 
 impl Struct for DeleteShareGroupOffsetsRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic_name), flex)
@@ -187,6 +197,7 @@ impl Struct for DeleteShareGroupOffsetsRequestTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -200,6 +211,7 @@ impl Struct for DeleteShareGroupOffsetsRequestTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -217,6 +229,7 @@ impl Struct for DeleteShareGroupOffsetsRequestTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

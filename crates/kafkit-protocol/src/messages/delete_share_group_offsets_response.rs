@@ -34,6 +34,7 @@ pub struct DeleteShareGroupOffsetsResponse {
 }
 
 impl Default for DeleteShareGroupOffsetsResponse {
+    #[inline]
     fn default() -> Self {
         DeleteShareGroupOffsetsResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for DeleteShareGroupOffsetsResponse {
 impl DeleteShareGroupOffsetsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<DeleteShareGroupOffsetsResponseTopic>) -> Self {
         self.responses = value;
         self
@@ -73,6 +78,7 @@ impl DeleteShareGroupOffsetsResponse {
 }
 
 impl Struct for DeleteShareGroupOffsetsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -100,6 +106,7 @@ impl Struct for DeleteShareGroupOffsetsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -117,6 +124,7 @@ impl Struct for DeleteShareGroupOffsetsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -142,6 +150,7 @@ impl Struct for DeleteShareGroupOffsetsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -199,6 +208,7 @@ pub struct DeleteShareGroupOffsetsResponseTopic {
 }
 
 impl Default for DeleteShareGroupOffsetsResponseTopic {
+    #[inline]
     fn default() -> Self {
         DeleteShareGroupOffsetsResponseTopic {
             topic_name: String::new(),
@@ -213,24 +223,28 @@ impl Default for DeleteShareGroupOffsetsResponseTopic {
 impl DeleteShareGroupOffsetsResponseTopic {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -238,6 +252,7 @@ impl DeleteShareGroupOffsetsResponseTopic {
 }
 
 impl Struct for DeleteShareGroupOffsetsResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic_name), flex)
@@ -262,6 +277,7 @@ impl Struct for DeleteShareGroupOffsetsResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -278,6 +294,7 @@ impl Struct for DeleteShareGroupOffsetsResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -298,6 +315,7 @@ impl Struct for DeleteShareGroupOffsetsResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [21];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

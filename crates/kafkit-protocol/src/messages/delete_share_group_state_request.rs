@@ -28,6 +28,7 @@ pub struct DeleteShareGroupStateRequest {
 }
 
 impl Default for DeleteShareGroupStateRequest {
+    #[inline]
     fn default() -> Self {
         DeleteShareGroupStateRequest { group_id: String::new(), topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -36,12 +37,14 @@ impl Default for DeleteShareGroupStateRequest {
 impl DeleteShareGroupStateRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DeleteStateData>) -> Self {
         self.topics = value;
         self
@@ -49,6 +52,7 @@ impl DeleteShareGroupStateRequest {
 }
 
 impl Struct for DeleteShareGroupStateRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DeleteShareGroupStateRequest", "GroupId"))?;
@@ -73,6 +77,7 @@ impl Struct for DeleteShareGroupStateRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -88,6 +93,7 @@ impl Struct for DeleteShareGroupStateRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for DeleteShareGroupStateRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -148,6 +155,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData { partition: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -156,6 +164,7 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
@@ -163,6 +172,7 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition));
@@ -182,6 +192,7 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -195,6 +206,7 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -212,6 +224,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -250,6 +263,7 @@ pub struct DeleteStateData {
 }
 
 impl Default for DeleteStateData {
+    #[inline]
     fn default() -> Self {
         DeleteStateData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -258,12 +272,14 @@ impl Default for DeleteStateData {
 impl DeleteStateData {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -271,6 +287,7 @@ impl DeleteStateData {
 }
 
 impl Struct for DeleteStateData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -294,6 +311,7 @@ impl Struct for DeleteStateData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -309,6 +327,7 @@ impl Struct for DeleteStateData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -330,6 +349,7 @@ impl Struct for DeleteStateData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

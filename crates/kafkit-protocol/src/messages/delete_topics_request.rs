@@ -30,6 +30,7 @@ pub struct DeleteTopicsRequest {
 }
 
 impl Default for DeleteTopicsRequest {
+    #[inline]
     fn default() -> Self {
         DeleteTopicsRequest {
             topics: Vec::new(),
@@ -43,18 +44,21 @@ impl Default for DeleteTopicsRequest {
 impl DeleteTopicsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DeleteTopicState>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `topic_names` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_names(mut self, value: Vec<String>) -> Self {
         self.topic_names = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
@@ -62,6 +66,7 @@ impl DeleteTopicsRequest {
 }
 
 impl Struct for DeleteTopicsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 6) && !(self.topics.is_empty()) {
@@ -108,6 +113,7 @@ impl Struct for DeleteTopicsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -129,6 +135,7 @@ impl Struct for DeleteTopicsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -160,6 +167,7 @@ impl Struct for DeleteTopicsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [8, 8, 8, 8, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -209,6 +217,7 @@ pub struct DeleteTopicState {
 }
 
 impl Default for DeleteTopicState {
+    #[inline]
     fn default() -> Self {
         DeleteTopicState { name: None, topic_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
@@ -217,12 +226,14 @@ impl Default for DeleteTopicState {
 impl DeleteTopicState {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: Option<String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
@@ -230,6 +241,7 @@ impl DeleteTopicState {
 }
 
 impl Struct for DeleteTopicState {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 6) && !(self.name.is_none()) {
@@ -284,6 +296,7 @@ impl Struct for DeleteTopicState {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -306,6 +319,7 @@ impl Struct for DeleteTopicState {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -331,6 +345,7 @@ impl Struct for DeleteTopicState {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [0, 0, 0, 0, 1, 1, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

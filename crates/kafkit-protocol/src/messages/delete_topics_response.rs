@@ -26,6 +26,7 @@ pub struct DeleteTopicsResponse {
 }
 
 impl Default for DeleteTopicsResponse {
+    #[inline]
     fn default() -> Self {
         DeleteTopicsResponse { throttle_time_ms: 0, responses: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DeleteTopicsResponse {
 impl DeleteTopicsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<DeletableTopicResult>) -> Self {
         self.responses = value;
         self
@@ -47,6 +50,7 @@ impl DeleteTopicsResponse {
 }
 
 impl Struct for DeleteTopicsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for DeleteTopicsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for DeleteTopicsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for DeleteTopicsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [4, 8, 8, 8, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -160,6 +167,7 @@ pub struct DeletableTopicResult {
 }
 
 impl Default for DeletableTopicResult {
+    #[inline]
     fn default() -> Self {
         DeletableTopicResult {
             name: Some(String::new()),
@@ -174,24 +182,28 @@ impl Default for DeletableTopicResult {
 impl DeletableTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: Option<String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -199,6 +211,7 @@ impl DeletableTopicResult {
 }
 
 impl Struct for DeletableTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if v >= 6 {
@@ -271,6 +284,7 @@ impl Struct for DeletableTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -299,6 +313,7 @@ impl Struct for DeletableTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -329,6 +344,7 @@ impl Struct for DeletableTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [4, 4, 4, 4, 4, 5, 21];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -46,6 +46,7 @@ pub struct DescribeAclsRequest {
 }
 
 impl Default for DescribeAclsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeAclsRequest {
             resource_type_filter: 0,
@@ -63,42 +64,49 @@ impl Default for DescribeAclsRequest {
 impl DescribeAclsRequest {
     /// Sets `resource_type_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type_filter(mut self, value: i8) -> Self {
         self.resource_type_filter = value;
         self
     }
     /// Sets `resource_name_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name_filter(mut self, value: Option<String>) -> Self {
         self.resource_name_filter = value;
         self
     }
     /// Sets `pattern_type_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_pattern_type_filter(mut self, value: i8) -> Self {
         self.pattern_type_filter = value;
         self
     }
     /// Sets `principal_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_filter(mut self, value: Option<String>) -> Self {
         self.principal_filter = value;
         self
     }
     /// Sets `host_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host_filter(mut self, value: Option<String>) -> Self {
         self.host_filter = value;
         self
     }
     /// Sets `operation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -106,6 +114,7 @@ impl DescribeAclsRequest {
 }
 
 impl Struct for DescribeAclsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i8(buf, *(&self.resource_type_filter));
@@ -134,6 +143,7 @@ impl Struct for DescribeAclsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -153,6 +163,7 @@ impl Struct for DescribeAclsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -176,6 +187,7 @@ impl Struct for DescribeAclsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 10, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct DescribeAclsResponse {
 }
 
 impl Default for DescribeAclsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeAclsResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for DescribeAclsResponse {
 impl DescribeAclsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `resources` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: Vec<DescribeAclsResource>) -> Self {
         self.resources = value;
         self
@@ -73,6 +78,7 @@ impl DescribeAclsResponse {
 }
 
 impl Struct for DescribeAclsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -100,6 +106,7 @@ impl Struct for DescribeAclsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -117,6 +124,7 @@ impl Struct for DescribeAclsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -142,6 +150,7 @@ impl Struct for DescribeAclsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [12, 12, 9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -199,6 +208,7 @@ pub struct AclDescription {
 }
 
 impl Default for AclDescription {
+    #[inline]
     fn default() -> Self {
         AclDescription {
             principal: String::new(),
@@ -213,24 +223,28 @@ impl Default for AclDescription {
 impl AclDescription {
     /// Sets `principal` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal(mut self, value: String) -> Self {
         self.principal = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `operation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -238,6 +252,7 @@ impl AclDescription {
 }
 
 impl Struct for AclDescription {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.principal), flex).map_err(|e| e.at("AclDescription", "Principal"))?;
@@ -260,6 +275,7 @@ impl Struct for AclDescription {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -276,6 +292,7 @@ impl Struct for AclDescription {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -296,6 +313,7 @@ impl Struct for AclDescription {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -351,6 +369,7 @@ pub struct DescribeAclsResource {
 }
 
 impl Default for DescribeAclsResource {
+    #[inline]
     fn default() -> Self {
         DescribeAclsResource {
             resource_type: 0,
@@ -365,24 +384,28 @@ impl Default for DescribeAclsResource {
 impl DescribeAclsResource {
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `pattern_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_pattern_type(mut self, value: i8) -> Self {
         self.pattern_type = value;
         self
     }
     /// Sets `acls` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_acls(mut self, value: Vec<AclDescription>) -> Self {
         self.acls = value;
         self
@@ -390,6 +413,7 @@ impl DescribeAclsResource {
 }
 
 impl Struct for DescribeAclsResource {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i8(buf, *(&self.resource_type));
@@ -415,6 +439,7 @@ impl Struct for DescribeAclsResource {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -432,6 +457,7 @@ impl Struct for DescribeAclsResource {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -455,6 +481,7 @@ impl Struct for DescribeAclsResource {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [7, 8, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct DescribeClientQuotasRequest {
 }
 
 impl Default for DescribeClientQuotasRequest {
+    #[inline]
     fn default() -> Self {
         DescribeClientQuotasRequest { components: Vec::new(), strict: false, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DescribeClientQuotasRequest {
 impl DescribeClientQuotasRequest {
     /// Sets `components` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_components(mut self, value: Vec<ComponentData>) -> Self {
         self.components = value;
         self
     }
     /// Sets `strict` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_strict(mut self, value: bool) -> Self {
         self.strict = value;
         self
@@ -47,6 +50,7 @@ impl DescribeClientQuotasRequest {
 }
 
 impl Struct for DescribeClientQuotasRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_array_len(buf, Some((&self.components).len()), flex)
@@ -71,6 +75,7 @@ impl Struct for DescribeClientQuotasRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for DescribeClientQuotasRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -107,6 +113,7 @@ impl Struct for DescribeClientQuotasRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -154,6 +161,7 @@ pub struct ComponentData {
 }
 
 impl Default for ComponentData {
+    #[inline]
     fn default() -> Self {
         ComponentData {
             entity_type: String::new(),
@@ -167,18 +175,21 @@ impl Default for ComponentData {
 impl ComponentData {
     /// Sets `entity_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `match_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_match_type(mut self, value: i8) -> Self {
         self.match_type = value;
         self
     }
     /// Sets `match` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_match(mut self, value: Option<String>) -> Self {
         self.r#match = value;
         self
@@ -186,6 +197,7 @@ impl ComponentData {
 }
 
 impl Struct for ComponentData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("ComponentData", "EntityType"))?;
@@ -207,6 +219,7 @@ impl Struct for ComponentData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -222,6 +235,7 @@ impl Struct for ComponentData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -241,6 +255,7 @@ impl Struct for ComponentData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct DescribeClusterRequest {
 }
 
 impl Default for DescribeClusterRequest {
+    #[inline]
     fn default() -> Self {
         DescribeClusterRequest {
             include_cluster_authorized_operations: false,
@@ -43,18 +44,21 @@ impl Default for DescribeClusterRequest {
 impl DescribeClusterRequest {
     /// Sets `include_cluster_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_cluster_authorized_operations(mut self, value: bool) -> Self {
         self.include_cluster_authorized_operations = value;
         self
     }
     /// Sets `endpoint_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_endpoint_type(mut self, value: i8) -> Self {
         self.endpoint_type = value;
         self
     }
     /// Sets `include_fenced_brokers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_fenced_brokers(mut self, value: bool) -> Self {
         self.include_fenced_brokers = value;
         self
@@ -62,6 +66,7 @@ impl DescribeClusterRequest {
 }
 
 impl Struct for DescribeClusterRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_bool(buf, *(&self.include_cluster_authorized_operations));
@@ -101,6 +106,7 @@ impl Struct for DescribeClusterRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -120,6 +126,7 @@ impl Struct for DescribeClusterRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -144,6 +151,7 @@ impl Struct for DescribeClusterRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [2, 3, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -50,6 +50,7 @@ pub struct DescribeClusterResponse {
 }
 
 impl Default for DescribeClusterResponse {
+    #[inline]
     fn default() -> Self {
         DescribeClusterResponse {
             throttle_time_ms: 0,
@@ -68,48 +69,56 @@ impl Default for DescribeClusterResponse {
 impl DescribeClusterResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `endpoint_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_endpoint_type(mut self, value: i8) -> Self {
         self.endpoint_type = value;
         self
     }
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: String) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `controller_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `brokers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_brokers(mut self, value: Vec<DescribeClusterBroker>) -> Self {
         self.brokers = value;
         self
     }
     /// Sets `cluster_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_authorized_operations(mut self, value: i32) -> Self {
         self.cluster_authorized_operations = value;
         self
@@ -117,6 +126,7 @@ impl DescribeClusterResponse {
 }
 
 impl Struct for DescribeClusterResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -157,6 +167,7 @@ impl Struct for DescribeClusterResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -180,6 +191,7 @@ impl Struct for DescribeClusterResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -211,6 +223,7 @@ impl Struct for DescribeClusterResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [18, 19, 19];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -294,6 +307,7 @@ pub struct DescribeClusterBroker {
 }
 
 impl Default for DescribeClusterBroker {
+    #[inline]
     fn default() -> Self {
         DescribeClusterBroker {
             broker_id: 0,
@@ -309,30 +323,35 @@ impl Default for DescribeClusterBroker {
 impl DescribeClusterBroker {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `rack` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: Option<String>) -> Self {
         self.rack = value;
         self
     }
     /// Sets `is_fenced` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_fenced(mut self, value: bool) -> Self {
         self.is_fenced = value;
         self
@@ -340,6 +359,7 @@ impl DescribeClusterBroker {
 }
 
 impl Struct for DescribeClusterBroker {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.broker_id));
@@ -372,6 +392,7 @@ impl Struct for DescribeClusterBroker {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -391,6 +412,7 @@ impl Struct for DescribeClusterBroker {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -414,6 +436,7 @@ impl Struct for DescribeClusterBroker {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [11, 11, 12];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct DescribeConfigsRequest {
 }
 
 impl Default for DescribeConfigsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeConfigsRequest {
             resources: Vec::new(),
@@ -43,18 +44,21 @@ impl Default for DescribeConfigsRequest {
 impl DescribeConfigsRequest {
     /// Sets `resources` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: Vec<DescribeConfigsResource>) -> Self {
         self.resources = value;
         self
     }
     /// Sets `include_synonyms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_synonyms(mut self, value: bool) -> Self {
         self.include_synonyms = value;
         self
     }
     /// Sets `include_documentation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_documentation(mut self, value: bool) -> Self {
         self.include_documentation = value;
         self
@@ -62,6 +66,7 @@ impl DescribeConfigsRequest {
 }
 
 impl Struct for DescribeConfigsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_array_len(buf, Some((&self.resources).len()), flex)
@@ -96,6 +101,7 @@ impl Struct for DescribeConfigsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -114,6 +120,7 @@ impl Struct for DescribeConfigsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -140,6 +147,7 @@ impl Struct for DescribeConfigsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [4, 5, 5, 6, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -189,6 +197,7 @@ pub struct DescribeConfigsResource {
 }
 
 impl Default for DescribeConfigsResource {
+    #[inline]
     fn default() -> Self {
         DescribeConfigsResource {
             resource_type: 0,
@@ -202,18 +211,21 @@ impl Default for DescribeConfigsResource {
 impl DescribeConfigsResource {
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configuration_keys` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_configuration_keys(mut self, value: Option<Vec<String>>) -> Self {
         self.configuration_keys = value;
         self
@@ -221,6 +233,7 @@ impl DescribeConfigsResource {
 }
 
 impl Struct for DescribeConfigsResource {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_i8(buf, *(&self.resource_type));
@@ -253,6 +266,7 @@ impl Struct for DescribeConfigsResource {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -271,6 +285,7 @@ impl Struct for DescribeConfigsResource {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -293,6 +308,7 @@ impl Struct for DescribeConfigsResource {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [7, 7, 7, 7, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

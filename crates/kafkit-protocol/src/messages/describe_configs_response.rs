@@ -26,6 +26,7 @@ pub struct DescribeConfigsResponse {
 }
 
 impl Default for DescribeConfigsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeConfigsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DescribeConfigsResponse {
 impl DescribeConfigsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<DescribeConfigsResult>) -> Self {
         self.results = value;
         self
@@ -47,6 +50,7 @@ impl DescribeConfigsResponse {
 }
 
 impl Struct for DescribeConfigsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for DescribeConfigsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for DescribeConfigsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for DescribeConfigsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 8, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -156,6 +163,7 @@ pub struct DescribeConfigsSynonym {
 }
 
 impl Default for DescribeConfigsSynonym {
+    #[inline]
     fn default() -> Self {
         DescribeConfigsSynonym {
             name: String::new(),
@@ -169,18 +177,21 @@ impl Default for DescribeConfigsSynonym {
 impl DescribeConfigsSynonym {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: Option<String>) -> Self {
         self.value = value;
         self
     }
     /// Sets `source` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source(mut self, value: i8) -> Self {
         self.source = value;
         self
@@ -188,6 +199,7 @@ impl DescribeConfigsSynonym {
 }
 
 impl Struct for DescribeConfigsSynonym {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("DescribeConfigsSynonym", "Name"))?;
@@ -210,6 +222,7 @@ impl Struct for DescribeConfigsSynonym {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -225,6 +238,7 @@ impl Struct for DescribeConfigsSynonym {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -244,6 +258,7 @@ impl Struct for DescribeConfigsSynonym {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [0, 5, 5, 5, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -313,6 +328,7 @@ pub struct DescribeConfigsResourceResult {
 }
 
 impl Default for DescribeConfigsResourceResult {
+    #[inline]
     fn default() -> Self {
         DescribeConfigsResourceResult {
             name: String::new(),
@@ -331,48 +347,56 @@ impl Default for DescribeConfigsResourceResult {
 impl DescribeConfigsResourceResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: Option<String>) -> Self {
         self.value = value;
         self
     }
     /// Sets `read_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_read_only(mut self, value: bool) -> Self {
         self.read_only = value;
         self
     }
     /// Sets `config_source` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_config_source(mut self, value: i8) -> Self {
         self.config_source = value;
         self
     }
     /// Sets `is_sensitive` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_sensitive(mut self, value: bool) -> Self {
         self.is_sensitive = value;
         self
     }
     /// Sets `synonyms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_synonyms(mut self, value: Vec<DescribeConfigsSynonym>) -> Self {
         self.synonyms = value;
         self
     }
     /// Sets `config_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_config_type(mut self, value: i8) -> Self {
         self.config_type = value;
         self
     }
     /// Sets `documentation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_documentation(mut self, value: Option<String>) -> Self {
         self.documentation = value;
         self
@@ -380,6 +404,7 @@ impl DescribeConfigsResourceResult {
 }
 
 impl Struct for DescribeConfigsResourceResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("DescribeConfigsResourceResult", "Name"))?;
@@ -430,6 +455,7 @@ impl Struct for DescribeConfigsResourceResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -455,6 +481,7 @@ impl Struct for DescribeConfigsResourceResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -488,6 +515,7 @@ impl Struct for DescribeConfigsResourceResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 11, 11, 14, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -575,6 +603,7 @@ pub struct DescribeConfigsResult {
 }
 
 impl Default for DescribeConfigsResult {
+    #[inline]
     fn default() -> Self {
         DescribeConfigsResult {
             error_code: 0,
@@ -590,30 +619,35 @@ impl Default for DescribeConfigsResult {
 impl DescribeConfigsResult {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: Vec<DescribeConfigsResourceResult>) -> Self {
         self.configs = value;
         self
@@ -621,6 +655,7 @@ impl DescribeConfigsResult {
 }
 
 impl Struct for DescribeConfigsResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_i16(buf, *(&self.error_code));
@@ -648,6 +683,7 @@ impl Struct for DescribeConfigsResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -666,6 +702,7 @@ impl Struct for DescribeConfigsResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -692,6 +729,7 @@ impl Struct for DescribeConfigsResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [11, 11, 11, 11, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

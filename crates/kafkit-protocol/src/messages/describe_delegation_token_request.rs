@@ -22,6 +22,7 @@ pub struct DescribeDelegationTokenRequest {
 }
 
 impl Default for DescribeDelegationTokenRequest {
+    #[inline]
     fn default() -> Self {
         DescribeDelegationTokenRequest { owners: Some(Vec::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for DescribeDelegationTokenRequest {
 impl DescribeDelegationTokenRequest {
     /// Sets `owners` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_owners(mut self, value: Option<Vec<DescribeDelegationTokenOwner>>) -> Self {
         self.owners = value;
         self
@@ -37,6 +39,7 @@ impl DescribeDelegationTokenRequest {
 }
 
 impl Struct for DescribeDelegationTokenRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         match (&self.owners) {
@@ -67,6 +70,7 @@ impl Struct for DescribeDelegationTokenRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -83,6 +87,7 @@ impl Struct for DescribeDelegationTokenRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -105,6 +110,7 @@ impl Struct for DescribeDelegationTokenRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -147,6 +153,7 @@ pub struct DescribeDelegationTokenOwner {
 }
 
 impl Default for DescribeDelegationTokenOwner {
+    #[inline]
     fn default() -> Self {
         DescribeDelegationTokenOwner {
             principal_type: String::new(),
@@ -159,12 +166,14 @@ impl Default for DescribeDelegationTokenOwner {
 impl DescribeDelegationTokenOwner {
     /// Sets `principal_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: String) -> Self {
         self.principal_name = value;
         self
@@ -172,6 +181,7 @@ impl DescribeDelegationTokenOwner {
 }
 
 impl Struct for DescribeDelegationTokenOwner {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.principal_type), flex)
@@ -194,6 +204,7 @@ impl Struct for DescribeDelegationTokenOwner {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -208,6 +219,7 @@ impl Struct for DescribeDelegationTokenOwner {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -226,6 +238,7 @@ impl Struct for DescribeDelegationTokenOwner {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct DescribeDelegationTokenResponse {
 }
 
 impl Default for DescribeDelegationTokenResponse {
+    #[inline]
     fn default() -> Self {
         DescribeDelegationTokenResponse {
             error_code: 0,
@@ -43,18 +44,21 @@ impl Default for DescribeDelegationTokenResponse {
 impl DescribeDelegationTokenResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `tokens` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_tokens(mut self, value: Vec<DescribedDelegationToken>) -> Self {
         self.tokens = value;
         self
     }
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -62,6 +66,7 @@ impl DescribeDelegationTokenResponse {
 }
 
 impl Struct for DescribeDelegationTokenResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -87,6 +92,7 @@ impl Struct for DescribeDelegationTokenResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -103,6 +109,7 @@ impl Struct for DescribeDelegationTokenResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -127,6 +134,7 @@ impl Struct for DescribeDelegationTokenResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [10, 10, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -172,6 +180,7 @@ pub struct DescribedDelegationTokenRenewer {
 }
 
 impl Default for DescribedDelegationTokenRenewer {
+    #[inline]
     fn default() -> Self {
         DescribedDelegationTokenRenewer {
             principal_type: String::new(),
@@ -184,12 +193,14 @@ impl Default for DescribedDelegationTokenRenewer {
 impl DescribedDelegationTokenRenewer {
     /// Sets `principal_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: String) -> Self {
         self.principal_name = value;
         self
@@ -197,6 +208,7 @@ impl DescribedDelegationTokenRenewer {
 }
 
 impl Struct for DescribedDelegationTokenRenewer {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.principal_type), flex)
@@ -219,6 +231,7 @@ impl Struct for DescribedDelegationTokenRenewer {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -233,6 +246,7 @@ impl Struct for DescribedDelegationTokenRenewer {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -251,6 +265,7 @@ impl Struct for DescribedDelegationTokenRenewer {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -322,6 +337,7 @@ pub struct DescribedDelegationToken {
 }
 
 impl Default for DescribedDelegationToken {
+    #[inline]
     fn default() -> Self {
         DescribedDelegationToken {
             principal_type: String::new(),
@@ -342,60 +358,70 @@ impl Default for DescribedDelegationToken {
 impl DescribedDelegationToken {
     /// Sets `principal_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: String) -> Self {
         self.principal_name = value;
         self
     }
     /// Sets `token_requester_principal_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_token_requester_principal_type(mut self, value: String) -> Self {
         self.token_requester_principal_type = value;
         self
     }
     /// Sets `token_requester_principal_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_token_requester_principal_name(mut self, value: String) -> Self {
         self.token_requester_principal_name = value;
         self
     }
     /// Sets `issue_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_issue_timestamp(mut self, value: i64) -> Self {
         self.issue_timestamp = value;
         self
     }
     /// Sets `expiry_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_expiry_timestamp(mut self, value: i64) -> Self {
         self.expiry_timestamp = value;
         self
     }
     /// Sets `max_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_timestamp(mut self, value: i64) -> Self {
         self.max_timestamp = value;
         self
     }
     /// Sets `token_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_token_id(mut self, value: String) -> Self {
         self.token_id = value;
         self
     }
     /// Sets `hmac` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_hmac(mut self, value: Bytes) -> Self {
         self.hmac = value;
         self
     }
     /// Sets `renewers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_renewers(mut self, value: Vec<DescribedDelegationTokenRenewer>) -> Self {
         self.renewers = value;
         self
@@ -403,6 +429,7 @@ impl DescribedDelegationToken {
 }
 
 impl Struct for DescribedDelegationToken {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.principal_type), flex).map_err(|e| e.at("DescribedDelegationToken", "PrincipalType"))?;
@@ -455,6 +482,7 @@ impl Struct for DescribedDelegationToken {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -482,6 +510,7 @@ impl Struct for DescribedDelegationToken {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -519,6 +548,7 @@ impl Struct for DescribedDelegationToken {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [38, 38, 30, 32];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct DescribeGroupsRequest {
 }
 
 impl Default for DescribeGroupsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeGroupsRequest {
             groups: Vec::new(),
@@ -38,12 +39,14 @@ impl Default for DescribeGroupsRequest {
 impl DescribeGroupsRequest {
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<String>) -> Self {
         self.groups = value;
         self
     }
     /// Sets `include_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_authorized_operations(mut self, value: bool) -> Self {
         self.include_authorized_operations = value;
         self
@@ -51,6 +54,7 @@ impl DescribeGroupsRequest {
 }
 
 impl Struct for DescribeGroupsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_array_len(buf, Some((&self.groups).len()), flex).map_err(|e| e.at("DescribeGroupsRequest", "Groups"))?;
@@ -83,6 +87,7 @@ impl Struct for DescribeGroupsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -100,6 +105,7 @@ impl Struct for DescribeGroupsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -123,6 +129,7 @@ impl Struct for DescribeGroupsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [4, 4, 4, 5, 5, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

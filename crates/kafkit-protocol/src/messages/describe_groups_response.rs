@@ -26,6 +26,7 @@ pub struct DescribeGroupsResponse {
 }
 
 impl Default for DescribeGroupsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeGroupsResponse { throttle_time_ms: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DescribeGroupsResponse {
 impl DescribeGroupsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<DescribedGroup>) -> Self {
         self.groups = value;
         self
@@ -47,6 +50,7 @@ impl DescribeGroupsResponse {
 }
 
 impl Struct for DescribeGroupsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -79,6 +83,7 @@ impl Struct for DescribeGroupsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -96,6 +101,7 @@ impl Struct for DescribeGroupsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -119,6 +125,7 @@ impl Struct for DescribeGroupsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [4, 8, 8, 8, 8, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -178,6 +185,7 @@ pub struct DescribedGroupMember {
 }
 
 impl Default for DescribedGroupMember {
+    #[inline]
     fn default() -> Self {
         DescribedGroupMember {
             member_id: String::new(),
@@ -194,36 +202,42 @@ impl Default for DescribedGroupMember {
 impl DescribedGroupMember {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `client_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_id(mut self, value: String) -> Self {
         self.client_id = value;
         self
     }
     /// Sets `client_host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_host(mut self, value: String) -> Self {
         self.client_host = value;
         self
     }
     /// Sets `member_metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_metadata(mut self, value: Bytes) -> Self {
         self.member_metadata = value;
         self
     }
     /// Sets `member_assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_assignment(mut self, value: Bytes) -> Self {
         self.member_assignment = value;
         self
@@ -231,6 +245,7 @@ impl DescribedGroupMember {
 }
 
 impl Struct for DescribedGroupMember {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_string(buf, (&self.member_id), flex).map_err(|e| e.at("DescribedGroupMember", "MemberId"))?;
@@ -281,6 +296,7 @@ impl Struct for DescribedGroupMember {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -305,6 +321,7 @@ impl Struct for DescribedGroupMember {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -332,6 +349,7 @@ impl Struct for DescribedGroupMember {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [14, 14, 14, 14, 16, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -425,6 +443,7 @@ pub struct DescribedGroup {
 }
 
 impl Default for DescribedGroup {
+    #[inline]
     fn default() -> Self {
         DescribedGroup {
             error_code: 0,
@@ -443,48 +462,56 @@ impl Default for DescribedGroup {
 impl DescribedGroup {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `group_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_state(mut self, value: String) -> Self {
         self.group_state = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: String) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocol_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_data(mut self, value: String) -> Self {
         self.protocol_data = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<DescribedGroupMember>) -> Self {
         self.members = value;
         self
     }
     /// Sets `authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_authorized_operations(mut self, value: i32) -> Self {
         self.authorized_operations = value;
         self
@@ -492,6 +519,7 @@ impl DescribedGroup {
 }
 
 impl Struct for DescribedGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 5;
         put_i16(buf, *(&self.error_code));
@@ -555,6 +583,7 @@ impl Struct for DescribedGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 5;
         let mut n = 0usize;
@@ -584,6 +613,7 @@ impl Struct for DescribedGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 5;
         let mut this = Self::default();
@@ -620,6 +650,7 @@ impl Struct for DescribedGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [14, 14, 14, 18, 18, 12, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -22,6 +22,7 @@ pub struct DescribeLogDirsRequest {
 }
 
 impl Default for DescribeLogDirsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeLogDirsRequest { topics: Some(Vec::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for DescribeLogDirsRequest {
 impl DescribeLogDirsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Option<Vec<DescribableLogDirTopic>>) -> Self {
         self.topics = value;
         self
@@ -37,6 +39,7 @@ impl DescribeLogDirsRequest {
 }
 
 impl Struct for DescribeLogDirsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         match (&self.topics) {
@@ -66,6 +69,7 @@ impl Struct for DescribeLogDirsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -82,6 +86,7 @@ impl Struct for DescribeLogDirsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -104,6 +109,7 @@ impl Struct for DescribeLogDirsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 4, 2, 2, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -145,6 +151,7 @@ pub struct DescribableLogDirTopic {
 }
 
 impl Default for DescribableLogDirTopic {
+    #[inline]
     fn default() -> Self {
         DescribableLogDirTopic { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -153,12 +160,14 @@ impl Default for DescribableLogDirTopic {
 impl DescribableLogDirTopic {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -166,6 +175,7 @@ impl DescribableLogDirTopic {
 }
 
 impl Struct for DescribableLogDirTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.topic), flex).map_err(|e| e.at("DescribableLogDirTopic", "Topic"))?;
@@ -190,6 +200,7 @@ impl Struct for DescribableLogDirTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -204,6 +215,7 @@ impl Struct for DescribableLogDirTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -223,6 +235,7 @@ impl Struct for DescribableLogDirTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 3, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

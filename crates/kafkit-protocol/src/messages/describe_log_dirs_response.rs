@@ -30,6 +30,7 @@ pub struct DescribeLogDirsResponse {
 }
 
 impl Default for DescribeLogDirsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeLogDirsResponse {
             throttle_time_ms: 0,
@@ -43,18 +44,21 @@ impl Default for DescribeLogDirsResponse {
 impl DescribeLogDirsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<DescribeLogDirsResult>) -> Self {
         self.results = value;
         self
@@ -62,6 +66,7 @@ impl DescribeLogDirsResponse {
 }
 
 impl Struct for DescribeLogDirsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -96,6 +101,7 @@ impl Struct for DescribeLogDirsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -114,6 +120,7 @@ impl Struct for DescribeLogDirsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -140,6 +147,7 @@ impl Struct for DescribeLogDirsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [8, 8, 6, 8, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -193,6 +201,7 @@ pub struct DescribeLogDirsPartition {
 }
 
 impl Default for DescribeLogDirsPartition {
+    #[inline]
     fn default() -> Self {
         DescribeLogDirsPartition {
             partition_index: 0,
@@ -207,24 +216,28 @@ impl Default for DescribeLogDirsPartition {
 impl DescribeLogDirsPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `partition_size` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_size(mut self, value: i64) -> Self {
         self.partition_size = value;
         self
     }
     /// Sets `offset_lag` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offset_lag(mut self, value: i64) -> Self {
         self.offset_lag = value;
         self
     }
     /// Sets `is_future_key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_future_key(mut self, value: bool) -> Self {
         self.is_future_key = value;
         self
@@ -232,6 +245,7 @@ impl DescribeLogDirsPartition {
 }
 
 impl Struct for DescribeLogDirsPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.partition_index));
@@ -254,6 +268,7 @@ impl Struct for DescribeLogDirsPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -270,6 +285,7 @@ impl Struct for DescribeLogDirsPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -290,6 +306,7 @@ impl Struct for DescribeLogDirsPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [21, 21, 22, 22, 22, 22];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -345,6 +362,7 @@ pub struct DescribeLogDirsTopic {
 }
 
 impl Default for DescribeLogDirsTopic {
+    #[inline]
     fn default() -> Self {
         DescribeLogDirsTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -353,12 +371,14 @@ impl Default for DescribeLogDirsTopic {
 impl DescribeLogDirsTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<DescribeLogDirsPartition>) -> Self {
         self.partitions = value;
         self
@@ -366,6 +386,7 @@ impl DescribeLogDirsTopic {
 }
 
 impl Struct for DescribeLogDirsTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("DescribeLogDirsTopic", "Name"))?;
@@ -390,6 +411,7 @@ impl Struct for DescribeLogDirsTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -405,6 +427,7 @@ impl Struct for DescribeLogDirsTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -428,6 +451,7 @@ impl Struct for DescribeLogDirsTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 3, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -487,6 +511,7 @@ pub struct DescribeLogDirsResult {
 }
 
 impl Default for DescribeLogDirsResult {
+    #[inline]
     fn default() -> Self {
         DescribeLogDirsResult {
             error_code: 0,
@@ -503,36 +528,42 @@ impl Default for DescribeLogDirsResult {
 impl DescribeLogDirsResult {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `log_dir` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_log_dir(mut self, value: String) -> Self {
         self.log_dir = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DescribeLogDirsTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `total_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_total_bytes(mut self, value: i64) -> Self {
         self.total_bytes = value;
         self
     }
     /// Sets `usable_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_usable_bytes(mut self, value: i64) -> Self {
         self.usable_bytes = value;
         self
     }
     /// Sets `is_cordoned` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_cordoned(mut self, value: bool) -> Self {
         self.is_cordoned = value;
         self
@@ -540,6 +571,7 @@ impl DescribeLogDirsResult {
 }
 
 impl Struct for DescribeLogDirsResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -594,6 +626,7 @@ impl Struct for DescribeLogDirsResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -619,6 +652,7 @@ impl Struct for DescribeLogDirsResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -652,6 +686,7 @@ impl Struct for DescribeLogDirsResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [8, 8, 5, 5, 21, 22];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

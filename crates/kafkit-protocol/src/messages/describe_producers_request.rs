@@ -22,6 +22,7 @@ pub struct DescribeProducersRequest {
 }
 
 impl Default for DescribeProducersRequest {
+    #[inline]
     fn default() -> Self {
         DescribeProducersRequest { topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for DescribeProducersRequest {
 impl DescribeProducersRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicRequest>) -> Self {
         self.topics = value;
         self
@@ -37,6 +39,7 @@ impl DescribeProducersRequest {
 }
 
 impl Struct for DescribeProducersRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DescribeProducersRequest", "Topics"))?;
@@ -59,6 +62,7 @@ impl Struct for DescribeProducersRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -73,6 +77,7 @@ impl Struct for DescribeProducersRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -93,6 +98,7 @@ impl Struct for DescribeProducersRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -131,6 +137,7 @@ pub struct TopicRequest {
 }
 
 impl Default for TopicRequest {
+    #[inline]
     fn default() -> Self {
         TopicRequest { name: String::new(), partition_indexes: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -139,12 +146,14 @@ impl Default for TopicRequest {
 impl TopicRequest {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -152,6 +161,7 @@ impl TopicRequest {
 }
 
 impl Struct for TopicRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicRequest", "Name"))?;
@@ -176,6 +186,7 @@ impl Struct for TopicRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -190,6 +201,7 @@ impl Struct for TopicRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -209,6 +221,7 @@ impl Struct for TopicRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct DescribeProducersResponse {
 }
 
 impl Default for DescribeProducersResponse {
+    #[inline]
     fn default() -> Self {
         DescribeProducersResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DescribeProducersResponse {
 impl DescribeProducersResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicResponse>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl DescribeProducersResponse {
 }
 
 impl Struct for DescribeProducersResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for DescribeProducersResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for DescribeProducersResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -107,6 +113,7 @@ impl Struct for DescribeProducersResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -166,6 +173,7 @@ pub struct ProducerState {
 }
 
 impl Default for ProducerState {
+    #[inline]
     fn default() -> Self {
         ProducerState {
             producer_id: 0,
@@ -182,36 +190,42 @@ impl Default for ProducerState {
 impl ProducerState {
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i32) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `last_sequence` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_sequence(mut self, value: i32) -> Self {
         self.last_sequence = value;
         self
     }
     /// Sets `last_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_timestamp(mut self, value: i64) -> Self {
         self.last_timestamp = value;
         self
     }
     /// Sets `coordinator_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_coordinator_epoch(mut self, value: i32) -> Self {
         self.coordinator_epoch = value;
         self
     }
     /// Sets `current_txn_start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_txn_start_offset(mut self, value: i64) -> Self {
         self.current_txn_start_offset = value;
         self
@@ -219,6 +233,7 @@ impl ProducerState {
 }
 
 impl Struct for ProducerState {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i64(buf, *(&self.producer_id));
@@ -243,6 +258,7 @@ impl Struct for ProducerState {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -261,6 +277,7 @@ impl Struct for ProducerState {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -283,6 +300,7 @@ impl Struct for ProducerState {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [37];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -352,6 +370,7 @@ pub struct PartitionResponse {
 }
 
 impl Default for PartitionResponse {
+    #[inline]
     fn default() -> Self {
         PartitionResponse {
             partition_index: 0,
@@ -366,24 +385,28 @@ impl Default for PartitionResponse {
 impl PartitionResponse {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `active_producers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_active_producers(mut self, value: Vec<ProducerState>) -> Self {
         self.active_producers = value;
         self
@@ -391,6 +414,7 @@ impl PartitionResponse {
 }
 
 impl Struct for PartitionResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -418,6 +442,7 @@ impl Struct for PartitionResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -435,6 +460,7 @@ impl Struct for PartitionResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -458,6 +484,7 @@ impl Struct for PartitionResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -513,6 +540,7 @@ pub struct TopicResponse {
 }
 
 impl Default for TopicResponse {
+    #[inline]
     fn default() -> Self {
         TopicResponse { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -521,12 +549,14 @@ impl Default for TopicResponse {
 impl TopicResponse {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionResponse>) -> Self {
         self.partitions = value;
         self
@@ -534,6 +564,7 @@ impl TopicResponse {
 }
 
 impl Struct for TopicResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicResponse", "Name"))?;
@@ -557,6 +588,7 @@ impl Struct for TopicResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -572,6 +604,7 @@ impl Struct for TopicResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -595,6 +628,7 @@ impl Struct for TopicResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

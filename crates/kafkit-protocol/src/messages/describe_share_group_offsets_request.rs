@@ -22,6 +22,7 @@ pub struct DescribeShareGroupOffsetsRequest {
 }
 
 impl Default for DescribeShareGroupOffsetsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeShareGroupOffsetsRequest { groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for DescribeShareGroupOffsetsRequest {
 impl DescribeShareGroupOffsetsRequest {
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<DescribeShareGroupOffsetsRequestGroup>) -> Self {
         self.groups = value;
         self
@@ -37,6 +39,7 @@ impl DescribeShareGroupOffsetsRequest {
 }
 
 impl Struct for DescribeShareGroupOffsetsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.groups).len()), flex)
@@ -60,6 +63,7 @@ impl Struct for DescribeShareGroupOffsetsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -74,6 +78,7 @@ impl Struct for DescribeShareGroupOffsetsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -96,6 +101,7 @@ impl Struct for DescribeShareGroupOffsetsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -137,6 +143,7 @@ pub struct DescribeShareGroupOffsetsRequestTopic {
 }
 
 impl Default for DescribeShareGroupOffsetsRequestTopic {
+    #[inline]
     fn default() -> Self {
         DescribeShareGroupOffsetsRequestTopic {
             topic_name: String::new(),
@@ -149,12 +156,14 @@ impl Default for DescribeShareGroupOffsetsRequestTopic {
 impl DescribeShareGroupOffsetsRequestTopic {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -162,6 +171,7 @@ impl DescribeShareGroupOffsetsRequestTopic {
 }
 
 impl Struct for DescribeShareGroupOffsetsRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic_name), flex)
@@ -187,6 +197,7 @@ impl Struct for DescribeShareGroupOffsetsRequestTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -201,6 +212,7 @@ impl Struct for DescribeShareGroupOffsetsRequestTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -220,6 +232,7 @@ impl Struct for DescribeShareGroupOffsetsRequestTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -263,6 +276,7 @@ pub struct DescribeShareGroupOffsetsRequestGroup {
 }
 
 impl Default for DescribeShareGroupOffsetsRequestGroup {
+    #[inline]
     fn default() -> Self {
         DescribeShareGroupOffsetsRequestGroup {
             group_id: String::new(),
@@ -275,12 +289,14 @@ impl Default for DescribeShareGroupOffsetsRequestGroup {
 impl DescribeShareGroupOffsetsRequestGroup {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Option<Vec<DescribeShareGroupOffsetsRequestTopic>>) -> Self {
         self.topics = value;
         self
@@ -288,6 +304,7 @@ impl DescribeShareGroupOffsetsRequestGroup {
 }
 
 impl Struct for DescribeShareGroupOffsetsRequestGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex)
@@ -320,6 +337,7 @@ impl Struct for DescribeShareGroupOffsetsRequestGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -337,6 +355,7 @@ impl Struct for DescribeShareGroupOffsetsRequestGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -360,6 +379,7 @@ impl Struct for DescribeShareGroupOffsetsRequestGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct DescribeShareGroupOffsetsResponse {
 }
 
 impl Default for DescribeShareGroupOffsetsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeShareGroupOffsetsResponse { throttle_time_ms: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for DescribeShareGroupOffsetsResponse {
 impl DescribeShareGroupOffsetsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<DescribeShareGroupOffsetsResponseGroup>) -> Self {
         self.groups = value;
         self
@@ -47,6 +50,7 @@ impl DescribeShareGroupOffsetsResponse {
 }
 
 impl Struct for DescribeShareGroupOffsetsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for DescribeShareGroupOffsetsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for DescribeShareGroupOffsetsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for DescribeShareGroupOffsetsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -168,6 +175,7 @@ pub struct DescribeShareGroupOffsetsResponsePartition {
 }
 
 impl Default for DescribeShareGroupOffsetsResponsePartition {
+    #[inline]
     fn default() -> Self {
         DescribeShareGroupOffsetsResponsePartition {
             partition_index: 0,
@@ -184,36 +192,42 @@ impl Default for DescribeShareGroupOffsetsResponsePartition {
 impl DescribeShareGroupOffsetsResponsePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_start_offset(mut self, value: i64) -> Self {
         self.start_offset = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `lag` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_lag(mut self, value: i64) -> Self {
         self.lag = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -221,6 +235,7 @@ impl DescribeShareGroupOffsetsResponsePartition {
 }
 
 impl Struct for DescribeShareGroupOffsetsResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -255,6 +270,7 @@ impl Struct for DescribeShareGroupOffsetsResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -275,6 +291,7 @@ impl Struct for DescribeShareGroupOffsetsResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -299,6 +316,7 @@ impl Struct for DescribeShareGroupOffsetsResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [20, 28];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -362,6 +380,7 @@ pub struct DescribeShareGroupOffsetsResponseTopic {
 }
 
 impl Default for DescribeShareGroupOffsetsResponseTopic {
+    #[inline]
     fn default() -> Self {
         DescribeShareGroupOffsetsResponseTopic {
             topic_name: String::new(),
@@ -375,18 +394,21 @@ impl Default for DescribeShareGroupOffsetsResponseTopic {
 impl DescribeShareGroupOffsetsResponseTopic {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<DescribeShareGroupOffsetsResponsePartition>) -> Self {
         self.partitions = value;
         self
@@ -394,6 +416,7 @@ impl DescribeShareGroupOffsetsResponseTopic {
 }
 
 impl Struct for DescribeShareGroupOffsetsResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic_name), flex)
@@ -420,6 +443,7 @@ impl Struct for DescribeShareGroupOffsetsResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -436,6 +460,7 @@ impl Struct for DescribeShareGroupOffsetsResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -460,6 +485,7 @@ impl Struct for DescribeShareGroupOffsetsResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [19, 19];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -513,6 +539,7 @@ pub struct DescribeShareGroupOffsetsResponseGroup {
 }
 
 impl Default for DescribeShareGroupOffsetsResponseGroup {
+    #[inline]
     fn default() -> Self {
         DescribeShareGroupOffsetsResponseGroup {
             group_id: String::new(),
@@ -527,24 +554,28 @@ impl Default for DescribeShareGroupOffsetsResponseGroup {
 impl DescribeShareGroupOffsetsResponseGroup {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DescribeShareGroupOffsetsResponseTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -552,6 +583,7 @@ impl DescribeShareGroupOffsetsResponseGroup {
 }
 
 impl Struct for DescribeShareGroupOffsetsResponseGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex)
@@ -580,6 +612,7 @@ impl Struct for DescribeShareGroupOffsetsResponseGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -597,6 +630,7 @@ impl Struct for DescribeShareGroupOffsetsResponseGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -622,6 +656,7 @@ impl Struct for DescribeShareGroupOffsetsResponseGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct DescribeTopicPartitionsRequest {
 }
 
 impl Default for DescribeTopicPartitionsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeTopicPartitionsRequest {
             topics: Vec::new(),
@@ -43,18 +44,21 @@ impl Default for DescribeTopicPartitionsRequest {
 impl DescribeTopicPartitionsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicRequest>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `response_partition_limit` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_response_partition_limit(mut self, value: i32) -> Self {
         self.response_partition_limit = value;
         self
     }
     /// Sets `cursor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cursor(mut self, value: Option<Cursor>) -> Self {
         self.cursor = value;
         self
@@ -62,6 +66,7 @@ impl DescribeTopicPartitionsRequest {
 }
 
 impl Struct for DescribeTopicPartitionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.topics).len()), flex)
@@ -93,6 +98,7 @@ impl Struct for DescribeTopicPartitionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -109,6 +115,7 @@ impl Struct for DescribeTopicPartitionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -134,6 +141,7 @@ impl Struct for DescribeTopicPartitionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -175,6 +183,7 @@ pub struct TopicRequest {
 }
 
 impl Default for TopicRequest {
+    #[inline]
     fn default() -> Self {
         TopicRequest { name: String::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -183,6 +192,7 @@ impl Default for TopicRequest {
 impl TopicRequest {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
@@ -190,6 +200,7 @@ impl TopicRequest {
 }
 
 impl Struct for TopicRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicRequest", "Name"))?;
@@ -209,6 +220,7 @@ impl Struct for TopicRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -222,6 +234,7 @@ impl Struct for TopicRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -239,6 +252,7 @@ impl Struct for TopicRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -277,6 +291,7 @@ pub struct Cursor {
 }
 
 impl Default for Cursor {
+    #[inline]
     fn default() -> Self {
         Cursor { topic_name: String::new(), partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -285,12 +300,14 @@ impl Default for Cursor {
 impl Cursor {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -298,6 +315,7 @@ impl Cursor {
 }
 
 impl Struct for Cursor {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
@@ -318,6 +336,7 @@ impl Struct for Cursor {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -332,6 +351,7 @@ impl Struct for Cursor {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -350,6 +370,7 @@ impl Struct for Cursor {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

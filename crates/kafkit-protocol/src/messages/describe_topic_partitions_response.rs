@@ -30,6 +30,7 @@ pub struct DescribeTopicPartitionsResponse {
 }
 
 impl Default for DescribeTopicPartitionsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeTopicPartitionsResponse {
             throttle_time_ms: 0,
@@ -43,18 +44,21 @@ impl Default for DescribeTopicPartitionsResponse {
 impl DescribeTopicPartitionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DescribeTopicPartitionsResponseTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `next_cursor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_next_cursor(mut self, value: Option<Cursor>) -> Self {
         self.next_cursor = value;
         self
@@ -62,6 +66,7 @@ impl DescribeTopicPartitionsResponse {
 }
 
 impl Struct for DescribeTopicPartitionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -93,6 +98,7 @@ impl Struct for DescribeTopicPartitionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -109,6 +115,7 @@ impl Struct for DescribeTopicPartitionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -136,6 +143,7 @@ impl Struct for DescribeTopicPartitionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -209,6 +217,7 @@ pub struct DescribeTopicPartitionsResponsePartition {
 }
 
 impl Default for DescribeTopicPartitionsResponsePartition {
+    #[inline]
     fn default() -> Self {
         DescribeTopicPartitionsResponsePartition {
             error_code: 0,
@@ -228,54 +237,63 @@ impl Default for DescribeTopicPartitionsResponsePartition {
 impl DescribeTopicPartitionsResponsePartition {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `replica_nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_nodes(mut self, value: Vec<i32>) -> Self {
         self.replica_nodes = value;
         self
     }
     /// Sets `isr_nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_isr_nodes(mut self, value: Vec<i32>) -> Self {
         self.isr_nodes = value;
         self
     }
     /// Sets `eligible_leader_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_eligible_leader_replicas(mut self, value: Option<Vec<i32>>) -> Self {
         self.eligible_leader_replicas = value;
         self
     }
     /// Sets `last_known_elr` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_known_elr(mut self, value: Option<Vec<i32>>) -> Self {
         self.last_known_elr = value;
         self
     }
     /// Sets `offline_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offline_replicas(mut self, value: Vec<i32>) -> Self {
         self.offline_replicas = value;
         self
@@ -283,6 +301,7 @@ impl DescribeTopicPartitionsResponsePartition {
 }
 
 impl Struct for DescribeTopicPartitionsResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.error_code));
@@ -346,6 +365,7 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -373,6 +393,7 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -405,6 +426,7 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [20];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -493,6 +515,7 @@ pub struct DescribeTopicPartitionsResponseTopic {
 }
 
 impl Default for DescribeTopicPartitionsResponseTopic {
+    #[inline]
     fn default() -> Self {
         DescribeTopicPartitionsResponseTopic {
             error_code: 0,
@@ -509,36 +532,42 @@ impl Default for DescribeTopicPartitionsResponseTopic {
 impl DescribeTopicPartitionsResponseTopic {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: Option<String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `is_internal` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_internal(mut self, value: bool) -> Self {
         self.is_internal = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<DescribeTopicPartitionsResponsePartition>) -> Self {
         self.partitions = value;
         self
     }
     /// Sets `topic_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_authorized_operations(mut self, value: i32) -> Self {
         self.topic_authorized_operations = value;
         self
@@ -546,6 +575,7 @@ impl DescribeTopicPartitionsResponseTopic {
 }
 
 impl Struct for DescribeTopicPartitionsResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.error_code));
@@ -575,6 +605,7 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -594,6 +625,7 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -621,6 +653,7 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [26];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -682,6 +715,7 @@ pub struct Cursor {
 }
 
 impl Default for Cursor {
+    #[inline]
     fn default() -> Self {
         Cursor { topic_name: String::new(), partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -690,12 +724,14 @@ impl Default for Cursor {
 impl Cursor {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -703,6 +739,7 @@ impl Cursor {
 }
 
 impl Struct for Cursor {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
@@ -723,6 +760,7 @@ impl Struct for Cursor {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -737,6 +775,7 @@ impl Struct for Cursor {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -755,6 +794,7 @@ impl Struct for Cursor {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

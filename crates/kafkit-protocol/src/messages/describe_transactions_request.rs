@@ -22,6 +22,7 @@ pub struct DescribeTransactionsRequest {
 }
 
 impl Default for DescribeTransactionsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeTransactionsRequest { transactional_ids: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for DescribeTransactionsRequest {
 impl DescribeTransactionsRequest {
     /// Sets `transactional_ids` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_ids(mut self, value: Vec<String>) -> Self {
         self.transactional_ids = value;
         self
@@ -37,6 +39,7 @@ impl DescribeTransactionsRequest {
 }
 
 impl Struct for DescribeTransactionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.transactional_ids).len()), flex)
@@ -60,6 +63,7 @@ impl Struct for DescribeTransactionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -74,6 +78,7 @@ impl Struct for DescribeTransactionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -94,6 +99,7 @@ impl Struct for DescribeTransactionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

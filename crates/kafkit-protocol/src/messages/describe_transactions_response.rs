@@ -26,6 +26,7 @@ pub struct DescribeTransactionsResponse {
 }
 
 impl Default for DescribeTransactionsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeTransactionsResponse {
             throttle_time_ms: 0,
@@ -38,12 +39,14 @@ impl Default for DescribeTransactionsResponse {
 impl DescribeTransactionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `transaction_states` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_states(mut self, value: Vec<TransactionState>) -> Self {
         self.transaction_states = value;
         self
@@ -51,6 +54,7 @@ impl DescribeTransactionsResponse {
 }
 
 impl Struct for DescribeTransactionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -75,6 +79,7 @@ impl Struct for DescribeTransactionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -90,6 +95,7 @@ impl Struct for DescribeTransactionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -111,6 +117,7 @@ impl Struct for DescribeTransactionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -154,6 +161,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -162,12 +170,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -175,6 +185,7 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicData", "Topic"))?;
@@ -198,6 +209,7 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -212,6 +224,7 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -231,6 +244,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -298,6 +312,7 @@ pub struct TransactionState {
 }
 
 impl Default for TransactionState {
+    #[inline]
     fn default() -> Self {
         TransactionState {
             error_code: 0,
@@ -316,48 +331,56 @@ impl Default for TransactionState {
 impl TransactionState {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `transaction_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_state(mut self, value: String) -> Self {
         self.transaction_state = value;
         self
     }
     /// Sets `transaction_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_timeout_ms(mut self, value: i32) -> Self {
         self.transaction_timeout_ms = value;
         self
     }
     /// Sets `transaction_start_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_start_time_ms(mut self, value: i64) -> Self {
         self.transaction_start_time_ms = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
@@ -365,6 +388,7 @@ impl TransactionState {
 }
 
 impl Struct for TransactionState {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.error_code));
@@ -394,6 +418,7 @@ impl Struct for TransactionState {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -415,6 +440,7 @@ impl Struct for TransactionState {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -442,6 +468,7 @@ impl Struct for TransactionState {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [28];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -22,6 +22,7 @@ pub struct DescribeUserScramCredentialsRequest {
 }
 
 impl Default for DescribeUserScramCredentialsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeUserScramCredentialsRequest { users: Some(Vec::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for DescribeUserScramCredentialsRequest {
 impl DescribeUserScramCredentialsRequest {
     /// Sets `users` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_users(mut self, value: Option<Vec<UserName>>) -> Self {
         self.users = value;
         self
@@ -37,6 +39,7 @@ impl DescribeUserScramCredentialsRequest {
 }
 
 impl Struct for DescribeUserScramCredentialsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         match (&self.users) {
@@ -67,6 +70,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -83,6 +87,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -103,6 +108,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -140,6 +146,7 @@ pub struct UserName {
 }
 
 impl Default for UserName {
+    #[inline]
     fn default() -> Self {
         UserName { name: String::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -148,6 +155,7 @@ impl Default for UserName {
 impl UserName {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
@@ -155,6 +163,7 @@ impl UserName {
 }
 
 impl Struct for UserName {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("UserName", "Name"))?;
@@ -174,6 +183,7 @@ impl Struct for UserName {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -187,6 +197,7 @@ impl Struct for UserName {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -204,6 +215,7 @@ impl Struct for UserName {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct DescribeUserScramCredentialsResponse {
 }
 
 impl Default for DescribeUserScramCredentialsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeUserScramCredentialsResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for DescribeUserScramCredentialsResponse {
 impl DescribeUserScramCredentialsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<DescribeUserScramCredentialsResult>) -> Self {
         self.results = value;
         self
@@ -73,6 +78,7 @@ impl DescribeUserScramCredentialsResponse {
 }
 
 impl Struct for DescribeUserScramCredentialsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -100,6 +106,7 @@ impl Struct for DescribeUserScramCredentialsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -117,6 +124,7 @@ impl Struct for DescribeUserScramCredentialsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -142,6 +150,7 @@ impl Struct for DescribeUserScramCredentialsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -191,6 +200,7 @@ pub struct CredentialInfo {
 }
 
 impl Default for CredentialInfo {
+    #[inline]
     fn default() -> Self {
         CredentialInfo { mechanism: 0, iterations: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -199,12 +209,14 @@ impl Default for CredentialInfo {
 impl CredentialInfo {
     /// Sets `mechanism` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
     }
     /// Sets `iterations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_iterations(mut self, value: i32) -> Self {
         self.iterations = value;
         self
@@ -212,6 +224,7 @@ impl CredentialInfo {
 }
 
 impl Struct for CredentialInfo {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i8(buf, *(&self.mechanism));
@@ -232,6 +245,7 @@ impl Struct for CredentialInfo {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -246,6 +260,7 @@ impl Struct for CredentialInfo {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -264,6 +279,7 @@ impl Struct for CredentialInfo {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -311,6 +327,7 @@ pub struct DescribeUserScramCredentialsResult {
 }
 
 impl Default for DescribeUserScramCredentialsResult {
+    #[inline]
     fn default() -> Self {
         DescribeUserScramCredentialsResult {
             user: String::new(),
@@ -325,24 +342,28 @@ impl Default for DescribeUserScramCredentialsResult {
 impl DescribeUserScramCredentialsResult {
     /// Sets `user` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user(mut self, value: String) -> Self {
         self.user = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `credential_infos` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_credential_infos(mut self, value: Vec<CredentialInfo>) -> Self {
         self.credential_infos = value;
         self
@@ -350,6 +371,7 @@ impl DescribeUserScramCredentialsResult {
 }
 
 impl Struct for DescribeUserScramCredentialsResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.user), flex).map_err(|e| e.at("DescribeUserScramCredentialsResult", "User"))?;
@@ -377,6 +399,7 @@ impl Struct for DescribeUserScramCredentialsResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -394,6 +417,7 @@ impl Struct for DescribeUserScramCredentialsResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -417,6 +441,7 @@ impl Struct for DescribeUserScramCredentialsResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

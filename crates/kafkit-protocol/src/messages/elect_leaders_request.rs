@@ -30,6 +30,7 @@ pub struct ElectLeadersRequest {
 }
 
 impl Default for ElectLeadersRequest {
+    #[inline]
     fn default() -> Self {
         ElectLeadersRequest {
             election_type: 0,
@@ -43,18 +44,21 @@ impl Default for ElectLeadersRequest {
 impl ElectLeadersRequest {
     /// Sets `election_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_election_type(mut self, value: i8) -> Self {
         self.election_type = value;
         self
     }
     /// Sets `topic_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(mut self, value: Option<Vec<TopicPartitions>>) -> Self {
         self.topic_partitions = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
@@ -62,6 +66,7 @@ impl ElectLeadersRequest {
 }
 
 impl Struct for ElectLeadersRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if !(v >= 1) && !(self.election_type == 0) {
@@ -102,6 +107,7 @@ impl Struct for ElectLeadersRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -122,6 +128,7 @@ impl Struct for ElectLeadersRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -148,6 +155,7 @@ impl Struct for ElectLeadersRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 9, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -193,6 +201,7 @@ pub struct TopicPartitions {
 }
 
 impl Default for TopicPartitions {
+    #[inline]
     fn default() -> Self {
         TopicPartitions { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -201,12 +210,14 @@ impl Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -214,6 +225,7 @@ impl TopicPartitions {
 }
 
 impl Struct for TopicPartitions {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicPartitions", "Topic"))?;
@@ -237,6 +249,7 @@ impl Struct for TopicPartitions {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -251,6 +264,7 @@ impl Struct for TopicPartitions {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -270,6 +284,7 @@ impl Struct for TopicPartitions {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct ElectLeadersResponse {
 }
 
 impl Default for ElectLeadersResponse {
+    #[inline]
     fn default() -> Self {
         ElectLeadersResponse {
             throttle_time_ms: 0,
@@ -43,18 +44,21 @@ impl Default for ElectLeadersResponse {
 impl ElectLeadersResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `replica_election_results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_election_results(mut self, value: Vec<ReplicaElectionResult>) -> Self {
         self.replica_election_results = value;
         self
@@ -62,6 +66,7 @@ impl ElectLeadersResponse {
 }
 
 impl Struct for ElectLeadersResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -96,6 +101,7 @@ impl Struct for ElectLeadersResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -114,6 +120,7 @@ impl Struct for ElectLeadersResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -140,6 +147,7 @@ impl Struct for ElectLeadersResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 10, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -191,6 +199,7 @@ pub struct PartitionResult {
 }
 
 impl Default for PartitionResult {
+    #[inline]
     fn default() -> Self {
         PartitionResult {
             partition_id: 0,
@@ -204,18 +213,21 @@ impl Default for PartitionResult {
 impl PartitionResult {
     /// Sets `partition_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_id(mut self, value: i32) -> Self {
         self.partition_id = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -223,6 +235,7 @@ impl PartitionResult {
 }
 
 impl Struct for PartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.partition_id));
@@ -245,6 +258,7 @@ impl Struct for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -260,6 +274,7 @@ impl Struct for PartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -279,6 +294,7 @@ impl Struct for PartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -324,6 +340,7 @@ pub struct ReplicaElectionResult {
 }
 
 impl Default for ReplicaElectionResult {
+    #[inline]
     fn default() -> Self {
         ReplicaElectionResult { topic: String::new(), partition_result: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -332,12 +349,14 @@ impl Default for ReplicaElectionResult {
 impl ReplicaElectionResult {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partition_result` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_result(mut self, value: Vec<PartitionResult>) -> Self {
         self.partition_result = value;
         self
@@ -345,6 +364,7 @@ impl ReplicaElectionResult {
 }
 
 impl Struct for ReplicaElectionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_string(buf, (&self.topic), flex).map_err(|e| e.at("ReplicaElectionResult", "Topic"))?;
@@ -369,6 +389,7 @@ impl Struct for ReplicaElectionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -384,6 +405,7 @@ impl Struct for ReplicaElectionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -405,6 +427,7 @@ impl Struct for ReplicaElectionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -32,6 +32,7 @@ pub struct EndQuorumEpochRequest {
 }
 
 impl Default for EndQuorumEpochRequest {
+    #[inline]
     fn default() -> Self {
         EndQuorumEpochRequest {
             cluster_id: None,
@@ -45,18 +46,21 @@ impl Default for EndQuorumEpochRequest {
 impl EndQuorumEpochRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `leader_endpoints` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_endpoints(mut self, value: Vec<LeaderEndpoint>) -> Self {
         self.leader_endpoints = value;
         self
@@ -64,6 +68,7 @@ impl EndQuorumEpochRequest {
 }
 
 impl Struct for EndQuorumEpochRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
@@ -102,6 +107,7 @@ impl Struct for EndQuorumEpochRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -121,6 +127,7 @@ impl Struct for EndQuorumEpochRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -148,6 +155,7 @@ impl Struct for EndQuorumEpochRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -197,6 +205,7 @@ pub struct ReplicaInfo {
 }
 
 impl Default for ReplicaInfo {
+    #[inline]
     fn default() -> Self {
         ReplicaInfo { candidate_id: 0, candidate_directory_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
@@ -205,12 +214,14 @@ impl Default for ReplicaInfo {
 impl ReplicaInfo {
     /// Sets `candidate_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_candidate_id(mut self, value: i32) -> Self {
         self.candidate_id = value;
         self
     }
     /// Sets `candidate_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_candidate_directory_id(mut self, value: Uuid) -> Self {
         self.candidate_directory_id = value;
         self
@@ -218,6 +229,7 @@ impl ReplicaInfo {
 }
 
 impl Struct for ReplicaInfo {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if !(v >= 1) && !(self.candidate_id == 0) {
@@ -256,6 +268,7 @@ impl Struct for ReplicaInfo {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -274,6 +287,7 @@ impl Struct for ReplicaInfo {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -296,6 +310,7 @@ impl Struct for ReplicaInfo {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [0, 21];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -351,6 +366,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData {
             partition_index: 0,
@@ -366,30 +382,35 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `preferred_successors` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_preferred_successors(mut self, value: Vec<i32>) -> Self {
         self.preferred_successors = value;
         self
     }
     /// Sets `preferred_candidates` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_preferred_candidates(mut self, value: Vec<ReplicaInfo>) -> Self {
         self.preferred_candidates = value;
         self
@@ -397,6 +418,7 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_i32(buf, *(&self.partition_index));
@@ -446,6 +468,7 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -469,6 +492,7 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -499,6 +523,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [16, 14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -561,6 +586,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic_name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -569,12 +595,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -582,6 +610,7 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
@@ -605,6 +634,7 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -620,6 +650,7 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -641,6 +672,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -688,6 +720,7 @@ pub struct LeaderEndpoint {
 }
 
 impl Default for LeaderEndpoint {
+    #[inline]
     fn default() -> Self {
         LeaderEndpoint { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -696,18 +729,21 @@ impl Default for LeaderEndpoint {
 impl LeaderEndpoint {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -715,6 +751,7 @@ impl LeaderEndpoint {
 }
 
 impl Struct for LeaderEndpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if !(v >= 1) && !(self.name.is_empty()) {
@@ -763,6 +800,7 @@ impl Struct for LeaderEndpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -784,6 +822,7 @@ impl Struct for LeaderEndpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -809,6 +848,7 @@ impl Struct for LeaderEndpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [0, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

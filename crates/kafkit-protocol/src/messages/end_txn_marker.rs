@@ -20,6 +20,7 @@ pub struct EndTxnMarker {
 }
 
 impl Default for EndTxnMarker {
+    #[inline]
     fn default() -> Self {
         EndTxnMarker { coordinator_epoch: 0 }
     }
@@ -28,6 +29,7 @@ impl Default for EndTxnMarker {
 impl EndTxnMarker {
     /// Sets `coordinator_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_coordinator_epoch(mut self, value: i32) -> Self {
         self.coordinator_epoch = value;
         self
@@ -35,6 +37,7 @@ impl EndTxnMarker {
 }
 
 impl Struct for EndTxnMarker {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_i32(buf, *(&self.coordinator_epoch));
@@ -42,6 +45,7 @@ impl Struct for EndTxnMarker {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -50,6 +54,7 @@ impl Struct for EndTxnMarker {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -58,6 +63,7 @@ impl Struct for EndTxnMarker {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct EndTxnRequest {
 }
 
 impl Default for EndTxnRequest {
+    #[inline]
     fn default() -> Self {
         EndTxnRequest {
             transactional_id: String::new(),
@@ -48,24 +49,28 @@ impl Default for EndTxnRequest {
 impl EndTxnRequest {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `committed` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed(mut self, value: bool) -> Self {
         self.committed = value;
         self
@@ -73,6 +78,7 @@ impl EndTxnRequest {
 }
 
 impl Struct for EndTxnRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("EndTxnRequest", "TransactionalId"))?;
@@ -95,6 +101,7 @@ impl Struct for EndTxnRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -111,6 +118,7 @@ impl Struct for EndTxnRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -131,6 +139,7 @@ impl Struct for EndTxnRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [13, 13, 13, 13, 13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -32,6 +32,7 @@ pub struct EnvelopeRequest {
 }
 
 impl Default for EnvelopeRequest {
+    #[inline]
     fn default() -> Self {
         EnvelopeRequest {
             request_data: Bytes::new(),
@@ -45,18 +46,21 @@ impl Default for EnvelopeRequest {
 impl EnvelopeRequest {
     /// Sets `request_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_request_data(mut self, value: Bytes) -> Self {
         self.request_data = value;
         self
     }
     /// Sets `request_principal` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_request_principal(mut self, value: Option<Bytes>) -> Self {
         self.request_principal = value;
         self
     }
     /// Sets `client_host_address` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_host_address(mut self, value: Bytes) -> Self {
         self.client_host_address = value;
         self
@@ -64,6 +68,7 @@ impl EnvelopeRequest {
 }
 
 impl Struct for EnvelopeRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_bytes(buf, (&self.request_data), flex).map_err(|e| e.at("EnvelopeRequest", "RequestData"))?;
@@ -86,6 +91,7 @@ impl Struct for EnvelopeRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -101,6 +107,7 @@ impl Struct for EnvelopeRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -120,6 +127,7 @@ impl Struct for EnvelopeRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

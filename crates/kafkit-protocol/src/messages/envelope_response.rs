@@ -28,6 +28,7 @@ pub struct EnvelopeResponse {
 }
 
 impl Default for EnvelopeResponse {
+    #[inline]
     fn default() -> Self {
         EnvelopeResponse { response_data: None, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -36,12 +37,14 @@ impl Default for EnvelopeResponse {
 impl EnvelopeResponse {
     /// Sets `response_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_response_data(mut self, value: Option<Bytes>) -> Self {
         self.response_data = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -49,6 +52,7 @@ impl EnvelopeResponse {
 }
 
 impl Struct for EnvelopeResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_nullable_bytes(buf, (&self.response_data).as_deref(), flex)
@@ -70,6 +74,7 @@ impl Struct for EnvelopeResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -84,6 +89,7 @@ impl Struct for EnvelopeResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -102,6 +108,7 @@ impl Struct for EnvelopeResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

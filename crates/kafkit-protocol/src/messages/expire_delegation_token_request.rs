@@ -26,6 +26,7 @@ pub struct ExpireDelegationTokenRequest {
 }
 
 impl Default for ExpireDelegationTokenRequest {
+    #[inline]
     fn default() -> Self {
         ExpireDelegationTokenRequest { hmac: Bytes::new(), expiry_time_period_ms: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for ExpireDelegationTokenRequest {
 impl ExpireDelegationTokenRequest {
     /// Sets `hmac` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_hmac(mut self, value: Bytes) -> Self {
         self.hmac = value;
         self
     }
     /// Sets `expiry_time_period_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_expiry_time_period_ms(mut self, value: i64) -> Self {
         self.expiry_time_period_ms = value;
         self
@@ -47,6 +50,7 @@ impl ExpireDelegationTokenRequest {
 }
 
 impl Struct for ExpireDelegationTokenRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_bytes(buf, (&self.hmac), flex).map_err(|e| e.at("ExpireDelegationTokenRequest", "Hmac"))?;
@@ -67,6 +71,7 @@ impl Struct for ExpireDelegationTokenRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -81,6 +86,7 @@ impl Struct for ExpireDelegationTokenRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -99,6 +105,7 @@ impl Struct for ExpireDelegationTokenRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [12, 12, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -66,6 +66,7 @@ pub struct FetchRequest {
 }
 
 impl Default for FetchRequest {
+    #[inline]
     fn default() -> Self {
         FetchRequest {
             cluster_id: None,
@@ -88,72 +89,84 @@ impl Default for FetchRequest {
 impl FetchRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `replica_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `replica_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_state(mut self, value: ReplicaState) -> Self {
         self.replica_state = value;
         self
     }
     /// Sets `max_wait_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_wait_ms(mut self, value: i32) -> Self {
         self.max_wait_ms = value;
         self
     }
     /// Sets `min_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_bytes(mut self, value: i32) -> Self {
         self.min_bytes = value;
         self
     }
     /// Sets `max_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_bytes(mut self, value: i32) -> Self {
         self.max_bytes = value;
         self
     }
     /// Sets `isolation_level` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_isolation_level(mut self, value: i8) -> Self {
         self.isolation_level = value;
         self
     }
     /// Sets `session_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_session_id(mut self, value: i32) -> Self {
         self.session_id = value;
         self
     }
     /// Sets `session_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_session_epoch(mut self, value: i32) -> Self {
         self.session_epoch = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<FetchTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `forgotten_topics_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_forgotten_topics_data(mut self, value: Vec<ForgottenTopic>) -> Self {
         self.forgotten_topics_data = value;
         self
     }
     /// Sets `rack_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: String) -> Self {
         self.rack_id = value;
         self
@@ -161,6 +174,7 @@ impl FetchRequest {
 }
 
 impl Struct for FetchRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         if !(v >= 12) && !(self.cluster_id.is_none()) {
@@ -293,6 +307,7 @@ impl Struct for FetchRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -342,6 +357,7 @@ impl Struct for FetchRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -399,6 +415,7 @@ impl Struct for FetchRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [16, 16, 16, 20, 21, 21, 21, 33, 33, 33, 33, 35, 29, 29, 29, 25, 25, 25, 25];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -492,6 +509,7 @@ pub struct ReplicaState {
 }
 
 impl Default for ReplicaState {
+    #[inline]
     fn default() -> Self {
         ReplicaState { replica_id: -1, replica_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
@@ -500,12 +518,14 @@ impl Default for ReplicaState {
 impl ReplicaState {
     /// Sets `replica_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `replica_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_epoch(mut self, value: i64) -> Self {
         self.replica_epoch = value;
         self
@@ -513,6 +533,7 @@ impl ReplicaState {
 }
 
 impl Struct for ReplicaState {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         if !(v >= 15) && !(self.replica_id == -1) {
@@ -551,6 +572,7 @@ impl Struct for ReplicaState {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -569,6 +591,7 @@ impl Struct for ReplicaState {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -591,6 +614,7 @@ impl Struct for ReplicaState {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 13, 13, 13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -658,6 +682,7 @@ pub struct FetchPartition {
 }
 
 impl Default for FetchPartition {
+    #[inline]
     fn default() -> Self {
         FetchPartition {
             partition: 0,
@@ -676,48 +701,56 @@ impl Default for FetchPartition {
 impl FetchPartition {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `current_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `fetch_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_fetch_offset(mut self, value: i64) -> Self {
         self.fetch_offset = value;
         self
     }
     /// Sets `last_fetched_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_fetched_epoch(mut self, value: i32) -> Self {
         self.last_fetched_epoch = value;
         self
     }
     /// Sets `log_start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_log_start_offset(mut self, value: i64) -> Self {
         self.log_start_offset = value;
         self
     }
     /// Sets `partition_max_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_max_bytes(mut self, value: i32) -> Self {
         self.partition_max_bytes = value;
         self
     }
     /// Sets `replica_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_directory_id(mut self, value: Uuid) -> Self {
         self.replica_directory_id = value;
         self
     }
     /// Sets `high_watermark` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_high_watermark(mut self, value: i64) -> Self {
         self.high_watermark = value;
         self
@@ -725,6 +758,7 @@ impl FetchPartition {
 }
 
 impl Struct for FetchPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         put_i32(buf, *(&self.partition));
@@ -804,6 +838,7 @@ impl Struct for FetchPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -836,6 +871,7 @@ impl Struct for FetchPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -876,6 +912,7 @@ impl Struct for FetchPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [16, 16, 16, 16, 16, 24, 24, 24, 24, 28, 28, 28, 33, 33, 33, 33, 33, 33, 33];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -951,6 +988,7 @@ pub struct FetchTopic {
 }
 
 impl Default for FetchTopic {
+    #[inline]
     fn default() -> Self {
         FetchTopic {
             topic: String::new(),
@@ -964,18 +1002,21 @@ impl Default for FetchTopic {
 impl FetchTopic {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<FetchPartition>) -> Self {
         self.partitions = value;
         self
@@ -983,6 +1024,7 @@ impl FetchTopic {
 }
 
 impl Struct for FetchTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         if !(v <= 12) && !(self.topic.is_empty()) {
@@ -1025,6 +1067,7 @@ impl Struct for FetchTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -1045,6 +1088,7 @@ impl Struct for FetchTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -1071,6 +1115,7 @@ impl Struct for FetchTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 18, 18, 18, 18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1120,6 +1165,7 @@ pub struct ForgottenTopic {
 }
 
 impl Default for ForgottenTopic {
+    #[inline]
     fn default() -> Self {
         ForgottenTopic {
             topic: String::new(),
@@ -1133,18 +1179,21 @@ impl Default for ForgottenTopic {
 impl ForgottenTopic {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -1152,6 +1201,7 @@ impl ForgottenTopic {
 }
 
 impl Struct for ForgottenTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         if !(v >= 7 && v <= 12) && !(self.topic.is_empty()) {
@@ -1204,6 +1254,7 @@ impl Struct for ForgottenTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -1225,6 +1276,7 @@ impl Struct for ForgottenTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -1251,6 +1303,7 @@ impl Struct for ForgottenTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [0, 0, 0, 0, 0, 0, 0, 6, 6, 6, 6, 6, 3, 18, 18, 18, 18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

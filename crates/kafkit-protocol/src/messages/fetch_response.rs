@@ -38,6 +38,7 @@ pub struct FetchResponse {
 }
 
 impl Default for FetchResponse {
+    #[inline]
     fn default() -> Self {
         FetchResponse {
             throttle_time_ms: 0,
@@ -53,30 +54,35 @@ impl Default for FetchResponse {
 impl FetchResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `session_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_session_id(mut self, value: i32) -> Self {
         self.session_id = value;
         self
     }
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<FetchableTopicResponse>) -> Self {
         self.responses = value;
         self
     }
     /// Sets `node_endpoints` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_endpoints(mut self, value: Vec<NodeEndpoint>) -> Self {
         self.node_endpoints = value;
         self
@@ -84,6 +90,7 @@ impl FetchResponse {
 }
 
 impl Struct for FetchResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -150,6 +157,7 @@ impl Struct for FetchResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -179,6 +187,7 @@ impl Struct for FetchResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -218,6 +227,7 @@ impl Struct for FetchResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [4, 8, 8, 8, 8, 8, 8, 14, 14, 14, 14, 14, 12, 12, 12, 12, 12, 12, 12];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -280,6 +290,7 @@ pub struct EpochEndOffset {
 }
 
 impl Default for EpochEndOffset {
+    #[inline]
     fn default() -> Self {
         EpochEndOffset { epoch: -1, end_offset: -1, unknown_tagged_fields: Vec::new() }
     }
@@ -288,12 +299,14 @@ impl Default for EpochEndOffset {
 impl EpochEndOffset {
     /// Sets `epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
     }
     /// Sets `end_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
@@ -301,6 +314,7 @@ impl EpochEndOffset {
 }
 
 impl Struct for EpochEndOffset {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         if !(v >= 12) && !(self.epoch == -1) {
@@ -339,6 +353,7 @@ impl Struct for EpochEndOffset {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -357,6 +372,7 @@ impl Struct for EpochEndOffset {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -379,6 +395,7 @@ impl Struct for EpochEndOffset {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 13, 13, 13, 13, 13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -422,6 +439,7 @@ pub struct LeaderIdAndEpoch {
 }
 
 impl Default for LeaderIdAndEpoch {
+    #[inline]
     fn default() -> Self {
         LeaderIdAndEpoch { leader_id: -1, leader_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
@@ -430,12 +448,14 @@ impl Default for LeaderIdAndEpoch {
 impl LeaderIdAndEpoch {
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -443,6 +463,7 @@ impl LeaderIdAndEpoch {
 }
 
 impl Struct for LeaderIdAndEpoch {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         if !(v >= 12) && !(self.leader_id == -1) {
@@ -481,6 +502,7 @@ impl Struct for LeaderIdAndEpoch {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -499,6 +521,7 @@ impl Struct for LeaderIdAndEpoch {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -521,6 +544,7 @@ impl Struct for LeaderIdAndEpoch {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -564,6 +588,7 @@ pub struct SnapshotId {
 }
 
 impl Default for SnapshotId {
+    #[inline]
     fn default() -> Self {
         SnapshotId { end_offset: -1, epoch: -1, unknown_tagged_fields: Vec::new() }
     }
@@ -572,12 +597,14 @@ impl Default for SnapshotId {
 impl SnapshotId {
     /// Sets `end_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
     }
     /// Sets `epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
@@ -585,6 +612,7 @@ impl SnapshotId {
 }
 
 impl Struct for SnapshotId {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         put_i64(buf, *(&self.end_offset));
@@ -605,6 +633,7 @@ impl Struct for SnapshotId {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -619,6 +648,7 @@ impl Struct for SnapshotId {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -637,6 +667,7 @@ impl Struct for SnapshotId {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -676,6 +707,7 @@ pub struct AbortedTransaction {
 }
 
 impl Default for AbortedTransaction {
+    #[inline]
     fn default() -> Self {
         AbortedTransaction { producer_id: 0, first_offset: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -684,12 +716,14 @@ impl Default for AbortedTransaction {
 impl AbortedTransaction {
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `first_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
@@ -697,6 +731,7 @@ impl AbortedTransaction {
 }
 
 impl Struct for AbortedTransaction {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         put_i64(buf, *(&self.producer_id));
@@ -717,6 +752,7 @@ impl Struct for AbortedTransaction {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -731,6 +767,7 @@ impl Struct for AbortedTransaction {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -749,6 +786,7 @@ impl Struct for AbortedTransaction {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -824,6 +862,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData {
             partition_index: 0,
@@ -845,66 +884,77 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `high_watermark` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_high_watermark(mut self, value: i64) -> Self {
         self.high_watermark = value;
         self
     }
     /// Sets `last_stable_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_stable_offset(mut self, value: i64) -> Self {
         self.last_stable_offset = value;
         self
     }
     /// Sets `log_start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_log_start_offset(mut self, value: i64) -> Self {
         self.log_start_offset = value;
         self
     }
     /// Sets `diverging_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_diverging_epoch(mut self, value: EpochEndOffset) -> Self {
         self.diverging_epoch = value;
         self
     }
     /// Sets `current_leader` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: LeaderIdAndEpoch) -> Self {
         self.current_leader = value;
         self
     }
     /// Sets `snapshot_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_snapshot_id(mut self, value: SnapshotId) -> Self {
         self.snapshot_id = value;
         self
     }
     /// Sets `aborted_transactions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_aborted_transactions(mut self, value: Option<Vec<AbortedTransaction>>) -> Self {
         self.aborted_transactions = value;
         self
     }
     /// Sets `preferred_read_replica` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_preferred_read_replica(mut self, value: i32) -> Self {
         self.preferred_read_replica = value;
         self
     }
     /// Sets `records` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_records(mut self, value: Option<Bytes>) -> Self {
         self.records = value;
         self
@@ -912,6 +962,7 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         put_i32(buf, *(&self.partition_index));
@@ -1008,6 +1059,7 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -1047,6 +1099,7 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -1100,6 +1153,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [18, 18, 18, 18, 30, 38, 38, 38, 38, 38, 38, 42, 37, 37, 37, 37, 37, 37, 37];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1183,6 +1237,7 @@ pub struct FetchableTopicResponse {
 }
 
 impl Default for FetchableTopicResponse {
+    #[inline]
     fn default() -> Self {
         FetchableTopicResponse {
             topic: String::new(),
@@ -1196,18 +1251,21 @@ impl Default for FetchableTopicResponse {
 impl FetchableTopicResponse {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -1215,6 +1273,7 @@ impl FetchableTopicResponse {
 }
 
 impl Struct for FetchableTopicResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         if !(v <= 12) && !(self.topic.is_empty()) {
@@ -1258,6 +1317,7 @@ impl Struct for FetchableTopicResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -1278,6 +1338,7 @@ impl Struct for FetchableTopicResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -1304,6 +1365,7 @@ impl Struct for FetchableTopicResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 18, 18, 18, 18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1357,6 +1419,7 @@ pub struct NodeEndpoint {
 }
 
 impl Default for NodeEndpoint {
+    #[inline]
     fn default() -> Self {
         NodeEndpoint { node_id: 0, host: String::new(), port: 0, rack: None, unknown_tagged_fields: Vec::new() }
     }
@@ -1365,24 +1428,28 @@ impl Default for NodeEndpoint {
 impl NodeEndpoint {
     /// Sets `node_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `rack` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: Option<String>) -> Self {
         self.rack = value;
         self
@@ -1390,6 +1457,7 @@ impl NodeEndpoint {
 }
 
 impl Struct for NodeEndpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 12;
         if !(v >= 16) && !(self.node_id == 0) {
@@ -1463,6 +1531,7 @@ impl Struct for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 12;
         let mut n = 0usize;
@@ -1491,6 +1560,7 @@ impl Struct for NodeEndpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 12;
         let mut this = Self::default();
@@ -1522,6 +1592,7 @@ impl Struct for NodeEndpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 19] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 11, 11, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

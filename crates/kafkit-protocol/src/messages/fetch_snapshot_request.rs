@@ -36,6 +36,7 @@ pub struct FetchSnapshotRequest {
 }
 
 impl Default for FetchSnapshotRequest {
+    #[inline]
     fn default() -> Self {
         FetchSnapshotRequest {
             cluster_id: None,
@@ -50,24 +51,28 @@ impl Default for FetchSnapshotRequest {
 impl FetchSnapshotRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `replica_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `max_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_bytes(mut self, value: i32) -> Self {
         self.max_bytes = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicSnapshot>) -> Self {
         self.topics = value;
         self
@@ -75,6 +80,7 @@ impl FetchSnapshotRequest {
 }
 
 impl Struct for FetchSnapshotRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.replica_id));
@@ -107,6 +113,7 @@ impl Struct for FetchSnapshotRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -127,6 +134,7 @@ impl Struct for FetchSnapshotRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -155,6 +163,7 @@ impl Struct for FetchSnapshotRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [10, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -202,6 +211,7 @@ pub struct SnapshotId {
 }
 
 impl Default for SnapshotId {
+    #[inline]
     fn default() -> Self {
         SnapshotId { end_offset: 0, epoch: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -210,12 +220,14 @@ impl Default for SnapshotId {
 impl SnapshotId {
     /// Sets `end_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
     }
     /// Sets `epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
@@ -223,6 +235,7 @@ impl SnapshotId {
 }
 
 impl Struct for SnapshotId {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i64(buf, *(&self.end_offset));
@@ -243,6 +256,7 @@ impl Struct for SnapshotId {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -257,6 +271,7 @@ impl Struct for SnapshotId {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -275,6 +290,7 @@ impl Struct for SnapshotId {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -326,6 +342,7 @@ pub struct PartitionSnapshot {
 }
 
 impl Default for PartitionSnapshot {
+    #[inline]
     fn default() -> Self {
         PartitionSnapshot {
             partition: 0,
@@ -341,30 +358,35 @@ impl Default for PartitionSnapshot {
 impl PartitionSnapshot {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `current_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `snapshot_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_snapshot_id(mut self, value: SnapshotId) -> Self {
         self.snapshot_id = value;
         self
     }
     /// Sets `position` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_position(mut self, value: i64) -> Self {
         self.position = value;
         self
     }
     /// Sets `replica_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_directory_id(mut self, value: Uuid) -> Self {
         self.replica_directory_id = value;
         self
@@ -372,6 +394,7 @@ impl PartitionSnapshot {
 }
 
 impl Struct for PartitionSnapshot {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition));
@@ -408,6 +431,7 @@ impl Struct for PartitionSnapshot {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -428,6 +452,7 @@ impl Struct for PartitionSnapshot {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -454,6 +479,7 @@ impl Struct for PartitionSnapshot {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [30, 30];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -512,6 +538,7 @@ pub struct TopicSnapshot {
 }
 
 impl Default for TopicSnapshot {
+    #[inline]
     fn default() -> Self {
         TopicSnapshot { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -520,12 +547,14 @@ impl Default for TopicSnapshot {
 impl TopicSnapshot {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionSnapshot>) -> Self {
         self.partitions = value;
         self
@@ -533,6 +562,7 @@ impl TopicSnapshot {
 }
 
 impl Struct for TopicSnapshot {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicSnapshot", "Name"))?;
@@ -556,6 +586,7 @@ impl Struct for TopicSnapshot {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -571,6 +602,7 @@ impl Struct for TopicSnapshot {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -594,6 +626,7 @@ impl Struct for TopicSnapshot {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

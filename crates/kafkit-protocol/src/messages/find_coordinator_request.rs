@@ -30,6 +30,7 @@ pub struct FindCoordinatorRequest {
 }
 
 impl Default for FindCoordinatorRequest {
+    #[inline]
     fn default() -> Self {
         FindCoordinatorRequest {
             key: String::new(),
@@ -43,18 +44,21 @@ impl Default for FindCoordinatorRequest {
 impl FindCoordinatorRequest {
     /// Sets `key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: String) -> Self {
         self.key = value;
         self
     }
     /// Sets `key_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key_type(mut self, value: i8) -> Self {
         self.key_type = value;
         self
     }
     /// Sets `coordinator_keys` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_coordinator_keys(mut self, value: Vec<String>) -> Self {
         self.coordinator_keys = value;
         self
@@ -62,6 +66,7 @@ impl FindCoordinatorRequest {
 }
 
 impl Struct for FindCoordinatorRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v <= 3) && !(self.key.is_empty()) {
@@ -114,6 +119,7 @@ impl Struct for FindCoordinatorRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -136,6 +142,7 @@ impl Struct for FindCoordinatorRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -164,6 +171,7 @@ impl Struct for FindCoordinatorRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [2, 3, 3, 3, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

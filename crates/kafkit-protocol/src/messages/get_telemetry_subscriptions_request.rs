@@ -22,6 +22,7 @@ pub struct GetTelemetrySubscriptionsRequest {
 }
 
 impl Default for GetTelemetrySubscriptionsRequest {
+    #[inline]
     fn default() -> Self {
         GetTelemetrySubscriptionsRequest { client_instance_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for GetTelemetrySubscriptionsRequest {
 impl GetTelemetrySubscriptionsRequest {
     /// Sets `client_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
@@ -37,6 +39,7 @@ impl GetTelemetrySubscriptionsRequest {
 }
 
 impl Struct for GetTelemetrySubscriptionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.client_instance_id));
@@ -56,6 +59,7 @@ impl Struct for GetTelemetrySubscriptionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -69,6 +73,7 @@ impl Struct for GetTelemetrySubscriptionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -86,6 +91,7 @@ impl Struct for GetTelemetrySubscriptionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

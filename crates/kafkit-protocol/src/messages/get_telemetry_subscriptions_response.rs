@@ -54,6 +54,7 @@ pub struct GetTelemetrySubscriptionsResponse {
 }
 
 impl Default for GetTelemetrySubscriptionsResponse {
+    #[inline]
     fn default() -> Self {
         GetTelemetrySubscriptionsResponse {
             throttle_time_ms: 0,
@@ -73,54 +74,63 @@ impl Default for GetTelemetrySubscriptionsResponse {
 impl GetTelemetrySubscriptionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `client_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
     }
     /// Sets `subscription_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subscription_id(mut self, value: i32) -> Self {
         self.subscription_id = value;
         self
     }
     /// Sets `accepted_compression_types` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_accepted_compression_types(mut self, value: Vec<i8>) -> Self {
         self.accepted_compression_types = value;
         self
     }
     /// Sets `push_interval_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_push_interval_ms(mut self, value: i32) -> Self {
         self.push_interval_ms = value;
         self
     }
     /// Sets `telemetry_max_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_telemetry_max_bytes(mut self, value: i32) -> Self {
         self.telemetry_max_bytes = value;
         self
     }
     /// Sets `delta_temporality` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_delta_temporality(mut self, value: bool) -> Self {
         self.delta_temporality = value;
         self
     }
     /// Sets `requested_metrics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_requested_metrics(mut self, value: Vec<String>) -> Self {
         self.requested_metrics = value;
         self
@@ -128,6 +138,7 @@ impl GetTelemetrySubscriptionsResponse {
 }
 
 impl Struct for GetTelemetrySubscriptionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -163,6 +174,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -186,6 +198,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -216,6 +229,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [38];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct HeartbeatRequest {
 }
 
 impl Default for HeartbeatRequest {
+    #[inline]
     fn default() -> Self {
         HeartbeatRequest {
             group_id: String::new(),
@@ -48,24 +49,28 @@ impl Default for HeartbeatRequest {
 impl HeartbeatRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `generation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
@@ -73,6 +78,7 @@ impl HeartbeatRequest {
 }
 
 impl Struct for HeartbeatRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("HeartbeatRequest", "GroupId"))?;
@@ -120,6 +126,7 @@ impl Struct for HeartbeatRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -142,6 +149,7 @@ impl Struct for HeartbeatRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -167,6 +175,7 @@ impl Struct for HeartbeatRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 8, 10, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

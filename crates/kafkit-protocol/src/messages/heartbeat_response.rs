@@ -26,6 +26,7 @@ pub struct HeartbeatResponse {
 }
 
 impl Default for HeartbeatResponse {
+    #[inline]
     fn default() -> Self {
         HeartbeatResponse { throttle_time_ms: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for HeartbeatResponse {
 impl HeartbeatResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -47,6 +50,7 @@ impl HeartbeatResponse {
 }
 
 impl Struct for HeartbeatResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -76,6 +80,7 @@ impl Struct for HeartbeatResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -92,6 +97,7 @@ impl Struct for HeartbeatResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -112,6 +118,7 @@ impl Struct for HeartbeatResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [2, 6, 6, 6, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct IncrementalAlterConfigsRequest {
 }
 
 impl Default for IncrementalAlterConfigsRequest {
+    #[inline]
     fn default() -> Self {
         IncrementalAlterConfigsRequest {
             resources: Vec::new(),
@@ -38,12 +39,14 @@ impl Default for IncrementalAlterConfigsRequest {
 impl IncrementalAlterConfigsRequest {
     /// Sets `resources` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: Vec<AlterConfigsResource>) -> Self {
         self.resources = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -51,6 +54,7 @@ impl IncrementalAlterConfigsRequest {
 }
 
 impl Struct for IncrementalAlterConfigsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_array_len(buf, Some((&self.resources).len()), flex)
@@ -75,6 +79,7 @@ impl Struct for IncrementalAlterConfigsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -90,6 +95,7 @@ impl Struct for IncrementalAlterConfigsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -113,6 +119,7 @@ impl Struct for IncrementalAlterConfigsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -160,6 +167,7 @@ pub struct AlterableConfig {
 }
 
 impl Default for AlterableConfig {
+    #[inline]
     fn default() -> Self {
         AlterableConfig {
             name: String::new(),
@@ -173,18 +181,21 @@ impl Default for AlterableConfig {
 impl AlterableConfig {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `config_operation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_config_operation(mut self, value: i8) -> Self {
         self.config_operation = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: Option<String>) -> Self {
         self.value = value;
         self
@@ -192,6 +203,7 @@ impl AlterableConfig {
 }
 
 impl Struct for AlterableConfig {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterableConfig", "Name"))?;
@@ -213,6 +225,7 @@ impl Struct for AlterableConfig {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -228,6 +241,7 @@ impl Struct for AlterableConfig {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -247,6 +261,7 @@ impl Struct for AlterableConfig {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -296,6 +311,7 @@ pub struct AlterConfigsResource {
 }
 
 impl Default for AlterConfigsResource {
+    #[inline]
     fn default() -> Self {
         AlterConfigsResource {
             resource_type: 0,
@@ -309,18 +325,21 @@ impl Default for AlterConfigsResource {
 impl AlterConfigsResource {
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: Vec<AlterableConfig>) -> Self {
         self.configs = value;
         self
@@ -328,6 +347,7 @@ impl AlterConfigsResource {
 }
 
 impl Struct for AlterConfigsResource {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_i8(buf, *(&self.resource_type));
@@ -352,6 +372,7 @@ impl Struct for AlterConfigsResource {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -368,6 +389,7 @@ impl Struct for AlterConfigsResource {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -390,6 +412,7 @@ impl Struct for AlterConfigsResource {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [7, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct IncrementalAlterConfigsResponse {
 }
 
 impl Default for IncrementalAlterConfigsResponse {
+    #[inline]
     fn default() -> Self {
         IncrementalAlterConfigsResponse {
             throttle_time_ms: 0,
@@ -38,12 +39,14 @@ impl Default for IncrementalAlterConfigsResponse {
 impl IncrementalAlterConfigsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<AlterConfigsResourceResponse>) -> Self {
         self.responses = value;
         self
@@ -51,6 +54,7 @@ impl IncrementalAlterConfigsResponse {
 }
 
 impl Struct for IncrementalAlterConfigsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -75,6 +79,7 @@ impl Struct for IncrementalAlterConfigsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -90,6 +95,7 @@ impl Struct for IncrementalAlterConfigsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -113,6 +119,7 @@ impl Struct for IncrementalAlterConfigsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -164,6 +171,7 @@ pub struct AlterConfigsResourceResponse {
 }
 
 impl Default for AlterConfigsResourceResponse {
+    #[inline]
     fn default() -> Self {
         AlterConfigsResourceResponse {
             error_code: 0,
@@ -178,24 +186,28 @@ impl Default for AlterConfigsResourceResponse {
 impl AlterConfigsResourceResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
@@ -203,6 +215,7 @@ impl AlterConfigsResourceResponse {
 }
 
 impl Struct for AlterConfigsResourceResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_i16(buf, *(&self.error_code));
@@ -227,6 +240,7 @@ impl Struct for AlterConfigsResourceResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -243,6 +257,7 @@ impl Struct for AlterConfigsResourceResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -263,6 +278,7 @@ impl Struct for AlterConfigsResourceResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [7, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -45,6 +45,7 @@ pub struct InitProducerIdRequest {
 }
 
 impl Default for InitProducerIdRequest {
+    #[inline]
     fn default() -> Self {
         InitProducerIdRequest {
             transactional_id: Some(String::new()),
@@ -61,36 +62,42 @@ impl Default for InitProducerIdRequest {
 impl InitProducerIdRequest {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: Option<String>) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `transaction_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_timeout_ms(mut self, value: i32) -> Self {
         self.transaction_timeout_ms = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `enable2_pc` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_enable2_pc(mut self, value: bool) -> Self {
         self.enable2_pc = value;
         self
     }
     /// Sets `keep_prepared_txn` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_keep_prepared_txn(mut self, value: bool) -> Self {
         self.keep_prepared_txn = value;
         self
@@ -98,6 +105,7 @@ impl InitProducerIdRequest {
 }
 
 impl Struct for InitProducerIdRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_nullable_string(buf, (&self.transactional_id).as_deref(), flex)
@@ -159,6 +167,7 @@ impl Struct for InitProducerIdRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -185,6 +194,7 @@ impl Struct for InitProducerIdRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -215,6 +225,7 @@ impl Struct for InitProducerIdRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [6, 6, 6, 16, 16, 16, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

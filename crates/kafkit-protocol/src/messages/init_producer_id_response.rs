@@ -45,6 +45,7 @@ pub struct InitProducerIdResponse {
 }
 
 impl Default for InitProducerIdResponse {
+    #[inline]
     fn default() -> Self {
         InitProducerIdResponse {
             throttle_time_ms: 0,
@@ -61,36 +62,42 @@ impl Default for InitProducerIdResponse {
 impl InitProducerIdResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `ongoing_txn_producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_ongoing_txn_producer_id(mut self, value: i64) -> Self {
         self.ongoing_txn_producer_id = value;
         self
     }
     /// Sets `ongoing_txn_producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_ongoing_txn_producer_epoch(mut self, value: i16) -> Self {
         self.ongoing_txn_producer_epoch = value;
         self
@@ -98,6 +105,7 @@ impl InitProducerIdResponse {
 }
 
 impl Struct for InitProducerIdResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -140,6 +148,7 @@ impl Struct for InitProducerIdResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -162,6 +171,7 @@ impl Struct for InitProducerIdResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -188,6 +198,7 @@ impl Struct for InitProducerIdResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [16, 16, 17, 17, 17, 17, 27];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -50,6 +50,7 @@ pub struct JoinGroupRequest {
 }
 
 impl Default for JoinGroupRequest {
+    #[inline]
     fn default() -> Self {
         JoinGroupRequest {
             group_id: String::new(),
@@ -68,48 +69,56 @@ impl Default for JoinGroupRequest {
 impl JoinGroupRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `session_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_session_timeout_ms(mut self, value: i32) -> Self {
         self.session_timeout_ms = value;
         self
     }
     /// Sets `rebalance_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rebalance_timeout_ms(mut self, value: i32) -> Self {
         self.rebalance_timeout_ms = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: String) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocols` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocols(mut self, value: Vec<JoinGroupRequestProtocol>) -> Self {
         self.protocols = value;
         self
     }
     /// Sets `reason` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_reason(mut self, value: Option<String>) -> Self {
         self.reason = value;
         self
@@ -117,6 +126,7 @@ impl JoinGroupRequest {
 }
 
 impl Struct for JoinGroupRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("JoinGroupRequest", "GroupId"))?;
@@ -205,6 +215,7 @@ impl Struct for JoinGroupRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -240,6 +251,7 @@ impl Struct for JoinGroupRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -281,6 +293,7 @@ impl Struct for JoinGroupRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [14, 18, 18, 18, 18, 20, 14, 14, 15, 15];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -368,6 +381,7 @@ pub struct JoinGroupRequestProtocol {
 }
 
 impl Default for JoinGroupRequestProtocol {
+    #[inline]
     fn default() -> Self {
         JoinGroupRequestProtocol { name: String::new(), metadata: Bytes::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -376,12 +390,14 @@ impl Default for JoinGroupRequestProtocol {
 impl JoinGroupRequestProtocol {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: Bytes) -> Self {
         self.metadata = value;
         self
@@ -389,6 +405,7 @@ impl JoinGroupRequestProtocol {
 }
 
 impl Struct for JoinGroupRequestProtocol {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("JoinGroupRequestProtocol", "Name"))?;
@@ -409,6 +426,7 @@ impl Struct for JoinGroupRequestProtocol {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -423,6 +441,7 @@ impl Struct for JoinGroupRequestProtocol {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -441,6 +460,7 @@ impl Struct for JoinGroupRequestProtocol {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 3, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

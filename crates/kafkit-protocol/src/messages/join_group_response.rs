@@ -54,6 +54,7 @@ pub struct JoinGroupResponse {
 }
 
 impl Default for JoinGroupResponse {
+    #[inline]
     fn default() -> Self {
         JoinGroupResponse {
             throttle_time_ms: 0,
@@ -73,54 +74,63 @@ impl Default for JoinGroupResponse {
 impl JoinGroupResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `generation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: Option<String>) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocol_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_name(mut self, value: Option<String>) -> Self {
         self.protocol_name = value;
         self
     }
     /// Sets `leader` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader(mut self, value: String) -> Self {
         self.leader = value;
         self
     }
     /// Sets `skip_assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_skip_assignment(mut self, value: bool) -> Self {
         self.skip_assignment = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<JoinGroupResponseMember>) -> Self {
         self.members = value;
         self
@@ -128,6 +138,7 @@ impl JoinGroupResponse {
 }
 
 impl Struct for JoinGroupResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 2) && !(self.throttle_time_ms == 0) {
@@ -217,6 +228,7 @@ impl Struct for JoinGroupResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -253,6 +265,7 @@ impl Struct for JoinGroupResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -295,6 +308,7 @@ impl Struct for JoinGroupResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [16, 16, 20, 20, 20, 20, 15, 16, 16, 17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -386,6 +400,7 @@ pub struct JoinGroupResponseMember {
 }
 
 impl Default for JoinGroupResponseMember {
+    #[inline]
     fn default() -> Self {
         JoinGroupResponseMember {
             member_id: String::new(),
@@ -399,18 +414,21 @@ impl Default for JoinGroupResponseMember {
 impl JoinGroupResponseMember {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: Bytes) -> Self {
         self.metadata = value;
         self
@@ -418,6 +436,7 @@ impl JoinGroupResponseMember {
 }
 
 impl Struct for JoinGroupResponseMember {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponseMember", "MemberId"))?;
@@ -464,6 +483,7 @@ impl Struct for JoinGroupResponseMember {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -485,6 +505,7 @@ impl Struct for JoinGroupResponseMember {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -509,6 +530,7 @@ impl Struct for JoinGroupResponseMember {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 8, 4, 4, 4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -28,6 +28,7 @@ pub struct KRaftVersionRecord {
 }
 
 impl Default for KRaftVersionRecord {
+    #[inline]
     fn default() -> Self {
         KRaftVersionRecord { version: 0, k_raft_version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -36,12 +37,14 @@ impl Default for KRaftVersionRecord {
 impl KRaftVersionRecord {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `k_raft_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_k_raft_version(mut self, value: i16) -> Self {
         self.k_raft_version = value;
         self
@@ -49,6 +52,7 @@ impl KRaftVersionRecord {
 }
 
 impl Struct for KRaftVersionRecord {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.version));
@@ -69,6 +73,7 @@ impl Struct for KRaftVersionRecord {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -83,6 +88,7 @@ impl Struct for KRaftVersionRecord {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -101,6 +107,7 @@ impl Struct for KRaftVersionRecord {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -36,6 +36,7 @@ pub struct LeaderChangeMessage {
 }
 
 impl Default for LeaderChangeMessage {
+    #[inline]
     fn default() -> Self {
         LeaderChangeMessage {
             version: 0,
@@ -50,24 +51,28 @@ impl Default for LeaderChangeMessage {
 impl LeaderChangeMessage {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `voters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voters(mut self, value: Vec<Voter>) -> Self {
         self.voters = value;
         self
     }
     /// Sets `granting_voters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_granting_voters(mut self, value: Vec<Voter>) -> Self {
         self.granting_voters = value;
         self
@@ -75,6 +80,7 @@ impl LeaderChangeMessage {
 }
 
 impl Struct for LeaderChangeMessage {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.version));
@@ -104,6 +110,7 @@ impl Struct for LeaderChangeMessage {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -122,6 +129,7 @@ impl Struct for LeaderChangeMessage {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -148,6 +156,7 @@ impl Struct for LeaderChangeMessage {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -195,6 +204,7 @@ pub struct Voter {
 }
 
 impl Default for Voter {
+    #[inline]
     fn default() -> Self {
         Voter { voter_id: 0, voter_directory_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
@@ -203,12 +213,14 @@ impl Default for Voter {
 impl Voter {
     /// Sets `voter_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
@@ -216,6 +228,7 @@ impl Voter {
 }
 
 impl Struct for Voter {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.voter_id));
@@ -245,6 +258,7 @@ impl Struct for Voter {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -261,6 +275,7 @@ impl Struct for Voter {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -281,6 +296,7 @@ impl Struct for Voter {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 21];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

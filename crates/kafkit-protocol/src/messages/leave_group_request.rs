@@ -30,6 +30,7 @@ pub struct LeaveGroupRequest {
 }
 
 impl Default for LeaveGroupRequest {
+    #[inline]
     fn default() -> Self {
         LeaveGroupRequest {
             group_id: String::new(),
@@ -43,18 +44,21 @@ impl Default for LeaveGroupRequest {
 impl LeaveGroupRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<MemberIdentity>) -> Self {
         self.members = value;
         self
@@ -62,6 +66,7 @@ impl LeaveGroupRequest {
 }
 
 impl Struct for LeaveGroupRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("LeaveGroupRequest", "GroupId"))?;
@@ -104,6 +109,7 @@ impl Struct for LeaveGroupRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -124,6 +130,7 @@ impl Struct for LeaveGroupRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -150,6 +157,7 @@ impl Struct for LeaveGroupRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 4, 4, 6, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -203,6 +211,7 @@ pub struct MemberIdentity {
 }
 
 impl Default for MemberIdentity {
+    #[inline]
     fn default() -> Self {
         MemberIdentity {
             member_id: String::new(),
@@ -216,18 +225,21 @@ impl Default for MemberIdentity {
 impl MemberIdentity {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `reason` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_reason(mut self, value: Option<String>) -> Self {
         self.reason = value;
         self
@@ -235,6 +247,7 @@ impl MemberIdentity {
 }
 
 impl Struct for MemberIdentity {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 3) && !(self.member_id.is_empty()) {
@@ -315,6 +328,7 @@ impl Struct for MemberIdentity {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -344,6 +358,7 @@ impl Struct for MemberIdentity {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -375,6 +390,7 @@ impl Struct for MemberIdentity {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 4, 3, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct LeaveGroupResponse {
 }
 
 impl Default for LeaveGroupResponse {
+    #[inline]
     fn default() -> Self {
         LeaveGroupResponse {
             throttle_time_ms: 0,
@@ -43,18 +44,21 @@ impl Default for LeaveGroupResponse {
 impl LeaveGroupResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<MemberResponse>) -> Self {
         self.members = value;
         self
@@ -62,6 +66,7 @@ impl LeaveGroupResponse {
 }
 
 impl Struct for LeaveGroupResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -104,6 +109,7 @@ impl Struct for LeaveGroupResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -124,6 +130,7 @@ impl Struct for LeaveGroupResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -150,6 +157,7 @@ impl Struct for LeaveGroupResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [2, 6, 6, 10, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -203,6 +211,7 @@ pub struct MemberResponse {
 }
 
 impl Default for MemberResponse {
+    #[inline]
     fn default() -> Self {
         MemberResponse {
             member_id: String::new(),
@@ -216,18 +225,21 @@ impl Default for MemberResponse {
 impl MemberResponse {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -235,6 +247,7 @@ impl MemberResponse {
 }
 
 impl Struct for MemberResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 3) && !(self.member_id.is_empty()) {
@@ -299,6 +312,7 @@ impl Struct for MemberResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -324,6 +338,7 @@ impl Struct for MemberResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -352,6 +367,7 @@ impl Struct for MemberResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 6, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

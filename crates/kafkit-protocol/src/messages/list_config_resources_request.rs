@@ -22,6 +22,7 @@ pub struct ListConfigResourcesRequest {
 }
 
 impl Default for ListConfigResourcesRequest {
+    #[inline]
     fn default() -> Self {
         ListConfigResourcesRequest { resource_types: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for ListConfigResourcesRequest {
 impl ListConfigResourcesRequest {
     /// Sets `resource_types` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_types(mut self, value: Vec<i8>) -> Self {
         self.resource_types = value;
         self
@@ -37,6 +39,7 @@ impl ListConfigResourcesRequest {
 }
 
 impl Struct for ListConfigResourcesRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if !(v >= 1) && !(self.resource_types.is_empty()) {
@@ -69,6 +72,7 @@ impl Struct for ListConfigResourcesRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -84,6 +88,7 @@ impl Struct for ListConfigResourcesRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -104,6 +109,7 @@ impl Struct for ListConfigResourcesRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [1, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct ListConfigResourcesResponse {
 }
 
 impl Default for ListConfigResourcesResponse {
+    #[inline]
     fn default() -> Self {
         ListConfigResourcesResponse {
             throttle_time_ms: 0,
@@ -43,18 +44,21 @@ impl Default for ListConfigResourcesResponse {
 impl ListConfigResourcesResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `config_resources` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_config_resources(mut self, value: Vec<ConfigResource>) -> Self {
         self.config_resources = value;
         self
@@ -62,6 +66,7 @@ impl ListConfigResourcesResponse {
 }
 
 impl Struct for ListConfigResourcesResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -87,6 +92,7 @@ impl Struct for ListConfigResourcesResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -103,6 +109,7 @@ impl Struct for ListConfigResourcesResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -125,6 +132,7 @@ impl Struct for ListConfigResourcesResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -170,6 +178,7 @@ pub struct ConfigResource {
 }
 
 impl Default for ConfigResource {
+    #[inline]
     fn default() -> Self {
         ConfigResource { resource_name: String::new(), resource_type: 16, unknown_tagged_fields: Vec::new() }
     }
@@ -178,12 +187,14 @@ impl Default for ConfigResource {
 impl ConfigResource {
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
@@ -191,6 +202,7 @@ impl ConfigResource {
 }
 
 impl Struct for ConfigResource {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("ConfigResource", "ResourceName"))?;
@@ -220,6 +232,7 @@ impl Struct for ConfigResource {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -236,6 +249,7 @@ impl Struct for ConfigResource {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -256,6 +270,7 @@ impl Struct for ConfigResource {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct ListGroupsResponse {
 }
 
 impl Default for ListGroupsResponse {
+    #[inline]
     fn default() -> Self {
         ListGroupsResponse { throttle_time_ms: 0, error_code: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -38,18 +39,21 @@ impl Default for ListGroupsResponse {
 impl ListGroupsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<ListedGroup>) -> Self {
         self.groups = value;
         self
@@ -57,6 +61,7 @@ impl ListGroupsResponse {
 }
 
 impl Struct for ListGroupsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -90,6 +95,7 @@ impl Struct for ListGroupsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -108,6 +114,7 @@ impl Struct for ListGroupsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -132,6 +139,7 @@ impl Struct for ListGroupsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 10, 10, 8, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -185,6 +193,7 @@ pub struct ListedGroup {
 }
 
 impl Default for ListedGroup {
+    #[inline]
     fn default() -> Self {
         ListedGroup {
             group_id: String::new(),
@@ -199,24 +208,28 @@ impl Default for ListedGroup {
 impl ListedGroup {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: String) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `group_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_state(mut self, value: String) -> Self {
         self.group_state = value;
         self
     }
     /// Sets `group_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_type(mut self, value: String) -> Self {
         self.group_type = value;
         self
@@ -224,6 +237,7 @@ impl ListedGroup {
 }
 
 impl Struct for ListedGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ListedGroup", "GroupId"))?;
@@ -264,6 +278,7 @@ impl Struct for ListedGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -284,6 +299,7 @@ impl Struct for ListedGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -308,6 +324,7 @@ impl Struct for ListedGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 4, 4, 3, 4, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

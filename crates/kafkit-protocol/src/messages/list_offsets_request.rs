@@ -34,6 +34,7 @@ pub struct ListOffsetsRequest {
 }
 
 impl Default for ListOffsetsRequest {
+    #[inline]
     fn default() -> Self {
         ListOffsetsRequest {
             replica_id: 0,
@@ -48,24 +49,28 @@ impl Default for ListOffsetsRequest {
 impl ListOffsetsRequest {
     /// Sets `replica_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `isolation_level` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_isolation_level(mut self, value: i8) -> Self {
         self.isolation_level = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<ListOffsetsTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
@@ -73,6 +78,7 @@ impl ListOffsetsRequest {
 }
 
 impl Struct for ListOffsetsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         put_i32(buf, *(&self.replica_id));
@@ -116,6 +122,7 @@ impl Struct for ListOffsetsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -137,6 +144,7 @@ impl Struct for ListOffsetsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -164,6 +172,7 @@ impl Struct for ListOffsetsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [8, 8, 9, 9, 9, 9, 7, 7, 7, 7, 11, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -215,6 +224,7 @@ pub struct ListOffsetsPartition {
 }
 
 impl Default for ListOffsetsPartition {
+    #[inline]
     fn default() -> Self {
         ListOffsetsPartition {
             partition_index: 0,
@@ -228,18 +238,21 @@ impl Default for ListOffsetsPartition {
 impl ListOffsetsPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `current_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timestamp(mut self, value: i64) -> Self {
         self.timestamp = value;
         self
@@ -247,6 +260,7 @@ impl ListOffsetsPartition {
 }
 
 impl Struct for ListOffsetsPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         put_i32(buf, *(&self.partition_index));
@@ -277,6 +291,7 @@ impl Struct for ListOffsetsPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -294,6 +309,7 @@ impl Struct for ListOffsetsPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -315,6 +331,7 @@ impl Struct for ListOffsetsPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [12, 12, 12, 12, 16, 16, 17, 17, 17, 17, 17, 17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -360,6 +377,7 @@ pub struct ListOffsetsTopic {
 }
 
 impl Default for ListOffsetsTopic {
+    #[inline]
     fn default() -> Self {
         ListOffsetsTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -368,12 +386,14 @@ impl Default for ListOffsetsTopic {
 impl ListOffsetsTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<ListOffsetsPartition>) -> Self {
         self.partitions = value;
         self
@@ -381,6 +401,7 @@ impl ListOffsetsTopic {
 }
 
 impl Struct for ListOffsetsTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("ListOffsetsTopic", "Name"))?;
@@ -404,6 +425,7 @@ impl Struct for ListOffsetsTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -419,6 +441,7 @@ impl Struct for ListOffsetsTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -442,6 +465,7 @@ impl Struct for ListOffsetsTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [6, 6, 6, 6, 6, 6, 3, 3, 3, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

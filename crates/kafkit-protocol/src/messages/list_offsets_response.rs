@@ -26,6 +26,7 @@ pub struct ListOffsetsResponse {
 }
 
 impl Default for ListOffsetsResponse {
+    #[inline]
     fn default() -> Self {
         ListOffsetsResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for ListOffsetsResponse {
 impl ListOffsetsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<ListOffsetsTopicResponse>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl ListOffsetsResponse {
 }
 
 impl Struct for ListOffsetsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 2) && !(self.throttle_time_ms == 0) {
@@ -79,6 +83,7 @@ impl Struct for ListOffsetsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -96,6 +101,7 @@ impl Struct for ListOffsetsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -121,6 +127,7 @@ impl Struct for ListOffsetsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [4, 4, 8, 8, 8, 8, 6, 6, 6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -176,6 +183,7 @@ pub struct ListOffsetsPartitionResponse {
 }
 
 impl Default for ListOffsetsPartitionResponse {
+    #[inline]
     fn default() -> Self {
         ListOffsetsPartitionResponse {
             partition_index: 0,
@@ -191,30 +199,35 @@ impl Default for ListOffsetsPartitionResponse {
 impl ListOffsetsPartitionResponse {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timestamp(mut self, value: i64) -> Self {
         self.timestamp = value;
         self
     }
     /// Sets `offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offset(mut self, value: i64) -> Self {
         self.offset = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -222,6 +235,7 @@ impl ListOffsetsPartitionResponse {
 }
 
 impl Struct for ListOffsetsPartitionResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         put_i32(buf, *(&self.partition_index));
@@ -254,6 +268,7 @@ impl Struct for ListOffsetsPartitionResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -273,6 +288,7 @@ impl Struct for ListOffsetsPartitionResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -296,6 +312,7 @@ impl Struct for ListOffsetsPartitionResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [6, 22, 22, 22, 26, 26, 27, 27, 27, 27, 27, 27];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -354,6 +371,7 @@ pub struct ListOffsetsTopicResponse {
 }
 
 impl Default for ListOffsetsTopicResponse {
+    #[inline]
     fn default() -> Self {
         ListOffsetsTopicResponse { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -362,12 +380,14 @@ impl Default for ListOffsetsTopicResponse {
 impl ListOffsetsTopicResponse {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<ListOffsetsPartitionResponse>) -> Self {
         self.partitions = value;
         self
@@ -375,6 +395,7 @@ impl ListOffsetsTopicResponse {
 }
 
 impl Struct for ListOffsetsTopicResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("ListOffsetsTopicResponse", "Name"))?;
@@ -399,6 +420,7 @@ impl Struct for ListOffsetsTopicResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -414,6 +436,7 @@ impl Struct for ListOffsetsTopicResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -437,6 +460,7 @@ impl Struct for ListOffsetsTopicResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 12] = [6, 6, 6, 6, 6, 6, 3, 3, 3, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

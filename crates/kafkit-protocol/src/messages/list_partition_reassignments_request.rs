@@ -26,6 +26,7 @@ pub struct ListPartitionReassignmentsRequest {
 }
 
 impl Default for ListPartitionReassignmentsRequest {
+    #[inline]
     fn default() -> Self {
         ListPartitionReassignmentsRequest { timeout_ms: 60000, topics: None, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for ListPartitionReassignmentsRequest {
 impl ListPartitionReassignmentsRequest {
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Option<Vec<ListPartitionReassignmentsTopics>>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl ListPartitionReassignmentsRequest {
 }
 
 impl Struct for ListPartitionReassignmentsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.timeout_ms));
@@ -78,6 +82,7 @@ impl Struct for ListPartitionReassignmentsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -95,6 +100,7 @@ impl Struct for ListPartitionReassignmentsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -118,6 +124,7 @@ impl Struct for ListPartitionReassignmentsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -164,6 +171,7 @@ pub struct ListPartitionReassignmentsTopics {
 }
 
 impl Default for ListPartitionReassignmentsTopics {
+    #[inline]
     fn default() -> Self {
         ListPartitionReassignmentsTopics {
             name: String::new(),
@@ -176,12 +184,14 @@ impl Default for ListPartitionReassignmentsTopics {
 impl ListPartitionReassignmentsTopics {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -189,6 +199,7 @@ impl ListPartitionReassignmentsTopics {
 }
 
 impl Struct for ListPartitionReassignmentsTopics {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("ListPartitionReassignmentsTopics", "Name"))?;
@@ -213,6 +224,7 @@ impl Struct for ListPartitionReassignmentsTopics {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -227,6 +239,7 @@ impl Struct for ListPartitionReassignmentsTopics {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -246,6 +259,7 @@ impl Struct for ListPartitionReassignmentsTopics {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct ListPartitionReassignmentsResponse {
 }
 
 impl Default for ListPartitionReassignmentsResponse {
+    #[inline]
     fn default() -> Self {
         ListPartitionReassignmentsResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for ListPartitionReassignmentsResponse {
 impl ListPartitionReassignmentsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OngoingTopicReassignment>) -> Self {
         self.topics = value;
         self
@@ -73,6 +78,7 @@ impl ListPartitionReassignmentsResponse {
 }
 
 impl Struct for ListPartitionReassignmentsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -100,6 +106,7 @@ impl Struct for ListPartitionReassignmentsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -117,6 +124,7 @@ impl Struct for ListPartitionReassignmentsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -142,6 +150,7 @@ impl Struct for ListPartitionReassignmentsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -199,6 +208,7 @@ pub struct OngoingPartitionReassignment {
 }
 
 impl Default for OngoingPartitionReassignment {
+    #[inline]
     fn default() -> Self {
         OngoingPartitionReassignment {
             partition_index: 0,
@@ -213,24 +223,28 @@ impl Default for OngoingPartitionReassignment {
 impl OngoingPartitionReassignment {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replicas(mut self, value: Vec<i32>) -> Self {
         self.replicas = value;
         self
     }
     /// Sets `adding_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_adding_replicas(mut self, value: Vec<i32>) -> Self {
         self.adding_replicas = value;
         self
     }
     /// Sets `removing_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_removing_replicas(mut self, value: Vec<i32>) -> Self {
         self.removing_replicas = value;
         self
@@ -238,6 +252,7 @@ impl OngoingPartitionReassignment {
 }
 
 impl Struct for OngoingPartitionReassignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -272,6 +287,7 @@ impl Struct for OngoingPartitionReassignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -288,6 +304,7 @@ impl Struct for OngoingPartitionReassignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -311,6 +328,7 @@ impl Struct for OngoingPartitionReassignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -366,6 +384,7 @@ pub struct OngoingTopicReassignment {
 }
 
 impl Default for OngoingTopicReassignment {
+    #[inline]
     fn default() -> Self {
         OngoingTopicReassignment { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -374,12 +393,14 @@ impl Default for OngoingTopicReassignment {
 impl OngoingTopicReassignment {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OngoingPartitionReassignment>) -> Self {
         self.partitions = value;
         self
@@ -387,6 +408,7 @@ impl OngoingTopicReassignment {
 }
 
 impl Struct for OngoingTopicReassignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("OngoingTopicReassignment", "Name"))?;
@@ -411,6 +433,7 @@ impl Struct for OngoingTopicReassignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -426,6 +449,7 @@ impl Struct for OngoingTopicReassignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -449,6 +473,7 @@ impl Struct for OngoingTopicReassignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

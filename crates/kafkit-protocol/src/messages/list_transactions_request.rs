@@ -34,6 +34,7 @@ pub struct ListTransactionsRequest {
 }
 
 impl Default for ListTransactionsRequest {
+    #[inline]
     fn default() -> Self {
         ListTransactionsRequest {
             state_filters: Vec::new(),
@@ -48,24 +49,28 @@ impl Default for ListTransactionsRequest {
 impl ListTransactionsRequest {
     /// Sets `state_filters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_state_filters(mut self, value: Vec<String>) -> Self {
         self.state_filters = value;
         self
     }
     /// Sets `producer_id_filters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id_filters(mut self, value: Vec<i64>) -> Self {
         self.producer_id_filters = value;
         self
     }
     /// Sets `duration_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_duration_filter(mut self, value: i64) -> Self {
         self.duration_filter = value;
         self
     }
     /// Sets `transactional_id_pattern` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id_pattern(mut self, value: Option<String>) -> Self {
         self.transactional_id_pattern = value;
         self
@@ -73,6 +78,7 @@ impl ListTransactionsRequest {
 }
 
 impl Struct for ListTransactionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.state_filters).len()), flex)
@@ -138,6 +144,7 @@ impl Struct for ListTransactionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -163,6 +170,7 @@ impl Struct for ListTransactionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -195,6 +203,7 @@ impl Struct for ListTransactionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [3, 11, 12];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct ListTransactionsResponse {
 }
 
 impl Default for ListTransactionsResponse {
+    #[inline]
     fn default() -> Self {
         ListTransactionsResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for ListTransactionsResponse {
 impl ListTransactionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `unknown_state_filters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_unknown_state_filters(mut self, value: Vec<String>) -> Self {
         self.unknown_state_filters = value;
         self
     }
     /// Sets `transaction_states` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_states(mut self, value: Vec<TransactionState>) -> Self {
         self.transaction_states = value;
         self
@@ -73,6 +78,7 @@ impl ListTransactionsResponse {
 }
 
 impl Struct for ListTransactionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -103,6 +109,7 @@ impl Struct for ListTransactionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -121,6 +128,7 @@ impl Struct for ListTransactionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -147,6 +155,7 @@ impl Struct for ListTransactionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [9, 9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -206,6 +215,7 @@ pub struct TransactionState {
 }
 
 impl Default for TransactionState {
+    #[inline]
     fn default() -> Self {
         TransactionState {
             transactional_id: String::new(),
@@ -219,18 +229,21 @@ impl Default for TransactionState {
 impl TransactionState {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `transaction_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_state(mut self, value: String) -> Self {
         self.transaction_state = value;
         self
@@ -238,6 +251,7 @@ impl TransactionState {
 }
 
 impl Struct for TransactionState {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("TransactionState", "TransactionalId"))?;
@@ -259,6 +273,7 @@ impl Struct for TransactionState {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -274,6 +289,7 @@ impl Struct for TransactionState {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -293,6 +309,7 @@ impl Struct for TransactionState {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [11, 11, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct MetadataRequest {
 }
 
 impl Default for MetadataRequest {
+    #[inline]
     fn default() -> Self {
         MetadataRequest {
             topics: Some(Vec::new()),
@@ -48,24 +49,28 @@ impl Default for MetadataRequest {
 impl MetadataRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Option<Vec<MetadataRequestTopic>>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `allow_auto_topic_creation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_allow_auto_topic_creation(mut self, value: bool) -> Self {
         self.allow_auto_topic_creation = value;
         self
     }
     /// Sets `include_cluster_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_cluster_authorized_operations(mut self, value: bool) -> Self {
         self.include_cluster_authorized_operations = value;
         self
     }
     /// Sets `include_topic_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_topic_authorized_operations(mut self, value: bool) -> Self {
         self.include_topic_authorized_operations = value;
         self
@@ -73,6 +78,7 @@ impl MetadataRequest {
 }
 
 impl Struct for MetadataRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if v >= 1 {
@@ -150,6 +156,7 @@ impl Struct for MetadataRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -181,6 +188,7 @@ impl Struct for MetadataRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -220,6 +228,7 @@ impl Struct for MetadataRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [4, 4, 4, 4, 5, 5, 5, 5, 7, 5, 5, 4, 4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -279,6 +288,7 @@ pub struct MetadataRequestTopic {
 }
 
 impl Default for MetadataRequestTopic {
+    #[inline]
     fn default() -> Self {
         MetadataRequestTopic { topic_id: Uuid::ZERO, name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -287,12 +297,14 @@ impl Default for MetadataRequestTopic {
 impl MetadataRequestTopic {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: Option<String>) -> Self {
         self.name = value;
         self
@@ -300,6 +312,7 @@ impl MetadataRequestTopic {
 }
 
 impl Struct for MetadataRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if !(v >= 10) && !(self.topic_id.is_zero()) {
@@ -345,6 +358,7 @@ impl Struct for MetadataRequestTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -365,6 +379,7 @@ impl Struct for MetadataRequestTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -388,6 +403,7 @@ impl Struct for MetadataRequestTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 18, 18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

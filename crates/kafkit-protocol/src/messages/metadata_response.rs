@@ -46,6 +46,7 @@ pub struct MetadataResponse {
 }
 
 impl Default for MetadataResponse {
+    #[inline]
     fn default() -> Self {
         MetadataResponse {
             throttle_time_ms: 0,
@@ -63,42 +64,49 @@ impl Default for MetadataResponse {
 impl MetadataResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `brokers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_brokers(mut self, value: Vec<MetadataResponseBroker>) -> Self {
         self.brokers = value;
         self
     }
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `controller_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<MetadataResponseTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `cluster_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_authorized_operations(mut self, value: i32) -> Self {
         self.cluster_authorized_operations = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -106,6 +114,7 @@ impl MetadataResponse {
 }
 
 impl Struct for MetadataResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if !(v >= 3) && !(self.throttle_time_ms == 0) {
@@ -198,6 +207,7 @@ impl Struct for MetadataResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -233,6 +243,7 @@ impl Struct for MetadataResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -279,6 +290,7 @@ impl Struct for MetadataResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [8, 12, 14, 18, 18, 18, 18, 18, 22, 16, 16, 12, 12, 14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -359,6 +371,7 @@ pub struct MetadataResponseBroker {
 }
 
 impl Default for MetadataResponseBroker {
+    #[inline]
     fn default() -> Self {
         MetadataResponseBroker {
             node_id: 0,
@@ -373,24 +386,28 @@ impl Default for MetadataResponseBroker {
 impl MetadataResponseBroker {
     /// Sets `node_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `rack` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: Option<String>) -> Self {
         self.rack = value;
         self
@@ -398,6 +415,7 @@ impl MetadataResponseBroker {
 }
 
 impl Struct for MetadataResponseBroker {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         put_i32(buf, *(&self.node_id));
@@ -445,6 +463,7 @@ impl Struct for MetadataResponseBroker {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -467,6 +486,7 @@ impl Struct for MetadataResponseBroker {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -492,6 +512,7 @@ impl Struct for MetadataResponseBroker {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [10, 12, 12, 12, 12, 12, 12, 12, 12, 11, 11, 11, 11, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -567,6 +588,7 @@ pub struct MetadataResponsePartition {
 }
 
 impl Default for MetadataResponsePartition {
+    #[inline]
     fn default() -> Self {
         MetadataResponsePartition {
             error_code: 0,
@@ -584,42 +606,49 @@ impl Default for MetadataResponsePartition {
 impl MetadataResponsePartition {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `replica_nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_nodes(mut self, value: Vec<i32>) -> Self {
         self.replica_nodes = value;
         self
     }
     /// Sets `isr_nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_isr_nodes(mut self, value: Vec<i32>) -> Self {
         self.isr_nodes = value;
         self
     }
     /// Sets `offline_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offline_replicas(mut self, value: Vec<i32>) -> Self {
         self.offline_replicas = value;
         self
@@ -627,6 +656,7 @@ impl MetadataResponsePartition {
 }
 
 impl Struct for MetadataResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         put_i16(buf, *(&self.error_code));
@@ -682,6 +712,7 @@ impl Struct for MetadataResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -705,6 +736,7 @@ impl Struct for MetadataResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -736,6 +768,7 @@ impl Struct for MetadataResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [18, 18, 18, 18, 18, 22, 22, 26, 26, 18, 18, 18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -816,6 +849,7 @@ pub struct MetadataResponseTopic {
 }
 
 impl Default for MetadataResponseTopic {
+    #[inline]
     fn default() -> Self {
         MetadataResponseTopic {
             error_code: 0,
@@ -832,36 +866,42 @@ impl Default for MetadataResponseTopic {
 impl MetadataResponseTopic {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: Option<String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `is_internal` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_internal(mut self, value: bool) -> Self {
         self.is_internal = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<MetadataResponsePartition>) -> Self {
         self.partitions = value;
         self
     }
     /// Sets `topic_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_authorized_operations(mut self, value: i32) -> Self {
         self.topic_authorized_operations = value;
         self
@@ -869,6 +909,7 @@ impl MetadataResponseTopic {
 }
 
 impl Struct for MetadataResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         put_i16(buf, *(&self.error_code));
@@ -940,6 +981,7 @@ impl Struct for MetadataResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -969,6 +1011,7 @@ impl Struct for MetadataResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -1005,6 +1048,7 @@ impl Struct for MetadataResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [8, 9, 9, 9, 9, 9, 9, 9, 13, 10, 26, 26, 26, 26];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

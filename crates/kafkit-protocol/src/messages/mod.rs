@@ -1712,6 +1712,7 @@ impl RequestKind {
     ///
     /// # Errors
     /// As [`Message::encode`].
+    #[inline]
     pub fn encode(&self, buf: &mut BytesMut, version: ApiVersion) -> Result<(), EncodeError> {
         match self {
             RequestKind::Produce(m) => m.encode(buf, version),
@@ -1832,6 +1833,7 @@ impl RequestKind {
     /// [`DecodeErrorKind::UnknownApiKey`] for a key no API has,
     /// [`DecodeErrorKind::BrokerInternalApi`] for one this build leaves out (feature
     /// `broker-internal`); otherwise as [`Message::decode`].
+    #[inline]
     pub fn decode(key: i16, buf: &mut Bytes, version: ApiVersion) -> Result<Self, DecodeError> {
         match key {
             0 => Ok(RequestKind::Produce(ProduceRequest::decode(buf, version)?)),
@@ -2284,6 +2286,7 @@ impl ResponseKind {
     ///
     /// # Errors
     /// As [`Message::encode`].
+    #[inline]
     pub fn encode(&self, buf: &mut BytesMut, version: ApiVersion) -> Result<(), EncodeError> {
         match self {
             ResponseKind::Produce(m) => m.encode(buf, version),
@@ -2404,6 +2407,7 @@ impl ResponseKind {
     /// [`DecodeErrorKind::UnknownApiKey`] for a key no API has,
     /// [`DecodeErrorKind::BrokerInternalApi`] for one this build leaves out (feature
     /// `broker-internal`); otherwise as [`Message::decode`].
+    #[inline]
     pub fn decode(key: i16, buf: &mut Bytes, version: ApiVersion) -> Result<Self, DecodeError> {
         match key {
             0 => Ok(ResponseKind::Produce(ProduceResponse::decode(buf, version)?)),

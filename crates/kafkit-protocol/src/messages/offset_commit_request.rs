@@ -42,6 +42,7 @@ pub struct OffsetCommitRequest {
 }
 
 impl Default for OffsetCommitRequest {
+    #[inline]
     fn default() -> Self {
         OffsetCommitRequest {
             group_id: String::new(),
@@ -58,36 +59,42 @@ impl Default for OffsetCommitRequest {
 impl OffsetCommitRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `generation_id_or_member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id_or_member_epoch(mut self, value: i32) -> Self {
         self.generation_id_or_member_epoch = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `retention_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_retention_time_ms(mut self, value: i64) -> Self {
         self.retention_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetCommitRequestTopic>) -> Self {
         self.topics = value;
         self
@@ -95,6 +102,7 @@ impl OffsetCommitRequest {
 }
 
 impl Struct for OffsetCommitRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetCommitRequest", "GroupId"))?;
@@ -156,6 +164,7 @@ impl Struct for OffsetCommitRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 8;
         let mut n = 0usize;
@@ -183,6 +192,7 @@ impl Struct for OffsetCommitRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 8;
         let mut this = Self::default();
@@ -217,6 +227,7 @@ impl Struct for OffsetCommitRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 12, 20, 20, 20, 12, 12, 14, 9, 9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -294,6 +305,7 @@ pub struct OffsetCommitRequestPartition {
 }
 
 impl Default for OffsetCommitRequestPartition {
+    #[inline]
     fn default() -> Self {
         OffsetCommitRequestPartition {
             partition_index: 0,
@@ -308,24 +320,28 @@ impl Default for OffsetCommitRequestPartition {
 impl OffsetCommitRequestPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `committed_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_offset(mut self, value: i64) -> Self {
         self.committed_offset = value;
         self
     }
     /// Sets `committed_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_leader_epoch(mut self, value: i32) -> Self {
         self.committed_leader_epoch = value;
         self
     }
     /// Sets `committed_metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_metadata(mut self, value: Option<String>) -> Self {
         self.committed_metadata = value;
         self
@@ -333,6 +349,7 @@ impl OffsetCommitRequestPartition {
 }
 
 impl Struct for OffsetCommitRequestPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         put_i32(buf, *(&self.partition_index));
@@ -365,6 +382,7 @@ impl Struct for OffsetCommitRequestPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 8;
         let mut n = 0usize;
@@ -383,6 +401,7 @@ impl Struct for OffsetCommitRequestPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 8;
         let mut this = Self::default();
@@ -405,6 +424,7 @@ impl Struct for OffsetCommitRequestPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [14, 14, 14, 14, 14, 14, 18, 18, 18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -464,6 +484,7 @@ pub struct OffsetCommitRequestTopic {
 }
 
 impl Default for OffsetCommitRequestTopic {
+    #[inline]
     fn default() -> Self {
         OffsetCommitRequestTopic {
             name: String::new(),
@@ -477,18 +498,21 @@ impl Default for OffsetCommitRequestTopic {
 impl OffsetCommitRequestTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetCommitRequestPartition>) -> Self {
         self.partitions = value;
         self
@@ -496,6 +520,7 @@ impl OffsetCommitRequestTopic {
 }
 
 impl Struct for OffsetCommitRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         if !(v <= 9) && !(self.name.is_empty()) {
@@ -539,6 +564,7 @@ impl Struct for OffsetCommitRequestTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 8;
         let mut n = 0usize;
@@ -559,6 +585,7 @@ impl Struct for OffsetCommitRequestTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 8;
         let mut this = Self::default();
@@ -587,6 +614,7 @@ impl Struct for OffsetCommitRequestTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 6, 6, 6, 6, 6, 6, 6, 3, 3, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct OffsetCommitResponse {
 }
 
 impl Default for OffsetCommitResponse {
+    #[inline]
     fn default() -> Self {
         OffsetCommitResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for OffsetCommitResponse {
 impl OffsetCommitResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetCommitResponseTopic>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl OffsetCommitResponse {
 }
 
 impl Struct for OffsetCommitResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         if !(v >= 3) && !(self.throttle_time_ms == 0) {
@@ -79,6 +83,7 @@ impl Struct for OffsetCommitResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 8;
         let mut n = 0usize;
@@ -96,6 +101,7 @@ impl Struct for OffsetCommitResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 8;
         let mut this = Self::default();
@@ -121,6 +127,7 @@ impl Struct for OffsetCommitResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [4, 4, 4, 8, 8, 8, 8, 8, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -164,6 +171,7 @@ pub struct OffsetCommitResponsePartition {
 }
 
 impl Default for OffsetCommitResponsePartition {
+    #[inline]
     fn default() -> Self {
         OffsetCommitResponsePartition { partition_index: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -172,12 +180,14 @@ impl Default for OffsetCommitResponsePartition {
 impl OffsetCommitResponsePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -185,6 +195,7 @@ impl OffsetCommitResponsePartition {
 }
 
 impl Struct for OffsetCommitResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         put_i32(buf, *(&self.partition_index));
@@ -205,6 +216,7 @@ impl Struct for OffsetCommitResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 8;
         let mut n = 0usize;
@@ -219,6 +231,7 @@ impl Struct for OffsetCommitResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 8;
         let mut this = Self::default();
@@ -237,6 +250,7 @@ impl Struct for OffsetCommitResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -280,6 +294,7 @@ pub struct OffsetCommitResponseTopic {
 }
 
 impl Default for OffsetCommitResponseTopic {
+    #[inline]
     fn default() -> Self {
         OffsetCommitResponseTopic {
             name: String::new(),
@@ -293,18 +308,21 @@ impl Default for OffsetCommitResponseTopic {
 impl OffsetCommitResponseTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetCommitResponsePartition>) -> Self {
         self.partitions = value;
         self
@@ -312,6 +330,7 @@ impl OffsetCommitResponseTopic {
 }
 
 impl Struct for OffsetCommitResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 8;
         if !(v <= 9) && !(self.name.is_empty()) {
@@ -355,6 +374,7 @@ impl Struct for OffsetCommitResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 8;
         let mut n = 0usize;
@@ -375,6 +395,7 @@ impl Struct for OffsetCommitResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 8;
         let mut this = Self::default();
@@ -403,6 +424,7 @@ impl Struct for OffsetCommitResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 6, 6, 6, 6, 6, 6, 6, 3, 3, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

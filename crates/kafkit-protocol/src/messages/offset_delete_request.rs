@@ -24,6 +24,7 @@ pub struct OffsetDeleteRequest {
 }
 
 impl Default for OffsetDeleteRequest {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteRequest { group_id: String::new(), topics: Vec::new() }
     }
@@ -32,12 +33,14 @@ impl Default for OffsetDeleteRequest {
 impl OffsetDeleteRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetDeleteRequestTopic>) -> Self {
         self.topics = value;
         self
@@ -45,6 +48,7 @@ impl OffsetDeleteRequest {
 }
 
 impl Struct for OffsetDeleteRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetDeleteRequest", "GroupId"))?;
@@ -56,6 +60,7 @@ impl Struct for OffsetDeleteRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -66,6 +71,7 @@ impl Struct for OffsetDeleteRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -80,6 +86,7 @@ impl Struct for OffsetDeleteRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -112,6 +119,7 @@ pub struct OffsetDeleteRequestPartition {
 }
 
 impl Default for OffsetDeleteRequestPartition {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteRequestPartition { partition_index: 0 }
     }
@@ -120,6 +128,7 @@ impl Default for OffsetDeleteRequestPartition {
 impl OffsetDeleteRequestPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -127,6 +136,7 @@ impl OffsetDeleteRequestPartition {
 }
 
 impl Struct for OffsetDeleteRequestPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_i32(buf, *(&self.partition_index));
@@ -134,6 +144,7 @@ impl Struct for OffsetDeleteRequestPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -142,6 +153,7 @@ impl Struct for OffsetDeleteRequestPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -150,6 +162,7 @@ impl Struct for OffsetDeleteRequestPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -185,6 +198,7 @@ pub struct OffsetDeleteRequestTopic {
 }
 
 impl Default for OffsetDeleteRequestTopic {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteRequestTopic { name: String::new(), partitions: Vec::new() }
     }
@@ -193,12 +207,14 @@ impl Default for OffsetDeleteRequestTopic {
 impl OffsetDeleteRequestTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetDeleteRequestPartition>) -> Self {
         self.partitions = value;
         self
@@ -206,6 +222,7 @@ impl OffsetDeleteRequestTopic {
 }
 
 impl Struct for OffsetDeleteRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteRequestTopic", "Name"))?;
@@ -218,6 +235,7 @@ impl Struct for OffsetDeleteRequestTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -228,6 +246,7 @@ impl Struct for OffsetDeleteRequestTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -242,6 +261,7 @@ impl Struct for OffsetDeleteRequestTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -28,6 +28,7 @@ pub struct OffsetDeleteResponse {
 }
 
 impl Default for OffsetDeleteResponse {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteResponse { error_code: 0, throttle_time_ms: 0, topics: Vec::new() }
     }
@@ -36,18 +37,21 @@ impl Default for OffsetDeleteResponse {
 impl OffsetDeleteResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetDeleteResponseTopic>) -> Self {
         self.topics = value;
         self
@@ -55,6 +59,7 @@ impl OffsetDeleteResponse {
 }
 
 impl Struct for OffsetDeleteResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_i16(buf, *(&self.error_code));
@@ -67,6 +72,7 @@ impl Struct for OffsetDeleteResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -78,6 +84,7 @@ impl Struct for OffsetDeleteResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -93,6 +100,7 @@ impl Struct for OffsetDeleteResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -134,6 +142,7 @@ pub struct OffsetDeleteResponsePartition {
 }
 
 impl Default for OffsetDeleteResponsePartition {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteResponsePartition { partition_index: 0, error_code: 0 }
     }
@@ -142,12 +151,14 @@ impl Default for OffsetDeleteResponsePartition {
 impl OffsetDeleteResponsePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -155,6 +166,7 @@ impl OffsetDeleteResponsePartition {
 }
 
 impl Struct for OffsetDeleteResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_i32(buf, *(&self.partition_index));
@@ -163,6 +175,7 @@ impl Struct for OffsetDeleteResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -172,6 +185,7 @@ impl Struct for OffsetDeleteResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -181,6 +195,7 @@ impl Struct for OffsetDeleteResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -217,6 +232,7 @@ pub struct OffsetDeleteResponseTopic {
 }
 
 impl Default for OffsetDeleteResponseTopic {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteResponseTopic { name: String::new(), partitions: Vec::new() }
     }
@@ -225,12 +241,14 @@ impl Default for OffsetDeleteResponseTopic {
 impl OffsetDeleteResponseTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetDeleteResponsePartition>) -> Self {
         self.partitions = value;
         self
@@ -238,6 +256,7 @@ impl OffsetDeleteResponseTopic {
 }
 
 impl Struct for OffsetDeleteResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteResponseTopic", "Name"))?;
@@ -250,6 +269,7 @@ impl Struct for OffsetDeleteResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -260,6 +280,7 @@ impl Struct for OffsetDeleteResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -274,6 +295,7 @@ impl Struct for OffsetDeleteResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

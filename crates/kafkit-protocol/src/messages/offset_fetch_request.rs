@@ -34,6 +34,7 @@ pub struct OffsetFetchRequest {
 }
 
 impl Default for OffsetFetchRequest {
+    #[inline]
     fn default() -> Self {
         OffsetFetchRequest {
             group_id: String::new(),
@@ -48,24 +49,28 @@ impl Default for OffsetFetchRequest {
 impl OffsetFetchRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Option<Vec<OffsetFetchRequestTopic>>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<OffsetFetchRequestGroup>) -> Self {
         self.groups = value;
         self
     }
     /// Sets `require_stable` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_require_stable(mut self, value: bool) -> Self {
         self.require_stable = value;
         self
@@ -73,6 +78,7 @@ impl OffsetFetchRequest {
 }
 
 impl Struct for OffsetFetchRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v <= 7) && !(self.group_id.is_empty()) {
@@ -162,6 +168,7 @@ impl Struct for OffsetFetchRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -196,6 +203,7 @@ impl Struct for OffsetFetchRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -240,6 +248,7 @@ impl Struct for OffsetFetchRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 6, 6, 6, 6, 6, 3, 4, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -300,6 +309,7 @@ pub struct OffsetFetchRequestTopic {
 }
 
 impl Default for OffsetFetchRequestTopic {
+    #[inline]
     fn default() -> Self {
         OffsetFetchRequestTopic {
             name: String::new(),
@@ -312,12 +322,14 @@ impl Default for OffsetFetchRequestTopic {
 impl OffsetFetchRequestTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -325,6 +337,7 @@ impl OffsetFetchRequestTopic {
 }
 
 impl Struct for OffsetFetchRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v <= 7) && !(self.name.is_empty()) {
@@ -367,6 +380,7 @@ impl Struct for OffsetFetchRequestTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -385,6 +399,7 @@ impl Struct for OffsetFetchRequestTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -409,6 +424,7 @@ impl Struct for OffsetFetchRequestTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 6, 6, 6, 6, 6, 3, 3, 1, 1, 1];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -456,6 +472,7 @@ pub struct OffsetFetchRequestTopics {
 }
 
 impl Default for OffsetFetchRequestTopics {
+    #[inline]
     fn default() -> Self {
         OffsetFetchRequestTopics {
             name: String::new(),
@@ -469,18 +486,21 @@ impl Default for OffsetFetchRequestTopics {
 impl OffsetFetchRequestTopics {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partition_indexes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -488,6 +508,7 @@ impl OffsetFetchRequestTopics {
 }
 
 impl Struct for OffsetFetchRequestTopics {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 8 && v <= 9) && !(self.name.is_empty()) {
@@ -540,6 +561,7 @@ impl Struct for OffsetFetchRequestTopics {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -561,6 +583,7 @@ impl Struct for OffsetFetchRequestTopics {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -588,6 +611,7 @@ impl Struct for OffsetFetchRequestTopics {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [0, 0, 0, 0, 0, 0, 1, 1, 3, 3, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -641,6 +665,7 @@ pub struct OffsetFetchRequestGroup {
 }
 
 impl Default for OffsetFetchRequestGroup {
+    #[inline]
     fn default() -> Self {
         OffsetFetchRequestGroup {
             group_id: String::new(),
@@ -655,24 +680,28 @@ impl Default for OffsetFetchRequestGroup {
 impl OffsetFetchRequestGroup {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: Option<String>) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Option<Vec<OffsetFetchRequestTopics>>) -> Self {
         self.topics = value;
         self
@@ -680,6 +709,7 @@ impl OffsetFetchRequestGroup {
 }
 
 impl Struct for OffsetFetchRequestGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 8) && !(self.group_id.is_empty()) {
@@ -784,6 +814,7 @@ impl Struct for OffsetFetchRequestGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -821,6 +852,7 @@ impl Struct for OffsetFetchRequestGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -863,6 +895,7 @@ impl Struct for OffsetFetchRequestGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [0, 0, 0, 0, 0, 0, 1, 1, 3, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

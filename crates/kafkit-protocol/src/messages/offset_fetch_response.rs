@@ -34,6 +34,7 @@ pub struct OffsetFetchResponse {
 }
 
 impl Default for OffsetFetchResponse {
+    #[inline]
     fn default() -> Self {
         OffsetFetchResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for OffsetFetchResponse {
 impl OffsetFetchResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetFetchResponseTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<OffsetFetchResponseGroup>) -> Self {
         self.groups = value;
         self
@@ -73,6 +78,7 @@ impl OffsetFetchResponse {
 }
 
 impl Struct for OffsetFetchResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 3) && !(self.throttle_time_ms == 0) {
@@ -137,6 +143,7 @@ impl Struct for OffsetFetchResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -163,6 +170,7 @@ impl Struct for OffsetFetchResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -201,6 +209,7 @@ impl Struct for OffsetFetchResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [4, 4, 6, 10, 10, 10, 8, 8, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -268,6 +277,7 @@ pub struct OffsetFetchResponsePartition {
 }
 
 impl Default for OffsetFetchResponsePartition {
+    #[inline]
     fn default() -> Self {
         OffsetFetchResponsePartition {
             partition_index: 0,
@@ -283,30 +293,35 @@ impl Default for OffsetFetchResponsePartition {
 impl OffsetFetchResponsePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `committed_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_offset(mut self, value: i64) -> Self {
         self.committed_offset = value;
         self
     }
     /// Sets `committed_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_leader_epoch(mut self, value: i32) -> Self {
         self.committed_leader_epoch = value;
         self
     }
     /// Sets `metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: Option<String>) -> Self {
         self.metadata = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -314,6 +329,7 @@ impl OffsetFetchResponsePartition {
 }
 
 impl Struct for OffsetFetchResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v <= 7) && !(self.partition_index == 0) {
@@ -398,6 +414,7 @@ impl Struct for OffsetFetchResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -429,6 +446,7 @@ impl Struct for OffsetFetchResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -463,6 +481,7 @@ impl Struct for OffsetFetchResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [16, 16, 16, 16, 16, 20, 20, 20, 1, 1, 1];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -529,6 +548,7 @@ pub struct OffsetFetchResponseTopic {
 }
 
 impl Default for OffsetFetchResponseTopic {
+    #[inline]
     fn default() -> Self {
         OffsetFetchResponseTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -537,12 +557,14 @@ impl Default for OffsetFetchResponseTopic {
 impl OffsetFetchResponseTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetFetchResponsePartition>) -> Self {
         self.partitions = value;
         self
@@ -550,6 +572,7 @@ impl OffsetFetchResponseTopic {
 }
 
 impl Struct for OffsetFetchResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v <= 7) && !(self.name.is_empty()) {
@@ -592,6 +615,7 @@ impl Struct for OffsetFetchResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -611,6 +635,7 @@ impl Struct for OffsetFetchResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -638,6 +663,7 @@ impl Struct for OffsetFetchResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [6, 6, 6, 6, 6, 6, 3, 3, 1, 1, 1];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -697,6 +723,7 @@ pub struct OffsetFetchResponsePartitions {
 }
 
 impl Default for OffsetFetchResponsePartitions {
+    #[inline]
     fn default() -> Self {
         OffsetFetchResponsePartitions {
             partition_index: 0,
@@ -712,30 +739,35 @@ impl Default for OffsetFetchResponsePartitions {
 impl OffsetFetchResponsePartitions {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `committed_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_offset(mut self, value: i64) -> Self {
         self.committed_offset = value;
         self
     }
     /// Sets `committed_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_leader_epoch(mut self, value: i32) -> Self {
         self.committed_leader_epoch = value;
         self
     }
     /// Sets `metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: Option<String>) -> Self {
         self.metadata = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -743,6 +775,7 @@ impl OffsetFetchResponsePartitions {
 }
 
 impl Struct for OffsetFetchResponsePartitions {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 8) && !(self.partition_index == 0) {
@@ -827,6 +860,7 @@ impl Struct for OffsetFetchResponsePartitions {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -858,6 +892,7 @@ impl Struct for OffsetFetchResponsePartitions {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -892,6 +927,7 @@ impl Struct for OffsetFetchResponsePartitions {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [0, 0, 0, 0, 0, 0, 1, 1, 20, 20, 20];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -962,6 +998,7 @@ pub struct OffsetFetchResponseTopics {
 }
 
 impl Default for OffsetFetchResponseTopics {
+    #[inline]
     fn default() -> Self {
         OffsetFetchResponseTopics {
             name: String::new(),
@@ -975,18 +1012,21 @@ impl Default for OffsetFetchResponseTopics {
 impl OffsetFetchResponseTopics {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetFetchResponsePartitions>) -> Self {
         self.partitions = value;
         self
@@ -994,6 +1034,7 @@ impl OffsetFetchResponseTopics {
 }
 
 impl Struct for OffsetFetchResponseTopics {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 8 && v <= 9) && !(self.name.is_empty()) {
@@ -1046,6 +1087,7 @@ impl Struct for OffsetFetchResponseTopics {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -1068,6 +1110,7 @@ impl Struct for OffsetFetchResponseTopics {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -1098,6 +1141,7 @@ impl Struct for OffsetFetchResponseTopics {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [0, 0, 0, 0, 0, 0, 1, 1, 3, 3, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1151,6 +1195,7 @@ pub struct OffsetFetchResponseGroup {
 }
 
 impl Default for OffsetFetchResponseGroup {
+    #[inline]
     fn default() -> Self {
         OffsetFetchResponseGroup {
             group_id: String::new(),
@@ -1164,18 +1209,21 @@ impl Default for OffsetFetchResponseGroup {
 impl OffsetFetchResponseGroup {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetFetchResponseTopics>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -1183,6 +1231,7 @@ impl OffsetFetchResponseGroup {
 }
 
 impl Struct for OffsetFetchResponseGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 8) && !(self.group_id.is_empty()) {
@@ -1235,6 +1284,7 @@ impl Struct for OffsetFetchResponseGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
@@ -1257,6 +1307,7 @@ impl Struct for OffsetFetchResponseGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
@@ -1287,6 +1338,7 @@ impl Struct for OffsetFetchResponseGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 11] = [0, 0, 0, 0, 0, 0, 1, 1, 5, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

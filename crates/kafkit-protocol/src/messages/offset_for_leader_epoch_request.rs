@@ -26,6 +26,7 @@ pub struct OffsetForLeaderEpochRequest {
 }
 
 impl Default for OffsetForLeaderEpochRequest {
+    #[inline]
     fn default() -> Self {
         OffsetForLeaderEpochRequest { replica_id: -2, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for OffsetForLeaderEpochRequest {
 impl OffsetForLeaderEpochRequest {
     /// Sets `replica_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetForLeaderTopic>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl OffsetForLeaderEpochRequest {
 }
 
 impl Struct for OffsetForLeaderEpochRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 3) && !(self.replica_id == -2) {
@@ -80,6 +84,7 @@ impl Struct for OffsetForLeaderEpochRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -97,6 +102,7 @@ impl Struct for OffsetForLeaderEpochRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -122,6 +128,7 @@ impl Struct for OffsetForLeaderEpochRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [4, 4, 4, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -169,6 +176,7 @@ pub struct OffsetForLeaderPartition {
 }
 
 impl Default for OffsetForLeaderPartition {
+    #[inline]
     fn default() -> Self {
         OffsetForLeaderPartition {
             partition: 0,
@@ -182,18 +190,21 @@ impl Default for OffsetForLeaderPartition {
 impl OffsetForLeaderPartition {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `current_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -201,6 +212,7 @@ impl OffsetForLeaderPartition {
 }
 
 impl Struct for OffsetForLeaderPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_i32(buf, *(&self.partition));
@@ -222,6 +234,7 @@ impl Struct for OffsetForLeaderPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -237,6 +250,7 @@ impl Struct for OffsetForLeaderPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -256,6 +270,7 @@ impl Struct for OffsetForLeaderPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 12, 12, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -296,6 +311,7 @@ pub struct OffsetForLeaderTopic {
 }
 
 impl Default for OffsetForLeaderTopic {
+    #[inline]
     fn default() -> Self {
         OffsetForLeaderTopic { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -304,12 +320,14 @@ impl Default for OffsetForLeaderTopic {
 impl OffsetForLeaderTopic {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetForLeaderPartition>) -> Self {
         self.partitions = value;
         self
@@ -317,6 +335,7 @@ impl OffsetForLeaderTopic {
 }
 
 impl Struct for OffsetForLeaderTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_string(buf, (&self.topic), flex).map_err(|e| e.at("OffsetForLeaderTopic", "Topic"))?;
@@ -341,6 +360,7 @@ impl Struct for OffsetForLeaderTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -356,6 +376,7 @@ impl Struct for OffsetForLeaderTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -379,6 +400,7 @@ impl Struct for OffsetForLeaderTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct OffsetForLeaderEpochResponse {
 }
 
 impl Default for OffsetForLeaderEpochResponse {
+    #[inline]
     fn default() -> Self {
         OffsetForLeaderEpochResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for OffsetForLeaderEpochResponse {
 impl OffsetForLeaderEpochResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetForLeaderTopicResult>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl OffsetForLeaderEpochResponse {
 }
 
 impl Struct for OffsetForLeaderEpochResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for OffsetForLeaderEpochResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for OffsetForLeaderEpochResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for OffsetForLeaderEpochResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [4, 4, 8, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -160,6 +167,7 @@ pub struct EpochEndOffset {
 }
 
 impl Default for EpochEndOffset {
+    #[inline]
     fn default() -> Self {
         EpochEndOffset {
             error_code: 0,
@@ -174,24 +182,28 @@ impl Default for EpochEndOffset {
 impl EpochEndOffset {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `end_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
@@ -199,6 +211,7 @@ impl EpochEndOffset {
 }
 
 impl Struct for EpochEndOffset {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_i16(buf, *(&self.error_code));
@@ -221,6 +234,7 @@ impl Struct for EpochEndOffset {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -237,6 +251,7 @@ impl Struct for EpochEndOffset {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -257,6 +272,7 @@ impl Struct for EpochEndOffset {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [14, 18, 18, 18, 19];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -304,6 +320,7 @@ pub struct OffsetForLeaderTopicResult {
 }
 
 impl Default for OffsetForLeaderTopicResult {
+    #[inline]
     fn default() -> Self {
         OffsetForLeaderTopicResult { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -312,12 +329,14 @@ impl Default for OffsetForLeaderTopicResult {
 impl OffsetForLeaderTopicResult {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<EpochEndOffset>) -> Self {
         self.partitions = value;
         self
@@ -325,6 +344,7 @@ impl OffsetForLeaderTopicResult {
 }
 
 impl Struct for OffsetForLeaderTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_string(buf, (&self.topic), flex).map_err(|e| e.at("OffsetForLeaderTopicResult", "Topic"))?;
@@ -349,6 +369,7 @@ impl Struct for OffsetForLeaderTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -364,6 +385,7 @@ impl Struct for OffsetForLeaderTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -385,6 +407,7 @@ impl Struct for OffsetForLeaderTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

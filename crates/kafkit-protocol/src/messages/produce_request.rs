@@ -34,6 +34,7 @@ pub struct ProduceRequest {
 }
 
 impl Default for ProduceRequest {
+    #[inline]
     fn default() -> Self {
         ProduceRequest {
             transactional_id: None,
@@ -48,24 +49,28 @@ impl Default for ProduceRequest {
 impl ProduceRequest {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: Option<String>) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `acks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_acks(mut self, value: i16) -> Self {
         self.acks = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `topic_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_data(mut self, value: Vec<TopicProduceData>) -> Self {
         self.topic_data = value;
         self
@@ -73,6 +78,7 @@ impl ProduceRequest {
 }
 
 impl Struct for ProduceRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         put_nullable_string(buf, (&self.transactional_id).as_deref(), flex)
@@ -99,6 +105,7 @@ impl Struct for ProduceRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -116,6 +123,7 @@ impl Struct for ProduceRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -139,6 +147,7 @@ impl Struct for ProduceRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [10, 10, 10, 12, 12, 12, 12, 12, 12, 9, 9, 9, 9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -186,6 +195,7 @@ pub struct PartitionProduceData {
 }
 
 impl Default for PartitionProduceData {
+    #[inline]
     fn default() -> Self {
         PartitionProduceData { index: 0, records: Some(Bytes::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -194,12 +204,14 @@ impl Default for PartitionProduceData {
 impl PartitionProduceData {
     /// Sets `index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_index(mut self, value: i32) -> Self {
         self.index = value;
         self
     }
     /// Sets `records` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_records(mut self, value: Option<Bytes>) -> Self {
         self.records = value;
         self
@@ -207,6 +219,7 @@ impl PartitionProduceData {
 }
 
 impl Struct for PartitionProduceData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         put_i32(buf, *(&self.index));
@@ -228,6 +241,7 @@ impl Struct for PartitionProduceData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -242,6 +256,7 @@ impl Struct for PartitionProduceData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -260,6 +275,7 @@ impl Struct for PartitionProduceData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [8, 8, 8, 8, 8, 8, 8, 8, 8, 6, 6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -307,6 +323,7 @@ pub struct TopicProduceData {
 }
 
 impl Default for TopicProduceData {
+    #[inline]
     fn default() -> Self {
         TopicProduceData {
             name: String::new(),
@@ -320,18 +337,21 @@ impl Default for TopicProduceData {
 impl TopicProduceData {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partition_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_data(mut self, value: Vec<PartitionProduceData>) -> Self {
         self.partition_data = value;
         self
@@ -339,6 +359,7 @@ impl TopicProduceData {
 }
 
 impl Struct for TopicProduceData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if !(v <= 12) && !(self.name.is_empty()) {
@@ -382,6 +403,7 @@ impl Struct for TopicProduceData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -402,6 +424,7 @@ impl Struct for TopicProduceData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -430,6 +453,7 @@ impl Struct for TopicProduceData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 3, 3, 3, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct ProduceResponse {
 }
 
 impl Default for ProduceResponse {
+    #[inline]
     fn default() -> Self {
         ProduceResponse {
             responses: Vec::new(),
@@ -43,18 +44,21 @@ impl Default for ProduceResponse {
 impl ProduceResponse {
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<TopicProduceResponse>) -> Self {
         self.responses = value;
         self
     }
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `node_endpoints` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_endpoints(mut self, value: Vec<NodeEndpoint>) -> Self {
         self.node_endpoints = value;
         self
@@ -62,6 +66,7 @@ impl ProduceResponse {
 }
 
 impl Struct for ProduceResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         put_array_len(buf, Some((&self.responses).len()), flex).map_err(|e| e.at("ProduceResponse", "Responses"))?;
@@ -108,6 +113,7 @@ impl Struct for ProduceResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -131,6 +137,7 @@ impl Struct for ProduceResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -164,6 +171,7 @@ impl Struct for ProduceResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [4, 8, 8, 8, 8, 8, 8, 8, 8, 6, 6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -213,6 +221,7 @@ pub struct BatchIndexAndErrorMessage {
 }
 
 impl Default for BatchIndexAndErrorMessage {
+    #[inline]
     fn default() -> Self {
         BatchIndexAndErrorMessage { batch_index: 0, batch_index_error_message: None, unknown_tagged_fields: Vec::new() }
     }
@@ -221,12 +230,14 @@ impl Default for BatchIndexAndErrorMessage {
 impl BatchIndexAndErrorMessage {
     /// Sets `batch_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_batch_index(mut self, value: i32) -> Self {
         self.batch_index = value;
         self
     }
     /// Sets `batch_index_error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_batch_index_error_message(mut self, value: Option<String>) -> Self {
         self.batch_index_error_message = value;
         self
@@ -234,6 +245,7 @@ impl BatchIndexAndErrorMessage {
 }
 
 impl Struct for BatchIndexAndErrorMessage {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if !(v >= 8) && !(self.batch_index == 0) {
@@ -289,6 +301,7 @@ impl Struct for BatchIndexAndErrorMessage {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -311,6 +324,7 @@ impl Struct for BatchIndexAndErrorMessage {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -336,6 +350,7 @@ impl Struct for BatchIndexAndErrorMessage {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [0, 0, 0, 0, 0, 0, 0, 0, 6, 6, 6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -387,6 +402,7 @@ pub struct LeaderIdAndEpoch {
 }
 
 impl Default for LeaderIdAndEpoch {
+    #[inline]
     fn default() -> Self {
         LeaderIdAndEpoch { leader_id: -1, leader_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
@@ -395,12 +411,14 @@ impl Default for LeaderIdAndEpoch {
 impl LeaderIdAndEpoch {
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -408,6 +426,7 @@ impl LeaderIdAndEpoch {
 }
 
 impl Struct for LeaderIdAndEpoch {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if !(v >= 10) && !(self.leader_id == -1) {
@@ -446,6 +465,7 @@ impl Struct for LeaderIdAndEpoch {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -464,6 +484,7 @@ impl Struct for LeaderIdAndEpoch {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -486,6 +507,7 @@ impl Struct for LeaderIdAndEpoch {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 9, 9, 9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -553,6 +575,7 @@ pub struct PartitionProduceResponse {
 }
 
 impl Default for PartitionProduceResponse {
+    #[inline]
     fn default() -> Self {
         PartitionProduceResponse {
             index: 0,
@@ -571,48 +594,56 @@ impl Default for PartitionProduceResponse {
 impl PartitionProduceResponse {
     /// Sets `index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_index(mut self, value: i32) -> Self {
         self.index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `base_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_base_offset(mut self, value: i64) -> Self {
         self.base_offset = value;
         self
     }
     /// Sets `log_append_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_log_append_time_ms(mut self, value: i64) -> Self {
         self.log_append_time_ms = value;
         self
     }
     /// Sets `log_start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_log_start_offset(mut self, value: i64) -> Self {
         self.log_start_offset = value;
         self
     }
     /// Sets `record_errors` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_record_errors(mut self, value: Vec<BatchIndexAndErrorMessage>) -> Self {
         self.record_errors = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `current_leader` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: LeaderIdAndEpoch) -> Self {
         self.current_leader = value;
         self
@@ -620,6 +651,7 @@ impl PartitionProduceResponse {
 }
 
 impl Struct for PartitionProduceResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         put_i32(buf, *(&self.index));
@@ -706,6 +738,7 @@ impl Struct for PartitionProduceResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -740,6 +773,7 @@ impl Struct for PartitionProduceResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -784,6 +818,7 @@ impl Struct for PartitionProduceResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [14, 14, 22, 22, 22, 30, 30, 30, 36, 33, 33, 33, 33, 33];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -871,6 +906,7 @@ pub struct TopicProduceResponse {
 }
 
 impl Default for TopicProduceResponse {
+    #[inline]
     fn default() -> Self {
         TopicProduceResponse {
             name: String::new(),
@@ -884,18 +920,21 @@ impl Default for TopicProduceResponse {
 impl TopicProduceResponse {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partition_responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_responses(mut self, value: Vec<PartitionProduceResponse>) -> Self {
         self.partition_responses = value;
         self
@@ -903,6 +942,7 @@ impl TopicProduceResponse {
 }
 
 impl Struct for TopicProduceResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if !(v <= 12) && !(self.name.is_empty()) {
@@ -946,6 +986,7 @@ impl Struct for TopicProduceResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -966,6 +1007,7 @@ impl Struct for TopicProduceResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -994,6 +1036,7 @@ impl Struct for TopicProduceResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [6, 6, 6, 6, 6, 6, 6, 6, 6, 3, 3, 3, 3, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1047,6 +1090,7 @@ pub struct NodeEndpoint {
 }
 
 impl Default for NodeEndpoint {
+    #[inline]
     fn default() -> Self {
         NodeEndpoint { node_id: 0, host: String::new(), port: 0, rack: None, unknown_tagged_fields: Vec::new() }
     }
@@ -1055,24 +1099,28 @@ impl Default for NodeEndpoint {
 impl NodeEndpoint {
     /// Sets `node_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `rack` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: Option<String>) -> Self {
         self.rack = value;
         self
@@ -1080,6 +1128,7 @@ impl NodeEndpoint {
 }
 
 impl Struct for NodeEndpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 9;
         if !(v >= 10) && !(self.node_id == 0) {
@@ -1153,6 +1202,7 @@ impl Struct for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 9;
         let mut n = 0usize;
@@ -1181,6 +1231,7 @@ impl Struct for NodeEndpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 9;
         let mut this = Self::default();
@@ -1212,6 +1263,7 @@ impl Struct for NodeEndpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 14] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 11, 11, 11, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

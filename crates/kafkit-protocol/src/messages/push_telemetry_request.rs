@@ -38,6 +38,7 @@ pub struct PushTelemetryRequest {
 }
 
 impl Default for PushTelemetryRequest {
+    #[inline]
     fn default() -> Self {
         PushTelemetryRequest {
             client_instance_id: Uuid::ZERO,
@@ -53,30 +54,35 @@ impl Default for PushTelemetryRequest {
 impl PushTelemetryRequest {
     /// Sets `client_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
     }
     /// Sets `subscription_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subscription_id(mut self, value: i32) -> Self {
         self.subscription_id = value;
         self
     }
     /// Sets `terminating` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_terminating(mut self, value: bool) -> Self {
         self.terminating = value;
         self
     }
     /// Sets `compression_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_compression_type(mut self, value: i8) -> Self {
         self.compression_type = value;
         self
     }
     /// Sets `metrics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_metrics(mut self, value: Bytes) -> Self {
         self.metrics = value;
         self
@@ -84,6 +90,7 @@ impl PushTelemetryRequest {
 }
 
 impl Struct for PushTelemetryRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.client_instance_id));
@@ -107,6 +114,7 @@ impl Struct for PushTelemetryRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -124,6 +132,7 @@ impl Struct for PushTelemetryRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -145,6 +154,7 @@ impl Struct for PushTelemetryRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [24];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct PushTelemetryResponse {
 }
 
 impl Default for PushTelemetryResponse {
+    #[inline]
     fn default() -> Self {
         PushTelemetryResponse { throttle_time_ms: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for PushTelemetryResponse {
 impl PushTelemetryResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -47,6 +50,7 @@ impl PushTelemetryResponse {
 }
 
 impl Struct for PushTelemetryResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -67,6 +71,7 @@ impl Struct for PushTelemetryResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -81,6 +86,7 @@ impl Struct for PushTelemetryResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -99,6 +105,7 @@ impl Struct for PushTelemetryResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

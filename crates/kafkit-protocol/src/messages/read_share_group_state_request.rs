@@ -28,6 +28,7 @@ pub struct ReadShareGroupStateRequest {
 }
 
 impl Default for ReadShareGroupStateRequest {
+    #[inline]
     fn default() -> Self {
         ReadShareGroupStateRequest { group_id: String::new(), topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -36,12 +37,14 @@ impl Default for ReadShareGroupStateRequest {
 impl ReadShareGroupStateRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<ReadStateData>) -> Self {
         self.topics = value;
         self
@@ -49,6 +52,7 @@ impl ReadShareGroupStateRequest {
 }
 
 impl Struct for ReadShareGroupStateRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ReadShareGroupStateRequest", "GroupId"))?;
@@ -73,6 +77,7 @@ impl Struct for ReadShareGroupStateRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -88,6 +93,7 @@ impl Struct for ReadShareGroupStateRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -109,6 +115,7 @@ impl Struct for ReadShareGroupStateRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,6 +159,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData { partition: 0, leader_epoch: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -160,12 +168,14 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -173,6 +183,7 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition));
@@ -193,6 +204,7 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -207,6 +219,7 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -225,6 +238,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -264,6 +278,7 @@ pub struct ReadStateData {
 }
 
 impl Default for ReadStateData {
+    #[inline]
     fn default() -> Self {
         ReadStateData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -272,12 +287,14 @@ impl Default for ReadStateData {
 impl ReadStateData {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -285,6 +302,7 @@ impl ReadStateData {
 }
 
 impl Struct for ReadStateData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -308,6 +326,7 @@ impl Struct for ReadStateData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -323,6 +342,7 @@ impl Struct for ReadStateData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -344,6 +364,7 @@ impl Struct for ReadStateData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -24,6 +24,7 @@ pub struct ReadShareGroupStateResponse {
 }
 
 impl Default for ReadShareGroupStateResponse {
+    #[inline]
     fn default() -> Self {
         ReadShareGroupStateResponse { results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -32,6 +33,7 @@ impl Default for ReadShareGroupStateResponse {
 impl ReadShareGroupStateResponse {
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<ReadStateResult>) -> Self {
         self.results = value;
         self
@@ -39,6 +41,7 @@ impl ReadShareGroupStateResponse {
 }
 
 impl Struct for ReadShareGroupStateResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.results).len()), flex)
@@ -62,6 +65,7 @@ impl Struct for ReadShareGroupStateResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -76,6 +80,7 @@ impl Struct for ReadShareGroupStateResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -96,6 +101,7 @@ impl Struct for ReadShareGroupStateResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -142,6 +148,7 @@ pub struct StateBatch {
 }
 
 impl Default for StateBatch {
+    #[inline]
     fn default() -> Self {
         StateBatch {
             first_offset: 0,
@@ -156,24 +163,28 @@ impl Default for StateBatch {
 impl StateBatch {
     /// Sets `first_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `delivery_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_delivery_state(mut self, value: i8) -> Self {
         self.delivery_state = value;
         self
     }
     /// Sets `delivery_count` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_delivery_count(mut self, value: i16) -> Self {
         self.delivery_count = value;
         self
@@ -181,6 +192,7 @@ impl StateBatch {
 }
 
 impl Struct for StateBatch {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i64(buf, *(&self.first_offset));
@@ -203,6 +215,7 @@ impl Struct for StateBatch {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -219,6 +232,7 @@ impl Struct for StateBatch {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -239,6 +253,7 @@ impl Struct for StateBatch {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [20];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -310,6 +325,7 @@ pub struct PartitionResult {
 }
 
 impl Default for PartitionResult {
+    #[inline]
     fn default() -> Self {
         PartitionResult {
             partition: 0,
@@ -326,36 +342,42 @@ impl Default for PartitionResult {
 impl PartitionResult {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `state_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_state_epoch(mut self, value: i32) -> Self {
         self.state_epoch = value;
         self
     }
     /// Sets `start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_start_offset(mut self, value: i64) -> Self {
         self.start_offset = value;
         self
     }
     /// Sets `state_batches` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_state_batches(mut self, value: Vec<StateBatch>) -> Self {
         self.state_batches = value;
         self
@@ -363,6 +385,7 @@ impl PartitionResult {
 }
 
 impl Struct for PartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition));
@@ -392,6 +415,7 @@ impl Struct for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -411,6 +435,7 @@ impl Struct for PartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -436,6 +461,7 @@ impl Struct for PartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [21];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -497,6 +523,7 @@ pub struct ReadStateResult {
 }
 
 impl Default for ReadStateResult {
+    #[inline]
     fn default() -> Self {
         ReadStateResult { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -505,12 +532,14 @@ impl Default for ReadStateResult {
 impl ReadStateResult {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -518,6 +547,7 @@ impl ReadStateResult {
 }
 
 impl Struct for ReadStateResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -541,6 +571,7 @@ impl Struct for ReadStateResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -556,6 +587,7 @@ impl Struct for ReadStateResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -577,6 +609,7 @@ impl Struct for ReadStateResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct RemoveRaftVoterRequest {
 }
 
 impl Default for RemoveRaftVoterRequest {
+    #[inline]
     fn default() -> Self {
         RemoveRaftVoterRequest {
             cluster_id: Some(String::new()),
@@ -43,18 +44,21 @@ impl Default for RemoveRaftVoterRequest {
 impl RemoveRaftVoterRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `voter_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
@@ -62,6 +66,7 @@ impl RemoveRaftVoterRequest {
 }
 
 impl Struct for RemoveRaftVoterRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
@@ -84,6 +89,7 @@ impl Struct for RemoveRaftVoterRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -99,6 +105,7 @@ impl Struct for RemoveRaftVoterRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -118,6 +125,7 @@ impl Struct for RemoveRaftVoterRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [22];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct RenewDelegationTokenResponse {
 }
 
 impl Default for RenewDelegationTokenResponse {
+    #[inline]
     fn default() -> Self {
         RenewDelegationTokenResponse {
             error_code: 0,
@@ -43,18 +44,21 @@ impl Default for RenewDelegationTokenResponse {
 impl RenewDelegationTokenResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `expiry_timestamp_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_expiry_timestamp_ms(mut self, value: i64) -> Self {
         self.expiry_timestamp_ms = value;
         self
     }
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -62,6 +66,7 @@ impl RenewDelegationTokenResponse {
 }
 
 impl Struct for RenewDelegationTokenResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -83,6 +88,7 @@ impl Struct for RenewDelegationTokenResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -98,6 +104,7 @@ impl Struct for RenewDelegationTokenResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -117,6 +124,7 @@ impl Struct for RenewDelegationTokenResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [14, 14, 15];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

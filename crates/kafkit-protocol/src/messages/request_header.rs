@@ -34,6 +34,7 @@ pub struct RequestHeader {
 }
 
 impl Default for RequestHeader {
+    #[inline]
     fn default() -> Self {
         RequestHeader {
             request_api_key: 0,
@@ -48,24 +49,28 @@ impl Default for RequestHeader {
 impl RequestHeader {
     /// Sets `request_api_key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_request_api_key(mut self, value: i16) -> Self {
         self.request_api_key = value;
         self
     }
     /// Sets `request_api_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_request_api_version(mut self, value: i16) -> Self {
         self.request_api_version = value;
         self
     }
     /// Sets `correlation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_correlation_id(mut self, value: i32) -> Self {
         self.correlation_id = value;
         self
     }
     /// Sets `client_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_id(mut self, value: Option<String>) -> Self {
         self.client_id = value;
         self
@@ -73,6 +78,7 @@ impl RequestHeader {
 }
 
 impl Struct for RequestHeader {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.request_api_key));
@@ -95,6 +101,7 @@ impl Struct for RequestHeader {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -111,6 +118,7 @@ impl Struct for RequestHeader {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -131,6 +139,7 @@ impl Struct for RequestHeader {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 10, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -22,6 +22,7 @@ pub struct ResponseHeader {
 }
 
 impl Default for ResponseHeader {
+    #[inline]
     fn default() -> Self {
         ResponseHeader { correlation_id: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for ResponseHeader {
 impl ResponseHeader {
     /// Sets `correlation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_correlation_id(mut self, value: i32) -> Self {
         self.correlation_id = value;
         self
@@ -37,6 +39,7 @@ impl ResponseHeader {
 }
 
 impl Struct for ResponseHeader {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         put_i32(buf, *(&self.correlation_id));
@@ -56,6 +59,7 @@ impl Struct for ResponseHeader {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -69,6 +73,7 @@ impl Struct for ResponseHeader {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
@@ -86,6 +91,7 @@ impl Struct for ResponseHeader {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

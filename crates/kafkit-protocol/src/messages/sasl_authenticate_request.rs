@@ -22,6 +22,7 @@ pub struct SaslAuthenticateRequest {
 }
 
 impl Default for SaslAuthenticateRequest {
+    #[inline]
     fn default() -> Self {
         SaslAuthenticateRequest { auth_bytes: Bytes::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for SaslAuthenticateRequest {
 impl SaslAuthenticateRequest {
     /// Sets `auth_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_auth_bytes(mut self, value: Bytes) -> Self {
         self.auth_bytes = value;
         self
@@ -37,6 +39,7 @@ impl SaslAuthenticateRequest {
 }
 
 impl Struct for SaslAuthenticateRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_bytes(buf, (&self.auth_bytes), flex).map_err(|e| e.at("SaslAuthenticateRequest", "AuthBytes"))?;
@@ -56,6 +59,7 @@ impl Struct for SaslAuthenticateRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -69,6 +73,7 @@ impl Struct for SaslAuthenticateRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -86,6 +91,7 @@ impl Struct for SaslAuthenticateRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

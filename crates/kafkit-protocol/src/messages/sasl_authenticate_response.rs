@@ -34,6 +34,7 @@ pub struct SaslAuthenticateResponse {
 }
 
 impl Default for SaslAuthenticateResponse {
+    #[inline]
     fn default() -> Self {
         SaslAuthenticateResponse {
             error_code: 0,
@@ -48,24 +49,28 @@ impl Default for SaslAuthenticateResponse {
 impl SaslAuthenticateResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `auth_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_auth_bytes(mut self, value: Bytes) -> Self {
         self.auth_bytes = value;
         self
     }
     /// Sets `session_lifetime_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_session_lifetime_ms(mut self, value: i64) -> Self {
         self.session_lifetime_ms = value;
         self
@@ -73,6 +78,7 @@ impl SaslAuthenticateResponse {
 }
 
 impl Struct for SaslAuthenticateResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         put_i16(buf, *(&self.error_code));
@@ -105,6 +111,7 @@ impl Struct for SaslAuthenticateResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
@@ -123,6 +130,7 @@ impl Struct for SaslAuthenticateResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
@@ -145,6 +153,7 @@ impl Struct for SaslAuthenticateResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 16, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -20,6 +20,7 @@ pub struct SaslHandshakeRequest {
 }
 
 impl Default for SaslHandshakeRequest {
+    #[inline]
     fn default() -> Self {
         SaslHandshakeRequest { mechanism: String::new() }
     }
@@ -28,6 +29,7 @@ impl Default for SaslHandshakeRequest {
 impl SaslHandshakeRequest {
     /// Sets `mechanism` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: String) -> Self {
         self.mechanism = value;
         self
@@ -35,6 +37,7 @@ impl SaslHandshakeRequest {
 }
 
 impl Struct for SaslHandshakeRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_string(buf, (&self.mechanism), flex).map_err(|e| e.at("SaslHandshakeRequest", "Mechanism"))?;
@@ -42,6 +45,7 @@ impl Struct for SaslHandshakeRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -50,6 +54,7 @@ impl Struct for SaslHandshakeRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -58,6 +63,7 @@ impl Struct for SaslHandshakeRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -24,6 +24,7 @@ pub struct SaslHandshakeResponse {
 }
 
 impl Default for SaslHandshakeResponse {
+    #[inline]
     fn default() -> Self {
         SaslHandshakeResponse { error_code: 0, mechanisms: Vec::new() }
     }
@@ -32,12 +33,14 @@ impl Default for SaslHandshakeResponse {
 impl SaslHandshakeResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `mechanisms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanisms(mut self, value: Vec<String>) -> Self {
         self.mechanisms = value;
         self
@@ -45,6 +48,7 @@ impl SaslHandshakeResponse {
 }
 
 impl Struct for SaslHandshakeResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         put_i16(buf, *(&self.error_code));
@@ -57,6 +61,7 @@ impl Struct for SaslHandshakeResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -67,6 +72,7 @@ impl Struct for SaslHandshakeResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
@@ -79,6 +85,7 @@ impl Struct for SaslHandshakeResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -38,6 +38,7 @@ pub struct ShareAcknowledgeRequest {
 }
 
 impl Default for ShareAcknowledgeRequest {
+    #[inline]
     fn default() -> Self {
         ShareAcknowledgeRequest {
             group_id: None,
@@ -53,30 +54,35 @@ impl Default for ShareAcknowledgeRequest {
 impl ShareAcknowledgeRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: Option<String>) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: Option<String>) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `share_session_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_share_session_epoch(mut self, value: i32) -> Self {
         self.share_session_epoch = value;
         self
     }
     /// Sets `is_renew_ack` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_renew_ack(mut self, value: bool) -> Self {
         self.is_renew_ack = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<AcknowledgeTopic>) -> Self {
         self.topics = value;
         self
@@ -84,6 +90,7 @@ impl ShareAcknowledgeRequest {
 }
 
 impl Struct for ShareAcknowledgeRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_nullable_string(buf, (&self.group_id).as_deref(), flex)
@@ -121,6 +128,7 @@ impl Struct for ShareAcknowledgeRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -141,6 +149,7 @@ impl Struct for ShareAcknowledgeRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -167,6 +176,7 @@ impl Struct for ShareAcknowledgeRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -229,6 +239,7 @@ pub struct AcknowledgementBatch {
 }
 
 impl Default for AcknowledgementBatch {
+    #[inline]
     fn default() -> Self {
         AcknowledgementBatch {
             first_offset: 0,
@@ -242,18 +253,21 @@ impl Default for AcknowledgementBatch {
 impl AcknowledgementBatch {
     /// Sets `first_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `acknowledge_types` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_acknowledge_types(mut self, value: Vec<i8>) -> Self {
         self.acknowledge_types = value;
         self
@@ -261,6 +275,7 @@ impl AcknowledgementBatch {
 }
 
 impl Struct for AcknowledgementBatch {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i64(buf, *(&self.first_offset));
@@ -286,6 +301,7 @@ impl Struct for AcknowledgementBatch {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -301,6 +317,7 @@ impl Struct for AcknowledgementBatch {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -321,6 +338,7 @@ impl Struct for AcknowledgementBatch {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -366,6 +384,7 @@ pub struct AcknowledgePartition {
 }
 
 impl Default for AcknowledgePartition {
+    #[inline]
     fn default() -> Self {
         AcknowledgePartition {
             partition_index: 0,
@@ -378,12 +397,14 @@ impl Default for AcknowledgePartition {
 impl AcknowledgePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `acknowledgement_batches` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_acknowledgement_batches(mut self, value: Vec<AcknowledgementBatch>) -> Self {
         self.acknowledgement_batches = value;
         self
@@ -391,6 +412,7 @@ impl AcknowledgePartition {
 }
 
 impl Struct for AcknowledgePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -415,6 +437,7 @@ impl Struct for AcknowledgePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -430,6 +453,7 @@ impl Struct for AcknowledgePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -453,6 +477,7 @@ impl Struct for AcknowledgePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -496,6 +521,7 @@ pub struct AcknowledgeTopic {
 }
 
 impl Default for AcknowledgeTopic {
+    #[inline]
     fn default() -> Self {
         AcknowledgeTopic { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -504,12 +530,14 @@ impl Default for AcknowledgeTopic {
 impl AcknowledgeTopic {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<AcknowledgePartition>) -> Self {
         self.partitions = value;
         self
@@ -517,6 +545,7 @@ impl AcknowledgeTopic {
 }
 
 impl Struct for AcknowledgeTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -540,6 +569,7 @@ impl Struct for AcknowledgeTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -555,6 +585,7 @@ impl Struct for AcknowledgeTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -578,6 +609,7 @@ impl Struct for AcknowledgeTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

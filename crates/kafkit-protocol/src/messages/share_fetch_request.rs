@@ -66,6 +66,7 @@ pub struct ShareFetchRequest {
 }
 
 impl Default for ShareFetchRequest {
+    #[inline]
     fn default() -> Self {
         ShareFetchRequest {
             group_id: None,
@@ -88,72 +89,84 @@ impl Default for ShareFetchRequest {
 impl ShareFetchRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: Option<String>) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: Option<String>) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `share_session_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_share_session_epoch(mut self, value: i32) -> Self {
         self.share_session_epoch = value;
         self
     }
     /// Sets `max_wait_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_wait_ms(mut self, value: i32) -> Self {
         self.max_wait_ms = value;
         self
     }
     /// Sets `min_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_bytes(mut self, value: i32) -> Self {
         self.min_bytes = value;
         self
     }
     /// Sets `max_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_bytes(mut self, value: i32) -> Self {
         self.max_bytes = value;
         self
     }
     /// Sets `max_records` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_records(mut self, value: i32) -> Self {
         self.max_records = value;
         self
     }
     /// Sets `batch_size` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_batch_size(mut self, value: i32) -> Self {
         self.batch_size = value;
         self
     }
     /// Sets `share_acquire_mode` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_share_acquire_mode(mut self, value: i8) -> Self {
         self.share_acquire_mode = value;
         self
     }
     /// Sets `is_renew_ack` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_renew_ack(mut self, value: bool) -> Self {
         self.is_renew_ack = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<FetchTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `forgotten_topics_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_forgotten_topics_data(mut self, value: Vec<ForgottenTopic>) -> Self {
         self.forgotten_topics_data = value;
         self
@@ -161,6 +174,7 @@ impl ShareFetchRequest {
 }
 
 impl Struct for ShareFetchRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_nullable_string(buf, (&self.group_id).as_deref(), flex)
@@ -218,6 +232,7 @@ impl Struct for ShareFetchRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -248,6 +263,7 @@ impl Struct for ShareFetchRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -286,6 +302,7 @@ impl Struct for ShareFetchRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [21, 29, 31];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -371,6 +388,7 @@ pub struct AcknowledgementBatch {
 }
 
 impl Default for AcknowledgementBatch {
+    #[inline]
     fn default() -> Self {
         AcknowledgementBatch {
             first_offset: 0,
@@ -384,18 +402,21 @@ impl Default for AcknowledgementBatch {
 impl AcknowledgementBatch {
     /// Sets `first_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `acknowledge_types` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_acknowledge_types(mut self, value: Vec<i8>) -> Self {
         self.acknowledge_types = value;
         self
@@ -403,6 +424,7 @@ impl AcknowledgementBatch {
 }
 
 impl Struct for AcknowledgementBatch {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i64(buf, *(&self.first_offset));
@@ -428,6 +450,7 @@ impl Struct for AcknowledgementBatch {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -443,6 +466,7 @@ impl Struct for AcknowledgementBatch {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -463,6 +487,7 @@ impl Struct for AcknowledgementBatch {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -512,6 +537,7 @@ pub struct FetchPartition {
 }
 
 impl Default for FetchPartition {
+    #[inline]
     fn default() -> Self {
         FetchPartition {
             partition_index: 0,
@@ -525,18 +551,21 @@ impl Default for FetchPartition {
 impl FetchPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `partition_max_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_max_bytes(mut self, value: i32) -> Self {
         self.partition_max_bytes = value;
         self
     }
     /// Sets `acknowledgement_batches` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_acknowledgement_batches(mut self, value: Vec<AcknowledgementBatch>) -> Self {
         self.acknowledgement_batches = value;
         self
@@ -544,6 +573,7 @@ impl FetchPartition {
 }
 
 impl Struct for FetchPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -575,6 +605,7 @@ impl Struct for FetchPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -590,6 +621,7 @@ impl Struct for FetchPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -613,6 +645,7 @@ impl Struct for FetchPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [10, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -665,6 +698,7 @@ pub struct FetchTopic {
 }
 
 impl Default for FetchTopic {
+    #[inline]
     fn default() -> Self {
         FetchTopic { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -673,12 +707,14 @@ impl Default for FetchTopic {
 impl FetchTopic {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<FetchPartition>) -> Self {
         self.partitions = value;
         self
@@ -686,6 +722,7 @@ impl FetchTopic {
 }
 
 impl Struct for FetchTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -709,6 +746,7 @@ impl Struct for FetchTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -724,6 +762,7 @@ impl Struct for FetchTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -745,6 +784,7 @@ impl Struct for FetchTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -788,6 +828,7 @@ pub struct ForgottenTopic {
 }
 
 impl Default for ForgottenTopic {
+    #[inline]
     fn default() -> Self {
         ForgottenTopic { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -796,12 +837,14 @@ impl Default for ForgottenTopic {
 impl ForgottenTopic {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -809,6 +852,7 @@ impl ForgottenTopic {
 }
 
 impl Struct for ForgottenTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -832,6 +876,7 @@ impl Struct for ForgottenTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -846,6 +891,7 @@ impl Struct for ForgottenTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -865,6 +911,7 @@ impl Struct for ForgottenTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct ShareGroupDescribeResponse {
 }
 
 impl Default for ShareGroupDescribeResponse {
+    #[inline]
     fn default() -> Self {
         ShareGroupDescribeResponse { throttle_time_ms: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for ShareGroupDescribeResponse {
 impl ShareGroupDescribeResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<DescribedGroup>) -> Self {
         self.groups = value;
         self
@@ -47,6 +50,7 @@ impl ShareGroupDescribeResponse {
 }
 
 impl Struct for ShareGroupDescribeResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for ShareGroupDescribeResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for ShareGroupDescribeResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -107,6 +113,7 @@ impl Struct for ShareGroupDescribeResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -170,6 +177,7 @@ pub struct Member {
 }
 
 impl Default for Member {
+    #[inline]
     fn default() -> Self {
         Member {
             member_id: String::new(),
@@ -187,42 +195,49 @@ impl Default for Member {
 impl Member {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `rack_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: Option<String>) -> Self {
         self.rack_id = value;
         self
     }
     /// Sets `member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `client_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_id(mut self, value: String) -> Self {
         self.client_id = value;
         self
     }
     /// Sets `client_host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_host(mut self, value: String) -> Self {
         self.client_host = value;
         self
     }
     /// Sets `subscribed_topic_names` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subscribed_topic_names(mut self, value: Vec<String>) -> Self {
         self.subscribed_topic_names = value;
         self
     }
     /// Sets `assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: Assignment) -> Self {
         self.assignment = value;
         self
@@ -230,6 +245,7 @@ impl Member {
 }
 
 impl Struct for Member {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.member_id), flex).map_err(|e| e.at("Member", "MemberId"))?;
@@ -259,6 +275,7 @@ impl Struct for Member {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -279,6 +296,7 @@ impl Struct for Member {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -305,6 +323,7 @@ impl Struct for Member {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [12, 12];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -397,6 +416,7 @@ pub struct DescribedGroup {
 }
 
 impl Default for DescribedGroup {
+    #[inline]
     fn default() -> Self {
         DescribedGroup {
             error_code: 0,
@@ -416,54 +436,63 @@ impl Default for DescribedGroup {
 impl DescribedGroup {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `group_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_state(mut self, value: String) -> Self {
         self.group_state = value;
         self
     }
     /// Sets `group_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_epoch(mut self, value: i32) -> Self {
         self.group_epoch = value;
         self
     }
     /// Sets `assignment_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignment_epoch(mut self, value: i32) -> Self {
         self.assignment_epoch = value;
         self
     }
     /// Sets `assignor_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignor_name(mut self, value: String) -> Self {
         self.assignor_name = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<Member>) -> Self {
         self.members = value;
         self
     }
     /// Sets `authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_authorized_operations(mut self, value: i32) -> Self {
         self.authorized_operations = value;
         self
@@ -471,6 +500,7 @@ impl DescribedGroup {
 }
 
 impl Struct for DescribedGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.error_code));
@@ -502,6 +532,7 @@ impl Struct for DescribedGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -524,6 +555,7 @@ impl Struct for DescribedGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -552,6 +584,7 @@ impl Struct for DescribedGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [20, 20];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -628,6 +661,7 @@ pub struct TopicPartitions {
 }
 
 impl Default for TopicPartitions {
+    #[inline]
     fn default() -> Self {
         TopicPartitions {
             topic_id: Uuid::ZERO,
@@ -641,18 +675,21 @@ impl Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -660,6 +697,7 @@ impl TopicPartitions {
 }
 
 impl Struct for TopicPartitions {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -684,6 +722,7 @@ impl Struct for TopicPartitions {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -699,6 +738,7 @@ impl Struct for TopicPartitions {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -719,6 +759,7 @@ impl Struct for TopicPartitions {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [19, 19];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -760,6 +801,7 @@ pub struct Assignment {
 }
 
 impl Default for Assignment {
+    #[inline]
     fn default() -> Self {
         Assignment { topic_partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -768,6 +810,7 @@ impl Default for Assignment {
 impl Assignment {
     /// Sets `topic_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(mut self, value: Vec<TopicPartitions>) -> Self {
         self.topic_partitions = value;
         self
@@ -775,6 +818,7 @@ impl Assignment {
 }
 
 impl Struct for Assignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.topic_partitions).len()), flex)
@@ -798,6 +842,7 @@ impl Struct for Assignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -812,6 +857,7 @@ impl Struct for Assignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -832,6 +878,7 @@ impl Struct for Assignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

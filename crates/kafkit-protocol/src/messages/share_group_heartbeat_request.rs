@@ -38,6 +38,7 @@ pub struct ShareGroupHeartbeatRequest {
 }
 
 impl Default for ShareGroupHeartbeatRequest {
+    #[inline]
     fn default() -> Self {
         ShareGroupHeartbeatRequest {
             group_id: String::new(),
@@ -53,30 +54,35 @@ impl Default for ShareGroupHeartbeatRequest {
 impl ShareGroupHeartbeatRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `rack_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: Option<String>) -> Self {
         self.rack_id = value;
         self
     }
     /// Sets `subscribed_topic_names` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subscribed_topic_names(mut self, value: Option<Vec<String>>) -> Self {
         self.subscribed_topic_names = value;
         self
@@ -84,6 +90,7 @@ impl ShareGroupHeartbeatRequest {
 }
 
 impl Struct for ShareGroupHeartbeatRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ShareGroupHeartbeatRequest", "GroupId"))?;
@@ -120,6 +127,7 @@ impl Struct for ShareGroupHeartbeatRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -140,6 +148,7 @@ impl Struct for ShareGroupHeartbeatRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -164,6 +173,7 @@ impl Struct for ShareGroupHeartbeatRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

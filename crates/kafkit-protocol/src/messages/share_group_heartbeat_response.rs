@@ -46,6 +46,7 @@ pub struct ShareGroupHeartbeatResponse {
 }
 
 impl Default for ShareGroupHeartbeatResponse {
+    #[inline]
     fn default() -> Self {
         ShareGroupHeartbeatResponse {
             throttle_time_ms: 0,
@@ -63,42 +64,49 @@ impl Default for ShareGroupHeartbeatResponse {
 impl ShareGroupHeartbeatResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: Option<String>) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `heartbeat_interval_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_heartbeat_interval_ms(mut self, value: i32) -> Self {
         self.heartbeat_interval_ms = value;
         self
     }
     /// Sets `assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: Option<Assignment>) -> Self {
         self.assignment = value;
         self
@@ -106,6 +114,7 @@ impl ShareGroupHeartbeatResponse {
 }
 
 impl Struct for ShareGroupHeartbeatResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -139,6 +148,7 @@ impl Struct for ShareGroupHeartbeatResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -158,6 +168,7 @@ impl Struct for ShareGroupHeartbeatResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -184,6 +195,7 @@ impl Struct for ShareGroupHeartbeatResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -244,6 +256,7 @@ pub struct Assignment {
 }
 
 impl Default for Assignment {
+    #[inline]
     fn default() -> Self {
         Assignment { topic_partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -252,6 +265,7 @@ impl Default for Assignment {
 impl Assignment {
     /// Sets `topic_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(mut self, value: Vec<TopicPartitions>) -> Self {
         self.topic_partitions = value;
         self
@@ -259,6 +273,7 @@ impl Assignment {
 }
 
 impl Struct for Assignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.topic_partitions).len()), flex)
@@ -282,6 +297,7 @@ impl Struct for Assignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -296,6 +312,7 @@ impl Struct for Assignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -316,6 +333,7 @@ impl Struct for Assignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -354,6 +372,7 @@ pub struct TopicPartitions {
 }
 
 impl Default for TopicPartitions {
+    #[inline]
     fn default() -> Self {
         TopicPartitions { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -362,12 +381,14 @@ impl Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -375,6 +396,7 @@ impl TopicPartitions {
 }
 
 impl Struct for TopicPartitions {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_uuid(buf, (&self.topic_id));
@@ -398,6 +420,7 @@ impl Struct for TopicPartitions {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -412,6 +435,7 @@ impl Struct for TopicPartitions {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -431,6 +455,7 @@ impl Struct for TopicPartitions {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

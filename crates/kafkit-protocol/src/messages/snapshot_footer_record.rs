@@ -24,6 +24,7 @@ pub struct SnapshotFooterRecord {
 }
 
 impl Default for SnapshotFooterRecord {
+    #[inline]
     fn default() -> Self {
         SnapshotFooterRecord { version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -32,6 +33,7 @@ impl Default for SnapshotFooterRecord {
 impl SnapshotFooterRecord {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
@@ -39,6 +41,7 @@ impl SnapshotFooterRecord {
 }
 
 impl Struct for SnapshotFooterRecord {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.version));
@@ -58,6 +61,7 @@ impl Struct for SnapshotFooterRecord {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -71,6 +75,7 @@ impl Struct for SnapshotFooterRecord {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -88,6 +93,7 @@ impl Struct for SnapshotFooterRecord {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -28,6 +28,7 @@ pub struct SnapshotHeaderRecord {
 }
 
 impl Default for SnapshotHeaderRecord {
+    #[inline]
     fn default() -> Self {
         SnapshotHeaderRecord { version: 0, last_contained_log_timestamp: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -36,12 +37,14 @@ impl Default for SnapshotHeaderRecord {
 impl SnapshotHeaderRecord {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `last_contained_log_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_contained_log_timestamp(mut self, value: i64) -> Self {
         self.last_contained_log_timestamp = value;
         self
@@ -49,6 +52,7 @@ impl SnapshotHeaderRecord {
 }
 
 impl Struct for SnapshotHeaderRecord {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.version));
@@ -69,6 +73,7 @@ impl Struct for SnapshotHeaderRecord {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -83,6 +88,7 @@ impl Struct for SnapshotHeaderRecord {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -101,6 +107,7 @@ impl Struct for SnapshotHeaderRecord {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -30,6 +30,7 @@ pub struct StreamsGroupDescribeRequest {
 }
 
 impl Default for StreamsGroupDescribeRequest {
+    #[inline]
     fn default() -> Self {
         StreamsGroupDescribeRequest {
             group_ids: Vec::new(),
@@ -43,18 +44,21 @@ impl Default for StreamsGroupDescribeRequest {
 impl StreamsGroupDescribeRequest {
     /// Sets `group_ids` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_ids(mut self, value: Vec<String>) -> Self {
         self.group_ids = value;
         self
     }
     /// Sets `include_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_authorized_operations(mut self, value: bool) -> Self {
         self.include_authorized_operations = value;
         self
     }
     /// Sets `include_topology_description` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_include_topology_description(mut self, value: bool) -> Self {
         self.include_topology_description = value;
         self
@@ -62,6 +66,7 @@ impl StreamsGroupDescribeRequest {
 }
 
 impl Struct for StreamsGroupDescribeRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.group_ids).len()), flex)
@@ -96,6 +101,7 @@ impl Struct for StreamsGroupDescribeRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -114,6 +120,7 @@ impl Struct for StreamsGroupDescribeRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -138,6 +145,7 @@ impl Struct for StreamsGroupDescribeRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct StreamsGroupDescribeResponse {
 }
 
 impl Default for StreamsGroupDescribeResponse {
+    #[inline]
     fn default() -> Self {
         StreamsGroupDescribeResponse { throttle_time_ms: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for StreamsGroupDescribeResponse {
 impl StreamsGroupDescribeResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<DescribedGroup>) -> Self {
         self.groups = value;
         self
@@ -47,6 +50,7 @@ impl StreamsGroupDescribeResponse {
 }
 
 impl Struct for StreamsGroupDescribeResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -71,6 +75,7 @@ impl Struct for StreamsGroupDescribeResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -86,6 +91,7 @@ impl Struct for StreamsGroupDescribeResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -107,6 +113,7 @@ impl Struct for StreamsGroupDescribeResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -162,6 +169,7 @@ pub struct Subtopology {
 }
 
 impl Default for Subtopology {
+    #[inline]
     fn default() -> Self {
         Subtopology {
             subtopology_id: String::new(),
@@ -177,30 +185,35 @@ impl Default for Subtopology {
 impl Subtopology {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `source_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source_topics(mut self, value: Vec<String>) -> Self {
         self.source_topics = value;
         self
     }
     /// Sets `repartition_sink_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_repartition_sink_topics(mut self, value: Vec<String>) -> Self {
         self.repartition_sink_topics = value;
         self
     }
     /// Sets `state_changelog_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_state_changelog_topics(mut self, value: Vec<TopicInfo>) -> Self {
         self.state_changelog_topics = value;
         self
     }
     /// Sets `repartition_source_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_repartition_source_topics(mut self, value: Vec<TopicInfo>) -> Self {
         self.repartition_source_topics = value;
         self
@@ -208,6 +221,7 @@ impl Subtopology {
 }
 
 impl Struct for Subtopology {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.subtopology_id), flex).map_err(|e| e.at("Subtopology", "SubtopologyId"))?;
@@ -246,6 +260,7 @@ impl Struct for Subtopology {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -267,6 +282,7 @@ impl Struct for Subtopology {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -300,6 +316,7 @@ impl Struct for Subtopology {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -358,6 +375,7 @@ pub struct Topology {
 }
 
 impl Default for Topology {
+    #[inline]
     fn default() -> Self {
         Topology { epoch: 0, subtopologies: None, unknown_tagged_fields: Vec::new() }
     }
@@ -366,12 +384,14 @@ impl Default for Topology {
 impl Topology {
     /// Sets `epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
     }
     /// Sets `subtopologies` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopologies(mut self, value: Option<Vec<Subtopology>>) -> Self {
         self.subtopologies = value;
         self
@@ -379,6 +399,7 @@ impl Topology {
 }
 
 impl Struct for Topology {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.epoch));
@@ -409,6 +430,7 @@ impl Struct for Topology {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -426,6 +448,7 @@ impl Struct for Topology {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -447,6 +470,7 @@ impl Struct for Topology {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -542,6 +566,7 @@ pub struct Member {
 }
 
 impl Default for Member {
+    #[inline]
     fn default() -> Self {
         Member {
             member_id: String::new(),
@@ -567,90 +592,105 @@ impl Default for Member {
 impl Member {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_instance_id(mut self, value: Option<String>) -> Self {
         self.instance_id = value;
         self
     }
     /// Sets `rack_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: Option<String>) -> Self {
         self.rack_id = value;
         self
     }
     /// Sets `client_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_id(mut self, value: String) -> Self {
         self.client_id = value;
         self
     }
     /// Sets `client_host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_host(mut self, value: String) -> Self {
         self.client_host = value;
         self
     }
     /// Sets `topology_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topology_epoch(mut self, value: i32) -> Self {
         self.topology_epoch = value;
         self
     }
     /// Sets `process_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_process_id(mut self, value: String) -> Self {
         self.process_id = value;
         self
     }
     /// Sets `user_endpoint` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user_endpoint(mut self, value: Option<Endpoint>) -> Self {
         self.user_endpoint = value;
         self
     }
     /// Sets `client_tags` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_tags(mut self, value: Vec<KeyValue>) -> Self {
         self.client_tags = value;
         self
     }
     /// Sets `task_offsets` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_task_offsets(mut self, value: Vec<TaskOffset>) -> Self {
         self.task_offsets = value;
         self
     }
     /// Sets `task_end_offsets` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_task_end_offsets(mut self, value: Vec<TaskOffset>) -> Self {
         self.task_end_offsets = value;
         self
     }
     /// Sets `assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: Assignment) -> Self {
         self.assignment = value;
         self
     }
     /// Sets `target_assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_target_assignment(mut self, value: Assignment) -> Self {
         self.target_assignment = value;
         self
     }
     /// Sets `is_classic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_classic(mut self, value: bool) -> Self {
         self.is_classic = value;
         self
@@ -658,6 +698,7 @@ impl Member {
 }
 
 impl Struct for Member {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.member_id), flex).map_err(|e| e.at("Member", "MemberId"))?;
@@ -706,6 +747,7 @@ impl Struct for Member {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -736,6 +778,7 @@ impl Struct for Member {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -779,6 +822,7 @@ impl Struct for Member {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [28, 28];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -915,6 +959,7 @@ pub struct DescribedGroup {
 }
 
 impl Default for DescribedGroup {
+    #[inline]
     fn default() -> Self {
         DescribedGroup {
             error_code: 0,
@@ -937,72 +982,84 @@ impl Default for DescribedGroup {
 impl DescribedGroup {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `group_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_state(mut self, value: String) -> Self {
         self.group_state = value;
         self
     }
     /// Sets `group_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_epoch(mut self, value: i32) -> Self {
         self.group_epoch = value;
         self
     }
     /// Sets `assignment_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignment_epoch(mut self, value: i32) -> Self {
         self.assignment_epoch = value;
         self
     }
     /// Sets `topology` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topology(mut self, value: Option<Topology>) -> Self {
         self.topology = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<Member>) -> Self {
         self.members = value;
         self
     }
     /// Sets `authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_authorized_operations(mut self, value: i32) -> Self {
         self.authorized_operations = value;
         self
     }
     /// Sets `topology_description` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topology_description(mut self, value: Option<TopologyDescription>) -> Self {
         self.topology_description = value;
         self
     }
     /// Sets `topology_description_status` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topology_description_status(mut self, value: i8) -> Self {
         self.topology_description_status = value;
         self
     }
     /// Sets `assignor_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignor_name(mut self, value: Option<String>) -> Self {
         self.assignor_name = value;
         self
@@ -1010,6 +1067,7 @@ impl DescribedGroup {
 }
 
 impl Struct for DescribedGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.error_code));
@@ -1114,6 +1172,7 @@ impl Struct for DescribedGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1153,6 +1212,7 @@ impl Struct for DescribedGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1207,6 +1267,7 @@ impl Struct for DescribedGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [20, 23];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1310,6 +1371,7 @@ pub struct Endpoint {
 }
 
 impl Default for Endpoint {
+    #[inline]
     fn default() -> Self {
         Endpoint { host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -1318,12 +1380,14 @@ impl Default for Endpoint {
 impl Endpoint {
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -1331,6 +1395,7 @@ impl Endpoint {
 }
 
 impl Struct for Endpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.host), flex).map_err(|e| e.at("Endpoint", "Host"))?;
@@ -1351,6 +1416,7 @@ impl Struct for Endpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1365,6 +1431,7 @@ impl Struct for Endpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1383,6 +1450,7 @@ impl Struct for Endpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1426,6 +1494,7 @@ pub struct TaskOffset {
 }
 
 impl Default for TaskOffset {
+    #[inline]
     fn default() -> Self {
         TaskOffset { subtopology_id: String::new(), partition: 0, offset: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -1434,18 +1503,21 @@ impl Default for TaskOffset {
 impl TaskOffset {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offset(mut self, value: i64) -> Self {
         self.offset = value;
         self
@@ -1453,6 +1525,7 @@ impl TaskOffset {
 }
 
 impl Struct for TaskOffset {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.subtopology_id), flex).map_err(|e| e.at("TaskOffset", "SubtopologyId"))?;
@@ -1474,6 +1547,7 @@ impl Struct for TaskOffset {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1489,6 +1563,7 @@ impl Struct for TaskOffset {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1508,6 +1583,7 @@ impl Struct for TaskOffset {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [14, 14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1552,6 +1628,7 @@ pub struct Assignment {
 }
 
 impl Default for Assignment {
+    #[inline]
     fn default() -> Self {
         Assignment {
             active_tasks: Vec::new(),
@@ -1565,18 +1642,21 @@ impl Default for Assignment {
 impl Assignment {
     /// Sets `active_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_active_tasks(mut self, value: Vec<TaskIds>) -> Self {
         self.active_tasks = value;
         self
     }
     /// Sets `standby_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_standby_tasks(mut self, value: Vec<TaskIds>) -> Self {
         self.standby_tasks = value;
         self
     }
     /// Sets `warmup_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_warmup_tasks(mut self, value: Vec<TaskIds>) -> Self {
         self.warmup_tasks = value;
         self
@@ -1584,6 +1664,7 @@ impl Assignment {
 }
 
 impl Struct for Assignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.active_tasks).len()), flex).map_err(|e| e.at("Assignment", "ActiveTasks"))?;
@@ -1614,6 +1695,7 @@ impl Struct for Assignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1632,6 +1714,7 @@ impl Struct for Assignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1660,6 +1743,7 @@ impl Struct for Assignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1705,6 +1789,7 @@ pub struct TaskIds {
 }
 
 impl Default for TaskIds {
+    #[inline]
     fn default() -> Self {
         TaskIds { subtopology_id: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -1713,12 +1798,14 @@ impl Default for TaskIds {
 impl TaskIds {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -1726,6 +1813,7 @@ impl TaskIds {
 }
 
 impl Struct for TaskIds {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.subtopology_id), flex).map_err(|e| e.at("TaskIds", "SubtopologyId"))?;
@@ -1749,6 +1837,7 @@ impl Struct for TaskIds {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1763,6 +1852,7 @@ impl Struct for TaskIds {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1782,6 +1872,7 @@ impl Struct for TaskIds {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1825,6 +1916,7 @@ pub struct KeyValue {
 }
 
 impl Default for KeyValue {
+    #[inline]
     fn default() -> Self {
         KeyValue { key: String::new(), value: String::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -1833,12 +1925,14 @@ impl Default for KeyValue {
 impl KeyValue {
     /// Sets `key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: String) -> Self {
         self.key = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: String) -> Self {
         self.value = value;
         self
@@ -1846,6 +1940,7 @@ impl KeyValue {
 }
 
 impl Struct for KeyValue {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.key), flex).map_err(|e| e.at("KeyValue", "Key"))?;
@@ -1866,6 +1961,7 @@ impl Struct for KeyValue {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1880,6 +1976,7 @@ impl Struct for KeyValue {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1898,6 +1995,7 @@ impl Struct for KeyValue {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1945,6 +2043,7 @@ pub struct TopicInfo {
 }
 
 impl Default for TopicInfo {
+    #[inline]
     fn default() -> Self {
         TopicInfo {
             name: String::new(),
@@ -1959,24 +2058,28 @@ impl Default for TopicInfo {
 impl TopicInfo {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: i32) -> Self {
         self.partitions = value;
         self
     }
     /// Sets `replication_factor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replication_factor(mut self, value: i16) -> Self {
         self.replication_factor = value;
         self
     }
     /// Sets `topic_configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_configs(mut self, value: Vec<KeyValue>) -> Self {
         self.topic_configs = value;
         self
@@ -1984,6 +2087,7 @@ impl TopicInfo {
 }
 
 impl Struct for TopicInfo {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicInfo", "Name"))?;
@@ -2009,6 +2113,7 @@ impl Struct for TopicInfo {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -2026,6 +2131,7 @@ impl Struct for TopicInfo {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -2049,6 +2155,7 @@ impl Struct for TopicInfo {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -2098,6 +2205,7 @@ pub struct TopologyDescription {
 }
 
 impl Default for TopologyDescription {
+    #[inline]
     fn default() -> Self {
         TopologyDescription { subtopologies: Vec::new(), global_stores: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -2106,12 +2214,14 @@ impl Default for TopologyDescription {
 impl TopologyDescription {
     /// Sets `subtopologies` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopologies(mut self, value: Vec<TopologyDescriptionSubtopology>) -> Self {
         self.subtopologies = value;
         self
     }
     /// Sets `global_stores` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_global_stores(mut self, value: Vec<TopologyDescriptionGlobalStore>) -> Self {
         self.global_stores = value;
         self
@@ -2119,6 +2229,7 @@ impl TopologyDescription {
 }
 
 impl Struct for TopologyDescription {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if !(v >= 1) && !(self.subtopologies.is_empty()) {
@@ -2165,6 +2276,7 @@ impl Struct for TopologyDescription {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -2185,6 +2297,7 @@ impl Struct for TopologyDescription {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -2217,6 +2330,7 @@ impl Struct for TopologyDescription {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [1, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -2268,6 +2382,7 @@ pub struct TopologyDescriptionSubtopology {
 }
 
 impl Default for TopologyDescriptionSubtopology {
+    #[inline]
     fn default() -> Self {
         TopologyDescriptionSubtopology {
             subtopology_id: String::new(),
@@ -2280,12 +2395,14 @@ impl Default for TopologyDescriptionSubtopology {
 impl TopologyDescriptionSubtopology {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_nodes(mut self, value: Vec<TopologyDescriptionNode>) -> Self {
         self.nodes = value;
         self
@@ -2293,6 +2410,7 @@ impl TopologyDescriptionSubtopology {
 }
 
 impl Struct for TopologyDescriptionSubtopology {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if !(v >= 1) && !(self.subtopology_id.is_empty()) {
@@ -2336,6 +2454,7 @@ impl Struct for TopologyDescriptionSubtopology {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -2355,6 +2474,7 @@ impl Struct for TopologyDescriptionSubtopology {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -2382,6 +2502,7 @@ impl Struct for TopologyDescriptionSubtopology {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [1, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -2445,6 +2566,7 @@ pub struct TopologyDescriptionNode {
 }
 
 impl Default for TopologyDescriptionNode {
+    #[inline]
     fn default() -> Self {
         TopologyDescriptionNode {
             name: String::new(),
@@ -2461,36 +2583,42 @@ impl Default for TopologyDescriptionNode {
 impl TopologyDescriptionNode {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `node_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_type(mut self, value: i8) -> Self {
         self.node_type = value;
         self
     }
     /// Sets `source_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source_topics(mut self, value: Vec<String>) -> Self {
         self.source_topics = value;
         self
     }
     /// Sets `sink_topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_sink_topic(mut self, value: Option<String>) -> Self {
         self.sink_topic = value;
         self
     }
     /// Sets `stores` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_stores(mut self, value: Vec<String>) -> Self {
         self.stores = value;
         self
     }
     /// Sets `successors` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_successors(mut self, value: Vec<String>) -> Self {
         self.successors = value;
         self
@@ -2498,6 +2626,7 @@ impl TopologyDescriptionNode {
 }
 
 impl Struct for TopologyDescriptionNode {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if !(v >= 1) && !(self.name.is_empty()) {
@@ -2604,6 +2733,7 @@ impl Struct for TopologyDescriptionNode {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -2641,6 +2771,7 @@ impl Struct for TopologyDescriptionNode {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -2687,6 +2818,7 @@ impl Struct for TopologyDescriptionNode {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [1, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -2756,6 +2888,7 @@ pub struct TopologyDescriptionGlobalStore {
 }
 
 impl Default for TopologyDescriptionGlobalStore {
+    #[inline]
     fn default() -> Self {
         TopologyDescriptionGlobalStore {
             source: TopologyDescriptionNode::default(),
@@ -2768,12 +2901,14 @@ impl Default for TopologyDescriptionGlobalStore {
 impl TopologyDescriptionGlobalStore {
     /// Sets `source` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source(mut self, value: TopologyDescriptionNode) -> Self {
         self.source = value;
         self
     }
     /// Sets `processor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_processor(mut self, value: TopologyDescriptionNode) -> Self {
         self.processor = value;
         self
@@ -2781,6 +2916,7 @@ impl TopologyDescriptionGlobalStore {
 }
 
 impl Struct for TopologyDescriptionGlobalStore {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if !(v >= 1) && !(self.source == TopologyDescriptionNode::default()) {
@@ -2819,6 +2955,7 @@ impl Struct for TopologyDescriptionGlobalStore {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -2837,6 +2974,7 @@ impl Struct for TopologyDescriptionGlobalStore {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -2859,6 +2997,7 @@ impl Struct for TopologyDescriptionGlobalStore {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [1, 15];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -86,6 +86,7 @@ pub struct StreamsGroupHeartbeatRequest {
 }
 
 impl Default for StreamsGroupHeartbeatRequest {
+    #[inline]
     fn default() -> Self {
         StreamsGroupHeartbeatRequest {
             group_id: String::new(),
@@ -113,102 +114,119 @@ impl Default for StreamsGroupHeartbeatRequest {
 impl StreamsGroupHeartbeatRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `endpoint_information_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_endpoint_information_epoch(mut self, value: i32) -> Self {
         self.endpoint_information_epoch = value;
         self
     }
     /// Sets `instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_instance_id(mut self, value: Option<String>) -> Self {
         self.instance_id = value;
         self
     }
     /// Sets `rack_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: Option<String>) -> Self {
         self.rack_id = value;
         self
     }
     /// Sets `rebalance_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rebalance_timeout_ms(mut self, value: i32) -> Self {
         self.rebalance_timeout_ms = value;
         self
     }
     /// Sets `topology` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topology(mut self, value: Option<Topology>) -> Self {
         self.topology = value;
         self
     }
     /// Sets `active_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_active_tasks(mut self, value: Option<Vec<TaskIds>>) -> Self {
         self.active_tasks = value;
         self
     }
     /// Sets `standby_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_standby_tasks(mut self, value: Option<Vec<TaskIds>>) -> Self {
         self.standby_tasks = value;
         self
     }
     /// Sets `warmup_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_warmup_tasks(mut self, value: Option<Vec<TaskIds>>) -> Self {
         self.warmup_tasks = value;
         self
     }
     /// Sets `process_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_process_id(mut self, value: Option<String>) -> Self {
         self.process_id = value;
         self
     }
     /// Sets `user_endpoint` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user_endpoint(mut self, value: Option<Endpoint>) -> Self {
         self.user_endpoint = value;
         self
     }
     /// Sets `client_tags` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_tags(mut self, value: Option<Vec<KeyValue>>) -> Self {
         self.client_tags = value;
         self
     }
     /// Sets `task_offsets` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_task_offsets(mut self, value: Option<Vec<TaskOffset>>) -> Self {
         self.task_offsets = value;
         self
     }
     /// Sets `task_end_offsets` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_task_end_offsets(mut self, value: Option<Vec<TaskOffset>>) -> Self {
         self.task_end_offsets = value;
         self
     }
     /// Sets `shutdown_application` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_shutdown_application(mut self, value: bool) -> Self {
         self.shutdown_application = value;
         self
@@ -216,6 +234,7 @@ impl StreamsGroupHeartbeatRequest {
 }
 
 impl Struct for StreamsGroupHeartbeatRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("StreamsGroupHeartbeatRequest", "GroupId"))?;
@@ -332,6 +351,7 @@ impl Struct for StreamsGroupHeartbeatRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -379,6 +399,7 @@ impl Struct for StreamsGroupHeartbeatRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -436,6 +457,7 @@ impl Struct for StreamsGroupHeartbeatRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [27, 27];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -540,6 +562,7 @@ pub struct CopartitionGroup {
 }
 
 impl Default for CopartitionGroup {
+    #[inline]
     fn default() -> Self {
         CopartitionGroup {
             source_topics: Vec::new(),
@@ -553,18 +576,21 @@ impl Default for CopartitionGroup {
 impl CopartitionGroup {
     /// Sets `source_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source_topics(mut self, value: Vec<i16>) -> Self {
         self.source_topics = value;
         self
     }
     /// Sets `source_topic_regex` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source_topic_regex(mut self, value: Vec<i16>) -> Self {
         self.source_topic_regex = value;
         self
     }
     /// Sets `repartition_source_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_repartition_source_topics(mut self, value: Vec<i16>) -> Self {
         self.repartition_source_topics = value;
         self
@@ -572,6 +598,7 @@ impl CopartitionGroup {
 }
 
 impl Struct for CopartitionGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.source_topics).len()), flex)
@@ -605,6 +632,7 @@ impl Struct for CopartitionGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -621,6 +649,7 @@ impl Struct for CopartitionGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -644,6 +673,7 @@ impl Struct for CopartitionGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -716,6 +746,7 @@ pub struct Subtopology {
 }
 
 impl Default for Subtopology {
+    #[inline]
     fn default() -> Self {
         Subtopology {
             subtopology_id: String::new(),
@@ -733,42 +764,49 @@ impl Default for Subtopology {
 impl Subtopology {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `source_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source_topics(mut self, value: Vec<String>) -> Self {
         self.source_topics = value;
         self
     }
     /// Sets `source_topic_regex` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source_topic_regex(mut self, value: Vec<String>) -> Self {
         self.source_topic_regex = value;
         self
     }
     /// Sets `state_changelog_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_state_changelog_topics(mut self, value: Vec<TopicInfo>) -> Self {
         self.state_changelog_topics = value;
         self
     }
     /// Sets `repartition_sink_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_repartition_sink_topics(mut self, value: Vec<String>) -> Self {
         self.repartition_sink_topics = value;
         self
     }
     /// Sets `repartition_source_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_repartition_source_topics(mut self, value: Vec<TopicInfo>) -> Self {
         self.repartition_source_topics = value;
         self
     }
     /// Sets `copartition_groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_copartition_groups(mut self, value: Vec<CopartitionGroup>) -> Self {
         self.copartition_groups = value;
         self
@@ -776,6 +814,7 @@ impl Subtopology {
 }
 
 impl Struct for Subtopology {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.subtopology_id), flex).map_err(|e| e.at("Subtopology", "SubtopologyId"))?;
@@ -824,6 +863,7 @@ impl Struct for Subtopology {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -849,6 +889,7 @@ impl Struct for Subtopology {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -890,6 +931,7 @@ impl Struct for Subtopology {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -954,6 +996,7 @@ pub struct Topology {
 }
 
 impl Default for Topology {
+    #[inline]
     fn default() -> Self {
         Topology { epoch: 0, subtopologies: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -962,12 +1005,14 @@ impl Default for Topology {
 impl Topology {
     /// Sets `epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
     }
     /// Sets `subtopologies` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopologies(mut self, value: Vec<Subtopology>) -> Self {
         self.subtopologies = value;
         self
@@ -975,6 +1020,7 @@ impl Topology {
 }
 
 impl Struct for Topology {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.epoch));
@@ -998,6 +1044,7 @@ impl Struct for Topology {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1013,6 +1060,7 @@ impl Struct for Topology {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1034,6 +1082,7 @@ impl Struct for Topology {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1077,6 +1126,7 @@ pub struct KeyValue {
 }
 
 impl Default for KeyValue {
+    #[inline]
     fn default() -> Self {
         KeyValue { key: String::new(), value: String::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -1085,12 +1135,14 @@ impl Default for KeyValue {
 impl KeyValue {
     /// Sets `key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: String) -> Self {
         self.key = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: String) -> Self {
         self.value = value;
         self
@@ -1098,6 +1150,7 @@ impl KeyValue {
 }
 
 impl Struct for KeyValue {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.key), flex).map_err(|e| e.at("KeyValue", "Key"))?;
@@ -1118,6 +1171,7 @@ impl Struct for KeyValue {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1132,6 +1186,7 @@ impl Struct for KeyValue {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1150,6 +1205,7 @@ impl Struct for KeyValue {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1197,6 +1253,7 @@ pub struct TopicInfo {
 }
 
 impl Default for TopicInfo {
+    #[inline]
     fn default() -> Self {
         TopicInfo {
             name: String::new(),
@@ -1211,24 +1268,28 @@ impl Default for TopicInfo {
 impl TopicInfo {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: i32) -> Self {
         self.partitions = value;
         self
     }
     /// Sets `replication_factor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replication_factor(mut self, value: i16) -> Self {
         self.replication_factor = value;
         self
     }
     /// Sets `topic_configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_configs(mut self, value: Vec<KeyValue>) -> Self {
         self.topic_configs = value;
         self
@@ -1236,6 +1297,7 @@ impl TopicInfo {
 }
 
 impl Struct for TopicInfo {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicInfo", "Name"))?;
@@ -1261,6 +1323,7 @@ impl Struct for TopicInfo {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1278,6 +1341,7 @@ impl Struct for TopicInfo {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1301,6 +1365,7 @@ impl Struct for TopicInfo {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1350,6 +1415,7 @@ pub struct Endpoint {
 }
 
 impl Default for Endpoint {
+    #[inline]
     fn default() -> Self {
         Endpoint { host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -1358,12 +1424,14 @@ impl Default for Endpoint {
 impl Endpoint {
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -1371,6 +1439,7 @@ impl Endpoint {
 }
 
 impl Struct for Endpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.host), flex).map_err(|e| e.at("Endpoint", "Host"))?;
@@ -1391,6 +1460,7 @@ impl Struct for Endpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1405,6 +1475,7 @@ impl Struct for Endpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1423,6 +1494,7 @@ impl Struct for Endpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1466,6 +1538,7 @@ pub struct TaskOffset {
 }
 
 impl Default for TaskOffset {
+    #[inline]
     fn default() -> Self {
         TaskOffset { subtopology_id: String::new(), partition: 0, offset: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -1474,18 +1547,21 @@ impl Default for TaskOffset {
 impl TaskOffset {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offset(mut self, value: i64) -> Self {
         self.offset = value;
         self
@@ -1493,6 +1569,7 @@ impl TaskOffset {
 }
 
 impl Struct for TaskOffset {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.subtopology_id), flex).map_err(|e| e.at("TaskOffset", "SubtopologyId"))?;
@@ -1514,6 +1591,7 @@ impl Struct for TaskOffset {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1529,6 +1607,7 @@ impl Struct for TaskOffset {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1548,6 +1627,7 @@ impl Struct for TaskOffset {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [14, 14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1588,6 +1668,7 @@ pub struct TaskIds {
 }
 
 impl Default for TaskIds {
+    #[inline]
     fn default() -> Self {
         TaskIds { subtopology_id: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -1596,12 +1677,14 @@ impl Default for TaskIds {
 impl TaskIds {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -1609,6 +1692,7 @@ impl TaskIds {
 }
 
 impl Struct for TaskIds {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.subtopology_id), flex).map_err(|e| e.at("TaskIds", "SubtopologyId"))?;
@@ -1632,6 +1716,7 @@ impl Struct for TaskIds {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1646,6 +1731,7 @@ impl Struct for TaskIds {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1665,6 +1751,7 @@ impl Struct for TaskIds {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

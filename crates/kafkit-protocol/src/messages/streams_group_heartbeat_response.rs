@@ -82,6 +82,7 @@ pub struct StreamsGroupHeartbeatResponse {
 }
 
 impl Default for StreamsGroupHeartbeatResponse {
+    #[inline]
     fn default() -> Self {
         StreamsGroupHeartbeatResponse {
             throttle_time_ms: 0,
@@ -108,96 +109,112 @@ impl Default for StreamsGroupHeartbeatResponse {
 impl StreamsGroupHeartbeatResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `heartbeat_interval_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_heartbeat_interval_ms(mut self, value: i32) -> Self {
         self.heartbeat_interval_ms = value;
         self
     }
     /// Sets `acceptable_recovery_lag_legacy` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_acceptable_recovery_lag_legacy(mut self, value: i32) -> Self {
         self.acceptable_recovery_lag_legacy = value;
         self
     }
     /// Sets `task_offset_interval_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_task_offset_interval_ms(mut self, value: i32) -> Self {
         self.task_offset_interval_ms = value;
         self
     }
     /// Sets `acceptable_recovery_lag` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_acceptable_recovery_lag(mut self, value: i64) -> Self {
         self.acceptable_recovery_lag = value;
         self
     }
     /// Sets `status` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_status(mut self, value: Option<Vec<Status>>) -> Self {
         self.status = value;
         self
     }
     /// Sets `active_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_active_tasks(mut self, value: Option<Vec<TaskIds>>) -> Self {
         self.active_tasks = value;
         self
     }
     /// Sets `standby_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_standby_tasks(mut self, value: Option<Vec<TaskIds>>) -> Self {
         self.standby_tasks = value;
         self
     }
     /// Sets `warmup_tasks` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_warmup_tasks(mut self, value: Option<Vec<TaskIds>>) -> Self {
         self.warmup_tasks = value;
         self
     }
     /// Sets `topology_description_required` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topology_description_required(mut self, value: bool) -> Self {
         self.topology_description_required = value;
         self
     }
     /// Sets `endpoint_information_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_endpoint_information_epoch(mut self, value: i32) -> Self {
         self.endpoint_information_epoch = value;
         self
     }
     /// Sets `partitions_by_user_endpoint` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions_by_user_endpoint(mut self, value: Option<Vec<EndpointToPartitions>>) -> Self {
         self.partitions_by_user_endpoint = value;
         self
@@ -205,6 +222,7 @@ impl StreamsGroupHeartbeatResponse {
 }
 
 impl Struct for StreamsGroupHeartbeatResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -322,6 +340,7 @@ impl Struct for StreamsGroupHeartbeatResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -371,6 +390,7 @@ impl Struct for StreamsGroupHeartbeatResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -427,6 +447,7 @@ impl Struct for StreamsGroupHeartbeatResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [34, 39];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -531,6 +552,7 @@ pub struct EndpointToPartitions {
 }
 
 impl Default for EndpointToPartitions {
+    #[inline]
     fn default() -> Self {
         EndpointToPartitions {
             user_endpoint: Endpoint::default(),
@@ -544,18 +566,21 @@ impl Default for EndpointToPartitions {
 impl EndpointToPartitions {
     /// Sets `user_endpoint` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user_endpoint(mut self, value: Endpoint) -> Self {
         self.user_endpoint = value;
         self
     }
     /// Sets `active_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_active_partitions(mut self, value: Vec<TopicPartition>) -> Self {
         self.active_partitions = value;
         self
     }
     /// Sets `standby_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_standby_partitions(mut self, value: Vec<TopicPartition>) -> Self {
         self.standby_partitions = value;
         self
@@ -563,6 +588,7 @@ impl EndpointToPartitions {
 }
 
 impl Struct for EndpointToPartitions {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         (&self.user_endpoint).encode_inner(buf, v)?;
@@ -592,6 +618,7 @@ impl Struct for EndpointToPartitions {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -609,6 +636,7 @@ impl Struct for EndpointToPartitions {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -634,6 +662,7 @@ impl Struct for EndpointToPartitions {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -679,6 +708,7 @@ pub struct Status {
 }
 
 impl Default for Status {
+    #[inline]
     fn default() -> Self {
         Status { status_code: 0, status_detail: String::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -687,12 +717,14 @@ impl Default for Status {
 impl Status {
     /// Sets `status_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_status_code(mut self, value: i8) -> Self {
         self.status_code = value;
         self
     }
     /// Sets `status_detail` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_status_detail(mut self, value: String) -> Self {
         self.status_detail = value;
         self
@@ -700,6 +732,7 @@ impl Status {
 }
 
 impl Struct for Status {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i8(buf, *(&self.status_code));
@@ -720,6 +753,7 @@ impl Struct for Status {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -734,6 +768,7 @@ impl Struct for Status {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -752,6 +787,7 @@ impl Struct for Status {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -791,6 +827,7 @@ pub struct TopicPartition {
 }
 
 impl Default for TopicPartition {
+    #[inline]
     fn default() -> Self {
         TopicPartition { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -799,12 +836,14 @@ impl Default for TopicPartition {
 impl TopicPartition {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -812,6 +851,7 @@ impl TopicPartition {
 }
 
 impl Struct for TopicPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicPartition", "Topic"))?;
@@ -835,6 +875,7 @@ impl Struct for TopicPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -849,6 +890,7 @@ impl Struct for TopicPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -868,6 +910,7 @@ impl Struct for TopicPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -911,6 +954,7 @@ pub struct TaskIds {
 }
 
 impl Default for TaskIds {
+    #[inline]
     fn default() -> Self {
         TaskIds { subtopology_id: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -919,12 +963,14 @@ impl Default for TaskIds {
 impl TaskIds {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -932,6 +978,7 @@ impl TaskIds {
 }
 
 impl Struct for TaskIds {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.subtopology_id), flex).map_err(|e| e.at("TaskIds", "SubtopologyId"))?;
@@ -955,6 +1002,7 @@ impl Struct for TaskIds {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -969,6 +1017,7 @@ impl Struct for TaskIds {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -988,6 +1037,7 @@ impl Struct for TaskIds {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1031,6 +1081,7 @@ pub struct Endpoint {
 }
 
 impl Default for Endpoint {
+    #[inline]
     fn default() -> Self {
         Endpoint { host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -1039,12 +1090,14 @@ impl Default for Endpoint {
 impl Endpoint {
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -1052,6 +1105,7 @@ impl Endpoint {
 }
 
 impl Struct for Endpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.host), flex).map_err(|e| e.at("Endpoint", "Host"))?;
@@ -1072,6 +1126,7 @@ impl Struct for Endpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -1086,6 +1141,7 @@ impl Struct for Endpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -1104,6 +1160,7 @@ impl Struct for Endpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

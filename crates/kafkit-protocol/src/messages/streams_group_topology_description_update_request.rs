@@ -34,6 +34,7 @@ pub struct StreamsGroupTopologyDescriptionUpdateRequest {
 }
 
 impl Default for StreamsGroupTopologyDescriptionUpdateRequest {
+    #[inline]
     fn default() -> Self {
         StreamsGroupTopologyDescriptionUpdateRequest {
             group_id: String::new(),
@@ -48,24 +49,28 @@ impl Default for StreamsGroupTopologyDescriptionUpdateRequest {
 impl StreamsGroupTopologyDescriptionUpdateRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `topology_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topology_epoch(mut self, value: i32) -> Self {
         self.topology_epoch = value;
         self
     }
     /// Sets `topology_description` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topology_description(mut self, value: TopologyDescription) -> Self {
         self.topology_description = value;
         self
@@ -73,6 +78,7 @@ impl StreamsGroupTopologyDescriptionUpdateRequest {
 }
 
 impl Struct for StreamsGroupTopologyDescriptionUpdateRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.group_id), flex)
@@ -97,6 +103,7 @@ impl Struct for StreamsGroupTopologyDescriptionUpdateRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -113,6 +120,7 @@ impl Struct for StreamsGroupTopologyDescriptionUpdateRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -134,6 +142,7 @@ impl Struct for StreamsGroupTopologyDescriptionUpdateRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -189,6 +198,7 @@ pub struct TopologyDescription {
 }
 
 impl Default for TopologyDescription {
+    #[inline]
     fn default() -> Self {
         TopologyDescription { subtopologies: Vec::new(), global_stores: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -197,12 +207,14 @@ impl Default for TopologyDescription {
 impl TopologyDescription {
     /// Sets `subtopologies` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopologies(mut self, value: Vec<TopologyDescriptionSubtopology>) -> Self {
         self.subtopologies = value;
         self
     }
     /// Sets `global_stores` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_global_stores(mut self, value: Vec<TopologyDescriptionGlobalStore>) -> Self {
         self.global_stores = value;
         self
@@ -210,6 +222,7 @@ impl TopologyDescription {
 }
 
 impl Struct for TopologyDescription {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.subtopologies).len()), flex)
@@ -238,6 +251,7 @@ impl Struct for TopologyDescription {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -254,6 +268,7 @@ impl Struct for TopologyDescription {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -282,6 +297,7 @@ impl Struct for TopologyDescription {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -325,6 +341,7 @@ pub struct TopologyDescriptionSubtopology {
 }
 
 impl Default for TopologyDescriptionSubtopology {
+    #[inline]
     fn default() -> Self {
         TopologyDescriptionSubtopology {
             subtopology_id: String::new(),
@@ -337,12 +354,14 @@ impl Default for TopologyDescriptionSubtopology {
 impl TopologyDescriptionSubtopology {
     /// Sets `subtopology_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subtopology_id(mut self, value: String) -> Self {
         self.subtopology_id = value;
         self
     }
     /// Sets `nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_nodes(mut self, value: Vec<TopologyDescriptionNode>) -> Self {
         self.nodes = value;
         self
@@ -350,6 +369,7 @@ impl TopologyDescriptionSubtopology {
 }
 
 impl Struct for TopologyDescriptionSubtopology {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.subtopology_id), flex)
@@ -375,6 +395,7 @@ impl Struct for TopologyDescriptionSubtopology {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -390,6 +411,7 @@ impl Struct for TopologyDescriptionSubtopology {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -413,6 +435,7 @@ impl Struct for TopologyDescriptionSubtopology {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -472,6 +495,7 @@ pub struct TopologyDescriptionNode {
 }
 
 impl Default for TopologyDescriptionNode {
+    #[inline]
     fn default() -> Self {
         TopologyDescriptionNode {
             name: String::new(),
@@ -488,36 +512,42 @@ impl Default for TopologyDescriptionNode {
 impl TopologyDescriptionNode {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `node_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_type(mut self, value: i8) -> Self {
         self.node_type = value;
         self
     }
     /// Sets `source_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source_topics(mut self, value: Vec<String>) -> Self {
         self.source_topics = value;
         self
     }
     /// Sets `sink_topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_sink_topic(mut self, value: Option<String>) -> Self {
         self.sink_topic = value;
         self
     }
     /// Sets `stores` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_stores(mut self, value: Vec<String>) -> Self {
         self.stores = value;
         self
     }
     /// Sets `successors` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_successors(mut self, value: Vec<String>) -> Self {
         self.successors = value;
         self
@@ -525,6 +555,7 @@ impl TopologyDescriptionNode {
 }
 
 impl Struct for TopologyDescriptionNode {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("TopologyDescriptionNode", "Name"))?;
@@ -561,6 +592,7 @@ impl Struct for TopologyDescriptionNode {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -582,6 +614,7 @@ impl Struct for TopologyDescriptionNode {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -613,6 +646,7 @@ impl Struct for TopologyDescriptionNode {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -674,6 +708,7 @@ pub struct TopologyDescriptionGlobalStore {
 }
 
 impl Default for TopologyDescriptionGlobalStore {
+    #[inline]
     fn default() -> Self {
         TopologyDescriptionGlobalStore {
             source: TopologyDescriptionNode::default(),
@@ -686,12 +721,14 @@ impl Default for TopologyDescriptionGlobalStore {
 impl TopologyDescriptionGlobalStore {
     /// Sets `source` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_source(mut self, value: TopologyDescriptionNode) -> Self {
         self.source = value;
         self
     }
     /// Sets `processor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_processor(mut self, value: TopologyDescriptionNode) -> Self {
         self.processor = value;
         self
@@ -699,6 +736,7 @@ impl TopologyDescriptionGlobalStore {
 }
 
 impl Struct for TopologyDescriptionGlobalStore {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         (&self.source).encode_inner(buf, v)?;
@@ -719,6 +757,7 @@ impl Struct for TopologyDescriptionGlobalStore {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -733,6 +772,7 @@ impl Struct for TopologyDescriptionGlobalStore {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -751,6 +791,7 @@ impl Struct for TopologyDescriptionGlobalStore {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [15];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

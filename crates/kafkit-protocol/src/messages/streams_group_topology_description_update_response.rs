@@ -30,6 +30,7 @@ pub struct StreamsGroupTopologyDescriptionUpdateResponse {
 }
 
 impl Default for StreamsGroupTopologyDescriptionUpdateResponse {
+    #[inline]
     fn default() -> Self {
         StreamsGroupTopologyDescriptionUpdateResponse {
             throttle_time_ms: 0,
@@ -43,18 +44,21 @@ impl Default for StreamsGroupTopologyDescriptionUpdateResponse {
 impl StreamsGroupTopologyDescriptionUpdateResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -62,6 +66,7 @@ impl StreamsGroupTopologyDescriptionUpdateResponse {
 }
 
 impl Struct for StreamsGroupTopologyDescriptionUpdateResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -84,6 +89,7 @@ impl Struct for StreamsGroupTopologyDescriptionUpdateResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -99,6 +105,7 @@ impl Struct for StreamsGroupTopologyDescriptionUpdateResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -118,6 +125,7 @@ impl Struct for StreamsGroupTopologyDescriptionUpdateResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -46,6 +46,7 @@ pub struct SyncGroupRequest {
 }
 
 impl Default for SyncGroupRequest {
+    #[inline]
     fn default() -> Self {
         SyncGroupRequest {
             group_id: String::new(),
@@ -63,42 +64,49 @@ impl Default for SyncGroupRequest {
 impl SyncGroupRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `generation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: Option<String>) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocol_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_name(mut self, value: Option<String>) -> Self {
         self.protocol_name = value;
         self
     }
     /// Sets `assignments` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignments(mut self, value: Vec<SyncGroupRequestAssignment>) -> Self {
         self.assignments = value;
         self
@@ -106,6 +114,7 @@ impl SyncGroupRequest {
 }
 
 impl Struct for SyncGroupRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_string(buf, (&self.group_id), flex).map_err(|e| e.at("SyncGroupRequest", "GroupId"))?;
@@ -210,6 +219,7 @@ impl Struct for SyncGroupRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -248,6 +258,7 @@ impl Struct for SyncGroupRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -291,6 +302,7 @@ impl Struct for SyncGroupRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [12, 12, 12, 14, 9, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -379,6 +391,7 @@ pub struct SyncGroupRequestAssignment {
 }
 
 impl Default for SyncGroupRequestAssignment {
+    #[inline]
     fn default() -> Self {
         SyncGroupRequestAssignment {
             member_id: String::new(),
@@ -391,12 +404,14 @@ impl Default for SyncGroupRequestAssignment {
 impl SyncGroupRequestAssignment {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: Bytes) -> Self {
         self.assignment = value;
         self
@@ -404,6 +419,7 @@ impl SyncGroupRequestAssignment {
 }
 
 impl Struct for SyncGroupRequestAssignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "MemberId"))?;
@@ -424,6 +440,7 @@ impl Struct for SyncGroupRequestAssignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -438,6 +455,7 @@ impl Struct for SyncGroupRequestAssignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
@@ -456,6 +474,7 @@ impl Struct for SyncGroupRequestAssignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 6, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -50,6 +50,7 @@ pub struct TxnOffsetCommitRequest {
 }
 
 impl Default for TxnOffsetCommitRequest {
+    #[inline]
     fn default() -> Self {
         TxnOffsetCommitRequest {
             transactional_id: String::new(),
@@ -68,48 +69,56 @@ impl Default for TxnOffsetCommitRequest {
 impl TxnOffsetCommitRequest {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `generation_id_or_member_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id_or_member_epoch(mut self, value: i32) -> Self {
         self.generation_id_or_member_epoch = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TxnOffsetCommitRequestTopic>) -> Self {
         self.topics = value;
         self
@@ -117,6 +126,7 @@ impl TxnOffsetCommitRequest {
 }
 
 impl Struct for TxnOffsetCommitRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_string(buf, (&self.transactional_id), flex)
@@ -190,6 +200,7 @@ impl Struct for TxnOffsetCommitRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -221,6 +232,7 @@ impl Struct for TxnOffsetCommitRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -259,6 +271,7 @@ impl Struct for TxnOffsetCommitRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [18, 18, 18, 20, 20, 20, 20];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -346,6 +359,7 @@ pub struct TxnOffsetCommitRequestPartition {
 }
 
 impl Default for TxnOffsetCommitRequestPartition {
+    #[inline]
     fn default() -> Self {
         TxnOffsetCommitRequestPartition {
             partition_index: 0,
@@ -360,24 +374,28 @@ impl Default for TxnOffsetCommitRequestPartition {
 impl TxnOffsetCommitRequestPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `committed_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_offset(mut self, value: i64) -> Self {
         self.committed_offset = value;
         self
     }
     /// Sets `committed_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_leader_epoch(mut self, value: i32) -> Self {
         self.committed_leader_epoch = value;
         self
     }
     /// Sets `committed_metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed_metadata(mut self, value: Option<String>) -> Self {
         self.committed_metadata = value;
         self
@@ -385,6 +403,7 @@ impl TxnOffsetCommitRequestPartition {
 }
 
 impl Struct for TxnOffsetCommitRequestPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_i32(buf, *(&self.partition_index));
@@ -417,6 +436,7 @@ impl Struct for TxnOffsetCommitRequestPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -435,6 +455,7 @@ impl Struct for TxnOffsetCommitRequestPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -457,6 +478,7 @@ impl Struct for TxnOffsetCommitRequestPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [14, 14, 18, 18, 18, 18, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -516,6 +538,7 @@ pub struct TxnOffsetCommitRequestTopic {
 }
 
 impl Default for TxnOffsetCommitRequestTopic {
+    #[inline]
     fn default() -> Self {
         TxnOffsetCommitRequestTopic {
             name: String::new(),
@@ -529,18 +552,21 @@ impl Default for TxnOffsetCommitRequestTopic {
 impl TxnOffsetCommitRequestTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<TxnOffsetCommitRequestPartition>) -> Self {
         self.partitions = value;
         self
@@ -548,6 +574,7 @@ impl TxnOffsetCommitRequestTopic {
 }
 
 impl Struct for TxnOffsetCommitRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v <= 5) && !(self.name.is_empty()) {
@@ -591,6 +618,7 @@ impl Struct for TxnOffsetCommitRequestTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -611,6 +639,7 @@ impl Struct for TxnOffsetCommitRequestTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -639,6 +668,7 @@ impl Struct for TxnOffsetCommitRequestTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [6, 6, 6, 3, 3, 3, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -26,6 +26,7 @@ pub struct TxnOffsetCommitResponse {
 }
 
 impl Default for TxnOffsetCommitResponse {
+    #[inline]
     fn default() -> Self {
         TxnOffsetCommitResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -34,12 +35,14 @@ impl Default for TxnOffsetCommitResponse {
 impl TxnOffsetCommitResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TxnOffsetCommitResponseTopic>) -> Self {
         self.topics = value;
         self
@@ -47,6 +50,7 @@ impl TxnOffsetCommitResponse {
 }
 
 impl Struct for TxnOffsetCommitResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -70,6 +74,7 @@ impl Struct for TxnOffsetCommitResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -85,6 +90,7 @@ impl Struct for TxnOffsetCommitResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -108,6 +114,7 @@ impl Struct for TxnOffsetCommitResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [8, 8, 8, 6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -151,6 +158,7 @@ pub struct TxnOffsetCommitResponsePartition {
 }
 
 impl Default for TxnOffsetCommitResponsePartition {
+    #[inline]
     fn default() -> Self {
         TxnOffsetCommitResponsePartition { partition_index: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -159,12 +167,14 @@ impl Default for TxnOffsetCommitResponsePartition {
 impl TxnOffsetCommitResponsePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -172,6 +182,7 @@ impl TxnOffsetCommitResponsePartition {
 }
 
 impl Struct for TxnOffsetCommitResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         put_i32(buf, *(&self.partition_index));
@@ -192,6 +203,7 @@ impl Struct for TxnOffsetCommitResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -206,6 +218,7 @@ impl Struct for TxnOffsetCommitResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -224,6 +237,7 @@ impl Struct for TxnOffsetCommitResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [6, 6, 6, 7, 7, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -267,6 +281,7 @@ pub struct TxnOffsetCommitResponseTopic {
 }
 
 impl Default for TxnOffsetCommitResponseTopic {
+    #[inline]
     fn default() -> Self {
         TxnOffsetCommitResponseTopic {
             name: String::new(),
@@ -280,18 +295,21 @@ impl Default for TxnOffsetCommitResponseTopic {
 impl TxnOffsetCommitResponseTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<TxnOffsetCommitResponsePartition>) -> Self {
         self.partitions = value;
         self
@@ -299,6 +317,7 @@ impl TxnOffsetCommitResponseTopic {
 }
 
 impl Struct for TxnOffsetCommitResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v <= 5) && !(self.name.is_empty()) {
@@ -342,6 +361,7 @@ impl Struct for TxnOffsetCommitResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -362,6 +382,7 @@ impl Struct for TxnOffsetCommitResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -390,6 +411,7 @@ impl Struct for TxnOffsetCommitResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [6, 6, 6, 3, 3, 3, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

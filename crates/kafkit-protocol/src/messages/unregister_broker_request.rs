@@ -22,6 +22,7 @@ pub struct UnregisterBrokerRequest {
 }
 
 impl Default for UnregisterBrokerRequest {
+    #[inline]
     fn default() -> Self {
         UnregisterBrokerRequest { broker_id: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for UnregisterBrokerRequest {
 impl UnregisterBrokerRequest {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
@@ -37,6 +39,7 @@ impl UnregisterBrokerRequest {
 }
 
 impl Struct for UnregisterBrokerRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.broker_id));
@@ -56,6 +59,7 @@ impl Struct for UnregisterBrokerRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -69,6 +73,7 @@ impl Struct for UnregisterBrokerRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -86,6 +91,7 @@ impl Struct for UnregisterBrokerRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

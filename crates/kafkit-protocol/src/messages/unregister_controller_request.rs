@@ -22,6 +22,7 @@ pub struct UnregisterControllerRequest {
 }
 
 impl Default for UnregisterControllerRequest {
+    #[inline]
     fn default() -> Self {
         UnregisterControllerRequest { controller_id: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,6 +31,7 @@ impl Default for UnregisterControllerRequest {
 impl UnregisterControllerRequest {
     /// Sets `controller_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
@@ -37,6 +39,7 @@ impl UnregisterControllerRequest {
 }
 
 impl Struct for UnregisterControllerRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.controller_id));
@@ -56,6 +59,7 @@ impl Struct for UnregisterControllerRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -69,6 +73,7 @@ impl Struct for UnregisterControllerRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -86,6 +91,7 @@ impl Struct for UnregisterControllerRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

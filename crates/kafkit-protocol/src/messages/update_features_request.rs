@@ -30,6 +30,7 @@ pub struct UpdateFeaturesRequest {
 }
 
 impl Default for UpdateFeaturesRequest {
+    #[inline]
     fn default() -> Self {
         UpdateFeaturesRequest {
             timeout_ms: 60000,
@@ -43,18 +44,21 @@ impl Default for UpdateFeaturesRequest {
 impl UpdateFeaturesRequest {
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `feature_updates` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_feature_updates(mut self, value: Vec<FeatureUpdateKey>) -> Self {
         self.feature_updates = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -62,6 +66,7 @@ impl UpdateFeaturesRequest {
 }
 
 impl Struct for UpdateFeaturesRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.timeout_ms));
@@ -96,6 +101,7 @@ impl Struct for UpdateFeaturesRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -114,6 +120,7 @@ impl Struct for UpdateFeaturesRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -138,6 +145,7 @@ impl Struct for UpdateFeaturesRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -191,6 +199,7 @@ pub struct FeatureUpdateKey {
 }
 
 impl Default for FeatureUpdateKey {
+    #[inline]
     fn default() -> Self {
         FeatureUpdateKey {
             feature: String::new(),
@@ -205,24 +214,28 @@ impl Default for FeatureUpdateKey {
 impl FeatureUpdateKey {
     /// Sets `feature` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_feature(mut self, value: String) -> Self {
         self.feature = value;
         self
     }
     /// Sets `max_version_level` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_version_level(mut self, value: i16) -> Self {
         self.max_version_level = value;
         self
     }
     /// Sets `allow_downgrade` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_allow_downgrade(mut self, value: bool) -> Self {
         self.allow_downgrade = value;
         self
     }
     /// Sets `upgrade_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_upgrade_type(mut self, value: i8) -> Self {
         self.upgrade_type = value;
         self
@@ -230,6 +243,7 @@ impl FeatureUpdateKey {
 }
 
 impl Struct for FeatureUpdateKey {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.feature), flex).map_err(|e| e.at("FeatureUpdateKey", "Feature"))?;
@@ -270,6 +284,7 @@ impl Struct for FeatureUpdateKey {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -290,6 +305,7 @@ impl Struct for FeatureUpdateKey {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -314,6 +330,7 @@ impl Struct for FeatureUpdateKey {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -34,6 +34,7 @@ pub struct UpdateFeaturesResponse {
 }
 
 impl Default for UpdateFeaturesResponse {
+    #[inline]
     fn default() -> Self {
         UpdateFeaturesResponse {
             throttle_time_ms: 0,
@@ -48,24 +49,28 @@ impl Default for UpdateFeaturesResponse {
 impl UpdateFeaturesResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<UpdatableFeatureResult>) -> Self {
         self.results = value;
         self
@@ -73,6 +78,7 @@ impl UpdateFeaturesResponse {
 }
 
 impl Struct for UpdateFeaturesResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -109,6 +115,7 @@ impl Struct for UpdateFeaturesResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -128,6 +135,7 @@ impl Struct for UpdateFeaturesResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -155,6 +163,7 @@ impl Struct for UpdateFeaturesResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [9, 9, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -212,6 +221,7 @@ pub struct UpdatableFeatureResult {
 }
 
 impl Default for UpdatableFeatureResult {
+    #[inline]
     fn default() -> Self {
         UpdatableFeatureResult {
             feature: String::new(),
@@ -225,18 +235,21 @@ impl Default for UpdatableFeatureResult {
 impl UpdatableFeatureResult {
     /// Sets `feature` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_feature(mut self, value: String) -> Self {
         self.feature = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -244,6 +257,7 @@ impl UpdatableFeatureResult {
 }
 
 impl Struct for UpdatableFeatureResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.feature), flex).map_err(|e| e.at("UpdatableFeatureResult", "Feature"))?;
@@ -266,6 +280,7 @@ impl Struct for UpdatableFeatureResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -281,6 +296,7 @@ impl Struct for UpdatableFeatureResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -300,6 +316,7 @@ impl Struct for UpdatableFeatureResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -32,6 +32,7 @@ pub struct UpdateRaftVoterResponse {
 }
 
 impl Default for UpdateRaftVoterResponse {
+    #[inline]
     fn default() -> Self {
         UpdateRaftVoterResponse {
             throttle_time_ms: 0,
@@ -45,18 +46,21 @@ impl Default for UpdateRaftVoterResponse {
 impl UpdateRaftVoterResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `current_leader` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: CurrentLeader) -> Self {
         self.current_leader = value;
         self
@@ -64,6 +68,7 @@ impl UpdateRaftVoterResponse {
 }
 
 impl Struct for UpdateRaftVoterResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.throttle_time_ms));
@@ -91,6 +96,7 @@ impl Struct for UpdateRaftVoterResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -109,6 +115,7 @@ impl Struct for UpdateRaftVoterResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -134,6 +141,7 @@ impl Struct for UpdateRaftVoterResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -180,6 +188,7 @@ pub struct CurrentLeader {
 }
 
 impl Default for CurrentLeader {
+    #[inline]
     fn default() -> Self {
         CurrentLeader {
             leader_id: -1,
@@ -194,24 +203,28 @@ impl Default for CurrentLeader {
 impl CurrentLeader {
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
@@ -219,6 +232,7 @@ impl CurrentLeader {
 }
 
 impl Struct for CurrentLeader {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.leader_id));
@@ -241,6 +255,7 @@ impl Struct for CurrentLeader {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -257,6 +272,7 @@ impl Struct for CurrentLeader {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -277,6 +293,7 @@ impl Struct for CurrentLeader {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

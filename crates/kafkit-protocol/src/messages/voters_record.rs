@@ -28,6 +28,7 @@ pub struct VotersRecord {
 }
 
 impl Default for VotersRecord {
+    #[inline]
     fn default() -> Self {
         VotersRecord { version: 0, voters: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -36,12 +37,14 @@ impl Default for VotersRecord {
 impl VotersRecord {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `voters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voters(mut self, value: Vec<Voter>) -> Self {
         self.voters = value;
         self
@@ -49,6 +52,7 @@ impl VotersRecord {
 }
 
 impl Struct for VotersRecord {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.version));
@@ -72,6 +76,7 @@ impl Struct for VotersRecord {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -87,6 +92,7 @@ impl Struct for VotersRecord {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -108,6 +114,7 @@ impl Struct for VotersRecord {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -155,6 +162,7 @@ pub struct Endpoint {
 }
 
 impl Default for Endpoint {
+    #[inline]
     fn default() -> Self {
         Endpoint { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -163,18 +171,21 @@ impl Default for Endpoint {
 impl Endpoint {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -182,6 +193,7 @@ impl Endpoint {
 }
 
 impl Struct for Endpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("Endpoint", "Name"))?;
@@ -203,6 +215,7 @@ impl Struct for Endpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -218,6 +231,7 @@ impl Struct for Endpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -237,6 +251,7 @@ impl Struct for Endpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -282,6 +297,7 @@ pub struct KRaftVersionFeature {
 }
 
 impl Default for KRaftVersionFeature {
+    #[inline]
     fn default() -> Self {
         KRaftVersionFeature { min_supported_version: 0, max_supported_version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -290,12 +306,14 @@ impl Default for KRaftVersionFeature {
 impl KRaftVersionFeature {
     /// Sets `min_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -303,6 +321,7 @@ impl KRaftVersionFeature {
 }
 
 impl Struct for KRaftVersionFeature {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i16(buf, *(&self.min_supported_version));
@@ -323,6 +342,7 @@ impl Struct for KRaftVersionFeature {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -337,6 +357,7 @@ impl Struct for KRaftVersionFeature {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -355,6 +376,7 @@ impl Struct for KRaftVersionFeature {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -402,6 +424,7 @@ pub struct Voter {
 }
 
 impl Default for Voter {
+    #[inline]
     fn default() -> Self {
         Voter {
             voter_id: 0,
@@ -416,24 +439,28 @@ impl Default for Voter {
 impl Voter {
     /// Sets `voter_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
     }
     /// Sets `endpoints` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_endpoints(mut self, value: Vec<Endpoint>) -> Self {
         self.endpoints = value;
         self
     }
     /// Sets `k_raft_version_feature` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_k_raft_version_feature(mut self, value: KRaftVersionFeature) -> Self {
         self.k_raft_version_feature = value;
         self
@@ -441,6 +468,7 @@ impl Voter {
 }
 
 impl Struct for Voter {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.voter_id));
@@ -466,6 +494,7 @@ impl Struct for Voter {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -483,6 +512,7 @@ impl Struct for Voter {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -507,6 +537,7 @@ impl Struct for Voter {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [27];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -24,6 +24,7 @@ pub struct WriteTxnMarkersRequest {
 }
 
 impl Default for WriteTxnMarkersRequest {
+    #[inline]
     fn default() -> Self {
         WriteTxnMarkersRequest { markers: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -32,6 +33,7 @@ impl Default for WriteTxnMarkersRequest {
 impl WriteTxnMarkersRequest {
     /// Sets `markers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_markers(mut self, value: Vec<WritableTxnMarker>) -> Self {
         self.markers = value;
         self
@@ -39,6 +41,7 @@ impl WriteTxnMarkersRequest {
 }
 
 impl Struct for WriteTxnMarkersRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.markers).len()), flex).map_err(|e| e.at("WriteTxnMarkersRequest", "Markers"))?;
@@ -61,6 +64,7 @@ impl Struct for WriteTxnMarkersRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -75,6 +79,7 @@ impl Struct for WriteTxnMarkersRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -97,6 +102,7 @@ impl Struct for WriteTxnMarkersRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -138,6 +144,7 @@ pub struct WritableTxnMarkerTopic {
 }
 
 impl Default for WritableTxnMarkerTopic {
+    #[inline]
     fn default() -> Self {
         WritableTxnMarkerTopic { name: String::new(), partition_indexes: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -146,12 +153,14 @@ impl Default for WritableTxnMarkerTopic {
 impl WritableTxnMarkerTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -159,6 +168,7 @@ impl WritableTxnMarkerTopic {
 }
 
 impl Struct for WritableTxnMarkerTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("WritableTxnMarkerTopic", "Name"))?;
@@ -183,6 +193,7 @@ impl Struct for WritableTxnMarkerTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -197,6 +208,7 @@ impl Struct for WritableTxnMarkerTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -216,6 +228,7 @@ impl Struct for WritableTxnMarkerTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -275,6 +288,7 @@ pub struct WritableTxnMarker {
 }
 
 impl Default for WritableTxnMarker {
+    #[inline]
     fn default() -> Self {
         WritableTxnMarker {
             producer_id: 0,
@@ -291,36 +305,42 @@ impl Default for WritableTxnMarker {
 impl WritableTxnMarker {
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `transaction_result` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_result(mut self, value: bool) -> Self {
         self.transaction_result = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<WritableTxnMarkerTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `coordinator_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_coordinator_epoch(mut self, value: i32) -> Self {
         self.coordinator_epoch = value;
         self
     }
     /// Sets `transaction_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_version(mut self, value: i8) -> Self {
         self.transaction_version = value;
         self
@@ -328,6 +348,7 @@ impl WritableTxnMarker {
 }
 
 impl Struct for WritableTxnMarker {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i64(buf, *(&self.producer_id));
@@ -364,6 +385,7 @@ impl Struct for WritableTxnMarker {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -385,6 +407,7 @@ impl Struct for WritableTxnMarker {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -414,6 +437,7 @@ impl Struct for WritableTxnMarker {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [19, 17, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -24,6 +24,7 @@ pub struct WriteTxnMarkersResponse {
 }
 
 impl Default for WriteTxnMarkersResponse {
+    #[inline]
     fn default() -> Self {
         WriteTxnMarkersResponse { markers: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -32,6 +33,7 @@ impl Default for WriteTxnMarkersResponse {
 impl WriteTxnMarkersResponse {
     /// Sets `markers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_markers(mut self, value: Vec<WritableTxnMarkerResult>) -> Self {
         self.markers = value;
         self
@@ -39,6 +41,7 @@ impl WriteTxnMarkersResponse {
 }
 
 impl Struct for WriteTxnMarkersResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_array_len(buf, Some((&self.markers).len()), flex)
@@ -62,6 +65,7 @@ impl Struct for WriteTxnMarkersResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -76,6 +80,7 @@ impl Struct for WriteTxnMarkersResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -98,6 +103,7 @@ impl Struct for WriteTxnMarkersResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -139,6 +145,7 @@ pub struct WritableTxnMarkerPartitionResult {
 }
 
 impl Default for WritableTxnMarkerPartitionResult {
+    #[inline]
     fn default() -> Self {
         WritableTxnMarkerPartitionResult { partition_index: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -147,12 +154,14 @@ impl Default for WritableTxnMarkerPartitionResult {
 impl WritableTxnMarkerPartitionResult {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -160,6 +169,7 @@ impl WritableTxnMarkerPartitionResult {
 }
 
 impl Struct for WritableTxnMarkerPartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i32(buf, *(&self.partition_index));
@@ -180,6 +190,7 @@ impl Struct for WritableTxnMarkerPartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -194,6 +205,7 @@ impl Struct for WritableTxnMarkerPartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -212,6 +224,7 @@ impl Struct for WritableTxnMarkerPartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -251,6 +264,7 @@ pub struct WritableTxnMarkerTopicResult {
 }
 
 impl Default for WritableTxnMarkerTopicResult {
+    #[inline]
     fn default() -> Self {
         WritableTxnMarkerTopicResult { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -259,12 +273,14 @@ impl Default for WritableTxnMarkerTopicResult {
 impl WritableTxnMarkerTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<WritableTxnMarkerPartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -272,6 +288,7 @@ impl WritableTxnMarkerTopicResult {
 }
 
 impl Struct for WritableTxnMarkerTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_string(buf, (&self.name), flex).map_err(|e| e.at("WritableTxnMarkerTopicResult", "Name"))?;
@@ -296,6 +313,7 @@ impl Struct for WritableTxnMarkerTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -311,6 +329,7 @@ impl Struct for WritableTxnMarkerTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -334,6 +353,7 @@ impl Struct for WritableTxnMarkerTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -377,6 +397,7 @@ pub struct WritableTxnMarkerResult {
 }
 
 impl Default for WritableTxnMarkerResult {
+    #[inline]
     fn default() -> Self {
         WritableTxnMarkerResult { producer_id: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -385,12 +406,14 @@ impl Default for WritableTxnMarkerResult {
 impl WritableTxnMarkerResult {
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<WritableTxnMarkerTopicResult>) -> Self {
         self.topics = value;
         self
@@ -398,6 +421,7 @@ impl WritableTxnMarkerResult {
 }
 
 impl Struct for WritableTxnMarkerResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         put_i64(buf, *(&self.producer_id));
@@ -421,6 +445,7 @@ impl Struct for WritableTxnMarkerResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -436,6 +461,7 @@ impl Struct for WritableTxnMarkerResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
@@ -459,6 +485,7 @@ impl Struct for WritableTxnMarkerResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [12, 10, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
