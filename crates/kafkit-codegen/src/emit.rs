@@ -515,7 +515,9 @@ fn emit_struct(out: &mut String, ctx: &Ctx, st: &StructDef, top: bool) {
     let flex_cond = ctx.flex_cond();
     let _ = writeln!(out, "impl Struct for {sn} {{");
     // encode_inner
-    out.push_str("    #[inline]\n    fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {\n");
+    out.push_str(
+        "    #[inline]\n    fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {\n",
+    );
     let _ = writeln!(out, "        let flex = {flex_cond};");
     for f in &st.fields {
         let flex = ctx.field_flex(f);

@@ -20,13 +20,9 @@ pub(crate) const OFFSET_FETCH_BY_ID: i16 = 10;
 /// is retriable and makes the caller refresh its metadata.
 pub(crate) fn version_for_topics<R: Request>(conn: &Conn, first_by_id: i16, ids_known: bool) -> Result<ApiVersion> {
     let v = conn.version_for::<R>()?;
-    if v.0 < first_by_id || ids_known {
+    let lowest = conn.broker_versions(R::API_KEY).map_or(i16::MAX, |b| b.min).max(R::STABLE_VERSIONS.min);
+    if let Some(v) = pick(v, lowest, first_by_id, ids_known) {
         return Ok(v);
-    }
-    let by_name = first_by_id - 1;
-    let broker_min = conn.broker_versions(R::API_KEY).map_or(i16::MAX, |b| b.min);
-    if broker_min <= by_name && R::STABLE_VERSIONS.min <= by_name {
-        return Ok(ApiVersion(by_name));
     }
     Err(Error::Broker {
         code: ErrorCode::UnknownTopicId,
@@ -60,6 +56,16 @@ pub(crate) async fn metadata_with_ids<R: Request>(
     meta
 }
 
+/// The version to send: `negotiated` when it takes names or every id is known, else the last
+/// version taking names if both sides still speak it (`lowest` is the lowest they share).
+fn pick(negotiated: ApiVersion, lowest: i16, first_by_id: i16, ids_known: bool) -> Option<ApiVersion> {
+    if negotiated.0 < first_by_id || ids_known {
+        Some(negotiated)
+    } else {
+        (lowest < first_by_id).then_some(ApiVersion(first_by_id - 1))
+    }
+}
+
 /// The known, non-zero topic id of `name` in the cluster's current metadata.
 pub(crate) fn known_id(meta: &crate::cluster::Metadata, name: &str) -> Option<Uuid> {
     meta.topics.get(name).map(|t| t.id).filter(|id| !id.is_zero())
@@ -75,4 +81,22 @@ pub(crate) fn name_of<'a>(
         .find(|(i, _)| *i == id)
         .map(|(_, n)| n.as_str())
         .or_else(|| meta?.topics.values().find(|t| t.id == id && !id.is_zero()).map(|t| t.name.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_by_id_only_when_every_id_is_known() {
+        // Kafka 4.4: Produce 0-13 advertised (3-13 served), kafkit 3-13.
+        assert_eq!(pick(ApiVersion(13), 3, PRODUCE_BY_ID, true), Some(ApiVersion(13)));
+        assert_eq!(pick(ApiVersion(13), 3, PRODUCE_BY_ID, false), Some(ApiVersion(12)));
+        // Tansu (Produce 0-11): names either way.
+        assert_eq!(pick(ApiVersion(11), 3, PRODUCE_BY_ID, false), Some(ApiVersion(11)));
+        // A broker that takes topics only by id, and an id that is unknown: nothing to send.
+        assert_eq!(pick(ApiVersion(14), 13, PRODUCE_BY_ID, false), None);
+        assert_eq!(pick(ApiVersion(10), 2, OFFSET_COMMIT_BY_ID, false), Some(ApiVersion(9)));
+        assert_eq!(pick(ApiVersion(18), 4, FETCH_BY_ID, false), Some(ApiVersion(12)));
+    }
 }
