@@ -945,6 +945,12 @@ struct Part {
     /// Results that arrived before those of batches sent earlier.
     done: HashMap<u64, Result<i64>>,
     next_sequence: i32,
+    /// A batch of it was acknowledged under the current producer id and epoch. Until then an
+    /// idempotent writer keeps one batch in flight: a broker with no state for the producer
+    /// takes any first sequence, so if the first batch failed (NOT_LEADER_OR_FOLLOWER on a
+    /// topic just created, as Kafka 4.4 answers) while the next was written, its resend
+    /// would be out of order for good.
+    acked: bool,
     /// The connection its requests go on.
     lane: Option<Lane>,
 }
@@ -1041,12 +1047,15 @@ impl Engine {
                     let Some(front) = q.batches.front() else { continue };
                     wake = earliest(wake, Some(front.created + cfg.delivery_timeout));
                     let key = (t.name.clone(), id as i32);
-                    let (inflight, resending) =
-                        self.parts.get(&key).map_or((0, false), |p| (p.inflight.len(), !p.resend.is_empty()));
+                    let (inflight, resending, acked) = self
+                        .parts
+                        .get(&key)
+                        .map_or((0, false, false), |p| (p.inflight.len(), !p.resend.is_empty(), p.acked));
                     if resending {
                         continue;
                     }
-                    let mut room = cfg.max_in_flight.saturating_sub(inflight);
+                    let max = if self.producer.is_some() && !acked { 1 } else { cfg.max_in_flight };
+                    let mut room = max.saturating_sub(inflight);
                     while room > 0 {
                         let Some(b) = q.batches.front() else { break };
                         let due = b.created + cfg.linger;
@@ -1297,6 +1306,7 @@ impl Engine {
         let Some(mut batch) = p.batches.remove(&id) else { return };
         let e = match outcome {
             Ok(base) => {
+                p.acked = true;
                 let c = &self.shared.counters;
                 let n = batch.open.count as u64;
                 c.messages.fetch_add(n, Ordering::Relaxed);
@@ -1408,6 +1418,7 @@ impl Engine {
                         }
                     }
                     p.next_sequence = seq;
+                    p.acked = false;
                 }
                 self.bump_needed = false;
             }
