@@ -18,6 +18,7 @@
 //! `tests/roundtrip.rs` (a property test per message). Every file is formatted with rustfmt.
 
 mod emit;
+mod files;
 mod internal;
 mod model;
 
@@ -64,13 +65,13 @@ fn main() -> ExitCode {
     for m in &msgs {
         files.insert(proto.join(format!("src/messages/{}.rs", m.module)), emit::message_file(m, &msgs));
     }
-    files.insert(proto.join("src/messages/mod.rs"), emit::mod_file(&msgs, &removed));
-    let error_codes = match emit::error_code_file(&errors) {
+    files.insert(proto.join("src/messages/mod.rs"), files::mod_file(&msgs, &removed));
+    let error_codes = match files::error_code_file(&errors) {
         Ok(s) => s,
         Err(e) => return fail(&format!("{}: {e}", spec.join("error_codes.tsv").display())),
     };
     files.insert(proto.join("src/error_code.rs"), error_codes);
-    files.insert(proto.join("tests/roundtrip.rs"), emit::roundtrip_file(&msgs));
+    files.insert(proto.join("tests/roundtrip.rs"), files::roundtrip_file(&msgs));
 
     let mut differ = Vec::new();
     for (path, src) in &files {
