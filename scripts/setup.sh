@@ -24,6 +24,7 @@ fi
 scripts/kafka.sh install 4.4.0
 scripts/kafka.sh install 3.9.2
 scripts/java-peer.sh build 4.4.0 >/dev/null
+scripts/protocol-spec.sh >/dev/null
 scripts/broker.sh install
 venv="$KAFKIT_CACHE/pyenv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

@@ -161,6 +161,8 @@ pub struct Field {
     pub flexible: Option<Range>,
     pub entity: Option<String>,
     pub map_key: bool,
+    /// The schema's `about` text (becomes the field's doc comment).
+    pub about: Option<String>,
 }
 
 impl Field {
@@ -189,30 +191,68 @@ pub struct Msg {
     pub flexible: Range,
     pub deprecated: Range,
     pub unstable: bool,
+    /// Behind kafkit-protocol's `broker-internal` feature (see `internal.rs`).
+    pub internal: bool,
     /// The top-level struct first, then nested and common structs in schema order.
     pub structs: Vec<StructDef>,
 }
 
 impl Msg {
+    /// The versions a client may negotiate: all valid versions but the latest when the schema
+    /// marks it unstable (`latestVersionUnstable`, as the Java client's
+    /// `ApiKeys.latestVersion(false)`).
+    pub fn stable(&self) -> Range {
+        if self.unstable {
+            Range { min: self.valid.min, max: self.valid.max - 1 }
+        } else {
+            self.valid
+        }
+    }
     pub fn find(&self, name: &str) -> Option<&StructDef> {
         self.structs.iter().find(|s| s.name == name)
     }
 }
 
-pub fn load(dir: &Path) -> Result<Vec<Msg>, String> {
+/// The schemas of `dir`, and the names of those whose `validVersions` is `none` (the APIs
+/// Kafka 4.0 removed with ZooKeeper: LeaderAndIsr, StopReplica, UpdateMetadata,
+/// ControlledShutdown), which are left out: no version of them can be sent or read.
+pub fn load(dir: &Path) -> Result<(Vec<Msg>, Vec<String>), String> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     paths.sort();
+    if paths.is_empty() {
+        return Err("no *.json schemas".into());
+    }
     let mut out = Vec::new();
+    let mut removed = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-        out.push(parse_msg(&v).map_err(|e| format!("{}: {e}", p.display()))?);
+        let m = parse_msg(&v).map_err(|e| format!("{}: {e}", p.display()))?;
+        if m.valid.is_empty() {
+            removed.push(m.name);
+        } else {
+            out.push(m);
+        }
     }
-    Ok(out)
+    // A request's `latestVersionUnstable` holds for its response too.
+    let unstable: Vec<i16> =
+        out.iter().filter(|m| m.unstable && m.kind == "request").filter_map(|m| m.api_key).collect();
+    for m in &mut out {
+        if m.api_key.is_some_and(|k| unstable.contains(&k)) {
+            m.unstable = true;
+        }
+    }
+    for m in &mut out {
+        m.internal = crate::internal::is_internal(m);
+    }
+    if let Some(name) = crate::internal::unknown_names(&out).first() {
+        return Err(format!("internal.rs names {name}, which no schema defines"));
+    }
+    Ok((out, removed))
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
@@ -248,6 +288,7 @@ fn parse_msg(v: &Value) -> Result<Msg, String> {
         flexible: Range::parse(s(v, "flexibleVersions").unwrap_or("none"))?,
         deprecated: s(v, "deprecatedVersions").map(Range::parse).transpose()?.unwrap_or(Range::NONE),
         unstable: v.get("latestVersionUnstable").and_then(Value::as_bool).unwrap_or(false),
+        internal: false,
         structs,
     })
 }
@@ -300,6 +341,7 @@ fn parse_fields(v: Option<&Value>, structs: &mut Vec<StructDef>, parent: Range) 
             flexible: s(f, "flexibleVersions").map(Range::parse).transpose()?,
             entity: s(f, "entityType").map(String::from),
             map_key: f.get("mapKey").and_then(Value::as_bool).unwrap_or(false),
+            about: s(f, "about").map(String::from).filter(|a| !a.trim().is_empty()),
         });
     }
     Ok(out)

@@ -5,9 +5,9 @@
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::compression::Compression;
 use kafkit_protocol::frame::decode_request;
-use kafkit_protocol::messages::{RequestKind, ResponseKind};
+use kafkit_protocol::messages::{ProduceRequest, RequestHeader, RequestKind, ResponseKind};
 use kafkit_protocol::record::{encode_legacy, ControlRecord, ControlRecordType, Record, RecordBatch};
-use kafkit_protocol::{ApiKey, ApiVersion};
+use kafkit_protocol::{ApiKey, ApiVersion, Message};
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,7 +30,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed.extend_from_slice(&req);
         std::fs::write(msg_dir.join(format!("{name}-req")), seed)?;
         n.0 += 1;
-        if let RequestKind::Produce(r) = decode_request(Bytes::from(req))?.1 {
+        let produce = if key == 0 && (version == 1 || version == 2) {
+            // kafka-python's legacy scenarios: Produce v1/v2, gone since Kafka 4.0, read as
+            // the v3 they are with a null transactional id in front.
+            let mut frame = Bytes::from(req);
+            RequestHeader::decode(&mut frame, ApiVersion(1))?;
+            let mut body = BytesMut::from(&[0xff, 0xff][..]);
+            body.extend_from_slice(&frame);
+            RequestKind::Produce(ProduceRequest::decode(&mut body.freeze(), ApiVersion(3))?)
+        } else {
+            decode_request(Bytes::from(req))?.1
+        };
+        if let RequestKind::Produce(r) = produce {
             if let Some(data) =
                 r.topic_data.first().and_then(|t| t.partition_data.first()).and_then(|p| p.records.clone())
             {

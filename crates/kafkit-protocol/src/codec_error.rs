@@ -30,6 +30,9 @@ pub enum DecodeErrorKind {
     TrailingBytes(usize),
     /// An API key that no known API carries.
     UnknownApiKey(i16),
+    /// An API that only brokers and controllers send to one another, which this build leaves
+    /// out (kafkit-protocol's `broker-internal` feature builds it).
+    BrokerInternalApi(i16),
     /// A structural error in a record batch or message set.
     Corrupt(&'static str),
     /// A checksum did not match.
@@ -59,6 +62,9 @@ impl fmt::Display for DecodeErrorKind {
             DecodeErrorKind::InvalidTaggedField(t) => write!(f, "malformed tagged field {t}"),
             DecodeErrorKind::TrailingBytes(n) => write!(f, "{n} unexpected trailing bytes"),
             DecodeErrorKind::UnknownApiKey(k) => write!(f, "unknown API key {k}"),
+            DecodeErrorKind::BrokerInternalApi(k) => {
+                write!(f, "API key {k} is broker-internal (kafkit-protocol's `broker-internal` feature builds it)")
+            }
             DecodeErrorKind::Corrupt(what) => write!(f, "corrupt data: {what}"),
             DecodeErrorKind::ChecksumMismatch { expected, actual } => {
                 write!(f, "checksum mismatch (stored {expected:#010x}, computed {actual:#010x})")

@@ -12,265 +12,555 @@ use std::fmt;
 #[non_exhaustive]
 pub enum ErrorCode {
     /// `UNKNOWN_SERVER_ERROR` (-1).
+    ///
+    /// The server experienced an unexpected error when processing the request.
     UnknownServerError,
     /// `NONE` (0).
     None,
     /// `OFFSET_OUT_OF_RANGE` (1).
+    ///
+    /// The requested offset is not within the range of offsets maintained by the server.
     OffsetOutOfRange,
     /// `CORRUPT_MESSAGE` (2), retriable.
+    ///
+    /// This message has failed its CRC checksum, exceeds the valid size, has a null key for a compacted topic, or is otherwise corrupt.
     CorruptMessage,
     /// `UNKNOWN_TOPIC_OR_PARTITION` (3), retriable.
+    ///
+    /// This server does not host this topic-partition.
     UnknownTopicOrPartition,
     /// `INVALID_FETCH_SIZE` (4).
+    ///
+    /// The requested fetch size is invalid.
     InvalidFetchSize,
     /// `LEADER_NOT_AVAILABLE` (5), retriable.
+    ///
+    /// There is no leader for this topic-partition as we are in the middle of a leadership election.
     LeaderNotAvailable,
     /// `NOT_LEADER_OR_FOLLOWER` (6), retriable.
+    ///
+    /// For requests intended only for the leader, this error indicates that the broker is not the current leader. For requests intended for any replica, this error indicates that the broker is not a replica of the topic partition.
     NotLeaderOrFollower,
     /// `REQUEST_TIMED_OUT` (7), retriable.
+    ///
+    /// The request timed out.
     RequestTimedOut,
     /// `BROKER_NOT_AVAILABLE` (8).
+    ///
+    /// The broker is not available.
     BrokerNotAvailable,
     /// `REPLICA_NOT_AVAILABLE` (9), retriable.
+    ///
+    /// The replica is not available for the requested topic-partition. Produce/Fetch requests and other requests intended only for the leader or follower return NOT\_LEADER\_OR\_FOLLOWER if the broker is not a replica of the topic-partition.
     ReplicaNotAvailable,
     /// `MESSAGE_TOO_LARGE` (10).
+    ///
+    /// The request included a message larger than the max message size the server will accept.
     MessageTooLarge,
     /// `STALE_CONTROLLER_EPOCH` (11).
+    ///
+    /// The controller moved to another broker.
     StaleControllerEpoch,
     /// `OFFSET_METADATA_TOO_LARGE` (12).
+    ///
+    /// The metadata field of the offset request was too large.
     OffsetMetadataTooLarge,
     /// `NETWORK_EXCEPTION` (13), retriable.
+    ///
+    /// The server disconnected before a response was received.
     NetworkException,
     /// `COORDINATOR_LOAD_IN_PROGRESS` (14), retriable.
+    ///
+    /// The coordinator is loading and hence can't process requests.
     CoordinatorLoadInProgress,
     /// `COORDINATOR_NOT_AVAILABLE` (15), retriable.
+    ///
+    /// The coordinator is not available.
     CoordinatorNotAvailable,
     /// `NOT_COORDINATOR` (16), retriable.
+    ///
+    /// This is not the correct coordinator.
     NotCoordinator,
     /// `INVALID_TOPIC_EXCEPTION` (17).
+    ///
+    /// The request attempted to perform an operation on an invalid topic.
     InvalidTopicException,
     /// `RECORD_LIST_TOO_LARGE` (18).
+    ///
+    /// The request included message batch larger than the configured segment size on the server.
     RecordListTooLarge,
     /// `NOT_ENOUGH_REPLICAS` (19), retriable.
+    ///
+    /// Messages are rejected since there are fewer in-sync replicas than required.
     NotEnoughReplicas,
     /// `NOT_ENOUGH_REPLICAS_AFTER_APPEND` (20), retriable.
+    ///
+    /// Messages are written to the log, but to fewer in-sync replicas than required.
     NotEnoughReplicasAfterAppend,
     /// `INVALID_REQUIRED_ACKS` (21).
+    ///
+    /// Produce request specified an invalid value for required acks.
     InvalidRequiredAcks,
     /// `ILLEGAL_GENERATION` (22).
+    ///
+    /// Specified group generation id is not valid.
     IllegalGeneration,
     /// `INCONSISTENT_GROUP_PROTOCOL` (23).
+    ///
+    /// The group member's supported protocols are incompatible with those of existing members or first group member tried to join with empty protocol type or empty protocol list.
     InconsistentGroupProtocol,
     /// `INVALID_GROUP_ID` (24).
+    ///
+    /// The group id is invalid.
     InvalidGroupId,
     /// `UNKNOWN_MEMBER_ID` (25).
+    ///
+    /// The coordinator is not aware of this member.
     UnknownMemberId,
     /// `INVALID_SESSION_TIMEOUT` (26).
+    ///
+    /// The session timeout is not within the range allowed by the broker (as configured by group.min.session.timeout.ms and group.max.session.timeout.ms).
     InvalidSessionTimeout,
     /// `REBALANCE_IN_PROGRESS` (27).
+    ///
+    /// The group is rebalancing, so a rejoin is needed.
     RebalanceInProgress,
     /// `INVALID_COMMIT_OFFSET_SIZE` (28).
+    ///
+    /// The committing offset data size is not valid.
     InvalidCommitOffsetSize,
     /// `TOPIC_AUTHORIZATION_FAILED` (29).
+    ///
+    /// Topic authorization failed.
     TopicAuthorizationFailed,
     /// `GROUP_AUTHORIZATION_FAILED` (30).
+    ///
+    /// Group authorization failed.
     GroupAuthorizationFailed,
     /// `CLUSTER_AUTHORIZATION_FAILED` (31).
+    ///
+    /// Cluster authorization failed.
     ClusterAuthorizationFailed,
     /// `INVALID_TIMESTAMP` (32).
+    ///
+    /// The timestamp of the message is out of acceptable range.
     InvalidTimestamp,
     /// `UNSUPPORTED_SASL_MECHANISM` (33).
+    ///
+    /// The broker does not support the requested SASL mechanism.
     UnsupportedSaslMechanism,
     /// `ILLEGAL_SASL_STATE` (34).
+    ///
+    /// Request is not valid given the current SASL state.
     IllegalSaslState,
     /// `UNSUPPORTED_VERSION` (35).
+    ///
+    /// The version of API is not supported.
     UnsupportedVersion,
     /// `TOPIC_ALREADY_EXISTS` (36).
+    ///
+    /// Topic with this name already exists.
     TopicAlreadyExists,
     /// `INVALID_PARTITIONS` (37).
+    ///
+    /// Number of partitions is below 1.
     InvalidPartitions,
     /// `INVALID_REPLICATION_FACTOR` (38).
+    ///
+    /// Replication factor is below 1 or larger than the number of available brokers.
     InvalidReplicationFactor,
     /// `INVALID_REPLICA_ASSIGNMENT` (39).
+    ///
+    /// Replica assignment is invalid.
     InvalidReplicaAssignment,
     /// `INVALID_CONFIG` (40).
+    ///
+    /// Configuration is invalid.
     InvalidConfig,
     /// `NOT_CONTROLLER` (41), retriable.
+    ///
+    /// This is not the correct controller for this cluster.
     NotController,
     /// `INVALID_REQUEST` (42).
+    ///
+    /// This most likely occurs because of a request being malformed by the client library or the message was sent to an incompatible broker. See the broker logs for more details.
     InvalidRequest,
     /// `UNSUPPORTED_FOR_MESSAGE_FORMAT` (43).
+    ///
+    /// The message format version on the broker does not support the request.
     UnsupportedForMessageFormat,
     /// `POLICY_VIOLATION` (44).
+    ///
+    /// Request parameters do not satisfy the configured policy.
     PolicyViolation,
     /// `OUT_OF_ORDER_SEQUENCE_NUMBER` (45).
+    ///
+    /// The broker received an out of order sequence number.
     OutOfOrderSequenceNumber,
     /// `DUPLICATE_SEQUENCE_NUMBER` (46).
+    ///
+    /// The broker received a duplicate sequence number.
     DuplicateSequenceNumber,
     /// `INVALID_PRODUCER_EPOCH` (47).
+    ///
+    /// Producer attempted to produce with an old epoch.
     InvalidProducerEpoch,
     /// `INVALID_TXN_STATE` (48).
+    ///
+    /// The producer attempted a transactional operation in an invalid state.
     InvalidTxnState,
     /// `INVALID_PRODUCER_ID_MAPPING` (49).
+    ///
+    /// The producer attempted to use a producer id which is not currently assigned to its transactional id.
     InvalidProducerIdMapping,
     /// `INVALID_TRANSACTION_TIMEOUT` (50).
+    ///
+    /// The transaction timeout is larger than the maximum value allowed by the broker (as configured by transaction.max.timeout.ms).
     InvalidTransactionTimeout,
     /// `CONCURRENT_TRANSACTIONS` (51), retriable.
+    ///
+    /// The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing.
     ConcurrentTransactions,
     /// `TRANSACTION_COORDINATOR_FENCED` (52).
+    ///
+    /// Indicates that the transaction coordinator sending a WriteTxnMarker is no longer the current coordinator for a given producer.
     TransactionCoordinatorFenced,
     /// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` (53).
+    ///
+    /// Transactional Id authorization failed.
     TransactionalIdAuthorizationFailed,
     /// `SECURITY_DISABLED` (54).
+    ///
+    /// Security features are disabled.
     SecurityDisabled,
     /// `OPERATION_NOT_ATTEMPTED` (55).
+    ///
+    /// The broker did not attempt to execute this operation. This may happen for batched RPCs where some operations in the batch failed, causing the broker to respond without trying the rest.
     OperationNotAttempted,
     /// `KAFKA_STORAGE_ERROR` (56), retriable.
+    ///
+    /// Disk error when trying to access log file on the disk.
     KafkaStorageError,
     /// `LOG_DIR_NOT_FOUND` (57).
+    ///
+    /// The user-specified log directory is not found in the broker config.
     LogDirNotFound,
     /// `SASL_AUTHENTICATION_FAILED` (58).
+    ///
+    /// SASL Authentication failed.
     SaslAuthenticationFailed,
     /// `UNKNOWN_PRODUCER_ID` (59).
+    ///
+    /// This exception is raised by the broker if it could not locate the producer metadata associated with the producerId in question. This could happen if, for instance, the producer's records were deleted because their retention time had elapsed. Once the last records of the producerId are removed, the producer's metadata is removed from the broker, and future appends by the producer will return this exception.
     UnknownProducerId,
     /// `REASSIGNMENT_IN_PROGRESS` (60).
+    ///
+    /// A partition reassignment is in progress.
     ReassignmentInProgress,
     /// `DELEGATION_TOKEN_AUTH_DISABLED` (61).
+    ///
+    /// Delegation Token feature is not enabled.
     DelegationTokenAuthDisabled,
     /// `DELEGATION_TOKEN_NOT_FOUND` (62).
+    ///
+    /// Delegation Token is not found on server.
     DelegationTokenNotFound,
     /// `DELEGATION_TOKEN_OWNER_MISMATCH` (63).
+    ///
+    /// Specified Principal is not valid Owner/Renewer.
     DelegationTokenOwnerMismatch,
     /// `DELEGATION_TOKEN_REQUEST_NOT_ALLOWED` (64).
+    ///
+    /// Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels and on delegation token authenticated channels.
     DelegationTokenRequestNotAllowed,
     /// `DELEGATION_TOKEN_AUTHORIZATION_FAILED` (65).
+    ///
+    /// Delegation Token authorization failed.
     DelegationTokenAuthorizationFailed,
     /// `DELEGATION_TOKEN_EXPIRED` (66).
+    ///
+    /// Delegation Token is expired.
     DelegationTokenExpired,
     /// `INVALID_PRINCIPAL_TYPE` (67).
+    ///
+    /// Supplied principalType is not supported.
     InvalidPrincipalType,
     /// `NON_EMPTY_GROUP` (68).
+    ///
+    /// The group is not empty.
     NonEmptyGroup,
     /// `GROUP_ID_NOT_FOUND` (69).
+    ///
+    /// The group id does not exist.
     GroupIdNotFound,
     /// `FETCH_SESSION_ID_NOT_FOUND` (70), retriable.
+    ///
+    /// The fetch session ID was not found.
     FetchSessionIdNotFound,
     /// `INVALID_FETCH_SESSION_EPOCH` (71), retriable.
+    ///
+    /// The fetch session epoch is invalid.
     InvalidFetchSessionEpoch,
     /// `LISTENER_NOT_FOUND` (72), retriable.
+    ///
+    /// There is no listener on the leader broker that matches the listener on which metadata request was processed.
     ListenerNotFound,
     /// `TOPIC_DELETION_DISABLED` (73).
+    ///
+    /// Topic deletion is disabled.
     TopicDeletionDisabled,
     /// `FENCED_LEADER_EPOCH` (74), retriable.
+    ///
+    /// The leader epoch in the request is older than the epoch on the broker.
     FencedLeaderEpoch,
     /// `UNKNOWN_LEADER_EPOCH` (75), retriable.
+    ///
+    /// The leader epoch in the request is newer than the epoch on the broker.
     UnknownLeaderEpoch,
     /// `UNSUPPORTED_COMPRESSION_TYPE` (76).
+    ///
+    /// The requesting client does not support the compression type of given partition.
     UnsupportedCompressionType,
     /// `STALE_BROKER_EPOCH` (77).
+    ///
+    /// Broker epoch has changed.
     StaleBrokerEpoch,
     /// `OFFSET_NOT_AVAILABLE` (78), retriable.
+    ///
+    /// The leader high watermark has not caught up from a recent leader election so the offsets cannot be guaranteed to be monotonically increasing.
     OffsetNotAvailable,
     /// `MEMBER_ID_REQUIRED` (79).
+    ///
+    /// The group member needs to have a valid member id before actually entering a consumer group.
     MemberIdRequired,
     /// `PREFERRED_LEADER_NOT_AVAILABLE` (80), retriable.
+    ///
+    /// The preferred leader was not available.
     PreferredLeaderNotAvailable,
     /// `GROUP_MAX_SIZE_REACHED` (81).
+    ///
+    /// The group has reached its maximum size.
     GroupMaxSizeReached,
     /// `FENCED_INSTANCE_ID` (82).
+    ///
+    /// The broker rejected this static consumer since another consumer with the same group.instance.id has registered with a different member.id.
     FencedInstanceId,
     /// `ELIGIBLE_LEADERS_NOT_AVAILABLE` (83), retriable.
+    ///
+    /// Eligible topic partition leaders are not available.
     EligibleLeadersNotAvailable,
     /// `ELECTION_NOT_NEEDED` (84), retriable.
+    ///
+    /// Leader election not needed for topic partition.
     ElectionNotNeeded,
     /// `NO_REASSIGNMENT_IN_PROGRESS` (85).
+    ///
+    /// No partition reassignment is in progress.
     NoReassignmentInProgress,
     /// `GROUP_SUBSCRIBED_TO_TOPIC` (86).
+    ///
+    /// Deleting offsets of a topic is forbidden while the consumer group is actively subscribed to it.
     GroupSubscribedToTopic,
     /// `INVALID_RECORD` (87).
+    ///
+    /// This record has failed the validation on broker and hence will be rejected.
     InvalidRecord,
     /// `UNSTABLE_OFFSET_COMMIT` (88), retriable.
+    ///
+    /// There are unstable offsets that need to be cleared.
     UnstableOffsetCommit,
     /// `THROTTLING_QUOTA_EXCEEDED` (89), retriable.
+    ///
+    /// The throttling quota has been exceeded.
     ThrottlingQuotaExceeded,
     /// `PRODUCER_FENCED` (90).
+    ///
+    /// There is a newer producer with the same transactionalId which fences the current one.
     ProducerFenced,
     /// `RESOURCE_NOT_FOUND` (91).
+    ///
+    /// A request illegally referred to a resource that does not exist.
     ResourceNotFound,
     /// `DUPLICATE_RESOURCE` (92).
+    ///
+    /// A request illegally referred to the same resource twice.
     DuplicateResource,
     /// `UNACCEPTABLE_CREDENTIAL` (93).
+    ///
+    /// Requested credential would not meet criteria for acceptability.
     UnacceptableCredential,
     /// `INCONSISTENT_VOTER_SET` (94).
+    ///
+    /// Indicates that the either the sender or recipient of a voter-only request is not one of the expected voters.
     InconsistentVoterSet,
     /// `INVALID_UPDATE_VERSION` (95).
+    ///
+    /// The given update version was invalid.
     InvalidUpdateVersion,
     /// `FEATURE_UPDATE_FAILED` (96).
+    ///
+    /// Unable to update finalized features due to an unexpected server error.
     FeatureUpdateFailed,
     /// `PRINCIPAL_DESERIALIZATION_FAILURE` (97).
+    ///
+    /// Request principal deserialization failed during forwarding. This indicates an internal error on the broker cluster security setup.
     PrincipalDeserializationFailure,
     /// `SNAPSHOT_NOT_FOUND` (98).
+    ///
+    /// Requested snapshot was not found.
     SnapshotNotFound,
     /// `POSITION_OUT_OF_RANGE` (99).
+    ///
+    /// Requested position is not greater than or equal to zero, and less than the size of the snapshot.
     PositionOutOfRange,
     /// `UNKNOWN_TOPIC_ID` (100), retriable.
+    ///
+    /// This server does not host this topic ID.
     UnknownTopicId,
     /// `DUPLICATE_BROKER_REGISTRATION` (101).
+    ///
+    /// This broker ID is already in use.
     DuplicateBrokerRegistration,
     /// `BROKER_ID_NOT_REGISTERED` (102).
+    ///
+    /// The given broker ID was not registered.
     BrokerIdNotRegistered,
     /// `INCONSISTENT_TOPIC_ID` (103), retriable.
+    ///
+    /// The log's topic ID did not match the topic ID in the request.
     InconsistentTopicId,
     /// `INCONSISTENT_CLUSTER_ID` (104).
+    ///
+    /// The clusterId in the request does not match that found on the server.
     InconsistentClusterId,
     /// `TRANSACTIONAL_ID_NOT_FOUND` (105).
+    ///
+    /// The transactionalId could not be found.
     TransactionalIdNotFound,
     /// `FETCH_SESSION_TOPIC_ID_ERROR` (106), retriable.
+    ///
+    /// The fetch session encountered inconsistent topic ID usage.
     FetchSessionTopicIdError,
     /// `INELIGIBLE_REPLICA` (107).
+    ///
+    /// The new ISR contains at least one ineligible replica.
     IneligibleReplica,
     /// `NEW_LEADER_ELECTED` (108).
+    ///
+    /// The AlterPartition request successfully updated the partition state but the leader has changed.
     NewLeaderElected,
     /// `OFFSET_MOVED_TO_TIERED_STORAGE` (109).
+    ///
+    /// The requested offset is moved to tiered storage.
     OffsetMovedToTieredStorage,
     /// `FENCED_MEMBER_EPOCH` (110).
+    ///
+    /// The member epoch is fenced by the group coordinator. The member must abandon all its partitions and rejoin.
     FencedMemberEpoch,
     /// `UNRELEASED_INSTANCE_ID` (111).
+    ///
+    /// The instance ID is still used by another member in the consumer group. That member must leave first.
     UnreleasedInstanceId,
     /// `UNSUPPORTED_ASSIGNOR` (112).
+    ///
+    /// The assignor or its version range is not supported by the consumer group.
     UnsupportedAssignor,
     /// `STALE_MEMBER_EPOCH` (113).
+    ///
+    /// The member epoch is stale. The member must retry after receiving its updated member epoch via the ConsumerGroupHeartbeat API.
     StaleMemberEpoch,
     /// `MISMATCHED_ENDPOINT_TYPE` (114).
+    ///
+    /// The request was sent to an endpoint of the wrong type.
     MismatchedEndpointType,
     /// `UNSUPPORTED_ENDPOINT_TYPE` (115).
+    ///
+    /// This endpoint type is not supported yet.
     UnsupportedEndpointType,
     /// `UNKNOWN_CONTROLLER_ID` (116).
+    ///
+    /// This controller ID is not known.
     UnknownControllerId,
     /// `UNKNOWN_SUBSCRIPTION_ID` (117).
+    ///
+    /// Client sent a push telemetry request with an invalid or outdated subscription ID.
     UnknownSubscriptionId,
     /// `TELEMETRY_TOO_LARGE` (118).
+    ///
+    /// Client sent a push telemetry request larger than the maximum size the broker will accept.
     TelemetryTooLarge,
     /// `INVALID_REGISTRATION` (119).
+    ///
+    /// The controller has considered the broker registration to be invalid.
     InvalidRegistration,
     /// `TRANSACTION_ABORTABLE` (120).
+    ///
+    /// The server encountered an error with the transaction. The client can abort the transaction to continue using this transactional ID.
     TransactionAbortable,
     /// `INVALID_RECORD_STATE` (121).
+    ///
+    /// The record state is invalid. The acknowledgement of delivery could not be completed.
     InvalidRecordState,
     /// `SHARE_SESSION_NOT_FOUND` (122), retriable.
+    ///
+    /// The share session was not found.
     ShareSessionNotFound,
     /// `INVALID_SHARE_SESSION_EPOCH` (123), retriable.
+    ///
+    /// The share session epoch is invalid.
     InvalidShareSessionEpoch,
     /// `FENCED_STATE_EPOCH` (124).
+    ///
+    /// The coordinator rejected the request because the state epoch did not match.
     FencedStateEpoch,
     /// `INVALID_VOTER_KEY` (125).
+    ///
+    /// The voter key doesn't match the receiving replica's key.
     InvalidVoterKey,
     /// `DUPLICATE_VOTER` (126).
+    ///
+    /// The voter is already part of the set of voters.
     DuplicateVoter,
     /// `VOTER_NOT_FOUND` (127).
+    ///
+    /// The voter is not part of the set of voters.
     VoterNotFound,
     /// `INVALID_REGULAR_EXPRESSION` (128).
+    ///
+    /// The regular expression is not valid.
     InvalidRegularExpression,
+    /// `REBOOTSTRAP_REQUIRED` (129).
+    ///
+    /// Client metadata is stale. The client should rebootstrap to obtain new metadata.
+    RebootstrapRequired,
+    /// `STREAMS_INVALID_TOPOLOGY` (130).
+    ///
+    /// The supplied topology is invalid.
+    StreamsInvalidTopology,
+    /// `STREAMS_INVALID_TOPOLOGY_EPOCH` (131).
+    ///
+    /// The supplied topology epoch is invalid.
+    StreamsInvalidTopologyEpoch,
+    /// `STREAMS_TOPOLOGY_FENCED` (132).
+    ///
+    /// The supplied topology epoch is outdated.
+    StreamsTopologyFenced,
+    /// `SHARE_SESSION_LIMIT_REACHED` (133), retriable.
+    ///
+    /// The limit of share sessions has been reached.
+    ShareSessionLimitReached,
+    /// `GROUP_DELETION_FAILED` (134).
+    ///
+    /// DeleteGroups could not complete; see the error message on the per-group result for details.
+    GroupDeletionFailed,
+    /// `STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED` (135).
+    ///
+    /// The broker could not process the topology description update; see the error message for details.
+    StreamsTopologyDescriptionUpdateFailed,
+    /// `CONTROLLER_ID_NOT_REGISTERED` (136).
+    ///
+    /// The given controller ID was not registered.
+    ControllerIdNotRegistered,
     /// A code this crate does not know.
     Unknown(i16),
 }
@@ -409,6 +699,14 @@ impl ErrorCode {
             126 => ErrorCode::DuplicateVoter,
             127 => ErrorCode::VoterNotFound,
             128 => ErrorCode::InvalidRegularExpression,
+            129 => ErrorCode::RebootstrapRequired,
+            130 => ErrorCode::StreamsInvalidTopology,
+            131 => ErrorCode::StreamsInvalidTopologyEpoch,
+            132 => ErrorCode::StreamsTopologyFenced,
+            133 => ErrorCode::ShareSessionLimitReached,
+            134 => ErrorCode::GroupDeletionFailed,
+            135 => ErrorCode::StreamsTopologyDescriptionUpdateFailed,
+            136 => ErrorCode::ControllerIdNotRegistered,
             other => ErrorCode::Unknown(other),
         }
     }
@@ -546,6 +844,14 @@ impl ErrorCode {
             ErrorCode::DuplicateVoter => 126,
             ErrorCode::VoterNotFound => 127,
             ErrorCode::InvalidRegularExpression => 128,
+            ErrorCode::RebootstrapRequired => 129,
+            ErrorCode::StreamsInvalidTopology => 130,
+            ErrorCode::StreamsInvalidTopologyEpoch => 131,
+            ErrorCode::StreamsTopologyFenced => 132,
+            ErrorCode::ShareSessionLimitReached => 133,
+            ErrorCode::GroupDeletionFailed => 134,
+            ErrorCode::StreamsTopologyDescriptionUpdateFailed => 135,
+            ErrorCode::ControllerIdNotRegistered => 136,
             ErrorCode::Unknown(c) => c,
         }
     }
@@ -683,6 +989,14 @@ impl ErrorCode {
             ErrorCode::DuplicateVoter => "DUPLICATE_VOTER",
             ErrorCode::VoterNotFound => "VOTER_NOT_FOUND",
             ErrorCode::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
+            ErrorCode::RebootstrapRequired => "REBOOTSTRAP_REQUIRED",
+            ErrorCode::StreamsInvalidTopology => "STREAMS_INVALID_TOPOLOGY",
+            ErrorCode::StreamsInvalidTopologyEpoch => "STREAMS_INVALID_TOPOLOGY_EPOCH",
+            ErrorCode::StreamsTopologyFenced => "STREAMS_TOPOLOGY_FENCED",
+            ErrorCode::ShareSessionLimitReached => "SHARE_SESSION_LIMIT_REACHED",
+            ErrorCode::GroupDeletionFailed => "GROUP_DELETION_FAILED",
+            ErrorCode::StreamsTopologyDescriptionUpdateFailed => "STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED",
+            ErrorCode::ControllerIdNotRegistered => "CONTROLLER_ID_NOT_REGISTERED",
             ErrorCode::Unknown(_) => "UNKNOWN",
         }
     }
@@ -723,6 +1037,7 @@ impl ErrorCode {
                 | ErrorCode::FetchSessionTopicIdError
                 | ErrorCode::ShareSessionNotFound
                 | ErrorCode::InvalidShareSessionEpoch
+                | ErrorCode::ShareSessionLimitReached
         )
     }
 
@@ -875,7 +1190,161 @@ impl ErrorCode {
         ErrorCode::DuplicateVoter,
         ErrorCode::VoterNotFound,
         ErrorCode::InvalidRegularExpression,
+        ErrorCode::RebootstrapRequired,
+        ErrorCode::StreamsInvalidTopology,
+        ErrorCode::StreamsInvalidTopologyEpoch,
+        ErrorCode::StreamsTopologyFenced,
+        ErrorCode::ShareSessionLimitReached,
+        ErrorCode::GroupDeletionFailed,
+        ErrorCode::StreamsTopologyDescriptionUpdateFailed,
+        ErrorCode::ControllerIdNotRegistered,
     ];
+
+    /// The Java client's default message for this error (empty for [`ErrorCode::None`] and an
+    /// unknown code).
+    pub const fn message(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownServerError => "The server experienced an unexpected error when processing the request.",
+            ErrorCode::None => "",
+            ErrorCode::OffsetOutOfRange => "The requested offset is not within the range of offsets maintained by the server.",
+            ErrorCode::CorruptMessage => "This message has failed its CRC checksum, exceeds the valid size, has a null key for a compacted topic, or is otherwise corrupt.",
+            ErrorCode::UnknownTopicOrPartition => "This server does not host this topic-partition.",
+            ErrorCode::InvalidFetchSize => "The requested fetch size is invalid.",
+            ErrorCode::LeaderNotAvailable => "There is no leader for this topic-partition as we are in the middle of a leadership election.",
+            ErrorCode::NotLeaderOrFollower => "For requests intended only for the leader, this error indicates that the broker is not the current leader. For requests intended for any replica, this error indicates that the broker is not a replica of the topic partition.",
+            ErrorCode::RequestTimedOut => "The request timed out.",
+            ErrorCode::BrokerNotAvailable => "The broker is not available.",
+            ErrorCode::ReplicaNotAvailable => "The replica is not available for the requested topic-partition. Produce/Fetch requests and other requests intended only for the leader or follower return NOT_LEADER_OR_FOLLOWER if the broker is not a replica of the topic-partition.",
+            ErrorCode::MessageTooLarge => "The request included a message larger than the max message size the server will accept.",
+            ErrorCode::StaleControllerEpoch => "The controller moved to another broker.",
+            ErrorCode::OffsetMetadataTooLarge => "The metadata field of the offset request was too large.",
+            ErrorCode::NetworkException => "The server disconnected before a response was received.",
+            ErrorCode::CoordinatorLoadInProgress => "The coordinator is loading and hence can't process requests.",
+            ErrorCode::CoordinatorNotAvailable => "The coordinator is not available.",
+            ErrorCode::NotCoordinator => "This is not the correct coordinator.",
+            ErrorCode::InvalidTopicException => "The request attempted to perform an operation on an invalid topic.",
+            ErrorCode::RecordListTooLarge => "The request included message batch larger than the configured segment size on the server.",
+            ErrorCode::NotEnoughReplicas => "Messages are rejected since there are fewer in-sync replicas than required.",
+            ErrorCode::NotEnoughReplicasAfterAppend => "Messages are written to the log, but to fewer in-sync replicas than required.",
+            ErrorCode::InvalidRequiredAcks => "Produce request specified an invalid value for required acks.",
+            ErrorCode::IllegalGeneration => "Specified group generation id is not valid.",
+            ErrorCode::InconsistentGroupProtocol => "The group member's supported protocols are incompatible with those of existing members or first group member tried to join with empty protocol type or empty protocol list.",
+            ErrorCode::InvalidGroupId => "The group id is invalid.",
+            ErrorCode::UnknownMemberId => "The coordinator is not aware of this member.",
+            ErrorCode::InvalidSessionTimeout => "The session timeout is not within the range allowed by the broker (as configured by group.min.session.timeout.ms and group.max.session.timeout.ms).",
+            ErrorCode::RebalanceInProgress => "The group is rebalancing, so a rejoin is needed.",
+            ErrorCode::InvalidCommitOffsetSize => "The committing offset data size is not valid.",
+            ErrorCode::TopicAuthorizationFailed => "Topic authorization failed.",
+            ErrorCode::GroupAuthorizationFailed => "Group authorization failed.",
+            ErrorCode::ClusterAuthorizationFailed => "Cluster authorization failed.",
+            ErrorCode::InvalidTimestamp => "The timestamp of the message is out of acceptable range.",
+            ErrorCode::UnsupportedSaslMechanism => "The broker does not support the requested SASL mechanism.",
+            ErrorCode::IllegalSaslState => "Request is not valid given the current SASL state.",
+            ErrorCode::UnsupportedVersion => "The version of API is not supported.",
+            ErrorCode::TopicAlreadyExists => "Topic with this name already exists.",
+            ErrorCode::InvalidPartitions => "Number of partitions is below 1.",
+            ErrorCode::InvalidReplicationFactor => "Replication factor is below 1 or larger than the number of available brokers.",
+            ErrorCode::InvalidReplicaAssignment => "Replica assignment is invalid.",
+            ErrorCode::InvalidConfig => "Configuration is invalid.",
+            ErrorCode::NotController => "This is not the correct controller for this cluster.",
+            ErrorCode::InvalidRequest => "This most likely occurs because of a request being malformed by the client library or the message was sent to an incompatible broker. See the broker logs for more details.",
+            ErrorCode::UnsupportedForMessageFormat => "The message format version on the broker does not support the request.",
+            ErrorCode::PolicyViolation => "Request parameters do not satisfy the configured policy.",
+            ErrorCode::OutOfOrderSequenceNumber => "The broker received an out of order sequence number.",
+            ErrorCode::DuplicateSequenceNumber => "The broker received a duplicate sequence number.",
+            ErrorCode::InvalidProducerEpoch => "Producer attempted to produce with an old epoch.",
+            ErrorCode::InvalidTxnState => "The producer attempted a transactional operation in an invalid state.",
+            ErrorCode::InvalidProducerIdMapping => "The producer attempted to use a producer id which is not currently assigned to its transactional id.",
+            ErrorCode::InvalidTransactionTimeout => "The transaction timeout is larger than the maximum value allowed by the broker (as configured by transaction.max.timeout.ms).",
+            ErrorCode::ConcurrentTransactions => "The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing.",
+            ErrorCode::TransactionCoordinatorFenced => "Indicates that the transaction coordinator sending a WriteTxnMarker is no longer the current coordinator for a given producer.",
+            ErrorCode::TransactionalIdAuthorizationFailed => "Transactional Id authorization failed.",
+            ErrorCode::SecurityDisabled => "Security features are disabled.",
+            ErrorCode::OperationNotAttempted => "The broker did not attempt to execute this operation. This may happen for batched RPCs where some operations in the batch failed, causing the broker to respond without trying the rest.",
+            ErrorCode::KafkaStorageError => "Disk error when trying to access log file on the disk.",
+            ErrorCode::LogDirNotFound => "The user-specified log directory is not found in the broker config.",
+            ErrorCode::SaslAuthenticationFailed => "SASL Authentication failed.",
+            ErrorCode::UnknownProducerId => "This exception is raised by the broker if it could not locate the producer metadata associated with the producerId in question. This could happen if, for instance, the producer's records were deleted because their retention time had elapsed. Once the last records of the producerId are removed, the producer's metadata is removed from the broker, and future appends by the producer will return this exception.",
+            ErrorCode::ReassignmentInProgress => "A partition reassignment is in progress.",
+            ErrorCode::DelegationTokenAuthDisabled => "Delegation Token feature is not enabled.",
+            ErrorCode::DelegationTokenNotFound => "Delegation Token is not found on server.",
+            ErrorCode::DelegationTokenOwnerMismatch => "Specified Principal is not valid Owner/Renewer.",
+            ErrorCode::DelegationTokenRequestNotAllowed => "Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels and on delegation token authenticated channels.",
+            ErrorCode::DelegationTokenAuthorizationFailed => "Delegation Token authorization failed.",
+            ErrorCode::DelegationTokenExpired => "Delegation Token is expired.",
+            ErrorCode::InvalidPrincipalType => "Supplied principalType is not supported.",
+            ErrorCode::NonEmptyGroup => "The group is not empty.",
+            ErrorCode::GroupIdNotFound => "The group id does not exist.",
+            ErrorCode::FetchSessionIdNotFound => "The fetch session ID was not found.",
+            ErrorCode::InvalidFetchSessionEpoch => "The fetch session epoch is invalid.",
+            ErrorCode::ListenerNotFound => "There is no listener on the leader broker that matches the listener on which metadata request was processed.",
+            ErrorCode::TopicDeletionDisabled => "Topic deletion is disabled.",
+            ErrorCode::FencedLeaderEpoch => "The leader epoch in the request is older than the epoch on the broker.",
+            ErrorCode::UnknownLeaderEpoch => "The leader epoch in the request is newer than the epoch on the broker.",
+            ErrorCode::UnsupportedCompressionType => "The requesting client does not support the compression type of given partition.",
+            ErrorCode::StaleBrokerEpoch => "Broker epoch has changed.",
+            ErrorCode::OffsetNotAvailable => "The leader high watermark has not caught up from a recent leader election so the offsets cannot be guaranteed to be monotonically increasing.",
+            ErrorCode::MemberIdRequired => "The group member needs to have a valid member id before actually entering a consumer group.",
+            ErrorCode::PreferredLeaderNotAvailable => "The preferred leader was not available.",
+            ErrorCode::GroupMaxSizeReached => "The group has reached its maximum size.",
+            ErrorCode::FencedInstanceId => "The broker rejected this static consumer since another consumer with the same group.instance.id has registered with a different member.id.",
+            ErrorCode::EligibleLeadersNotAvailable => "Eligible topic partition leaders are not available.",
+            ErrorCode::ElectionNotNeeded => "Leader election not needed for topic partition.",
+            ErrorCode::NoReassignmentInProgress => "No partition reassignment is in progress.",
+            ErrorCode::GroupSubscribedToTopic => "Deleting offsets of a topic is forbidden while the consumer group is actively subscribed to it.",
+            ErrorCode::InvalidRecord => "This record has failed the validation on broker and hence will be rejected.",
+            ErrorCode::UnstableOffsetCommit => "There are unstable offsets that need to be cleared.",
+            ErrorCode::ThrottlingQuotaExceeded => "The throttling quota has been exceeded.",
+            ErrorCode::ProducerFenced => "There is a newer producer with the same transactionalId which fences the current one.",
+            ErrorCode::ResourceNotFound => "A request illegally referred to a resource that does not exist.",
+            ErrorCode::DuplicateResource => "A request illegally referred to the same resource twice.",
+            ErrorCode::UnacceptableCredential => "Requested credential would not meet criteria for acceptability.",
+            ErrorCode::InconsistentVoterSet => "Indicates that the either the sender or recipient of a voter-only request is not one of the expected voters.",
+            ErrorCode::InvalidUpdateVersion => "The given update version was invalid.",
+            ErrorCode::FeatureUpdateFailed => "Unable to update finalized features due to an unexpected server error.",
+            ErrorCode::PrincipalDeserializationFailure => "Request principal deserialization failed during forwarding. This indicates an internal error on the broker cluster security setup.",
+            ErrorCode::SnapshotNotFound => "Requested snapshot was not found.",
+            ErrorCode::PositionOutOfRange => "Requested position is not greater than or equal to zero, and less than the size of the snapshot.",
+            ErrorCode::UnknownTopicId => "This server does not host this topic ID.",
+            ErrorCode::DuplicateBrokerRegistration => "This broker ID is already in use.",
+            ErrorCode::BrokerIdNotRegistered => "The given broker ID was not registered.",
+            ErrorCode::InconsistentTopicId => "The log's topic ID did not match the topic ID in the request.",
+            ErrorCode::InconsistentClusterId => "The clusterId in the request does not match that found on the server.",
+            ErrorCode::TransactionalIdNotFound => "The transactionalId could not be found.",
+            ErrorCode::FetchSessionTopicIdError => "The fetch session encountered inconsistent topic ID usage.",
+            ErrorCode::IneligibleReplica => "The new ISR contains at least one ineligible replica.",
+            ErrorCode::NewLeaderElected => "The AlterPartition request successfully updated the partition state but the leader has changed.",
+            ErrorCode::OffsetMovedToTieredStorage => "The requested offset is moved to tiered storage.",
+            ErrorCode::FencedMemberEpoch => "The member epoch is fenced by the group coordinator. The member must abandon all its partitions and rejoin.",
+            ErrorCode::UnreleasedInstanceId => "The instance ID is still used by another member in the consumer group. That member must leave first.",
+            ErrorCode::UnsupportedAssignor => "The assignor or its version range is not supported by the consumer group.",
+            ErrorCode::StaleMemberEpoch => "The member epoch is stale. The member must retry after receiving its updated member epoch via the ConsumerGroupHeartbeat API.",
+            ErrorCode::MismatchedEndpointType => "The request was sent to an endpoint of the wrong type.",
+            ErrorCode::UnsupportedEndpointType => "This endpoint type is not supported yet.",
+            ErrorCode::UnknownControllerId => "This controller ID is not known.",
+            ErrorCode::UnknownSubscriptionId => "Client sent a push telemetry request with an invalid or outdated subscription ID.",
+            ErrorCode::TelemetryTooLarge => "Client sent a push telemetry request larger than the maximum size the broker will accept.",
+            ErrorCode::InvalidRegistration => "The controller has considered the broker registration to be invalid.",
+            ErrorCode::TransactionAbortable => "The server encountered an error with the transaction. The client can abort the transaction to continue using this transactional ID.",
+            ErrorCode::InvalidRecordState => "The record state is invalid. The acknowledgement of delivery could not be completed.",
+            ErrorCode::ShareSessionNotFound => "The share session was not found.",
+            ErrorCode::InvalidShareSessionEpoch => "The share session epoch is invalid.",
+            ErrorCode::FencedStateEpoch => "The coordinator rejected the request because the state epoch did not match.",
+            ErrorCode::InvalidVoterKey => "The voter key doesn't match the receiving replica's key.",
+            ErrorCode::DuplicateVoter => "The voter is already part of the set of voters.",
+            ErrorCode::VoterNotFound => "The voter is not part of the set of voters.",
+            ErrorCode::InvalidRegularExpression => "The regular expression is not valid.",
+            ErrorCode::RebootstrapRequired => "Client metadata is stale. The client should rebootstrap to obtain new metadata.",
+            ErrorCode::StreamsInvalidTopology => "The supplied topology is invalid.",
+            ErrorCode::StreamsInvalidTopologyEpoch => "The supplied topology epoch is invalid.",
+            ErrorCode::StreamsTopologyFenced => "The supplied topology epoch is outdated.",
+            ErrorCode::ShareSessionLimitReached => "The limit of share sessions has been reached.",
+            ErrorCode::GroupDeletionFailed => "DeleteGroups could not complete; see the error message on the per-group result for details.",
+            ErrorCode::StreamsTopologyDescriptionUpdateFailed => "The broker could not process the topology description update; see the error message for details.",
+            ErrorCode::ControllerIdNotRegistered => "The given controller ID was not registered.",
+            ErrorCode::Unknown(_) => "",
+        }
+    }
 }
 
 impl From<i16> for ErrorCode {

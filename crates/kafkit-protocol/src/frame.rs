@@ -1,10 +1,10 @@
 //! Request and response frames: a 4-byte size, a header, a body.
 //!
 //! The header version follows from the API version, as the schemas say: a request in a
-//! flexible version uses `RequestHeader` v2 (tagged fields), otherwise v1 (ControlledShutdown
-//! v0 alone uses v0); a response in a flexible version uses `ResponseHeader` v1, otherwise v0,
-//! except ApiVersions, whose response header is always v0 so a client can read it before it
-//! knows what the broker speaks (KIP-511).
+//! flexible version uses `RequestHeader` v2 (tagged fields), otherwise v1 (only
+//! ControlledShutdown v0 used v0, and Kafka 4.0 removed that API); a response in a flexible
+//! version uses `ResponseHeader` v1, otherwise v0, except ApiVersions, whose response header
+//! is always v0 so a client can read it before it knows what the broker speaks (KIP-511).
 
 use crate::message::{Message, Request};
 use crate::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -15,8 +15,6 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub fn request_header_version(key: ApiKey, version: ApiVersion) -> ApiVersion {
     if key.flexible_versions().contains(version) {
         ApiVersion(2)
-    } else if key == ApiKey::ControlledShutdown && version.0 == 0 {
-        ApiVersion(0)
     } else {
         ApiVersion(1)
     }
@@ -125,6 +123,7 @@ pub fn decode_response_header(
 ///
 /// # Errors
 /// A [`DecodeError`] naming the response, version and field; trailing bytes are an error.
+#[inline]
 pub fn decode_response(
     mut frame: Bytes,
     key: ApiKey,
@@ -144,6 +143,7 @@ pub fn decode_response(
 ///
 /// # Errors
 /// [`DecodeErrorKind::UnknownApiKey`], or a [`DecodeError`] naming the request and field.
+#[inline]
 pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), DecodeError> {
     if frame.len() < 4 {
         return Err(DecodeError::new(DecodeErrorKind::UnexpectedEof { needed: 4, remaining: frame.len() }));
@@ -168,7 +168,6 @@ mod tests {
     fn header_versions_follow_the_schemas() {
         assert_eq!(request_header_version(ApiKey::Metadata, ApiVersion(8)), ApiVersion(1));
         assert_eq!(request_header_version(ApiKey::Metadata, ApiVersion(9)), ApiVersion(2));
-        assert_eq!(request_header_version(ApiKey::ControlledShutdown, ApiVersion(0)), ApiVersion(0));
         assert_eq!(response_header_version(ApiKey::Metadata, ApiVersion(9)), ApiVersion(1));
         assert_eq!(response_header_version(ApiKey::ApiVersions, ApiVersion(3)), ApiVersion(0));
         assert_eq!(response_header_version(ApiKey::Produce, ApiVersion(8)), ApiVersion(0));

@@ -108,6 +108,11 @@ pub trait Message: Struct + Clone + Debug + PartialEq + Default + Send + Sync + 
 pub trait Request: Message {
     /// The API key (the request header's `request_api_key`).
     const API_KEY: ApiKey;
+    /// The versions a client negotiates: [`Message::VERSIONS`] without a latest version the
+    /// schema marks unstable (`latestVersionUnstable`, such as InitProducerId v6 in Kafka
+    /// 4.4), which brokers serve only when configured to and the Java client never sends.
+    /// Such a version still encodes and decodes, for code that asks for it by number.
+    const STABLE_VERSIONS: VersionRange;
     /// The matching response.
     type Response: Response;
 }

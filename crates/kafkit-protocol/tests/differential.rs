@@ -3,6 +3,14 @@
 //! have, at every version both support, values kafkit's property strategies draw are encoded
 //! by kafkit, decoded by kafka-protocol and encoded again by it; the bytes must be identical.
 //! Two encoders that agree byte for byte on random values agree on the wire format.
+//!
+//! kafka-protocol 0.18 was generated from older schemas than kafkit's (Apache Kafka 4.4.0),
+//! so the comparison covers only what both have: the messages listed below (those it lacks,
+//! such as the Streams group APIs, the share-group offset APIs, ListConfigResources and
+//! UnregisterController, are left out), and for each only the versions in both crates'
+//! `VERSIONS` (`check` takes the intersection: Produce 3-13 and Fetch 4-18 are compared, but
+//! OffsetCommit and OffsetFetch only up to its v9, InitProducerId up to its v5). What only
+//! kafkit has is covered by the generated round trips (`tests/roundtrip.rs`).
 
 use bytes::BytesMut;
 use kafka_protocol::protocol::{Decodable, Encodable, Message as KpMessage};
@@ -41,9 +49,9 @@ fn check<A: Message, B: KpMessage + Encodable + Decodable>() -> usize {
 //   v0 of this API, which was unstable when the schemas here were taken (October 2024).
 
 macro_rules! differential {
-    ($($name:ident),* $(,)?) => {
+    ($test:ident: $($name:ident),* $(,)?) => {
         #[test]
-        fn every_common_message_agrees_with_kafka_protocol_at_every_common_version() {
+        fn $test() {
             let mut total = 0;
             $(
                 let n = check::<kafkit_protocol::messages::$name, kafka_protocol::messages::$name>();
@@ -53,50 +61,37 @@ macro_rules! differential {
             let failures = FAILURES.with(|f| f.borrow().clone());
             for f in &failures { eprintln!("{}", &f[..f.len().min(400)]); }
             assert!(failures.is_empty(), "{} disagreements", failures.len());
-            assert!(total > 500, "{total}");
+            assert!(total > 50, "{total}");
         }
     };
 }
 
 differential!(
+    every_common_message_agrees_with_kafka_protocol_at_every_common_version:
     AddOffsetsToTxnRequest,
     AddOffsetsToTxnResponse,
     AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse,
     AddRaftVoterRequest,
     AddRaftVoterResponse,
-    AllocateProducerIdsRequest,
-    AllocateProducerIdsResponse,
     AlterClientQuotasRequest,
     AlterClientQuotasResponse,
     AlterConfigsRequest,
     AlterConfigsResponse,
     AlterPartitionReassignmentsRequest,
     AlterPartitionReassignmentsResponse,
-    AlterPartitionRequest,
-    AlterPartitionResponse,
     AlterReplicaLogDirsRequest,
     AlterReplicaLogDirsResponse,
     AlterUserScramCredentialsRequest,
     AlterUserScramCredentialsResponse,
     ApiVersionsRequest,
     ApiVersionsResponse,
-    AssignReplicasToDirsRequest,
-    AssignReplicasToDirsResponse,
-    BeginQuorumEpochRequest,
-    BeginQuorumEpochResponse,
-    BrokerHeartbeatRequest,
-    BrokerHeartbeatResponse,
-    BrokerRegistrationRequest,
-    BrokerRegistrationResponse,
     ConsumerGroupDescribeRequest,
     ConsumerGroupDescribeResponse,
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse,
     ConsumerProtocolAssignment,
     ConsumerProtocolSubscription,
-    ControllerRegistrationRequest,
-    ControllerRegistrationResponse,
     CreateAclsRequest,
     CreateAclsResponse,
     CreateDelegationTokenRequest,
@@ -105,15 +100,12 @@ differential!(
     CreatePartitionsResponse,
     CreateTopicsRequest,
     CreateTopicsResponse,
-    DefaultPrincipalData,
     DeleteAclsRequest,
     DeleteAclsResponse,
     DeleteGroupsRequest,
     DeleteGroupsResponse,
     DeleteRecordsRequest,
     DeleteRecordsResponse,
-    DeleteShareGroupStateRequest,
-    DeleteShareGroupStateResponse,
     DeleteTopicsRequest,
     DeleteTopicsResponse,
     DescribeAclsRequest,
@@ -142,18 +134,12 @@ differential!(
     DescribeUserScramCredentialsResponse,
     ElectLeadersRequest,
     ElectLeadersResponse,
-    EndQuorumEpochRequest,
-    EndQuorumEpochResponse,
     EndTxnRequest,
     EndTxnResponse,
-    EnvelopeRequest,
-    EnvelopeResponse,
     ExpireDelegationTokenRequest,
     ExpireDelegationTokenResponse,
     FetchRequest,
     FetchResponse,
-    FetchSnapshotRequest,
-    FetchSnapshotResponse,
     FindCoordinatorRequest,
     FindCoordinatorResponse,
     GetTelemetrySubscriptionsRequest,
@@ -164,11 +150,8 @@ differential!(
     IncrementalAlterConfigsResponse,
     InitProducerIdRequest,
     InitProducerIdResponse,
-    InitializeShareGroupStateRequest,
-    InitializeShareGroupStateResponse,
     JoinGroupRequest,
     JoinGroupResponse,
-    KRaftVersionRecord,
     LeaveGroupRequest,
     LeaveGroupResponse,
     ListGroupsRequest,
@@ -193,9 +176,6 @@ differential!(
     ProduceResponse,
     PushTelemetryRequest,
     PushTelemetryResponse,
-    ReadShareGroupStateRequest,
-    ReadShareGroupStateResponse,
-    ReadShareGroupStateSummaryRequest,
     RemoveRaftVoterRequest,
     RemoveRaftVoterResponse,
     RenewDelegationTokenRequest,
@@ -214,8 +194,6 @@ differential!(
     ShareGroupDescribeResponse,
     ShareGroupHeartbeatRequest,
     ShareGroupHeartbeatResponse,
-    SnapshotFooterRecord,
-    SnapshotHeaderRecord,
     SyncGroupRequest,
     SyncGroupResponse,
     TxnOffsetCommitRequest,
@@ -224,6 +202,43 @@ differential!(
     UnregisterBrokerResponse,
     UpdateFeaturesRequest,
     UpdateFeaturesResponse,
+);
+
+// The APIs and records only brokers and controllers use (feature `broker-internal`).
+#[cfg(feature = "broker-internal")]
+differential!(
+    every_common_broker_internal_message_agrees_with_kafka_protocol:
+    AllocateProducerIdsRequest,
+    AllocateProducerIdsResponse,
+    AlterPartitionRequest,
+    AlterPartitionResponse,
+    AssignReplicasToDirsRequest,
+    AssignReplicasToDirsResponse,
+    BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse,
+    BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse,
+    BrokerRegistrationRequest,
+    BrokerRegistrationResponse,
+    ControllerRegistrationRequest,
+    ControllerRegistrationResponse,
+    DefaultPrincipalData,
+    DeleteShareGroupStateRequest,
+    DeleteShareGroupStateResponse,
+    EndQuorumEpochRequest,
+    EndQuorumEpochResponse,
+    EnvelopeRequest,
+    EnvelopeResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
+    InitializeShareGroupStateRequest,
+    InitializeShareGroupStateResponse,
+    KRaftVersionRecord,
+    ReadShareGroupStateRequest,
+    ReadShareGroupStateResponse,
+    ReadShareGroupStateSummaryRequest,
+    SnapshotFooterRecord,
+    SnapshotHeaderRecord,
     UpdateRaftVoterRequest,
     UpdateRaftVoterResponse,
     VoteRequest,

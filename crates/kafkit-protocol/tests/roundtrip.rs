@@ -40,6 +40,9 @@ fn config() -> ProptestConfig {
 
 proptest! {
     #![proptest_config(config())]
+    #[cfg(feature = "broker-internal")]
+    #[test]
+    fn aborted_txn(values in all_versions::<AbortedTxn>()) { check(&values)?; }
     #[test]
     fn add_offsets_to_txn_request(values in all_versions::<AddOffsetsToTxnRequest>()) { check(&values)?; }
     #[test]
@@ -52,8 +55,10 @@ proptest! {
     fn add_raft_voter_request(values in all_versions::<AddRaftVoterRequest>()) { check(&values)?; }
     #[test]
     fn add_raft_voter_response(values in all_versions::<AddRaftVoterResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn allocate_producer_ids_request(values in all_versions::<AllocateProducerIdsRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn allocate_producer_ids_response(values in all_versions::<AllocateProducerIdsResponse>()) { check(&values)?; }
     #[test]
@@ -68,14 +73,20 @@ proptest! {
     fn alter_partition_reassignments_request(values in all_versions::<AlterPartitionReassignmentsRequest>()) { check(&values)?; }
     #[test]
     fn alter_partition_reassignments_response(values in all_versions::<AlterPartitionReassignmentsResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn alter_partition_request(values in all_versions::<AlterPartitionRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn alter_partition_response(values in all_versions::<AlterPartitionResponse>()) { check(&values)?; }
     #[test]
     fn alter_replica_log_dirs_request(values in all_versions::<AlterReplicaLogDirsRequest>()) { check(&values)?; }
     #[test]
     fn alter_replica_log_dirs_response(values in all_versions::<AlterReplicaLogDirsResponse>()) { check(&values)?; }
+    #[test]
+    fn alter_share_group_offsets_request(values in all_versions::<AlterShareGroupOffsetsRequest>()) { check(&values)?; }
+    #[test]
+    fn alter_share_group_offsets_response(values in all_versions::<AlterShareGroupOffsetsResponse>()) { check(&values)?; }
     #[test]
     fn alter_user_scram_credentials_request(values in all_versions::<AlterUserScramCredentialsRequest>()) { check(&values)?; }
     #[test]
@@ -84,20 +95,28 @@ proptest! {
     fn api_versions_request(values in all_versions::<ApiVersionsRequest>()) { check(&values)?; }
     #[test]
     fn api_versions_response(values in all_versions::<ApiVersionsResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn assign_replicas_to_dirs_request(values in all_versions::<AssignReplicasToDirsRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn assign_replicas_to_dirs_response(values in all_versions::<AssignReplicasToDirsResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn begin_quorum_epoch_request(values in all_versions::<BeginQuorumEpochRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn begin_quorum_epoch_response(values in all_versions::<BeginQuorumEpochResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn broker_heartbeat_request(values in all_versions::<BrokerHeartbeatRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn broker_heartbeat_response(values in all_versions::<BrokerHeartbeatResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn broker_registration_request(values in all_versions::<BrokerRegistrationRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn broker_registration_response(values in all_versions::<BrokerRegistrationResponse>()) { check(&values)?; }
     #[test]
@@ -113,11 +132,11 @@ proptest! {
     #[test]
     fn consumer_protocol_subscription(values in all_versions::<ConsumerProtocolSubscription>()) { check(&values)?; }
     #[test]
-    fn controlled_shutdown_request(values in all_versions::<ControlledShutdownRequest>()) { check(&values)?; }
-    #[test]
-    fn controlled_shutdown_response(values in all_versions::<ControlledShutdownResponse>()) { check(&values)?; }
+    fn control_record_type_schema(values in all_versions::<ControlRecordTypeSchema>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn controller_registration_request(values in all_versions::<ControllerRegistrationRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn controller_registration_response(values in all_versions::<ControllerRegistrationResponse>()) { check(&values)?; }
     #[test]
@@ -136,6 +155,7 @@ proptest! {
     fn create_topics_request(values in all_versions::<CreateTopicsRequest>()) { check(&values)?; }
     #[test]
     fn create_topics_response(values in all_versions::<CreateTopicsResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn default_principal_data(values in all_versions::<DefaultPrincipalData>()) { check(&values)?; }
     #[test]
@@ -151,7 +171,13 @@ proptest! {
     #[test]
     fn delete_records_response(values in all_versions::<DeleteRecordsResponse>()) { check(&values)?; }
     #[test]
+    fn delete_share_group_offsets_request(values in all_versions::<DeleteShareGroupOffsetsRequest>()) { check(&values)?; }
+    #[test]
+    fn delete_share_group_offsets_response(values in all_versions::<DeleteShareGroupOffsetsResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
+    #[test]
     fn delete_share_group_state_request(values in all_versions::<DeleteShareGroupStateRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn delete_share_group_state_response(values in all_versions::<DeleteShareGroupStateResponse>()) { check(&values)?; }
     #[test]
@@ -195,6 +221,10 @@ proptest! {
     #[test]
     fn describe_quorum_response(values in all_versions::<DescribeQuorumResponse>()) { check(&values)?; }
     #[test]
+    fn describe_share_group_offsets_request(values in all_versions::<DescribeShareGroupOffsetsRequest>()) { check(&values)?; }
+    #[test]
+    fn describe_share_group_offsets_response(values in all_versions::<DescribeShareGroupOffsetsResponse>()) { check(&values)?; }
+    #[test]
     fn describe_topic_partitions_request(values in all_versions::<DescribeTopicPartitionsRequest>()) { check(&values)?; }
     #[test]
     fn describe_topic_partitions_response(values in all_versions::<DescribeTopicPartitionsResponse>()) { check(&values)?; }
@@ -210,16 +240,22 @@ proptest! {
     fn elect_leaders_request(values in all_versions::<ElectLeadersRequest>()) { check(&values)?; }
     #[test]
     fn elect_leaders_response(values in all_versions::<ElectLeadersResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn end_quorum_epoch_request(values in all_versions::<EndQuorumEpochRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn end_quorum_epoch_response(values in all_versions::<EndQuorumEpochResponse>()) { check(&values)?; }
+    #[test]
+    fn end_txn_marker(values in all_versions::<EndTxnMarker>()) { check(&values)?; }
     #[test]
     fn end_txn_request(values in all_versions::<EndTxnRequest>()) { check(&values)?; }
     #[test]
     fn end_txn_response(values in all_versions::<EndTxnResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn envelope_request(values in all_versions::<EnvelopeRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn envelope_response(values in all_versions::<EnvelopeResponse>()) { check(&values)?; }
     #[test]
@@ -230,8 +266,10 @@ proptest! {
     fn fetch_request(values in all_versions::<FetchRequest>()) { check(&values)?; }
     #[test]
     fn fetch_response(values in all_versions::<FetchResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn fetch_snapshot_request(values in all_versions::<FetchSnapshotRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn fetch_snapshot_response(values in all_versions::<FetchSnapshotResponse>()) { check(&values)?; }
     #[test]
@@ -254,20 +292,20 @@ proptest! {
     fn init_producer_id_request(values in all_versions::<InitProducerIdRequest>()) { check(&values)?; }
     #[test]
     fn init_producer_id_response(values in all_versions::<InitProducerIdResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn initialize_share_group_state_request(values in all_versions::<InitializeShareGroupStateRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn initialize_share_group_state_response(values in all_versions::<InitializeShareGroupStateResponse>()) { check(&values)?; }
     #[test]
     fn join_group_request(values in all_versions::<JoinGroupRequest>()) { check(&values)?; }
     #[test]
     fn join_group_response(values in all_versions::<JoinGroupResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn k_raft_version_record(values in all_versions::<KRaftVersionRecord>()) { check(&values)?; }
-    #[test]
-    fn leader_and_isr_request(values in all_versions::<LeaderAndIsrRequest>()) { check(&values)?; }
-    #[test]
-    fn leader_and_isr_response(values in all_versions::<LeaderAndIsrResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn leader_change_message(values in all_versions::<LeaderChangeMessage>()) { check(&values)?; }
     #[test]
@@ -275,9 +313,9 @@ proptest! {
     #[test]
     fn leave_group_response(values in all_versions::<LeaveGroupResponse>()) { check(&values)?; }
     #[test]
-    fn list_client_metrics_resources_request(values in all_versions::<ListClientMetricsResourcesRequest>()) { check(&values)?; }
+    fn list_config_resources_request(values in all_versions::<ListConfigResourcesRequest>()) { check(&values)?; }
     #[test]
-    fn list_client_metrics_resources_response(values in all_versions::<ListClientMetricsResourcesResponse>()) { check(&values)?; }
+    fn list_config_resources_response(values in all_versions::<ListConfigResourcesResponse>()) { check(&values)?; }
     #[test]
     fn list_groups_request(values in all_versions::<ListGroupsRequest>()) { check(&values)?; }
     #[test]
@@ -322,12 +360,16 @@ proptest! {
     fn push_telemetry_request(values in all_versions::<PushTelemetryRequest>()) { check(&values)?; }
     #[test]
     fn push_telemetry_response(values in all_versions::<PushTelemetryResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn read_share_group_state_request(values in all_versions::<ReadShareGroupStateRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn read_share_group_state_response(values in all_versions::<ReadShareGroupStateResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn read_share_group_state_summary_request(values in all_versions::<ReadShareGroupStateSummaryRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn read_share_group_state_summary_response(values in all_versions::<ReadShareGroupStateSummaryResponse>()) { check(&values)?; }
     #[test]
@@ -366,14 +408,24 @@ proptest! {
     fn share_group_heartbeat_request(values in all_versions::<ShareGroupHeartbeatRequest>()) { check(&values)?; }
     #[test]
     fn share_group_heartbeat_response(values in all_versions::<ShareGroupHeartbeatResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn snapshot_footer_record(values in all_versions::<SnapshotFooterRecord>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn snapshot_header_record(values in all_versions::<SnapshotHeaderRecord>()) { check(&values)?; }
     #[test]
-    fn stop_replica_request(values in all_versions::<StopReplicaRequest>()) { check(&values)?; }
+    fn streams_group_describe_request(values in all_versions::<StreamsGroupDescribeRequest>()) { check(&values)?; }
     #[test]
-    fn stop_replica_response(values in all_versions::<StopReplicaResponse>()) { check(&values)?; }
+    fn streams_group_describe_response(values in all_versions::<StreamsGroupDescribeResponse>()) { check(&values)?; }
+    #[test]
+    fn streams_group_heartbeat_request(values in all_versions::<StreamsGroupHeartbeatRequest>()) { check(&values)?; }
+    #[test]
+    fn streams_group_heartbeat_response(values in all_versions::<StreamsGroupHeartbeatResponse>()) { check(&values)?; }
+    #[test]
+    fn streams_group_topology_description_update_request(values in all_versions::<StreamsGroupTopologyDescriptionUpdateRequest>()) { check(&values)?; }
+    #[test]
+    fn streams_group_topology_description_update_response(values in all_versions::<StreamsGroupTopologyDescriptionUpdateResponse>()) { check(&values)?; }
     #[test]
     fn sync_group_request(values in all_versions::<SyncGroupRequest>()) { check(&values)?; }
     #[test]
@@ -387,29 +439,38 @@ proptest! {
     #[test]
     fn unregister_broker_response(values in all_versions::<UnregisterBrokerResponse>()) { check(&values)?; }
     #[test]
+    fn unregister_controller_request(values in all_versions::<UnregisterControllerRequest>()) { check(&values)?; }
+    #[test]
+    fn unregister_controller_response(values in all_versions::<UnregisterControllerResponse>()) { check(&values)?; }
+    #[test]
     fn update_features_request(values in all_versions::<UpdateFeaturesRequest>()) { check(&values)?; }
     #[test]
     fn update_features_response(values in all_versions::<UpdateFeaturesResponse>()) { check(&values)?; }
-    #[test]
-    fn update_metadata_request(values in all_versions::<UpdateMetadataRequest>()) { check(&values)?; }
-    #[test]
-    fn update_metadata_response(values in all_versions::<UpdateMetadataResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn update_raft_voter_request(values in all_versions::<UpdateRaftVoterRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn update_raft_voter_response(values in all_versions::<UpdateRaftVoterResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn vote_request(values in all_versions::<VoteRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn vote_response(values in all_versions::<VoteResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn voters_record(values in all_versions::<VotersRecord>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn write_share_group_state_request(values in all_versions::<WriteShareGroupStateRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn write_share_group_state_response(values in all_versions::<WriteShareGroupStateResponse>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn write_txn_markers_request(values in all_versions::<WriteTxnMarkersRequest>()) { check(&values)?; }
+    #[cfg(feature = "broker-internal")]
     #[test]
     fn write_txn_markers_response(values in all_versions::<WriteTxnMarkersResponse>()) { check(&values)?; }
 }

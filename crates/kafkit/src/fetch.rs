@@ -42,14 +42,15 @@ pub(crate) async fn list_offset(conn: &Conn, spot: &Spot<'_>, timestamp: i64) ->
     if v.0 >= 4 {
         part = part.with_current_leader_epoch(spot.leader_epoch);
     }
-    if v.0 == 0 {
-        part = part.with_max_num_offsets(1);
-    }
     let mut req = ListOffsetsRequest::default().with_replica_id(-1).with_topics(vec![
         list_offsets_request::ListOffsetsTopic::default().with_name(spot.topic.to_string()).with_partitions(vec![part]),
     ]);
     if v.0 >= 2 && spot.isolation == IsolationLevel::ReadCommitted {
         req = req.with_isolation_level(1);
+    }
+    if v.0 >= 10 {
+        // How long the broker may wait on remote (tiered) storage (KIP-1075).
+        req = req.with_timeout_ms(conn.timeout_ms());
     }
     let resp = conn.request_version(&req, v).await?;
     let p =
@@ -61,7 +62,7 @@ pub(crate) async fn list_offset(conn: &Conn, spot: &Spot<'_>, timestamp: i64) ->
             },
         )?;
     Error::check(p.error_code, None, || spot.context("listing offsets of", conn))?;
-    Ok(if v.0 == 0 { p.old_style_offsets.first().copied().unwrap_or(-1) } else { p.offset })
+    Ok(p.offset)
 }
 
 /// Fetch of one partition from `offset`: the partition's data, its error code checked.
@@ -106,7 +107,9 @@ pub(crate) async fn fetch_many(
     parts: &[(&Spot<'_>, i64)],
     limits: &Limits,
 ) -> Result<Vec<Result<fetch_response::PartitionData>>> {
-    let v = conn.version_for::<FetchRequest>()?;
+    // Fetch v13+ names topics by id (KIP-516): only when every topic's id is known, else v12.
+    let ids_known = parts.iter().all(|(s, _)| !s.topic_id.is_zero());
+    let v = crate::topic_ids::version_for_topics::<FetchRequest>(conn, crate::topic_ids::FETCH_BY_ID, ids_known)?;
     let mut topics: Vec<fetch_request::FetchTopic> = Vec::new();
     for (spot, offset) in parts {
         let mut part = fetch_request::FetchPartition::default()

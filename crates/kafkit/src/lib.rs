@@ -35,6 +35,7 @@ mod fetch;
 mod message;
 pub mod net;
 pub mod producer;
+mod topic_ids;
 
 pub use cluster::{Cluster, ClusterConfig, Workload};
 pub use consumer::{

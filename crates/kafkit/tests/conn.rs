@@ -60,9 +60,9 @@ async fn dial_negotiates_versions_with_a_real_broker() {
     let both = |broker: VersionRange, ours: VersionRange| ApiVersion(broker.max.min(ours.max));
     assert_eq!(conn.version_for::<FetchRequest>().unwrap(), both(fetch, FetchRequest::VERSIONS));
     assert_eq!(conn.version_for::<ProduceRequest>().unwrap(), both(produce, ProduceRequest::VERSIONS));
-    // An API the broker does not serve is refused before anything is sent: Kafka 4.x no
-    // longer serves the ZooKeeper-era LeaderAndIsr.
-    assert_eq!(conn.broker_versions(ApiKey::LeaderAndIsr), None);
+    // An API a broker listener does not serve is not listed (the KRaft quorum's Vote is only
+    // for controllers), and one the broker does not serve is refused before anything is sent.
+    assert_eq!(conn.broker_versions(ApiKey::Vote), None);
     // ApiVersions itself works at every version kafkit speaks (from v3 it names the client:
     // Kafka refuses empty or malformed names with INVALID_REQUEST, KIP-511).
     let named = ApiVersionsRequest::default()

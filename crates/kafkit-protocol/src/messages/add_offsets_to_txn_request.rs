@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddOffsetsToTxnRequest {
+    /// The transactional id corresponding to the transaction.
+    ///
     /// `TransactionalId` (string), versions 0+; entity: transactionalId.
     pub transactional_id: String,
+    /// Current producer id in use by the transactional id.
+    ///
     /// `ProducerId` (int64), versions 0+; entity: producerId.
     pub producer_id: i64,
+    /// Current epoch associated with the producer id.
+    ///
     /// `ProducerEpoch` (int16), versions 0+.
     pub producer_epoch: i16,
+    /// The unique group identifier.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct AddOffsetsToTxnRequest {
 }
 
 impl Default for AddOffsetsToTxnRequest {
+    #[inline]
     fn default() -> Self {
         AddOffsetsToTxnRequest {
             transactional_id: String::new(),
@@ -40,24 +49,28 @@ impl Default for AddOffsetsToTxnRequest {
 impl AddOffsetsToTxnRequest {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
@@ -65,21 +78,14 @@ impl AddOffsetsToTxnRequest {
 }
 
 impl Struct for AddOffsetsToTxnRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_string(buf, (&self.transactional_id), flex)
-                .map_err(|e| e.at("AddOffsetsToTxnRequest", "TransactionalId"))?;
-        }
-        if true {
-            put_i64(buf, *(&self.producer_id));
-        }
-        if true {
-            put_i16(buf, *(&self.producer_epoch));
-        }
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("AddOffsetsToTxnRequest", "GroupId"))?;
-        }
+        put_string(buf, (&self.transactional_id), flex)
+            .map_err(|e| e.at("AddOffsetsToTxnRequest", "TransactionalId"))?;
+        put_i64(buf, *(&self.producer_id));
+        put_i16(buf, *(&self.producer_epoch));
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("AddOffsetsToTxnRequest", "GroupId"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -96,21 +102,14 @@ impl Struct for AddOffsetsToTxnRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.transactional_id), flex);
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
+        n += len_string((&self.transactional_id), flex);
+        n += 8;
+        n += 2;
+        n += len_string((&self.group_id), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -120,24 +119,14 @@ impl Struct for AddOffsetsToTxnRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.transactional_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
-        }
-        if true {
-            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
-        }
-        if true {
-            this.producer_epoch =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
-        }
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
+        this.transactional_id = get_string(buf, flex).map_err(|e| e.field("transactional_id"))?;
+        this.producer_id = get_i64(buf).map_err(|e| e.field("producer_id"))?;
+        this.producer_epoch = get_i16(buf).map_err(|e| e.field("producer_epoch"))?;
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -151,6 +140,7 @@ impl Struct for AddOffsetsToTxnRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [14, 14, 14, 13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -192,5 +182,6 @@ impl Message for AddOffsetsToTxnRequest {
 
 impl crate::message::Request for AddOffsetsToTxnRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AddOffsetsToTxn;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 4);
     type Response = crate::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
 }

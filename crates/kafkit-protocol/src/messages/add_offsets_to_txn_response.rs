@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddOffsetsToTxnResponse {
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The response error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct AddOffsetsToTxnResponse {
 }
 
 impl Default for AddOffsetsToTxnResponse {
+    #[inline]
     fn default() -> Self {
         AddOffsetsToTxnResponse { throttle_time_ms: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for AddOffsetsToTxnResponse {
 impl AddOffsetsToTxnResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -43,14 +50,11 @@ impl AddOffsetsToTxnResponse {
 }
 
 impl Struct for AddOffsetsToTxnResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -67,15 +71,12 @@ impl Struct for AddOffsetsToTxnResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -85,16 +86,12 @@ impl Struct for AddOffsetsToTxnResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -108,6 +105,7 @@ impl Struct for AddOffsetsToTxnResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

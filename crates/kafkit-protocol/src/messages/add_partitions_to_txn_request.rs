@@ -13,14 +13,24 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnRequest {
+    /// List of transactions to add partitions to.
+    ///
     /// `Transactions` ([]AddPartitionsToTxnTransaction), versions 4+.
     pub transactions: Vec<AddPartitionsToTxnTransaction>,
+    /// The transactional id corresponding to the transaction.
+    ///
     /// `V3AndBelowTransactionalId` (string), versions 0-3; entity: transactionalId.
     pub v3_and_below_transactional_id: String,
+    /// Current producer id in use by the transactional id.
+    ///
     /// `V3AndBelowProducerId` (int64), versions 0-3; entity: producerId.
     pub v3_and_below_producer_id: i64,
+    /// Current epoch associated with the producer id.
+    ///
     /// `V3AndBelowProducerEpoch` (int16), versions 0-3.
     pub v3_and_below_producer_epoch: i16,
+    /// The partitions to add to the transaction.
+    ///
     /// `V3AndBelowTopics` ([]AddPartitionsToTxnTopic), versions 0-3.
     pub v3_and_below_topics: Vec<AddPartitionsToTxnTopic>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -28,6 +38,7 @@ pub struct AddPartitionsToTxnRequest {
 }
 
 impl Default for AddPartitionsToTxnRequest {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnRequest {
             transactions: Vec::new(),
@@ -43,30 +54,35 @@ impl Default for AddPartitionsToTxnRequest {
 impl AddPartitionsToTxnRequest {
     /// Sets `transactions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactions(mut self, value: Vec<AddPartitionsToTxnTransaction>) -> Self {
         self.transactions = value;
         self
     }
     /// Sets `v3_and_below_transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_transactional_id(mut self, value: String) -> Self {
         self.v3_and_below_transactional_id = value;
         self
     }
     /// Sets `v3_and_below_producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_producer_id(mut self, value: i64) -> Self {
         self.v3_and_below_producer_id = value;
         self
     }
     /// Sets `v3_and_below_producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_producer_epoch(mut self, value: i16) -> Self {
         self.v3_and_below_producer_epoch = value;
         self
     }
     /// Sets `v3_and_below_topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_topics(mut self, value: Vec<AddPartitionsToTxnTopic>) -> Self {
         self.v3_and_below_topics = value;
         self
@@ -74,6 +90,7 @@ impl AddPartitionsToTxnRequest {
 }
 
 impl Struct for AddPartitionsToTxnRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 4) && !(self.transactions.is_empty()) {
@@ -151,6 +168,7 @@ impl Struct for AddPartitionsToTxnRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -180,6 +198,7 @@ impl Struct for AddPartitionsToTxnRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -192,16 +211,14 @@ impl Struct for AddPartitionsToTxnRequest {
             .map_err(|e| e.field("transactions"))?;
         }
         if v <= 3 {
-            this.v3_and_below_transactional_id = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })()
-                .map_err(|e| e.field("v3_and_below_transactional_id"))?;
+            this.v3_and_below_transactional_id =
+                get_string(buf, flex).map_err(|e| e.field("v3_and_below_transactional_id"))?;
         }
         if v <= 3 {
-            this.v3_and_below_producer_id =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("v3_and_below_producer_id"))?;
+            this.v3_and_below_producer_id = get_i64(buf).map_err(|e| e.field("v3_and_below_producer_id"))?;
         }
         if v <= 3 {
-            this.v3_and_below_producer_epoch =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("v3_and_below_producer_epoch"))?;
+            this.v3_and_below_producer_epoch = get_i16(buf).map_err(|e| e.field("v3_and_below_producer_epoch"))?;
         }
         if v <= 3 {
             this.v3_and_below_topics = (|| -> DResult<Vec<AddPartitionsToTxnTopic>> {
@@ -224,6 +241,7 @@ impl Struct for AddPartitionsToTxnRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [16, 16, 16, 13, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -277,14 +295,24 @@ impl Struct for AddPartitionsToTxnRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnTransaction {
+    /// The transactional id corresponding to the transaction.
+    ///
     /// `TransactionalId` (string), versions 4+; entity: transactionalId; map key.
     pub transactional_id: String,
+    /// Current producer id in use by the transactional id.
+    ///
     /// `ProducerId` (int64), versions 4+; entity: producerId.
     pub producer_id: i64,
+    /// Current epoch associated with the producer id.
+    ///
     /// `ProducerEpoch` (int16), versions 4+.
     pub producer_epoch: i16,
+    /// Boolean to signify if we want to check if the partition is in the transaction rather than add it.
+    ///
     /// `VerifyOnly` (bool), versions 4+; default `false`.
     pub verify_only: bool,
+    /// The partitions to add to the transaction.
+    ///
     /// `Topics` ([]AddPartitionsToTxnTopic), versions 4+.
     pub topics: Vec<AddPartitionsToTxnTopic>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -292,6 +320,7 @@ pub struct AddPartitionsToTxnTransaction {
 }
 
 impl Default for AddPartitionsToTxnTransaction {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnTransaction {
             transactional_id: String::new(),
@@ -307,30 +336,35 @@ impl Default for AddPartitionsToTxnTransaction {
 impl AddPartitionsToTxnTransaction {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `verify_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_verify_only(mut self, value: bool) -> Self {
         self.verify_only = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<AddPartitionsToTxnTopic>) -> Self {
         self.topics = value;
         self
@@ -338,6 +372,7 @@ impl AddPartitionsToTxnTransaction {
 }
 
 impl Struct for AddPartitionsToTxnTransaction {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 4) && !(self.transactional_id.is_empty()) {
@@ -411,6 +446,7 @@ impl Struct for AddPartitionsToTxnTransaction {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -439,22 +475,21 @@ impl Struct for AddPartitionsToTxnTransaction {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 4 {
-            this.transactional_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id = get_string(buf, flex).map_err(|e| e.field("transactional_id"))?;
         }
         if v >= 4 {
-            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
+            this.producer_id = get_i64(buf).map_err(|e| e.field("producer_id"))?;
         }
         if v >= 4 {
-            this.producer_epoch =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch = get_i16(buf).map_err(|e| e.field("producer_epoch"))?;
         }
         if v >= 4 {
-            this.verify_only = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("verify_only"))?;
+            this.verify_only = get_bool(buf).map_err(|e| e.field("verify_only"))?;
         }
         if v >= 4 {
             this.topics = (|| -> DResult<Vec<AddPartitionsToTxnTopic>> {
@@ -477,6 +512,7 @@ impl Struct for AddPartitionsToTxnTransaction {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 1, 14, 14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -526,8 +562,12 @@ impl Struct for AddPartitionsToTxnTransaction {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnTopic {
+    /// The name of the topic.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// The partition indexes to add to the transaction.
+    ///
     /// `Partitions` ([]int32), versions 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -535,6 +575,7 @@ pub struct AddPartitionsToTxnTopic {
 }
 
 impl Default for AddPartitionsToTxnTopic {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -543,12 +584,14 @@ impl Default for AddPartitionsToTxnTopic {
 impl AddPartitionsToTxnTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -556,17 +599,14 @@ impl AddPartitionsToTxnTopic {
 }
 
 impl Struct for AddPartitionsToTxnTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopic", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("AddPartitionsToTxnTopic", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                put_i32(buf, *e);
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopic", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("AddPartitionsToTxnTopic", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -584,15 +624,12 @@ impl Struct for AddPartitionsToTxnTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -602,16 +639,13 @@ impl Struct for AddPartitionsToTxnTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -625,6 +659,7 @@ impl Struct for AddPartitionsToTxnTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -660,5 +695,6 @@ impl Message for AddPartitionsToTxnRequest {
 
 impl crate::message::Request for AddPartitionsToTxnRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AddPartitionsToTxn;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 5);
     type Response = crate::messages::add_partitions_to_txn_response::AddPartitionsToTxnResponse;
 }

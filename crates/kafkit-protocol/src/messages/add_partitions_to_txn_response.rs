@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResponse {
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The response top level error code.
+    ///
     /// `ErrorCode` (int16), versions 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_code: i16,
+    /// Results categorized by transactional ID.
+    ///
     /// `ResultsByTransaction` ([]AddPartitionsToTxnResult), versions 4+.
     pub results_by_transaction: Vec<AddPartitionsToTxnResult>,
+    /// The results for each topic.
+    ///
     /// `ResultsByTopicV3AndBelow` ([]AddPartitionsToTxnTopicResult), versions 0-3.
     pub results_by_topic_v3_and_below: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct AddPartitionsToTxnResponse {
 }
 
 impl Default for AddPartitionsToTxnResponse {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnResponse {
             throttle_time_ms: 0,
@@ -40,24 +49,28 @@ impl Default for AddPartitionsToTxnResponse {
 impl AddPartitionsToTxnResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `results_by_transaction` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results_by_transaction(mut self, value: Vec<AddPartitionsToTxnResult>) -> Self {
         self.results_by_transaction = value;
         self
     }
     /// Sets `results_by_topic_v3_and_below` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results_by_topic_v3_and_below(mut self, value: Vec<AddPartitionsToTxnTopicResult>) -> Self {
         self.results_by_topic_v3_and_below = value;
         self
@@ -65,11 +78,10 @@ impl AddPartitionsToTxnResponse {
 }
 
 impl Struct for AddPartitionsToTxnResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
         if !(v >= 4) && !(self.error_code == 0) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "AddPartitionsToTxnResponse",
@@ -124,12 +136,11 @@ impl Struct for AddPartitionsToTxnResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if v >= 4 {
             n += 2;
         }
@@ -150,15 +161,13 @@ impl Struct for AddPartitionsToTxnResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         if v >= 4 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
         if v >= 4 {
             this.results_by_transaction = (|| -> DResult<Vec<AddPartitionsToTxnResult>> {
@@ -189,6 +198,7 @@ impl Struct for AddPartitionsToTxnResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [8, 8, 8, 6, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -239,8 +249,12 @@ impl Struct for AddPartitionsToTxnResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResult {
+    /// The transactional id corresponding to the transaction.
+    ///
     /// `TransactionalId` (string), versions 4+; entity: transactionalId; map key.
     pub transactional_id: String,
+    /// The results for each topic.
+    ///
     /// `TopicResults` ([]AddPartitionsToTxnTopicResult), versions 4+.
     pub topic_results: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -248,6 +262,7 @@ pub struct AddPartitionsToTxnResult {
 }
 
 impl Default for AddPartitionsToTxnResult {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnResult {
             transactional_id: String::new(),
@@ -260,12 +275,14 @@ impl Default for AddPartitionsToTxnResult {
 impl AddPartitionsToTxnResult {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `topic_results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_results(mut self, value: Vec<AddPartitionsToTxnTopicResult>) -> Self {
         self.topic_results = value;
         self
@@ -273,6 +290,7 @@ impl AddPartitionsToTxnResult {
 }
 
 impl Struct for AddPartitionsToTxnResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 4) && !(self.transactional_id.is_empty()) {
@@ -316,6 +334,7 @@ impl Struct for AddPartitionsToTxnResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -335,12 +354,12 @@ impl Struct for AddPartitionsToTxnResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 4 {
-            this.transactional_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
+            this.transactional_id = get_string(buf, flex).map_err(|e| e.field("transactional_id"))?;
         }
         if v >= 4 {
             this.topic_results = (|| -> DResult<Vec<AddPartitionsToTxnTopicResult>> {
@@ -363,6 +382,7 @@ impl Struct for AddPartitionsToTxnResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 1, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -397,8 +417,12 @@ impl Struct for AddPartitionsToTxnResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnTopicResult {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// The results for each partition.
+    ///
     /// `ResultsByPartition` ([]AddPartitionsToTxnPartitionResult), versions 0+.
     pub results_by_partition: Vec<AddPartitionsToTxnPartitionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -406,6 +430,7 @@ pub struct AddPartitionsToTxnTopicResult {
 }
 
 impl Default for AddPartitionsToTxnTopicResult {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnTopicResult {
             name: String::new(),
@@ -418,12 +443,14 @@ impl Default for AddPartitionsToTxnTopicResult {
 impl AddPartitionsToTxnTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `results_by_partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results_by_partition(mut self, value: Vec<AddPartitionsToTxnPartitionResult>) -> Self {
         self.results_by_partition = value;
         self
@@ -431,17 +458,14 @@ impl AddPartitionsToTxnTopicResult {
 }
 
 impl Struct for AddPartitionsToTxnTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopicResult", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.results_by_partition).len()), flex)
-                .map_err(|e| e.at("AddPartitionsToTxnTopicResult", "ResultsByPartition"))?;
-            for e in (&self.results_by_partition).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("AddPartitionsToTxnTopicResult", "Name"))?;
+        put_array_len(buf, Some((&self.results_by_partition).len()), flex)
+            .map_err(|e| e.at("AddPartitionsToTxnTopicResult", "ResultsByPartition"))?;
+        for e in (&self.results_by_partition).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -459,16 +483,13 @@ impl Struct for AddPartitionsToTxnTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.results_by_partition).len()), flex)
-                + (&self.results_by_partition).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.results_by_partition).len()), flex)
+            + (&self.results_by_partition).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -478,20 +499,17 @@ impl Struct for AddPartitionsToTxnTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.results_by_partition = (|| -> DResult<Vec<AddPartitionsToTxnPartitionResult>> {
-                Ok(get_array(buf, flex, AddPartitionsToTxnPartitionResult::min_size(v), |buf| {
-                    Ok(AddPartitionsToTxnPartitionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results_by_partition"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.results_by_partition = (|| -> DResult<Vec<AddPartitionsToTxnPartitionResult>> {
+            Ok(get_array(buf, flex, AddPartitionsToTxnPartitionResult::min_size(v), |buf| {
+                Ok(AddPartitionsToTxnPartitionResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("results_by_partition"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -505,6 +523,7 @@ impl Struct for AddPartitionsToTxnTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -535,8 +554,12 @@ impl Struct for AddPartitionsToTxnTopicResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnPartitionResult {
+    /// The partition indexes.
+    ///
     /// `PartitionIndex` (int32), versions 0+; map key.
     pub partition_index: i32,
+    /// The response error code.
+    ///
     /// `PartitionErrorCode` (int16), versions 0+.
     pub partition_error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -544,6 +567,7 @@ pub struct AddPartitionsToTxnPartitionResult {
 }
 
 impl Default for AddPartitionsToTxnPartitionResult {
+    #[inline]
     fn default() -> Self {
         AddPartitionsToTxnPartitionResult {
             partition_index: 0,
@@ -556,12 +580,14 @@ impl Default for AddPartitionsToTxnPartitionResult {
 impl AddPartitionsToTxnPartitionResult {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `partition_error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_error_code(mut self, value: i16) -> Self {
         self.partition_error_code = value;
         self
@@ -569,14 +595,11 @@ impl AddPartitionsToTxnPartitionResult {
 }
 
 impl Struct for AddPartitionsToTxnPartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i16(buf, *(&self.partition_error_code));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i16(buf, *(&self.partition_error_code));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -593,15 +616,12 @@ impl Struct for AddPartitionsToTxnPartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -611,17 +631,12 @@ impl Struct for AddPartitionsToTxnPartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.partition_error_code =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("partition_error_code"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.partition_error_code = get_i16(buf).map_err(|e| e.field("partition_error_code"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -635,6 +650,7 @@ impl Struct for AddPartitionsToTxnPartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 7, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

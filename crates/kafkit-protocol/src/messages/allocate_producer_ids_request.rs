@@ -10,11 +10,17 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `AllocateProducerIdsRequest` (API key 67): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AllocateProducerIdsRequest {
+    /// The ID of the requesting broker.
+    ///
     /// `BrokerId` (int32), versions 0+; entity: brokerId.
     pub broker_id: i32,
+    /// The epoch of the requesting broker.
+    ///
     /// `BrokerEpoch` (int64), versions 0+; default `-1`.
     pub broker_epoch: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +28,7 @@ pub struct AllocateProducerIdsRequest {
 }
 
 impl Default for AllocateProducerIdsRequest {
+    #[inline]
     fn default() -> Self {
         AllocateProducerIdsRequest { broker_id: 0, broker_epoch: -1, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +37,14 @@ impl Default for AllocateProducerIdsRequest {
 impl AllocateProducerIdsRequest {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `broker_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
@@ -43,14 +52,11 @@ impl AllocateProducerIdsRequest {
 }
 
 impl Struct for AllocateProducerIdsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.broker_id));
-        }
-        if true {
-            put_i64(buf, *(&self.broker_epoch));
-        }
+        put_i32(buf, *(&self.broker_id));
+        put_i64(buf, *(&self.broker_epoch));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -67,15 +73,12 @@ impl Struct for AllocateProducerIdsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
+        n += 4;
+        n += 8;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -85,15 +88,12 @@ impl Struct for AllocateProducerIdsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
-        }
-        if true {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
-        }
+        this.broker_id = get_i32(buf).map_err(|e| e.field("broker_id"))?;
+        this.broker_epoch = get_i64(buf).map_err(|e| e.field("broker_epoch"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -107,6 +107,7 @@ impl Struct for AllocateProducerIdsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -138,5 +139,6 @@ impl Message for AllocateProducerIdsRequest {
 
 impl crate::message::Request for AllocateProducerIdsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AllocateProducerIds;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::allocate_producer_ids_response::AllocateProducerIdsResponse;
 }

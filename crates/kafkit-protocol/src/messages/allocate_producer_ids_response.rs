@@ -10,15 +10,25 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `AllocateProducerIdsResponse` (API key 67): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AllocateProducerIdsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The top level response error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The first producer ID in this range, inclusive.
+    ///
     /// `ProducerIdStart` (int64), versions 0+; entity: producerId.
     pub producer_id_start: i64,
+    /// The number of producer IDs in this range.
+    ///
     /// `ProducerIdLen` (int32), versions 0+.
     pub producer_id_len: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +36,7 @@ pub struct AllocateProducerIdsResponse {
 }
 
 impl Default for AllocateProducerIdsResponse {
+    #[inline]
     fn default() -> Self {
         AllocateProducerIdsResponse {
             throttle_time_ms: 0,
@@ -40,24 +51,28 @@ impl Default for AllocateProducerIdsResponse {
 impl AllocateProducerIdsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `producer_id_start` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id_start(mut self, value: i64) -> Self {
         self.producer_id_start = value;
         self
     }
     /// Sets `producer_id_len` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id_len(mut self, value: i32) -> Self {
         self.producer_id_len = value;
         self
@@ -65,20 +80,13 @@ impl AllocateProducerIdsResponse {
 }
 
 impl Struct for AllocateProducerIdsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_i64(buf, *(&self.producer_id_start));
-        }
-        if true {
-            put_i32(buf, *(&self.producer_id_len));
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_i64(buf, *(&self.producer_id_start));
+        put_i32(buf, *(&self.producer_id_len));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -95,21 +103,14 @@ impl Struct for AllocateProducerIdsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 4;
-        }
+        n += 4;
+        n += 2;
+        n += 8;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -119,24 +120,14 @@ impl Struct for AllocateProducerIdsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.producer_id_start =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id_start"))?;
-        }
-        if true {
-            this.producer_id_len =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("producer_id_len"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.producer_id_start = get_i64(buf).map_err(|e| e.field("producer_id_start"))?;
+        this.producer_id_len = get_i32(buf).map_err(|e| e.field("producer_id_len"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -150,6 +141,7 @@ impl Struct for AllocateProducerIdsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [19];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

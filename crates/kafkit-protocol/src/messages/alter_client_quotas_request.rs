@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasRequest {
+    /// The quota configuration entries to alter.
+    ///
     /// `Entries` ([]EntryData), versions 0+.
     pub entries: Vec<EntryData>,
+    /// Whether the alteration should be validated, but not performed.
+    ///
     /// `ValidateOnly` (bool), versions 0+.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct AlterClientQuotasRequest {
 }
 
 impl Default for AlterClientQuotasRequest {
+    #[inline]
     fn default() -> Self {
         AlterClientQuotasRequest { entries: Vec::new(), validate_only: false, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for AlterClientQuotasRequest {
 impl AlterClientQuotasRequest {
     /// Sets `entries` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entries(mut self, value: Vec<EntryData>) -> Self {
         self.entries = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -43,18 +50,15 @@ impl AlterClientQuotasRequest {
 }
 
 impl Struct for AlterClientQuotasRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_array_len(buf, Some((&self.entries).len()), flex)
-                .map_err(|e| e.at("AlterClientQuotasRequest", "Entries"))?;
-            for e in (&self.entries).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.entries).len()), flex)
+            .map_err(|e| e.at("AlterClientQuotasRequest", "Entries"))?;
+        for e in (&self.entries).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_bool(buf, *(&self.validate_only));
-        }
+        put_bool(buf, *(&self.validate_only));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -71,16 +75,13 @@ impl Struct for AlterClientQuotasRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.entries).len()), flex)
-                + (&self.entries).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 1;
-        }
+        n += (len_array_len(Some((&self.entries).len()), flex)
+            + (&self.entries).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -90,19 +91,15 @@ impl Struct for AlterClientQuotasRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entries = (|| -> DResult<Vec<EntryData>> {
-                Ok(get_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("entries"))?;
-        }
-        if true {
-            this.validate_only =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
-        }
+        this.entries = (|| -> DResult<Vec<EntryData>> {
+            Ok(get_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("entries"))?;
+        this.validate_only = get_bool(buf).map_err(|e| e.field("validate_only"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -116,6 +113,7 @@ impl Struct for AlterClientQuotasRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -146,8 +144,12 @@ impl Struct for AlterClientQuotasRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EntityData {
+    /// The entity type.
+    ///
     /// `EntityType` (string), versions 0+.
     pub entity_type: String,
+    /// The name of the entity, or null if the default.
+    ///
     /// `EntityName` (string), versions 0+; nullable in 0+.
     pub entity_name: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -155,6 +157,7 @@ pub struct EntityData {
 }
 
 impl Default for EntityData {
+    #[inline]
     fn default() -> Self {
         EntityData { entity_type: String::new(), entity_name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -163,12 +166,14 @@ impl Default for EntityData {
 impl EntityData {
     /// Sets `entity_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `entity_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_name(mut self, value: Option<String>) -> Self {
         self.entity_name = value;
         self
@@ -176,15 +181,11 @@ impl EntityData {
 }
 
 impl Struct for EntityData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
-        }
-        if true {
-            put_nullable_string(buf, (&self.entity_name).as_deref(), flex)
-                .map_err(|e| e.at("EntityData", "EntityName"))?;
-        }
+        put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
+        put_nullable_string(buf, (&self.entity_name).as_deref(), flex).map_err(|e| e.at("EntityData", "EntityName"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -201,15 +202,12 @@ impl Struct for EntityData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.entity_type), flex);
-        }
-        if true {
-            n += len_nullable_string((&self.entity_name).as_deref(), flex);
-        }
+        n += len_string((&self.entity_type), flex);
+        n += len_nullable_string((&self.entity_name).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -219,17 +217,12 @@ impl Struct for EntityData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entity_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
-        }
-        if true {
-            this.entity_name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("entity_name"))?;
-        }
+        this.entity_type = get_string(buf, flex).map_err(|e| e.field("entity_type"))?;
+        this.entity_name = get_nullable_string(buf, flex).map_err(|e| e.field("entity_name"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -243,6 +236,7 @@ impl Struct for EntityData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -273,10 +267,16 @@ impl Struct for EntityData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OpData {
+    /// The quota configuration key.
+    ///
     /// `Key` (string), versions 0+.
     pub key: String,
+    /// The value to set, otherwise ignored if the value is to be removed.
+    ///
     /// `Value` (float64), versions 0+.
     pub value: f64,
+    /// Whether the quota configuration value should be removed, otherwise set.
+    ///
     /// `Remove` (bool), versions 0+.
     pub remove: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -284,6 +284,7 @@ pub struct OpData {
 }
 
 impl Default for OpData {
+    #[inline]
     fn default() -> Self {
         OpData { key: String::new(), value: 0.0, remove: false, unknown_tagged_fields: Vec::new() }
     }
@@ -292,18 +293,21 @@ impl Default for OpData {
 impl OpData {
     /// Sets `key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: String) -> Self {
         self.key = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: f64) -> Self {
         self.value = value;
         self
     }
     /// Sets `remove` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_remove(mut self, value: bool) -> Self {
         self.remove = value;
         self
@@ -311,17 +315,12 @@ impl OpData {
 }
 
 impl Struct for OpData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.key), flex).map_err(|e| e.at("OpData", "Key"))?;
-        }
-        if true {
-            put_f64(buf, *(&self.value));
-        }
-        if true {
-            put_bool(buf, *(&self.remove));
-        }
+        put_string(buf, (&self.key), flex).map_err(|e| e.at("OpData", "Key"))?;
+        put_f64(buf, *(&self.value));
+        put_bool(buf, *(&self.remove));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -338,18 +337,13 @@ impl Struct for OpData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.key), flex);
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 1;
-        }
+        n += len_string((&self.key), flex);
+        n += 8;
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -359,18 +353,13 @@ impl Struct for OpData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
-        }
-        if true {
-            this.value = (|| -> DResult<f64> { Ok(get_f64(buf)?) })().map_err(|e| e.field("value"))?;
-        }
-        if true {
-            this.remove = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("remove"))?;
-        }
+        this.key = get_string(buf, flex).map_err(|e| e.field("key"))?;
+        this.value = get_f64(buf).map_err(|e| e.field("value"))?;
+        this.remove = get_bool(buf).map_err(|e| e.field("remove"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -384,6 +373,7 @@ impl Struct for OpData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [11, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -409,8 +399,12 @@ impl Struct for OpData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EntryData {
+    /// The quota entity to alter.
+    ///
     /// `Entity` ([]EntityData), versions 0+.
     pub entity: Vec<EntityData>,
+    /// An individual quota configuration entry to alter.
+    ///
     /// `Ops` ([]OpData), versions 0+.
     pub ops: Vec<OpData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -418,6 +412,7 @@ pub struct EntryData {
 }
 
 impl Default for EntryData {
+    #[inline]
     fn default() -> Self {
         EntryData { entity: Vec::new(), ops: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -426,12 +421,14 @@ impl Default for EntryData {
 impl EntryData {
     /// Sets `entity` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity(mut self, value: Vec<EntityData>) -> Self {
         self.entity = value;
         self
     }
     /// Sets `ops` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_ops(mut self, value: Vec<OpData>) -> Self {
         self.ops = value;
         self
@@ -439,19 +436,16 @@ impl EntryData {
 }
 
 impl Struct for EntryData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
-            for e in (&self.entity).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
+        for e in (&self.entity).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_array_len(buf, Some((&self.ops).len()), flex).map_err(|e| e.at("EntryData", "Ops"))?;
-            for e in (&self.ops).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.ops).len()), flex).map_err(|e| e.at("EntryData", "Ops"))?;
+        for e in (&self.ops).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -469,17 +463,13 @@ impl Struct for EntryData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.entity).len()), flex)
-                + (&self.entity).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.ops).len()), flex)
-                + (&self.ops).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.entity).len()), flex)
+            + (&self.entity).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.ops).len()), flex) + (&self.ops).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -489,21 +479,18 @@ impl Struct for EntryData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entity = (|| -> DResult<Vec<EntityData>> {
-                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("entity"))?;
-        }
-        if true {
-            this.ops = (|| -> DResult<Vec<OpData>> {
-                Ok(get_array(buf, flex, OpData::min_size(v), |buf| Ok(OpData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("ops"))?;
-        }
+        this.entity = (|| -> DResult<Vec<EntityData>> {
+            Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("entity"))?;
+        this.ops = (|| -> DResult<Vec<OpData>> {
+            Ok(get_array(buf, flex, OpData::min_size(v), |buf| Ok(OpData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("ops"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -517,6 +504,7 @@ impl Struct for EntryData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -552,5 +540,6 @@ impl Message for AlterClientQuotasRequest {
 
 impl crate::message::Request for AlterClientQuotasRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AlterClientQuotas;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::alter_client_quotas_response::AlterClientQuotasResponse;
 }

@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The quota configuration entries to alter.
+    ///
     /// `Entries` ([]EntryData), versions 0+.
     pub entries: Vec<EntryData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct AlterClientQuotasResponse {
 }
 
 impl Default for AlterClientQuotasResponse {
+    #[inline]
     fn default() -> Self {
         AlterClientQuotasResponse { throttle_time_ms: 0, entries: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for AlterClientQuotasResponse {
 impl AlterClientQuotasResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `entries` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entries(mut self, value: Vec<EntryData>) -> Self {
         self.entries = value;
         self
@@ -43,17 +50,14 @@ impl AlterClientQuotasResponse {
 }
 
 impl Struct for AlterClientQuotasResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.entries).len()), flex)
-                .map_err(|e| e.at("AlterClientQuotasResponse", "Entries"))?;
-            for e in (&self.entries).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.entries).len()), flex)
+            .map_err(|e| e.at("AlterClientQuotasResponse", "Entries"))?;
+        for e in (&self.entries).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -71,16 +75,13 @@ impl Struct for AlterClientQuotasResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.entries).len()), flex)
-                + (&self.entries).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.entries).len()), flex)
+            + (&self.entries).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -90,19 +91,15 @@ impl Struct for AlterClientQuotasResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.entries = (|| -> DResult<Vec<EntryData>> {
-                Ok(get_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("entries"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.entries = (|| -> DResult<Vec<EntryData>> {
+            Ok(get_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("entries"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -116,6 +113,7 @@ impl Struct for AlterClientQuotasResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -146,8 +144,12 @@ impl Struct for AlterClientQuotasResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EntityData {
+    /// The entity type.
+    ///
     /// `EntityType` (string), versions 0+.
     pub entity_type: String,
+    /// The name of the entity, or null if the default.
+    ///
     /// `EntityName` (string), versions 0+; nullable in 0+.
     pub entity_name: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -155,6 +157,7 @@ pub struct EntityData {
 }
 
 impl Default for EntityData {
+    #[inline]
     fn default() -> Self {
         EntityData { entity_type: String::new(), entity_name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -163,12 +166,14 @@ impl Default for EntityData {
 impl EntityData {
     /// Sets `entity_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `entity_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_name(mut self, value: Option<String>) -> Self {
         self.entity_name = value;
         self
@@ -176,15 +181,11 @@ impl EntityData {
 }
 
 impl Struct for EntityData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
-        }
-        if true {
-            put_nullable_string(buf, (&self.entity_name).as_deref(), flex)
-                .map_err(|e| e.at("EntityData", "EntityName"))?;
-        }
+        put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
+        put_nullable_string(buf, (&self.entity_name).as_deref(), flex).map_err(|e| e.at("EntityData", "EntityName"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -201,15 +202,12 @@ impl Struct for EntityData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.entity_type), flex);
-        }
-        if true {
-            n += len_nullable_string((&self.entity_name).as_deref(), flex);
-        }
+        n += len_string((&self.entity_type), flex);
+        n += len_nullable_string((&self.entity_name).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -219,17 +217,12 @@ impl Struct for EntityData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entity_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
-        }
-        if true {
-            this.entity_name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("entity_name"))?;
-        }
+        this.entity_type = get_string(buf, flex).map_err(|e| e.field("entity_type"))?;
+        this.entity_name = get_nullable_string(buf, flex).map_err(|e| e.field("entity_name"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -243,6 +236,7 @@ impl Struct for EntityData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -273,10 +267,16 @@ impl Struct for EntityData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EntryData {
+    /// The error code, or `0` if the quota alteration succeeded.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or `null` if the quota alteration succeeded.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The quota entity to alter.
+    ///
     /// `Entity` ([]EntityData), versions 0+.
     pub entity: Vec<EntityData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -284,6 +284,7 @@ pub struct EntryData {
 }
 
 impl Default for EntryData {
+    #[inline]
     fn default() -> Self {
         EntryData {
             error_code: 0,
@@ -297,18 +298,21 @@ impl Default for EntryData {
 impl EntryData {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `entity` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity(mut self, value: Vec<EntityData>) -> Self {
         self.entity = value;
         self
@@ -316,20 +320,15 @@ impl EntryData {
 }
 
 impl Struct for EntryData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("EntryData", "ErrorMessage"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
-            for e in (&self.entity).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("EntryData", "ErrorMessage"))?;
+        put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
+        for e in (&self.entity).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -347,19 +346,14 @@ impl Struct for EntryData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.entity).len()), flex)
-                + (&self.entity).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += (len_array_len(Some((&self.entity).len()), flex)
+            + (&self.entity).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -369,22 +363,16 @@ impl Struct for EntryData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.entity = (|| -> DResult<Vec<EntityData>> {
-                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("entity"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.entity = (|| -> DResult<Vec<EntityData>> {
+            Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("entity"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -398,6 +386,7 @@ impl Struct for EntryData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

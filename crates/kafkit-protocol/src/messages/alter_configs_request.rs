@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsRequest {
+    /// The updates for each resource.
+    ///
     /// `Resources` ([]AlterConfigsResource), versions 0+.
     pub resources: Vec<AlterConfigsResource>,
+    /// True if we should validate the request, but not change the configurations.
+    ///
     /// `ValidateOnly` (bool), versions 0+.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct AlterConfigsRequest {
 }
 
 impl Default for AlterConfigsRequest {
+    #[inline]
     fn default() -> Self {
         AlterConfigsRequest { resources: Vec::new(), validate_only: false, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for AlterConfigsRequest {
 impl AlterConfigsRequest {
     /// Sets `resources` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: Vec<AlterConfigsResource>) -> Self {
         self.resources = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -43,18 +50,15 @@ impl AlterConfigsRequest {
 }
 
 impl Struct for AlterConfigsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_array_len(buf, Some((&self.resources).len()), flex)
-                .map_err(|e| e.at("AlterConfigsRequest", "Resources"))?;
-            for e in (&self.resources).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.resources).len()), flex)
+            .map_err(|e| e.at("AlterConfigsRequest", "Resources"))?;
+        for e in (&self.resources).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_bool(buf, *(&self.validate_only));
-        }
+        put_bool(buf, *(&self.validate_only));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -71,16 +75,13 @@ impl Struct for AlterConfigsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.resources).len()), flex)
-                + (&self.resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 1;
-        }
+        n += (len_array_len(Some((&self.resources).len()), flex)
+            + (&self.resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -90,21 +91,17 @@ impl Struct for AlterConfigsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.resources = (|| -> DResult<Vec<AlterConfigsResource>> {
-                Ok(get_array(buf, flex, AlterConfigsResource::min_size(v), |buf| {
-                    Ok(AlterConfigsResource::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("resources"))?;
-        }
-        if true {
-            this.validate_only =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
-        }
+        this.resources = (|| -> DResult<Vec<AlterConfigsResource>> {
+            Ok(get_array(buf, flex, AlterConfigsResource::min_size(v), |buf| {
+                Ok(AlterConfigsResource::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("resources"))?;
+        this.validate_only = get_bool(buf).map_err(|e| e.field("validate_only"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -118,6 +115,7 @@ impl Struct for AlterConfigsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -148,8 +146,12 @@ impl Struct for AlterConfigsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterableConfig {
+    /// The configuration key name.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The value to set for the configuration key.
+    ///
     /// `Value` (string), versions 0+; nullable in 0+.
     pub value: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -157,6 +159,7 @@ pub struct AlterableConfig {
 }
 
 impl Default for AlterableConfig {
+    #[inline]
     fn default() -> Self {
         AlterableConfig { name: String::new(), value: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -165,12 +168,14 @@ impl Default for AlterableConfig {
 impl AlterableConfig {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: Option<String>) -> Self {
         self.value = value;
         self
@@ -178,14 +183,11 @@ impl AlterableConfig {
 }
 
 impl Struct for AlterableConfig {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterableConfig", "Name"))?;
-        }
-        if true {
-            put_nullable_string(buf, (&self.value).as_deref(), flex).map_err(|e| e.at("AlterableConfig", "Value"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterableConfig", "Name"))?;
+        put_nullable_string(buf, (&self.value).as_deref(), flex).map_err(|e| e.at("AlterableConfig", "Value"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -202,15 +204,12 @@ impl Struct for AlterableConfig {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += len_nullable_string((&self.value).as_deref(), flex);
-        }
+        n += len_string((&self.name), flex);
+        n += len_nullable_string((&self.value).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -220,16 +219,12 @@ impl Struct for AlterableConfig {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.value = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("value"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.value = get_nullable_string(buf, flex).map_err(|e| e.field("value"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -243,6 +238,7 @@ impl Struct for AlterableConfig {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -273,10 +269,16 @@ impl Struct for AlterableConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsResource {
+    /// The resource type.
+    ///
     /// `ResourceType` (int8), versions 0+; map key.
     pub resource_type: i8,
+    /// The resource name.
+    ///
     /// `ResourceName` (string), versions 0+; map key.
     pub resource_name: String,
+    /// The configurations.
+    ///
     /// `Configs` ([]AlterableConfig), versions 0+.
     pub configs: Vec<AlterableConfig>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -284,6 +286,7 @@ pub struct AlterConfigsResource {
 }
 
 impl Default for AlterConfigsResource {
+    #[inline]
     fn default() -> Self {
         AlterConfigsResource {
             resource_type: 0,
@@ -297,18 +300,21 @@ impl Default for AlterConfigsResource {
 impl AlterConfigsResource {
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: Vec<AlterableConfig>) -> Self {
         self.configs = value;
         self
@@ -316,20 +322,14 @@ impl AlterConfigsResource {
 }
 
 impl Struct for AlterConfigsResource {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i8(buf, *(&self.resource_type));
-        }
-        if true {
-            put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("AlterConfigsResource", "ResourceName"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.configs).len()), flex)
-                .map_err(|e| e.at("AlterConfigsResource", "Configs"))?;
-            for e in (&self.configs).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i8(buf, *(&self.resource_type));
+        put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("AlterConfigsResource", "ResourceName"))?;
+        put_array_len(buf, Some((&self.configs).len()), flex).map_err(|e| e.at("AlterConfigsResource", "Configs"))?;
+        for e in (&self.configs).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -347,19 +347,14 @@ impl Struct for AlterConfigsResource {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 1;
-        }
-        if true {
-            n += len_string((&self.resource_name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.configs).len()), flex)
-                + (&self.configs).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 1;
+        n += len_string((&self.resource_name), flex);
+        n += (len_array_len(Some((&self.configs).len()), flex)
+            + (&self.configs).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -369,24 +364,16 @@ impl Struct for AlterConfigsResource {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
-        }
-        if true {
-            this.resource_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
-        }
-        if true {
-            this.configs = (|| -> DResult<Vec<AlterableConfig>> {
-                Ok(get_array(buf, flex, AlterableConfig::min_size(v), |buf| {
-                    Ok(AlterableConfig::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("configs"))?;
-        }
+        this.resource_type = get_i8(buf).map_err(|e| e.field("resource_type"))?;
+        this.resource_name = get_string(buf, flex).map_err(|e| e.field("resource_name"))?;
+        this.configs = (|| -> DResult<Vec<AlterableConfig>> {
+            Ok(get_array(buf, flex, AlterableConfig::min_size(v), |buf| Ok(AlterableConfig::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("configs"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -400,6 +387,7 @@ impl Struct for AlterConfigsResource {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [7, 7, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -437,5 +425,6 @@ impl Message for AlterConfigsRequest {
 
 impl crate::message::Request for AlterConfigsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AlterConfigs;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 2);
     type Response = crate::messages::alter_configs_response::AlterConfigsResponse;
 }

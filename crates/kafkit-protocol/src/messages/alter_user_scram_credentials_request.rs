@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterUserScramCredentialsRequest {
+    /// The SCRAM credentials to remove.
+    ///
     /// `Deletions` ([]ScramCredentialDeletion), versions 0+.
     pub deletions: Vec<ScramCredentialDeletion>,
+    /// The SCRAM credentials to update/insert.
+    ///
     /// `Upsertions` ([]ScramCredentialUpsertion), versions 0+.
     pub upsertions: Vec<ScramCredentialUpsertion>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct AlterUserScramCredentialsRequest {
 }
 
 impl Default for AlterUserScramCredentialsRequest {
+    #[inline]
     fn default() -> Self {
         AlterUserScramCredentialsRequest {
             deletions: Vec::new(),
@@ -34,12 +39,14 @@ impl Default for AlterUserScramCredentialsRequest {
 impl AlterUserScramCredentialsRequest {
     /// Sets `deletions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_deletions(mut self, value: Vec<ScramCredentialDeletion>) -> Self {
         self.deletions = value;
         self
     }
     /// Sets `upsertions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_upsertions(mut self, value: Vec<ScramCredentialUpsertion>) -> Self {
         self.upsertions = value;
         self
@@ -47,21 +54,18 @@ impl AlterUserScramCredentialsRequest {
 }
 
 impl Struct for AlterUserScramCredentialsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.deletions).len()), flex)
-                .map_err(|e| e.at("AlterUserScramCredentialsRequest", "Deletions"))?;
-            for e in (&self.deletions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.deletions).len()), flex)
+            .map_err(|e| e.at("AlterUserScramCredentialsRequest", "Deletions"))?;
+        for e in (&self.deletions).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_array_len(buf, Some((&self.upsertions).len()), flex)
-                .map_err(|e| e.at("AlterUserScramCredentialsRequest", "Upsertions"))?;
-            for e in (&self.upsertions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.upsertions).len()), flex)
+            .map_err(|e| e.at("AlterUserScramCredentialsRequest", "Upsertions"))?;
+        for e in (&self.upsertions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -79,17 +83,14 @@ impl Struct for AlterUserScramCredentialsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.deletions).len()), flex)
-                + (&self.deletions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.upsertions).len()), flex)
-                + (&self.upsertions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.deletions).len()), flex)
+            + (&self.deletions).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.upsertions).len()), flex)
+            + (&self.upsertions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -99,25 +100,22 @@ impl Struct for AlterUserScramCredentialsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.deletions = (|| -> DResult<Vec<ScramCredentialDeletion>> {
-                Ok(get_array(buf, flex, ScramCredentialDeletion::min_size(v), |buf| {
-                    Ok(ScramCredentialDeletion::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("deletions"))?;
-        }
-        if true {
-            this.upsertions = (|| -> DResult<Vec<ScramCredentialUpsertion>> {
-                Ok(get_array(buf, flex, ScramCredentialUpsertion::min_size(v), |buf| {
-                    Ok(ScramCredentialUpsertion::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("upsertions"))?;
-        }
+        this.deletions = (|| -> DResult<Vec<ScramCredentialDeletion>> {
+            Ok(get_array(buf, flex, ScramCredentialDeletion::min_size(v), |buf| {
+                Ok(ScramCredentialDeletion::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("deletions"))?;
+        this.upsertions = (|| -> DResult<Vec<ScramCredentialUpsertion>> {
+            Ok(get_array(buf, flex, ScramCredentialUpsertion::min_size(v), |buf| {
+                Ok(ScramCredentialUpsertion::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("upsertions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -131,6 +129,7 @@ impl Struct for AlterUserScramCredentialsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -161,8 +160,12 @@ impl Struct for AlterUserScramCredentialsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ScramCredentialDeletion {
+    /// The user name.
+    ///
     /// `Name` (string), versions 0+.
     pub name: String,
+    /// The SCRAM mechanism.
+    ///
     /// `Mechanism` (int8), versions 0+.
     pub mechanism: i8,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -170,6 +173,7 @@ pub struct ScramCredentialDeletion {
 }
 
 impl Default for ScramCredentialDeletion {
+    #[inline]
     fn default() -> Self {
         ScramCredentialDeletion { name: String::new(), mechanism: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -178,12 +182,14 @@ impl Default for ScramCredentialDeletion {
 impl ScramCredentialDeletion {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `mechanism` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
@@ -191,14 +197,11 @@ impl ScramCredentialDeletion {
 }
 
 impl Struct for ScramCredentialDeletion {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialDeletion", "Name"))?;
-        }
-        if true {
-            put_i8(buf, *(&self.mechanism));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialDeletion", "Name"))?;
+        put_i8(buf, *(&self.mechanism));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -215,15 +218,12 @@ impl Struct for ScramCredentialDeletion {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 1;
-        }
+        n += len_string((&self.name), flex);
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -233,15 +233,12 @@ impl Struct for ScramCredentialDeletion {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.mechanism = get_i8(buf).map_err(|e| e.field("mechanism"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -255,6 +252,7 @@ impl Struct for ScramCredentialDeletion {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -281,14 +279,24 @@ impl Struct for ScramCredentialDeletion {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ScramCredentialUpsertion {
+    /// The user name.
+    ///
     /// `Name` (string), versions 0+.
     pub name: String,
+    /// The SCRAM mechanism.
+    ///
     /// `Mechanism` (int8), versions 0+.
     pub mechanism: i8,
+    /// The number of iterations.
+    ///
     /// `Iterations` (int32), versions 0+.
     pub iterations: i32,
+    /// A random salt generated by the client.
+    ///
     /// `Salt` (bytes), versions 0+.
     pub salt: Bytes,
+    /// The salted password.
+    ///
     /// `SaltedPassword` (bytes), versions 0+.
     pub salted_password: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -296,6 +304,7 @@ pub struct ScramCredentialUpsertion {
 }
 
 impl Default for ScramCredentialUpsertion {
+    #[inline]
     fn default() -> Self {
         ScramCredentialUpsertion {
             name: String::new(),
@@ -311,30 +320,35 @@ impl Default for ScramCredentialUpsertion {
 impl ScramCredentialUpsertion {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `mechanism` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
     }
     /// Sets `iterations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_iterations(mut self, value: i32) -> Self {
         self.iterations = value;
         self
     }
     /// Sets `salt` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_salt(mut self, value: Bytes) -> Self {
         self.salt = value;
         self
     }
     /// Sets `salted_password` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_salted_password(mut self, value: Bytes) -> Self {
         self.salted_password = value;
         self
@@ -342,24 +356,15 @@ impl ScramCredentialUpsertion {
 }
 
 impl Struct for ScramCredentialUpsertion {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Name"))?;
-        }
-        if true {
-            put_i8(buf, *(&self.mechanism));
-        }
-        if true {
-            put_i32(buf, *(&self.iterations));
-        }
-        if true {
-            put_bytes(buf, (&self.salt), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Salt"))?;
-        }
-        if true {
-            put_bytes(buf, (&self.salted_password), flex)
-                .map_err(|e| e.at("ScramCredentialUpsertion", "SaltedPassword"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Name"))?;
+        put_i8(buf, *(&self.mechanism));
+        put_i32(buf, *(&self.iterations));
+        put_bytes(buf, (&self.salt), flex).map_err(|e| e.at("ScramCredentialUpsertion", "Salt"))?;
+        put_bytes(buf, (&self.salted_password), flex)
+            .map_err(|e| e.at("ScramCredentialUpsertion", "SaltedPassword"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -376,24 +381,15 @@ impl Struct for ScramCredentialUpsertion {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += len_bytes((&self.salt), flex);
-        }
-        if true {
-            n += len_bytes((&self.salted_password), flex);
-        }
+        n += len_string((&self.name), flex);
+        n += 1;
+        n += 4;
+        n += len_bytes((&self.salt), flex);
+        n += len_bytes((&self.salted_password), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -403,25 +399,15 @@ impl Struct for ScramCredentialUpsertion {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
-        }
-        if true {
-            this.iterations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("iterations"))?;
-        }
-        if true {
-            this.salt = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("salt"))?;
-        }
-        if true {
-            this.salted_password =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("salted_password"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.mechanism = get_i8(buf).map_err(|e| e.field("mechanism"))?;
+        this.iterations = get_i32(buf).map_err(|e| e.field("iterations"))?;
+        this.salt = get_bytes(buf, flex).map_err(|e| e.field("salt"))?;
+        this.salted_password = get_bytes(buf, flex).map_err(|e| e.field("salted_password"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -435,6 +421,7 @@ impl Struct for ScramCredentialUpsertion {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -478,5 +465,6 @@ impl Message for AlterUserScramCredentialsRequest {
 
 impl crate::message::Request for AlterUserScramCredentialsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AlterUserScramCredentials;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResponse;
 }

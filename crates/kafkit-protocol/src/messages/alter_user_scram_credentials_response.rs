@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterUserScramCredentialsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The results for deletions and alterations, one per affected user.
+    ///
     /// `Results` ([]AlterUserScramCredentialsResult), versions 0+.
     pub results: Vec<AlterUserScramCredentialsResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct AlterUserScramCredentialsResponse {
 }
 
 impl Default for AlterUserScramCredentialsResponse {
+    #[inline]
     fn default() -> Self {
         AlterUserScramCredentialsResponse {
             throttle_time_ms: 0,
@@ -34,12 +39,14 @@ impl Default for AlterUserScramCredentialsResponse {
 impl AlterUserScramCredentialsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<AlterUserScramCredentialsResult>) -> Self {
         self.results = value;
         self
@@ -47,17 +54,14 @@ impl AlterUserScramCredentialsResponse {
 }
 
 impl Struct for AlterUserScramCredentialsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.results).len()), flex)
-                .map_err(|e| e.at("AlterUserScramCredentialsResponse", "Results"))?;
-            for e in (&self.results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.results).len()), flex)
+            .map_err(|e| e.at("AlterUserScramCredentialsResponse", "Results"))?;
+        for e in (&self.results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -75,16 +79,13 @@ impl Struct for AlterUserScramCredentialsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.results).len()), flex)
+            + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -94,21 +95,17 @@ impl Struct for AlterUserScramCredentialsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.results = (|| -> DResult<Vec<AlterUserScramCredentialsResult>> {
-                Ok(get_array(buf, flex, AlterUserScramCredentialsResult::min_size(v), |buf| {
-                    Ok(AlterUserScramCredentialsResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.results = (|| -> DResult<Vec<AlterUserScramCredentialsResult>> {
+            Ok(get_array(buf, flex, AlterUserScramCredentialsResult::min_size(v), |buf| {
+                Ok(AlterUserScramCredentialsResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -122,6 +119,7 @@ impl Struct for AlterUserScramCredentialsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,10 +150,16 @@ impl Struct for AlterUserScramCredentialsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterUserScramCredentialsResult {
+    /// The user name.
+    ///
     /// `User` (string), versions 0+.
     pub user: String,
+    /// The error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, if any.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -163,6 +167,7 @@ pub struct AlterUserScramCredentialsResult {
 }
 
 impl Default for AlterUserScramCredentialsResult {
+    #[inline]
     fn default() -> Self {
         AlterUserScramCredentialsResult {
             user: String::new(),
@@ -176,18 +181,21 @@ impl Default for AlterUserScramCredentialsResult {
 impl AlterUserScramCredentialsResult {
     /// Sets `user` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user(mut self, value: String) -> Self {
         self.user = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -195,18 +203,13 @@ impl AlterUserScramCredentialsResult {
 }
 
 impl Struct for AlterUserScramCredentialsResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.user), flex).map_err(|e| e.at("AlterUserScramCredentialsResult", "User"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("AlterUserScramCredentialsResult", "ErrorMessage"))?;
-        }
+        put_string(buf, (&self.user), flex).map_err(|e| e.at("AlterUserScramCredentialsResult", "User"))?;
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("AlterUserScramCredentialsResult", "ErrorMessage"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -223,18 +226,13 @@ impl Struct for AlterUserScramCredentialsResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.user), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
+        n += len_string((&self.user), flex);
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -244,19 +242,13 @@ impl Struct for AlterUserScramCredentialsResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.user = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("user"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
+        this.user = get_string(buf, flex).map_err(|e| e.field("user"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -270,6 +262,7 @@ impl Struct for AlterUserScramCredentialsResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

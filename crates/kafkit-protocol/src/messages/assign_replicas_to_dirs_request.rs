@@ -10,13 +10,21 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `AssignReplicasToDirsRequest` (API key 73): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AssignReplicasToDirsRequest {
+    /// The ID of the requesting broker.
+    ///
     /// `BrokerId` (int32), versions 0+; entity: brokerId.
     pub broker_id: i32,
+    /// The epoch of the requesting broker.
+    ///
     /// `BrokerEpoch` (int64), versions 0+; default `-1`.
     pub broker_epoch: i64,
+    /// The directories to which replicas should be assigned.
+    ///
     /// `Directories` ([]DirectoryData), versions 0+.
     pub directories: Vec<DirectoryData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +32,7 @@ pub struct AssignReplicasToDirsRequest {
 }
 
 impl Default for AssignReplicasToDirsRequest {
+    #[inline]
     fn default() -> Self {
         AssignReplicasToDirsRequest {
             broker_id: 0,
@@ -37,18 +46,21 @@ impl Default for AssignReplicasToDirsRequest {
 impl AssignReplicasToDirsRequest {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `broker_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
     }
     /// Sets `directories` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_directories(mut self, value: Vec<DirectoryData>) -> Self {
         self.directories = value;
         self
@@ -56,20 +68,15 @@ impl AssignReplicasToDirsRequest {
 }
 
 impl Struct for AssignReplicasToDirsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.broker_id));
-        }
-        if true {
-            put_i64(buf, *(&self.broker_epoch));
-        }
-        if true {
-            put_array_len(buf, Some((&self.directories).len()), flex)
-                .map_err(|e| e.at("AssignReplicasToDirsRequest", "Directories"))?;
-            for e in (&self.directories).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.broker_id));
+        put_i64(buf, *(&self.broker_epoch));
+        put_array_len(buf, Some((&self.directories).len()), flex)
+            .map_err(|e| e.at("AssignReplicasToDirsRequest", "Directories"))?;
+        for e in (&self.directories).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -87,19 +94,14 @@ impl Struct for AssignReplicasToDirsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += (len_array_len(Some((&self.directories).len()), flex)
-                + (&self.directories).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 8;
+        n += (len_array_len(Some((&self.directories).len()), flex)
+            + (&self.directories).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -109,21 +111,16 @@ impl Struct for AssignReplicasToDirsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
-        }
-        if true {
-            this.broker_epoch = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("broker_epoch"))?;
-        }
-        if true {
-            this.directories = (|| -> DResult<Vec<DirectoryData>> {
-                Ok(get_array(buf, flex, DirectoryData::min_size(v), |buf| Ok(DirectoryData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("directories"))?;
-        }
+        this.broker_id = get_i32(buf).map_err(|e| e.field("broker_id"))?;
+        this.broker_epoch = get_i64(buf).map_err(|e| e.field("broker_epoch"))?;
+        this.directories = (|| -> DResult<Vec<DirectoryData>> {
+            Ok(get_array(buf, flex, DirectoryData::min_size(v), |buf| Ok(DirectoryData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("directories"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -137,6 +134,7 @@ impl Struct for AssignReplicasToDirsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -169,6 +167,8 @@ impl Struct for AssignReplicasToDirsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -176,6 +176,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData { partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -184,6 +185,7 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -191,11 +193,10 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_i32(buf, *(&self.partition_index));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -212,12 +213,11 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -227,13 +227,11 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -247,6 +245,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -272,8 +271,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
+    /// The ID of the assigned topic.
+    ///
     /// `TopicId` (uuid), versions 0+.
     pub topic_id: Uuid,
+    /// The partitions assigned to the directory.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -281,6 +284,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -289,12 +293,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -302,16 +308,13 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.topic_id));
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -329,16 +332,13 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -348,18 +348,15 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -373,6 +370,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -403,8 +401,12 @@ impl Struct for TopicData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DirectoryData {
+    /// The ID of the directory.
+    ///
     /// `Id` (uuid), versions 0+.
     pub id: Uuid,
+    /// The topics assigned to the directory.
+    ///
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -412,6 +414,7 @@ pub struct DirectoryData {
 }
 
 impl Default for DirectoryData {
+    #[inline]
     fn default() -> Self {
         DirectoryData { id: Uuid::ZERO, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -420,12 +423,14 @@ impl Default for DirectoryData {
 impl DirectoryData {
     /// Sets `id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_id(mut self, value: Uuid) -> Self {
         self.id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
@@ -433,16 +438,13 @@ impl DirectoryData {
 }
 
 impl Struct for DirectoryData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DirectoryData", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.id));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DirectoryData", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -460,16 +462,13 @@ impl Struct for DirectoryData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -479,18 +478,15 @@ impl Struct for DirectoryData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("id"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.id = get_uuid(buf).map_err(|e| e.field("id"))?;
+        this.topics = (|| -> DResult<Vec<TopicData>> {
+            Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -504,6 +500,7 @@ impl Struct for DirectoryData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -539,5 +536,6 @@ impl Message for AssignReplicasToDirsRequest {
 
 impl crate::message::Request for AssignReplicasToDirsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::AssignReplicasToDirs;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::assign_replicas_to_dirs_response::AssignReplicasToDirsResponse;
 }

@@ -10,13 +10,21 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `AssignReplicasToDirsResponse` (API key 73): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AssignReplicasToDirsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The top level response error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The list of directories and their assigned partitions.
+    ///
     /// `Directories` ([]DirectoryData), versions 0+.
     pub directories: Vec<DirectoryData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +32,7 @@ pub struct AssignReplicasToDirsResponse {
 }
 
 impl Default for AssignReplicasToDirsResponse {
+    #[inline]
     fn default() -> Self {
         AssignReplicasToDirsResponse {
             throttle_time_ms: 0,
@@ -37,18 +46,21 @@ impl Default for AssignReplicasToDirsResponse {
 impl AssignReplicasToDirsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `directories` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_directories(mut self, value: Vec<DirectoryData>) -> Self {
         self.directories = value;
         self
@@ -56,20 +68,15 @@ impl AssignReplicasToDirsResponse {
 }
 
 impl Struct for AssignReplicasToDirsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_array_len(buf, Some((&self.directories).len()), flex)
-                .map_err(|e| e.at("AssignReplicasToDirsResponse", "Directories"))?;
-            for e in (&self.directories).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_array_len(buf, Some((&self.directories).len()), flex)
+            .map_err(|e| e.at("AssignReplicasToDirsResponse", "Directories"))?;
+        for e in (&self.directories).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -87,19 +94,14 @@ impl Struct for AssignReplicasToDirsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (len_array_len(Some((&self.directories).len()), flex)
-                + (&self.directories).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += (len_array_len(Some((&self.directories).len()), flex)
+            + (&self.directories).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -109,22 +111,16 @@ impl Struct for AssignReplicasToDirsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.directories = (|| -> DResult<Vec<DirectoryData>> {
-                Ok(get_array(buf, flex, DirectoryData::min_size(v), |buf| Ok(DirectoryData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("directories"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.directories = (|| -> DResult<Vec<DirectoryData>> {
+            Ok(get_array(buf, flex, DirectoryData::min_size(v), |buf| Ok(DirectoryData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("directories"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -138,6 +134,7 @@ impl Struct for AssignReplicasToDirsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -170,8 +167,12 @@ impl Struct for AssignReplicasToDirsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The partition level error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -179,6 +180,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData { partition_index: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -187,12 +189,14 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -200,14 +204,11 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i16(buf, *(&self.error_code));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -224,15 +225,12 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -242,16 +240,12 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -265,6 +259,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -291,8 +286,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
+    /// The ID of the assigned topic.
+    ///
     /// `TopicId` (uuid), versions 0+.
     pub topic_id: Uuid,
+    /// The list of assigned partitions.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -300,6 +299,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -308,12 +308,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -321,16 +323,13 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.topic_id));
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -348,16 +347,13 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -367,18 +363,15 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -392,6 +385,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -422,8 +416,12 @@ impl Struct for TopicData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DirectoryData {
+    /// The ID of the directory.
+    ///
     /// `Id` (uuid), versions 0+.
     pub id: Uuid,
+    /// The list of topics and their assigned partitions.
+    ///
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -431,6 +429,7 @@ pub struct DirectoryData {
 }
 
 impl Default for DirectoryData {
+    #[inline]
     fn default() -> Self {
         DirectoryData { id: Uuid::ZERO, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -439,12 +438,14 @@ impl Default for DirectoryData {
 impl DirectoryData {
     /// Sets `id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_id(mut self, value: Uuid) -> Self {
         self.id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
@@ -452,16 +453,13 @@ impl DirectoryData {
 }
 
 impl Struct for DirectoryData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DirectoryData", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.id));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DirectoryData", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -479,16 +477,13 @@ impl Struct for DirectoryData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -498,18 +493,15 @@ impl Struct for DirectoryData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("id"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.id = get_uuid(buf).map_err(|e| e.field("id"))?;
+        this.topics = (|| -> DResult<Vec<TopicData>> {
+            Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -523,6 +515,7 @@ impl Struct for DirectoryData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -10,15 +10,25 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `BeginQuorumEpochRequest` (API key 53): versions 0-1, flexible versions 1+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BeginQuorumEpochRequest {
+    /// The cluster id.
+    ///
     /// `ClusterId` (string), versions 0+; nullable in 0+; default `null`.
     pub cluster_id: Option<String>,
+    /// The replica id of the voter receiving the request.
+    ///
     /// `VoterId` (int32), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub voter_id: i32,
+    /// The topics.
+    ///
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
+    /// Endpoints for the leader.
+    ///
     /// `LeaderEndpoints` ([]LeaderEndpoint), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_endpoints: Vec<LeaderEndpoint>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +36,7 @@ pub struct BeginQuorumEpochRequest {
 }
 
 impl Default for BeginQuorumEpochRequest {
+    #[inline]
     fn default() -> Self {
         BeginQuorumEpochRequest {
             cluster_id: None,
@@ -40,24 +51,28 @@ impl Default for BeginQuorumEpochRequest {
 impl BeginQuorumEpochRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `voter_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `leader_endpoints` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_endpoints(mut self, value: Vec<LeaderEndpoint>) -> Self {
         self.leader_endpoints = value;
         self
@@ -65,12 +80,11 @@ impl BeginQuorumEpochRequest {
 }
 
 impl Struct for BeginQuorumEpochRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
-                .map_err(|e| e.at("BeginQuorumEpochRequest", "ClusterId"))?;
-        }
+        put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
+            .map_err(|e| e.at("BeginQuorumEpochRequest", "ClusterId"))?;
         if !(v >= 1) && !(self.voter_id == -1) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "BeginQuorumEpochRequest",
@@ -81,12 +95,9 @@ impl Struct for BeginQuorumEpochRequest {
         if v >= 1 {
             put_i32(buf, *(&self.voter_id));
         }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("BeginQuorumEpochRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("BeginQuorumEpochRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if !(v >= 1) && !(self.leader_endpoints.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -118,19 +129,16 @@ impl Struct for BeginQuorumEpochRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_nullable_string((&self.cluster_id).as_deref(), flex);
-        }
+        n += len_nullable_string((&self.cluster_id).as_deref(), flex);
         if v >= 1 {
             n += 4;
         }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if v >= 1 {
             n += (len_array_len(Some((&self.leader_endpoints).len()), flex)
                 + (&self.leader_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>());
@@ -144,22 +152,18 @@ impl Struct for BeginQuorumEpochRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("cluster_id"))?;
-        }
+        this.cluster_id = get_nullable_string(buf, flex).map_err(|e| e.field("cluster_id"))?;
         if v >= 1 {
-            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
+            this.voter_id = get_i32(buf).map_err(|e| e.field("voter_id"))?;
         }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.topics = (|| -> DResult<Vec<TopicData>> {
+            Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if v >= 1 {
             this.leader_endpoints = (|| -> DResult<Vec<LeaderEndpoint>> {
                 Ok(get_array(buf, flex, LeaderEndpoint::min_size(v), |buf| Ok(LeaderEndpoint::decode_inner(buf, v)?))?)
@@ -179,6 +183,7 @@ impl Struct for BeginQuorumEpochRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -217,12 +222,20 @@ impl Struct for BeginQuorumEpochRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The directory id of the receiving replica.
+    ///
     /// `VoterDirectoryId` (uuid), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub voter_directory_id: Uuid,
+    /// The ID of the newly elected leader.
+    ///
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
+    /// The epoch of the newly elected leader.
+    ///
     /// `LeaderEpoch` (int32), versions 0+.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -230,6 +243,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData {
             partition_index: 0,
@@ -244,24 +258,28 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `voter_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -269,11 +287,10 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_i32(buf, *(&self.partition_index));
         if !(v >= 1) && !(self.voter_directory_id.is_zero()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "PartitionData",
@@ -284,12 +301,8 @@ impl Struct for PartitionData {
         if v >= 1 {
             put_uuid(buf, (&self.voter_directory_id));
         }
-        if true {
-            put_i32(buf, *(&self.leader_id));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
+        put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_epoch));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -306,21 +319,16 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if v >= 1 {
             n += 16;
         }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
+        n += 4;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -330,23 +338,16 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         if v >= 1 {
-            this.voter_directory_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
+            this.voter_directory_id = get_uuid(buf).map_err(|e| e.field("voter_directory_id"))?;
         }
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -360,6 +361,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [12, 29];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -402,8 +404,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
+    /// The topic name.
+    ///
     /// `TopicName` (string), versions 0+; entity: topicName.
     pub topic_name: String,
+    /// The partitions.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -411,6 +417,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic_name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -419,12 +426,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -432,16 +441,13 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -459,16 +465,13 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic_name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.topic_name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -478,19 +481,15 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.topic_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_name = get_string(buf, flex).map_err(|e| e.field("topic_name"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -504,6 +503,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -534,10 +534,16 @@ impl Struct for TopicData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderEndpoint {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 1+; map key.
     pub name: String,
+    /// The node's hostname.
+    ///
     /// `Host` (string), versions 1+.
     pub host: String,
+    /// The node's port.
+    ///
     /// `Port` (uint16), versions 1+.
     pub port: u16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -545,6 +551,7 @@ pub struct LeaderEndpoint {
 }
 
 impl Default for LeaderEndpoint {
+    #[inline]
     fn default() -> Self {
         LeaderEndpoint { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -553,18 +560,21 @@ impl Default for LeaderEndpoint {
 impl LeaderEndpoint {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -572,6 +582,7 @@ impl LeaderEndpoint {
 }
 
 impl Struct for LeaderEndpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if !(v >= 1) && !(self.name.is_empty()) {
@@ -620,6 +631,7 @@ impl Struct for LeaderEndpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -641,17 +653,18 @@ impl Struct for LeaderEndpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
         if v >= 1 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
+            this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
         }
         if v >= 1 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v >= 1 {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_u16(buf).map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -666,6 +679,7 @@ impl Struct for LeaderEndpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [0, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -703,5 +717,6 @@ impl Message for BeginQuorumEpochRequest {
 
 impl crate::message::Request for BeginQuorumEpochRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::BeginQuorumEpoch;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::begin_quorum_epoch_response::BeginQuorumEpochResponse;
 }

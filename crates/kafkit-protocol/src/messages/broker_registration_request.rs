@@ -10,25 +10,45 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `BrokerRegistrationRequest` (API key 62): versions 0-4, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BrokerRegistrationRequest {
+    /// The broker ID.
+    ///
     /// `BrokerId` (int32), versions 0+; entity: brokerId.
     pub broker_id: i32,
+    /// The cluster id of the broker process.
+    ///
     /// `ClusterId` (string), versions 0+.
     pub cluster_id: String,
+    /// The incarnation id of the broker process.
+    ///
     /// `IncarnationId` (uuid), versions 0+.
     pub incarnation_id: Uuid,
+    /// The listeners of this broker.
+    ///
     /// `Listeners` ([]Listener), versions 0+.
     pub listeners: Vec<Listener>,
+    /// The features on this broker. Note: in v0-v3, features with MinSupportedVersion = 0 are omitted.
+    ///
     /// `Features` ([]Feature), versions 0+.
     pub features: Vec<Feature>,
+    /// The rack which this broker is in.
+    ///
     /// `Rack` (string), versions 0+; nullable in 0+.
     pub rack: Option<String>,
+    /// If the required configurations for ZK migration are present, this value is set to true.
+    ///
     /// `IsMigratingZkBroker` (bool), versions 1+; default `false`.
     pub is_migrating_zk_broker: bool,
+    /// Log directories configured in this broker which are available.
+    ///
     /// `LogDirs` ([]uuid), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub log_dirs: Vec<Uuid>,
+    /// The epoch before a clean shutdown.
+    ///
     /// `PreviousBrokerEpoch` (int64), versions 3+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub previous_broker_epoch: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -36,6 +56,7 @@ pub struct BrokerRegistrationRequest {
 }
 
 impl Default for BrokerRegistrationRequest {
+    #[inline]
     fn default() -> Self {
         BrokerRegistrationRequest {
             broker_id: 0,
@@ -55,54 +76,63 @@ impl Default for BrokerRegistrationRequest {
 impl BrokerRegistrationRequest {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: String) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `incarnation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_incarnation_id(mut self, value: Uuid) -> Self {
         self.incarnation_id = value;
         self
     }
     /// Sets `listeners` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// Sets `features` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_features(mut self, value: Vec<Feature>) -> Self {
         self.features = value;
         self
     }
     /// Sets `rack` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: Option<String>) -> Self {
         self.rack = value;
         self
     }
     /// Sets `is_migrating_zk_broker` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_migrating_zk_broker(mut self, value: bool) -> Self {
         self.is_migrating_zk_broker = value;
         self
     }
     /// Sets `log_dirs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_log_dirs(mut self, value: Vec<Uuid>) -> Self {
         self.log_dirs = value;
         self
     }
     /// Sets `previous_broker_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_previous_broker_epoch(mut self, value: i64) -> Self {
         self.previous_broker_epoch = value;
         self
@@ -110,35 +140,24 @@ impl BrokerRegistrationRequest {
 }
 
 impl Struct for BrokerRegistrationRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.broker_id));
+        put_i32(buf, *(&self.broker_id));
+        put_string(buf, (&self.cluster_id), flex).map_err(|e| e.at("BrokerRegistrationRequest", "ClusterId"))?;
+        put_uuid(buf, (&self.incarnation_id));
+        put_array_len(buf, Some((&self.listeners).len()), flex)
+            .map_err(|e| e.at("BrokerRegistrationRequest", "Listeners"))?;
+        for e in (&self.listeners).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_string(buf, (&self.cluster_id), flex).map_err(|e| e.at("BrokerRegistrationRequest", "ClusterId"))?;
+        put_array_len(buf, Some((&self.features).len()), flex)
+            .map_err(|e| e.at("BrokerRegistrationRequest", "Features"))?;
+        for e in (&self.features).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_uuid(buf, (&self.incarnation_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.listeners).len()), flex)
-                .map_err(|e| e.at("BrokerRegistrationRequest", "Listeners"))?;
-            for e in (&self.listeners).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_array_len(buf, Some((&self.features).len()), flex)
-                .map_err(|e| e.at("BrokerRegistrationRequest", "Features"))?;
-            for e in (&self.features).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_nullable_string(buf, (&self.rack).as_deref(), flex)
-                .map_err(|e| e.at("BrokerRegistrationRequest", "Rack"))?;
-        }
+        put_nullable_string(buf, (&self.rack).as_deref(), flex)
+            .map_err(|e| e.at("BrokerRegistrationRequest", "Rack"))?;
         if !(v >= 1) && !(self.is_migrating_zk_broker == false) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "BrokerRegistrationRequest",
@@ -189,29 +208,18 @@ impl Struct for BrokerRegistrationRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += len_string((&self.cluster_id), flex);
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.features).len()), flex)
-                + (&self.features).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += len_nullable_string((&self.rack).as_deref(), flex);
-        }
+        n += 4;
+        n += len_string((&self.cluster_id), flex);
+        n += 16;
+        n += (len_array_len(Some((&self.listeners).len()), flex)
+            + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.features).len()), flex)
+            + (&self.features).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += len_nullable_string((&self.rack).as_deref(), flex);
         if v >= 1 {
             n += 1;
         }
@@ -230,47 +238,31 @@ impl Struct for BrokerRegistrationRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
-        }
-        if true {
-            this.cluster_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("cluster_id"))?;
-        }
-        if true {
-            this.incarnation_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("incarnation_id"))?;
-        }
-        if true {
-            this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("listeners"))?;
-        }
-        if true {
-            this.features = (|| -> DResult<Vec<Feature>> {
-                Ok(get_array(buf, flex, Feature::min_size(v), |buf| Ok(Feature::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("features"))?;
-        }
-        if true {
-            this.rack = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("rack"))?;
-        }
+        this.broker_id = get_i32(buf).map_err(|e| e.field("broker_id"))?;
+        this.cluster_id = get_string(buf, flex).map_err(|e| e.field("cluster_id"))?;
+        this.incarnation_id = get_uuid(buf).map_err(|e| e.field("incarnation_id"))?;
+        this.listeners = (|| -> DResult<Vec<Listener>> {
+            Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("listeners"))?;
+        this.features = (|| -> DResult<Vec<Feature>> {
+            Ok(get_array(buf, flex, Feature::min_size(v), |buf| Ok(Feature::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("features"))?;
+        this.rack = get_nullable_string(buf, flex).map_err(|e| e.field("rack"))?;
         if v >= 1 {
-            this.is_migrating_zk_broker =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_migrating_zk_broker"))?;
+            this.is_migrating_zk_broker = get_bool(buf).map_err(|e| e.field("is_migrating_zk_broker"))?;
         }
         if v >= 2 {
             this.log_dirs = (|| -> DResult<Vec<Uuid>> { Ok(get_array(buf, flex, 16, |buf| Ok(get_uuid(buf)?))?) })()
                 .map_err(|e| e.field("log_dirs"))?;
         }
         if v >= 3 {
-            this.previous_broker_epoch =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("previous_broker_epoch"))?;
+            this.previous_broker_epoch = get_i64(buf).map_err(|e| e.field("previous_broker_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -285,6 +277,7 @@ impl Struct for BrokerRegistrationRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [25, 26, 27, 35, 35];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -344,12 +337,20 @@ impl Struct for BrokerRegistrationRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Listener {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The hostname.
+    ///
     /// `Host` (string), versions 0+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (uint16), versions 0+.
     pub port: u16,
+    /// The security protocol.
+    ///
     /// `SecurityProtocol` (int16), versions 0+.
     pub security_protocol: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -357,6 +358,7 @@ pub struct Listener {
 }
 
 impl Default for Listener {
+    #[inline]
     fn default() -> Self {
         Listener {
             name: String::new(),
@@ -371,24 +373,28 @@ impl Default for Listener {
 impl Listener {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
     }
     /// Sets `security_protocol` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_security_protocol(mut self, value: i16) -> Self {
         self.security_protocol = value;
         self
@@ -396,20 +402,13 @@ impl Listener {
 }
 
 impl Struct for Listener {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
-        }
-        if true {
-            put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
-        }
-        if true {
-            put_u16(buf, *(&self.port));
-        }
-        if true {
-            put_i16(buf, *(&self.security_protocol));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
+        put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
+        put_u16(buf, *(&self.port));
+        put_i16(buf, *(&self.security_protocol));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -426,21 +425,14 @@ impl Struct for Listener {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += len_string((&self.host), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += len_string((&self.host), flex);
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -450,22 +442,14 @@ impl Struct for Listener {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
-        }
-        if true {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
-        }
-        if true {
-            this.security_protocol =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("security_protocol"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
+        this.port = get_u16(buf).map_err(|e| e.field("port"))?;
+        this.security_protocol = get_i16(buf).map_err(|e| e.field("security_protocol"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -479,6 +463,7 @@ impl Struct for Listener {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [7, 7, 7, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -513,10 +498,16 @@ impl Struct for Listener {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Feature {
+    /// The feature name.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The minimum supported feature level.
+    ///
     /// `MinSupportedVersion` (int16), versions 0+.
     pub min_supported_version: i16,
+    /// The maximum supported feature level.
+    ///
     /// `MaxSupportedVersion` (int16), versions 0+.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -524,6 +515,7 @@ pub struct Feature {
 }
 
 impl Default for Feature {
+    #[inline]
     fn default() -> Self {
         Feature {
             name: String::new(),
@@ -537,18 +529,21 @@ impl Default for Feature {
 impl Feature {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `min_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -556,17 +551,12 @@ impl Feature {
 }
 
 impl Struct for Feature {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Feature", "Name"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.min_supported_version));
-        }
-        if true {
-            put_i16(buf, *(&self.max_supported_version));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Feature", "Name"))?;
+        put_i16(buf, *(&self.min_supported_version));
+        put_i16(buf, *(&self.max_supported_version));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -583,18 +573,13 @@ impl Struct for Feature {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -604,20 +589,13 @@ impl Struct for Feature {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.min_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
-        }
-        if true {
-            this.max_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.min_supported_version = get_i16(buf).map_err(|e| e.field("min_supported_version"))?;
+        this.max_supported_version = get_i16(buf).map_err(|e| e.field("max_supported_version"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -631,6 +609,7 @@ impl Struct for Feature {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [6, 6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -663,5 +642,6 @@ impl Message for BrokerRegistrationRequest {
 
 impl crate::message::Request for BrokerRegistrationRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::BrokerRegistration;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 4);
     type Response = crate::messages::broker_registration_response::BrokerRegistrationResponse;
 }

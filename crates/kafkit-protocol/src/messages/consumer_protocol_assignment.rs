@@ -13,13 +13,18 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerProtocolAssignment {
+    /// The list of topics and partitions assigned to this consumer.
+    ///
     /// `AssignedPartitions` ([]TopicPartition), versions 0+.
     pub assigned_partitions: Vec<TopicPartition>,
+    /// User data.
+    ///
     /// `UserData` (bytes), versions 0+; nullable in 0+; default `null`.
     pub user_data: Option<Bytes>,
 }
 
 impl Default for ConsumerProtocolAssignment {
+    #[inline]
     fn default() -> Self {
         ConsumerProtocolAssignment { assigned_partitions: Vec::new(), user_data: None }
     }
@@ -28,12 +33,14 @@ impl Default for ConsumerProtocolAssignment {
 impl ConsumerProtocolAssignment {
     /// Sets `assigned_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assigned_partitions(mut self, value: Vec<TopicPartition>) -> Self {
         self.assigned_partitions = value;
         self
     }
     /// Sets `user_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user_data(mut self, value: Option<Bytes>) -> Self {
         self.user_data = value;
         self
@@ -41,54 +48,45 @@ impl ConsumerProtocolAssignment {
 }
 
 impl Struct for ConsumerProtocolAssignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_array_len(buf, Some((&self.assigned_partitions).len()), flex)
-                .map_err(|e| e.at("ConsumerProtocolAssignment", "AssignedPartitions"))?;
-            for e in (&self.assigned_partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.assigned_partitions).len()), flex)
+            .map_err(|e| e.at("ConsumerProtocolAssignment", "AssignedPartitions"))?;
+        for e in (&self.assigned_partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_nullable_bytes(buf, (&self.user_data).as_deref(), flex)
-                .map_err(|e| e.at("ConsumerProtocolAssignment", "UserData"))?;
-        }
+        put_nullable_bytes(buf, (&self.user_data).as_deref(), flex)
+            .map_err(|e| e.at("ConsumerProtocolAssignment", "UserData"))?;
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.assigned_partitions).len()), flex)
-                + (&self.assigned_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += len_nullable_bytes((&self.user_data).as_deref(), flex);
-        }
+        n += (len_array_len(Some((&self.assigned_partitions).len()), flex)
+            + (&self.assigned_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += len_nullable_bytes((&self.user_data).as_deref(), flex);
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.assigned_partitions = (|| -> DResult<Vec<TopicPartition>> {
-                Ok(get_array(buf, flex, TopicPartition::min_size(v), |buf| Ok(TopicPartition::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("assigned_partitions"))?;
-        }
-        if true {
-            this.user_data = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("user_data"))?;
-        }
+        this.assigned_partitions = (|| -> DResult<Vec<TopicPartition>> {
+            Ok(get_array(buf, flex, TopicPartition::min_size(v), |buf| Ok(TopicPartition::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("assigned_partitions"))?;
+        this.user_data = get_nullable_bytes(buf, flex).map_err(|e| e.field("user_data"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -117,13 +115,18 @@ impl Struct for ConsumerProtocolAssignment {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicPartition {
+    /// The topic name.
+    ///
     /// `Topic` (string), versions 0+; entity: topicName; map key.
     pub topic: String,
+    /// The list of partitions assigned to this consumer.
+    ///
     /// `Partitions` ([]int32), versions 0+.
     pub partitions: Vec<i32>,
 }
 
 impl Default for TopicPartition {
+    #[inline]
     fn default() -> Self {
         TopicPartition { topic: String::new(), partitions: Vec::new() }
     }
@@ -132,12 +135,14 @@ impl Default for TopicPartition {
 impl TopicPartition {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -145,49 +150,40 @@ impl TopicPartition {
 }
 
 impl Struct for TopicPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicPartition", "Topic"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicPartition", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                put_i32(buf, *e);
-            }
+        put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicPartition", "Topic"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicPartition", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            put_i32(buf, *e);
         }
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
-        }
+        n += len_string((&self.topic), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic = get_string(buf, flex).map_err(|e| e.field("topic"))?;
+        this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("partitions"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

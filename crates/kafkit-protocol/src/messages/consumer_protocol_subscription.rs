@@ -13,19 +13,30 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerProtocolSubscription {
+    /// The topics that the member wants to consume.
+    ///
     /// `Topics` ([]string), versions 0+.
     pub topics: Vec<String>,
+    /// User data that will be passed back to the consumer.
+    ///
     /// `UserData` (bytes), versions 0+; nullable in 0+; default `null`.
     pub user_data: Option<Bytes>,
+    /// The partitions that the member owns.
+    ///
     /// `OwnedPartitions` ([]TopicPartition), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub owned_partitions: Vec<TopicPartition>,
+    /// The generation id of the member.
+    ///
     /// `GenerationId` (int32), versions 2+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub generation_id: i32,
+    /// The rack id of the member.
+    ///
     /// `RackId` (string), versions 3+; nullable in 3+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub rack_id: Option<String>,
 }
 
 impl Default for ConsumerProtocolSubscription {
+    #[inline]
     fn default() -> Self {
         ConsumerProtocolSubscription {
             topics: Vec::new(),
@@ -40,30 +51,35 @@ impl Default for ConsumerProtocolSubscription {
 impl ConsumerProtocolSubscription {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<String>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `user_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user_data(mut self, value: Option<Bytes>) -> Self {
         self.user_data = value;
         self
     }
     /// Sets `owned_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_owned_partitions(mut self, value: Vec<TopicPartition>) -> Self {
         self.owned_partitions = value;
         self
     }
     /// Sets `generation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `rack_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: Option<String>) -> Self {
         self.rack_id = value;
         self
@@ -71,19 +87,16 @@ impl ConsumerProtocolSubscription {
 }
 
 impl Struct for ConsumerProtocolSubscription {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("ConsumerProtocolSubscription", "Topics"))?;
-            for e in (&self.topics).iter() {
-                put_string(buf, e, flex).map_err(|e| e.at("ConsumerProtocolSubscription", "Topics"))?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("ConsumerProtocolSubscription", "Topics"))?;
+        for e in (&self.topics).iter() {
+            put_string(buf, e, flex).map_err(|e| e.at("ConsumerProtocolSubscription", "Topics"))?;
         }
-        if true {
-            put_nullable_bytes(buf, (&self.user_data).as_deref(), flex)
-                .map_err(|e| e.at("ConsumerProtocolSubscription", "UserData"))?;
-        }
+        put_nullable_bytes(buf, (&self.user_data).as_deref(), flex)
+            .map_err(|e| e.at("ConsumerProtocolSubscription", "UserData"))?;
         if !(v >= 1) && !(self.owned_partitions.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "ConsumerProtocolSubscription",
@@ -138,16 +151,13 @@ impl Struct for ConsumerProtocolSubscription {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| len_string(e, flex)).sum::<usize>());
-        }
-        if true {
-            n += len_nullable_bytes((&self.user_data).as_deref(), flex);
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| len_string(e, flex)).sum::<usize>());
+        n += len_nullable_bytes((&self.user_data).as_deref(), flex);
         if v >= 1 {
             n += (len_array_len(Some((&self.owned_partitions).len()), flex)
                 + (&self.owned_partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
@@ -166,19 +176,15 @@ impl Struct for ConsumerProtocolSubscription {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.topics = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
-        if true {
-            this.user_data = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("user_data"))?;
-        }
+        this.topics = (|| -> DResult<Vec<String>> {
+            Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
+        this.user_data = get_nullable_bytes(buf, flex).map_err(|e| e.field("user_data"))?;
         if v >= 1 {
             this.owned_partitions = (|| -> DResult<Vec<TopicPartition>> {
                 Ok(get_array(buf, flex, TopicPartition::min_size(v), |buf| Ok(TopicPartition::decode_inner(buf, v)?))?)
@@ -186,7 +192,7 @@ impl Struct for ConsumerProtocolSubscription {
             .map_err(|e| e.field("owned_partitions"))?;
         }
         if v >= 2 {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
+            this.generation_id = get_i32(buf).map_err(|e| e.field("generation_id"))?;
         }
         if v >= 3 {
             this.rack_id = (|| -> DResult<Option<String>> {
@@ -198,6 +204,7 @@ impl Struct for ConsumerProtocolSubscription {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 12, 16, 18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -244,13 +251,18 @@ impl Struct for ConsumerProtocolSubscription {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicPartition {
+    /// The topic name.
+    ///
     /// `Topic` (string), versions 1+; entity: topicName; map key.
     pub topic: String,
+    /// The partition ids.
+    ///
     /// `Partitions` ([]int32), versions 1+.
     pub partitions: Vec<i32>,
 }
 
 impl Default for TopicPartition {
+    #[inline]
     fn default() -> Self {
         TopicPartition { topic: String::new(), partitions: Vec::new() }
     }
@@ -259,12 +271,14 @@ impl Default for TopicPartition {
 impl TopicPartition {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -272,6 +286,7 @@ impl TopicPartition {
 }
 
 impl Struct for TopicPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
         if !(v >= 1) && !(self.topic.is_empty()) {
@@ -302,6 +317,7 @@ impl Struct for TopicPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
@@ -315,11 +331,12 @@ impl Struct for TopicPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
         if v >= 1 {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
+            this.topic = get_string(buf, flex).map_err(|e| e.field("topic"))?;
         }
         if v >= 1 {
             this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
@@ -329,6 +346,7 @@ impl Struct for TopicPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [0, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

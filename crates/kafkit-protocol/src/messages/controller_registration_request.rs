@@ -10,17 +10,29 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `ControllerRegistrationRequest` (API key 70): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ControllerRegistrationRequest {
+    /// The ID of the controller to register.
+    ///
     /// `ControllerId` (int32), versions 0+.
     pub controller_id: i32,
+    /// The controller incarnation ID, which is unique to each process run.
+    ///
     /// `IncarnationId` (uuid), versions 0+.
     pub incarnation_id: Uuid,
+    /// Set if the required configurations for ZK migration are present.
+    ///
     /// `ZkMigrationReady` (bool), versions 0+.
     pub zk_migration_ready: bool,
+    /// The listeners of this controller.
+    ///
     /// `Listeners` ([]Listener), versions 0+.
     pub listeners: Vec<Listener>,
+    /// The features on this controller.
+    ///
     /// `Features` ([]Feature), versions 0+.
     pub features: Vec<Feature>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -28,6 +40,7 @@ pub struct ControllerRegistrationRequest {
 }
 
 impl Default for ControllerRegistrationRequest {
+    #[inline]
     fn default() -> Self {
         ControllerRegistrationRequest {
             controller_id: 0,
@@ -43,30 +56,35 @@ impl Default for ControllerRegistrationRequest {
 impl ControllerRegistrationRequest {
     /// Sets `controller_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `incarnation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_incarnation_id(mut self, value: Uuid) -> Self {
         self.incarnation_id = value;
         self
     }
     /// Sets `zk_migration_ready` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_zk_migration_ready(mut self, value: bool) -> Self {
         self.zk_migration_ready = value;
         self
     }
     /// Sets `listeners` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// Sets `features` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_features(mut self, value: Vec<Feature>) -> Self {
         self.features = value;
         self
@@ -74,30 +92,21 @@ impl ControllerRegistrationRequest {
 }
 
 impl Struct for ControllerRegistrationRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.controller_id));
+        put_i32(buf, *(&self.controller_id));
+        put_uuid(buf, (&self.incarnation_id));
+        put_bool(buf, *(&self.zk_migration_ready));
+        put_array_len(buf, Some((&self.listeners).len()), flex)
+            .map_err(|e| e.at("ControllerRegistrationRequest", "Listeners"))?;
+        for e in (&self.listeners).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_uuid(buf, (&self.incarnation_id));
-        }
-        if true {
-            put_bool(buf, *(&self.zk_migration_ready));
-        }
-        if true {
-            put_array_len(buf, Some((&self.listeners).len()), flex)
-                .map_err(|e| e.at("ControllerRegistrationRequest", "Listeners"))?;
-            for e in (&self.listeners).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_array_len(buf, Some((&self.features).len()), flex)
-                .map_err(|e| e.at("ControllerRegistrationRequest", "Features"))?;
-            for e in (&self.features).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.features).len()), flex)
+            .map_err(|e| e.at("ControllerRegistrationRequest", "Features"))?;
+        for e in (&self.features).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -115,26 +124,17 @@ impl Struct for ControllerRegistrationRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.features).len()), flex)
-                + (&self.features).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 16;
+        n += 1;
+        n += (len_array_len(Some((&self.listeners).len()), flex)
+            + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.features).len()), flex)
+            + (&self.features).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -144,32 +144,21 @@ impl Struct for ControllerRegistrationRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.controller_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("controller_id"))?;
-        }
-        if true {
-            this.incarnation_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("incarnation_id"))?;
-        }
-        if true {
-            this.zk_migration_ready =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("zk_migration_ready"))?;
-        }
-        if true {
-            this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("listeners"))?;
-        }
-        if true {
-            this.features = (|| -> DResult<Vec<Feature>> {
-                Ok(get_array(buf, flex, Feature::min_size(v), |buf| Ok(Feature::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("features"))?;
-        }
+        this.controller_id = get_i32(buf).map_err(|e| e.field("controller_id"))?;
+        this.incarnation_id = get_uuid(buf).map_err(|e| e.field("incarnation_id"))?;
+        this.zk_migration_ready = get_bool(buf).map_err(|e| e.field("zk_migration_ready"))?;
+        this.listeners = (|| -> DResult<Vec<Listener>> {
+            Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("listeners"))?;
+        this.features = (|| -> DResult<Vec<Feature>> {
+            Ok(get_array(buf, flex, Feature::min_size(v), |buf| Ok(Feature::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("features"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -183,6 +172,7 @@ impl Struct for ControllerRegistrationRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [24];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -228,12 +218,20 @@ impl Struct for ControllerRegistrationRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Listener {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The hostname.
+    ///
     /// `Host` (string), versions 0+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (uint16), versions 0+.
     pub port: u16,
+    /// The security protocol.
+    ///
     /// `SecurityProtocol` (int16), versions 0+.
     pub security_protocol: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -241,6 +239,7 @@ pub struct Listener {
 }
 
 impl Default for Listener {
+    #[inline]
     fn default() -> Self {
         Listener {
             name: String::new(),
@@ -255,24 +254,28 @@ impl Default for Listener {
 impl Listener {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
     }
     /// Sets `security_protocol` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_security_protocol(mut self, value: i16) -> Self {
         self.security_protocol = value;
         self
@@ -280,20 +283,13 @@ impl Listener {
 }
 
 impl Struct for Listener {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
-        }
-        if true {
-            put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
-        }
-        if true {
-            put_u16(buf, *(&self.port));
-        }
-        if true {
-            put_i16(buf, *(&self.security_protocol));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
+        put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
+        put_u16(buf, *(&self.port));
+        put_i16(buf, *(&self.security_protocol));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -310,21 +306,14 @@ impl Struct for Listener {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += len_string((&self.host), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += len_string((&self.host), flex);
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -334,22 +323,14 @@ impl Struct for Listener {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
-        }
-        if true {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
-        }
-        if true {
-            this.security_protocol =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("security_protocol"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
+        this.port = get_u16(buf).map_err(|e| e.field("port"))?;
+        this.security_protocol = get_i16(buf).map_err(|e| e.field("security_protocol"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -363,6 +344,7 @@ impl Struct for Listener {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -397,10 +379,16 @@ impl Struct for Listener {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Feature {
+    /// The feature name.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The minimum supported feature level.
+    ///
     /// `MinSupportedVersion` (int16), versions 0+.
     pub min_supported_version: i16,
+    /// The maximum supported feature level.
+    ///
     /// `MaxSupportedVersion` (int16), versions 0+.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -408,6 +396,7 @@ pub struct Feature {
 }
 
 impl Default for Feature {
+    #[inline]
     fn default() -> Self {
         Feature {
             name: String::new(),
@@ -421,18 +410,21 @@ impl Default for Feature {
 impl Feature {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `min_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -440,17 +432,12 @@ impl Feature {
 }
 
 impl Struct for Feature {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Feature", "Name"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.min_supported_version));
-        }
-        if true {
-            put_i16(buf, *(&self.max_supported_version));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Feature", "Name"))?;
+        put_i16(buf, *(&self.min_supported_version));
+        put_i16(buf, *(&self.max_supported_version));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -467,18 +454,13 @@ impl Struct for Feature {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -488,20 +470,13 @@ impl Struct for Feature {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.min_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
-        }
-        if true {
-            this.max_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.min_supported_version = get_i16(buf).map_err(|e| e.field("min_supported_version"))?;
+        this.max_supported_version = get_i16(buf).map_err(|e| e.field("max_supported_version"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -515,6 +490,7 @@ impl Struct for Feature {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -547,5 +523,6 @@ impl Message for ControllerRegistrationRequest {
 
 impl crate::message::Request for ControllerRegistrationRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ControllerRegistration;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::controller_registration_response::ControllerRegistrationResponse;
 }

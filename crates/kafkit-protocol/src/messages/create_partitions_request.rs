@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsRequest {
+    /// Each topic that we want to create new partitions inside.
+    ///
     /// `Topics` ([]CreatePartitionsTopic), versions 0+.
     pub topics: Vec<CreatePartitionsTopic>,
+    /// The time in ms to wait for the partitions to be created.
+    ///
     /// `TimeoutMs` (int32), versions 0+.
     pub timeout_ms: i32,
+    /// If true, then validate the request, but don't actually increase the number of partitions.
+    ///
     /// `ValidateOnly` (bool), versions 0+.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct CreatePartitionsRequest {
 }
 
 impl Default for CreatePartitionsRequest {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsRequest {
             topics: Vec::new(),
@@ -37,18 +44,21 @@ impl Default for CreatePartitionsRequest {
 impl CreatePartitionsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<CreatePartitionsTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -56,21 +66,15 @@ impl CreatePartitionsRequest {
 }
 
 impl Struct for CreatePartitionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("CreatePartitionsRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("CreatePartitionsRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_i32(buf, *(&self.timeout_ms));
-        }
-        if true {
-            put_bool(buf, *(&self.validate_only));
-        }
+        put_i32(buf, *(&self.timeout_ms));
+        put_bool(buf, *(&self.validate_only));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -87,19 +91,14 @@ impl Struct for CreatePartitionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 1;
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 4;
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -109,24 +108,18 @@ impl Struct for CreatePartitionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.topics = (|| -> DResult<Vec<CreatePartitionsTopic>> {
-                Ok(get_array(buf, flex, CreatePartitionsTopic::min_size(v), |buf| {
-                    Ok(CreatePartitionsTopic::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
-        if true {
-            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
-        }
-        if true {
-            this.validate_only =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
-        }
+        this.topics = (|| -> DResult<Vec<CreatePartitionsTopic>> {
+            Ok(get_array(buf, flex, CreatePartitionsTopic::min_size(v), |buf| {
+                Ok(CreatePartitionsTopic::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
+        this.timeout_ms = get_i32(buf).map_err(|e| e.field("timeout_ms"))?;
+        this.validate_only = get_bool(buf).map_err(|e| e.field("validate_only"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -140,6 +133,7 @@ impl Struct for CreatePartitionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [9, 9, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -172,6 +166,8 @@ impl Struct for CreatePartitionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsAssignment {
+    /// The assigned broker IDs.
+    ///
     /// `BrokerIds` ([]int32), versions 0+; entity: brokerId.
     pub broker_ids: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -179,6 +175,7 @@ pub struct CreatePartitionsAssignment {
 }
 
 impl Default for CreatePartitionsAssignment {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsAssignment { broker_ids: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -187,6 +184,7 @@ impl Default for CreatePartitionsAssignment {
 impl CreatePartitionsAssignment {
     /// Sets `broker_ids` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_ids(mut self, value: Vec<i32>) -> Self {
         self.broker_ids = value;
         self
@@ -194,14 +192,13 @@ impl CreatePartitionsAssignment {
 }
 
 impl Struct for CreatePartitionsAssignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_array_len(buf, Some((&self.broker_ids).len()), flex)
-                .map_err(|e| e.at("CreatePartitionsAssignment", "BrokerIds"))?;
-            for e in (&self.broker_ids).iter() {
-                put_i32(buf, *e);
-            }
+        put_array_len(buf, Some((&self.broker_ids).len()), flex)
+            .map_err(|e| e.at("CreatePartitionsAssignment", "BrokerIds"))?;
+        for e in (&self.broker_ids).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -219,12 +216,11 @@ impl Struct for CreatePartitionsAssignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.broker_ids).len()), flex) + (&self.broker_ids).len() * 4);
-        }
+        n += (len_array_len(Some((&self.broker_ids).len()), flex) + (&self.broker_ids).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -234,13 +230,12 @@ impl Struct for CreatePartitionsAssignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.broker_ids = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("broker_ids"))?;
-        }
+        this.broker_ids = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("broker_ids"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -254,6 +249,7 @@ impl Struct for CreatePartitionsAssignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [4, 4, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -279,10 +275,16 @@ impl Struct for CreatePartitionsAssignment {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsTopic {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// The new partition count.
+    ///
     /// `Count` (int32), versions 0+.
     pub count: i32,
+    /// The new partition assignments.
+    ///
     /// `Assignments` ([]CreatePartitionsAssignment), versions 0+; nullable in 0+.
     pub assignments: Option<Vec<CreatePartitionsAssignment>>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -290,6 +292,7 @@ pub struct CreatePartitionsTopic {
 }
 
 impl Default for CreatePartitionsTopic {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsTopic {
             name: String::new(),
@@ -303,18 +306,21 @@ impl Default for CreatePartitionsTopic {
 impl CreatePartitionsTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `count` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_count(mut self, value: i32) -> Self {
         self.count = value;
         self
     }
     /// Sets `assignments` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignments(mut self, value: Option<Vec<CreatePartitionsAssignment>>) -> Self {
         self.assignments = value;
         self
@@ -322,25 +328,19 @@ impl CreatePartitionsTopic {
 }
 
 impl Struct for CreatePartitionsTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatePartitionsTopic", "Name"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.count));
-        }
-        if true {
-            match (&self.assignments) {
-                None => {
-                    put_array_len(buf, None, flex).map_err(|e| e.at("CreatePartitionsTopic", "Assignments"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("CreatePartitionsTopic", "Assignments"))?;
-                    for e in a.iter() {
-                        e.encode_inner(buf, v)?;
-                    }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatePartitionsTopic", "Name"))?;
+        put_i32(buf, *(&self.count));
+        match (&self.assignments) {
+            None => {
+                put_array_len(buf, None, flex).map_err(|e| e.at("CreatePartitionsTopic", "Assignments"))?;
+            }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex).map_err(|e| e.at("CreatePartitionsTopic", "Assignments"))?;
+                for e in a.iter() {
+                    e.encode_inner(buf, v)?;
                 }
             }
         }
@@ -360,21 +360,16 @@ impl Struct for CreatePartitionsTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += match (&self.assignments) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
-            };
-        }
+        n += len_string((&self.name), flex);
+        n += 4;
+        n += match (&self.assignments) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
+        };
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -384,23 +379,18 @@ impl Struct for CreatePartitionsTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.count = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("count"))?;
-        }
-        if true {
-            this.assignments = (|| -> DResult<Option<Vec<CreatePartitionsAssignment>>> {
-                Ok(get_nullable_array(buf, flex, CreatePartitionsAssignment::min_size(v), |buf| {
-                    Ok(CreatePartitionsAssignment::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("assignments"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.count = get_i32(buf).map_err(|e| e.field("count"))?;
+        this.assignments = (|| -> DResult<Option<Vec<CreatePartitionsAssignment>>> {
+            Ok(get_nullable_array(buf, flex, CreatePartitionsAssignment::min_size(v), |buf| {
+                Ok(CreatePartitionsAssignment::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("assignments"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -414,6 +404,7 @@ impl Struct for CreatePartitionsTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [10, 10, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -452,5 +443,6 @@ impl Message for CreatePartitionsRequest {
 
 impl crate::message::Request for CreatePartitionsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::CreatePartitions;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 3);
     type Response = crate::messages::create_partitions_response::CreatePartitionsResponse;
 }

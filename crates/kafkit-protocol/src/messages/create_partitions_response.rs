@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The partition creation results for each topic.
+    ///
     /// `Results` ([]CreatePartitionsTopicResult), versions 0+.
     pub results: Vec<CreatePartitionsTopicResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct CreatePartitionsResponse {
 }
 
 impl Default for CreatePartitionsResponse {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsResponse { throttle_time_ms: 0, results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for CreatePartitionsResponse {
 impl CreatePartitionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<CreatePartitionsTopicResult>) -> Self {
         self.results = value;
         self
@@ -43,17 +50,14 @@ impl CreatePartitionsResponse {
 }
 
 impl Struct for CreatePartitionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.results).len()), flex)
-                .map_err(|e| e.at("CreatePartitionsResponse", "Results"))?;
-            for e in (&self.results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.results).len()), flex)
+            .map_err(|e| e.at("CreatePartitionsResponse", "Results"))?;
+        for e in (&self.results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -71,16 +75,13 @@ impl Struct for CreatePartitionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.results).len()), flex)
+            + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -90,21 +91,17 @@ impl Struct for CreatePartitionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.results = (|| -> DResult<Vec<CreatePartitionsTopicResult>> {
-                Ok(get_array(buf, flex, CreatePartitionsTopicResult::min_size(v), |buf| {
-                    Ok(CreatePartitionsTopicResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.results = (|| -> DResult<Vec<CreatePartitionsTopicResult>> {
+            Ok(get_array(buf, flex, CreatePartitionsTopicResult::min_size(v), |buf| {
+                Ok(CreatePartitionsTopicResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -118,6 +115,7 @@ impl Struct for CreatePartitionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [8, 8, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -148,10 +146,16 @@ impl Struct for CreatePartitionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsTopicResult {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// The result error, or zero if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The result message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+; default `null`.
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -159,6 +163,7 @@ pub struct CreatePartitionsTopicResult {
 }
 
 impl Default for CreatePartitionsTopicResult {
+    #[inline]
     fn default() -> Self {
         CreatePartitionsTopicResult {
             name: String::new(),
@@ -172,18 +177,21 @@ impl Default for CreatePartitionsTopicResult {
 impl CreatePartitionsTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -191,18 +199,13 @@ impl CreatePartitionsTopicResult {
 }
 
 impl Struct for CreatePartitionsTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatePartitionsTopicResult", "Name"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("CreatePartitionsTopicResult", "ErrorMessage"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("CreatePartitionsTopicResult", "Name"))?;
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("CreatePartitionsTopicResult", "ErrorMessage"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -219,18 +222,13 @@ impl Struct for CreatePartitionsTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
+        n += len_string((&self.name), flex);
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -240,19 +238,13 @@ impl Struct for CreatePartitionsTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -266,6 +258,7 @@ impl Struct for CreatePartitionsTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 4] = [6, 6, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

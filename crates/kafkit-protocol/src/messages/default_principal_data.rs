@@ -10,13 +10,21 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `DefaultPrincipalData`: versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DefaultPrincipalData {
+    /// The principal type.
+    ///
     /// `Type` (string), versions 0+.
     pub r#type: String,
+    /// The principal name.
+    ///
     /// `Name` (string), versions 0+.
     pub name: String,
+    /// Whether the principal was authenticated by a delegation token on the forwarding broker.
+    ///
     /// `TokenAuthenticated` (bool), versions 0+.
     pub token_authenticated: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +32,7 @@ pub struct DefaultPrincipalData {
 }
 
 impl Default for DefaultPrincipalData {
+    #[inline]
     fn default() -> Self {
         DefaultPrincipalData {
             r#type: String::new(),
@@ -37,18 +46,21 @@ impl Default for DefaultPrincipalData {
 impl DefaultPrincipalData {
     /// Sets `type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_type(mut self, value: String) -> Self {
         self.r#type = value;
         self
     }
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `token_authenticated` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_token_authenticated(mut self, value: bool) -> Self {
         self.token_authenticated = value;
         self
@@ -56,17 +68,12 @@ impl DefaultPrincipalData {
 }
 
 impl Struct for DefaultPrincipalData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.r#type), flex).map_err(|e| e.at("DefaultPrincipalData", "Type"))?;
-        }
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("DefaultPrincipalData", "Name"))?;
-        }
-        if true {
-            put_bool(buf, *(&self.token_authenticated));
-        }
+        put_string(buf, (&self.r#type), flex).map_err(|e| e.at("DefaultPrincipalData", "Type"))?;
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("DefaultPrincipalData", "Name"))?;
+        put_bool(buf, *(&self.token_authenticated));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -83,18 +90,13 @@ impl Struct for DefaultPrincipalData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.r#type), flex);
-        }
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 1;
-        }
+        n += len_string((&self.r#type), flex);
+        n += len_string((&self.name), flex);
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -104,19 +106,13 @@ impl Struct for DefaultPrincipalData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.r#type = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("type"))?;
-        }
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.token_authenticated =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("token_authenticated"))?;
-        }
+        this.r#type = get_string(buf, flex).map_err(|e| e.field("type"))?;
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.token_authenticated = get_bool(buf).map_err(|e| e.field("token_authenticated"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -130,6 +126,7 @@ impl Struct for DefaultPrincipalData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

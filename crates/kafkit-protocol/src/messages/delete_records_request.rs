@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsRequest {
+    /// Each topic that we want to delete records from.
+    ///
     /// `Topics` ([]DeleteRecordsTopic), versions 0+.
     pub topics: Vec<DeleteRecordsTopic>,
+    /// How long to wait for the deletion to complete, in milliseconds.
+    ///
     /// `TimeoutMs` (int32), versions 0+.
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct DeleteRecordsRequest {
 }
 
 impl Default for DeleteRecordsRequest {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsRequest { topics: Vec::new(), timeout_ms: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for DeleteRecordsRequest {
 impl DeleteRecordsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DeleteRecordsTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
@@ -43,17 +50,14 @@ impl DeleteRecordsRequest {
 }
 
 impl Struct for DeleteRecordsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DeleteRecordsRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DeleteRecordsRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_i32(buf, *(&self.timeout_ms));
-        }
+        put_i32(buf, *(&self.timeout_ms));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -70,16 +74,13 @@ impl Struct for DeleteRecordsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 4;
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -89,20 +90,17 @@ impl Struct for DeleteRecordsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.topics = (|| -> DResult<Vec<DeleteRecordsTopic>> {
-                Ok(get_array(buf, flex, DeleteRecordsTopic::min_size(v), |buf| {
-                    Ok(DeleteRecordsTopic::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
-        if true {
-            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
-        }
+        this.topics = (|| -> DResult<Vec<DeleteRecordsTopic>> {
+            Ok(get_array(buf, flex, DeleteRecordsTopic::min_size(v), |buf| {
+                Ok(DeleteRecordsTopic::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
+        this.timeout_ms = get_i32(buf).map_err(|e| e.field("timeout_ms"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -116,6 +114,7 @@ impl Struct for DeleteRecordsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -146,8 +145,12 @@ impl Struct for DeleteRecordsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsPartition {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The deletion offset. -1 means that records should be truncated to the high watermark.
+    ///
     /// `Offset` (int64), versions 0+.
     pub offset: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -155,6 +158,7 @@ pub struct DeleteRecordsPartition {
 }
 
 impl Default for DeleteRecordsPartition {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsPartition { partition_index: 0, offset: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -163,12 +167,14 @@ impl Default for DeleteRecordsPartition {
 impl DeleteRecordsPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offset(mut self, value: i64) -> Self {
         self.offset = value;
         self
@@ -176,14 +182,11 @@ impl DeleteRecordsPartition {
 }
 
 impl Struct for DeleteRecordsPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i64(buf, *(&self.offset));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i64(buf, *(&self.offset));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -200,15 +203,12 @@ impl Struct for DeleteRecordsPartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
+        n += 4;
+        n += 8;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -218,16 +218,12 @@ impl Struct for DeleteRecordsPartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("offset"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.offset = get_i64(buf).map_err(|e| e.field("offset"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -241,6 +237,7 @@ impl Struct for DeleteRecordsPartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [12, 12, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -267,8 +264,12 @@ impl Struct for DeleteRecordsPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsTopic {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// Each partition that we want to delete records from.
+    ///
     /// `Partitions` ([]DeleteRecordsPartition), versions 0+.
     pub partitions: Vec<DeleteRecordsPartition>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -276,6 +277,7 @@ pub struct DeleteRecordsTopic {
 }
 
 impl Default for DeleteRecordsTopic {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsTopic { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -284,12 +286,14 @@ impl Default for DeleteRecordsTopic {
 impl DeleteRecordsTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<DeleteRecordsPartition>) -> Self {
         self.partitions = value;
         self
@@ -297,17 +301,14 @@ impl DeleteRecordsTopic {
 }
 
 impl Struct for DeleteRecordsTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("DeleteRecordsTopic", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("DeleteRecordsTopic", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("DeleteRecordsTopic", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("DeleteRecordsTopic", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -325,16 +326,13 @@ impl Struct for DeleteRecordsTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -344,20 +342,17 @@ impl Struct for DeleteRecordsTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<DeleteRecordsPartition>> {
-                Ok(get_array(buf, flex, DeleteRecordsPartition::min_size(v), |buf| {
-                    Ok(DeleteRecordsPartition::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<DeleteRecordsPartition>> {
+            Ok(get_array(buf, flex, DeleteRecordsPartition::min_size(v), |buf| {
+                Ok(DeleteRecordsPartition::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -371,6 +366,7 @@ impl Struct for DeleteRecordsTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -406,5 +402,6 @@ impl Message for DeleteRecordsRequest {
 
 impl crate::message::Request for DeleteRecordsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DeleteRecords;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 2);
     type Response = crate::messages::delete_records_response::DeleteRecordsResponse;
 }

@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// Each topic that we wanted to delete records from.
+    ///
     /// `Topics` ([]DeleteRecordsTopicResult), versions 0+.
     pub topics: Vec<DeleteRecordsTopicResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct DeleteRecordsResponse {
 }
 
 impl Default for DeleteRecordsResponse {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for DeleteRecordsResponse {
 impl DeleteRecordsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DeleteRecordsTopicResult>) -> Self {
         self.topics = value;
         self
@@ -43,17 +50,13 @@ impl DeleteRecordsResponse {
 }
 
 impl Struct for DeleteRecordsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DeleteRecordsResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DeleteRecordsResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -71,16 +74,13 @@ impl Struct for DeleteRecordsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -90,21 +90,17 @@ impl Struct for DeleteRecordsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<DeleteRecordsTopicResult>> {
-                Ok(get_array(buf, flex, DeleteRecordsTopicResult::min_size(v), |buf| {
-                    Ok(DeleteRecordsTopicResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.topics = (|| -> DResult<Vec<DeleteRecordsTopicResult>> {
+            Ok(get_array(buf, flex, DeleteRecordsTopicResult::min_size(v), |buf| {
+                Ok(DeleteRecordsTopicResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -118,6 +114,7 @@ impl Struct for DeleteRecordsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -148,10 +145,16 @@ impl Struct for DeleteRecordsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsPartitionResult {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+; map key.
     pub partition_index: i32,
+    /// The partition low water mark.
+    ///
     /// `LowWatermark` (int64), versions 0+.
     pub low_watermark: i64,
+    /// The deletion error code, or 0 if the deletion succeeded.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -159,6 +162,7 @@ pub struct DeleteRecordsPartitionResult {
 }
 
 impl Default for DeleteRecordsPartitionResult {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsPartitionResult {
             partition_index: 0,
@@ -172,18 +176,21 @@ impl Default for DeleteRecordsPartitionResult {
 impl DeleteRecordsPartitionResult {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `low_watermark` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_low_watermark(mut self, value: i64) -> Self {
         self.low_watermark = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -191,17 +198,12 @@ impl DeleteRecordsPartitionResult {
 }
 
 impl Struct for DeleteRecordsPartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i64(buf, *(&self.low_watermark));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i64(buf, *(&self.low_watermark));
+        put_i16(buf, *(&self.error_code));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -218,18 +220,13 @@ impl Struct for DeleteRecordsPartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 8;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -239,19 +236,13 @@ impl Struct for DeleteRecordsPartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.low_watermark = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("low_watermark"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.low_watermark = get_i64(buf).map_err(|e| e.field("low_watermark"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -265,6 +256,7 @@ impl Struct for DeleteRecordsPartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [14, 14, 15];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -292,8 +284,12 @@ impl Struct for DeleteRecordsPartitionResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsTopicResult {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// Each partition that we wanted to delete records from.
+    ///
     /// `Partitions` ([]DeleteRecordsPartitionResult), versions 0+.
     pub partitions: Vec<DeleteRecordsPartitionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -301,6 +297,7 @@ pub struct DeleteRecordsTopicResult {
 }
 
 impl Default for DeleteRecordsTopicResult {
+    #[inline]
     fn default() -> Self {
         DeleteRecordsTopicResult { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -309,12 +306,14 @@ impl Default for DeleteRecordsTopicResult {
 impl DeleteRecordsTopicResult {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<DeleteRecordsPartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -322,17 +321,14 @@ impl DeleteRecordsTopicResult {
 }
 
 impl Struct for DeleteRecordsTopicResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("DeleteRecordsTopicResult", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("DeleteRecordsTopicResult", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("DeleteRecordsTopicResult", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("DeleteRecordsTopicResult", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -350,16 +346,13 @@ impl Struct for DeleteRecordsTopicResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -369,20 +362,17 @@ impl Struct for DeleteRecordsTopicResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<DeleteRecordsPartitionResult>> {
-                Ok(get_array(buf, flex, DeleteRecordsPartitionResult::min_size(v), |buf| {
-                    Ok(DeleteRecordsPartitionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<DeleteRecordsPartitionResult>> {
+            Ok(get_array(buf, flex, DeleteRecordsPartitionResult::min_size(v), |buf| {
+                Ok(DeleteRecordsPartitionResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -396,6 +386,7 @@ impl Struct for DeleteRecordsTopicResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

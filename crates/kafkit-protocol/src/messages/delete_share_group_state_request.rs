@@ -11,12 +11,16 @@ use bytes::{Bytes, BytesMut};
 
 /// `DeleteShareGroupStateRequest` (API key 86): versions 0, flexible versions 0+.
 ///
-/// The schema marks its latest version unstable: brokers serve it only when configured to.
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteShareGroupStateRequest {
+    /// The group identifier.
+    ///
     /// `GroupId` (string), versions 0+.
     pub group_id: String,
+    /// The data for the topics.
+    ///
     /// `Topics` ([]DeleteStateData), versions 0+.
     pub topics: Vec<DeleteStateData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +28,7 @@ pub struct DeleteShareGroupStateRequest {
 }
 
 impl Default for DeleteShareGroupStateRequest {
+    #[inline]
     fn default() -> Self {
         DeleteShareGroupStateRequest { group_id: String::new(), topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -32,12 +37,14 @@ impl Default for DeleteShareGroupStateRequest {
 impl DeleteShareGroupStateRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DeleteStateData>) -> Self {
         self.topics = value;
         self
@@ -45,17 +52,14 @@ impl DeleteShareGroupStateRequest {
 }
 
 impl Struct for DeleteShareGroupStateRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DeleteShareGroupStateRequest", "GroupId"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DeleteShareGroupStateRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("DeleteShareGroupStateRequest", "GroupId"))?;
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("DeleteShareGroupStateRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -73,16 +77,13 @@ impl Struct for DeleteShareGroupStateRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.group_id), flex);
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -92,21 +93,15 @@ impl Struct for DeleteShareGroupStateRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<DeleteStateData>> {
-                Ok(get_array(buf, flex, DeleteStateData::min_size(v), |buf| {
-                    Ok(DeleteStateData::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.topics = (|| -> DResult<Vec<DeleteStateData>> {
+            Ok(get_array(buf, flex, DeleteStateData::min_size(v), |buf| Ok(DeleteStateData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -120,6 +115,7 @@ impl Struct for DeleteShareGroupStateRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -150,6 +146,8 @@ impl Struct for DeleteShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -157,6 +155,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData { partition: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -165,6 +164,7 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
@@ -172,11 +172,10 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition));
-        }
+        put_i32(buf, *(&self.partition));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -193,12 +192,11 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -208,12 +206,11 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
-        }
+        this.partition = get_i32(buf).map_err(|e| e.field("partition"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -227,6 +224,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -252,8 +250,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteStateData {
+    /// The topic identifier.
+    ///
     /// `TopicId` (uuid), versions 0+.
     pub topic_id: Uuid,
+    /// The data for the partitions.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -261,6 +263,7 @@ pub struct DeleteStateData {
 }
 
 impl Default for DeleteStateData {
+    #[inline]
     fn default() -> Self {
         DeleteStateData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -269,12 +272,14 @@ impl Default for DeleteStateData {
 impl DeleteStateData {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -282,17 +287,13 @@ impl DeleteStateData {
 }
 
 impl Struct for DeleteStateData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("DeleteStateData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.topic_id));
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("DeleteStateData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -310,16 +311,13 @@ impl Struct for DeleteStateData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -329,18 +327,15 @@ impl Struct for DeleteStateData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -354,6 +349,7 @@ impl Struct for DeleteStateData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -389,5 +385,6 @@ impl Message for DeleteShareGroupStateRequest {
 
 impl crate::message::Request for DeleteShareGroupStateRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DeleteShareGroupState;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::delete_share_group_state_response::DeleteShareGroupStateResponse;
 }

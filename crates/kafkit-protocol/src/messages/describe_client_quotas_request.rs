@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasRequest {
+    /// Filter components to apply to quota entities.
+    ///
     /// `Components` ([]ComponentData), versions 0+.
     pub components: Vec<ComponentData>,
+    /// Whether the match is strict, i.e. should exclude entities with unspecified entity types.
+    ///
     /// `Strict` (bool), versions 0+.
     pub strict: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct DescribeClientQuotasRequest {
 }
 
 impl Default for DescribeClientQuotasRequest {
+    #[inline]
     fn default() -> Self {
         DescribeClientQuotasRequest { components: Vec::new(), strict: false, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for DescribeClientQuotasRequest {
 impl DescribeClientQuotasRequest {
     /// Sets `components` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_components(mut self, value: Vec<ComponentData>) -> Self {
         self.components = value;
         self
     }
     /// Sets `strict` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_strict(mut self, value: bool) -> Self {
         self.strict = value;
         self
@@ -43,18 +50,15 @@ impl DescribeClientQuotasRequest {
 }
 
 impl Struct for DescribeClientQuotasRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_array_len(buf, Some((&self.components).len()), flex)
-                .map_err(|e| e.at("DescribeClientQuotasRequest", "Components"))?;
-            for e in (&self.components).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.components).len()), flex)
+            .map_err(|e| e.at("DescribeClientQuotasRequest", "Components"))?;
+        for e in (&self.components).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_bool(buf, *(&self.strict));
-        }
+        put_bool(buf, *(&self.strict));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -71,16 +75,13 @@ impl Struct for DescribeClientQuotasRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.components).len()), flex)
-                + (&self.components).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 1;
-        }
+        n += (len_array_len(Some((&self.components).len()), flex)
+            + (&self.components).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -90,18 +91,15 @@ impl Struct for DescribeClientQuotasRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.components = (|| -> DResult<Vec<ComponentData>> {
-                Ok(get_array(buf, flex, ComponentData::min_size(v), |buf| Ok(ComponentData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("components"))?;
-        }
-        if true {
-            this.strict = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("strict"))?;
-        }
+        this.components = (|| -> DResult<Vec<ComponentData>> {
+            Ok(get_array(buf, flex, ComponentData::min_size(v), |buf| Ok(ComponentData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("components"))?;
+        this.strict = get_bool(buf).map_err(|e| e.field("strict"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -115,6 +113,7 @@ impl Struct for DescribeClientQuotasRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -145,10 +144,16 @@ impl Struct for DescribeClientQuotasRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ComponentData {
+    /// The entity type that the filter component applies to.
+    ///
     /// `EntityType` (string), versions 0+.
     pub entity_type: String,
+    /// How to match the entity {0 = exact name, 1 = default name, 2 = any specified name}.
+    ///
     /// `MatchType` (int8), versions 0+.
     pub match_type: i8,
+    /// The string to match against, or null if unused for the match type.
+    ///
     /// `Match` (string), versions 0+; nullable in 0+.
     pub r#match: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -156,6 +161,7 @@ pub struct ComponentData {
 }
 
 impl Default for ComponentData {
+    #[inline]
     fn default() -> Self {
         ComponentData {
             entity_type: String::new(),
@@ -169,18 +175,21 @@ impl Default for ComponentData {
 impl ComponentData {
     /// Sets `entity_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `match_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_match_type(mut self, value: i8) -> Self {
         self.match_type = value;
         self
     }
     /// Sets `match` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_match(mut self, value: Option<String>) -> Self {
         self.r#match = value;
         self
@@ -188,17 +197,12 @@ impl ComponentData {
 }
 
 impl Struct for ComponentData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("ComponentData", "EntityType"))?;
-        }
-        if true {
-            put_i8(buf, *(&self.match_type));
-        }
-        if true {
-            put_nullable_string(buf, (&self.r#match).as_deref(), flex).map_err(|e| e.at("ComponentData", "Match"))?;
-        }
+        put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("ComponentData", "EntityType"))?;
+        put_i8(buf, *(&self.match_type));
+        put_nullable_string(buf, (&self.r#match).as_deref(), flex).map_err(|e| e.at("ComponentData", "Match"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -215,18 +219,13 @@ impl Struct for ComponentData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.entity_type), flex);
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += len_nullable_string((&self.r#match).as_deref(), flex);
-        }
+        n += len_string((&self.entity_type), flex);
+        n += 1;
+        n += len_nullable_string((&self.r#match).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -236,20 +235,13 @@ impl Struct for ComponentData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entity_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
-        }
-        if true {
-            this.match_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("match_type"))?;
-        }
-        if true {
-            this.r#match = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("match"))?;
-        }
+        this.entity_type = get_string(buf, flex).map_err(|e| e.field("entity_type"))?;
+        this.match_type = get_i8(buf).map_err(|e| e.field("match_type"))?;
+        this.r#match = get_nullable_string(buf, flex).map_err(|e| e.field("match"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -263,6 +255,7 @@ impl Struct for ComponentData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -300,5 +293,6 @@ impl Message for DescribeClientQuotasRequest {
 
 impl crate::message::Request for DescribeClientQuotasRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeClientQuotas;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::describe_client_quotas_response::DescribeClientQuotasResponse;
 }

@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The error code, or `0` if the quota description succeeded.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or `null` if the quota description succeeded.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// A result entry.
+    ///
     /// `Entries` ([]EntryData), versions 0+; nullable in 0+.
     pub entries: Option<Vec<EntryData>>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct DescribeClientQuotasResponse {
 }
 
 impl Default for DescribeClientQuotasResponse {
+    #[inline]
     fn default() -> Self {
         DescribeClientQuotasResponse {
             throttle_time_ms: 0,
@@ -40,24 +49,28 @@ impl Default for DescribeClientQuotasResponse {
 impl DescribeClientQuotasResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `entries` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entries(mut self, value: Option<Vec<EntryData>>) -> Self {
         self.entries = value;
         self
@@ -65,29 +78,21 @@ impl DescribeClientQuotasResponse {
 }
 
 impl Struct for DescribeClientQuotasResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("DescribeClientQuotasResponse", "ErrorMessage"))?;
-        }
-        if true {
-            match (&self.entries) {
-                None => {
-                    put_array_len(buf, None, flex).map_err(|e| e.at("DescribeClientQuotasResponse", "Entries"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("DescribeClientQuotasResponse", "Entries"))?;
-                    for e in a.iter() {
-                        e.encode_inner(buf, v)?;
-                    }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("DescribeClientQuotasResponse", "ErrorMessage"))?;
+        match (&self.entries) {
+            None => {
+                put_array_len(buf, None, flex).map_err(|e| e.at("DescribeClientQuotasResponse", "Entries"))?;
+            }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex).map_err(|e| e.at("DescribeClientQuotasResponse", "Entries"))?;
+                for e in a.iter() {
+                    e.encode_inner(buf, v)?;
                 }
             }
         }
@@ -107,24 +112,17 @@ impl Struct for DescribeClientQuotasResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += match (&self.entries) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
-            };
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += match (&self.entries) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
+        };
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -134,26 +132,17 @@ impl Struct for DescribeClientQuotasResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.entries = (|| -> DResult<Option<Vec<EntryData>>> {
-                Ok(get_nullable_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("entries"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.entries = (|| -> DResult<Option<Vec<EntryData>>> {
+            Ok(get_nullable_array(buf, flex, EntryData::min_size(v), |buf| Ok(EntryData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("entries"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -167,6 +156,7 @@ impl Struct for DescribeClientQuotasResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [12, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -203,8 +193,12 @@ impl Struct for DescribeClientQuotasResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EntityData {
+    /// The entity type.
+    ///
     /// `EntityType` (string), versions 0+.
     pub entity_type: String,
+    /// The entity name, or null if the default.
+    ///
     /// `EntityName` (string), versions 0+; nullable in 0+.
     pub entity_name: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -212,6 +206,7 @@ pub struct EntityData {
 }
 
 impl Default for EntityData {
+    #[inline]
     fn default() -> Self {
         EntityData { entity_type: String::new(), entity_name: Some(String::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -220,12 +215,14 @@ impl Default for EntityData {
 impl EntityData {
     /// Sets `entity_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `entity_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity_name(mut self, value: Option<String>) -> Self {
         self.entity_name = value;
         self
@@ -233,15 +230,11 @@ impl EntityData {
 }
 
 impl Struct for EntityData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
-        }
-        if true {
-            put_nullable_string(buf, (&self.entity_name).as_deref(), flex)
-                .map_err(|e| e.at("EntityData", "EntityName"))?;
-        }
+        put_string(buf, (&self.entity_type), flex).map_err(|e| e.at("EntityData", "EntityType"))?;
+        put_nullable_string(buf, (&self.entity_name).as_deref(), flex).map_err(|e| e.at("EntityData", "EntityName"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -258,15 +251,12 @@ impl Struct for EntityData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.entity_type), flex);
-        }
-        if true {
-            n += len_nullable_string((&self.entity_name).as_deref(), flex);
-        }
+        n += len_string((&self.entity_type), flex);
+        n += len_nullable_string((&self.entity_name).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -276,17 +266,12 @@ impl Struct for EntityData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entity_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("entity_type"))?;
-        }
-        if true {
-            this.entity_name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("entity_name"))?;
-        }
+        this.entity_type = get_string(buf, flex).map_err(|e| e.field("entity_type"))?;
+        this.entity_name = get_nullable_string(buf, flex).map_err(|e| e.field("entity_name"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -300,6 +285,7 @@ impl Struct for EntityData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -330,8 +316,12 @@ impl Struct for EntityData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ValueData {
+    /// The quota configuration key.
+    ///
     /// `Key` (string), versions 0+.
     pub key: String,
+    /// The quota configuration value.
+    ///
     /// `Value` (float64), versions 0+.
     pub value: f64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -339,6 +329,7 @@ pub struct ValueData {
 }
 
 impl Default for ValueData {
+    #[inline]
     fn default() -> Self {
         ValueData { key: String::new(), value: 0.0, unknown_tagged_fields: Vec::new() }
     }
@@ -347,12 +338,14 @@ impl Default for ValueData {
 impl ValueData {
     /// Sets `key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: String) -> Self {
         self.key = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: f64) -> Self {
         self.value = value;
         self
@@ -360,14 +353,11 @@ impl ValueData {
 }
 
 impl Struct for ValueData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.key), flex).map_err(|e| e.at("ValueData", "Key"))?;
-        }
-        if true {
-            put_f64(buf, *(&self.value));
-        }
+        put_string(buf, (&self.key), flex).map_err(|e| e.at("ValueData", "Key"))?;
+        put_f64(buf, *(&self.value));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -384,15 +374,12 @@ impl Struct for ValueData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.key), flex);
-        }
-        if true {
-            n += 8;
-        }
+        n += len_string((&self.key), flex);
+        n += 8;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -402,15 +389,12 @@ impl Struct for ValueData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
-        }
-        if true {
-            this.value = (|| -> DResult<f64> { Ok(get_f64(buf)?) })().map_err(|e| e.field("value"))?;
-        }
+        this.key = get_string(buf, flex).map_err(|e| e.field("key"))?;
+        this.value = get_f64(buf).map_err(|e| e.field("value"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -424,6 +408,7 @@ impl Struct for ValueData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [10, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -450,8 +435,12 @@ impl Struct for ValueData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EntryData {
+    /// The quota entity description.
+    ///
     /// `Entity` ([]EntityData), versions 0+.
     pub entity: Vec<EntityData>,
+    /// The quota values for the entity.
+    ///
     /// `Values` ([]ValueData), versions 0+.
     pub values: Vec<ValueData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -459,6 +448,7 @@ pub struct EntryData {
 }
 
 impl Default for EntryData {
+    #[inline]
     fn default() -> Self {
         EntryData { entity: Vec::new(), values: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -467,12 +457,14 @@ impl Default for EntryData {
 impl EntryData {
     /// Sets `entity` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_entity(mut self, value: Vec<EntityData>) -> Self {
         self.entity = value;
         self
     }
     /// Sets `values` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_values(mut self, value: Vec<ValueData>) -> Self {
         self.values = value;
         self
@@ -480,19 +472,16 @@ impl EntryData {
 }
 
 impl Struct for EntryData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
-            for e in (&self.entity).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.entity).len()), flex).map_err(|e| e.at("EntryData", "Entity"))?;
+        for e in (&self.entity).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_array_len(buf, Some((&self.values).len()), flex).map_err(|e| e.at("EntryData", "Values"))?;
-            for e in (&self.values).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.values).len()), flex).map_err(|e| e.at("EntryData", "Values"))?;
+        for e in (&self.values).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -510,17 +499,14 @@ impl Struct for EntryData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.entity).len()), flex)
-                + (&self.entity).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.values).len()), flex)
-                + (&self.values).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.entity).len()), flex)
+            + (&self.entity).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.values).len()), flex)
+            + (&self.values).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -530,21 +516,18 @@ impl Struct for EntryData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.entity = (|| -> DResult<Vec<EntityData>> {
-                Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("entity"))?;
-        }
-        if true {
-            this.values = (|| -> DResult<Vec<ValueData>> {
-                Ok(get_array(buf, flex, ValueData::min_size(v), |buf| Ok(ValueData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("values"))?;
-        }
+        this.entity = (|| -> DResult<Vec<EntityData>> {
+            Ok(get_array(buf, flex, EntityData::min_size(v), |buf| Ok(EntityData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("entity"))?;
+        this.values = (|| -> DResult<Vec<ValueData>> {
+            Ok(get_array(buf, flex, ValueData::min_size(v), |buf| Ok(ValueData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("values"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -558,6 +541,7 @@ impl Struct for EntryData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

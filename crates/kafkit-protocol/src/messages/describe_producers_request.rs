@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeProducersRequest {
+    /// The topics to list producers for.
+    ///
     /// `Topics` ([]TopicRequest), versions 0+.
     pub topics: Vec<TopicRequest>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +22,7 @@ pub struct DescribeProducersRequest {
 }
 
 impl Default for DescribeProducersRequest {
+    #[inline]
     fn default() -> Self {
         DescribeProducersRequest { topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +31,7 @@ impl Default for DescribeProducersRequest {
 impl DescribeProducersRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicRequest>) -> Self {
         self.topics = value;
         self
@@ -35,14 +39,12 @@ impl DescribeProducersRequest {
 }
 
 impl Struct for DescribeProducersRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DescribeProducersRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DescribeProducersRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -60,13 +62,12 @@ impl Struct for DescribeProducersRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -76,15 +77,14 @@ impl Struct for DescribeProducersRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicRequest>> {
-                Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| Ok(TopicRequest::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.topics = (|| -> DResult<Vec<TopicRequest>> {
+            Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| Ok(TopicRequest::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -98,6 +98,7 @@ impl Struct for DescribeProducersRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -123,8 +124,12 @@ impl Struct for DescribeProducersRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicRequest {
-    /// `Name` (string), versions 0+; entity: topicName.
+    /// The topic name.
+    ///
+    /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// The indexes of the partitions to list producers for.
+    ///
     /// `PartitionIndexes` ([]int32), versions 0+.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -132,6 +137,7 @@ pub struct TopicRequest {
 }
 
 impl Default for TopicRequest {
+    #[inline]
     fn default() -> Self {
         TopicRequest { name: String::new(), partition_indexes: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -140,12 +146,14 @@ impl Default for TopicRequest {
 impl TopicRequest {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -153,17 +161,14 @@ impl TopicRequest {
 }
 
 impl Struct for TopicRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicRequest", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partition_indexes).len()), flex)
-                .map_err(|e| e.at("TopicRequest", "PartitionIndexes"))?;
-            for e in (&self.partition_indexes).iter() {
-                put_i32(buf, *e);
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicRequest", "Name"))?;
+        put_array_len(buf, Some((&self.partition_indexes).len()), flex)
+            .map_err(|e| e.at("TopicRequest", "PartitionIndexes"))?;
+        for e in (&self.partition_indexes).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -181,15 +186,12 @@ impl Struct for TopicRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -199,17 +201,13 @@ impl Struct for TopicRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partition_indexes =
-                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("partition_indexes"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partition_indexes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("partition_indexes"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -223,6 +221,7 @@ impl Struct for TopicRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -258,5 +257,6 @@ impl Message for DescribeProducersRequest {
 
 impl crate::message::Request for DescribeProducersRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeProducers;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::describe_producers_response::DescribeProducersResponse;
 }

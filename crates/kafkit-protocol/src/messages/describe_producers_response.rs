@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeProducersResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// Each topic in the response.
+    ///
     /// `Topics` ([]TopicResponse), versions 0+.
     pub topics: Vec<TopicResponse>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct DescribeProducersResponse {
 }
 
 impl Default for DescribeProducersResponse {
+    #[inline]
     fn default() -> Self {
         DescribeProducersResponse { throttle_time_ms: 0, topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for DescribeProducersResponse {
 impl DescribeProducersResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicResponse>) -> Self {
         self.topics = value;
         self
@@ -43,17 +50,14 @@ impl DescribeProducersResponse {
 }
 
 impl Struct for DescribeProducersResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DescribeProducersResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("DescribeProducersResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -71,16 +75,13 @@ impl Struct for DescribeProducersResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -90,19 +91,15 @@ impl Struct for DescribeProducersResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicResponse>> {
-                Ok(get_array(buf, flex, TopicResponse::min_size(v), |buf| Ok(TopicResponse::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.topics = (|| -> DResult<Vec<TopicResponse>> {
+            Ok(get_array(buf, flex, TopicResponse::min_size(v), |buf| Ok(TopicResponse::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -116,6 +113,7 @@ impl Struct for DescribeProducersResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -146,16 +144,28 @@ impl Struct for DescribeProducersResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProducerState {
+    /// The producer id.
+    ///
     /// `ProducerId` (int64), versions 0+; entity: producerId.
     pub producer_id: i64,
+    /// The producer epoch.
+    ///
     /// `ProducerEpoch` (int32), versions 0+.
     pub producer_epoch: i32,
+    /// The last sequence number sent by the producer.
+    ///
     /// `LastSequence` (int32), versions 0+; default `-1`.
     pub last_sequence: i32,
+    /// The last timestamp sent by the producer.
+    ///
     /// `LastTimestamp` (int64), versions 0+; default `-1`.
     pub last_timestamp: i64,
+    /// The current epoch of the producer group.
+    ///
     /// `CoordinatorEpoch` (int32), versions 0+.
     pub coordinator_epoch: i32,
+    /// The current transaction start offset of the producer.
+    ///
     /// `CurrentTxnStartOffset` (int64), versions 0+; default `-1`.
     pub current_txn_start_offset: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -163,6 +173,7 @@ pub struct ProducerState {
 }
 
 impl Default for ProducerState {
+    #[inline]
     fn default() -> Self {
         ProducerState {
             producer_id: 0,
@@ -179,36 +190,42 @@ impl Default for ProducerState {
 impl ProducerState {
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i32) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `last_sequence` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_sequence(mut self, value: i32) -> Self {
         self.last_sequence = value;
         self
     }
     /// Sets `last_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_timestamp(mut self, value: i64) -> Self {
         self.last_timestamp = value;
         self
     }
     /// Sets `coordinator_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_coordinator_epoch(mut self, value: i32) -> Self {
         self.coordinator_epoch = value;
         self
     }
     /// Sets `current_txn_start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_txn_start_offset(mut self, value: i64) -> Self {
         self.current_txn_start_offset = value;
         self
@@ -216,26 +233,15 @@ impl ProducerState {
 }
 
 impl Struct for ProducerState {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i64(buf, *(&self.producer_id));
-        }
-        if true {
-            put_i32(buf, *(&self.producer_epoch));
-        }
-        if true {
-            put_i32(buf, *(&self.last_sequence));
-        }
-        if true {
-            put_i64(buf, *(&self.last_timestamp));
-        }
-        if true {
-            put_i32(buf, *(&self.coordinator_epoch));
-        }
-        if true {
-            put_i64(buf, *(&self.current_txn_start_offset));
-        }
+        put_i64(buf, *(&self.producer_id));
+        put_i32(buf, *(&self.producer_epoch));
+        put_i32(buf, *(&self.last_sequence));
+        put_i64(buf, *(&self.last_timestamp));
+        put_i32(buf, *(&self.coordinator_epoch));
+        put_i64(buf, *(&self.current_txn_start_offset));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -252,27 +258,16 @@ impl Struct for ProducerState {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
+        n += 8;
+        n += 4;
+        n += 4;
+        n += 8;
+        n += 4;
+        n += 8;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -282,31 +277,16 @@ impl Struct for ProducerState {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
-        }
-        if true {
-            this.producer_epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
-        }
-        if true {
-            this.last_sequence = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("last_sequence"))?;
-        }
-        if true {
-            this.last_timestamp =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_timestamp"))?;
-        }
-        if true {
-            this.coordinator_epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("coordinator_epoch"))?;
-        }
-        if true {
-            this.current_txn_start_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("current_txn_start_offset"))?;
-        }
+        this.producer_id = get_i64(buf).map_err(|e| e.field("producer_id"))?;
+        this.producer_epoch = get_i32(buf).map_err(|e| e.field("producer_epoch"))?;
+        this.last_sequence = get_i32(buf).map_err(|e| e.field("last_sequence"))?;
+        this.last_timestamp = get_i64(buf).map_err(|e| e.field("last_timestamp"))?;
+        this.coordinator_epoch = get_i32(buf).map_err(|e| e.field("coordinator_epoch"))?;
+        this.current_txn_start_offset = get_i64(buf).map_err(|e| e.field("current_txn_start_offset"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -320,6 +300,7 @@ impl Struct for ProducerState {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [37];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -368,12 +349,20 @@ impl Struct for ProducerState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionResponse {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The partition error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The partition error message, which may be null if no additional details are available.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+; default `null`.
     pub error_message: Option<String>,
+    /// The active producers for the partition.
+    ///
     /// `ActiveProducers` ([]ProducerState), versions 0+.
     pub active_producers: Vec<ProducerState>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -381,6 +370,7 @@ pub struct PartitionResponse {
 }
 
 impl Default for PartitionResponse {
+    #[inline]
     fn default() -> Self {
         PartitionResponse {
             partition_index: 0,
@@ -395,24 +385,28 @@ impl Default for PartitionResponse {
 impl PartitionResponse {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `active_producers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_active_producers(mut self, value: Vec<ProducerState>) -> Self {
         self.active_producers = value;
         self
@@ -420,24 +414,17 @@ impl PartitionResponse {
 }
 
 impl Struct for PartitionResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("PartitionResponse", "ErrorMessage"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.active_producers).len()), flex)
-                .map_err(|e| e.at("PartitionResponse", "ActiveProducers"))?;
-            for e in (&self.active_producers).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.partition_index));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("PartitionResponse", "ErrorMessage"))?;
+        put_array_len(buf, Some((&self.active_producers).len()), flex)
+            .map_err(|e| e.at("PartitionResponse", "ActiveProducers"))?;
+        for e in (&self.active_producers).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -455,22 +442,15 @@ impl Struct for PartitionResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.active_producers).len()), flex)
-                + (&self.active_producers).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += (len_array_len(Some((&self.active_producers).len()), flex)
+            + (&self.active_producers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -480,26 +460,17 @@ impl Struct for PartitionResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.active_producers = (|| -> DResult<Vec<ProducerState>> {
-                Ok(get_array(buf, flex, ProducerState::min_size(v), |buf| Ok(ProducerState::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("active_producers"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.active_producers = (|| -> DResult<Vec<ProducerState>> {
+            Ok(get_array(buf, flex, ProducerState::min_size(v), |buf| Ok(ProducerState::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("active_producers"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -513,6 +484,7 @@ impl Struct for PartitionResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -555,8 +527,12 @@ impl Struct for PartitionResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicResponse {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// Each partition in the response.
+    ///
     /// `Partitions` ([]PartitionResponse), versions 0+.
     pub partitions: Vec<PartitionResponse>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -564,6 +540,7 @@ pub struct TopicResponse {
 }
 
 impl Default for TopicResponse {
+    #[inline]
     fn default() -> Self {
         TopicResponse { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -572,12 +549,14 @@ impl Default for TopicResponse {
 impl TopicResponse {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionResponse>) -> Self {
         self.partitions = value;
         self
@@ -585,17 +564,13 @@ impl TopicResponse {
 }
 
 impl Struct for TopicResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicResponse", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicResponse", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicResponse", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicResponse", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -613,16 +588,13 @@ impl Struct for TopicResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -632,20 +604,17 @@ impl Struct for TopicResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionResponse>> {
-                Ok(get_array(buf, flex, PartitionResponse::min_size(v), |buf| {
-                    Ok(PartitionResponse::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionResponse>> {
+            Ok(get_array(buf, flex, PartitionResponse::min_size(v), |buf| {
+                Ok(PartitionResponse::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -659,6 +628,7 @@ impl Struct for TopicResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

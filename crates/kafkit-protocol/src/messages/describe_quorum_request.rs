@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumRequest {
+    /// The topics to describe.
+    ///
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +22,7 @@ pub struct DescribeQuorumRequest {
 }
 
 impl Default for DescribeQuorumRequest {
+    #[inline]
     fn default() -> Self {
         DescribeQuorumRequest { topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +31,7 @@ impl Default for DescribeQuorumRequest {
 impl DescribeQuorumRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
@@ -35,14 +39,12 @@ impl DescribeQuorumRequest {
 }
 
 impl Struct for DescribeQuorumRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DescribeQuorumRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DescribeQuorumRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -60,13 +62,12 @@ impl Struct for DescribeQuorumRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -76,15 +77,14 @@ impl Struct for DescribeQuorumRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.topics = (|| -> DResult<Vec<TopicData>> {
+            Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -98,6 +98,7 @@ impl Struct for DescribeQuorumRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [2, 2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -123,6 +124,8 @@ impl Struct for DescribeQuorumRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -130,6 +133,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData { partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -138,6 +142,7 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -145,11 +150,10 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_i32(buf, *(&self.partition_index));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -166,12 +170,11 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -181,13 +184,11 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -201,6 +202,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -226,8 +228,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
+    /// The topic name.
+    ///
     /// `TopicName` (string), versions 0+; entity: topicName.
     pub topic_name: String,
+    /// The partitions to describe.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -235,6 +241,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic_name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -243,12 +250,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -256,16 +265,13 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -283,16 +289,13 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic_name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.topic_name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -302,19 +305,15 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_name = get_string(buf, flex).map_err(|e| e.field("topic_name"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -328,6 +327,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -363,5 +363,6 @@ impl Message for DescribeQuorumRequest {
 
 impl crate::message::Request for DescribeQuorumRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeQuorum;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 2);
     type Response = crate::messages::describe_quorum_response::DescribeQuorumResponse;
 }

@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumResponse {
+    /// The top level error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 2+; nullable in 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
+    /// The response from the describe quorum API.
+    ///
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
+    /// The nodes in the quorum.
+    ///
     /// `Nodes` ([]Node), versions 2+.
     pub nodes: Vec<Node>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct DescribeQuorumResponse {
 }
 
 impl Default for DescribeQuorumResponse {
+    #[inline]
     fn default() -> Self {
         DescribeQuorumResponse {
             error_code: 0,
@@ -40,24 +49,28 @@ impl Default for DescribeQuorumResponse {
 impl DescribeQuorumResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_nodes(mut self, value: Vec<Node>) -> Self {
         self.nodes = value;
         self
@@ -65,11 +78,10 @@ impl DescribeQuorumResponse {
 }
 
 impl Struct for DescribeQuorumResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i16(buf, *(&self.error_code));
         if !(v >= 2) && !(self.error_message == Some(String::new())) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "DescribeQuorumResponse",
@@ -96,12 +108,9 @@ impl Struct for DescribeQuorumResponse {
                 }
             }
         }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DescribeQuorumResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("DescribeQuorumResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if !(v >= 2) && !(self.nodes.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -132,12 +141,11 @@ impl Struct for DescribeQuorumResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
+        n += 2;
         if v >= 2 {
             n += (if v >= 2 {
                 len_nullable_string((&self.error_message).as_deref(), flex)
@@ -145,10 +153,8 @@ impl Struct for DescribeQuorumResponse {
                 (&self.error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if v >= 2 {
             n += (len_array_len(Some((&self.nodes).len()), flex)
                 + (&self.nodes).iter().map(|e| e.len_inner(v)).sum::<usize>());
@@ -162,24 +168,21 @@ impl Struct for DescribeQuorumResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if v >= 2 {
             this.error_message = (|| -> DResult<Option<String>> {
                 Ok(if v >= 2 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("error_message"))?;
         }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.topics = (|| -> DResult<Vec<TopicData>> {
+            Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if v >= 2 {
             this.nodes = (|| -> DResult<Vec<Node>> {
                 Ok(get_array(buf, flex, Node::min_size(v), |buf| Ok(Node::decode_inner(buf, v)?))?)
@@ -199,6 +202,7 @@ impl Struct for DescribeQuorumResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -241,20 +245,36 @@ impl Struct for DescribeQuorumResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The partition error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 2+; nullable in 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
+    /// The ID of the current leader or -1 if the leader is unknown.
+    ///
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
+    /// The latest known leader epoch.
+    ///
     /// `LeaderEpoch` (int32), versions 0+.
     pub leader_epoch: i32,
+    /// The high water mark.
+    ///
     /// `HighWatermark` (int64), versions 0+.
     pub high_watermark: i64,
+    /// The current voters of the partition.
+    ///
     /// `CurrentVoters` ([]ReplicaState), versions 0+.
     pub current_voters: Vec<ReplicaState>,
+    /// The observers of the partition.
+    ///
     /// `Observers` ([]ReplicaState), versions 0+.
     pub observers: Vec<ReplicaState>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -262,6 +282,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData {
             partition_index: 0,
@@ -280,48 +301,56 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `high_watermark` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_high_watermark(mut self, value: i64) -> Self {
         self.high_watermark = value;
         self
     }
     /// Sets `current_voters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_voters(mut self, value: Vec<ReplicaState>) -> Self {
         self.current_voters = value;
         self
     }
     /// Sets `observers` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_observers(mut self, value: Vec<ReplicaState>) -> Self {
         self.observers = value;
         self
@@ -329,14 +358,11 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i16(buf, *(&self.error_code));
         if !(v >= 2) && !(self.error_message == Some(String::new())) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "PartitionData",
@@ -363,27 +389,17 @@ impl Struct for PartitionData {
                 }
             }
         }
-        if true {
-            put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_epoch));
+        put_i64(buf, *(&self.high_watermark));
+        put_array_len(buf, Some((&self.current_voters).len()), flex)
+            .map_err(|e| e.at("PartitionData", "CurrentVoters"))?;
+        for e in (&self.current_voters).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
-        if true {
-            put_i64(buf, *(&self.high_watermark));
-        }
-        if true {
-            put_array_len(buf, Some((&self.current_voters).len()), flex)
-                .map_err(|e| e.at("PartitionData", "CurrentVoters"))?;
-            for e in (&self.current_voters).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_array_len(buf, Some((&self.observers).len()), flex).map_err(|e| e.at("PartitionData", "Observers"))?;
-            for e in (&self.observers).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.observers).len()), flex).map_err(|e| e.at("PartitionData", "Observers"))?;
+        for e in (&self.observers).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -401,15 +417,12 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         if v >= 2 {
             n += (if v >= 2 {
                 len_nullable_string((&self.error_message).as_deref(), flex)
@@ -417,23 +430,13 @@ impl Struct for PartitionData {
                 (&self.error_message).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += (len_array_len(Some((&self.current_voters).len()), flex)
-                + (&self.current_voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.observers).len()), flex)
-                + (&self.observers).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 4;
+        n += 8;
+        n += (len_array_len(Some((&self.current_voters).len()), flex)
+            + (&self.current_voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.observers).len()), flex)
+            + (&self.observers).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -443,44 +446,29 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if v >= 2 {
             this.error_message = (|| -> DResult<Option<String>> {
                 Ok(if v >= 2 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("error_message"))?;
         }
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
-        if true {
-            this.high_watermark =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("high_watermark"))?;
-        }
-        if true {
-            this.current_voters = (|| -> DResult<Vec<ReplicaState>> {
-                Ok(get_array(buf, flex, ReplicaState::min_size(v), |buf| Ok(ReplicaState::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("current_voters"))?;
-        }
-        if true {
-            this.observers = (|| -> DResult<Vec<ReplicaState>> {
-                Ok(get_array(buf, flex, ReplicaState::min_size(v), |buf| Ok(ReplicaState::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("observers"))?;
-        }
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
+        this.high_watermark = get_i64(buf).map_err(|e| e.field("high_watermark"))?;
+        this.current_voters = (|| -> DResult<Vec<ReplicaState>> {
+            Ok(get_array(buf, flex, ReplicaState::min_size(v), |buf| Ok(ReplicaState::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("current_voters"))?;
+        this.observers = (|| -> DResult<Vec<ReplicaState>> {
+            Ok(get_array(buf, flex, ReplicaState::min_size(v), |buf| Ok(ReplicaState::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("observers"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -494,6 +482,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [25, 25, 26];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -560,8 +549,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
+    /// The topic name.
+    ///
     /// `TopicName` (string), versions 0+; entity: topicName.
     pub topic_name: String,
+    /// The partition data.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -569,6 +562,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic_name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -577,12 +571,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -590,16 +586,13 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -617,16 +610,13 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic_name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.topic_name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -636,19 +626,15 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_name = get_string(buf, flex).map_err(|e| e.field("topic_name"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -662,6 +648,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -692,10 +679,16 @@ impl Struct for TopicData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Listener {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 2+; map key.
     pub name: String,
+    /// The hostname.
+    ///
     /// `Host` (string), versions 2+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (uint16), versions 2+.
     pub port: u16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -703,6 +696,7 @@ pub struct Listener {
 }
 
 impl Default for Listener {
+    #[inline]
     fn default() -> Self {
         Listener { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -711,18 +705,21 @@ impl Default for Listener {
 impl Listener {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -730,6 +727,7 @@ impl Listener {
 }
 
 impl Struct for Listener {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if !(v >= 2) && !(self.name.is_empty()) {
@@ -778,6 +776,7 @@ impl Struct for Listener {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -799,17 +798,18 @@ impl Struct for Listener {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
         if v >= 2 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
+            this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
         }
         if v >= 2 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v >= 2 {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_u16(buf).map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -824,6 +824,7 @@ impl Struct for Listener {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [1, 1, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -856,8 +857,12 @@ impl Struct for Listener {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Node {
+    /// The ID of the associated node.
+    ///
     /// `NodeId` (int32), versions 2+; entity: brokerId; map key.
     pub node_id: i32,
+    /// The listeners of this controller.
+    ///
     /// `Listeners` ([]Listener), versions 2+.
     pub listeners: Vec<Listener>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -865,6 +870,7 @@ pub struct Node {
 }
 
 impl Default for Node {
+    #[inline]
     fn default() -> Self {
         Node { node_id: 0, listeners: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -873,12 +879,14 @@ impl Default for Node {
 impl Node {
     /// Sets `node_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `listeners` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: Vec<Listener>) -> Self {
         self.listeners = value;
         self
@@ -886,6 +894,7 @@ impl Node {
 }
 
 impl Struct for Node {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if !(v >= 2) && !(self.node_id == 0) {
@@ -927,6 +936,7 @@ impl Struct for Node {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -946,11 +956,12 @@ impl Struct for Node {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
         if v >= 2 {
-            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = get_i32(buf).map_err(|e| e.field("node_id"))?;
         }
         if v >= 2 {
             this.listeners = (|| -> DResult<Vec<Listener>> {
@@ -971,6 +982,7 @@ impl Struct for Node {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [1, 1, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -1005,14 +1017,24 @@ impl Struct for Node {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplicaState {
+    /// The ID of the replica.
+    ///
     /// `ReplicaId` (int32), versions 0+; entity: brokerId.
     pub replica_id: i32,
+    /// The replica directory ID of the replica.
+    ///
     /// `ReplicaDirectoryId` (uuid), versions 2+.
     pub replica_directory_id: Uuid,
+    /// The last known log end offset of the follower or -1 if it is unknown.
+    ///
     /// `LogEndOffset` (int64), versions 0+.
     pub log_end_offset: i64,
+    /// The last known leader wall clock time time when a follower fetched from the leader. This is reported as -1 both for the current leader or if it is unknown for a voter.
+    ///
     /// `LastFetchTimestamp` (int64), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub last_fetch_timestamp: i64,
+    /// The leader wall clock append time of the offset for which the follower made the most recent fetch request. This is reported as the current time for the leader and -1 if unknown for a voter.
+    ///
     /// `LastCaughtUpTimestamp` (int64), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub last_caught_up_timestamp: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -1020,6 +1042,7 @@ pub struct ReplicaState {
 }
 
 impl Default for ReplicaState {
+    #[inline]
     fn default() -> Self {
         ReplicaState {
             replica_id: 0,
@@ -1035,30 +1058,35 @@ impl Default for ReplicaState {
 impl ReplicaState {
     /// Sets `replica_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `replica_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_directory_id(mut self, value: Uuid) -> Self {
         self.replica_directory_id = value;
         self
     }
     /// Sets `log_end_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_log_end_offset(mut self, value: i64) -> Self {
         self.log_end_offset = value;
         self
     }
     /// Sets `last_fetch_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_fetch_timestamp(mut self, value: i64) -> Self {
         self.last_fetch_timestamp = value;
         self
     }
     /// Sets `last_caught_up_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_caught_up_timestamp(mut self, value: i64) -> Self {
         self.last_caught_up_timestamp = value;
         self
@@ -1066,11 +1094,10 @@ impl ReplicaState {
 }
 
 impl Struct for ReplicaState {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.replica_id));
-        }
+        put_i32(buf, *(&self.replica_id));
         if !(v >= 2) && !(self.replica_directory_id.is_zero()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "ReplicaState",
@@ -1081,9 +1108,7 @@ impl Struct for ReplicaState {
         if v >= 2 {
             put_uuid(buf, (&self.replica_directory_id));
         }
-        if true {
-            put_i64(buf, *(&self.log_end_offset));
-        }
+        put_i64(buf, *(&self.log_end_offset));
         if !(v >= 1) && !(self.last_fetch_timestamp == -1) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "ReplicaState",
@@ -1120,18 +1145,15 @@ impl Struct for ReplicaState {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if v >= 2 {
             n += 16;
         }
-        if true {
-            n += 8;
-        }
+        n += 8;
         if v >= 1 {
             n += 8;
         }
@@ -1147,27 +1169,20 @@ impl Struct for ReplicaState {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.replica_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
-        }
+        this.replica_id = get_i32(buf).map_err(|e| e.field("replica_id"))?;
         if v >= 2 {
-            this.replica_directory_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("replica_directory_id"))?;
+            this.replica_directory_id = get_uuid(buf).map_err(|e| e.field("replica_directory_id"))?;
         }
-        if true {
-            this.log_end_offset =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("log_end_offset"))?;
+        this.log_end_offset = get_i64(buf).map_err(|e| e.field("log_end_offset"))?;
+        if v >= 1 {
+            this.last_fetch_timestamp = get_i64(buf).map_err(|e| e.field("last_fetch_timestamp"))?;
         }
         if v >= 1 {
-            this.last_fetch_timestamp =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_fetch_timestamp"))?;
-        }
-        if v >= 1 {
-            this.last_caught_up_timestamp =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_caught_up_timestamp"))?;
+            this.last_caught_up_timestamp = get_i64(buf).map_err(|e| e.field("last_caught_up_timestamp"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -1182,6 +1197,7 @@ impl Struct for ReplicaState {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [13, 29, 45];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsRequest {
+    /// The topics to fetch details for.
+    ///
     /// `Topics` ([]TopicRequest), versions 0+.
     pub topics: Vec<TopicRequest>,
+    /// The maximum number of partitions included in the response.
+    ///
     /// `ResponsePartitionLimit` (int32), versions 0+; default `2000`.
     pub response_partition_limit: i32,
+    /// The first topic and partition index to fetch details for.
+    ///
     /// `Cursor` (Cursor), versions 0+; nullable in 0+; default `null`.
     pub cursor: Option<Cursor>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct DescribeTopicPartitionsRequest {
 }
 
 impl Default for DescribeTopicPartitionsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeTopicPartitionsRequest {
             topics: Vec::new(),
@@ -37,18 +44,21 @@ impl Default for DescribeTopicPartitionsRequest {
 impl DescribeTopicPartitionsRequest {
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicRequest>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `response_partition_limit` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_response_partition_limit(mut self, value: i32) -> Self {
         self.response_partition_limit = value;
         self
     }
     /// Sets `cursor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cursor(mut self, value: Option<Cursor>) -> Self {
         self.cursor = value;
         self
@@ -56,25 +66,20 @@ impl DescribeTopicPartitionsRequest {
 }
 
 impl Struct for DescribeTopicPartitionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_i32(buf, *(&self.response_partition_limit));
-        }
-        if true {
-            match (&self.cursor) {
-                None => put_i8(buf, -1),
-                Some(s) => {
-                    put_i8(buf, 1);
-                    s.encode_inner(buf, v)?;
-                }
+        put_i32(buf, *(&self.response_partition_limit));
+        match (&self.cursor) {
+            None => put_i8(buf, -1),
+            Some(s) => {
+                put_i8(buf, 1);
+                s.encode_inner(buf, v)?;
             }
         }
         if flex {
@@ -93,19 +98,14 @@ impl Struct for DescribeTopicPartitionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (1 + (&self.cursor).as_ref().map_or(0, |s| s.len_inner(v)));
-        }
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 4;
+        n += (1 + (&self.cursor).as_ref().map_or(0, |s| s.len_inner(v)));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -115,25 +115,19 @@ impl Struct for DescribeTopicPartitionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicRequest>> {
-                Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| Ok(TopicRequest::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
-        if true {
-            this.response_partition_limit =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("response_partition_limit"))?;
-        }
-        if true {
-            this.cursor = (|| -> DResult<Option<Cursor>> {
-                Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
-            })()
-            .map_err(|e| e.field("cursor"))?;
-        }
+        this.topics = (|| -> DResult<Vec<TopicRequest>> {
+            Ok(get_array(buf, flex, TopicRequest::min_size(v), |buf| Ok(TopicRequest::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
+        this.response_partition_limit = get_i32(buf).map_err(|e| e.field("response_partition_limit"))?;
+        this.cursor = (|| -> DResult<Option<Cursor>> {
+            Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
+        })()
+        .map_err(|e| e.field("cursor"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -147,6 +141,7 @@ impl Struct for DescribeTopicPartitionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -179,6 +174,8 @@ impl Struct for DescribeTopicPartitionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicRequest {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -186,6 +183,7 @@ pub struct TopicRequest {
 }
 
 impl Default for TopicRequest {
+    #[inline]
     fn default() -> Self {
         TopicRequest { name: String::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -194,6 +192,7 @@ impl Default for TopicRequest {
 impl TopicRequest {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
@@ -201,11 +200,10 @@ impl TopicRequest {
 }
 
 impl Struct for TopicRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicRequest", "Name"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicRequest", "Name"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -222,12 +220,11 @@ impl Struct for TopicRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
+        n += len_string((&self.name), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -237,12 +234,11 @@ impl Struct for TopicRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -256,6 +252,7 @@ impl Struct for TopicRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -281,8 +278,12 @@ impl Struct for TopicRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Cursor {
+    /// The name for the first topic to process.
+    ///
     /// `TopicName` (string), versions 0+; entity: topicName.
     pub topic_name: String,
+    /// The partition index to start with.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -290,6 +291,7 @@ pub struct Cursor {
 }
 
 impl Default for Cursor {
+    #[inline]
     fn default() -> Self {
         Cursor { topic_name: String::new(), partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -298,12 +300,14 @@ impl Default for Cursor {
 impl Cursor {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -311,14 +315,11 @@ impl Cursor {
 }
 
 impl Struct for Cursor {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
+        put_i32(buf, *(&self.partition_index));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -335,15 +336,12 @@ impl Struct for Cursor {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic_name), flex);
-        }
-        if true {
-            n += 4;
-        }
+        n += len_string((&self.topic_name), flex);
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -353,17 +351,12 @@ impl Struct for Cursor {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
-        }
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.topic_name = get_string(buf, flex).map_err(|e| e.field("topic_name"))?;
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -377,6 +370,7 @@ impl Struct for Cursor {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -408,5 +402,6 @@ impl Message for DescribeTopicPartitionsRequest {
 
 impl crate::message::Request for DescribeTopicPartitionsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeTopicPartitions;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::describe_topic_partitions_response::DescribeTopicPartitionsResponse;
 }

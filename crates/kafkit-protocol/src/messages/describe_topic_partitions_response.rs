@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// Each topic in the response.
+    ///
     /// `Topics` ([]DescribeTopicPartitionsResponseTopic), versions 0+.
     pub topics: Vec<DescribeTopicPartitionsResponseTopic>,
+    /// The next topic and partition index to fetch details for.
+    ///
     /// `NextCursor` (Cursor), versions 0+; nullable in 0+; default `null`.
     pub next_cursor: Option<Cursor>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct DescribeTopicPartitionsResponse {
 }
 
 impl Default for DescribeTopicPartitionsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeTopicPartitionsResponse {
             throttle_time_ms: 0,
@@ -37,18 +44,21 @@ impl Default for DescribeTopicPartitionsResponse {
 impl DescribeTopicPartitionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<DescribeTopicPartitionsResponseTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `next_cursor` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_next_cursor(mut self, value: Option<Cursor>) -> Self {
         self.next_cursor = value;
         self
@@ -56,25 +66,20 @@ impl DescribeTopicPartitionsResponse {
 }
 
 impl Struct for DescribeTopicPartitionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            match (&self.next_cursor) {
-                None => put_i8(buf, -1),
-                Some(s) => {
-                    put_i8(buf, 1);
-                    s.encode_inner(buf, v)?;
-                }
+        match (&self.next_cursor) {
+            None => put_i8(buf, -1),
+            Some(s) => {
+                put_i8(buf, 1);
+                s.encode_inner(buf, v)?;
             }
         }
         if flex {
@@ -93,19 +98,14 @@ impl Struct for DescribeTopicPartitionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (1 + (&self.next_cursor).as_ref().map_or(0, |s| s.len_inner(v)));
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (1 + (&self.next_cursor).as_ref().map_or(0, |s| s.len_inner(v)));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -115,27 +115,21 @@ impl Struct for DescribeTopicPartitionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<DescribeTopicPartitionsResponseTopic>> {
-                Ok(get_array(buf, flex, DescribeTopicPartitionsResponseTopic::min_size(v), |buf| {
-                    Ok(DescribeTopicPartitionsResponseTopic::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
-        if true {
-            this.next_cursor = (|| -> DResult<Option<Cursor>> {
-                Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
-            })()
-            .map_err(|e| e.field("next_cursor"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.topics = (|| -> DResult<Vec<DescribeTopicPartitionsResponseTopic>> {
+            Ok(get_array(buf, flex, DescribeTopicPartitionsResponseTopic::min_size(v), |buf| {
+                Ok(DescribeTopicPartitionsResponseTopic::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
+        this.next_cursor = (|| -> DResult<Option<Cursor>> {
+            Ok(if get_struct_marker(buf)? { Some(Cursor::decode_inner(buf, v)?) } else { None })
+        })()
+        .map_err(|e| e.field("next_cursor"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -149,6 +143,7 @@ impl Struct for DescribeTopicPartitionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -181,22 +176,40 @@ impl Struct for DescribeTopicPartitionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponsePartition {
+    /// The partition error, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The ID of the leader broker.
+    ///
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
+    /// The leader epoch of this partition.
+    ///
     /// `LeaderEpoch` (int32), versions 0+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_epoch: i32,
+    /// The set of all nodes that host this partition.
+    ///
     /// `ReplicaNodes` ([]int32), versions 0+; entity: brokerId.
     pub replica_nodes: Vec<i32>,
+    /// The set of nodes that are in sync with the leader for this partition.
+    ///
     /// `IsrNodes` ([]int32), versions 0+; entity: brokerId.
     pub isr_nodes: Vec<i32>,
+    /// The new eligible leader replicas otherwise.
+    ///
     /// `EligibleLeaderReplicas` ([]int32), versions 0+; nullable in 0+; default `null`; entity: brokerId.
     pub eligible_leader_replicas: Option<Vec<i32>>,
+    /// The last known ELR.
+    ///
     /// `LastKnownElr` ([]int32), versions 0+; nullable in 0+; default `null`; entity: brokerId.
     pub last_known_elr: Option<Vec<i32>>,
+    /// The set of offline replicas of this partition.
+    ///
     /// `OfflineReplicas` ([]int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: brokerId.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -204,6 +217,7 @@ pub struct DescribeTopicPartitionsResponsePartition {
 }
 
 impl Default for DescribeTopicPartitionsResponsePartition {
+    #[inline]
     fn default() -> Self {
         DescribeTopicPartitionsResponsePartition {
             error_code: 0,
@@ -223,54 +237,63 @@ impl Default for DescribeTopicPartitionsResponsePartition {
 impl DescribeTopicPartitionsResponsePartition {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `replica_nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_nodes(mut self, value: Vec<i32>) -> Self {
         self.replica_nodes = value;
         self
     }
     /// Sets `isr_nodes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_isr_nodes(mut self, value: Vec<i32>) -> Self {
         self.isr_nodes = value;
         self
     }
     /// Sets `eligible_leader_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_eligible_leader_replicas(mut self, value: Option<Vec<i32>>) -> Self {
         self.eligible_leader_replicas = value;
         self
     }
     /// Sets `last_known_elr` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_known_elr(mut self, value: Option<Vec<i32>>) -> Self {
         self.last_known_elr = value;
         self
     }
     /// Sets `offline_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_offline_replicas(mut self, value: Vec<i32>) -> Self {
         self.offline_replicas = value;
         self
@@ -278,70 +301,53 @@ impl DescribeTopicPartitionsResponsePartition {
 }
 
 impl Struct for DescribeTopicPartitionsResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.error_code));
+        put_i16(buf, *(&self.error_code));
+        put_i32(buf, *(&self.partition_index));
+        put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_epoch));
+        put_array_len(buf, Some((&self.replica_nodes).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "ReplicaNodes"))?;
+        for e in (&self.replica_nodes).iter() {
+            put_i32(buf, *e);
         }
-        if true {
-            put_i32(buf, *(&self.partition_index));
+        put_array_len(buf, Some((&self.isr_nodes).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "IsrNodes"))?;
+        for e in (&self.isr_nodes).iter() {
+            put_i32(buf, *e);
         }
-        if true {
-            put_i32(buf, *(&self.leader_id));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
-        if true {
-            put_array_len(buf, Some((&self.replica_nodes).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "ReplicaNodes"))?;
-            for e in (&self.replica_nodes).iter() {
-                put_i32(buf, *e);
+        match (&self.eligible_leader_replicas) {
+            None => {
+                put_array_len(buf, None, flex)
+                    .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
             }
-        }
-        if true {
-            put_array_len(buf, Some((&self.isr_nodes).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "IsrNodes"))?;
-            for e in (&self.isr_nodes).iter() {
-                put_i32(buf, *e);
-            }
-        }
-        if true {
-            match (&self.eligible_leader_replicas) {
-                None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
-                    for e in a.iter() {
-                        put_i32(buf, *e);
-                    }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex)
+                    .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "EligibleLeaderReplicas"))?;
+                for e in a.iter() {
+                    put_i32(buf, *e);
                 }
             }
         }
-        if true {
-            match (&self.last_known_elr) {
-                None => {
-                    put_array_len(buf, None, flex)
-                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
-                    for e in a.iter() {
-                        put_i32(buf, *e);
-                    }
+        match (&self.last_known_elr) {
+            None => {
+                put_array_len(buf, None, flex)
+                    .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
+            }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex)
+                    .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "LastKnownElr"))?;
+                for e in a.iter() {
+                    put_i32(buf, *e);
                 }
             }
         }
-        if true {
-            put_array_len(buf, Some((&self.offline_replicas).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "OfflineReplicas"))?;
-            for e in (&self.offline_replicas).iter() {
-                put_i32(buf, *e);
-            }
+        put_array_len(buf, Some((&self.offline_replicas).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponsePartition", "OfflineReplicas"))?;
+        for e in (&self.offline_replicas).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -359,42 +365,25 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.replica_nodes).len()), flex) + (&self.replica_nodes).len() * 4);
-        }
-        if true {
-            n += (len_array_len(Some((&self.isr_nodes).len()), flex) + (&self.isr_nodes).len() * 4);
-        }
-        if true {
-            n += match (&self.eligible_leader_replicas) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.len() * 4),
-            };
-        }
-        if true {
-            n += match (&self.last_known_elr) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.len() * 4),
-            };
-        }
-        if true {
-            n += (len_array_len(Some((&self.offline_replicas).len()), flex) + (&self.offline_replicas).len() * 4);
-        }
+        n += 2;
+        n += 4;
+        n += 4;
+        n += 4;
+        n += (len_array_len(Some((&self.replica_nodes).len()), flex) + (&self.replica_nodes).len() * 4);
+        n += (len_array_len(Some((&self.isr_nodes).len()), flex) + (&self.isr_nodes).len() * 4);
+        n += match (&self.eligible_leader_replicas) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.len() * 4),
+        };
+        n += match (&self.last_known_elr) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.len() * 4),
+        };
+        n += (len_array_len(Some((&self.offline_replicas).len()), flex) + (&self.offline_replicas).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -404,45 +393,26 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
-        if true {
-            this.replica_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("replica_nodes"))?;
-        }
-        if true {
-            this.isr_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("isr_nodes"))?;
-        }
-        if true {
-            this.eligible_leader_replicas =
-                (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("eligible_leader_replicas"))?;
-        }
-        if true {
-            this.last_known_elr =
-                (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("last_known_elr"))?;
-        }
-        if true {
-            this.offline_replicas =
-                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("offline_replicas"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
+        this.replica_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("replica_nodes"))?;
+        this.isr_nodes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("isr_nodes"))?;
+        this.eligible_leader_replicas =
+            (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("eligible_leader_replicas"))?;
+        this.last_known_elr =
+            (|| -> DResult<Option<Vec<i32>>> { Ok(get_nullable_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+                .map_err(|e| e.field("last_known_elr"))?;
+        this.offline_replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("offline_replicas"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -456,6 +426,7 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [20];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -515,16 +486,28 @@ impl Struct for DescribeTopicPartitionsResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponseTopic {
+    /// The topic error, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; nullable in 0+; entity: topicName; map key.
     pub name: Option<String>,
+    /// The topic id.
+    ///
     /// `TopicId` (uuid), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub topic_id: Uuid,
+    /// True if the topic is internal.
+    ///
     /// `IsInternal` (bool), versions 0+; default `false`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub is_internal: bool,
+    /// Each partition in the topic.
+    ///
     /// `Partitions` ([]DescribeTopicPartitionsResponsePartition), versions 0+.
     pub partitions: Vec<DescribeTopicPartitionsResponsePartition>,
+    /// 32-bit bitfield to represent authorized operations for this topic.
+    ///
     /// `TopicAuthorizedOperations` (int32), versions 0+; default `-2147483648`.
     pub topic_authorized_operations: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -532,6 +515,7 @@ pub struct DescribeTopicPartitionsResponseTopic {
 }
 
 impl Default for DescribeTopicPartitionsResponseTopic {
+    #[inline]
     fn default() -> Self {
         DescribeTopicPartitionsResponseTopic {
             error_code: 0,
@@ -548,36 +532,42 @@ impl Default for DescribeTopicPartitionsResponseTopic {
 impl DescribeTopicPartitionsResponseTopic {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: Option<String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `is_internal` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_is_internal(mut self, value: bool) -> Self {
         self.is_internal = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<DescribeTopicPartitionsResponsePartition>) -> Self {
         self.partitions = value;
         self
     }
     /// Sets `topic_authorized_operations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_authorized_operations(mut self, value: i32) -> Self {
         self.topic_authorized_operations = value;
         self
@@ -585,31 +575,20 @@ impl DescribeTopicPartitionsResponseTopic {
 }
 
 impl Struct for DescribeTopicPartitionsResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.error_code));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.name).as_deref(), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponseTopic", "Name"))?;
+        put_uuid(buf, (&self.topic_id));
+        put_bool(buf, *(&self.is_internal));
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("DescribeTopicPartitionsResponseTopic", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_nullable_string(buf, (&self.name).as_deref(), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponseTopic", "Name"))?;
-        }
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_bool(buf, *(&self.is_internal));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("DescribeTopicPartitionsResponseTopic", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_i32(buf, *(&self.topic_authorized_operations));
-        }
+        put_i32(buf, *(&self.topic_authorized_operations));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -626,28 +605,17 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.name).as_deref(), flex);
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 4;
-        }
+        n += 2;
+        n += len_nullable_string((&self.name).as_deref(), flex);
+        n += 16;
+        n += 1;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -657,34 +625,21 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.name = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.is_internal = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("is_internal"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<DescribeTopicPartitionsResponsePartition>> {
-                Ok(get_array(buf, flex, DescribeTopicPartitionsResponsePartition::min_size(v), |buf| {
-                    Ok(DescribeTopicPartitionsResponsePartition::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
-        if true {
-            this.topic_authorized_operations =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("topic_authorized_operations"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.name = get_nullable_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.is_internal = get_bool(buf).map_err(|e| e.field("is_internal"))?;
+        this.partitions = (|| -> DResult<Vec<DescribeTopicPartitionsResponsePartition>> {
+            Ok(get_array(buf, flex, DescribeTopicPartitionsResponsePartition::min_size(v), |buf| {
+                Ok(DescribeTopicPartitionsResponsePartition::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
+        this.topic_authorized_operations = get_i32(buf).map_err(|e| e.field("topic_authorized_operations"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -698,6 +653,7 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [26];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -746,8 +702,12 @@ impl Struct for DescribeTopicPartitionsResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Cursor {
+    /// The name for the first topic to process.
+    ///
     /// `TopicName` (string), versions 0+; entity: topicName.
     pub topic_name: String,
+    /// The partition index to start with.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -755,6 +715,7 @@ pub struct Cursor {
 }
 
 impl Default for Cursor {
+    #[inline]
     fn default() -> Self {
         Cursor { topic_name: String::new(), partition_index: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -763,12 +724,14 @@ impl Default for Cursor {
 impl Cursor {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -776,14 +739,11 @@ impl Cursor {
 }
 
 impl Struct for Cursor {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("Cursor", "TopicName"))?;
+        put_i32(buf, *(&self.partition_index));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -800,15 +760,12 @@ impl Struct for Cursor {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic_name), flex);
-        }
-        if true {
-            n += 4;
-        }
+        n += len_string((&self.topic_name), flex);
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -818,17 +775,12 @@ impl Struct for Cursor {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
-        }
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.topic_name = get_string(buf, flex).map_err(|e| e.field("topic_name"))?;
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -842,6 +794,7 @@ impl Struct for Cursor {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

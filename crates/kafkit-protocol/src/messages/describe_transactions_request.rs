@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTransactionsRequest {
+    /// Array of transactionalIds to include in describe results. If empty, then no results will be returned.
+    ///
     /// `TransactionalIds` ([]string), versions 0+; entity: transactionalId.
     pub transactional_ids: Vec<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +22,7 @@ pub struct DescribeTransactionsRequest {
 }
 
 impl Default for DescribeTransactionsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeTransactionsRequest { transactional_ids: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +31,7 @@ impl Default for DescribeTransactionsRequest {
 impl DescribeTransactionsRequest {
     /// Sets `transactional_ids` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_ids(mut self, value: Vec<String>) -> Self {
         self.transactional_ids = value;
         self
@@ -35,14 +39,13 @@ impl DescribeTransactionsRequest {
 }
 
 impl Struct for DescribeTransactionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.transactional_ids).len()), flex)
-                .map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
-            for e in (&self.transactional_ids).iter() {
-                put_string(buf, e, flex).map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
-            }
+        put_array_len(buf, Some((&self.transactional_ids).len()), flex)
+            .map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
+        for e in (&self.transactional_ids).iter() {
+            put_string(buf, e, flex).map_err(|e| e.at("DescribeTransactionsRequest", "TransactionalIds"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -60,13 +63,12 @@ impl Struct for DescribeTransactionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.transactional_ids).len()), flex)
-                + (&self.transactional_ids).iter().map(|e| len_string(e, flex)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.transactional_ids).len()), flex)
+            + (&self.transactional_ids).iter().map(|e| len_string(e, flex)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -76,15 +78,14 @@ impl Struct for DescribeTransactionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.transactional_ids = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
-            })()
-            .map_err(|e| e.field("transactional_ids"))?;
-        }
+        this.transactional_ids = (|| -> DResult<Vec<String>> {
+            Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
+        })()
+        .map_err(|e| e.field("transactional_ids"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -98,6 +99,7 @@ impl Struct for DescribeTransactionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -128,5 +130,6 @@ impl Message for DescribeTransactionsRequest {
 
 impl crate::message::Request for DescribeTransactionsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeTransactions;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::describe_transactions_response::DescribeTransactionsResponse;
 }

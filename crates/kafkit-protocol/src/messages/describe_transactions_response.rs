@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTransactionsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The current state of the transaction.
+    ///
     /// `TransactionStates` ([]TransactionState), versions 0+.
     pub transaction_states: Vec<TransactionState>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct DescribeTransactionsResponse {
 }
 
 impl Default for DescribeTransactionsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeTransactionsResponse {
             throttle_time_ms: 0,
@@ -34,12 +39,14 @@ impl Default for DescribeTransactionsResponse {
 impl DescribeTransactionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `transaction_states` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_states(mut self, value: Vec<TransactionState>) -> Self {
         self.transaction_states = value;
         self
@@ -47,17 +54,14 @@ impl DescribeTransactionsResponse {
 }
 
 impl Struct for DescribeTransactionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.transaction_states).len()), flex)
-                .map_err(|e| e.at("DescribeTransactionsResponse", "TransactionStates"))?;
-            for e in (&self.transaction_states).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.transaction_states).len()), flex)
+            .map_err(|e| e.at("DescribeTransactionsResponse", "TransactionStates"))?;
+        for e in (&self.transaction_states).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -75,16 +79,13 @@ impl Struct for DescribeTransactionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.transaction_states).len()), flex)
-                + (&self.transaction_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.transaction_states).len()), flex)
+            + (&self.transaction_states).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -94,21 +95,15 @@ impl Struct for DescribeTransactionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.transaction_states = (|| -> DResult<Vec<TransactionState>> {
-                Ok(get_array(buf, flex, TransactionState::min_size(v), |buf| {
-                    Ok(TransactionState::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("transaction_states"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.transaction_states = (|| -> DResult<Vec<TransactionState>> {
+            Ok(get_array(buf, flex, TransactionState::min_size(v), |buf| Ok(TransactionState::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("transaction_states"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -122,6 +117,7 @@ impl Struct for DescribeTransactionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,8 +148,12 @@ impl Struct for DescribeTransactionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
+    /// The topic name.
+    ///
     /// `Topic` (string), versions 0+; entity: topicName; map key.
     pub topic: String,
+    /// The partition ids included in the current transaction.
+    ///
     /// `Partitions` ([]int32), versions 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -161,6 +161,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -169,12 +170,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -182,16 +185,13 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicData", "Topic"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                put_i32(buf, *e);
-            }
+        put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicData", "Topic"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -209,15 +209,12 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
-        }
+        n += len_string((&self.topic), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -227,16 +224,13 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic = get_string(buf, flex).map_err(|e| e.field("topic"))?;
+        this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -250,6 +244,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -280,20 +275,36 @@ impl Struct for TopicData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TransactionState {
+    /// The error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The transactional id.
+    ///
     /// `TransactionalId` (string), versions 0+; entity: transactionalId.
     pub transactional_id: String,
+    /// The current transaction state of the producer.
+    ///
     /// `TransactionState` (string), versions 0+.
     pub transaction_state: String,
+    /// The timeout in milliseconds for the transaction.
+    ///
     /// `TransactionTimeoutMs` (int32), versions 0+.
     pub transaction_timeout_ms: i32,
+    /// The start time of the transaction in milliseconds.
+    ///
     /// `TransactionStartTimeMs` (int64), versions 0+.
     pub transaction_start_time_ms: i64,
+    /// The current producer id associated with the transaction.
+    ///
     /// `ProducerId` (int64), versions 0+; entity: producerId.
     pub producer_id: i64,
+    /// The current epoch associated with the producer id.
+    ///
     /// `ProducerEpoch` (int16), versions 0+.
     pub producer_epoch: i16,
+    /// The set of partitions included in the current transaction (if active). When a transaction is preparing to commit or abort, this will include only partitions which do not have markers.
+    ///
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -301,6 +312,7 @@ pub struct TransactionState {
 }
 
 impl Default for TransactionState {
+    #[inline]
     fn default() -> Self {
         TransactionState {
             error_code: 0,
@@ -319,48 +331,56 @@ impl Default for TransactionState {
 impl TransactionState {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `transaction_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_state(mut self, value: String) -> Self {
         self.transaction_state = value;
         self
     }
     /// Sets `transaction_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_timeout_ms(mut self, value: i32) -> Self {
         self.transaction_timeout_ms = value;
         self
     }
     /// Sets `transaction_start_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transaction_start_time_ms(mut self, value: i64) -> Self {
         self.transaction_start_time_ms = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
@@ -368,35 +388,19 @@ impl TransactionState {
 }
 
 impl Struct for TransactionState {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("TransactionState", "TransactionalId"))?;
-        }
-        if true {
-            put_string(buf, (&self.transaction_state), flex)
-                .map_err(|e| e.at("TransactionState", "TransactionState"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.transaction_timeout_ms));
-        }
-        if true {
-            put_i64(buf, *(&self.transaction_start_time_ms));
-        }
-        if true {
-            put_i64(buf, *(&self.producer_id));
-        }
-        if true {
-            put_i16(buf, *(&self.producer_epoch));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("TransactionState", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i16(buf, *(&self.error_code));
+        put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("TransactionState", "TransactionalId"))?;
+        put_string(buf, (&self.transaction_state), flex).map_err(|e| e.at("TransactionState", "TransactionState"))?;
+        put_i32(buf, *(&self.transaction_timeout_ms));
+        put_i64(buf, *(&self.transaction_start_time_ms));
+        put_i64(buf, *(&self.producer_id));
+        put_i16(buf, *(&self.producer_epoch));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("TransactionState", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -414,34 +418,19 @@ impl Struct for TransactionState {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_string((&self.transactional_id), flex);
-        }
-        if true {
-            n += len_string((&self.transaction_state), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 2;
+        n += len_string((&self.transactional_id), flex);
+        n += len_string((&self.transaction_state), flex);
+        n += 4;
+        n += 8;
+        n += 8;
+        n += 2;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -451,41 +440,21 @@ impl Struct for TransactionState {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.transactional_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
-        }
-        if true {
-            this.transaction_state =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transaction_state"))?;
-        }
-        if true {
-            this.transaction_timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("transaction_timeout_ms"))?;
-        }
-        if true {
-            this.transaction_start_time_ms =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("transaction_start_time_ms"))?;
-        }
-        if true {
-            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
-        }
-        if true {
-            this.producer_epoch =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.transactional_id = get_string(buf, flex).map_err(|e| e.field("transactional_id"))?;
+        this.transaction_state = get_string(buf, flex).map_err(|e| e.field("transaction_state"))?;
+        this.transaction_timeout_ms = get_i32(buf).map_err(|e| e.field("transaction_timeout_ms"))?;
+        this.transaction_start_time_ms = get_i64(buf).map_err(|e| e.field("transaction_start_time_ms"))?;
+        this.producer_id = get_i64(buf).map_err(|e| e.field("producer_id"))?;
+        this.producer_epoch = get_i16(buf).map_err(|e| e.field("producer_epoch"))?;
+        this.topics = (|| -> DResult<Vec<TopicData>> {
+            Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -499,6 +468,7 @@ impl Struct for TransactionState {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [28];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsRequest {
+    /// The users to describe, or null/empty to describe all users.
+    ///
     /// `Users` ([]UserName), versions 0+; nullable in 0+.
     pub users: Option<Vec<UserName>>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +22,7 @@ pub struct DescribeUserScramCredentialsRequest {
 }
 
 impl Default for DescribeUserScramCredentialsRequest {
+    #[inline]
     fn default() -> Self {
         DescribeUserScramCredentialsRequest { users: Some(Vec::new()), unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +31,7 @@ impl Default for DescribeUserScramCredentialsRequest {
 impl DescribeUserScramCredentialsRequest {
     /// Sets `users` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_users(mut self, value: Option<Vec<UserName>>) -> Self {
         self.users = value;
         self
@@ -35,19 +39,18 @@ impl DescribeUserScramCredentialsRequest {
 }
 
 impl Struct for DescribeUserScramCredentialsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            match (&self.users) {
-                None => {
-                    put_array_len(buf, None, flex).map_err(|e| e.at("DescribeUserScramCredentialsRequest", "Users"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("DescribeUserScramCredentialsRequest", "Users"))?;
-                    for e in a.iter() {
-                        e.encode_inner(buf, v)?;
-                    }
+        match (&self.users) {
+            None => {
+                put_array_len(buf, None, flex).map_err(|e| e.at("DescribeUserScramCredentialsRequest", "Users"))?;
+            }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex)
+                    .map_err(|e| e.at("DescribeUserScramCredentialsRequest", "Users"))?;
+                for e in a.iter() {
+                    e.encode_inner(buf, v)?;
                 }
             }
         }
@@ -67,15 +70,14 @@ impl Struct for DescribeUserScramCredentialsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += match (&self.users) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
-            };
-        }
+        n += match (&self.users) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
+        };
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -85,15 +87,14 @@ impl Struct for DescribeUserScramCredentialsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.users = (|| -> DResult<Option<Vec<UserName>>> {
-                Ok(get_nullable_array(buf, flex, UserName::min_size(v), |buf| Ok(UserName::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("users"))?;
-        }
+        this.users = (|| -> DResult<Option<Vec<UserName>>> {
+            Ok(get_nullable_array(buf, flex, UserName::min_size(v), |buf| Ok(UserName::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("users"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -107,6 +108,7 @@ impl Struct for DescribeUserScramCredentialsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -135,6 +137,8 @@ impl Struct for DescribeUserScramCredentialsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UserName {
+    /// The user name.
+    ///
     /// `Name` (string), versions 0+.
     pub name: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -142,6 +146,7 @@ pub struct UserName {
 }
 
 impl Default for UserName {
+    #[inline]
     fn default() -> Self {
         UserName { name: String::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -150,6 +155,7 @@ impl Default for UserName {
 impl UserName {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
@@ -157,11 +163,10 @@ impl UserName {
 }
 
 impl Struct for UserName {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("UserName", "Name"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("UserName", "Name"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -178,12 +183,11 @@ impl Struct for UserName {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
+        n += len_string((&self.name), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -193,12 +197,11 @@ impl Struct for UserName {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -212,6 +215,7 @@ impl Struct for UserName {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -242,5 +246,6 @@ impl Message for DescribeUserScramCredentialsRequest {
 
 impl crate::message::Request for DescribeUserScramCredentialsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::DescribeUserScramCredentials;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::describe_user_scram_credentials_response::DescribeUserScramCredentialsResponse;
 }

@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The message-level error code, 0 except for user authorization or infrastructure issues.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The message-level error message, if any.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The results for descriptions, one per user.
+    ///
     /// `Results` ([]DescribeUserScramCredentialsResult), versions 0+.
     pub results: Vec<DescribeUserScramCredentialsResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct DescribeUserScramCredentialsResponse {
 }
 
 impl Default for DescribeUserScramCredentialsResponse {
+    #[inline]
     fn default() -> Self {
         DescribeUserScramCredentialsResponse {
             throttle_time_ms: 0,
@@ -40,24 +49,28 @@ impl Default for DescribeUserScramCredentialsResponse {
 impl DescribeUserScramCredentialsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<DescribeUserScramCredentialsResult>) -> Self {
         self.results = value;
         self
@@ -65,24 +78,17 @@ impl DescribeUserScramCredentialsResponse {
 }
 
 impl Struct for DescribeUserScramCredentialsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResponse", "ErrorMessage"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.results).len()), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResponse", "Results"))?;
-            for e in (&self.results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("DescribeUserScramCredentialsResponse", "ErrorMessage"))?;
+        put_array_len(buf, Some((&self.results).len()), flex)
+            .map_err(|e| e.at("DescribeUserScramCredentialsResponse", "Results"))?;
+        for e in (&self.results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -100,22 +106,15 @@ impl Struct for DescribeUserScramCredentialsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += (len_array_len(Some((&self.results).len()), flex)
+            + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -125,28 +124,19 @@ impl Struct for DescribeUserScramCredentialsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.results = (|| -> DResult<Vec<DescribeUserScramCredentialsResult>> {
-                Ok(get_array(buf, flex, DescribeUserScramCredentialsResult::min_size(v), |buf| {
-                    Ok(DescribeUserScramCredentialsResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.results = (|| -> DResult<Vec<DescribeUserScramCredentialsResult>> {
+            Ok(get_array(buf, flex, DescribeUserScramCredentialsResult::min_size(v), |buf| {
+                Ok(DescribeUserScramCredentialsResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -160,6 +150,7 @@ impl Struct for DescribeUserScramCredentialsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -196,8 +187,12 @@ impl Struct for DescribeUserScramCredentialsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CredentialInfo {
+    /// The SCRAM mechanism.
+    ///
     /// `Mechanism` (int8), versions 0+.
     pub mechanism: i8,
+    /// The number of iterations used in the SCRAM credential.
+    ///
     /// `Iterations` (int32), versions 0+.
     pub iterations: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -205,6 +200,7 @@ pub struct CredentialInfo {
 }
 
 impl Default for CredentialInfo {
+    #[inline]
     fn default() -> Self {
         CredentialInfo { mechanism: 0, iterations: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -213,12 +209,14 @@ impl Default for CredentialInfo {
 impl CredentialInfo {
     /// Sets `mechanism` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
     }
     /// Sets `iterations` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_iterations(mut self, value: i32) -> Self {
         self.iterations = value;
         self
@@ -226,14 +224,11 @@ impl CredentialInfo {
 }
 
 impl Struct for CredentialInfo {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i8(buf, *(&self.mechanism));
-        }
-        if true {
-            put_i32(buf, *(&self.iterations));
-        }
+        put_i8(buf, *(&self.mechanism));
+        put_i32(buf, *(&self.iterations));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -250,15 +245,12 @@ impl Struct for CredentialInfo {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 1;
-        }
-        if true {
-            n += 4;
-        }
+        n += 1;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -268,15 +260,12 @@ impl Struct for CredentialInfo {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.mechanism = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("mechanism"))?;
-        }
-        if true {
-            this.iterations = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("iterations"))?;
-        }
+        this.mechanism = get_i8(buf).map_err(|e| e.field("mechanism"))?;
+        this.iterations = get_i32(buf).map_err(|e| e.field("iterations"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -290,6 +279,7 @@ impl Struct for CredentialInfo {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -316,12 +306,20 @@ impl Struct for CredentialInfo {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsResult {
+    /// The user name.
+    ///
     /// `User` (string), versions 0+.
     pub user: String,
+    /// The user-level error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The user-level error message, if any.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The mechanism and related information associated with the user's SCRAM credentials.
+    ///
     /// `CredentialInfos` ([]CredentialInfo), versions 0+.
     pub credential_infos: Vec<CredentialInfo>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -329,6 +327,7 @@ pub struct DescribeUserScramCredentialsResult {
 }
 
 impl Default for DescribeUserScramCredentialsResult {
+    #[inline]
     fn default() -> Self {
         DescribeUserScramCredentialsResult {
             user: String::new(),
@@ -343,24 +342,28 @@ impl Default for DescribeUserScramCredentialsResult {
 impl DescribeUserScramCredentialsResult {
     /// Sets `user` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_user(mut self, value: String) -> Self {
         self.user = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `credential_infos` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_credential_infos(mut self, value: Vec<CredentialInfo>) -> Self {
         self.credential_infos = value;
         self
@@ -368,24 +371,17 @@ impl DescribeUserScramCredentialsResult {
 }
 
 impl Struct for DescribeUserScramCredentialsResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.user), flex).map_err(|e| e.at("DescribeUserScramCredentialsResult", "User"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResult", "ErrorMessage"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.credential_infos).len()), flex)
-                .map_err(|e| e.at("DescribeUserScramCredentialsResult", "CredentialInfos"))?;
-            for e in (&self.credential_infos).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.user), flex).map_err(|e| e.at("DescribeUserScramCredentialsResult", "User"))?;
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("DescribeUserScramCredentialsResult", "ErrorMessage"))?;
+        put_array_len(buf, Some((&self.credential_infos).len()), flex)
+            .map_err(|e| e.at("DescribeUserScramCredentialsResult", "CredentialInfos"))?;
+        for e in (&self.credential_infos).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -403,22 +399,15 @@ impl Struct for DescribeUserScramCredentialsResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.user), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.credential_infos).len()), flex)
-                + (&self.credential_infos).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.user), flex);
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += (len_array_len(Some((&self.credential_infos).len()), flex)
+            + (&self.credential_infos).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -428,25 +417,17 @@ impl Struct for DescribeUserScramCredentialsResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.user = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("user"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.credential_infos = (|| -> DResult<Vec<CredentialInfo>> {
-                Ok(get_array(buf, flex, CredentialInfo::min_size(v), |buf| Ok(CredentialInfo::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("credential_infos"))?;
-        }
+        this.user = get_string(buf, flex).map_err(|e| e.field("user"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.credential_infos = (|| -> DResult<Vec<CredentialInfo>> {
+            Ok(get_array(buf, flex, CredentialInfo::min_size(v), |buf| Ok(CredentialInfo::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("credential_infos"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -460,6 +441,7 @@ impl Struct for DescribeUserScramCredentialsResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElectLeadersRequest {
+    /// Type of elections to conduct for the partition. A value of '0' elects the preferred replica. A value of '1' elects the first live replica if there are no in-sync replica.
+    ///
     /// `ElectionType` (int8), versions 1+.
     pub election_type: i8,
+    /// The topic partitions to elect leaders.
+    ///
     /// `TopicPartitions` ([]TopicPartitions), versions 0+; nullable in 0+.
     pub topic_partitions: Option<Vec<TopicPartitions>>,
+    /// The time in ms to wait for the election to complete.
+    ///
     /// `TimeoutMs` (int32), versions 0+; default `60000`.
     pub timeout_ms: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct ElectLeadersRequest {
 }
 
 impl Default for ElectLeadersRequest {
+    #[inline]
     fn default() -> Self {
         ElectLeadersRequest {
             election_type: 0,
@@ -37,18 +44,21 @@ impl Default for ElectLeadersRequest {
 impl ElectLeadersRequest {
     /// Sets `election_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_election_type(mut self, value: i8) -> Self {
         self.election_type = value;
         self
     }
     /// Sets `topic_partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(mut self, value: Option<Vec<TopicPartitions>>) -> Self {
         self.topic_partitions = value;
         self
     }
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
@@ -56,6 +66,7 @@ impl ElectLeadersRequest {
 }
 
 impl Struct for ElectLeadersRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
         if !(v >= 1) && !(self.election_type == 0) {
@@ -68,23 +79,18 @@ impl Struct for ElectLeadersRequest {
         if v >= 1 {
             put_i8(buf, *(&self.election_type));
         }
-        if true {
-            match (&self.topic_partitions) {
-                None => {
-                    put_array_len(buf, None, flex).map_err(|e| e.at("ElectLeadersRequest", "TopicPartitions"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("ElectLeadersRequest", "TopicPartitions"))?;
-                    for e in a.iter() {
-                        e.encode_inner(buf, v)?;
-                    }
+        match (&self.topic_partitions) {
+            None => {
+                put_array_len(buf, None, flex).map_err(|e| e.at("ElectLeadersRequest", "TopicPartitions"))?;
+            }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex).map_err(|e| e.at("ElectLeadersRequest", "TopicPartitions"))?;
+                for e in a.iter() {
+                    e.encode_inner(buf, v)?;
                 }
             }
         }
-        if true {
-            put_i32(buf, *(&self.timeout_ms));
-        }
+        put_i32(buf, *(&self.timeout_ms));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -101,21 +107,18 @@ impl Struct for ElectLeadersRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
         if v >= 1 {
             n += 1;
         }
-        if true {
-            n += match (&self.topic_partitions) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
-            };
-        }
-        if true {
-            n += 4;
-        }
+        n += match (&self.topic_partitions) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
+        };
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -125,23 +128,20 @@ impl Struct for ElectLeadersRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
         if v >= 1 {
-            this.election_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("election_type"))?;
+            this.election_type = get_i8(buf).map_err(|e| e.field("election_type"))?;
         }
-        if true {
-            this.topic_partitions = (|| -> DResult<Option<Vec<TopicPartitions>>> {
-                Ok(get_nullable_array(buf, flex, TopicPartitions::min_size(v), |buf| {
-                    Ok(TopicPartitions::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topic_partitions"))?;
-        }
-        if true {
-            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
-        }
+        this.topic_partitions = (|| -> DResult<Option<Vec<TopicPartitions>>> {
+            Ok(get_nullable_array(buf, flex, TopicPartitions::min_size(v), |buf| {
+                Ok(TopicPartitions::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topic_partitions"))?;
+        this.timeout_ms = get_i32(buf).map_err(|e| e.field("timeout_ms"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -155,6 +155,7 @@ impl Struct for ElectLeadersRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 9, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -187,8 +188,12 @@ impl Struct for ElectLeadersRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicPartitions {
+    /// The name of a topic.
+    ///
     /// `Topic` (string), versions 0+; entity: topicName; map key.
     pub topic: String,
+    /// The partitions of this topic whose leader should be elected.
+    ///
     /// `Partitions` ([]int32), versions 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -196,6 +201,7 @@ pub struct TopicPartitions {
 }
 
 impl Default for TopicPartitions {
+    #[inline]
     fn default() -> Self {
         TopicPartitions { topic: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -204,12 +210,14 @@ impl Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -217,17 +225,13 @@ impl TopicPartitions {
 }
 
 impl Struct for TopicPartitions {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicPartitions", "Topic"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicPartitions", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                put_i32(buf, *e);
-            }
+        put_string(buf, (&self.topic), flex).map_err(|e| e.at("TopicPartitions", "Topic"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicPartitions", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -245,15 +249,12 @@ impl Struct for TopicPartitions {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
-        }
+        n += len_string((&self.topic), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex) + (&self.partitions).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -263,16 +264,13 @@ impl Struct for TopicPartitions {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic = get_string(buf, flex).map_err(|e| e.field("topic"))?;
+        this.partitions = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -286,6 +284,7 @@ impl Struct for TopicPartitions {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -321,5 +320,6 @@ impl Message for ElectLeadersRequest {
 
 impl crate::message::Request for ElectLeadersRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ElectLeaders;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 2);
     type Response = crate::messages::elect_leaders_response::ElectLeadersResponse;
 }

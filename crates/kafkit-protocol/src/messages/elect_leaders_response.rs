@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElectLeadersResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The top level response error code.
+    ///
     /// `ErrorCode` (int16), versions 1+.
     pub error_code: i16,
+    /// The election results, or an empty array if the requester did not have permission and the request asks for all partitions.
+    ///
     /// `ReplicaElectionResults` ([]ReplicaElectionResult), versions 0+.
     pub replica_election_results: Vec<ReplicaElectionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct ElectLeadersResponse {
 }
 
 impl Default for ElectLeadersResponse {
+    #[inline]
     fn default() -> Self {
         ElectLeadersResponse {
             throttle_time_ms: 0,
@@ -37,18 +44,21 @@ impl Default for ElectLeadersResponse {
 impl ElectLeadersResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `replica_election_results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_election_results(mut self, value: Vec<ReplicaElectionResult>) -> Self {
         self.replica_election_results = value;
         self
@@ -56,11 +66,10 @@ impl ElectLeadersResponse {
 }
 
 impl Struct for ElectLeadersResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
         if !(v >= 1) && !(self.error_code == 0) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "ElectLeadersResponse",
@@ -71,12 +80,10 @@ impl Struct for ElectLeadersResponse {
         if v >= 1 {
             put_i16(buf, *(&self.error_code));
         }
-        if true {
-            put_array_len(buf, Some((&self.replica_election_results).len()), flex)
-                .map_err(|e| e.at("ElectLeadersResponse", "ReplicaElectionResults"))?;
-            for e in (&self.replica_election_results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.replica_election_results).len()), flex)
+            .map_err(|e| e.at("ElectLeadersResponse", "ReplicaElectionResults"))?;
+        for e in (&self.replica_election_results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -94,19 +101,16 @@ impl Struct for ElectLeadersResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if v >= 1 {
             n += 2;
         }
-        if true {
-            n += (len_array_len(Some((&self.replica_election_results).len()), flex)
-                + (&self.replica_election_results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.replica_election_results).len()), flex)
+            + (&self.replica_election_results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -116,24 +120,20 @@ impl Struct for ElectLeadersResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         if v >= 1 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
-        if true {
-            this.replica_election_results = (|| -> DResult<Vec<ReplicaElectionResult>> {
-                Ok(get_array(buf, flex, ReplicaElectionResult::min_size(v), |buf| {
-                    Ok(ReplicaElectionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("replica_election_results"))?;
-        }
+        this.replica_election_results = (|| -> DResult<Vec<ReplicaElectionResult>> {
+            Ok(get_array(buf, flex, ReplicaElectionResult::min_size(v), |buf| {
+                Ok(ReplicaElectionResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("replica_election_results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -147,6 +147,7 @@ impl Struct for ElectLeadersResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 10, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -181,10 +182,16 @@ impl Struct for ElectLeadersResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionResult {
+    /// The partition id.
+    ///
     /// `PartitionId` (int32), versions 0+.
     pub partition_id: i32,
+    /// The result error, or zero if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The result message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -192,6 +199,7 @@ pub struct PartitionResult {
 }
 
 impl Default for PartitionResult {
+    #[inline]
     fn default() -> Self {
         PartitionResult {
             partition_id: 0,
@@ -205,18 +213,21 @@ impl Default for PartitionResult {
 impl PartitionResult {
     /// Sets `partition_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_id(mut self, value: i32) -> Self {
         self.partition_id = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -224,18 +235,13 @@ impl PartitionResult {
 }
 
 impl Struct for PartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i32(buf, *(&self.partition_id));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
-        }
+        put_i32(buf, *(&self.partition_id));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -252,18 +258,13 @@ impl Struct for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -273,19 +274,13 @@ impl Struct for PartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.partition_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_id"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
+        this.partition_id = get_i32(buf).map_err(|e| e.field("partition_id"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -299,6 +294,7 @@ impl Struct for PartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -331,8 +327,12 @@ impl Struct for PartitionResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplicaElectionResult {
+    /// The topic name.
+    ///
     /// `Topic` (string), versions 0+; entity: topicName.
     pub topic: String,
+    /// The results for each partition.
+    ///
     /// `PartitionResult` ([]PartitionResult), versions 0+.
     pub partition_result: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -340,6 +340,7 @@ pub struct ReplicaElectionResult {
 }
 
 impl Default for ReplicaElectionResult {
+    #[inline]
     fn default() -> Self {
         ReplicaElectionResult { topic: String::new(), partition_result: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -348,12 +349,14 @@ impl Default for ReplicaElectionResult {
 impl ReplicaElectionResult {
     /// Sets `topic` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partition_result` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_result(mut self, value: Vec<PartitionResult>) -> Self {
         self.partition_result = value;
         self
@@ -361,17 +364,14 @@ impl ReplicaElectionResult {
 }
 
 impl Struct for ReplicaElectionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_string(buf, (&self.topic), flex).map_err(|e| e.at("ReplicaElectionResult", "Topic"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partition_result).len()), flex)
-                .map_err(|e| e.at("ReplicaElectionResult", "PartitionResult"))?;
-            for e in (&self.partition_result).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.topic), flex).map_err(|e| e.at("ReplicaElectionResult", "Topic"))?;
+        put_array_len(buf, Some((&self.partition_result).len()), flex)
+            .map_err(|e| e.at("ReplicaElectionResult", "PartitionResult"))?;
+        for e in (&self.partition_result).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -389,16 +389,13 @@ impl Struct for ReplicaElectionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partition_result).len()), flex)
-                + (&self.partition_result).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.topic), flex);
+        n += (len_array_len(Some((&self.partition_result).len()), flex)
+            + (&self.partition_result).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -408,20 +405,15 @@ impl Struct for ReplicaElectionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.topic = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic"))?;
-        }
-        if true {
-            this.partition_result = (|| -> DResult<Vec<PartitionResult>> {
-                Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| {
-                    Ok(PartitionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partition_result"))?;
-        }
+        this.topic = get_string(buf, flex).map_err(|e| e.field("topic"))?;
+        this.partition_result = (|| -> DResult<Vec<PartitionResult>> {
+            Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| Ok(PartitionResult::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partition_result"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -435,6 +427,7 @@ impl Struct for ReplicaElectionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

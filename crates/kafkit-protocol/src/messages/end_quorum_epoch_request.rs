@@ -10,13 +10,21 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `EndQuorumEpochRequest` (API key 54): versions 0-1, flexible versions 1+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EndQuorumEpochRequest {
+    /// The cluster id.
+    ///
     /// `ClusterId` (string), versions 0+; nullable in 0+; default `null`.
     pub cluster_id: Option<String>,
+    /// The topics.
+    ///
     /// `Topics` ([]TopicData), versions 0+.
     pub topics: Vec<TopicData>,
+    /// Endpoints for the leader.
+    ///
     /// `LeaderEndpoints` ([]LeaderEndpoint), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub leader_endpoints: Vec<LeaderEndpoint>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +32,7 @@ pub struct EndQuorumEpochRequest {
 }
 
 impl Default for EndQuorumEpochRequest {
+    #[inline]
     fn default() -> Self {
         EndQuorumEpochRequest {
             cluster_id: None,
@@ -37,18 +46,21 @@ impl Default for EndQuorumEpochRequest {
 impl EndQuorumEpochRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicData>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `leader_endpoints` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_endpoints(mut self, value: Vec<LeaderEndpoint>) -> Self {
         self.leader_endpoints = value;
         self
@@ -56,18 +68,14 @@ impl EndQuorumEpochRequest {
 }
 
 impl Struct for EndQuorumEpochRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
-                .map_err(|e| e.at("EndQuorumEpochRequest", "ClusterId"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("EndQuorumEpochRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
+            .map_err(|e| e.at("EndQuorumEpochRequest", "ClusterId"))?;
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("EndQuorumEpochRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if !(v >= 1) && !(self.leader_endpoints.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -99,16 +107,13 @@ impl Struct for EndQuorumEpochRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_nullable_string((&self.cluster_id).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_nullable_string((&self.cluster_id).as_deref(), flex);
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if v >= 1 {
             n += (len_array_len(Some((&self.leader_endpoints).len()), flex)
                 + (&self.leader_endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>());
@@ -122,19 +127,15 @@ impl Struct for EndQuorumEpochRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("cluster_id"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicData>> {
-                Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.cluster_id = get_nullable_string(buf, flex).map_err(|e| e.field("cluster_id"))?;
+        this.topics = (|| -> DResult<Vec<TopicData>> {
+            Ok(get_array(buf, flex, TopicData::min_size(v), |buf| Ok(TopicData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if v >= 1 {
             this.leader_endpoints = (|| -> DResult<Vec<LeaderEndpoint>> {
                 Ok(get_array(buf, flex, LeaderEndpoint::min_size(v), |buf| Ok(LeaderEndpoint::decode_inner(buf, v)?))?)
@@ -154,6 +155,7 @@ impl Struct for EndQuorumEpochRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -190,8 +192,12 @@ impl Struct for EndQuorumEpochRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReplicaInfo {
+    /// The ID of the candidate replica.
+    ///
     /// `CandidateId` (int32), versions 1+; entity: brokerId.
     pub candidate_id: i32,
+    /// The directory ID of the candidate replica.
+    ///
     /// `CandidateDirectoryId` (uuid), versions 1+.
     pub candidate_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -199,6 +205,7 @@ pub struct ReplicaInfo {
 }
 
 impl Default for ReplicaInfo {
+    #[inline]
     fn default() -> Self {
         ReplicaInfo { candidate_id: 0, candidate_directory_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
@@ -207,12 +214,14 @@ impl Default for ReplicaInfo {
 impl ReplicaInfo {
     /// Sets `candidate_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_candidate_id(mut self, value: i32) -> Self {
         self.candidate_id = value;
         self
     }
     /// Sets `candidate_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_candidate_directory_id(mut self, value: Uuid) -> Self {
         self.candidate_directory_id = value;
         self
@@ -220,6 +229,7 @@ impl ReplicaInfo {
 }
 
 impl Struct for ReplicaInfo {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if !(v >= 1) && !(self.candidate_id == 0) {
@@ -258,6 +268,7 @@ impl Struct for ReplicaInfo {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -276,15 +287,15 @@ impl Struct for ReplicaInfo {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
         if v >= 1 {
-            this.candidate_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("candidate_id"))?;
+            this.candidate_id = get_i32(buf).map_err(|e| e.field("candidate_id"))?;
         }
         if v >= 1 {
-            this.candidate_directory_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("candidate_directory_id"))?;
+            this.candidate_directory_id = get_uuid(buf).map_err(|e| e.field("candidate_directory_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -299,6 +310,7 @@ impl Struct for ReplicaInfo {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [0, 21];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -329,14 +341,24 @@ impl Struct for ReplicaInfo {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The current leader ID that is resigning.
+    ///
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
+    /// The current epoch.
+    ///
     /// `LeaderEpoch` (int32), versions 0+.
     pub leader_epoch: i32,
+    /// A sorted list of preferred successors to start the election.
+    ///
     /// `PreferredSuccessors` ([]int32), versions 0; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub preferred_successors: Vec<i32>,
+    /// A sorted list of preferred candidates to start the election.
+    ///
     /// `PreferredCandidates` ([]ReplicaInfo), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub preferred_candidates: Vec<ReplicaInfo>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -344,6 +366,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData {
             partition_index: 0,
@@ -359,30 +382,35 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `preferred_successors` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_preferred_successors(mut self, value: Vec<i32>) -> Self {
         self.preferred_successors = value;
         self
     }
     /// Sets `preferred_candidates` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_preferred_candidates(mut self, value: Vec<ReplicaInfo>) -> Self {
         self.preferred_candidates = value;
         self
@@ -390,17 +418,12 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_id));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_epoch));
         if !(v <= 0) && !(self.preferred_successors.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "PartitionData",
@@ -445,18 +468,13 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
+        n += 4;
+        n += 4;
+        n += 4;
         if v <= 0 {
             n += (len_array_len(Some((&self.preferred_successors).len()), flex)
                 + (&self.preferred_successors).len() * 4);
@@ -474,19 +492,13 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
         if v <= 0 {
             this.preferred_successors =
                 (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
@@ -511,6 +523,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [16, 14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -560,8 +573,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicData {
+    /// The topic name.
+    ///
     /// `TopicName` (string), versions 0+; entity: topicName.
     pub topic_name: String,
+    /// The partitions.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -569,6 +586,7 @@ pub struct TopicData {
 }
 
 impl Default for TopicData {
+    #[inline]
     fn default() -> Self {
         TopicData { topic_name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -577,12 +595,14 @@ impl Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -590,16 +610,13 @@ impl TopicData {
 }
 
 impl Struct for TopicData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.topic_name), flex).map_err(|e| e.at("TopicData", "TopicName"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -617,16 +634,13 @@ impl Struct for TopicData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.topic_name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.topic_name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -636,19 +650,15 @@ impl Struct for TopicData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.topic_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("topic_name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_name = get_string(buf, flex).map_err(|e| e.field("topic_name"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -662,6 +672,7 @@ impl Struct for TopicData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -692,10 +703,16 @@ impl Struct for TopicData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderEndpoint {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 1+; map key.
     pub name: String,
+    /// The node's hostname.
+    ///
     /// `Host` (string), versions 1+.
     pub host: String,
+    /// The node's port.
+    ///
     /// `Port` (uint16), versions 1+.
     pub port: u16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -703,6 +720,7 @@ pub struct LeaderEndpoint {
 }
 
 impl Default for LeaderEndpoint {
+    #[inline]
     fn default() -> Self {
         LeaderEndpoint { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -711,18 +729,21 @@ impl Default for LeaderEndpoint {
 impl LeaderEndpoint {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -730,6 +751,7 @@ impl LeaderEndpoint {
 }
 
 impl Struct for LeaderEndpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
         if !(v >= 1) && !(self.name.is_empty()) {
@@ -778,6 +800,7 @@ impl Struct for LeaderEndpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
@@ -799,17 +822,18 @@ impl Struct for LeaderEndpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
         if v >= 1 {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
+            this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
         }
         if v >= 1 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v >= 1 {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_u16(buf).map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -824,6 +848,7 @@ impl Struct for LeaderEndpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [0, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -861,5 +886,6 @@ impl Message for EndQuorumEpochRequest {
 
 impl crate::message::Request for EndQuorumEpochRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::EndQuorumEpoch;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::end_quorum_epoch_response::EndQuorumEpochResponse;
 }

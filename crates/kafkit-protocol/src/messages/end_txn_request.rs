@@ -10,17 +10,23 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `EndTxnRequest` (API key 26): versions 0-5, flexible versions 3+.
-///
-/// The schema marks its latest version unstable: brokers serve it only when configured to.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EndTxnRequest {
+    /// The ID of the transaction to end.
+    ///
     /// `TransactionalId` (string), versions 0+; entity: transactionalId.
     pub transactional_id: String,
+    /// The producer ID.
+    ///
     /// `ProducerId` (int64), versions 0+; entity: producerId.
     pub producer_id: i64,
+    /// The current epoch associated with the producer.
+    ///
     /// `ProducerEpoch` (int16), versions 0+.
     pub producer_epoch: i16,
+    /// True if the transaction was committed, false if it was aborted.
+    ///
     /// `Committed` (bool), versions 0+.
     pub committed: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -28,6 +34,7 @@ pub struct EndTxnRequest {
 }
 
 impl Default for EndTxnRequest {
+    #[inline]
     fn default() -> Self {
         EndTxnRequest {
             transactional_id: String::new(),
@@ -42,24 +49,28 @@ impl Default for EndTxnRequest {
 impl EndTxnRequest {
     /// Sets `transactional_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `committed` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_committed(mut self, value: bool) -> Self {
         self.committed = value;
         self
@@ -67,20 +78,13 @@ impl EndTxnRequest {
 }
 
 impl Struct for EndTxnRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("EndTxnRequest", "TransactionalId"))?;
-        }
-        if true {
-            put_i64(buf, *(&self.producer_id));
-        }
-        if true {
-            put_i16(buf, *(&self.producer_epoch));
-        }
-        if true {
-            put_bool(buf, *(&self.committed));
-        }
+        put_string(buf, (&self.transactional_id), flex).map_err(|e| e.at("EndTxnRequest", "TransactionalId"))?;
+        put_i64(buf, *(&self.producer_id));
+        put_i16(buf, *(&self.producer_epoch));
+        put_bool(buf, *(&self.committed));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -97,21 +101,14 @@ impl Struct for EndTxnRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.transactional_id), flex);
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 1;
-        }
+        n += len_string((&self.transactional_id), flex);
+        n += 8;
+        n += 2;
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -121,23 +118,14 @@ impl Struct for EndTxnRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.transactional_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("transactional_id"))?;
-        }
-        if true {
-            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
-        }
-        if true {
-            this.producer_epoch =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
-        }
-        if true {
-            this.committed = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("committed"))?;
-        }
+        this.transactional_id = get_string(buf, flex).map_err(|e| e.field("transactional_id"))?;
+        this.producer_id = get_i64(buf).map_err(|e| e.field("producer_id"))?;
+        this.producer_epoch = get_i16(buf).map_err(|e| e.field("producer_epoch"))?;
+        this.committed = get_bool(buf).map_err(|e| e.field("committed"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -151,6 +139,7 @@ impl Struct for EndTxnRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [13, 13, 13, 13, 13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -192,5 +181,6 @@ impl Message for EndTxnRequest {
 
 impl crate::message::Request for EndTxnRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::EndTxn;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 5);
     type Response = crate::messages::end_txn_response::EndTxnResponse;
 }

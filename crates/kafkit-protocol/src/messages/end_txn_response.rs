@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EndTxnResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The producer ID.
+    ///
     /// `ProducerId` (int64), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value); entity: producerId.
     pub producer_id: i64,
+    /// The current epoch associated with the producer.
+    ///
     /// `ProducerEpoch` (int16), versions 5+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub producer_epoch: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct EndTxnResponse {
 }
 
 impl Default for EndTxnResponse {
+    #[inline]
     fn default() -> Self {
         EndTxnResponse {
             throttle_time_ms: 0,
@@ -40,24 +49,28 @@ impl Default for EndTxnResponse {
 impl EndTxnResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `producer_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
@@ -65,14 +78,11 @@ impl EndTxnResponse {
 }
 
 impl Struct for EndTxnResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
         if !(v >= 5) && !(self.producer_id == -1) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "EndTxnResponse",
@@ -109,15 +119,12 @@ impl Struct for EndTxnResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         if v >= 5 {
             n += 8;
         }
@@ -133,22 +140,17 @@ impl Struct for EndTxnResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        if v >= 5 {
+            this.producer_id = get_i64(buf).map_err(|e| e.field("producer_id"))?;
         }
         if v >= 5 {
-            this.producer_id = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("producer_id"))?;
-        }
-        if v >= 5 {
-            this.producer_epoch =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("producer_epoch"))?;
+            this.producer_epoch = get_i16(buf).map_err(|e| e.field("producer_epoch"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -163,6 +165,7 @@ impl Struct for EndTxnResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 7, 7, 17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

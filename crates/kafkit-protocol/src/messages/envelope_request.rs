@@ -10,13 +10,21 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `EnvelopeRequest` (API key 58): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EnvelopeRequest {
+    /// The embedded request header and data.
+    ///
     /// `RequestData` (bytes), versions 0+.
     pub request_data: Bytes,
+    /// Value of the initial client principal when the request is redirected by a broker.
+    ///
     /// `RequestPrincipal` (bytes), versions 0+; nullable in 0+.
     pub request_principal: Option<Bytes>,
+    /// The original client's address in bytes.
+    ///
     /// `ClientHostAddress` (bytes), versions 0+.
     pub client_host_address: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +32,7 @@ pub struct EnvelopeRequest {
 }
 
 impl Default for EnvelopeRequest {
+    #[inline]
     fn default() -> Self {
         EnvelopeRequest {
             request_data: Bytes::new(),
@@ -37,18 +46,21 @@ impl Default for EnvelopeRequest {
 impl EnvelopeRequest {
     /// Sets `request_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_request_data(mut self, value: Bytes) -> Self {
         self.request_data = value;
         self
     }
     /// Sets `request_principal` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_request_principal(mut self, value: Option<Bytes>) -> Self {
         self.request_principal = value;
         self
     }
     /// Sets `client_host_address` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_host_address(mut self, value: Bytes) -> Self {
         self.client_host_address = value;
         self
@@ -56,19 +68,13 @@ impl EnvelopeRequest {
 }
 
 impl Struct for EnvelopeRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_bytes(buf, (&self.request_data), flex).map_err(|e| e.at("EnvelopeRequest", "RequestData"))?;
-        }
-        if true {
-            put_nullable_bytes(buf, (&self.request_principal).as_deref(), flex)
-                .map_err(|e| e.at("EnvelopeRequest", "RequestPrincipal"))?;
-        }
-        if true {
-            put_bytes(buf, (&self.client_host_address), flex)
-                .map_err(|e| e.at("EnvelopeRequest", "ClientHostAddress"))?;
-        }
+        put_bytes(buf, (&self.request_data), flex).map_err(|e| e.at("EnvelopeRequest", "RequestData"))?;
+        put_nullable_bytes(buf, (&self.request_principal).as_deref(), flex)
+            .map_err(|e| e.at("EnvelopeRequest", "RequestPrincipal"))?;
+        put_bytes(buf, (&self.client_host_address), flex).map_err(|e| e.at("EnvelopeRequest", "ClientHostAddress"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -85,18 +91,13 @@ impl Struct for EnvelopeRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_bytes((&self.request_data), flex);
-        }
-        if true {
-            n += len_nullable_bytes((&self.request_principal).as_deref(), flex);
-        }
-        if true {
-            n += len_bytes((&self.client_host_address), flex);
-        }
+        n += len_bytes((&self.request_data), flex);
+        n += len_nullable_bytes((&self.request_principal).as_deref(), flex);
+        n += len_bytes((&self.client_host_address), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -106,21 +107,13 @@ impl Struct for EnvelopeRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.request_data =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("request_data"))?;
-        }
-        if true {
-            this.request_principal = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("request_principal"))?;
-        }
-        if true {
-            this.client_host_address =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("client_host_address"))?;
-        }
+        this.request_data = get_bytes(buf, flex).map_err(|e| e.field("request_data"))?;
+        this.request_principal = get_nullable_bytes(buf, flex).map_err(|e| e.field("request_principal"))?;
+        this.client_host_address = get_bytes(buf, flex).map_err(|e| e.field("client_host_address"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -134,6 +127,7 @@ impl Struct for EnvelopeRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -171,5 +165,6 @@ impl Message for EnvelopeRequest {
 
 impl crate::message::Request for EnvelopeRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::Envelope;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::envelope_response::EnvelopeResponse;
 }

@@ -10,11 +10,17 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `EnvelopeResponse` (API key 58): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EnvelopeResponse {
+    /// The embedded response header and data.
+    ///
     /// `ResponseData` (bytes), versions 0+; nullable in 0+; default `null`.
     pub response_data: Option<Bytes>,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +28,7 @@ pub struct EnvelopeResponse {
 }
 
 impl Default for EnvelopeResponse {
+    #[inline]
     fn default() -> Self {
         EnvelopeResponse { response_data: None, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +37,14 @@ impl Default for EnvelopeResponse {
 impl EnvelopeResponse {
     /// Sets `response_data` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_response_data(mut self, value: Option<Bytes>) -> Self {
         self.response_data = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -43,15 +52,12 @@ impl EnvelopeResponse {
 }
 
 impl Struct for EnvelopeResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_nullable_bytes(buf, (&self.response_data).as_deref(), flex)
-                .map_err(|e| e.at("EnvelopeResponse", "ResponseData"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_nullable_bytes(buf, (&self.response_data).as_deref(), flex)
+            .map_err(|e| e.at("EnvelopeResponse", "ResponseData"))?;
+        put_i16(buf, *(&self.error_code));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -68,15 +74,12 @@ impl Struct for EnvelopeResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_nullable_bytes((&self.response_data).as_deref(), flex);
-        }
-        if true {
-            n += 2;
-        }
+        n += len_nullable_bytes((&self.response_data).as_deref(), flex);
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -86,16 +89,12 @@ impl Struct for EnvelopeResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.response_data = (|| -> DResult<Option<Bytes>> { Ok(get_nullable_bytes(buf, flex)?) })()
-                .map_err(|e| e.field("response_data"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.response_data = get_nullable_bytes(buf, flex).map_err(|e| e.field("response_data"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -109,6 +108,7 @@ impl Struct for EnvelopeResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

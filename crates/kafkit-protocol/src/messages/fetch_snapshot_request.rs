@@ -10,15 +10,25 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `FetchSnapshotRequest` (API key 59): versions 0-1, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchSnapshotRequest {
+    /// The clusterId if known, this is used to validate metadata fetches prior to broker registration.
+    ///
     /// `ClusterId` (string), versions 0+; nullable in 0+; tagged field 0 in 0+; default `null`.
     pub cluster_id: Option<String>,
+    /// The broker ID of the follower.
+    ///
     /// `ReplicaId` (int32), versions 0+; default `-1`; entity: brokerId.
     pub replica_id: i32,
+    /// The maximum bytes to fetch from all of the snapshots.
+    ///
     /// `MaxBytes` (int32), versions 0+; default `0x7fffffff`.
     pub max_bytes: i32,
+    /// The topics to fetch.
+    ///
     /// `Topics` ([]TopicSnapshot), versions 0+.
     pub topics: Vec<TopicSnapshot>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +36,7 @@ pub struct FetchSnapshotRequest {
 }
 
 impl Default for FetchSnapshotRequest {
+    #[inline]
     fn default() -> Self {
         FetchSnapshotRequest {
             cluster_id: None,
@@ -40,24 +51,28 @@ impl Default for FetchSnapshotRequest {
 impl FetchSnapshotRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `replica_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `max_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_bytes(mut self, value: i32) -> Self {
         self.max_bytes = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicSnapshot>) -> Self {
         self.topics = value;
         self
@@ -65,19 +80,14 @@ impl FetchSnapshotRequest {
 }
 
 impl Struct for FetchSnapshotRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.replica_id));
-        }
-        if true {
-            put_i32(buf, *(&self.max_bytes));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("FetchSnapshotRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.replica_id));
+        put_i32(buf, *(&self.max_bytes));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("FetchSnapshotRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -103,19 +113,14 @@ impl Struct for FetchSnapshotRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 4;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -129,21 +134,16 @@ impl Struct for FetchSnapshotRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.replica_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("replica_id"))?;
-        }
-        if true {
-            this.max_bytes = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("max_bytes"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicSnapshot>> {
-                Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| Ok(TopicSnapshot::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.replica_id = get_i32(buf).map_err(|e| e.field("replica_id"))?;
+        this.max_bytes = get_i32(buf).map_err(|e| e.field("max_bytes"))?;
+        this.topics = (|| -> DResult<Vec<TopicSnapshot>> {
+            Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| Ok(TopicSnapshot::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -163,6 +163,7 @@ impl Struct for FetchSnapshotRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [10, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -197,8 +198,12 @@ impl Struct for FetchSnapshotRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SnapshotId {
+    /// The end offset of the snapshot.
+    ///
     /// `EndOffset` (int64), versions 0+.
     pub end_offset: i64,
+    /// The epoch of the snapshot.
+    ///
     /// `Epoch` (int32), versions 0+.
     pub epoch: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -206,6 +211,7 @@ pub struct SnapshotId {
 }
 
 impl Default for SnapshotId {
+    #[inline]
     fn default() -> Self {
         SnapshotId { end_offset: 0, epoch: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -214,12 +220,14 @@ impl Default for SnapshotId {
 impl SnapshotId {
     /// Sets `end_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
     }
     /// Sets `epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
@@ -227,14 +235,11 @@ impl SnapshotId {
 }
 
 impl Struct for SnapshotId {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i64(buf, *(&self.end_offset));
-        }
-        if true {
-            put_i32(buf, *(&self.epoch));
-        }
+        put_i64(buf, *(&self.end_offset));
+        put_i32(buf, *(&self.epoch));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -251,15 +256,12 @@ impl Struct for SnapshotId {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 4;
-        }
+        n += 8;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -269,15 +271,12 @@ impl Struct for SnapshotId {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
-        }
-        if true {
-            this.epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
-        }
+        this.end_offset = get_i64(buf).map_err(|e| e.field("end_offset"))?;
+        this.epoch = get_i32(buf).map_err(|e| e.field("epoch"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -291,6 +290,7 @@ impl Struct for SnapshotId {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -317,14 +317,24 @@ impl Struct for SnapshotId {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionSnapshot {
+    /// The partition index.
+    ///
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
+    /// The current leader epoch of the partition, -1 for unknown leader epoch.
+    ///
     /// `CurrentLeaderEpoch` (int32), versions 0+.
     pub current_leader_epoch: i32,
+    /// The snapshot endOffset and epoch to fetch.
+    ///
     /// `SnapshotId` (SnapshotId), versions 0+.
     pub snapshot_id: SnapshotId,
+    /// The byte position within the snapshot to start fetching from.
+    ///
     /// `Position` (int64), versions 0+.
     pub position: i64,
+    /// The directory id of the follower fetching.
+    ///
     /// `ReplicaDirectoryId` (uuid), versions 1+; tagged field 0 in 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub replica_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -332,6 +342,7 @@ pub struct PartitionSnapshot {
 }
 
 impl Default for PartitionSnapshot {
+    #[inline]
     fn default() -> Self {
         PartitionSnapshot {
             partition: 0,
@@ -347,30 +358,35 @@ impl Default for PartitionSnapshot {
 impl PartitionSnapshot {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `current_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `snapshot_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_snapshot_id(mut self, value: SnapshotId) -> Self {
         self.snapshot_id = value;
         self
     }
     /// Sets `position` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_position(mut self, value: i64) -> Self {
         self.position = value;
         self
     }
     /// Sets `replica_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replica_directory_id(mut self, value: Uuid) -> Self {
         self.replica_directory_id = value;
         self
@@ -378,20 +394,13 @@ impl PartitionSnapshot {
 }
 
 impl Struct for PartitionSnapshot {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition));
-        }
-        if true {
-            put_i32(buf, *(&self.current_leader_epoch));
-        }
-        if true {
-            (&self.snapshot_id).encode_inner(buf, v)?;
-        }
-        if true {
-            put_i64(buf, *(&self.position));
-        }
+        put_i32(buf, *(&self.partition));
+        put_i32(buf, *(&self.current_leader_epoch));
+        (&self.snapshot_id).encode_inner(buf, v)?;
+        put_i64(buf, *(&self.position));
         if !(v >= 1) && !(self.replica_directory_id.is_zero()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "PartitionSnapshot",
@@ -422,21 +431,14 @@ impl Struct for PartitionSnapshot {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (&self.snapshot_id).len_inner(v);
-        }
-        if true {
-            n += 8;
-        }
+        n += 4;
+        n += 4;
+        n += (&self.snapshot_id).len_inner(v);
+        n += 8;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -450,23 +452,14 @@ impl Struct for PartitionSnapshot {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
-        }
-        if true {
-            this.current_leader_epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("current_leader_epoch"))?;
-        }
-        if true {
-            this.snapshot_id = (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
-                .map_err(|e| e.field("snapshot_id"))?;
-        }
-        if true {
-            this.position = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("position"))?;
-        }
+        this.partition = get_i32(buf).map_err(|e| e.field("partition"))?;
+        this.current_leader_epoch = get_i32(buf).map_err(|e| e.field("current_leader_epoch"))?;
+        this.snapshot_id = SnapshotId::decode_inner(buf, v).map_err(|e| e.field("snapshot_id"))?;
+        this.position = get_i64(buf).map_err(|e| e.field("position"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -486,6 +479,7 @@ impl Struct for PartitionSnapshot {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [30, 30];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -531,8 +525,12 @@ impl Struct for PartitionSnapshot {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicSnapshot {
+    /// The name of the topic to fetch.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// The partitions to fetch.
+    ///
     /// `Partitions` ([]PartitionSnapshot), versions 0+.
     pub partitions: Vec<PartitionSnapshot>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -540,6 +538,7 @@ pub struct TopicSnapshot {
 }
 
 impl Default for TopicSnapshot {
+    #[inline]
     fn default() -> Self {
         TopicSnapshot { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -548,12 +547,14 @@ impl Default for TopicSnapshot {
 impl TopicSnapshot {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionSnapshot>) -> Self {
         self.partitions = value;
         self
@@ -561,17 +562,13 @@ impl TopicSnapshot {
 }
 
 impl Struct for TopicSnapshot {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicSnapshot", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicSnapshot", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicSnapshot", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicSnapshot", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -589,16 +586,13 @@ impl Struct for TopicSnapshot {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -608,20 +602,17 @@ impl Struct for TopicSnapshot {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionSnapshot>> {
-                Ok(get_array(buf, flex, PartitionSnapshot::min_size(v), |buf| {
-                    Ok(PartitionSnapshot::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionSnapshot>> {
+            Ok(get_array(buf, flex, PartitionSnapshot::min_size(v), |buf| {
+                Ok(PartitionSnapshot::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -635,6 +626,7 @@ impl Struct for TopicSnapshot {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -670,5 +662,6 @@ impl Message for FetchSnapshotRequest {
 
 impl crate::message::Request for FetchSnapshotRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::FetchSnapshot;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::fetch_snapshot_response::FetchSnapshotResponse;
 }

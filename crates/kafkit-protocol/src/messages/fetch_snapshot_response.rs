@@ -10,15 +10,25 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `FetchSnapshotResponse` (API key 59): versions 0-1, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchSnapshotResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The top level response error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The topics to fetch.
+    ///
     /// `Topics` ([]TopicSnapshot), versions 0+.
     pub topics: Vec<TopicSnapshot>,
+    /// Endpoints for all current-leaders enumerated in PartitionSnapshot.
+    ///
     /// `NodeEndpoints` ([]NodeEndpoint), versions 1+; tagged field 0 in 1+.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +36,7 @@ pub struct FetchSnapshotResponse {
 }
 
 impl Default for FetchSnapshotResponse {
+    #[inline]
     fn default() -> Self {
         FetchSnapshotResponse {
             throttle_time_ms: 0,
@@ -40,24 +51,28 @@ impl Default for FetchSnapshotResponse {
 impl FetchSnapshotResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<TopicSnapshot>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `node_endpoints` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_endpoints(mut self, value: Vec<NodeEndpoint>) -> Self {
         self.node_endpoints = value;
         self
@@ -65,20 +80,14 @@ impl FetchSnapshotResponse {
 }
 
 impl Struct for FetchSnapshotResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("FetchSnapshotResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("FetchSnapshotResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if !(v >= 1) && !(self.node_endpoints.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -119,19 +128,14 @@ impl Struct for FetchSnapshotResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -149,22 +153,16 @@ impl Struct for FetchSnapshotResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<TopicSnapshot>> {
-                Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| Ok(TopicSnapshot::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.topics = (|| -> DResult<Vec<TopicSnapshot>> {
+            Ok(get_array(buf, flex, TopicSnapshot::min_size(v), |buf| Ok(TopicSnapshot::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -188,6 +186,7 @@ impl Struct for FetchSnapshotResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -228,8 +227,12 @@ impl Struct for FetchSnapshotResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SnapshotId {
+    /// The snapshot end offset.
+    ///
     /// `EndOffset` (int64), versions 0+.
     pub end_offset: i64,
+    /// The snapshot epoch.
+    ///
     /// `Epoch` (int32), versions 0+.
     pub epoch: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -237,6 +240,7 @@ pub struct SnapshotId {
 }
 
 impl Default for SnapshotId {
+    #[inline]
     fn default() -> Self {
         SnapshotId { end_offset: 0, epoch: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -245,12 +249,14 @@ impl Default for SnapshotId {
 impl SnapshotId {
     /// Sets `end_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
     }
     /// Sets `epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
@@ -258,14 +264,11 @@ impl SnapshotId {
 }
 
 impl Struct for SnapshotId {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i64(buf, *(&self.end_offset));
-        }
-        if true {
-            put_i32(buf, *(&self.epoch));
-        }
+        put_i64(buf, *(&self.end_offset));
+        put_i32(buf, *(&self.epoch));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -282,15 +285,12 @@ impl Struct for SnapshotId {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 4;
-        }
+        n += 8;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -300,15 +300,12 @@ impl Struct for SnapshotId {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.end_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("end_offset"))?;
-        }
-        if true {
-            this.epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("epoch"))?;
-        }
+        this.end_offset = get_i64(buf).map_err(|e| e.field("end_offset"))?;
+        this.epoch = get_i32(buf).map_err(|e| e.field("epoch"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -322,6 +319,7 @@ impl Struct for SnapshotId {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [13, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -348,8 +346,12 @@ impl Struct for SnapshotId {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderIdAndEpoch {
+    /// The ID of the current leader or -1 if the leader is unknown.
+    ///
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
+    /// The latest known leader epoch.
+    ///
     /// `LeaderEpoch` (int32), versions 0+.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -357,6 +359,7 @@ pub struct LeaderIdAndEpoch {
 }
 
 impl Default for LeaderIdAndEpoch {
+    #[inline]
     fn default() -> Self {
         LeaderIdAndEpoch { leader_id: 0, leader_epoch: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -365,12 +368,14 @@ impl Default for LeaderIdAndEpoch {
 impl LeaderIdAndEpoch {
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -378,14 +383,11 @@ impl LeaderIdAndEpoch {
 }
 
 impl Struct for LeaderIdAndEpoch {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.leader_id));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
+        put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_epoch));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -402,15 +404,12 @@ impl Struct for LeaderIdAndEpoch {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
+        n += 4;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -420,15 +419,12 @@ impl Struct for LeaderIdAndEpoch {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -442,6 +438,7 @@ impl Struct for LeaderIdAndEpoch {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -468,18 +465,32 @@ impl Struct for LeaderIdAndEpoch {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionSnapshot {
+    /// The partition index.
+    ///
     /// `Index` (int32), versions 0+.
     pub index: i32,
+    /// The error code, or 0 if there was no fetch error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The snapshot endOffset and epoch fetched.
+    ///
     /// `SnapshotId` (SnapshotId), versions 0+.
     pub snapshot_id: SnapshotId,
+    /// The leader of the partition at the time of the snapshot.
+    ///
     /// `CurrentLeader` (LeaderIdAndEpoch), versions 0+; tagged field 0 in 0+.
     pub current_leader: LeaderIdAndEpoch,
+    /// The total size of the snapshot.
+    ///
     /// `Size` (int64), versions 0+.
     pub size: i64,
+    /// The starting byte position within the snapshot included in the Bytes field.
+    ///
     /// `Position` (int64), versions 0+.
     pub position: i64,
+    /// Snapshot data in records format which may not be aligned on an offset boundary.
+    ///
     /// `UnalignedRecords` (records), versions 0+.
     pub unaligned_records: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -487,6 +498,7 @@ pub struct PartitionSnapshot {
 }
 
 impl Default for PartitionSnapshot {
+    #[inline]
     fn default() -> Self {
         PartitionSnapshot {
             index: 0,
@@ -504,42 +516,49 @@ impl Default for PartitionSnapshot {
 impl PartitionSnapshot {
     /// Sets `index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_index(mut self, value: i32) -> Self {
         self.index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `snapshot_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_snapshot_id(mut self, value: SnapshotId) -> Self {
         self.snapshot_id = value;
         self
     }
     /// Sets `current_leader` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: LeaderIdAndEpoch) -> Self {
         self.current_leader = value;
         self
     }
     /// Sets `size` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = value;
         self
     }
     /// Sets `position` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_position(mut self, value: i64) -> Self {
         self.position = value;
         self
     }
     /// Sets `unaligned_records` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_unaligned_records(mut self, value: Bytes) -> Self {
         self.unaligned_records = value;
         self
@@ -547,27 +566,15 @@ impl PartitionSnapshot {
 }
 
 impl Struct for PartitionSnapshot {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.index));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            (&self.snapshot_id).encode_inner(buf, v)?;
-        }
-        if true {
-            put_i64(buf, *(&self.size));
-        }
-        if true {
-            put_i64(buf, *(&self.position));
-        }
-        if true {
-            put_bytes(buf, (&self.unaligned_records), flex)
-                .map_err(|e| e.at("PartitionSnapshot", "UnalignedRecords"))?;
-        }
+        put_i32(buf, *(&self.index));
+        put_i16(buf, *(&self.error_code));
+        (&self.snapshot_id).encode_inner(buf, v)?;
+        put_i64(buf, *(&self.size));
+        put_i64(buf, *(&self.position));
+        put_bytes(buf, (&self.unaligned_records), flex).map_err(|e| e.at("PartitionSnapshot", "UnalignedRecords"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let t_current_leader = true && !(self.current_leader == LeaderIdAndEpoch::default());
@@ -591,27 +598,16 @@ impl Struct for PartitionSnapshot {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (&self.snapshot_id).len_inner(v);
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += len_bytes((&self.unaligned_records), flex);
-        }
+        n += 4;
+        n += 2;
+        n += (&self.snapshot_id).len_inner(v);
+        n += 8;
+        n += 8;
+        n += len_bytes((&self.unaligned_records), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -625,29 +621,16 @@ impl Struct for PartitionSnapshot {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.index = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("index"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.snapshot_id = (|| -> DResult<SnapshotId> { Ok(SnapshotId::decode_inner(buf, v)?) })()
-                .map_err(|e| e.field("snapshot_id"))?;
-        }
-        if true {
-            this.size = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("size"))?;
-        }
-        if true {
-            this.position = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("position"))?;
-        }
-        if true {
-            this.unaligned_records =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("unaligned_records"))?;
-        }
+        this.index = get_i32(buf).map_err(|e| e.field("index"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.snapshot_id = SnapshotId::decode_inner(buf, v).map_err(|e| e.field("snapshot_id"))?;
+        this.size = get_i64(buf).map_err(|e| e.field("size"))?;
+        this.position = get_i64(buf).map_err(|e| e.field("position"))?;
+        this.unaligned_records = get_bytes(buf, flex).map_err(|e| e.field("unaligned_records"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -668,6 +651,7 @@ impl Struct for PartitionSnapshot {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [37, 37];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -719,8 +703,12 @@ impl Struct for PartitionSnapshot {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TopicSnapshot {
+    /// The name of the topic to fetch.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// The partitions to fetch.
+    ///
     /// `Partitions` ([]PartitionSnapshot), versions 0+.
     pub partitions: Vec<PartitionSnapshot>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -728,6 +716,7 @@ pub struct TopicSnapshot {
 }
 
 impl Default for TopicSnapshot {
+    #[inline]
     fn default() -> Self {
         TopicSnapshot { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -736,12 +725,14 @@ impl Default for TopicSnapshot {
 impl TopicSnapshot {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionSnapshot>) -> Self {
         self.partitions = value;
         self
@@ -749,17 +740,13 @@ impl TopicSnapshot {
 }
 
 impl Struct for TopicSnapshot {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicSnapshot", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("TopicSnapshot", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("TopicSnapshot", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("TopicSnapshot", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -777,16 +764,13 @@ impl Struct for TopicSnapshot {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -796,20 +780,17 @@ impl Struct for TopicSnapshot {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionSnapshot>> {
-                Ok(get_array(buf, flex, PartitionSnapshot::min_size(v), |buf| {
-                    Ok(PartitionSnapshot::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionSnapshot>> {
+            Ok(get_array(buf, flex, PartitionSnapshot::min_size(v), |buf| {
+                Ok(PartitionSnapshot::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -823,6 +804,7 @@ impl Struct for TopicSnapshot {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -853,10 +835,16 @@ impl Struct for TopicSnapshot {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct NodeEndpoint {
+    /// The ID of the associated node.
+    ///
     /// `NodeId` (int32), versions 1+; entity: brokerId; map key.
     pub node_id: i32,
+    /// The node's hostname.
+    ///
     /// `Host` (string), versions 1+.
     pub host: String,
+    /// The node's port.
+    ///
     /// `Port` (uint16), versions 1+.
     pub port: u16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -864,6 +852,7 @@ pub struct NodeEndpoint {
 }
 
 impl Default for NodeEndpoint {
+    #[inline]
     fn default() -> Self {
         NodeEndpoint { node_id: 0, host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -872,18 +861,21 @@ impl Default for NodeEndpoint {
 impl NodeEndpoint {
     /// Sets `node_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -891,6 +883,7 @@ impl NodeEndpoint {
 }
 
 impl Struct for NodeEndpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
         if !(v >= 1) && !(self.node_id == 0) {
@@ -939,6 +932,7 @@ impl Struct for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
@@ -960,17 +954,18 @@ impl Struct for NodeEndpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
         if v >= 1 {
-            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = get_i32(buf).map_err(|e| e.field("node_id"))?;
         }
         if v >= 1 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v >= 1 {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_u16(buf).map_err(|e| e.field("port"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -985,6 +980,7 @@ impl Struct for NodeEndpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [1, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -9,14 +9,20 @@ use crate::wire::*;
 use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
-/// `FindCoordinatorRequest` (API key 10): versions 0-6, flexible versions 3+, deprecated versions 0.
+/// `FindCoordinatorRequest` (API key 10): versions 0-6, flexible versions 3+.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FindCoordinatorRequest {
+    /// The coordinator key.
+    ///
     /// `Key` (string), versions 0-3.
     pub key: String,
+    /// The coordinator key type. (group, transaction, share).
+    ///
     /// `KeyType` (int8), versions 1+; default `0`.
     pub key_type: i8,
+    /// The coordinator keys.
+    ///
     /// `CoordinatorKeys` ([]string), versions 4+.
     pub coordinator_keys: Vec<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct FindCoordinatorRequest {
 }
 
 impl Default for FindCoordinatorRequest {
+    #[inline]
     fn default() -> Self {
         FindCoordinatorRequest {
             key: String::new(),
@@ -37,18 +44,21 @@ impl Default for FindCoordinatorRequest {
 impl FindCoordinatorRequest {
     /// Sets `key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: String) -> Self {
         self.key = value;
         self
     }
     /// Sets `key_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key_type(mut self, value: i8) -> Self {
         self.key_type = value;
         self
     }
     /// Sets `coordinator_keys` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_coordinator_keys(mut self, value: Vec<String>) -> Self {
         self.coordinator_keys = value;
         self
@@ -56,6 +66,7 @@ impl FindCoordinatorRequest {
 }
 
 impl Struct for FindCoordinatorRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v <= 3) && !(self.key.is_empty()) {
@@ -108,6 +119,7 @@ impl Struct for FindCoordinatorRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -130,14 +142,15 @@ impl Struct for FindCoordinatorRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
         if v <= 3 {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
+            this.key = get_string(buf, flex).map_err(|e| e.field("key"))?;
         }
         if v >= 1 {
-            this.key_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("key_type"))?;
+            this.key_type = get_i8(buf).map_err(|e| e.field("key_type"))?;
         }
         if v >= 4 {
             this.coordinator_keys = (|| -> DResult<Vec<String>> {
@@ -158,6 +171,7 @@ impl Struct for FindCoordinatorRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [2, 3, 3, 3, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -190,10 +204,11 @@ impl Message for FindCoordinatorRequest {
     const NAME: &'static str = "FindCoordinatorRequest";
     const VERSIONS: VersionRange = VersionRange::new(0, 6);
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange::new(3, 6);
-    const DEPRECATED_VERSIONS: VersionRange = VersionRange::new(0, 0);
+    const DEPRECATED_VERSIONS: VersionRange = VersionRange::NONE;
 }
 
 impl crate::message::Request for FindCoordinatorRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::FindCoordinator;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 6);
     type Response = crate::messages::find_coordinator_response::FindCoordinatorResponse;
 }

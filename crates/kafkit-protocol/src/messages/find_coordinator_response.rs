@@ -13,18 +13,32 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FindCoordinatorResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0-3.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 1-3; nullable in 1-3; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
+    /// The node id.
+    ///
     /// `NodeId` (int32), versions 0-3; entity: brokerId.
     pub node_id: i32,
+    /// The host name.
+    ///
     /// `Host` (string), versions 0-3.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (int32), versions 0-3.
     pub port: i32,
+    /// Each coordinator result in the response.
+    ///
     /// `Coordinators` ([]Coordinator), versions 4+.
     pub coordinators: Vec<Coordinator>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -32,6 +46,7 @@ pub struct FindCoordinatorResponse {
 }
 
 impl Default for FindCoordinatorResponse {
+    #[inline]
     fn default() -> Self {
         FindCoordinatorResponse {
             throttle_time_ms: 0,
@@ -49,42 +64,49 @@ impl Default for FindCoordinatorResponse {
 impl FindCoordinatorResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `node_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `coordinators` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_coordinators(mut self, value: Vec<Coordinator>) -> Self {
         self.coordinators = value;
         self
@@ -92,6 +114,7 @@ impl FindCoordinatorResponse {
 }
 
 impl Struct for FindCoordinatorResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -200,6 +223,7 @@ impl Struct for FindCoordinatorResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -238,15 +262,15 @@ impl Struct for FindCoordinatorResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
         if v <= 3 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
         if (v >= 1 && v <= 3) {
             this.error_message = (|| -> DResult<Option<String>> {
@@ -255,13 +279,13 @@ impl Struct for FindCoordinatorResponse {
             .map_err(|e| e.field("error_message"))?;
         }
         if v <= 3 {
-            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = get_i32(buf).map_err(|e| e.field("node_id"))?;
         }
         if v <= 3 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v <= 3 {
-            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_i32(buf).map_err(|e| e.field("port"))?;
         }
         if v >= 4 {
             this.coordinators = (|| -> DResult<Vec<Coordinator>> {
@@ -282,6 +306,7 @@ impl Struct for FindCoordinatorResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [12, 18, 18, 17, 6, 6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -345,16 +370,28 @@ impl Struct for FindCoordinatorResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Coordinator {
+    /// The coordinator key.
+    ///
     /// `Key` (string), versions 4+.
     pub key: String,
+    /// The node id.
+    ///
     /// `NodeId` (int32), versions 4+; entity: brokerId.
     pub node_id: i32,
+    /// The host name.
+    ///
     /// `Host` (string), versions 4+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (int32), versions 4+.
     pub port: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 4+.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 4+; nullable in 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -362,6 +399,7 @@ pub struct Coordinator {
 }
 
 impl Default for Coordinator {
+    #[inline]
     fn default() -> Self {
         Coordinator {
             key: String::new(),
@@ -378,36 +416,42 @@ impl Default for Coordinator {
 impl Coordinator {
     /// Sets `key` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: String) -> Self {
         self.key = value;
         self
     }
     /// Sets `node_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -415,6 +459,7 @@ impl Coordinator {
 }
 
 impl Struct for Coordinator {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 4) && !(self.key.is_empty()) {
@@ -509,6 +554,7 @@ impl Struct for Coordinator {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -543,23 +589,24 @@ impl Struct for Coordinator {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 4 {
-            this.key = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("key"))?;
+            this.key = get_string(buf, flex).map_err(|e| e.field("key"))?;
         }
         if v >= 4 {
-            this.node_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("node_id"))?;
+            this.node_id = get_i32(buf).map_err(|e| e.field("node_id"))?;
         }
         if v >= 4 {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
+            this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
         }
         if v >= 4 {
-            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
+            this.port = get_i32(buf).map_err(|e| e.field("port"))?;
         }
         if v >= 4 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
         if v >= 4 {
             this.error_message = (|| -> DResult<Option<String>> {
@@ -580,6 +627,7 @@ impl Struct for Coordinator {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 7] = [0, 0, 0, 1, 14, 14, 14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTelemetrySubscriptionsRequest {
+    /// Unique id for this client instance, must be set to 0 on the first request.
+    ///
     /// `ClientInstanceId` (uuid), versions 0+.
     pub client_instance_id: Uuid,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +22,7 @@ pub struct GetTelemetrySubscriptionsRequest {
 }
 
 impl Default for GetTelemetrySubscriptionsRequest {
+    #[inline]
     fn default() -> Self {
         GetTelemetrySubscriptionsRequest { client_instance_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +31,7 @@ impl Default for GetTelemetrySubscriptionsRequest {
 impl GetTelemetrySubscriptionsRequest {
     /// Sets `client_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
@@ -35,11 +39,10 @@ impl GetTelemetrySubscriptionsRequest {
 }
 
 impl Struct for GetTelemetrySubscriptionsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.client_instance_id));
-        }
+        put_uuid(buf, (&self.client_instance_id));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -56,12 +59,11 @@ impl Struct for GetTelemetrySubscriptionsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
+        n += 16;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -71,13 +73,11 @@ impl Struct for GetTelemetrySubscriptionsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.client_instance_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("client_instance_id"))?;
-        }
+        this.client_instance_id = get_uuid(buf).map_err(|e| e.field("client_instance_id"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -91,6 +91,7 @@ impl Struct for GetTelemetrySubscriptionsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -121,5 +122,6 @@ impl Message for GetTelemetrySubscriptionsRequest {
 
 impl crate::message::Request for GetTelemetrySubscriptionsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::GetTelemetrySubscriptions;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::get_telemetry_subscriptions_response::GetTelemetrySubscriptionsResponse;
 }

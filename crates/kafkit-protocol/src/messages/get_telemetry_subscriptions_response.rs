@@ -13,22 +13,40 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTelemetrySubscriptionsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// Assigned client instance id if ClientInstanceId was 0 in the request, else 0.
+    ///
     /// `ClientInstanceId` (uuid), versions 0+.
     pub client_instance_id: Uuid,
+    /// Unique identifier for the current subscription set for this client instance.
+    ///
     /// `SubscriptionId` (int32), versions 0+.
     pub subscription_id: i32,
+    /// Compression types that broker accepts for the PushTelemetryRequest.
+    ///
     /// `AcceptedCompressionTypes` ([]int8), versions 0+.
     pub accepted_compression_types: Vec<i8>,
+    /// Configured push interval, which is the lowest configured interval in the current subscription set.
+    ///
     /// `PushIntervalMs` (int32), versions 0+.
     pub push_interval_ms: i32,
+    /// The maximum bytes of binary data the broker accepts in PushTelemetryRequest.
+    ///
     /// `TelemetryMaxBytes` (int32), versions 0+.
     pub telemetry_max_bytes: i32,
+    /// Flag to indicate monotonic/counter metrics are to be emitted as deltas or cumulative values.
+    ///
     /// `DeltaTemporality` (bool), versions 0+.
     pub delta_temporality: bool,
+    /// Requested metrics prefix string match. Empty array: No metrics subscribed, Array\[0\] empty string: All metrics subscribed.
+    ///
     /// `RequestedMetrics` ([]string), versions 0+.
     pub requested_metrics: Vec<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -36,6 +54,7 @@ pub struct GetTelemetrySubscriptionsResponse {
 }
 
 impl Default for GetTelemetrySubscriptionsResponse {
+    #[inline]
     fn default() -> Self {
         GetTelemetrySubscriptionsResponse {
             throttle_time_ms: 0,
@@ -55,54 +74,63 @@ impl Default for GetTelemetrySubscriptionsResponse {
 impl GetTelemetrySubscriptionsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `client_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
     }
     /// Sets `subscription_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subscription_id(mut self, value: i32) -> Self {
         self.subscription_id = value;
         self
     }
     /// Sets `accepted_compression_types` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_accepted_compression_types(mut self, value: Vec<i8>) -> Self {
         self.accepted_compression_types = value;
         self
     }
     /// Sets `push_interval_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_push_interval_ms(mut self, value: i32) -> Self {
         self.push_interval_ms = value;
         self
     }
     /// Sets `telemetry_max_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_telemetry_max_bytes(mut self, value: i32) -> Self {
         self.telemetry_max_bytes = value;
         self
     }
     /// Sets `delta_temporality` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_delta_temporality(mut self, value: bool) -> Self {
         self.delta_temporality = value;
         self
     }
     /// Sets `requested_metrics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_requested_metrics(mut self, value: Vec<String>) -> Self {
         self.requested_metrics = value;
         self
@@ -110,42 +138,25 @@ impl GetTelemetrySubscriptionsResponse {
 }
 
 impl Struct for GetTelemetrySubscriptionsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_uuid(buf, (&self.client_instance_id));
+        put_i32(buf, *(&self.subscription_id));
+        put_array_len(buf, Some((&self.accepted_compression_types).len()), flex)
+            .map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "AcceptedCompressionTypes"))?;
+        for e in (&self.accepted_compression_types).iter() {
+            put_i8(buf, *e);
         }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_uuid(buf, (&self.client_instance_id));
-        }
-        if true {
-            put_i32(buf, *(&self.subscription_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.accepted_compression_types).len()), flex)
-                .map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "AcceptedCompressionTypes"))?;
-            for e in (&self.accepted_compression_types).iter() {
-                put_i8(buf, *e);
-            }
-        }
-        if true {
-            put_i32(buf, *(&self.push_interval_ms));
-        }
-        if true {
-            put_i32(buf, *(&self.telemetry_max_bytes));
-        }
-        if true {
-            put_bool(buf, *(&self.delta_temporality));
-        }
-        if true {
-            put_array_len(buf, Some((&self.requested_metrics).len()), flex)
-                .map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "RequestedMetrics"))?;
-            for e in (&self.requested_metrics).iter() {
-                put_string(buf, e, flex).map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "RequestedMetrics"))?;
-            }
+        put_i32(buf, *(&self.push_interval_ms));
+        put_i32(buf, *(&self.telemetry_max_bytes));
+        put_bool(buf, *(&self.delta_temporality));
+        put_array_len(buf, Some((&self.requested_metrics).len()), flex)
+            .map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "RequestedMetrics"))?;
+        for e in (&self.requested_metrics).iter() {
+            put_string(buf, e, flex).map_err(|e| e.at("GetTelemetrySubscriptionsResponse", "RequestedMetrics"))?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -163,38 +174,21 @@ impl Struct for GetTelemetrySubscriptionsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.accepted_compression_types).len()), flex)
-                + (&self.accepted_compression_types).len() * 1);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += (len_array_len(Some((&self.requested_metrics).len()), flex)
-                + (&self.requested_metrics).iter().map(|e| len_string(e, flex)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += 16;
+        n += 4;
+        n += (len_array_len(Some((&self.accepted_compression_types).len()), flex)
+            + (&self.accepted_compression_types).len() * 1);
+        n += 4;
+        n += 4;
+        n += 1;
+        n += (len_array_len(Some((&self.requested_metrics).len()), flex)
+            + (&self.requested_metrics).iter().map(|e| len_string(e, flex)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -204,47 +198,24 @@ impl Struct for GetTelemetrySubscriptionsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.client_instance_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("client_instance_id"))?;
-        }
-        if true {
-            this.subscription_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("subscription_id"))?;
-        }
-        if true {
-            this.accepted_compression_types =
-                (|| -> DResult<Vec<i8>> { Ok(get_array(buf, flex, 1, |buf| Ok(get_i8(buf)?))?) })()
-                    .map_err(|e| e.field("accepted_compression_types"))?;
-        }
-        if true {
-            this.push_interval_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("push_interval_ms"))?;
-        }
-        if true {
-            this.telemetry_max_bytes =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("telemetry_max_bytes"))?;
-        }
-        if true {
-            this.delta_temporality =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("delta_temporality"))?;
-        }
-        if true {
-            this.requested_metrics = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
-            })()
-            .map_err(|e| e.field("requested_metrics"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.client_instance_id = get_uuid(buf).map_err(|e| e.field("client_instance_id"))?;
+        this.subscription_id = get_i32(buf).map_err(|e| e.field("subscription_id"))?;
+        this.accepted_compression_types =
+            (|| -> DResult<Vec<i8>> { Ok(get_array(buf, flex, 1, |buf| Ok(get_i8(buf)?))?) })()
+                .map_err(|e| e.field("accepted_compression_types"))?;
+        this.push_interval_ms = get_i32(buf).map_err(|e| e.field("push_interval_ms"))?;
+        this.telemetry_max_bytes = get_i32(buf).map_err(|e| e.field("telemetry_max_bytes"))?;
+        this.delta_temporality = get_bool(buf).map_err(|e| e.field("delta_temporality"))?;
+        this.requested_metrics = (|| -> DResult<Vec<String>> {
+            Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
+        })()
+        .map_err(|e| e.field("requested_metrics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -258,6 +229,7 @@ impl Struct for GetTelemetrySubscriptionsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [38];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

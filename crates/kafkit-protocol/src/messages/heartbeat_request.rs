@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HeartbeatRequest {
+    /// The group id.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The generation of the group.
+    ///
     /// `GenerationId` (int32), versions 0+.
     pub generation_id: i32,
+    /// The member ID.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+; default `null`.
     pub group_instance_id: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct HeartbeatRequest {
 }
 
 impl Default for HeartbeatRequest {
+    #[inline]
     fn default() -> Self {
         HeartbeatRequest {
             group_id: String::new(),
@@ -40,24 +49,28 @@ impl Default for HeartbeatRequest {
 impl HeartbeatRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `generation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
@@ -65,17 +78,12 @@ impl HeartbeatRequest {
 }
 
 impl Struct for HeartbeatRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("HeartbeatRequest", "GroupId"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.generation_id));
-        }
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("HeartbeatRequest", "MemberId"))?;
-        }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("HeartbeatRequest", "GroupId"))?;
+        put_i32(buf, *(&self.generation_id));
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("HeartbeatRequest", "MemberId"))?;
         if !(v >= 3) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "HeartbeatRequest",
@@ -118,18 +126,13 @@ impl Struct for HeartbeatRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
+        n += len_string((&self.group_id), flex);
+        n += 4;
+        n += len_string((&self.member_id), flex);
         if v >= 3 {
             n += (if v >= 3 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
@@ -146,20 +149,13 @@ impl Struct for HeartbeatRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
-        }
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.generation_id = get_i32(buf).map_err(|e| e.field("generation_id"))?;
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
                 Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
@@ -179,6 +175,7 @@ impl Struct for HeartbeatRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [8, 8, 8, 10, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -228,5 +225,6 @@ impl Message for HeartbeatRequest {
 
 impl crate::message::Request for HeartbeatRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::Heartbeat;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 4);
     type Response = crate::messages::heartbeat_response::HeartbeatResponse;
 }

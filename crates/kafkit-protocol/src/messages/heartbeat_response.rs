@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HeartbeatResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct HeartbeatResponse {
 }
 
 impl Default for HeartbeatResponse {
+    #[inline]
     fn default() -> Self {
         HeartbeatResponse { throttle_time_ms: 0, error_code: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for HeartbeatResponse {
 impl HeartbeatResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -43,6 +50,7 @@ impl HeartbeatResponse {
 }
 
 impl Struct for HeartbeatResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -55,9 +63,7 @@ impl Struct for HeartbeatResponse {
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i16(buf, *(&self.error_code));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -74,15 +80,14 @@ impl Struct for HeartbeatResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
         if v >= 1 {
             n += 4;
         }
-        if true {
-            n += 2;
-        }
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -92,16 +97,14 @@ impl Struct for HeartbeatResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -115,6 +118,7 @@ impl Struct for HeartbeatResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 5] = [2, 6, 6, 6, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IncrementalAlterConfigsRequest {
+    /// The incremental updates for each resource.
+    ///
     /// `Resources` ([]AlterConfigsResource), versions 0+.
     pub resources: Vec<AlterConfigsResource>,
+    /// True if we should validate the request, but not change the configurations.
+    ///
     /// `ValidateOnly` (bool), versions 0+.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct IncrementalAlterConfigsRequest {
 }
 
 impl Default for IncrementalAlterConfigsRequest {
+    #[inline]
     fn default() -> Self {
         IncrementalAlterConfigsRequest {
             resources: Vec::new(),
@@ -34,12 +39,14 @@ impl Default for IncrementalAlterConfigsRequest {
 impl IncrementalAlterConfigsRequest {
     /// Sets `resources` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: Vec<AlterConfigsResource>) -> Self {
         self.resources = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -47,18 +54,15 @@ impl IncrementalAlterConfigsRequest {
 }
 
 impl Struct for IncrementalAlterConfigsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_array_len(buf, Some((&self.resources).len()), flex)
-                .map_err(|e| e.at("IncrementalAlterConfigsRequest", "Resources"))?;
-            for e in (&self.resources).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.resources).len()), flex)
+            .map_err(|e| e.at("IncrementalAlterConfigsRequest", "Resources"))?;
+        for e in (&self.resources).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_bool(buf, *(&self.validate_only));
-        }
+        put_bool(buf, *(&self.validate_only));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -75,16 +79,13 @@ impl Struct for IncrementalAlterConfigsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.resources).len()), flex)
-                + (&self.resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += 1;
-        }
+        n += (len_array_len(Some((&self.resources).len()), flex)
+            + (&self.resources).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += 1;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -94,21 +95,17 @@ impl Struct for IncrementalAlterConfigsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.resources = (|| -> DResult<Vec<AlterConfigsResource>> {
-                Ok(get_array(buf, flex, AlterConfigsResource::min_size(v), |buf| {
-                    Ok(AlterConfigsResource::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("resources"))?;
-        }
-        if true {
-            this.validate_only =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
-        }
+        this.resources = (|| -> DResult<Vec<AlterConfigsResource>> {
+            Ok(get_array(buf, flex, AlterConfigsResource::min_size(v), |buf| {
+                Ok(AlterConfigsResource::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("resources"))?;
+        this.validate_only = get_bool(buf).map_err(|e| e.field("validate_only"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -122,6 +119,7 @@ impl Struct for IncrementalAlterConfigsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,10 +150,16 @@ impl Struct for IncrementalAlterConfigsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterableConfig {
+    /// The configuration key name.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The type (Set, Delete, Append, Subtract) of operation.
+    ///
     /// `ConfigOperation` (int8), versions 0+; map key.
     pub config_operation: i8,
+    /// The value to set for the configuration key.
+    ///
     /// `Value` (string), versions 0+; nullable in 0+.
     pub value: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -163,6 +167,7 @@ pub struct AlterableConfig {
 }
 
 impl Default for AlterableConfig {
+    #[inline]
     fn default() -> Self {
         AlterableConfig {
             name: String::new(),
@@ -176,18 +181,21 @@ impl Default for AlterableConfig {
 impl AlterableConfig {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `config_operation` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_config_operation(mut self, value: i8) -> Self {
         self.config_operation = value;
         self
     }
     /// Sets `value` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: Option<String>) -> Self {
         self.value = value;
         self
@@ -195,17 +203,12 @@ impl AlterableConfig {
 }
 
 impl Struct for AlterableConfig {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterableConfig", "Name"))?;
-        }
-        if true {
-            put_i8(buf, *(&self.config_operation));
-        }
-        if true {
-            put_nullable_string(buf, (&self.value).as_deref(), flex).map_err(|e| e.at("AlterableConfig", "Value"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("AlterableConfig", "Name"))?;
+        put_i8(buf, *(&self.config_operation));
+        put_nullable_string(buf, (&self.value).as_deref(), flex).map_err(|e| e.at("AlterableConfig", "Value"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -222,18 +225,13 @@ impl Struct for AlterableConfig {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += len_nullable_string((&self.value).as_deref(), flex);
-        }
+        n += len_string((&self.name), flex);
+        n += 1;
+        n += len_nullable_string((&self.value).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -243,20 +241,13 @@ impl Struct for AlterableConfig {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.config_operation =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("config_operation"))?;
-        }
-        if true {
-            this.value = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("value"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.config_operation = get_i8(buf).map_err(|e| e.field("config_operation"))?;
+        this.value = get_nullable_string(buf, flex).map_err(|e| e.field("value"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -270,6 +261,7 @@ impl Struct for AlterableConfig {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -302,10 +294,16 @@ impl Struct for AlterableConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsResource {
+    /// The resource type.
+    ///
     /// `ResourceType` (int8), versions 0+; map key.
     pub resource_type: i8,
+    /// The resource name.
+    ///
     /// `ResourceName` (string), versions 0+; map key.
     pub resource_name: String,
+    /// The configurations.
+    ///
     /// `Configs` ([]AlterableConfig), versions 0+.
     pub configs: Vec<AlterableConfig>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -313,6 +311,7 @@ pub struct AlterConfigsResource {
 }
 
 impl Default for AlterConfigsResource {
+    #[inline]
     fn default() -> Self {
         AlterConfigsResource {
             resource_type: 0,
@@ -326,18 +325,21 @@ impl Default for AlterConfigsResource {
 impl AlterConfigsResource {
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configs` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: Vec<AlterableConfig>) -> Self {
         self.configs = value;
         self
@@ -345,20 +347,14 @@ impl AlterConfigsResource {
 }
 
 impl Struct for AlterConfigsResource {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i8(buf, *(&self.resource_type));
-        }
-        if true {
-            put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("AlterConfigsResource", "ResourceName"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.configs).len()), flex)
-                .map_err(|e| e.at("AlterConfigsResource", "Configs"))?;
-            for e in (&self.configs).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i8(buf, *(&self.resource_type));
+        put_string(buf, (&self.resource_name), flex).map_err(|e| e.at("AlterConfigsResource", "ResourceName"))?;
+        put_array_len(buf, Some((&self.configs).len()), flex).map_err(|e| e.at("AlterConfigsResource", "Configs"))?;
+        for e in (&self.configs).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -376,19 +372,14 @@ impl Struct for AlterConfigsResource {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 1;
-        }
-        if true {
-            n += len_string((&self.resource_name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.configs).len()), flex)
-                + (&self.configs).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 1;
+        n += len_string((&self.resource_name), flex);
+        n += (len_array_len(Some((&self.configs).len()), flex)
+            + (&self.configs).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -398,24 +389,16 @@ impl Struct for AlterConfigsResource {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
-        }
-        if true {
-            this.resource_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
-        }
-        if true {
-            this.configs = (|| -> DResult<Vec<AlterableConfig>> {
-                Ok(get_array(buf, flex, AlterableConfig::min_size(v), |buf| {
-                    Ok(AlterableConfig::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("configs"))?;
-        }
+        this.resource_type = get_i8(buf).map_err(|e| e.field("resource_type"))?;
+        this.resource_name = get_string(buf, flex).map_err(|e| e.field("resource_name"))?;
+        this.configs = (|| -> DResult<Vec<AlterableConfig>> {
+            Ok(get_array(buf, flex, AlterableConfig::min_size(v), |buf| Ok(AlterableConfig::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("configs"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -429,6 +412,7 @@ impl Struct for AlterConfigsResource {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [7, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -466,5 +450,6 @@ impl Message for IncrementalAlterConfigsRequest {
 
 impl crate::message::Request for IncrementalAlterConfigsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::IncrementalAlterConfigs;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::incremental_alter_configs_response::IncrementalAlterConfigsResponse;
 }

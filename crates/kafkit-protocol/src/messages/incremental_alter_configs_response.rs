@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IncrementalAlterConfigsResponse {
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The responses for each resource.
+    ///
     /// `Responses` ([]AlterConfigsResourceResponse), versions 0+.
     pub responses: Vec<AlterConfigsResourceResponse>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct IncrementalAlterConfigsResponse {
 }
 
 impl Default for IncrementalAlterConfigsResponse {
+    #[inline]
     fn default() -> Self {
         IncrementalAlterConfigsResponse {
             throttle_time_ms: 0,
@@ -34,12 +39,14 @@ impl Default for IncrementalAlterConfigsResponse {
 impl IncrementalAlterConfigsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `responses` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: Vec<AlterConfigsResourceResponse>) -> Self {
         self.responses = value;
         self
@@ -47,17 +54,14 @@ impl IncrementalAlterConfigsResponse {
 }
 
 impl Struct for IncrementalAlterConfigsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.responses).len()), flex)
-                .map_err(|e| e.at("IncrementalAlterConfigsResponse", "Responses"))?;
-            for e in (&self.responses).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.responses).len()), flex)
+            .map_err(|e| e.at("IncrementalAlterConfigsResponse", "Responses"))?;
+        for e in (&self.responses).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -75,16 +79,13 @@ impl Struct for IncrementalAlterConfigsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.responses).len()), flex)
-                + (&self.responses).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.responses).len()), flex)
+            + (&self.responses).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -94,21 +95,17 @@ impl Struct for IncrementalAlterConfigsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.responses = (|| -> DResult<Vec<AlterConfigsResourceResponse>> {
-                Ok(get_array(buf, flex, AlterConfigsResourceResponse::min_size(v), |buf| {
-                    Ok(AlterConfigsResourceResponse::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("responses"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.responses = (|| -> DResult<Vec<AlterConfigsResourceResponse>> {
+            Ok(get_array(buf, flex, AlterConfigsResourceResponse::min_size(v), |buf| {
+                Ok(AlterConfigsResourceResponse::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("responses"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -122,6 +119,7 @@ impl Struct for IncrementalAlterConfigsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [8, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -152,12 +150,20 @@ impl Struct for IncrementalAlterConfigsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsResourceResponse {
+    /// The resource error code.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The resource error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The resource type.
+    ///
     /// `ResourceType` (int8), versions 0+.
     pub resource_type: i8,
+    /// The resource name.
+    ///
     /// `ResourceName` (string), versions 0+.
     pub resource_name: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -165,6 +171,7 @@ pub struct AlterConfigsResourceResponse {
 }
 
 impl Default for AlterConfigsResourceResponse {
+    #[inline]
     fn default() -> Self {
         AlterConfigsResourceResponse {
             error_code: 0,
@@ -179,24 +186,28 @@ impl Default for AlterConfigsResourceResponse {
 impl AlterConfigsResourceResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `resource_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: String) -> Self {
         self.resource_name = value;
         self
@@ -204,22 +215,15 @@ impl AlterConfigsResourceResponse {
 }
 
 impl Struct for AlterConfigsResourceResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("AlterConfigsResourceResponse", "ErrorMessage"))?;
-        }
-        if true {
-            put_i8(buf, *(&self.resource_type));
-        }
-        if true {
-            put_string(buf, (&self.resource_name), flex)
-                .map_err(|e| e.at("AlterConfigsResourceResponse", "ResourceName"))?;
-        }
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("AlterConfigsResourceResponse", "ErrorMessage"))?;
+        put_i8(buf, *(&self.resource_type));
+        put_string(buf, (&self.resource_name), flex)
+            .map_err(|e| e.at("AlterConfigsResourceResponse", "ResourceName"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -236,21 +240,14 @@ impl Struct for AlterConfigsResourceResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += len_string((&self.resource_name), flex);
-        }
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += 1;
+        n += len_string((&self.resource_name), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -260,23 +257,14 @@ impl Struct for AlterConfigsResourceResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.resource_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("resource_type"))?;
-        }
-        if true {
-            this.resource_name =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("resource_name"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.resource_type = get_i8(buf).map_err(|e| e.field("resource_type"))?;
+        this.resource_name = get_string(buf, flex).map_err(|e| e.field("resource_name"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -290,6 +278,7 @@ impl Struct for AlterConfigsResourceResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [7, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -11,12 +11,16 @@ use bytes::{Bytes, BytesMut};
 
 /// `InitializeShareGroupStateRequest` (API key 83): versions 0, flexible versions 0+.
 ///
-/// The schema marks its latest version unstable: brokers serve it only when configured to.
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeShareGroupStateRequest {
+    /// The group identifier.
+    ///
     /// `GroupId` (string), versions 0+.
     pub group_id: String,
+    /// The data for the topics.
+    ///
     /// `Topics` ([]InitializeStateData), versions 0+.
     pub topics: Vec<InitializeStateData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +28,7 @@ pub struct InitializeShareGroupStateRequest {
 }
 
 impl Default for InitializeShareGroupStateRequest {
+    #[inline]
     fn default() -> Self {
         InitializeShareGroupStateRequest {
             group_id: String::new(),
@@ -36,12 +41,14 @@ impl Default for InitializeShareGroupStateRequest {
 impl InitializeShareGroupStateRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<InitializeStateData>) -> Self {
         self.topics = value;
         self
@@ -49,17 +56,14 @@ impl InitializeShareGroupStateRequest {
 }
 
 impl Struct for InitializeShareGroupStateRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("InitializeShareGroupStateRequest", "GroupId"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("InitializeShareGroupStateRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("InitializeShareGroupStateRequest", "GroupId"))?;
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("InitializeShareGroupStateRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -77,16 +81,13 @@ impl Struct for InitializeShareGroupStateRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.group_id), flex);
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -96,21 +97,17 @@ impl Struct for InitializeShareGroupStateRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<InitializeStateData>> {
-                Ok(get_array(buf, flex, InitializeStateData::min_size(v), |buf| {
-                    Ok(InitializeStateData::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.topics = (|| -> DResult<Vec<InitializeStateData>> {
+            Ok(get_array(buf, flex, InitializeStateData::min_size(v), |buf| {
+                Ok(InitializeStateData::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -124,6 +121,7 @@ impl Struct for InitializeShareGroupStateRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -154,10 +152,16 @@ impl Struct for InitializeShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
+    /// The state epoch for this share-partition.
+    ///
     /// `StateEpoch` (int32), versions 0+.
     pub state_epoch: i32,
+    /// The share-partition start offset, or -1 if the start offset is not being initialized.
+    ///
     /// `StartOffset` (int64), versions 0+.
     pub start_offset: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -165,6 +169,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData { partition: 0, state_epoch: 0, start_offset: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -173,18 +178,21 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `state_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_state_epoch(mut self, value: i32) -> Self {
         self.state_epoch = value;
         self
     }
     /// Sets `start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_start_offset(mut self, value: i64) -> Self {
         self.start_offset = value;
         self
@@ -192,17 +200,12 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition));
-        }
-        if true {
-            put_i32(buf, *(&self.state_epoch));
-        }
-        if true {
-            put_i64(buf, *(&self.start_offset));
-        }
+        put_i32(buf, *(&self.partition));
+        put_i32(buf, *(&self.state_epoch));
+        put_i64(buf, *(&self.start_offset));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -219,18 +222,13 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
+        n += 4;
+        n += 4;
+        n += 8;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -240,18 +238,13 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
-        }
-        if true {
-            this.state_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("state_epoch"))?;
-        }
-        if true {
-            this.start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("start_offset"))?;
-        }
+        this.partition = get_i32(buf).map_err(|e| e.field("partition"))?;
+        this.state_epoch = get_i32(buf).map_err(|e| e.field("state_epoch"))?;
+        this.start_offset = get_i64(buf).map_err(|e| e.field("start_offset"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -265,6 +258,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -292,8 +286,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeStateData {
+    /// The topic identifier.
+    ///
     /// `TopicId` (uuid), versions 0+.
     pub topic_id: Uuid,
+    /// The data for the partitions.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -301,6 +299,7 @@ pub struct InitializeStateData {
 }
 
 impl Default for InitializeStateData {
+    #[inline]
     fn default() -> Self {
         InitializeStateData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -309,12 +308,14 @@ impl Default for InitializeStateData {
 impl InitializeStateData {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -322,17 +323,14 @@ impl InitializeStateData {
 }
 
 impl Struct for InitializeStateData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("InitializeStateData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.topic_id));
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("InitializeStateData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -350,16 +348,13 @@ impl Struct for InitializeStateData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -369,18 +364,15 @@ impl Struct for InitializeStateData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -394,6 +386,7 @@ impl Struct for InitializeStateData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -429,5 +422,6 @@ impl Message for InitializeShareGroupStateRequest {
 
 impl crate::message::Request for InitializeShareGroupStateRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::InitializeShareGroupState;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::initialize_share_group_state_response::InitializeShareGroupStateResponse;
 }

@@ -10,9 +10,13 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `InitializeShareGroupStateResponse` (API key 83): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeShareGroupStateResponse {
+    /// The initialization results.
+    ///
     /// `Results` ([]InitializeStateResult), versions 0+.
     pub results: Vec<InitializeStateResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +24,7 @@ pub struct InitializeShareGroupStateResponse {
 }
 
 impl Default for InitializeShareGroupStateResponse {
+    #[inline]
     fn default() -> Self {
         InitializeShareGroupStateResponse { results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +33,7 @@ impl Default for InitializeShareGroupStateResponse {
 impl InitializeShareGroupStateResponse {
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<InitializeStateResult>) -> Self {
         self.results = value;
         self
@@ -35,14 +41,13 @@ impl InitializeShareGroupStateResponse {
 }
 
 impl Struct for InitializeShareGroupStateResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.results).len()), flex)
-                .map_err(|e| e.at("InitializeShareGroupStateResponse", "Results"))?;
-            for e in (&self.results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.results).len()), flex)
+            .map_err(|e| e.at("InitializeShareGroupStateResponse", "Results"))?;
+        for e in (&self.results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -60,13 +65,12 @@ impl Struct for InitializeShareGroupStateResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.results).len()), flex)
+            + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -76,17 +80,16 @@ impl Struct for InitializeShareGroupStateResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.results = (|| -> DResult<Vec<InitializeStateResult>> {
-                Ok(get_array(buf, flex, InitializeStateResult::min_size(v), |buf| {
-                    Ok(InitializeStateResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results"))?;
-        }
+        this.results = (|| -> DResult<Vec<InitializeStateResult>> {
+            Ok(get_array(buf, flex, InitializeStateResult::min_size(v), |buf| {
+                Ok(InitializeStateResult::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -100,6 +103,7 @@ impl Struct for InitializeShareGroupStateResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -128,10 +132,16 @@ impl Struct for InitializeShareGroupStateResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionResult {
+    /// The partition index.
+    ///
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+; default `null`.
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -139,6 +149,7 @@ pub struct PartitionResult {
 }
 
 impl Default for PartitionResult {
+    #[inline]
     fn default() -> Self {
         PartitionResult { partition: 0, error_code: 0, error_message: None, unknown_tagged_fields: Vec::new() }
     }
@@ -147,18 +158,21 @@ impl Default for PartitionResult {
 impl PartitionResult {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -166,18 +180,13 @@ impl PartitionResult {
 }
 
 impl Struct for PartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
-        }
+        put_i32(buf, *(&self.partition));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -194,18 +203,13 @@ impl Struct for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -215,19 +219,13 @@ impl Struct for PartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
+        this.partition = get_i32(buf).map_err(|e| e.field("partition"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -241,6 +239,7 @@ impl Struct for PartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -273,8 +272,12 @@ impl Struct for PartitionResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeStateResult {
+    /// The topic identifier.
+    ///
     /// `TopicId` (uuid), versions 0+.
     pub topic_id: Uuid,
+    /// The results for the partitions.
+    ///
     /// `Partitions` ([]PartitionResult), versions 0+.
     pub partitions: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -282,6 +285,7 @@ pub struct InitializeStateResult {
 }
 
 impl Default for InitializeStateResult {
+    #[inline]
     fn default() -> Self {
         InitializeStateResult { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -290,12 +294,14 @@ impl Default for InitializeStateResult {
 impl InitializeStateResult {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -303,17 +309,14 @@ impl InitializeStateResult {
 }
 
 impl Struct for InitializeStateResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("InitializeStateResult", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.topic_id));
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("InitializeStateResult", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -331,16 +334,13 @@ impl Struct for InitializeStateResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -350,20 +350,15 @@ impl Struct for InitializeStateResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionResult>> {
-                Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| {
-                    Ok(PartitionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionResult>> {
+            Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| Ok(PartitionResult::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -377,6 +372,7 @@ impl Struct for InitializeStateResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -9,24 +9,40 @@ use crate::wire::*;
 use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
-/// `JoinGroupRequest` (API key 11): versions 0-9, flexible versions 6+, deprecated versions 0-1.
+/// `JoinGroupRequest` (API key 11): versions 0-9, flexible versions 6+.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupRequest {
+    /// The group identifier.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The coordinator considers the consumer dead if it receives no heartbeat after this timeout in milliseconds.
+    ///
     /// `SessionTimeoutMs` (int32), versions 0+.
     pub session_timeout_ms: i32,
+    /// The maximum time in milliseconds that the coordinator will wait for each member to rejoin when rebalancing the group.
+    ///
     /// `RebalanceTimeoutMs` (int32), versions 1+; default `-1`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub rebalance_timeout_ms: i32,
+    /// The member id assigned by the group coordinator.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
     /// `GroupInstanceId` (string), versions 5+; nullable in 5+; default `null`.
     pub group_instance_id: Option<String>,
+    /// The unique name the for class of protocols implemented by the group we want to join.
+    ///
     /// `ProtocolType` (string), versions 0+.
     pub protocol_type: String,
+    /// The list of protocols that the member supports.
+    ///
     /// `Protocols` ([]JoinGroupRequestProtocol), versions 0+.
     pub protocols: Vec<JoinGroupRequestProtocol>,
+    /// The reason why the member (re-)joins the group.
+    ///
     /// `Reason` (string), versions 8+; nullable in 8+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub reason: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -34,6 +50,7 @@ pub struct JoinGroupRequest {
 }
 
 impl Default for JoinGroupRequest {
+    #[inline]
     fn default() -> Self {
         JoinGroupRequest {
             group_id: String::new(),
@@ -52,48 +69,56 @@ impl Default for JoinGroupRequest {
 impl JoinGroupRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `session_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_session_timeout_ms(mut self, value: i32) -> Self {
         self.session_timeout_ms = value;
         self
     }
     /// Sets `rebalance_timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_rebalance_timeout_ms(mut self, value: i32) -> Self {
         self.rebalance_timeout_ms = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: String) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocols` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocols(mut self, value: Vec<JoinGroupRequestProtocol>) -> Self {
         self.protocols = value;
         self
     }
     /// Sets `reason` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_reason(mut self, value: Option<String>) -> Self {
         self.reason = value;
         self
@@ -101,14 +126,11 @@ impl JoinGroupRequest {
 }
 
 impl Struct for JoinGroupRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("JoinGroupRequest", "GroupId"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.session_timeout_ms));
-        }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("JoinGroupRequest", "GroupId"))?;
+        put_i32(buf, *(&self.session_timeout_ms));
         if !(v >= 1) && !(self.rebalance_timeout_ms == -1) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "JoinGroupRequest",
@@ -119,9 +141,7 @@ impl Struct for JoinGroupRequest {
         if v >= 1 {
             put_i32(buf, *(&self.rebalance_timeout_ms));
         }
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupRequest", "MemberId"))?;
-        }
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupRequest", "MemberId"))?;
         if !(v >= 5) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "JoinGroupRequest",
@@ -148,15 +168,10 @@ impl Struct for JoinGroupRequest {
                 }
             }
         }
-        if true {
-            put_string(buf, (&self.protocol_type), flex).map_err(|e| e.at("JoinGroupRequest", "ProtocolType"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.protocols).len()), flex)
-                .map_err(|e| e.at("JoinGroupRequest", "Protocols"))?;
-            for e in (&self.protocols).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.protocol_type), flex).map_err(|e| e.at("JoinGroupRequest", "ProtocolType"))?;
+        put_array_len(buf, Some((&self.protocols).len()), flex).map_err(|e| e.at("JoinGroupRequest", "Protocols"))?;
+        for e in (&self.protocols).iter() {
+            e.encode_inner(buf, v)?;
         }
         if !(v >= 8) && !(self.reason.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
@@ -200,21 +215,16 @@ impl Struct for JoinGroupRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += 4;
-        }
+        n += len_string((&self.group_id), flex);
+        n += 4;
         if v >= 1 {
             n += 4;
         }
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
+        n += len_string((&self.member_id), flex);
         if v >= 5 {
             n += (if v >= 5 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
@@ -222,13 +232,9 @@ impl Struct for JoinGroupRequest {
                 (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += len_string((&self.protocol_type), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.protocols).len()), flex)
-                + (&self.protocols).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.protocol_type), flex);
+        n += (len_array_len(Some((&self.protocols).len()), flex)
+            + (&self.protocols).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if v >= 8 {
             n += (if v >= 8 {
                 len_nullable_string((&self.reason).as_deref(), flex)
@@ -245,43 +251,29 @@ impl Struct for JoinGroupRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.session_timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("session_timeout_ms"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.session_timeout_ms = get_i32(buf).map_err(|e| e.field("session_timeout_ms"))?;
         if v >= 1 {
-            this.rebalance_timeout_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("rebalance_timeout_ms"))?;
+            this.rebalance_timeout_ms = get_i32(buf).map_err(|e| e.field("rebalance_timeout_ms"))?;
         }
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         if v >= 5 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
                 Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
-        if true {
-            this.protocol_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("protocol_type"))?;
-        }
-        if true {
-            this.protocols = (|| -> DResult<Vec<JoinGroupRequestProtocol>> {
-                Ok(get_array(buf, flex, JoinGroupRequestProtocol::min_size(v), |buf| {
-                    Ok(JoinGroupRequestProtocol::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("protocols"))?;
-        }
+        this.protocol_type = get_string(buf, flex).map_err(|e| e.field("protocol_type"))?;
+        this.protocols = (|| -> DResult<Vec<JoinGroupRequestProtocol>> {
+            Ok(get_array(buf, flex, JoinGroupRequestProtocol::min_size(v), |buf| {
+                Ok(JoinGroupRequestProtocol::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("protocols"))?;
         if v >= 8 {
             this.reason = (|| -> DResult<Option<String>> {
                 Ok(if v >= 8 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
@@ -301,6 +293,7 @@ impl Struct for JoinGroupRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [14, 18, 18, 18, 18, 20, 14, 14, 15, 15];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -375,8 +368,12 @@ impl Struct for JoinGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupRequestProtocol {
+    /// The protocol name.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The protocol metadata.
+    ///
     /// `Metadata` (bytes), versions 0+.
     pub metadata: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -384,6 +381,7 @@ pub struct JoinGroupRequestProtocol {
 }
 
 impl Default for JoinGroupRequestProtocol {
+    #[inline]
     fn default() -> Self {
         JoinGroupRequestProtocol { name: String::new(), metadata: Bytes::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -392,12 +390,14 @@ impl Default for JoinGroupRequestProtocol {
 impl JoinGroupRequestProtocol {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: Bytes) -> Self {
         self.metadata = value;
         self
@@ -405,14 +405,11 @@ impl JoinGroupRequestProtocol {
 }
 
 impl Struct for JoinGroupRequestProtocol {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("JoinGroupRequestProtocol", "Name"))?;
-        }
-        if true {
-            put_bytes(buf, (&self.metadata), flex).map_err(|e| e.at("JoinGroupRequestProtocol", "Metadata"))?;
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("JoinGroupRequestProtocol", "Name"))?;
+        put_bytes(buf, (&self.metadata), flex).map_err(|e| e.at("JoinGroupRequestProtocol", "Metadata"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -429,15 +426,12 @@ impl Struct for JoinGroupRequestProtocol {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += len_bytes((&self.metadata), flex);
-        }
+        n += len_string((&self.name), flex);
+        n += len_bytes((&self.metadata), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -447,15 +441,12 @@ impl Struct for JoinGroupRequestProtocol {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.metadata = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("metadata"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.metadata = get_bytes(buf, flex).map_err(|e| e.field("metadata"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -469,6 +460,7 @@ impl Struct for JoinGroupRequestProtocol {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 6, 3, 3, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -495,10 +487,11 @@ impl Message for JoinGroupRequest {
     const NAME: &'static str = "JoinGroupRequest";
     const VERSIONS: VersionRange = VersionRange::new(0, 9);
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange::new(6, 9);
-    const DEPRECATED_VERSIONS: VersionRange = VersionRange::new(0, 1);
+    const DEPRECATED_VERSIONS: VersionRange = VersionRange::NONE;
 }
 
 impl crate::message::Request for JoinGroupRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::JoinGroup;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 9);
     type Response = crate::messages::join_group_response::JoinGroupResponse;
 }

@@ -13,22 +13,40 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 2+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The generation ID of the group.
+    ///
     /// `GenerationId` (int32), versions 0+; default `-1`.
     pub generation_id: i32,
+    /// The group protocol name.
+    ///
     /// `ProtocolType` (string), versions 7+; nullable in 7+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_type: Option<String>,
+    /// The group protocol selected by the coordinator.
+    ///
     /// `ProtocolName` (string), versions 0+; nullable in 7+.
     pub protocol_name: Option<String>,
+    /// The leader of the group.
+    ///
     /// `Leader` (string), versions 0+.
     pub leader: String,
+    /// True if the leader must skip running the assignment.
+    ///
     /// `SkipAssignment` (bool), versions 9+; default `false`.
     pub skip_assignment: bool,
+    /// The member ID assigned by the group coordinator.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The group members.
+    ///
     /// `Members` ([]JoinGroupResponseMember), versions 0+.
     pub members: Vec<JoinGroupResponseMember>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -36,6 +54,7 @@ pub struct JoinGroupResponse {
 }
 
 impl Default for JoinGroupResponse {
+    #[inline]
     fn default() -> Self {
         JoinGroupResponse {
             throttle_time_ms: 0,
@@ -55,54 +74,63 @@ impl Default for JoinGroupResponse {
 impl JoinGroupResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `generation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: Option<String>) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocol_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_name(mut self, value: Option<String>) -> Self {
         self.protocol_name = value;
         self
     }
     /// Sets `leader` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader(mut self, value: String) -> Self {
         self.leader = value;
         self
     }
     /// Sets `skip_assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_skip_assignment(mut self, value: bool) -> Self {
         self.skip_assignment = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<JoinGroupResponseMember>) -> Self {
         self.members = value;
         self
@@ -110,6 +138,7 @@ impl JoinGroupResponse {
 }
 
 impl Struct for JoinGroupResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
         if !(v >= 2) && !(self.throttle_time_ms == 0) {
@@ -122,12 +151,8 @@ impl Struct for JoinGroupResponse {
         if v >= 2 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_i32(buf, *(&self.generation_id));
-        }
+        put_i16(buf, *(&self.error_code));
+        put_i32(buf, *(&self.generation_id));
         if !(v >= 7) && !(self.protocol_type.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "JoinGroupResponse",
@@ -154,28 +179,24 @@ impl Struct for JoinGroupResponse {
                 }
             }
         }
-        if true {
-            if v >= 7 {
-                put_nullable_string(buf, (&self.protocol_name).as_deref(), flex)
-                    .map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
-            } else {
-                match (&self.protocol_name) {
-                    Some(x) => {
-                        put_string(buf, x, flex).map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
-                    }
-                    None => {
-                        return Err(EncodeError::NullNotAllowed {
-                            message: "JoinGroupResponse",
-                            field: "ProtocolName",
-                            version: crate::ApiVersion(v),
-                        })
-                    }
+        if v >= 7 {
+            put_nullable_string(buf, (&self.protocol_name).as_deref(), flex)
+                .map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
+        } else {
+            match (&self.protocol_name) {
+                Some(x) => {
+                    put_string(buf, x, flex).map_err(|e| e.at("JoinGroupResponse", "ProtocolName"))?;
+                }
+                None => {
+                    return Err(EncodeError::NullNotAllowed {
+                        message: "JoinGroupResponse",
+                        field: "ProtocolName",
+                        version: crate::ApiVersion(v),
+                    })
                 }
             }
         }
-        if true {
-            put_string(buf, (&self.leader), flex).map_err(|e| e.at("JoinGroupResponse", "Leader"))?;
-        }
+        put_string(buf, (&self.leader), flex).map_err(|e| e.at("JoinGroupResponse", "Leader"))?;
         if !(v >= 9) && !(self.skip_assignment == false) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "JoinGroupResponse",
@@ -186,14 +207,10 @@ impl Struct for JoinGroupResponse {
         if v >= 9 {
             put_bool(buf, *(&self.skip_assignment));
         }
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponse", "MemberId"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("JoinGroupResponse", "Members"))?;
-            for e in (&self.members).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponse", "MemberId"))?;
+        put_array_len(buf, Some((&self.members).len()), flex).map_err(|e| e.at("JoinGroupResponse", "Members"))?;
+        for e in (&self.members).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -211,18 +228,15 @@ impl Struct for JoinGroupResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
         if v >= 2 {
             n += 4;
         }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 4;
-        }
+        n += 2;
+        n += 4;
         if v >= 7 {
             n += (if v >= 7 {
                 len_nullable_string((&self.protocol_type).as_deref(), flex)
@@ -230,26 +244,18 @@ impl Struct for JoinGroupResponse {
                 (&self.protocol_type).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += (if v >= 7 {
-                len_nullable_string((&self.protocol_name).as_deref(), flex)
-            } else {
-                (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
-            });
-        }
-        if true {
-            n += len_string((&self.leader), flex);
-        }
+        n += (if v >= 7 {
+            len_nullable_string((&self.protocol_name).as_deref(), flex)
+        } else {
+            (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
+        });
+        n += len_string((&self.leader), flex);
         if v >= 9 {
             n += 1;
         }
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.members).len()), flex)
-                + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.member_id), flex);
+        n += (len_array_len(Some((&self.members).len()), flex)
+            + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -259,50 +265,36 @@ impl Struct for JoinGroupResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
         if v >= 2 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.generation_id = get_i32(buf).map_err(|e| e.field("generation_id"))?;
         if v >= 7 {
             this.protocol_type = (|| -> DResult<Option<String>> {
                 Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("protocol_type"))?;
         }
-        if true {
-            this.protocol_name = (|| -> DResult<Option<String>> {
-                Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
-            })()
-            .map_err(|e| e.field("protocol_name"))?;
-        }
-        if true {
-            this.leader = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("leader"))?;
-        }
+        this.protocol_name = (|| -> DResult<Option<String>> {
+            Ok(if v >= 7 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
+        })()
+        .map_err(|e| e.field("protocol_name"))?;
+        this.leader = get_string(buf, flex).map_err(|e| e.field("leader"))?;
         if v >= 9 {
-            this.skip_assignment =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("skip_assignment"))?;
+            this.skip_assignment = get_bool(buf).map_err(|e| e.field("skip_assignment"))?;
         }
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
-        if true {
-            this.members = (|| -> DResult<Vec<JoinGroupResponseMember>> {
-                Ok(get_array(buf, flex, JoinGroupResponseMember::min_size(v), |buf| {
-                    Ok(JoinGroupResponseMember::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("members"))?;
-        }
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
+        this.members = (|| -> DResult<Vec<JoinGroupResponseMember>> {
+            Ok(get_array(buf, flex, JoinGroupResponseMember::min_size(v), |buf| {
+                Ok(JoinGroupResponseMember::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("members"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -316,6 +308,7 @@ impl Struct for JoinGroupResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [16, 16, 20, 20, 20, 20, 15, 16, 16, 17];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -390,10 +383,16 @@ impl Struct for JoinGroupResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupResponseMember {
+    /// The group member ID.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
     /// `GroupInstanceId` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub group_instance_id: Option<String>,
+    /// The group member metadata.
+    ///
     /// `Metadata` (bytes), versions 0+.
     pub metadata: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -401,6 +400,7 @@ pub struct JoinGroupResponseMember {
 }
 
 impl Default for JoinGroupResponseMember {
+    #[inline]
     fn default() -> Self {
         JoinGroupResponseMember {
             member_id: String::new(),
@@ -414,18 +414,21 @@ impl Default for JoinGroupResponseMember {
 impl JoinGroupResponseMember {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `metadata` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: Bytes) -> Self {
         self.metadata = value;
         self
@@ -433,11 +436,10 @@ impl JoinGroupResponseMember {
 }
 
 impl Struct for JoinGroupResponseMember {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 6;
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponseMember", "MemberId"))?;
-        }
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("JoinGroupResponseMember", "MemberId"))?;
         if !(v >= 5) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "JoinGroupResponseMember",
@@ -464,9 +466,7 @@ impl Struct for JoinGroupResponseMember {
                 }
             }
         }
-        if true {
-            put_bytes(buf, (&self.metadata), flex).map_err(|e| e.at("JoinGroupResponseMember", "Metadata"))?;
-        }
+        put_bytes(buf, (&self.metadata), flex).map_err(|e| e.at("JoinGroupResponseMember", "Metadata"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -483,12 +483,11 @@ impl Struct for JoinGroupResponseMember {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 6;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
+        n += len_string((&self.member_id), flex);
         if v >= 5 {
             n += (if v >= 5 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
@@ -496,9 +495,7 @@ impl Struct for JoinGroupResponseMember {
                 (&self.group_instance_id).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += len_bytes((&self.metadata), flex);
-        }
+        n += len_bytes((&self.metadata), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -508,22 +505,18 @@ impl Struct for JoinGroupResponseMember {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 6;
         let mut this = Self::default();
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         if v >= 5 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
                 Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
             })()
             .map_err(|e| e.field("group_instance_id"))?;
         }
-        if true {
-            this.metadata = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("metadata"))?;
-        }
+        this.metadata = get_bytes(buf, flex).map_err(|e| e.field("metadata"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -537,6 +530,7 @@ impl Struct for JoinGroupResponseMember {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 10] = [6, 6, 6, 6, 6, 8, 4, 4, 4, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -10,11 +10,17 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `KRaftVersionRecord`: versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct KRaftVersionRecord {
+    /// The version of the kraft version record.
+    ///
     /// `Version` (int16), versions 0+.
     pub version: i16,
+    /// The kraft protocol version.
+    ///
     /// `KRaftVersion` (int16), versions 0+.
     pub k_raft_version: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +28,7 @@ pub struct KRaftVersionRecord {
 }
 
 impl Default for KRaftVersionRecord {
+    #[inline]
     fn default() -> Self {
         KRaftVersionRecord { version: 0, k_raft_version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +37,14 @@ impl Default for KRaftVersionRecord {
 impl KRaftVersionRecord {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `k_raft_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_k_raft_version(mut self, value: i16) -> Self {
         self.k_raft_version = value;
         self
@@ -43,14 +52,11 @@ impl KRaftVersionRecord {
 }
 
 impl Struct for KRaftVersionRecord {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.version));
-        }
-        if true {
-            put_i16(buf, *(&self.k_raft_version));
-        }
+        put_i16(buf, *(&self.version));
+        put_i16(buf, *(&self.k_raft_version));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -67,15 +73,12 @@ impl Struct for KRaftVersionRecord {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -85,16 +88,12 @@ impl Struct for KRaftVersionRecord {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
-        }
-        if true {
-            this.k_raft_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("k_raft_version"))?;
-        }
+        this.version = get_i16(buf).map_err(|e| e.field("version"))?;
+        this.k_raft_version = get_i16(buf).map_err(|e| e.field("k_raft_version"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -108,6 +107,7 @@ impl Struct for KRaftVersionRecord {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -10,15 +10,25 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `LeaderChangeMessage`: versions 0-1, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderChangeMessage {
+    /// The version of the leader change message.
+    ///
     /// `Version` (int16), versions 0+.
     pub version: i16,
+    /// The ID of the newly elected leader.
+    ///
     /// `LeaderId` (int32), versions 0+; entity: brokerId.
     pub leader_id: i32,
+    /// The set of voters in the quorum for this epoch.
+    ///
     /// `Voters` ([]Voter), versions 0+.
     pub voters: Vec<Voter>,
+    /// The voters who voted for the leader at the time of election.
+    ///
     /// `GrantingVoters` ([]Voter), versions 0+.
     pub granting_voters: Vec<Voter>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +36,7 @@ pub struct LeaderChangeMessage {
 }
 
 impl Default for LeaderChangeMessage {
+    #[inline]
     fn default() -> Self {
         LeaderChangeMessage {
             version: 0,
@@ -40,24 +51,28 @@ impl Default for LeaderChangeMessage {
 impl LeaderChangeMessage {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `voters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voters(mut self, value: Vec<Voter>) -> Self {
         self.voters = value;
         self
     }
     /// Sets `granting_voters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_granting_voters(mut self, value: Vec<Voter>) -> Self {
         self.granting_voters = value;
         self
@@ -65,26 +80,19 @@ impl LeaderChangeMessage {
 }
 
 impl Struct for LeaderChangeMessage {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.version));
+        put_i16(buf, *(&self.version));
+        put_i32(buf, *(&self.leader_id));
+        put_array_len(buf, Some((&self.voters).len()), flex).map_err(|e| e.at("LeaderChangeMessage", "Voters"))?;
+        for e in (&self.voters).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_i32(buf, *(&self.leader_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.voters).len()), flex).map_err(|e| e.at("LeaderChangeMessage", "Voters"))?;
-            for e in (&self.voters).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            put_array_len(buf, Some((&self.granting_voters).len()), flex)
-                .map_err(|e| e.at("LeaderChangeMessage", "GrantingVoters"))?;
-            for e in (&self.granting_voters).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.granting_voters).len()), flex)
+            .map_err(|e| e.at("LeaderChangeMessage", "GrantingVoters"))?;
+        for e in (&self.granting_voters).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -102,23 +110,16 @@ impl Struct for LeaderChangeMessage {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.voters).len()), flex)
-                + (&self.voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (len_array_len(Some((&self.granting_voters).len()), flex)
-                + (&self.granting_voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 2;
+        n += 4;
+        n += (len_array_len(Some((&self.voters).len()), flex)
+            + (&self.voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (len_array_len(Some((&self.granting_voters).len()), flex)
+            + (&self.granting_voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -128,27 +129,20 @@ impl Struct for LeaderChangeMessage {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
-        }
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.voters = (|| -> DResult<Vec<Voter>> {
-                Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("voters"))?;
-        }
-        if true {
-            this.granting_voters = (|| -> DResult<Vec<Voter>> {
-                Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("granting_voters"))?;
-        }
+        this.version = get_i16(buf).map_err(|e| e.field("version"))?;
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.voters = (|| -> DResult<Vec<Voter>> {
+            Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("voters"))?;
+        this.granting_voters = (|| -> DResult<Vec<Voter>> {
+            Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("granting_voters"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -162,6 +156,7 @@ impl Struct for LeaderChangeMessage {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [9, 9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -196,8 +191,12 @@ impl Struct for LeaderChangeMessage {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Voter {
+    /// The ID of the voter.
+    ///
     /// `VoterId` (int32), versions 0+.
     pub voter_id: i32,
+    /// The directory id of the voter.
+    ///
     /// `VoterDirectoryId` (uuid), versions 1+.
     pub voter_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -205,6 +204,7 @@ pub struct Voter {
 }
 
 impl Default for Voter {
+    #[inline]
     fn default() -> Self {
         Voter { voter_id: 0, voter_directory_id: Uuid::ZERO, unknown_tagged_fields: Vec::new() }
     }
@@ -213,12 +213,14 @@ impl Default for Voter {
 impl Voter {
     /// Sets `voter_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
@@ -226,11 +228,10 @@ impl Voter {
 }
 
 impl Struct for Voter {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.voter_id));
-        }
+        put_i32(buf, *(&self.voter_id));
         if !(v >= 1) && !(self.voter_directory_id.is_zero()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "Voter",
@@ -257,12 +258,11 @@ impl Struct for Voter {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if v >= 1 {
             n += 16;
         }
@@ -275,15 +275,13 @@ impl Struct for Voter {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
-        }
+        this.voter_id = get_i32(buf).map_err(|e| e.field("voter_id"))?;
         if v >= 1 {
-            this.voter_directory_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
+            this.voter_directory_id = get_uuid(buf).map_err(|e| e.field("voter_directory_id"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -298,6 +296,7 @@ impl Struct for Voter {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [5, 21];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

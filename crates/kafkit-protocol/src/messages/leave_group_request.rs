@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaveGroupRequest {
+    /// The ID of the group to leave.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The member ID to remove from the group.
+    ///
     /// `MemberId` (string), versions 0-2.
     pub member_id: String,
+    /// List of leaving member identities.
+    ///
     /// `Members` ([]MemberIdentity), versions 3+.
     pub members: Vec<MemberIdentity>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct LeaveGroupRequest {
 }
 
 impl Default for LeaveGroupRequest {
+    #[inline]
     fn default() -> Self {
         LeaveGroupRequest {
             group_id: String::new(),
@@ -37,18 +44,21 @@ impl Default for LeaveGroupRequest {
 impl LeaveGroupRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<MemberIdentity>) -> Self {
         self.members = value;
         self
@@ -56,11 +66,10 @@ impl LeaveGroupRequest {
 }
 
 impl Struct for LeaveGroupRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("LeaveGroupRequest", "GroupId"))?;
-        }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("LeaveGroupRequest", "GroupId"))?;
         if !(v <= 2) && !(self.member_id.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "LeaveGroupRequest",
@@ -100,12 +109,11 @@ impl Struct for LeaveGroupRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
+        n += len_string((&self.group_id), flex);
         if v <= 2 {
             n += len_string((&self.member_id), flex);
         }
@@ -122,16 +130,13 @@ impl Struct for LeaveGroupRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
         if v <= 2 {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
+            this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.members = (|| -> DResult<Vec<MemberIdentity>> {
@@ -152,6 +157,7 @@ impl Struct for LeaveGroupRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 4, 4, 6, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -188,10 +194,16 @@ impl Struct for LeaveGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MemberIdentity {
+    /// The member ID to remove from the group.
+    ///
     /// `MemberId` (string), versions 3+.
     pub member_id: String,
+    /// The group instance ID to remove from the group.
+    ///
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+; default `null`.
     pub group_instance_id: Option<String>,
+    /// The reason why the member left the group.
+    ///
     /// `Reason` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub reason: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -199,6 +211,7 @@ pub struct MemberIdentity {
 }
 
 impl Default for MemberIdentity {
+    #[inline]
     fn default() -> Self {
         MemberIdentity {
             member_id: String::new(),
@@ -212,18 +225,21 @@ impl Default for MemberIdentity {
 impl MemberIdentity {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `reason` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_reason(mut self, value: Option<String>) -> Self {
         self.reason = value;
         self
@@ -231,6 +247,7 @@ impl MemberIdentity {
 }
 
 impl Struct for MemberIdentity {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 3) && !(self.member_id.is_empty()) {
@@ -311,6 +328,7 @@ impl Struct for MemberIdentity {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -340,12 +358,12 @@ impl Struct for MemberIdentity {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 3 {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
+            this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
@@ -372,6 +390,7 @@ impl Struct for MemberIdentity {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 4, 3, 4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -425,5 +444,6 @@ impl Message for LeaveGroupRequest {
 
 impl crate::message::Request for LeaveGroupRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::LeaveGroup;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 5);
     type Response = crate::messages::leave_group_response::LeaveGroupResponse;
 }

@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaveGroupResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// List of leaving member responses.
+    ///
     /// `Members` ([]MemberResponse), versions 3+.
     pub members: Vec<MemberResponse>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct LeaveGroupResponse {
 }
 
 impl Default for LeaveGroupResponse {
+    #[inline]
     fn default() -> Self {
         LeaveGroupResponse {
             throttle_time_ms: 0,
@@ -37,18 +44,21 @@ impl Default for LeaveGroupResponse {
 impl LeaveGroupResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `members` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: Vec<MemberResponse>) -> Self {
         self.members = value;
         self
@@ -56,6 +66,7 @@ impl LeaveGroupResponse {
 }
 
 impl Struct for LeaveGroupResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -68,9 +79,7 @@ impl Struct for LeaveGroupResponse {
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i16(buf, *(&self.error_code));
         if !(v >= 3) && !(self.members.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "LeaveGroupResponse",
@@ -100,15 +109,14 @@ impl Struct for LeaveGroupResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
         if v >= 1 {
             n += 4;
         }
-        if true {
-            n += 2;
-        }
+        n += 2;
         if v >= 3 {
             n += (len_array_len(Some((&self.members).len()), flex)
                 + (&self.members).iter().map(|e| e.len_inner(v)).sum::<usize>());
@@ -122,16 +130,14 @@ impl Struct for LeaveGroupResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if v >= 3 {
             this.members = (|| -> DResult<Vec<MemberResponse>> {
                 Ok(get_array(buf, flex, MemberResponse::min_size(v), |buf| Ok(MemberResponse::decode_inner(buf, v)?))?)
@@ -151,6 +157,7 @@ impl Struct for LeaveGroupResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [2, 6, 6, 10, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -187,10 +194,16 @@ impl Struct for LeaveGroupResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MemberResponse {
+    /// The member ID to remove from the group.
+    ///
     /// `MemberId` (string), versions 3+.
     pub member_id: String,
+    /// The group instance ID to remove from the group.
+    ///
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+.
     pub group_instance_id: Option<String>,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 3+.
     pub error_code: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -198,6 +211,7 @@ pub struct MemberResponse {
 }
 
 impl Default for MemberResponse {
+    #[inline]
     fn default() -> Self {
         MemberResponse {
             member_id: String::new(),
@@ -211,18 +225,21 @@ impl Default for MemberResponse {
 impl MemberResponse {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -230,6 +247,7 @@ impl MemberResponse {
 }
 
 impl Struct for MemberResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 3) && !(self.member_id.is_empty()) {
@@ -294,6 +312,7 @@ impl Struct for MemberResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
@@ -319,12 +338,12 @@ impl Struct for MemberResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 3 {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
+            this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         }
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
@@ -333,7 +352,7 @@ impl Struct for MemberResponse {
             .map_err(|e| e.field("group_instance_id"))?;
         }
         if v >= 3 {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
+            this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -348,6 +367,7 @@ impl Struct for MemberResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 6, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListGroupsRequest {
+    /// The states of the groups we want to list. If empty, all groups are returned with their state.
+    ///
     /// `StatesFilter` ([]string), versions 4+.
     pub states_filter: Vec<String>,
+    /// The types of the groups we want to list. If empty, all groups are returned with their type.
+    ///
     /// `TypesFilter` ([]string), versions 5+.
     pub types_filter: Vec<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct ListGroupsRequest {
 }
 
 impl Default for ListGroupsRequest {
+    #[inline]
     fn default() -> Self {
         ListGroupsRequest { states_filter: Vec::new(), types_filter: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for ListGroupsRequest {
 impl ListGroupsRequest {
     /// Sets `states_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_states_filter(mut self, value: Vec<String>) -> Self {
         self.states_filter = value;
         self
     }
     /// Sets `types_filter` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_types_filter(mut self, value: Vec<String>) -> Self {
         self.types_filter = value;
         self
@@ -43,6 +50,7 @@ impl ListGroupsRequest {
 }
 
 impl Struct for ListGroupsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 4) && !(self.states_filter.is_empty()) {
@@ -89,6 +97,7 @@ impl Struct for ListGroupsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
@@ -109,6 +118,7 @@ impl Struct for ListGroupsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
@@ -137,6 +147,7 @@ impl Struct for ListGroupsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [0, 0, 0, 1, 2, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -172,5 +183,6 @@ impl Message for ListGroupsRequest {
 
 impl crate::message::Request for ListGroupsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ListGroups;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 5);
     type Response = crate::messages::list_groups_response::ListGroupsResponse;
 }

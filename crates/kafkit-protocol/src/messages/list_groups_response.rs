@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListGroupsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// Each group in the response.
+    ///
     /// `Groups` ([]ListedGroup), versions 0+.
     pub groups: Vec<ListedGroup>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct ListGroupsResponse {
 }
 
 impl Default for ListGroupsResponse {
+    #[inline]
     fn default() -> Self {
         ListGroupsResponse { throttle_time_ms: 0, error_code: 0, groups: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -32,18 +39,21 @@ impl Default for ListGroupsResponse {
 impl ListGroupsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `groups` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: Vec<ListedGroup>) -> Self {
         self.groups = value;
         self
@@ -51,6 +61,7 @@ impl ListGroupsResponse {
 }
 
 impl Struct for ListGroupsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -63,14 +74,10 @@ impl Struct for ListGroupsResponse {
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_array_len(buf, Some((&self.groups).len()), flex).map_err(|e| e.at("ListGroupsResponse", "Groups"))?;
-            for e in (&self.groups).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i16(buf, *(&self.error_code));
+        put_array_len(buf, Some((&self.groups).len()), flex).map_err(|e| e.at("ListGroupsResponse", "Groups"))?;
+        for e in (&self.groups).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -88,19 +95,16 @@ impl Struct for ListGroupsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
         if v >= 1 {
             n += 4;
         }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (len_array_len(Some((&self.groups).len()), flex)
-                + (&self.groups).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 2;
+        n += (len_array_len(Some((&self.groups).len()), flex)
+            + (&self.groups).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -110,22 +114,18 @@ impl Struct for ListGroupsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.groups = (|| -> DResult<Vec<ListedGroup>> {
-                Ok(get_array(buf, flex, ListedGroup::min_size(v), |buf| Ok(ListedGroup::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("groups"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.groups = (|| -> DResult<Vec<ListedGroup>> {
+            Ok(get_array(buf, flex, ListedGroup::min_size(v), |buf| Ok(ListedGroup::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("groups"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -139,6 +139,7 @@ impl Struct for ListGroupsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 10, 10, 8, 8, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -171,12 +172,20 @@ impl Struct for ListGroupsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListedGroup {
+    /// The group ID.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The group protocol type.
+    ///
     /// `ProtocolType` (string), versions 0+.
     pub protocol_type: String,
+    /// The group state name.
+    ///
     /// `GroupState` (string), versions 4+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub group_state: String,
+    /// The group type name.
+    ///
     /// `GroupType` (string), versions 5+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub group_type: String,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -184,6 +193,7 @@ pub struct ListedGroup {
 }
 
 impl Default for ListedGroup {
+    #[inline]
     fn default() -> Self {
         ListedGroup {
             group_id: String::new(),
@@ -198,24 +208,28 @@ impl Default for ListedGroup {
 impl ListedGroup {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: String) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `group_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_state(mut self, value: String) -> Self {
         self.group_state = value;
         self
     }
     /// Sets `group_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_type(mut self, value: String) -> Self {
         self.group_type = value;
         self
@@ -223,14 +237,11 @@ impl ListedGroup {
 }
 
 impl Struct for ListedGroup {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 3;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ListedGroup", "GroupId"))?;
-        }
-        if true {
-            put_string(buf, (&self.protocol_type), flex).map_err(|e| e.at("ListedGroup", "ProtocolType"))?;
-        }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ListedGroup", "GroupId"))?;
+        put_string(buf, (&self.protocol_type), flex).map_err(|e| e.at("ListedGroup", "ProtocolType"))?;
         if !(v >= 4) && !(self.group_state.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "ListedGroup",
@@ -267,15 +278,12 @@ impl Struct for ListedGroup {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 3;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += len_string((&self.protocol_type), flex);
-        }
+        n += len_string((&self.group_id), flex);
+        n += len_string((&self.protocol_type), flex);
         if v >= 4 {
             n += len_string((&self.group_state), flex);
         }
@@ -291,24 +299,17 @@ impl Struct for ListedGroup {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 3;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.protocol_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("protocol_type"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.protocol_type = get_string(buf, flex).map_err(|e| e.field("protocol_type"))?;
         if v >= 4 {
-            this.group_state =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_state"))?;
+            this.group_state = get_string(buf, flex).map_err(|e| e.field("group_state"))?;
         }
         if v >= 5 {
-            this.group_type =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_type"))?;
+            this.group_type = get_string(buf, flex).map_err(|e| e.field("group_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -323,6 +324,7 @@ impl Struct for ListedGroup {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [4, 4, 4, 3, 4, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

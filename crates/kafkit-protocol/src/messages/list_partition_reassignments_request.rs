@@ -13,8 +13,12 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsRequest {
+    /// The time in ms to wait for the request to complete.
+    ///
     /// `TimeoutMs` (int32), versions 0+; default `60000`.
     pub timeout_ms: i32,
+    /// The topics to list partition reassignments for, or null to list everything.
+    ///
     /// `Topics` ([]ListPartitionReassignmentsTopics), versions 0+; nullable in 0+; default `null`.
     pub topics: Option<Vec<ListPartitionReassignmentsTopics>>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +26,7 @@ pub struct ListPartitionReassignmentsRequest {
 }
 
 impl Default for ListPartitionReassignmentsRequest {
+    #[inline]
     fn default() -> Self {
         ListPartitionReassignmentsRequest { timeout_ms: 60000, topics: None, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +35,14 @@ impl Default for ListPartitionReassignmentsRequest {
 impl ListPartitionReassignmentsRequest {
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Option<Vec<ListPartitionReassignmentsTopics>>) -> Self {
         self.topics = value;
         self
@@ -43,22 +50,19 @@ impl ListPartitionReassignmentsRequest {
 }
 
 impl Struct for ListPartitionReassignmentsRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.timeout_ms));
-        }
-        if true {
-            match (&self.topics) {
-                None => {
-                    put_array_len(buf, None, flex).map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
-                }
-                Some(a) => {
-                    put_array_len(buf, Some(a.len()), flex)
-                        .map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
-                    for e in a.iter() {
-                        e.encode_inner(buf, v)?;
-                    }
+        put_i32(buf, *(&self.timeout_ms));
+        match (&self.topics) {
+            None => {
+                put_array_len(buf, None, flex).map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
+            }
+            Some(a) => {
+                put_array_len(buf, Some(a.len()), flex)
+                    .map_err(|e| e.at("ListPartitionReassignmentsRequest", "Topics"))?;
+                for e in a.iter() {
+                    e.encode_inner(buf, v)?;
                 }
             }
         }
@@ -78,18 +82,15 @@ impl Struct for ListPartitionReassignmentsRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += match (&self.topics) {
-                None => len_array_len(None, flex),
-                Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
-            };
-        }
+        n += 4;
+        n += match (&self.topics) {
+            None => len_array_len(None, flex),
+            Some(a) => (len_array_len(Some(a.len()), flex) + a.iter().map(|e| e.len_inner(v)).sum::<usize>()),
+        };
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -99,20 +100,17 @@ impl Struct for ListPartitionReassignmentsRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Option<Vec<ListPartitionReassignmentsTopics>>> {
-                Ok(get_nullable_array(buf, flex, ListPartitionReassignmentsTopics::min_size(v), |buf| {
-                    Ok(ListPartitionReassignmentsTopics::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.timeout_ms = get_i32(buf).map_err(|e| e.field("timeout_ms"))?;
+        this.topics = (|| -> DResult<Option<Vec<ListPartitionReassignmentsTopics>>> {
+            Ok(get_nullable_array(buf, flex, ListPartitionReassignmentsTopics::min_size(v), |buf| {
+                Ok(ListPartitionReassignmentsTopics::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -126,6 +124,7 @@ impl Struct for ListPartitionReassignmentsRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -159,8 +158,12 @@ impl Struct for ListPartitionReassignmentsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsTopics {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// The partitions to list partition reassignments for.
+    ///
     /// `PartitionIndexes` ([]int32), versions 0+.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -168,6 +171,7 @@ pub struct ListPartitionReassignmentsTopics {
 }
 
 impl Default for ListPartitionReassignmentsTopics {
+    #[inline]
     fn default() -> Self {
         ListPartitionReassignmentsTopics {
             name: String::new(),
@@ -180,12 +184,14 @@ impl Default for ListPartitionReassignmentsTopics {
 impl ListPartitionReassignmentsTopics {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -193,17 +199,14 @@ impl ListPartitionReassignmentsTopics {
 }
 
 impl Struct for ListPartitionReassignmentsTopics {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("ListPartitionReassignmentsTopics", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partition_indexes).len()), flex)
-                .map_err(|e| e.at("ListPartitionReassignmentsTopics", "PartitionIndexes"))?;
-            for e in (&self.partition_indexes).iter() {
-                put_i32(buf, *e);
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("ListPartitionReassignmentsTopics", "Name"))?;
+        put_array_len(buf, Some((&self.partition_indexes).len()), flex)
+            .map_err(|e| e.at("ListPartitionReassignmentsTopics", "PartitionIndexes"))?;
+        for e in (&self.partition_indexes).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -221,15 +224,12 @@ impl Struct for ListPartitionReassignmentsTopics {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partition_indexes).len()), flex) + (&self.partition_indexes).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -239,17 +239,13 @@ impl Struct for ListPartitionReassignmentsTopics {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partition_indexes =
-                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("partition_indexes"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partition_indexes = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("partition_indexes"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -263,6 +259,7 @@ impl Struct for ListPartitionReassignmentsTopics {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -298,5 +295,6 @@ impl Message for ListPartitionReassignmentsRequest {
 
 impl crate::message::Request for ListPartitionReassignmentsRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ListPartitionReassignments;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::list_partition_reassignments_response::ListPartitionReassignmentsResponse;
 }

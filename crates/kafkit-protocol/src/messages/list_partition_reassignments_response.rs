@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The top-level error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The top-level error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The ongoing reassignments for each topic.
+    ///
     /// `Topics` ([]OngoingTopicReassignment), versions 0+.
     pub topics: Vec<OngoingTopicReassignment>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct ListPartitionReassignmentsResponse {
 }
 
 impl Default for ListPartitionReassignmentsResponse {
+    #[inline]
     fn default() -> Self {
         ListPartitionReassignmentsResponse {
             throttle_time_ms: 0,
@@ -40,24 +49,28 @@ impl Default for ListPartitionReassignmentsResponse {
 impl ListPartitionReassignmentsResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OngoingTopicReassignment>) -> Self {
         self.topics = value;
         self
@@ -65,24 +78,17 @@ impl ListPartitionReassignmentsResponse {
 }
 
 impl Struct for ListPartitionReassignmentsResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("ListPartitionReassignmentsResponse", "ErrorMessage"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("ListPartitionReassignmentsResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("ListPartitionReassignmentsResponse", "ErrorMessage"))?;
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("ListPartitionReassignmentsResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -100,22 +106,15 @@ impl Struct for ListPartitionReassignmentsResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -125,28 +124,19 @@ impl Struct for ListPartitionReassignmentsResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<OngoingTopicReassignment>> {
-                Ok(get_array(buf, flex, OngoingTopicReassignment::min_size(v), |buf| {
-                    Ok(OngoingTopicReassignment::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.topics = (|| -> DResult<Vec<OngoingTopicReassignment>> {
+            Ok(get_array(buf, flex, OngoingTopicReassignment::min_size(v), |buf| {
+                Ok(OngoingTopicReassignment::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -160,6 +150,7 @@ impl Struct for ListPartitionReassignmentsResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -196,12 +187,20 @@ impl Struct for ListPartitionReassignmentsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OngoingPartitionReassignment {
+    /// The index of the partition.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
+    /// The current replica set.
+    ///
     /// `Replicas` ([]int32), versions 0+; entity: brokerId.
     pub replicas: Vec<i32>,
+    /// The set of replicas we are currently adding.
+    ///
     /// `AddingReplicas` ([]int32), versions 0+; entity: brokerId.
     pub adding_replicas: Vec<i32>,
+    /// The set of replicas we are currently removing.
+    ///
     /// `RemovingReplicas` ([]int32), versions 0+; entity: brokerId.
     pub removing_replicas: Vec<i32>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -209,6 +208,7 @@ pub struct OngoingPartitionReassignment {
 }
 
 impl Default for OngoingPartitionReassignment {
+    #[inline]
     fn default() -> Self {
         OngoingPartitionReassignment {
             partition_index: 0,
@@ -223,24 +223,28 @@ impl Default for OngoingPartitionReassignment {
 impl OngoingPartitionReassignment {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_replicas(mut self, value: Vec<i32>) -> Self {
         self.replicas = value;
         self
     }
     /// Sets `adding_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_adding_replicas(mut self, value: Vec<i32>) -> Self {
         self.adding_replicas = value;
         self
     }
     /// Sets `removing_replicas` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_removing_replicas(mut self, value: Vec<i32>) -> Self {
         self.removing_replicas = value;
         self
@@ -248,31 +252,24 @@ impl OngoingPartitionReassignment {
 }
 
 impl Struct for OngoingPartitionReassignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition_index));
+        put_i32(buf, *(&self.partition_index));
+        put_array_len(buf, Some((&self.replicas).len()), flex)
+            .map_err(|e| e.at("OngoingPartitionReassignment", "Replicas"))?;
+        for e in (&self.replicas).iter() {
+            put_i32(buf, *e);
         }
-        if true {
-            put_array_len(buf, Some((&self.replicas).len()), flex)
-                .map_err(|e| e.at("OngoingPartitionReassignment", "Replicas"))?;
-            for e in (&self.replicas).iter() {
-                put_i32(buf, *e);
-            }
+        put_array_len(buf, Some((&self.adding_replicas).len()), flex)
+            .map_err(|e| e.at("OngoingPartitionReassignment", "AddingReplicas"))?;
+        for e in (&self.adding_replicas).iter() {
+            put_i32(buf, *e);
         }
-        if true {
-            put_array_len(buf, Some((&self.adding_replicas).len()), flex)
-                .map_err(|e| e.at("OngoingPartitionReassignment", "AddingReplicas"))?;
-            for e in (&self.adding_replicas).iter() {
-                put_i32(buf, *e);
-            }
-        }
-        if true {
-            put_array_len(buf, Some((&self.removing_replicas).len()), flex)
-                .map_err(|e| e.at("OngoingPartitionReassignment", "RemovingReplicas"))?;
-            for e in (&self.removing_replicas).iter() {
-                put_i32(buf, *e);
-            }
+        put_array_len(buf, Some((&self.removing_replicas).len()), flex)
+            .map_err(|e| e.at("OngoingPartitionReassignment", "RemovingReplicas"))?;
+        for e in (&self.removing_replicas).iter() {
+            put_i32(buf, *e);
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -290,21 +287,14 @@ impl Struct for OngoingPartitionReassignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.replicas).len()), flex) + (&self.replicas).len() * 4);
-        }
-        if true {
-            n += (len_array_len(Some((&self.adding_replicas).len()), flex) + (&self.adding_replicas).len() * 4);
-        }
-        if true {
-            n += (len_array_len(Some((&self.removing_replicas).len()), flex) + (&self.removing_replicas).len() * 4);
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.replicas).len()), flex) + (&self.replicas).len() * 4);
+        n += (len_array_len(Some((&self.adding_replicas).len()), flex) + (&self.adding_replicas).len() * 4);
+        n += (len_array_len(Some((&self.removing_replicas).len()), flex) + (&self.removing_replicas).len() * 4);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -314,27 +304,17 @@ impl Struct for OngoingPartitionReassignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                .map_err(|e| e.field("replicas"))?;
-        }
-        if true {
-            this.adding_replicas =
-                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("adding_replicas"))?;
-        }
-        if true {
-            this.removing_replicas =
-                (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
-                    .map_err(|e| e.field("removing_replicas"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("replicas"))?;
+        this.adding_replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("adding_replicas"))?;
+        this.removing_replicas = (|| -> DResult<Vec<i32>> { Ok(get_array(buf, flex, 4, |buf| Ok(get_i32(buf)?))?) })()
+            .map_err(|e| e.field("removing_replicas"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -348,6 +328,7 @@ impl Struct for OngoingPartitionReassignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -390,8 +371,12 @@ impl Struct for OngoingPartitionReassignment {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OngoingTopicReassignment {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName.
     pub name: String,
+    /// The ongoing reassignments for each partition.
+    ///
     /// `Partitions` ([]OngoingPartitionReassignment), versions 0+.
     pub partitions: Vec<OngoingPartitionReassignment>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -399,6 +384,7 @@ pub struct OngoingTopicReassignment {
 }
 
 impl Default for OngoingTopicReassignment {
+    #[inline]
     fn default() -> Self {
         OngoingTopicReassignment { name: String::new(), partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -407,12 +393,14 @@ impl Default for OngoingTopicReassignment {
 impl OngoingTopicReassignment {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OngoingPartitionReassignment>) -> Self {
         self.partitions = value;
         self
@@ -420,17 +408,14 @@ impl OngoingTopicReassignment {
 }
 
 impl Struct for OngoingTopicReassignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("OngoingTopicReassignment", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("OngoingTopicReassignment", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("OngoingTopicReassignment", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("OngoingTopicReassignment", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -448,16 +433,13 @@ impl Struct for OngoingTopicReassignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -467,20 +449,17 @@ impl Struct for OngoingTopicReassignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<OngoingPartitionReassignment>> {
-                Ok(get_array(buf, flex, OngoingPartitionReassignment::min_size(v), |buf| {
-                    Ok(OngoingPartitionReassignment::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<OngoingPartitionReassignment>> {
+            Ok(get_array(buf, flex, OngoingPartitionReassignment::min_size(v), |buf| {
+                Ok(OngoingPartitionReassignment::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -494,6 +473,7 @@ impl Struct for OngoingTopicReassignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

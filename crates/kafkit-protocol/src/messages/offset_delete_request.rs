@@ -13,13 +13,18 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequest {
+    /// The unique group identifier.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The topics to delete offsets for.
+    ///
     /// `Topics` ([]OffsetDeleteRequestTopic), versions 0+.
     pub topics: Vec<OffsetDeleteRequestTopic>,
 }
 
 impl Default for OffsetDeleteRequest {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteRequest { group_id: String::new(), topics: Vec::new() }
     }
@@ -28,12 +33,14 @@ impl Default for OffsetDeleteRequest {
 impl OffsetDeleteRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetDeleteRequestTopic>) -> Self {
         self.topics = value;
         self
@@ -41,54 +48,45 @@ impl OffsetDeleteRequest {
 }
 
 impl Struct for OffsetDeleteRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetDeleteRequest", "GroupId"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("OffsetDeleteRequest", "GroupId"))?;
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.group_id), flex);
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<OffsetDeleteRequestTopic>> {
-                Ok(get_array(buf, flex, OffsetDeleteRequestTopic::min_size(v), |buf| {
-                    Ok(OffsetDeleteRequestTopic::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.topics = (|| -> DResult<Vec<OffsetDeleteRequestTopic>> {
+            Ok(get_array(buf, flex, OffsetDeleteRequestTopic::min_size(v), |buf| {
+                Ok(OffsetDeleteRequestTopic::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -114,11 +112,14 @@ impl Struct for OffsetDeleteRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequestPartition {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+.
     pub partition_index: i32,
 }
 
 impl Default for OffsetDeleteRequestPartition {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteRequestPartition { partition_index: 0 }
     }
@@ -127,6 +128,7 @@ impl Default for OffsetDeleteRequestPartition {
 impl OffsetDeleteRequestPartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -134,36 +136,33 @@ impl OffsetDeleteRequestPartition {
 }
 
 impl Struct for OffsetDeleteRequestPartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
+        put_i32(buf, *(&self.partition_index));
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -188,13 +187,18 @@ impl Struct for OffsetDeleteRequestPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequestTopic {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// Each partition to delete offsets for.
+    ///
     /// `Partitions` ([]OffsetDeleteRequestPartition), versions 0+.
     pub partitions: Vec<OffsetDeleteRequestPartition>,
 }
 
 impl Default for OffsetDeleteRequestTopic {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteRequestTopic { name: String::new(), partitions: Vec::new() }
     }
@@ -203,12 +207,14 @@ impl Default for OffsetDeleteRequestTopic {
 impl OffsetDeleteRequestTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetDeleteRequestPartition>) -> Self {
         self.partitions = value;
         self
@@ -216,54 +222,46 @@ impl OffsetDeleteRequestTopic {
 }
 
 impl Struct for OffsetDeleteRequestTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteRequestTopic", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("OffsetDeleteRequestTopic", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteRequestTopic", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("OffsetDeleteRequestTopic", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<OffsetDeleteRequestPartition>> {
-                Ok(get_array(buf, flex, OffsetDeleteRequestPartition::min_size(v), |buf| {
-                    Ok(OffsetDeleteRequestPartition::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<OffsetDeleteRequestPartition>> {
+            Ok(get_array(buf, flex, OffsetDeleteRequestPartition::min_size(v), |buf| {
+                Ok(OffsetDeleteRequestPartition::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -292,5 +290,6 @@ impl Message for OffsetDeleteRequest {
 
 impl crate::message::Request for OffsetDeleteRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::OffsetDelete;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::offset_delete_response::OffsetDeleteResponse;
 }

@@ -13,15 +13,22 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponse {
+    /// The top-level error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The responses for each topic.
+    ///
     /// `Topics` ([]OffsetDeleteResponseTopic), versions 0+.
     pub topics: Vec<OffsetDeleteResponseTopic>,
 }
 
 impl Default for OffsetDeleteResponse {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteResponse { error_code: 0, throttle_time_ms: 0, topics: Vec::new() }
     }
@@ -30,18 +37,21 @@ impl Default for OffsetDeleteResponse {
 impl OffsetDeleteResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<OffsetDeleteResponseTopic>) -> Self {
         self.topics = value;
         self
@@ -49,63 +59,48 @@ impl OffsetDeleteResponse {
 }
 
 impl Struct for OffsetDeleteResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteResponse", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i16(buf, *(&self.error_code));
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_array_len(buf, Some((&self.topics).len()), flex).map_err(|e| e.at("OffsetDeleteResponse", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 2;
+        n += 4;
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<OffsetDeleteResponseTopic>> {
-                Ok(get_array(buf, flex, OffsetDeleteResponseTopic::min_size(v), |buf| {
-                    Ok(OffsetDeleteResponseTopic::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.topics = (|| -> DResult<Vec<OffsetDeleteResponseTopic>> {
+            Ok(get_array(buf, flex, OffsetDeleteResponseTopic::min_size(v), |buf| {
+                Ok(OffsetDeleteResponseTopic::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -136,13 +131,18 @@ impl Struct for OffsetDeleteResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponsePartition {
+    /// The partition index.
+    ///
     /// `PartitionIndex` (int32), versions 0+; map key.
     pub partition_index: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
 }
 
 impl Default for OffsetDeleteResponsePartition {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteResponsePartition { partition_index: 0, error_code: 0 }
     }
@@ -151,12 +151,14 @@ impl Default for OffsetDeleteResponsePartition {
 impl OffsetDeleteResponsePartition {
     /// Sets `partition_index` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -164,45 +166,36 @@ impl OffsetDeleteResponsePartition {
 }
 
 impl Struct for OffsetDeleteResponsePartition {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_i32(buf, *(&self.partition_index));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i32(buf, *(&self.partition_index));
+        put_i16(buf, *(&self.error_code));
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.partition_index =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition_index"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.partition_index = get_i32(buf).map_err(|e| e.field("partition_index"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -228,13 +221,18 @@ impl Struct for OffsetDeleteResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponseTopic {
+    /// The topic name.
+    ///
     /// `Name` (string), versions 0+; entity: topicName; map key.
     pub name: String,
+    /// The responses for each partition in the topic.
+    ///
     /// `Partitions` ([]OffsetDeleteResponsePartition), versions 0+.
     pub partitions: Vec<OffsetDeleteResponsePartition>,
 }
 
 impl Default for OffsetDeleteResponseTopic {
+    #[inline]
     fn default() -> Self {
         OffsetDeleteResponseTopic { name: String::new(), partitions: Vec::new() }
     }
@@ -243,12 +241,14 @@ impl Default for OffsetDeleteResponseTopic {
 impl OffsetDeleteResponseTopic {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<OffsetDeleteResponsePartition>) -> Self {
         self.partitions = value;
         self
@@ -256,54 +256,46 @@ impl OffsetDeleteResponseTopic {
 }
 
 impl Struct for OffsetDeleteResponseTopic {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteResponseTopic", "Name"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("OffsetDeleteResponseTopic", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("OffsetDeleteResponseTopic", "Name"))?;
+        put_array_len(buf, Some((&self.partitions).len()), flex)
+            .map_err(|e| e.at("OffsetDeleteResponseTopic", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.name), flex);
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<OffsetDeleteResponsePartition>> {
-                Ok(get_array(buf, flex, OffsetDeleteResponsePartition::min_size(v), |buf| {
-                    Ok(OffsetDeleteResponsePartition::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.partitions = (|| -> DResult<Vec<OffsetDeleteResponsePartition>> {
+            Ok(get_array(buf, flex, OffsetDeleteResponsePartition::min_size(v), |buf| {
+                Ok(OffsetDeleteResponsePartition::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,14 +13,24 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PushTelemetryRequest {
+    /// Unique id for this client instance.
+    ///
     /// `ClientInstanceId` (uuid), versions 0+.
     pub client_instance_id: Uuid,
+    /// Unique identifier for the current subscription.
+    ///
     /// `SubscriptionId` (int32), versions 0+.
     pub subscription_id: i32,
+    /// Client is terminating the connection.
+    ///
     /// `Terminating` (bool), versions 0+.
     pub terminating: bool,
+    /// Compression codec used to compress the metrics.
+    ///
     /// `CompressionType` (int8), versions 0+.
     pub compression_type: i8,
+    /// Metrics encoded in OpenTelemetry MetricsData v1 protobuf format.
+    ///
     /// `Metrics` (bytes), versions 0+.
     pub metrics: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -28,6 +38,7 @@ pub struct PushTelemetryRequest {
 }
 
 impl Default for PushTelemetryRequest {
+    #[inline]
     fn default() -> Self {
         PushTelemetryRequest {
             client_instance_id: Uuid::ZERO,
@@ -43,30 +54,35 @@ impl Default for PushTelemetryRequest {
 impl PushTelemetryRequest {
     /// Sets `client_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
     }
     /// Sets `subscription_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_subscription_id(mut self, value: i32) -> Self {
         self.subscription_id = value;
         self
     }
     /// Sets `terminating` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_terminating(mut self, value: bool) -> Self {
         self.terminating = value;
         self
     }
     /// Sets `compression_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_compression_type(mut self, value: i8) -> Self {
         self.compression_type = value;
         self
     }
     /// Sets `metrics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_metrics(mut self, value: Bytes) -> Self {
         self.metrics = value;
         self
@@ -74,23 +90,14 @@ impl PushTelemetryRequest {
 }
 
 impl Struct for PushTelemetryRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.client_instance_id));
-        }
-        if true {
-            put_i32(buf, *(&self.subscription_id));
-        }
-        if true {
-            put_bool(buf, *(&self.terminating));
-        }
-        if true {
-            put_i8(buf, *(&self.compression_type));
-        }
-        if true {
-            put_bytes(buf, (&self.metrics), flex).map_err(|e| e.at("PushTelemetryRequest", "Metrics"))?;
-        }
+        put_uuid(buf, (&self.client_instance_id));
+        put_i32(buf, *(&self.subscription_id));
+        put_bool(buf, *(&self.terminating));
+        put_i8(buf, *(&self.compression_type));
+        put_bytes(buf, (&self.metrics), flex).map_err(|e| e.at("PushTelemetryRequest", "Metrics"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -107,24 +114,15 @@ impl Struct for PushTelemetryRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += len_bytes((&self.metrics), flex);
-        }
+        n += 16;
+        n += 4;
+        n += 1;
+        n += 1;
+        n += len_bytes((&self.metrics), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -134,27 +132,15 @@ impl Struct for PushTelemetryRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.client_instance_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("client_instance_id"))?;
-        }
-        if true {
-            this.subscription_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("subscription_id"))?;
-        }
-        if true {
-            this.terminating = (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("terminating"))?;
-        }
-        if true {
-            this.compression_type =
-                (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("compression_type"))?;
-        }
-        if true {
-            this.metrics = (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("metrics"))?;
-        }
+        this.client_instance_id = get_uuid(buf).map_err(|e| e.field("client_instance_id"))?;
+        this.subscription_id = get_i32(buf).map_err(|e| e.field("subscription_id"))?;
+        this.terminating = get_bool(buf).map_err(|e| e.field("terminating"))?;
+        this.compression_type = get_i8(buf).map_err(|e| e.field("compression_type"))?;
+        this.metrics = get_bytes(buf, flex).map_err(|e| e.field("metrics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -168,6 +154,7 @@ impl Struct for PushTelemetryRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [24];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -218,5 +205,6 @@ impl Message for PushTelemetryRequest {
 
 impl crate::message::Request for PushTelemetryRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::PushTelemetry;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::push_telemetry_response::PushTelemetryResponse;
 }

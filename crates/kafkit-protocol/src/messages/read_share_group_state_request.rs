@@ -11,12 +11,16 @@ use bytes::{Bytes, BytesMut};
 
 /// `ReadShareGroupStateRequest` (API key 84): versions 0, flexible versions 0+.
 ///
-/// The schema marks its latest version unstable: brokers serve it only when configured to.
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateRequest {
+    /// The group identifier.
+    ///
     /// `GroupId` (string), versions 0+.
     pub group_id: String,
+    /// The data for the topics.
+    ///
     /// `Topics` ([]ReadStateData), versions 0+.
     pub topics: Vec<ReadStateData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +28,7 @@ pub struct ReadShareGroupStateRequest {
 }
 
 impl Default for ReadShareGroupStateRequest {
+    #[inline]
     fn default() -> Self {
         ReadShareGroupStateRequest { group_id: String::new(), topics: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -32,12 +37,14 @@ impl Default for ReadShareGroupStateRequest {
 impl ReadShareGroupStateRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: Vec<ReadStateData>) -> Self {
         self.topics = value;
         self
@@ -45,17 +52,14 @@ impl ReadShareGroupStateRequest {
 }
 
 impl Struct for ReadShareGroupStateRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ReadShareGroupStateRequest", "GroupId"))?;
-        }
-        if true {
-            put_array_len(buf, Some((&self.topics).len()), flex)
-                .map_err(|e| e.at("ReadShareGroupStateRequest", "Topics"))?;
-            for e in (&self.topics).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("ReadShareGroupStateRequest", "GroupId"))?;
+        put_array_len(buf, Some((&self.topics).len()), flex)
+            .map_err(|e| e.at("ReadShareGroupStateRequest", "Topics"))?;
+        for e in (&self.topics).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -73,16 +77,13 @@ impl Struct for ReadShareGroupStateRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += (len_array_len(Some((&self.topics).len()), flex)
-                + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += len_string((&self.group_id), flex);
+        n += (len_array_len(Some((&self.topics).len()), flex)
+            + (&self.topics).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -92,19 +93,15 @@ impl Struct for ReadShareGroupStateRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.topics = (|| -> DResult<Vec<ReadStateData>> {
-                Ok(get_array(buf, flex, ReadStateData::min_size(v), |buf| Ok(ReadStateData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("topics"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.topics = (|| -> DResult<Vec<ReadStateData>> {
+            Ok(get_array(buf, flex, ReadStateData::min_size(v), |buf| Ok(ReadStateData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("topics"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -118,6 +115,7 @@ impl Struct for ReadShareGroupStateRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -148,8 +146,12 @@ impl Struct for ReadShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionData {
+    /// The partition index.
+    ///
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
+    /// The leader epoch of the share-partition.
+    ///
     /// `LeaderEpoch` (int32), versions 0+.
     pub leader_epoch: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -157,6 +159,7 @@ pub struct PartitionData {
 }
 
 impl Default for PartitionData {
+    #[inline]
     fn default() -> Self {
         PartitionData { partition: 0, leader_epoch: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -165,12 +168,14 @@ impl Default for PartitionData {
 impl PartitionData {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -178,14 +183,11 @@ impl PartitionData {
 }
 
 impl Struct for PartitionData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
+        put_i32(buf, *(&self.partition));
+        put_i32(buf, *(&self.leader_epoch));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -202,15 +204,12 @@ impl Struct for PartitionData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
+        n += 4;
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -220,15 +219,12 @@ impl Struct for PartitionData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
+        this.partition = get_i32(buf).map_err(|e| e.field("partition"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -242,6 +238,7 @@ impl Struct for PartitionData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [9];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -268,8 +265,12 @@ impl Struct for PartitionData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadStateData {
+    /// The topic identifier.
+    ///
     /// `TopicId` (uuid), versions 0+.
     pub topic_id: Uuid,
+    /// The data for the partitions.
+    ///
     /// `Partitions` ([]PartitionData), versions 0+.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -277,6 +278,7 @@ pub struct ReadStateData {
 }
 
 impl Default for ReadStateData {
+    #[inline]
     fn default() -> Self {
         ReadStateData { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -285,12 +287,14 @@ impl Default for ReadStateData {
 impl ReadStateData {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -298,17 +302,13 @@ impl ReadStateData {
 }
 
 impl Struct for ReadStateData {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("ReadStateData", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.topic_id));
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("ReadStateData", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -326,16 +326,13 @@ impl Struct for ReadStateData {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -345,18 +342,15 @@ impl Struct for ReadStateData {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionData>> {
-                Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionData>> {
+            Ok(get_array(buf, flex, PartitionData::min_size(v), |buf| Ok(PartitionData::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -370,6 +364,7 @@ impl Struct for ReadStateData {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -405,5 +400,6 @@ impl Message for ReadShareGroupStateRequest {
 
 impl crate::message::Request for ReadShareGroupStateRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::ReadShareGroupState;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::read_share_group_state_response::ReadShareGroupStateResponse;
 }

@@ -10,9 +10,13 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `ReadShareGroupStateResponse` (API key 84): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateResponse {
+    /// The read results.
+    ///
     /// `Results` ([]ReadStateResult), versions 0+.
     pub results: Vec<ReadStateResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +24,7 @@ pub struct ReadShareGroupStateResponse {
 }
 
 impl Default for ReadShareGroupStateResponse {
+    #[inline]
     fn default() -> Self {
         ReadShareGroupStateResponse { results: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +33,7 @@ impl Default for ReadShareGroupStateResponse {
 impl ReadShareGroupStateResponse {
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<ReadStateResult>) -> Self {
         self.results = value;
         self
@@ -35,14 +41,13 @@ impl ReadShareGroupStateResponse {
 }
 
 impl Struct for ReadShareGroupStateResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_array_len(buf, Some((&self.results).len()), flex)
-                .map_err(|e| e.at("ReadShareGroupStateResponse", "Results"))?;
-            for e in (&self.results).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.results).len()), flex)
+            .map_err(|e| e.at("ReadShareGroupStateResponse", "Results"))?;
+        for e in (&self.results).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -60,13 +65,12 @@ impl Struct for ReadShareGroupStateResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += (len_array_len(Some((&self.results).len()), flex)
-                + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.results).len()), flex)
+            + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -76,17 +80,14 @@ impl Struct for ReadShareGroupStateResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.results = (|| -> DResult<Vec<ReadStateResult>> {
-                Ok(get_array(buf, flex, ReadStateResult::min_size(v), |buf| {
-                    Ok(ReadStateResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("results"))?;
-        }
+        this.results = (|| -> DResult<Vec<ReadStateResult>> {
+            Ok(get_array(buf, flex, ReadStateResult::min_size(v), |buf| Ok(ReadStateResult::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("results"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -100,6 +101,7 @@ impl Struct for ReadShareGroupStateResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -125,12 +127,20 @@ impl Struct for ReadShareGroupStateResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StateBatch {
+    /// The first offset of this state batch.
+    ///
     /// `FirstOffset` (int64), versions 0+.
     pub first_offset: i64,
+    /// The last offset of this state batch.
+    ///
     /// `LastOffset` (int64), versions 0+.
     pub last_offset: i64,
+    /// The delivery state - 0:Available,2:Acked,4:Archived.
+    ///
     /// `DeliveryState` (int8), versions 0+.
     pub delivery_state: i8,
+    /// The delivery count.
+    ///
     /// `DeliveryCount` (int16), versions 0+.
     pub delivery_count: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -138,6 +148,7 @@ pub struct StateBatch {
 }
 
 impl Default for StateBatch {
+    #[inline]
     fn default() -> Self {
         StateBatch {
             first_offset: 0,
@@ -152,24 +163,28 @@ impl Default for StateBatch {
 impl StateBatch {
     /// Sets `first_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `delivery_state` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_delivery_state(mut self, value: i8) -> Self {
         self.delivery_state = value;
         self
     }
     /// Sets `delivery_count` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_delivery_count(mut self, value: i16) -> Self {
         self.delivery_count = value;
         self
@@ -177,20 +192,13 @@ impl StateBatch {
 }
 
 impl Struct for StateBatch {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i64(buf, *(&self.first_offset));
-        }
-        if true {
-            put_i64(buf, *(&self.last_offset));
-        }
-        if true {
-            put_i8(buf, *(&self.delivery_state));
-        }
-        if true {
-            put_i16(buf, *(&self.delivery_count));
-        }
+        put_i64(buf, *(&self.first_offset));
+        put_i64(buf, *(&self.last_offset));
+        put_i8(buf, *(&self.delivery_state));
+        put_i16(buf, *(&self.delivery_count));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -207,21 +215,14 @@ impl Struct for StateBatch {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += 1;
-        }
-        if true {
-            n += 2;
-        }
+        n += 8;
+        n += 8;
+        n += 1;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -231,22 +232,14 @@ impl Struct for StateBatch {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.first_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("first_offset"))?;
-        }
-        if true {
-            this.last_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_offset"))?;
-        }
-        if true {
-            this.delivery_state = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("delivery_state"))?;
-        }
-        if true {
-            this.delivery_count =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("delivery_count"))?;
-        }
+        this.first_offset = get_i64(buf).map_err(|e| e.field("first_offset"))?;
+        this.last_offset = get_i64(buf).map_err(|e| e.field("last_offset"))?;
+        this.delivery_state = get_i8(buf).map_err(|e| e.field("delivery_state"))?;
+        this.delivery_count = get_i16(buf).map_err(|e| e.field("delivery_count"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -260,6 +253,7 @@ impl Struct for StateBatch {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [20];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -302,16 +296,28 @@ impl Struct for StateBatch {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PartitionResult {
+    /// The partition index.
+    ///
     /// `Partition` (int32), versions 0+.
     pub partition: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+; default `null`.
     pub error_message: Option<String>,
+    /// The state epoch of the share-partition.
+    ///
     /// `StateEpoch` (int32), versions 0+.
     pub state_epoch: i32,
+    /// The share-partition start offset, which can be -1 if it is not yet initialized.
+    ///
     /// `StartOffset` (int64), versions 0+.
     pub start_offset: i64,
+    /// The state batches for this share-partition.
+    ///
     /// `StateBatches` ([]StateBatch), versions 0+.
     pub state_batches: Vec<StateBatch>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -319,6 +325,7 @@ pub struct PartitionResult {
 }
 
 impl Default for PartitionResult {
+    #[inline]
     fn default() -> Self {
         PartitionResult {
             partition: 0,
@@ -335,36 +342,42 @@ impl Default for PartitionResult {
 impl PartitionResult {
     /// Sets `partition` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `state_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_state_epoch(mut self, value: i32) -> Self {
         self.state_epoch = value;
         self
     }
     /// Sets `start_offset` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_start_offset(mut self, value: i64) -> Self {
         self.start_offset = value;
         self
     }
     /// Sets `state_batches` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_state_batches(mut self, value: Vec<StateBatch>) -> Self {
         self.state_batches = value;
         self
@@ -372,30 +385,19 @@ impl PartitionResult {
 }
 
 impl Struct for PartitionResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.partition));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.state_epoch));
-        }
-        if true {
-            put_i64(buf, *(&self.start_offset));
-        }
-        if true {
-            put_array_len(buf, Some((&self.state_batches).len()), flex)
-                .map_err(|e| e.at("PartitionResult", "StateBatches"))?;
-            for e in (&self.state_batches).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.partition));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("PartitionResult", "ErrorMessage"))?;
+        put_i32(buf, *(&self.state_epoch));
+        put_i64(buf, *(&self.start_offset));
+        put_array_len(buf, Some((&self.state_batches).len()), flex)
+            .map_err(|e| e.at("PartitionResult", "StateBatches"))?;
+        for e in (&self.state_batches).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -413,28 +415,17 @@ impl Struct for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 8;
-        }
-        if true {
-            n += (len_array_len(Some((&self.state_batches).len()), flex)
-                + (&self.state_batches).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += 4;
+        n += 8;
+        n += (len_array_len(Some((&self.state_batches).len()), flex)
+            + (&self.state_batches).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -444,31 +435,19 @@ impl Struct for PartitionResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.partition = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("partition"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.state_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("state_epoch"))?;
-        }
-        if true {
-            this.start_offset = (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("start_offset"))?;
-        }
-        if true {
-            this.state_batches = (|| -> DResult<Vec<StateBatch>> {
-                Ok(get_array(buf, flex, StateBatch::min_size(v), |buf| Ok(StateBatch::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("state_batches"))?;
-        }
+        this.partition = get_i32(buf).map_err(|e| e.field("partition"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.state_epoch = get_i32(buf).map_err(|e| e.field("state_epoch"))?;
+        this.start_offset = get_i64(buf).map_err(|e| e.field("start_offset"))?;
+        this.state_batches = (|| -> DResult<Vec<StateBatch>> {
+            Ok(get_array(buf, flex, StateBatch::min_size(v), |buf| Ok(StateBatch::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("state_batches"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -482,6 +461,7 @@ impl Struct for PartitionResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [21];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -530,8 +510,12 @@ impl Struct for PartitionResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadStateResult {
+    /// The topic identifier.
+    ///
     /// `TopicId` (uuid), versions 0+.
     pub topic_id: Uuid,
+    /// The results for the partitions.
+    ///
     /// `Partitions` ([]PartitionResult), versions 0+.
     pub partitions: Vec<PartitionResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -539,6 +523,7 @@ pub struct ReadStateResult {
 }
 
 impl Default for ReadStateResult {
+    #[inline]
     fn default() -> Self {
         ReadStateResult { topic_id: Uuid::ZERO, partitions: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -547,12 +532,14 @@ impl Default for ReadStateResult {
 impl ReadStateResult {
     /// Sets `topic_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: Vec<PartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -560,17 +547,13 @@ impl ReadStateResult {
 }
 
 impl Struct for ReadStateResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_uuid(buf, (&self.topic_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.partitions).len()), flex)
-                .map_err(|e| e.at("ReadStateResult", "Partitions"))?;
-            for e in (&self.partitions).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_uuid(buf, (&self.topic_id));
+        put_array_len(buf, Some((&self.partitions).len()), flex).map_err(|e| e.at("ReadStateResult", "Partitions"))?;
+        for e in (&self.partitions).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -588,16 +571,13 @@ impl Struct for ReadStateResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.partitions).len()), flex)
-                + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 16;
+        n += (len_array_len(Some((&self.partitions).len()), flex)
+            + (&self.partitions).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -607,20 +587,15 @@ impl Struct for ReadStateResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.topic_id = (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("topic_id"))?;
-        }
-        if true {
-            this.partitions = (|| -> DResult<Vec<PartitionResult>> {
-                Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| {
-                    Ok(PartitionResult::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("partitions"))?;
-        }
+        this.topic_id = get_uuid(buf).map_err(|e| e.field("topic_id"))?;
+        this.partitions = (|| -> DResult<Vec<PartitionResult>> {
+            Ok(get_array(buf, flex, PartitionResult::min_size(v), |buf| Ok(PartitionResult::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("partitions"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -634,6 +609,7 @@ impl Struct for ReadStateResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [18];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RemoveRaftVoterRequest {
+    /// The cluster id of the request.
+    ///
     /// `ClusterId` (string), versions 0+; nullable in 0+.
     pub cluster_id: Option<String>,
+    /// The replica id of the voter getting removed from the topic partition.
+    ///
     /// `VoterId` (int32), versions 0+.
     pub voter_id: i32,
+    /// The directory id of the voter getting removed from the topic partition.
+    ///
     /// `VoterDirectoryId` (uuid), versions 0+.
     pub voter_directory_id: Uuid,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct RemoveRaftVoterRequest {
 }
 
 impl Default for RemoveRaftVoterRequest {
+    #[inline]
     fn default() -> Self {
         RemoveRaftVoterRequest {
             cluster_id: Some(String::new()),
@@ -37,18 +44,21 @@ impl Default for RemoveRaftVoterRequest {
 impl RemoveRaftVoterRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `voter_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
@@ -56,18 +66,13 @@ impl RemoveRaftVoterRequest {
 }
 
 impl Struct for RemoveRaftVoterRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
-                .map_err(|e| e.at("RemoveRaftVoterRequest", "ClusterId"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.voter_id));
-        }
-        if true {
-            put_uuid(buf, (&self.voter_directory_id));
-        }
+        put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
+            .map_err(|e| e.at("RemoveRaftVoterRequest", "ClusterId"))?;
+        put_i32(buf, *(&self.voter_id));
+        put_uuid(buf, (&self.voter_directory_id));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -84,18 +89,13 @@ impl Struct for RemoveRaftVoterRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_nullable_string((&self.cluster_id).as_deref(), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 16;
-        }
+        n += len_nullable_string((&self.cluster_id).as_deref(), flex);
+        n += 4;
+        n += 16;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -105,20 +105,13 @@ impl Struct for RemoveRaftVoterRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("cluster_id"))?;
-        }
-        if true {
-            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
-        }
-        if true {
-            this.voter_directory_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
-        }
+        this.cluster_id = get_nullable_string(buf, flex).map_err(|e| e.field("cluster_id"))?;
+        this.voter_id = get_i32(buf).map_err(|e| e.field("voter_id"))?;
+        this.voter_directory_id = get_uuid(buf).map_err(|e| e.field("voter_directory_id"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -132,6 +125,7 @@ impl Struct for RemoveRaftVoterRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [22];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -169,5 +163,6 @@ impl Message for RemoveRaftVoterRequest {
 
 impl crate::message::Request for RemoveRaftVoterRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::RemoveRaftVoter;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::remove_raft_voter_response::RemoveRaftVoterResponse;
 }

@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResponseHeader {
+    /// The correlation ID of this response.
+    ///
     /// `CorrelationId` (int32), versions 0+.
     pub correlation_id: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +22,7 @@ pub struct ResponseHeader {
 }
 
 impl Default for ResponseHeader {
+    #[inline]
     fn default() -> Self {
         ResponseHeader { correlation_id: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +31,7 @@ impl Default for ResponseHeader {
 impl ResponseHeader {
     /// Sets `correlation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_correlation_id(mut self, value: i32) -> Self {
         self.correlation_id = value;
         self
@@ -35,11 +39,10 @@ impl ResponseHeader {
 }
 
 impl Struct for ResponseHeader {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 1;
-        if true {
-            put_i32(buf, *(&self.correlation_id));
-        }
+        put_i32(buf, *(&self.correlation_id));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -56,12 +59,11 @@ impl Struct for ResponseHeader {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 1;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -71,13 +73,11 @@ impl Struct for ResponseHeader {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 1;
         let mut this = Self::default();
-        if true {
-            this.correlation_id =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("correlation_id"))?;
-        }
+        this.correlation_id = get_i32(buf).map_err(|e| e.field("correlation_id"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -91,6 +91,7 @@ impl Struct for ResponseHeader {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [4, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslAuthenticateRequest {
+    /// The SASL authentication bytes from the client, as defined by the SASL mechanism.
+    ///
     /// `AuthBytes` (bytes), versions 0+.
     pub auth_bytes: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +22,7 @@ pub struct SaslAuthenticateRequest {
 }
 
 impl Default for SaslAuthenticateRequest {
+    #[inline]
     fn default() -> Self {
         SaslAuthenticateRequest { auth_bytes: Bytes::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +31,7 @@ impl Default for SaslAuthenticateRequest {
 impl SaslAuthenticateRequest {
     /// Sets `auth_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_auth_bytes(mut self, value: Bytes) -> Self {
         self.auth_bytes = value;
         self
@@ -35,11 +39,10 @@ impl SaslAuthenticateRequest {
 }
 
 impl Struct for SaslAuthenticateRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_bytes(buf, (&self.auth_bytes), flex).map_err(|e| e.at("SaslAuthenticateRequest", "AuthBytes"))?;
-        }
+        put_bytes(buf, (&self.auth_bytes), flex).map_err(|e| e.at("SaslAuthenticateRequest", "AuthBytes"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -56,12 +59,11 @@ impl Struct for SaslAuthenticateRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += len_bytes((&self.auth_bytes), flex);
-        }
+        n += len_bytes((&self.auth_bytes), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -71,13 +73,11 @@ impl Struct for SaslAuthenticateRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.auth_bytes =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("auth_bytes"))?;
-        }
+        this.auth_bytes = get_bytes(buf, flex).map_err(|e| e.field("auth_bytes"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -91,6 +91,7 @@ impl Struct for SaslAuthenticateRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [4, 4, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -121,5 +122,6 @@ impl Message for SaslAuthenticateRequest {
 
 impl crate::message::Request for SaslAuthenticateRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::SaslAuthenticate;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 2);
     type Response = crate::messages::sasl_authenticate_response::SaslAuthenticateResponse;
 }

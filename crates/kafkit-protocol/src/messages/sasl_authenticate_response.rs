@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslAuthenticateResponse {
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The error message, or null if there was no error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// The SASL authentication bytes from the server, as defined by the SASL mechanism.
+    ///
     /// `AuthBytes` (bytes), versions 0+.
     pub auth_bytes: Bytes,
+    /// Number of milliseconds after which only re-authentication over the existing connection to create a new session can occur.
+    ///
     /// `SessionLifetimeMs` (int64), versions 1+; default `0`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub session_lifetime_ms: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct SaslAuthenticateResponse {
 }
 
 impl Default for SaslAuthenticateResponse {
+    #[inline]
     fn default() -> Self {
         SaslAuthenticateResponse {
             error_code: 0,
@@ -40,24 +49,28 @@ impl Default for SaslAuthenticateResponse {
 impl SaslAuthenticateResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `auth_bytes` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_auth_bytes(mut self, value: Bytes) -> Self {
         self.auth_bytes = value;
         self
     }
     /// Sets `session_lifetime_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_session_lifetime_ms(mut self, value: i64) -> Self {
         self.session_lifetime_ms = value;
         self
@@ -65,18 +78,13 @@ impl SaslAuthenticateResponse {
 }
 
 impl Struct for SaslAuthenticateResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 2;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("SaslAuthenticateResponse", "ErrorMessage"))?;
-        }
-        if true {
-            put_bytes(buf, (&self.auth_bytes), flex).map_err(|e| e.at("SaslAuthenticateResponse", "AuthBytes"))?;
-        }
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("SaslAuthenticateResponse", "ErrorMessage"))?;
+        put_bytes(buf, (&self.auth_bytes), flex).map_err(|e| e.at("SaslAuthenticateResponse", "AuthBytes"))?;
         if !(v >= 1) && !(self.session_lifetime_ms == 0) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "SaslAuthenticateResponse",
@@ -103,18 +111,13 @@ impl Struct for SaslAuthenticateResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 2;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
-        if true {
-            n += len_bytes((&self.auth_bytes), flex);
-        }
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
+        n += len_bytes((&self.auth_bytes), flex);
         if v >= 1 {
             n += 8;
         }
@@ -127,23 +130,15 @@ impl Struct for SaslAuthenticateResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 2;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
-        if true {
-            this.auth_bytes =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("auth_bytes"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
+        this.auth_bytes = get_bytes(buf, flex).map_err(|e| e.field("auth_bytes"))?;
         if v >= 1 {
-            this.session_lifetime_ms =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("session_lifetime_ms"))?;
+            this.session_lifetime_ms = get_i64(buf).map_err(|e| e.field("session_lifetime_ms"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -158,6 +153,7 @@ impl Struct for SaslAuthenticateResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [8, 16, 13];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -9,15 +9,18 @@ use crate::wire::*;
 use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
-/// `SaslHandshakeRequest` (API key 17): versions 0-1, flexible versions none, deprecated versions 0.
+/// `SaslHandshakeRequest` (API key 17): versions 0-1, flexible versions none.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslHandshakeRequest {
+    /// The SASL mechanism chosen by the client.
+    ///
     /// `Mechanism` (string), versions 0+.
     pub mechanism: String,
 }
 
 impl Default for SaslHandshakeRequest {
+    #[inline]
     fn default() -> Self {
         SaslHandshakeRequest { mechanism: String::new() }
     }
@@ -26,6 +29,7 @@ impl Default for SaslHandshakeRequest {
 impl SaslHandshakeRequest {
     /// Sets `mechanism` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: String) -> Self {
         self.mechanism = value;
         self
@@ -33,36 +37,33 @@ impl SaslHandshakeRequest {
 }
 
 impl Struct for SaslHandshakeRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_string(buf, (&self.mechanism), flex).map_err(|e| e.at("SaslHandshakeRequest", "Mechanism"))?;
-        }
+        put_string(buf, (&self.mechanism), flex).map_err(|e| e.at("SaslHandshakeRequest", "Mechanism"))?;
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.mechanism), flex);
-        }
+        n += len_string((&self.mechanism), flex);
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.mechanism =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("mechanism"))?;
-        }
+        this.mechanism = get_string(buf, flex).map_err(|e| e.field("mechanism"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [2, 2];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -87,10 +88,11 @@ impl Message for SaslHandshakeRequest {
     const NAME: &'static str = "SaslHandshakeRequest";
     const VERSIONS: VersionRange = VersionRange::new(0, 1);
     const FLEXIBLE_VERSIONS: VersionRange = VersionRange::NONE;
-    const DEPRECATED_VERSIONS: VersionRange = VersionRange::new(0, 0);
+    const DEPRECATED_VERSIONS: VersionRange = VersionRange::NONE;
 }
 
 impl crate::message::Request for SaslHandshakeRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::SaslHandshake;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 1);
     type Response = crate::messages::sasl_handshake_response::SaslHandshakeResponse;
 }

@@ -13,13 +13,18 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslHandshakeResponse {
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The mechanisms enabled in the server.
+    ///
     /// `Mechanisms` ([]string), versions 0+.
     pub mechanisms: Vec<String>,
 }
 
 impl Default for SaslHandshakeResponse {
+    #[inline]
     fn default() -> Self {
         SaslHandshakeResponse { error_code: 0, mechanisms: Vec::new() }
     }
@@ -28,12 +33,14 @@ impl Default for SaslHandshakeResponse {
 impl SaslHandshakeResponse {
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `mechanisms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_mechanisms(mut self, value: Vec<String>) -> Self {
         self.mechanisms = value;
         self
@@ -41,52 +48,44 @@ impl SaslHandshakeResponse {
 }
 
 impl Struct for SaslHandshakeResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = false;
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_array_len(buf, Some((&self.mechanisms).len()), flex)
-                .map_err(|e| e.at("SaslHandshakeResponse", "Mechanisms"))?;
-            for e in (&self.mechanisms).iter() {
-                put_string(buf, e, flex).map_err(|e| e.at("SaslHandshakeResponse", "Mechanisms"))?;
-            }
+        put_i16(buf, *(&self.error_code));
+        put_array_len(buf, Some((&self.mechanisms).len()), flex)
+            .map_err(|e| e.at("SaslHandshakeResponse", "Mechanisms"))?;
+        for e in (&self.mechanisms).iter() {
+            put_string(buf, e, flex).map_err(|e| e.at("SaslHandshakeResponse", "Mechanisms"))?;
         }
         let _ = flex;
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = false;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (len_array_len(Some((&self.mechanisms).len()), flex)
-                + (&self.mechanisms).iter().map(|e| len_string(e, flex)).sum::<usize>());
-        }
+        n += 2;
+        n += (len_array_len(Some((&self.mechanisms).len()), flex)
+            + (&self.mechanisms).iter().map(|e| len_string(e, flex)).sum::<usize>());
         let _ = flex;
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = false;
         let mut this = Self::default();
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.mechanisms = (|| -> DResult<Vec<String>> {
-                Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
-            })()
-            .map_err(|e| e.field("mechanisms"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.mechanisms = (|| -> DResult<Vec<String>> {
+            Ok(get_array(buf, flex, if flex { 1 } else { 2 }, |buf| Ok(get_string(buf, flex)?))?)
+        })()
+        .map_err(|e| e.field("mechanisms"))?;
         let _ = (flex, &buf);
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 2] = [6, 6];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

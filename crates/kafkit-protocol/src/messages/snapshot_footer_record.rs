@@ -10,9 +10,13 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `SnapshotFooterRecord`: versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SnapshotFooterRecord {
+    /// The version of the snapshot footer record.
+    ///
     /// `Version` (int16), versions 0+.
     pub version: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +24,7 @@ pub struct SnapshotFooterRecord {
 }
 
 impl Default for SnapshotFooterRecord {
+    #[inline]
     fn default() -> Self {
         SnapshotFooterRecord { version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +33,7 @@ impl Default for SnapshotFooterRecord {
 impl SnapshotFooterRecord {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
@@ -35,11 +41,10 @@ impl SnapshotFooterRecord {
 }
 
 impl Struct for SnapshotFooterRecord {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.version));
-        }
+        put_i16(buf, *(&self.version));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -56,12 +61,11 @@ impl Struct for SnapshotFooterRecord {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -71,12 +75,11 @@ impl Struct for SnapshotFooterRecord {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
-        }
+        this.version = get_i16(buf).map_err(|e| e.field("version"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -90,6 +93,7 @@ impl Struct for SnapshotFooterRecord {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

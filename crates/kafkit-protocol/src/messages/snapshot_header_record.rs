@@ -10,11 +10,17 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `SnapshotHeaderRecord`: versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SnapshotHeaderRecord {
+    /// The version of the snapshot header record.
+    ///
     /// `Version` (int16), versions 0+.
     pub version: i16,
+    /// The append time of the last record from the log contained in this snapshot.
+    ///
     /// `LastContainedLogTimestamp` (int64), versions 0+.
     pub last_contained_log_timestamp: i64,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +28,7 @@ pub struct SnapshotHeaderRecord {
 }
 
 impl Default for SnapshotHeaderRecord {
+    #[inline]
     fn default() -> Self {
         SnapshotHeaderRecord { version: 0, last_contained_log_timestamp: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +37,14 @@ impl Default for SnapshotHeaderRecord {
 impl SnapshotHeaderRecord {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `last_contained_log_timestamp` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_last_contained_log_timestamp(mut self, value: i64) -> Self {
         self.last_contained_log_timestamp = value;
         self
@@ -43,14 +52,11 @@ impl SnapshotHeaderRecord {
 }
 
 impl Struct for SnapshotHeaderRecord {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.version));
-        }
-        if true {
-            put_i64(buf, *(&self.last_contained_log_timestamp));
-        }
+        put_i16(buf, *(&self.version));
+        put_i64(buf, *(&self.last_contained_log_timestamp));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -67,15 +73,12 @@ impl Struct for SnapshotHeaderRecord {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 8;
-        }
+        n += 2;
+        n += 8;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -85,16 +88,12 @@ impl Struct for SnapshotHeaderRecord {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
-        }
-        if true {
-            this.last_contained_log_timestamp =
-                (|| -> DResult<i64> { Ok(get_i64(buf)?) })().map_err(|e| e.field("last_contained_log_timestamp"))?;
-        }
+        this.version = get_i16(buf).map_err(|e| e.field("version"))?;
+        this.last_contained_log_timestamp = get_i64(buf).map_err(|e| e.field("last_contained_log_timestamp"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -108,6 +107,7 @@ impl Struct for SnapshotHeaderRecord {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

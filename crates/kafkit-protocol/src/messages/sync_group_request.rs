@@ -13,18 +13,32 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupRequest {
+    /// The unique group identifier.
+    ///
     /// `GroupId` (string), versions 0+; entity: groupId.
     pub group_id: String,
+    /// The generation of the group.
+    ///
     /// `GenerationId` (int32), versions 0+.
     pub generation_id: i32,
+    /// The member ID assigned by the group.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
     /// `GroupInstanceId` (string), versions 3+; nullable in 3+; default `null`.
     pub group_instance_id: Option<String>,
+    /// The group protocol type.
+    ///
     /// `ProtocolType` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_type: Option<String>,
+    /// The group protocol name.
+    ///
     /// `ProtocolName` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_name: Option<String>,
+    /// Each assignment.
+    ///
     /// `Assignments` ([]SyncGroupRequestAssignment), versions 0+.
     pub assignments: Vec<SyncGroupRequestAssignment>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -32,6 +46,7 @@ pub struct SyncGroupRequest {
 }
 
 impl Default for SyncGroupRequest {
+    #[inline]
     fn default() -> Self {
         SyncGroupRequest {
             group_id: String::new(),
@@ -49,42 +64,49 @@ impl Default for SyncGroupRequest {
 impl SyncGroupRequest {
     /// Sets `group_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `generation_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(mut self, value: Option<String>) -> Self {
         self.group_instance_id = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: Option<String>) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocol_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_name(mut self, value: Option<String>) -> Self {
         self.protocol_name = value;
         self
     }
     /// Sets `assignments` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignments(mut self, value: Vec<SyncGroupRequestAssignment>) -> Self {
         self.assignments = value;
         self
@@ -92,17 +114,12 @@ impl SyncGroupRequest {
 }
 
 impl Struct for SyncGroupRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-        if true {
-            put_string(buf, (&self.group_id), flex).map_err(|e| e.at("SyncGroupRequest", "GroupId"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.generation_id));
-        }
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequest", "MemberId"))?;
-        }
+        put_string(buf, (&self.group_id), flex).map_err(|e| e.at("SyncGroupRequest", "GroupId"))?;
+        put_i32(buf, *(&self.generation_id));
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequest", "MemberId"))?;
         if !(v >= 3) && !(self.group_instance_id.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "SyncGroupRequest",
@@ -181,12 +198,10 @@ impl Struct for SyncGroupRequest {
                 }
             }
         }
-        if true {
-            put_array_len(buf, Some((&self.assignments).len()), flex)
-                .map_err(|e| e.at("SyncGroupRequest", "Assignments"))?;
-            for e in (&self.assignments).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_array_len(buf, Some((&self.assignments).len()), flex)
+            .map_err(|e| e.at("SyncGroupRequest", "Assignments"))?;
+        for e in (&self.assignments).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -204,18 +219,13 @@ impl Struct for SyncGroupRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.group_id), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
+        n += len_string((&self.group_id), flex);
+        n += 4;
+        n += len_string((&self.member_id), flex);
         if v >= 3 {
             n += (if v >= 3 {
                 len_nullable_string((&self.group_instance_id).as_deref(), flex)
@@ -237,10 +247,8 @@ impl Struct for SyncGroupRequest {
                 (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += (len_array_len(Some((&self.assignments).len()), flex)
-                + (&self.assignments).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += (len_array_len(Some((&self.assignments).len()), flex)
+            + (&self.assignments).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -250,20 +258,13 @@ impl Struct for SyncGroupRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
-        if true {
-            this.group_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("group_id"))?;
-        }
-        if true {
-            this.generation_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("generation_id"))?;
-        }
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
+        this.group_id = get_string(buf, flex).map_err(|e| e.field("group_id"))?;
+        this.generation_id = get_i32(buf).map_err(|e| e.field("generation_id"))?;
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
         if v >= 3 {
             this.group_instance_id = (|| -> DResult<Option<String>> {
                 Ok(if v >= 3 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
@@ -282,14 +283,12 @@ impl Struct for SyncGroupRequest {
             })()
             .map_err(|e| e.field("protocol_name"))?;
         }
-        if true {
-            this.assignments = (|| -> DResult<Vec<SyncGroupRequestAssignment>> {
-                Ok(get_array(buf, flex, SyncGroupRequestAssignment::min_size(v), |buf| {
-                    Ok(SyncGroupRequestAssignment::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("assignments"))?;
-        }
+        this.assignments = (|| -> DResult<Vec<SyncGroupRequestAssignment>> {
+            Ok(get_array(buf, flex, SyncGroupRequestAssignment::min_size(v), |buf| {
+                Ok(SyncGroupRequestAssignment::decode_inner(buf, v)?)
+            })?)
+        })()
+        .map_err(|e| e.field("assignments"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -303,6 +302,7 @@ impl Struct for SyncGroupRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [12, 12, 12, 14, 9, 11];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -378,8 +378,12 @@ impl Struct for SyncGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupRequestAssignment {
+    /// The ID of the member to assign.
+    ///
     /// `MemberId` (string), versions 0+.
     pub member_id: String,
+    /// The member assignment.
+    ///
     /// `Assignment` (bytes), versions 0+.
     pub assignment: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -387,6 +391,7 @@ pub struct SyncGroupRequestAssignment {
 }
 
 impl Default for SyncGroupRequestAssignment {
+    #[inline]
     fn default() -> Self {
         SyncGroupRequestAssignment {
             member_id: String::new(),
@@ -399,12 +404,14 @@ impl Default for SyncGroupRequestAssignment {
 impl SyncGroupRequestAssignment {
     /// Sets `member_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: Bytes) -> Self {
         self.assignment = value;
         self
@@ -412,14 +419,11 @@ impl SyncGroupRequestAssignment {
 }
 
 impl Struct for SyncGroupRequestAssignment {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
-        if true {
-            put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "MemberId"))?;
-        }
-        if true {
-            put_bytes(buf, (&self.assignment), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "Assignment"))?;
-        }
+        put_string(buf, (&self.member_id), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "MemberId"))?;
+        put_bytes(buf, (&self.assignment), flex).map_err(|e| e.at("SyncGroupRequestAssignment", "Assignment"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -436,15 +440,12 @@ impl Struct for SyncGroupRequestAssignment {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.member_id), flex);
-        }
-        if true {
-            n += len_bytes((&self.assignment), flex);
-        }
+        n += len_string((&self.member_id), flex);
+        n += len_bytes((&self.assignment), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -454,17 +455,12 @@ impl Struct for SyncGroupRequestAssignment {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
-        if true {
-            this.member_id =
-                (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("member_id"))?;
-        }
-        if true {
-            this.assignment =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("assignment"))?;
-        }
+        this.member_id = get_string(buf, flex).map_err(|e| e.field("member_id"))?;
+        this.assignment = get_bytes(buf, flex).map_err(|e| e.field("assignment"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -478,6 +474,7 @@ impl Struct for SyncGroupRequestAssignment {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 6, 6, 6, 3, 3];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -509,5 +506,6 @@ impl Message for SyncGroupRequest {
 
 impl crate::message::Request for SyncGroupRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::SyncGroup;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 5);
     type Response = crate::messages::sync_group_response::SyncGroupResponse;
 }

@@ -13,14 +13,24 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 1+; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The group protocol type.
+    ///
     /// `ProtocolType` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_type: Option<String>,
+    /// The group protocol name.
+    ///
     /// `ProtocolName` (string), versions 5+; nullable in 5+; default `null`; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub protocol_name: Option<String>,
+    /// The member assignment.
+    ///
     /// `Assignment` (bytes), versions 0+.
     pub assignment: Bytes,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -28,6 +38,7 @@ pub struct SyncGroupResponse {
 }
 
 impl Default for SyncGroupResponse {
+    #[inline]
     fn default() -> Self {
         SyncGroupResponse {
             throttle_time_ms: 0,
@@ -43,30 +54,35 @@ impl Default for SyncGroupResponse {
 impl SyncGroupResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `protocol_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: Option<String>) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocol_name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_protocol_name(mut self, value: Option<String>) -> Self {
         self.protocol_name = value;
         self
     }
     /// Sets `assignment` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: Bytes) -> Self {
         self.assignment = value;
         self
@@ -74,6 +90,7 @@ impl SyncGroupResponse {
 }
 
 impl Struct for SyncGroupResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = v >= 4;
         if !(v >= 1) && !(self.throttle_time_ms == 0) {
@@ -86,9 +103,7 @@ impl Struct for SyncGroupResponse {
         if v >= 1 {
             put_i32(buf, *(&self.throttle_time_ms));
         }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i16(buf, *(&self.error_code));
         if !(v >= 5) && !(self.protocol_type.is_none()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "SyncGroupResponse",
@@ -141,9 +156,7 @@ impl Struct for SyncGroupResponse {
                 }
             }
         }
-        if true {
-            put_bytes(buf, (&self.assignment), flex).map_err(|e| e.at("SyncGroupResponse", "Assignment"))?;
-        }
+        put_bytes(buf, (&self.assignment), flex).map_err(|e| e.at("SyncGroupResponse", "Assignment"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -160,15 +173,14 @@ impl Struct for SyncGroupResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = v >= 4;
         let mut n = 0usize;
         if v >= 1 {
             n += 4;
         }
-        if true {
-            n += 2;
-        }
+        n += 2;
         if v >= 5 {
             n += (if v >= 5 {
                 len_nullable_string((&self.protocol_type).as_deref(), flex)
@@ -183,9 +195,7 @@ impl Struct for SyncGroupResponse {
                 (&self.protocol_name).as_ref().map_or(0, |x| len_string(x, flex))
             });
         }
-        if true {
-            n += len_bytes((&self.assignment), flex);
-        }
+        n += len_bytes((&self.assignment), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -195,16 +205,14 @@ impl Struct for SyncGroupResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = v >= 4;
         let mut this = Self::default();
         if v >= 1 {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
+            this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
         }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if v >= 5 {
             this.protocol_type = (|| -> DResult<Option<String>> {
                 Ok(if v >= 5 { get_nullable_string(buf, flex)? } else { Some(get_string(buf, flex)?) })
@@ -217,10 +225,7 @@ impl Struct for SyncGroupResponse {
             })()
             .map_err(|e| e.field("protocol_name"))?;
         }
-        if true {
-            this.assignment =
-                (|| -> DResult<Bytes> { Ok(get_bytes(buf, flex)?) })().map_err(|e| e.field("assignment"))?;
-        }
+        this.assignment = get_bytes(buf, flex).map_err(|e| e.field("assignment"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -234,6 +239,7 @@ impl Struct for SyncGroupResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 6] = [6, 10, 10, 10, 8, 10];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -13,6 +13,8 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnregisterBrokerRequest {
+    /// The broker ID to unregister.
+    ///
     /// `BrokerId` (int32), versions 0+; entity: brokerId.
     pub broker_id: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -20,6 +22,7 @@ pub struct UnregisterBrokerRequest {
 }
 
 impl Default for UnregisterBrokerRequest {
+    #[inline]
     fn default() -> Self {
         UnregisterBrokerRequest { broker_id: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -28,6 +31,7 @@ impl Default for UnregisterBrokerRequest {
 impl UnregisterBrokerRequest {
     /// Sets `broker_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
@@ -35,11 +39,10 @@ impl UnregisterBrokerRequest {
 }
 
 impl Struct for UnregisterBrokerRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.broker_id));
-        }
+        put_i32(buf, *(&self.broker_id));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -56,12 +59,11 @@ impl Struct for UnregisterBrokerRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -71,12 +73,11 @@ impl Struct for UnregisterBrokerRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.broker_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("broker_id"))?;
-        }
+        this.broker_id = get_i32(buf).map_err(|e| e.field("broker_id"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -90,6 +91,7 @@ impl Struct for UnregisterBrokerRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -120,5 +122,6 @@ impl Message for UnregisterBrokerRequest {
 
 impl crate::message::Request for UnregisterBrokerRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::UnregisterBroker;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::unregister_broker_response::UnregisterBrokerResponse;
 }

@@ -13,10 +13,16 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateFeaturesRequest {
+    /// How long to wait in milliseconds before timing out the request.
+    ///
     /// `timeoutMs` (int32), versions 0+; default `60000`.
     pub timeout_ms: i32,
+    /// The list of updates to finalized features.
+    ///
     /// `FeatureUpdates` ([]FeatureUpdateKey), versions 0+.
     pub feature_updates: Vec<FeatureUpdateKey>,
+    /// True if we should validate the request, but not perform the upgrade or downgrade.
+    ///
     /// `ValidateOnly` (bool), versions 1+; default `false`.
     pub validate_only: bool,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +30,7 @@ pub struct UpdateFeaturesRequest {
 }
 
 impl Default for UpdateFeaturesRequest {
+    #[inline]
     fn default() -> Self {
         UpdateFeaturesRequest {
             timeout_ms: 60000,
@@ -37,18 +44,21 @@ impl Default for UpdateFeaturesRequest {
 impl UpdateFeaturesRequest {
     /// Sets `timeout_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `feature_updates` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_feature_updates(mut self, value: Vec<FeatureUpdateKey>) -> Self {
         self.feature_updates = value;
         self
     }
     /// Sets `validate_only` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -56,17 +66,14 @@ impl UpdateFeaturesRequest {
 }
 
 impl Struct for UpdateFeaturesRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.timeout_ms));
-        }
-        if true {
-            put_array_len(buf, Some((&self.feature_updates).len()), flex)
-                .map_err(|e| e.at("UpdateFeaturesRequest", "FeatureUpdates"))?;
-            for e in (&self.feature_updates).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i32(buf, *(&self.timeout_ms));
+        put_array_len(buf, Some((&self.feature_updates).len()), flex)
+            .map_err(|e| e.at("UpdateFeaturesRequest", "FeatureUpdates"))?;
+        for e in (&self.feature_updates).iter() {
+            e.encode_inner(buf, v)?;
         }
         if !(v >= 1) && !(self.validate_only == false) {
             return Err(EncodeError::FieldNotInVersion {
@@ -94,16 +101,13 @@ impl Struct for UpdateFeaturesRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += (len_array_len(Some((&self.feature_updates).len()), flex)
-                + (&self.feature_updates).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 4;
+        n += (len_array_len(Some((&self.feature_updates).len()), flex)
+            + (&self.feature_updates).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if v >= 1 {
             n += 1;
         }
@@ -116,23 +120,17 @@ impl Struct for UpdateFeaturesRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.timeout_ms = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("timeout_ms"))?;
-        }
-        if true {
-            this.feature_updates = (|| -> DResult<Vec<FeatureUpdateKey>> {
-                Ok(get_array(buf, flex, FeatureUpdateKey::min_size(v), |buf| {
-                    Ok(FeatureUpdateKey::decode_inner(buf, v)?)
-                })?)
-            })()
-            .map_err(|e| e.field("feature_updates"))?;
-        }
+        this.timeout_ms = get_i32(buf).map_err(|e| e.field("timeout_ms"))?;
+        this.feature_updates = (|| -> DResult<Vec<FeatureUpdateKey>> {
+            Ok(get_array(buf, flex, FeatureUpdateKey::min_size(v), |buf| Ok(FeatureUpdateKey::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("feature_updates"))?;
         if v >= 1 {
-            this.validate_only =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("validate_only"))?;
+            this.validate_only = get_bool(buf).map_err(|e| e.field("validate_only"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -147,6 +145,7 @@ impl Struct for UpdateFeaturesRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [6, 7, 7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -179,12 +178,20 @@ impl Struct for UpdateFeaturesRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FeatureUpdateKey {
+    /// The name of the finalized feature to be updated.
+    ///
     /// `Feature` (string), versions 0+; map key.
     pub feature: String,
+    /// The new maximum version level for the finalized feature. A value &gt;= 1 is valid. A value &lt; 1, is special, and can be used to request the deletion of the finalized feature.
+    ///
     /// `MaxVersionLevel` (int16), versions 0+.
     pub max_version_level: i16,
+    /// DEPRECATED in version 1 (see DowngradeType). When set to true, the finalized feature version level is allowed to be downgraded/deleted. The downgrade request will fail if the new maximum version level is a value that's not lower than the existing maximum finalized version level.
+    ///
     /// `AllowDowngrade` (bool), versions 0.
     pub allow_downgrade: bool,
+    /// Determine which type of upgrade will be performed: 1 will perform an upgrade only (default), 2 is safe downgrades only (lossless), 3 is unsafe downgrades (lossy).
+    ///
     /// `UpgradeType` (int8), versions 1+; default `1`.
     pub upgrade_type: i8,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -192,6 +199,7 @@ pub struct FeatureUpdateKey {
 }
 
 impl Default for FeatureUpdateKey {
+    #[inline]
     fn default() -> Self {
         FeatureUpdateKey {
             feature: String::new(),
@@ -206,24 +214,28 @@ impl Default for FeatureUpdateKey {
 impl FeatureUpdateKey {
     /// Sets `feature` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_feature(mut self, value: String) -> Self {
         self.feature = value;
         self
     }
     /// Sets `max_version_level` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_version_level(mut self, value: i16) -> Self {
         self.max_version_level = value;
         self
     }
     /// Sets `allow_downgrade` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_allow_downgrade(mut self, value: bool) -> Self {
         self.allow_downgrade = value;
         self
     }
     /// Sets `upgrade_type` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_upgrade_type(mut self, value: i8) -> Self {
         self.upgrade_type = value;
         self
@@ -231,14 +243,11 @@ impl FeatureUpdateKey {
 }
 
 impl Struct for FeatureUpdateKey {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.feature), flex).map_err(|e| e.at("FeatureUpdateKey", "Feature"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.max_version_level));
-        }
+        put_string(buf, (&self.feature), flex).map_err(|e| e.at("FeatureUpdateKey", "Feature"))?;
+        put_i16(buf, *(&self.max_version_level));
         if !(v <= 0) && !(self.allow_downgrade == false) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "FeatureUpdateKey",
@@ -275,15 +284,12 @@ impl Struct for FeatureUpdateKey {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.feature), flex);
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.feature), flex);
+        n += 2;
         if v <= 0 {
             n += 1;
         }
@@ -299,22 +305,17 @@ impl Struct for FeatureUpdateKey {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.feature = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("feature"))?;
-        }
-        if true {
-            this.max_version_level =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_version_level"))?;
-        }
+        this.feature = get_string(buf, flex).map_err(|e| e.field("feature"))?;
+        this.max_version_level = get_i16(buf).map_err(|e| e.field("max_version_level"))?;
         if v <= 0 {
-            this.allow_downgrade =
-                (|| -> DResult<bool> { Ok(get_bool(buf)?) })().map_err(|e| e.field("allow_downgrade"))?;
+            this.allow_downgrade = get_bool(buf).map_err(|e| e.field("allow_downgrade"))?;
         }
         if v >= 1 {
-            this.upgrade_type = (|| -> DResult<i8> { Ok(get_i8(buf)?) })().map_err(|e| e.field("upgrade_type"))?;
+            this.upgrade_type = get_i8(buf).map_err(|e| e.field("upgrade_type"))?;
         }
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
@@ -329,6 +330,7 @@ impl Struct for FeatureUpdateKey {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -376,5 +378,6 @@ impl Message for UpdateFeaturesRequest {
 
 impl crate::message::Request for UpdateFeaturesRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::UpdateFeatures;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 2);
     type Response = crate::messages::update_features_response::UpdateFeaturesResponse;
 }

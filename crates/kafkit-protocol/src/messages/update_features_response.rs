@@ -13,12 +13,20 @@ use bytes::{Bytes, BytesMut};
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateFeaturesResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The top-level error code, or `0` if there was no top-level error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The top-level error message, or `null` if there was no top-level error.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
+    /// Results for each feature update.
+    ///
     /// `Results` ([]UpdatableFeatureResult), versions 0-1; ignorable in the schema (kafkit still refuses to drop a non-default value).
     pub results: Vec<UpdatableFeatureResult>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -26,6 +34,7 @@ pub struct UpdateFeaturesResponse {
 }
 
 impl Default for UpdateFeaturesResponse {
+    #[inline]
     fn default() -> Self {
         UpdateFeaturesResponse {
             throttle_time_ms: 0,
@@ -40,24 +49,28 @@ impl Default for UpdateFeaturesResponse {
 impl UpdateFeaturesResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
     }
     /// Sets `results` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: Vec<UpdatableFeatureResult>) -> Self {
         self.results = value;
         self
@@ -65,18 +78,13 @@ impl UpdateFeaturesResponse {
 }
 
 impl Struct for UpdateFeaturesResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("UpdateFeaturesResponse", "ErrorMessage"))?;
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("UpdateFeaturesResponse", "ErrorMessage"))?;
         if !(v <= 1) && !(self.results.is_empty()) {
             return Err(EncodeError::FieldNotInVersion {
                 message: "UpdateFeaturesResponse",
@@ -107,18 +115,13 @@ impl Struct for UpdateFeaturesResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
+        n += 4;
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
         if v <= 1 {
             n += (len_array_len(Some((&self.results).len()), flex)
                 + (&self.results).iter().map(|e| e.len_inner(v)).sum::<usize>());
@@ -132,20 +135,13 @@ impl Struct for UpdateFeaturesResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
         if v <= 1 {
             this.results = (|| -> DResult<Vec<UpdatableFeatureResult>> {
                 Ok(get_array(buf, flex, UpdatableFeatureResult::min_size(v), |buf| {
@@ -167,6 +163,7 @@ impl Struct for UpdateFeaturesResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [9, 9, 8];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -207,10 +204,16 @@ impl Struct for UpdateFeaturesResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdatableFeatureResult {
+    /// The name of the finalized feature.
+    ///
     /// `Feature` (string), versions 0+; map key.
     pub feature: String,
+    /// The feature update error code or `0` if the feature update succeeded.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// The feature update error, or `null` if the feature update succeeded.
+    ///
     /// `ErrorMessage` (string), versions 0+; nullable in 0+.
     pub error_message: Option<String>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -218,6 +221,7 @@ pub struct UpdatableFeatureResult {
 }
 
 impl Default for UpdatableFeatureResult {
+    #[inline]
     fn default() -> Self {
         UpdatableFeatureResult {
             feature: String::new(),
@@ -231,18 +235,21 @@ impl Default for UpdatableFeatureResult {
 impl UpdatableFeatureResult {
     /// Sets `feature` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_feature(mut self, value: String) -> Self {
         self.feature = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_message(mut self, value: Option<String>) -> Self {
         self.error_message = value;
         self
@@ -250,18 +257,13 @@ impl UpdatableFeatureResult {
 }
 
 impl Struct for UpdatableFeatureResult {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.feature), flex).map_err(|e| e.at("UpdatableFeatureResult", "Feature"))?;
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
-        if true {
-            put_nullable_string(buf, (&self.error_message).as_deref(), flex)
-                .map_err(|e| e.at("UpdatableFeatureResult", "ErrorMessage"))?;
-        }
+        put_string(buf, (&self.feature), flex).map_err(|e| e.at("UpdatableFeatureResult", "Feature"))?;
+        put_i16(buf, *(&self.error_code));
+        put_nullable_string(buf, (&self.error_message).as_deref(), flex)
+            .map_err(|e| e.at("UpdatableFeatureResult", "ErrorMessage"))?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -278,18 +280,13 @@ impl Struct for UpdatableFeatureResult {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.feature), flex);
-        }
-        if true {
-            n += 2;
-        }
-        if true {
-            n += len_nullable_string((&self.error_message).as_deref(), flex);
-        }
+        n += len_string((&self.feature), flex);
+        n += 2;
+        n += len_nullable_string((&self.error_message).as_deref(), flex);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -299,19 +296,13 @@ impl Struct for UpdatableFeatureResult {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.feature = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("feature"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
-        if true {
-            this.error_message = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("error_message"))?;
-        }
+        this.feature = get_string(buf, flex).map_err(|e| e.field("feature"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
+        this.error_message = get_nullable_string(buf, flex).map_err(|e| e.field("error_message"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -325,6 +316,7 @@ impl Struct for UpdatableFeatureResult {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 3] = [5, 5, 5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

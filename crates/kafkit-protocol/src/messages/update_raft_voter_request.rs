@@ -10,19 +10,33 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `UpdateRaftVoterRequest` (API key 82): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateRaftVoterRequest {
+    /// The cluster id.
+    ///
     /// `ClusterId` (string), versions 0+; nullable in 0+.
     pub cluster_id: Option<String>,
+    /// The current leader epoch of the partition, -1 for unknown leader epoch.
+    ///
     /// `CurrentLeaderEpoch` (int32), versions 0+.
     pub current_leader_epoch: i32,
+    /// The replica id of the voter getting updated in the topic partition.
+    ///
     /// `VoterId` (int32), versions 0+.
     pub voter_id: i32,
+    /// The directory id of the voter getting updated in the topic partition.
+    ///
     /// `VoterDirectoryId` (uuid), versions 0+.
     pub voter_directory_id: Uuid,
+    /// The endpoint that can be used to communicate with the leader.
+    ///
     /// `Listeners` ([]Listener), versions 0+.
     pub listeners: Vec<Listener>,
+    /// The range of versions of the protocol that the replica supports.
+    ///
     /// `KRaftVersionFeature` (KRaftVersionFeature), versions 0+.
     pub k_raft_version_feature: KRaftVersionFeature,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -30,6 +44,7 @@ pub struct UpdateRaftVoterRequest {
 }
 
 impl Default for UpdateRaftVoterRequest {
+    #[inline]
     fn default() -> Self {
         UpdateRaftVoterRequest {
             cluster_id: Some(String::new()),
@@ -46,36 +61,42 @@ impl Default for UpdateRaftVoterRequest {
 impl UpdateRaftVoterRequest {
     /// Sets `cluster_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: Option<String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `current_leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `voter_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
     }
     /// Sets `listeners` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// Sets `k_raft_version_feature` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_k_raft_version_feature(mut self, value: KRaftVersionFeature) -> Self {
         self.k_raft_version_feature = value;
         self
@@ -83,31 +104,20 @@ impl UpdateRaftVoterRequest {
 }
 
 impl Struct for UpdateRaftVoterRequest {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
-                .map_err(|e| e.at("UpdateRaftVoterRequest", "ClusterId"))?;
+        put_nullable_string(buf, (&self.cluster_id).as_deref(), flex)
+            .map_err(|e| e.at("UpdateRaftVoterRequest", "ClusterId"))?;
+        put_i32(buf, *(&self.current_leader_epoch));
+        put_i32(buf, *(&self.voter_id));
+        put_uuid(buf, (&self.voter_directory_id));
+        put_array_len(buf, Some((&self.listeners).len()), flex)
+            .map_err(|e| e.at("UpdateRaftVoterRequest", "Listeners"))?;
+        for e in (&self.listeners).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_i32(buf, *(&self.current_leader_epoch));
-        }
-        if true {
-            put_i32(buf, *(&self.voter_id));
-        }
-        if true {
-            put_uuid(buf, (&self.voter_directory_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.listeners).len()), flex)
-                .map_err(|e| e.at("UpdateRaftVoterRequest", "Listeners"))?;
-            for e in (&self.listeners).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            (&self.k_raft_version_feature).encode_inner(buf, v)?;
-        }
+        (&self.k_raft_version_feature).encode_inner(buf, v)?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -124,28 +134,17 @@ impl Struct for UpdateRaftVoterRequest {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_nullable_string((&self.cluster_id).as_deref(), flex);
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.listeners).len()), flex)
-                + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (&self.k_raft_version_feature).len_inner(v);
-        }
+        n += len_nullable_string((&self.cluster_id).as_deref(), flex);
+        n += 4;
+        n += 4;
+        n += 16;
+        n += (len_array_len(Some((&self.listeners).len()), flex)
+            + (&self.listeners).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (&self.k_raft_version_feature).len_inner(v);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -155,35 +154,20 @@ impl Struct for UpdateRaftVoterRequest {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.cluster_id = (|| -> DResult<Option<String>> { Ok(get_nullable_string(buf, flex)?) })()
-                .map_err(|e| e.field("cluster_id"))?;
-        }
-        if true {
-            this.current_leader_epoch =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("current_leader_epoch"))?;
-        }
-        if true {
-            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
-        }
-        if true {
-            this.voter_directory_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
-        }
-        if true {
-            this.listeners = (|| -> DResult<Vec<Listener>> {
-                Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("listeners"))?;
-        }
-        if true {
-            this.k_raft_version_feature =
-                (|| -> DResult<KRaftVersionFeature> { Ok(KRaftVersionFeature::decode_inner(buf, v)?) })()
-                    .map_err(|e| e.field("k_raft_version_feature"))?;
-        }
+        this.cluster_id = get_nullable_string(buf, flex).map_err(|e| e.field("cluster_id"))?;
+        this.current_leader_epoch = get_i32(buf).map_err(|e| e.field("current_leader_epoch"))?;
+        this.voter_id = get_i32(buf).map_err(|e| e.field("voter_id"))?;
+        this.voter_directory_id = get_uuid(buf).map_err(|e| e.field("voter_directory_id"))?;
+        this.listeners = (|| -> DResult<Vec<Listener>> {
+            Ok(get_array(buf, flex, Listener::min_size(v), |buf| Ok(Listener::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("listeners"))?;
+        this.k_raft_version_feature =
+            KRaftVersionFeature::decode_inner(buf, v).map_err(|e| e.field("k_raft_version_feature"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -197,6 +181,7 @@ impl Struct for UpdateRaftVoterRequest {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [32];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -245,10 +230,16 @@ impl Struct for UpdateRaftVoterRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Listener {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The hostname.
+    ///
     /// `Host` (string), versions 0+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (uint16), versions 0+.
     pub port: u16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -256,6 +247,7 @@ pub struct Listener {
 }
 
 impl Default for Listener {
+    #[inline]
     fn default() -> Self {
         Listener { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -264,18 +256,21 @@ impl Default for Listener {
 impl Listener {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -283,17 +278,12 @@ impl Listener {
 }
 
 impl Struct for Listener {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
-        }
-        if true {
-            put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
-        }
-        if true {
-            put_u16(buf, *(&self.port));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Listener", "Name"))?;
+        put_string(buf, (&self.host), flex).map_err(|e| e.at("Listener", "Host"))?;
+        put_u16(buf, *(&self.port));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -310,18 +300,13 @@ impl Struct for Listener {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += len_string((&self.host), flex);
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += len_string((&self.host), flex);
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -331,18 +316,13 @@ impl Struct for Listener {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
-        }
-        if true {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
+        this.port = get_u16(buf).map_err(|e| e.field("port"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -356,6 +336,7 @@ impl Struct for Listener {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -388,8 +369,12 @@ impl Struct for Listener {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct KRaftVersionFeature {
+    /// The minimum supported KRaft protocol version.
+    ///
     /// `MinSupportedVersion` (int16), versions 0+.
     pub min_supported_version: i16,
+    /// The maximum supported KRaft protocol version.
+    ///
     /// `MaxSupportedVersion` (int16), versions 0+.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -397,6 +382,7 @@ pub struct KRaftVersionFeature {
 }
 
 impl Default for KRaftVersionFeature {
+    #[inline]
     fn default() -> Self {
         KRaftVersionFeature { min_supported_version: 0, max_supported_version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -405,12 +391,14 @@ impl Default for KRaftVersionFeature {
 impl KRaftVersionFeature {
     /// Sets `min_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -418,14 +406,11 @@ impl KRaftVersionFeature {
 }
 
 impl Struct for KRaftVersionFeature {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.min_supported_version));
-        }
-        if true {
-            put_i16(buf, *(&self.max_supported_version));
-        }
+        put_i16(buf, *(&self.min_supported_version));
+        put_i16(buf, *(&self.max_supported_version));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -442,15 +427,12 @@ impl Struct for KRaftVersionFeature {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -460,17 +442,12 @@ impl Struct for KRaftVersionFeature {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.min_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
-        }
-        if true {
-            this.max_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
-        }
+        this.min_supported_version = get_i16(buf).map_err(|e| e.field("min_supported_version"))?;
+        this.max_supported_version = get_i16(buf).map_err(|e| e.field("max_supported_version"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -484,6 +461,7 @@ impl Struct for KRaftVersionFeature {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -515,5 +493,6 @@ impl Message for UpdateRaftVoterRequest {
 
 impl crate::message::Request for UpdateRaftVoterRequest {
     const API_KEY: crate::messages::ApiKey = crate::messages::ApiKey::UpdateRaftVoter;
+    const STABLE_VERSIONS: VersionRange = VersionRange::new(0, 0);
     type Response = crate::messages::update_raft_voter_response::UpdateRaftVoterResponse;
 }

@@ -10,13 +10,21 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `UpdateRaftVoterResponse` (API key 82): versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateRaftVoterResponse {
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
     /// `ThrottleTimeMs` (int32), versions 0+.
     pub throttle_time_ms: i32,
+    /// The error code, or 0 if there was no error.
+    ///
     /// `ErrorCode` (int16), versions 0+.
     pub error_code: i16,
+    /// Details of the current Raft cluster leader.
+    ///
     /// `CurrentLeader` (CurrentLeader), versions 0+; tagged field 0 in 0+.
     pub current_leader: CurrentLeader,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -24,6 +32,7 @@ pub struct UpdateRaftVoterResponse {
 }
 
 impl Default for UpdateRaftVoterResponse {
+    #[inline]
     fn default() -> Self {
         UpdateRaftVoterResponse {
             throttle_time_ms: 0,
@@ -37,18 +46,21 @@ impl Default for UpdateRaftVoterResponse {
 impl UpdateRaftVoterResponse {
     /// Sets `throttle_time_ms` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `current_leader` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: CurrentLeader) -> Self {
         self.current_leader = value;
         self
@@ -56,14 +68,11 @@ impl UpdateRaftVoterResponse {
 }
 
 impl Struct for UpdateRaftVoterResponse {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.throttle_time_ms));
-        }
-        if true {
-            put_i16(buf, *(&self.error_code));
-        }
+        put_i32(buf, *(&self.throttle_time_ms));
+        put_i16(buf, *(&self.error_code));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let t_current_leader = true && !(self.current_leader == CurrentLeader::default());
@@ -87,15 +96,12 @@ impl Struct for UpdateRaftVoterResponse {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 2;
-        }
+        n += 4;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -109,16 +115,12 @@ impl Struct for UpdateRaftVoterResponse {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.throttle_time_ms =
-                (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("throttle_time_ms"))?;
-        }
-        if true {
-            this.error_code = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("error_code"))?;
-        }
+        this.throttle_time_ms = get_i32(buf).map_err(|e| e.field("throttle_time_ms"))?;
+        this.error_code = get_i16(buf).map_err(|e| e.field("error_code"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -139,6 +141,7 @@ impl Struct for UpdateRaftVoterResponse {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [7];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -164,12 +167,20 @@ impl Struct for UpdateRaftVoterResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CurrentLeader {
+    /// The replica id of the current leader or -1 if the leader is unknown.
+    ///
     /// `LeaderId` (int32), versions 0+; default `-1`; entity: brokerId.
     pub leader_id: i32,
+    /// The latest known leader epoch.
+    ///
     /// `LeaderEpoch` (int32), versions 0+; default `-1`.
     pub leader_epoch: i32,
+    /// The node's hostname.
+    ///
     /// `Host` (string), versions 0+.
     pub host: String,
+    /// The node's port.
+    ///
     /// `Port` (int32), versions 0+.
     pub port: i32,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -177,6 +188,7 @@ pub struct CurrentLeader {
 }
 
 impl Default for CurrentLeader {
+    #[inline]
     fn default() -> Self {
         CurrentLeader {
             leader_id: -1,
@@ -191,24 +203,28 @@ impl Default for CurrentLeader {
 impl CurrentLeader {
     /// Sets `leader_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
@@ -216,20 +232,13 @@ impl CurrentLeader {
 }
 
 impl Struct for CurrentLeader {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.leader_id));
-        }
-        if true {
-            put_i32(buf, *(&self.leader_epoch));
-        }
-        if true {
-            put_string(buf, (&self.host), flex).map_err(|e| e.at("CurrentLeader", "Host"))?;
-        }
-        if true {
-            put_i32(buf, *(&self.port));
-        }
+        put_i32(buf, *(&self.leader_id));
+        put_i32(buf, *(&self.leader_epoch));
+        put_string(buf, (&self.host), flex).map_err(|e| e.at("CurrentLeader", "Host"))?;
+        put_i32(buf, *(&self.port));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -246,21 +255,14 @@ impl Struct for CurrentLeader {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 4;
-        }
-        if true {
-            n += len_string((&self.host), flex);
-        }
-        if true {
-            n += 4;
-        }
+        n += 4;
+        n += 4;
+        n += len_string((&self.host), flex);
+        n += 4;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -270,21 +272,14 @@ impl Struct for CurrentLeader {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.leader_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_id"))?;
-        }
-        if true {
-            this.leader_epoch = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("leader_epoch"))?;
-        }
-        if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
-        }
-        if true {
-            this.port = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("port"))?;
-        }
+        this.leader_id = get_i32(buf).map_err(|e| e.field("leader_id"))?;
+        this.leader_epoch = get_i32(buf).map_err(|e| e.field("leader_epoch"))?;
+        this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
+        this.port = get_i32(buf).map_err(|e| e.field("port"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -298,6 +293,7 @@ impl Struct for CurrentLeader {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [14];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -10,11 +10,17 @@ use crate::{EncodeError, Uuid, VersionRange};
 use bytes::{Bytes, BytesMut};
 
 /// `VotersRecord`: versions 0, flexible versions 0+.
+///
+/// Only brokers and controllers send this; it is built with the `broker-internal` feature.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct VotersRecord {
+    /// The version of the voters record.
+    ///
     /// `Version` (int16), versions 0+.
     pub version: i16,
+    /// The set of voters in the quorum for this epoch.
+    ///
     /// `Voters` ([]Voter), versions 0+.
     pub voters: Vec<Voter>,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -22,6 +28,7 @@ pub struct VotersRecord {
 }
 
 impl Default for VotersRecord {
+    #[inline]
     fn default() -> Self {
         VotersRecord { version: 0, voters: Vec::new(), unknown_tagged_fields: Vec::new() }
     }
@@ -30,12 +37,14 @@ impl Default for VotersRecord {
 impl VotersRecord {
     /// Sets `version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `voters` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voters(mut self, value: Vec<Voter>) -> Self {
         self.voters = value;
         self
@@ -43,16 +52,13 @@ impl VotersRecord {
 }
 
 impl Struct for VotersRecord {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.version));
-        }
-        if true {
-            put_array_len(buf, Some((&self.voters).len()), flex).map_err(|e| e.at("VotersRecord", "Voters"))?;
-            for e in (&self.voters).iter() {
-                e.encode_inner(buf, v)?;
-            }
+        put_i16(buf, *(&self.version));
+        put_array_len(buf, Some((&self.voters).len()), flex).map_err(|e| e.at("VotersRecord", "Voters"))?;
+        for e in (&self.voters).iter() {
+            e.encode_inner(buf, v)?;
         }
         if flex {
             let mut count = self.unknown_tagged_fields.len();
@@ -70,16 +76,13 @@ impl Struct for VotersRecord {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += (len_array_len(Some((&self.voters).len()), flex)
-                + (&self.voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
+        n += 2;
+        n += (len_array_len(Some((&self.voters).len()), flex)
+            + (&self.voters).iter().map(|e| e.len_inner(v)).sum::<usize>());
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -89,18 +92,15 @@ impl Struct for VotersRecord {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.version = (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("version"))?;
-        }
-        if true {
-            this.voters = (|| -> DResult<Vec<Voter>> {
-                Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("voters"))?;
-        }
+        this.version = get_i16(buf).map_err(|e| e.field("version"))?;
+        this.voters = (|| -> DResult<Vec<Voter>> {
+            Ok(get_array(buf, flex, Voter::min_size(v), |buf| Ok(Voter::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("voters"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -114,6 +114,7 @@ impl Struct for VotersRecord {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [4];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -144,10 +145,16 @@ impl Struct for VotersRecord {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Endpoint {
+    /// The name of the endpoint.
+    ///
     /// `Name` (string), versions 0+; map key.
     pub name: String,
+    /// The hostname.
+    ///
     /// `Host` (string), versions 0+.
     pub host: String,
+    /// The port.
+    ///
     /// `Port` (uint16), versions 0+.
     pub port: u16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -155,6 +162,7 @@ pub struct Endpoint {
 }
 
 impl Default for Endpoint {
+    #[inline]
     fn default() -> Self {
         Endpoint { name: String::new(), host: String::new(), port: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -163,18 +171,21 @@ impl Default for Endpoint {
 impl Endpoint {
     /// Sets `name` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -182,17 +193,12 @@ impl Endpoint {
 }
 
 impl Struct for Endpoint {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_string(buf, (&self.name), flex).map_err(|e| e.at("Endpoint", "Name"))?;
-        }
-        if true {
-            put_string(buf, (&self.host), flex).map_err(|e| e.at("Endpoint", "Host"))?;
-        }
-        if true {
-            put_u16(buf, *(&self.port));
-        }
+        put_string(buf, (&self.name), flex).map_err(|e| e.at("Endpoint", "Name"))?;
+        put_string(buf, (&self.host), flex).map_err(|e| e.at("Endpoint", "Host"))?;
+        put_u16(buf, *(&self.port));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -209,18 +215,13 @@ impl Struct for Endpoint {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += len_string((&self.name), flex);
-        }
-        if true {
-            n += len_string((&self.host), flex);
-        }
-        if true {
-            n += 2;
-        }
+        n += len_string((&self.name), flex);
+        n += len_string((&self.host), flex);
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -230,18 +231,13 @@ impl Struct for Endpoint {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.name = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("name"))?;
-        }
-        if true {
-            this.host = (|| -> DResult<String> { Ok(get_string(buf, flex)?) })().map_err(|e| e.field("host"))?;
-        }
-        if true {
-            this.port = (|| -> DResult<u16> { Ok(get_u16(buf)?) })().map_err(|e| e.field("port"))?;
-        }
+        this.name = get_string(buf, flex).map_err(|e| e.field("name"))?;
+        this.host = get_string(buf, flex).map_err(|e| e.field("host"))?;
+        this.port = get_u16(buf).map_err(|e| e.field("port"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -255,6 +251,7 @@ impl Struct for Endpoint {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -287,8 +284,12 @@ impl Struct for Endpoint {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct KRaftVersionFeature {
+    /// The minimum supported KRaft protocol version.
+    ///
     /// `MinSupportedVersion` (int16), versions 0+.
     pub min_supported_version: i16,
+    /// The maximum supported KRaft protocol version.
+    ///
     /// `MaxSupportedVersion` (int16), versions 0+.
     pub max_supported_version: i16,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -296,6 +297,7 @@ pub struct KRaftVersionFeature {
 }
 
 impl Default for KRaftVersionFeature {
+    #[inline]
     fn default() -> Self {
         KRaftVersionFeature { min_supported_version: 0, max_supported_version: 0, unknown_tagged_fields: Vec::new() }
     }
@@ -304,12 +306,14 @@ impl Default for KRaftVersionFeature {
 impl KRaftVersionFeature {
     /// Sets `min_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -317,14 +321,11 @@ impl KRaftVersionFeature {
 }
 
 impl Struct for KRaftVersionFeature {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i16(buf, *(&self.min_supported_version));
-        }
-        if true {
-            put_i16(buf, *(&self.max_supported_version));
-        }
+        put_i16(buf, *(&self.min_supported_version));
+        put_i16(buf, *(&self.max_supported_version));
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -341,15 +342,12 @@ impl Struct for KRaftVersionFeature {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 2;
-        }
-        if true {
-            n += 2;
-        }
+        n += 2;
+        n += 2;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -359,17 +357,12 @@ impl Struct for KRaftVersionFeature {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.min_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("min_supported_version"))?;
-        }
-        if true {
-            this.max_supported_version =
-                (|| -> DResult<i16> { Ok(get_i16(buf)?) })().map_err(|e| e.field("max_supported_version"))?;
-        }
+        this.min_supported_version = get_i16(buf).map_err(|e| e.field("min_supported_version"))?;
+        this.max_supported_version = get_i16(buf).map_err(|e| e.field("max_supported_version"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -383,6 +376,7 @@ impl Struct for KRaftVersionFeature {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [5];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)
@@ -409,12 +403,20 @@ impl Struct for KRaftVersionFeature {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Voter {
+    /// The replica id of the voter in the topic partition.
+    ///
     /// `VoterId` (int32), versions 0+; entity: brokerId.
     pub voter_id: i32,
+    /// The directory id of the voter in the topic partition.
+    ///
     /// `VoterDirectoryId` (uuid), versions 0+.
     pub voter_directory_id: Uuid,
+    /// The endpoint that can be used to communicate with the voter.
+    ///
     /// `Endpoints` ([]Endpoint), versions 0+.
     pub endpoints: Vec<Endpoint>,
+    /// The range of versions of the protocol that the replica supports.
+    ///
     /// `KRaftVersionFeature` (KRaftVersionFeature), versions 0+.
     pub k_raft_version_feature: KRaftVersionFeature,
     /// Tagged fields this schema does not know, kept so they encode back unchanged (KIP-482).
@@ -422,6 +424,7 @@ pub struct Voter {
 }
 
 impl Default for Voter {
+    #[inline]
     fn default() -> Self {
         Voter {
             voter_id: 0,
@@ -436,24 +439,28 @@ impl Default for Voter {
 impl Voter {
     /// Sets `voter_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
     }
     /// Sets `endpoints` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_endpoints(mut self, value: Vec<Endpoint>) -> Self {
         self.endpoints = value;
         self
     }
     /// Sets `k_raft_version_feature` (builder style).
     #[must_use]
+    #[inline]
     pub fn with_k_raft_version_feature(mut self, value: KRaftVersionFeature) -> Self {
         self.k_raft_version_feature = value;
         self
@@ -461,23 +468,16 @@ impl Voter {
 }
 
 impl Struct for Voter {
+    #[inline]
     fn encode_inner(&self, buf: &mut BytesMut, v: i16) -> Result<(), EncodeError> {
         let flex = true;
-        if true {
-            put_i32(buf, *(&self.voter_id));
+        put_i32(buf, *(&self.voter_id));
+        put_uuid(buf, (&self.voter_directory_id));
+        put_array_len(buf, Some((&self.endpoints).len()), flex).map_err(|e| e.at("Voter", "Endpoints"))?;
+        for e in (&self.endpoints).iter() {
+            e.encode_inner(buf, v)?;
         }
-        if true {
-            put_uuid(buf, (&self.voter_directory_id));
-        }
-        if true {
-            put_array_len(buf, Some((&self.endpoints).len()), flex).map_err(|e| e.at("Voter", "Endpoints"))?;
-            for e in (&self.endpoints).iter() {
-                e.encode_inner(buf, v)?;
-            }
-        }
-        if true {
-            (&self.k_raft_version_feature).encode_inner(buf, v)?;
-        }
+        (&self.k_raft_version_feature).encode_inner(buf, v)?;
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             put_uvarint(buf, count as u32);
@@ -494,22 +494,15 @@ impl Struct for Voter {
         Ok(())
     }
 
+    #[inline]
     fn len_inner(&self, v: i16) -> usize {
         let flex = true;
         let mut n = 0usize;
-        if true {
-            n += 4;
-        }
-        if true {
-            n += 16;
-        }
-        if true {
-            n += (len_array_len(Some((&self.endpoints).len()), flex)
-                + (&self.endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>());
-        }
-        if true {
-            n += (&self.k_raft_version_feature).len_inner(v);
-        }
+        n += 4;
+        n += 16;
+        n += (len_array_len(Some((&self.endpoints).len()), flex)
+            + (&self.endpoints).iter().map(|e| e.len_inner(v)).sum::<usize>());
+        n += (&self.k_raft_version_feature).len_inner(v);
         if flex {
             let mut count = self.unknown_tagged_fields.len();
             let mut t = len_unknown_tagged(&self.unknown_tagged_fields);
@@ -519,27 +512,18 @@ impl Struct for Voter {
         n
     }
 
+    #[inline]
     fn decode_inner(buf: &mut Bytes, v: i16) -> DResult<Self> {
         let flex = true;
         let mut this = Self::default();
-        if true {
-            this.voter_id = (|| -> DResult<i32> { Ok(get_i32(buf)?) })().map_err(|e| e.field("voter_id"))?;
-        }
-        if true {
-            this.voter_directory_id =
-                (|| -> DResult<Uuid> { Ok(get_uuid(buf)?) })().map_err(|e| e.field("voter_directory_id"))?;
-        }
-        if true {
-            this.endpoints = (|| -> DResult<Vec<Endpoint>> {
-                Ok(get_array(buf, flex, Endpoint::min_size(v), |buf| Ok(Endpoint::decode_inner(buf, v)?))?)
-            })()
-            .map_err(|e| e.field("endpoints"))?;
-        }
-        if true {
-            this.k_raft_version_feature =
-                (|| -> DResult<KRaftVersionFeature> { Ok(KRaftVersionFeature::decode_inner(buf, v)?) })()
-                    .map_err(|e| e.field("k_raft_version_feature"))?;
-        }
+        this.voter_id = get_i32(buf).map_err(|e| e.field("voter_id"))?;
+        this.voter_directory_id = get_uuid(buf).map_err(|e| e.field("voter_directory_id"))?;
+        this.endpoints = (|| -> DResult<Vec<Endpoint>> {
+            Ok(get_array(buf, flex, Endpoint::min_size(v), |buf| Ok(Endpoint::decode_inner(buf, v)?))?)
+        })()
+        .map_err(|e| e.field("endpoints"))?;
+        this.k_raft_version_feature =
+            KRaftVersionFeature::decode_inner(buf, v).map_err(|e| e.field("k_raft_version_feature"))?;
         if flex {
             let count = get_uvarint(buf).map_err(|e| e.field("tagged fields"))?;
             for _ in 0..count {
@@ -553,6 +537,7 @@ impl Struct for Voter {
         Ok(this)
     }
 
+    #[inline]
     fn min_size(v: i16) -> usize {
         const MIN: [usize; 1] = [27];
         usize::try_from(v).ok().and_then(|i| MIN.get(i)).copied().unwrap_or(1)

@@ -12,26 +12,26 @@
 //!
 //! | call | API (versions kafkit sends; with Kafka 4.4) | sent to |
 //! |---|---|---|
-//! | [`Client::create_topics`] | CreateTopics v0-7 (v7) | the controller¹ |
-//! | [`Client::delete_topics`] | DeleteTopics v0-6 (v6, by name) | the controller¹ |
+//! | [`Client::create_topics`] | CreateTopics v2-7 (v7) | the controller¹ |
+//! | [`Client::delete_topics`] | DeleteTopics v1-6 (v6, by name) | the controller¹ |
 //! | [`Client::create_partitions`] | CreatePartitions v0-3 (v3) | the controller¹ |
-//! | [`Client::describe_configs`] | DescribeConfigs v0-4 (v4) | a broker's configs: that broker; a topic's: any broker |
+//! | [`Client::describe_configs`] | DescribeConfigs v1-4 (v4) | a broker's configs: that broker; a topic's: any broker |
 //! | [`Client::incremental_alter_configs`] | IncrementalAlterConfigs v0-1 (v1, KIP-339) | as `describe_configs` |
 //! | [`Client::list_groups`] | ListGroups v0-5 (v5) | every broker |
-//! | [`Client::describe_groups`] | DescribeGroups v0-5 (v5) | each group's coordinator² |
-//! | [`Client::delete_groups`] | DeleteGroups v0-2 (v2) | each group's coordinator² |
-//! | [`Client::fetch_offsets`] | OffsetFetch v0-9 (v9) | the group's coordinator² |
-//! | [`Client::alter_offsets`] | OffsetCommit v0-9 (v9) | the group's coordinator² |
+//! | [`Client::describe_groups`] | DescribeGroups v0-6 (v6) | each group's coordinator² |
+//! | [`Client::delete_groups`] | DeleteGroups v0-3 (v3) | each group's coordinator² |
+//! | [`Client::fetch_offsets`] | OffsetFetch v1-10 (v10 by topic id when the metadata knows every id; all partitions: v9) | the group's coordinator² |
+//! | [`Client::alter_offsets`] | OffsetCommit v2-10 (v10 by topic id when the metadata knows every id) | the group's coordinator² |
 //! | [`Client::delete_offsets`] | OffsetDelete v0 (KIP-496) | the group's coordinator² |
-//! | [`Client::list_offsets`] | ListOffsets v0-10 (v10) | each partition leader, one request per leader |
+//! | [`Client::list_offsets`] | ListOffsets v1-11 (v11) | each partition leader, one request per leader |
 //! | [`Client::delete_records`] | DeleteRecords v0-2 (v2) | each partition leader, one request per leader |
 //! | [`Client::describe_producers`] | DescribeProducers v0 (KIP-664) | each partition leader, one request per leader |
 //! | [`Client::describe_transactions`] | DescribeTransactions v0 (KIP-664) | each id's transaction coordinator² |
-//! | [`Client::describe_cluster`] | DescribeCluster v0-1 (v1, KIP-700) | any broker |
+//! | [`Client::describe_cluster`] | DescribeCluster v0-2 (v2, KIP-700) | any broker |
 //! | [`Client::elect_leaders`] | ElectLeaders v0-2 (v2, KIP-460) | the controller¹ |
-//! | [`Client::describe_acls`] | DescribeAcls v0-3 (v3) | any broker |
-//! | [`Client::create_acls`] | CreateAcls v0-3 (v3) | any broker |
-//! | [`Client::delete_acls`] | DeleteAcls v0-3 (v3) | any broker |
+//! | [`Client::describe_acls`] | DescribeAcls v1-3 (v3) | any broker |
+//! | [`Client::create_acls`] | CreateAcls v1-3 (v3) | any broker |
+//! | [`Client::delete_acls`] | DeleteAcls v1-3 (v3) | any broker |
 //! | [`Client::describe_user_scram_credentials`] | DescribeUserScramCredentials v0 (KIP-554) | any broker |
 //! | [`Client::alter_user_scram_credentials`] | AlterUserScramCredentials v0 (KIP-554) | the controller¹ |
 //!
@@ -54,7 +54,7 @@ mod types;
 pub use types::*;
 
 use crate::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
-use crate::consumer::{assigned_partitions, group_by, offset_fetch, TopicPartition};
+use crate::consumer::{assigned_partitions, group_by, offset_fetch, CommitCall, TopicPartition};
 use crate::error::{Error, Result};
 use crate::message::{from_millis, to_millis, Broker, TopicConfig};
 use crate::net::{salted_password, Conn, IsolationLevel};
@@ -201,7 +201,7 @@ impl Client {
     // ----- topics -----
 
     /// Creates topics with their partitions, replication factor, configs and explicit
-    /// replica assignments ([`TopicConfig`]): CreateTopics v0-7 to the controller. With
+    /// replica assignments ([`TopicConfig`]): CreateTopics v2-7 to the controller. With
     /// `validate_only` (v1+) Kafka checks them and answers as for a creation (partitions,
     /// replication factor) but creates nothing.
     ///
@@ -235,7 +235,7 @@ impl Client {
         .await
     }
 
-    /// Deletes topics by name: DeleteTopics v0-6 to the controller. Brokers drop a deleted
+    /// Deletes topics by name: DeleteTopics v1-6 to the controller. Brokers drop a deleted
     /// topic from their metadata a moment after the answer.
     ///
     /// # Errors
@@ -302,7 +302,7 @@ impl Client {
 
     // ----- configs -----
 
-    /// The configs of topics and brokers: DescribeConfigs v0-4, a broker's configs to that
+    /// The configs of topics and brokers: DescribeConfigs v1-4, a broker's configs to that
     /// broker, topic configs to any broker. Kafka returns every config of the resource (not
     /// only those set), each with its [`ConfigSource`] (v1+) and secrets withheld
     /// (`sensitive`, value `None`); synonyms and documentation are not asked for.
@@ -347,12 +347,10 @@ impl Client {
                                 name: c.name.clone(),
                                 value: c.value.clone(),
                                 read_only: c.read_only,
+                                // DescribeConfigs v1+ always names the source (v0's
+                                // IsDefault went with v0 in Kafka 4.0).
                                 source: if c.config_source == -1 {
-                                    if c.is_default {
-                                        ConfigSource::Default
-                                    } else {
-                                        ConfigSource::Unspecified
-                                    }
+                                    ConfigSource::Unspecified
                                 } else {
                                     ConfigSource::from_code(c.config_source)
                                 },
@@ -459,7 +457,7 @@ impl Client {
     }
 
     /// Describes groups: state, assignor, members and their assignments: DescribeGroups
-    /// v0-5, one request per group to its coordinator. A group Kafka does not know is
+    /// v0-6, one request per group to its coordinator. A group Kafka does not know is
     /// described as `Dead`, with no members.
     ///
     /// # Errors
@@ -479,8 +477,9 @@ impl Client {
                 .await;
             let Some(resp) = per_item(&mut out, g, resp) else { continue };
             for d in resp.groups {
-                let r = check(d.error_code, None, || format!("describing group {}", d.group_id)).map(|()| {
-                    GroupDescription {
+                // DescribeGroups v6 explains the error (KIP-1043).
+                let r = check(d.error_code, d.error_message.as_deref(), || format!("describing group {}", d.group_id))
+                    .map(|()| GroupDescription {
                         group_id: d.group_id.clone(),
                         state: d.group_state.clone(),
                         protocol_type: d.protocol_type.clone(),
@@ -500,8 +499,7 @@ impl Client {
                                 },
                             })
                             .collect(),
-                    }
-                });
+                    });
                 out.insert(d.group_id, r);
             }
         }
@@ -509,7 +507,7 @@ impl Client {
     }
 
     /// Deletes groups that have no members, with their committed offsets: DeleteGroups
-    /// v0-2, one request per group to its coordinator.
+    /// v0-3, one request per group to its coordinator.
     ///
     /// # Errors
     /// Per group, its error, finding its coordinator included (`NON_EMPTY_GROUP`,
@@ -524,7 +522,8 @@ impl Client {
                 .await;
             let Some(resp) = per_item(&mut out, g, resp) else { continue };
             for r in resp.results {
-                let res = check(r.error_code, None, || format!("deleting group {}", r.group_id));
+                // DeleteGroups v3 explains the error.
+                let res = check(r.error_code, r.error_message.as_deref(), || format!("deleting group {}", r.group_id));
                 out.insert(r.group_id, res);
             }
         }
@@ -532,7 +531,7 @@ impl Client {
     }
 
     /// A group's committed offsets: of `parts`, or of every partition it has committed.
-    /// OffsetFetch v0-9 to the group's coordinator, without `require_stable`. Partitions
+    /// OffsetFetch v1-10 to the group's coordinator, without `require_stable`. Partitions
     /// with nothing committed are left out.
     ///
     /// # Errors
@@ -544,13 +543,13 @@ impl Client {
     ) -> Result<BTreeMap<TopicPartition, i64>> {
         let all = self
             .on_coordinator(group, CoordinatorType::Group, |conn| async move {
-                offset_fetch(&conn, group, parts, false).await
+                offset_fetch(&conn, &self.cluster, group, parts, false).await
             })
             .await?;
         Ok(all.into_iter().filter(|(_, (o, _))| *o >= 0).map(|(tp, (o, _))| (tp, o)).collect())
     }
 
-    /// Sets a group's committed offsets: OffsetCommit v0-9 to the group's coordinator, as
+    /// Sets a group's committed offsets: OffsetCommit v2-10 to the group's coordinator, as
     /// an admin (generation -1, no member id). The coordinator accepts it only while the
     /// group has no members; a group that does not exist is created, empty.
     ///
@@ -565,39 +564,19 @@ impl Client {
     ) -> Result<ItemResults<TopicPartition>> {
         let resp = self
             .on_coordinator(group, CoordinatorType::Group, |conn| async move {
-                let topics = group_by(offsets.iter().map(|(tp, o)| (tp.topic.clone(), (tp.partition, *o))));
-                let mut req = OffsetCommitRequest::default().with_group_id(group.to_string()).with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(t, ps)| {
-                            offset_commit_request::OffsetCommitRequestTopic::default().with_name(t).with_partitions(
-                                ps.into_iter()
-                                    .map(|(p, o)| {
-                                        offset_commit_request::OffsetCommitRequestPartition::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(o)
-                                    })
-                                    .collect(),
-                            )
-                        })
-                        .collect(),
-                );
-                let v = conn.version_for::<OffsetCommitRequest>()?;
-                if v.0 >= 1 {
-                    req = req.with_generation_id_or_member_epoch(-1);
+                let mut call =
+                    CommitCall::new(&conn, &self.cluster, group, offsets.iter().map(|(tp, o)| (tp, *o))).await?;
+                if call.version.0 >= 1 {
+                    call.req = call.req.with_generation_id_or_member_epoch(-1);
                 }
-                conn.request_version(&req, v).await
+                call.send(&conn).await
             })
             .await?;
         Ok(resp
-            .topics
             .into_iter()
-            .flat_map(|t| {
-                t.partitions.into_iter().map(move |p| {
-                    let tp = TopicPartition::new(t.name.clone(), p.partition_index);
-                    let r = check(p.error_code, None, || format!("setting the offset of {tp} for group {group}"));
-                    (tp, r)
-                })
+            .map(|(tp, code)| {
+                let r = check(code, None, || format!("setting the offset of {tp} for group {group}"));
+                (tp, r)
             })
             .collect())
     }
@@ -647,8 +626,8 @@ impl Client {
 
     // ----- offsets and records -----
 
-    /// Looks offsets up by [`OffsetSpec`]: ListOffsets v0-10, one request per partition
-    /// leader (found in fresh metadata), with the isolation level from v2. `Latest` is the
+    /// Looks offsets up by [`OffsetSpec`]: ListOffsets v1-11, one request per partition
+    /// leader (found in fresh metadata), with the isolation level. `Latest` is the
     /// high watermark, or the last stable offset under read_committed (an open transaction
     /// holds it back). `Time(t)` is the first offset, in offset order, whose timestamp is at
     /// or after `t`, with that record's timestamp; offset -1 (and no timestamp) when no
@@ -680,12 +659,9 @@ impl Client {
                             OffsetSpec::MaxTimestamp => -3,
                             OffsetSpec::Time(t) => to_millis(t),
                         };
-                        let mut p = list_offsets_request::ListOffsetsPartition::default()
+                        let p = list_offsets_request::ListOffsetsPartition::default()
                             .with_partition_index(tp.partition)
                             .with_timestamp(ts);
-                        if v.0 == 0 {
-                            p = p.with_max_num_offsets(1);
-                        }
                         (tp.topic.clone(), p)
                     }));
                     let mut req = ListOffsetsRequest::default().with_replica_id(-1).with_topics(
@@ -699,15 +675,18 @@ impl Client {
                     if v.0 >= 2 && isolation == IsolationLevel::ReadCommitted {
                         req = req.with_isolation_level(1);
                     }
-                    Ok((conn.request_version(&req, v).await?, v))
+                    if v.0 >= 10 {
+                        // How long the broker may wait on remote (tiered) storage (KIP-1075).
+                        req = req.with_timeout_ms(conn.timeout_ms());
+                    }
+                    conn.request_version(&req, v).await
                 })
                 .await?;
-            let (resp, v) = resp;
             for t in resp.topics {
                 for p in t.partitions {
                     let tp = TopicPartition::new(t.name.clone(), p.partition_index);
                     let r = check(p.error_code, None, || format!("listing offsets of {tp}")).map(|()| ListedOffset {
-                        offset: if v.0 == 0 { p.old_style_offsets.first().copied().unwrap_or(-1) } else { p.offset },
+                        offset: p.offset,
                         timestamp: (p.timestamp >= 0).then(|| from_millis(p.timestamp)).flatten(),
                         leader_epoch: p.leader_epoch,
                     });
@@ -771,7 +750,7 @@ impl Client {
 
     // ----- cluster -----
 
-    /// The cluster id, controller and brokers: DescribeCluster v0-1 (KIP-700) to any
+    /// The cluster id, controller and brokers: DescribeCluster v0-2 (KIP-700) to any
     /// broker, asking for brokers (not controllers). On a KRaft cluster the controller id is
     /// a live broker's, as in Metadata. Every principal may ask.
     ///
@@ -852,7 +831,7 @@ impl Client {
 
     // ----- ACLs -----
 
-    /// The ACLs matching `filter`: DescribeAcls v0-3 to any broker, which answers from its
+    /// The ACLs matching `filter`: DescribeAcls v1-3 to any broker, which answers from its
     /// authorizer. [`PatternType::Match`] finds the ACLs that apply to a name (literal,
     /// prefixed and `*`); the other fields match exactly, or anything when `None`/`Any`.
     ///
@@ -888,7 +867,7 @@ impl Client {
         .await
     }
 
-    /// Creates ACLs: CreateAcls v0-3 to any broker (which forwards to the controller); one
+    /// Creates ACLs: CreateAcls v1-3 to any broker (which forwards to the controller); one
     /// result per ACL, in order.
     ///
     /// An ACL holding a filter's value (resource type `Any`, pattern type `Any` or `Match`,
@@ -944,7 +923,7 @@ impl Client {
             .collect())
     }
 
-    /// Deletes the ACLs matching each filter: DeleteAcls v0-3 to any broker; per filter, in
+    /// Deletes the ACLs matching each filter: DeleteAcls v1-3 to any broker; per filter, in
     /// order, the ACLs it deleted (none when it matched none).
     ///
     /// # Errors

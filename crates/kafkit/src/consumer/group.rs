@@ -15,9 +15,8 @@ use crate::net::Conn;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafkit_protocol::messages::{
     consumer_protocol_assignment, consumer_protocol_subscription, join_group_request, leave_group_request,
-    offset_commit_request, offset_fetch_request, sync_group_request, ConsumerProtocolAssignment,
-    ConsumerProtocolSubscription, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
-    OffsetFetchRequest, SyncGroupRequest,
+    sync_group_request, ConsumerProtocolAssignment, ConsumerProtocolSubscription, HeartbeatRequest, JoinGroupRequest,
+    LeaveGroupRequest, SyncGroupRequest,
 };
 use kafkit_protocol::{ApiVersion, ErrorCode};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -461,7 +460,7 @@ impl Group {
         let mut attempt = 0;
         loop {
             let conn = self.coordinator().await?;
-            match offset_fetch(&conn, &self.cfg.group_id, Some(parts), true).await {
+            match super::offset_fetch(&conn, &self.engine.cluster, &self.cfg.group_id, Some(parts), true).await {
                 Ok(m) => return Ok(m.into_iter().map(|(tp, (o, _))| (tp, o)).collect()),
                 Err(e) if e.is_retriable() && attempt < 10 => {
                     if is_coordinator_error(&e) {
@@ -627,42 +626,18 @@ impl Group {
     }
 
     async fn offset_commit(&self, conn: &Conn, offsets: &[(TopicPartition, u64, i64)]) -> Result<()> {
-        let v = conn.version_for::<OffsetCommitRequest>()?;
-        let topics = group_by(offsets.iter().map(|(tp, _, off)| {
-            let p = offset_commit_request::OffsetCommitRequestPartition::default()
-                .with_partition_index(tp.partition)
-                .with_committed_offset(*off);
-            (tp.topic.as_str(), p)
-        }));
-        let mut req = OffsetCommitRequest::default().with_group_id(self.cfg.group_id.clone()).with_topics(
-            topics
-                .into_iter()
-                .map(|(t, ps)| {
-                    offset_commit_request::OffsetCommitRequestTopic::default()
-                        .with_name(t.to_string())
-                        .with_partitions(ps)
-                })
-                .collect(),
-        );
+        let offsets = offsets.iter().map(|(tp, _, off)| (tp, *off));
+        let mut call = super::CommitCall::new(conn, &self.engine.cluster, &self.cfg.group_id, offsets).await?;
+        let v = call.version;
         if v.0 >= 1 {
-            req = req.with_generation_id_or_member_epoch(self.generation).with_member_id(self.member_id.clone());
+            call.req =
+                call.req.with_generation_id_or_member_epoch(self.generation).with_member_id(self.member_id.clone());
         }
         if v.0 >= 7 {
-            req = req.with_group_instance_id(self.cfg.instance_id.clone());
+            call.req = call.req.with_group_instance_id(self.cfg.instance_id.clone());
         }
-        let resp = conn.request_version(&req, v).await?;
-        for t in &resp.topics {
-            for p in &t.partitions {
-                Error::check(p.error_code, None, || {
-                    format!(
-                        "committing {}/{} for group {} at {}",
-                        t.name,
-                        p.partition_index,
-                        self.cfg.group_id,
-                        conn.addr()
-                    )
-                })?;
-            }
+        for (tp, code) in call.send(conn).await? {
+            Error::check(code, None, || format!("committing {tp} for group {} at {}", self.cfg.group_id, conn.addr()))?;
         }
         Ok(())
     }
@@ -1023,74 +998,4 @@ pub(crate) fn assigned_partitions(data: &Bytes, from: &str) -> Result<Vec<TopicP
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
         .collect())
-}
-
-/// OffsetFetch of a group's committed offsets: of `parts`, or of every partition when
-/// `None` (v2+). Returns offset and metadata per partition (-1 where nothing is committed).
-pub(crate) async fn offset_fetch(
-    conn: &Conn,
-    group: &str,
-    parts: Option<&[TopicPartition]>,
-    require_stable: bool,
-) -> Result<BTreeMap<TopicPartition, (i64, Option<String>)>> {
-    let v = conn.version_for::<OffsetFetchRequest>()?;
-    let by_topic = parts.map(|ps| group_by(ps.iter().map(|tp| (tp.topic.as_str(), tp.partition))));
-    let mut req = OffsetFetchRequest::default();
-    if v.0 >= 8 {
-        let topics = by_topic.map(|m| {
-            m.into_iter()
-                .map(|(t, ps)| {
-                    offset_fetch_request::OffsetFetchRequestTopics::default()
-                        .with_name(t.to_string())
-                        .with_partition_indexes(ps)
-                })
-                .collect()
-        });
-        req = req.with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default()
-            .with_group_id(group.to_string())
-            .with_topics(topics)]);
-    } else {
-        let topics = by_topic.map(|m| {
-            m.into_iter()
-                .map(|(t, ps)| {
-                    offset_fetch_request::OffsetFetchRequestTopic::default()
-                        .with_name(t.to_string())
-                        .with_partition_indexes(ps)
-                })
-                .collect()
-        });
-        req = req.with_group_id(group.to_string()).with_topics(topics);
-    }
-    if v.0 >= 7 && require_stable {
-        req = req.with_require_stable(true);
-    }
-    let resp = conn.request_version(&req, v).await?;
-    let context = || format!("fetching committed offsets of group {group} at {}", conn.addr());
-    let mut out = BTreeMap::new();
-    if v.0 >= 8 {
-        for g in &resp.groups {
-            Error::check(g.error_code, None, context)?;
-            for t in &g.topics {
-                for p in &t.partitions {
-                    Error::check(p.error_code, None, context)?;
-                    out.insert(
-                        TopicPartition::new(t.name.clone(), p.partition_index),
-                        (p.committed_offset, p.metadata.clone()),
-                    );
-                }
-            }
-        }
-    } else {
-        Error::check(resp.error_code, None, context)?;
-        for t in &resp.topics {
-            for p in &t.partitions {
-                Error::check(p.error_code, None, context)?;
-                out.insert(
-                    TopicPartition::new(t.name.clone(), p.partition_index),
-                    (p.committed_offset, p.metadata.clone()),
-                );
-            }
-        }
-    }
-    Ok(out)
 }

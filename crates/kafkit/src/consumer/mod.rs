@@ -4,6 +4,7 @@
 mod assignor;
 mod engine;
 mod group;
+mod offsets;
 mod reader;
 
 pub(crate) use assignor::group_by;
@@ -11,8 +12,9 @@ pub use assignor::{
     Assignments, Assignor, CooperativeStickyAssignor, GroupMember, RangeAssignor, RebalanceProtocol,
     RoundRobinAssignor, TopicPartition,
 };
-pub(crate) use group::{assigned_partitions, offset_fetch};
+pub(crate) use group::assigned_partitions;
 pub use group::{RebalanceEvent, RebalanceKind};
+pub(crate) use offsets::{offset_fetch, CommitCall};
 pub use reader::{
     CommitMode, OffsetReset, PartitionState, Reader, ReaderConfig, ReaderStats, StartOffset, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_COMMIT_INTERVAL, DEFAULT_FETCH_CONCURRENCY, DEFAULT_FETCH_MAX_BYTES, DEFAULT_HEARTBEAT_INTERVAL,

@@ -240,12 +240,13 @@ impl Conn {
     }
 
     /// The version of `R` this connection uses: the highest that both kafkit and the broker
-    /// speak.
+    /// speak, among the stable versions ([`Request::STABLE_VERSIONS`]: a latest version the
+    /// schema marks unstable, such as InitProducerId v6, is never negotiated).
     ///
     /// # Errors
     /// [`Error::UnsupportedByBroker`] when they share none.
     pub fn version_for<R: Request>(&self) -> Result<ApiVersion> {
-        self.version_for_key(R::API_KEY, R::VERSIONS)
+        self.version_for_key(R::API_KEY, R::STABLE_VERSIONS)
     }
 
     fn version_for_key(&self, key: ApiKey, ours: VersionRange) -> Result<ApiVersion> {
@@ -305,6 +306,15 @@ impl Conn {
     /// [`Error::Encode`], [`Error::ConnectionClosed`].
     pub async fn send_without_response<R: Request>(&self, req: &R) -> Result<()> {
         let v = self.version_for::<R>()?;
+        self.send_without_response_version(req, v).await
+    }
+
+    /// [`Conn::send_without_response`] at `version` (which must be one kafkit speaks; the
+    /// broker's support is not checked).
+    ///
+    /// # Errors
+    /// As [`Conn::send_without_response`].
+    pub async fn send_without_response_version<R: Request>(&self, req: &R, v: ApiVersion) -> Result<()> {
         let corr = self.next_correlation();
         let mut buf = BytesMut::new();
         encode_request(&mut buf, corr, self.shared.client_id.as_deref(), req, v)

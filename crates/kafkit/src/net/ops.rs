@@ -14,7 +14,8 @@ impl Conn {
     /// `allow_auto_topic_creation = false`).
     ///
     /// # Errors
-    /// As [`Conn::request`]. Per-topic error codes are left in the response.
+    /// As [`Conn::request`]; the response's top-level error (v13+) as [`Error::Broker`].
+    /// Per-topic error codes are left in the response.
     pub async fn metadata(&self, topics: Option<&[&str]>) -> Result<MetadataResponse> {
         let v = self.version_for::<MetadataRequest>()?;
         let list = match topics {
@@ -31,7 +32,14 @@ impl Conn {
         if v.0 >= 4 {
             req = req.with_allow_auto_topic_creation(false);
         }
-        self.request_version(&req, v).await
+        let resp = self.request_version(&req, v).await?;
+        self.check_metadata(resp)
+    }
+
+    /// The response's top-level error (Metadata v13+, such as REBOOTSTRAP_REQUIRED, KIP-1102).
+    fn check_metadata(&self, resp: MetadataResponse) -> Result<MetadataResponse> {
+        Error::check(resp.error_code, None, || format!("metadata from {}", self.addr()))?;
+        Ok(resp)
     }
 
     /// Metadata for `topics`, asking the broker to create those that do not exist
@@ -46,7 +54,8 @@ impl Conn {
             .iter()
             .map(|name| metadata_request::MetadataRequestTopic::default().with_name(Some((*name).to_string())))
             .collect();
-        self.request_version(&MetadataRequest::default().with_topics(Some(list)), v).await
+        let resp = self.request_version(&MetadataRequest::default().with_topics(Some(list)), v).await?;
+        self.check_metadata(resp)
     }
 
     /// The brokers of the cluster (kafka-go `Conn.Brokers`).

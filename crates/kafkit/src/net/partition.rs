@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::message::{from_millis, to_millis, Message};
 use bytes::BytesMut;
 use kafkit_protocol::compression::Compression;
-use kafkit_protocol::messages::{produce_request, ProduceRequest};
+use kafkit_protocol::messages::ProduceRequest;
 use kafkit_protocol::record::DecodeOptions;
 use kafkit_protocol::{ErrorCode, Uuid};
 use std::time::{Duration, SystemTime};
@@ -201,19 +201,26 @@ impl PartitionConn {
         let batch = crate::message::record_batch(messages.iter().zip(times.iter().copied()), self.compression);
         let mut buf = BytesMut::new();
         batch.encode(&mut buf).map_err(|source| Error::Encode { addr: self.conn.addr().to_string(), source })?;
-        let req = ProduceRequest::default()
-            .with_acks(self.acks.code())
-            .with_timeout_ms(self.conn.timeout_ms())
-            .with_topic_data(vec![produce_request::TopicProduceData::default()
-                .with_name(self.topic.clone())
-                .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                    .with_index(self.partition)
-                    .with_records(Some(buf.freeze()))])]);
+        // Produce v13 names the topic by id (KIP-516), when the metadata gave one.
+        let v = crate::topic_ids::version_for_topics::<ProduceRequest>(
+            &self.conn,
+            crate::topic_ids::PRODUCE_BY_ID,
+            !self.topic_id.is_zero(),
+        )?;
+        let records = buf.freeze();
+        let call = crate::producer::produce::produce_request(
+            self.acks,
+            self.conn.timeout_ms(),
+            v,
+            |_| self.topic_id,
+            std::iter::once((self.topic.as_str(), self.partition, &records)),
+        );
+        let req = call.req;
         if self.acks == Acks::None {
-            self.conn.send_without_response(&req).await?;
+            self.conn.send_without_response_version(&req, v).await?;
             return Ok(WriteResult { base_offset: -1, log_append_time: None });
         }
-        let resp = self.conn.request(&req).await?;
+        let resp = self.conn.request_version(&req, v).await?;
         let p = resp
             .responses
             .iter()

@@ -1,6 +1,7 @@
 //! Producing: the [`Writer`] and its [`Balancer`]s.
 
 pub mod balancer;
+pub(crate) mod produce;
 mod writer;
 
 pub use balancer::{Balancer, Crc32Balancer, Hash, LeastBytes, Murmur2Balancer, ReferenceHash, RoundRobin};

@@ -2,13 +2,14 @@
 //! producer (KIP-98).
 
 use super::balancer::{Balancer, RoundRobin};
+use super::produce::{partition_result, produce_request, ProduceCall, PRODUCE_BY_ID};
 use crate::cluster::{Cluster, ClusterConfig, Workload};
 use crate::error::{Error, Result};
 use crate::message::{to_millis, Message};
 use crate::net::Acks;
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::compression::Compression;
-use kafkit_protocol::messages::{produce_request, InitProducerIdRequest, ProduceRequest, ProduceResponse};
+use kafkit_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse};
 use kafkit_protocol::record::{RecordBatch, RecordBatchBuilder};
 use kafkit_protocol::ErrorCode;
 use std::collections::{HashMap, VecDeque};
@@ -1251,9 +1252,21 @@ impl Engine {
             }
         };
         let acks = self.shared.config.acks;
-        let (req, size) = produce_request(
+        // Produce v13 names topics by id (KIP-516): only when every topic's id is known.
+        let meta = self.shared.cluster.metadata();
+        let ids_known = entries.iter().all(|(key, _)| crate::topic_ids::known_id(&meta, &key.0).is_some());
+        let version = match crate::topic_ids::version_for_topics::<ProduceRequest>(&conn, PRODUCE_BY_ID, ids_known) {
+            Ok(v) => v,
+            Err(e) => {
+                tasks.spawn(async move { (entries, Err(e)) });
+                return;
+            }
+        };
+        let ProduceCall { req, size, version, ids } = produce_request(
             acks,
             conn.timeout_ms(),
+            version,
+            |t| crate::topic_ids::known_id(&meta, t).unwrap_or(kafkit_protocol::Uuid::ZERO),
             entries.iter().filter_map(|(key, id)| {
                 let b = self.parts.get(key).and_then(|p| p.batches.get(id))?;
                 Some((&*key.0, key.1, &b.encoded))
@@ -1261,17 +1274,19 @@ impl Engine {
         );
         self.shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         if acks == Acks::None {
-            let r = conn.send_without_response(&req).await.map(|_| ProduceResponse::default());
+            let r = conn.send_without_response_version(&req, version).await.map(|_| ProduceResponse::default());
             tasks.spawn(async move { (entries, r) });
             return;
         }
-        let sent = match conn.version_for::<ProduceRequest>() {
-            Ok(v) => conn.send_ordered_sized(&req, v, size).await,
-            Err(e) => Err(e),
-        };
-        match sent {
+        match conn.send_ordered_sized(&req, version, size).await {
             Ok(fut) => {
-                tasks.spawn(async move { (entries, fut.await) });
+                tasks.spawn(async move {
+                    let r = fut.await.map(|mut resp| {
+                        ProduceCall::name_topics(&ids, &mut resp);
+                        resp
+                    });
+                    (entries, r)
+                });
             }
             Err(e) => {
                 tasks.spawn(async move { (entries, Err(e)) });
@@ -1464,32 +1479,6 @@ impl Engine {
     }
 }
 
-/// One Produce request carrying a batch per (topic, partition, encoded batch), and the size
-/// its frame will about have (to size the buffer once).
-fn produce_request<'a>(
-    acks: Acks,
-    timeout_ms: i32,
-    batches: impl Iterator<Item = (&'a str, i32, &'a Bytes)>,
-) -> (ProduceRequest, usize) {
-    let mut topics: Vec<produce_request::TopicProduceData> = Vec::new();
-    // The batches plus headers, topic names and per-partition fields.
-    let mut size = 256;
-    for (topic, partition, encoded) in batches {
-        size += encoded.len() + topic.len() + 32;
-        let data =
-            produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(encoded.clone()));
-        match topics.iter_mut().find(|t| t.name == topic) {
-            Some(t) => t.partition_data.push(data),
-            None => topics.push(
-                produce_request::TopicProduceData::default()
-                    .with_name(topic.to_string())
-                    .with_partition_data(vec![data]),
-            ),
-        }
-    }
-    (ProduceRequest::default().with_acks(acks.code()).with_timeout_ms(timeout_ms).with_topic_data(topics), size)
-}
-
 /// The produce path without I/O, for `benches/produce_path.rs`; not a stable API.
 ///
 /// Appends `messages` to a topic of `partitions` partitions as [`Writer::write`] does (the
@@ -1531,9 +1520,16 @@ pub fn bench_produce_path(config: &WriterConfig, partitions: i32, messages: Vec<
         if round.is_empty() {
             break;
         }
-        let (req, size) = produce_request(config.acks, 30_000, round.iter().map(|(p, e)| (name, *p, e)));
+        let v = kafkit_protocol::ApiVersion(9);
+        let ProduceCall { req, size, .. } = produce_request(
+            config.acks,
+            30_000,
+            v,
+            |_| kafkit_protocol::Uuid::ZERO,
+            round.iter().map(|(p, e)| (name, *p, e)),
+        );
         let mut frame = BytesMut::with_capacity(size);
-        kafkit_protocol::frame::encode_request(&mut frame, 1, Some("kafkit"), &req, kafkit_protocol::ApiVersion(9))
+        kafkit_protocol::frame::encode_request(&mut frame, 1, Some("kafkit"), &req, v)
             .map_err(|source| Error::Encode { addr: String::new(), source })?;
         total += frame.len();
     }
@@ -1546,31 +1542,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// One partition's result in a Produce response: its base offset, or its error.
-fn partition_result(resp: &ProduceResponse, topic: &str, partition: i32) -> Result<i64> {
-    let pr = resp
-        .responses
-        .iter()
-        .filter(|t| t.name == topic)
-        .flat_map(|t| t.partition_responses.iter())
-        .find(|r| r.index == partition)
-        .ok_or_else(|| Error::Broker {
-            code: ErrorCode::UnknownServerError,
-            context: format!("produce response lacks {topic}/{partition}"),
-            message: None,
-        })?;
-    match ErrorCode::from_code(pr.error_code) {
-        ErrorCode::None => Ok(pr.base_offset),
-        // Already written by an earlier try of this very batch.
-        ErrorCode::DuplicateSequenceNumber => Ok(pr.base_offset),
-        code => Err(Error::Broker {
-            code,
-            context: format!("producing to {topic}/{partition}"),
-            message: pr.error_message.clone(),
-        }),
     }
 }
 
