@@ -72,9 +72,11 @@ async fn a_long_poll_fetch_does_not_hold_up_a_produce_to_the_same_broker() {
         // Let the fetch be sent first.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (conn, _) = c.leader(&busy, 0, Workload::Produce).await.unwrap();
-        conn.request(&common::produce_request(&busy, 0, vec![Record::new(None, Some(Bytes::from_static(b"x")))]))
-            .await
-            .unwrap()
+        conn.request(
+            &common::produce_request(&conn, &busy, 0, vec![Record::new(None, Some(Bytes::from_static(b"x")))]).await,
+        )
+        .await
+        .unwrap()
     };
     tokio::select! {
         biased;

@@ -114,7 +114,7 @@ async fn a_dropped_request_is_still_written_whole_and_the_connection_stays_usabl
     // An 8 MiB produce whose future is dropped right after its first poll (it is queued by
     // then): the writer task still writes every byte of it.
     let value = Bytes::from(vec![b'x'; 64 * 1024]);
-    let req = common::produce_request(&topic, 0, vec![Record::new(None, Some(value)); 128]);
+    let req = common::produce_request(&conn, &topic, 0, vec![Record::new(None, Some(value)); 128]).await;
     let dropped = tokio::time::timeout(Duration::ZERO, conn.request(&req)).await;
     assert!(dropped.is_err(), "the request cannot have completed within zero time");
     // The next request on the same connection gets its own, well-formed response.

@@ -21,7 +21,7 @@ async fn produce_with_retry(c: &Cluster, topic: &str, partition: i32) -> (Result
             tries.fetch_add(1, Ordering::Relaxed);
             let (conn, _) = c.leader(topic, partition, Workload::Produce).await?;
             let record = Record::new(Some(Bytes::from_static(b"k")), Some(Bytes::from_static(b"v")));
-            let resp = conn.request(&common::produce_request(topic, partition, vec![record])).await?;
+            let resp = conn.request(&common::produce_request(&conn, topic, partition, vec![record]).await).await?;
             let p = &resp.responses[0].partition_responses[0];
             match ErrorCode::from_code(p.error_code) {
                 ErrorCode::None => Ok(p.base_offset),

@@ -458,7 +458,8 @@ impl Client {
 
     /// Describes groups: state, assignor, members and their assignments: DescribeGroups
     /// v0-6, one request per group to its coordinator. A group Kafka does not know is
-    /// described as `Dead`, with no members.
+    /// `GROUP_ID_NOT_FOUND` from v6 (Kafka 4.x, KIP-1043), and described as `Dead`, with no
+    /// members, before.
     ///
     /// # Errors
     /// Per group, its error, finding its coordinator included (`GROUP_AUTHORIZATION_FAILED`

@@ -57,8 +57,11 @@ pub async fn wait_ready(addr: &str, topic: &str, partitions: i32) {
     }
 }
 
-/// An acks=all ProduceRequest carrying `records` as one batch to `topic`/`partition`.
-pub fn produce_request(
+/// An acks=all ProduceRequest carrying `records` as one batch to `topic`/`partition`, for
+/// `conn`: by topic id from Produce v13 (KIP-516; the id from a Metadata request), by name
+/// before.
+pub async fn produce_request(
+    conn: &kafkit::Conn,
     topic: &str,
     partition: i32,
     records: Vec<kafkit::protocol::record::Record>,
@@ -68,9 +71,15 @@ pub fn produce_request(
     batch.records = records.into_iter().enumerate().map(|(i, r)| r.with_offset_delta(i as i32)).collect();
     let mut buf = bytes::BytesMut::new();
     batch.encode(&mut buf).expect("encode a test batch");
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-        produce_request::TopicProduceData::default().with_name(topic.into()).with_partition_data(vec![
-            produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(buf.freeze())),
-        ]),
-    ])
+    let data = produce_request::TopicProduceData::default().with_partition_data(vec![
+        produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(buf.freeze())),
+    ]);
+    let by_id = conn.version_for::<ProduceRequest>().map(|v| v.0 >= 13).unwrap_or(false);
+    let data = if by_id {
+        let meta = conn.metadata(Some(&[topic])).await.expect("the topic's metadata");
+        data.with_topic_id(meta.topics[0].topic_id)
+    } else {
+        data.with_name(topic.into())
+    };
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![data])
 }
