@@ -795,6 +795,16 @@ impl Reader {
         Ok((end - self.offset()).max(0))
     }
 
+    /// A health check of the reader's cluster: [`Cluster::ping`] (connect, ApiVersions,
+    /// Metadata within `timeout`), on a connection of its own, so it never waits behind a
+    /// long-polling fetch.
+    ///
+    /// # Errors
+    /// As [`Cluster::ping`].
+    pub async fn ping(&self, timeout: Duration) -> Result<crate::cluster::Ping> {
+        self.engine.cluster.ping(timeout).await
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> ReaderStats {
         let c = &self.engine.counters;
