@@ -3,7 +3,7 @@
 //! gracefully on SIGTERM or SIGINT.
 //!
 //! ```sh
-//! cargo run -p kafkit-service --features json --example orders -- orders.toml
+//! cargo run -p kafkit-service --features example --bin kafkit-orders -- orders.toml
 //! ```
 //!
 //! `orders.toml` (every key may also come from the environment, `KAFKIT_...`):
@@ -63,7 +63,12 @@ struct OrderResult<'a> {
 #[tokio::main]
 async fn main() {
     if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+        use std::io::IsTerminal;
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
     }
     let file = std::env::args().nth(1);
     let config = match Config::load(file.as_deref().map(std::path::Path::new)) {

@@ -85,7 +85,7 @@ async fn key_ordered_parallelism_keeps_per_key_order_under_a_shuffled_workload()
             let c = n.fetch_add(1, AtomicOrdering::SeqCst) + 1;
             p.fetch_max(c, AtomicOrdering::SeqCst);
             o.lock().unwrap().entry(k).or_default().push(seq);
-            let ms = (rec.offset() as u64 * 2654435761 % 6) as u64;
+            let ms = rec.offset() as u64 * 2654435761 % 6;
             sl.fetch_add(ms as usize, AtomicOrdering::Relaxed);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             n.fetch_sub(1, AtomicOrdering::SeqCst);
@@ -190,8 +190,10 @@ async fn batches_fail_whole_or_by_record_and_only_failed_records_go_again() {
         .collect();
     msgs.extend((0..90).map(|i| msg(&across, &format!("a{i}"), &i.to_string())));
     produce(msgs).await;
-    let calls: Arc<Mutex<Vec<(u32, Vec<(i32, i64, String)>)>>> = Arc::default();
-    let across_batches: Arc<Mutex<Vec<Vec<(i32, i64)>>>> = Arc::default();
+    type Calls = Arc<Mutex<Vec<(u32, Vec<(i32, i64, String)>)>>>;
+    type Positions = Arc<Mutex<Vec<Vec<(i32, i64)>>>>;
+    let calls: Calls = Arc::default();
+    let across_batches: Positions = Arc::default();
     let mut s = settings(&group);
     s.consumer.batch.max_records = 10;
     s.consumer.batch.max_wait = Duration::from_millis(50);
