@@ -68,12 +68,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn phase(&self) -> Phase {
+        match self.shutdown.phase() {
+            Phase::Running if self.shutdown.token.is_cancelled() => Phase::Draining,
+            p => p,
+        }
+    }
+
     fn health(&self) -> Health {
         let ping = self.ping.lock().ok().and_then(|p| p.clone());
         Health {
             connected: matches!(ping, Some(Ok(()))),
             ping_error: ping.and_then(|p| p.err()),
-            shutting_down: self.shutdown.phase() != Phase::Running,
+            shutting_down: self.phase() != Phase::Running,
             // What a member published ages until it publishes again: a stuck loop shows.
             members: self
                 .members
@@ -133,9 +140,9 @@ impl ServiceHandle {
     pub fn is_shutdown(&self) -> bool {
         self.phase() != Phase::Running
     }
-    /// Where the service stands.
+    /// Where the service stands ([`Phase::Draining`] as soon as a shutdown is asked for).
     pub fn phase(&self) -> Phase {
-        self.shared.shutdown.phase()
+        self.shared.phase()
     }
     /// The token whose cancellation starts the shutdown.
     pub fn token(&self) -> CancellationToken {
