@@ -133,7 +133,7 @@ async fn revoked_partitions_cancel_their_work_and_the_next_owner_redoes_only_tha
     let a_stop = stop.elapsed();
     assert!(a_stop < Duration::from_secs(5), "the drain timeout (1 s) cut a's 20 s call: {a_stop:?}");
     rb.await.unwrap().unwrap();
-    let handled = handled.lock().unwrap();
+    let handled = handled.lock().unwrap().clone();
     assert!(handled.values().all(|w| w.len() == 1), "{handled:?}");
     assert!(handled.values().all(|w| w == &["b"]), "a finished nothing: {handled:?}");
     let c = committed(&group).await;
