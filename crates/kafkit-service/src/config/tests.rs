@@ -132,6 +132,9 @@ fn entries_list_every_setting_with_its_source() {
     assert_eq!(get("consumer.ordering").source, ValueSource::Embedded { name: "defaults.toml".into(), line: Some(2) });
     assert_eq!(get("writer.linger").value, "\"5ms\"");
     assert_eq!(get("writer.linger").source, ValueSource::Default);
+    assert_eq!(get("writer.batch_size").value, "100");
+    assert_eq!(get("cluster.backoff.jitter").value, "0.2");
+    assert_eq!(get("reader.group_id").value, "unset");
     assert!(entries.len() > 80, "{} entries", entries.len());
 }
 
