@@ -195,6 +195,7 @@ async fn a_shutdown_during_a_rebalance_is_handled() {
 }
 
 /// GET `path` from `addr`: the status and the body.
+#[cfg(feature = "http")]
 async fn get(addr: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -34,7 +34,7 @@
 //!
 //! Durations are `humantime`'s (`"250ms"`, `"5s"`, `"1m 30s"`); sizes `bytesize`'s
 //! (`"1MiB"`, `"64 KiB"`, or a number of bytes). Unknown keys are errors, in files and in
-//! `KAFKIT_*__*` variables alike. The variables are listed in [`env`].
+//! `KAFKIT_*__*` variables alike. The variables are listed in [`mod@env`].
 //!
 //! **Why mirror structs.** kafkit's own config structs ([`kafkit::WriterConfig`],
 //! [`kafkit::ReaderConfig`], [`kafkit::ClusterConfig`]) hold things that are not settings
@@ -295,7 +295,7 @@ impl ConfigBuilder {
         self
     }
 
-    /// The process's `KAFKIT_*` environment variables (see [`env`]).
+    /// The process's `KAFKIT_*` environment variables (see [`mod@env`]).
     pub fn env(self) -> Self {
         self.env_from(std::env::vars())
     }
