@@ -260,7 +260,7 @@ async fn a_dead_letter_outage_stops_the_partition_without_committing_past_the_re
     })
     .await;
     let recovered = granted.elapsed();
-    wait_for("the partition no longer reported stopped", Duration::from_secs(5), || {
+    wait_for("the partition no longer reported stopped", Duration::from_secs(30), || {
         control.health().members[0].stopped.is_empty()
     })
     .await;

@@ -285,3 +285,40 @@ async fn a_dynamic_member_leaves_the_group_when_it_stops() {
     assert!(d.members.is_empty(), "left at once: {d:?}");
     assert_eq!(d.state, "Empty");
 }
+
+#[tokio::test]
+async fn a_shutdown_starts_no_new_retry_and_commits_nothing_past_the_record() {
+    let t = unique_topic("retry-shutdown");
+    let group = unique_topic("g-retry-shutdown");
+    topics(&[(&t, 1)]).await;
+    produce(vec![msg(&t, "a", "ok"), msg(&t, "b", "fails"), msg(&t, "c", "ok")]).await;
+    let calls: Arc<Mutex<Vec<(i64, u32)>>> = Arc::default();
+    let mut s = settings(&group);
+    s.consumer.retry.backoff.min = Duration::from_secs(10);
+    s.consumer.retry.backoff.max = Duration::from_secs(10);
+    let mut svc = Service::from_settings(s).await.unwrap();
+    let c = calls.clone();
+    svc.handle(&t, move |r: Record| {
+        let c = c.clone();
+        async move {
+            c.lock().unwrap().push((r.offset(), r.attempt()));
+            if text(&r.value().cloned()) == "fails" {
+                return Err(kafkit_service::Failure::retry("not now"));
+            }
+            Ok(())
+        }
+    });
+    let control = svc.control();
+    let run = tokio::spawn(svc.run());
+    wait_for("the failing record's first call", Duration::from_secs(30), || calls.lock().unwrap().contains(&(1, 1)))
+        .await;
+    let stop = Instant::now();
+    control.shutdown();
+    run.await.unwrap().unwrap();
+    let took = stop.elapsed();
+    assert!(took < Duration::from_secs(5), "the 10 s backoff was not waited out: {took:?}");
+    assert_eq!(calls.lock().unwrap().clone(), vec![(0, 1), (1, 1)], "no retry, nothing after it");
+    let c = committed(&group).await;
+    assert_eq!(c.get(&kafkit::TopicPartition::new(&t, 0)), Some(&1), "committed up to the unfinished record");
+    eprintln!("shutdown during a 10 s retry backoff took {took:?}; committed offset 1");
+}

@@ -135,6 +135,10 @@ impl Member {
                 _ = token.cancelled(), if !self.draining => {
                     self.draining = true;
                     drain_deadline = Some(TokioInstant::now() + self.limits.drain_timeout);
+                    // Calls running finish; no retry or dead-letter try starts after them.
+                    for u in self.units.values() {
+                        u.stop.cancel();
+                    }
                     tracing::info!(group = %self.group, in_flight = self.units.len(), "draining");
                 }
                 _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => {
