@@ -371,7 +371,10 @@ impl Service {
             }
             rc.group_topics.sort();
             rc.group_topics.dedup();
-            let reader = Reader::with_cluster(self.cluster.clone(), rc).await?;
+            // A cluster client of its own per membership: a JoinGroup waits on its
+            // coordinator connection for the whole rebalance, and another group's heartbeats
+            // must not queue behind it.
+            let reader = Reader::new(&s.brokers(), rc).await?;
             let m = member::Member::new(group, reader, ctxs, &s, sh.clone());
             members.spawn(m.run());
         }
