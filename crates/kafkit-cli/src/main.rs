@@ -4,6 +4,7 @@
 //! Every failure prints one line, `kafkit: error: ...`, and exits 1; a malformed command
 //! line exits 2 with clap's message.
 
+mod config_cmd;
 mod perf;
 
 use base64::Engine as _;
@@ -87,6 +88,11 @@ enum Command {
     Lag {
         /// The group.
         group: String,
+    },
+    /// A kafkit service's configuration (kafkit-service): `show` the effective settings.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCommand,
     },
 }
 
@@ -311,6 +317,9 @@ fn cluster_config() -> ClusterConfig {
 }
 
 async fn run(cli: Cli) -> Outcome {
+    if let Command::Config { command } = cli.command {
+        return config_cmd::run(command);
+    }
     let _ = DIALER.set(security(&cli)?);
     let seeds: Vec<String> =
         cli.brokers.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
@@ -350,6 +359,7 @@ async fn run(cli: Cli) -> Outcome {
             print_lag(&mut out, &rows);
             Ok(())
         }
+        Command::Config { command } => config_cmd::run(command),
     }
 }
 

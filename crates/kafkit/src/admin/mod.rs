@@ -106,6 +106,14 @@ impl Client {
         &self.cluster
     }
 
+    /// A health check: [`Cluster::ping`] (connect, ApiVersions, Metadata within `timeout`).
+    ///
+    /// # Errors
+    /// As [`Cluster::ping`].
+    pub async fn ping(&self, timeout: std::time::Duration) -> Result<crate::cluster::Ping> {
+        self.cluster.ping(timeout).await
+    }
+
     /// Runs `op` against the controller, retried (NOT_CONTROLLER refreshes the metadata).
     async fn on_controller<T, F, Fut>(&self, op: F) -> Result<T>
     where

@@ -488,6 +488,48 @@ impl Cluster {
         }
     }
 
+    /// A health check (kafkax's `Ping`): within `timeout`, opens a new connection to a broker
+    /// of the metadata (else to a seed) with the cluster's dialer (TCP, TLS and SASL as
+    /// configured, then ApiVersions), sends Metadata for no topic, and closes the connection.
+    /// Nothing cached is used, so a broker that stopped answering, refuses the credentials or
+    /// lost its listener fails the ping even while old connections linger.
+    ///
+    /// # Errors
+    /// [`Error::ConnectTimeout`] when no connection (with its TLS, ApiVersions and SASL
+    /// exchanges) was made within `timeout`; [`Error::RequestTimeout`] when Metadata was not answered in what was left of
+    /// it; otherwise the last broker's error from [`Dialer::dial`] or [`Conn::request`].
+    pub async fn ping(&self, timeout: Duration) -> Result<Ping> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut addrs: Vec<String> = self.metadata().brokers.values().map(Broker::addr).collect();
+        addrs.extend(self.inner.seeds.iter().cloned());
+        let mut last = None;
+        for addr in addrs {
+            let conn = match tokio::time::timeout_at(deadline, self.dial(&addr)).await {
+                Err(_) => return Err(Error::ConnectTimeout { addr, timeout }),
+                Ok(Err(e)) => {
+                    last = Some(e);
+                    continue;
+                }
+                Ok(Ok(c)) => c,
+            };
+            let resp = tokio::time::timeout_at(deadline, conn.metadata(Some(&[]))).await;
+            conn.close();
+            return match resp {
+                Err(_) => Err(Error::RequestTimeout { addr, api: kafkit_protocol::ApiKey::Metadata, timeout }),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(m)) => Ok(Ping {
+                    addr,
+                    brokers: m.brokers.len(),
+                    controller_id: m.controller_id,
+                    cluster_id: m.cluster_id,
+                    elapsed: started.elapsed(),
+                }),
+            };
+        }
+        Err(last.unwrap_or_else(|| Error::InvalidArgument("no broker to ping".into())))
+    }
+
     /// Connections this cluster has made so far, to seeds and brokers (kafka-go's
     /// `WriterStats.Dials` and `ReaderStats.Dials`).
     pub fn dials(&self) -> u64 {
@@ -549,6 +591,21 @@ async fn periodic_refresh(cluster: Weak<Inner>, every: Duration) {
             tracing::debug!(error = %e, "periodic metadata refresh failed");
         }
     }
+}
+
+/// What [`Cluster::ping`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ping {
+    /// The broker that answered (`host:port`).
+    pub addr: String,
+    /// Brokers its Metadata response listed.
+    pub brokers: usize,
+    /// The controller's node id it named (-1 when unknown).
+    pub controller_id: i32,
+    /// The cluster id (Metadata v2+).
+    pub cluster_id: Option<String>,
+    /// Connect, ApiVersions (and TLS, SASL) and Metadata, together.
+    pub elapsed: Duration,
 }
 
 /// What a coordinator coordinates (FindCoordinator's `key_type`).

@@ -413,7 +413,10 @@ pub struct Reader {
     engine: Arc<Engine>,
     config: ReaderConfig,
     mode: Mode,
-    pending: Option<Pending>,
+    /// The `Stream`'s read in progress. In a `Mutex` (only ever reached through `&mut self`,
+    /// with `get_mut`, so never locked) so that the reader is `Sync` and a task holding
+    /// `&Reader` across an await (`commit_messages`, `pause`) is `Send`.
+    pending: Mutex<Option<Pending>>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -498,7 +501,7 @@ impl Reader {
             }
             let engine = Engine::new(cluster, settings);
             engine.assign(parts.iter().cloned().zip(offsets).map(|(tp, o)| (tp, o, -1)).collect());
-            return Ok(Reader { engine, config, mode: Mode::Assigned(parts), pending: None });
+            return Ok(Reader { engine, config, mode: Mode::Assigned(parts), pending: Mutex::new(None) });
         };
         let mut topics = config.group_topics.clone();
         if !config.topic.is_empty() && !topics.contains(&config.topic) {
@@ -533,7 +536,7 @@ impl Reader {
             close_timeout: config.close_timeout,
         };
         let task = tokio::spawn(Group::new(engine.clone(), gs, shared.clone(), rx).run()).abort_handle();
-        Ok(Reader { engine, config, mode: Mode::Group { shared, cmds: tx, task }, pending: None })
+        Ok(Reader { engine, config, mode: Mode::Group { shared, cmds: tx, task }, pending: Mutex::new(None) })
     }
 
     /// The next message (kafka-go `ReadMessage`). In group mode it is committed per
@@ -545,7 +548,7 @@ impl Reader {
     /// a fatal group error (such as FENCED_INSTANCE_ID); with [`CommitMode::OnRead`] the
     /// commit's error; [`Error::Closed`] after [`Reader::close`].
     pub async fn read_message(&mut self) -> Result<Message> {
-        self.pending = None;
+        *self.pending.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         read_next(&self.engine, self.commit_first(), matches!(self.mode, Mode::Group { .. })).await
     }
 
@@ -564,7 +567,7 @@ impl Reader {
     /// # Errors
     /// As [`Reader::read_message`].
     pub async fn fetch_message(&mut self) -> Result<Message> {
-        self.pending = None;
+        *self.pending.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.engine.next(false).await
     }
 
@@ -723,7 +726,7 @@ impl Reader {
         if let Mode::Group { .. } = self.mode {
             return Err(Error::InvalidArgument("seek is not available with a consumer group".into()));
         }
-        self.pending = None;
+        *self.pending.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         self.engine.seek(tp, offset)
     }
 
@@ -733,7 +736,7 @@ impl Reader {
     /// # Errors
     /// [`Error::InvalidArgument`] in group mode.
     pub fn set_offset(&mut self, offset: i64) -> Result<()> {
-        self.pending = None;
+        *self.pending.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         let tp = self.partition_mode("set_offset")?.clone();
         self.engine.seek(&tp, offset)
     }
@@ -751,7 +754,7 @@ impl Reader {
     /// [`Error::InvalidArgument`] in group mode; ListOffsets' error (partitions looked up
     /// before it stay moved).
     pub async fn set_offset_at(&mut self, t: SystemTime) -> Result<()> {
-        self.pending = None;
+        *self.pending.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         let parts = match &self.mode {
             Mode::Assigned(parts) => parts.clone(),
             Mode::Group { .. } => {
@@ -793,6 +796,16 @@ impl Reader {
         let tp = self.partition_mode("read_lag")?;
         let end = list_offset(&self.engine.cluster, tp, -1, self.config.isolation).await?;
         Ok((end - self.offset()).max(0))
+    }
+
+    /// A health check of the reader's cluster: [`Cluster::ping`] (connect, ApiVersions,
+    /// Metadata within `timeout`), on a connection of its own, so it never waits behind a
+    /// long-polling fetch.
+    ///
+    /// # Errors
+    /// As [`Cluster::ping`].
+    pub async fn ping(&self, timeout: Duration) -> Result<crate::cluster::Ping> {
+        self.engine.cluster.ping(timeout).await
     }
 
     /// The counters so far.
@@ -884,22 +897,35 @@ impl futures_core::Stream for Reader {
     type Item = Result<Message>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.pending.is_none() {
+        if this.pending.get_mut().unwrap_or_else(|e| e.into_inner()).is_none() {
             let engine = this.engine.clone();
             let mark = matches!(this.mode, Mode::Group { .. });
             let cmds = this.commit_first().cloned();
-            this.pending = Some(Box::pin(async move { read_next(&engine, cmds.as_ref(), mark).await }));
+            let read: Pending = Box::pin(async move { read_next(&engine, cmds.as_ref(), mark).await });
+            *this.pending.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(read);
         }
-        let Some(fut) = this.pending.as_mut() else { return Poll::Pending };
+        let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        let Some(fut) = pending.as_mut() else { return Poll::Pending };
         match fut.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(r) => {
-                this.pending = None;
+                *pending = None;
                 match r {
                     Err(Error::Closed) => Poll::Ready(None),
                     r => Poll::Ready(Some(r)),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod sync_tests {
+    fn is_send_sync<T: Send + Sync>() {}
+
+    /// A task that holds `&Reader` across an await (`commit_messages`) must be `Send`.
+    #[test]
+    fn the_reader_is_send_and_sync() {
+        is_send_sync::<super::Reader>();
     }
 }

@@ -908,6 +908,15 @@ impl Writer {
         self.flush().await
     }
 
+    /// A health check of the writer's cluster: [`Cluster::ping`] (connect, ApiVersions,
+    /// Metadata within `timeout`).
+    ///
+    /// # Errors
+    /// As [`Cluster::ping`].
+    pub async fn ping(&self, timeout: Duration) -> Result<crate::cluster::Ping> {
+        self.cluster().ping(timeout).await
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> WriterStats {
         let c = &self.shared().counters;
