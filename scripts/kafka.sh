@@ -138,6 +138,8 @@ start_cluster() {
   case "$nodes" in 1 | 3) ;; *) echo "kafka.sh start: --nodes is 1 or 3" >&2; exit 2 ;; esac
   install "$v"
   local libs; libs=$(libs_dir "$v")
+  # A cluster already in DIR goes first: its nodes must not outlive their directory.
+  [ -f "$dir/cluster.env" ] && stop_cluster "$dir" KILL
   rm -rf "$dir" && mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   make_certs "$dir/tls"
