@@ -159,6 +159,19 @@ async fn topic_configs_and_incremental_changes() {
         let admin = admin.clone();
         async move { admin.incremental_alter_configs(&change, validate_only).await.unwrap() }
     };
+    // The controller takes a change before the broker's metadata has it: DescribeConfigs
+    // answers from the broker's metadata, so a change shows a moment after it was accepted.
+    let settled = |want: Vec<(&'static str, (Option<String>, ConfigSource))>| {
+        let (admin, topic) = (admin.clone(), topic.clone());
+        async move {
+            let what = format!("{want:?}");
+            eventually(10, &what, || async {
+                let now = configs(&admin, &topic).await;
+                want.iter().all(|(k, v)| shown(&now[*k]) == *v).then_some(())
+            })
+            .await
+        }
+    };
     // Validate only: checked, not applied.
     let r = alter(vec![("retention.ms", AlterConfigOp::Set("7200000".into()))], true).await;
     assert!(r[&topic].is_ok(), "{r:?}");
@@ -173,18 +186,22 @@ async fn topic_configs_and_incremental_changes() {
     )
     .await;
     assert!(r[&topic].is_ok(), "{r:?}");
-    let now = configs(&admin, &topic).await;
-    assert_eq!(shown(&now["retention.ms"]), entry(Some("7200000"), ConfigSource::Topic));
-    assert_eq!(shown(&now["cleanup.policy"]), entry(Some("delete,compact"), ConfigSource::Topic));
+    settled(vec![
+        ("retention.ms", entry(Some("7200000"), ConfigSource::Topic)),
+        ("cleanup.policy", entry(Some("delete,compact"), ConfigSource::Topic)),
+    ])
+    .await;
     let r = alter(
         vec![("cleanup.policy", AlterConfigOp::Subtract("delete".into())), ("retention.ms", AlterConfigOp::Delete)],
         false,
     )
     .await;
     assert!(r[&topic].is_ok(), "{r:?}");
-    let now = configs(&admin, &topic).await;
-    assert_eq!(shown(&now["cleanup.policy"]), entry(Some("compact"), ConfigSource::Topic));
-    assert_eq!(shown(&now["retention.ms"]), entry(Some("604800000"), ConfigSource::Default));
+    settled(vec![
+        ("cleanup.policy", entry(Some("compact"), ConfigSource::Topic)),
+        ("retention.ms", entry(Some("604800000"), ConfigSource::Default)),
+    ])
+    .await;
 
     // Refused, and nothing of a refused request is applied: Append to a value that is not a
     // list, a value that does not parse, a key Kafka does not know.

@@ -10,24 +10,27 @@ use kafkit::protocol::ErrorCode;
 use kafkit::{ClusterConfig, TopicConfig, TopicPartition};
 use std::time::{Duration, Instant};
 
-/// Leader and in-sync replicas of `tp`, from fresh metadata.
-async fn leadership(admin: &Client, tp: &TopicPartition) -> (i32, Vec<i32>) {
+/// Leader and in-sync replicas of `tp`, from fresh metadata; `None` while the node asked does
+/// not know the partition yet (each node learns a new topic from the metadata log on its own).
+async fn leadership(admin: &Client, tp: &TopicPartition) -> Option<(i32, Vec<i32>)> {
     let meta = admin.cluster().refresh_metadata(Some(&[&tp.topic])).await.unwrap();
-    let p = meta.partition(&tp.topic, tp.partition).unwrap();
+    let p = meta.partition(&tp.topic, tp.partition)?;
     let mut isr = p.isr.clone();
     isr.sort();
-    (p.leader, isr)
+    Some((p.leader, isr))
 }
 
 /// Waits up to 60 s for `tp`'s leadership to satisfy `ok`.
 async fn until(admin: &Client, tp: &TopicPartition, what: &str, ok: impl Fn(i32, &[i32]) -> bool) -> (i32, Vec<i32>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (leader, isr) = leadership(admin, tp).await;
-        if ok(leader, &isr) {
-            return (leader, isr);
+        let now = leadership(admin, tp).await;
+        if let Some((leader, isr)) = &now {
+            if ok(*leader, isr) {
+                return (*leader, isr.clone());
+            }
         }
-        assert!(Instant::now() < deadline, "{what}: leader {leader}, isr {isr:?} after 60 s");
+        assert!(Instant::now() < deadline, "{what}: (leader, isr) {now:?} after 60 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
