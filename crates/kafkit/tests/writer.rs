@@ -1,4 +1,4 @@
-//! The `Writer` against a real broker (Tansu).
+//! The `Writer` against a real broker: the run's shared Apache Kafka 4.4 node (kafkit-testbed).
 
 mod common;
 
