@@ -339,7 +339,10 @@ impl Service {
     /// fatal error. Then, within `shutdown.timeout`: stops fetching, lets in-flight handlers
     /// finish (up to `shutdown.drain_timeout`; rebalances meanwhile are handled), flushes the
     /// producers, commits, leaves the group (a static member does not) and closes the
-    /// producers. A second signal ([`ServiceHandle::force`]) ends it at once.
+    /// service's handles on the producers ([`Writer::close`]: a last flush within what is
+    /// left of `shutdown.timeout`, at least 100 ms; a [`Producer`] clone the application
+    /// still holds keeps its writer open). A second signal ([`ServiceHandle::force`]) ends
+    /// it at once, closing nothing.
     ///
     /// # Errors
     /// [`Error::Invalid`] with no handler; [`Error::Settings`] without a group;
@@ -412,7 +415,7 @@ impl Service {
         if !matches!(outcome, Err(Error::Forced)) {
             sh.advance_leaving();
             let left = deadline.map_or(timeout, |d| d.saturating_duration_since(tokio::time::Instant::now()));
-            sh.flush(left.max(Duration::from_millis(100))).await;
+            sh.close_producers(left.max(Duration::from_millis(100))).await;
         }
         sh.shutdown.advance(Phase::Stopped);
         #[cfg(feature = "http")]
@@ -430,6 +433,21 @@ impl Service {
 impl Shared {
     fn advance_leaving(&self) {
         self.shutdown.advance(Phase::Leaving);
+    }
+
+    /// Closes the service's handles on its producers ([`Writer::close`]: a last flush,
+    /// within `limit` each), once the members are done with them. A writer stops when its
+    /// last clone is closed or dropped: a [`Producer`] the application still holds keeps its
+    /// writer going.
+    async fn close_producers(&self, limit: Duration) {
+        let writers: Vec<Writer> = self.producers.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        for w in writers {
+            match tokio::time::timeout(limit, w.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "closing a producer failed"),
+                Err(_) => tracing::warn!(?limit, "a producer did not flush within the shutdown's time left"),
+            }
+        }
     }
 }
 
