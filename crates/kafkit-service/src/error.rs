@@ -37,7 +37,7 @@ pub enum Error {
     #[error("a second signal forced the exit")]
     Forced,
     /// A JSON value did not encode or decode.
-    #[cfg(feature = "json")]
+    #[cfg(feature = "serde")]
     #[error(transparent)]
     Json(#[from] crate::json::JsonError),
     /// Something the API cannot do (a topic registered twice, no handler).

@@ -13,7 +13,7 @@
 //! #[derive(serde::Deserialize)]
 //! struct Order { id: u64, amount: f64 }
 //!
-//! # #[cfg(feature = "json")]
+//! # #[cfg(feature = "serde")]
 //! #[tokio::main]
 //! async fn main() -> kafkit_service::Result<()> {
 //!     // Defaults, then service.toml, then KAFKIT_* variables (reader.group_id = "billing").
@@ -30,7 +30,7 @@
 //!     });
 //!     service.run().await // until SIGTERM or SIGINT; a second one forces the exit
 //! }
-//! # #[cfg(not(feature = "json"))]
+//! # #[cfg(not(feature = "serde"))]
 //! # fn main() {}
 //! ```
 //!
@@ -55,8 +55,8 @@
 //! retry topic (acknowledged); and only as far as the **lowest offset of its partition that
 //! is not finished**: with `ordering = "key"`, records after one still running are finished
 //! but not committed past it. Before every commit the service's producers are flushed, so a
-//! commit never covers a record whose outputs written through [`Service::producer`] (or a
-//! producer added with [`Service::add_producer`]) are unacknowledged. Commits go every
+//! commit never covers a record whose outputs written through `Service::producer` (or a
+//! producer added with `Service::add_producer`; feature `serde`) are unacknowledged. Commits go every
 //! `consumer.commit_interval` (1 s), when partitions are revoked (before the rebalance goes
 //! on) and at shutdown.
 //!
@@ -86,25 +86,37 @@
 //!
 //! ## Features
 //!
-//! - `json`: the `json` module (a message from any `Serialize`, a value into any
-//!   `Deserialize` with errors naming topic, partition and offset), `Record::json`,
-//!   `Producer::send_json`; serde_json.
+//! - `serde`: the helpers. JSON: the `json` module (a message from any `Serialize`, a value
+//!   into any `Deserialize` with errors naming topic, partition and offset), `Record::json`,
+//!   `Producer::send_json`. Typed headers: the `headers` module, `Record::header`. The
+//!   producer conveniences: `Producer` (`send`, `send_with_headers`, `send_json`, `queue`),
+//!   `Service::producer`, `Service::add_producer`. Adds serde_json.
+//! - `json`: the former name of `serde` (an alias).
 //! - `http`: the health endpoint (`health.listen`: `/health/ready`, `/health/live`,
-//!   `/stats`); hyper 1. Implies `json`.
+//!   `/stats`); hyper 1. Implies `serde`.
 //! - `example`: the example order service, binary `kafkit-orders` (`examples/orders.rs`).
+//!   Implies `serde`.
 //!
 //! The default build has neither serde_json nor an HTTP server. The configuration needs
-//! serde in every build; typed headers ([`headers`]) and [`Producer`] need no feature.
+//! serde (the crate, not the feature) in every build, and the dead-letter headers are
+//! written in every build. Without `serde` a handler writes its outputs with a
+//! [`kafkit::Writer`] of its own, which the service does not flush before its commits.
 #![deny(missing_docs, unsafe_code, rustdoc::broken_intra_doc_links)]
 
 pub mod config;
 pub mod dlt;
 mod error;
 pub mod handler;
+#[cfg(feature = "serde")]
 pub mod headers;
+// The dead-letter headers are written and read with it in every build.
+#[cfg(not(feature = "serde"))]
+#[allow(dead_code)]
+mod headers;
 pub mod health;
-#[cfg(feature = "json")]
+#[cfg(feature = "serde")]
 pub mod json;
+#[cfg(feature = "serde")]
 mod producer;
 mod runtime;
 pub mod shutdown;
@@ -116,6 +128,7 @@ pub use handler::{
     Action, Batch, BatchFailure, BatchHandler, BatchOutcome, Classify, Failure, Handler, Origin, Outcome, Record,
 };
 pub use health::{Health, MemberHealth};
+#[cfg(feature = "serde")]
 pub use producer::Producer;
 pub use runtime::{Service, ServiceHandle};
 pub use shutdown::Phase;

@@ -5,7 +5,7 @@ use crate::error::Result;
 use bytes::Bytes;
 use kafkit::{Delivered, DeliveryFuture, Header, Message, Writer};
 
-/// Sends records and waits for their acknowledgement. A cheap `Clone`. The service's
+/// Sends records and waits for their acknowledgement (feature `serde`). A cheap `Clone`. The service's
 /// producer ([`crate::Service::producer`]) is flushed before every commit, so a record a
 /// handler queued ([`Producer::queue`]) is acknowledged before the offset of the record that
 /// caused it is committed.
@@ -81,7 +81,7 @@ impl Producer {
     ///
     /// # Errors
     /// [`crate::Error::Json`] when `value` does not serialize; as [`Producer::send`].
-    #[cfg(feature = "json")]
+    #[cfg(feature = "serde")]
     pub async fn send_json<T: serde::Serialize + ?Sized>(
         &self,
         topic: &str,

@@ -10,6 +10,7 @@ use crate::dlt::topic_name;
 use crate::error::{Error, Result};
 use crate::handler::{AnyHandler, BatchHandler, Handler};
 use crate::health::{Health, MemberHealth};
+#[cfg(feature = "serde")]
 use crate::producer::Producer;
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{Registry, TopicCounters, TopicStats};
@@ -169,6 +170,7 @@ struct Registration {
 /// `RunWithGracefulShutdown`; Spring Kafka's listener container with its error handler.
 ///
 /// ```no_run
+/// # #[cfg(feature = "serde")]
 /// # async fn run() -> kafkit_service::Result<()> {
 /// use kafkit_service::{Config, Failure, Record, Service};
 ///
@@ -186,6 +188,8 @@ struct Registration {
 /// service.run().await // until SIGINT/SIGTERM
 /// # }
 /// ```
+///
+/// (`Service::producer` needs the `serde` feature.)
 pub struct Service {
     settings: Settings,
     shared: Arc<Shared>,
@@ -201,7 +205,7 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// Connects the writer (dead-letter and retry topics, [`Service::producer`]) and checks
+    /// Connects the writer (dead-letter and retry topics, `Service::producer`) and checks
     /// the cluster with a ping. The group is joined by [`Service::run`].
     ///
     /// # Errors
@@ -248,11 +252,14 @@ impl Service {
     }
 
     /// A producer over the service's writer: flushed before every commit and at shutdown.
+    /// Feature `serde`.
+    #[cfg(feature = "serde")]
     pub fn producer(&self) -> Producer {
         Producer::new(self.writer.clone())
     }
 
-    /// Flushes `p` before every commit and at shutdown too.
+    /// Flushes `p` before every commit and at shutdown too. Feature `serde`.
+    #[cfg(feature = "serde")]
     pub fn add_producer(&mut self, p: &Producer) -> &mut Self {
         if let Ok(mut v) = self.shared.producers.lock() {
             v.push(p.writer().clone());
@@ -340,7 +347,7 @@ impl Service {
     /// finish (up to `shutdown.drain_timeout`; rebalances meanwhile are handled), flushes the
     /// producers, commits, leaves the group (a static member does not) and closes the
     /// service's handles on the producers ([`Writer::close`]: a last flush within what is
-    /// left of `shutdown.timeout`, at least 100 ms; a [`Producer`] clone the application
+    /// left of `shutdown.timeout`, at least 100 ms; a `Producer` clone the application
     /// still holds keeps its writer open). A second signal ([`ServiceHandle::force`]) ends
     /// it at once, closing nothing.
     ///
@@ -437,7 +444,7 @@ impl Shared {
 
     /// Closes the service's handles on its producers ([`Writer::close`]: a last flush,
     /// within `limit` each), once the members are done with them. A writer stops when its
-    /// last clone is closed or dropped: a [`Producer`] the application still holds keeps its
+    /// last clone is closed or dropped: a `Producer` the application still holds keeps its
     /// writer going.
     async fn close_producers(&self, limit: Duration) {
         let writers: Vec<Writer> = self.producers.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
