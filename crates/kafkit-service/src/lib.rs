@@ -54,11 +54,29 @@
 //! returned `Ok`), written to the dead-letter topic (acknowledged), or written to its next
 //! retry topic (acknowledged); and only as far as the **lowest offset of its partition that
 //! is not finished**: with `ordering = "key"`, records after one still running are finished
-//! but not committed past it. Before every commit the service's producers are flushed, so a
-//! commit never covers a record whose outputs written through `Service::producer` (or a
-//! producer added with `Service::add_producer`; feature `serde`) are unacknowledged. Commits go every
-//! `consumer.commit_interval` (1 s), when partitions are revoked (before the rebalance goes
-//! on) and at shutdown.
+//! but not committed past it. Commits go every `consumer.commit_interval` (1 s), when
+//! partitions are revoked (before the rebalance goes on) and at shutdown.
+//!
+//! Before every commit the service's producers are flushed (`Service::producer`, and those
+//! added with `Service::add_producer`; feature `serde`), so a commit never covers a record
+//! whose outputs written through them are unacknowledged. A flush resolves once what was
+//! queued before it is acknowledged *or has failed*; the commit goes only when nothing
+//! failed that its caller was not told of:
+//!
+//! - a flush that does not end within the commit timeout (the reader's
+//!   `rebalance_timeout`, kept within 5 to 30 s), or a failure that may still be told to a
+//!   `send*` call awaiting it, skips that commit: the next one tries again; a skipped
+//!   revocation or shutdown commit leaves those records to be handled again.
+//! - a delivery that failed with no one told (a record queued with `Producer::queue`, or
+//!   written on the producer's writer directly, that failed; a producer that stopped) means
+//!   a finished record's output may be lost: from then on nothing is committed and the
+//!   service stops with [`Error::OutputLost`]. The records finished since the last commit are
+//!   handled again (after a restart, or by the partitions' next owner), their outputs
+//!   written again.
+//!
+//! A failed `send*`, and a failed dead-letter or retry-topic write, is told to its caller
+//! (the handler gets the error; the runtime tries the dead-letter write again), so it does
+//! not hold the commits.
 //!
 //! What may be handled again, and when:
 //!
@@ -67,8 +85,8 @@
 //!   last commit (at most `consumer.commit_interval` of work), those in flight, and, with key
 //!   ordering, those finished above the lowest unfinished one. A record dead-lettered or sent
 //!   to a retry topic after the last commit is written there again.
-//! - **After a graceful shutdown** that ends within `shutdown.timeout`: nothing that was
-//!   finished. Records whose work was cut short are handled again: a call still running at
+//! - **After a graceful shutdown** that ends within `shutdown.timeout` (and whose last
+//!   flush acknowledges every output): nothing that was finished. Records whose work was cut short are handled again: a call still running at
 //!   `shutdown.drain_timeout` (cancelled), a record waiting for a retry (no new retry starts
 //!   once the shutdown has begun) or for a dead-letter topic that cannot be written.
 //! - **After a rebalance**: nothing finished by the member that gave the partition up
@@ -109,6 +127,7 @@ mod error;
 pub mod handler;
 #[cfg(feature = "serde")]
 pub mod headers;
+mod outputs;
 // The dead-letter headers are written and read with it in every build.
 #[cfg(not(feature = "serde"))]
 #[allow(dead_code)]

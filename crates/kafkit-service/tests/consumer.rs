@@ -508,3 +508,56 @@ async fn a_partial_batch_waits_for_batch_max_wait() {
         "a partial batch of 3 records went {waited:?} after its first record was written (max_wait {max_wait:?})"
     );
 }
+
+/// A queued output that fails (the broker refuses it: larger than the topic's
+/// `max.message.bytes`) was told to no one: the service commits nothing more and stops. One
+/// that fails while its handler awaits it (`send`) is the handler's to handle, and the
+/// commits go on past it.
+#[cfg(feature = "serde")]
+#[tokio::test]
+async fn a_queued_output_that_fails_stops_the_commits() {
+    let t = unique_topic("outputs");
+    let out = unique_topic("outputs-small");
+    let group = unique_topic("g-outputs");
+    topics(&[(&t, 1)]).await;
+    create_topics(&kafka().addr(), &[kafkit::TopicConfig::new(&out, 1).with_config("max.message.bytes", "200")]).await;
+    let values = ["ok", "sent-big", "ok", "queued-big", "ok", "ok"];
+    produce(values.iter().enumerate().map(|(i, v)| msg(&t, &format!("k{i}"), v)).collect()).await;
+    let sent_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let mut svc = Service::from_settings(settings(&group)).await.unwrap();
+    let producer = svc.producer();
+    let (g, o, se) = (group.clone(), out.clone(), sent_error.clone());
+    let tp = TopicPartition::new(&t, 0);
+    let tp2 = tp.clone();
+    svc.handle(&t, move |r: Record| {
+        let (producer, g, o, se, tp) = (producer.clone(), g.clone(), o.clone(), se.clone(), tp2.clone());
+        async move {
+            let big = vec![b'x'; 2000];
+            match text(&r.value().cloned()).as_str() {
+                "sent-big" => {
+                    let e = producer.send(&o, "k", big).await.expect_err("the broker refuses it");
+                    *se.lock().unwrap() = Some(e.to_string()); // handled: the record is done
+                }
+                "queued-big" => {
+                    // Once what came before is committed, so the commit that must not come is
+                    // the only one left.
+                    wait_for_async("offsets 0..2 committed", Duration::from_secs(30), || async {
+                        committed(&g).await.get(&tp) == Some(&3)
+                    })
+                    .await;
+                    let m = kafkit::Message::new(Some(bytes::Bytes::from("k")), Some(bytes::Bytes::from(big)));
+                    drop(producer.queue(m.with_topic(o.as_str())).await.unwrap());
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    });
+    let run = tokio::spawn(svc.run());
+    let r = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the service stops").unwrap();
+    assert!(matches!(r, Err(kafkit_service::Error::OutputLost(_))), "{r:?}");
+    assert!(sent_error.lock().unwrap().is_some(), "the awaited send was told its failure");
+    let c = committed(&group).await;
+    assert_eq!(c.get(&tp), Some(&3), "committed past the awaited failure, never past the queued one: {c:?}");
+    eprintln!("a queued output refused by the broker stopped the service ({r:?}); committed offset 3 of 6");
+}

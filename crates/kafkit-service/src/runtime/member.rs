@@ -11,6 +11,7 @@ use crate::config::{BatchScope, Ordering, RevokeMode, Settings};
 use crate::error::Error;
 use crate::handler::AnyHandler;
 use crate::health::{stopped, MemberHealth};
+use crate::outputs::Flushed;
 use crate::shutdown::Phase;
 use bytes::Bytes;
 use kafkit::{Message, Reader, RebalanceEvent, RebalanceKind, TopicPartition};
@@ -568,7 +569,8 @@ impl Member {
         self.publish_health();
     }
 
-    /// Flushes the producers, then commits each partition's commit point (all, or `only`).
+    /// Flushes the producers, then commits each partition's commit point (all, or `only`);
+    /// skips the commit when the flush does not find every output acknowledged.
     async fn commit(&mut self, only: Option<&BTreeSet<TopicPartition>>) {
         let points: Vec<(TopicPartition, i64)> = self
             .parts
@@ -579,8 +581,20 @@ impl Member {
         if points.is_empty() {
             return;
         }
-        // A commit never covers a record whose outputs are not acknowledged yet.
-        self.shared.flush(self.limits.commit_timeout).await;
+        // A commit never covers a record whose outputs are not acknowledged yet: when the
+        // flush cannot say they are, this commit is skipped (a later one covers them once it
+        // can; none once an output is lost).
+        match self.shared.flush(self.limits.commit_timeout).await {
+            Flushed::Acked => {}
+            Flushed::NotYet(why) => {
+                tracing::warn!(group = %self.group, reason = %why, "not committing yet");
+                return;
+            }
+            Flushed::Lost(why) => {
+                tracing::warn!(group = %self.group, reason = %why, "not committing: an output was lost");
+                return;
+            }
+        }
         let msgs: Vec<Message> = points
             .iter()
             .map(|(tp, c)| Message {

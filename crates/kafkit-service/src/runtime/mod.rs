@@ -10,6 +10,7 @@ use crate::dlt::topic_name;
 use crate::error::{Error, Result};
 use crate::handler::{AnyHandler, BatchHandler, Handler};
 use crate::health::{Health, MemberHealth};
+use crate::outputs::{Flushed, Output, Tracked};
 #[cfg(feature = "serde")]
 use crate::producer::Producer;
 use crate::shutdown::{Phase, Shutdown};
@@ -51,6 +52,8 @@ pub(crate) struct TopicCtx {
     pub batch_wait: Duration,
     pub batch_scope: BatchScope,
     pub writer: Writer,
+    /// The failures told to the runtime's awaited writes on `writer`.
+    pub tracked: Arc<Tracked>,
     pub counters: Arc<TopicCounters>,
 }
 
@@ -62,7 +65,11 @@ pub(crate) struct Shared {
     pub members: Mutex<BTreeMap<String, (MemberHealth, Instant)>>,
     pub ping: Mutex<Option<std::result::Result<(), String>>>,
     /// Flushed before every commit (the service's writer is the first).
-    pub producers: Mutex<Vec<Writer>>,
+    pub producers: Mutex<Vec<Output>>,
+    /// The service writer's awaited writes (the runtime's, its `Producer`s').
+    pub tracked: Arc<Tracked>,
+    /// Set once an output was lost: nothing is committed from then on.
+    pub outputs_lost: std::sync::atomic::AtomicBool,
     pub epoch: Instant,
     pub handler_stall: Duration,
     pub loop_stall: Duration,
@@ -101,16 +108,38 @@ impl Shared {
         }
     }
 
-    /// Flushes every producer, within `limit`.
-    pub async fn flush(&self, limit: Duration) {
-        let writers: Vec<Writer> = self.producers.lock().map(|p| p.clone()).unwrap_or_default();
-        for w in writers {
-            match tokio::time::timeout(limit, w.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "flushing a producer failed"),
-                Err(_) => tracing::warn!(?limit, "a producer did not flush in time"),
+    /// Flushes every producer, each within `limit`, and says whether a commit may cover
+    /// the records finished so far: [`Flushed::Acked`] only when every output queued before
+    /// is acknowledged. Once an output is lost, it stops the service
+    /// ([`Error::OutputLost`]) and no later flush is `Acked`.
+    pub async fn flush(&self, limit: Duration) -> Flushed {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.outputs_lost.load(SeqCst) {
+            return Flushed::Lost("an output was lost earlier".into());
+        }
+        let outputs: Vec<Output> = self.producers.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut worst = Flushed::Acked;
+        for o in outputs {
+            match o.flush(limit).await {
+                Flushed::Acked => {}
+                Flushed::NotYet(why) => {
+                    if worst == Flushed::Acked {
+                        worst = Flushed::NotYet(why);
+                    }
+                }
+                Flushed::Lost(why) => {
+                    if !matches!(worst, Flushed::Lost(_)) {
+                        worst = Flushed::Lost(why);
+                    }
+                }
             }
         }
+        if let Flushed::Lost(why) = &worst {
+            if !self.outputs_lost.swap(true, SeqCst) {
+                self.shutdown.fail(Error::OutputLost(why.clone()));
+            }
+        }
+        worst
     }
 }
 
@@ -225,12 +254,15 @@ impl Service {
         let writer = Writer::new(&settings.brokers(), wcfg).await?;
         let cluster = writer.cluster().clone();
         let ping = cluster.ping(settings.health.ping_timeout).await.map(|_| ()).map_err(|e| e.to_string());
+        let tracked = Arc::new(Tracked::default());
         let shared = Arc::new(Shared {
             shutdown: Shutdown::default(),
             stats: Mutex::new(Registry::default()),
             members: Mutex::new(BTreeMap::new()),
             ping: Mutex::new(Some(ping)),
-            producers: Mutex::new(vec![writer.clone()]),
+            producers: Mutex::new(vec![Output::new(writer.clone(), tracked.clone())]),
+            tracked,
+            outputs_lost: Default::default(),
             epoch: Instant::now(),
             handler_stall: settings.health.handler_stall,
             loop_stall: settings.health.loop_stall,
@@ -255,14 +287,14 @@ impl Service {
     /// Feature `serde`.
     #[cfg(feature = "serde")]
     pub fn producer(&self) -> Producer {
-        Producer::new(self.writer.clone())
+        Producer::tracked(self.writer.clone(), self.shared.tracked.clone())
     }
 
     /// Flushes `p` before every commit and at shutdown too. Feature `serde`.
     #[cfg(feature = "serde")]
     pub fn add_producer(&mut self, p: &Producer) -> &mut Self {
         if let Ok(mut v) = self.shared.producers.lock() {
-            v.push(p.writer().clone());
+            v.push(Output::new(p.writer().clone(), p.tracker().clone()));
         }
         self
     }
@@ -333,6 +365,7 @@ impl Service {
                 batch_wait: o.batch_max_wait.unwrap_or(c.batch.max_wait),
                 batch_scope: o.batch_scope.unwrap_or(c.batch.scope),
                 writer: self.writer.clone(),
+                tracked: self.shared.tracked.clone(),
                 counters,
             };
             groups.entry(group).or_default().push(Arc::new(ctx));
@@ -354,7 +387,8 @@ impl Service {
     /// # Errors
     /// [`Error::Invalid`] with no handler; [`Error::Settings`] without a group;
     /// [`Error::Stopped`] when a handler stopped it; [`Error::Kafka`] for a fatal client
-    /// error; [`Error::ShutdownTimeout`]; [`Error::Forced`].
+    /// error; [`Error::OutputLost`] when a producer's delivery failed untold;
+    /// [`Error::ShutdownTimeout`]; [`Error::Forced`].
     pub async fn run(self) -> Result<()> {
         if self.topics.is_empty() {
             return Err(Error::Invalid("no handler registered".into()));
@@ -447,9 +481,9 @@ impl Shared {
     /// last clone is closed or dropped: a `Producer` the application still holds keeps its
     /// writer going.
     async fn close_producers(&self, limit: Duration) {
-        let writers: Vec<Writer> = self.producers.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
-        for w in writers {
-            match tokio::time::timeout(limit, w.close()).await {
+        let outputs: Vec<Output> = self.producers.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        for o in outputs {
+            match tokio::time::timeout(limit, o.writer.close()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "closing a producer failed"),
                 Err(_) => tracing::warn!(?limit, "a producer did not flush within the shutdown's time left"),
