@@ -73,6 +73,7 @@ pub(crate) struct Shared {
     pub epoch: Instant,
     pub handler_stall: Duration,
     pub loop_stall: Duration,
+    pub fetch_stall: Duration,
 }
 
 impl Shared {
@@ -97,6 +98,7 @@ impl Shared {
                     m.values()
                         .map(|(h, at)| MemberHealth {
                             loop_age: h.loop_age + at.elapsed(),
+                            fetch_age: h.fetch_age.map(|a| a + at.elapsed()),
                             longest_call: h.longest_call.map(|c| c + at.elapsed()),
                             ..h.clone()
                         })
@@ -105,6 +107,7 @@ impl Shared {
                 .unwrap_or_default(),
             handler_stall: self.handler_stall,
             loop_stall: self.loop_stall,
+            fetch_stall: self.fetch_stall,
         }
     }
 
@@ -266,6 +269,7 @@ impl Service {
             epoch: Instant::now(),
             handler_stall: settings.health.handler_stall,
             loop_stall: settings.health.loop_stall,
+            fetch_stall: settings.health.fetch_stall,
         });
         Ok(Service { settings, shared, writer, cluster, topics: Vec::new() })
     }
