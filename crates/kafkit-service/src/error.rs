@@ -28,6 +28,13 @@ pub enum Error {
         /// The failure.
         failure: String,
     },
+    /// A delivery of the service's producers failed and no caller was told of it (a record
+    /// queued with `Producer::queue`, or written on the writer itself, that failed), or a
+    /// producer stopped: an output of a record already finished may be lost. From then on
+    /// the service commits nothing: the records finished since the last commit are handled
+    /// again by the partitions' next owner (after a restart), their outputs written again.
+    #[error("an output was lost: {0}")]
+    OutputLost(String),
     /// The shutdown did not finish within `shutdown.timeout`: what was finished by then was
     /// committed as far as it could be.
     #[error("the shutdown did not finish within {0:?}")]
@@ -37,7 +44,7 @@ pub enum Error {
     #[error("a second signal forced the exit")]
     Forced,
     /// A JSON value did not encode or decode.
-    #[cfg(feature = "json")]
+    #[cfg(feature = "serde")]
     #[error(transparent)]
     Json(#[from] crate::json::JsonError),
     /// Something the API cannot do (a topic registered twice, no handler).

@@ -1,6 +1,7 @@
 //! What an application writes: a handler per topic, called with a [`Record`] (or a
 //! [`Batch`]), that returns success or a classified [`Failure`].
 
+#[cfg(feature = "serde")]
 use crate::headers::HeaderValue;
 use bytes::Bytes;
 use kafkit::{Header, Message};
@@ -214,7 +215,8 @@ impl Record {
         &self.message.headers
     }
     /// The last header named `name`, read as `T` ([`HeaderValue`]); `None` when there is
-    /// none, `Some(Err)` when it does not read as `T`.
+    /// none, `Some(Err)` when it does not read as `T`. Feature `serde`.
+    #[cfg(feature = "serde")]
     pub fn header<T: HeaderValue>(&self, name: &str) -> Option<Result<T, crate::headers::HeaderError>> {
         crate::headers::get(&self.message.headers, name)
     }

@@ -1,5 +1,5 @@
-//! Typed headers: values written and read as text (UTF-8), so that `kafkit consume` and any
-//! other client shows them as they are.
+//! Typed headers (feature `serde`): values written and read as text (UTF-8), so that
+//! `kafkit consume` and any other client shows them as they are.
 //!
 //! | type | written as |
 //! |---|---|

@@ -1,4 +1,4 @@
-//! JSON helpers (feature `json`): a [`Message`] from any `Serialize`, a value into any
+//! JSON helpers (feature `serde`): a [`Message`] from any `Serialize`, a value into any
 //! `Deserialize` with the error naming the topic, partition and offset.
 
 use crate::handler::Record;

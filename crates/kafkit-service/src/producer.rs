@@ -2,22 +2,43 @@
 //! [`kafkit::Writer`].
 
 use crate::error::Result;
+use crate::outputs::Tracked;
 use bytes::Bytes;
 use kafkit::{Delivered, DeliveryFuture, Header, Message, Writer};
+use std::sync::Arc;
 
-/// Sends records and waits for their acknowledgement. A cheap `Clone`. The service's
-/// producer ([`crate::Service::producer`]) is flushed before every commit, so a record a
-/// handler queued ([`Producer::queue`]) is acknowledged before the offset of the record that
-/// caused it is committed.
+/// Sends records and waits for their acknowledgement (feature `serde`). A cheap `Clone`.
+///
+/// The service's producer ([`crate::Service::producer`], and one added with
+/// [`crate::Service::add_producer`]) is flushed before every commit, so a record a handler
+/// queued ([`Producer::queue`]) is acknowledged before the offset of the record that caused
+/// it is committed. A failed `send*` is the handler's to handle (its error is returned); a
+/// queued record that fails was told to no one, so the service commits nothing more and
+/// stops with [`crate::Error::OutputLost`] (the records finished since the last commit are
+/// handled again, their outputs written again).
+///
+/// Make one `Producer` per writer and clone it: the failures told to its `send*` calls are
+/// counted per `Producer` and its clones, and another `Producer` over the same writer does
+/// not see them.
 #[derive(Clone, Debug)]
 pub struct Producer {
     writer: Writer,
+    tracked: Arc<Tracked>,
 }
 
 impl Producer {
     /// Over `writer`.
     pub fn new(writer: Writer) -> Producer {
-        Producer { writer }
+        Producer { writer, tracked: Arc::default() }
+    }
+
+    /// Over `writer`, counting the failures told to its `send*` calls in `tracked`.
+    pub(crate) fn tracked(writer: Writer, tracked: Arc<Tracked>) -> Producer {
+        Producer { writer, tracked }
+    }
+
+    pub(crate) fn tracker(&self) -> &Arc<Tracked> {
+        &self.tracked
     }
 
     /// A producer with the `[writer]`, `[cluster]`, `[tls]` and `[sasl]` settings.
@@ -26,10 +47,11 @@ impl Producer {
     /// A setting that does not convert; [`kafkit::Writer::new`]'s errors.
     pub async fn connect(settings: &crate::config::Settings) -> Result<Producer> {
         let cfg = settings.writer_config().map_err(crate::Error::Settings)?;
-        Ok(Producer { writer: Writer::new(&settings.brokers(), cfg).await? })
+        Ok(Producer::new(Writer::new(&settings.brokers(), cfg).await?))
     }
 
-    /// The writer underneath.
+    /// The writer underneath. A record written on it directly and failing counts as a record
+    /// queued with [`Producer::queue`] that failed.
     pub fn writer(&self) -> &Writer {
         &self.writer
     }
@@ -63,12 +85,26 @@ impl Producer {
     ///
     /// # Errors
     /// As [`Producer::send`].
+    ///
+    /// # Cancellation
+    /// Dropping the future after the record was queued stops waiting; the record is still
+    /// sent, and if it then fails it counts as a queued record that failed.
     pub async fn send_message(&self, m: Message) -> Result<Delivered> {
-        Ok(self.writer.write(m).await?.await?)
+        let awaiting = self.tracked.begin();
+        let delivery = self.writer.write(m).await?;
+        match delivery.await {
+            Ok(d) => Ok(d),
+            Err(e) => {
+                self.tracked.told(&awaiting);
+                Err(e.into())
+            }
+        }
     }
 
     /// Queues `m` without waiting for the acknowledgement; the returned future resolves
-    /// with it.
+    /// with it. If the delivery fails, the service's commits stop
+    /// ([`crate::Error::OutputLost`]) whether or not the future is awaited: use
+    /// [`Producer::send_message`] when the handler handles the failure.
     ///
     /// # Errors
     /// [`kafkit::Writer::write`]'s.
@@ -81,7 +117,7 @@ impl Producer {
     ///
     /// # Errors
     /// [`crate::Error::Json`] when `value` does not serialize; as [`Producer::send`].
-    #[cfg(feature = "json")]
+    #[cfg(feature = "serde")]
     pub async fn send_json<T: serde::Serialize + ?Sized>(
         &self,
         topic: &str,

@@ -16,7 +16,8 @@ pub enum Phase {
     Draining,
     /// Flushing the producers and committing what was handled.
     Committing,
-    /// Leaving the group (a static member does not) and closing the producers.
+    /// Leaving the group (a static member does not) and closing the service's handles on
+    /// its producers ([`kafkit::Writer::close`]: a last flush).
     Leaving,
     /// `run` has returned.
     Stopped,

@@ -406,3 +406,158 @@ async fn retries_through_retry_topics_leave_the_partition_going() {
     assert!(dead[0].headers.iter().all(|h| !h.key.starts_with("kafkit.retry.")));
     eprintln!("retry topics: flaky handled on its 3rd call after {gap1:?} and {gap2:?}; the partition did not wait");
 }
+
+#[tokio::test]
+async fn an_in_place_retry_holds_its_partition_until_its_last_attempt() {
+    let t = unique_topic("retry-holds");
+    let group = unique_topic("g-retry-holds");
+    topics(&[(&t, 1)]).await;
+    // Offset 1 fails twice and succeeds on its third attempt; the others succeed at once.
+    let values = ["ok", "flaky", "ok", "ok", "ok", "ok"];
+    produce(values.iter().enumerate().map(|(i, v)| msg(&t, &format!("k{i}"), v)).collect()).await;
+    type Calls = Arc<Mutex<Vec<(i64, u32, Instant, Instant)>>>;
+    let calls: Calls = Arc::default();
+    let mut s = settings(&group);
+    s.consumer.retry.max_attempts = 3;
+    s.consumer.retry.backoff.min = Duration::from_millis(200);
+    s.consumer.retry.backoff.max = Duration::from_millis(200);
+    let mut svc = Service::from_settings(s).await.unwrap();
+    let c = calls.clone();
+    svc.handle(&t, move |r: Record| {
+        let c = c.clone();
+        async move {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let fail = text(&r.value().cloned()) == "flaky" && r.attempt() < 3;
+            c.lock().unwrap().push((r.offset(), r.attempt(), start, Instant::now()));
+            if fail {
+                return Err(Failure::retry("not yet"));
+            }
+            Ok(())
+        }
+    });
+    let control = svc.control();
+    let run = tokio::spawn(svc.run());
+    all_committed(&group, &t, 1).await;
+    control.shutdown();
+    run.await.unwrap().unwrap();
+
+    let calls = calls.lock().unwrap().clone();
+    let of = |o: i64| calls.iter().filter(|c| c.0 == o).cloned().collect::<Vec<_>>();
+    let retried = of(1);
+    assert_eq!(retried.iter().map(|c| c.1).collect::<Vec<_>>(), vec![1, 2, 3], "three attempts: {calls:?}");
+    let last_end = retried[2].3;
+    for o in 2..values.len() as i64 {
+        let later = of(o);
+        assert_eq!(later.len(), 1, "offset {o} handled once: {calls:?}");
+        assert!(
+            later[0].2 >= last_end,
+            "offset {o} started {:?} before offset 1's last attempt ended",
+            last_end.duration_since(later[0].2)
+        );
+    }
+    let waited = retried[2].2.duration_since(retried[0].3);
+    eprintln!(
+        "in-place retry: offset 1's three attempts spanned {waited:?} of backoff; offsets 2..5 started only after its last"
+    );
+}
+
+#[tokio::test]
+async fn a_partial_batch_waits_for_batch_max_wait() {
+    let t = unique_topic("batch-wait");
+    let group = unique_topic("g-batch-wait");
+    topics(&[(&t, 1)]).await;
+    let max_wait = Duration::from_secs(1);
+    let mut s = settings(&group);
+    s.consumer.batch.max_records = 100;
+    s.consumer.batch.max_wait = max_wait;
+    type Calls = Arc<Mutex<Vec<(std::time::SystemTime, Vec<(i64, std::time::SystemTime)>)>>>;
+    let calls: Calls = Arc::default();
+    let mut svc = Service::from_settings(s).await.unwrap();
+    let c = calls.clone();
+    svc.handle_batch(&t, move |b: Batch| {
+        let c = c.clone();
+        async move {
+            let now = std::time::SystemTime::now();
+            let recs = b.records().iter().map(|r| (r.offset(), r.time().unwrap())).collect();
+            c.lock().unwrap().push((now, recs));
+            Ok(())
+        }
+    });
+    let control = svc.control();
+    let run = tokio::spawn(svc.run());
+    // Produced only once the member has its partition: the records are new when fetched.
+    wait_for("ready", Duration::from_secs(30), || control.health().ready()).await;
+    produce((0..3).map(|i| msg(&t, &format!("k{i}"), "x")).collect()).await;
+    wait_for("the batch handled", Duration::from_secs(30), || {
+        calls.lock().unwrap().iter().map(|(_, r)| r.len()).sum::<usize>() == 3
+    })
+    .await;
+    control.shutdown();
+    run.await.unwrap().unwrap();
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "the three records in one partial batch: {calls:?}");
+    let (called, recs) = &calls[0];
+    assert_eq!(recs.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 1, 2]);
+    // A record's timestamp (its producer's clock, this machine) is before it was fetched,
+    // and the batch waits max_wait from the first record's fetch.
+    let first = recs.iter().map(|r| r.1).min().unwrap();
+    let waited = called.duration_since(first).unwrap_or_default();
+    assert!(waited >= max_wait, "a partial batch of 3 (max 100) went after {waited:?}, before max_wait {max_wait:?}");
+    eprintln!(
+        "a partial batch of 3 records went {waited:?} after its first record was written (max_wait {max_wait:?})"
+    );
+}
+
+/// A queued output that fails (the broker refuses it: larger than the topic's
+/// `max.message.bytes`) was told to no one: the service commits nothing more and stops. One
+/// that fails while its handler awaits it (`send`) is the handler's to handle, and the
+/// commits go on past it.
+#[cfg(feature = "serde")]
+#[tokio::test]
+async fn a_queued_output_that_fails_stops_the_commits() {
+    let t = unique_topic("outputs");
+    let out = unique_topic("outputs-small");
+    let group = unique_topic("g-outputs");
+    topics(&[(&t, 1)]).await;
+    create_topics(&kafka().addr(), &[kafkit::TopicConfig::new(&out, 1).with_config("max.message.bytes", "200")]).await;
+    let values = ["ok", "sent-big", "ok", "queued-big", "ok", "ok"];
+    produce(values.iter().enumerate().map(|(i, v)| msg(&t, &format!("k{i}"), v)).collect()).await;
+    let sent_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let mut svc = Service::from_settings(settings(&group)).await.unwrap();
+    let producer = svc.producer();
+    let (g, o, se) = (group.clone(), out.clone(), sent_error.clone());
+    let tp = TopicPartition::new(&t, 0);
+    let tp2 = tp.clone();
+    svc.handle(&t, move |r: Record| {
+        let (producer, g, o, se, tp) = (producer.clone(), g.clone(), o.clone(), se.clone(), tp2.clone());
+        async move {
+            let big = vec![b'x'; 2000];
+            match text(&r.value().cloned()).as_str() {
+                "sent-big" => {
+                    let e = producer.send(&o, "k", big).await.expect_err("the broker refuses it");
+                    *se.lock().unwrap() = Some(e.to_string()); // handled: the record is done
+                }
+                "queued-big" => {
+                    // Once what came before is committed, so the commit that must not come is
+                    // the only one left.
+                    wait_for_async("offsets 0..2 committed", Duration::from_secs(30), || async {
+                        committed(&g).await.get(&tp) == Some(&3)
+                    })
+                    .await;
+                    let m = kafkit::Message::new(Some(bytes::Bytes::from("k")), Some(bytes::Bytes::from(big)));
+                    drop(producer.queue(m.with_topic(o.as_str())).await.unwrap());
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+    });
+    let run = tokio::spawn(svc.run());
+    let r = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the service stops").unwrap();
+    assert!(matches!(r, Err(kafkit_service::Error::OutputLost(_))), "{r:?}");
+    assert!(sent_error.lock().unwrap().is_some(), "the awaited send was told its failure");
+    let c = committed(&group).await;
+    assert_eq!(c.get(&tp), Some(&3), "committed past the awaited failure, never past the queued one: {c:?}");
+    eprintln!("a queued output refused by the broker stopped the service ({r:?}); committed offset 3 of 6");
+}

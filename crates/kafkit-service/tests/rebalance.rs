@@ -72,8 +72,137 @@ async fn revoked_partitions_are_finished_and_committed_before_the_rebalance_comp
 
 #[tokio::test]
 async fn revoked_partitions_stop_their_work_and_commit_what_finished() {
-    // Stop: running calls finish (nothing here fails, so nothing is left over).
     revoked_partitions_are_finished_and_committed_first(RevokeMode::Stop).await;
+}
+
+/// A calls log: (member, partition, offset, attempt, succeeded).
+type Calls = Arc<Mutex<Vec<(&'static str, i32, i64, u32, bool)>>>;
+
+#[tokio::test]
+async fn a_revocation_under_stop_leaves_a_record_in_its_retry_backoff_to_the_next_owner() {
+    let t = unique_topic("rebalance-stop");
+    let group = unique_topic("g-rebalance-stop");
+    topics(&[(&t, 2)]).await;
+    produce((0..20).map(|i| msg(&t, &format!("k{i}"), "x")).collect()).await;
+    let per_part: BTreeMap<i32, i64> = read_all(&t, 2).await.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.partition).or_default() += 1;
+        m
+    });
+    assert_eq!(per_part.len(), 2, "records on both partitions: {per_part:?}");
+    let calls: Calls = Arc::default();
+    let mut s = settings(&group);
+    s.consumer.on_revoke = RevokeMode::Stop;
+    // A 20 s backoff before the second attempt, well inside the revocation's budget (3/4
+    // of a 60 s rebalance timeout): under `finish` the revocation would wait it out and a
+    // would make that second attempt; under `stop` it is cut and never made.
+    s.reader.rebalance_timeout = Duration::from_secs(60);
+    s.consumer.retry.backoff.min = Duration::from_secs(20);
+    s.consumer.retry.backoff.max = Duration::from_secs(20);
+    s.consumer.retry.backoff.jitter = 0.0;
+    let service = |who: &'static str, s: Settings| {
+        let (t, calls) = (t.clone(), calls.clone());
+        async move {
+            let mut svc = Service::from_settings(s).await.unwrap();
+            svc.handle(&t, move |r: Record| {
+                let calls = calls.clone();
+                async move {
+                    // a's first call of each partition's offset 0 fails; everything else
+                    // succeeds.
+                    let mut c = calls.lock().unwrap();
+                    let first = r.offset() == 0
+                        && who == "a"
+                        && !c.iter().any(|x| x.0 == "a" && x.1 == r.partition() && x.2 == 0);
+                    c.push((who, r.partition(), r.offset(), r.attempt(), !first));
+                    if first {
+                        return Err(kafkit_service::Failure::retry("not yet"));
+                    }
+                    Ok(())
+                }
+            });
+            svc
+        }
+    };
+    let a = service("a", s.clone()).await;
+    let ca = a.control();
+    let ra = tokio::spawn(a.run());
+    wait_for("a's first calls of both partitions failed", Duration::from_secs(30), || {
+        calls.lock().unwrap().iter().filter(|c| c.0 == "a" && !c.4).count() == 2
+    })
+    .await;
+    let b = service("b", s).await;
+    let cb = b.control();
+    let b_started = Instant::now();
+    let rb = tokio::spawn(b.run());
+    let done = || {
+        let c = calls.lock().unwrap();
+        per_part.iter().all(|(p, n)| (0..*n).all(|o| c.iter().any(|x| x.1 == *p && x.2 == o && x.4)))
+    };
+    wait_for("every record handled", Duration::from_secs(60), done).await;
+    let took = b_started.elapsed();
+    ca.shutdown();
+    cb.shutdown();
+    ra.await.unwrap().unwrap();
+    rb.await.unwrap().unwrap();
+    let calls = calls.lock().unwrap().clone();
+    assert!(calls.iter().all(|c| c.3 == 1), "no second attempt: the backoff was cut, not waited out: {calls:?}");
+    assert!(took < Duration::from_secs(20), "the 20 s backoff was not waited out: {took:?}");
+    for (p, n) in &per_part {
+        let of_zero: Vec<_> = calls.iter().filter(|c| c.1 == *p && c.2 == 0).collect();
+        assert_eq!((of_zero[0].0, of_zero[0].4), ("a", false), "partition {p}: {of_zero:?}");
+        assert_eq!(of_zero.iter().filter(|c| c.4).count(), 1, "partition {p} offset 0 redone once: {of_zero:?}");
+        for o in 1..*n {
+            let ok = calls.iter().filter(|c| c.1 == *p && c.2 == o && c.4).count();
+            assert_eq!(ok, 1, "partition {p} offset {o}: {calls:?}");
+        }
+    }
+    let redone_by_b = calls.iter().filter(|c| c.0 == "b" && c.2 == 0).count();
+    assert_eq!(redone_by_b, 1, "b, the next owner of one partition, redid its offset 0: {calls:?}");
+    let c = committed(&group).await;
+    for (p, n) in &per_part {
+        assert_eq!(c.get(&kafkit::TopicPartition::new(&t, *p)), Some(n), "partition {p} committed to its end");
+    }
+    eprintln!("stop: a's records in a 20 s retry backoff were left uncommitted at the revocation; the owners redid them, all done {took:?} after b started");
+}
+
+#[tokio::test]
+async fn a_shutdown_that_outlasts_its_timeout_ends_with_shutdown_timeout() {
+    let t = unique_topic("shutdown-timeout");
+    let group = unique_topic("g-shutdown-timeout");
+    topics(&[(&t, 1)]).await;
+    produce(vec![msg(&t, "a", "ok"), msg(&t, "b", "ok"), msg(&t, "c", "stuck"), msg(&t, "d", "ok")]).await;
+    let mut s = settings(&group);
+    s.shutdown.timeout = Duration::from_secs(1);
+    s.shutdown.drain_timeout = Duration::from_secs(30); // the drain would wait: the timeout ends it
+    let stuck = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut svc = Service::from_settings(s).await.unwrap();
+    let st = stuck.clone();
+    svc.handle(&t, move |r: Record| {
+        let st = st.clone();
+        async move {
+            if text(&r.value().cloned()) == "stuck" {
+                st.store(true, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+            Ok(())
+        }
+    });
+    let control = svc.control();
+    let run = tokio::spawn(svc.run());
+    wait_for("the stuck call", Duration::from_secs(30), || stuck.load(std::sync::atomic::Ordering::SeqCst)).await;
+    let tp = kafkit::TopicPartition::new(&t, 0);
+    wait_for_async("offsets 0 and 1 committed", Duration::from_secs(30), || async {
+        committed(&group).await.get(&tp) == Some(&2)
+    })
+    .await;
+    let stop = Instant::now();
+    control.shutdown();
+    let r = run.await.unwrap();
+    let took = stop.elapsed();
+    assert!(matches!(r, Err(kafkit_service::Error::ShutdownTimeout(d)) if d == Duration::from_secs(1)), "{r:?}");
+    assert!(took >= Duration::from_secs(1), "ended at shutdown.timeout, not before: {took:?}");
+    assert_eq!(control.phase(), Phase::Stopped);
+    assert_eq!(committed(&group).await.get(&tp), Some(&2), "nothing past the call cut short");
+    eprintln!("a shutdown stuck on a 60 s call ended with {r:?} after {took:?}; committed offset 2");
 }
 
 #[tokio::test]
@@ -169,13 +298,23 @@ async fn a_shutdown_during_a_rebalance_is_handled() {
     let ra = tokio::spawn(a.run());
     wait_for("a handled some", Duration::from_secs(30), || handled.lock().unwrap().len() >= 30).await;
     slow.store(true, std::sync::atomic::Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(20)).await; // a's next calls are the slow ones
     let b = member(s, &t, "b", 1, &handled).await;
     let cb = b.control();
     let rb = tokio::spawn(b.run());
-    // a is asked to stop while b's join waits for a to finish its revocation.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let b_before = handled.lock().unwrap().values().filter(|w| w.contains(&"b")).count();
+    // b's join starts a rebalance, which waits for a's revocation (its slow calls): a is
+    // asked to stop once the coordinator says the group is rebalancing.
+    let admin = kafkit::admin::Client::new(&[&kafka().addr()], ClusterConfig::default()).await.unwrap();
+    let state: Arc<Mutex<String>> = Arc::default();
+    wait_for_async("the group rebalancing", Duration::from_secs(30), || {
+        let (admin, group, state) = (&admin, &group, state.clone());
+        async move {
+            let d = admin.describe_groups(&[group]).await.unwrap().remove(group).unwrap().unwrap();
+            *state.lock().unwrap() = d.state.clone();
+            d.state == "PreparingRebalance" || d.state == "CompletingRebalance"
+        }
+    })
+    .await;
+    let state = state.lock().unwrap().clone();
     let stop = Instant::now();
     ca.shutdown();
     assert!(ca.is_shutdown());
@@ -187,11 +326,17 @@ async fn a_shutdown_during_a_rebalance_is_handled() {
     wait_for("b handled the rest", Duration::from_secs(60), || handled.lock().unwrap().len() == 300).await;
     cb.shutdown();
     rb.await.unwrap().unwrap();
-    assert_eq!(b_before, 0, "the rebalance had not given b anything when a was asked to stop");
+    // Everything was committed, by a (what it finished) or b (the rest).
+    let c = committed(&group).await;
+    let ends = read_all(&t, 4).await.iter().fold(BTreeMap::new(), |mut m, r| {
+        m.insert(kafkit::TopicPartition::new(&t, r.partition), r.offset + 1);
+        m
+    });
+    assert_eq!(c, ends, "committed to the end of each partition");
     let twice: Vec<_> = handled.lock().unwrap().iter().filter(|(_, w)| w.len() > 1).map(|(k, _)| *k).collect();
     assert!(twice.is_empty(), "handled twice: {twice:?}");
     let by_a = handled.lock().unwrap().values().filter(|w| w[0] == "a").count();
-    eprintln!("a, asked to stop during the rebalance, finished its slow calls and left in {a_took:?}; a handled {by_a}, b {}, none twice", 300 - by_a);
+    eprintln!("a, asked to stop while the group was {state}, finished its slow calls and left in {a_took:?}; a handled {by_a}, b {}, none twice, all committed", 300 - by_a);
 }
 
 /// GET `path` from `addr`: the status and the body.

@@ -246,6 +246,13 @@ pub struct HealthSettings {
     /// long. Default 1 min.
     #[serde(with = "humantime_serde")]
     pub loop_stall: Duration,
+    /// Not live when a member with partitions to fetch has fetched no record and had no
+    /// Fetch request answered for this long (a broker gone silent; see
+    /// `MemberHealth::fetch_age`). Keep it above `reader.max_wait` (each fetch waits that
+    /// long for records) and the time a leader change takes. Default 1 min. No Java or
+    /// librdkafka setting matches it.
+    #[serde(with = "humantime_serde")]
+    pub fetch_stall: Duration,
     /// How often the cluster is pinged for `connected`. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
@@ -262,6 +269,7 @@ impl Default for HealthSettings {
         HealthSettings {
             handler_stall: Duration::from_secs(300),
             loop_stall: Duration::from_secs(60),
+            fetch_stall: Duration::from_secs(60),
             ping_interval: Duration::from_secs(30),
             ping_timeout: Duration::from_secs(5),
             listen: None,

@@ -23,6 +23,15 @@ pub struct MemberHealth {
     /// How long ago the member's loop (fetching, commits, rebalances) last turned.
     #[serde(with = "humantime_serde")]
     pub loop_age: Duration,
+    /// How long fetching has made no progress while there is something to fetch: the time
+    /// since a record was last fetched or a Fetch request of the member's reader was last
+    /// answered (the reader's [`kafkit::ReaderStats`] `fetches` less its `errors` rose),
+    /// counted only while a partition is assigned and not paused (a paused partition, one
+    /// waiting for its handler or stopped by a dead-letter outage, is not fetched); sampled
+    /// every 500 ms. `None` with no partition assigned. A broker gone silent (a fetch that
+    /// neither answers nor fails) shows here while the loop still turns.
+    #[serde(with = "humantime_serde::option")]
+    pub fetch_age: Option<Duration>,
     /// The longest handler call running now.
     #[serde(with = "humantime_serde::option")]
     pub longest_call: Option<Duration>,
@@ -45,6 +54,9 @@ pub struct Health {
     /// `health.loop_stall`.
     #[serde(with = "humantime_serde")]
     pub loop_stall: Duration,
+    /// `health.fetch_stall`.
+    #[serde(with = "humantime_serde")]
+    pub fetch_stall: Duration,
 }
 
 impl Health {
@@ -56,12 +68,16 @@ impl Health {
             && !self.members.is_empty()
             && self.members.iter().all(|m| m.joined && m.assigned)
     }
-    /// Alive (a liveness probe): every member's loop turned within `health.loop_stall`, and
-    /// no handler call has run longer than `health.handler_stall`.
+    /// Alive (a liveness probe): for every member, its loop turned within
+    /// `health.loop_stall`, fetching made progress within `health.fetch_stall`
+    /// ([`MemberHealth::fetch_age`]), and no handler call has run longer than
+    /// `health.handler_stall`.
     pub fn live(&self) -> bool {
-        self.members
-            .iter()
-            .all(|m| m.loop_age <= self.loop_stall && m.longest_call.is_none_or(|c| c <= self.handler_stall))
+        self.members.iter().all(|m| {
+            m.loop_age <= self.loop_stall
+                && m.fetch_age.is_none_or(|a| a <= self.fetch_stall)
+                && m.longest_call.is_none_or(|c| c <= self.handler_stall)
+        })
     }
     /// Why the service is not ready, or `None`.
     pub fn not_ready_because(&self) -> Option<String> {

@@ -11,6 +11,7 @@ use crate::config::{BatchScope, Ordering, RevokeMode, Settings};
 use crate::error::Error;
 use crate::handler::AnyHandler;
 use crate::health::{stopped, MemberHealth};
+use crate::outputs::Flushed;
 use crate::shutdown::Phase;
 use bytes::Bytes;
 use kafkit::{Message, Reader, RebalanceEvent, RebalanceKind, TopicPartition};
@@ -70,6 +71,11 @@ pub(crate) struct Member {
     assigned_generation: i32,
     draining: bool,
     last_turn: Instant,
+    /// The last sign of fetching going on: a record fetched, a fetch answered (the reader's
+    /// fetch requests less its fetch errors passed `fetch_mark`), or no partition to fetch.
+    fetch_progress: Instant,
+    /// The highest `fetches - errors` of the reader's stats seen.
+    fetch_mark: u64,
     rr: usize,
 }
 
@@ -111,6 +117,8 @@ impl Member {
             assigned_generation: -1,
             draining: false,
             last_turn: Instant::now(),
+            fetch_progress: Instant::now(),
+            fetch_mark: 0,
             rr: 0,
         }
     }
@@ -178,6 +186,7 @@ impl Member {
     }
 
     fn accept(&mut self, m: Message) {
+        self.fetch_progress = Instant::now();
         let tp = TopicPartition::new(&*m.topic, m.partition);
         if !self.parts.contains_key(&tp) {
             if self.ctx_of(&m.topic).is_none() {
@@ -568,7 +577,8 @@ impl Member {
         self.publish_health();
     }
 
-    /// Flushes the producers, then commits each partition's commit point (all, or `only`).
+    /// Flushes the producers, then commits each partition's commit point (all, or `only`);
+    /// skips the commit when the flush does not find every output acknowledged.
     async fn commit(&mut self, only: Option<&BTreeSet<TopicPartition>>) {
         let points: Vec<(TopicPartition, i64)> = self
             .parts
@@ -579,8 +589,20 @@ impl Member {
         if points.is_empty() {
             return;
         }
-        // A commit never covers a record whose outputs are not acknowledged yet.
-        self.shared.flush(self.limits.commit_timeout).await;
+        // A commit never covers a record whose outputs are not acknowledged yet: when the
+        // flush cannot say they are, this commit is skipped (a later one covers them once it
+        // can; none once an output is lost).
+        match self.shared.flush(self.limits.commit_timeout).await {
+            Flushed::Acked => {}
+            Flushed::NotYet(why) => {
+                tracing::warn!(group = %self.group, reason = %why, "not committing yet");
+                return;
+            }
+            Flushed::Lost(why) => {
+                tracing::warn!(group = %self.group, reason = %why, "not committing: an output was lost");
+                return;
+            }
+        }
         let msgs: Vec<Message> = points
             .iter()
             .map(|(tp, c)| Message {
@@ -631,6 +653,18 @@ impl Member {
             let l = lag.get(&ctx.topic).copied().unwrap_or(if parts.is_empty() { -1 } else { 0 });
             ctx.counters.lag.store(l, std::sync::atomic::Ordering::Relaxed);
         }
+        // Fetching goes on when a fetch was answered since the last look (a request sent and
+        // not failed: one stuck on a silent broker counts once at most, until it fails), or
+        // when nothing is to be fetched (no partition, all paused, shutting down).
+        let st = self.reader.stats();
+        let answered = st.fetches.saturating_sub(st.errors);
+        if answered > self.fetch_mark {
+            self.fetch_mark = answered;
+            self.fetch_progress = Instant::now();
+        }
+        if self.draining || parts.values().all(|p| p.paused) {
+            self.fetch_progress = Instant::now();
+        }
         let epoch = self.shared.epoch;
         let h = MemberHealth {
             group: self.group.clone(),
@@ -643,6 +677,7 @@ impl Member {
                 .filter_map(|(tp, p)| p.stalled.as_ref().map(|(_, why)| stopped(tp, why)))
                 .collect(),
             loop_age: self.last_turn.elapsed(),
+            fetch_age: (!parts.is_empty()).then(|| self.fetch_progress.elapsed()),
             longest_call: self.units.values().filter_map(|u| u.probe.running(epoch)).max(),
         };
         if let Ok(mut m) = self.shared.members.lock() {

@@ -10,6 +10,8 @@ use crate::dlt::topic_name;
 use crate::error::{Error, Result};
 use crate::handler::{AnyHandler, BatchHandler, Handler};
 use crate::health::{Health, MemberHealth};
+use crate::outputs::{Flushed, Output, Tracked};
+#[cfg(feature = "serde")]
 use crate::producer::Producer;
 use crate::shutdown::{Phase, Shutdown};
 use crate::stats::{Registry, TopicCounters, TopicStats};
@@ -50,6 +52,8 @@ pub(crate) struct TopicCtx {
     pub batch_wait: Duration,
     pub batch_scope: BatchScope,
     pub writer: Writer,
+    /// The failures told to the runtime's awaited writes on `writer`.
+    pub tracked: Arc<Tracked>,
     pub counters: Arc<TopicCounters>,
 }
 
@@ -61,10 +65,15 @@ pub(crate) struct Shared {
     pub members: Mutex<BTreeMap<String, (MemberHealth, Instant)>>,
     pub ping: Mutex<Option<std::result::Result<(), String>>>,
     /// Flushed before every commit (the service's writer is the first).
-    pub producers: Mutex<Vec<Writer>>,
+    pub producers: Mutex<Vec<Output>>,
+    /// The service writer's awaited writes (the runtime's, its `Producer`s').
+    pub tracked: Arc<Tracked>,
+    /// Set once an output was lost: nothing is committed from then on.
+    pub outputs_lost: std::sync::atomic::AtomicBool,
     pub epoch: Instant,
     pub handler_stall: Duration,
     pub loop_stall: Duration,
+    pub fetch_stall: Duration,
 }
 
 impl Shared {
@@ -89,6 +98,7 @@ impl Shared {
                     m.values()
                         .map(|(h, at)| MemberHealth {
                             loop_age: h.loop_age + at.elapsed(),
+                            fetch_age: h.fetch_age.map(|a| a + at.elapsed()),
                             longest_call: h.longest_call.map(|c| c + at.elapsed()),
                             ..h.clone()
                         })
@@ -97,19 +107,42 @@ impl Shared {
                 .unwrap_or_default(),
             handler_stall: self.handler_stall,
             loop_stall: self.loop_stall,
+            fetch_stall: self.fetch_stall,
         }
     }
 
-    /// Flushes every producer, within `limit`.
-    pub async fn flush(&self, limit: Duration) {
-        let writers: Vec<Writer> = self.producers.lock().map(|p| p.clone()).unwrap_or_default();
-        for w in writers {
-            match tokio::time::timeout(limit, w.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "flushing a producer failed"),
-                Err(_) => tracing::warn!(?limit, "a producer did not flush in time"),
+    /// Flushes every producer, each within `limit`, and says whether a commit may cover
+    /// the records finished so far: [`Flushed::Acked`] only when every output queued before
+    /// is acknowledged. Once an output is lost, it stops the service
+    /// ([`Error::OutputLost`]) and no later flush is `Acked`.
+    pub async fn flush(&self, limit: Duration) -> Flushed {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.outputs_lost.load(SeqCst) {
+            return Flushed::Lost("an output was lost earlier".into());
+        }
+        let outputs: Vec<Output> = self.producers.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut worst = Flushed::Acked;
+        for o in outputs {
+            match o.flush(limit).await {
+                Flushed::Acked => {}
+                Flushed::NotYet(why) => {
+                    if worst == Flushed::Acked {
+                        worst = Flushed::NotYet(why);
+                    }
+                }
+                Flushed::Lost(why) => {
+                    if !matches!(worst, Flushed::Lost(_)) {
+                        worst = Flushed::Lost(why);
+                    }
+                }
             }
         }
+        if let Flushed::Lost(why) = &worst {
+            if !self.outputs_lost.swap(true, SeqCst) {
+                self.shutdown.fail(Error::OutputLost(why.clone()));
+            }
+        }
+        worst
     }
 }
 
@@ -169,6 +202,7 @@ struct Registration {
 /// `RunWithGracefulShutdown`; Spring Kafka's listener container with its error handler.
 ///
 /// ```no_run
+/// # #[cfg(feature = "serde")]
 /// # async fn run() -> kafkit_service::Result<()> {
 /// use kafkit_service::{Config, Failure, Record, Service};
 ///
@@ -186,6 +220,8 @@ struct Registration {
 /// service.run().await // until SIGINT/SIGTERM
 /// # }
 /// ```
+///
+/// (`Service::producer` needs the `serde` feature.)
 pub struct Service {
     settings: Settings,
     shared: Arc<Shared>,
@@ -201,7 +237,7 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// Connects the writer (dead-letter and retry topics, [`Service::producer`]) and checks
+    /// Connects the writer (dead-letter and retry topics, `Service::producer`) and checks
     /// the cluster with a ping. The group is joined by [`Service::run`].
     ///
     /// # Errors
@@ -221,15 +257,19 @@ impl Service {
         let writer = Writer::new(&settings.brokers(), wcfg).await?;
         let cluster = writer.cluster().clone();
         let ping = cluster.ping(settings.health.ping_timeout).await.map(|_| ()).map_err(|e| e.to_string());
+        let tracked = Arc::new(Tracked::default());
         let shared = Arc::new(Shared {
             shutdown: Shutdown::default(),
             stats: Mutex::new(Registry::default()),
             members: Mutex::new(BTreeMap::new()),
             ping: Mutex::new(Some(ping)),
-            producers: Mutex::new(vec![writer.clone()]),
+            producers: Mutex::new(vec![Output::new(writer.clone(), tracked.clone())]),
+            tracked,
+            outputs_lost: Default::default(),
             epoch: Instant::now(),
             handler_stall: settings.health.handler_stall,
             loop_stall: settings.health.loop_stall,
+            fetch_stall: settings.health.fetch_stall,
         });
         Ok(Service { settings, shared, writer, cluster, topics: Vec::new() })
     }
@@ -248,14 +288,17 @@ impl Service {
     }
 
     /// A producer over the service's writer: flushed before every commit and at shutdown.
+    /// Feature `serde`.
+    #[cfg(feature = "serde")]
     pub fn producer(&self) -> Producer {
-        Producer::new(self.writer.clone())
+        Producer::tracked(self.writer.clone(), self.shared.tracked.clone())
     }
 
-    /// Flushes `p` before every commit and at shutdown too.
+    /// Flushes `p` before every commit and at shutdown too. Feature `serde`.
+    #[cfg(feature = "serde")]
     pub fn add_producer(&mut self, p: &Producer) -> &mut Self {
         if let Ok(mut v) = self.shared.producers.lock() {
-            v.push(p.writer().clone());
+            v.push(Output::new(p.writer().clone(), p.tracker().clone()));
         }
         self
     }
@@ -326,6 +369,7 @@ impl Service {
                 batch_wait: o.batch_max_wait.unwrap_or(c.batch.max_wait),
                 batch_scope: o.batch_scope.unwrap_or(c.batch.scope),
                 writer: self.writer.clone(),
+                tracked: self.shared.tracked.clone(),
                 counters,
             };
             groups.entry(group).or_default().push(Arc::new(ctx));
@@ -339,12 +383,16 @@ impl Service {
     /// fatal error. Then, within `shutdown.timeout`: stops fetching, lets in-flight handlers
     /// finish (up to `shutdown.drain_timeout`; rebalances meanwhile are handled), flushes the
     /// producers, commits, leaves the group (a static member does not) and closes the
-    /// producers. A second signal ([`ServiceHandle::force`]) ends it at once.
+    /// service's handles on the producers ([`Writer::close`]: a last flush within what is
+    /// left of `shutdown.timeout`, at least 100 ms; a `Producer` clone the application
+    /// still holds keeps its writer open). A second signal ([`ServiceHandle::force`]) ends
+    /// it at once, closing nothing.
     ///
     /// # Errors
     /// [`Error::Invalid`] with no handler; [`Error::Settings`] without a group;
     /// [`Error::Stopped`] when a handler stopped it; [`Error::Kafka`] for a fatal client
-    /// error; [`Error::ShutdownTimeout`]; [`Error::Forced`].
+    /// error; [`Error::OutputLost`] when a producer's delivery failed untold;
+    /// [`Error::ShutdownTimeout`]; [`Error::Forced`].
     pub async fn run(self) -> Result<()> {
         if self.topics.is_empty() {
             return Err(Error::Invalid("no handler registered".into()));
@@ -412,7 +460,7 @@ impl Service {
         if !matches!(outcome, Err(Error::Forced)) {
             sh.advance_leaving();
             let left = deadline.map_or(timeout, |d| d.saturating_duration_since(tokio::time::Instant::now()));
-            sh.flush(left.max(Duration::from_millis(100))).await;
+            sh.close_producers(left.max(Duration::from_millis(100))).await;
         }
         sh.shutdown.advance(Phase::Stopped);
         #[cfg(feature = "http")]
@@ -430,6 +478,21 @@ impl Service {
 impl Shared {
     fn advance_leaving(&self) {
         self.shutdown.advance(Phase::Leaving);
+    }
+
+    /// Closes the service's handles on its producers ([`Writer::close`]: a last flush,
+    /// within `limit` each), once the members are done with them. A writer stops when its
+    /// last clone is closed or dropped: a `Producer` the application still holds keeps its
+    /// writer going.
+    async fn close_producers(&self, limit: Duration) {
+        let outputs: Vec<Output> = self.producers.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        for o in outputs {
+            match tokio::time::timeout(limit, o.writer.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "closing a producer failed"),
+                Err(_) => tracing::warn!(?limit, "a producer did not flush within the shutdown's time left"),
+            }
+        }
     }
 }
 

@@ -99,10 +99,18 @@ impl Ctl {
         let mut attempt = 0;
         let mut stalled = false;
         loop {
+            let awaiting = self.ctx.tracked.begin();
             let r = match self.ctx.writer.write(m.clone()).await {
-                Ok(f) => f.await,
+                Ok(f) => {
+                    let r = f.await;
+                    if r.is_err() {
+                        self.ctx.tracked.told(&awaiting);
+                    }
+                    r
+                }
                 Err(e) => Err(e),
             };
+            drop(awaiting);
             match r {
                 Ok(_) => return true,
                 Err(e) => {
