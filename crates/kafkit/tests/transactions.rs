@@ -252,3 +252,41 @@ async fn v1_on_kafka_3_9() {
     commit_and_abort(&addr, false).await;
     offsets_only_on_commit(&addr).await;
 }
+
+/// Throughput at 1 and 10,000 records per transaction (run by hand: `cargo test -p kafkit
+/// --test transactions throughput -- --ignored --nocapture`); asserts only that every
+/// transaction committed.
+#[tokio::test]
+#[ignore]
+async fn throughput() {
+    let kafka = common::kafka();
+    let addr = kafka.addr();
+    for (per_txn, total) in [(1usize, 500usize), (10_000, 100_000)] {
+        let topic = unique_topic("txn-perf");
+        common::create_topics(&addr, &[TopicConfig::new(&topic, 1)]).await;
+        let w = Writer::new(&[&addr], txn_writer_config(&topic, &unique_topic("txn-perf-id")).with_batch_size(1_000))
+            .await
+            .unwrap();
+        w.init_transactions().await.unwrap();
+        let value = Bytes::from(vec![b'v'; 100]);
+        let started = Instant::now();
+        let mut flushing = Duration::ZERO;
+        for _ in 0..total / per_txn {
+            w.begin_transaction().await.unwrap();
+            for _ in 0..per_txn {
+                let _ = w.write(Message::new(None, Some(value.clone()))).await.unwrap();
+            }
+            let t = Instant::now();
+            w.flush().await.unwrap();
+            flushing += t.elapsed();
+            w.commit_transaction().await.unwrap();
+        }
+        println!("flushes took {flushing:?}");
+        let s = started.elapsed().as_secs_f64();
+        println!(
+            "{per_txn} records per transaction: {total} records in {s:.2} s, {:.0} records/s, {:.1} ms per transaction",
+            total as f64 / s,
+            s * 1000.0 / (total / per_txn) as f64
+        );
+    }
+}
