@@ -6,6 +6,7 @@
 
 mod config_cmd;
 mod perf;
+mod txn_cmd;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -88,6 +89,11 @@ enum Command {
     Lag {
         /// The group.
         group: String,
+    },
+    /// Transactions: list the transactional ids, describe one.
+    Transactions {
+        #[command(subcommand)]
+        command: txn_cmd::TransactionsCommand,
     },
     /// A kafkit service's configuration (kafkit-service): `show` the effective settings.
     Config {
@@ -214,6 +220,21 @@ struct ProduceArgs {
     /// How keys choose partitions.
     #[arg(long, value_enum, default_value = "murmur2")]
     balancer: BalancerArg,
+    /// Write in transactions with this transactional id (exit 0 only if every record was
+    /// committed; an error or Ctrl-C aborts the open transaction).
+    #[arg(long, value_name = "ID")]
+    transactional_id: Option<String>,
+    /// With --transactional-id: records per transaction (default: the whole input in one).
+    #[arg(long, value_name = "N", requires = "transactional_id")]
+    transaction_records: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IsolationArg {
+    #[value(name = "read_uncommitted")]
+    ReadUncommitted,
+    #[value(name = "read_committed")]
+    ReadCommitted,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -251,6 +272,19 @@ struct ConsumeArgs {
     /// With -g: the group session timeout (Java `session.timeout.ms`).
     #[arg(long, value_name = "DURATION", default_value = "45s", value_parser = humantime::parse_duration)]
     session_timeout: Duration,
+    /// read_uncommitted (every record) or read_committed (only committed transactions' records,
+    /// up to the last stable offset), as Java's `isolation.level`.
+    #[arg(long, value_enum, default_value = "read_uncommitted")]
+    isolation: IsolationArg,
+}
+
+impl ConsumeArgs {
+    fn isolation(&self) -> IsolationLevel {
+        match self.isolation {
+            IsolationArg::ReadUncommitted => IsolationLevel::ReadUncommitted,
+            IsolationArg::ReadCommitted => IsolationLevel::ReadCommitted,
+        }
+    }
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -350,6 +384,7 @@ async fn run(cli: Cli) -> Outcome {
             let admin = kafkit::admin::Client::new(&seeds, cluster_config()).await.map_err(e)?;
             groups(&admin, command).await
         }
+        Command::Transactions { command } => txn_cmd::run(&seeds, cluster_config(), command).await,
         Command::Perf { command: PerfCommand::Produce(a) } => perf::produce(&seeds, cluster_config(), a).await,
         Command::Perf { command: PerfCommand::Consume(a) } => perf::consume(&seeds, cluster_config(), a).await,
         Command::Lag { group } => {
@@ -608,6 +643,12 @@ async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
         .with_batch_size(10_000)
         .with_cluster(cluster_config())
         .with_delivery_timeout(Duration::from_secs(30));
+    if let Some(id) = &args.transactional_id {
+        if acks != Acks::All {
+            return Err("--transactional-id needs --acks all".into());
+        }
+        config = config.with_transactional_id(id);
+    }
     config = match (args.partition, args.balancer) {
         (Some(p), _) => config.with_balancer(move |_: &Message, parts: &[i32]| if parts.contains(&p) { p } else { -1 }),
         (None, BalancerArg::RoundRobin) => config.with_balancer(RoundRobin::new()),
@@ -626,8 +667,7 @@ async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
     }
     let headers: Vec<(String, Bytes)> =
         args.headers.iter().map(|(k, v)| (k.clone(), Bytes::copy_from_slice(v.as_bytes()))).collect();
-    let bar = progress(Some(records.len() as u64), "producing");
-    let mut futures = Vec::with_capacity(records.len());
+    let mut messages = Vec::with_capacity(records.len());
     for r in records {
         let (key, value) = match &args.key_delimiter {
             Some(sep) => match find(&r, sep.as_bytes()) {
@@ -640,6 +680,14 @@ async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
         for (k, v) in &headers {
             m = m.with_header(k.clone(), Some(v.clone()));
         }
+        messages.push(m);
+    }
+    if args.transactional_id.is_some() {
+        return txn_cmd::produce(&writer, messages, args.transaction_records).await;
+    }
+    let bar = progress(Some(messages.len() as u64), "producing");
+    let mut futures = Vec::with_capacity(messages.len());
+    for m in messages {
         futures.push(writer.write(m).await.map_err(|e| e.to_string())?);
     }
     let (mut ok, mut failed, mut first_err) = (0u64, 0u64, None);
@@ -746,6 +794,7 @@ async fn consume_group(seeds: &[&str], args: ConsumeArgs) -> Outcome {
         .with_session_timeout(args.session_timeout)
         .with_heartbeat_interval((args.session_timeout / 10).min(Duration::from_secs(3)))
         .with_max_wait(Duration::from_millis(200))
+        .with_isolation(args.isolation())
         .with_cluster(cluster_config());
     let mut r = Reader::new(seeds, config).await.map_err(e)?;
     let bar = progress(args.count, "consuming");
@@ -828,7 +877,10 @@ async fn consume(seeds: &[&str], args: ConsumeArgs) -> Outcome {
     let since = args.since.as_deref().map(parse_time).transpose()?;
     // One reader of the chosen partitions (Java's assign()).
     let parts = partitions.iter().map(|p| TopicPartition::new(args.topic.clone(), *p));
-    let config = ReaderConfig::assign(parts).with_start(start).with_max_wait(Duration::from_millis(200));
+    let config = ReaderConfig::assign(parts)
+        .with_start(start)
+        .with_max_wait(Duration::from_millis(200))
+        .with_isolation(args.isolation());
     let mut r = Reader::with_cluster(cluster, config).await.map_err(e)?;
     if let Some(t) = since {
         r.set_offset_at(t).await.map_err(e)?;

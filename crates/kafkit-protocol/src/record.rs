@@ -662,6 +662,26 @@ impl RecordBatch {
         Ok(())
     }
 
+    /// Sets the transactional attribute (bit 4) of one encoded v2 batch in place and
+    /// recomputes its CRC: a transactional producer's batches carry it (KIP-98), so the
+    /// broker ties them to the producer's open transaction.
+    ///
+    /// # Errors
+    /// [`DecodeError`] when `batch` is not one whole v2 batch.
+    pub fn set_transactional(batch: &mut [u8]) -> Result<(), DecodeError> {
+        if batch.len() < RECORD_BATCH_OVERHEAD || batch[16] != 2 {
+            return Err(corrupt("not a v2 record batch"));
+        }
+        let len = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]);
+        if usize::try_from(len).ok() != Some(batch.len() - LOG_OVERHEAD) {
+            return Err(corrupt("batch length differs from the bytes given"));
+        }
+        batch[22] |= 1 << 4;
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        Ok(())
+    }
+
     /// Reads one v2 batch from the front of `buf`, advancing it.
     ///
     /// # Errors
@@ -1394,6 +1414,20 @@ mod tests {
             }
         }
         assert_eq!(RecordSet::new(Bytes::new(), DecodeOptions::default()).next_offset(), None);
+    }
+
+    #[test]
+    fn set_transactional_marks_an_encoded_batch() {
+        let mut b = RecordBatchBuilder::with_capacity(64);
+        b.append(1, Some(b"k"), Some(b"v"), &[]);
+        let encoded = b.finish(Compression::None, 7, 1, 0).unwrap();
+        let mut buf = BytesMut::from(&encoded[..]);
+        RecordBatch::set_transactional(&mut buf).unwrap();
+        let mut bytes = buf.freeze();
+        let batch = RecordBatch::decode(&mut bytes, &DecodeOptions::default()).unwrap();
+        assert!(batch.is_transactional && !batch.is_control);
+        assert_eq!((batch.producer_id, batch.producer_epoch), (7, 1));
+        assert!(RecordBatch::set_transactional(&mut [0u8; 10]).is_err());
     }
 
     #[test]

@@ -138,6 +138,23 @@ pub enum Error {
     /// with nothing before it missing); every later write fails with this too.
     #[error("producer failed fatally: {0}")]
     Fatal(String),
+    /// The open transaction cannot be committed, and the Writer is still usable: abort it
+    /// with [`Writer::abort_transaction`](crate::Writer::abort_transaction), then begin
+    /// another (the Java client's abortable errors: TRANSACTION_ABORTABLE, a record of the
+    /// transaction that failed, TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED,
+    /// UNKNOWN_PRODUCER_ID, a group generation that moved on in `send_offsets_to_transaction`).
+    #[error("the transaction must be aborted: {0}")]
+    TransactionAbortable(String),
+    /// A newer producer with the same transactional id has fenced this one (PRODUCER_FENCED,
+    /// INVALID_PRODUCER_EPOCH: "zombie fencing", KIP-98; Java `ProducerFencedException`).
+    /// Fatal: every later call of the Writer fails with this; make a new Writer.
+    #[error("producer fenced: {0}")]
+    ProducerFenced(String),
+    /// A transactional call made in the wrong state (such as `commit_transaction` with no
+    /// transaction begun, or a write outside a transaction; Java `IllegalStateException`).
+    /// Nothing was sent; the Writer is unchanged.
+    #[error("transaction state: {0}")]
+    TransactionState(String),
 }
 
 impl Error {
@@ -155,6 +172,10 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::ConnectTimeout { .. } | Error::RequestTimeout { .. } | Error::DeliveryTimeout { .. })
             || matches!(self, Error::Broker { code: ErrorCode::RequestTimedOut, .. })
+    }
+    /// Whether the Writer cannot go on ([`Error::Fatal`], [`Error::ProducerFenced`]).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Error::Fatal(_) | Error::ProducerFenced(_))
     }
     /// The broker's error code, for [`Error::Broker`].
     pub fn error_code(&self) -> Option<ErrorCode> {
@@ -191,6 +212,9 @@ impl Error {
             }
             Error::Closed => Error::Closed,
             Error::Fatal(s) => Error::Fatal(s.clone()),
+            Error::TransactionAbortable(s) => Error::TransactionAbortable(s.clone()),
+            Error::ProducerFenced(s) => Error::ProducerFenced(s.clone()),
+            Error::TransactionState(s) => Error::TransactionState(s.clone()),
             Error::CommitFailed(s) => Error::CommitFailed(s.clone()),
             Error::Tls { addr, reason } => Error::Tls { addr: addr.clone(), reason: reason.clone() },
             Error::Auth { addr, mechanism, message } => {

@@ -51,6 +51,6 @@ pub use net::{
     TokenProvider, WriteResult,
 };
 pub use producer::{
-    Balancer, Completion, Crc32Balancer, Delivered, DeliveryFuture, Hash, LeastBytes, Murmur2Balancer, ReferenceHash,
-    RoundRobin, WriteErrors, Writer, WriterConfig, WriterStats, DEFAULT_QUEUE_CAPACITY,
+    Balancer, Completion, Crc32Balancer, Delivered, DeliveryFuture, GroupMetadata, Hash, LeastBytes, Murmur2Balancer,
+    ReferenceHash, RoundRobin, WriteErrors, Writer, WriterConfig, WriterStats, DEFAULT_QUEUE_CAPACITY,
 };

@@ -74,6 +74,9 @@ impl Default for WriterSettings {
             queue_bytes,
             max_request_bytes,
             completion: _,
+            // The service's writer is shared by every request: never transactional.
+            transactional_id: _,
+            transaction_timeout: _,
         } = WriterConfig::default();
         WriterSettings {
             topic,
@@ -128,6 +131,9 @@ impl WriterSettings {
             queue_bytes: self.queue_bytes.to_usize("writer.queue_bytes")?,
             max_request_bytes: self.max_request_bytes.to_usize("writer.max_request_bytes")?,
             completion: None,
+            // Shared by every request, the service's writer is never transactional.
+            transactional_id: None,
+            transaction_timeout: kafkit::producer::DEFAULT_TRANSACTION_TIMEOUT,
         })
     }
 }

@@ -38,6 +38,9 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1 << 20;
 /// Default [`WriterConfig::unknown_topic_retries`]: 4 (franz-go's `UnknownTopicRetries`).
 pub const DEFAULT_UNKNOWN_TOPIC_RETRIES: u32 = 4;
 
+/// Default [`WriterConfig::transaction_timeout`]: 60 s (Java `transaction.timeout.ms`).
+pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Settings of a [`Writer`](super::Writer) (kafka-go's `Writer` fields, Java producer settings).
 #[derive(Clone)]
 #[must_use]
@@ -109,6 +112,17 @@ pub struct WriterConfig {
     pub max_request_bytes: usize,
     /// Called once per batch with its outcome (see [`Completion`]). Default `None`.
     pub completion: Option<Completion>,
+    /// The transactional id (Java `transactional.id`; KIP-98): makes the writer a
+    /// transactional producer. Its writes then go only into transactions
+    /// ([`Writer::init_transactions`](super::Writer::init_transactions), then
+    /// `begin_transaction` ... `commit_transaction`), and a newer writer with the same id
+    /// fences this one. Needs [`WriterConfig::idempotent`]. Default `None`.
+    pub transactional_id: Option<String>,
+    /// How long the transaction coordinator lets a transaction stay open before it aborts it
+    /// (InitProducerId's `transaction_timeout_ms`; Java `transaction.timeout.ms`); at most the
+    /// broker's `transaction.max.timeout.ms` (15 min by default). Only with a
+    /// [`WriterConfig::transactional_id`]. Default [`DEFAULT_TRANSACTION_TIMEOUT`].
+    pub transaction_timeout: Duration,
 }
 
 impl Default for WriterConfig {
@@ -132,6 +146,8 @@ impl Default for WriterConfig {
             queue_bytes: DEFAULT_QUEUE_BYTES,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             completion: None,
+            transactional_id: None,
+            transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT,
         }
     }
 }
@@ -146,6 +162,7 @@ impl std::fmt::Debug for WriterConfig {
             .field("acks", &self.acks)
             .field("compression", &self.compression)
             .field("idempotent", &self.idempotent)
+            .field("transactional_id", &self.transactional_id)
             .finish_non_exhaustive()
     }
 }
@@ -237,6 +254,16 @@ impl WriterConfig {
         f: impl Fn(std::result::Result<&Delivered, &Error>, &[Message]) + Send + Sync + 'static,
     ) -> Self {
         self.completion = Some(Arc::new(f));
+        self
+    }
+    /// Sets [`WriterConfig::transactional_id`].
+    pub fn with_transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
+        self
+    }
+    /// Sets [`WriterConfig::transaction_timeout`].
+    pub fn with_transaction_timeout(mut self, d: Duration) -> Self {
+        self.transaction_timeout = d;
         self
     }
     /// Sets [`WriterConfig::cluster`].

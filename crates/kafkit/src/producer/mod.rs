@@ -6,6 +6,7 @@ mod config;
 mod delivery;
 pub(crate) mod produce;
 mod sender;
+mod txn;
 mod writer;
 
 #[doc(hidden)]
@@ -14,7 +15,8 @@ pub use balancer::{Balancer, Crc32Balancer, Hash, LeastBytes, Murmur2Balancer, R
 pub use config::{
     WriterConfig, DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_DELIVERY_TIMEOUT, DEFAULT_LINGER,
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_PRODUCE_CONCURRENCY, DEFAULT_QUEUE_BYTES,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_UNKNOWN_TOPIC_RETRIES,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_TRANSACTION_TIMEOUT, DEFAULT_UNKNOWN_TOPIC_RETRIES,
 };
 pub use delivery::{Completion, Delivered, DeliveryFuture, WriteErrors};
+pub use txn::GroupMetadata;
 pub use writer::{Writer, WriterStats};

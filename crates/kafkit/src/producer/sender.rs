@@ -101,6 +101,8 @@ pub(crate) struct Engine {
     pub(crate) bump_needed: bool,
     /// Per partition leader, the connection the next partition to go to it is given.
     pub(crate) next_lane: HashMap<i32, u16>,
+    /// The transactional producer's id generation last taken (see `txn_sync`).
+    pub(crate) txn_gen: u64,
 }
 
 impl Engine {
@@ -108,6 +110,7 @@ impl Engine {
         let shared = self.shared.clone();
         let mut tasks: tokio::task::JoinSet<Answer> = tokio::task::JoinSet::new();
         loop {
+            self.txn_sync();
             if self.bump_needed && tasks.is_empty() {
                 self.bump_epoch().await;
             }
@@ -213,7 +216,21 @@ impl Engine {
 
     /// Numbers and encodes the batches taken, then sends them with every resend that is
     /// due: one Produce request per partition leader, a batch per partition.
-    async fn send(&mut self, ready: Vec<(PartKey, OpenBatch)>, tasks: &mut tokio::task::JoinSet<Answer>) {
+    async fn send(&mut self, mut ready: Vec<(PartKey, OpenBatch)>, tasks: &mut tokio::task::JoinSet<Answer>) {
+        if self.shared.txn.is_some() && !ready.is_empty() {
+            // Partitions join the transaction before their first batch (v1); a transaction
+            // that must be aborted sends nothing more.
+            let keys: Vec<PartKey> = ready.iter().map(|(k, _)| k.clone()).collect();
+            let added = match self.txn_new_partitions(&keys) {
+                Ok(new) => self.txn_add_partitions(new).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = added {
+                for (_, open) in std::mem::take(&mut ready) {
+                    self.finish(open, Err(e.dup()));
+                }
+            }
+        }
         let now = Instant::now();
         let mut go: Vec<(PartKey, u64)> = Vec::new();
         // Resends first: one at a time per partition, with nothing else in flight there.
@@ -236,7 +253,15 @@ impl Engine {
             let p = self.parts.entry(key.clone()).or_default();
             let base_sequence = if self.producer.is_some() { p.next_sequence } else { -1 };
             match encode(&mut open, compression, self.producer, base_sequence) {
-                Ok(encoded) => {
+                Ok(mut encoded) => {
+                    if self.shared.txn.is_some() {
+                        // The transactional attribute (KIP-98).
+                        let mut buf = encoded.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+                        if let Err(e) = RecordBatch::set_transactional(&mut buf) {
+                            tracing::warn!(error = %e, "marking a batch transactional failed");
+                        }
+                        encoded = buf.freeze();
+                    }
                     if self.producer.is_some() {
                         p.next_sequence = p.next_sequence.wrapping_add(open.count as i32) & i32::MAX;
                     }
@@ -349,13 +374,13 @@ impl Engine {
         let meta = self.shared.cluster.metadata();
         let ids_known = entries.iter().all(|(key, _)| crate::topic_ids::known_id(&meta, &key.0).is_some());
         let version = match crate::topic_ids::version_for_topics::<ProduceRequest>(&conn, PRODUCE_BY_ID, ids_known) {
-            Ok(v) => v,
+            Ok(v) => self.txn_produce_version(v),
             Err(e) => {
                 tasks.spawn(async move { (entries, Err(e)) });
                 return;
             }
         };
-        let ProduceCall { req, size, version, ids } = produce_request(
+        let ProduceCall { mut req, size, version, ids } = produce_request(
             acks,
             conn.timeout_ms(),
             version,
@@ -365,6 +390,9 @@ impl Engine {
                 Some((&*key.0, key.1, &b.encoded))
             }),
         );
+        if let Some(t) = &self.shared.txn {
+            req.transactional_id = Some(t.id.clone());
+        }
         self.shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         if acks == Acks::None {
             let r = conn.send_without_response_version(&req, version).await.map(|_| ProduceResponse::default());
@@ -460,13 +488,17 @@ impl Engine {
         // concurrently (Tansu does; Kafka never) may have seen it first. Sent with nothing
         // before it outstanding, it means the broker lost a batch: fatal.
         let ooo_retriable = earlier_missing || batch.sent_behind;
+        let transactional = self.shared.txn.is_some();
         let retriable = e.is_retriable()
             || (idempotent && code == Some(ErrorCode::OutOfOrderSequenceNumber) && ooo_retriable)
-            || code == Some(ErrorCode::UnknownProducerId);
+            || (code == Some(ErrorCode::UnknownProducerId) && !transactional);
         let expired = batch.first_sent.is_some_and(|t| t.elapsed() >= delivery_timeout);
         if code == Some(ErrorCode::OutOfOrderSequenceNumber) && !ooo_retriable {
             let reason = format!("{e}: a batch was lost with nothing before it missing");
             lock(&self.shared.acc).fatal = Some(reason.clone());
+            if let Some(t) = &self.shared.txn {
+                t.fail(&Error::Fatal(reason.clone()));
+            }
             self.finish(batch.open, Err(Error::Fatal(reason)));
             return;
         }
@@ -474,7 +506,8 @@ impl Engine {
             if code == Some(ErrorCode::UnknownProducerId) {
                 self.bump_needed = true;
             }
-            batch.not_before = Instant::now() + backoff.delay(batch.attempts.saturating_sub(1));
+            batch.not_before =
+                Instant::now() + super::txn::produce_backoff(transactional, code, backoff, batch.attempts);
             // Keep resends in sequence (batch id) order.
             let pos = p.resend.iter().position(|r| *r > id).unwrap_or(p.resend.len());
             p.resend.insert(pos, id);
@@ -490,6 +523,12 @@ impl Engine {
         } else {
             e
         };
+        if let Some(t) = &self.shared.txn {
+            // The transaction can only be aborted now (the abort takes the new epoch).
+            t.fail(&err);
+            self.finish(batch.open, Err(err));
+            return;
+        }
         self.finish(batch.open, Err(err));
         if idempotent {
             // A failed batch leaves a gap in the sequence: start a new epoch (KIP-360).

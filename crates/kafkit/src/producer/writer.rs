@@ -63,10 +63,12 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     /// Wakes writes waiting for room in the queue.
     pub(crate) room: Notify,
+    /// The transactional producer's state, with a transactional id.
+    pub(crate) txn: Option<Arc<super::txn::TxnShared>>,
 }
 
 /// Closes the writer when the last [`Writer`] clone goes.
-pub(crate) struct Handle(Arc<Shared>);
+pub(crate) struct Handle(pub(crate) Arc<Shared>);
 
 impl Drop for Handle {
     fn drop(&mut self) {
@@ -131,8 +133,16 @@ impl Writer {
         if !(1..=usize::from(u16::MAX)).contains(&config.produce_concurrency) {
             return Err(Error::InvalidArgument("produce_concurrency must be from 1 to 65535".into()));
         }
+        if config.transactional_id.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::InvalidArgument("an empty transactional id".into()));
+        }
+        if config.transactional_id.is_some() && !config.idempotent {
+            return Err(Error::InvalidArgument("a transactional producer must be idempotent".into()));
+        }
+        let txn = config.transactional_id.clone().map(|id| Arc::new(super::txn::TxnShared::new(id)));
         let cluster = Cluster::connect(brokers, config.cluster.clone()).await?;
-        let producer = if config.idempotent { Some(init_producer_id(&cluster).await?) } else { None };
+        // A transactional producer gets its producer id in `init_transactions`.
+        let producer = if config.idempotent && txn.is_none() { Some(init_producer_id(&cluster).await?) } else { None };
         let shared = Arc::new(Shared {
             topic: Arc::from(config.topic.as_deref().unwrap_or("")),
             config,
@@ -141,6 +151,7 @@ impl Writer {
             acc: Mutex::new(Acc::default()),
             wake: Notify::new(),
             room: Notify::new(),
+            txn,
         });
         let engine = Engine {
             shared: shared.clone(),
@@ -149,6 +160,7 @@ impl Writer {
             next_batch_id: 0,
             bump_needed: false,
             next_lane: HashMap::new(),
+            txn_gen: 0,
         };
         tokio::spawn(engine.run());
         Ok(Writer { handle: Arc::new(Handle(shared)) })
@@ -179,6 +191,9 @@ impl Writer {
     /// `UNKNOWN_TOPIC_OR_PARTITION`); [`Error::Fatal`] once the producer failed for good.
     pub async fn write(&self, mut msg: Message) -> Result<DeliveryFuture> {
         let sh = self.shared();
+        if let Some(t) = &sh.txn {
+            t.check_write()?;
+        }
         let cfg = &sh.config;
         let timestamp = to_millis(*msg.time.get_or_insert_with(SystemTime::now));
         let topic: Arc<str> = match (&cfg.topic, msg.topic.is_empty()) {
