@@ -488,3 +488,35 @@ async fn the_admin_client_is_refused_promptly() {
 fn bob_acl(topic: &str) -> Acl {
     bob(ResourceType::Topic, topic, AclOperation::Read)
 }
+
+/// A transactional id bob may not write: `init_transactions` fails at once with a fatal error
+/// naming TRANSACTIONAL_ID_AUTHORIZATION_FAILED (the Java client's
+/// `TransactionalIdAuthorizationException`), and every later call of that Writer fails the same
+/// way. Granted Write on the id, a new Writer commits a transaction.
+#[tokio::test]
+async fn a_transactional_id_bob_may_not_write_is_refused_promptly_and_for_good() {
+    let broker = common::kafka();
+    let addr = broker.addr();
+    let admin = super_admin(&addr).await;
+    let topic = unique_topic("acl-txn");
+    let txn_id = unique_topic("acl-txn-id");
+    common::create_topics(&addr, &[TopicConfig::new(&topic, 1)]).await;
+    grant(&admin, &[bob(ResourceType::Topic, &topic, AclOperation::Write)]).await;
+    let sasl = sasl_addr();
+    let config = WriterConfig::default().with_topic(&topic).with_cluster(as_bob()).with_transactional_id(&txn_id);
+    let w = Writer::new(&[&sasl], config.clone()).await.unwrap();
+    let e = prompt("init_transactions without Write on the transactional id", w.init_transactions())
+        .await
+        .expect_err("init_transactions without Write on the transactional id");
+    assert!(e.is_fatal() && !e.is_retriable(), "{e}");
+    assert!(e.to_string().contains("TRANSACTIONAL_ID_AUTHORIZATION_FAILED"), "{e}");
+    let again = prompt("begin_transaction after the refusal", w.begin_transaction()).await;
+    assert!(again.as_ref().is_err_and(|e| e.is_fatal()), "{again:?}");
+
+    grant(&admin, &[bob(ResourceType::TransactionalId, &txn_id, AclOperation::Write)]).await;
+    let w = Writer::new(&[&sasl], config).await.unwrap();
+    w.init_transactions().await.unwrap();
+    w.begin_transaction().await.unwrap();
+    w.write_messages(vec![msg("committed")]).await.unwrap();
+    w.commit_transaction().await.unwrap();
+}
