@@ -2,7 +2,8 @@
 //! Kafka 4.4, both ways: what kafkit's `Writer` writes the Java consumer reads identically, and
 //! what the Java producer writes kafkit's `Reader` reads identically, with every codec, keys,
 //! null keys, null values, headers (empty, binary and null values), a 1 MiB value, idempotent
-//! and plain producers on both sides, and the Java transactional producer; and for 2,400 keys
+//! and plain producers on both sides, and transactional producers both ways (aborted
+//! transactions invisible to read_committed either way); and for 2,400 keys
 //! `Murmur2Balancer` puts each record on the partition the Java producer's default partitioner
 //! puts it on, as read back from the broker.
 //!
@@ -222,4 +223,52 @@ async fn murmur2_balancer_picks_the_partition_the_java_producer_picks() {
         assert_eq!(used.len(), partitions as usize, "the keys spread over every partition");
     }
     assert_eq!(compared, 2400);
+}
+
+/// kafkit's transactions as the Java client sees them: a transactional `Writer` commits one
+/// transaction, aborts the next and commits a third (lz4). Java's read_committed consumer reads
+/// exactly the committed records, in order; its read_uncommitted consumer reads all of them.
+#[tokio::test]
+async fn kafkits_transactions_as_the_java_client_reads_them() {
+    let broker = common::kafka();
+    let addr = broker.bootstrap();
+    let topic = unique_topic("java-from-kafkit-txn");
+    common::create_topics(&addr, &[TopicConfig::new(&topic, 1)]).await;
+    let cfg = WriterConfig::default()
+        .with_topic(&topic)
+        .with_compression(Compression::Lz4)
+        .with_transactional_id(unique_topic("kafkit-txn"));
+    let w = Writer::new(&[&addr], cfg).await.unwrap();
+    w.init_transactions().await.unwrap();
+    let batch = |tag: &str| -> Vec<Message> {
+        (0..20)
+            .map(|i| Message::new(Some(Bytes::from(format!("k{i}"))), Some(Bytes::from(format!("{tag}-{i}")))))
+            .collect()
+    };
+    let mut committed = Vec::new();
+    let mut every = Vec::new();
+    for (tag, commit) in [("first", true), ("aborted", false), ("second", true)] {
+        w.begin_transaction().await.unwrap();
+        let b = batch(tag);
+        w.write_messages(b.clone()).await.unwrap();
+        if commit {
+            w.commit_transaction().await.unwrap();
+            committed.extend(b.clone());
+        } else {
+            w.abort_transaction().await.unwrap();
+        }
+        every.extend(b);
+    }
+    w.close().await.unwrap();
+
+    let value = |l: &Value| from_json(l).value.map(|v| String::from_utf8(v.to_vec()).unwrap());
+    let values = |ms: &[Message]| {
+        ms.iter().map(|m| m.value.as_ref().map(|v| String::from_utf8(v.to_vec()).unwrap())).collect::<Vec<_>>()
+    };
+    let mut java = Java::start(&addr);
+    let (lines, _) =
+        java.call(json!({"cmd": "consume", "topic": topic, "count": committed.len(), "isolation": "read_committed"}));
+    assert_eq!(lines.iter().map(value).collect::<Vec<_>>(), values(&committed), "Java read_committed");
+    let (lines, _) = java.call(json!({"cmd": "consume", "topic": topic, "count": every.len()}));
+    assert_eq!(lines.iter().map(value).collect::<Vec<_>>(), values(&every), "Java read_uncommitted");
 }
