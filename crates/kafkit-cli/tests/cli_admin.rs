@@ -5,6 +5,7 @@
 
 #[path = "../../kafkit/tests/common/mod.rs"]
 mod common;
+mod run;
 
 use bytes::Bytes;
 use common::{unique_topic, users, Listener};
@@ -12,9 +13,9 @@ use kafkit::admin::{
     Acl, AclOperation, AclPermission, Client, PatternType, ResourceType, ScramCredential, ScramMechanism,
 };
 use kafkit::{ClusterConfig, Dialer, Message, TopicConfig, TopicPartition};
+use run::{command, ok, one_line_error, run};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// A refusal must come well before the command's 10 s of retries.
@@ -24,35 +25,12 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-/// Runs `kafkit --brokers BROKER ARGS` with `env` set, feeding it `stdin`.
+/// Runs `kafkit --brokers BROKER ARGS` with `env` set (and no SASL mechanism or user from the
+/// test's own environment), feeding it `stdin`.
 fn kafkit(broker: &str, env: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkit"))
-        .args(["--brokers", broker])
-        .args(args)
-        .envs(env.iter().copied())
-        .env_remove("KAFKIT_SASL_MECHANISM")
-        .env_remove("KAFKIT_SASL_USERNAME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kafkit");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
-    child.wait_with_output().expect("kafkit output")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "kafkit failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).expect("utf-8")
-}
-
-/// A failure: exit code 1 and one line on stderr.
-fn one_line_error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout {:?}", String::from_utf8_lossy(&out.stdout));
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("kafkit: error: "), "{err}");
-    err
+    let mut cmd = command(broker, args);
+    cmd.envs(env.iter().copied()).env_remove("KAFKIT_SASL_MECHANISM").env_remove("KAFKIT_SASL_USERNAME");
+    run(&mut cmd, stdin)
 }
 
 /// Writes one record per timestamp (ms since the epoch) to partition `p`, values `p-i`.

@@ -3,44 +3,17 @@
 
 #[path = "../../kafkit/tests/common/mod.rs"]
 mod common;
+mod run;
 
 use base64::Engine as _;
 use common::{kafka, unique_topic, users, Listener};
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use run::{command, kafkit, ok, one_line_error, run};
+use std::process::Output;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Runs `kafkit --brokers BROKER ARGS` with `env` added and `stdin` as its input.
 fn kafkit_env(broker: &str, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkit"))
-        .args(["--brokers", broker])
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kafkit");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
-    child.wait_with_output().expect("kafkit output")
-}
-
-fn kafkit(broker: &str, args: &[&str], stdin: &[u8]) -> Output {
-    kafkit_env(broker, args, &[], stdin)
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "kafkit failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).expect("utf-8")
-}
-
-/// A failure: exit code 1 and one line on stderr.
-fn one_line_error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout {:?}", String::from_utf8_lossy(&out.stdout));
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("kafkit: error: "), "{err}");
-    err
+    run(command(broker, args).envs(env.iter().copied()), stdin)
 }
 
 fn path(p: &std::path::Path) -> &str {

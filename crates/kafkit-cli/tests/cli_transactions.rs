@@ -3,28 +3,10 @@
 
 #[path = "../../kafkit/tests/common/mod.rs"]
 mod common;
+mod run;
 
 use common::unique_topic;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn kafkit(broker: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kafkit"))
-        .args(["--brokers", broker])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kafkit");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
-    child.wait_with_output().expect("kafkit output")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "kafkit failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).expect("utf-8")
-}
+use run::{kafkit, ok};
 
 #[test]
 fn transactional_produce_commits_per_n_records_and_read_committed_reads_them() {
