@@ -246,15 +246,7 @@ impl Writer {
             inner.state = State::Committing;
             (inner.producer.ok_or(Error::Closed)?, inner.v2, inner.started)
         };
-        if started {
-            match requests::end_txn(&self.handle.0.cluster, &t, pid, true, v2).await {
-                Ok(next) => self.txn_ended(&t, next),
-                Err(e) => return Err(self.txn_failed(&t, e)),
-            }
-        } else {
-            lock(&t.inner).state = State::Ready;
-        }
-        Ok(())
+        self.end_txn(&t, pid, true, v2, started).await
     }
 
     /// Aborts the open transaction (Java `abortTransaction`): waits for the writes already
@@ -298,15 +290,8 @@ impl Writer {
             inner.state = State::Aborting;
             (inner.producer.ok_or(Error::Closed)?, inner.v2, inner.started, inner.needs_bump)
         };
+        self.end_txn(&t, pid, false, v2, started).await?;
         let sh = &self.handle.0;
-        if started {
-            match requests::end_txn(&sh.cluster, &t, pid, false, v2).await {
-                Ok(next) => self.txn_ended(&t, next),
-                Err(e) => return Err(self.txn_failed(&t, e)),
-            }
-        } else {
-            lock(&t.inner).state = State::Ready;
-        }
         if bump && !v2 {
             match requests::init_producer_id(&sh.cluster, &t, sh.config.transaction_timeout, Some(pid)).await {
                 Ok(p) => {
@@ -318,6 +303,22 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// Ends the transaction: EndTxn(commit or abort) when it reached the coordinator
+    /// (`started`), else straight back to ready.
+    async fn end_txn(&self, t: &TxnShared, pid: ProducerId, commit: bool, v2: bool, started: bool) -> Result<()> {
+        if !started {
+            lock(&t.inner).state = State::Ready;
+            return Ok(());
+        }
+        match requests::end_txn(&self.handle.0.cluster, t, pid, commit, v2).await {
+            Ok(next) => {
+                self.txn_ended(t, next);
+                Ok(())
+            }
+            Err(e) => Err(self.txn_failed(t, e)),
+        }
     }
 
     /// The transaction ended: back to ready, with the new epoch EndTxn v5 gave.
