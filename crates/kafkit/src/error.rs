@@ -155,6 +155,36 @@ pub enum Error {
     /// Nothing was sent; the Writer is unchanged.
     #[error("transaction state: {0}")]
     TransactionState(String),
+    /// A broker sent data that breaks the protocol's rules although it decoded: a partition
+    /// id that is negative, duplicated or absurdly large in Metadata, an offset that
+    /// overflows, a response for a partition that was not asked for. The data is not used:
+    /// the topic it concerns fails with this (its other topics go on), or the connection is
+    /// closed. Not retriable as such; a metadata refresh may bring sound data.
+    #[error("malformed data from {broker}: {what}")]
+    Malformed {
+        /// The broker address.
+        broker: String,
+        /// What was wrong, with the topic and partition it concerns.
+        what: String,
+    },
+    /// No broker of the bootstrap list or of the last metadata could be reached within the
+    /// deadline; `last` is the last failure seen.
+    #[error("no broker reachable ({brokers}): {last}")]
+    NoBrokerReachable {
+        /// The brokers tried, comma-separated.
+        brokers: String,
+        /// The last failure, as text.
+        last: String,
+    },
+    /// The group coordinator chose an assignor (or, under KIP-848, a server assignor) that
+    /// this member did not offer or does not know.
+    #[error("unknown assignor {name:?} chosen for group {group}")]
+    UnknownAssignor {
+        /// The group.
+        group: String,
+        /// The protocol or assignor name the coordinator chose.
+        name: String,
+    },
 }
 
 impl Error {
@@ -163,6 +193,7 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::RequestTimeout { .. } => true,
+            Error::NoBrokerReachable { .. } => true,
             Error::ConnectionClosed { .. } => true,
             Error::Broker { code, .. } => code.is_retriable(),
             _ => false,
@@ -216,6 +247,13 @@ impl Error {
             Error::ProducerFenced(s) => Error::ProducerFenced(s.clone()),
             Error::TransactionState(s) => Error::TransactionState(s.clone()),
             Error::CommitFailed(s) => Error::CommitFailed(s.clone()),
+            Error::Malformed { broker, what } => Error::Malformed { broker: broker.clone(), what: what.clone() },
+            Error::NoBrokerReachable { brokers, last } => {
+                Error::NoBrokerReachable { brokers: brokers.clone(), last: last.clone() }
+            }
+            Error::UnknownAssignor { group, name } => {
+                Error::UnknownAssignor { group: group.clone(), name: name.clone() }
+            }
             Error::Tls { addr, reason } => Error::Tls { addr: addr.clone(), reason: reason.clone() },
             Error::Auth { addr, mechanism, message } => {
                 Error::Auth { addr: addr.clone(), mechanism: mechanism.clone(), message: message.clone() }

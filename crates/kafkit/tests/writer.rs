@@ -148,6 +148,35 @@ async fn idempotent_batches_carry_a_producer_id_and_contiguous_sequences() {
 }
 
 #[tokio::test]
+async fn full_batches_at_the_default_batch_bytes_fit_the_brokers_default_max_message_bytes() {
+    let broker = common::kafka();
+    let topic = unique_topic("fullbatch");
+    create(&broker.addr(), &topic, 1).await;
+    // Two of these records take about 1,048,550 bytes of records: within 1 MiB, but with the
+    // 61-byte batch header past the broker's default max.message.bytes (1,048,588). With the
+    // header counted in batch_bytes each goes in a batch of its own, and both are written.
+    let w = Writer::new(
+        &[&broker.addr()],
+        WriterConfig::default().with_topic(&topic).with_linger(Duration::from_secs(30)).with_acks(Acks::All),
+    )
+    .await
+    .unwrap();
+    let value = |i: usize| format!("{i}{}", "x".repeat(524_262 - 1));
+    let mut pending = Vec::new();
+    for i in 0..4 {
+        pending.push(w.write(msg("k", value(i))).await.unwrap());
+    }
+    w.flush().await.unwrap();
+    for p in pending {
+        p.await.unwrap();
+    }
+    let got = read_partition(&broker.addr(), &topic, 0, 4).await;
+    let values: Vec<String> =
+        got.iter().map(|m| String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap()).collect();
+    assert_eq!(values, (0..4).map(value).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn acks_one_and_none_without_idempotence() {
     let broker = common::kafka();
     let topic = unique_topic("acks");

@@ -128,7 +128,7 @@ impl Acc {
             b.generation == self.generation
                 && b.count < cfg.batch_size
                 && b.records.as_ref().is_some_and(|r| {
-                    r.records_len() + r.record_len(timestamp, key, value, &msg.headers) <= cfg.batch_bytes
+                    r.records_len() + r.record_len(timestamp, key, value, &msg.headers) <= cfg.batch_records_bytes()
                 })
         });
         // The task is woken when a partition's queue starts (to time its linger) and when a
@@ -147,8 +147,8 @@ impl Acc {
                 // As much as the last batch took and a quarter more (within batch_bytes), so
                 // a batch like the last one is never moved as it fills.
                 records: Some(
-                    RecordBatchBuilder::with_capacity((q.hint.1 + q.hint.1 / 4).min(cfg.batch_bytes))
-                        .with_limit(cfg.batch_bytes),
+                    RecordBatchBuilder::with_capacity((q.hint.1 + q.hint.1 / 4).min(cfg.batch_records_bytes()))
+                        .with_limit(cfg.batch_records_bytes()),
                 ),
                 messages: if cfg.completion.is_some() { Vec::with_capacity(q.hint.0) } else { Vec::new() },
                 count: 0,
@@ -172,7 +172,7 @@ impl Acc {
             b.record_bytes += added;
             self.outstanding_bytes += added;
         }
-        let full = b.records.as_ref().is_some_and(|r| r.records_len() >= cfg.batch_bytes);
+        let full = b.records.as_ref().is_some_and(|r| r.records_len() >= cfg.batch_records_bytes());
         if cfg.completion.is_some() {
             b.messages.push(msg);
         }

@@ -56,8 +56,9 @@ pub struct WriterConfig {
     pub balancer: Arc<dyn Balancer>,
     /// Most messages per batch. Default [`DEFAULT_BATCH_SIZE`].
     pub batch_size: usize,
-    /// Most bytes per batch: its records as encoded, before compression (Java `batch.size`,
-    /// kafka-go `BatchBytes`); a larger message goes in a batch of its own. Default
+    /// Most bytes per batch as encoded before compression, its 61-byte header included (Java
+    /// `batch.size`, kafka-go `BatchBytes`), so the default batch fits the broker's default
+    /// `max.message.bytes` (1,048,588); a larger message goes in a batch of its own. Default
     /// [`DEFAULT_BATCH_BYTES`].
     pub batch_bytes: usize,
     /// How long a message may wait for its batch to fill. Default [`DEFAULT_LINGER`].
@@ -183,6 +184,12 @@ impl WriterConfig {
         self.batch_size = n;
         self
     }
+    /// The bytes of records a batch may hold: [`WriterConfig::batch_bytes`] less the record
+    /// batch header.
+    pub(crate) fn batch_records_bytes(&self) -> usize {
+        self.batch_bytes.saturating_sub(kafkit_protocol::record::RECORD_BATCH_OVERHEAD).max(1)
+    }
+
     /// Sets [`WriterConfig::batch_bytes`].
     pub fn with_batch_bytes(mut self, n: usize) -> Self {
         self.batch_bytes = n;

@@ -192,7 +192,7 @@ impl Engine {
                         let due = b.created + cfg.linger;
                         let go = q.batches.len() > 1
                             || b.count >= cfg.batch_size
-                            || b.records.as_ref().is_some_and(|r| r.records_len() >= cfg.batch_bytes)
+                            || b.records.as_ref().is_some_and(|r| r.records_len() >= cfg.batch_records_bytes())
                             || b.generation < generation
                             || closed
                             || due <= now;
