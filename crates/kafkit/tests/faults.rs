@@ -16,6 +16,8 @@ use bytes::Bytes;
 use checker::{check, longest_stall, read_all, value, Outcome};
 use common::{Cluster, ClusterOptions, Listener};
 use kafkit::admin::Client;
+use kafkit::cluster::CoordinatorType;
+use kafkit::Workload;
 use kafkit::{
     ClusterConfig, CommitMode, Message, Reader, ReaderConfig, TopicConfig, TopicPartition, Writer, WriterConfig,
 };
@@ -102,13 +104,28 @@ struct Load {
 
 impl Load {
     fn start(w: Writer, n: usize, len: usize, pause: Option<(usize, Arc<tokio::sync::Notify>)>) -> Load {
+        Load::paced(w, n, len, pause, None)
+    }
+
+    /// As [`Load::start`], at most `rate` records a second (in steps of 100 records).
+    fn paced(
+        w: Writer,
+        n: usize,
+        len: usize,
+        pause: Option<(usize, Arc<tokio::sync::Notify>)>,
+        rate: Option<u32>,
+    ) -> Load {
         let outcomes = Arc::new(Mutex::new((0..n).map(|_| None).collect::<Vec<_>>()));
         let acked = Arc::new(AtomicUsize::new(0));
         let settled = Arc::new(AtomicUsize::new(0));
         let (o, a, s) = (outcomes.clone(), acked.clone(), settled.clone());
         let task = tokio::spawn(async move {
             let mut waits = tokio::task::JoinSet::new();
+            let mut tick = rate.map(|r| tokio::time::interval(Duration::from_secs_f64(100.0 / f64::from(r))));
             for seq in 0..n {
+                if let Some(t) = tick.as_mut().filter(|_| seq % 100 == 0) {
+                    t.tick().await;
+                }
                 if let Some((at, go)) = &pause {
                     if seq == *at {
                         go.notified().await;
@@ -183,6 +200,83 @@ async fn a_killing_the_partition_leader_at_full_speed_loses_nothing() {
     eprintln!("a: longest time without an acknowledgement after the kill: {stall:?}");
     rep.assert_clean("a. kill -9 of the leader");
     assert_eq!(rep.failed, 0, "delivery_timeout (120 s) is far beyond a leader change");
+}
+
+/// d. A rolling restart of all three brokers (controlled shutdown, one at a time, each back
+/// in every ISR before the next) while a writer produces and a group of three readers
+/// consumes: the group survives its coordinator moving, nothing is lost, and no commit
+/// passes what the members received.
+#[tokio::test(flavor = "multi_thread")]
+async fn d_a_rolling_restart_under_a_writer_and_a_group_of_three_loses_nothing() {
+    let _one = SERIAL.lock().await;
+    common::init_tracing();
+    let bed = Bed::start(ClusterOptions::default()).await;
+    let topic = common::unique_topic("fault-roll");
+    bed.create(TopicConfig::new(&topic, 6)).await;
+    let group = common::unique_topic("fault-roll-group");
+    let got: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+    let members: Vec<_> =
+        got.iter().map(|g| tokio::spawn(consume(bed.seeds.clone(), group.clone(), topic.clone(), g.clone()))).collect();
+    // About a minute of records at 500 a second: the whole restart is under load.
+    let n = 30_000;
+    let load = Load::paced(writer(&bed, &topic, Duration::from_secs(120)).await, n, 100, None, Some(500));
+    load.wait_acked(2_000, "before the restarts").await;
+    let t0 = Instant::now();
+    for i in 1..=3usize {
+        let coordinator = bed
+            .admin
+            .cluster()
+            .coordinator(&group, CoordinatorType::Group, Workload::Admin)
+            .await
+            .map_or_else(|e| e.to_string(), |c| c.addr().to_string());
+        let t = Instant::now();
+        bed.cluster.stop(i);
+        bed.cluster.restart(i);
+        bed.until(&topic, "every replica back in sync", |_, isr| isr.len() == 3).await;
+        eprintln!("d: node {i} (group coordinator: {coordinator}) restarted and in sync in {:?}", t.elapsed());
+    }
+    eprintln!("d: rolling restart done in {:?}", t0.elapsed());
+    let outcomes = load.finish(Duration::from_secs(180)).await;
+    let log = read_all(&bed.seeds(), &topic, 6).await;
+    let rep = check(&outcomes, &log);
+    rep.assert_clean("d. rolling restart");
+    assert_eq!(rep.failed, 0);
+
+    // The group read every record.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let all = loop {
+        let mut all: Vec<(i32, i64)> = got.iter().flat_map(|g| g.lock().unwrap().clone()).collect();
+        let received = all.len();
+        all.sort();
+        all.dedup();
+        if all.len() >= log.len() {
+            break (all, received);
+        }
+        assert!(Instant::now() < deadline, "the group read {} of {} records", all.len(), log.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut want: Vec<(i32, i64)> = log.iter().map(|(p, o, _)| (*p, *o)).collect();
+    want.sort();
+    assert_eq!(all.0, want, "every record of the log was received by the group");
+    // Commits catch up (every 100 ms) and never pass what was received.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let committed = bed.admin.fetch_offsets(&group, None).await.unwrap();
+        let total: i64 = committed.values().sum();
+        for (tp, off) in &committed {
+            let received = all.0.iter().filter(|(p, _)| *p == tp.partition).map(|(_, o)| o + 1).max().unwrap_or(0);
+            assert!(*off <= received, "{tp}: committed {off}, but the group had received up to {received}");
+        }
+        if total == log.len() as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "commits reached {total} of {} records", log.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for m in members {
+        m.abort();
+    }
+    eprintln!("d: group: {} records, {} received ({} twice, across rebalances)", log.len(), all.1, all.1 - all.0.len());
 }
 
 /// e. All three brokers down for 30 s, then up: each record is delivered, or fails once at
