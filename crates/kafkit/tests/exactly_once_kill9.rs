@@ -213,7 +213,7 @@ async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
 
     // Replication factor 3 and min.insync.replicas 2 for every topic, the offsets topic and the
     // transaction state log (`scripts/kafka.sh --nodes 3`).
-    let cluster = Cluster::start(ClusterOptions::default().nodes(3));
+    let cluster = Arc::new(Cluster::start(ClusterOptions::default().nodes(3)));
     let seeds = cluster.addrs_on(common::Listener::Plaintext);
     let seeds_s: Vec<&str> = seeds.iter().map(String::as_str).collect();
     eprintln!("3 nodes up after {:?}", t0.elapsed());
@@ -306,7 +306,12 @@ async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
     let (broker_kill_at, broker_restart_at) = (at(&mut rng, 0.25, 0.50), at(&mut rng, 0.65, 0.80));
     eprintln!("schedule: processor kills {kills:?}; broker kill at {broker_kill_at}, restart at {broker_restart_at}");
     let mut killed_broker: Option<i32> = None;
+    // The broker's restart (seconds: it catches up first) runs beside the schedule.
+    let mut restarting: Option<(tokio::task::JoinHandle<()>, Instant, usize)> = None;
     let mut restarted = false;
+    // The longest time without a new record out, and when it ended.
+    let (mut last_distinct, mut last_progress) = (0, Instant::now());
+    let mut longest_stall = (Duration::ZERO, Duration::ZERO);
     let mut mid_transaction = 0;
     let mut events: Vec<String> = Vec::new();
     let progress = |seen: &Arc<Mutex<Seen>>| {
@@ -321,6 +326,24 @@ async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
     loop {
         let (distinct, total) = progress(&seen);
         procs.check();
+        if distinct > last_distinct {
+            if last_progress.elapsed() > longest_stall.0 {
+                longest_stall = (last_progress.elapsed(), t_run.elapsed());
+            }
+            (last_distinct, last_progress) = (distinct, Instant::now());
+        }
+        if restarting.as_ref().is_some_and(|(h, _, _)| h.is_finished()) {
+            let (h, t, from) = restarting.take().unwrap();
+            h.await.expect("the broker restarted");
+            let e = format!(
+                "{:>7.1?} at {distinct} out: node {} serving again, {:?} after its restart began at {from} out",
+                t_run.elapsed(),
+                killed_broker.unwrap(),
+                t.elapsed()
+            );
+            eprintln!("{e}");
+            events.push(e);
+        }
         if distinct >= RECORDS {
             break;
         }
@@ -370,14 +393,11 @@ async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
         }
         if let (Some(node), false) = (killed_broker, restarted) {
             if distinct >= broker_restart_at {
-                let t = Instant::now();
-                tokio::task::block_in_place(|| cluster.restart(node as usize));
+                let c = cluster.clone();
+                let h = tokio::task::spawn_blocking(move || c.restart(node as usize));
+                restarting = Some((h, Instant::now(), distinct));
                 restarted = true;
-                let e = format!(
-                    "{:>7.1?} at {distinct} out: node {node} restarted (serving after {:?})",
-                    t_run.elapsed(),
-                    t.elapsed()
-                );
+                let e = format!("{:>7.1?} at {distinct} out: node {node} restarting", t_run.elapsed());
                 eprintln!("{e}");
                 events.push(e);
                 continue;
@@ -386,7 +406,14 @@ async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let all_out = t_run.elapsed();
-    eprintln!("all {RECORDS} records out after {all_out:?}");
+    eprintln!(
+        "all {RECORDS} records out after {all_out:?}; the longest time without a new record out: {:?}, ending at {:?}",
+        longest_stall.0, longest_stall.1
+    );
+    if let Some((h, t, _)) = restarting.take() {
+        h.await.expect("the broker restarted");
+        eprintln!("node {} serving again {:?} after its restart began", killed_broker.unwrap(), t.elapsed());
+    }
     assert!(kills.is_empty() && killed_broker.is_some(), "the schedule did not run out: {kills:?}, {killed_broker:?}");
 
     // The group has committed every input record's offset (with the transactions that wrote
