@@ -167,20 +167,23 @@ struct Seen {
     failed: Option<String>,
 }
 
-/// The node id of the transaction coordinator of `id`, asked of the live node `addr`.
-async fn transaction_coordinator(addr: &str, id: &str) -> i32 {
+/// The node id of the coordinator of `key` (key type 0: a group, 1: a transactional id),
+/// asked of the live node `addr`.
+async fn coordinator(addr: &str, key_type: i8, key: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let conn = kafkit::Dialer::new().dial(addr).await.expect("dial");
         let resp = conn
-            .request(&FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![id.to_string()]))
+            .request(
+                &FindCoordinatorRequest::default().with_key_type(key_type).with_coordinator_keys(vec![key.to_string()]),
+            )
             .await
             .expect("FindCoordinator");
         let c = &resp.coordinators[0];
         if c.error_code == 0 {
             return c.node_id;
         }
-        assert!(Instant::now() < deadline, "no transaction coordinator for {id}: error {}", c.error_code);
+        assert!(Instant::now() < deadline, "no coordinator for {key}: error {}", c.error_code);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -380,11 +383,21 @@ async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
         }
         if killed_broker.is_none() && distinct >= broker_kill_at {
             let live = cluster.node_addr(1);
-            let node = transaction_coordinator(&live, &format!("{group}-a")).await;
+            let node = coordinator(&live, 1, &format!("{group}-a")).await;
+            // What else it is: the group's coordinator, a partition leader.
+            let group_coordinator = coordinator(&live, 0, &group).await == node;
+            let meta = admin.cluster().refresh_metadata(Some(&[&input, &output])).await.unwrap();
+            let led: Vec<String> = [&input, &output]
+                .iter()
+                .flat_map(|t| (0..PARTITIONS).map(move |p| (t, p)))
+                .filter(|(t, p)| meta.partition(t, *p).is_some_and(|m| m.leader == node))
+                .map(|(t, p)| format!("{}/{p}", if *t == &input { "input" } else { "output" }))
+                .collect();
             tokio::task::block_in_place(|| cluster.kill(node as usize));
             killed_broker = Some(node);
             let e = format!(
-                "{:>7.1?} at {distinct} out: kill -9 node {node}, the transaction coordinator of processor a",
+                "{:>7.1?} at {distinct} out: kill -9 node {node}, the transaction coordinator of processor a \
+                 (group coordinator too: {group_coordinator}; leader of {led:?})",
                 t_run.elapsed()
             );
             eprintln!("{e}");
