@@ -238,7 +238,11 @@ async fn same_generation(readers: &[&Reader], after: i32) -> i32 {
 #[tokio::test]
 async fn a_zombie_processor_of_an_older_generation_cannot_commit_offsets() {
     let kafka = common::kafka();
-    let addr = kafka.addr();
+    zombie_generation(&kafka.addr()).await;
+}
+
+async fn zombie_generation(addr: &str) {
+    let addr = addr.to_string();
     let (input, output) = (unique_topic("txn-gen-in"), unique_topic("txn-gen-out"));
     common::create_topics(&addr, &[TopicConfig::new(&input, 2), TopicConfig::new(&output, 1)]).await;
     let group = unique_topic("txn-gen-group");
@@ -320,13 +324,14 @@ async fn the_broker_aborts_a_transaction_past_its_timeout() {
 }
 
 /// Transactions v1 on Kafka 3.9.2: AddPartitionsToTxn and AddOffsetsToTxn, Produce up to
-/// v11, the epoch kept across transactions.
+/// v11, the epoch kept across transactions; a zombie processor's offsets refused.
 #[tokio::test]
 async fn v1_on_kafka_3_9() {
     let cluster = common::Cluster::start(common::ClusterOptions::default().version("3.9.2"));
     let addr = cluster.addr();
     commit_and_abort(&addr, false).await;
     offsets_only_on_commit(&addr).await;
+    zombie_generation(&addr).await;
 }
 
 /// Throughput at 1 and 10,000 records per transaction (run by hand: `cargo test -p kafkit
