@@ -203,6 +203,38 @@ async fn offsets(admin: &Client, topic: &str, isolation: IsolationLevel) -> BTre
     }
 }
 
+/// Records of `topic` read with `isolation` from the start until every partition's position
+/// reaches `ends` (within 60 s).
+async fn count_to_end(seeds: &[&str], topic: &str, isolation: IsolationLevel, ends: &BTreeMap<i32, i64>) -> usize {
+    let mut r = Reader::new(
+        seeds,
+        ReaderConfig::assign((0..PARTITIONS).map(|p| TopicPartition::new(topic, p)))
+            .with_isolation(isolation)
+            .with_start(StartOffset::First)
+            .with_max_wait(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 0;
+    let mut per: BTreeMap<i32, (usize, i64, i64)> = BTreeMap::new();
+    loop {
+        let at = r.partitions();
+        if ends.iter().all(|(p, end)| at.get(&TopicPartition::new(topic, *p)).is_some_and(|s| s.position >= *end)) {
+            eprintln!("DEBUG {isolation:?}: {n} records; per partition (count, first, last) {per:?}; at {at:?}");
+            return n;
+        }
+        assert!(Instant::now() < deadline, "{isolation:?} reader of {topic} at {at:?}, the ends {ends:?}");
+        if let Ok(m) = tokio::time::timeout(Duration::from_millis(200), r.read_message()).await {
+            let m = m.expect("read the output");
+            let e = per.entry(m.partition).or_insert((0, m.offset, m.offset));
+            e.0 += 1;
+            e.2 = m.offset;
+            n += 1;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
     common::init_tracing();
@@ -470,6 +502,10 @@ async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     reading.abort();
+    // The same output under read_uncommitted: what the aborted transactions left in the log.
+    let uncommitted = count_to_end(&seeds_s, &output, IsolationLevel::ReadUncommitted, &hw).await;
+    let committed_again = count_to_end(&seeds_s, &output, IsolationLevel::ReadCommitted, &hw).await;
+    eprintln!("DEBUG uncommitted {uncommitted} committed again {committed_again}");
 
     let s = seen.lock().unwrap();
     let lost: Vec<usize> = (0..RECORDS).filter(|i| s.counts[*i] == 0).collect();
@@ -485,6 +521,7 @@ async fn pipeline_copies_every_record_once_through_kill_9s_and_a_broker_kill() {
         extra,
         s.bad.len()
     );
+    eprintln!("{uncommitted} output records under read_uncommitted: {} of aborted transactions", uncommitted - s.total);
     eprintln!(
         "{} processor processes started, {KILLS} killed with SIGKILL mid-run ({mid_transaction} with their \
          transaction Ongoing just before), node {} killed and restarted; all out after {all_out:?}, whole test {:?}",
