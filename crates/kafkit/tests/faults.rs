@@ -14,7 +14,7 @@ mod common;
 
 use bytes::Bytes;
 use checker::{check, longest_stall, read_all, value, Outcome};
-use common::{Cluster, ClusterOptions, Listener};
+use common::{Cluster, ClusterOptions, Listener, Proxy, ProxyMode};
 use kafkit::admin::Client;
 use kafkit::cluster::CoordinatorType;
 use kafkit::Workload;
@@ -271,20 +271,7 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     bed.cluster.thaw(victim as usize);
     let outcomes = load.finish(Duration::from_secs(180)).await;
     let after_move = first_ack_after(&outcomes, &theirs, moved);
-    let others_stall: Vec<Duration> = others
-        .iter()
-        .map(|p| {
-            let part: Vec<&Outcome> =
-                outcomes.iter().filter(|o| matches!(o, Outcome::Written(wp, _, _) if wp == p)).collect();
-            let mut times: Vec<Instant> = part
-                .iter()
-                .filter_map(|o| if let Outcome::Written(_, _, t) = o { Some(*t) } else { None })
-                .filter(|t| *t > frozen)
-                .collect();
-            times.sort();
-            times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
-        })
-        .collect();
+    let others_stall: Vec<Duration> = others.iter().map(|p| pause_of(&outcomes, *p, frozen)).collect();
     eprintln!("b: partitions of the frozen node first acknowledged after the move: {after_move:?}");
     eprintln!("b: longest pause of the other partitions after the freeze: {others_stall:?}");
     let log = read_all(&bed.seeds(), &topic, 6).await;
@@ -298,6 +285,77 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     for (p, d) in others.iter().zip(&others_stall) {
         assert!(*d < Duration::from_secs(5), "partition {p}, led by a live node, paused {d:?}");
     }
+}
+
+/// c. One broker cut off from the client by a TCP proxy that stops forwarding both ways
+/// without closing (20 s), while it stays in the cluster: leadership does not move, so its
+/// partitions wait, and are written within seconds of the cut ending; the other partitions
+/// go on meanwhile; nothing waits for `delivery_timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn c_a_broker_cut_off_from_the_client_holds_back_only_its_own_partitions() {
+    let _one = SERIAL.lock().await;
+    common::init_tracing();
+    let bed = Bed::start(ClusterOptions::default().proxied()).await;
+    let proxies: Vec<Proxy> = (1..=3)
+        .map(|i| {
+            let (upstream, advertised) = bed.cluster.proxied(i);
+            // The proxy builds a runtime of its own: not from inside this one.
+            std::thread::spawn(move || Proxy::start(&advertised, &upstream)).join().unwrap()
+        })
+        .collect();
+    let through: Vec<String> = proxies.iter().map(|p| p.addr().to_string()).collect();
+    let topic = common::unique_topic("fault-cut");
+    bed.create(TopicConfig::new(&topic, 6)).await;
+    let before = leaders_seen_by(&bed, 1, &topic).await.expect("leaders");
+    let victim = before[0];
+    let theirs: Vec<i32> = (0..6).filter(|p| before[*p as usize] == victim).collect();
+    let others: Vec<i32> = (0..6).filter(|p| before[*p as usize] != victim).collect();
+    let seeds: Vec<&str> = through.iter().map(String::as_str).collect();
+    let config = WriterConfig::default()
+        .with_topic(&topic)
+        .with_linger(Duration::from_millis(5))
+        .with_delivery_timeout(Duration::from_secs(120));
+    let w = Writer::new(&seeds, config).await.unwrap();
+    let n = 50_000;
+    let load = Load::paced(w, n, 100, None, Some(1_000));
+    load.wait_acked(3_000, "before the cut").await;
+    let cut = Instant::now();
+    proxies[victim as usize - 1].set_mode(ProxyMode::Blackhole);
+    eprintln!("c: node {victim} cut off from the client; it leads partitions {theirs:?}");
+    while cut.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let restored = Instant::now();
+    proxies[victim as usize - 1].set_mode(ProxyMode::Forward);
+    let outcomes = load.finish(Duration::from_secs(180)).await;
+    let after = first_ack_after(&outcomes, &theirs, restored);
+    let others_stall: Vec<Duration> = others.iter().map(|p| pause_of(&outcomes, *p, cut)).collect();
+    eprintln!("c: partitions of the cut-off node first acknowledged after the cut ended: {after:?}");
+    eprintln!("c: longest pause of the other partitions during the cut: {others_stall:?}");
+    let log = read_all(&bed.seeds(), &topic, 6).await;
+    let rep = check(&outcomes, &log);
+    rep.assert_clean("c. broker cut off");
+    assert_eq!(rep.failed, 0, "nothing waited for delivery_timeout");
+    for (p, d) in theirs.iter().zip(&after) {
+        let d = d.unwrap_or_else(|| panic!("partition {p} never written after the cut"));
+        assert!(d < Duration::from_secs(5), "partition {p} written {d:?} after the cut ended");
+    }
+    for (p, d) in others.iter().zip(&others_stall) {
+        assert!(*d < Duration::from_secs(5), "partition {p}, led by a reachable node, paused {d:?}");
+    }
+}
+
+/// The longest time between two acknowledgements of partition `p` after `from`.
+fn pause_of(outcomes: &[Outcome], p: i32, from: Instant) -> Duration {
+    let mut times: Vec<Instant> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Written(wp, _, t) if *wp == p && *t > from => Some(*t),
+            _ => None,
+        })
+        .collect();
+    times.sort();
+    times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
 }
 
 /// d. A rolling restart of all three brokers (controlled shutdown, one at a time, each back
