@@ -358,6 +358,116 @@ fn pause_of(outcomes: &[Outcome], p: i32, from: Instant) -> Duration {
     times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
 }
 
+/// One sender per broker (issue 14, item 2): a frozen broker delays only the partitions it
+/// leads. Replication factor 1 (so no replica of another broker waits on the frozen one), a
+/// 2 s request timeout (so the writer's requests to the frozen broker time out, its
+/// connection closes, and the writer dials it again while it is still frozen), and a load of
+/// its own per partition, each with at most 2,000 records unacknowledged. The partitions of
+/// the two live brokers keep at least 80% of their throughput.
+#[tokio::test(flavor = "multi_thread")]
+async fn i_a_frozen_broker_delays_only_the_partitions_it_leads() {
+    let _one = SERIAL.lock().await;
+    common::init_tracing();
+    let bed = Bed::start(ClusterOptions::default()).await;
+    let topic = common::unique_topic("fault-sink");
+    let created = bed
+        .admin
+        .create_topics(
+            &[TopicConfig::new(&topic, 6).with_replication_factor(1).with_config("min.insync.replicas", "1")],
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(created[&topic].is_ok(), "{created:?}");
+    for seed in &bed.seeds {
+        common::wait_ready(seed, &topic, 6).await;
+    }
+    let leaders = leaders_seen_by(&bed, 1, &topic).await.expect("leaders");
+    let victim = leaders[0];
+    let (theirs, others): (Vec<i32>, Vec<i32>) = (0..6).partition(|p| leaders[*p as usize] == victim);
+    let by_key = |m: &Message, _: &[i32]| -> i32 {
+        m.key.as_ref().and_then(|k| std::str::from_utf8(k).ok()?.strip_prefix('p')?.parse().ok()).unwrap_or(0)
+    };
+    let cluster = ClusterConfig {
+        dialer: kafkit::Dialer::new()
+            .with_request_timeout(Duration::from_secs(2))
+            .with_connect_timeout(Duration::from_secs(2)),
+        ..ClusterConfig::default()
+    };
+    let config = WriterConfig::default()
+        .with_topic(&topic)
+        .with_balancer(by_key)
+        .with_linger(Duration::from_millis(5))
+        .with_delivery_timeout(Duration::from_secs(120))
+        .with_cluster(cluster);
+    let w = Writer::new(&bed.seeds(), config).await.unwrap();
+    let acks: Arc<Mutex<Vec<(i32, Instant)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loads: Vec<_> = (0..6)
+        .map(|p| {
+            let (w, acks, stop) = (w.clone(), acks.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut pending = std::collections::VecDeque::new();
+                let mut failed = 0;
+                let mut seq = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    if pending.len() >= 2_000 {
+                        let f: kafkit::DeliveryFuture = pending.pop_front().unwrap();
+                        match f.await {
+                            Ok(_) => acks.lock().unwrap().push((p, Instant::now())),
+                            Err(_) => failed += 1,
+                        }
+                        continue;
+                    }
+                    let key = Bytes::from(format!("p{p}"));
+                    pending.push_back(w.write(Message::new(Some(key), Some(value(seq, 100)))).await.unwrap());
+                    seq += 1;
+                }
+                for f in pending {
+                    match f.await {
+                        Ok(_) => acks.lock().unwrap().push((p, Instant::now())),
+                        Err(_) => failed += 1,
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let rate = |from: Instant, to: Instant, parts: &[i32]| -> f64 {
+        let n = acks.lock().unwrap().iter().filter(|(p, t)| parts.contains(p) && *t >= from && *t < to).count();
+        n as f64 / (to - from).as_secs_f64()
+    };
+    let wait_until = |t: Instant| async move {
+        while Instant::now() < t {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let t0 = Instant::now() + Duration::from_secs(2);
+    wait_until(t0 + Duration::from_secs(8)).await;
+    let before = rate(t0, t0 + Duration::from_secs(8), &others);
+    let frozen = Instant::now();
+    bed.cluster.freeze(victim as usize);
+    wait_until(frozen + Duration::from_secs(14)).await;
+    let during = rate(frozen + Duration::from_secs(1), frozen + Duration::from_secs(13), &others);
+    bed.cluster.thaw(victim as usize);
+    let thawed = Instant::now();
+    wait_until(thawed + Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut failed = 0;
+    for l in loads {
+        failed += tokio::time::timeout(Duration::from_secs(150), l).await.expect("loads finish").unwrap();
+    }
+    let theirs_after = rate(thawed, thawed + Duration::from_secs(3), &theirs);
+    eprintln!(
+        "i: node {victim} frozen 14 s (it leads {theirs:?}): the others {before:.0} records/s before, {during:.0} during \
+         ({:.0}%); its partitions {theirs_after:.0} records/s in the 3 s after; {failed} failed",
+        100.0 * during / before
+    );
+    assert_eq!(failed, 0);
+    assert!(during >= 0.8 * before, "the live brokers' partitions fell to {during:.0} from {before:.0} records/s");
+    assert!(theirs_after > 0.0, "the frozen broker's partitions were written again once it thawed");
+}
+
 /// d. A rolling restart of all three brokers (controlled shutdown, one at a time, each back
 /// in every ISR before the next) while a writer produces and a group of three readers
 /// consumes: the group survives its coordinator moving, nothing is lost, and no commit

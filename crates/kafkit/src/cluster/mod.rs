@@ -455,6 +455,15 @@ impl Cluster {
         Ok(conn)
     }
 
+    /// The open connection for `workload` to broker `node_id`, if there is one; never dials
+    /// (nor waits for a dial under way).
+    pub(crate) fn connected(&self, node_id: i32, workload: Workload) -> Option<Conn> {
+        let addr = self.metadata().brokers.get(&node_id)?.addr();
+        let slot = self.inner.conns.lock().ok()?.get(&(node_id, workload))?.clone();
+        let guard = slot.try_lock().ok()?;
+        guard.as_ref().filter(|c| !c.is_closed() && c.addr() == addr).cloned()
+    }
+
     /// A connection to any live broker, for requests any broker can answer.
     ///
     /// # Errors

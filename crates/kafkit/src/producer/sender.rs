@@ -236,6 +236,7 @@ impl Engine {
                 }
             }
         }
+        self.dials_done();
         let now = Instant::now();
         let mut go: Vec<(PartKey, u64)> = Vec::new();
         // Resends first: one at a time per partition, with nothing else in flight there.
@@ -323,10 +324,14 @@ impl Engine {
         }
         for ((leader, lane), mut batches) in by_lane {
             let workload = if lane == 0 { Workload::Produce } else { Workload::ProduceLane(lane) };
-            let conn = self.shared.cluster.broker(leader, workload).await;
-            if let Ok(c) = &conn {
-                self.watch.sent_on((leader, lane), c);
-            }
+            // Never dial here: a dial toward a frozen broker can take the whole connect and
+            // request timeouts, and would hold back every other broker's batches.
+            let Some(c) = self.shared.cluster.connected(leader, workload) else {
+                self.defer_for_dial((leader, lane), workload, batches);
+                continue;
+            };
+            self.watch.sent_on((leader, lane), &c);
+            let conn = Ok(c);
             // Requests of a batch per partition, in order, up to the request size.
             while !batches.is_empty() {
                 let mut this: Vec<(PartKey, u64)> = Vec::new();
@@ -348,7 +353,7 @@ impl Engine {
         }
     }
 
-    fn note_attempt(&mut self, key: &PartKey, id: u64) {
+    pub(crate) fn note_attempt(&mut self, key: &PartKey, id: u64) {
         if let Some(b) = self.parts.get_mut(key).and_then(|p| p.batches.get_mut(&id)) {
             b.attempts += 1;
             if b.attempts > 1 {
@@ -445,7 +450,7 @@ impl Engine {
     /// Takes a finished send. Requests finish in any order, so results are handled strictly
     /// in the order the batches were sent: a later batch's OUT_OF_ORDER_SEQUENCE_NUMBER is
     /// only judged once the earlier batch's failure is known.
-    fn complete(&mut self, key: &PartKey, id: u64, result: Result<i64>) {
+    pub(crate) fn complete(&mut self, key: &PartKey, id: u64, result: Result<i64>) {
         if let Some(p) = self.parts.get_mut(key) {
             p.done.insert(id, result);
         }
