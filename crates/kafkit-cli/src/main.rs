@@ -6,6 +6,7 @@
 
 mod config_cmd;
 mod perf;
+mod perf_txn;
 mod txn_cmd;
 
 use base64::Engine as _;
