@@ -69,7 +69,8 @@ pub async fn produce(w: Writer, a: &ProduceArgs) -> Result<(), String> {
     let (cpu1, _) = usage();
     let stats = w.stats();
     w.close().await.map_err(e)?;
-    let mut r = Report::finish("produce", a.records, a.records * (a.record_size + a.key_size) as u64, elapsed, &mut lat);
+    let mut r =
+        Report::finish("produce", a.records, a.records * (a.record_size + a.key_size) as u64, elapsed, &mut lat);
     r.latency_of = "transaction begin to end of commit";
     r.cpu = cpu1.saturating_sub(cpu0);
     r.cpu_of = "the timed part (after init_transactions)";
