@@ -6,6 +6,7 @@
 
 mod config_cmd;
 mod perf;
+mod perf_txn;
 mod txn_cmd;
 
 use base64::Engine as _;
@@ -604,32 +605,8 @@ fn progress(len: Option<u64>, what: &str) -> Option<indicatif::ProgressBar> {
 }
 
 async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
-    let mut input = Vec::new();
-    match &args.file {
-        Some(f) => input = std::fs::read(f).map_err(|e| format!("reading {}: {e}", f.display()))?,
-        None => {
-            std::io::stdin().read_to_end(&mut input).map_err(|e| format!("reading stdin: {e}"))?;
-        }
-    }
     if args.delimiter.is_empty() {
         return Err("the delimiter must not be empty".into());
-    }
-    let text = Bytes::from(input);
-    let mut records = Vec::new();
-    let delim = args.delimiter.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i + delim.len() <= text.len() {
-        if &text[i..i + delim.len()] == delim {
-            records.push(text.slice(start..i));
-            i += delim.len();
-            start = i;
-        } else {
-            i += 1;
-        }
-    }
-    if start < text.len() {
-        records.push(text.slice(start..));
     }
     let acks = match args.acks {
         AcksArg::Zero => Acks::None,
@@ -668,8 +645,7 @@ async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
     }
     let headers: Vec<(String, Bytes)> =
         args.headers.iter().map(|(k, v)| (k.clone(), Bytes::copy_from_slice(v.as_bytes()))).collect();
-    let mut messages = Vec::with_capacity(records.len());
-    for r in records {
+    let message = |r: Bytes| {
         let (key, value) = match &args.key_delimiter {
             Some(sep) => match find(&r, sep.as_bytes()) {
                 Some(at) => (Some(r.slice(..at)), r.slice(at + sep.len()..)),
@@ -681,11 +657,42 @@ async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
         for (k, v) in &headers {
             m = m.with_header(k.clone(), Some(v.clone()));
         }
-        messages.push(m);
-    }
+        m
+    };
     if args.transactional_id.is_some() {
-        return txn_cmd::produce(&writer, messages, args.transaction_records).await;
+        // Records are written as they are read: Ctrl-C aborts only the open transaction.
+        let input: Box<dyn Read + Send> = match &args.file {
+            Some(f) => Box::new(std::fs::File::open(f).map_err(|e| format!("reading {}: {e}", f.display()))?),
+            None => Box::new(std::io::stdin()),
+        };
+        let records = txn_cmd::records(input, args.delimiter.as_bytes().to_vec());
+        return txn_cmd::produce(&writer, records, message, args.transaction_records).await;
     }
+    let mut input = Vec::new();
+    match &args.file {
+        Some(f) => input = std::fs::read(f).map_err(|e| format!("reading {}: {e}", f.display()))?,
+        None => {
+            std::io::stdin().read_to_end(&mut input).map_err(|e| format!("reading stdin: {e}"))?;
+        }
+    }
+    let text = Bytes::from(input);
+    let mut records = Vec::new();
+    let delim = args.delimiter.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i + delim.len() <= text.len() {
+        if &text[i..i + delim.len()] == delim {
+            records.push(text.slice(start..i));
+            i += delim.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    if start < text.len() {
+        records.push(text.slice(start..));
+    }
+    let messages: Vec<Message> = records.into_iter().map(message).collect();
     let bar = progress(Some(messages.len() as u64), "producing");
     let mut futures = Vec::with_capacity(messages.len());
     for m in messages {

@@ -295,7 +295,14 @@ impl Engine {
         }
         // Group by partition leader and the connection to it each partition keeps to.
         let meta = self.shared.cluster.metadata();
-        let lanes = self.shared.config.produce_concurrency.clamp(1, usize::from(u16::MAX)) as u16;
+        // A transactional writer keeps to one connection per leader: the broker verifies a
+        // transaction's partitions per transactional id, and of two Produce requests of one
+        // transaction it handles at once it fails the older (NOT_ENOUGH_REPLICAS, "unable to
+        // verify ... NETWORK_EXCEPTION"), which cost a resend in most small transactions.
+        let lanes = match self.shared.txn {
+            Some(_) => 1,
+            None => self.shared.config.produce_concurrency.clamp(1, usize::from(u16::MAX)) as u16,
+        };
         let mut by_lane: Vec<(Lane, Vec<(PartKey, u64)>)> = Vec::new();
         for (key, id) in go {
             let leader = match crate::cluster::with_leader(&key.0, key.1, meta.partition(&key.0, key.1)) {
