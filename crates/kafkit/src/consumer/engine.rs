@@ -8,9 +8,25 @@
 //! `to_commit` the offset the application allowed to be committed; `committed` the last one
 //! the coordinator acknowledged. `start` is where the current assignment began: a commit
 //! below it would belong to an earlier owner's messages.
+//!
+//! The engine is the one owner of that state: the group task and the `Reader` change it
+//! only through the engine's methods (assign, revoke, seek, pause, marking and
+//! acknowledging commits).
+//!
+//! Errors reach the application three ways, all through [`Engine::next`]:
+//! - a *fatal* error of the reader ([`Engine::fail`]: the group's fatal errors, a
+//!   non-retriable error of a whole fetch) fails every later read until the reader is
+//!   closed;
+//! - a *partition* failure (OFFSET_OUT_OF_RANGE under [`OffsetReset::Fail`], a
+//!   non-retriable error code for one partition, records that do not decode) fails every
+//!   later read until that partition is sought or leaves the reader; it is not fetched
+//!   meanwhile;
+//! - *transient* errors ([`Engine::report`]: [`Error::NoBrokerReachable`]) are each
+//!   returned once, from a queue of at most [`ERROR_QUEUE`] (an error equal to one already
+//!   queued is counted, not queued again; when full the oldest is dropped).
 
 use super::assignor::TopicPartition;
-use super::reader::{OffsetReset, StartOffset};
+use super::reader::{OffsetReset, PartitionState, StartOffset};
 use crate::cluster::{Cluster, Workload};
 use crate::error::{Error, Result};
 use crate::fetch::{Batches, Limits, Selected, Spot};
@@ -18,11 +34,15 @@ use crate::message::Message;
 use crate::net::IsolationLevel;
 use kafkit_protocol::record::DecodeOptions;
 use kafkit_protocol::{ErrorCode, Uuid};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Most transient errors queued for the application at once (see the module docs).
+pub(crate) const ERROR_QUEUE: usize = 64;
 
 /// Fetch settings shared by every partition of a reader.
 #[derive(Debug, Clone)]
@@ -50,21 +70,23 @@ struct Chunk {
 /// One partition being read.
 pub(crate) struct Part {
     /// Changes on every assignment or seek; a fetch result of another epoch is dropped.
-    pub epoch: u64,
-    pub fetch_pos: i64,
-    pub position: i64,
-    pub start: i64,
-    pub committed: i64,
-    pub to_commit: i64,
-    pub paused: bool,
-    pub high_watermark: i64,
+    epoch: u64,
+    fetch_pos: i64,
+    position: i64,
+    start: i64,
+    committed: i64,
+    to_commit: i64,
+    paused: bool,
+    high_watermark: i64,
     /// The offset the lag is measured to, from the last fetch (-1 before the first): the high
     /// watermark, or under read_committed the last stable offset, past which the broker
     /// returns nothing while a transaction is open (the Java consumer's `records-lag` alike).
-    pub end: i64,
+    end: i64,
     /// Stopped after an error the application must see (OFFSET_OUT_OF_RANGE with
-    /// [`OffsetReset::Fail`]); a seek clears it.
-    failed: bool,
+    /// [`OffsetReset::Fail`], a non-retriable error code, records that do not decode): every
+    /// read fails with it until a seek of the partition clears it, or the partition leaves
+    /// the reader. Not fetched meanwhile.
+    failure: Option<Error>,
     chunks: VecDeque<Chunk>,
     in_flight: bool,
     /// The fetch task (slot) still handing over fetched data of this partition, which
@@ -82,7 +104,7 @@ pub(crate) struct Part {
 impl Part {
     /// Messages between the position and the last fetch's high watermark (under
     /// read_committed its last stable offset); -1 before the first fetch.
-    pub fn lag(&self) -> i64 {
+    fn lag(&self) -> i64 {
         if self.end < 0 {
             -1
         } else {
@@ -101,15 +123,20 @@ pub(crate) type Parts = HashMap<TopicPartition, Part, foldhash::fast::RandomStat
 
 #[derive(Default)]
 pub(crate) struct State {
-    pub parts: Parts,
+    parts: Parts,
     /// Partitions with messages to hand out, in turn.
     ready: VecDeque<TopicPartition>,
+    /// The reader's fatal error: every read fails with it until the reader is closed.
+    fatal: Option<Error>,
+    /// Partitions with a `Part::failure`, so that a read finds one without a scan.
+    failed: BTreeSet<TopicPartition>,
+    /// Transient errors, each returned once; at most [`ERROR_QUEUE`].
     errors: VecDeque<Error>,
-    pub closed: bool,
+    closed: bool,
     /// Messages handed out, and their key and value bytes (counted under the lock that
     /// hands them out).
-    pub messages: u64,
-    pub bytes: u64,
+    messages: u64,
+    bytes: u64,
     next_epoch: u64,
     /// Fetches that returned data of a partition, counted (see `Part::served`).
     served: u64,
@@ -125,10 +152,19 @@ pub(crate) struct Counters {
     pub buffered: AtomicU64,
 }
 
+/// Whether any broker answers: for [`Error::NoBrokerReachable`].
+struct Contact {
+    /// When a request last got an answer (or the reader started).
+    last_ok: Instant,
+    /// The last failure to reach a broker since then.
+    failing: Option<String>,
+}
+
 pub(crate) struct Engine {
     pub cluster: Cluster,
     pub settings: FetchSettings,
     state: Mutex<State>,
+    contact: Mutex<Contact>,
     /// Wakes the application when messages or errors arrive.
     data: Notify,
     /// Wakes the fetch tasks when partitions become fetchable.
@@ -151,6 +187,7 @@ impl Engine {
             cluster,
             settings,
             state: Mutex::new(State::default()),
+            contact: Mutex::new(Contact { last_ok: Instant::now(), failing: None }),
             data: Notify::new(),
             wake: Notify::new(),
             budget,
@@ -161,7 +198,7 @@ impl Engine {
         engine
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-changed in a way that
         // matters more than stopping; keep going with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -177,6 +214,7 @@ impl Engine {
             if let Some(old) = st.parts.get(&tp) {
                 self.counters.buffered.fetch_sub(old.buffered() as u64, Ordering::Relaxed);
             }
+            st.failed.remove(&tp);
             st.parts.insert(
                 tp,
                 Part {
@@ -189,7 +227,7 @@ impl Engine {
                     paused: false,
                     high_watermark: -1,
                     end: -1,
-                    failed: false,
+                    failure: None,
                     chunks: VecDeque::new(),
                     in_flight: false,
                     delivering: None,
@@ -208,6 +246,7 @@ impl Engine {
         let mut st = self.lock();
         let mut pending = Vec::new();
         for tp in parts {
+            st.failed.remove(tp);
             if let Some(p) = st.parts.remove(tp) {
                 self.counters.buffered.fetch_sub(p.buffered() as u64, Ordering::Relaxed);
                 if p.to_commit > p.committed {
@@ -220,11 +259,12 @@ impl Engine {
         pending
     }
 
-    /// Moves `tp` to `offset`, dropping what was fetched.
+    /// Moves `tp` to `offset`, dropping what was fetched and clearing its failure.
     pub fn seek(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
         let mut st = self.lock();
         st.next_epoch += 1;
         let epoch = st.next_epoch;
+        st.failed.remove(tp);
         let p = st.parts.get_mut(tp).ok_or_else(|| Error::InvalidArgument(format!("{tp} is not being read")))?;
         self.counters.buffered.fetch_sub(p.buffered() as u64, Ordering::Relaxed);
         p.chunks.clear();
@@ -233,7 +273,7 @@ impl Engine {
         p.position = offset;
         p.in_flight = false;
         p.delivering = None;
-        p.failed = false;
+        p.failure = None;
         drop(st);
         self.wake.notify_waiters();
         Ok(())
@@ -255,11 +295,172 @@ impl Engine {
         self.data.notify_waiters();
     }
 
-    /// Fails every later read with `e` until the reader is closed.
-    pub fn push_error(&self, e: Error) {
+    /// Fails every later read with `e` (or an equal [`Error::dup`]) until the reader is
+    /// closed; fetching stops. The first fatal error stays.
+    pub fn fail(&self, e: Error) {
         self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        self.lock().errors.push_back(e);
+        tracing::warn!(error = %e, "the reader failed");
+        let mut st = self.lock();
+        st.fatal.get_or_insert(e);
+        for (_, h) in st.lanes.drain() {
+            h.abort();
+        }
+        drop(st);
         self.data.notify_waiters();
+        self.wake.notify_waiters();
+    }
+
+    /// The fatal error, if the reader has one.
+    pub fn fatal(&self) -> Option<Error> {
+        self.lock().fatal.as_ref().map(Error::dup)
+    }
+
+    /// Queues a transient error for the application: returned by one read. An error equal
+    /// to one still queued is not queued again; when [`ERROR_QUEUE`] are queued the oldest
+    /// goes.
+    pub fn report(&self, e: Error) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        let mut st = self.lock();
+        push_bounded(&mut st.errors, e);
+        drop(st);
+        self.data.notify_waiters();
+    }
+
+    /// A broker answered a request.
+    pub fn reached(&self) {
+        let mut c = self.contact.lock().unwrap_or_else(|e| e.into_inner());
+        c.last_ok = Instant::now();
+        c.failing = None;
+    }
+
+    /// A request could not reach a broker (`e` is a connection-level failure): after
+    /// [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout) of
+    /// these and no answer, reads fail with [`Error::NoBrokerReachable`].
+    pub fn unreachable(&self, e: &Error) {
+        if !is_unreachable(e) {
+            return;
+        }
+        let first = {
+            let mut c = self.contact.lock().unwrap_or_else(|e| e.into_inner());
+            let first = c.failing.is_none();
+            c.failing = Some(e.to_string());
+            first
+        };
+        if first {
+            // Readers waiting now start counting toward NoBrokerReachable.
+            self.data.notify_waiters();
+        }
+    }
+
+    /// When a read that began at `began` fails with [`Error::NoBrokerReachable`] if nothing
+    /// comes first: `None` while brokers answer.
+    fn unreachable_at(&self, began: Instant) -> Option<(Instant, String)> {
+        let c = self.contact.lock().unwrap_or_else(|e| e.into_inner());
+        let last = c.failing.clone()?;
+        Some((began.max(c.last_ok) + self.cluster.config().retry_timeout, last))
+    }
+
+    /// Marks for commit, per partition, the offset after each of `highest` (offsets the
+    /// application has been given): (partition, assignment epoch, offset) to commit, and why
+    /// any was refused (not returned yet, or not from the current assignment).
+    pub fn mark_for_commit(
+        &self,
+        highest: BTreeMap<TopicPartition, i64>,
+    ) -> (Vec<(TopicPartition, u64, i64)>, Option<String>) {
+        let mut offsets = Vec::new();
+        let mut refused = None;
+        let mut st = self.lock();
+        for (tp, off) in highest {
+            match st.parts.get_mut(&tp) {
+                Some(p) if off >= p.start && off < p.position => {
+                    p.to_commit = p.to_commit.max(off + 1);
+                    offsets.push((tp, p.epoch, off + 1));
+                }
+                Some(p) if off >= p.position => {
+                    refused.get_or_insert_with(|| {
+                        format!("{tp} offset {off} was not returned by this reader yet (next: {})", p.position)
+                    });
+                }
+                _ => {
+                    refused.get_or_insert_with(|| {
+                        format!("{tp} offset {off} is not from this reader's current assignment of the partition")
+                    });
+                }
+            }
+        }
+        (offsets, refused)
+    }
+
+    /// Offsets marked for commit and not yet acknowledged, of the partitions in `owned`.
+    pub fn pending_commits(&self, owned: &BTreeSet<TopicPartition>) -> Vec<(TopicPartition, u64, i64)> {
+        let st = self.lock();
+        st.parts
+            .iter()
+            .filter(|(tp, p)| p.to_commit > p.committed && owned.contains(*tp))
+            .map(|(tp, p)| (tp.clone(), p.epoch, p.to_commit))
+            .collect()
+    }
+
+    /// The coordinator acknowledged these commits (of partitions still in the same
+    /// assignment epoch).
+    pub fn committed(&self, offsets: &[(TopicPartition, u64, i64)]) {
+        let mut st = self.lock();
+        for (tp, epoch, off) in offsets {
+            if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
+                p.committed = p.committed.max(*off);
+            }
+        }
+    }
+
+    /// Position, high watermark, lag, committed offset and pause state of every partition.
+    pub fn partition_states(&self) -> BTreeMap<TopicPartition, PartitionState> {
+        let st = self.lock();
+        st.parts
+            .iter()
+            .map(|(tp, p)| {
+                let state = PartitionState {
+                    position: p.position,
+                    high_watermark: p.high_watermark,
+                    lag: p.lag(),
+                    committed: p.committed,
+                    paused: p.paused,
+                };
+                (tp.clone(), state)
+            })
+            .collect()
+    }
+
+    /// The next offset to hand out of `tp`.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.lock().parts.get(tp).map(|p| p.position)
+    }
+
+    /// The summed lag of every partition (-1 before any fetch).
+    pub fn lag(&self) -> i64 {
+        let st = self.lock();
+        let known = st.parts.values().map(|p| p.lag()).filter(|l| *l >= 0);
+        known.fold(-1, |sum, l| sum.max(0) + l)
+    }
+
+    /// Messages handed out and their key and value bytes.
+    pub fn handed_out(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.messages, st.bytes)
+    }
+
+    /// Whether the reader was closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Fails partition `tp` (if still in the fetch's assignment epoch) with `err`; see
+    /// `Part::failure`.
+    fn fail_partition(st: &mut State, tp: &TopicPartition, err: Error) {
+        if let Some(p) = st.parts.get_mut(tp) {
+            tracing::debug!(partition = %tp, error = %err, "partition failed");
+            p.failure = Some(err);
+            st.failed.insert(tp.clone());
+        }
     }
 
     pub fn close(&self) {
@@ -289,13 +490,22 @@ impl Engine {
         }
     }
 
-    /// The next message; `None` when there is none now.
+    /// The next message; `None` when there is none now. Errors first: closed, the fatal
+    /// error, a transient one, a failed partition's.
     fn pop(&self, st: &mut State, mark: bool) -> Option<Result<Message>> {
+        if st.closed {
+            return Some(Err(Error::Closed));
+        }
+        if let Some(e) = &st.fatal {
+            return Some(Err(e.dup()));
+        }
         if let Some(e) = st.errors.pop_front() {
             return Some(Err(e));
         }
-        if st.closed {
-            return Some(Err(Error::Closed));
+        if let Some(tp) = st.failed.first() {
+            if let Some(e) = st.parts.get(tp).and_then(|p| p.failure.as_ref()) {
+                return Some(Err(e.dup()));
+            }
         }
         let State { parts, ready, messages, bytes, .. } = st;
         while let Some(tp) = ready.front() {
@@ -345,11 +555,18 @@ impl Engine {
     /// the offset to commit (under the same lock, so a revocation cannot come between).
     ///
     /// Cancel-safe: a message leaves the buffer only in the poll that returns it.
+    ///
+    /// # Errors
+    /// See the module docs; and [`Error::NoBrokerReachable`] when this call has waited
+    /// [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout) and no
+    /// broker has answered for that long either (retriable: the fetch tasks keep trying,
+    /// and a later call returns messages once a broker answers).
     pub async fn next(&self, mark: bool) -> Result<Message> {
         // Buffered messages need no wake-up registration.
         if let Some(r) = self.pop(&mut self.lock(), mark) {
             return r;
         }
+        let began = Instant::now();
         loop {
             let notified = self.data.notified();
             tokio::pin!(notified);
@@ -357,7 +574,16 @@ impl Engine {
             if let Some(r) = self.pop(&mut self.lock(), mark) {
                 return r;
             }
-            notified.await;
+            match self.unreachable_at(began) {
+                None => notified.await,
+                Some((at, last)) => {
+                    if Instant::now() >= at {
+                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        return Err(Error::NoBrokerReachable { brokers: self.cluster.broker_list(), last });
+                    }
+                    let _ = tokio::time::timeout_at(at, notified).await;
+                }
+            }
         }
     }
 
@@ -387,7 +613,7 @@ impl Engine {
     fn claim(&self, broker: i32, slot: usize) -> Option<Vec<Claim>> {
         let meta = self.cluster.metadata();
         let mut st = self.lock();
-        if st.closed {
+        if st.closed || st.fatal.is_some() {
             return Some(Vec::new());
         }
         let led =
@@ -404,7 +630,12 @@ impl Engine {
         // The fetchable partitions it leads, served longest ago first.
         let mut open: Vec<(u64, &TopicPartition, &mut Part)> = Vec::new();
         for (tp, p) in st.parts.iter_mut() {
-            if p.in_flight || p.paused || p.failed || p.buffered() >= ahead || p.delivering.is_some_and(|s| s != slot) {
+            if p.in_flight
+                || p.paused
+                || p.failure.is_some()
+                || p.buffered() >= ahead
+                || p.delivering.is_some_and(|s| s != slot)
+            {
                 continue;
             }
             if meta.partition(&tp.topic, tp.partition).is_some_and(|pm| pm.leader == broker) {
@@ -519,7 +750,7 @@ enum Outcome {
 async fn supervise(engine: std::sync::Weak<Engine>) {
     loop {
         let Some(e) = engine.upgrade() else { return };
-        if e.lock().closed {
+        if e.is_closed() || e.fatal().is_some() {
             return;
         }
         let leaders = e.leaders();
@@ -528,8 +759,12 @@ async fn supervise(engine: std::sync::Weak<Engine>) {
             let mut topics: Vec<&str> = missing.iter().map(|tp| tp.topic.as_str()).collect();
             topics.sort_unstable();
             topics.dedup();
-            if let Err(err) = e.cluster.refresh_metadata(Some(&topics)).await {
-                tracing::debug!(error = %err, "metadata refresh for leaderless partitions failed");
+            match e.cluster.refresh_metadata(Some(&topics)).await {
+                Ok(_) => e.reached(),
+                Err(err) => {
+                    e.unreachable(&err);
+                    tracing::debug!(error = %err, "metadata refresh for leaderless partitions failed");
+                }
             }
         }
         {
@@ -576,7 +811,7 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
                 deliver(&e, slot, c, o).await;
                 continue;
             }
-            if e.lock().closed {
+            if e.is_closed() {
                 return;
             }
             let _ = tokio::time::timeout(Duration::from_millis(500), wake).await;
@@ -592,6 +827,7 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
         match fetched {
             Ok(mut outcomes) => {
                 attempt = 0;
+                e.reached();
                 e.advance(slot, &claims, &mut outcomes);
                 backlog = Some((claims, outcomes));
             }
@@ -600,13 +836,21 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
                 e.counters.errors.fetch_add(1, Ordering::Relaxed);
                 let backoff = e.cluster.config().backoff.delay(attempt);
                 attempt += 1;
-                if !err.is_retriable() {
-                    e.push_error(err);
+                e.unreachable(&err);
+                if matches!(err, Error::Decode { .. } | Error::Malformed { .. }) {
+                    // The connection is closed; another may bring sound data.
+                    e.report(err);
+                } else if !err.is_retriable() {
+                    e.fail(err);
+                    return;
                 } else {
                     tracing::debug!(broker, error = %err, "fetch failed; retrying");
                 }
                 tokio::time::sleep(backoff).await;
-                let _ = e.cluster.refresh_metadata(None).await;
+                match e.cluster.refresh_metadata(None).await {
+                    Ok(_) => e.reached(),
+                    Err(err) => e.unreachable(&err),
+                }
             }
         }
     }
@@ -698,8 +942,8 @@ async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outc
             Outcome::Error(err) => Some(err),
         };
         if let Some(err) = err {
-            p.failed = true;
-            st.errors.push_back(err);
+            e.counters.errors.fetch_add(1, Ordering::Relaxed);
+            Engine::fail_partition(&mut st, &c.tp, err);
             drop(st);
             e.data.notify_waiters();
         }
@@ -744,7 +988,7 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
         let permits = cost(&sel).min(cap) as u32;
         let permit = if permits > 0 { e.budget.clone().acquire_many_owned(permits).await.ok() } else { None };
         let mut st = e.lock();
-        let State { parts, ready, errors, .. } = &mut *st;
+        let State { parts, ready, failed, .. } = &mut *st;
         let ours = |p: &&mut Part| {
             p.epoch == c.epoch && if advanced { p.delivering == Some(slot) } else { p.fetch_pos == expected }
         };
@@ -776,8 +1020,17 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
             wake_app = true;
         }
         if let Some(err) = failure {
-            p.failed = true;
-            errors.push_back(err);
+            // Records that do not decode: malformed data from the partition leader.
+            let err = match err {
+                Error::Decode { addr, source } => Error::Malformed {
+                    broker: addr,
+                    what: format!("records of {} fetched at offset {}: {source}", c.tp, c.offset),
+                },
+                err => err,
+            };
+            e.counters.errors.fetch_add(1, Ordering::Relaxed);
+            p.failure = Some(err);
+            failed.insert(c.tp.clone());
             wake_app = true;
         }
         if end {
@@ -834,4 +1087,50 @@ pub(crate) async fn list_offset(
             crate::fetch::list_offset(&conn, &spot, timestamp).await
         })
         .await
+}
+
+/// Failures that mean no broker answered (rather than one that answered with an error).
+fn is_unreachable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::RequestTimeout { .. }
+            | Error::ConnectionClosed { .. }
+            | Error::NoBrokerReachable { .. }
+    ) || e.error_code() == Some(ErrorCode::BrokerNotAvailable)
+}
+
+/// Queues `e` unless an equal error (same text) is queued already; drops the oldest when
+/// [`ERROR_QUEUE`] are queued.
+fn push_bounded(queue: &mut VecDeque<Error>, e: Error) {
+    let text = e.to_string();
+    if queue.iter().any(|q| q.to_string() == text) {
+        return;
+    }
+    if queue.len() >= ERROR_QUEUE {
+        queue.pop_front();
+    }
+    queue.push_back(e);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_queue_is_bounded_and_coalesces_equal_errors() {
+        let mut q = VecDeque::new();
+        let malformed = |i: usize| Error::Malformed { broker: "b:9092".into(), what: format!("partition {i}") };
+        for _ in 0..1000 {
+            push_bounded(&mut q, malformed(0));
+        }
+        assert_eq!(q.len(), 1, "equal errors coalesce");
+        for i in 0..1000 {
+            push_bounded(&mut q, malformed(i));
+        }
+        assert_eq!(q.len(), ERROR_QUEUE);
+        assert_eq!(q.front().map(|e| e.to_string()), Some(malformed(1000 - ERROR_QUEUE).to_string()), "oldest dropped");
+        assert_eq!(q.back().map(|e| e.to_string()), Some(malformed(999).to_string()));
+    }
 }

@@ -128,6 +128,9 @@ pub(crate) struct Group {
 enum Next {
     Rejoin,
     Lost(ErrorCode),
+    /// A fatal error, already given to the engine: drop the partitions, then only answer
+    /// commands.
+    Fatal(ErrorCode),
     Close(oneshot::Sender<Result<()>>),
 }
 
@@ -196,9 +199,10 @@ impl Group {
                     let fatal = e.error_code().is_some_and(is_fatal) || !(e.is_retriable() || is_coordinator_error(&e));
                     tracing::warn!(group = %self.cfg.group_id, error = %e, fatal, "joining the group failed");
                     if fatal {
-                        self.engine.push_error(e);
+                        self.engine.fail(e);
                         return self.idle().await;
                     }
+                    self.engine.unreachable(&e);
                     let wait = self.engine.cluster.config().backoff.delay(attempt);
                     attempt += 1;
                     if let Some(reply) = self.sleep_serving(wait).await {
@@ -211,17 +215,30 @@ impl Group {
             match next {
                 Next::Rejoin => {}
                 Next::Lost(code) => self.lose(code).await,
+                Next::Fatal(code) => {
+                    self.lose(code).await;
+                    return self.idle().await;
+                }
                 Next::Close(reply) => return self.close(reply).await,
             }
         }
     }
 
-    /// After a fatal error: answer commands until closed.
+    /// After a fatal error: answer commands with it until closed.
     async fn idle(mut self) {
+        let fatal = || self.engine.fatal().unwrap_or(Error::Closed);
+        for (_, reply) in std::mem::take(&mut self.deferred) {
+            let _ = reply.send(Err(fatal()));
+        }
+        if let Some(reply) = self.deferred_close.take() {
+            self.engine.close();
+            let _ = reply.send(Ok(()));
+            return;
+        }
         while let Some(cmd) = self.cmds.recv().await {
             match cmd {
                 Cmd::Commit(_, reply) => {
-                    let _ = reply.send(Err(Error::Closed));
+                    let _ = reply.send(Err(fatal()));
                 }
                 Cmd::Close(reply) => {
                     self.engine.close();
@@ -492,15 +509,19 @@ impl Group {
             }
             tokio::select! {
                 _ = beat.tick() => match self.heartbeat().await {
-                    Ok(()) => last_beat_ok = Instant::now(),
+                    Ok(()) => {
+                        last_beat_ok = Instant::now();
+                        self.engine.reached();
+                    }
                     Err(e) => match e.error_code() {
                         Some(ErrorCode::RebalanceInProgress) => return Next::Rejoin,
                         Some(code @ (ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => return Next::Lost(code),
                         Some(code) if is_fatal(code) => {
-                            self.engine.push_error(e);
-                            return Next::Lost(code);
+                            self.engine.fail(e);
+                            return Next::Fatal(code);
                         }
                         _ => {
+                            self.engine.unreachable(&e);
                             tracing::debug!(group = %self.cfg.group_id, error = %e, "heartbeat failed");
                             if is_coordinator_error(&e) {
                                 self.forget_coordinator();
@@ -545,12 +566,18 @@ impl Group {
         }
     }
 
-    /// What a failed commit means for the membership.
+    /// What a failed commit means for the membership. A fatal error (FENCED_INSTANCE_ID,
+    /// GROUP_AUTHORIZATION_FAILED, ...) fails the reader.
     fn after_commit_error(&mut self, e: &Error) -> Option<Next> {
         match e.error_code() {
             Some(ErrorCode::RebalanceInProgress) => Some(Next::Rejoin),
             Some(code @ (ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => Some(Next::Lost(code)),
+            Some(code) if is_fatal(code) => {
+                self.engine.fail(e.dup());
+                Some(Next::Fatal(code))
+            }
             _ => {
+                self.engine.unreachable(e);
                 if is_coordinator_error(e) {
                     self.forget_coordinator();
                 }
@@ -579,14 +606,7 @@ impl Group {
         if self.generation < 0 {
             return Ok(());
         }
-        let pending: Vec<(TopicPartition, u64, i64)> = {
-            let st = self.engine.lock();
-            st.parts
-                .iter()
-                .filter(|(tp, p)| p.to_commit > p.committed && self.owned.contains(*tp))
-                .map(|(tp, p)| (tp.clone(), p.epoch, p.to_commit))
-                .collect()
-        };
+        let pending = self.engine.pending_commits(&self.owned);
         self.commit_offsets(pending).await
     }
 
@@ -603,11 +623,8 @@ impl Group {
             };
             match r {
                 Ok(()) => {
-                    let mut st = self.engine.lock();
+                    self.engine.committed(&pending);
                     for (tp, epoch, off) in pending.iter().cloned() {
-                        if let Some(p) = st.parts.get_mut(&tp).filter(|p| p.epoch == epoch) {
-                            p.committed = p.committed.max(off);
-                        }
                         let e = self.committed.entry(tp).or_insert((epoch, off));
                         if e.0 != epoch || e.1 < off {
                             *e = (epoch, off);
@@ -829,11 +846,10 @@ impl JoinCtx {
             code => return Err(broker_error(code, context())),
         }
         let protocol_name = resp.protocol_name.clone().unwrap_or_default();
-        let assignor = self.cfg.assignors.iter().find(|a| a.name() == protocol_name).cloned().ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "the coordinator chose assignor {protocol_name:?}, which this reader does not offer"
-            ))
-        })?;
+        let assignor =
+            self.cfg.assignors.iter().find(|a| a.name() == protocol_name).cloned().ok_or_else(|| {
+                Error::UnknownAssignor { group: self.cfg.group_id.clone(), name: protocol_name.clone() }
+            })?;
         let leader = resp.leader == resp.member_id;
         let assignments = if leader { self.assign(&resp, assignor.as_ref()).await? } else { Vec::new() };
         let sv = conn.version_for::<SyncGroupRequest>()?;
@@ -881,7 +897,8 @@ impl JoinCtx {
     ) -> Result<Vec<sync_group_request::SyncGroupRequestAssignment>> {
         let mut members = Vec::new();
         for m in &resp.members {
-            let sub: ConsumerProtocolSubscription = unversioned(&m.metadata, "a member's subscription")?;
+            let from = format!("the subscription of member {} of group {}", m.member_id, self.cfg.group_id);
+            let sub: ConsumerProtocolSubscription = unversioned(&m.metadata, &from)?;
             members.push(GroupMember {
                 id: m.member_id.clone(),
                 instance_id: m.group_instance_id.clone(),
@@ -984,7 +1001,10 @@ fn versioned<M: kafkit_protocol::Message>(m: &M, version: i16) -> Result<Bytes> 
 fn unversioned<M: kafkit_protocol::Message>(data: &Bytes, from: &str) -> Result<M> {
     let mut buf = data.clone();
     if buf.remaining() < 2 {
-        return Err(Error::InvalidArgument(format!("consumer protocol data from {from} is {} bytes", buf.len())));
+        return Err(Error::Malformed {
+            broker: from.to_string(),
+            what: format!("consumer protocol data of {} bytes, too short for its version", buf.len()),
+        });
     }
     let v = buf.get_i16().clamp(M::VERSIONS.min, M::VERSIONS.max);
     M::decode(&mut buf, ApiVersion(v)).map_err(|source| Error::Decode { addr: from.to_string(), source })

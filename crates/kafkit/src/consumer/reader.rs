@@ -589,29 +589,10 @@ impl Reader {
             let e = highest.entry(TopicPartition::new(&*m.topic, m.partition)).or_insert(m.offset);
             *e = (*e).max(m.offset);
         }
-        let mut offsets = Vec::new();
-        let mut refused = None;
-        {
-            let mut st = self.engine.lock();
-            for (tp, off) in highest {
-                match st.parts.get_mut(&tp) {
-                    Some(p) if off >= p.start && off < p.position => {
-                        p.to_commit = p.to_commit.max(off + 1);
-                        offsets.push((tp, p.epoch, off + 1));
-                    }
-                    Some(p) if off >= p.position => {
-                        refused.get_or_insert_with(|| {
-                            format!("{tp} offset {off} was not returned by this reader yet (next: {})", p.position)
-                        });
-                    }
-                    _ => {
-                        refused.get_or_insert_with(|| {
-                            format!("{tp} offset {off} is not from this reader's current assignment of the partition")
-                        });
-                    }
-                }
-            }
+        if let Some(e) = self.engine.fatal() {
+            return Err(e);
         }
+        let (offsets, refused) = self.engine.mark_for_commit(highest);
         let r = commit(cmds, offsets).await;
         match refused {
             Some(why) => r.and(Err(Error::CommitFailed(why))),
@@ -667,20 +648,7 @@ impl Reader {
     /// Position, high watermark, lag, committed offset and pause state of every partition
     /// being read (per-partition lag in group mode).
     pub fn partitions(&self) -> BTreeMap<TopicPartition, PartitionState> {
-        let st = self.engine.lock();
-        st.parts
-            .iter()
-            .map(|(tp, p)| {
-                let state = PartitionState {
-                    position: p.position,
-                    high_watermark: p.high_watermark,
-                    lag: p.lag(),
-                    committed: p.committed,
-                    paused: p.paused,
-                };
-                (tp.clone(), state)
-            })
-            .collect()
+        self.engine.partition_states()
     }
 
     /// Stops returning and fetching messages of `parts` (Java `pause`); what was fetched of
@@ -699,9 +667,7 @@ impl Reader {
     /// mode and for a reader of several partitions (see [`Reader::partitions`]).
     pub fn offset(&self) -> i64 {
         match &self.mode {
-            Mode::Assigned(parts) if parts.len() == 1 => {
-                self.engine.lock().parts.get(&parts[0]).map_or(-1, |p| p.position)
-            }
+            Mode::Assigned(parts) if parts.len() == 1 => self.engine.position(&parts[0]).unwrap_or(-1),
             _ => -1,
         }
     }
@@ -780,9 +746,7 @@ impl Reader {
     /// consumer's `records-lag`), over every partition read (kafka-go `Lag`); -1 before the
     /// first fetch.
     pub fn lag(&self) -> i64 {
-        let st = self.engine.lock();
-        let known = st.parts.values().map(|p| p.lag()).filter(|l| *l >= 0);
-        known.fold(-1, |sum, l| sum.max(0) + l)
+        self.engine.lag()
     }
 
     /// Asks the partition leader for the end of the log now (ListOffsets latest: the high
@@ -811,10 +775,7 @@ impl Reader {
     /// The counters so far.
     pub fn stats(&self) -> ReaderStats {
         let c = &self.engine.counters;
-        let (messages, bytes) = {
-            let st = self.engine.lock();
-            (st.messages, st.bytes)
-        };
+        let (messages, bytes) = self.engine.handed_out();
         ReaderStats {
             messages,
             bytes,
