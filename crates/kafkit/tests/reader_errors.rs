@@ -122,22 +122,41 @@ async fn a_reader_without_brokers_returns_no_broker_reachable_then_reads_again()
     let mut cc = ClusterConfig::default();
     cc.retry_timeout = Duration::from_secs(3);
     let cfg = ReaderConfig::new(&topic, 0).with_cluster(cc).with_max_wait(Duration::from_millis(200));
-    let mut r = Reader::new(&[&addr], cfg).await.unwrap();
+    let mut r = Reader::new(&[&addr], cfg.clone()).await.unwrap();
     assert_eq!(r.read_message().await.unwrap().offset, 0);
     assert_eq!(r.read_message().await.unwrap().offset, 1);
+    // A group member too, which with nothing left to fetch only heartbeats.
+    let mut gcfg = ReaderConfig::group(unique_topic("g-rerr"), [&topic])
+        .with_session_timeout(Duration::from_secs(10))
+        .with_heartbeat_interval(Duration::from_millis(300))
+        .with_rebalance_timeout(Duration::from_secs(5))
+        .with_max_wait(Duration::from_millis(200));
+    gcfg.cluster = cfg.cluster.clone();
+    let mut g = Reader::new(&[&addr], gcfg).await.unwrap();
+    assert_eq!(within(Duration::from_secs(30), "group read", g.read_message()).await.unwrap().offset, 0);
+    let m1 = g.read_message().await.unwrap();
+    assert_eq!(m1.offset, 1);
+    g.commit_messages(&[m1]).await.unwrap();
 
     tokio::task::block_in_place(|| cluster.kill(1));
     let killed = Instant::now();
-    let e = within(Duration::from_secs(20), "read with the broker gone", r.read_message()).await.unwrap_err();
+    let limit = Duration::from_secs(20);
+    let (e, ge) = tokio::join!(
+        within(limit, "read with the broker gone", r.read_message()),
+        within(limit, "group read with the broker gone", g.read_message())
+    );
+    let (e, ge) = (e.unwrap_err(), ge.unwrap_err());
     let after = killed.elapsed();
-    println!("NoBrokerReachable after {after:?}: {e}");
-    assert!(matches!(e, Error::NoBrokerReachable { .. }), "{e}");
-    assert!(e.is_retriable());
-    assert!(e.to_string().contains(&addr), "the error names the broker: {e}");
+    println!("NoBrokerReachable after {after:?}: {e}; group member: {ge}");
+    for e in [&e, &ge] {
+        assert!(matches!(e, Error::NoBrokerReachable { .. }), "{e}");
+        assert!(e.is_retriable());
+        assert!(e.to_string().contains(&addr), "the error names the broker: {e}");
+    }
     assert!(after >= Duration::from_secs(3), "not before the retry timeout: {after:?}");
     // Each read waits the retry timeout again rather than failing at once (no busy loop).
     let again = Instant::now();
-    let e = within(Duration::from_secs(20), "second read", r.fetch_message()).await.unwrap_err();
+    let e = within(limit, "second read", r.fetch_message()).await.unwrap_err();
     assert!(matches!(e, Error::NoBrokerReachable { .. }), "{e}");
     assert!(again.elapsed() >= Duration::from_secs(3), "{:?}", again.elapsed());
 
@@ -156,5 +175,17 @@ async fn a_reader_without_brokers_returns_no_broker_reachable_then_reads_again()
     };
     println!("read again {:?} after the restart ({unreachable} NoBrokerReachable meanwhile)", restarted.elapsed());
     assert_eq!((m.offset, m.value.as_deref()), (2, Some(&b"after"[..])));
+    let mut unreachable = 0;
+    let m = loop {
+        assert!(restarted.elapsed() < Duration::from_secs(90), "no group read within 90 s of the restart");
+        match g.read_message().await {
+            Ok(m) => break m,
+            Err(Error::NoBrokerReachable { .. }) => unreachable += 1,
+            Err(e) => panic!("unexpected group error after the restart: {e}"),
+        }
+    };
+    println!("group member read again {:?} after the restart ({unreachable} NoBrokerReachable)", restarted.elapsed());
+    assert_eq!(m.offset, 2);
     r.close().await.unwrap();
+    g.close().await.unwrap();
 }

@@ -91,7 +91,8 @@ pub enum OffsetReset {
     Earliest,
     /// Continue from the end of the log.
     Latest,
-    /// Fail the read with the broker's `OFFSET_OUT_OF_RANGE`.
+    /// Fail the read with the broker's `OFFSET_OUT_OF_RANGE`, and every later read until the
+    /// partition is sought (see [`Reader`]'s Errors).
     Fail,
 }
 
@@ -331,7 +332,8 @@ pub struct ReaderStats {
     pub bytes: u64,
     /// Fetch requests made.
     pub fetches: u64,
-    /// Errors met (each retried or returned).
+    /// Errors met (each retried or returned; equal transient errors coalesced in the
+    /// queue are each counted).
     pub errors: u64,
     /// Offset resets after OFFSET_OUT_OF_RANGE.
     pub resets: u64,
@@ -402,6 +404,33 @@ type Pending = Pin<Box<dyn Future<Output = Result<Message>> + Send>>;
 /// of fetched messages are waiting. Control records are never returned; under
 /// [`IsolationLevel::ReadCommitted`] neither are records of aborted transactions. Also a
 /// `futures_core::Stream` of `Result<Message>` (which reads as `read_message` does).
+///
+/// # Errors
+/// Errors of the background tasks reach the application through the reads
+/// ([`Reader::read_message`], [`Reader::fetch_message`], the `Stream`), each naming the
+/// topic, partition, group and broker it concerns as far as they apply:
+/// - **Fatal** errors of the reader fail every later read, and every commit
+///   ([`Reader::commit_messages`], [`CommitMode::OnRead`]), with the same error until the
+///   reader is closed: the group's fatal errors (GROUP_AUTHORIZATION_FAILED,
+///   TOPIC_AUTHORIZATION_FAILED, FENCED_INSTANCE_ID, INCONSISTENT_GROUP_PROTOCOL,
+///   INVALID_SESSION_TIMEOUT, GROUP_MAX_SIZE_REACHED, INVALID_GROUP_ID, UNSUPPORTED_VERSION,
+///   [`Error::UnknownAssignor`]) and non-retriable errors of a whole fetch (TLS, SASL,
+///   [`Error::UnsupportedByBroker`]). Fetching stops; close the reader and make another.
+/// - A **failed partition** (OFFSET_OUT_OF_RANGE under [`OffsetReset::Fail`], a
+///   non-retriable error code for it such as TOPIC_AUTHORIZATION_FAILED, records that do not
+///   decode: [`Error::Malformed`]) fails every later read until the partition is sought
+///   ([`Reader::seek`], [`Reader::set_offset`], [`Reader::set_offset_at`]) or, in group mode,
+///   leaves the reader; it is not fetched meanwhile.
+/// - [`Error::NoBrokerReachable`] (retriable): a read that has waited
+///   [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout) for a
+///   message while no broker has answered any of the reader's requests for that long. The
+///   reader keeps trying; a later read returns messages once a broker answers again. Each
+///   such read waits the retry timeout again, so a loop that retries it does not spin.
+/// - Other transient errors (a fetch response that does not decode) are each returned once,
+///   from a queue of at most 64: an error equal to one still queued is counted in
+///   [`ReaderStats::errors`] but not queued again, and when 64 are queued the oldest is
+///   dropped. Retriable errors (leader changes, timeouts, closed connections) are retried
+///   without being returned; they are counted in [`ReaderStats::errors`].
 ///
 /// # Cancellation
 /// Dropping a [`Reader::read_message`] or [`Reader::fetch_message`] future loses nothing: a
@@ -544,9 +573,11 @@ impl Reader {
     /// calls returned.
     ///
     /// # Errors
-    /// A non-retriable fetch error (such as OFFSET_OUT_OF_RANGE with [`OffsetReset::Fail`]);
-    /// a fatal group error (such as FENCED_INSTANCE_ID); with [`CommitMode::OnRead`] the
-    /// commit's error; [`Error::Closed`] after [`Reader::close`].
+    /// See [`Reader`]'s Errors: the reader's fatal error (such as FENCED_INSTANCE_ID), again
+    /// on every call until closed; a failed partition's error (such as OFFSET_OUT_OF_RANGE
+    /// with [`OffsetReset::Fail`]) until it is sought; [`Error::NoBrokerReachable`]
+    /// (retriable); with [`CommitMode::OnRead`] the commit's error; [`Error::Closed`] after
+    /// [`Reader::close`].
     pub async fn read_message(&mut self) -> Result<Message> {
         *self.pending.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         read_next(&self.engine, self.commit_first(), matches!(self.mode, Mode::Group { .. })).await
@@ -576,6 +607,7 @@ impl Reader {
     /// coordinator; during a rebalance, until the group is stable again.
     ///
     /// # Errors
+    /// The reader's fatal error, once it has one (see [`Reader`]'s Errors);
     /// [`Error::InvalidArgument`] in partition mode; [`Error::CommitFailed`] for a message
     /// whose partition is no longer assigned to this reader, came before the partition was
     /// last assigned to it, or was not returned by it yet (the other messages are still
