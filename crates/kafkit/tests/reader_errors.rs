@@ -119,8 +119,7 @@ async fn a_reader_without_brokers_returns_no_broker_reachable_then_reads_again()
     let cluster = Cluster::start(ClusterOptions::default());
     let addr = cluster.addr();
     let topic = topic_with(&addr, 1, 2).await;
-    let mut cc = ClusterConfig::default();
-    cc.retry_timeout = Duration::from_secs(3);
+    let cc = ClusterConfig { retry_timeout: Duration::from_secs(3), ..Default::default() };
     let cfg = ReaderConfig::new(&topic, 0).with_cluster(cc).with_max_wait(Duration::from_millis(200));
     let mut r = Reader::new(&[&addr], cfg.clone()).await.unwrap();
     assert_eq!(r.read_message().await.unwrap().offset, 0);

@@ -121,8 +121,12 @@ pub(crate) struct Group {
     /// offset).
     committed: HashMap<TopicPartition, (u64, i64)>,
     /// Commit requests waiting for the group to be stable again.
-    deferred: Vec<(Vec<(TopicPartition, u64, i64)>, oneshot::Sender<Result<()>>)>,
+    deferred: Vec<Deferred>,
 }
+
+/// A commit request waiting for the group to be stable again: (partition, assignment epoch,
+/// offset) to check, and where to answer.
+type Deferred = (Vec<(TopicPartition, u64, i64)>, oneshot::Sender<Result<()>>);
 
 /// Why the stable phase ended.
 enum Next {
@@ -392,6 +396,7 @@ impl Group {
             drop(fut);
             match round {
                 Ok(Round::Assigned { generation, member_id, leader, protocol, assignment }) => {
+                    self.engine.reached();
                     self.generation = generation;
                     self.member_id = member_id;
                     self.leader = leader;
@@ -416,6 +421,7 @@ impl Group {
                 }
                 Err(e) if is_coordinator_error(&e) => {
                     tracing::debug!(group = %self.cfg.group_id, error = %e, "coordinator unavailable; finding it again");
+                    self.engine.unreachable(&e);
                     self.forget_coordinator();
                     let wait = self.engine.cluster.config().backoff.delay(0);
                     if let Some(reply) = self.sleep_serving(wait).await {
