@@ -525,7 +525,13 @@ impl Reader {
             }
             let mut offsets = vec![0; parts.len()];
             while let Some(r) = starts.join_next().await {
-                let (i, offset) = r.map_err(|e| Error::InvalidArgument(format!("a ListOffsets task failed: {e}")))?;
+                let (i, offset) = match r {
+                    Ok(r) => r,
+                    // A panic in the lookup is a bug of kafkit's: it goes on as a panic here.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // Cancelled: the runtime is shutting down.
+                    Err(_) => return Err(Error::Closed),
+                };
                 offsets[i] = offset?;
             }
             let engine = Engine::new(cluster, settings);
