@@ -16,7 +16,8 @@ use kafkit::cluster::{Cluster, ClusterConfig, Workload};
 use kafkit::protocol::messages::{describe_configs_request, DescribeConfigsRequest};
 use kafkit::{
     Acks, CommitMode, Compression, Crc32Balancer, Error, Hash, IsolationLevel, LeastBytes, Message, Murmur2Balancer,
-    Reader, ReaderConfig, ReferenceHash, RoundRobin, StartOffset, TopicConfig, TopicPartition, Writer, WriterConfig,
+    Reader, ReaderConfig, RebalanceKind, ReferenceHash, RoundRobin, StartOffset, TopicConfig, TopicPartition, Writer,
+    WriterConfig,
 };
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
@@ -804,6 +805,10 @@ async fn consume_group(seeds: &[&str], args: ConsumeArgs) -> Outcome {
     let mut last_commit = std::time::Instant::now();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // Partitions leaving this member in a rebalance: what was printed from them is committed
+    // before they go (the reader waits while the event is held), so their next owner starts
+    // after it (Java commits in onPartitionsRevoked the same way).
+    let mut events = r.rebalance_events();
     let result: Outcome = loop {
         if args.count.is_some_and(|c| printed >= c) {
             break Ok(());
@@ -822,6 +827,15 @@ async fn consume_group(seeds: &[&str], args: ConsumeArgs) -> Outcome {
         }
         tokio::select! {
             _ = &mut ctrl_c => break Ok(()),
+            Some(ev) = events.recv() => {
+                if ev.kind == RebalanceKind::Revoked {
+                    if let Err(err) = commit_printed(&mut out, &r, &mut pending).await {
+                        break Err(err);
+                    }
+                    last_commit = std::time::Instant::now();
+                }
+                ev.done();
+            }
             next = tokio::time::timeout(Duration::from_millis(300), r.fetch_message()) => match next {
                 Err(_) => continue,
                 Ok(Err(err)) => break Err(err.to_string()),

@@ -202,6 +202,104 @@ async fn a_killing_the_partition_leader_at_full_speed_loses_nothing() {
     assert_eq!(rep.failed, 0, "delivery_timeout (120 s) is far beyond a leader change");
 }
 
+/// Partition leaders of `topic` as node `ask` sees them (2 s to answer, so a frozen node is
+/// never asked twice), or `None` if it does not answer.
+async fn leaders_seen_by(bed: &Bed, ask: usize, topic: &str) -> Option<Vec<i32>> {
+    let dialer =
+        kafkit::Dialer::new().with_connect_timeout(Duration::from_secs(2)).with_request_timeout(Duration::from_secs(2));
+    let conn = dialer.dial(&bed.cluster.node_addr(ask)).await.ok()?;
+    let meta = conn.metadata(Some(&[topic])).await.ok()?;
+    let t = meta.topics.first()?;
+    let mut parts: Vec<(i32, i32)> = t.partitions.iter().map(|p| (p.partition_index, p.leader_id)).collect();
+    parts.sort();
+    Some(parts.into_iter().map(|(_, l)| l).collect())
+}
+
+/// When each of `parts` was first acknowledged after `from`.
+fn first_ack_after(outcomes: &[Outcome], parts: &[i32], from: Instant) -> Vec<Option<Duration>> {
+    parts
+        .iter()
+        .map(|p| {
+            outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    Outcome::Written(wp, _, t) if wp == p && *t > from => Some(*t - from),
+                    _ => None,
+                })
+                .min()
+        })
+        .collect()
+}
+
+/// b. The leader of some partitions freezes (SIGSTOP for 30 s, then SIGCONT): its sockets
+/// stay open and nothing is answered. Within a few seconds of the controller moving
+/// leadership, the Writer writes to the new leaders; the other partitions go on meanwhile;
+/// nothing waits for `delivery_timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
+    let _one = SERIAL.lock().await;
+    common::init_tracing();
+    let bed = Bed::start(ClusterOptions::default()).await;
+    let topic = common::unique_topic("fault-freeze");
+    bed.create(TopicConfig::new(&topic, 6)).await;
+    let n = 60_000;
+    let load = Load::paced(writer(&bed, &topic, Duration::from_secs(120)).await, n, 100, None, Some(1_000));
+    load.wait_acked(3_000, "before the freeze").await;
+    let before = leaders_seen_by(&bed, 1, &topic).await.expect("leaders");
+    let victim = before[0];
+    let theirs: Vec<i32> = (0..6).filter(|p| before[*p as usize] == victim).collect();
+    let others: Vec<i32> = (0..6).filter(|p| before[*p as usize] != victim).collect();
+    let frozen = Instant::now();
+    bed.cluster.freeze(victim as usize);
+    eprintln!("b: node {victim} frozen; it led partitions {theirs:?}");
+    // The controller moves its partitions once its broker session lapses.
+    let ask = if victim == 1 { 2 } else { 1 };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let moved = loop {
+        if let Some(now) = leaders_seen_by(&bed, ask, &topic).await {
+            if theirs.iter().all(|p| now[*p as usize] != victim) {
+                break Instant::now();
+            }
+        }
+        assert!(Instant::now() < deadline, "leadership did not move off the frozen node in 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("b: leadership moved {:?} after the freeze", moved - frozen);
+    while frozen.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bed.cluster.thaw(victim as usize);
+    let outcomes = load.finish(Duration::from_secs(180)).await;
+    let after_move = first_ack_after(&outcomes, &theirs, moved);
+    let others_stall: Vec<Duration> = others
+        .iter()
+        .map(|p| {
+            let part: Vec<&Outcome> =
+                outcomes.iter().filter(|o| matches!(o, Outcome::Written(wp, _, _) if wp == p)).collect();
+            let mut times: Vec<Instant> = part
+                .iter()
+                .filter_map(|o| if let Outcome::Written(_, _, t) = o { Some(*t) } else { None })
+                .filter(|t| *t > frozen)
+                .collect();
+            times.sort();
+            times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+        })
+        .collect();
+    eprintln!("b: partitions of the frozen node first acknowledged after the move: {after_move:?}");
+    eprintln!("b: longest pause of the other partitions after the freeze: {others_stall:?}");
+    let log = read_all(&bed.seeds(), &topic, 6).await;
+    let rep = check(&outcomes, &log);
+    rep.assert_clean("b. frozen leader");
+    assert_eq!(rep.failed, 0, "nothing waited for delivery_timeout");
+    for (p, d) in theirs.iter().zip(&after_move) {
+        let d = d.unwrap_or_else(|| panic!("partition {p} never written after the move"));
+        assert!(d < Duration::from_secs(5), "partition {p} written {d:?} after its leader moved");
+    }
+    for (p, d) in others.iter().zip(&others_stall) {
+        assert!(*d < Duration::from_secs(5), "partition {p}, led by a live node, paused {d:?}");
+    }
+}
+
 /// d. A rolling restart of all three brokers (controlled shutdown, one at a time, each back
 /// in every ISR before the next) while a writer produces and a group of three readers
 /// consumes: the group survives its coordinator moving, nothing is lost, and no commit

@@ -169,6 +169,13 @@ impl Metadata {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Conn>>>;
 
+/// A broker with a request unanswered this long, and nothing else heard from it, is asked
+/// for metadata after the others.
+pub(crate) const SILENT: Duration = Duration::from_secs(1);
+
+/// How long one broker is given to answer a metadata refresh before the next is asked.
+const METADATA_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
 struct Inner {
     config: ClusterConfig,
     seeds: Vec<String>,
@@ -328,7 +335,18 @@ impl Cluster {
         let (conns, dial_err) = self.metadata_conns().await;
         let mut last_err = dial_err;
         for conn in conns {
-            match conn.metadata(topics).await {
+            // A live broker answers Metadata at once; one that does not is passed over for
+            // the next rather than waited for the whole request timeout.
+            let limit = conn.request_timeout().min(METADATA_ATTEMPT_TIMEOUT);
+            let attempt = match tokio::time::timeout(limit, conn.metadata(topics)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::RequestTimeout {
+                    addr: conn.addr().to_string(),
+                    api: kafkit_protocol::ApiKey::Metadata,
+                    timeout: limit,
+                }),
+            };
+            match attempt {
                 Ok(resp) => {
                     let merged = Arc::new(self.metadata().merge(&resp, topics.is_none()));
                     if let Ok(mut m) = self.inner.meta.write() {
@@ -359,7 +377,10 @@ impl Cluster {
     async fn metadata_conns(&self) -> (Vec<Conn>, Option<Error>) {
         let mut out = Vec::new();
         let mut last_err = None;
-        let ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        // A broker that has left a request unanswered for a while (frozen, cut off) is
+        // asked last.
+        let mut ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        ids.sort_by_key(|id| self.broker_silent(*id, SILENT));
         for id in ids {
             if let Ok(c) = self.broker(id, Workload::Admin).await {
                 out.push(c);
@@ -384,6 +405,25 @@ impl Cluster {
         }
         out.extend(seed.clone());
         (out, last_err)
+    }
+
+    /// Whether a Produce or Admin connection to broker `id` has had a request waiting for
+    /// `at_least` with nothing heard from the broker (Fetch and Group connections long-poll
+    /// by design and are not counted).
+    pub(crate) fn broker_silent(&self, id: i32, at_least: Duration) -> bool {
+        let slots: Vec<Slot> = match self.inner.conns.lock() {
+            Ok(c) => c
+                .iter()
+                .filter(|((n, w), _)| {
+                    *n == id && matches!(w, Workload::Produce | Workload::ProduceLane(_) | Workload::Admin)
+                })
+                .map(|(_, s)| s.clone())
+                .collect(),
+            Err(_) => return false,
+        };
+        slots.iter().any(|s| {
+            s.try_lock().ok().and_then(|g| g.as_ref().and_then(Conn::silent_for)).is_some_and(|d| d >= at_least)
+        })
     }
 
     /// The metadata of `topic`, from the snapshot or, when missing, from a refresh.

@@ -299,9 +299,13 @@ impl Group {
         if parts.is_empty() {
             return;
         }
+        // Nothing more of them is handed out from here on (Java calls onPartitionsRevoked
+        // inside poll, which returns no records meanwhile): what the application commits
+        // while it holds the event is everything it was given of them.
+        self.engine.set_paused(&parts, true);
         self.announce(RebalanceKind::Revoked, parts.clone(), true).await;
-        // Stop handing out their messages first, then commit what was handed out: nothing
-        // can be returned between the commit and the revocation.
+        // Then commit what was handed out: nothing can be returned between the commit and
+        // the revocation.
         let last = self.engine.revoke(&parts);
         if let Err(e) = self.commit_offsets(last).await {
             tracing::debug!(group = %self.cfg.group_id, error = %e, "commit before revoking failed");

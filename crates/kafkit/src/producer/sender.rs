@@ -103,12 +103,16 @@ pub(crate) struct Engine {
     pub(crate) next_lane: HashMap<i32, u16>,
     /// The transactional producer's id generation last taken (see `txn_sync`).
     pub(crate) txn_gen: u64,
+    /// Silent connections and the leaders that replace them (`stall.rs`).
+    pub(crate) watch: super::stall::Watch,
 }
 
 impl Engine {
     pub(crate) async fn run(mut self) {
         let shared = self.shared.clone();
         let mut tasks: tokio::task::JoinSet<Answer> = tokio::task::JoinSet::new();
+        let mut watch = tokio::time::interval(crate::cluster::SILENT / 2);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.txn_sync();
             if self.bump_needed && tasks.is_empty() {
@@ -139,6 +143,7 @@ impl Engine {
                     }
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
+                _ = watch.tick(), if !tasks.is_empty() => self.watch_leaders(),
             }
         }
     }
@@ -319,6 +324,9 @@ impl Engine {
         for ((leader, lane), mut batches) in by_lane {
             let workload = if lane == 0 { Workload::Produce } else { Workload::ProduceLane(lane) };
             let conn = self.shared.cluster.broker(leader, workload).await;
+            if let Ok(c) = &conn {
+                self.watch.sent_on((leader, lane), c);
+            }
             // Requests of a batch per partition, in order, up to the request size.
             while !batches.is_empty() {
                 let mut this: Vec<(PartKey, u64)> = Vec::new();
@@ -406,6 +414,11 @@ impl Engine {
                         ProduceCall::name_topics(&ids, &mut resp);
                         resp
                     });
+                    // The broker left a Produce unanswered for the whole request timeout:
+                    // the others waiting on this connection fail now, not one by one.
+                    if matches!(r, Err(Error::RequestTimeout { .. })) {
+                        conn.close();
+                    }
                     (entries, r)
                 });
             }

@@ -260,8 +260,12 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
     let cap = e.settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS);
     let chunk = CHUNK_BYTES.min(cap / 2).max(1);
     let mut expected = c.offset;
+    // Where the next chunk's batches begin. Not `expected`: when `advanced`, the fetch
+    // position is already past all of them, and a chunk ending there would move the reader's
+    // position (and what it may commit) past the chunks still to come.
+    let mut from = c.offset;
     loop {
-        let mut sel = Selected { messages: e.spare_vec(), bytes: 0, next: expected };
+        let mut sel = Selected { messages: e.spare_vec(), bytes: 0, next: from };
         let (mut end, mut failure) = (false, None);
         while cost(&sel) < chunk {
             match batches.next_into(&mut sel) {
@@ -290,6 +294,7 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
         (p.high_watermark, p.end) = (ends.high_watermark, ends.end);
         p.fetch_pos = sel.next.max(p.fetch_pos);
         expected = p.fetch_pos;
+        from = sel.next;
         let mut wake_app = false;
         if sel.messages.is_empty() {
             // Markers or aborted batches only: the position moves past them.
