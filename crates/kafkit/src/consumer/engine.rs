@@ -186,7 +186,7 @@ impl Engine {
             cluster,
             settings,
             state: Mutex::new(State::default()),
-            contact: Mutex::new(Contact { last_ok: Instant::now(), failing: None }),
+            contact: Mutex::new(Contact { last_ok: Instant::now(), failing: None, reported: None }),
             data: Notify::new(),
             wake: Notify::new(),
             budget,
@@ -388,16 +388,16 @@ impl Engine {
     /// Cancel-safe: a message leaves the buffer only in the poll that returns it.
     ///
     /// # Errors
-    /// See the module docs; and [`Error::NoBrokerReachable`] when this call has waited
-    /// [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout) and no
-    /// broker has answered for that long either (retriable: the fetch tasks keep trying,
-    /// and a later call returns messages once a broker answers).
+    /// See the module docs; and [`Error::NoBrokerReachable`] once no broker has answered
+    /// for [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout),
+    /// and again each retry timeout after the last such error (so a loop that retries does
+    /// not spin, and a read with a short timeout of its own still sees it). Retriable: the
+    /// tasks keep trying, and a later call returns messages once a broker answers.
     pub async fn next(&self, mark: bool) -> Result<Message> {
         // Buffered messages need no wake-up registration.
         if let Some(r) = self.pop(&mut self.lock(), mark) {
             return r;
         }
-        let began = Instant::now();
         loop {
             let notified = self.data.notified();
             tokio::pin!(notified);
@@ -405,10 +405,11 @@ impl Engine {
             if let Some(r) = self.pop(&mut self.lock(), mark) {
                 return r;
             }
-            match self.unreachable_at(began) {
+            match self.unreachable_at() {
                 None => notified.await,
                 Some((at, last)) => {
                     if Instant::now() >= at {
+                        self.reported_unreachable();
                         self.counters.errors.fetch_add(1, Ordering::Relaxed);
                         return Err(Error::NoBrokerReachable { brokers: self.cluster.broker_list(), last });
                     }

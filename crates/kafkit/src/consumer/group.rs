@@ -403,9 +403,11 @@ impl Group {
                 }
             };
             drop(fut);
+            if round.is_ok() {
+                self.engine.reached();
+            }
             match round {
                 Ok(Round::Assigned { generation, member_id, leader, protocol, assignment }) => {
-                    self.engine.reached();
                     self.generation = generation;
                     self.member_id = member_id;
                     self.leader = leader;
@@ -528,7 +530,7 @@ impl Group {
                         last_beat_ok = Instant::now();
                         self.engine.reached();
                     }
-                    Err(e) => match e.error_code() {
+                    Err(e) => match self.heard(&e) {
                         Some(ErrorCode::RebalanceInProgress) => return Next::Rejoin,
                         Some(code @ (ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => return Next::Lost(code),
                         Some(code) if is_fatal(code) => {
@@ -536,7 +538,6 @@ impl Group {
                             return Next::Fatal(code);
                         }
                         _ => {
-                            self.engine.unreachable(&e);
                             tracing::debug!(group = %self.cfg.group_id, error = %e, "heartbeat failed");
                             if is_coordinator_error(&e) {
                                 self.forget_coordinator();
@@ -579,6 +580,13 @@ impl Group {
                 },
             }
         }
+    }
+
+    /// Notes for [`Error::NoBrokerReachable`] whether `e` came from a broker or from not
+    /// reaching one; its error code.
+    fn heard(&self, e: &Error) -> Option<ErrorCode> {
+        self.engine.unreachable(e);
+        e.error_code()
     }
 
     /// What a failed commit means for the membership. A fatal error (FENCED_INSTANCE_ID,

@@ -421,11 +421,12 @@ type Pending = Pin<Box<dyn Future<Output = Result<Message>> + Send>>;
 ///   decode: [`Error::Malformed`]) fails every later read until the partition is sought
 ///   ([`Reader::seek`], [`Reader::set_offset`], [`Reader::set_offset_at`]) or, in group mode,
 ///   leaves the reader; it is not fetched meanwhile.
-/// - [`Error::NoBrokerReachable`] (retriable): a read that has waited
-///   [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout) for a
-///   message while no broker has answered any of the reader's requests for that long. The
-///   reader keeps trying; a later read returns messages once a broker answers again. Each
-///   such read waits the retry timeout again, so a loop that retries it does not spin.
+/// - [`Error::NoBrokerReachable`] (retriable): returned by a read waiting for a message once
+///   no broker has answered any of the reader's requests (fetch, metadata, JoinGroup,
+///   heartbeat, commit) for [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout)
+///   (default 60 s), and again each retry timeout after the last such error, so a loop
+///   that retries does not spin and a read with a short timeout of its own still sees it.
+///   The reader keeps trying; a later read returns messages once a broker answers again.
 /// - Other transient errors (a fetch response that does not decode) are each returned once,
 ///   from a queue of at most 64: an error equal to one still queued is counted in
 ///   [`ReaderStats::errors`] but not queued again, and when 64 are queued the oldest is

@@ -10,6 +10,8 @@ pub(super) struct Contact {
     pub(super) last_ok: Instant,
     /// The last failure to reach a broker since then.
     pub(super) failing: Option<String>,
+    /// When a read last returned [`Error::NoBrokerReachable`].
+    pub(super) reported: Option<Instant>,
 }
 
 impl Engine {
@@ -54,8 +56,14 @@ impl Engine {
     /// A request could not reach a broker (`e` is a connection-level failure): after
     /// [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout) of
     /// these and no answer, reads fail with [`Error::NoBrokerReachable`].
+    ///
+    /// An error code from a broker (such as COORDINATOR_NOT_AVAILABLE) is an answer: it counts
+    /// as [`Engine::reached`].
     pub fn unreachable(&self, e: &Error) {
         if !is_unreachable(e) {
+            if matches!(e, Error::Broker { .. }) {
+                self.reached();
+            }
             return;
         }
         let first = {
@@ -70,12 +78,19 @@ impl Engine {
         }
     }
 
-    /// When a read that began at `began` fails with [`Error::NoBrokerReachable`] if nothing
-    /// comes first: `None` while brokers answer.
-    pub(super) fn unreachable_at(&self, began: Instant) -> Option<(Instant, String)> {
+    /// When a waiting read fails with [`Error::NoBrokerReachable`] if nothing comes first:
+    /// once no broker has answered for the retry timeout, and then again each retry timeout
+    /// after the last such error. `None` while brokers answer.
+    pub(super) fn unreachable_at(&self) -> Option<(Instant, String)> {
         let c = self.contact.lock().unwrap_or_else(|e| e.into_inner());
         let last = c.failing.clone()?;
-        Some((began.max(c.last_ok) + self.cluster.config().retry_timeout, last))
+        let since = c.reported.map_or(c.last_ok, |r| r.max(c.last_ok));
+        Some((since + self.cluster.config().retry_timeout, last))
+    }
+
+    /// A read is returning [`Error::NoBrokerReachable`] now.
+    pub(super) fn reported_unreachable(&self) {
+        self.contact.lock().unwrap_or_else(|e| e.into_inner()).reported = Some(Instant::now());
     }
     /// Fails partition `tp` (if still in the fetch's assignment epoch) with `err`; see
     /// `Part::failure`.
