@@ -13,7 +13,7 @@
 //! only through the engine's methods (assign, revoke, seek, pause, marking and
 //! acknowledging commits).
 //!
-//! Errors reach the application three ways, all through [`Engine::next`]:
+//! Errors reach the application four ways, all through [`Engine::next`]:
 //! - a *fatal* error of the reader ([`Engine::fail`]: the group's fatal errors, a
 //!   non-retriable error of a whole fetch) fails every later read until the reader is
 //!   closed;
@@ -21,9 +21,12 @@
 //!   non-retriable error code for one partition, records that do not decode) fails every
 //!   later read until that partition is sought or leaves the reader; it is not fetched
 //!   meanwhile;
-//! - *transient* errors ([`Engine::report`]: [`Error::NoBrokerReachable`]) are each
-//!   returned once, from a queue of at most [`ERROR_QUEUE`] (an error equal to one already
-//!   queued is counted, not queued again; when full the oldest is dropped).
+//! - *transient* errors ([`Engine::report`]: a fetch response that does not decode) are
+//!   each returned once, from a queue of at most [`ERROR_QUEUE`] (an error equal to one
+//!   already queued is counted, not queued again; when full the oldest is dropped);
+//! - [`Error::NoBrokerReachable`] is not queued: a waiting read returns it once no broker
+//!   has answered (`Engine::reached`, `Engine::unreachable`) for the cluster's retry
+//!   timeout, and again each retry timeout after the last one.
 
 use super::assignor::TopicPartition;
 use super::reader::{OffsetReset, PartitionState, StartOffset};
