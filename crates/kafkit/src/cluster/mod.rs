@@ -296,6 +296,18 @@ impl Cluster {
         &self.inner.config
     }
 
+    /// The brokers this cluster knows, comma-separated: the metadata's (`host:port`), then
+    /// the seeds not among them; for [`Error::NoBrokerReachable`].
+    pub(crate) fn broker_list(&self) -> String {
+        let mut addrs: Vec<String> = self.metadata().brokers.values().map(Broker::addr).collect();
+        for s in &self.inner.seeds {
+            if !addrs.contains(s) {
+                addrs.push(s.clone());
+            }
+        }
+        addrs.join(",")
+    }
+
     /// How many times the metadata snapshot was replaced: what was derived from
     /// [`Cluster::metadata`] is current while this has not changed.
     pub fn metadata_generation(&self) -> u64 {
@@ -354,7 +366,10 @@ impl Cluster {
                 }
             }
         }
-        Err(last_err.unwrap_or_else(|| Error::InvalidArgument("no broker reachable".into())))
+        Err(last_err.unwrap_or_else(|| Error::NoBrokerReachable {
+            brokers: self.broker_list(),
+            last: "no connection to a broker or seed could be had".into(),
+        }))
     }
 
     /// Connections to try for metadata: a known broker's admin connection, then a seed; and
@@ -443,7 +458,7 @@ impl Cluster {
             message: None,
         })?;
         let slot = {
-            let mut conns = self.inner.conns.lock().map_err(|_| Error::InvalidArgument("poisoned".into()))?;
+            let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
             conns.entry((node_id, workload)).or_default().clone()
         };
         let mut guard = slot.lock().await;
@@ -467,7 +482,8 @@ impl Cluster {
     /// A connection to any live broker, for requests any broker can answer.
     ///
     /// # Errors
-    /// As [`Cluster::broker`], from the last broker tried.
+    /// As [`Cluster::broker`], from the last broker tried; [`Error::NoBrokerReachable`] when
+    /// the metadata lists none.
     pub async fn any_broker(&self, workload: Workload) -> Result<Conn> {
         let ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
         let mut last = None;
@@ -477,7 +493,10 @@ impl Cluster {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::InvalidArgument("no broker in the metadata".into())))
+        Err(last.unwrap_or_else(|| Error::NoBrokerReachable {
+            brokers: self.broker_list(),
+            last: "the metadata lists no broker".into(),
+        }))
     }
 
     /// The connection to the partition leader of `topic`/`partition`, with that partition's
@@ -546,7 +565,8 @@ impl Cluster {
     /// # Errors
     /// [`Error::ConnectTimeout`] when no connection (with its TLS, ApiVersions and SASL
     /// exchanges) was made within `timeout`; [`Error::RequestTimeout`] when Metadata was not answered in what was left of
-    /// it; otherwise the last broker's error from [`Dialer::dial`] or [`Conn::request`].
+    /// it; otherwise the last broker's error from [`Dialer::dial`] or [`Conn::request`];
+    /// [`Error::NoBrokerReachable`] when there is no broker or seed to try.
     pub async fn ping(&self, timeout: Duration) -> Result<Ping> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -576,7 +596,10 @@ impl Cluster {
                 }),
             };
         }
-        Err(last.unwrap_or_else(|| Error::InvalidArgument("no broker to ping".into())))
+        Err(last.unwrap_or_else(|| Error::NoBrokerReachable {
+            brokers: self.broker_list(),
+            last: "no broker or seed to ping".into(),
+        }))
     }
 
     /// Connections this cluster has made so far, to seeds and brokers (kafka-go's
