@@ -120,20 +120,7 @@ fn ctrl_c_aborts_the_open_transaction_and_exits_non_zero() {
         out.contains("state\tOngoing") && out.contains("partition\t")
     });
 
-    // SAFETY: kill(2) with the pid of the child this test started, which has not been
-    // waited for yet (so the pid is still its).
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for kafkit") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "kafkit did not exit in 60 s after SIGINT");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drop(stdin);
-    let mut err = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    let (status, err) = interrupt(&mut child, stdin);
     assert_eq!(status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("kafkit: error: interrupted; the open transaction was aborted;"), "{err}");
@@ -175,19 +162,7 @@ fn ctrl_c_with_no_open_transaction_exits_non_zero() {
     let stdin = child.stdin.take().expect("stdin");
     // init_transactions done: the id is known to its coordinator (state Empty).
     poll_until(&b.addr(), &["transactions", "describe", &id], "init_transactions", |out| out.contains("state\tEmpty"));
-    // SAFETY: as above, the pid of this test's child, not waited for yet.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for kafkit") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "kafkit did not exit in 60 s after SIGINT");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drop(stdin);
-    let mut err = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    let (status, err) = interrupt(&mut child, stdin);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.starts_with("kafkit: error: interrupted; no transaction was open; 0 of 0 records committed"), "{err}");
 }
@@ -231,4 +206,24 @@ fn perf_produce_in_transactions_reports_them_and_needs_no_resends() {
     let first = got.lines().next().expect("a record");
     assert_eq!(first.len(), 100);
     assert!(first.bytes().collect::<std::collections::BTreeSet<u8>>().len() > 10, "{first}");
+}
+
+/// Sends SIGINT to `child`, waits (up to 60 s) for it to exit, then closes its stdin:
+/// its exit status and stderr.
+fn interrupt(child: &mut std::process::Child, stdin: std::process::ChildStdin) -> (std::process::ExitStatus, String) {
+    // SAFETY: kill(2) with the pid of the child this test started, which has not been
+    // waited for yet (so the pid is still its).
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for kafkit") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "kafkit did not exit in 60 s after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    (status, err)
 }

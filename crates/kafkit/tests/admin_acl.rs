@@ -174,7 +174,18 @@ async fn acls_created_described_by_filters_and_deleted() {
     let e = r[0].as_ref().unwrap_err();
     assert_eq!(e.error_code(), Some(ErrorCode::InvalidRequest), "{e}");
     assert!(e.to_string().contains("Could not parse principal"), "Kafka's message is kept: {e}");
-    assert_eq!(described(bobs.clone()).await, sorted(vec![read.clone(), extra.clone()]));
+    // The broker's authorizer learns a new ACL from the metadata log a moment after
+    // CreateAcls answers: wait for it.
+    let want = sorted(vec![read.clone(), extra.clone()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = described(bobs.clone()).await;
+        if got == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "after 10 s: {got:?}, not {want:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // Deleting: per filter, the ACLs it matched; a filter matching nothing deletes nothing.
     let r = admin
