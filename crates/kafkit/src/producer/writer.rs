@@ -280,12 +280,7 @@ impl Writer {
             });
         }
         let mut acc = lock(&sh.acc);
-        let t = acc.topics.entry(topic.to_string()).or_insert_with(|| TopicQueues {
-            name: Arc::from(topic),
-            meta_generation: 0,
-            partitions: Vec::new(),
-            parts: Vec::new(),
-        });
+        let t = acc.topics.entry(topic.to_string()).or_insert_with(|| TopicQueues::new(topic));
         t.set_partitions(ids, generation);
         Ok(())
     }
