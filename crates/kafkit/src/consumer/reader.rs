@@ -782,7 +782,7 @@ impl Reader {
     pub fn lag(&self) -> i64 {
         let st = self.engine.lock();
         let known = st.parts.values().map(|p| p.lag()).filter(|l| *l >= 0);
-        known.fold(-1, |sum, l| sum.max(0) + l)
+        known.fold(-1, |sum, l| sum.max(0).saturating_add(l))
     }
 
     /// Asks the partition leader for the end of the log now (ListOffsets latest: the high
