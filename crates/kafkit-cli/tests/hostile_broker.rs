@@ -89,22 +89,28 @@ async fn serve(mut sock: tokio::net::TcpStream, addr: String) {
                         .with_topics(vec![topic("hostile", &[HUGE]), topic("good", &[0, 1])]),
                 )
             }
-            RequestKind::InitProducerId(_) => {
-                ResponseKind::InitProducerId(InitProducerIdResponse::default().with_producer_id(1).with_producer_epoch(0))
-            }
-            RequestKind::Produce(p) => ResponseKind::Produce(ProduceResponse::default().with_responses(
-                p.topic_data
-                    .iter()
-                    .map(|t| {
-                        produce_response::TopicProduceResponse::default().with_name(t.name.clone()).with_partition_responses(
-                            t.partition_data
-                                .iter()
-                                .map(|d| produce_response::PartitionProduceResponse::default().with_index(d.index))
-                                .collect(),
-                        )
-                    })
-                    .collect(),
-            )),
+            RequestKind::InitProducerId(_) => ResponseKind::InitProducerId(
+                InitProducerIdResponse::default().with_producer_id(1).with_producer_epoch(0),
+            ),
+            RequestKind::Produce(p) => ResponseKind::Produce(
+                ProduceResponse::default().with_responses(
+                    p.topic_data
+                        .iter()
+                        .map(|t| {
+                            produce_response::TopicProduceResponse::default()
+                                .with_name(t.name.clone())
+                                .with_partition_responses(
+                                    t.partition_data
+                                        .iter()
+                                        .map(|d| {
+                                            produce_response::PartitionProduceResponse::default().with_index(d.index)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+            ),
             _ => return,
         };
         let mut out = BytesMut::new();

@@ -245,6 +245,26 @@ impl Batches {
     }
 }
 
+/// As [`messages`], without a connection (`addr` named in errors): for tests that feed
+/// arbitrary fetch responses.
+#[cfg(test)]
+pub(crate) fn messages_from(
+    addr: &str,
+    spot: &Spot<'_>,
+    p: &fetch_response::PartitionData,
+    from: i64,
+) -> Result<Selected> {
+    let aborted = if spot.isolation == IsolationLevel::ReadCommitted { aborted_of(p) } else { VecDeque::new() };
+    let mut batches = Batches {
+        set: p.records.clone().map(|data| RecordSet::new(data, DecodeOptions::default())),
+        selector: Selector::new(aborted, from, spot.topic, spot.partition, p.high_watermark),
+        addr: addr.to_string(),
+    };
+    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
+    while batches.next_into(&mut out)? {}
+    Ok(out)
+}
+
 /// The messages of `batches` from offset `from` on, as a [`Selector`] chooses them.
 #[cfg(test)]
 pub(crate) fn select(
@@ -289,7 +309,8 @@ impl Selector {
     ///
     /// # Errors
     /// What is malformed (for [`Error::Malformed`]): offsets that overflow an `i64`, are
-    /// negative, or do not go up from record to record (within and across batches).
+    /// negative, lie past their batch's last offset, or do not go up from record to record
+    /// (within and across batches).
     fn add(&mut self, mut batch: RecordBatch, out: &mut Selected) -> std::result::Result<Vec<Record>, String> {
         let base_offset = batch.base_offset;
         let next = base_offset
@@ -328,6 +349,9 @@ impl Selector {
                 .checked_add(i64::from(r.offset_delta))
                 .filter(|o| *o >= 0)
                 .ok_or_else(|| format!("a record's offset (base {base_offset}, delta {}) overflows", r.offset_delta))?;
+            if offset > last_offset {
+                return Err(format!("record offset {offset} is past its batch's last offset {last_offset}"));
+            }
             if self.last.is_some_and(|l| offset <= l) {
                 return Err(format!("record offset {offset} follows offset {}", self.last.unwrap_or_default()));
             }

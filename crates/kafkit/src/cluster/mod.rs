@@ -194,7 +194,10 @@ impl Metadata {
 /// repeated or missing id) is malformed. Everything indexed by partition id can then rely
 /// on ids below the partition count, which the bytes received bound. Returns what is
 /// wrong, naming the topic.
-pub(crate) fn check_partition_ids(topic: &str, sorted_ids: impl Iterator<Item = i32>) -> std::result::Result<(), String> {
+pub(crate) fn check_partition_ids(
+    topic: &str,
+    sorted_ids: impl Iterator<Item = i32>,
+) -> std::result::Result<(), String> {
     for (i, id) in sorted_ids.enumerate() {
         if i64::from(id) != i as i64 {
             let why = if id < 0 {

@@ -493,7 +493,7 @@ struct Claim {
 /// A fetched partition's high watermark, and the offset its lag is measured to (see
 /// `Part::end`).
 #[derive(Clone, Copy)]
-struct Ends {
+pub(crate) struct Ends {
     high_watermark: i64,
     end: i64,
 }

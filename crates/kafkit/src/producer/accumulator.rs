@@ -62,7 +62,13 @@ pub(crate) struct TopicQueues {
 
 impl TopicQueues {
     pub(crate) fn new(name: &str) -> TopicQueues {
-        TopicQueues { name: Arc::from(name), meta_generation: 0, partitions: Vec::new(), ids: Vec::new(), parts: Vec::new() }
+        TopicQueues {
+            name: Arc::from(name),
+            meta_generation: 0,
+            partitions: Vec::new(),
+            ids: Vec::new(),
+            parts: Vec::new(),
+        }
     }
 
     /// Takes the partition ids of a new metadata snapshot (any ids, in any order); queues
@@ -87,9 +93,10 @@ impl TopicQueues {
     /// cluster's metadata checks), else by binary search.
     #[inline]
     pub(crate) fn index(&self, id: i32) -> Option<usize> {
-        let i = usize::try_from(id).ok()?;
-        if self.ids.get(i) == Some(&id) {
-            return Some(i);
+        if let Ok(i) = usize::try_from(id) {
+            if self.ids.get(i) == Some(&id) {
+                return Some(i);
+            }
         }
         self.ids.binary_search(&id).ok()
     }
