@@ -38,6 +38,14 @@
 //             (commitSync at the end), positions [true]. Prints each record, then (with
 //             positions) the consumer's position in each partition.
 //   create_topics  topics, partitions [1], configs {"k": "v"}
+//   txn_perf  transactional produce throughput: topic, transactional_id, records, txn_records
+//             [1000], record_size [100], key_size [16] (keys: the record's number, %0Nd),
+//             linger_ms [5], batch_size [1048576], acks all. Values are random text from the
+//             generator of kafkit's perf_txn.rs (the same bytes). Timed after
+//             initTransactions: begin, send txn_records, commit, until records are sent.
+//             Done line: records, transactions, seconds, records_per_sec,
+//             transactions_per_sec, client_cpu_seconds and cpu_us_per_record (the JVM's
+//             process CPU over the timed part: every thread, JIT and GC included).
 //   version   the kafka-clients version
 //
 // A record, in and out: {"key": base64|null, "value": base64|null, "headers": [[name,
@@ -160,6 +168,7 @@ public final class Peer {
                 case "close" -> { producer(cmd).close(Duration.ofSeconds(10)); producers.remove(text(cmd, "name")); yield null; }
                 case "consume" -> consume(cmd);
                 case "create_topics" -> createTopics(cmd);
+                case "txn_perf" -> txnPerf(cmd);
                 case "version" -> JSON.createObjectNode().put("kafka_clients", clientsVersion());
                 default -> throw new IllegalArgumentException("unknown command " + name);
             };
@@ -421,6 +430,62 @@ public final class Peer {
     }
 
     /** kafka-clients' version, from the properties file in its jar (as its AppInfoParser reads it). */
+    /** Values of random text: kafkit's perf_txn::random_values (a 64-bit LCG seeded with 42). */
+    private static byte[][] randomValues(int n, int size) {
+        byte[] alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .".getBytes(StandardCharsets.US_ASCII);
+        long x = 42;
+        byte[][] out = new byte[n][];
+        for (int i = 0; i < n; i++) {
+            byte[] v = new byte[size];
+            for (int j = 0; j < size; j++) {
+                x = x * 6364136223846793005L + 1442695040888963407L;
+                v[j] = alphabet[(int) (x >>> 58)];
+            }
+            out[i] = v;
+        }
+        return out;
+    }
+
+    private static ObjectNode txnPerf(JsonNode cmd) {
+        String topic = text(cmd, "topic");
+        long records = num(cmd, "records", 10000), perTxn = num(cmd, "txn_records", 1000);
+        int recordSize = (int) num(cmd, "record_size", 100), keySize = (int) num(cmd, "key_size", 16);
+        Properties p = new Properties();
+        p.put("bootstrap.servers", text(cmd, "bootstrap"));
+        p.put("client.id", "kafkit-java-peer-txn-perf");
+        p.put("key.serializer", ByteArraySerializer.class.getName());
+        p.put("value.serializer", ByteArraySerializer.class.getName());
+        p.put("acks", "all");
+        p.put("transactional.id", text(cmd, "transactional_id"));
+        p.put("linger.ms", text(cmd, "linger_ms", "5"));
+        p.put("batch.size", text(cmd, "batch_size", Integer.toString(1 << 20)));
+        byte[][] values = randomValues((int) Math.max(1, Math.min(records, 100_000)), recordSize);
+        String keyFormat = "%0" + keySize + "d";
+        com.sun.management.OperatingSystemMXBean os =
+                (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+            producer.initTransactions();
+            long cpu0 = os.getProcessCpuTime(), t0 = System.nanoTime();
+            long txns = 0;
+            for (long i = 0; i < records; ) {
+                producer.beginTransaction();
+                long end = Math.min(i + perTxn, records);
+                for (; i < end; i++) {
+                    byte[] key = keySize > 0 ? String.format(keyFormat, i).getBytes(StandardCharsets.US_ASCII) : null;
+                    producer.send(new ProducerRecord<>(topic, key, values[(int) (i % values.length)]));
+                }
+                producer.commitTransaction();
+                txns++;
+            }
+            double secs = (System.nanoTime() - t0) / 1e9;
+            double cpu = (os.getProcessCpuTime() - cpu0) / 1e9;
+            return JSON.createObjectNode().put("records", records).put("transactions", txns).put("seconds", secs)
+                    .put("records_per_sec", records / secs).put("transactions_per_sec", txns / secs)
+                    .put("client_cpu_seconds", cpu).put("cpu_us_per_record", cpu * 1e6 / records)
+                    .put("cpu_of", "the timed part (after initTransactions)");
+        }
+    }
+
     private static String clientsVersion() throws java.io.IOException {
         Properties p = new Properties();
         try (var in = KafkaProducer.class.getResourceAsStream("/kafka/kafka-version.properties")) {

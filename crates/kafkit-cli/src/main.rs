@@ -6,6 +6,7 @@
 
 mod config_cmd;
 mod perf;
+mod perf_txn;
 mod txn_cmd;
 
 use base64::Engine as _;
@@ -16,7 +17,8 @@ use kafkit::cluster::{Cluster, ClusterConfig, Workload};
 use kafkit::protocol::messages::{describe_configs_request, DescribeConfigsRequest};
 use kafkit::{
     Acks, CommitMode, Compression, Crc32Balancer, Error, Hash, IsolationLevel, LeastBytes, Message, Murmur2Balancer,
-    Reader, ReaderConfig, ReferenceHash, RoundRobin, StartOffset, TopicConfig, TopicPartition, Writer, WriterConfig,
+    Reader, ReaderConfig, RebalanceKind, ReferenceHash, RoundRobin, StartOffset, TopicConfig, TopicPartition, Writer,
+    WriterConfig,
 };
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
@@ -603,32 +605,8 @@ fn progress(len: Option<u64>, what: &str) -> Option<indicatif::ProgressBar> {
 }
 
 async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
-    let mut input = Vec::new();
-    match &args.file {
-        Some(f) => input = std::fs::read(f).map_err(|e| format!("reading {}: {e}", f.display()))?,
-        None => {
-            std::io::stdin().read_to_end(&mut input).map_err(|e| format!("reading stdin: {e}"))?;
-        }
-    }
     if args.delimiter.is_empty() {
         return Err("the delimiter must not be empty".into());
-    }
-    let text = Bytes::from(input);
-    let mut records = Vec::new();
-    let delim = args.delimiter.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i + delim.len() <= text.len() {
-        if &text[i..i + delim.len()] == delim {
-            records.push(text.slice(start..i));
-            i += delim.len();
-            start = i;
-        } else {
-            i += 1;
-        }
-    }
-    if start < text.len() {
-        records.push(text.slice(start..));
     }
     let acks = match args.acks {
         AcksArg::Zero => Acks::None,
@@ -667,8 +645,7 @@ async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
     }
     let headers: Vec<(String, Bytes)> =
         args.headers.iter().map(|(k, v)| (k.clone(), Bytes::copy_from_slice(v.as_bytes()))).collect();
-    let mut messages = Vec::with_capacity(records.len());
-    for r in records {
+    let message = |r: Bytes| {
         let (key, value) = match &args.key_delimiter {
             Some(sep) => match find(&r, sep.as_bytes()) {
                 Some(at) => (Some(r.slice(..at)), r.slice(at + sep.len()..)),
@@ -680,11 +657,42 @@ async fn produce(seeds: &[&str], args: ProduceArgs) -> Outcome {
         for (k, v) in &headers {
             m = m.with_header(k.clone(), Some(v.clone()));
         }
-        messages.push(m);
-    }
+        m
+    };
     if args.transactional_id.is_some() {
-        return txn_cmd::produce(&writer, messages, args.transaction_records).await;
+        // Records are written as they are read: Ctrl-C aborts only the open transaction.
+        let input: Box<dyn Read + Send> = match &args.file {
+            Some(f) => Box::new(std::fs::File::open(f).map_err(|e| format!("reading {}: {e}", f.display()))?),
+            None => Box::new(std::io::stdin()),
+        };
+        let records = txn_cmd::records(input, args.delimiter.as_bytes().to_vec());
+        return txn_cmd::produce(&writer, records, message, args.transaction_records).await;
     }
+    let mut input = Vec::new();
+    match &args.file {
+        Some(f) => input = std::fs::read(f).map_err(|e| format!("reading {}: {e}", f.display()))?,
+        None => {
+            std::io::stdin().read_to_end(&mut input).map_err(|e| format!("reading stdin: {e}"))?;
+        }
+    }
+    let text = Bytes::from(input);
+    let mut records = Vec::new();
+    let delim = args.delimiter.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i + delim.len() <= text.len() {
+        if &text[i..i + delim.len()] == delim {
+            records.push(text.slice(start..i));
+            i += delim.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    if start < text.len() {
+        records.push(text.slice(start..));
+    }
+    let messages: Vec<Message> = records.into_iter().map(message).collect();
     let bar = progress(Some(messages.len() as u64), "producing");
     let mut futures = Vec::with_capacity(messages.len());
     for m in messages {
@@ -804,6 +812,10 @@ async fn consume_group(seeds: &[&str], args: ConsumeArgs) -> Outcome {
     let mut last_commit = std::time::Instant::now();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // Partitions leaving this member in a rebalance: what was printed from them is committed
+    // before they go (the reader waits while the event is held), so their next owner starts
+    // after it (Java commits in onPartitionsRevoked the same way).
+    let mut events = r.rebalance_events();
     let result: Outcome = loop {
         if args.count.is_some_and(|c| printed >= c) {
             break Ok(());
@@ -822,6 +834,15 @@ async fn consume_group(seeds: &[&str], args: ConsumeArgs) -> Outcome {
         }
         tokio::select! {
             _ = &mut ctrl_c => break Ok(()),
+            Some(ev) = events.recv() => {
+                if ev.kind == RebalanceKind::Revoked {
+                    if let Err(err) = commit_printed(&mut out, &r, &mut pending).await {
+                        break Err(err);
+                    }
+                    last_commit = std::time::Instant::now();
+                }
+                ev.done();
+            }
             next = tokio::time::timeout(Duration::from_millis(300), r.fetch_message()) => match next {
                 Err(_) => continue,
                 Ok(Err(err)) => break Err(err.to_string()),

@@ -48,6 +48,21 @@ pub struct ProduceArgs {
     /// Records per second to aim for (0: as fast as possible).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Values of random text (letters, digits, space and dot; distinct for up to 100,000
+    /// records, then repeating) instead of one repeated byte. The same generator as the
+    /// Java peer's `txn_perf`, so both send the same bytes.
+    #[arg(long)]
+    pub random_values: bool,
+    /// Write in transactions with this transactional id (`WriterConfig::transactional_id`):
+    /// begin, write --transaction-records records, commit, until --records are written. Keyed
+    /// records go where the Java client's default partitioner sends them (murmur2). The
+    /// report adds transactions per second; its latency is from begin to the end of the
+    /// commit, and its client CPU is that of the timed part only (after init_transactions).
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// With --transactional-id: records per transaction.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "transactional_id")]
+    pub transaction_records: u64,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -92,7 +107,7 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
             }
         }
     }
-    let config = WriterConfig::default()
+    let mut config = WriterConfig::default()
         .with_topic(&a.topic)
         .with_acks(acks)
         .with_idempotent(acks == Acks::All)
@@ -102,9 +117,26 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
         .with_produce_concurrency(a.produce_concurrency)
         .with_batch_size(usize::MAX / 2)
         .with_cluster(cluster);
+    if let Some(id) = &a.transactional_id {
+        if acks != Acks::All {
+            return Err("--transactional-id needs --acks all".into());
+        }
+        config = config.with_transactional_id(id);
+        if a.key_size > 0 {
+            config = config.with_balancer(kafkit::Murmur2Balancer::new());
+        }
+    }
     let w = Writer::new(seeds, config).await.map_err(e)?;
-    // Payloads: fixed bytes, cheap to clone (the cost measured is the client's).
-    let value = Bytes::from(vec![b'x'; a.record_size]);
+    if a.transactional_id.is_some() {
+        return crate::perf_txn::produce(w, &a).await;
+    }
+    // Payloads: made before the clock starts, cheap to clone (the cost measured is the
+    // client's).
+    let values = if a.random_values {
+        crate::perf_txn::random_values(a.records.clamp(1, 100_000) as usize, a.record_size)
+    } else {
+        vec![Bytes::from(vec![b'x'; a.record_size])]
+    };
     // Latency per record: each acknowledgement future is looked at, oldest first, every 64
     // writes (and at the end). A broker answers every partition of a request at once, so the
     // oldest is rarely held up by a younger one.
@@ -137,7 +169,8 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
             let k = format!("{:0width$}", i % 100_000, width = a.key_size);
             Bytes::from(k.into_bytes())
         });
-        let f = w.write(Message::new(key, Some(value.clone()))).await.map_err(e)?;
+        let value = values[(i % values.len() as u64) as usize].clone();
+        let f = w.write(Message::new(key, Some(value))).await.map_err(e)?;
         pending.push_back((since(), f));
         if i % 64 == 0 {
             settle(&mut pending, &mut cx)?;

@@ -109,8 +109,15 @@ pub struct Report {
     pub latency_ms: [f64; 3],
     /// What the latency measures.
     pub latency_of: &'static str,
-    /// Client CPU, user + system, of the whole process.
+    /// Client CPU, user + system, of the process ([`Report::cpu_of`]).
     pub cpu: Duration,
+    /// Over what [`Report::cpu`] was measured: the whole process unless said otherwise.
+    pub cpu_of: &'static str,
+    /// Transactions committed, when the load was transactional.
+    pub transactions: Option<u64>,
+    /// Produce requests sent and batch resends (`WriterStats::requests`, `retries`), when
+    /// the client counted them.
+    pub produce_requests: Option<(u64, u64)>,
     /// Peak resident memory of the process, bytes.
     pub rss: u64,
 }
@@ -122,7 +129,19 @@ impl Report {
     pub fn finish(what: &'static str, records: u64, bytes: u64, elapsed: Duration, latency_us: &mut [u32]) -> Report {
         let (cpu, rss) = usage();
         let latency_of = if what == "produce" { "send to acknowledgement" } else { "record timestamp to receipt" };
-        Report { what, records, bytes, elapsed, latency_ms: percentiles(latency_us), latency_of, cpu, rss }
+        Report {
+            what,
+            records,
+            bytes,
+            elapsed,
+            latency_ms: percentiles(latency_us),
+            latency_of,
+            cpu,
+            cpu_of: "the whole process",
+            transactions: None,
+            produce_requests: None,
+            rss,
+        }
     }
 
     /// Prints one line of text, or one JSON object.
@@ -132,7 +151,7 @@ impl Report {
         let mbps = self.bytes as f64 / secs / 1e6;
         let mut out = std::io::stdout().lock();
         if json {
-            let o = serde_json::json!({
+            let mut o = serde_json::json!({
                 "workload": self.what,
                 "records": self.records,
                 "bytes": self.bytes,
@@ -142,16 +161,28 @@ impl Report {
                 "latency": { "of": self.latency_of, "p50_ms": self.latency_ms[0], "p99_ms": self.latency_ms[1], "p999_ms": self.latency_ms[2] },
                 "client_cpu_seconds": self.cpu.as_secs_f64(),
                 "cpu_us_per_record": self.cpu.as_secs_f64() * 1e6 / self.records.max(1) as f64,
+                "cpu_of": self.cpu_of,
                 "peak_rss_bytes": self.rss,
             });
+            if let Some(t) = self.transactions {
+                o["transactions"] = t.into();
+                o["transactions_per_sec"] = (t as f64 / secs).into();
+            }
+            if let Some((requests, resends)) = self.produce_requests {
+                o["produce_requests"] = requests.into();
+                o["produce_resends"] = resends.into();
+            }
             let _ = writeln!(out, "{o}");
         } else {
             let _ = writeln!(
                 out,
-                "{}: {} records, {:.0} records/s, {mbps:.1} MB/s, latency ({}) p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, client CPU {:.2} s ({:.2} us/record), peak RSS {:.1} MiB",
+                "{}: {} records, {:.0} records/s, {}{mbps:.1} MB/s, latency ({}) p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, client CPU {:.2} s ({:.2} us/record), peak RSS {:.1} MiB",
                 self.what,
                 self.records,
                 rps,
+                self.transactions
+                    .map(|t| format!("{t} transactions, {:.1} transactions/s, ", t as f64 / secs))
+                    .unwrap_or_default(),
                 self.latency_of,
                 self.latency_ms[0],
                 self.latency_ms[1],

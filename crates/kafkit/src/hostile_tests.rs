@@ -315,7 +315,7 @@ proptest! {
             .with_records(Some(Bytes::from(records)));
         let _ = messages_from(ADDR, &spot(), &p, 0);
         let tp = "t/0";
-        let ends = crate::consumer::engine::Ends::of(&p, IsolationLevel::ReadCommitted, ADDR, &tp);
+        let ends = crate::consumer::engine::tasks::Ends::of(&p, IsolationLevel::ReadCommitted, ADDR, &tp);
         prop_assert_eq!(ends.is_ok(), hw >= -1 && lso >= -1);
     }
 }

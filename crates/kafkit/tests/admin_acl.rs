@@ -329,6 +329,9 @@ async fn the_reader_is_refused_promptly_in_partition_and_group_mode() {
     let mut r = Reader::new(&[&sasl], part(&describe_only)).await.unwrap();
     assert_eq!(r.read_lag().await.unwrap(), 2, "Describe lets bob see the offsets");
     refused("a fetch without Read", ErrorCode::TopicAuthorizationFailed, r.read_message()).await;
+    // The partition stays failed: every later read is refused too, promptly.
+    refused("a fetch without Read, read again", ErrorCode::TopicAuthorizationFailed, r.read_message()).await;
+    refused("a fetch without Read, fetched again", ErrorCode::TopicAuthorizationFailed, r.fetch_message()).await;
     refused("a reader of a topic bob may not describe", ErrorCode::TopicAuthorizationFailed, async {
         Reader::new(&[&sasl], part(&nothing)).await.map(|_| ())
     })
@@ -348,13 +351,21 @@ async fn the_reader_is_refused_promptly_in_partition_and_group_mode() {
     m.close().await.unwrap();
     let committed = admin.fetch_offsets(&group(0), None).await.unwrap();
     assert_eq!(committed, BTreeMap::from([(TopicPartition::new(&ok, 0), 1)]));
-    for (g, t, code, what) in [
-        (no_group.clone(), &ok, ErrorCode::GroupAuthorizationFailed, "a group bob may not read"),
-        (group(1), &describe_only, ErrorCode::TopicAuthorizationFailed, "a group member's fetch without Read"),
-        (group(2), &nothing, ErrorCode::TopicAuthorizationFailed, "a subscription bob may not describe"),
+    // `fatal`: the group cannot go on, so commits are refused too; a partition's refusal
+    // leaves the membership (and commits of other partitions) alone.
+    for (g, t, code, what, fatal) in [
+        (no_group.clone(), &ok, ErrorCode::GroupAuthorizationFailed, "a group bob may not read", true),
+        (group(1), &describe_only, ErrorCode::TopicAuthorizationFailed, "a group member's fetch without Read", false),
+        (group(2), &nothing, ErrorCode::TopicAuthorizationFailed, "a subscription bob may not describe", true),
     ] {
         let mut m = Reader::new(&[&sasl], member(&g, t)).await.unwrap();
         refused(what, code, m.read_message()).await;
+        // Sticky: every later read (and, when fatal, commit) is refused with it, promptly.
+        refused(&format!("{what}, read again"), code, m.read_message()).await;
+        refused(&format!("{what}, fetched again"), code, m.fetch_message()).await;
+        if fatal {
+            refused(&format!("{what}, then a commit"), code, m.commit_messages(&[])).await;
+        }
         m.abort();
     }
 }

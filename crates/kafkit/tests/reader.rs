@@ -179,3 +179,24 @@ async fn a_small_fetch_limit_starves_no_partition() {
     // partition's.
     assert!(seen.iter().all(|&n| n >= 10), "records per partition among the first 100: {seen:?}");
 }
+
+/// A backlog larger than one fetch's chunks (the reader decodes a fetched partition into
+/// chunks of about 256 KiB and fetches again before handing them all over): the reader's
+/// position after each message is the offset after it, never the end of the fetched data
+/// while chunks of it are still to come (a position past them would let a group reader commit
+/// records it had not returned yet).
+#[tokio::test]
+async fn the_position_follows_the_messages_through_a_backlog() {
+    let broker = common::kafka();
+    let n = 60_000;
+    let topic = setup(&broker.addr(), n, 1000, 8).await;
+    let tp = TopicPartition::new(&topic, 0);
+    let mut r =
+        Reader::new(&[&broker.addr()], ReaderConfig::new(&topic, 0).with_start(StartOffset::First)).await.unwrap();
+    for i in 0..n {
+        let m = tokio::time::timeout(Duration::from_secs(30), r.read_message()).await.expect("in time").unwrap();
+        assert_eq!((m.offset, value(&m)), (i as i64, i));
+        let position = r.partitions()[&tp].position;
+        assert_eq!(position, m.offset + 1, "the position after offset {} of {n}", m.offset);
+    }
+}

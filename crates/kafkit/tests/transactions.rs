@@ -1,9 +1,10 @@
 //! The transactional Writer (KIP-98, KIP-447, KIP-890) against Apache Kafka: transactions v2
 //! on the shared Kafka 4.4 node, v1 on a dedicated Kafka 3.9.2 node. Committed records are
 //! read under read_committed; aborted ones stay invisible to it (and visible under
-//! read_uncommitted); a newer writer with the same transactional id fences the older one;
-//! offsets sent to a transaction are committed for the group only when it commits; the
-//! broker aborts a transaction left open past its transaction timeout.
+//! read_uncommitted); a newer writer with the same transactional id fences the older one; a
+//! processor of an older group generation cannot commit offsets; offsets sent to a
+//! transaction are committed for the group only when it commits; the broker aborts a
+//! transaction left open past its transaction timeout.
 
 mod common;
 
@@ -207,6 +208,85 @@ async fn v2_offsets_are_committed_only_with_the_transaction() {
     offsets_only_on_commit(&kafka.addr()).await;
 }
 
+fn group_member(addr: &str, group: &str, topic: &str) -> impl std::future::Future<Output = kafkit::Result<Reader>> {
+    let config = ReaderConfig::group(group, [topic.to_string()])
+        .with_session_timeout(Duration::from_secs(10))
+        .with_heartbeat_interval(Duration::from_millis(500));
+    let addr = addr.to_string();
+    async move { Reader::new(&[&addr], config).await }
+}
+
+/// Waits (up to 60 s) until every reader is in generation `after` + 1 or later, all in the
+/// same one, each with partitions.
+async fn same_generation(readers: &[&Reader], after: i32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let gens: Vec<i32> = readers.iter().map(|r| r.generation()).collect();
+        if gens[0] > after && gens.iter().all(|g| *g == gens[0]) && readers.iter().all(|r| !r.assignment().is_empty()) {
+            return gens[0];
+        }
+        assert!(Instant::now() < deadline, "generations {gens:?} (waiting for one past {after})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A zombie processor (KIP-447): a consume-transform-produce member whose group rebalanced
+/// sends its offsets with the generation it read in; the group coordinator refuses them
+/// (ILLEGAL_GENERATION), the transaction can only be aborted, and nothing of it (offsets or
+/// output) becomes visible. With the current generation the same writer's next transaction
+/// commits.
+#[tokio::test]
+async fn a_zombie_processor_of_an_older_generation_cannot_commit_offsets() {
+    let kafka = common::kafka();
+    zombie_generation(&kafka.addr()).await;
+}
+
+async fn zombie_generation(addr: &str) {
+    let addr = addr.to_string();
+    let (input, output) = (unique_topic("txn-gen-in"), unique_topic("txn-gen-out"));
+    common::create_topics(&addr, &[TopicConfig::new(&input, 2), TopicConfig::new(&output, 1)]).await;
+    let group = unique_topic("txn-gen-group");
+    let first = group_member(&addr, &group, &input).await.unwrap();
+    let old_generation = same_generation(&[&first], 0).await;
+    let old = GroupMetadata::new(&group, old_generation, first.member_id());
+    // A second member joins: a new generation, partitions moved.
+    let second = group_member(&addr, &group, &input).await.unwrap();
+    let generation = same_generation(&[&first, &second], old_generation).await;
+    assert!(generation > old_generation);
+
+    let w = Writer::new(&[&addr], txn_writer_config(&output, &unique_topic("txn-gen-id"))).await.unwrap();
+    w.init_transactions().await.unwrap();
+    let tp = TopicPartition::new(&input, 0);
+    w.begin_transaction().await.unwrap();
+    write_txn(&w, &values("zombie", 2)).await;
+    let e = w.send_offsets_to_transaction(&[(tp.clone(), 9)], &old).await.expect_err("a zombie's offsets");
+    assert!(matches!(e, Error::TransactionAbortable(_)), "{e:?}");
+    assert!(e.to_string().to_ascii_uppercase().contains("GENERATION"), "{e}");
+    assert!(matches!(w.commit_transaction().await, Err(Error::TransactionAbortable(_))));
+    w.abort_transaction().await.expect("abort the zombie's transaction");
+
+    let current = GroupMetadata::new(&group, first.generation(), first.member_id());
+    assert_eq!(current.generation_id, generation);
+    w.begin_transaction().await.unwrap();
+    write_txn(&w, &values("current", 1)).await;
+    w.send_offsets_to_transaction(&[(tp.clone(), 3)], &current).await.expect("the current member's offsets");
+    w.commit_transaction().await.unwrap();
+    let admin = Client::new(&[&addr], ClusterConfig::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = admin.fetch_offsets(&group, None).await.unwrap();
+        if !got.is_empty() {
+            assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![(tp.clone(), 3)]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the committed transaction's offsets never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read_all(&addr, &output, IsolationLevel::ReadCommitted, 1).await, values("current", 1));
+    second.close().await.unwrap();
+    first.close().await.unwrap();
+}
+
 /// With a 2 s transaction timeout, a transaction left open is aborted by the coordinator
 /// (which checks every `transaction.abort.timed.out.transaction.cleanup.interval.ms`, 10 s by
 /// default); the writer's commit then fails, and nothing of it is read under read_committed.
@@ -244,13 +324,14 @@ async fn the_broker_aborts_a_transaction_past_its_timeout() {
 }
 
 /// Transactions v1 on Kafka 3.9.2: AddPartitionsToTxn and AddOffsetsToTxn, Produce up to
-/// v11, the epoch kept across transactions.
+/// v11, the epoch kept across transactions; a zombie processor's offsets refused.
 #[tokio::test]
 async fn v1_on_kafka_3_9() {
     let cluster = common::Cluster::start(common::ClusterOptions::default().version("3.9.2"));
     let addr = cluster.addr();
     commit_and_abort(&addr, false).await;
     offsets_only_on_commit(&addr).await;
+    zombie_generation(&addr).await;
 }
 
 /// Throughput at 1 and 10,000 records per transaction (run by hand: `cargo test -p kafkit

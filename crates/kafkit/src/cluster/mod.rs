@@ -215,6 +215,13 @@ pub(crate) fn check_partition_ids(
 
 type Slot = Arc<tokio::sync::Mutex<Option<Conn>>>;
 
+/// A broker with a request unanswered this long, and nothing else heard from it, is asked
+/// for metadata after the others.
+pub(crate) const SILENT: Duration = Duration::from_secs(1);
+
+/// How long one broker is given to answer a metadata refresh before the next is asked.
+const METADATA_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
 struct Inner {
     config: ClusterConfig,
     seeds: Vec<String>,
@@ -335,6 +342,18 @@ impl Cluster {
         &self.inner.config
     }
 
+    /// The brokers this cluster knows, comma-separated: the metadata's (`host:port`), then
+    /// the seeds not among them; for [`Error::NoBrokerReachable`].
+    pub(crate) fn broker_list(&self) -> String {
+        let mut addrs: Vec<String> = self.metadata().brokers.values().map(Broker::addr).collect();
+        for s in &self.inner.seeds {
+            if !addrs.contains(s) {
+                addrs.push(s.clone());
+            }
+        }
+        addrs.join(",")
+    }
+
     /// How many times the metadata snapshot was replaced: what was derived from
     /// [`Cluster::metadata`] is current while this has not changed.
     pub fn metadata_generation(&self) -> u64 {
@@ -362,7 +381,18 @@ impl Cluster {
         let (conns, dial_err) = self.metadata_conns().await;
         let mut last_err = dial_err;
         for conn in conns {
-            match conn.metadata(topics).await {
+            // A live broker answers Metadata at once; one that does not is passed over for
+            // the next rather than waited for the whole request timeout.
+            let limit = conn.request_timeout().min(METADATA_ATTEMPT_TIMEOUT);
+            let attempt = match tokio::time::timeout(limit, conn.metadata(topics)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::RequestTimeout {
+                    addr: conn.addr().to_string(),
+                    api: kafkit_protocol::ApiKey::Metadata,
+                    timeout: limit,
+                }),
+            };
+            match attempt {
                 Ok(resp) => {
                     let merged = Arc::new(self.metadata().merge(conn.addr(), &resp, topics.is_none()));
                     if let Ok(mut m) = self.inner.meta.write() {
@@ -382,7 +412,10 @@ impl Cluster {
                 }
             }
         }
-        Err(last_err.unwrap_or_else(|| Error::InvalidArgument("no broker reachable".into())))
+        Err(last_err.unwrap_or_else(|| Error::NoBrokerReachable {
+            brokers: self.broker_list(),
+            last: "no connection to a broker or seed could be had".into(),
+        }))
     }
 
     /// Connections to try for metadata: a known broker's admin connection, then a seed; and
@@ -390,7 +423,10 @@ impl Cluster {
     async fn metadata_conns(&self) -> (Vec<Conn>, Option<Error>) {
         let mut out = Vec::new();
         let mut last_err = None;
-        let ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        // A broker that has left a request unanswered for a while (frozen, cut off) is
+        // asked last.
+        let mut ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        ids.sort_by_key(|id| self.broker_silent(*id, SILENT));
         for id in ids {
             if let Ok(c) = self.broker(id, Workload::Admin).await {
                 out.push(c);
@@ -415,6 +451,25 @@ impl Cluster {
         }
         out.extend(seed.clone());
         (out, last_err)
+    }
+
+    /// Whether a Produce or Admin connection to broker `id` has had a request waiting for
+    /// `at_least` with nothing heard from the broker (Fetch and Group connections long-poll
+    /// by design and are not counted).
+    pub(crate) fn broker_silent(&self, id: i32, at_least: Duration) -> bool {
+        let slots: Vec<Slot> = match self.inner.conns.lock() {
+            Ok(c) => c
+                .iter()
+                .filter(|((n, w), _)| {
+                    *n == id && matches!(w, Workload::Produce | Workload::ProduceLane(_) | Workload::Admin)
+                })
+                .map(|(_, s)| s.clone())
+                .collect(),
+            Err(_) => return false,
+        };
+        slots.iter().any(|s| {
+            s.try_lock().ok().and_then(|g| g.as_ref().and_then(Conn::silent_for)).is_some_and(|d| d >= at_least)
+        })
     }
 
     /// The metadata of `topic`, from the snapshot or, when missing, from a refresh.
@@ -454,7 +509,7 @@ impl Cluster {
             message: None,
         })?;
         let slot = {
-            let mut conns = self.inner.conns.lock().map_err(|_| Error::InvalidArgument("poisoned".into()))?;
+            let mut conns = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
             conns.entry((node_id, workload)).or_default().clone()
         };
         let mut guard = slot.lock().await;
@@ -466,10 +521,20 @@ impl Cluster {
         Ok(conn)
     }
 
+    /// The open connection for `workload` to broker `node_id`, if there is one; never dials
+    /// (nor waits for a dial under way).
+    pub(crate) fn connected(&self, node_id: i32, workload: Workload) -> Option<Conn> {
+        let addr = self.metadata().brokers.get(&node_id)?.addr();
+        let slot = self.inner.conns.lock().ok()?.get(&(node_id, workload))?.clone();
+        let guard = slot.try_lock().ok()?;
+        guard.as_ref().filter(|c| !c.is_closed() && c.addr() == addr).cloned()
+    }
+
     /// A connection to any live broker, for requests any broker can answer.
     ///
     /// # Errors
-    /// As [`Cluster::broker`], from the last broker tried.
+    /// As [`Cluster::broker`], from the last broker tried; [`Error::NoBrokerReachable`] when
+    /// the metadata lists none.
     pub async fn any_broker(&self, workload: Workload) -> Result<Conn> {
         let ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
         let mut last = None;
@@ -479,7 +544,10 @@ impl Cluster {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::InvalidArgument("no broker in the metadata".into())))
+        Err(last.unwrap_or_else(|| Error::NoBrokerReachable {
+            brokers: self.broker_list(),
+            last: "the metadata lists no broker".into(),
+        }))
     }
 
     /// The connection to the partition leader of `topic`/`partition`, with that partition's
@@ -548,7 +616,8 @@ impl Cluster {
     /// # Errors
     /// [`Error::ConnectTimeout`] when no connection (with its TLS, ApiVersions and SASL
     /// exchanges) was made within `timeout`; [`Error::RequestTimeout`] when Metadata was not answered in what was left of
-    /// it; otherwise the last broker's error from [`Dialer::dial`] or [`Conn::request`].
+    /// it; otherwise the last broker's error from [`Dialer::dial`] or [`Conn::request`];
+    /// [`Error::NoBrokerReachable`] when there is no broker or seed to try.
     pub async fn ping(&self, timeout: Duration) -> Result<Ping> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -578,7 +647,10 @@ impl Cluster {
                 }),
             };
         }
-        Err(last.unwrap_or_else(|| Error::InvalidArgument("no broker to ping".into())))
+        Err(last.unwrap_or_else(|| Error::NoBrokerReachable {
+            brokers: self.broker_list(),
+            last: "no broker or seed to ping".into(),
+        }))
     }
 
     /// Connections this cluster has made so far, to seeds and brokers (kafka-go's

@@ -8,9 +8,28 @@
 //! `to_commit` the offset the application allowed to be committed; `committed` the last one
 //! the coordinator acknowledged. `start` is where the current assignment began: a commit
 //! below it would belong to an earlier owner's messages.
+//!
+//! The engine is the one owner of that state: the group task and the `Reader` change it
+//! only through the engine's methods (assign, revoke, seek, pause, marking and
+//! acknowledging commits).
+//!
+//! Errors reach the application four ways, all through [`Engine::next`]:
+//! - a *fatal* error of the reader ([`Engine::fail`]: the group's fatal errors, a
+//!   non-retriable error of a whole fetch) fails every later read until the reader is
+//!   closed;
+//! - a *partition* failure (OFFSET_OUT_OF_RANGE under [`OffsetReset::Fail`], a
+//!   non-retriable error code for one partition, records that do not decode) fails every
+//!   later read until that partition is sought or leaves the reader; it is not fetched
+//!   meanwhile;
+//! - *transient* errors ([`Engine::report`]: a fetch response that does not decode) are
+//!   each returned once, from a queue of at most [`ERROR_QUEUE`] (an error equal to one
+//!   already queued is counted, not queued again; when full the oldest is dropped);
+//! - [`Error::NoBrokerReachable`] is not queued: a waiting read returns it once no broker
+//!   has answered (`Engine::reached`, `Engine::unreachable`) for the cluster's retry
+//!   timeout, and again each retry timeout after the last one.
 
 use super::assignor::TopicPartition;
-use super::reader::{OffsetReset, StartOffset};
+use super::reader::{OffsetReset, PartitionState, StartOffset};
 use crate::cluster::{Cluster, Workload};
 use crate::error::{Error, Result};
 use crate::fetch::{Batches, Limits, Selected, Spot};
@@ -18,11 +37,15 @@ use crate::message::Message;
 use crate::net::IsolationLevel;
 use kafkit_protocol::record::DecodeOptions;
 use kafkit_protocol::{ErrorCode, Uuid};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Most transient errors queued for the application at once (see the module docs).
+pub(crate) const ERROR_QUEUE: usize = 64;
 
 /// Fetch settings shared by every partition of a reader.
 #[derive(Debug, Clone)]
@@ -50,21 +73,23 @@ struct Chunk {
 /// One partition being read.
 pub(crate) struct Part {
     /// Changes on every assignment or seek; a fetch result of another epoch is dropped.
-    pub epoch: u64,
-    pub fetch_pos: i64,
-    pub position: i64,
-    pub start: i64,
-    pub committed: i64,
-    pub to_commit: i64,
-    pub paused: bool,
-    pub high_watermark: i64,
+    epoch: u64,
+    fetch_pos: i64,
+    position: i64,
+    start: i64,
+    committed: i64,
+    to_commit: i64,
+    paused: bool,
+    high_watermark: i64,
     /// The offset the lag is measured to, from the last fetch (-1 before the first): the high
     /// watermark, or under read_committed the last stable offset, past which the broker
     /// returns nothing while a transaction is open (the Java consumer's `records-lag` alike).
-    pub end: i64,
+    end: i64,
     /// Stopped after an error the application must see (OFFSET_OUT_OF_RANGE with
-    /// [`OffsetReset::Fail`]); a seek clears it.
-    failed: bool,
+    /// [`OffsetReset::Fail`], a non-retriable error code, records that do not decode): every
+    /// read fails with it until a seek of the partition clears it, or the partition leaves
+    /// the reader. Not fetched meanwhile.
+    failure: Option<Error>,
     chunks: VecDeque<Chunk>,
     in_flight: bool,
     /// The fetch task (slot) still handing over fetched data of this partition, which
@@ -82,7 +107,7 @@ pub(crate) struct Part {
 impl Part {
     /// Messages between the position and the last fetch's high watermark (under
     /// read_committed its last stable offset); -1 before the first fetch.
-    pub fn lag(&self) -> i64 {
+    fn lag(&self) -> i64 {
         if self.end < 0 {
             -1
         } else {
@@ -103,15 +128,20 @@ pub(crate) type Parts = HashMap<TopicPartition, Part, foldhash::fast::RandomStat
 
 #[derive(Default)]
 pub(crate) struct State {
-    pub parts: Parts,
+    parts: Parts,
     /// Partitions with messages to hand out, in turn.
     ready: VecDeque<TopicPartition>,
+    /// The reader's fatal error: every read fails with it until the reader is closed.
+    fatal: Option<Error>,
+    /// Partitions with a `Part::failure`, so that a read finds one without a scan.
+    failed: BTreeSet<TopicPartition>,
+    /// Transient errors, each returned once; at most [`ERROR_QUEUE`].
     errors: VecDeque<Error>,
-    pub closed: bool,
+    closed: bool,
     /// Messages handed out, and their key and value bytes (counted under the lock that
     /// hands them out).
-    pub messages: u64,
-    pub bytes: u64,
+    messages: u64,
+    bytes: u64,
     next_epoch: u64,
     /// Fetches that returned data of a partition, counted (see `Part::served`).
     served: u64,
@@ -131,6 +161,7 @@ pub(crate) struct Engine {
     pub cluster: Cluster,
     pub settings: FetchSettings,
     state: Mutex<State>,
+    contact: Mutex<Contact>,
     /// Wakes the application when messages or errors arrive.
     data: Notify,
     /// Wakes the fetch tasks when partitions become fetchable.
@@ -143,6 +174,13 @@ pub(crate) struct Engine {
     pub counters: Counters,
 }
 
+mod errors;
+pub(crate) mod tasks;
+mod views;
+
+use errors::Contact;
+use tasks::{Claim, Outcome};
+
 /// Emptied message vectors kept for reuse at most.
 const SPARE_VECTORS: usize = 4;
 
@@ -153,17 +191,18 @@ impl Engine {
             cluster,
             settings,
             state: Mutex::new(State::default()),
+            contact: Mutex::new(Contact { last_ok: Instant::now(), failing: None, reported: None }),
             data: Notify::new(),
             wake: Notify::new(),
             budget,
             spare: Mutex::new(Vec::new()),
             counters: Counters::default(),
         });
-        tokio::spawn(supervise(Arc::downgrade(&engine)));
+        tokio::spawn(tasks::supervise(Arc::downgrade(&engine)));
         engine
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-changed in a way that
         // matters more than stopping; keep going with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -179,6 +218,7 @@ impl Engine {
             if let Some(old) = st.parts.get(&tp) {
                 self.counters.buffered.fetch_sub(old.buffered() as u64, Ordering::Relaxed);
             }
+            st.failed.remove(&tp);
             st.parts.insert(
                 tp,
                 Part {
@@ -191,7 +231,7 @@ impl Engine {
                     paused: false,
                     high_watermark: -1,
                     end: -1,
-                    failed: false,
+                    failure: None,
                     chunks: VecDeque::new(),
                     in_flight: false,
                     delivering: None,
@@ -210,6 +250,7 @@ impl Engine {
         let mut st = self.lock();
         let mut pending = Vec::new();
         for tp in parts {
+            st.failed.remove(tp);
             if let Some(p) = st.parts.remove(tp) {
                 self.counters.buffered.fetch_sub(p.buffered() as u64, Ordering::Relaxed);
                 if p.to_commit > p.committed {
@@ -222,11 +263,12 @@ impl Engine {
         pending
     }
 
-    /// Moves `tp` to `offset`, dropping what was fetched.
+    /// Moves `tp` to `offset`, dropping what was fetched and clearing its failure.
     pub fn seek(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
         let mut st = self.lock();
         st.next_epoch += 1;
         let epoch = st.next_epoch;
+        st.failed.remove(tp);
         let p = st.parts.get_mut(tp).ok_or_else(|| Error::InvalidArgument(format!("{tp} is not being read")))?;
         self.counters.buffered.fetch_sub(p.buffered() as u64, Ordering::Relaxed);
         p.chunks.clear();
@@ -235,7 +277,7 @@ impl Engine {
         p.position = offset;
         p.in_flight = false;
         p.delivering = None;
-        p.failed = false;
+        p.failure = None;
         drop(st);
         self.wake.notify_waiters();
         Ok(())
@@ -254,13 +296,6 @@ impl Engine {
         }
         drop(st);
         self.wake.notify_waiters();
-        self.data.notify_waiters();
-    }
-
-    /// Fails every later read with `e` until the reader is closed.
-    pub fn push_error(&self, e: Error) {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        self.lock().errors.push_back(e);
         self.data.notify_waiters();
     }
 
@@ -291,13 +326,22 @@ impl Engine {
         }
     }
 
-    /// The next message; `None` when there is none now.
+    /// The next message; `None` when there is none now. Errors first: closed, the fatal
+    /// error, a transient one, a failed partition's.
     fn pop(&self, st: &mut State, mark: bool) -> Option<Result<Message>> {
+        if st.closed {
+            return Some(Err(Error::Closed));
+        }
+        if let Some(e) = &st.fatal {
+            return Some(Err(e.dup()));
+        }
         if let Some(e) = st.errors.pop_front() {
             return Some(Err(e));
         }
-        if st.closed {
-            return Some(Err(Error::Closed));
+        if let Some(tp) = st.failed.first() {
+            if let Some(e) = st.parts.get(tp).and_then(|p| p.failure.as_ref()) {
+                return Some(Err(e.dup()));
+            }
         }
         let State { parts, ready, messages, bytes, .. } = st;
         while let Some(tp) = ready.front() {
@@ -347,6 +391,13 @@ impl Engine {
     /// the offset to commit (under the same lock, so a revocation cannot come between).
     ///
     /// Cancel-safe: a message leaves the buffer only in the poll that returns it.
+    ///
+    /// # Errors
+    /// See the module docs; and [`Error::NoBrokerReachable`] once no broker has answered
+    /// for [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout),
+    /// and again each retry timeout after the last such error (so a loop that retries does
+    /// not spin, and a read with a short timeout of its own still sees it). Retriable: the
+    /// tasks keep trying, and a later call returns messages once a broker answers.
     pub async fn next(&self, mark: bool) -> Result<Message> {
         // Buffered messages need no wake-up registration.
         if let Some(r) = self.pop(&mut self.lock(), mark) {
@@ -359,7 +410,17 @@ impl Engine {
             if let Some(r) = self.pop(&mut self.lock(), mark) {
                 return r;
             }
-            notified.await;
+            match self.unreachable_at() {
+                None => notified.await,
+                Some((at, last)) => {
+                    if Instant::now() >= at {
+                        self.reported_unreachable();
+                        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        return Err(Error::NoBrokerReachable { brokers: self.cluster.broker_list(), last });
+                    }
+                    let _ = tokio::time::timeout_at(at, notified).await;
+                }
+            }
         }
     }
 
@@ -389,7 +450,7 @@ impl Engine {
     fn claim(&self, broker: i32, slot: usize) -> Option<Vec<Claim>> {
         let meta = self.cluster.metadata();
         let mut st = self.lock();
-        if st.closed {
+        if st.closed || st.fatal.is_some() {
             return Some(Vec::new());
         }
         let led =
@@ -406,7 +467,12 @@ impl Engine {
         // The fetchable partitions it leads, served longest ago first.
         let mut open: Vec<(u64, &TopicPartition, &mut Part)> = Vec::new();
         for (tp, p) in st.parts.iter_mut() {
-            if p.in_flight || p.paused || p.failed || p.buffered() >= ahead || p.delivering.is_some_and(|s| s != slot) {
+            if p.in_flight
+                || p.paused
+                || p.failure.is_some()
+                || p.buffered() >= ahead
+                || p.delivering.is_some_and(|s| s != slot)
+            {
                 continue;
             }
             if meta.partition(&tp.topic, tp.partition).is_some_and(|pm| pm.leader == broker) {
@@ -479,343 +545,6 @@ impl Engine {
                 (tp.clone(), leader)
             })
             .collect()
-    }
-}
-
-struct Claim {
-    tp: TopicPartition,
-    topic_id: Uuid,
-    epoch: u64,
-    offset: i64,
-    leader_epoch: i32,
-}
-
-/// A fetched partition's high watermark, and the offset its lag is measured to (see
-/// `Part::end`).
-#[derive(Clone, Copy)]
-pub(crate) struct Ends {
-    high_watermark: i64,
-    end: i64,
-}
-
-impl Ends {
-    /// The ends of a fetched partition (`tp`, from broker `addr`).
-    ///
-    /// # Errors
-    /// [`Error::Malformed`] for a high watermark or last stable offset below -1 (unknown):
-    /// lag is measured from them.
-    pub(crate) fn of(
-        p: &kafkit_protocol::messages::fetch_response::PartitionData,
-        isolation: IsolationLevel,
-        addr: &str,
-        tp: &impl std::fmt::Display,
-    ) -> Result<Ends> {
-        if p.high_watermark < -1 || p.last_stable_offset < -1 {
-            return Err(Error::Malformed {
-                broker: addr.to_string(),
-                what: format!(
-                    "{tp}: high watermark {} or last stable offset {} is negative",
-                    p.high_watermark, p.last_stable_offset
-                ),
-            });
-        }
-        // Fetch v4+ carries the last stable offset; -1 before.
-        let stable = isolation == IsolationLevel::ReadCommitted && p.last_stable_offset >= 0;
-        Ok(Ends { high_watermark: p.high_watermark, end: if stable { p.last_stable_offset } else { p.high_watermark } })
-    }
-}
-
-/// What one partition's part of a fetch came to.
-enum Outcome {
-    /// The partition's batches, not decoded yet, its high watermark and lag end, and whether
-    /// its fetch position was already moved past them (see `Engine::advance`).
-    Data(Batches, Ends, bool),
-    /// OFFSET_OUT_OF_RANGE: where to continue, or the error under [`OffsetReset::Fail`].
-    Reset(Result<i64>),
-    Error(Error),
-}
-
-/// Starts a fetch task for every partition leader that has none, and refreshes metadata
-/// while a partition has no leader.
-async fn supervise(engine: std::sync::Weak<Engine>) {
-    loop {
-        let Some(e) = engine.upgrade() else { return };
-        if e.lock().closed {
-            return;
-        }
-        let leaders = e.leaders();
-        let missing: Vec<&TopicPartition> = leaders.iter().filter(|(_, l)| *l < 0).map(|(tp, _)| tp).collect();
-        if !missing.is_empty() {
-            let mut topics: Vec<&str> = missing.iter().map(|tp| tp.topic.as_str()).collect();
-            topics.sort_unstable();
-            topics.dedup();
-            if let Err(err) = e.cluster.refresh_metadata(Some(&topics)).await {
-                tracing::debug!(error = %err, "metadata refresh for leaderless partitions failed");
-            }
-        }
-        {
-            let mut brokers: Vec<i32> = leaders.iter().map(|(_, l)| *l).filter(|l| *l >= 0).collect();
-            brokers.sort_unstable();
-            brokers.dedup();
-            let mut st = e.lock();
-            st.lanes.retain(|_, h| !h.is_finished());
-            for broker in brokers {
-                let led = leaders.iter().filter(|(_, l)| *l == broker).count();
-                for slot in 0..e.lanes(led) {
-                    st.lanes
-                        .entry((broker, slot))
-                        .or_insert_with(|| tokio::spawn(lane(Arc::downgrade(&e), broker, slot)).abort_handle());
-                }
-            }
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(250), e.wake.notified()).await;
-    }
-}
-
-/// Fetches, over and over, a share of the partitions that `broker` leads (fetch task `slot`
-/// of that broker); ends when the slot is no longer needed.
-///
-/// Pipelined: a fetch's data is handed over (decoded, as the budget allows) while the next
-/// fetch, which starts where the headers of that data end, is in flight.
-async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
-    let mut attempt = 0u32;
-    let mut backlog: Option<(Vec<Claim>, Vec<Outcome>)> = None;
-    loop {
-        let Some(e) = engine.upgrade() else { return };
-        let wake = e.wake.notified();
-        tokio::pin!(wake);
-        wake.as_mut().enable();
-        let Some(claims) = e.claim(broker, slot) else {
-            // No longer needed: hand over what is left first.
-            if let Some((c, o)) = backlog.take() {
-                deliver(&e, slot, c, o).await;
-            }
-            return;
-        };
-        if claims.is_empty() {
-            if let Some((c, o)) = backlog.take() {
-                deliver(&e, slot, c, o).await;
-                continue;
-            }
-            if e.lock().closed {
-                return;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(500), wake).await;
-            continue;
-        }
-        let previous = backlog.take();
-        let handed = async {
-            if let Some((c, o)) = previous {
-                deliver(&e, slot, c, o).await;
-            }
-        };
-        let (fetched, ()) = tokio::join!(fetch_claims(&e, broker, slot, &claims), handed);
-        match fetched {
-            Ok(mut outcomes) => {
-                attempt = 0;
-                e.advance(slot, &claims, &mut outcomes);
-                backlog = Some((claims, outcomes));
-            }
-            Err(err) => {
-                e.unclaim(&claims);
-                e.counters.errors.fetch_add(1, Ordering::Relaxed);
-                let backoff = e.cluster.config().backoff.delay(attempt);
-                attempt += 1;
-                if !err.is_retriable() {
-                    e.push_error(err);
-                } else {
-                    tracing::debug!(broker, error = %err, "fetch failed; retrying");
-                }
-                tokio::time::sleep(backoff).await;
-                let _ = e.cluster.refresh_metadata(None).await;
-            }
-        }
-    }
-}
-
-async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) -> Result<Vec<Outcome>> {
-    let workload = match slot {
-        0 => Workload::Fetch,
-        n => Workload::FetchLane(n.min(u16::MAX as usize) as u16),
-    };
-    let conn = e.cluster.broker(broker, workload).await?;
-    let s = &e.settings;
-    let spots: Vec<Spot<'_>> = claims
-        .iter()
-        .map(|c| Spot {
-            topic: &c.tp.topic,
-            topic_id: c.topic_id,
-            partition: c.tp.partition,
-            leader_epoch: c.leader_epoch,
-            isolation: s.isolation,
-        })
-        .collect();
-    let parts: Vec<(&Spot<'_>, i64)> = spots.iter().zip(claims).map(|(s, c)| (s, c.offset)).collect();
-    let limits = Limits {
-        min_bytes: s.min_bytes,
-        max_bytes: e.fetch_bytes(),
-        partition_max_bytes: s.max_bytes,
-        max_wait: s.max_wait,
-    };
-    e.counters.fetches.fetch_add(1, Ordering::Relaxed);
-    let results = crate::fetch::fetch_many(&conn, &parts, &limits).await?;
-    let mut out = Vec::with_capacity(results.len());
-    let mut refresh = false;
-    for ((spot, claim), r) in spots.iter().zip(claims).zip(results) {
-        let outcome = match r {
-            Ok(p) => match Ends::of(&p, s.isolation, conn.addr(), &claim.tp) {
-                Ok(ends) => {
-                    Outcome::Data(Batches::new(&conn, spot, &p, claim.offset, DecodeOptions::default()), ends, false)
-                }
-                Err(err) => Outcome::Error(err),
-            },
-            Err(err) if err.error_code() == Some(ErrorCode::OffsetOutOfRange) => {
-                e.counters.resets.fetch_add(1, Ordering::Relaxed);
-                Outcome::Reset(match s.reset {
-                    OffsetReset::Fail => Err(err),
-                    OffsetReset::Earliest => crate::fetch::list_offset(&conn, spot, -2).await,
-                    OffsetReset::Latest => crate::fetch::list_offset(&conn, spot, -1).await,
-                })
-            }
-            Err(err) => {
-                refresh |= err.is_retriable();
-                Outcome::Error(err)
-            }
-        };
-        out.push(outcome);
-    }
-    if refresh {
-        let _ = e.cluster.refresh_metadata(None).await;
-    }
-    Ok(out)
-}
-
-/// Hands a fetch's results to the partitions still waiting for them.
-async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outcome>) {
-    for (c, o) in claims.into_iter().zip(outcomes) {
-        let o = match o {
-            Outcome::Data(batches, ends, advanced) => {
-                deliver_data(e, slot, &c, batches, ends, advanced).await;
-                continue;
-            }
-            o => o,
-        };
-        let mut st = e.lock();
-        let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch && p.fetch_pos == c.offset) else {
-            continue;
-        };
-        p.in_flight = false;
-        let err = match o {
-            Outcome::Data(..) => None,
-            Outcome::Reset(Ok(offset)) => {
-                p.fetch_pos = offset;
-                p.position = offset;
-                None
-            }
-            Outcome::Reset(Err(err)) => Some(err),
-            Outcome::Error(err) if err.is_retriable() => {
-                tracing::debug!(partition = %c.tp, error = %err, "partition fetch failed; retrying");
-                None
-            }
-            Outcome::Error(err) => Some(err),
-        };
-        if let Some(err) = err {
-            p.failed = true;
-            st.errors.push_back(err);
-            drop(st);
-            e.data.notify_waiters();
-        }
-    }
-}
-
-/// Budget one chunk takes at most (a larger batch still makes one chunk), and at most half
-/// the whole budget.
-const CHUNK_BYTES: usize = 256 << 10;
-
-/// The budget a chunk holds: its keys and values, and each message's own size.
-fn cost(sel: &Selected) -> usize {
-    sel.bytes + sel.messages.len() * std::mem::size_of::<Message>()
-}
-
-/// Decodes a partition's fetched batches into chunks of about [`CHUNK_BYTES`], each handed
-/// over once the budget has room for it: decompressed records never take more memory than
-/// the budget, plus one chunk being decoded. The partition stays claimed (or, when
-/// `advanced`, reserved to fetch task `slot`) until its last batch is handed over, or a seek
-/// or revocation makes the rest moot.
-async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, ends: Ends, advanced: bool) {
-    let cap = e.settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS);
-    let chunk = CHUNK_BYTES.min(cap / 2).max(1);
-    let mut expected = c.offset;
-    loop {
-        let mut sel = Selected { messages: e.spare_vec(), bytes: 0, next: expected };
-        let (mut end, mut failure) = (false, None);
-        while cost(&sel) < chunk {
-            match batches.next_into(&mut sel) {
-                Ok(true) => {}
-                Ok(false) => {
-                    end = true;
-                    break;
-                }
-                Err(err) => {
-                    (end, failure) = (true, Some(err));
-                    break;
-                }
-            }
-        }
-        // Waiting here pauses this fetch task while the application has not read enough.
-        let permits = cost(&sel).min(cap) as u32;
-        let permit = if permits > 0 { e.budget.clone().acquire_many_owned(permits).await.ok() } else { None };
-        let mut st = e.lock();
-        let State { parts, ready, errors, .. } = &mut *st;
-        let ours = |p: &&mut Part| {
-            p.epoch == c.epoch && if advanced { p.delivering == Some(slot) } else { p.fetch_pos == expected }
-        };
-        let Some(p) = parts.get_mut(&c.tp).filter(ours) else {
-            return;
-        };
-        (p.high_watermark, p.end) = (ends.high_watermark, ends.end);
-        p.fetch_pos = sel.next.max(p.fetch_pos);
-        expected = p.fetch_pos;
-        let mut wake_app = false;
-        if sel.messages.is_empty() {
-            // Markers or aborted batches only: the position moves past them.
-            match p.chunks.back_mut() {
-                Some(last) => last.next = last.next.max(sel.next),
-                None => p.position = p.position.max(sel.next),
-            }
-        } else {
-            e.counters.buffered.fetch_add(sel.bytes as u64, Ordering::Relaxed);
-            p.chunks.push_back(Chunk {
-                messages: sel.messages.into(),
-                next: sel.next,
-                bytes: sel.bytes,
-                _permit: permit,
-            });
-            if !p.queued && !p.paused {
-                p.queued = true;
-                ready.push_back(c.tp.clone());
-            }
-            wake_app = true;
-        }
-        if let Some(err) = failure {
-            p.failed = true;
-            errors.push_back(err);
-            wake_app = true;
-        }
-        if end {
-            if advanced {
-                p.delivering = None;
-            } else {
-                p.in_flight = false;
-            }
-        }
-        drop(st);
-        if wake_app {
-            e.data.notify_waiters();
-        }
-        if end {
-            return;
-        }
     }
 }
 

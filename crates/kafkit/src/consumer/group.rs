@@ -24,6 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+mod join;
+
+pub(crate) use join::assigned_partitions;
+use join::{partition_counts, JoinCtx, Round};
+
 /// What happened to a member's partitions in a rebalance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RebalanceKind {
@@ -121,13 +126,20 @@ pub(crate) struct Group {
     /// offset).
     committed: HashMap<TopicPartition, (u64, i64)>,
     /// Commit requests waiting for the group to be stable again.
-    deferred: Vec<(Vec<(TopicPartition, u64, i64)>, oneshot::Sender<Result<()>>)>,
+    deferred: Vec<Deferred>,
 }
+
+/// A commit request waiting for the group to be stable again: (partition, assignment epoch,
+/// offset) to check, and where to answer.
+type Deferred = (Vec<(TopicPartition, u64, i64)>, oneshot::Sender<Result<()>>);
 
 /// Why the stable phase ended.
 enum Next {
     Rejoin,
     Lost(ErrorCode),
+    /// A fatal error, already given to the engine: drop the partitions, then only answer
+    /// commands.
+    Fatal(ErrorCode),
     Close(oneshot::Sender<Result<()>>),
 }
 
@@ -196,9 +208,10 @@ impl Group {
                     let fatal = e.error_code().is_some_and(is_fatal) || !(e.is_retriable() || is_coordinator_error(&e));
                     tracing::warn!(group = %self.cfg.group_id, error = %e, fatal, "joining the group failed");
                     if fatal {
-                        self.engine.push_error(e);
+                        self.engine.fail(e);
                         return self.idle().await;
                     }
+                    self.engine.unreachable(&e);
                     let wait = self.engine.cluster.config().backoff.delay(attempt);
                     attempt += 1;
                     if let Some(reply) = self.sleep_serving(wait).await {
@@ -211,17 +224,30 @@ impl Group {
             match next {
                 Next::Rejoin => {}
                 Next::Lost(code) => self.lose(code).await,
+                Next::Fatal(code) => {
+                    self.lose(code).await;
+                    return self.idle().await;
+                }
                 Next::Close(reply) => return self.close(reply).await,
             }
         }
     }
 
-    /// After a fatal error: answer commands until closed.
+    /// After a fatal error: answer commands with it until closed.
     async fn idle(mut self) {
+        let fatal = || self.engine.fatal().unwrap_or(Error::Closed);
+        for (_, reply) in std::mem::take(&mut self.deferred) {
+            let _ = reply.send(Err(fatal()));
+        }
+        if let Some(reply) = self.deferred_close.take() {
+            self.engine.close();
+            let _ = reply.send(Ok(()));
+            return;
+        }
         while let Some(cmd) = self.cmds.recv().await {
             match cmd {
                 Cmd::Commit(_, reply) => {
-                    let _ = reply.send(Err(Error::Closed));
+                    let _ = reply.send(Err(fatal()));
                 }
                 Cmd::Close(reply) => {
                     self.engine.close();
@@ -273,9 +299,13 @@ impl Group {
         if parts.is_empty() {
             return;
         }
+        // Nothing more of them is handed out from here on (Java calls onPartitionsRevoked
+        // inside poll, which returns no records meanwhile): what the application commits
+        // while it holds the event is everything it was given of them.
+        self.engine.set_paused(&parts, true);
         self.announce(RebalanceKind::Revoked, parts.clone(), true).await;
-        // Stop handing out their messages first, then commit what was handed out: nothing
-        // can be returned between the commit and the revocation.
+        // Then commit what was handed out: nothing can be returned between the commit and
+        // the revocation.
         let last = self.engine.revoke(&parts);
         if let Err(e) = self.commit_offsets(last).await {
             tracing::debug!(group = %self.cfg.group_id, error = %e, "commit before revoking failed");
@@ -373,6 +403,9 @@ impl Group {
                 }
             };
             drop(fut);
+            if round.is_ok() {
+                self.engine.reached();
+            }
             match round {
                 Ok(Round::Assigned { generation, member_id, leader, protocol, assignment }) => {
                     self.generation = generation;
@@ -399,6 +432,7 @@ impl Group {
                 }
                 Err(e) if is_coordinator_error(&e) => {
                     tracing::debug!(group = %self.cfg.group_id, error = %e, "coordinator unavailable; finding it again");
+                    self.engine.unreachable(&e);
                     self.forget_coordinator();
                     let wait = self.engine.cluster.config().backoff.delay(0);
                     if let Some(reply) = self.sleep_serving(wait).await {
@@ -492,13 +526,16 @@ impl Group {
             }
             tokio::select! {
                 _ = beat.tick() => match self.heartbeat().await {
-                    Ok(()) => last_beat_ok = Instant::now(),
-                    Err(e) => match e.error_code() {
+                    Ok(()) => {
+                        last_beat_ok = Instant::now();
+                        self.engine.reached();
+                    }
+                    Err(e) => match self.heard(&e) {
                         Some(ErrorCode::RebalanceInProgress) => return Next::Rejoin,
                         Some(code @ (ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => return Next::Lost(code),
                         Some(code) if is_fatal(code) => {
-                            self.engine.push_error(e);
-                            return Next::Lost(code);
+                            self.engine.fail(e);
+                            return Next::Fatal(code);
                         }
                         _ => {
                             tracing::debug!(group = %self.cfg.group_id, error = %e, "heartbeat failed");
@@ -545,12 +582,25 @@ impl Group {
         }
     }
 
-    /// What a failed commit means for the membership.
+    /// Notes for [`Error::NoBrokerReachable`] whether `e` came from a broker or from not
+    /// reaching one; its error code.
+    fn heard(&self, e: &Error) -> Option<ErrorCode> {
+        self.engine.unreachable(e);
+        e.error_code()
+    }
+
+    /// What a failed commit means for the membership. A fatal error (FENCED_INSTANCE_ID,
+    /// GROUP_AUTHORIZATION_FAILED, ...) fails the reader.
     fn after_commit_error(&mut self, e: &Error) -> Option<Next> {
         match e.error_code() {
             Some(ErrorCode::RebalanceInProgress) => Some(Next::Rejoin),
             Some(code @ (ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)) => Some(Next::Lost(code)),
+            Some(code) if is_fatal(code) => {
+                self.engine.fail(e.dup());
+                Some(Next::Fatal(code))
+            }
             _ => {
+                self.engine.unreachable(e);
                 if is_coordinator_error(e) {
                     self.forget_coordinator();
                 }
@@ -579,14 +629,7 @@ impl Group {
         if self.generation < 0 {
             return Ok(());
         }
-        let pending: Vec<(TopicPartition, u64, i64)> = {
-            let st = self.engine.lock();
-            st.parts
-                .iter()
-                .filter(|(tp, p)| p.to_commit > p.committed && self.owned.contains(*tp))
-                .map(|(tp, p)| (tp.clone(), p.epoch, p.to_commit))
-                .collect()
-        };
+        let pending = self.engine.pending_commits(&self.owned);
         self.commit_offsets(pending).await
     }
 
@@ -603,11 +646,8 @@ impl Group {
             };
             match r {
                 Ok(()) => {
-                    let mut st = self.engine.lock();
+                    self.engine.committed(&pending);
                     for (tp, epoch, off) in pending.iter().cloned() {
-                        if let Some(p) = st.parts.get_mut(&tp).filter(|p| p.epoch == epoch) {
-                            p.committed = p.committed.max(off);
-                        }
                         let e = self.committed.entry(tp).or_insert((epoch, off));
                         if e.0 != epoch || e.1 < off {
                             *e = (epoch, off);
@@ -745,257 +785,4 @@ impl Group {
         let resp = conn.request_version(&req, v).await?;
         Error::check(resp.error_code, None, || format!("leaving group {}", self.cfg.group_id))
     }
-}
-
-/// What a JoinGroup/SyncGroup round needs of the member, owned so the round can run while
-/// the member answers the application.
-struct JoinCtx {
-    engine: Arc<Engine>,
-    cfg: GroupSettings,
-    member_id: String,
-    generation: i32,
-    owned: BTreeSet<TopicPartition>,
-    counts_seen: Arc<Mutex<BTreeMap<String, i32>>>,
-}
-
-impl JoinCtx {
-    fn subscription(&self) -> Result<Bytes> {
-        let owned = group_by(self.owned.iter().map(|tp| (tp.topic.as_str(), tp.partition)));
-        let mut topics = self.cfg.topics.clone();
-        topics.sort();
-        topics.dedup();
-        let sub = ConsumerProtocolSubscription::default()
-            .with_topics(topics)
-            .with_owned_partitions(
-                owned
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        consumer_protocol_subscription::TopicPartition::default()
-                            .with_topic(t.to_string())
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            )
-            .with_generation_id(self.generation);
-        versioned(&sub, 2)
-    }
-
-    /// JoinGroup then SyncGroup.
-    async fn join_round(self, conn: Conn) -> Result<Round> {
-        let v = conn.version_for::<JoinGroupRequest>()?;
-        if self.cfg.instance_id.is_some() && v.0 < 5 {
-            return Err(Error::UnsupportedByBroker {
-                addr: conn.addr().to_string(),
-                api: kafkit_protocol::ApiKey::JoinGroup,
-                broker: "static membership needs JoinGroup v5+".into(),
-            });
-        }
-        let protocols: Vec<join_group_request::JoinGroupRequestProtocol> = {
-            let sub = self.subscription()?;
-            self.cfg
-                .assignors
-                .iter()
-                .map(|a| {
-                    join_group_request::JoinGroupRequestProtocol::default()
-                        .with_name(a.name().to_string())
-                        .with_metadata(sub.clone())
-                })
-                .collect()
-        };
-        let mut req = JoinGroupRequest::default()
-            .with_group_id(self.cfg.group_id.clone())
-            .with_session_timeout_ms(millis(self.cfg.session_timeout))
-            .with_member_id(self.member_id.clone())
-            .with_protocol_type("consumer".into())
-            .with_protocols(protocols);
-        if v.0 >= 1 {
-            req = req.with_rebalance_timeout_ms(millis(self.cfg.rebalance_timeout));
-        }
-        if v.0 >= 5 {
-            req = req.with_group_instance_id(self.cfg.instance_id.clone());
-        }
-        let wait = self.cfg.rebalance_timeout + conn.request_timeout();
-        tracing::debug!(group = %self.cfg.group_id, member = %self.member_id, version = v.0, "JoinGroup");
-        let resp = conn.request_within(&req, v, wait).await?;
-        tracing::debug!(group = %self.cfg.group_id, code = resp.error_code, generation = resp.generation_id, member = %resp.member_id, leader = %resp.leader, members = resp.members.len(), "JoinGroup answered");
-        let context = || format!("joining group {} at {}", self.cfg.group_id, conn.addr());
-        match ErrorCode::from_code(resp.error_code) {
-            ErrorCode::None => {}
-            ErrorCode::MemberIdRequired => return Ok(Round::Retry { member_id: Some(resp.member_id) }),
-            ErrorCode::UnknownMemberId => return Ok(Round::Retry { member_id: Some(String::new()) }),
-            ErrorCode::RebalanceInProgress | ErrorCode::IllegalGeneration => {
-                return Ok(Round::Retry { member_id: None })
-            }
-            code => return Err(broker_error(code, context())),
-        }
-        let protocol_name = resp.protocol_name.clone().unwrap_or_default();
-        let assignor = self.cfg.assignors.iter().find(|a| a.name() == protocol_name).cloned().ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "the coordinator chose assignor {protocol_name:?}, which this reader does not offer"
-            ))
-        })?;
-        let leader = resp.leader == resp.member_id;
-        let assignments = if leader { self.assign(&resp, assignor.as_ref()).await? } else { Vec::new() };
-        let sv = conn.version_for::<SyncGroupRequest>()?;
-        let mut sync = SyncGroupRequest::default()
-            .with_group_id(self.cfg.group_id.clone())
-            .with_generation_id(resp.generation_id)
-            .with_member_id(resp.member_id.clone())
-            .with_assignments(assignments);
-        if sv.0 >= 3 {
-            sync = sync.with_group_instance_id(self.cfg.instance_id.clone());
-        }
-        if sv.0 >= 5 {
-            sync = sync.with_protocol_type(Some("consumer".into())).with_protocol_name(Some(protocol_name.clone()));
-        }
-        let sresp = conn.request_within(&sync, sv, wait).await?;
-        tracing::debug!(group = %self.cfg.group_id, code = sresp.error_code, bytes = sresp.assignment.len(), "SyncGroup answered");
-        match ErrorCode::from_code(sresp.error_code) {
-            ErrorCode::None => {}
-            ErrorCode::UnknownMemberId => return Ok(Round::Retry { member_id: Some(String::new()) }),
-            ErrorCode::RebalanceInProgress | ErrorCode::IllegalGeneration => {
-                return Ok(Round::Retry { member_id: Some(resp.member_id) })
-            }
-            code => return Err(broker_error(code, format!("syncing group {} at {}", self.cfg.group_id, conn.addr()))),
-        }
-        let assignment = if sresp.assignment.is_empty() {
-            BTreeSet::new()
-        } else {
-            assigned_partitions(&sresp.assignment, conn.addr())?.into_iter().collect()
-        };
-        Ok(Round::Assigned {
-            generation: resp.generation_id,
-            member_id: resp.member_id,
-            leader,
-            protocol: assignor.protocol(),
-            assignment,
-        })
-    }
-
-    /// The leader's part: decode the members' subscriptions, read the topics' partition
-    /// counts, run the assignor.
-    async fn assign(
-        &self,
-        resp: &kafkit_protocol::messages::JoinGroupResponse,
-        assignor: &dyn Assignor,
-    ) -> Result<Vec<sync_group_request::SyncGroupRequestAssignment>> {
-        let mut members = Vec::new();
-        for m in &resp.members {
-            let sub: ConsumerProtocolSubscription = unversioned(&m.metadata, "a member's subscription")?;
-            members.push(GroupMember {
-                id: m.member_id.clone(),
-                instance_id: m.group_instance_id.clone(),
-                topics: sub.topics.clone(),
-                owned: sub
-                    .owned_partitions
-                    .iter()
-                    .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
-                    .collect(),
-                generation: sub.generation_id,
-            });
-        }
-        let counts =
-            partition_counts(&self.engine.cluster, members.iter().flat_map(|m| m.topics.iter().cloned()).collect())
-                .await?;
-        let plan = assignor.assign(&members, &counts);
-        let mut out = Vec::new();
-        for m in &members {
-            let mine = plan.get(&m.id).cloned().unwrap_or_default();
-            let by_topic = group_by(mine.into_iter().map(|tp| (tp.topic, tp.partition)));
-            let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
-                by_topic
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        consumer_protocol_assignment::TopicPartition::default().with_topic(t).with_partitions(ps)
-                    })
-                    .collect(),
-            );
-            out.push(
-                sync_group_request::SyncGroupRequestAssignment::default()
-                    .with_member_id(m.id.clone())
-                    .with_assignment(versioned(&a, 0)?),
-            );
-        }
-        *self.counts_seen.lock().unwrap_or_else(|e| e.into_inner()) = counts;
-        Ok(out)
-    }
-}
-
-/// Partition counts of `topics` from fresh metadata (topics that do not exist are left out).
-///
-/// # Errors
-/// `TOPIC_AUTHORIZATION_FAILED` when the principal may not describe one of them: Kafka
-/// answers so for a topic without Describe, and leaving it out would give the group an
-/// assignment without it and a reader that waits forever (the Java consumer throws
-/// `TopicAuthorizationException` from `poll` instead).
-async fn partition_counts(cluster: &crate::Cluster, mut topics: Vec<String>) -> Result<BTreeMap<String, i32>> {
-    topics.sort();
-    topics.dedup();
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let meta = cluster.refresh_metadata(Some(&names)).await?;
-    let denied: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|t| meta.topics.get(*t).and_then(|m| m.error) == Some(ErrorCode::TopicAuthorizationFailed))
-        .collect();
-    if !denied.is_empty() {
-        return Err(broker_error(
-            ErrorCode::TopicAuthorizationFailed,
-            format!("metadata for the subscribed topics {}", denied.join(", ")),
-        ));
-    }
-    Ok(topics
-        .iter()
-        .filter_map(|t| {
-            meta.topics.get(t).filter(|m| m.error.is_none()).map(|m| (t.clone(), m.partitions.len() as i32))
-        })
-        .collect())
-}
-
-enum Round {
-    Assigned {
-        generation: i32,
-        member_id: String,
-        leader: bool,
-        protocol: RebalanceProtocol,
-        assignment: BTreeSet<TopicPartition>,
-    },
-    Retry {
-        member_id: Option<String>,
-    },
-}
-
-fn millis(d: Duration) -> i32 {
-    d.as_millis().min(i32::MAX as u128) as i32
-}
-
-/// A consumer-protocol struct with its version in front (how JoinGroup metadata and
-/// SyncGroup assignments are framed).
-fn versioned<M: kafkit_protocol::Message>(m: &M, version: i16) -> Result<Bytes> {
-    let mut buf = BytesMut::new();
-    buf.put_i16(version);
-    m.encode(&mut buf, ApiVersion(version))
-        .map_err(|source| Error::Encode { addr: "consumer protocol".into(), source })?;
-    Ok(buf.freeze())
-}
-
-/// Reads a versioned consumer-protocol struct; versions newer than kafkit knows are read as
-/// the newest it knows (fields are only ever appended).
-fn unversioned<M: kafkit_protocol::Message>(data: &Bytes, from: &str) -> Result<M> {
-    let mut buf = data.clone();
-    if buf.remaining() < 2 {
-        return Err(Error::InvalidArgument(format!("consumer protocol data from {from} is {} bytes", buf.len())));
-    }
-    let v = buf.get_i16().clamp(M::VERSIONS.min, M::VERSIONS.max);
-    M::decode(&mut buf, ApiVersion(v)).map_err(|source| Error::Decode { addr: from.to_string(), source })
-}
-
-/// The partitions of a versioned `ConsumerProtocolAssignment` (a SyncGroup answer, or a
-/// member's assignment in DescribeGroups).
-pub(crate) fn assigned_partitions(data: &Bytes, from: &str) -> Result<Vec<TopicPartition>> {
-    let a: ConsumerProtocolAssignment = unversioned(data, from)?;
-    Ok(a.assigned_partitions
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| TopicPartition::new(t.topic.clone(), *p)))
-        .collect())
 }

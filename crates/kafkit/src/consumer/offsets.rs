@@ -137,17 +137,22 @@ pub(crate) async fn offset_fetch(
                 let name =
                     if t.name.is_empty() { name_of(&ids, Some(meta), t.topic_id) } else { Some(t.name.as_str()) };
                 let Some(name) = name else {
-                    return Err(Error::Broker {
-                        code: kafkit_protocol::ErrorCode::UnknownTopicId,
-                        context: format!(
-                            "{}: the response names topic id {}, which was not asked for",
-                            context(),
+                    return Err(Error::Malformed {
+                        broker: conn.addr().to_string(),
+                        what: format!(
+                            "the committed offsets of group {group} name topic id {}, which was not asked for",
                             t.topic_id
                         ),
-                        message: None,
                     });
                 };
                 for p in &t.partitions {
+                    let context = || {
+                        format!(
+                            "fetching the committed offset of {name}/{} for group {group} at {}",
+                            p.partition_index,
+                            conn.addr()
+                        )
+                    };
                     Error::check(p.error_code, None, context)?;
                     out.insert(
                         TopicPartition::new(name.to_string(), p.partition_index),
@@ -160,6 +165,14 @@ pub(crate) async fn offset_fetch(
         Error::check(resp.error_code, None, context)?;
         for t in &resp.topics {
             for p in &t.partitions {
+                let context = || {
+                    format!(
+                        "fetching the committed offset of {}/{} for group {group} at {}",
+                        t.name,
+                        p.partition_index,
+                        conn.addr()
+                    )
+                };
                 Error::check(p.error_code, None, context)?;
                 out.insert(
                     TopicPartition::new(t.name.clone(), p.partition_index),

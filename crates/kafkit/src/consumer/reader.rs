@@ -91,7 +91,8 @@ pub enum OffsetReset {
     Earliest,
     /// Continue from the end of the log.
     Latest,
-    /// Fail the read with the broker's `OFFSET_OUT_OF_RANGE`.
+    /// Fail the read with the broker's `OFFSET_OUT_OF_RANGE`, and every later read until the
+    /// partition is sought (see [`Reader`]'s Errors).
     Fail,
 }
 
@@ -331,7 +332,8 @@ pub struct ReaderStats {
     pub bytes: u64,
     /// Fetch requests made.
     pub fetches: u64,
-    /// Errors met (each retried or returned).
+    /// Errors met (each retried or returned; equal transient errors coalesced in the
+    /// queue are each counted).
     pub errors: u64,
     /// Offset resets after OFFSET_OUT_OF_RANGE.
     pub resets: u64,
@@ -402,6 +404,34 @@ type Pending = Pin<Box<dyn Future<Output = Result<Message>> + Send>>;
 /// of fetched messages are waiting. Control records are never returned; under
 /// [`IsolationLevel::ReadCommitted`] neither are records of aborted transactions. Also a
 /// `futures_core::Stream` of `Result<Message>` (which reads as `read_message` does).
+///
+/// # Errors
+/// Errors of the background tasks reach the application through the reads
+/// ([`Reader::read_message`], [`Reader::fetch_message`], the `Stream`), each naming the
+/// topic, partition, group and broker it concerns as far as they apply:
+/// - **Fatal** errors of the reader fail every later read, and every commit
+///   ([`Reader::commit_messages`], [`CommitMode::OnRead`]), with the same error until the
+///   reader is closed: the group's fatal errors (GROUP_AUTHORIZATION_FAILED,
+///   TOPIC_AUTHORIZATION_FAILED, FENCED_INSTANCE_ID, INCONSISTENT_GROUP_PROTOCOL,
+///   INVALID_SESSION_TIMEOUT, GROUP_MAX_SIZE_REACHED, INVALID_GROUP_ID, UNSUPPORTED_VERSION,
+///   [`Error::UnknownAssignor`]) and non-retriable errors of a whole fetch (TLS, SASL,
+///   [`Error::UnsupportedByBroker`]). Fetching stops; close the reader and make another.
+/// - A **failed partition** (OFFSET_OUT_OF_RANGE under [`OffsetReset::Fail`], a
+///   non-retriable error code for it such as TOPIC_AUTHORIZATION_FAILED, records that do not
+///   decode: [`Error::Malformed`]) fails every later read until the partition is sought
+///   ([`Reader::seek`], [`Reader::set_offset`], [`Reader::set_offset_at`]) or, in group mode,
+///   leaves the reader; it is not fetched meanwhile.
+/// - [`Error::NoBrokerReachable`] (retriable): returned by a read waiting for a message once
+///   no broker has answered any of the reader's requests (fetch, metadata, JoinGroup,
+///   heartbeat, commit) for [`ClusterConfig::retry_timeout`](crate::cluster::ClusterConfig::retry_timeout)
+///   (default 60 s), and again each retry timeout after the last such error, so a loop
+///   that retries does not spin and a read with a short timeout of its own still sees it.
+///   The reader keeps trying; a later read returns messages once a broker answers again.
+/// - Other transient errors (a fetch response that does not decode) are each returned once,
+///   from a queue of at most 64: an error equal to one still queued is counted in
+///   [`ReaderStats::errors`] but not queued again, and when 64 are queued the oldest is
+///   dropped. Retriable errors (leader changes, timeouts, closed connections) are retried
+///   without being returned; they are counted in [`ReaderStats::errors`].
 ///
 /// # Cancellation
 /// Dropping a [`Reader::read_message`] or [`Reader::fetch_message`] future loses nothing: a
@@ -496,7 +526,13 @@ impl Reader {
             }
             let mut offsets = vec![0; parts.len()];
             while let Some(r) = starts.join_next().await {
-                let (i, offset) = r.map_err(|e| Error::InvalidArgument(format!("a ListOffsets task failed: {e}")))?;
+                let (i, offset) = match r {
+                    Ok(r) => r,
+                    // A panic in the lookup is a bug of kafkit's: it goes on as a panic here.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    // Cancelled: the runtime is shutting down.
+                    Err(_) => return Err(Error::Closed),
+                };
                 offsets[i] = offset?;
             }
             let engine = Engine::new(cluster, settings);
@@ -544,9 +580,11 @@ impl Reader {
     /// calls returned.
     ///
     /// # Errors
-    /// A non-retriable fetch error (such as OFFSET_OUT_OF_RANGE with [`OffsetReset::Fail`]);
-    /// a fatal group error (such as FENCED_INSTANCE_ID); with [`CommitMode::OnRead`] the
-    /// commit's error; [`Error::Closed`] after [`Reader::close`].
+    /// See [`Reader`]'s Errors: the reader's fatal error (such as FENCED_INSTANCE_ID), again
+    /// on every call until closed; a failed partition's error (such as OFFSET_OUT_OF_RANGE
+    /// with [`OffsetReset::Fail`]) until it is sought; [`Error::NoBrokerReachable`]
+    /// (retriable); with [`CommitMode::OnRead`] the commit's error; [`Error::Closed`] after
+    /// [`Reader::close`].
     pub async fn read_message(&mut self) -> Result<Message> {
         *self.pending.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         read_next(&self.engine, self.commit_first(), matches!(self.mode, Mode::Group { .. })).await
@@ -576,6 +614,7 @@ impl Reader {
     /// coordinator; during a rebalance, until the group is stable again.
     ///
     /// # Errors
+    /// The reader's fatal error, once it has one (see [`Reader`]'s Errors);
     /// [`Error::InvalidArgument`] in partition mode; [`Error::CommitFailed`] for a message
     /// whose partition is no longer assigned to this reader, came before the partition was
     /// last assigned to it, or was not returned by it yet (the other messages are still
@@ -589,29 +628,10 @@ impl Reader {
             let e = highest.entry(TopicPartition::new(&*m.topic, m.partition)).or_insert(m.offset);
             *e = (*e).max(m.offset);
         }
-        let mut offsets = Vec::new();
-        let mut refused = None;
-        {
-            let mut st = self.engine.lock();
-            for (tp, off) in highest {
-                match st.parts.get_mut(&tp) {
-                    Some(p) if off >= p.start && off < p.position => {
-                        p.to_commit = p.to_commit.max(off + 1);
-                        offsets.push((tp, p.epoch, off + 1));
-                    }
-                    Some(p) if off >= p.position => {
-                        refused.get_or_insert_with(|| {
-                            format!("{tp} offset {off} was not returned by this reader yet (next: {})", p.position)
-                        });
-                    }
-                    _ => {
-                        refused.get_or_insert_with(|| {
-                            format!("{tp} offset {off} is not from this reader's current assignment of the partition")
-                        });
-                    }
-                }
-            }
+        if let Some(e) = self.engine.fatal() {
+            return Err(e);
         }
+        let (offsets, refused) = self.engine.mark_for_commit(highest);
         let r = commit(cmds, offsets).await;
         match refused {
             Some(why) => r.and(Err(Error::CommitFailed(why))),
@@ -667,20 +687,7 @@ impl Reader {
     /// Position, high watermark, lag, committed offset and pause state of every partition
     /// being read (per-partition lag in group mode).
     pub fn partitions(&self) -> BTreeMap<TopicPartition, PartitionState> {
-        let st = self.engine.lock();
-        st.parts
-            .iter()
-            .map(|(tp, p)| {
-                let state = PartitionState {
-                    position: p.position,
-                    high_watermark: p.high_watermark,
-                    lag: p.lag(),
-                    committed: p.committed,
-                    paused: p.paused,
-                };
-                (tp.clone(), state)
-            })
-            .collect()
+        self.engine.partition_states()
     }
 
     /// Stops returning and fetching messages of `parts` (Java `pause`); what was fetched of
@@ -699,9 +706,7 @@ impl Reader {
     /// mode and for a reader of several partitions (see [`Reader::partitions`]).
     pub fn offset(&self) -> i64 {
         match &self.mode {
-            Mode::Assigned(parts) if parts.len() == 1 => {
-                self.engine.lock().parts.get(&parts[0]).map_or(-1, |p| p.position)
-            }
+            Mode::Assigned(parts) if parts.len() == 1 => self.engine.position(&parts[0]).unwrap_or(-1),
             _ => -1,
         }
     }
@@ -780,9 +785,7 @@ impl Reader {
     /// consumer's `records-lag`), over every partition read (kafka-go `Lag`); -1 before the
     /// first fetch.
     pub fn lag(&self) -> i64 {
-        let st = self.engine.lock();
-        let known = st.parts.values().map(|p| p.lag()).filter(|l| *l >= 0);
-        known.fold(-1, |sum, l| sum.max(0).saturating_add(l))
+        self.engine.lag()
     }
 
     /// Asks the partition leader for the end of the log now (ListOffsets latest: the high
@@ -811,10 +814,7 @@ impl Reader {
     /// The counters so far.
     pub fn stats(&self) -> ReaderStats {
         let c = &self.engine.counters;
-        let (messages, bytes) = {
-            let st = self.engine.lock();
-            (st.messages, st.bytes)
-        };
+        let (messages, bytes) = self.engine.handed_out();
         ReaderStats {
             messages,
             bytes,

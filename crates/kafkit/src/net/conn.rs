@@ -44,6 +44,9 @@ struct Pending {
     /// broker never answers them; some brokers (this Tansu build) do, and such a response is
     /// dropped rather than taken for a corrupt stream.
     unanswered: VecDeque<i32>,
+    /// Since when the request at the head of `replies` has been waiting with nothing heard
+    /// from the broker: when it was queued, or when the response before it arrived.
+    waiting_since: Option<std::time::Instant>,
 }
 
 /// How many acks=0 correlation ids are remembered.
@@ -199,6 +202,20 @@ impl Conn {
     /// instant. To bound one call, wrap it in `tokio::time::timeout` instead.
     pub fn set_request_timeout(&self, t: Duration) {
         self.shared.request_timeout_us.store(t.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
+    /// How long the broker has been silent while a request waits for its response: since
+    /// the oldest waiting request was written, or since the last response if one came after
+    /// that. `None` when no request waits. A healthy broker answers within its own
+    /// timeouts (a Fetch's `max_wait`, a Produce's replication); a frozen one never does.
+    pub(crate) fn silent_for(&self) -> Option<Duration> {
+        let q = self.shared.in_flight.lock().ok()?;
+        q.waiting_since.filter(|_| !q.replies.is_empty()).map(|t| t.elapsed())
+    }
+
+    /// Whether `self` and `other` are clones of one connection.
+    pub(crate) fn ptr_eq(&self, other: &Conn) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Whether the connection is closed; requests on it fail.
@@ -602,7 +619,12 @@ async fn write_one(wr: &mut WriteHalf, out: Outgoing, in_flight: &InFlight, shar
         // Queued before the first byte is written, so the reader can always match.
         match in_flight.lock() {
             Ok(mut q) => match out.reply {
-                Some(reply) => q.replies.push_back(reply),
+                Some(reply) => {
+                    if q.replies.is_empty() {
+                        q.waiting_since = Some(std::time::Instant::now());
+                    }
+                    q.replies.push_back(reply)
+                }
                 None => {
                     if q.unanswered.len() == UNANSWERED_MEMORY {
                         q.unanswered.pop_front();
@@ -719,7 +741,9 @@ fn dispatch(frame: Bytes, in_flight: &InFlight, shared: &std::sync::Weak<Shared>
                 return Ok(());
             }
         }
-        q.replies.pop_front()
+        let next = q.replies.pop_front();
+        q.waiting_since = (!q.replies.is_empty()).then(std::time::Instant::now);
+        next
     };
     let Some((corr, reply)) = next else {
         return Err("a response arrived for no request".to_string());

@@ -83,7 +83,11 @@ pub struct WriterConfig {
     /// connection lets it work on a second partition's batches meanwhile: on the test
     /// broker, 200k records of 1 KiB went through 30% faster with 2 than with 1 (see
     /// DESIGN.md). 1 is the Java producer's and librdkafka's way (one connection per
-    /// broker). Default [`DEFAULT_PRODUCE_CONCURRENCY`]; at most 65,535.
+    /// broker). A transactional writer ([`WriterConfig::transactional_id`]) uses 1 whatever
+    /// this says: a Kafka broker verifies a transaction's partitions per transactional id
+    /// and fails the older of two Produce requests of one transaction it handles at once
+    /// (NOT_ENOUGH_REPLICAS), so a second connection costs resends. Default
+    /// [`DEFAULT_PRODUCE_CONCURRENCY`]; at most 65,535.
     pub produce_concurrency: usize,
     /// How long a message may wait, retries included, before it fails. Default
     /// [`DEFAULT_DELIVERY_TIMEOUT`].

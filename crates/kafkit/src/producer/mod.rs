@@ -6,6 +6,7 @@ mod config;
 mod delivery;
 pub(crate) mod produce;
 mod sender;
+mod stall;
 mod txn;
 mod writer;
 

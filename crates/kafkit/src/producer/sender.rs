@@ -103,12 +103,16 @@ pub(crate) struct Engine {
     pub(crate) next_lane: HashMap<i32, u16>,
     /// The transactional producer's id generation last taken (see `txn_sync`).
     pub(crate) txn_gen: u64,
+    /// Silent connections and the leaders that replace them (`stall.rs`).
+    pub(crate) watch: super::stall::Watch,
 }
 
 impl Engine {
     pub(crate) async fn run(mut self) {
         let shared = self.shared.clone();
         let mut tasks: tokio::task::JoinSet<Answer> = tokio::task::JoinSet::new();
+        let mut watch = tokio::time::interval(crate::cluster::SILENT / 2);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.txn_sync();
             if self.bump_needed && tasks.is_empty() {
@@ -139,6 +143,7 @@ impl Engine {
                     }
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now).into()), if wake.is_some() => {}
+                _ = watch.tick(), if !tasks.is_empty() => self.watch_leaders(),
             }
         }
     }
@@ -230,6 +235,7 @@ impl Engine {
                 }
             }
         }
+        self.dials_done();
         let now = Instant::now();
         let mut go: Vec<(PartKey, u64)> = Vec::new();
         // Resends first: one at a time per partition, with nothing else in flight there.
@@ -288,7 +294,14 @@ impl Engine {
         }
         // Group by partition leader and the connection to it each partition keeps to.
         let meta = self.shared.cluster.metadata();
-        let lanes = self.shared.config.produce_concurrency.clamp(1, usize::from(u16::MAX)) as u16;
+        // A transactional writer keeps to one connection per leader: the broker verifies a
+        // transaction's partitions per transactional id, and of two Produce requests of one
+        // transaction it handles at once it fails the older (NOT_ENOUGH_REPLICAS, "unable to
+        // verify ... NETWORK_EXCEPTION"), which cost a resend in most small transactions.
+        let lanes = match self.shared.txn {
+            Some(_) => 1,
+            None => self.shared.config.produce_concurrency.clamp(1, usize::from(u16::MAX)) as u16,
+        };
         let mut by_lane: Vec<(Lane, Vec<(PartKey, u64)>)> = Vec::new();
         for (key, id) in go {
             let leader = match crate::cluster::with_leader(&key.0, key.1, meta.partition(&key.0, key.1)) {
@@ -317,7 +330,14 @@ impl Engine {
         }
         for ((leader, lane), mut batches) in by_lane {
             let workload = if lane == 0 { Workload::Produce } else { Workload::ProduceLane(lane) };
-            let conn = self.shared.cluster.broker(leader, workload).await;
+            // Never dial here: a dial toward a frozen broker can take the whole connect and
+            // request timeouts, and would hold back every other broker's batches.
+            let Some(c) = self.shared.cluster.connected(leader, workload) else {
+                self.defer_for_dial((leader, lane), workload, batches);
+                continue;
+            };
+            self.watch.sent_on((leader, lane), &c);
+            let conn = Ok(c);
             // Requests of a batch per partition, in order, up to the request size.
             while !batches.is_empty() {
                 let mut this: Vec<(PartKey, u64)> = Vec::new();
@@ -339,7 +359,7 @@ impl Engine {
         }
     }
 
-    fn note_attempt(&mut self, key: &PartKey, id: u64) {
+    pub(crate) fn note_attempt(&mut self, key: &PartKey, id: u64) {
         if let Some(b) = self.parts.get_mut(key).and_then(|p| p.batches.get_mut(&id)) {
             b.attempts += 1;
             if b.attempts > 1 {
@@ -405,6 +425,11 @@ impl Engine {
                         ProduceCall::name_topics(&ids, &mut resp);
                         resp
                     });
+                    // The broker left a Produce unanswered for the whole request timeout:
+                    // the others waiting on this connection fail now, not one by one.
+                    if matches!(r, Err(Error::RequestTimeout { .. })) {
+                        conn.close();
+                    }
                     (entries, r)
                 });
             }
@@ -441,7 +466,7 @@ impl Engine {
     /// Takes a finished send. Requests finish in any order, so results are handled strictly
     /// in the order the batches were sent: a later batch's OUT_OF_ORDER_SEQUENCE_NUMBER is
     /// only judged once the earlier batch's failure is known.
-    fn complete(&mut self, key: &PartKey, id: u64, result: Result<i64>) {
+    pub(crate) fn complete(&mut self, key: &PartKey, id: u64, result: Result<i64>) {
         if let Some(p) = self.parts.get_mut(key) {
             p.done.insert(id, result);
         }

@@ -161,6 +161,7 @@ impl Writer {
             bump_needed: false,
             next_lane: HashMap::new(),
             txn_gen: 0,
+            watch: Default::default(),
         };
         tokio::spawn(engine.run());
         Ok(Writer { handle: Arc::new(Handle(shared)) })
