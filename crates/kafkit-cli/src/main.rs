@@ -845,6 +845,11 @@ async fn consume_group(seeds: &[&str], args: ConsumeArgs) -> Outcome {
             }
             next = tokio::time::timeout(Duration::from_millis(300), r.fetch_message()) => match next {
                 Err(_) => continue,
+                // Retriable (no broker reachable for a while, say): the reader keeps
+                // trying, and so does the command, as the Java console consumer does.
+                Ok(Err(err)) if err.is_retriable() => {
+                    let _ = writeln!(std::io::stderr(), "kafkit: warning: {err}");
+                }
                 Ok(Err(err)) => break Err(err.to_string()),
                 Ok(Ok(m)) => {
                     if let Err(err) = writeln!(out, "{}", format_line(&m, args.format)) {
@@ -916,6 +921,11 @@ async fn consume(seeds: &[&str], args: ConsumeArgs) -> Outcome {
         }
         let m = match tokio::time::timeout(Duration::from_millis(300), r.read_message()).await {
             Err(_) => continue, // no record yet; look at the lag again
+            Ok(Err(err)) if err.is_retriable() => {
+                // The reader keeps trying (no broker reachable for a while, say).
+                let _ = writeln!(std::io::stderr(), "kafkit: warning: {err}");
+                continue;
+            }
             Ok(m) => m.map_err(e)?,
         };
         let line = format_line(&m, args.format);

@@ -241,12 +241,19 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     common::init_tracing();
     let bed = Bed::start(ClusterOptions::default()).await;
     let topic = common::unique_topic("fault-freeze");
-    bed.create(TopicConfig::new(&topic, 6)).await;
+    // Node 1 leads partitions 0 and 3 and is frozen: the lowest node id, and the first seed,
+    // is where a client asks for metadata first.
+    let mut config = TopicConfig::new(&topic, 6);
+    for p in 0..6 {
+        config = config.with_replica_assignment(p, (0..3).map(|r| (p + r) % 3 + 1).collect());
+    }
+    bed.create(config).await;
     let n = 60_000;
     let load = Load::paced(writer(&bed, &topic, Duration::from_secs(120)).await, n, 100, None, Some(1_000));
     load.wait_acked(3_000, "before the freeze").await;
-    let before = leaders_seen_by(&bed, 1, &topic).await.expect("leaders");
+    let before = leaders_seen_by(&bed, 2, &topic).await.expect("leaders");
     let victim = before[0];
+    assert_eq!(victim, 1, "{before:?}");
     let theirs: Vec<i32> = (0..6).filter(|p| before[*p as usize] == victim).collect();
     let others: Vec<i32> = (0..6).filter(|p| before[*p as usize] != victim).collect();
     let frozen = Instant::now();

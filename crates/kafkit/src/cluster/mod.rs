@@ -378,23 +378,30 @@ impl Cluster {
         if topics.is_none() && self.inner.refreshed.lock().map(|t| *t > started).unwrap_or(false) {
             return Ok(self.metadata());
         }
-        let (conns, dial_err) = self.metadata_conns().await;
-        let mut last_err = dial_err;
-        for conn in conns {
-            // A live broker answers Metadata at once; one that does not is passed over for
-            // the next rather than waited for the whole request timeout.
-            let limit = conn.request_timeout().min(METADATA_ATTEMPT_TIMEOUT);
-            let attempt = match tokio::time::timeout(limit, conn.metadata(topics)).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::RequestTimeout {
-                    addr: conn.addr().to_string(),
-                    api: kafkit_protocol::ApiKey::Metadata,
-                    timeout: limit,
-                }),
-            };
+        // A live broker answers Metadata at once; one that does not (frozen, cut off) is
+        // passed over for the next after this long rather than waited for the whole request
+        // timeout, and asked last the next time (its connection is silent then).
+        let limit = self.inner.config.dialer.request_timeout().min(METADATA_ATTEMPT_TIMEOUT);
+        let mut ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        ids.sort_by_key(|id| self.silence(*id));
+        let mut last_err = None;
+        // Each known broker in turn (through its admin connection), then a seed.
+        for id in ids.into_iter().map(Some).chain([None]) {
+            let attempt = tokio::time::timeout(limit, async {
+                let conn = match id {
+                    Some(id) => self.broker(id, Workload::Admin).await?,
+                    None => self.seed().await?,
+                };
+                let resp = conn.metadata(topics).await;
+                if let Err(e) = &resp {
+                    tracing::debug!(addr = conn.addr(), error = %e, "metadata request failed");
+                }
+                resp.map(|r| (conn.addr().to_string(), r))
+            })
+            .await;
             match attempt {
-                Ok(resp) => {
-                    let merged = Arc::new(self.metadata().merge(conn.addr(), &resp, topics.is_none()));
+                Ok(Ok((addr, resp))) => {
+                    let merged = Arc::new(self.metadata().merge(&addr, &resp, topics.is_none()));
                     if let Ok(mut m) = self.inner.meta.write() {
                         *m = merged.clone();
                         self.inner.meta_generation.fetch_add(1, std::sync::atomic::Ordering::Release);
@@ -406,9 +413,15 @@ impl Cluster {
                     }
                     return Ok(merged);
                 }
-                Err(e) => {
-                    tracing::debug!(addr = conn.addr(), error = %e, "metadata request failed");
-                    last_err = Some(e);
+                Ok(Err(e)) => last_err = Some(e),
+                Err(_) => {
+                    let what = id.map_or("a seed".to_string(), |id| format!("broker {id}"));
+                    tracing::debug!(broker = %what, timeout = ?limit, "no metadata in time; asking the next");
+                    last_err = Some(Error::RequestTimeout {
+                        addr: what,
+                        api: kafkit_protocol::ApiKey::Metadata,
+                        timeout: limit,
+                    });
                 }
             }
         }
@@ -418,58 +431,54 @@ impl Cluster {
         }))
     }
 
-    /// Connections to try for metadata: a known broker's admin connection, then a seed; and
-    /// the last error met dialing, for when none could be had.
-    async fn metadata_conns(&self) -> (Vec<Conn>, Option<Error>) {
-        let mut out = Vec::new();
-        let mut last_err = None;
-        // A broker that has left a request unanswered for a while (frozen, cut off) is
-        // asked last.
-        let mut ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
-        ids.sort_by_key(|id| self.broker_silent(*id, SILENT));
-        for id in ids {
-            if let Ok(c) = self.broker(id, Workload::Admin).await {
-                out.push(c);
-                break;
-            }
-        }
+    /// The seed connection, dialed (first seed that answers) when there is none.
+    async fn seed(&self) -> Result<Conn> {
         let mut seed = self.inner.seed_conn.lock().await;
-        if seed.as_ref().is_none_or(Conn::is_closed) {
-            *seed = None;
-            for s in &self.inner.seeds {
-                match self.dial(s).await {
-                    Ok(c) => {
-                        *seed = Some(c);
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(seed = s, error = %e, "seed broker unreachable");
-                        last_err = Some(e);
-                    }
+        if let Some(c) = seed.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        *seed = None;
+        let mut last_err = None;
+        for s in &self.inner.seeds {
+            match self.dial(s).await {
+                Ok(c) => {
+                    *seed = Some(c.clone());
+                    return Ok(c);
+                }
+                Err(e) => {
+                    tracing::debug!(seed = s, error = %e, "seed broker unreachable");
+                    last_err = Some(e);
                 }
             }
         }
-        out.extend(seed.clone());
-        (out, last_err)
+        Err(last_err.unwrap_or_else(|| Error::NoBrokerReachable { brokers: String::new(), last: "no seeds".into() }))
     }
 
-    /// Whether a Produce or Admin connection to broker `id` has had a request waiting for
-    /// `at_least` with nothing heard from the broker (Fetch and Group connections long-poll
-    /// by design and are not counted).
-    pub(crate) fn broker_silent(&self, id: i32, at_least: Duration) -> bool {
-        let slots: Vec<Slot> = match self.inner.conns.lock() {
+    /// How broker `id` has been answering, for choosing whom to ask for metadata (least
+    /// first): whether its admin connection has a request waiting unanswered for
+    /// [`SILENT`], then how long its longest-silent Produce connection has waited.
+    fn silence(&self, id: i32) -> (bool, Duration) {
+        let slots: Vec<(Workload, Slot)> = match self.inner.conns.lock() {
             Ok(c) => c
                 .iter()
                 .filter(|((n, w), _)| {
                     *n == id && matches!(w, Workload::Produce | Workload::ProduceLane(_) | Workload::Admin)
                 })
-                .map(|(_, s)| s.clone())
+                .map(|((_, w), s)| (*w, s.clone()))
                 .collect(),
-            Err(_) => return false,
+            Err(_) => return (false, Duration::ZERO),
         };
-        slots.iter().any(|s| {
-            s.try_lock().ok().and_then(|g| g.as_ref().and_then(Conn::silent_for)).is_some_and(|d| d >= at_least)
-        })
+        let mut admin = false;
+        let mut produce = Duration::ZERO;
+        for (w, s) in slots {
+            let Some(d) = s.try_lock().ok().and_then(|g| g.as_ref().and_then(Conn::silent_for)) else { continue };
+            if w == Workload::Admin {
+                admin |= d >= SILENT;
+            } else {
+                produce = produce.max(d);
+            }
+        }
+        (admin, produce)
     }
 
     /// The metadata of `topic`, from the snapshot or, when missing, from a refresh.
