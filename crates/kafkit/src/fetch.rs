@@ -232,7 +232,10 @@ impl Batches {
             None => Ok(false),
             Some(Err(source)) => Err(Error::Decode { addr: self.addr.clone(), source }),
             Some(Ok(batch)) => {
-                let records = self.selector.add(batch, out);
+                let records = self.selector.add(batch, out).map_err(|what| Error::Malformed {
+                    broker: self.addr.clone(),
+                    what: format!("{}/{}: {what}", self.selector.topic, self.selector.partition),
+                })?;
                 if let Some(set) = self.set.as_mut() {
                     set.recycle(records);
                 }
@@ -240,6 +243,26 @@ impl Batches {
             }
         }
     }
+}
+
+/// As [`messages`], without a connection (`addr` named in errors): for tests that feed
+/// arbitrary fetch responses.
+#[cfg(test)]
+pub(crate) fn messages_from(
+    addr: &str,
+    spot: &Spot<'_>,
+    p: &fetch_response::PartitionData,
+    from: i64,
+) -> Result<Selected> {
+    let aborted = if spot.isolation == IsolationLevel::ReadCommitted { aborted_of(p) } else { VecDeque::new() };
+    let mut batches = Batches {
+        set: p.records.clone().map(|data| RecordSet::new(data, DecodeOptions::default())),
+        selector: Selector::new(aborted, from, spot.topic, spot.partition, p.high_watermark),
+        addr: addr.to_string(),
+    };
+    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
+    while batches.next_into(&mut out)? {}
+    Ok(out)
 }
 
 /// The messages of `batches` from offset `from` on, as a [`Selector`] chooses them.
@@ -251,13 +274,13 @@ pub(crate) fn select(
     topic: &str,
     partition: i32,
     high_watermark: i64,
-) -> Selected {
+) -> std::result::Result<Selected, String> {
     let mut selector = Selector::new(aborted, from, topic, partition, high_watermark);
     let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
     for batch in batches {
-        selector.add(batch, &mut out);
+        selector.add(batch, &mut out)?;
     }
-    out
+    Ok(out)
 }
 
 /// Chooses, batch after batch of one partition, the messages the application may see, from
@@ -272,41 +295,67 @@ pub(crate) struct Selector {
     topic: std::sync::Arc<str>,
     partition: i32,
     high_watermark: i64,
+    /// The offset of the last record taken so far: offsets only go up.
+    last: Option<i64>,
 }
 
 impl Selector {
     fn new(aborted: VecDeque<(i64, i64)>, from: i64, topic: &str, partition: i32, high_watermark: i64) -> Self {
-        Selector { aborted, active: HashSet::new(), from, topic: topic.into(), partition, high_watermark }
+        Selector { aborted, active: HashSet::new(), from, topic: topic.into(), partition, high_watermark, last: None }
     }
 
     /// Adds what the application may see of `batch` to `out`; returns the batch's records
     /// vector, emptied, for reuse.
-    fn add(&mut self, mut batch: RecordBatch, out: &mut Selected) -> Vec<Record> {
+    ///
+    /// # Errors
+    /// What is malformed (for [`Error::Malformed`]): offsets that overflow an `i64`, are
+    /// negative, lie past their batch's last offset, or do not go up from record to record
+    /// (within and across batches).
+    fn add(&mut self, mut batch: RecordBatch, out: &mut Selected) -> std::result::Result<Vec<Record>, String> {
+        let base_offset = batch.base_offset;
+        let next = base_offset
+            .checked_add(i64::from(batch.last_offset_delta))
+            .and_then(|last| last.checked_add(1))
+            .filter(|_| base_offset >= 0)
+            .ok_or_else(|| {
+                format!("a batch's offsets (base {base_offset}, last delta {}) overflow", batch.last_offset_delta)
+            })?;
+        let last_offset = next - 1;
         // Aborted transactions that start at or before this batch are in effect.
-        while self.aborted.front().is_some_and(|(first, _)| *first <= batch.last_offset()) {
+        while self.aborted.front().is_some_and(|(first, _)| *first <= last_offset) {
             if let Some((_, pid)) = self.aborted.pop_front() {
                 self.active.insert(pid);
             }
         }
-        out.next = out.next.max(batch.next_offset());
+        out.next = out.next.max(next);
         if batch.is_control {
             if let Some(Ok(ctl)) = batch.control_record() {
                 if ctl.kind == ControlRecordType::Abort {
                     self.active.remove(&batch.producer_id);
                 }
             }
-            return batch.records;
+            return Ok(batch.records);
         }
         if batch.is_transactional && self.active.contains(&batch.producer_id) {
-            return batch.records;
+            return Ok(batch.records);
         }
-        let (base_offset, base_timestamp) = (batch.base_offset, batch.base_timestamp);
+        let base_timestamp = batch.base_timestamp;
         let log_append_time = batch.timestamp_type == kafkit_protocol::record::TimestampType::LogAppendTime;
         let max_timestamp = batch.max_timestamp;
         out.messages.reserve(batch.records.len());
         // Moved out of the decoded batch: no second reference count per key and value.
         for r in batch.records.drain(..) {
-            let offset = base_offset + i64::from(r.offset_delta);
+            let offset = base_offset
+                .checked_add(i64::from(r.offset_delta))
+                .filter(|o| *o >= 0)
+                .ok_or_else(|| format!("a record's offset (base {base_offset}, delta {}) overflows", r.offset_delta))?;
+            if offset > last_offset {
+                return Err(format!("record offset {offset} is past its batch's last offset {last_offset}"));
+            }
+            if self.last.is_some_and(|l| offset <= l) {
+                return Err(format!("record offset {offset} follows offset {}", self.last.unwrap_or_default()));
+            }
+            self.last = Some(offset);
             if offset < self.from {
                 continue;
             }
@@ -326,7 +375,7 @@ impl Selector {
             out.bytes += m.size();
             out.messages.push(m);
         }
-        batch.records
+        Ok(batch.records)
     }
 }
 
@@ -389,7 +438,7 @@ mod tests {
     #[test]
     fn read_committed_leaves_out_aborted_transactions_and_markers() {
         let aborted: VecDeque<(i64, i64)> = [(0, 7), (6, 9)].into_iter().collect();
-        let s = select(log(), aborted, 0, "t", 0, 9);
+        let s = select(log(), aborted, 0, "t", 0, 9).unwrap();
         assert_eq!(values(&s), ["c1", "c2"]);
         assert_eq!(s.next, 9);
         assert_eq!(s.bytes, 4);
@@ -397,10 +446,10 @@ mod tests {
 
     #[test]
     fn read_uncommitted_keeps_every_data_record_but_no_marker() {
-        let s = select(log(), VecDeque::new(), 0, "t", 0, 9);
+        let s = select(log(), VecDeque::new(), 0, "t", 0, 9).unwrap();
         assert_eq!(values(&s), ["a1", "a2", "c1", "c2", "a3"]);
         // Records before the requested offset (inside the first batch) are skipped.
-        let s = select(log(), VecDeque::new(), 1, "t", 0, 9);
+        let s = select(log(), VecDeque::new(), 1, "t", 0, 9).unwrap();
         assert_eq!(values(&s)[0], "a2");
     }
 }

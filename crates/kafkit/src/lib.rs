@@ -37,6 +37,9 @@ pub mod net;
 pub mod producer;
 mod topic_ids;
 
+#[cfg(test)]
+mod hostile_tests;
+
 pub use cluster::{Cluster, ClusterConfig, Workload};
 pub use consumer::{
     CommitMode, CooperativeStickyAssignor, OffsetReset, RangeAssignor, Reader, ReaderConfig, ReaderStats,

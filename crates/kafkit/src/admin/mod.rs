@@ -57,7 +57,7 @@ use crate::cluster::{Cluster, ClusterConfig, CoordinatorType, Workload};
 use crate::consumer::{assigned_partitions, group_by, offset_fetch, CommitCall, TopicPartition};
 use crate::error::{Error, Result};
 use crate::message::{from_millis, to_millis, Broker, TopicConfig};
-use crate::net::{salted_password, Conn, IsolationLevel};
+use crate::net::{salted_password, Conn, IsolationLevel, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS};
 use kafkit_protocol::messages::*;
 use kafkit_protocol::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1029,8 +1029,8 @@ impl Client {
     /// accept the new credential a moment after the answer.
     ///
     /// # Errors
-    /// The request's failure; per user, its error (`UNACCEPTABLE_CREDENTIAL` below 4096
-    /// iterations, `RESOURCE_NOT_FOUND` deleting a credential the user lacks,
+    /// The request's failure; per user, its error (`UNACCEPTABLE_CREDENTIAL` outside 4096 to
+    /// 16384 iterations, `RESOURCE_NOT_FOUND` deleting a credential the user lacks,
     /// `CLUSTER_AUTHORIZATION_FAILED` without Alter on the cluster).
     pub async fn alter_user_scram_credentials(
         &self,
@@ -1041,7 +1041,16 @@ impl Client {
         for c in upserts {
             let mut salt = [0u8; 32];
             getrandom::fill(&mut salt).map_err(|e| Error::InvalidArgument(format!("no randomness for a salt: {e}")))?;
-            let salted = salted_password(c.mechanism, c.password.as_bytes(), &salt, c.iterations)?;
+            // Outside Kafka's range the broker refuses the credential (UNACCEPTABLE_CREDENTIAL,
+            // for this user alone): no PBKDF2 run for it, which could take any time.
+            let salted = if (SCRAM_MIN_ITERATIONS..=SCRAM_MAX_ITERATIONS).contains(&c.iterations) {
+                let (mechanism, password, iterations) = (c.mechanism, c.password.clone(), c.iterations);
+                tokio::task::spawn_blocking(move || salted_password(mechanism, password.as_bytes(), &salt, iterations))
+                    .await
+                    .map_err(|e| Error::InvalidArgument(format!("computing a SCRAM salted password: {e}")))??
+            } else {
+                vec![0; 32]
+            };
             ups.push(
                 alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
                     .with_name(c.user.clone())

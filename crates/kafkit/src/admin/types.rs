@@ -401,7 +401,7 @@ pub struct ScramCredential {
     pub user: String,
     /// The mechanism.
     pub mechanism: ScramMechanism,
-    /// PBKDF2 iterations (Kafka's minimum is 4096).
+    /// PBKDF2 iterations (Kafka takes 4096 to 16384).
     pub iterations: i32,
     /// The password (never shown by `Debug`).
     pub password: String,

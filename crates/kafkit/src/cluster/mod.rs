@@ -124,6 +124,9 @@ pub struct Metadata {
     pub brokers: BTreeMap<i32, Broker>,
     /// Topics by name (those asked for so far, or all after a full refresh).
     pub topics: BTreeMap<String, TopicMetadata>,
+    /// Topics whose last metadata was malformed, with the broker that sent it and what was
+    /// wrong (see [`Metadata::malformed`]).
+    malformed: BTreeMap<String, (String, String)>,
 }
 
 impl Metadata {
@@ -132,9 +135,20 @@ impl Metadata {
         self.topics.get(topic)?.partition(id)
     }
 
-    fn merge(&self, resp: &MetadataResponse, full: bool) -> Metadata {
+    /// Why `topic` of the last Metadata response cannot be used ([`Error::Malformed`]), if
+    /// it could not: such a topic is left out of [`Metadata::topics`].
+    pub fn malformed(&self, topic: &str) -> Option<Error> {
+        self.malformed.get(topic).map(|(broker, what)| Error::Malformed { broker: broker.clone(), what: what.clone() })
+    }
+
+    /// The snapshot with `resp` (from broker `addr`) merged in: every topic it names
+    /// replaces the one known (all topics when `full`). A topic whose partition ids are not
+    /// exactly 0 to n-1, each once ([`check_partition_ids`]), is not taken: it is recorded
+    /// as malformed, and its other topics are taken as usual.
+    pub(crate) fn merge(&self, addr: &str, resp: &MetadataResponse, full: bool) -> Metadata {
         let code = |c: i16| (c != 0).then(|| ErrorCode::from_code(c));
         let mut topics = if full { BTreeMap::new() } else { self.topics.clone() };
+        let mut malformed = if full { BTreeMap::new() } else { self.malformed.clone() };
         for t in &resp.topics {
             let Some(name) = t.name.clone() else { continue };
             let mut partitions: Vec<PartitionMetadata> = t
@@ -150,6 +164,13 @@ impl Metadata {
                 })
                 .collect();
             partitions.sort_by_key(|p| p.id);
+            if let Err(what) = check_partition_ids(&name, partitions.iter().map(|p| p.id)) {
+                tracing::warn!(broker = addr, topic = %name, %what, "malformed topic metadata left out");
+                topics.remove(&name);
+                malformed.insert(name, (addr.to_string(), what));
+                continue;
+            }
+            malformed.remove(&name);
             topics.insert(name.clone(), TopicMetadata { name, id: t.topic_id, error: code(t.error_code), partitions });
         }
         Metadata {
@@ -163,8 +184,33 @@ impl Metadata {
                 })
                 .collect(),
             topics,
+            malformed,
         }
     }
+}
+
+/// Checks a topic's partition ids, in ascending order, as a Metadata response gives them:
+/// Kafka numbers a topic's `n` partitions 0 to n-1, so anything else (a negative, huge,
+/// repeated or missing id) is malformed. Everything indexed by partition id can then rely
+/// on ids below the partition count, which the bytes received bound. Returns what is
+/// wrong, naming the topic.
+pub(crate) fn check_partition_ids(
+    topic: &str,
+    sorted_ids: impl Iterator<Item = i32>,
+) -> std::result::Result<(), String> {
+    for (i, id) in sorted_ids.enumerate() {
+        if i64::from(id) != i as i64 {
+            let why = if id < 0 {
+                "negative"
+            } else if i64::from(id) < i as i64 {
+                "listed twice"
+            } else {
+                "not numbered densely from 0"
+            };
+            return Err(format!("topic {topic}: partition id {id} is {why} (expected {i})"));
+        }
+    }
+    Ok(())
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Conn>>>;
@@ -350,12 +396,12 @@ impl Cluster {
                 if let Err(e) = &resp {
                     tracing::debug!(addr = conn.addr(), error = %e, "metadata request failed");
                 }
-                resp
+                resp.map(|r| (conn.addr().to_string(), r))
             })
             .await;
             match attempt {
-                Ok(Ok(resp)) => {
-                    let merged = Arc::new(self.metadata().merge(&resp, topics.is_none()));
+                Ok(Ok((addr, resp))) => {
+                    let merged = Arc::new(self.metadata().merge(&addr, &resp, topics.is_none()));
                     if let Ok(mut m) = self.inner.meta.write() {
                         *m = merged.clone();
                         self.inner.meta_generation.fetch_add(1, std::sync::atomic::Ordering::Release);
@@ -438,12 +484,17 @@ impl Cluster {
     /// The metadata of `topic`, from the snapshot or, when missing, from a refresh.
     ///
     /// # Errors
-    /// The topic's error code (such as `UNKNOWN_TOPIC_OR_PARTITION`) as [`Error::Broker`].
+    /// The topic's error code (such as `UNKNOWN_TOPIC_OR_PARTITION`) as [`Error::Broker`];
+    /// [`Error::Malformed`] when the broker's metadata of the topic is unusable (partition
+    /// ids that are not 0 to n-1, each once).
     pub async fn topic(&self, topic: &str) -> Result<TopicMetadata> {
         if let Some(t) = self.metadata().topics.get(topic).filter(|t| t.error.is_none()) {
             return Ok(t.clone());
         }
         let m = self.refresh_metadata(Some(&[topic])).await?;
+        if let Some(e) = m.malformed(topic) {
+            return Err(e);
+        }
         let t = m.topics.get(topic).cloned().ok_or_else(|| Error::Broker {
             code: ErrorCode::UnknownTopicOrPartition,
             context: format!("metadata for topic {topic}"),

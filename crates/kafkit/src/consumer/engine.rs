@@ -111,7 +111,9 @@ impl Part {
         if self.end < 0 {
             -1
         } else {
-            (self.end - self.position).max(0)
+            // Both come from the broker's offsets (checked in `Ends::of`); saturating all the
+            // same, never wrapping.
+            self.end.saturating_sub(self.position).max(0)
         }
     }
 
@@ -173,7 +175,7 @@ pub(crate) struct Engine {
 }
 
 mod errors;
-mod tasks;
+pub(crate) mod tasks;
 mod views;
 
 use errors::Contact;

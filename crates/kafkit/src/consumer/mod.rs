@@ -2,7 +2,7 @@
 //! group assignors.
 
 mod assignor;
-mod engine;
+pub(crate) mod engine;
 mod group;
 mod offsets;
 mod reader;

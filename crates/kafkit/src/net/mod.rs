@@ -16,7 +16,7 @@ pub use dialer::{
 pub(crate) use ops::{create_topics_request, delete_topics_request};
 pub use partition::{Acks, Batch, IsolationLevel, PartitionConn, WriteResult, DEFAULT_MAX_WAIT};
 pub use sasl::{OAuthToken, Sasl, Secret, TokenFuture, TokenProvider};
-pub(crate) use scram::salted_password;
 pub use scram::ScramMechanism;
+pub(crate) use scram::{salted_password, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS};
 pub use security::SecurityOptions;
 pub use tls::TlsConfig;

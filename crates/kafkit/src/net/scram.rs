@@ -38,6 +38,13 @@ impl ScramMechanism {
     }
 }
 
+/// The fewest PBKDF2 iterations kafkit accepts from a server, Kafka's minimum
+/// (`ScramMechanism.minIterations`): fewer would make a stolen exchange cheap to attack.
+pub(crate) const SCRAM_MIN_ITERATIONS: i32 = 4096;
+/// The most PBKDF2 iterations kafkit accepts from a server, Kafka's maximum
+/// (`ScramMechanism.maxIterations`): more would let a hostile server spend the client's CPU.
+pub(crate) const SCRAM_MAX_ITERATIONS: i32 = 16_384;
+
 /// SCRAM's `SaltedPassword`: PBKDF2 with HMAC-SHA-256 or -512 (RFC 5802 §3, RFC 7677).
 pub(crate) fn salted_password(
     mechanism: ScramMechanism,
@@ -179,8 +186,11 @@ impl ScramClient {
         let salt =
             base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| "the salt is not base64".to_string())?;
         let iterations: i32 = i.parse().map_err(|_| "the iteration count is not a number".to_string())?;
-        if !(1..=100_000_000).contains(&iterations) {
-            return Err(format!("an iteration count of {iterations}"));
+        if !(SCRAM_MIN_ITERATIONS..=SCRAM_MAX_ITERATIONS).contains(&iterations) {
+            return Err(format!(
+                "the server asks for {iterations} PBKDF2 iterations, outside Kafka's \
+                 {SCRAM_MIN_ITERATIONS} to {SCRAM_MAX_ITERATIONS}"
+            ));
         }
         self.without_proof = format!("c=biws,r={r}");
         self.auth_message = format!("{},{text},{}", self.client_first_bare, self.without_proof);
@@ -264,6 +274,23 @@ mod tests {
         assert!(c.handle_first("p", b"r=abc,s=c2FsdA==,i=4096").is_err(), "the server must add to the nonce");
         assert!(c.handle_first("p", b"r=abcdef,s=c2FsdA==,i=0").is_err());
         assert!(c.handle_first("p", b"r=abcdef,s=c2FsdA==,i=4096").is_ok());
+    }
+
+    /// A hostile server cannot make the client run PBKDF2 for long (nor weakly): outside
+    /// Kafka's 4096 to 16384 iterations the exchange stops before any hashing.
+    #[test]
+    fn scram_refuses_iteration_counts_outside_kafkas_range() {
+        for i in ["4095", "16385", "2147483647", "-1", "99999999999"] {
+            let mut c = ScramClient::new(ScramMechanism::Sha256, "u", "abc");
+            let first = format!("r=abcdef,s=c2FsdA==,i={i}");
+            let e = c.read_first(first.as_bytes()).unwrap_err();
+            assert!(e.contains("iteration"), "{i}: {e}");
+        }
+        for i in [SCRAM_MIN_ITERATIONS, SCRAM_MAX_ITERATIONS] {
+            let mut c = ScramClient::new(ScramMechanism::Sha256, "u", "abc");
+            let first = format!("r=abcdef,s=c2FsdA==,i={i}");
+            assert_eq!(c.read_first(first.as_bytes()).unwrap().1, i);
+        }
     }
 
     #[test]

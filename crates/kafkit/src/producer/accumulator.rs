@@ -51,20 +51,54 @@ pub(crate) struct TopicQueues {
     pub(crate) name: Arc<str>,
     /// The cluster's metadata generation the partitions were read at.
     pub(crate) meta_generation: u64,
+    /// The partition ids of the metadata, ascending (what the balancer chooses from).
     pub(crate) partitions: Vec<i32>,
-    /// Queues by partition id (`None` for an id the topic lacks).
-    pub(crate) parts: Vec<Option<PartQueue>>,
+    /// Every partition id that has a queue, ascending: those of `partitions` and any a
+    /// later metadata no longer lists (their batches still go, or expire).
+    pub(crate) ids: Vec<i32>,
+    /// The queues, by position in `ids` (never by the raw id: a broker chooses ids).
+    pub(crate) parts: Vec<PartQueue>,
 }
 
 impl TopicQueues {
-    pub(crate) fn set_partitions(&mut self, ids: Vec<i32>, generation: u64) {
-        let len = ids.iter().map(|&p| p as usize + 1).max().unwrap_or(0).max(self.parts.len());
-        self.parts.resize_with(len, || None);
-        for &p in &ids {
-            self.parts[p as usize].get_or_insert_with(PartQueue::default);
+    pub(crate) fn new(name: &str) -> TopicQueues {
+        TopicQueues {
+            name: Arc::from(name),
+            meta_generation: 0,
+            partitions: Vec::new(),
+            ids: Vec::new(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// Takes the partition ids of a new metadata snapshot (any ids, in any order); queues
+    /// of ids no longer listed are kept.
+    pub(crate) fn set_partitions(&mut self, mut ids: Vec<i32>, generation: u64) {
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.iter().any(|p| self.ids.binary_search(p).is_err()) {
+            let mut old: std::collections::BTreeMap<i32, PartQueue> =
+                self.ids.drain(..).zip(self.parts.drain(..)).collect();
+            let mut all: Vec<i32> = old.keys().copied().chain(ids.iter().copied()).collect();
+            all.sort_unstable();
+            all.dedup();
+            self.parts = all.iter().map(|p| old.remove(p).unwrap_or_default()).collect();
+            self.ids = all;
         }
         self.partitions = ids;
         self.meta_generation = generation;
+    }
+
+    /// The position of partition `id` in `ids`: at once where ids are 0 to n-1 (as the
+    /// cluster's metadata checks), else by binary search.
+    #[inline]
+    pub(crate) fn index(&self, id: i32) -> Option<usize> {
+        if let Ok(i) = usize::try_from(id) {
+            if self.ids.get(i) == Some(&id) {
+                return Some(i);
+            }
+        }
+        self.ids.binary_search(&id).ok()
     }
 }
 
@@ -116,7 +150,7 @@ impl Acc {
             return Append::Unknown(msg);
         };
         let p = cfg.balancer.balance(&msg, &t.partitions);
-        let Some(Some(q)) = usize::try_from(p).ok().and_then(|i| t.parts.get_mut(i)) else {
+        let Some(q) = t.index(p).and_then(|i| t.parts.get_mut(i)) else {
             return Append::Refused(Error::InvalidArgument(format!(
                 "the balancer chose partition {p}, which {} lacks",
                 t.name
@@ -217,7 +251,7 @@ impl Acc {
 pub fn bench_produce_path(config: &WriterConfig, partitions: i32, messages: Vec<Message>) -> Result<usize> {
     let name = "bench";
     let mut acc = Acc::default();
-    let mut t = TopicQueues { name: Arc::from(name), meta_generation: 0, partitions: Vec::new(), parts: Vec::new() };
+    let mut t = TopicQueues::new(name);
     t.set_partitions((0..partitions).collect(), 0);
     acc.topics.insert(name.to_string(), t);
     let mut futures = Vec::with_capacity(messages.len());
@@ -230,16 +264,16 @@ pub fn bench_produce_path(config: &WriterConfig, partitions: i32, messages: Vec<
         }
     }
     let producer = Some(ProducerId { id: 1, epoch: 0 });
-    let mut sequences = vec![0i32; partitions as usize];
+    let mut sequences = vec![0i32; usize::try_from(partitions).unwrap_or(0)];
     let mut total = 0;
     let Some(t) = acc.topics.get_mut(name) else { return Err(Error::Closed) };
     loop {
         let mut round = Vec::new();
-        for (p, q) in t.parts.iter_mut().enumerate() {
-            let Some(mut b) = q.as_mut().and_then(|q| q.batches.pop_front()) else { continue };
-            let encoded = encode(&mut b, config.compression, producer, sequences[p])?;
-            sequences[p] += b.count as i32;
-            round.push((p as i32, encoded));
+        for ((p, q), seq) in t.ids.iter().zip(t.parts.iter_mut()).zip(sequences.iter_mut()) {
+            let Some(mut b) = q.batches.pop_front() else { continue };
+            let encoded = encode(&mut b, config.compression, producer, *seq)?;
+            *seq += b.count as i32;
+            round.push((*p, encoded));
         }
         if round.is_empty() {
             break;

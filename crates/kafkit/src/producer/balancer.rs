@@ -56,11 +56,13 @@ impl Balancer for RoundRobin {
 }
 
 /// The partition that has been sent the fewest bytes so far, by key and value size (kafka-go
-/// `LeastBytes`); ties go to the lowest partition.
+/// `LeastBytes`); ties go to the lowest partition. A partition that joins the list starts
+/// from zero.
 #[derive(Debug, Default)]
 pub struct LeastBytes {
-    /// Bytes sent per partition id (ids are small and dense: a vector, not a map).
-    sent: Mutex<Vec<u64>>,
+    /// The partition ids last balanced over and the bytes sent to each, by position (never
+    /// by the raw id, which a broker chooses).
+    sent: Mutex<(Vec<i32>, Vec<u64>)>,
 }
 
 impl LeastBytes {
@@ -72,17 +74,18 @@ impl LeastBytes {
 
 impl Balancer for LeastBytes {
     fn balance(&self, msg: &Message, partitions: &[i32]) -> i32 {
-        let size = msg.size();
-        let Ok(mut sent) = self.sent.lock() else { return partitions[0] };
-        let of = |sent: &Vec<u64>, p: i32| usize::try_from(p).ok().and_then(|i| sent.get(i).copied()).unwrap_or(0);
-        let p = *partitions.iter().min_by_key(|p| (of(&sent, **p), **p)).unwrap_or(&partitions[0]);
-        if let Ok(i) = usize::try_from(p) {
-            if sent.len() <= i {
-                sent.resize(i + 1, 0);
-            }
-            sent[i] += size as u64;
+        let size = msg.size() as u64;
+        let Ok(mut guard) = self.sent.lock() else { return partitions[0] };
+        let (ids, sent) = &mut *guard;
+        if ids.as_slice() != partitions {
+            // Keep the counts of the partitions still listed.
+            let old: std::collections::HashMap<i32, u64> = ids.iter().copied().zip(sent.iter().copied()).collect();
+            *sent = partitions.iter().map(|p| old.get(p).copied().unwrap_or(0)).collect();
+            *ids = partitions.to_vec();
         }
-        p
+        let Some(i) = (0..partitions.len()).min_by_key(|&i| (sent[i], partitions[i])) else { return partitions[0] };
+        sent[i] = sent[i].saturating_add(size);
+        partitions[i]
     }
 }
 

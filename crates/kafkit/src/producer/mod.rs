@@ -1,6 +1,6 @@
 //! Producing: the [`Writer`] and its [`Balancer`]s.
 
-mod accumulator;
+pub(crate) mod accumulator;
 pub mod balancer;
 mod config;
 mod delivery;

@@ -99,6 +99,30 @@ pub(crate) fn partition_result(resp: &ProduceResponse, topic: &str, partition: i
     }
 }
 
+/// A batch's result in a Produce response: as [`partition_result`], with the base offset
+/// checked against the batch's `count` records (from broker `addr`, named only on error).
+///
+/// # Errors
+/// As [`partition_result`]; [`Error::Malformed`] for a base offset below -1, or one whose
+/// batch's last offset would overflow an `i64`.
+pub(crate) fn batch_result(
+    resp: &ProduceResponse,
+    topic: &str,
+    partition: i32,
+    count: usize,
+    addr: impl FnOnce() -> String,
+) -> Result<i64> {
+    let base = partition_result(resp, topic, partition)?;
+    let span = i64::try_from(count.saturating_sub(1)).unwrap_or(i64::MAX);
+    if base == -1 || (base >= 0 && base.checked_add(span).is_some()) {
+        return Ok(base);
+    }
+    Err(Error::Malformed {
+        broker: addr(),
+        what: format!("{topic}/{partition}: produce base offset {base} for a batch of {count} records"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

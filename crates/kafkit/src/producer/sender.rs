@@ -4,7 +4,7 @@
 
 use super::accumulator::{encode, OpenBatch};
 use super::delivery::{lock, Delivered};
-use super::produce::{partition_result, produce_request, ProduceCall, PRODUCE_BY_ID};
+use super::produce::{batch_result, produce_request, ProduceCall, PRODUCE_BY_ID};
 use super::writer::Shared;
 use crate::cluster::{Cluster, Workload};
 use crate::error::{Error, Result};
@@ -173,16 +173,15 @@ impl Engine {
             let acc = &mut *guard;
             let (generation, closed) = (acc.generation, acc.closed);
             for t in acc.topics.values_mut() {
-                for (id, q) in t.parts.iter_mut().enumerate() {
-                    let Some(q) = q else { continue };
+                for (&id, q) in t.ids.iter().zip(t.parts.iter_mut()) {
                     while q.batches.front().is_some_and(|b| now.duration_since(b.created) >= cfg.delivery_timeout) {
                         if let Some(b) = q.batches.pop_front() {
-                            expired.push((t.name.clone(), id as i32, b));
+                            expired.push((t.name.clone(), id, b));
                         }
                     }
                     let Some(front) = q.batches.front() else { continue };
                     wake = earliest(wake, Some(front.created + cfg.delivery_timeout));
-                    let key = (t.name.clone(), id as i32);
+                    let key = (t.name.clone(), id);
                     let (inflight, resending, confirmed) = self
                         .parts
                         .get(&key)
@@ -448,10 +447,20 @@ impl Engine {
             let r = match &result {
                 Err(e) => Err(e.dup()),
                 Ok(_) if acks_none => Ok(-1),
-                Ok(resp) => partition_result(resp, &key.0, key.1),
+                Ok(resp) => {
+                    let count = self.parts.get(&key).and_then(|p| p.batches.get(&id)).map_or(0, |b| b.open.count);
+                    batch_result(resp, &key.0, key.1, count, || self.leader_addr(&key))
+                }
             };
             self.complete(&key, id, r);
         }
+    }
+
+    /// The address of `key`'s partition leader in the metadata now, to name in an error.
+    fn leader_addr(&self, key: &PartKey) -> String {
+        let meta = self.shared.cluster.metadata();
+        let leader = meta.partition(&key.0, key.1).map_or(-1, |p| p.leader);
+        meta.brokers.get(&leader).map_or_else(|| format!("the partition leader of {}/{}", key.0, key.1), |b| b.addr())
     }
 
     /// Takes a finished send. Requests finish in any order, so results are handled strictly

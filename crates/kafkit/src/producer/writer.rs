@@ -189,7 +189,9 @@ impl Writer {
     /// # Errors
     /// [`Error::InvalidArgument`] for a message without a topic, or a balancer that chose a
     /// partition the topic lacks; the topic's metadata error (such as
-    /// `UNKNOWN_TOPIC_OR_PARTITION`); [`Error::Fatal`] once the producer failed for good.
+    /// `UNKNOWN_TOPIC_OR_PARTITION`); [`Error::Malformed`] when the broker's metadata of the
+    /// topic is unusable (partition ids not 0 to n-1, each once; other topics are written as
+    /// usual); [`Error::Fatal`] once the producer failed for good.
     pub async fn write(&self, mut msg: Message) -> Result<DeliveryFuture> {
         let sh = self.shared();
         if let Some(t) = &sh.txn {
@@ -281,12 +283,7 @@ impl Writer {
             });
         }
         let mut acc = lock(&sh.acc);
-        let t = acc.topics.entry(topic.to_string()).or_insert_with(|| TopicQueues {
-            name: Arc::from(topic),
-            meta_generation: 0,
-            partitions: Vec::new(),
-            parts: Vec::new(),
-        });
+        let t = acc.topics.entry(topic.to_string()).or_insert_with(|| TopicQueues::new(topic));
         t.set_partitions(ids, generation);
         Ok(())
     }

@@ -14,16 +14,35 @@ pub(super) struct Claim {
 /// A fetched partition's high watermark, and the offset its lag is measured to (see
 /// `Part::end`).
 #[derive(Clone, Copy)]
-pub(super) struct Ends {
+pub(crate) struct Ends {
     pub(super) high_watermark: i64,
     pub(super) end: i64,
 }
 
 impl Ends {
-    fn of(p: &kafkit_protocol::messages::fetch_response::PartitionData, isolation: IsolationLevel) -> Ends {
+    /// The ends of a fetched partition (`tp`, from broker `addr`).
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] for a high watermark or last stable offset below -1 (unknown):
+    /// lag is measured from them.
+    pub(crate) fn of(
+        p: &kafkit_protocol::messages::fetch_response::PartitionData,
+        isolation: IsolationLevel,
+        addr: &str,
+        tp: &impl std::fmt::Display,
+    ) -> Result<Ends> {
+        if p.high_watermark < -1 || p.last_stable_offset < -1 {
+            return Err(Error::Malformed {
+                broker: addr.to_string(),
+                what: format!(
+                    "{tp}: high watermark {} or last stable offset {} is negative",
+                    p.high_watermark, p.last_stable_offset
+                ),
+            });
+        }
         // Fetch v4+ carries the last stable offset; -1 before.
         let stable = isolation == IsolationLevel::ReadCommitted && p.last_stable_offset >= 0;
-        Ends { high_watermark: p.high_watermark, end: if stable { p.last_stable_offset } else { p.high_watermark } }
+        Ok(Ends { high_watermark: p.high_watermark, end: if stable { p.last_stable_offset } else { p.high_watermark } })
     }
 }
 
@@ -211,11 +230,12 @@ async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) ->
     let mut refresh = false;
     for ((spot, claim), r) in spots.iter().zip(claims).zip(results) {
         let outcome = match r {
-            Ok(p) => Outcome::Data(
-                Batches::new(&conn, spot, &p, claim.offset, DecodeOptions::default()),
-                Ends::of(&p, s.isolation),
-                false,
-            ),
+            Ok(p) => match Ends::of(&p, s.isolation, conn.addr(), &claim.tp) {
+                Ok(ends) => {
+                    Outcome::Data(Batches::new(&conn, spot, &p, claim.offset, DecodeOptions::default()), ends, false)
+                }
+                Err(err) => Outcome::Error(err),
+            },
             Err(err) if err.error_code() == Some(ErrorCode::OffsetOutOfRange) => {
                 e.counters.resets.fetch_add(1, Ordering::Relaxed);
                 Outcome::Reset(match s.reset {

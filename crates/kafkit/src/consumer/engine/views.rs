@@ -83,7 +83,7 @@ impl Engine {
     pub fn lag(&self) -> i64 {
         let st = self.lock();
         let known = st.parts.values().map(|p| p.lag()).filter(|l| *l >= 0);
-        known.fold(-1, |sum, l| sum.max(0) + l)
+        known.fold(-1, |sum, l| sum.max(0).saturating_add(l))
     }
 
     /// Messages handed out and their key and value bytes.
