@@ -254,24 +254,6 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     let before = leaders_seen_by(&bed, 2, &topic).await.expect("leaders");
     let victim = before[0];
     assert_eq!(victim, 1, "{before:?}");
-    // A Reader of every partition follows the writer.
-    let read: Arc<Mutex<Vec<(i32, Instant)>>> = Arc::default();
-    let reader = {
-        let (read, seeds, topic) = (read.clone(), bed.seeds.clone(), topic.clone());
-        tokio::spawn(async move {
-            let s: Vec<&str> = seeds.iter().map(String::as_str).collect();
-            let parts = (0..6).map(|p| TopicPartition::new(&topic, p));
-            let config = ReaderConfig::assign(parts).with_max_wait(Duration::from_millis(500));
-            let mut r = Reader::new(&s, config).await.unwrap();
-            loop {
-                match r.read_message().await {
-                    Ok(m) => read.lock().unwrap().push((m.partition, Instant::now())),
-                    Err(e) if e.is_retriable() => eprintln!("b: reader: {e}"),
-                    Err(e) => panic!("b: reader: {e}"),
-                }
-            }
-        })
-    };
     let theirs: Vec<i32> = (0..6).filter(|p| before[*p as usize] == victim).collect();
     let others: Vec<i32> = (0..6).filter(|p| before[*p as usize] != victim).collect();
     let frozen = Instant::now();
@@ -298,29 +280,6 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     let after_move = first_ack_after(&outcomes, &theirs, moved);
     let others_stall: Vec<Duration> = others.iter().map(|p| pause_of(&outcomes, *p, frozen)).collect();
     eprintln!("b: partitions of the frozen node first acknowledged after the move: {after_move:?}");
-    // The reader reads them from the new leaders within seconds of their being written there.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let read_after: Vec<Duration> = loop {
-        let r = read.lock().unwrap().clone();
-        let firsts: Vec<Option<Duration>> = theirs
-            .iter()
-            .map(|p| r.iter().filter(|(rp, t)| rp == p && *t > moved).map(|(_, t)| *t - moved).min())
-            .collect();
-        if firsts.iter().all(Option::is_some) {
-            break firsts.into_iter().flatten().collect();
-        }
-        assert!(Instant::now() < deadline, "b: the reader never read the frozen node's partitions after the move");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    reader.abort();
-    eprintln!("b: the reader first read them {read_after:?} after the move");
-    for ((p, w), r) in theirs.iter().zip(&after_move).zip(&read_after) {
-        let w = w.unwrap_or_default();
-        assert!(
-            *r < w + Duration::from_secs(5),
-            "partition {p}: written {w:?} after the move, read only {r:?} after it"
-        );
-    }
     eprintln!("b: longest pause of the other partitions after the freeze: {others_stall:?}");
     let log = read_all(&bed.seeds(), &topic, 6).await;
     let rep = check(&outcomes, &log);

@@ -134,13 +134,7 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
                 deliver(&e, slot, c, o).await;
             }
         };
-        let fetch = async {
-            tokio::select! {
-                r = fetch_claims(&e, broker, slot, &claims) => r,
-                err = left_behind(&e, broker, &claims) => Err(err),
-            }
-        };
-        let (fetched, ()) = tokio::join!(fetch, handed);
+        let (fetched, ()) = tokio::join!(fetch_claims(&e, broker, slot, &claims), handed);
         match fetched {
             Ok(mut outcomes) => {
                 attempt = 0;
@@ -170,33 +164,6 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
                 }
             }
         }
-    }
-}
-
-/// Resolves once a fetch from `broker` has waited its `max_wait` and a second more
-/// ([`crate::cluster::SILENT`]) and the metadata, refreshed every second from then on, names
-/// another leader for one of `claims`' partitions: a frozen or cut-off leader is left for the
-/// new one within a second or so of the controller moving leadership, rather than after the
-/// request timeout. The fetch is dropped (cancel-safe: its response, if one ever comes, is
-/// read and discarded); nothing was handed out from it.
-async fn left_behind(e: &Engine, broker: i32, claims: &[Claim]) -> Error {
-    tokio::time::sleep(e.settings.max_wait + crate::cluster::SILENT).await;
-    let mut topics: Vec<&str> = claims.iter().map(|c| c.tp.topic.as_str()).collect();
-    topics.sort_unstable();
-    topics.dedup();
-    loop {
-        if let Ok(m) = e.cluster.refresh_metadata(Some(&topics)).await {
-            let moved = claims.iter().find(|c| {
-                m.partition(&c.tp.topic, c.tp.partition).is_some_and(|p| p.leader >= 0 && p.leader != broker)
-            });
-            if let Some(c) = moved {
-                return Error::ConnectionClosed {
-                    addr: format!("broker {broker}"),
-                    reason: format!("{} has a new leader while a fetch from broker {broker} waited", c.tp),
-                };
-            }
-        }
-        tokio::time::sleep(crate::cluster::SILENT).await;
     }
 }
 
