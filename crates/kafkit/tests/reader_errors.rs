@@ -28,6 +28,20 @@ async fn topic_with(addr: &str, partitions: i32, records: usize) -> String {
 }
 
 /// A read that must end within `limit` (a read that waits forever fails the test).
+/// The first message `r` reads once its broker is back (within `limit` of `restarted`), and
+/// how many NoBrokerReachable it returned meanwhile; any other error fails the test.
+async fn read_again(r: &mut Reader, restarted: Instant, limit: Duration, what: &str) -> (Message, usize) {
+    let mut unreachable = 0;
+    loop {
+        assert!(restarted.elapsed() < limit, "{what}: no read within {limit:?} of the restart");
+        match r.read_message().await {
+            Ok(m) => return (m, unreachable),
+            Err(Error::NoBrokerReachable { .. }) => unreachable += 1,
+            Err(e) => panic!("{what}: unexpected error after the restart: {e}"),
+        }
+    }
+}
+
 async fn within<T>(limit: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r,
@@ -171,26 +185,10 @@ async fn a_reader_without_brokers_returns_no_broker_reachable_then_reads_again()
     let restarted = Instant::now();
     let w = Writer::new(&[&addr], WriterConfig::default().with_topic(&topic)).await.unwrap();
     w.write_messages(vec![Message::new(None::<Bytes>, Some(Bytes::from("after")))]).await.unwrap();
-    let mut unreachable = 0;
-    let m = loop {
-        assert!(restarted.elapsed() < Duration::from_secs(60), "no read within 60 s of the restart");
-        match r.read_message().await {
-            Ok(m) => break m,
-            Err(Error::NoBrokerReachable { .. }) => unreachable += 1,
-            Err(e) => panic!("unexpected error after the restart: {e}"),
-        }
-    };
+    let (m, unreachable) = read_again(&mut r, restarted, Duration::from_secs(60), "partition reader").await;
     println!("read again {:?} after the restart ({unreachable} NoBrokerReachable meanwhile)", restarted.elapsed());
     assert_eq!((m.offset, m.value.as_deref()), (2, Some(&b"after"[..])));
-    let mut unreachable = 0;
-    let m = loop {
-        assert!(restarted.elapsed() < Duration::from_secs(90), "no group read within 90 s of the restart");
-        match g.read_message().await {
-            Ok(m) => break m,
-            Err(Error::NoBrokerReachable { .. }) => unreachable += 1,
-            Err(e) => panic!("unexpected group error after the restart: {e}"),
-        }
-    };
+    let (m, unreachable) = read_again(&mut g, restarted, Duration::from_secs(90), "group member").await;
     println!("group member read again {:?} after the restart ({unreachable} NoBrokerReachable)", restarted.elapsed());
     assert_eq!(m.offset, 2);
     r.close().await.unwrap();
