@@ -277,7 +277,13 @@ impl Group {
         self.coordinator = None;
     }
 
-    /// Sleeps `d` while answering commands; a close ends it early.
+    /// A close to carry out when the reader was dropped and no command waits: a dropped
+    /// reader's member commits what was marked and leaves, and never starts another round.
+    fn dropped(&self) -> Option<oneshot::Sender<Result<()>>> {
+        (self.cmds.is_closed() && self.cmds.is_empty()).then(|| oneshot::channel().0)
+    }
+
+    /// Sleeps `d` while answering commands; a close (or the reader dropped) ends it early.
     async fn sleep_serving(&mut self, d: Duration) -> Option<oneshot::Sender<Result<()>>> {
         let until = tokio::time::sleep(d);
         tokio::pin!(until);
@@ -285,7 +291,8 @@ impl Group {
             tokio::select! {
                 _ = &mut until => return None,
                 cmd = self.cmds.recv() => match cmd {
-                    None => return None,
+                    // The reader was dropped: close as if asked, nobody to answer.
+                    None => return Some(oneshot::channel().0),
                     Some(Cmd::Close(reply)) => return Some(reply),
                     Some(Cmd::Commit(offsets, reply)) => self.deferred.push((offsets, reply)),
                 },
@@ -375,7 +382,7 @@ impl Group {
     /// the application closed the reader meanwhile.
     async fn join(&mut self) -> Result<Option<oneshot::Sender<Result<()>>>> {
         loop {
-            if let Some(reply) = self.deferred_close.take() {
+            if let Some(reply) = self.dropped().or_else(|| self.deferred_close.take()) {
                 return Ok(Some(reply));
             }
             // Commit what the application has before the generation changes.
@@ -387,6 +394,11 @@ impl Group {
                 self.revoke(all).await;
             }
             let conn = self.coordinator().await?;
+            // Finding the coordinator can take as long as an outage: a reader dropped
+            // meanwhile does not join again.
+            if let Some(reply) = self.dropped() {
+                return Ok(Some(reply));
+            }
             let fut = self.join_ctx().join_round(conn);
             tokio::pin!(fut);
             // A close during the round lets the round finish first: the final commit then
@@ -646,6 +658,11 @@ impl Group {
             };
             match r {
                 Ok(()) => {
+                    tracing::debug!(
+                        group = %self.cfg.group_id, member = %self.member_id, generation = self.generation,
+                        offsets = ?pending.iter().map(|(tp, _, off)| (tp, off)).collect::<Vec<_>>(),
+                        "offsets committed"
+                    );
                     self.engine.committed(&pending);
                     for (tp, epoch, off) in pending.iter().cloned() {
                         let e = self.committed.entry(tp).or_insert((epoch, off));
