@@ -44,7 +44,10 @@ async fn bootstrap_metadata_and_leader_routing() {
     let err = c.topic(&unique_topic("absent")).await.unwrap_err();
     assert_eq!(err.error_code(), Some(ErrorCode::UnknownTopicOrPartition), "{err}");
 
-    let coord = c.coordinator(&unique_topic("group"), CoordinatorType::Group, Workload::Group).await.unwrap();
+    // On a new broker the first FindCoordinator creates __consumer_offsets and answers
+    // COORDINATOR_NOT_AVAILABLE meanwhile: retriable, as documented.
+    let group = unique_topic("group");
+    let coord = c.retry(|| c.coordinator(&group, CoordinatorType::Group, Workload::Group)).await.unwrap();
     assert_eq!(coord.addr(), broker.addr());
 
     assert!(matches!(Cluster::connect(&[], ClusterConfig::default()).await, Err(Error::InvalidArgument(_))));

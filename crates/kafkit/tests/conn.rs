@@ -222,7 +222,12 @@ async fn the_request_timeout_can_change_on_a_live_connection() {
     assert_eq!(conn.request_timeout(), Duration::from_millis(300));
     let err = conn.request(&fetch).await.unwrap_err();
     assert!(matches!(err, Error::RequestTimeout { api: ApiKey::Fetch, .. }), "{err}");
-    // ...and completes under a longer one, on the same connection.
+    // ...which closes the connection, as the Java client does...
+    assert!(conn.is_closed());
+    let err = conn.request(&fetch).await.unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed { ref reason, .. } if reason.contains("request timeout")), "{err}");
+    // ...and completes under a longer one.
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
     conn.set_request_timeout(Duration::from_secs(10));
     let resp = conn.request(&fetch).await.unwrap();
     assert_eq!(resp.responses[0].partitions[0].error_code, 0);

@@ -13,7 +13,7 @@ mod checker;
 mod common;
 
 use bytes::Bytes;
-use checker::{check, longest_stall, read_all, value, Outcome};
+use checker::{check, longest_stall, read_all, value, Follower, Outcome};
 use common::{Cluster, ClusterOptions, Listener, Proxy, ProxyMode};
 use kafkit::admin::Client;
 use kafkit::cluster::CoordinatorType;
@@ -250,6 +250,7 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     bed.create(config).await;
     let n = 60_000;
     let load = Load::paced(writer(&bed, &topic, Duration::from_secs(120)).await, n, 100, None, Some(1_000));
+    let follower = Follower::start(&bed.seeds(), &topic, 6).await;
     load.wait_acked(3_000, "before the freeze").await;
     let before = leaders_seen_by(&bed, 2, &topic).await.expect("leaders");
     let victim = before[0];
@@ -284,6 +285,26 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     let log = read_all(&bed.seeds(), &topic, 6).await;
     let rep = check(&outcomes, &log);
     assert_moved_on("b. frozen leader", &rep, (&theirs, &after_move), (&others, &others_stall));
+    // The reader follows: the frozen node's partitions are read from their new leaders
+    // within seconds of the move, and the others are read on meanwhile.
+    let reads = follower.finish(&log).await;
+    let read_after = first_ack_after(&reads, &theirs, moved);
+    let read_stall: Vec<Duration> = others.iter().map(|p| pause_of(&reads, *p, frozen)).collect();
+    eprintln!("b: the reader's first record of the frozen node's partitions after the move: {read_after:?}");
+    eprintln!("b: the reader's longest pause of the other partitions after the freeze: {read_stall:?}");
+    assert_followed("b. frozen leader", (&theirs, &read_after), (&others, &read_stall));
+}
+
+/// The reader's verdict of b and c: the fault's partitions were read again within 5 s (of
+/// the leader moving, of the cut ending), and the others were never paused 5 s.
+fn assert_followed(what: &str, (theirs, after): (&[i32], &[Option<Duration>]), (others, stall): (&[i32], &[Duration])) {
+    for (p, d) in theirs.iter().zip(after) {
+        let d = d.unwrap_or_else(|| panic!("{what}: the reader never read partition {p} again"));
+        assert!(d < Duration::from_secs(5), "{what}: the reader read partition {p} again only after {d:?}");
+    }
+    for (p, d) in others.iter().zip(stall) {
+        assert!(*d < Duration::from_secs(5), "{what}: the reader paused partition {p}, led by a reachable node, {d:?}");
+    }
 }
 
 /// The verdict of b and c: the log is clean, nothing failed, the fault's partitions were
@@ -337,6 +358,7 @@ async fn c_a_broker_cut_off_from_the_client_holds_back_only_its_own_partitions()
     let w = Writer::new(&seeds, config).await.unwrap();
     let n = 50_000;
     let load = Load::paced(w, n, 100, None, Some(1_000));
+    let follower = Follower::start(&seeds, &topic, 6).await;
     load.wait_acked(3_000, "before the cut").await;
     let cut = Instant::now();
     proxies[victim as usize - 1].set_mode(ProxyMode::Blackhole);
@@ -354,6 +376,12 @@ async fn c_a_broker_cut_off_from_the_client_holds_back_only_its_own_partitions()
     let log = read_all(&bed.seeds(), &topic, 6).await;
     let rep = check(&outcomes, &log);
     assert_moved_on("c. broker cut off", &rep, (&theirs, &after), (&others, &others_stall));
+    let reads = follower.finish(&log).await;
+    let read_after = first_ack_after(&reads, &theirs, restored);
+    let read_stall: Vec<Duration> = others.iter().map(|p| pause_of(&reads, *p, cut)).collect();
+    eprintln!("c: the reader's first record of the cut-off node's partitions after the cut: {read_after:?}");
+    eprintln!("c: the reader's longest pause of the other partitions during the cut: {read_stall:?}");
+    assert_followed("c. broker cut off", (&theirs, &read_after), (&others, &read_stall));
 }
 
 /// The longest time between two acknowledgements of partition `p` after `from`.

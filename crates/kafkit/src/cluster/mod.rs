@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::message::Broker;
 use crate::net::{Conn, Dialer};
 use kafkit_protocol::messages::{FindCoordinatorRequest, MetadataResponse};
-use kafkit_protocol::{ErrorCode, Uuid};
+use kafkit_protocol::{ApiKey, ErrorCode, Uuid};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -286,6 +286,8 @@ pub(crate) fn with_leader<'a>(
 fn calls_for_refresh(e: &Error) -> bool {
     match e {
         Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::ConnectionClosed { .. } => true,
+        // The connection closed with it; the broker may be gone from the cluster.
+        Error::RequestTimeout { .. } => true,
         Error::Broker { code, .. } => matches!(
             code,
             ErrorCode::NotLeaderOrFollower
@@ -382,8 +384,7 @@ impl Cluster {
         // passed over for the next after this long rather than waited for the whole request
         // timeout, and asked last the next time (its connection is silent then).
         let limit = self.inner.config.dialer.request_timeout().min(METADATA_ATTEMPT_TIMEOUT);
-        let mut ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
-        ids.sort_by_key(|id| self.silence(*id));
+        let ids = self.brokers_by_silence();
         let mut last_err = None;
         // Each known broker in turn (through its admin connection), then a seed.
         for id in ids.into_iter().map(Some).chain([None]) {
@@ -417,11 +418,7 @@ impl Cluster {
                 Err(_) => {
                     let what = id.map_or("a seed".to_string(), |id| format!("broker {id}"));
                     tracing::debug!(broker = %what, timeout = ?limit, "no metadata in time; asking the next");
-                    last_err = Some(Error::RequestTimeout {
-                        addr: what,
-                        api: kafkit_protocol::ApiKey::Metadata,
-                        timeout: limit,
-                    });
+                    last_err = Some(Error::RequestTimeout { addr: what, api: ApiKey::Metadata, timeout: limit });
                 }
             }
         }
@@ -454,31 +451,71 @@ impl Cluster {
         Err(last_err.unwrap_or_else(|| Error::NoBrokerReachable { brokers: String::new(), last: "no seeds".into() }))
     }
 
-    /// How broker `id` has been answering, for choosing whom to ask for metadata (least
-    /// first): whether its admin connection has a request waiting unanswered for
-    /// [`SILENT`], then how long its longest-silent Produce connection has waited.
+    /// How broker `id` has been answering, for choosing whom to ask (least first): whether
+    /// its admin connection has a request waiting unanswered for [`SILENT`], then how long
+    /// its longest-silent Produce or Fetch connection has waited (a Fetch's `max_wait` not
+    /// counted: see [`Conn::set_hold`]).
     fn silence(&self, id: i32) -> (bool, Duration) {
         let slots: Vec<(Workload, Slot)> = match self.inner.conns.lock() {
             Ok(c) => c
                 .iter()
-                .filter(|((n, w), _)| {
-                    *n == id && matches!(w, Workload::Produce | Workload::ProduceLane(_) | Workload::Admin)
-                })
+                .filter(|((n, w), _)| *n == id && !matches!(w, Workload::Group))
                 .map(|((_, w), s)| (*w, s.clone()))
                 .collect(),
             Err(_) => return (false, Duration::ZERO),
         };
         let mut admin = false;
-        let mut produce = Duration::ZERO;
+        let mut data = Duration::ZERO;
         for (w, s) in slots {
             let Some(d) = s.try_lock().ok().and_then(|g| g.as_ref().and_then(Conn::silent_for)) else { continue };
             if w == Workload::Admin {
                 admin |= d >= SILENT;
             } else {
-                produce = produce.max(d);
+                data = data.max(d);
             }
         }
-        (admin, produce)
+        (admin, data)
+    }
+
+    /// The ids of the brokers of the metadata, those that have been answering first (see
+    /// [`Cluster::silence`]).
+    fn brokers_by_silence(&self) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        ids.sort_by_key(|id| self.silence(*id));
+        ids
+    }
+
+    /// Runs `op` on a connection for `workload` to one broker after another, those that
+    /// have been answering first, until one answers: a broker that fails to connect, closes
+    /// the connection or does not answer within [`METADATA_ATTEMPT_TIMEOUT`] (at most the
+    /// request timeout) is passed over for the next. A broker's answer, error codes
+    /// included, is returned.
+    ///
+    /// # Errors
+    /// The last broker's error; [`Error::NoBrokerReachable`] when the metadata lists none.
+    pub(crate) async fn on_any_broker<T, F, Fut>(&self, workload: Workload, api: ApiKey, op: F) -> Result<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let limit = self.inner.config.dialer.request_timeout().min(METADATA_ATTEMPT_TIMEOUT);
+        let mut last = None;
+        for id in self.brokers_by_silence() {
+            let attempt = tokio::time::timeout(limit, async { op(self.broker(id, workload).await?).await }).await;
+            match attempt {
+                Ok(Err(e)) if e.is_retriable() && e.error_code().is_none() => last = Some(e),
+                Ok(r) => return r,
+                Err(_) => {
+                    tracing::debug!(broker = id, timeout = ?limit, "no answer in time; asking the next broker");
+                    let addr = self.metadata().brokers.get(&id).map_or_else(|| format!("broker {id}"), Broker::addr);
+                    last = Some(Error::RequestTimeout { addr, api, timeout: limit });
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NoBrokerReachable {
+            brokers: self.broker_list(),
+            last: "the metadata lists no broker".into(),
+        }))
     }
 
     /// The metadata of `topic`, from the snapshot or, when missing, from a refresh.
@@ -539,15 +576,15 @@ impl Cluster {
         guard.as_ref().filter(|c| !c.is_closed() && c.addr() == addr).cloned()
     }
 
-    /// A connection to any live broker, for requests any broker can answer.
+    /// A connection to any live broker, for requests any broker can answer: those that have
+    /// been answering are tried first.
     ///
     /// # Errors
     /// As [`Cluster::broker`], from the last broker tried; [`Error::NoBrokerReachable`] when
     /// the metadata lists none.
     pub async fn any_broker(&self, workload: Workload) -> Result<Conn> {
-        let ids: Vec<i32> = self.metadata().brokers.keys().copied().collect();
         let mut last = None;
-        for id in ids {
+        for id in self.brokers_by_silence() {
             match self.broker(id, workload).await {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
@@ -593,14 +630,22 @@ impl Cluster {
     ///
     /// # Errors
     /// The coordinator error code (`COORDINATOR_NOT_AVAILABLE`, `NOT_COORDINATOR`, ... all
-    /// retriable) as [`Error::Broker`]; as [`Cluster::broker`].
+    /// retriable) as [`Error::Broker`]; as [`Cluster::broker`]; [`Error::RequestTimeout`]
+    /// when no broker answers FindCoordinator within 5 s (each is asked in turn, those that
+    /// have been answering first).
     pub async fn coordinator(&self, key: &str, kind: CoordinatorType, workload: Workload) -> Result<Conn> {
-        let conn = self.any_broker(Workload::Admin).await?;
-        let v = conn.version_for::<FindCoordinatorRequest>()?;
-        let req = FindCoordinatorRequest::default().with_key_type(kind.key_type());
-        let req =
-            if v.0 >= 4 { req.with_coordinator_keys(vec![key.to_string()]) } else { req.with_key(key.to_string()) };
-        let resp = conn.request_version(&req, v).await?;
+        let (v, resp) = self
+            .on_any_broker(Workload::Admin, ApiKey::FindCoordinator, |conn| async move {
+                let v = conn.version_for::<FindCoordinatorRequest>()?;
+                let req = FindCoordinatorRequest::default().with_key_type(kind.key_type());
+                let req = if v.0 >= 4 {
+                    req.with_coordinator_keys(vec![key.to_string()])
+                } else {
+                    req.with_key(key.to_string())
+                };
+                Ok((v, conn.request_version(&req, v).await?))
+            })
+            .await?;
         let (code, msg, node, host, port) = match resp.coordinators.first() {
             Some(c) if v.0 >= 4 => (c.error_code, c.error_message.clone(), c.node_id, c.host.clone(), c.port),
             _ => (resp.error_code, resp.error_message.clone(), resp.node_id, resp.host.clone(), resp.port),
@@ -645,7 +690,7 @@ impl Cluster {
             let resp = tokio::time::timeout_at(deadline, conn.metadata(Some(&[]))).await;
             conn.close();
             return match resp {
-                Err(_) => Err(Error::RequestTimeout { addr, api: kafkit_protocol::ApiKey::Metadata, timeout }),
+                Err(_) => Err(Error::RequestTimeout { addr, api: ApiKey::Metadata, timeout }),
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(m)) => Ok(Ping {
                     addr,

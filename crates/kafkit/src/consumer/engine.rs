@@ -30,7 +30,7 @@
 
 use super::assignor::TopicPartition;
 use super::reader::{OffsetReset, PartitionState, StartOffset};
-use crate::cluster::{Cluster, Workload};
+use crate::cluster::{Cluster, Workload, SILENT};
 use crate::error::{Error, Result};
 use crate::fetch::{Batches, Limits, Selected, Spot};
 use crate::message::Message;

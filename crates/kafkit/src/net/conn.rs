@@ -57,6 +57,9 @@ struct Shared {
     client_id: Option<String>,
     /// In microseconds, so it can change while requests are in flight.
     request_timeout_us: std::sync::atomic::AtomicU64,
+    /// How long, in microseconds, the broker may hold a request on purpose before answering
+    /// (a Fetch's `max_wait`): [`Conn::silent_for`] counts only the silence beyond it.
+    hold_us: std::sync::atomic::AtomicU64,
     tx: mpsc::Sender<Outgoing>,
     correlation: AtomicI32,
     closed: AtomicBool,
@@ -85,9 +88,11 @@ struct Shared {
 /// discarded; the broker may still apply it.
 ///
 /// # Errors
-/// An I/O error, an unexpected correlation id or an undecodable response closes the
-/// connection, and every request waiting on it fails with [`Error::ConnectionClosed`] (the
-/// one whose response was malformed with [`Error::Decode`]).
+/// An I/O error, an unexpected correlation id, an undecodable response or a request
+/// unanswered within its timeout (Java `request.timeout.ms`, which also disconnects) closes
+/// the connection, and every request waiting on it fails with [`Error::ConnectionClosed`]
+/// (the one whose response was malformed with [`Error::Decode`], the one that timed out with
+/// [`Error::RequestTimeout`]). A [`Cluster`](crate::Cluster) dials again on the next use.
 #[derive(Clone)]
 pub struct Conn {
     shared: Arc<Shared>,
@@ -144,6 +149,7 @@ impl Conn {
             request_timeout_us: std::sync::atomic::AtomicU64::new(
                 request_timeout.as_micros().min(u64::MAX as u128) as u64
             ),
+            hold_us: std::sync::atomic::AtomicU64::new(0),
             tx,
             correlation: AtomicI32::new(0),
             closed: AtomicBool::new(false),
@@ -204,18 +210,21 @@ impl Conn {
         self.shared.request_timeout_us.store(t.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
     }
 
-    /// How long the broker has been silent while a request waits for its response: since
-    /// the oldest waiting request was written, or since the last response if one came after
-    /// that. `None` when no request waits. A healthy broker answers within its own
-    /// timeouts (a Fetch's `max_wait`, a Produce's replication); a frozen one never does.
+    /// How long the broker has been silent while a request waits for its response, beyond
+    /// the hold ([`Conn::set_hold`]): since the oldest waiting request was written, or since
+    /// the last response if one came after that. `None` when no request waits. A healthy
+    /// broker answers within its own timeouts (a Fetch's `max_wait`, a Produce's
+    /// replication); a frozen one never does.
     pub(crate) fn silent_for(&self) -> Option<Duration> {
         let q = self.shared.in_flight.lock().ok()?;
-        q.waiting_since.filter(|_| !q.replies.is_empty()).map(|t| t.elapsed())
+        let hold = Duration::from_micros(self.shared.hold_us.load(Ordering::Relaxed));
+        q.waiting_since.filter(|_| !q.replies.is_empty()).map(|t| t.elapsed().saturating_sub(hold))
     }
 
-    /// Whether `self` and `other` are clones of one connection.
-    pub(crate) fn ptr_eq(&self, other: &Conn) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+    /// Declares how long the broker may hold requests on this connection before it answers
+    /// (a Fetch's `max_wait`), so that a long poll is not taken for silence.
+    pub(crate) fn set_hold(&self, d: Duration) {
+        self.shared.hold_us.store(d.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
     }
 
     /// Whether the connection is closed; requests on it fail.
@@ -433,7 +442,12 @@ impl Conn {
 
     async fn wait_for(&self, api: ApiKey, rx: oneshot::Receiver<Result<Bytes>>, timeout: Duration) -> Result<Bytes> {
         match tokio::time::timeout(timeout, rx).await {
-            Err(_) => Err(Error::RequestTimeout { addr: self.shared.addr.clone(), api, timeout }),
+            Err(_) => {
+                // As the Java client does: a broker that leaves a request unanswered this
+                // long is not trusted with the others waiting behind it, nor with new ones.
+                shutdown(&self.shared, &format!("{api:?} unanswered within the request timeout ({timeout:?})"));
+                Err(Error::RequestTimeout { addr: self.shared.addr.clone(), api, timeout })
+            }
             Ok(Err(_)) => Err(self.closed_error()),
             Ok(Ok(r)) => r,
         }

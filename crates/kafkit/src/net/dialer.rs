@@ -101,7 +101,8 @@ impl Dialer {
         self.connect_timeout = t;
         self
     }
-    /// How long to wait for each response, from the moment the request is queued. Default
+    /// How long to wait for each response, from the moment the request is queued; a request
+    /// not answered in time closes its connection (see [`Conn`]). Default
     /// [`DEFAULT_REQUEST_TIMEOUT`]. Requests that wait on the broker on purpose (a Fetch's
     /// `max_wait_ms`) need a longer timeout than their wait.
     pub fn with_request_timeout(mut self, t: Duration) -> Self {

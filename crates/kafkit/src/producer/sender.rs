@@ -12,7 +12,7 @@ use crate::net::Acks;
 use bytes::{Bytes, BytesMut};
 use kafkit_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse};
 use kafkit_protocol::record::RecordBatch;
-use kafkit_protocol::ErrorCode;
+use kafkit_protocol::{ApiKey, ErrorCode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,25 +25,27 @@ pub(crate) struct ProducerId {
     pub(crate) epoch: i16,
 }
 
-/// Asks for a new producer id (InitProducerId without a transactional id).
+/// Asks for a new producer id (InitProducerId without a transactional id), of the brokers
+/// that have been answering first, each given 5 s.
 pub(crate) async fn init_producer_id(cluster: &Cluster) -> Result<ProducerId> {
     cluster
-        .retry(|| async {
-            let conn = cluster.any_broker(Workload::Produce).await?;
-            let v = conn.version_for::<InitProducerIdRequest>()?;
-            let req = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(-1);
-            let resp = conn.request_version(&req, v).await?;
-            Error::check(resp.error_code, None, || match ErrorCode::from_code(resp.error_code) {
-                // Kafka 2.8+ (KIP-679) lets a principal with Write on any topic, or
-                // IdempotentWrite on the cluster, be an idempotent producer.
-                ErrorCode::ClusterAuthorizationFailed => format!(
-                    "InitProducerId on {} (the idempotent producer needs Write on some topic or IdempotentWrite \
+        .retry(|| {
+            cluster.on_any_broker(Workload::Produce, ApiKey::InitProducerId, |conn| async move {
+                let v = conn.version_for::<InitProducerIdRequest>()?;
+                let req = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(-1);
+                let resp = conn.request_version(&req, v).await?;
+                Error::check(resp.error_code, None, || match ErrorCode::from_code(resp.error_code) {
+                    // Kafka 2.8+ (KIP-679) lets a principal with Write on any topic, or
+                    // IdempotentWrite on the cluster, be an idempotent producer.
+                    ErrorCode::ClusterAuthorizationFailed => format!(
+                        "InitProducerId on {} (the idempotent producer needs Write on some topic or IdempotentWrite \
                      on the cluster; WriterConfig::with_idempotent(false) writes without a producer id)",
-                    conn.addr()
-                ),
-                _ => format!("InitProducerId on {}", conn.addr()),
-            })?;
-            Ok(ProducerId { id: resp.producer_id, epoch: resp.producer_epoch })
+                        conn.addr()
+                    ),
+                    _ => format!("InitProducerId on {}", conn.addr()),
+                })?;
+                Ok(ProducerId { id: resp.producer_id, epoch: resp.producer_epoch })
+            })
         })
         .await
 }
@@ -421,15 +423,12 @@ impl Engine {
         match conn.send_ordered_sized(&req, version, size).await {
             Ok(fut) => {
                 tasks.spawn(async move {
+                    // A Produce unanswered for the whole request timeout closes the
+                    // connection: the others waiting on it fail now, not one by one.
                     let r = fut.await.map(|mut resp| {
                         ProduceCall::name_topics(&ids, &mut resp);
                         resp
                     });
-                    // The broker left a Produce unanswered for the whole request timeout:
-                    // the others waiting on this connection fail now, not one by one.
-                    if matches!(r, Err(Error::RequestTimeout { .. })) {
-                        conn.close();
-                    }
                     (entries, r)
                 });
             }

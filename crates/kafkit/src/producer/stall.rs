@@ -5,8 +5,8 @@
 //! with `ConnectionClosed` and are sent again to the new leader with the same producer id,
 //! epoch and sequence numbers, so the broker drops any copy already written. Without this
 //! they would wait for the request timeout (30 s by default) with the new leader a few seconds
-//! away. A Produce request that does time out closes its connection too (the Java client
-//! closes a connection whose request timed out), failing the others waiting on it at once.
+//! away. A request that does time out closes its connection (`Conn`, as the Java client
+//! does), failing the others waiting on it at once.
 
 use super::sender::{Engine, Lane, PartKey};
 use crate::cluster::{Workload, SILENT};
@@ -32,14 +32,8 @@ pub(crate) struct Watch {
 
 impl Watch {
     pub(crate) fn sent_on(&mut self, lane: Lane, conn: &Conn) {
-        if self.conns.get(&lane).is_none_or(|c| !same(c, conn)) {
-            self.conns.insert(lane, conn.clone());
-        }
+        self.conns.insert(lane, conn.clone());
     }
-}
-
-fn same(a: &Conn, b: &Conn) -> bool {
-    a.ptr_eq(b)
 }
 
 impl Engine {

@@ -174,3 +174,50 @@ pub fn longest_stall(outcomes: &[Outcome], from: Instant) -> Duration {
     }
     worst
 }
+
+/// A Reader of every partition of a topic, from the first offset, while a fault runs: each
+/// record it is given is kept as (partition, offset, when), in the shape of
+/// [`Outcome::Written`] so the pauses of the reads are measured as the writes' are.
+pub struct Follower {
+    got: std::sync::Arc<std::sync::Mutex<Vec<(i32, i64, Instant)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Follower {
+    pub async fn start(seeds: &[&str], topic: &str, partitions: i32) -> Follower {
+        let tps: Vec<TopicPartition> = (0..partitions).map(|p| TopicPartition::new(topic, p)).collect();
+        let config = ReaderConfig::assign(tps).with_start(StartOffset::First).with_max_wait(Duration::from_millis(500));
+        let mut r = Reader::new(seeds, config).await.unwrap();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = got.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match r.read_message().await {
+                    Ok(m) => into.lock().unwrap().push((m.partition, m.offset, Instant::now())),
+                    Err(e) if e.is_retriable() => eprintln!("follower: {e}"),
+                    Err(e) => panic!("follower: {e}"),
+                }
+            }
+        });
+        Follower { got, task }
+    }
+
+    /// Waits (up to 60 s) until it has read as many records as `log` holds, stops, and
+    /// checks that it read exactly the log, each record once; returns its reads.
+    pub async fn finish(self, log: &[(i32, i64, Bytes)]) -> Vec<Outcome> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.got.lock().unwrap().len() < log.len() {
+            let n = self.got.lock().unwrap().len();
+            assert!(Instant::now() < deadline, "the follower read {n} of {} records in 60 s", log.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.task.abort();
+        let got = std::mem::take(&mut *self.got.lock().unwrap());
+        let mut read: Vec<(i32, i64)> = got.iter().map(|(p, o, _)| (*p, *o)).collect();
+        read.sort_unstable();
+        let mut want: Vec<(i32, i64)> = log.iter().map(|(p, o, _)| (*p, *o)).collect();
+        want.sort_unstable();
+        assert_eq!(read, want, "the follower read every record of the log once");
+        got.into_iter().map(|(p, o, t)| Outcome::Written(p, o, t)).collect()
+    }
+}

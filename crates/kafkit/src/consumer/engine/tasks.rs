@@ -134,15 +134,21 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
                 deliver(&e, slot, c, o).await;
             }
         };
-        let (fetched, ()) = tokio::join!(fetch_claims(&e, broker, slot, &claims), handed);
+        let fetch = unless_moved(&e, broker, &claims, fetch_claims(&e, broker, slot, &claims));
+        let (fetched, ()) = tokio::join!(fetch, handed);
         match fetched {
-            Ok(mut outcomes) => {
+            None => {
+                // Its partitions have another leader: they are fetched from there now.
+                e.unclaim(&claims);
+                e.wake.notify_waiters();
+            }
+            Some(Ok(mut outcomes)) => {
                 attempt = 0;
                 e.reached();
                 e.advance(slot, &claims, &mut outcomes);
                 backlog = Some((claims, outcomes));
             }
-            Err(err) => {
+            Some(Err(err)) => {
                 e.unclaim(&claims);
                 e.counters.errors.fetch_add(1, Ordering::Relaxed);
                 let backoff = e.cluster.config().backoff.delay(attempt);
@@ -167,6 +173,49 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
     }
 }
 
+/// Runs `fetch` (to `broker`, of `claims`). Once it has waited `max_wait` and [`SILENT`]
+/// more for its answer, the metadata of the claimed topics is refreshed every [`SILENT`], and
+/// the fetch is given up (`None`) as soon as one of its partitions has another leader: a
+/// frozen or cut-off leader holds back the partitions it led for about a second after the
+/// metadata moves them, not for the request timeout. The refresh asks the brokers that have
+/// been answering first (a silent fetch counts against its broker), and a fetch given up
+/// only reads, so nothing is lost by dropping it (its late answer is discarded).
+async fn unless_moved(
+    e: &Engine,
+    broker: i32,
+    claims: &[Claim],
+    fetch: impl std::future::Future<Output = Result<Vec<Outcome>>>,
+) -> Option<Result<Vec<Outcome>>> {
+    tokio::pin!(fetch);
+    tokio::select! {
+        r = &mut fetch => return Some(r),
+        () = tokio::time::sleep(e.settings.max_wait + SILENT) => {}
+    }
+    let mut topics: Vec<&str> = claims.iter().map(|c| c.tp.topic.as_str()).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    loop {
+        let moved = async {
+            if let Err(err) = e.cluster.refresh_metadata(Some(&topics)).await {
+                tracing::debug!(broker, error = %err, "metadata refresh for an overdue fetch failed");
+            }
+            let meta = e.cluster.metadata();
+            claims.iter().any(|c| meta.partition(&c.tp.topic, c.tp.partition).is_some_and(|p| p.leader != broker))
+        };
+        tokio::select! {
+            r = &mut fetch => return Some(r),
+            moved = moved => if moved {
+                tracing::info!(broker, "a fetch went unanswered and its partitions have another leader now; leaving it");
+                return None;
+            },
+        }
+        tokio::select! {
+            r = &mut fetch => return Some(r),
+            () = tokio::time::sleep(SILENT) => {}
+        }
+    }
+}
+
 async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) -> Result<Vec<Outcome>> {
     let workload = match slot {
         0 => Workload::Fetch,
@@ -174,6 +223,8 @@ async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) ->
     };
     let conn = e.cluster.broker(broker, workload).await?;
     let s = &e.settings;
+    // A long poll is not silence (see `Cluster::silence`).
+    conn.set_hold(s.max_wait);
     let spots: Vec<Spot<'_>> = claims
         .iter()
         .map(|c| Spot {
