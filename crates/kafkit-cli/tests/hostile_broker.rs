@@ -9,13 +9,14 @@
 mod run;
 
 use bytes::{Bytes, BytesMut};
-use kafkit::protocol::frame::{decode_request, encode_response, split_frame};
+use kafkit::protocol::frame::encode_response;
 use kafkit::protocol::messages::*;
 use kafkit::protocol::{ApiKey, ApiVersion};
 use kafkit::{Error, Message, Writer, WriterConfig};
+use kafkit_testbed::wire::next_request;
 use run::{kafkit, one_line_error};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const HUGE: i32 = 2_147_483_000;
 
@@ -50,17 +51,7 @@ fn topic(name: &str, ids: &[i32]) -> metadata_response::MetadataResponseTopic {
 async fn serve(mut sock: tokio::net::TcpStream, addr: String) {
     let mut buf = BytesMut::new();
     loop {
-        let frame = loop {
-            match split_frame(&mut buf, 1 << 20) {
-                Ok(Some(f)) => break f,
-                Ok(None) => {}
-                Err(_) => return,
-            }
-            if sock.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                return;
-            }
-        };
-        let Ok((header, req)) = decode_request(frame) else { return };
+        let Some((header, req)) = next_request(&mut sock, &mut buf).await else { return };
         let version = ApiVersion(header.request_api_version);
         let resp = match req {
             RequestKind::ApiVersions(_) => {

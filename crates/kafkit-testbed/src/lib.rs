@@ -20,6 +20,7 @@
 mod cluster;
 pub mod java;
 mod proxy;
+pub mod wire;
 
 pub use cluster::{users, Cluster, ClusterOptions, KafkaVersion, Listener, TlsFiles};
 pub use proxy::{Proxy, ProxyMode};

@@ -233,8 +233,9 @@ fn first_ack_after(outcomes: &[Outcome], parts: &[i32], from: Instant) -> Vec<Op
 
 /// b. The leader of some partitions freezes (SIGSTOP for 30 s, then SIGCONT): its sockets
 /// stay open and nothing is answered. Within a few seconds of the controller moving
-/// leadership, the Writer writes to the new leaders; the other partitions go on meanwhile;
-/// nothing waits for `delivery_timeout`.
+/// leadership, the Writer writes to the new leaders and a Reader of every partition reads from
+/// them; the other partitions are written and read on meanwhile; nothing waits for
+/// `delivery_timeout`.
 #[tokio::test(flavor = "multi_thread")]
 async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     let _one = SERIAL.lock().await;
@@ -255,8 +256,7 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     let before = leaders_seen_by(&bed, 2, &topic).await.expect("leaders");
     let victim = before[0];
     assert_eq!(victim, 1, "{before:?}");
-    let theirs: Vec<i32> = (0..6).filter(|p| before[*p as usize] == victim).collect();
-    let others: Vec<i32> = (0..6).filter(|p| before[*p as usize] != victim).collect();
+    let (theirs, others) = split(&before, victim);
     let frozen = Instant::now();
     bed.cluster.freeze(victim as usize);
     eprintln!("b: node {victim} frozen; it led partitions {theirs:?}");
@@ -278,59 +278,53 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     }
     bed.cluster.thaw(victim as usize);
     let outcomes = load.finish(Duration::from_secs(180)).await;
-    let after_move = first_ack_after(&outcomes, &theirs, moved);
-    let others_stall: Vec<Duration> = others.iter().map(|p| pause_of(&outcomes, *p, frozen)).collect();
-    eprintln!("b: partitions of the frozen node first acknowledged after the move: {after_move:?}");
-    eprintln!("b: longest pause of the other partitions after the freeze: {others_stall:?}");
-    let log = read_all(&bed.seeds(), &topic, 6).await;
-    let rep = check(&outcomes, &log);
-    assert_moved_on("b. frozen leader", &rep, (&theirs, &after_move), (&others, &others_stall));
-    // The reader follows: the frozen node's partitions are read from their new leaders
-    // within seconds of the move, and the others are read on meanwhile.
-    let reads = follower.finish(&log).await;
-    let read_after = first_ack_after(&reads, &theirs, moved);
-    let read_stall: Vec<Duration> = others.iter().map(|p| pause_of(&reads, *p, frozen)).collect();
-    eprintln!("b: the reader's first record of the frozen node's partitions after the move: {read_after:?}");
-    eprintln!("b: the reader's longest pause of the other partitions after the freeze: {read_stall:?}");
-    assert_followed("b. frozen leader", (&theirs, &read_after), (&others, &read_stall));
+    assert_moved_on("b. frozen leader", &bed, &topic, (&outcomes, follower), (&theirs, &others), (frozen, moved)).await;
 }
 
-/// The reader's verdict of b and c: the fault's partitions were read again within 5 s (of
-/// the leader moving, of the cut ending), and the others were never paused 5 s.
-fn assert_followed(what: &str, (theirs, after): (&[i32], &[Option<Duration>]), (others, stall): (&[i32], &[Duration])) {
-    for (p, d) in theirs.iter().zip(after) {
-        let d = d.unwrap_or_else(|| panic!("{what}: the reader never read partition {p} again"));
-        assert!(d < Duration::from_secs(5), "{what}: the reader read partition {p} again only after {d:?}");
-    }
-    for (p, d) in others.iter().zip(stall) {
-        assert!(*d < Duration::from_secs(5), "{what}: the reader paused partition {p}, led by a reachable node, {d:?}");
-    }
+/// The partitions of a 6-partition topic that `victim` leads and those it does not, from
+/// each partition's leader in `leaders`.
+fn split(leaders: &[i32], victim: i32) -> (Vec<i32>, Vec<i32>) {
+    (0..6).partition(|p| leaders[*p as usize] == victim)
 }
 
-/// The verdict of b and c: the log is clean, nothing failed, the fault's partitions were
-/// written again within 5 s (of the leader moving, of the cut ending), and the others never
-/// paused 5 s.
-fn assert_moved_on(
+/// The verdict of b and c: the log is clean and nothing failed; then for the Writer's
+/// acknowledgements and the follower's reads alike, the fault's partitions were written (read)
+/// again within 5 s of `back` (the leader moving, the cut ending), and the others never
+/// paused 5 s after `fault`.
+async fn assert_moved_on(
     what: &str,
-    rep: &checker::Report,
-    (theirs, after): (&[i32], &[Option<Duration>]),
-    (others, stall): (&[i32], &[Duration]),
+    bed: &Bed,
+    topic: &str,
+    (outcomes, follower): (&[Outcome], Follower),
+    (theirs, others): (&[i32], &[i32]),
+    (fault, back): (Instant, Instant),
 ) {
+    let log = read_all(&bed.seeds(), topic, 6).await;
+    let rep = check(outcomes, &log);
     rep.assert_clean(what);
     assert_eq!(rep.failed, 0, "{what}: nothing waited for delivery_timeout");
-    for (p, d) in theirs.iter().zip(after) {
-        let d = d.unwrap_or_else(|| panic!("{what}: partition {p} never written again"));
-        assert!(d < Duration::from_secs(5), "{what}: partition {p} written again only after {d:?}");
-    }
-    for (p, d) in others.iter().zip(stall) {
-        assert!(*d < Duration::from_secs(5), "{what}: partition {p}, led by a reachable node, paused {d:?}");
+    let reads = follower.finish(&log).await;
+    for (who, events) in [("written", outcomes), ("read", &reads[..])] {
+        let after = first_ack_after(events, theirs, back);
+        let stall: Vec<Duration> = others.iter().map(|p| pause_of(events, *p, fault)).collect();
+        eprintln!("{what}: partitions {theirs:?} first {who} again after {after:?}; the longest pause of {others:?} {who}: {stall:?}");
+        for (p, d) in theirs.iter().zip(&after) {
+            let d = d.unwrap_or_else(|| panic!("{what}: partition {p} never {who} again"));
+            assert!(d < Duration::from_secs(5), "{what}: partition {p} {who} again only after {d:?}");
+        }
+        for (p, d) in others.iter().zip(&stall) {
+            assert!(
+                *d < Duration::from_secs(5),
+                "{what}: partition {p}, led by a reachable node, {who} with a pause of {d:?}"
+            );
+        }
     }
 }
 
 /// c. One broker cut off from the client by a TCP proxy that stops forwarding both ways
 /// without closing (20 s), while it stays in the cluster: leadership does not move, so its
-/// partitions wait, and are written within seconds of the cut ending; the other partitions
-/// go on meanwhile; nothing waits for `delivery_timeout`.
+/// partitions wait, and are written and read within seconds of the cut ending; the other
+/// partitions are written and read on meanwhile; nothing waits for `delivery_timeout`.
 #[tokio::test(flavor = "multi_thread")]
 async fn c_a_broker_cut_off_from_the_client_holds_back_only_its_own_partitions() {
     let _one = SERIAL.lock().await;
@@ -348,8 +342,7 @@ async fn c_a_broker_cut_off_from_the_client_holds_back_only_its_own_partitions()
     bed.create(TopicConfig::new(&topic, 6)).await;
     let before = leaders_seen_by(&bed, 1, &topic).await.expect("leaders");
     let victim = before[0];
-    let theirs: Vec<i32> = (0..6).filter(|p| before[*p as usize] == victim).collect();
-    let others: Vec<i32> = (0..6).filter(|p| before[*p as usize] != victim).collect();
+    let (theirs, others) = split(&before, victim);
     let seeds: Vec<&str> = through.iter().map(String::as_str).collect();
     let config = WriterConfig::default()
         .with_topic(&topic)
@@ -369,19 +362,8 @@ async fn c_a_broker_cut_off_from_the_client_holds_back_only_its_own_partitions()
     let restored = Instant::now();
     proxies[victim as usize - 1].set_mode(ProxyMode::Forward);
     let outcomes = load.finish(Duration::from_secs(180)).await;
-    let after = first_ack_after(&outcomes, &theirs, restored);
-    let others_stall: Vec<Duration> = others.iter().map(|p| pause_of(&outcomes, *p, cut)).collect();
-    eprintln!("c: partitions of the cut-off node first acknowledged after the cut ended: {after:?}");
-    eprintln!("c: longest pause of the other partitions during the cut: {others_stall:?}");
-    let log = read_all(&bed.seeds(), &topic, 6).await;
-    let rep = check(&outcomes, &log);
-    assert_moved_on("c. broker cut off", &rep, (&theirs, &after), (&others, &others_stall));
-    let reads = follower.finish(&log).await;
-    let read_after = first_ack_after(&reads, &theirs, restored);
-    let read_stall: Vec<Duration> = others.iter().map(|p| pause_of(&reads, *p, cut)).collect();
-    eprintln!("c: the reader's first record of the cut-off node's partitions after the cut: {read_after:?}");
-    eprintln!("c: the reader's longest pause of the other partitions during the cut: {read_stall:?}");
-    assert_followed("c. broker cut off", (&theirs, &read_after), (&others, &read_stall));
+    assert_moved_on("c. broker cut off", &bed, &topic, (&outcomes, follower), (&theirs, &others), (cut, restored))
+        .await;
 }
 
 /// The longest time between two acknowledgements of partition `p` after `from`.

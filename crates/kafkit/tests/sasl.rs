@@ -11,15 +11,16 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use kafkit::admin::ScramMechanism;
 use kafkit::cluster::{Cluster, ClusterConfig, Workload};
-use kafkit::protocol::frame::{decode_request, encode_response, split_frame};
+use kafkit::protocol::frame::encode_response;
 use kafkit::protocol::messages::*;
 use kafkit::protocol::messages::{RequestKind, ResponseKind};
 use kafkit::protocol::{ApiKey, ApiVersion, ErrorCode};
 use kafkit::{Dialer, Error, Sasl};
+use kafkit_testbed::wire::next_request;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// How the server answers a SASL step.
 #[derive(Clone, Copy)]
@@ -73,17 +74,7 @@ async fn serve(mut sock: tokio::net::TcpStream, n: usize, seen: Arc<Seen>, addr:
     let mut session_ends: Option<Instant> = None;
     let mut scram_nonce = String::new();
     loop {
-        let frame = loop {
-            match split_frame(&mut buf, 1 << 20) {
-                Ok(Some(f)) => break f,
-                Ok(None) => {}
-                Err(_) => return,
-            }
-            if sock.read_buf(&mut buf).await.unwrap_or(0) == 0 {
-                return;
-            }
-        };
-        let Ok((header, req)) = decode_request(frame) else { return };
+        let Some((header, req)) = next_request(&mut sock, &mut buf).await else { return };
         let version = ApiVersion(header.request_api_version);
         let mechanism = if matches!(behaviour, Behaviour::ForgedScram) { "SCRAM-SHA-512" } else { "PLAIN" };
         let what = match &req {
