@@ -13,6 +13,9 @@ use kafkit_protocol::{ErrorCode, Uuid};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+mod session;
+pub(crate) use session::FetchSession;
+
 /// One partition and where it is read from.
 pub(crate) struct Spot<'a> {
     pub topic: &'a str,
@@ -75,7 +78,7 @@ pub(crate) async fn fetch(
     max_wait: Duration,
 ) -> Result<fetch_response::PartitionData> {
     let limits = Limits { min_bytes, max_bytes, partition_max_bytes: max_bytes, max_wait };
-    let mut out = fetch_many(conn, &[(spot, offset)], &limits).await?;
+    let mut out = fetch_many(conn, &[(spot, offset)], &limits, None).await?;
     out.pop().unwrap_or_else(|| Err(missing(spot, conn, offset)))
 }
 
@@ -102,14 +105,109 @@ fn missing(spot: &Spot<'_>, conn: &Conn, offset: i64) -> Error {
 /// One Fetch request for several partitions led by the broker behind `conn`, each from its
 /// offset. Returns each partition's data (its error code checked) in the order asked; the
 /// outer error is the request's own.
+///
+/// With a `session` (Fetch v7+), the request is incremental within it (KIP-227): it names
+/// only the partitions whose offset or leader epoch changed, forgets those no longer asked
+/// for, and a partition the broker leaves out of its answer comes back with no records and
+/// the broker's last high watermark. FETCH_SESSION_ID_NOT_FOUND and
+/// INVALID_FETCH_SESSION_EPOCH (the broker evicted or lost the session) are answered with one
+/// full Fetch at once. Without one, the request is sessionless (epoch -1), as before v7.
+///
+/// # Cancellation
+/// Dropping the future leaves `session` empty: the next Fetch is full (see [`FetchSession`]).
 pub(crate) async fn fetch_many(
     conn: &Conn,
     parts: &[(&Spot<'_>, i64)],
     limits: &Limits,
+    mut session: Option<&mut FetchSession>,
 ) -> Result<Vec<Result<fetch_response::PartitionData>>> {
     // Fetch v13+ names topics by id (KIP-516): only when every topic's id is known, else v12.
     let ids_known = parts.iter().all(|(s, _)| !s.topic_id.is_zero());
     let v = crate::topic_ids::version_for_topics::<FetchRequest>(conn, crate::topic_ids::FETCH_BY_ID, ids_known)?;
+    let by_id = v.0 >= 13;
+    let asked: Vec<session::Asked<'_>> =
+        parts.iter().map(|(s, off)| (s.topic, s.topic_id, s.partition, *off, s.leader_epoch)).collect();
+    let mut retried = false;
+    loop {
+        let state = match session.as_deref_mut() {
+            Some(s) if v.0 >= 7 => Some(s.take()),
+            _ => None,
+        };
+        let plan = state.as_ref().map(|s| s.plan(&asked, by_id));
+        let named: Vec<usize> = plan.as_ref().map_or_else(|| (0..parts.len()).collect(), |p| p.named.clone());
+        let isolation = parts.first().map_or(IsolationLevel::ReadUncommitted, |(s, _)| s.isolation);
+        let mut req = fetch_request_for(&named.iter().map(|i| parts[*i]).collect::<Vec<_>>(), limits, v, isolation);
+        if let Some(p) = &plan {
+            req.session_id = p.session_id;
+            req.session_epoch = p.session_epoch;
+            req.forgotten_topics_data = p.forgotten.clone();
+        }
+        let resp = conn.request_version(&req, v).await?;
+        let code = ErrorCode::from_code(resp.error_code);
+        if !retried
+            && plan.is_some()
+            && matches!(code, ErrorCode::FetchSessionIdNotFound | ErrorCode::InvalidFetchSessionEpoch)
+        {
+            // The session is gone (evicted, or the broker restarted): start a new one now.
+            tracing::debug!(addr = conn.addr(), ?code, "fetch session lost; fetching in full");
+            retried = true;
+            continue;
+        }
+        Error::check(resp.error_code, None, || format!("fetching from {}", conn.addr()))?;
+        tracing::trace!(
+            addr = conn.addr(),
+            session = resp.session_id,
+            epoch = req.session_epoch,
+            named = ?req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (p.partition, p.fetch_offset))).collect::<Vec<_>>(),
+            forgotten = req.forgotten_topics_data.iter().map(|t| t.partitions.len()).sum::<usize>(),
+            answered = ?resp.responses.iter().flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.records.as_ref().map_or(0, |r| r.len())))).collect::<Vec<_>>(),
+            "fetched"
+        );
+        let mut by_key: HashMap<(String, Uuid, i32), fetch_response::PartitionData> = HashMap::new();
+        for t in resp.responses {
+            for p in t.partitions {
+                by_key.insert((t.topic.clone(), t.topic_id, p.partition_index), p);
+            }
+        }
+        let mut found: Vec<Option<fetch_response::PartitionData>> = parts
+            .iter()
+            .map(|(spot, _)| {
+                let key = if by_id {
+                    (String::new(), spot.topic_id, spot.partition)
+                } else {
+                    (spot.topic.to_string(), Uuid::ZERO, spot.partition)
+                };
+                by_key.remove(&key)
+            })
+            .collect();
+        let incremental = plan.as_ref().is_some_and(|p| p.incremental);
+        if let (Some(state), Some(plan)) = (state, plan) {
+            if let Some(s) = session.as_deref_mut() {
+                s.keep(state.answered(&plan, &asked, resp.session_id, &mut found));
+            }
+        }
+        if let Some(s) = session.as_deref_mut() {
+            s.note_sent(incremental, named.len());
+        }
+        return Ok(parts
+            .iter()
+            .zip(found)
+            .map(|((spot, offset), p)| {
+                let p = p.ok_or_else(|| missing(spot, conn, *offset))?;
+                Error::check(p.error_code, None, || spot.context(&format!("fetching at {offset} from"), conn))?;
+                Ok(p)
+            })
+            .collect());
+    }
+}
+
+/// The Fetch request (at version `v`) for `parts`, without session fields (sessionless).
+fn fetch_request_for(
+    parts: &[(&Spot<'_>, i64)],
+    limits: &Limits,
+    v: kafkit_protocol::ApiVersion,
+    isolation: IsolationLevel,
+) -> FetchRequest {
     let mut topics: Vec<fetch_request::FetchTopic> = Vec::new();
     for (spot, offset) in parts {
         let mut part = fetch_request::FetchPartition::default()
@@ -145,31 +243,11 @@ pub(crate) async fn fetch_many(
     if v.0 >= 3 {
         req = req.with_max_bytes(limits.max_bytes);
     }
-    if parts.first().is_some_and(|(s, _)| s.isolation == IsolationLevel::ReadCommitted) {
+    if isolation == IsolationLevel::ReadCommitted {
         // Below Fetch v4 this is refused at encode time rather than silently dropped.
         req = req.with_isolation_level(1);
     }
-    let resp = conn.request_version(&req, v).await?;
-    Error::check(resp.error_code, None, || format!("fetching from {}", conn.addr()))?;
-    let mut by_key: HashMap<(String, Uuid, i32), fetch_response::PartitionData> = HashMap::new();
-    for t in resp.responses {
-        for p in t.partitions {
-            by_key.insert((t.topic.clone(), t.topic_id, p.partition_index), p);
-        }
-    }
-    Ok(parts
-        .iter()
-        .map(|(spot, offset)| {
-            let key = if v.0 >= 13 {
-                (String::new(), spot.topic_id, spot.partition)
-            } else {
-                (spot.topic.to_string(), Uuid::ZERO, spot.partition)
-            };
-            let p = by_key.remove(&key).ok_or_else(|| missing(spot, conn, *offset))?;
-            Error::check(p.error_code, None, || spot.context(&format!("fetching at {offset} from"), conn))?;
-            Ok(p)
-        })
-        .collect())
+    req
 }
 
 /// What a fetch gives the application.

@@ -200,3 +200,62 @@ async fn the_position_follows_the_messages_through_a_backlog() {
         assert_eq!(position, m.offset + 1, "the position after offset {} of {n}", m.offset);
     }
 }
+
+/// Fetch sessions (KIP-227): once caught up, an idle reader of 6 partitions long-polls with
+/// incremental fetches that name no partition; a new record on one partition is read once, and
+/// the fetch after it names that partition alone (its position moved); the backlog before is
+/// read once, in order (its full responses leave partitions empty-handed, so those fetches go
+/// without the session, in the reader's own order).
+#[tokio::test]
+async fn a_steady_reader_fetches_incrementally_in_a_fetch_session() {
+    let broker = common::kafka();
+    let topic = unique_topic("session");
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
+    conn.create_topics(&[TopicConfig::new(&topic, 6)]).await.unwrap();
+    let w = Writer::new(&[&broker.addr()], WriterConfig::default().with_topic(&topic).with_batch_size(2 << 10))
+        .await
+        .unwrap();
+    let msgs: Vec<Message> =
+        (0..3000).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("{i:0>100}"))))).collect();
+    w.write_messages(msgs).await.unwrap();
+    let parts: Vec<TopicPartition> = (0..6).map(|p| TopicPartition::new(topic.clone(), p)).collect();
+    // Small fetches, so the backlog takes many, each moving some partitions only.
+    let config = ReaderConfig::assign(parts.clone())
+        .with_start(StartOffset::First)
+        .with_max_bytes(2 << 10)
+        .with_max_wait(Duration::from_millis(100));
+    let mut r = Reader::new(&[&broker.addr()], config).await.unwrap();
+    let mut next = [0i64; 6];
+    for _ in 0..3000 {
+        let m = r.read_message().await.unwrap();
+        assert_eq!(m.offset, next[m.partition as usize], "partition {}: every offset once, in order", m.partition);
+        next[m.partition as usize] += 1;
+    }
+    let busy = r.stats();
+    // Idle: wait for five more fetches (each a 100 ms long poll).
+    let a = fetched(&r, busy.fetches + 2).await;
+    let b = fetched(&r, a.fetches + 5).await;
+    assert_eq!(b.incremental_fetches - a.incremental_fetches, b.fetches - a.fetches, "idle fetches are incremental");
+    assert_eq!(b.fetch_partitions, a.fetch_partitions, "and name no partition: nothing moved");
+    // One new record: read once; the fetch that follows names its partition only.
+    // (The fetch that brings it named none; the one after names its partition, moved on.)
+    let c = r.stats();
+    let d = w.write_messages(vec![Message::new(None::<Bytes>, Some(Bytes::from_static(b"new")))]).await.unwrap();
+    let m = r.read_message().await.unwrap();
+    assert_eq!((m.partition, m.offset, m.value.as_deref()), (d[0].partition, d[0].offset, Some(&b"new"[..])));
+    let e = fetched(&r, r.stats().fetches + 3).await;
+    assert_eq!(e.fetch_partitions - c.fetch_partitions, 1, "only partition {} moved: {c:?} {e:?}", m.partition);
+    // Nothing more, nothing twice.
+    let none = tokio::time::timeout(Duration::from_millis(500), r.read_message()).await;
+    assert!(none.is_err(), "no other record: {none:?}");
+}
+
+/// The reader's stats once it has made `n` fetches (waits up to 30 s).
+async fn fetched(r: &Reader, n: u64) -> kafkit::ReaderStats {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while r.stats().fetches < n {
+        assert!(std::time::Instant::now() < deadline, "{:?}", r.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    r.stats()
+}

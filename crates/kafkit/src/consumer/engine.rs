@@ -152,6 +152,10 @@ pub(crate) struct State {
 #[derive(Default)]
 pub(crate) struct Counters {
     pub fetches: AtomicU64,
+    /// Of them, incremental within a fetch session (KIP-227).
+    pub incremental: AtomicU64,
+    /// Partitions the Fetch requests named.
+    pub named: AtomicU64,
     pub errors: AtomicU64,
     pub resets: AtomicU64,
     pub buffered: AtomicU64,
@@ -509,10 +513,18 @@ impl Engine {
     fn advance(&self, slot: usize, claims: &[Claim], outcomes: &mut [Outcome]) {
         let mut guard = self.lock();
         let st = &mut *guard;
-        for (c, o) in claims.iter().zip(outcomes) {
+        for (c, o) in claims.iter().zip(outcomes.iter_mut()) {
             let Outcome::Data(batches, ends, advanced) = o else { continue };
-            let Some(next) = batches.next_offset() else { continue };
             let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch && p.fetch_pos == c.offset) else {
+                continue;
+            };
+            let Some(next) = batches.next_offset() else {
+                // Nothing fetched: the partition is fetchable again at once, at the same offset
+                // (in a fetch session, a partition claimed again unchanged is not named), and
+                // there is nothing to hand over.
+                (p.high_watermark, p.end) = (ends.high_watermark, ends.end);
+                p.in_flight = false;
+                *o = Outcome::Empty;
                 continue;
             };
             st.served += 1;

@@ -332,6 +332,13 @@ pub struct ReaderStats {
     pub bytes: u64,
     /// Fetch requests made.
     pub fetches: u64,
+    /// Of the fetches, those sent as incremental fetches within a fetch session (KIP-227,
+    /// Fetch v7+; Java's `FetchSessionHandler`): each names only the partitions whose
+    /// position changed since the last, and the broker answers only for those with news.
+    pub incremental_fetches: u64,
+    /// Partitions named over all Fetch requests: beside `fetches`, how much each request
+    /// carried.
+    pub fetch_partitions: u64,
     /// Errors met (each retried or returned; equal transient errors coalesced in the
     /// queue are each counted).
     pub errors: u64,
@@ -819,6 +826,8 @@ impl Reader {
             messages,
             bytes,
             fetches: c.fetches.load(Ordering::Relaxed),
+            incremental_fetches: c.incremental.load(Ordering::Relaxed),
+            fetch_partitions: c.named.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             resets: c.resets.load(Ordering::Relaxed),
             buffered_bytes: c.buffered.load(Ordering::Relaxed),

@@ -51,6 +51,9 @@ pub(super) enum Outcome {
     /// The partition's batches, not decoded yet, its high watermark and lag end, and whether
     /// its fetch position was already moved past them (see `Engine::advance`).
     Data(Batches, Ends, bool),
+    /// No records, taken in at once by `Engine::advance` (its high watermark noted, its claim
+    /// released): nothing to hand over.
+    Empty,
     /// OFFSET_OUT_OF_RANGE: where to continue, or the error under [`OffsetReset::Fail`].
     Reset(Result<i64>),
     Error(Error),
@@ -105,6 +108,13 @@ pub(super) async fn supervise(engine: std::sync::Weak<Engine>) {
 async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
     let mut attempt = 0u32;
     let mut backlog: Option<(Vec<Claim>, Vec<Outcome>)> = None;
+    // This task's fetch session with the broker (KIP-227), and whether the last fetch left a
+    // partition with records to read empty-handed (the response was full): the broker fills
+    // a session's response in the session's order, which a session keeps, so the next fetch
+    // goes without the session, its partitions served longest ago first (as `claim` orders
+    // them), and no partition starves behind another.
+    let mut session = crate::fetch::FetchSession::default();
+    let mut starved = false;
     loop {
         let Some(e) = engine.upgrade() else { return };
         let wake = e.wake.notified();
@@ -134,7 +144,8 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
                 deliver(&e, slot, c, o).await;
             }
         };
-        let fetch = unless_moved(&e, broker, &claims, fetch_claims(&e, broker, slot, &claims));
+        let in_session = if starved { None } else { Some(&mut session) };
+        let fetch = unless_moved(&e, broker, &claims, fetch_claims(&e, broker, slot, &claims, in_session));
         let (fetched, ()) = tokio::join!(fetch, handed);
         match fetched {
             None => {
@@ -144,6 +155,9 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
             }
             Some(Ok(mut outcomes)) => {
                 attempt = 0;
+                starved = claims.iter().zip(&outcomes).any(
+                    |(c, o)| matches!(o, Outcome::Data(b, ends, _) if b.next_offset().is_none() && ends.end > c.offset),
+                );
                 e.reached();
                 e.advance(slot, &claims, &mut outcomes);
                 backlog = Some((claims, outcomes));
@@ -216,7 +230,13 @@ async fn unless_moved(
     }
 }
 
-async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) -> Result<Vec<Outcome>> {
+async fn fetch_claims(
+    e: &Engine,
+    broker: i32,
+    slot: usize,
+    claims: &[Claim],
+    session: Option<&mut crate::fetch::FetchSession>,
+) -> Result<Vec<Outcome>> {
     let workload = match slot {
         0 => Workload::Fetch,
         n => Workload::FetchLane(n.min(u16::MAX as usize) as u16),
@@ -243,7 +263,16 @@ async fn fetch_claims(e: &Engine, broker: i32, slot: usize, claims: &[Claim]) ->
         max_wait: s.max_wait,
     };
     e.counters.fetches.fetch_add(1, Ordering::Relaxed);
-    let results = crate::fetch::fetch_many(&conn, &parts, &limits).await?;
+    let (results, incremental, named) = match session {
+        Some(session) => {
+            let r = crate::fetch::fetch_many(&conn, &parts, &limits, Some(&mut *session)).await?;
+            let (incremental, named) = session.sent();
+            (r, incremental, named)
+        }
+        None => (crate::fetch::fetch_many(&conn, &parts, &limits, None).await?, false, parts.len()),
+    };
+    e.counters.incremental.fetch_add(u64::from(incremental), Ordering::Relaxed);
+    e.counters.named.fetch_add(named as u64, Ordering::Relaxed);
     let mut out = Vec::with_capacity(results.len());
     let mut refresh = false;
     for ((spot, claim), r) in spots.iter().zip(claims).zip(results) {
@@ -283,6 +312,7 @@ async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outc
                 deliver_data(e, slot, &c, batches, ends, advanced).await;
                 continue;
             }
+            Outcome::Empty => continue,
             o => o,
         };
         let mut st = e.lock();
@@ -291,7 +321,7 @@ async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outc
         };
         p.in_flight = false;
         let err = match o {
-            Outcome::Data(..) => None,
+            Outcome::Data(..) | Outcome::Empty => None,
             Outcome::Reset(Ok(offset)) => {
                 p.fetch_pos = offset;
                 p.position = offset;
