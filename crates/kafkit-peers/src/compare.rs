@@ -1,6 +1,6 @@
 //! The driver: one broker, every workload, every client, repeated; medians and ratios.
 
-use bytes::Bytes;
+use crate::payload::{Arena, Payload, Text};
 use kafkit::{Compression, Message, TopicConfig, Writer, WriterConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +25,42 @@ pub struct Args {
     /// Also write every run's report as JSON lines to this file.
     #[arg(long)]
     raw: Option<PathBuf>,
+    #[command(flatten)]
+    payload: PayloadOpts,
+}
+
+/// What the records are made of (see [`crate::payload`]).
+#[derive(clap::Args)]
+pub struct PayloadOpts {
+    /// Key bytes per record: hex of a hash of the record's number (0: no keys).
+    #[arg(long, visible_alias = "keys", default_value_t = crate::payload::DEFAULT_KEY_SIZE)]
+    pub key_size: usize,
+    /// The text values are cut from (its first 4 MiB; raw, or an lz4 frame). Default: the
+    /// Debian package index when present, else random words.
+    #[arg(long, env = crate::payload::TEXT_ENV, value_name = "PATH")]
+    pub payload_text: Option<PathBuf>,
+}
+
+/// One line on the records of `p`: the text's source, sizes, and the lz4 ratio of 1 MiB of
+/// consecutive records (keys and values; values alone too when keyed).
+pub fn describe(p: &Payload) -> Result<String, String> {
+    let ratio = p.lz4_ratio(0)?;
+    let (keys, alone) = if p.key_size() == 0 {
+        ("no keys".to_string(), String::new())
+    } else {
+        let r = p.keyless().lz4_ratio(0)?;
+        (
+            format!("{} B keys (hex of a hash of the record number)", p.key_size()),
+            format!(" ({r:.2}x the values alone)"),
+        )
+    };
+    Ok(format!(
+        "Payload: {} B values ({}-digit record number, then text at a pseudo-random offset of {}), {keys}; \
+         lz4 gains {ratio:.2}x on 1 MiB of consecutive records{alone}.",
+        p.value_size(),
+        crate::payload::SEQ_DIGITS,
+        p.source()
+    ))
 }
 
 /// One cell of the table.
@@ -147,8 +183,9 @@ fn codec(c: &str) -> Result<Compression, String> {
     c.parse().map_err(|e| format!("{e:?}"))
 }
 
-/// Creates `topic` with 6 partitions, and for a consume cell fills it (untimed) with kafkit.
-async fn prepare(addr: &str, topic: &str, w: &Workload) -> Result<(), String> {
+/// Creates `topic` with 6 partitions, and for a consume cell fills it (untimed) with kafkit,
+/// with the records the producers send.
+async fn prepare(addr: &str, topic: &str, w: &Workload, p: &Payload) -> Result<(), String> {
     let e = |e: kafkit::Error| e.to_string();
     let c = kafkit::Cluster::connect(&[addr], Default::default()).await.map_err(e)?;
     let conn = c.controller(kafkit::Workload::Admin).await.map_err(e)?;
@@ -156,9 +193,10 @@ async fn prepare(addr: &str, topic: &str, w: &Workload) -> Result<(), String> {
     if w.op == "consume" {
         let cfg = WriterConfig::default().with_topic(topic).with_compression(codec(w.codec)?).with_batch_size(1 << 20);
         let writer = Writer::new(&[addr], cfg).await.map_err(e)?;
-        let value = Bytes::from(vec![b'x'; w.size]);
-        for _ in 0..w.records {
-            drop(writer.write(Message::new(None, Some(value.clone()))).await.map_err(e)?);
+        let mut arena = Arena::new();
+        for i in 0..w.records {
+            let m = Message::new(arena.key(p, i), Some(arena.value(p, i)));
+            drop(writer.write(m).await.map_err(e)?);
         }
         writer.close().await.map_err(e)?;
     }
@@ -173,23 +211,40 @@ async fn delete_topic(addr: &str, topic: &str) {
     }
 }
 
-fn client_command(client: &str, kafkit: &Path, addr: &str, topic: &str, w: &Workload) -> Command {
+/// The command of one run. kafkit's consumer is `kafkit perf consume`; every producer,
+/// kafkit's too (with `kafkit perf produce`'s settings), and the peers' consumers run as
+/// `kafkit-peers client`, the producers on the text in `text` and with `key_size` B keys.
+fn client_command(
+    client: &str,
+    kafkit: &Path,
+    addr: &str,
+    topic: &str,
+    w: &Workload,
+    text: &Path,
+    key_size: usize,
+) -> Command {
     let records = w.records.to_string();
-    let size = w.size.to_string();
     let mut cmd;
-    if client == "kafkit" {
+    if client == "kafkit" && w.op == "consume" {
         cmd = Command::new(kafkit);
         cmd.args(["--brokers", addr, "perf", w.op, topic, "--records", &records, "--json"]);
-        if w.op == "produce" {
-            cmd.args(["--record-size", &size, "--compression", w.codec, "--linger", "5ms"]);
-            cmd.args(["--batch-size", "1048576", "--acks", "all"]);
-        }
     } else {
         cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| "kafkit-peers".into()));
         cmd.args(["client", client, w.op, topic, "--brokers", addr, "--records", &records, "--json"]);
-        cmd.args(["--record-size", &size, "--compression", w.codec]);
+        cmd.args(["--record-size", &w.size.to_string(), "--compression", w.codec]);
+        cmd.args(["--key-size", &key_size.to_string()]);
+        cmd.arg("--payload-text").arg(text);
     }
     cmd
+}
+
+/// The payload's text, written once for every client process to read; removed when dropped.
+struct TextFile(PathBuf);
+
+impl Drop for TextFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -200,6 +255,25 @@ pub fn run(args: Args) -> Result<(), String> {
     if !kafkit.exists() {
         return Err(format!("{kafkit:?} is missing: cargo build --release -p kafkit-cli -p kafkit-peers"));
     }
+    let text = Text::load(args.payload.payload_text.as_deref())?;
+    let text_file = TextFile(std::env::temp_dir().join(format!("kafkit-peers-payload-{}.txt", std::process::id())));
+    text.write(&text_file.0)?;
+    let key_size = args.payload.key_size;
+    let chosen: Vec<Workload> = workloads(args.scale)
+        .into_iter()
+        .filter(|w| args.only.as_ref().is_none_or(|o| w.name().contains(o.as_str())))
+        .collect();
+    // One payload per value size, and its line for the report.
+    let mut payloads: Vec<(usize, Payload, String)> = Vec::new();
+    for w in &chosen {
+        Payload::check_records(w.records)?;
+        if !payloads.iter().any(|(s, _, _)| *s == w.size) {
+            let p = Payload::new(&text, w.size, key_size)?;
+            let line = describe(&p)?;
+            eprintln!("{line}");
+            payloads.push((w.size, p, line));
+        }
+    }
     let broker = start_broker(&args)?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let mut raw = match &args.raw {
@@ -208,10 +282,8 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     let stamp = std::process::id();
     let mut table = Vec::new();
-    for (wi, w) in workloads(args.scale).into_iter().enumerate() {
-        if args.only.as_ref().is_some_and(|o| !w.name().contains(o.as_str())) {
-            continue;
-        }
+    for (wi, w) in chosen.into_iter().enumerate() {
+        let payload = payloads.iter().find(|(s, _, _)| *s == w.size).map(|(_, p, _)| p).ok_or("no payload")?;
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CLIENTS.len()];
         for rep in 0..args.reps {
             // Rotate who goes first, so no client always meets the broker fresher.
@@ -219,8 +291,8 @@ pub fn run(args: Args) -> Result<(), String> {
                 let ci = (k + rep) % CLIENTS.len();
                 let client = CLIENTS[ci];
                 let topic = format!("peers-{stamp}-{wi}-{rep}-{client}");
-                rt.block_on(prepare(&broker.addr, &topic, &w))?;
-                let out = client_command(client, &kafkit, &broker.addr, &topic, &w)
+                rt.block_on(prepare(&broker.addr, &topic, &w, payload))?;
+                let out = client_command(client, &kafkit, &broker.addr, &topic, &w, &text_file.0, key_size)
                     .output()
                     .map_err(|e| format!("{client}: {e}"))?;
                 rt.block_on(delete_topic(&broker.addr, &topic));
@@ -257,7 +329,8 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         table.push((w, runs.iter().map(|r| medians(r)).collect::<Vec<_>>()));
     }
-    print_table(&table);
+    let lines: Vec<&str> = payloads.iter().map(|(_, _, l)| l.as_str()).collect();
+    print_table(&table, &lines);
     Ok(())
 }
 
@@ -275,8 +348,12 @@ fn cell(w: &Workload, r: &Run) -> String {
     )
 }
 
-fn print_table(table: &[(Workload, Vec<Run>)]) {
+fn print_table(table: &[(Workload, Vec<Run>)], payloads: &[&str]) {
     println!("Medians of client CPU (user+sys), throughput and peak RSS; peers: {}.", crate::peers::FAIR);
+    for p in payloads {
+        println!("{p}");
+    }
+    println!("Every client produces the same key and value for record i, to partition i % 6.");
     println!();
     println!("| workload | kafkit | rdkafka 0.39 | rskafka 0.6 | CPU vs best peer (≤ 0.70) | throughput (≥ 1.00) | RSS (≤ 1.00) |");
     println!("|---|---|---|---|---|---|---|");

@@ -7,9 +7,12 @@
 //! ```
 //!
 //! Each client runs as its own process, so its CPU (user + system) and peak RSS are its own.
-//! kafkit runs as `kafkit perf`; the peers run as `kafkit-peers client rdkafka|rskafka`.
+//! kafkit's consumer runs as `kafkit perf consume`; the producers (kafkit's with `kafkit perf
+//! produce`'s settings) and the peers' consumers run as `kafkit-peers client kafkit|rdkafka|rskafka`.
+//! Every producer sends the same records: see `kafkit-peers payload` and [`payload`].
 
 mod compare;
+mod payload;
 mod peers;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +30,29 @@ enum Cmd {
     Compare(compare::Args),
     /// One load test by one peer client (what `compare` runs in a child process).
     Client(peers::Args),
+    /// Shows the records the clients send: the text's source, a sample, and the lz4 ratio of
+    /// 1 MiB of consecutive records.
+    Payload(PayloadArgs),
+}
+
+#[derive(clap::Args)]
+struct PayloadArgs {
+    /// Value bytes per record.
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    #[command(flatten)]
+    payload: compare::PayloadOpts,
+}
+
+fn show_payload(a: PayloadArgs) -> Result<(), String> {
+    let text = payload::Text::load(a.payload.payload_text.as_deref())?;
+    let p = payload::Payload::new(&text, a.record_size, a.payload.key_size)?;
+    println!("{}", compare::describe(&p)?);
+    for i in 0..3 {
+        let key = p.key(i).map(|k| String::from_utf8_lossy(&k).into_owned());
+        println!("record {i}: key {key:?}, value {:?}", String::from_utf8_lossy(&p.value(i)));
+    }
+    Ok(())
 }
 
 fn main() {
@@ -34,6 +60,7 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Compare(a) => compare::run(a),
         Cmd::Client(a) => peers::run(a),
+        Cmd::Payload(a) => show_payload(a),
     };
     if let Err(e) = r {
         eprintln!("kafkit-peers: error: {e}");

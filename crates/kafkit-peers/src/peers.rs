@@ -1,7 +1,10 @@
-//! The peer clients, each configured as `kafkit perf` is (see [`FAIR`]), reporting the
-//! same fields.
+//! The clients' load tests, each configured as `kafkit perf` is (see [`FAIR`]), reporting the
+//! same fields. The producers send the same records ([`crate::payload`]): record `i` has the
+//! same key and value in every client, and goes to partition `i % partitions`.
 
+use crate::payload::{Arena, Payload, Text};
 use kafkit_cli::report::{Receipts, Report};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +23,9 @@ const MAX_WAIT_MS: i32 = 100;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub enum Peer {
+    /// kafkit's producer as `kafkit perf produce` runs it, on the harness's payload (its
+    /// consumer is `kafkit perf consume`).
+    Kafkit,
     Rdkafka,
     Rskafka,
 }
@@ -39,9 +45,16 @@ pub struct Args {
     pub brokers: String,
     #[arg(long, default_value_t = 1_000_000)]
     pub records: u64,
-    /// Value bytes per record (produce).
+    /// Value bytes per record (produce): a 12-digit sequence number, then text.
     #[arg(long, default_value_t = 100)]
     pub record_size: usize,
+    /// Key bytes per record (produce; 0: no keys).
+    #[arg(long, visible_alias = "keys", default_value_t = crate::payload::DEFAULT_KEY_SIZE)]
+    pub key_size: usize,
+    /// The text values are cut from (produce; see `kafkit-peers payload`): raw, or an lz4
+    /// frame; default the Debian package index when present, else random words.
+    #[arg(long, env = crate::payload::TEXT_ENV, value_name = "PATH")]
+    pub payload_text: Option<PathBuf>,
     /// none or lz4 (produce).
     #[arg(long, default_value = "none")]
     pub compression: String,
@@ -54,6 +67,11 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<(), String> {
     let report = match (a.peer, a.op) {
+        (Peer::Kafkit, Op::Produce) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+            rt.block_on(kafkit_produce(&a))?
+        }
+        (Peer::Kafkit, Op::Consume) => return Err("kafkit's consumer is `kafkit perf consume`".into()),
         (Peer::Rdkafka, Op::Produce) => rdkafka_produce(&a)?,
         (Peer::Rdkafka, Op::Consume) => rdkafka_consume(&a)?,
         (Peer::Rskafka, op) => {
@@ -70,6 +88,80 @@ pub fn run(a: Args) -> Result<(), String> {
 
 fn micros(d: Duration) -> u32 {
     d.as_micros().min(u32::MAX as u128) as u32
+}
+
+/// The records to produce: made from the text before the clock starts, each record when it
+/// is sent (the same work in every client).
+fn payload(a: &Args) -> Result<Payload, String> {
+    Payload::check_records(a.records)?;
+    Payload::new(&Text::load(a.payload_text.as_deref())?, a.record_size, a.key_size)
+}
+
+/// Key and value bytes of the produced records.
+fn produced_bytes(a: &Args) -> u64 {
+    a.records * (a.record_size + a.key_size) as u64
+}
+
+// ---- kafkit ----
+
+/// `kafkit perf produce`'s loop and writer settings (crates/kafkit-cli/src/perf.rs), on the
+/// harness's payload: the default round-robin balancer puts record `i` on partition
+/// `i % partitions`; each acknowledgement is looked at, oldest first, every 64 writes.
+async fn kafkit_produce(a: &Args) -> Result<Report, String> {
+    use kafkit::{Acks, Compression, DeliveryFuture, Message, Writer, WriterConfig};
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    let e = |e: kafkit::Error| e.to_string();
+    let payload = payload(a)?;
+    let compression: Compression = a.compression.parse().map_err(|e| format!("{e:?}"))?;
+    let config = WriterConfig::default()
+        .with_topic(&a.topic)
+        .with_acks(Acks::All)
+        .with_idempotent(true)
+        .with_compression(compression)
+        .with_linger(LINGER)
+        .with_batch_bytes(BATCH_BYTES)
+        .with_produce_concurrency(kafkit::producer::DEFAULT_PRODUCE_CONCURRENCY)
+        .with_batch_size(usize::MAX / 2);
+    let seeds: Vec<&str> = a.brokers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let w = Writer::new(&seeds, config).await.map_err(e)?;
+    let mut arena = Arena::new();
+    let mut pending: VecDeque<(u32, DeliveryFuture)> = VecDeque::with_capacity(kafkit::DEFAULT_QUEUE_CAPACITY + 128);
+    let mut lat: Vec<u32> = Vec::with_capacity(a.records as usize);
+    let mut cx = Context::from_waker(Waker::noop());
+    let started = Instant::now();
+    let since = move || started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+    let mut settle = |pending: &mut VecDeque<(u32, DeliveryFuture)>, cx: &mut Context<'_>| -> Result<(), String> {
+        while let Some((sent, f)) = pending.front_mut() {
+            match Pin::new(f).poll(cx) {
+                Poll::Ready(Ok(_)) => lat.push(since().saturating_sub(*sent)),
+                Poll::Ready(Err(err)) => return Err(format!("a record was not acknowledged: {err}")),
+                Poll::Pending => break,
+            }
+            pending.pop_front();
+        }
+        Ok(())
+    };
+    for i in 0..a.records {
+        let key = arena.key(&payload, i);
+        let value = arena.value(&payload, i);
+        let f = w.write(Message::new(key, Some(value))).await.map_err(e)?;
+        pending.push_back((since(), f));
+        if i % 64 == 0 {
+            settle(&mut pending, &mut cx)?;
+        }
+    }
+    while let Some((_, f)) = pending.front_mut() {
+        if let Err(err) = f.await {
+            return Err(format!("a record was not acknowledged: {err}"));
+        }
+        settle(&mut pending, &mut cx)?;
+    }
+    let elapsed = started.elapsed();
+    w.close().await.map_err(e)?;
+    Ok(Report::finish("produce", a.records, produced_bytes(a), elapsed, &mut lat))
 }
 
 // ---- rdkafka (librdkafka 2.12 through the rdkafka crate) ----
@@ -126,11 +218,22 @@ fn rdkafka_produce(a: &Args) -> Result<Report, String> {
         .set("queue.buffering.max.messages", QUEUED.to_string())
         .create_with_context(ctx)
         .map_err(|e| e.to_string())?;
-    let value = vec![b'x'; a.record_size];
+    let payload = payload(a)?;
+    // librdkafka copies key and value (RD_KAFKA_MSG_F_COPY): one buffer of each serves all.
+    let mut value = Vec::with_capacity(a.record_size);
+    let mut key = vec![0u8; a.key_size];
     let t0 = Instant::now();
-    for _ in 0..a.records {
+    for i in 0..a.records {
         let sent = started.elapsed().as_micros() as usize;
-        let mut rec = BaseRecord::<(), [u8], usize>::with_opaque_to(&a.topic, sent).payload(&value[..]);
+        value.clear();
+        payload.put_value(i, &mut value);
+        let partition = (i % a.partitions.max(1) as u64) as i32;
+        let mut rec =
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(&a.topic, sent).payload(&value[..]).partition(partition);
+        if a.key_size > 0 {
+            payload.fill_key(i, &mut key);
+            rec = rec.key(&key[..]);
+        }
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -151,7 +254,7 @@ fn rdkafka_produce(a: &Args) -> Result<Report, String> {
         return Err(format!("{failed} records not acknowledged"));
     }
     let mut lat = std::mem::take(&mut *ctx.lat.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    Ok(Report::finish("produce", a.records, a.records * a.record_size as u64, elapsed, &mut lat))
+    Ok(Report::finish("produce", a.records, produced_bytes(a), elapsed, &mut lat))
 }
 
 fn rdkafka_consume(a: &Args) -> Result<Report, String> {
@@ -240,7 +343,7 @@ async fn rskafka_produce(a: &Args) -> Result<Report, String> {
                 .build(RecordAggregator::new(BATCH_BYTES))
         })
         .collect();
-    let value = vec![b'x'; a.record_size];
+    let payload = payload(a)?;
     let t0 = Instant::now();
     let mut pending = FuturesUnordered::new();
     let mut lat = Vec::with_capacity(a.records as usize);
@@ -251,8 +354,9 @@ async fn rskafka_produce(a: &Args) -> Result<Report, String> {
     };
     for i in 0..a.records {
         let record = rskafka::record::Record {
-            key: None,
-            value: Some(value.clone()),
+            // rskafka takes owned vectors: one of each per record, as the one-byte values were.
+            key: payload.key(i),
+            value: Some(payload.value(i)),
             headers: Default::default(),
             timestamp: chrono::Utc::now(),
         };
@@ -273,7 +377,7 @@ async fn rskafka_produce(a: &Args) -> Result<Report, String> {
     if failed > 0 {
         return Err(format!("{failed} records not acknowledged"));
     }
-    Ok(Report::finish("produce", a.records, a.records * a.record_size as u64, elapsed, &mut lat))
+    Ok(Report::finish("produce", a.records, produced_bytes(a), elapsed, &mut lat))
 }
 
 async fn rskafka_consume(a: &Args) -> Result<Report, String> {

@@ -1,7 +1,8 @@
 //! The harness end to end, small: on the run's shared Apache Kafka node, it runs kafkit, rdkafka
 //! and rskafka on all eight workloads at 0.5% of their size, once, and prints the table. What
 //! is checked is that every client produced and consumed every workload and reported real
-//! figures; speed itself is for `kafkit-peers compare` at full size, never a test.
+//! figures, and that every producer sends the same records; speed itself is for
+//! `kafkit-peers compare` at full size, never a test.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,6 +24,23 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "compare failed:\n{stdout}\n{stderr}");
+    println!("{stdout}");
+    // The header names the payload of both value sizes, with 16 B keys, and its lz4 ratio:
+    // real text gains about 2x, where one repeated byte gained ~100x.
+    for size in ["100 B values", "1024 B values"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("Payload: ") && l.contains(size))
+            .unwrap_or_else(|| panic!("no payload line for {size}:\n{stdout}"));
+        assert!(line.contains("16 B keys"), "{line}");
+        let ratio: f64 = line
+            .split("lz4 gains ")
+            .nth(1)
+            .and_then(|r| r.split('x').next())
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("no lz4 ratio in {line}"));
+        assert!((1.2..6.0).contains(&ratio), "lz4 ratio {ratio} in {line}");
+    }
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| produce") || l.starts_with("| consume")).collect();
     assert_eq!(rows.len(), 8, "eight workloads:\n{stdout}");
     for row in rows {
@@ -52,5 +70,77 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     // Each run's progress line names its client: all three ran every workload.
     for client in ["kafkit", "rdkafka", "rskafka"] {
         assert_eq!(stderr.lines().filter(|l| l.contains(&format!(" {client} "))).count(), 8, "{client}:\n{stderr}");
+    }
+}
+
+/// The records `kafkit-peers client <client> produce` put on `topic` (created here with 6
+/// partitions), read back with kafkit: (partition, key, value), sorted.
+fn produced(client: &str, brokers: &str, key_size: usize) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
+    const RECORDS: usize = 600;
+    let topic = kafkit_testbed::unique(&format!("peers-payload-{client}"));
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let cluster = rt.block_on(async {
+        let c = kafkit::Cluster::connect(&[brokers], Default::default()).await.expect("connect");
+        let admin = c.controller(kafkit::Workload::Admin).await.expect("controller");
+        admin.create_topics(&[kafkit::TopicConfig::new(&topic, 6)]).await.expect("create topic");
+        c
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_kafkit-peers"))
+        .args(["client", client, "produce", &topic, "--brokers", brokers, "--records", &RECORDS.to_string()])
+        .args(["--record-size", "100", "--compression", "lz4", "--key-size", &key_size.to_string(), "--json"])
+        .output()
+        .expect("kafkit-peers runs");
+    assert!(
+        out.status.success(),
+        "{client}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = rt.block_on(async {
+        let parts = (0..6).map(|p| kafkit::TopicPartition::new(topic.clone(), p));
+        let config = kafkit::ReaderConfig::assign(parts).with_max_wait(std::time::Duration::from_millis(100));
+        let mut r = kafkit::Reader::with_cluster(cluster, config).await.expect("reader");
+        let mut got = Vec::new();
+        while got.len() < RECORDS {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(30), r.read_message())
+                .await
+                .unwrap_or_else(|_| panic!("{client}: only {} records read", got.len()))
+                .expect("read");
+            got.push((m.partition, m.key.map(|k| k.to_vec()), m.value.map(|v| v.to_vec()).unwrap_or_default()));
+        }
+        r.abort();
+        got
+    });
+    got.sort();
+    got
+}
+
+#[test]
+fn every_producer_sends_the_same_records_to_the_same_partitions() {
+    let brokers = kafkit_testbed::Cluster::shared().bootstrap();
+    for key_size in [16, 0] {
+        let kafkit = produced("kafkit", &brokers, key_size);
+        let mut seqs = std::collections::BTreeSet::new();
+        for (partition, key, value) in &kafkit {
+            assert_eq!(value.len(), 100);
+            let seq: u64 =
+                std::str::from_utf8(&value[..12]).ok().and_then(|s| s.parse().ok()).expect("a sequence number");
+            assert!(seqs.insert(seq), "record {seq} twice");
+            assert_eq!(*partition as u64, seq % 6, "record {seq} on partition {partition}");
+            match key {
+                Some(k) => assert!(key_size == 16 && k.len() == 16 && k.iter().all(u8::is_ascii_hexdigit), "{k:?}"),
+                None => assert_eq!(key_size, 0),
+            }
+        }
+        assert_eq!(seqs, (0..600).collect(), "records 0 to 599");
+        // Real text after the number, different from record to record.
+        let texts: std::collections::BTreeSet<&[u8]> = kafkit.iter().map(|(_, _, v)| &v[12..]).collect();
+        assert!(texts.len() > 590, "{} distinct texts", texts.len());
+        for peer in ["rdkafka", "rskafka"] {
+            assert!(
+                produced(peer, &brokers, key_size) == kafkit,
+                "{peer} sent other records than kafkit (keys of {key_size} B)"
+            );
+        }
     }
 }
