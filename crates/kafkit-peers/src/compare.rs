@@ -10,6 +10,10 @@ pub struct Args {
     /// A broker to use instead of starting a Tansu broker with scripts/broker.sh.
     #[arg(long)]
     brokers: Option<String>,
+    /// With `--brokers`: the broker's process id, whose CPU (user + system, from
+    /// `/proc/PID/stat`) is counted for each run. Without it the broker column says n/a.
+    #[arg(long, requires = "brokers")]
+    broker_pid: Option<u32>,
     /// Repetitions of every cell (the table shows medians).
     #[arg(long, default_value_t = 3)]
     reps: usize,
@@ -107,6 +111,28 @@ pub struct Run {
     pub records_per_sec: f64,
     pub rss_bytes: f64,
     pub p99_ms: f64,
+    /// The broker's CPU (user + system seconds) over the run; NaN when its process is not
+    /// known.
+    pub broker_cpu_s: f64,
+}
+
+/// The CPU (user + system, seconds) process `pid` has used so far: fields 14 and 15 of
+/// `/proc/PID/stat`, in clock ticks.
+pub fn process_cpu_s(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("/proc/{pid}/stat: {stat:?}"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64, String> {
+        fields.get(i).and_then(|f| f.parse::<f64>().ok()).ok_or_else(|| format!("/proc/{pid}/stat: field {}", i + 3))
+    };
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return Err("sysconf(_SC_CLK_TCK) failed".into());
+    }
+    // Fields 14 (utime) and 15 (stime) are at 11 and 12 after field 2.
+    Ok((ticks(11)? + ticks(12)?) / hz as f64)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -125,6 +151,7 @@ pub fn medians(runs: &[Run]) -> Run {
         records_per_sec: median(runs.iter().map(|r| r.records_per_sec).collect()),
         rss_bytes: median(runs.iter().map(|r| r.rss_bytes).collect()),
         p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
+        broker_cpu_s: median(runs.iter().map(|r| r.broker_cpu_s).collect()),
     }
 }
 
@@ -137,6 +164,17 @@ pub fn ratios(kafkit: &Run, peers: &[Run]) -> (f64, f64, f64) {
     (kafkit.cpu_s / best_cpu, kafkit.records_per_sec / best_rps, kafkit.rss_bytes / best_rss)
 }
 
+/// kafkit's broker CPU over the best peer's (target <= 1: a client must not buy its speed
+/// with the broker's CPU); NaN when the broker's process is not known.
+pub fn broker_ratio(kafkit: &Run, peers: &[Run]) -> f64 {
+    let best = peers.iter().map(|r| r.broker_cpu_s).filter(|c| !c.is_nan()).fold(f64::INFINITY, f64::min);
+    if best.is_finite() {
+        kafkit.broker_cpu_s / best
+    } else {
+        f64::NAN
+    }
+}
+
 fn parse_report(stdout: &str) -> Result<Run, String> {
     let line = stdout.lines().rev().find(|l| l.starts_with('{')).ok_or("no JSON report")?;
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
@@ -146,6 +184,7 @@ fn parse_report(stdout: &str) -> Result<Run, String> {
         records_per_sec: f("records_per_sec")?,
         rss_bytes: f("peak_rss_bytes")?,
         p99_ms: v["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        broker_cpu_s: f64::NAN,
     })
 }
 
@@ -153,11 +192,13 @@ fn parse_report(stdout: &str) -> Result<Run, String> {
 struct Broker {
     addr: String,
     pid: Option<u32>,
+    /// Started here (and so stopped when dropped).
+    owned: bool,
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Some(pid) = self.pid {
+        if let Some(pid) = self.pid.filter(|_| self.owned) {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
     }
@@ -165,7 +206,7 @@ impl Drop for Broker {
 
 fn start_broker(args: &Args) -> Result<Broker, String> {
     if let Some(b) = &args.brokers {
-        return Ok(Broker { addr: b.clone(), pid: None });
+        return Ok(Broker { addr: b.clone(), pid: args.broker_pid, owned: false });
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/broker.sh");
     let out = Command::new("bash").arg(&script).arg("start").output().map_err(|e| format!("{script:?}: {e}"))?;
@@ -176,7 +217,7 @@ fn start_broker(args: &Args) -> Result<Broker, String> {
     let mut it = s.split_whitespace();
     let port = it.next().ok_or("broker.sh printed no port")?;
     let pid = it.next().and_then(|p| p.parse().ok());
-    Ok(Broker { addr: format!("127.0.0.1:{port}"), pid })
+    Ok(Broker { addr: format!("127.0.0.1:{port}"), pid, owned: true })
 }
 
 fn codec(c: &str) -> Result<Compression, String> {
@@ -292,9 +333,12 @@ pub fn run(args: Args) -> Result<(), String> {
                 let client = CLIENTS[ci];
                 let topic = format!("peers-{stamp}-{wi}-{rep}-{client}");
                 rt.block_on(prepare(&broker.addr, &topic, &w, payload))?;
+                let broker_cpu = || broker.pid.map(process_cpu_s).transpose();
+                let before = broker_cpu()?;
                 let out = client_command(client, &kafkit, &broker.addr, &topic, &w, &text_file.0, key_size)
                     .output()
                     .map_err(|e| format!("{client}: {e}"))?;
+                let after = broker_cpu()?;
                 rt.block_on(delete_topic(&broker.addr, &topic));
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 if !out.status.success() {
@@ -305,15 +349,22 @@ pub fn run(args: Args) -> Result<(), String> {
                         String::from_utf8_lossy(&out.stderr)
                     ));
                 }
-                let r = parse_report(&stdout)?;
+                let mut r = parse_report(&stdout)?;
+                // The broker's CPU over the whole process run (its start and end included,
+                // as they are the client's doing too).
+                r.broker_cpu_s = match (before, after) {
+                    (Some(b), Some(a)) => a - b,
+                    _ => f64::NAN,
+                };
                 eprintln!(
-                    "{:<28} rep {} {:<8} {:>6.3} s CPU {:>10.0} rec/s {:>6.1} MiB",
+                    "{:<28} rep {} {:<8} {:>6.3} s CPU {:>10.0} rec/s {:>6.1} MiB, broker {:>6.3} s CPU",
                     w.name(),
                     rep + 1,
                     client,
                     r.cpu_s,
                     r.records_per_sec,
-                    r.rss_bytes / 1048576.0
+                    r.rss_bytes / 1048576.0,
+                    r.broker_cpu_s
                 );
                 if let Some(f) = raw.as_mut() {
                     use std::io::Write;
@@ -340,8 +391,13 @@ fn cell(w: &Workload, r: &Run) -> String {
     } else {
         format!("{:.1}k/s", r.records_per_sec / 1e3)
     };
+    let broker = if r.broker_cpu_s.is_nan() {
+        "n/a".to_string()
+    } else {
+        format!("{:.2} µs/rec", r.broker_cpu_s * 1e6 / w.records as f64)
+    };
     format!(
-        "{:.2} s ({:.2} µs/rec), {rate}, {:.0} MiB",
+        "{:.2} s ({:.2} µs/rec), {rate}, {:.0} MiB; broker {broker}",
         r.cpu_s,
         r.cpu_s * 1e6 / w.records as f64,
         r.rss_bytes / 1048576.0
@@ -349,19 +405,28 @@ fn cell(w: &Workload, r: &Run) -> String {
 }
 
 fn print_table(table: &[(Workload, Vec<Run>)], payloads: &[&str]) {
-    println!("Medians of client CPU (user+sys), throughput and peak RSS; peers: {}.", crate::peers::FAIR);
+    println!(
+        "Medians of client CPU (user+sys), throughput, peak RSS and the broker's CPU (user+sys of its process over \
+         the client's run); peers: {}.",
+        crate::peers::FAIR
+    );
     for p in payloads {
         println!("{p}");
     }
     println!("Every client produces the same key and value for record i, to partition i % 6.");
     println!();
-    println!("| workload | kafkit | rdkafka 0.39 | rskafka 0.6 | CPU vs best peer (≤ 0.70) | throughput (≥ 1.00) | RSS (≤ 1.00) |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| workload | kafkit | rdkafka 0.39 | rskafka 0.6 | CPU vs best peer (≤ 0.70) | broker CPU (≤ 1.00) | \
+         throughput (≥ 1.00) | RSS (≤ 1.00) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (w, m) in table {
         let (cpu, thr, rss) = ratios(&m[0], &m[1..]);
+        let broker = broker_ratio(&m[0], &m[1..]);
         let mark = |ok: bool| if ok { "" } else { " ✗" };
+        let broker = if broker.is_nan() { "n/a".to_string() } else { format!("{broker:.2}{}", mark(broker <= 1.0)) };
         println!(
-            "| {} | {} | {} | {} | {cpu:.2}{} | {thr:.2}{} | {rss:.2}{} |",
+            "| {} | {} | {} | {} | {cpu:.2}{} | {broker} | {thr:.2}{} | {rss:.2}{} |",
             w.name(),
             cell(w, &m[0]),
             cell(w, &m[1]),
@@ -380,18 +445,20 @@ mod tests {
     #[test]
     fn medians_and_ratios_pick_the_best_peer_per_column() {
         let runs = [
-            Run { cpu_s: 3.0, records_per_sec: 10.0, rss_bytes: 5.0, p99_ms: 1.0 },
-            Run { cpu_s: 1.0, records_per_sec: 30.0, rss_bytes: 9.0, p99_ms: 2.0 },
-            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 7.0, p99_ms: 3.0 },
+            Run { cpu_s: 3.0, records_per_sec: 10.0, rss_bytes: 5.0, p99_ms: 1.0, broker_cpu_s: 1.0 },
+            Run { cpu_s: 1.0, records_per_sec: 30.0, rss_bytes: 9.0, p99_ms: 2.0, broker_cpu_s: 3.0 },
+            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 7.0, p99_ms: 3.0, broker_cpu_s: 2.0 },
         ];
         let m = medians(&runs);
-        assert_eq!((m.cpu_s, m.records_per_sec, m.rss_bytes, m.p99_ms), (2.0, 20.0, 7.0, 2.0));
-        let kafkit = Run { cpu_s: 1.0, records_per_sec: 40.0, rss_bytes: 6.0, p99_ms: 0.0 };
+        assert_eq!((m.cpu_s, m.records_per_sec, m.rss_bytes, m.p99_ms, m.broker_cpu_s), (2.0, 20.0, 7.0, 2.0, 2.0));
+        let kafkit = Run { cpu_s: 1.0, records_per_sec: 40.0, rss_bytes: 6.0, p99_ms: 0.0, broker_cpu_s: 3.0 };
         let peers = [
-            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 4.0, p99_ms: 0.0 },
-            Run { cpu_s: 4.0, records_per_sec: 32.0, rss_bytes: 8.0, p99_ms: 0.0 },
+            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 4.0, p99_ms: 0.0, broker_cpu_s: 2.0 },
+            Run { cpu_s: 4.0, records_per_sec: 32.0, rss_bytes: 8.0, p99_ms: 0.0, broker_cpu_s: f64::NAN },
         ];
         assert_eq!(ratios(&kafkit, &peers), (0.5, 1.25, 1.5));
+        assert_eq!(broker_ratio(&kafkit, &peers), 1.5);
+        assert!(broker_ratio(&kafkit, &[Run { broker_cpu_s: f64::NAN, ..kafkit }]).is_nan());
         assert_eq!(median(vec![4.0, 1.0]), 2.5);
     }
 
@@ -401,6 +468,21 @@ mod tests {
         let r = parse_report(out).unwrap();
         assert_eq!((r.cpu_s, r.records_per_sec, r.rss_bytes, r.p99_ms), (0.5, 1000.0, 2048.0, 3.5));
         assert!(parse_report("no report").is_err());
+    }
+
+    #[test]
+    fn a_process_cpu_is_read_from_proc_and_grows_with_work() {
+        let me = std::process::id();
+        let before = process_cpu_s(me).unwrap();
+        let mut x = 0u64;
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let after = process_cpu_s(me).unwrap();
+        assert!(after - before >= 0.05, "300 ms of spinning counted {:.3} s", after - before);
+        assert!(process_cpu_s(u32::MAX).is_err());
     }
 
     #[test]

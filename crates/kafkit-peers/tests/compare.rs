@@ -15,9 +15,11 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     let kafkit = Path::new(exe).with_file_name("kafkit");
     assert!(kafkit.exists(), "{kafkit:?} is built by cargo test --workspace");
     // On the run's shared Apache Kafka node (the full comparison starts brokers of its own).
-    let brokers = kafkit_testbed::Cluster::shared().bootstrap();
+    let shared = kafkit_testbed::Cluster::shared();
+    let brokers = shared.bootstrap();
+    let pid = shared.pid(1).expect("the shared node's pid").to_string();
     let out = Command::new(exe)
-        .args(["compare", "--brokers", &brokers, "--scale", "0.005", "--reps", "1", "--kafkit"])
+        .args(["compare", "--brokers", &brokers, "--broker-pid", &pid, "--scale", "0.005", "--reps", "1", "--kafkit"])
         .arg(&kafkit)
         .output()
         .expect("kafkit-peers runs");
@@ -45,9 +47,14 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     assert_eq!(rows.len(), 8, "eight workloads:\n{stdout}");
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-        assert_eq!(cells.len(), 7, "{row}");
+        assert_eq!(cells.len(), 8, "{row}");
         for client in &cells[1..4] {
-            // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB" (or "2.5k/s"): every figure positive.
+            // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB; broker 0.52 µs/rec" (or "2.5k/s"):
+            // every client figure positive; the broker's measured (at 0.5% size a run may cost
+            // it less than one clock tick).
+            let (client, broker) = client.split_once("; broker ").unwrap_or((client, ""));
+            let broker: f64 = broker.strip_suffix(" µs/rec").and_then(|b| b.parse().ok()).unwrap_or(f64::NAN);
+            assert!(broker >= 0.0, "no broker CPU in {row}");
             let rate = client.split(", ").nth(1).unwrap_or("");
             let rate: f64 = match (rate.strip_suffix("M/s"), rate.strip_suffix("k/s")) {
                 (Some(m), _) => m.parse::<f64>().map_or(0.0, |m| m * 1e6),
@@ -62,7 +69,8 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
                 .unwrap_or(0.0);
             assert!(rate > 0.0 && rss > 0.0, "a client reported nothing in {row}");
         }
-        for ratio in &cells[4..] {
+        assert_ne!(cells[5], "n/a", "the broker's CPU is counted: {row}");
+        for ratio in [cells[4], cells[6], cells[7]] {
             let r: f64 = ratio.trim_end_matches(" ✗").parse().unwrap_or(f64::NAN);
             assert!(r.is_finite() && r > 0.0, "ratio {ratio:?} in {row}");
         }
