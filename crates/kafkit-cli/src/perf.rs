@@ -53,6 +53,15 @@ pub struct ProduceArgs {
     /// Java peer's `txn_perf`, so both send the same bytes.
     #[arg(long)]
     pub random_values: bool,
+    /// Copy every value into an allocation of its own before writing it, as an application
+    /// building each record does (otherwise the values share a few buffers): for measuring
+    /// the Writer's memory against --queue-bytes.
+    #[arg(long)]
+    pub copy_values: bool,
+    /// Most bytes of records written and not yet acknowledged (`WriterConfig::queue_bytes`,
+    /// Java `buffer.memory`); default the Writer's, 32 MiB.
+    #[arg(long, default_value_t = kafkit::producer::DEFAULT_QUEUE_BYTES)]
+    pub queue_bytes: usize,
     /// Write in transactions with this transactional id (`WriterConfig::transactional_id`):
     /// begin, write --transaction-records records, commit, until --records are written. Keyed
     /// records go where the Java client's default partitioner sends them (murmur2). The
@@ -85,6 +94,11 @@ pub struct ConsumeArgs {
     /// Fetched, unread message bytes the reader may hold (`ReaderConfig::prefetch_bytes`).
     #[arg(long, default_value_t = kafkit::consumer::DEFAULT_PREFETCH_BYTES)]
     pub prefetch_bytes: usize,
+    /// Records per second the application takes at most (0: as fast as the reader gives
+    /// them): a slow application, for measuring the reader's memory against
+    /// --prefetch-bytes.
+    #[arg(long, default_value_t = 0)]
+    pub max_rate: u64,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -116,6 +130,7 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
         .with_batch_bytes(a.batch_size)
         .with_produce_concurrency(a.produce_concurrency)
         .with_batch_size(usize::MAX / 2)
+        .with_queue_bytes(a.queue_bytes)
         .with_cluster(cluster);
     if let Some(id) = &a.transactional_id {
         if acks != Acks::All {
@@ -169,7 +184,10 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
             let k = format!("{:0width$}", i % 100_000, width = a.key_size);
             Bytes::from(k.into_bytes())
         });
-        let value = values[(i % values.len() as u64) as usize].clone();
+        let mut value = values[(i % values.len() as u64) as usize].clone();
+        if a.copy_values {
+            value = Bytes::copy_from_slice(&value);
+        }
         let f = w.write(Message::new(key, Some(value))).await.map_err(e)?;
         pending.push_back((since(), f));
         if i % 64 == 0 {
@@ -208,6 +226,13 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
     let (mut n, mut bytes) = (0u64, 0u64);
     let mut receipts = Receipts::with_capacity(a.records.min(1 << 24) as usize);
     while n < a.records {
+        if a.max_rate > 0 {
+            let due = started + Duration::from_secs_f64(n as f64 / a.max_rate as f64);
+            let now = Instant::now();
+            if due > now {
+                tokio::time::sleep(due - now).await;
+            }
+        }
         let Some(m) = receipts.next(r.read_message(), Duration::from_secs(30)).await else {
             return Err(format!("only {n} of {} records could be read in time", a.records));
         };
