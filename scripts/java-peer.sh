@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Java client as an interop peer: scripts/java-peer/Peer.java, compiled with javac against
+# The Java client as an interop peer: scripts/java-peer/*.java, compiled with javac against
 # kafka-clients (and its runtime dependencies, and Jackson for JSON) from `scripts/kafka.sh libs`,
 # into $KAFKIT_CACHE/java-peer-HASH/ (HASH: of the sources, this script and the Kafka version),
 # only when that directory is incomplete. Nothing built is committed.
@@ -8,6 +8,9 @@
 #   scripts/java-peer.sh command [VERSION]   # builds when missing; prints the command, one
 #                                            # argument per line (java, its flags, the class)
 #   scripts/java-peer.sh run ARGS...         # runs the peer (VERSION from KAFKIT_KAFKA_VERSION)
+#   scripts/java-peer.sh perf-command [VERSION]  # as command, on the JVM's default flags
+#   scripts/java-peer.sh perf ARGS...        # runs the peer on the JVM's default flags: the load
+#                                            # tests perf_produce and perf_consume (Perf.java)
 #
 # VERSION: the kafka-clients version, default KAFKIT_KAFKA_VERSION, else 4.4.0. Peer.java's
 # header describes its commands. The build also records a class-data-sharing archive (AppCDS)
@@ -18,6 +21,9 @@ CACHE=${KAFKIT_CACHE:-$HOME/.cache/kafkit}
 SRC=$HERE/java-peer
 # Short-lived JVMs: the client compiler only, the serial collector.
 FLAGS=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xss512k)
+# Load tests (perf): the JVM's defaults (both JIT compilers; the collector and heap its
+# ergonomics pick for the machine), as the Java client runs when nobody tunes it.
+PERF_FLAGS=()
 
 version() { echo "${1:-${KAFKIT_KAFKA_VERSION:-4.4.0}}"; }
 
@@ -72,21 +78,26 @@ EOF
   echo "$dir"
 }
 
+# command_lines VERSION FLAGS...: java, the class-data archive, FLAGS, the classpath, the class.
 command_lines() {
   local dir
   dir=$(build "${1:-}")
+  shift
   echo java
   if [ -f "$dir/peer.jsa" ]; then printf '%s\n' "-XX:SharedArchiveFile=$dir/peer.jsa" -Xshare:auto; fi
-  printf '%s\n' "${FLAGS[@]}" -cp "$(cat "$dir/classpath")" Peer
+  if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
+  printf '%s\n' -cp "$(cat "$dir/classpath")" Peer
 }
 
 case "${1:-}" in
   build) build "${2:-}" ;;
-  command) command_lines "${2:-}" ;;
-  run)
+  command) command_lines "${2:-}" "${FLAGS[@]}" ;;
+  perf-command) command_lines "${2:-}" "${PERF_FLAGS[@]}" ;;
+  run | perf)
+    if [ "$1" = run ]; then flags=("${FLAGS[@]}"); else flags=("${PERF_FLAGS[@]}"); fi
     shift
-    mapfile -t cmd < <(command_lines)
+    mapfile -t cmd < <(command_lines "" "${flags[@]}")
     exec "${cmd[@]}" "$@"
     ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" >&2; exit 2 ;;
 esac

@@ -48,6 +48,10 @@
 //             process CPU over the timed part: every thread, JIT and GC included).
 //   version   the kafka-clients version
 //
+// perf_produce and perf_consume (command line only) are the load tests of the side-by-side
+// harness `kafkit-peers compare`, with the Rust peers' options and JSON report: Perf.java's
+// header describes them (scripts/java-peer.sh perf runs them on the JVM's default flags).
+//
 // A record, in and out: {"key": base64|null, "value": base64|null, "headers": [[name,
 // base64|null], ...], "timestamp": ms}; a record in may name its "partition"; a record out
 // also has "topic", "partition", "offset", "timestamp_type", "leader_epoch". generate N makes
@@ -94,7 +98,12 @@ public final class Peer {
     public static void main(String[] args) throws Exception {
         if (args.length == 0) {
             System.err.println("usage: Peer produce|consume|session|create_topics|version [--option value ...]");
+            System.err.println("       Peer perf_produce|perf_consume TOPIC [OPTIONS] (see Perf.java)");
             System.exit(2);
+        }
+        if (args[0].equals("perf_produce") || args[0].equals("perf_consume")) {
+            // The harness's load tests: options and report of their own (Perf.java).
+            System.exit(Perf.run(args));
         }
         Peer peer = new Peer();
         ObjectNode opts = options(args);
