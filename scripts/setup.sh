@@ -7,6 +7,8 @@
 #     and Maven from Debian when the machine lacks them
 #   - the Java client peer of the interop tests (scripts/java-peer.sh: javac against
 #     kafka-clients 4.4.0)
+#   - the Go peers of the side-by-side harness (scripts/go-peer.sh: franz-go and kafka-go from
+#     the Go module proxy, built with the machine's Go)
 #   - the pinned Tansu broker (scripts/broker.sh), for kafkit-peers' side-by-side runs
 #   - confluent-kafka and kafka-python in a venv ($KAFKIT_CACHE/pyenv), for interop tests
 set -euo pipefail
@@ -24,6 +26,7 @@ fi
 scripts/kafka.sh install 4.4.0
 scripts/kafka.sh install 3.9.2
 scripts/java-peer.sh build 4.4.0 >/dev/null
+scripts/go-peer.sh build >/dev/null
 scripts/protocol-spec.sh >/dev/null
 scripts/broker.sh install
 venv="$KAFKIT_CACHE/pyenv"

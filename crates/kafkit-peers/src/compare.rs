@@ -102,7 +102,46 @@ pub fn workloads(scale: f64) -> Vec<Workload> {
     out
 }
 
-pub const CLIENTS: [&str; 3] = ["kafkit", "rdkafka", "rskafka"];
+/// The clients, kafkit first: the Rust peers run as `kafkit-peers client`, the Java client
+/// (kafka-clients 4.4) through `scripts/java-peer.sh perf` (`java`: the harness's linger and
+/// batch size; `java-defaults`: Java's own, acks=all apart), franz-go and kafka-go through
+/// `scripts/go-peer.sh`.
+pub const CLIENTS: [&str; 7] = ["kafkit", "rdkafka", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"];
+
+/// Column headings of [`CLIENTS`].
+const HEADINGS: [&str; 7] =
+    ["kafkit", "rdkafka 0.39", "rskafka 0.6", "Java 4.4", "Java 4.4, its defaults", "franz-go 1.22", "kafka-go 0.4.51"];
+
+/// How to start the peers that are not in this binary: the Java peer's command (one
+/// argument per element) and the Go peer's binary, each built (when missing) by its script.
+struct External {
+    java: Vec<String>,
+    go: PathBuf,
+}
+
+impl External {
+    fn build() -> Result<External, String> {
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+        let run = |script: &str, arg: &str| -> Result<String, String> {
+            let out = Command::new("bash")
+                .arg(scripts.join(script))
+                .arg(arg)
+                .output()
+                .map_err(|e| format!("{script}: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("{script} {arg}: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let java: Vec<String> = run("java-peer.sh", "perf-command")?.lines().map(str::to_string).collect();
+        if java.is_empty() {
+            return Err("java-peer.sh perf-command printed nothing".into());
+        }
+        let go = run("go-peer.sh", "build")?;
+        let go = PathBuf::from(go.lines().last().unwrap_or("").trim());
+        Ok(External { java, go })
+    }
+}
 
 /// What one run reported.
 #[derive(Clone, Copy, Debug, Default)]
@@ -255,9 +294,11 @@ async fn delete_topic(addr: &str, topic: &str) {
 /// The command of one run. kafkit's consumer is `kafkit perf consume`; every producer,
 /// kafkit's too (with `kafkit perf produce`'s settings), and the peers' consumers run as
 /// `kafkit-peers client`, the producers on the text in `text` and with `key_size` B keys.
+#[allow(clippy::too_many_arguments)]
 fn client_command(
     client: &str,
     kafkit: &Path,
+    external: &External,
     addr: &str,
     topic: &str,
     w: &Workload,
@@ -269,9 +310,30 @@ fn client_command(
     if client == "kafkit" && w.op == "consume" {
         cmd = Command::new(kafkit);
         cmd.args(["--brokers", addr, "perf", w.op, topic, "--records", &records, "--json"]);
-    } else {
-        cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| "kafkit-peers".into()));
-        cmd.args(["client", client, w.op, topic, "--brokers", addr, "--records", &records, "--json"]);
+        return cmd;
+    }
+    match client {
+        "java" | "java-defaults" => {
+            cmd = Command::new(&external.java[0]);
+            cmd.args(&external.java[1..]);
+            cmd.arg(if w.op == "produce" { "perf_produce" } else { "perf_consume" });
+            if client == "java-defaults" {
+                cmd.arg("--java-defaults");
+            }
+            cmd.arg(topic);
+        }
+        "franz-go" | "kafka-go" => {
+            cmd = Command::new(&external.go);
+            cmd.args([client, w.op, topic]);
+        }
+        _ => {
+            cmd = Command::new(std::env::current_exe().unwrap_or_else(|_| "kafkit-peers".into()));
+            cmd.args(["client", client, w.op, topic]);
+        }
+    }
+    cmd.args(["--brokers", addr, "--records", &records, "--json"]);
+    // The Java consumer takes no producer options; the others ignore them.
+    if w.op == "produce" || !client.starts_with("java") {
         cmd.args(["--record-size", &w.size.to_string(), "--compression", w.codec]);
         cmd.args(["--key-size", &key_size.to_string()]);
         cmd.arg("--payload-text").arg(text);
@@ -315,6 +377,7 @@ pub fn run(args: Args) -> Result<(), String> {
             payloads.push((w.size, p, line));
         }
     }
+    let external = External::build()?;
     let broker = start_broker(&args)?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let mut raw = match &args.raw {
@@ -335,7 +398,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 rt.block_on(prepare(&broker.addr, &topic, &w, payload))?;
                 let broker_cpu = || broker.pid.map(process_cpu_s).transpose();
                 let before = broker_cpu()?;
-                let out = client_command(client, &kafkit, &broker.addr, &topic, &w, &text_file.0, key_size)
+                let out = client_command(client, &kafkit, &external, &broker.addr, &topic, &w, &text_file.0, key_size)
                     .output()
                     .map_err(|e| format!("{client}: {e}"))?;
                 let after = broker_cpu()?;
@@ -357,7 +420,7 @@ pub fn run(args: Args) -> Result<(), String> {
                     _ => f64::NAN,
                 };
                 eprintln!(
-                    "{:<28} rep {} {:<8} {:>6.3} s CPU {:>10.0} rec/s {:>6.1} MiB, broker {:>6.3} s CPU",
+                    "{:<28} rep {} {:<13} {:>6.3} s CPU {:>10.0} rec/s {:>6.1} MiB, broker {:>6.3} s CPU",
                     w.name(),
                     rep + 1,
                     client,
@@ -416,21 +479,20 @@ fn print_table(table: &[(Workload, Vec<Run>)], payloads: &[&str]) {
     println!("Every client produces the same key and value for record i, to partition i % 6.");
     println!();
     println!(
-        "| workload | kafkit | rdkafka 0.39 | rskafka 0.6 | CPU vs best peer (≤ 0.70) | broker CPU (≤ 1.00) | \
-         throughput (≥ 1.00) | RSS (≤ 1.00) |"
+        "| workload | {} | CPU vs best peer (≤ 0.70) | broker CPU (≤ 1.00) | throughput (≥ 1.00) | RSS (≤ 1.00) |",
+        HEADINGS.join(" | ")
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|{}---|---|---|---|", "---|".repeat(HEADINGS.len()));
     for (w, m) in table {
         let (cpu, thr, rss) = ratios(&m[0], &m[1..]);
         let broker = broker_ratio(&m[0], &m[1..]);
         let mark = |ok: bool| if ok { "" } else { " ✗" };
         let broker = if broker.is_nan() { "n/a".to_string() } else { format!("{broker:.2}{}", mark(broker <= 1.0)) };
+        let cells: Vec<String> = m.iter().map(|r| cell(w, r)).collect();
         println!(
-            "| {} | {} | {} | {} | {cpu:.2}{} | {broker} | {thr:.2}{} | {rss:.2}{} |",
+            "| {} | {} | {cpu:.2}{} | {broker} | {thr:.2}{} | {rss:.2}{} |",
             w.name(),
-            cell(w, &m[0]),
-            cell(w, &m[1]),
-            cell(w, &m[2]),
+            cells.join(" | "),
             mark(cpu <= 0.70),
             mark(thr >= 1.0),
             mark(rss <= 1.0)

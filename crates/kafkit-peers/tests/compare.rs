@@ -1,5 +1,6 @@
-//! The harness end to end, small: on the run's shared Apache Kafka node, it runs kafkit, rdkafka
-//! and rskafka on all eight workloads at 0.5% of their size, once, and prints the table. What
+//! The harness end to end, small: on the run's shared Apache Kafka node, it runs kafkit, rdkafka,
+//! rskafka, the Java client (tuned and with its defaults), franz-go and kafka-go on all eight
+//! workloads at 0.5% of their size, once, and prints the table. What
 //! is checked is that every client produced and consumed every workload and reported real
 //! figures, and that every producer sends the same records; speed itself is for
 //! `kafkit-peers compare` at full size, never a test.
@@ -47,8 +48,9 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     assert_eq!(rows.len(), 8, "eight workloads:\n{stdout}");
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-        assert_eq!(cells.len(), 8, "{row}");
-        for client in &cells[1..4] {
+        // The workload, seven clients, four ratios.
+        assert_eq!(cells.len(), 12, "{row}");
+        for client in &cells[1..8] {
             // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB; broker 0.52 µs/rec" (or "2.5k/s"):
             // every client figure positive; the broker's measured (at 0.5% size a run may cost
             // it less than one clock tick).
@@ -69,14 +71,14 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
                 .unwrap_or(0.0);
             assert!(rate > 0.0 && rss > 0.0, "a client reported nothing in {row}");
         }
-        assert_ne!(cells[5], "n/a", "the broker's CPU is counted: {row}");
-        for ratio in [cells[4], cells[6], cells[7]] {
+        assert_ne!(cells[9], "n/a", "the broker's CPU is counted: {row}");
+        for ratio in [cells[8], cells[10], cells[11]] {
             let r: f64 = ratio.trim_end_matches(" ✗").parse().unwrap_or(f64::NAN);
             assert!(r.is_finite() && r > 0.0, "ratio {ratio:?} in {row}");
         }
     }
     // Each run's progress line names its client: all three ran every workload.
-    for client in ["kafkit", "rdkafka", "rskafka"] {
+    for client in ["kafkit", "rdkafka", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"] {
         assert_eq!(stderr.lines().filter(|l| l.contains(&format!(" {client} "))).count(), 8, "{client}:\n{stderr}");
     }
 }
