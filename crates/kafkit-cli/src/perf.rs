@@ -3,14 +3,8 @@
 //! kafka-consumer-perf-test).
 
 use bytes::Bytes;
-use kafkit::{
-    Acks, Compression, DeliveryFuture, Error, Message, Reader, ReaderConfig, TopicConfig, Writer, WriterConfig,
-};
-use kafkit_cli::report::{Receipts, Report};
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use kafkit::{Acks, Compression, Error, Message, Reader, ReaderConfig, TopicConfig, Writer, WriterConfig};
+use kafkit_cli::report::{Acknowledgements, Receipts, Report};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 #[derive(clap::Args)]
@@ -152,26 +146,8 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
     } else {
         vec![Bytes::from(vec![b'x'; a.record_size])]
     };
-    // Latency per record: each acknowledgement future is looked at, oldest first, every 64
-    // writes (and at the end). A broker answers every partition of a request at once, so the
-    // oldest is rarely held up by a younger one.
-    // (microseconds from the start to the send, the acknowledgement): 24 bytes a record.
-    let mut pending: VecDeque<(u32, DeliveryFuture)> = VecDeque::with_capacity(kafkit::DEFAULT_QUEUE_CAPACITY + 128);
-    let mut lat: Vec<u32> = Vec::with_capacity(a.records as usize);
-    let mut cx = Context::from_waker(Waker::noop());
-    let started = Instant::now();
-    let since = move || started.elapsed().as_micros().min(u32::MAX as u128) as u32;
-    let mut settle = |pending: &mut VecDeque<(u32, DeliveryFuture)>, cx: &mut Context<'_>| -> Result<(), String> {
-        while let Some((sent, f)) = pending.front_mut() {
-            match Pin::new(f).poll(cx) {
-                Poll::Ready(Ok(_)) => lat.push(since().saturating_sub(*sent)),
-                Poll::Ready(Err(err)) => return Err(format!("a record was not acknowledged: {err}")),
-                Poll::Pending => break,
-            }
-            pending.pop_front();
-        }
-        Ok(())
-    };
+    let mut acked = Acknowledgements::new(a.records);
+    let started = acked.started();
     for i in 0..a.records {
         if a.rate > 0 {
             let due = started + Duration::from_secs_f64(i as f64 / a.rate as f64);
@@ -189,18 +165,9 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
             value = Bytes::copy_from_slice(&value);
         }
         let f = w.write(Message::new(key, Some(value))).await.map_err(e)?;
-        pending.push_back((since(), f));
-        if i % 64 == 0 {
-            settle(&mut pending, &mut cx)?;
-        }
+        acked.written(f)?;
     }
-    while let Some((_, f)) = pending.front_mut() {
-        // Wait for the oldest, then take every one that is done.
-        if let Err(err) = f.await {
-            return Err(format!("a record was not acknowledged: {err}"));
-        }
-        settle(&mut pending, &mut cx)?;
-    }
+    let mut lat = acked.finish().await?;
     let elapsed = started.elapsed();
     w.close().await.map_err(e)?;
     Report::finish("produce", a.records, a.records * (a.record_size + a.key_size) as u64, elapsed, &mut lat)

@@ -102,15 +102,25 @@ pub fn workloads(scale: f64) -> Vec<Workload> {
     out
 }
 
-/// The clients, kafkit first: the Rust peers run as `kafkit-peers client`, the Java client
+/// The clients, kafkit first: the Rust peers run as `kafkit-peers client` (`rdkafka-plain`:
+/// rdkafka without idempotence; its consumer is rdkafka's), the Java client
 /// (kafka-clients 4.4) through `scripts/java-peer.sh perf` (`java`: the harness's linger and
 /// batch size; `java-defaults`: Java's own, acks=all apart), franz-go and kafka-go through
 /// `scripts/go-peer.sh`.
-pub const CLIENTS: [&str; 7] = ["kafkit", "rdkafka", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"];
+pub const CLIENTS: [&str; 8] =
+    ["kafkit", "rdkafka", "rdkafka-plain", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"];
 
 /// Column headings of [`CLIENTS`].
-const HEADINGS: [&str; 7] =
-    ["kafkit", "rdkafka 0.39", "rskafka 0.6", "Java 4.4", "Java 4.4, its defaults", "franz-go 1.22", "kafka-go 0.4.51"];
+const HEADINGS: [&str; 8] = [
+    "kafkit",
+    "rdkafka 0.39",
+    "rdkafka 0.39, not idempotent",
+    "rskafka 0.6",
+    "Java 4.4",
+    "Java 4.4, its defaults",
+    "franz-go 1.22",
+    "kafka-go 0.4.51",
+];
 
 /// How to start the peers that are not in this binary: the Java peer's command (one
 /// argument per element) and the Go peer's binary, each built (when missing) by its script.

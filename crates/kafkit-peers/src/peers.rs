@@ -3,7 +3,7 @@
 //! same key and value in every client, and goes to partition `i % partitions`.
 
 use crate::payload::{Arena, Payload, Text};
-use kafkit_cli::report::{Receipts, Report};
+use kafkit_cli::report::{Acknowledgements, Receipts, Report};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,9 @@ pub enum Peer {
     /// consumer is `kafkit perf consume`).
     Kafkit,
     Rdkafka,
+    /// rdkafka as above without idempotence (`enable.idempotence=false`: no producer id,
+    /// no sequence numbers), as issue 17 asks beside the idempotent one.
+    RdkafkaPlain,
     Rskafka,
 }
 
@@ -72,8 +75,9 @@ pub fn run(a: Args) -> Result<(), String> {
             rt.block_on(kafkit_produce(&a))?
         }
         (Peer::Kafkit, Op::Consume) => return Err("kafkit's consumer is `kafkit perf consume`".into()),
-        (Peer::Rdkafka, Op::Produce) => rdkafka_produce(&a)?,
-        (Peer::Rdkafka, Op::Consume) => rdkafka_consume(&a)?,
+        (Peer::Rdkafka, Op::Produce) => rdkafka_produce(&a, true)?,
+        (Peer::RdkafkaPlain, Op::Produce) => rdkafka_produce(&a, false)?,
+        (Peer::Rdkafka | Peer::RdkafkaPlain, Op::Consume) => rdkafka_consume(&a)?,
         (Peer::Rskafka, op) => {
             let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             match op {
@@ -108,11 +112,7 @@ fn produced_bytes(a: &Args) -> u64 {
 /// harness's payload: the default round-robin balancer puts record `i` on partition
 /// `i % partitions`; each acknowledgement is looked at, oldest first, every 64 writes.
 async fn kafkit_produce(a: &Args) -> Result<Report, String> {
-    use kafkit::{Acks, Compression, DeliveryFuture, Message, Writer, WriterConfig};
-    use std::collections::VecDeque;
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll, Waker};
+    use kafkit::{Acks, Compression, Message, Writer, WriterConfig};
     let e = |e: kafkit::Error| e.to_string();
     let payload = payload(a)?;
     let compression: Compression = a.compression.parse().map_err(|e| format!("{e:?}"))?;
@@ -128,37 +128,14 @@ async fn kafkit_produce(a: &Args) -> Result<Report, String> {
     let seeds: Vec<&str> = a.brokers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let w = Writer::new(&seeds, config).await.map_err(e)?;
     let mut arena = Arena::new();
-    let mut pending: VecDeque<(u32, DeliveryFuture)> = VecDeque::with_capacity(kafkit::DEFAULT_QUEUE_CAPACITY + 128);
-    let mut lat: Vec<u32> = Vec::with_capacity(a.records as usize);
-    let mut cx = Context::from_waker(Waker::noop());
-    let started = Instant::now();
-    let since = move || started.elapsed().as_micros().min(u32::MAX as u128) as u32;
-    let mut settle = |pending: &mut VecDeque<(u32, DeliveryFuture)>, cx: &mut Context<'_>| -> Result<(), String> {
-        while let Some((sent, f)) = pending.front_mut() {
-            match Pin::new(f).poll(cx) {
-                Poll::Ready(Ok(_)) => lat.push(since().saturating_sub(*sent)),
-                Poll::Ready(Err(err)) => return Err(format!("a record was not acknowledged: {err}")),
-                Poll::Pending => break,
-            }
-            pending.pop_front();
-        }
-        Ok(())
-    };
+    let mut acked = Acknowledgements::new(a.records);
+    let started = acked.started();
     for i in 0..a.records {
         let key = arena.key(&payload, i);
         let value = arena.value(&payload, i);
-        let f = w.write(Message::new(key, Some(value))).await.map_err(e)?;
-        pending.push_back((since(), f));
-        if i % 64 == 0 {
-            settle(&mut pending, &mut cx)?;
-        }
+        acked.written(w.write(Message::new(key, Some(value))).await.map_err(e)?)?;
     }
-    while let Some((_, f)) = pending.front_mut() {
-        if let Err(err) = f.await {
-            return Err(format!("a record was not acknowledged: {err}"));
-        }
-        settle(&mut pending, &mut cx)?;
-    }
+    let mut lat = acked.finish().await?;
     let elapsed = started.elapsed();
     w.close().await.map_err(e)?;
     Ok(Report::finish("produce", a.records, produced_bytes(a), elapsed, &mut lat))
@@ -200,7 +177,7 @@ fn rdkafka_config(a: &Args) -> rdkafka::ClientConfig {
 /// rdkafka's `ThreadedProducer`: its own thread polls for delivery reports, the way that
 /// spent the least CPU per record here (a `BaseProducer` polled from the sending loop every
 /// 1,024 sends spent 0.99-1.02 s on 1M x 100 B against 0.78-0.86 s, at the same rate).
-fn rdkafka_produce(a: &Args) -> Result<Report, String> {
+fn rdkafka_produce(a: &Args, idempotent: bool) -> Result<Report, String> {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
     let started = Instant::now();
@@ -213,7 +190,7 @@ fn rdkafka_produce(a: &Args) -> Result<Report, String> {
         .set("batch.num.messages", "1000000")
         .set("message.max.bytes", (BATCH_BYTES + 65536).to_string())
         .set("acks", "all")
-        .set("enable.idempotence", "true")
+        .set("enable.idempotence", idempotent.to_string())
         .set("compression.codec", &a.compression)
         .set("queue.buffering.max.messages", QUEUED.to_string())
         .create_with_context(ctx)

@@ -1,9 +1,12 @@
 //! The harness end to end, small: on the run's shared Apache Kafka node, it runs kafkit, rdkafka,
-//! rskafka, the Java client (tuned and with its defaults), franz-go and kafka-go on all eight
+//! rdkafka without idempotence, rskafka, the Java client (tuned and with its defaults), franz-go
+//! and kafka-go on all eight
 //! workloads at 0.5% of their size, once, and prints the table. What
 //! is checked is that every client produced and consumed every workload and reported real
 //! figures, and that every producer sends the same records; speed itself is for
 //! `kafkit-peers compare` at full size, never a test.
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -48,9 +51,9 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     assert_eq!(rows.len(), 8, "eight workloads:\n{stdout}");
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-        // The workload, seven clients, four ratios.
-        assert_eq!(cells.len(), 12, "{row}");
-        for client in &cells[1..8] {
+        // The workload, eight clients, four ratios.
+        assert_eq!(cells.len(), 13, "{row}");
+        for client in &cells[1..9] {
             // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB; broker 0.52 µs/rec" (or "2.5k/s"):
             // every client figure positive; the broker's measured (at 0.5% size a run may cost
             // it less than one clock tick).
@@ -71,30 +74,24 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
                 .unwrap_or(0.0);
             assert!(rate > 0.0 && rss > 0.0, "a client reported nothing in {row}");
         }
-        assert_ne!(cells[9], "n/a", "the broker's CPU is counted: {row}");
-        for ratio in [cells[8], cells[10], cells[11]] {
+        assert_ne!(cells[10], "n/a", "the broker's CPU is counted: {row}");
+        for ratio in [cells[9], cells[11], cells[12]] {
             let r: f64 = ratio.trim_end_matches(" ✗").parse().unwrap_or(f64::NAN);
             assert!(r.is_finite() && r > 0.0, "ratio {ratio:?} in {row}");
         }
     }
     // Each run's progress line names its client: all three ran every workload.
-    for client in ["kafkit", "rdkafka", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"] {
+    for client in ["kafkit", "rdkafka", "rdkafka-plain", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"] {
         assert_eq!(stderr.lines().filter(|l| l.contains(&format!(" {client} "))).count(), 8, "{client}:\n{stderr}");
     }
 }
 
-/// The records `kafkit-peers client <client> produce` put on `topic` (created here with 6
-/// partitions), read back with kafkit: (partition, key, value), sorted.
-fn produced(client: &str, brokers: &str, key_size: usize) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
+/// The records `kafkit-peers client <client> produce` put on a new topic of 6 partitions,
+/// read back with kafkit: (partition, key, value), sorted.
+fn produced(client: &str, brokers: &str, key_size: usize) -> Vec<common::Record> {
     const RECORDS: usize = 600;
-    let topic = kafkit_testbed::unique(&format!("peers-payload-{client}"));
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
-    let cluster = rt.block_on(async {
-        let c = kafkit::Cluster::connect(&[brokers], Default::default()).await.expect("connect");
-        let admin = c.controller(kafkit::Workload::Admin).await.expect("controller");
-        admin.create_topics(&[kafkit::TopicConfig::new(&topic, 6)]).await.expect("create topic");
-        c
-    });
+    let topic = common::create_topic(&rt, brokers, &format!("peers-payload-{client}"));
     let out = Command::new(env!("CARGO_BIN_EXE_kafkit-peers"))
         .args(["client", client, "produce", &topic, "--brokers", brokers, "--records", &RECORDS.to_string()])
         .args(["--record-size", "100", "--compression", "lz4", "--key-size", &key_size.to_string(), "--json"])
@@ -106,23 +103,7 @@ fn produced(client: &str, brokers: &str, key_size: usize) -> Vec<(i32, Option<Ve
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut got = rt.block_on(async {
-        let parts = (0..6).map(|p| kafkit::TopicPartition::new(topic.clone(), p));
-        let config = kafkit::ReaderConfig::assign(parts).with_max_wait(std::time::Duration::from_millis(100));
-        let mut r = kafkit::Reader::with_cluster(cluster, config).await.expect("reader");
-        let mut got = Vec::new();
-        while got.len() < RECORDS {
-            let m = tokio::time::timeout(std::time::Duration::from_secs(30), r.read_message())
-                .await
-                .unwrap_or_else(|_| panic!("{client}: only {} records read", got.len()))
-                .expect("read");
-            got.push((m.partition, m.key.map(|k| k.to_vec()), m.value.map(|v| v.to_vec()).unwrap_or_default()));
-        }
-        r.abort();
-        got
-    });
-    got.sort();
-    got
+    common::read_back(&rt, brokers, &topic, RECORDS, false)
 }
 
 #[test]
@@ -146,7 +127,7 @@ fn every_producer_sends_the_same_records_to_the_same_partitions() {
         // Real text after the number, different from record to record.
         let texts: std::collections::BTreeSet<&[u8]> = kafkit.iter().map(|(_, _, v)| &v[12..]).collect();
         assert!(texts.len() > 590, "{} distinct texts", texts.len());
-        for peer in ["rdkafka", "rskafka"] {
+        for peer in ["rdkafka", "rdkafka-plain", "rskafka"] {
             assert!(
                 produced(peer, &brokers, key_size) == kafkit,
                 "{peer} sent other records than kafkit (keys of {key_size} B)"

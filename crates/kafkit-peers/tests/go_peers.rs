@@ -5,10 +5,11 @@
 //! and a consumer that meets a record twice fails. Go is needed: without it these tests fail,
 //! saying so. Speed is for `kafkit-peers compare`, never a test.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 const GO_CLIENTS: [&str; 2] = ["franz-go", "kafka-go"];
 /// Records per produced topic (100 on each of the 6 partitions).
@@ -83,38 +84,13 @@ fn broker() -> Broker {
 impl Broker {
     /// A new topic of 6 partitions.
     fn topic(&self, prefix: &str) -> String {
-        let topic = kafkit_testbed::unique(prefix);
-        self.rt.block_on(async {
-            let c = kafkit::Cluster::connect(&[self.addr.as_str()], Default::default()).await.expect("connect");
-            let admin = c.controller(kafkit::Workload::Admin).await.expect("controller");
-            admin.create_topics(&[kafkit::TopicConfig::new(&topic, 6)]).await.expect("create topic");
-        });
-        topic
+        common::create_topic(&self.rt, &self.addr, prefix)
     }
 
-    /// All `records` records of `topic`, read back with kafkit: (partition, key, value), sorted.
-    fn read(&self, what: &str, topic: &str, records: usize) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
-        let mut got = self.rt.block_on(async {
-            let c = kafkit::Cluster::connect(&[self.addr.as_str()], Default::default()).await.expect("connect");
-            let parts = (0..6).map(|p| kafkit::TopicPartition::new(topic.to_string(), p));
-            let config = kafkit::ReaderConfig::assign(parts).with_max_wait(Duration::from_millis(100));
-            let mut r = kafkit::Reader::with_cluster(c, config).await.expect("reader");
-            let mut got = Vec::new();
-            while got.len() < records {
-                let m = tokio::time::timeout(Duration::from_secs(30), r.read_message())
-                    .await
-                    .unwrap_or_else(|_| panic!("{what}: only {} records read", got.len()))
-                    .expect("read");
-                got.push((m.partition, m.key.map(|k| k.to_vec()), m.value.map(|v| v.to_vec()).unwrap_or_default()));
-            }
-            // Nothing more: a short wait finds no further record.
-            let more = tokio::time::timeout(Duration::from_millis(500), r.read_message()).await;
-            assert!(more.is_err(), "{what}: more than {records} records on {topic}");
-            r.abort();
-            got
-        });
-        got.sort();
-        got
+    /// All `records` records of `topic`, and no more, read back with kafkit: (partition,
+    /// key, value), sorted.
+    fn read(&self, topic: &str, records: usize) -> Vec<common::Record> {
+        common::read_back(&self.rt, &self.addr, topic, records, true)
     }
 }
 
@@ -165,7 +141,7 @@ fn go_producers_send_the_same_records_to_the_same_partitions_as_kafkit() {
         let topic = b.topic("go-peers-kafkit");
         let out = produce("kafkit", &b, &topic, RECORDS, flags);
         assert!(out.status.success(), "kafkit ({case}): {}", text(&out));
-        let kafkit = b.read(&format!("kafkit ({case})"), &topic, RECORDS);
+        let kafkit = b.read(&topic, RECORDS);
         // What kafkit sent is the harness's payload: records 0..599, record i on partition i % 6.
         let seqs: std::collections::BTreeSet<u64> = kafkit
             .iter()
@@ -182,7 +158,7 @@ fn go_producers_send_the_same_records_to_the_same_partitions_as_kafkit() {
             let topic = b.topic(&format!("go-peers-{client}"));
             let out = produce(client, &b, &topic, RECORDS, flags);
             check_report(&what, &report(&what, &out), "produce", RECORDS);
-            let got = b.read(&what, &topic, RECORDS);
+            let got = b.read(&topic, RECORDS);
             if got != kafkit {
                 let diff = got.iter().zip(&kafkit).position(|(g, k)| g != k);
                 panic!("{what} sent other records than kafkit: first difference at sorted index {diff:?}");

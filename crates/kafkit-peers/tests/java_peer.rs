@@ -12,9 +12,10 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
-type Record = (i32, Option<Vec<u8>>, Vec<u8>);
+mod common;
+
+use common::{create_topic, Record};
 
 /// Records per produce check (as tests/compare.rs's `produced`).
 const RECORDS: usize = 600;
@@ -89,40 +90,6 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("a runtime")
 }
 
-/// A new topic of 6 partitions on `brokers`.
-fn create_topic(rt: &tokio::runtime::Runtime, brokers: &str, prefix: &str) -> String {
-    let topic = kafkit_testbed::unique(prefix);
-    rt.block_on(async {
-        let c = kafkit::Cluster::connect(&[brokers], Default::default()).await.expect("connect");
-        let admin = c.controller(kafkit::Workload::Admin).await.expect("controller");
-        admin.create_topics(&[kafkit::TopicConfig::new(&topic, 6)]).await.expect("create topic");
-    });
-    topic
-}
-
-/// The first `n` records of `topic` (6 partitions), read with kafkit: (partition, key, value),
-/// sorted.
-fn read_back(rt: &tokio::runtime::Runtime, brokers: &str, topic: &str, n: usize) -> Vec<Record> {
-    let mut got = rt.block_on(async {
-        let cluster = kafkit::Cluster::connect(&[brokers], Default::default()).await.expect("connect");
-        let parts = (0..6).map(|p| kafkit::TopicPartition::new(topic.to_string(), p));
-        let config = kafkit::ReaderConfig::assign(parts).with_max_wait(Duration::from_millis(100));
-        let mut r = kafkit::Reader::with_cluster(cluster, config).await.expect("reader");
-        let mut got = Vec::new();
-        while got.len() < n {
-            let m = tokio::time::timeout(Duration::from_secs(30), r.read_message())
-                .await
-                .unwrap_or_else(|_| panic!("{topic}: only {} records read", got.len()))
-                .expect("read");
-            got.push((m.partition, m.key.map(|k| k.to_vec()), m.value.map(|v| v.to_vec()).unwrap_or_default()));
-        }
-        r.abort();
-        got
-    });
-    got.sort();
-    got
-}
-
 /// `kafkit-peers client kafkit produce` of `records` records onto a new topic; the topic.
 fn kafkit_produce(rt: &tokio::runtime::Runtime, brokers: &str, records: usize, opts: &[&str]) -> String {
     let topic = create_topic(rt, brokers, "java-peer-kafkit");
@@ -167,7 +134,7 @@ fn java_produce(rt: &tokio::runtime::Runtime, brokers: &str, opts: &[&str]) -> (
     let out = java(&args);
     assert!(out.status.success(), "Java perf_produce {opts:?}: {}", show(&out));
     let r = report(&out);
-    (read_back(rt, brokers, &topic, RECORDS), r)
+    (common::read_back(rt, brokers, &topic, RECORDS, false), r)
 }
 
 #[test]
@@ -202,7 +169,7 @@ fn the_java_producer_sends_the_records_kafkit_sends() {
         ),
     ];
     for (what, key_size, opts) in &cases {
-        let kafkit = read_back(&rt, &brokers, &kafkit_produce(&rt, &brokers, RECORDS, opts), RECORDS);
+        let kafkit = common::read_back(&rt, &brokers, &kafkit_produce(&rt, &brokers, RECORDS, opts), RECORDS, false);
         check_payload(&kafkit, *key_size);
         let (got, r) = java_produce(&rt, &brokers, opts);
         assert!(got == kafkit, "{what}: the Java producer sent other records than kafkit");
