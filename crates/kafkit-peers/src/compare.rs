@@ -273,13 +273,19 @@ fn codec(c: &str) -> Result<Compression, String> {
     c.parse().map_err(|e| format!("{e:?}"))
 }
 
+/// The harness's topics' `max.message.bytes`: 2 MiB.
+const TOPIC_MAX_MESSAGE_BYTES: usize = 2 << 20;
+
 /// Creates `topic` with 6 partitions, and for a consume cell fills it (untimed) with kafkit,
 /// with the records the producers send.
 async fn prepare(addr: &str, topic: &str, w: &Workload, p: &Payload) -> Result<(), String> {
     let e = |e: kafkit::Error| e.to_string();
     let c = kafkit::Cluster::connect(&[addr], Default::default()).await.map_err(e)?;
     let conn = c.controller(kafkit::Workload::Admin).await.map_err(e)?;
-    conn.create_topics(&[TopicConfig::new(topic, 6)]).await.map_err(e)?;
+    // Batches of up to 1 MiB of records (every client's batch size here) plus their headers
+    // fit: Kafka's default max.message.bytes (1,048,588) would refuse the fullest.
+    let config = TopicConfig::new(topic, 6).with_config("max.message.bytes", TOPIC_MAX_MESSAGE_BYTES.to_string());
+    conn.create_topics(&[config]).await.map_err(e)?;
     if w.op == "consume" {
         let cfg = WriterConfig::default().with_topic(topic).with_compression(codec(w.codec)?).with_batch_size(1 << 20);
         let writer = Writer::new(&[addr], cfg).await.map_err(e)?;
@@ -486,7 +492,10 @@ fn print_table(table: &[(Workload, Vec<Run>)], payloads: &[&str]) {
     for p in payloads {
         println!("{p}");
     }
-    println!("Every client produces the same key and value for record i, to partition i % 6.");
+    println!(
+        "Every client produces the same key and value for record i, to partition i % 6, on a topic of 6 partitions \
+         with max.message.bytes {TOPIC_MAX_MESSAGE_BYTES}."
+    );
     println!();
     println!(
         "| workload | {} | CPU vs best peer (≤ 0.70) | broker CPU (≤ 1.00) | throughput (≥ 1.00) | RSS (≤ 1.00) |",

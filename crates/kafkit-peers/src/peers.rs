@@ -324,10 +324,13 @@ async fn rskafka_produce(a: &Args) -> Result<Report, String> {
     let t0 = Instant::now();
     let mut pending = FuturesUnordered::new();
     let mut lat = Vec::with_capacity(a.records as usize);
-    let mut failed = 0u64;
+    let (mut failed, mut first_error) = (0u64, None);
     let mut take = |r: Result<Duration, String>| match r {
         Ok(d) => lat.push(micros(d)),
-        Err(_) => failed += 1,
+        Err(e) => {
+            failed += 1;
+            first_error.get_or_insert(e);
+        }
     };
     for i in 0..a.records {
         let record = rskafka::record::Record {
@@ -352,7 +355,7 @@ async fn rskafka_produce(a: &Args) -> Result<Report, String> {
     }
     let elapsed = t0.elapsed();
     if failed > 0 {
-        return Err(format!("{failed} records not acknowledged"));
+        return Err(format!("{failed} records not acknowledged, the first: {}", first_error.unwrap_or_default()));
     }
     Ok(Report::finish("produce", a.records, produced_bytes(a), elapsed, &mut lat))
 }

@@ -234,8 +234,9 @@ fn first_ack_after(outcomes: &[Outcome], parts: &[i32], from: Instant) -> Vec<Op
 /// b. The leader of some partitions freezes (SIGSTOP for 30 s, then SIGCONT): its sockets
 /// stay open and nothing is answered. Within a few seconds of the controller moving
 /// leadership, the Writer writes to the new leaders and a Reader of every partition reads from
-/// them; the other partitions are written and read on meanwhile; nothing waits for
-/// `delivery_timeout`.
+/// them; the other partitions are written and read on meanwhile (as far as the brokers'
+/// replication, which may wait for the frozen follower until it is fenced, lets them);
+/// nothing waits for `delivery_timeout`.
 #[tokio::test(flavor = "multi_thread")]
 async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     let _one = SERIAL.lock().await;
@@ -278,7 +279,15 @@ async fn b_a_frozen_leader_is_left_for_the_new_leaders_within_seconds() {
     }
     bed.cluster.thaw(victim as usize);
     let outcomes = load.finish(Duration::from_secs(180)).await;
-    assert_moved_on("b. frozen leader", &bed, &topic, (&outcomes, follower), (&theirs, &others), (frozen, moved)).await;
+    // The frozen node is also a follower of every other partition: acks=all writes to them
+    // may wait on it (their high watermark cannot pass its copy) until the controller fences
+    // it, which is also when leadership moves. Kafka 4.4 mostly shrinks the ISR first (the
+    // others paused 0.1-0.4 s in most runs), but once, on a loaded machine, they waited the
+    // whole 9.2 s: that is the broker's replication, the same for every client (test i shows
+    // the client's part, with no replicas). So the others may pause until the move, and 5 s.
+    let others_bound = (moved - frozen) + Duration::from_secs(5);
+    let faults = (frozen, moved, others_bound);
+    assert_moved_on("b. frozen leader", &bed, &topic, (&outcomes, follower), (&theirs, &others), faults).await;
 }
 
 /// The partitions of a 6-partition topic that `victim` leads and those it does not, from
@@ -290,14 +299,14 @@ fn split(leaders: &[i32], victim: i32) -> (Vec<i32>, Vec<i32>) {
 /// The verdict of b and c: the log is clean and nothing failed; then for the Writer's
 /// acknowledgements and the follower's reads alike, the fault's partitions were written (read)
 /// again within 5 s of `back` (the leader moving, the cut ending), and the others never
-/// paused 5 s after `fault`.
+/// paused `bound` after `fault`.
 async fn assert_moved_on(
     what: &str,
     bed: &Bed,
     topic: &str,
     (outcomes, follower): (&[Outcome], Follower),
     (theirs, others): (&[i32], &[i32]),
-    (fault, back): (Instant, Instant),
+    (fault, back, bound): (Instant, Instant, Duration),
 ) {
     let log = read_all(&bed.seeds(), topic, 6).await;
     let rep = check(outcomes, &log);
@@ -313,10 +322,7 @@ async fn assert_moved_on(
             assert!(d < Duration::from_secs(5), "{what}: partition {p} {who} again only after {d:?}");
         }
         for (p, d) in others.iter().zip(&stall) {
-            assert!(
-                *d < Duration::from_secs(5),
-                "{what}: partition {p}, led by a reachable node, {who} with a pause of {d:?}"
-            );
+            assert!(*d < bound, "{what}: partition {p}, led by a reachable node, {who} with a pause of {d:?}");
         }
     }
 }
@@ -362,8 +368,9 @@ async fn c_a_broker_cut_off_from_the_client_holds_back_only_its_own_partitions()
     let restored = Instant::now();
     proxies[victim as usize - 1].set_mode(ProxyMode::Forward);
     let outcomes = load.finish(Duration::from_secs(180)).await;
-    assert_moved_on("c. broker cut off", &bed, &topic, (&outcomes, follower), (&theirs, &others), (cut, restored))
-        .await;
+    // Cut off from the client only, the node replicates on: nothing waits for it.
+    let faults = (cut, restored, Duration::from_secs(5));
+    assert_moved_on("c. broker cut off", &bed, &topic, (&outcomes, follower), (&theirs, &others), faults).await;
 }
 
 /// The longest time between two acknowledgements of partition `p` after `from`.
