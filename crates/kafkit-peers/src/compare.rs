@@ -217,10 +217,17 @@ pub fn ratios(kafkit: &Run, peers: &[Run]) -> (f64, f64, f64) {
 /// with the broker's CPU); NaN when the broker's process is not known.
 pub fn broker_ratio(kafkit: &Run, peers: &[Run]) -> f64 {
     let best = peers.iter().map(|r| r.broker_cpu_s).filter(|c| !c.is_nan()).fold(f64::INFINITY, f64::min);
-    if best.is_finite() {
-        kafkit.broker_cpu_s / best
-    } else {
+    if !best.is_finite() || kafkit.broker_cpu_s.is_nan() {
         f64::NAN
+    } else if best == 0.0 {
+        // Under one clock tick for the best peer (tiny runs): equal if kafkit's is too.
+        if kafkit.broker_cpu_s == 0.0 {
+            1.0
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        kafkit.broker_cpu_s / best
     }
 }
 
@@ -540,6 +547,9 @@ mod tests {
         assert_eq!(ratios(&kafkit, &peers), (0.5, 1.25, 1.5));
         assert_eq!(broker_ratio(&kafkit, &peers), 1.5);
         assert!(broker_ratio(&kafkit, &[Run { broker_cpu_s: f64::NAN, ..kafkit }]).is_nan());
+        let idle = Run { broker_cpu_s: 0.0, ..kafkit };
+        assert_eq!(broker_ratio(&idle, &[idle]), 1.0);
+        assert_eq!(broker_ratio(&kafkit, &[idle]), f64::INFINITY);
         assert_eq!(median(vec![4.0, 1.0]), 2.5);
     }
 
