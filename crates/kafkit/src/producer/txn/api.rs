@@ -96,8 +96,17 @@ impl Writer {
             Ok(p) => p,
             Err(e) => return Err(self.txn_failed(&t, e)),
         };
-        let conn = requests::coordinator(cluster, &t).await?;
-        let level = requests::transaction_version(&conn).await.unwrap_or(0);
+        // The coordinator may die or move right after InitProducerId: found again, retried.
+        let found = requests::retrying(cluster, &t, || async {
+            let conn = requests::coordinator(cluster, &t).await?;
+            let level = requests::transaction_version(&conn).await?;
+            Ok((conn, level))
+        })
+        .await;
+        let (conn, level) = match found {
+            Ok(f) => f,
+            Err(e) => return Err(self.txn_failed(&t, e)),
+        };
         let speaks = |key, v: i16| conn.broker_versions(key).is_some_and(|r| r.max >= v);
         let v2 = level >= 2
             && speaks(<ProduceRequest as kafkit_protocol::Request>::API_KEY, PRODUCE_V2)
