@@ -78,7 +78,7 @@ pub(crate) async fn fetch(
     max_wait: Duration,
 ) -> Result<fetch_response::PartitionData> {
     let limits = Limits { min_bytes, max_bytes, partition_max_bytes: max_bytes, max_wait };
-    let mut out = fetch_many(conn, &[(spot, offset)], &limits, None).await?;
+    let (mut out, _) = fetch_many(conn, &[(spot, offset)], &limits, None).await?;
     out.pop().unwrap_or_else(|| Err(missing(spot, conn, offset)))
 }
 
@@ -102,9 +102,18 @@ fn missing(spot: &Spot<'_>, conn: &Conn, offset: i64) -> Error {
     }
 }
 
+/// What one Fetch request carried.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sent {
+    /// Incremental within a fetch session.
+    pub incremental: bool,
+    /// Partitions it named.
+    pub named: usize,
+}
+
 /// One Fetch request for several partitions led by the broker behind `conn`, each from its
-/// offset. Returns each partition's data (its error code checked) in the order asked; the
-/// outer error is the request's own.
+/// offset. Returns each partition's data (its error code checked) in the order asked, and
+/// what the request carried; the outer error is the request's own.
 ///
 /// With a `session` (Fetch v7+), the request is incremental within it (KIP-227): it names
 /// only the partitions whose offset or leader epoch changed, forgets those no longer asked
@@ -120,7 +129,7 @@ pub(crate) async fn fetch_many(
     parts: &[(&Spot<'_>, i64)],
     limits: &Limits,
     mut session: Option<&mut FetchSession>,
-) -> Result<Vec<Result<fetch_response::PartitionData>>> {
+) -> Result<(Vec<Result<fetch_response::PartitionData>>, Sent)> {
     // Fetch v13+ names topics by id (KIP-516): only when every topic's id is known, else v12.
     let ids_known = parts.iter().all(|(s, _)| !s.topic_id.is_zero());
     let v = crate::topic_ids::version_for_topics::<FetchRequest>(conn, crate::topic_ids::FETCH_BY_ID, ids_known)?;
@@ -180,16 +189,13 @@ pub(crate) async fn fetch_many(
                 by_key.remove(&key)
             })
             .collect();
-        let incremental = plan.as_ref().is_some_and(|p| p.incremental);
+        let sent = Sent { incremental: plan.as_ref().is_some_and(|p| p.incremental), named: named.len() };
         if let (Some(state), Some(plan)) = (state, plan) {
             if let Some(s) = session.as_deref_mut() {
                 s.keep(state.answered(&plan, &asked, resp.session_id, &mut found));
             }
         }
-        if let Some(s) = session.as_deref_mut() {
-            s.note_sent(incremental, named.len());
-        }
-        return Ok(parts
+        let results = parts
             .iter()
             .zip(found)
             .map(|((spot, offset), p)| {
@@ -197,7 +203,8 @@ pub(crate) async fn fetch_many(
                 Error::check(p.error_code, None, || spot.context(&format!("fetching at {offset} from"), conn))?;
                 Ok(p)
             })
-            .collect());
+            .collect();
+        return Ok((results, sent));
     }
 }
 

@@ -42,9 +42,6 @@ pub(crate) struct FetchSession {
     /// The epoch of the next incremental Fetch (1 up, wrapping to 1).
     epoch: i32,
     parts: HashMap<(String, i32), Cached>,
-    /// Of the last request answered: whether it was incremental, and how many partitions it
-    /// named.
-    sent: (bool, usize),
 }
 
 /// The session fields of one Fetch request, and what the request changes in the session.
@@ -69,17 +66,6 @@ impl FetchSession {
     /// Puts the state after a handled response back.
     pub(crate) fn keep(&mut self, next: FetchSession) {
         *self = next;
-    }
-
-    /// Notes what the last request answered was: incremental or not, and the partitions it
-    /// named.
-    pub(crate) fn note_sent(&mut self, incremental: bool, named: usize) {
-        self.sent = (incremental, named);
-    }
-
-    /// See [`FetchSession::note_sent`].
-    pub(crate) fn sent(&self) -> (bool, usize) {
-        self.sent
     }
 
     /// The session fields of a Fetch for `asked`; `by_id` when topics go by id (v13+).
@@ -191,7 +177,7 @@ impl FetchSession {
         } else {
             1
         };
-        FetchSession { id: response_session_id, epoch, parts: next, sent: (false, 0) }
+        FetchSession { id: response_session_id, epoch, parts: next }
     }
 }
 

@@ -263,16 +263,9 @@ async fn fetch_claims(
         max_wait: s.max_wait,
     };
     e.counters.fetches.fetch_add(1, Ordering::Relaxed);
-    let (results, incremental, named) = match session {
-        Some(session) => {
-            let r = crate::fetch::fetch_many(&conn, &parts, &limits, Some(&mut *session)).await?;
-            let (incremental, named) = session.sent();
-            (r, incremental, named)
-        }
-        None => (crate::fetch::fetch_many(&conn, &parts, &limits, None).await?, false, parts.len()),
-    };
-    e.counters.incremental.fetch_add(u64::from(incremental), Ordering::Relaxed);
-    e.counters.named.fetch_add(named as u64, Ordering::Relaxed);
+    let (results, sent) = crate::fetch::fetch_many(&conn, &parts, &limits, session).await?;
+    e.counters.incremental.fetch_add(u64::from(sent.incremental), Ordering::Relaxed);
+    e.counters.named.fetch_add(sent.named as u64, Ordering::Relaxed);
     let mut out = Vec::with_capacity(results.len());
     let mut refresh = false;
     for ((spot, claim), r) in spots.iter().zip(claims).zip(results) {
