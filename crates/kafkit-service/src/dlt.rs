@@ -26,7 +26,7 @@ use crate::handler::{Failure, Origin};
 use crate::headers::{get, HeaderValue};
 use kafkit::{Header, Message};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// `kafkit.dlt.original.topic`.
 pub const DLT_ORIGINAL_TOPIC: &str = "kafkit.dlt.original.topic";
@@ -163,7 +163,9 @@ pub(crate) fn retry_message(m: &Message, topic: &str, st: &RetryState, failure: 
         header(R_LAST, &ms(st.last_failure)),
         header(R_MESSAGE, &failure.message().to_string()),
         header(R_KIND, &failure.kind().to_string()),
-        header(RETRY_DUE, &ms(Some(due))),
+        // Rounded up: "not before" must not come earlier than asked (a floor made a 600 ms
+        // backoff 599.93 ms once).
+        header(RETRY_DUE, &ms(Some(due + Duration::from_nanos(999_999)))),
     ]);
     Message { topic: Arc::from(topic), key: m.key.clone(), value: m.value.clone(), headers, ..Message::default() }
 }
@@ -181,7 +183,7 @@ pub fn header_text(m: &Message, name: &str) -> Option<String> {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn dead_letters_keep_the_record_and_name_where_it_came_from() {
