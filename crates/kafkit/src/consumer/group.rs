@@ -418,7 +418,7 @@ impl Group {
             if round.is_ok() {
                 self.engine.reached();
             }
-            match round {
+            match self.keep_member_id(round) {
                 Ok(Round::Assigned { generation, member_id, leader, protocol, assignment }) => {
                     self.generation = generation;
                     self.member_id = member_id;
@@ -442,7 +442,7 @@ impl Group {
                         self.member_id = id;
                     }
                 }
-                Err(e) if is_coordinator_error(&e) => {
+                Err(e) | Ok(Round::Interrupted { error: e, .. }) if is_coordinator_error(&e) => {
                     tracing::debug!(group = %self.cfg.group_id, error = %e, "coordinator unavailable; finding it again");
                     self.engine.unreachable(&e);
                     self.forget_coordinator();
@@ -451,7 +451,7 @@ impl Group {
                         return Ok(Some(reply));
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) | Ok(Round::Interrupted { error: e, .. }) => return Err(e),
             }
         }
     }
@@ -771,7 +771,8 @@ impl Group {
     /// One JoinGroup/SyncGroup round outside the main loop (at close), applied.
     async fn rejoin_once(&mut self) -> Result<()> {
         let conn = self.coordinator().await?;
-        match self.join_ctx().join_round(conn).await? {
+        let round = self.join_ctx().join_round(conn).await;
+        match self.keep_member_id(round)? {
             Round::Assigned { generation, member_id, leader, protocol, assignment } => {
                 self.generation = generation;
                 self.member_id = member_id;
@@ -785,7 +786,16 @@ impl Group {
                 }
                 Ok(())
             }
+            Round::Interrupted { error, .. } => Err(error),
         }
+    }
+
+    /// Takes the member id of a round whose JoinGroup succeeded and whose SyncGroup did not.
+    fn keep_member_id(&mut self, round: Result<Round>) -> Result<Round> {
+        if let Ok(Round::Interrupted { member_id, .. }) = &round {
+            self.member_id.clone_from(member_id);
+        }
+        round
     }
 
     async fn leave(&mut self) -> Result<()> {

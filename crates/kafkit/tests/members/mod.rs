@@ -50,6 +50,10 @@ pub struct Member {
     stop: oneshot::Sender<Stop>,
     task: tokio::task::JoinHandle<kafkit::Result<()>>,
     info: Arc<Mutex<(i32, Vec<TopicPartition>, bool)>>,
+    /// Partitions given up with what was read of them perhaps uncommitted: lost, or
+    /// revoked with the member's commit of them refused. Their next owner may read that
+    /// tail again; nothing else may be read twice.
+    uncommitted: Arc<Mutex<BTreeSet<i32>>>,
     pub events: Arc<Mutex<Vec<(RebalanceKind, Vec<TopicPartition>, Instant)>>>,
 }
 
@@ -64,8 +68,11 @@ impl Member {
         let (stop_tx, mut stop_rx) = oneshot::channel::<Stop>();
         let info = Arc::new(Mutex::new((-1, Vec::new(), false)));
         let events = Arc::new(Mutex::new(Vec::new()));
-        let (info2, events2) = (info.clone(), events.clone());
+        let uncommitted = Arc::new(Mutex::new(BTreeSet::new()));
+        let (info2, events2, uncommitted2) = (info.clone(), events.clone(), uncommitted.clone());
         let task = tokio::spawn(async move {
+            // The last message read of each partition.
+            let mut last: BTreeMap<TopicPartition, Message> = BTreeMap::new();
             loop {
                 tokio::select! {
                     stop = &mut stop_rx => {
@@ -76,18 +83,29 @@ impl Member {
                     }
                     Some(ev) = rx.recv() => {
                         events2.lock().unwrap().push((ev.kind, ev.partitions.clone(), Instant::now()));
+                        // As a Java application commits in onPartitionsRevoked.
+                        let read: Vec<Message> = ev.partitions.iter().filter_map(|tp| last.remove(tp)).collect();
+                        let committed = match ev.kind {
+                            RebalanceKind::Revoked => read.is_empty() || r.commit_messages(&read).await.is_ok(),
+                            RebalanceKind::Lost => false,
+                            _ => true,
+                        };
+                        if !committed {
+                            uncommitted2.lock().unwrap().extend(ev.partitions.iter().map(|tp| tp.partition));
+                        }
                         ev.done();
                         *info2.lock().unwrap() = (r.generation(), r.assignment(), r.is_leader());
                     }
                     m = r.read_message() => {
                         let m = m.unwrap();
-                        let v = String::from_utf8(m.value.unwrap().to_vec()).unwrap();
+                        let v = String::from_utf8(m.value.clone().unwrap().to_vec()).unwrap();
                         seen.0.lock().unwrap().push((id, m.partition, m.offset, v, Instant::now()));
+                        last.insert(TopicPartition::new(&*m.topic, m.partition), m);
                     }
                 }
             }
         });
-        Member { stop: stop_tx, task, info, events }
+        Member { stop: stop_tx, task, info, uncommitted, events }
     }
 
     pub fn assignment(&self) -> Vec<TopicPartition> {
@@ -98,6 +116,10 @@ impl Member {
     }
     pub fn generation(&self) -> i32 {
         self.info.lock().unwrap().0
+    }
+    /// See the field.
+    pub fn uncommitted(&self) -> BTreeSet<i32> {
+        self.uncommitted.lock().unwrap().clone()
     }
 
     /// Stops the member; with [`Stop::Close`], returns what `close` did (its final commit).

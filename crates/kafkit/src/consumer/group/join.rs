@@ -89,6 +89,26 @@ impl JoinCtx {
             self.cfg.assignors.iter().find(|a| a.name() == protocol_name).cloned().ok_or_else(|| {
                 Error::UnknownAssignor { group: self.cfg.group_id.clone(), name: protocol_name.clone() }
             })?;
+        // The JoinGroup gave this member its id: a SyncGroup that fails (the connection, a
+        // coordinator move, an answer that does not decode) must not lose it, or the next
+        // JoinGroup joins as a new member and the old one lingers in the group until its
+        // session times out (the Java consumer keeps the id the JoinGroup gave it).
+        let member_id = resp.member_id.clone();
+        match self.sync_round(&conn, resp, assignor, wait).await {
+            Ok(round) => Ok(round),
+            Err(error) => Ok(Round::Interrupted { member_id, error }),
+        }
+    }
+
+    /// The SyncGroup after a successful JoinGroup (the leader runs the assignor first).
+    async fn sync_round(
+        &self,
+        conn: &Conn,
+        resp: kafkit_protocol::messages::JoinGroupResponse,
+        assignor: Arc<dyn Assignor>,
+        wait: Duration,
+    ) -> Result<Round> {
+        let protocol_name = resp.protocol_name.clone().unwrap_or_default();
         let leader = resp.leader == resp.member_id;
         let assignments = if leader { self.assign(&resp, assignor.as_ref()).await? } else { Vec::new() };
         let sv = conn.version_for::<SyncGroupRequest>()?;
@@ -221,6 +241,12 @@ pub(super) enum Round {
     },
     Retry {
         member_id: Option<String>,
+    },
+    /// The JoinGroup succeeded and what followed failed: keep the member id, then handle
+    /// the error.
+    Interrupted {
+        member_id: String,
+        error: Error,
     },
 }
 
