@@ -102,10 +102,11 @@ async fn close_all(members: impl IntoIterator<Item = Member>) {
 /// SyncGroup and answers a follower whose SyncGroup comes later REBALANCE_IN_PROGRESS, so
 /// that member rejoins at once, and a commit that meets the new rebalance is refused (Kafka
 /// accepts commits of the current generation then): what it would have committed is read
-/// again by the next owner, as it should be.
-fn assert_once_but_uncommitted(seen: &Seen, members: &[&Member]) {
+/// again by the next owner, as it should be. `also`: values that may be read twice besides.
+fn assert_once_but_uncommitted(seen: &Seen, members: &[&Member], also: &BTreeSet<String>) {
     let uncommitted: BTreeSet<i32> = members.iter().flat_map(|m| m.uncommitted()).collect();
-    let twice: BTreeSet<String> = seen.values().into_iter().filter(|(_, n)| *n > 1).map(|(v, _)| v).collect();
+    let twice: BTreeSet<String> =
+        seen.values().into_iter().filter(|(v, n)| *n > 1 && !also.contains(v)).map(|(v, _)| v).collect();
     let all = seen.0.lock().unwrap();
     let twice: Vec<(usize, i32, i64)> = all.iter().filter(|r| twice.contains(&r.3)).map(|r| (r.0, r.1, r.2)).collect();
     let unexplained: Vec<&(usize, i32, i64)> = twice.iter().filter(|r| !uncommitted.contains(&r.1)).collect();
@@ -129,7 +130,7 @@ async fn mock_three_members_process_every_record_exactly_once() {
     produce(&w, 0, 2000).await;
     wait_until("all 2000 records", Duration::from_secs(30), || seen.distinct() == 2000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_once_but_uncommitted(&seen, &members.iter().collect::<Vec<_>>());
+    assert_once_but_uncommitted(&seen, &members.iter().collect::<Vec<_>>(), &BTreeSet::new());
     close_all(members).await;
 }
 
@@ -199,15 +200,7 @@ async fn mock_a_killed_members_partitions_move_and_nothing_is_skipped() {
     }
     // Duplicates only of what the killed member had received.
     let killed_values: BTreeSet<String> = seen.of(0).into_iter().map(|r| r.2).collect();
-    let uncommitted: BTreeSet<i32> = members.iter().flat_map(Member::uncommitted).collect();
-    let of: std::collections::BTreeMap<String, i32> =
-        seen.0.lock().unwrap().iter().map(|r| (r.3.clone(), r.1)).collect();
-    for (v, n) in seen.values() {
-        assert!(
-            n == 1 || killed_values.contains(&v) || uncommitted.contains(&of[&v]),
-            "{v} processed {n} times: not received by the killed member, and its partition was not given up uncommitted ({uncommitted:?})"
-        );
-    }
+    assert_once_but_uncommitted(&seen, &members.iter().collect::<Vec<_>>(), &killed_values);
     close_all(members).await;
 }
 
@@ -248,7 +241,7 @@ async fn mock_a_cooperative_join_keeps_the_other_members_partitions() {
             }
         }
     }
-    assert_once_but_uncommitted(&seen, &members.iter().collect::<Vec<_>>());
+    assert_once_but_uncommitted(&seen, &members.iter().collect::<Vec<_>>(), &BTreeSet::new());
     close_all(members).await;
 }
 
