@@ -108,7 +108,6 @@ impl JoinCtx {
         assignor: Arc<dyn Assignor>,
         wait: Duration,
     ) -> Result<Round> {
-        let protocol_name = resp.protocol_name.clone().unwrap_or_default();
         let leader = resp.leader == resp.member_id;
         let assignments = if leader { self.assign(&resp, assignor.as_ref()).await? } else { Vec::new() };
         let sv = conn.version_for::<SyncGroupRequest>()?;
@@ -121,7 +120,8 @@ impl JoinCtx {
             sync = sync.with_group_instance_id(self.cfg.instance_id.clone());
         }
         if sv.0 >= 5 {
-            sync = sync.with_protocol_type(Some("consumer".into())).with_protocol_name(Some(protocol_name.clone()));
+            sync =
+                sync.with_protocol_type(Some("consumer".into())).with_protocol_name(Some(assignor.name().to_string()));
         }
         let sresp = conn.request_within(&sync, sv, wait).await?;
         tracing::debug!(group = %self.cfg.group_id, code = sresp.error_code, bytes = sresp.assignment.len(), "SyncGroup answered");
