@@ -232,3 +232,21 @@ async fn the_request_timeout_can_change_on_a_live_connection() {
     let resp = conn.request(&fetch).await.unwrap();
     assert_eq!(resp.responses[0].partitions[0].error_code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_closes_at_once_fails_every_dial_as_closed() {
+    // The close races the ApiVersions request being written: whichever comes first, the
+    // request fails as closed, never waits out its timeout on a dead connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            drop(s);
+        }
+    });
+    let dialer = Dialer::new().with_request_timeout(Duration::from_secs(2));
+    for i in 0..2000 {
+        let err = dialer.dial(&addr).await.unwrap_err();
+        assert!(matches!(err, Error::ConnectionClosed { .. }), "dial {i}: {err}");
+    }
+}

@@ -63,6 +63,10 @@ struct Shared {
     tx: mpsc::Sender<Outgoing>,
     correlation: AtomicI32,
     closed: AtomicBool,
+    /// Turns `true` when the connection closes, for the requests waiting on it: one queued
+    /// in the instant the connection closed may sit in a queue no task takes from any more
+    /// (the writer task is aborted), so its response's sender is never dropped.
+    closing: tokio::sync::watch::Sender<bool>,
     reason: Mutex<Option<String>>,
     in_flight: InFlight,
     versions: Mutex<HashMap<i16, VersionRange>>,
@@ -153,6 +157,7 @@ impl Conn {
             tx,
             correlation: AtomicI32::new(0),
             closed: AtomicBool::new(false),
+            closing: tokio::sync::watch::Sender::new(false),
             reason: Mutex::new(None),
             in_flight: Arc::new(Mutex::new(Pending::default())),
             versions: Mutex::new(HashMap::new()),
@@ -441,7 +446,16 @@ impl Conn {
     }
 
     async fn wait_for(&self, api: ApiKey, rx: oneshot::Receiver<Result<Bytes>>, timeout: Duration) -> Result<Bytes> {
-        match tokio::time::timeout(timeout, rx).await {
+        let mut closing = self.shared.closing.subscribe();
+        let answered = async {
+            tokio::select! {
+                // A response that came before the close is still the answer.
+                biased;
+                r = rx => r.map_err(|_| ()),
+                _ = closing.wait_for(|closed| *closed) => Err(()),
+            }
+        };
+        match tokio::time::timeout(timeout, answered).await {
             Err(_) => {
                 // As the Java client does: a broker that leaves a request unanswered this
                 // long is not trusted with the others waiting behind it, nor with new ones.
@@ -589,6 +603,7 @@ fn shutdown(shared: &Shared, reason: &str) {
         *r = Some(reason.to_string());
     }
     fail_all(&shared.in_flight, &shared.addr, reason);
+    shared.closing.send_replace(true);
     if let Ok(tasks) = shared.tasks.lock() {
         for t in tasks.iter() {
             t.abort();
