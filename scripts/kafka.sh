@@ -193,6 +193,10 @@ start_cluster() {
       echo "share.coordinator.state.topic.replication.factor=$rf"
       echo "share.coordinator.state.topic.min.isr=$isr"
       echo "group.initial.rebalance.delay.ms=0"
+      # Tests write fixed timestamps from 2023 (to compare records byte for byte), older than
+      # the default 7-day retention: the retention check (every 5 minutes) would delete a
+      # topic's whole log between a test's write and its read.
+      echo "log.retention.ms=-1"
       # Tests use session timeouts from 1 s (the default minimum is 6 s).
       echo "group.min.session.timeout.ms=1000"
       echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER"

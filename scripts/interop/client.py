@@ -10,7 +10,11 @@ printing its records as JSON lines. Bytes are base64; null is null.
 A record: {"key": b64|null, "value": b64|null, "headers": [[name, b64|null], ...],
 "timestamp": ms}; consume adds "offset".
 """
-import base64, json, sys, time
+import base64, json, logging, sys, time
+
+# The clients' own warnings (a failed fetch, a codec error) go to stderr, which the tests show
+# when a command fails.
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
 def b64(b):
     return None if b is None else base64.b64encode(b).decode()
@@ -68,6 +72,8 @@ def consume(client, brokers, topic, count):
             if len(out) >= count:
                 break
         c.close()
+    if len(out) < count:
+        raise SystemExit(f"{client} read {len(out)} of {count} records of {topic} within 60 s")
     for r in out:
         print(json.dumps(r))
 

@@ -199,7 +199,8 @@ async fn topic_configs_and_incremental_changes() {
     assert!(r[&topic].is_ok(), "{r:?}");
     settled(vec![
         ("cleanup.policy", entry(Some("compact"), ConfigSource::Topic)),
-        ("retention.ms", entry(Some("604800000"), ConfigSource::Default)),
+        // scripts/kafka.sh's log.retention.ms.
+        ("retention.ms", entry(Some("-1"), ConfigSource::StaticBroker)),
     ])
     .await;
 
