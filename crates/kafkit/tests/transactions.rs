@@ -112,6 +112,42 @@ async fn v2_commit_is_read_committed_and_abort_is_not() {
     commit_and_abort(&kafka.addr(), true).await;
 }
 
+/// Transactions back to back, each begun the moment the one before it committed: with
+/// transactions v2 every EndTxn gives a new epoch, and each transaction's batches must carry
+/// its own. The writer's task once read the epoch before looking for new batches, so a task
+/// preempted in between sent a transaction's first batches with the previous epoch: the
+/// broker answered INVALID_PRODUCER_EPOCH and the Writer reported itself fenced (seen in CI
+/// in `kafkit perf produce --transactional-id`; about once in 2,000 transactions on 2 busy
+/// cores). Runs on two worker threads, so the task and the transactions run side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_transactions_each_carry_their_own_epoch() {
+    let addr = common::kafka().addr();
+    let topic = unique_topic("txn-b2b");
+    common::create_topics(&addr, &[TopicConfig::new(&topic, 1)]).await;
+    let w =
+        Writer::new(&[addr.as_str()], txn_writer_config(&topic, &unique_topic("txn-b2b-id"))).await.expect("writer");
+    w.init_transactions().await.expect("init_transactions");
+    let first = w.producer_id_and_epoch().expect("a producer id");
+    let mut all = Vec::new();
+    for t in 0..400 {
+        let vs = values(&format!("t{t}"), 5);
+        w.begin_transaction().await.unwrap();
+        write_txn(&w, &vs).await;
+        if let Err(e) = w.commit_transaction().await {
+            panic!("transaction {t}: {e}");
+        }
+        all.extend(vs);
+    }
+    // One producer id, and with v2 one epoch more per commit.
+    let last = w.producer_id_and_epoch().expect("a producer id");
+    assert_eq!(last.0, first.0);
+    if w.transactions_v2() {
+        assert_eq!(last.1, first.1 + 400, "{first:?} -> {last:?}");
+    }
+    w.close().await.expect("close");
+    assert_eq!(read_all(&addr, &topic, IsolationLevel::ReadCommitted, all.len()).await, all);
+}
+
 /// A second writer with the same transactional id fences the first: the first's commit and
 /// every later call fail with ProducerFenced, its open transaction is aborted, and the new
 /// writer's transactions go through.

@@ -116,7 +116,6 @@ impl Engine {
         let mut watch = tokio::time::interval(crate::cluster::SILENT / 2);
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.txn_sync();
             if self.bump_needed && tasks.is_empty() {
                 self.bump_epoch().await;
             }
@@ -164,7 +163,8 @@ impl Engine {
     /// partition's in-flight limit, with no resend pending). Returns them with the next time
     /// a queued batch becomes ready or expires.
     fn take_ready(&mut self) -> (Vec<(PartKey, OpenBatch)>, Option<Instant>) {
-        let sh = &*self.shared;
+        let shared = Arc::clone(&self.shared);
+        let sh = &*shared;
         let cfg = &sh.config;
         let now = Instant::now();
         let mut ready = Vec::new();
@@ -172,6 +172,11 @@ impl Engine {
         let mut wake = None;
         {
             let mut guard = lock(&sh.acc);
+            // A transaction's records reach the accumulator only after the EndTxn before it
+            // gave the new epoch, so with the accumulator locked the epoch read now is
+            // theirs. Read before the lock, it could be the previous transaction's: its
+            // batches would go out with a stale epoch and meet INVALID_PRODUCER_EPOCH.
+            self.txn_sync();
             let acc = &mut *guard;
             let (generation, closed) = (acc.generation, acc.closed);
             for t in acc.topics.values_mut() {

@@ -200,7 +200,7 @@ pub(crate) fn name(s: &State) -> &'static str {
 /// The writer task's side of transactions.
 impl Engine {
     /// Takes a new producer id or epoch once nothing is in flight: every partition's
-    /// sequence starts again at 0.
+    /// sequence starts again at 0. `take_ready` calls it with the accumulator locked.
     pub(crate) fn txn_sync(&mut self) {
         let Some(t) = self.shared.txn.as_ref() else { return };
         let (gen, producer) = {
