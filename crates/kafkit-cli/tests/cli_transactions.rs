@@ -23,7 +23,10 @@ fn transactional_produce_commits_per_n_records_and_read_committed_reads_them() {
     ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("10 records committed in 4 transactions"), "{err}");
-    let mut got: Vec<String> = ok(&kafkit(&b.addr(), &["consume", &t, "-e", "--isolation", "read_committed"], b""))
+    // The commit returns once the coordinator accepted it; the markers that make the records
+    // readable under read_committed (and end the coordinator's PrepareCommit) land just after.
+    let consume = ["consume", t.as_str(), "-e", "--isolation", "read_committed"];
+    let mut got: Vec<String> = poll_until(&b.addr(), &consume, "10 committed records", |o| o.lines().count() >= 10)
         .lines()
         .map(String::from)
         .collect();
@@ -32,9 +35,10 @@ fn transactional_produce_commits_per_n_records_and_read_committed_reads_them() {
     want.sort();
     assert_eq!(got, want);
 
-    let d = ok(&kafkit(&b.addr(), &["transactions", "describe", &id], b""));
+    let d = poll_until(&b.addr(), &["transactions", "describe", &id], "CompleteCommit", |d| {
+        d.contains("state\tCompleteCommit")
+    });
     assert!(d.contains(&format!("transactional id {id}")), "{d}");
-    assert!(d.contains("state\tCompleteCommit"), "{d}");
     let l = ok(&kafkit(&b.addr(), &["transactions", "list"], b""));
     assert!(l.lines().any(|line| line.starts_with(&format!("{id}\t")) && line.ends_with("CompleteCommit")), "{l}");
 }
@@ -59,7 +63,9 @@ fn a_failed_record_aborts_its_transaction_and_the_exit_code_says_so() {
         err.contains("the open transaction was aborted") && err.contains("2 of 5 records committed in 1 transactions"),
         "{err}"
     );
-    let got = ok(&kafkit(&b.addr(), &["consume", &t, "-e", "--isolation", "read_committed"], b""));
+    // The abort's markers land after the exit; until then read_committed may stop short.
+    let consume = ["consume", t.as_str(), "-e", "--isolation", "read_committed"];
+    let got = poll_until(&b.addr(), &consume, "2 committed records", |o| o.lines().count() >= 2);
     assert_eq!(got.lines().collect::<Vec<_>>(), ["c1", "c2"]);
     // A bad combination is refused before anything is sent.
     let out = kafkit(&b.addr(), &["produce", &t, "--transactional-id", &id, "--acks", "1"], b"z\n");
@@ -169,11 +175,11 @@ fn ctrl_c_with_no_open_transaction_exits_non_zero() {
 
 /// `kafkit perf produce --transactional-id`: 200 transactions of 100 keyed records over 6
 /// partitions, all committed, and (one connection per partition leader for a transactional
-/// writer) almost no resends: with two, the broker failed the older of a transaction's two
-/// concurrent Produce requests in most transactions (NOT_ENOUGH_REPLICAS, "unable to verify
-/// the partition has been added to the transaction").
+/// writer) resends in only a few of them: with two, the broker failed the older of a
+/// transaction's two concurrent Produce requests in most transactions (NOT_ENOUGH_REPLICAS,
+/// "unable to verify the partition has been added to the transaction").
 #[test]
-fn perf_produce_in_transactions_reports_them_and_needs_no_resends() {
+fn perf_produce_in_transactions_reports_them_with_few_resends() {
     let b = common::kafka();
     let t = unique_topic("cli-txn-perf");
     let id = unique_topic("cli-txn-perf-id");
@@ -199,7 +205,12 @@ fn perf_produce_in_transactions_reports_them_and_needs_no_resends() {
     assert_eq!(r["transactions"], 200, "{r}");
     assert!(r["transactions_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{r}");
     assert!(r["produce_requests"].as_u64().is_some_and(|n| n >= 200), "{r}");
-    assert!(r["produce_resends"].as_u64().is_some_and(|n| n < 10), "{r}");
+    // Resends come six at a time, one per partition: the just-created topic's first
+    // batches meet NOT_LEADER_OR_FOLLOWER until its partition leaders serve it, and now and
+    // then a transaction's first batches meet CONCURRENT_TRANSACTIONS while the markers of
+    // the one before are written (0 to 12 resends in 16 runs on 2 busy cores). Two
+    // connections per leader resent in most of the 200 transactions.
+    assert!(r["produce_resends"].as_u64().is_some_and(|n| n < 40), "{r}");
     let got = ok(&kafkit(&b.addr(), &["consume", &t, "-c", "20000", "--isolation", "read_committed"], b""));
     assert_eq!(got.lines().count(), 20000);
     // Values of random text: not one repeated byte.

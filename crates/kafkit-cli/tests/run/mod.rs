@@ -13,11 +13,16 @@ pub fn command(broker: &str, args: &[&str]) -> Command {
     cmd
 }
 
-/// Runs `cmd` with `stdin` as its input and waits for its output.
+/// Runs `cmd` with `stdin` as its input and waits for its output. kafkit may exit before it
+/// has read all of its input (an error it meets first): the pipe it closed is then not this
+/// function's failure, and the output it returns says what happened.
 pub fn run(cmd: &mut Command, stdin: &[u8]) -> Output {
     let mut child =
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run kafkit");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    match child.stdin.take().expect("stdin").write_all(stdin) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.expect("write stdin"),
+    }
     child.wait_with_output().expect("kafkit output")
 }
 
