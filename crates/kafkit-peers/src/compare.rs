@@ -293,6 +293,25 @@ async fn prepare(addr: &str, topic: &str, w: &Workload, p: &Payload) -> Result<(
     // fit: Kafka's default max.message.bytes (1,048,588) would refuse the fullest.
     let config = TopicConfig::new(topic, 6).with_config("max.message.bytes", TOPIC_MAX_MESSAGE_BYTES.to_string());
     conn.create_topics(&[config]).await.map_err(e)?;
+    // CreateTopics answers once the controller has the topic; its partition leaders serve it
+    // a moment later, and a client that starts meanwhile may be told it does not exist
+    // (kafka-go's Writer fails on that UNKNOWN_TOPIC_OR_PARTITION rather than retrying).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for partition in 0..6 {
+        loop {
+            let served = match kafkit::Dialer::new().dial_leader(addr, topic, partition).await {
+                Ok(pc) => pc.read_offsets().await.map(|_| ()),
+                Err(err) => Err(err),
+            };
+            match served {
+                Ok(()) => break,
+                Err(err) if err.is_retriable() && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                Err(err) => return Err(format!("{topic}/{partition} is not served: {err}")),
+            }
+        }
+    }
     if w.op == "consume" {
         let cfg = WriterConfig::default().with_topic(topic).with_compression(codec(w.codec)?).with_batch_size(1 << 20);
         let writer = Writer::new(&[addr], cfg).await.map_err(e)?;
