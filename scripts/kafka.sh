@@ -12,6 +12,8 @@
 #                          own for a proxy the test starts: NODEi_PROXIED (where the broker listens)
 #                          and NODEi_PROXIED_ADVERTISED (where the proxy must listen)
 #       --owner PID        stop the cluster when process PID exits (tests pass their own pid)
+#       --jmx              every node serves JMX (no authentication, loopback) at NODEi_JMX, for
+#                          `java scripts/kafka/Requests.java NODEi_JMX` (request counts per API)
 #   scripts/kafka.sh stop DIR [KILL]       # stops every node (SIGTERM: controlled shutdown; KILL: at
 #                                          # once), then removes DIR
 #   scripts/kafka.sh start-node DIR I      # (re)starts node I (1-based) on its config and data
@@ -124,13 +126,14 @@ jaas_lines() { # listener name, lower case
 
 start_cluster() {
   local dir=$1; shift
-  local nodes=1 v=$DEFAULT_VERSION owner="" proxied=0 sets=()
+  local nodes=1 v=$DEFAULT_VERSION owner="" proxied=0 jmx=0 sets=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) nodes=$2; shift 2 ;;
       --version) v=$2; shift 2 ;;
       --set) sets+=("$2"); shift 2 ;;
       --proxied) proxied=1; shift ;;
+      --jmx) jmx=1; shift ;;
       --owner) owner=$2; shift 2 ;;
       *) echo "kafka.sh start: unknown option $1" >&2; exit 2 ;;
     esac
@@ -144,6 +147,7 @@ start_cluster() {
   dir=$(cd "$dir" && pwd)
   make_certs "$dir/tls"
   local per=7; [ "$proxied" = 1 ] && per=9
+  [ "$jmx" = 1 ] && per=$((per + 1))
   local ports; read -r -a ports <<<"$(free_ports $((nodes * per)))"
   local rf=$((nodes < 3 ? nodes : 3)) isr=$((nodes < 3 ? 1 : 2)) voters="" i
   for i in $(seq 1 "$nodes"); do
@@ -171,6 +175,14 @@ start_cluster() {
       protocols+=",PROXIED:PLAINTEXT"
       echo "NODE${i}_PROXIED=127.0.0.1:$q" >>"$env"
       echo "NODE${i}_PROXIED_ADVERTISED=127.0.0.1:$qa" >>"$env"
+    fi
+    local jmx_flags=""
+    if [ "$jmx" = 1 ]; then
+      local j=${ports[$((o + per - 1))]}
+      jmx_flags="-Dcom.sun.management.jmxremote.port=$j -Dcom.sun.management.jmxremote.rmi.port=$j"
+      jmx_flags+=" -Dcom.sun.management.jmxremote.host=127.0.0.1 -Djava.rmi.server.hostname=127.0.0.1"
+      jmx_flags+=" -Dcom.sun.management.jmxremote.authenticate=false -Dcom.sun.management.jmxremote.ssl=false"
+      echo "NODE${i}_JMX=127.0.0.1:$j" >>"$env"
     fi
     {
       echo "# kafkit test cluster node $i of $nodes (Kafka $v), written by scripts/kafka.sh"
@@ -234,7 +246,7 @@ start_cluster() {
 #!/usr/bin/env bash
 cd "$nd"
 exec java ${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \\
-  -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \\
+  -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true $jmx_flags \\
   -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" -Dkafka.logs.dir="$nd" \\
   -cp "$libs/*" kafka.Kafka "$nd/server.properties"
 EOF

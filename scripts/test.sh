@@ -33,7 +33,8 @@ trap 'rm -f "$counts"; scripts/kafka.sh stop "$run-4.4.0" KILL; scripts/kafka.sh
 
 step "unit, doc, property, golden, differential and integration tests (Apache Kafka 4.4.0)"
 export KAFKIT_TEST_CLUSTER
-KAFKIT_TEST_CLUSTER=$(scripts/kafka.sh start "$run-4.4.0" --version 4.4.0 --owner $$)
+# --jmx: kafkit-peers' comparison test counts the requests the node handles.
+KAFKIT_TEST_CLUSTER=$(scripts/kafka.sh start "$run-4.4.0" --version 4.4.0 --jmx --owner $$)
 cargo test --workspace --all-features --no-fail-fast 2>&1 | tee -a "$counts"
 scripts/kafka.sh stop "$run-4.4.0" KILL
 

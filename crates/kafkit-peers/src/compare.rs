@@ -14,9 +14,18 @@ pub struct Args {
     /// `/proc/PID/stat`) is counted for each run. Without it the broker column says n/a.
     #[arg(long, requires = "brokers")]
     broker_pid: Option<u32>,
+    /// With `--brokers`: the broker's JMX (HOST:PORT; `scripts/kafka.sh start DIR --jmx`
+    /// writes it as NODE1_JMX), from which the requests it handled during each run are
+    /// counted (`crate::requests`). Without it the requests column says n/a.
+    #[arg(long, requires = "brokers")]
+    broker_jmx: Option<String>,
     /// Repetitions of every cell (the table shows medians).
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Skip the warm-up: by default each workload starts with one kafkit run that is not
+    /// counted, as the broker's first runs cost it about twice the CPU of later ones.
+    #[arg(long)]
+    no_warmup: bool,
     /// Scales every workload's record count (0.01 for a quick check).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
@@ -163,6 +172,8 @@ pub struct Run {
     /// The broker's CPU (user + system seconds) over the run; NaN when its process is not
     /// known.
     pub broker_cpu_s: f64,
+    /// The requests the broker handled for the client over the run; NaN when not counted.
+    pub requests: f64,
 }
 
 /// The CPU (user + system, seconds) process `pid` has used so far: fields 14 and 15 of
@@ -201,6 +212,7 @@ pub fn medians(runs: &[Run]) -> Run {
         rss_bytes: median(runs.iter().map(|r| r.rss_bytes).collect()),
         p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
         broker_cpu_s: median(runs.iter().map(|r| r.broker_cpu_s).collect()),
+        requests: median(runs.iter().map(|r| r.requests).collect()),
     }
 }
 
@@ -241,6 +253,7 @@ fn parse_report(stdout: &str) -> Result<Run, String> {
         rss_bytes: f("peak_rss_bytes")?,
         p99_ms: v["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
         broker_cpu_s: f64::NAN,
+        requests: f64::NAN,
     })
 }
 
@@ -421,15 +434,35 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let external = External::build()?;
     let broker = start_broker(&args)?;
+    let counter = match &args.broker_jmx {
+        Some(addr) => Some(crate::requests::Counter::new(addr, &std::env::temp_dir())?),
+        None => None,
+    };
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let mut raw = match &args.raw {
         Some(p) => Some(std::fs::File::create(p).map_err(|e| e.to_string())?),
         None => None,
     };
     let stamp = std::process::id();
+    let bench = Bench {
+        broker: &broker,
+        counter: counter.as_ref(),
+        rt: &rt,
+        kafkit: &kafkit,
+        external: &external,
+        text: &text_file.0,
+        key_size,
+    };
     let mut table = Vec::new();
     for (wi, w) in chosen.into_iter().enumerate() {
         let payload = payloads.iter().find(|(s, _, _)| *s == w.size).map(|(_, p, _)| p).ok_or("no payload")?;
+        if !args.no_warmup {
+            // The broker's JIT compiles its produce and fetch paths during the first runs
+            // (every client's broker CPU was about twice as high in the first repetition):
+            // one kafkit run of the workload first, not counted.
+            let (r, _, _) = bench.once(CLIENTS[0], &w, payload, &format!("peers-{stamp}-{wi}-warmup"))?;
+            eprintln!("{:<28} warm-up {:<10} {:>6.3} s CPU (not counted)", w.name(), CLIENTS[0], r.cpu_s);
+        }
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CLIENTS.len()];
         for rep in 0..args.reps {
             // Rotate who goes first, so no client always meets the broker fresher.
@@ -437,45 +470,24 @@ pub fn run(args: Args) -> Result<(), String> {
                 let ci = (k + rep) % CLIENTS.len();
                 let client = CLIENTS[ci];
                 let topic = format!("peers-{stamp}-{wi}-{rep}-{client}");
-                rt.block_on(prepare(&broker.addr, &topic, &w, payload))?;
-                let broker_cpu = || broker.pid.map(process_cpu_s).transpose();
-                let before = broker_cpu()?;
-                let out = client_command(client, &kafkit, &external, &broker.addr, &topic, &w, &text_file.0, key_size)
-                    .output()
-                    .map_err(|e| format!("{client}: {e}"))?;
-                let after = broker_cpu()?;
-                rt.block_on(delete_topic(&broker.addr, &topic));
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                if !out.status.success() {
-                    return Err(format!(
-                        "{client} on {}: {}{}",
-                        w.name(),
-                        stdout,
-                        String::from_utf8_lossy(&out.stderr)
-                    ));
-                }
-                let mut r = parse_report(&stdout)?;
-                // The broker's CPU over the whole process run (its start and end included,
-                // as they are the client's doing too).
-                r.broker_cpu_s = match (before, after) {
-                    (Some(b), Some(a)) => a - b,
-                    _ => f64::NAN,
-                };
+                let (r, per_api, stdout) = bench.once(client, &w, payload, &topic)?;
                 eprintln!(
-                    "{:<28} rep {} {:<13} {:>6.3} s CPU {:>10.0} rec/s {:>6.1} MiB, broker {:>6.3} s CPU",
+                    "{:<28} rep {} {:<13} {:>6.3} s CPU {:>10.0} rec/s {:>6.1} MiB, broker {:>6.3} s CPU, requests {:?}",
                     w.name(),
                     rep + 1,
                     client,
                     r.cpu_s,
                     r.records_per_sec,
                     r.rss_bytes / 1048576.0,
-                    r.broker_cpu_s
+                    r.broker_cpu_s,
+                    per_api
                 );
                 if let Some(f) = raw.as_mut() {
                     use std::io::Write;
+                    let per_api = serde_json::to_string(&per_api).unwrap_or_default();
                     let _ = writeln!(
                         f,
-                        "{{\"workload\":{:?},\"client\":{client:?},\"rep\":{rep},\"report\":{}}}",
+                        "{{\"workload\":{:?},\"client\":{client:?},\"rep\":{rep},\"broker_requests\":{per_api},\"report\":{}}}",
                         w.name(),
                         stdout.trim()
                     );
@@ -490,6 +502,81 @@ pub fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// What one measured run needs.
+struct Bench<'a> {
+    broker: &'a Broker,
+    counter: Option<&'a crate::requests::Counter>,
+    rt: &'a tokio::runtime::Runtime,
+    kafkit: &'a Path,
+    external: &'a External,
+    text: &'a Path,
+    key_size: usize,
+}
+
+impl Bench<'_> {
+    /// Runs `client` on workload `w` on a new topic `topic`, then deletes it. Returns its
+    /// figures, the requests the broker handled for it per API, and its report.
+    ///
+    /// The broker's CPU is read once the broker is quiet before the run and again once it is
+    /// quiet after it ([`quiet_cpu_s`]), so work the broker does after a run (its response
+    /// sends, log flushes, collecting the run's garbage) is the run's, not the next one's.
+    fn once(
+        &self,
+        client: &str,
+        w: &Workload,
+        payload: &Payload,
+        topic: &str,
+    ) -> Result<(Run, crate::requests::Counts, String), String> {
+        self.rt.block_on(prepare(&self.broker.addr, topic, w, payload))?;
+        let broker_cpu = || self.broker.pid.map(quiet_cpu_s).transpose();
+        let requests = || self.counter.map(|c| c.read()).transpose();
+        let (requests_before, before) = (requests()?, broker_cpu()?);
+        let out =
+            client_command(client, self.kafkit, self.external, &self.broker.addr, topic, w, self.text, self.key_size)
+                .output()
+                .map_err(|e| format!("{client}: {e}"))?;
+        let (after, requests_after) = (broker_cpu()?, requests()?);
+        self.rt.block_on(delete_topic(&self.broker.addr, topic));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!("{client} on {}: {}{}", w.name(), stdout, String::from_utf8_lossy(&out.stderr)));
+        }
+        let mut r = parse_report(&stdout)?;
+        // The broker's CPU over the whole process run (its start and end included, as they
+        // are the client's doing too).
+        r.broker_cpu_s = match (before, after) {
+            (Some(b), Some(a)) => a - b,
+            _ => f64::NAN,
+        };
+        let per_api = match (&requests_before, &requests_after) {
+            (Some(b), Some(a)) => {
+                let (per, total) = crate::requests::between(b, a);
+                r.requests = total as f64;
+                per
+            }
+            _ => Default::default(),
+        };
+        Ok((r, per_api, stdout))
+    }
+}
+
+/// Process `pid`'s CPU ([`process_cpu_s`]) once it is quiet: once it used at most one clock
+/// tick (10 ms) in 300 ms, as an idle Kafka node does (about 1.4% of a core: heartbeats to
+/// its controller), or after 10 s.
+fn quiet_cpu_s(pid: u32) -> Result<f64, String> {
+    const WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut last = process_cpu_s(pid)?;
+    loop {
+        std::thread::sleep(WINDOW);
+        let now = process_cpu_s(pid)?;
+        if now - last <= 0.0101 || std::time::Instant::now() >= give_up {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
 fn cell(w: &Workload, r: &Run) -> String {
     let rate = if r.records_per_sec >= 1e6 {
         format!("{:.2}M/s", r.records_per_sec / 1e6)
@@ -501,8 +588,14 @@ fn cell(w: &Workload, r: &Run) -> String {
     } else {
         format!("{:.2} µs/rec", r.broker_cpu_s * 1e6 / w.records as f64)
     };
+    let requests = if r.requests.is_nan() {
+        "n/a".to_string()
+    } else {
+        // Requests of the whole process run, over the timed part's length.
+        format!("{:.0} req/s", r.requests * r.records_per_sec / w.records as f64)
+    };
     format!(
-        "{:.2} s ({:.2} µs/rec), {rate}, {:.0} MiB; broker {broker}",
+        "{:.2} s ({:.2} µs/rec), {rate}, {:.0} MiB; broker {broker}, {requests}",
         r.cpu_s,
         r.cpu_s * 1e6 / w.records as f64,
         r.rss_bytes / 1048576.0
@@ -552,16 +645,25 @@ mod tests {
     #[test]
     fn medians_and_ratios_pick_the_best_peer_per_column() {
         let runs = [
-            Run { cpu_s: 3.0, records_per_sec: 10.0, rss_bytes: 5.0, p99_ms: 1.0, broker_cpu_s: 1.0 },
-            Run { cpu_s: 1.0, records_per_sec: 30.0, rss_bytes: 9.0, p99_ms: 2.0, broker_cpu_s: 3.0 },
-            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 7.0, p99_ms: 3.0, broker_cpu_s: 2.0 },
+            Run { cpu_s: 3.0, records_per_sec: 10.0, rss_bytes: 5.0, p99_ms: 1.0, broker_cpu_s: 1.0, requests: 50.0 },
+            Run { cpu_s: 1.0, records_per_sec: 30.0, rss_bytes: 9.0, p99_ms: 2.0, broker_cpu_s: 3.0, requests: 90.0 },
+            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 7.0, p99_ms: 3.0, broker_cpu_s: 2.0, requests: 70.0 },
         ];
         let m = medians(&runs);
         assert_eq!((m.cpu_s, m.records_per_sec, m.rss_bytes, m.p99_ms, m.broker_cpu_s), (2.0, 20.0, 7.0, 2.0, 2.0));
-        let kafkit = Run { cpu_s: 1.0, records_per_sec: 40.0, rss_bytes: 6.0, p99_ms: 0.0, broker_cpu_s: 3.0 };
+        assert_eq!(m.requests, 70.0);
+        let kafkit =
+            Run { cpu_s: 1.0, records_per_sec: 40.0, rss_bytes: 6.0, p99_ms: 0.0, broker_cpu_s: 3.0, requests: 0.0 };
         let peers = [
-            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 4.0, p99_ms: 0.0, broker_cpu_s: 2.0 },
-            Run { cpu_s: 4.0, records_per_sec: 32.0, rss_bytes: 8.0, p99_ms: 0.0, broker_cpu_s: f64::NAN },
+            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 4.0, p99_ms: 0.0, broker_cpu_s: 2.0, requests: 0.0 },
+            Run {
+                cpu_s: 4.0,
+                records_per_sec: 32.0,
+                rss_bytes: 8.0,
+                p99_ms: 0.0,
+                broker_cpu_s: f64::NAN,
+                requests: 0.0,
+            },
         ];
         assert_eq!(ratios(&kafkit, &peers), (0.5, 1.25, 1.5));
         assert_eq!(broker_ratio(&kafkit, &peers), 1.5);

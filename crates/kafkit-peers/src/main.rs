@@ -14,6 +14,7 @@
 mod compare;
 mod payload;
 mod peers;
+mod requests;
 
 use clap::{Parser, Subcommand};
 

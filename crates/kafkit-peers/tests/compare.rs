@@ -1,4 +1,5 @@
-//! The harness end to end, small: on the run's shared Apache Kafka node, it runs kafkit, rdkafka,
+//! The harness end to end, small: on the run's shared Apache Kafka node (its CPU and, over JMX,
+//! its request counts measured), it runs kafkit, rdkafka,
 //! rdkafka without idempotence, rskafka, the Java client (tuned and with its defaults), franz-go
 //! and kafka-go on all eight
 //! workloads at 0.5% of their size, once, and prints the table. What
@@ -22,8 +23,11 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     let shared = kafkit_testbed::Cluster::shared();
     let brokers = shared.bootstrap();
     let pid = shared.pid(1).expect("the shared node's pid").to_string();
+    // scripts/test.sh starts the shared node with --jmx.
+    let jmx = shared.jmx(1).expect("the shared node serves JMX (scripts/kafka.sh start --jmx)");
     let out = Command::new(exe)
-        .args(["compare", "--brokers", &brokers, "--broker-pid", &pid, "--scale", "0.005", "--reps", "1", "--kafkit"])
+        .args(["compare", "--brokers", &brokers, "--broker-pid", &pid, "--broker-jmx", &jmx])
+        .args(["--scale", "0.005", "--reps", "1", "--kafkit"])
         .arg(&kafkit)
         .output()
         .expect("kafkit-peers runs");
@@ -54,12 +58,15 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
         // The workload, eight clients, four ratios.
         assert_eq!(cells.len(), 13, "{row}");
         for client in &cells[1..9] {
-            // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB; broker 0.52 µs/rec" (or "2.5k/s"):
-            // every client figure positive; the broker's measured (at 0.5% size a run may cost
-            // it less than one clock tick).
+            // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB; broker 0.52 µs/rec, 135 req/s" (or
+            // "2.5k/s"): every client figure positive; the broker's measured (at 0.5% size a
+            // run may cost it less than one clock tick); every client sent requests.
             let (client, broker) = client.split_once("; broker ").unwrap_or((client, ""));
+            let (broker, requests) = broker.split_once(", ").unwrap_or((broker, ""));
             let broker: f64 = broker.strip_suffix(" µs/rec").and_then(|b| b.parse().ok()).unwrap_or(f64::NAN);
             assert!(broker >= 0.0, "no broker CPU in {row}");
+            let requests: f64 = requests.strip_suffix(" req/s").and_then(|r| r.parse().ok()).unwrap_or(f64::NAN);
+            assert!(requests > 0.0, "no requests counted in {row}");
             let rate = client.split(", ").nth(1).unwrap_or("");
             let rate: f64 = match (rate.strip_suffix("M/s"), rate.strip_suffix("k/s")) {
                 (Some(m), _) => m.parse::<f64>().map_or(0.0, |m| m * 1e6),
@@ -80,10 +87,13 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
             assert!(r.is_finite() && r > 0.0, "ratio {ratio:?} in {row}");
         }
     }
-    // Each run's progress line names its client: all three ran every workload.
+    // Each run's progress line names its client: every client ran every workload once, after
+    // one uncounted kafkit warm-up per workload.
+    let runs = |what: &str| stderr.lines().filter(|l| l.contains(what)).count();
     for client in ["kafkit", "rdkafka", "rdkafka-plain", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"] {
-        assert_eq!(stderr.lines().filter(|l| l.contains(&format!(" {client} "))).count(), 8, "{client}:\n{stderr}");
+        assert_eq!(runs(&format!(" rep 1 {client} ")), 8, "{client}:\n{stderr}");
     }
+    assert_eq!(runs(" warm-up kafkit "), 8, "{stderr}");
 }
 
 /// The records `kafkit-peers client <client> produce` put on a new topic of 6 partitions,

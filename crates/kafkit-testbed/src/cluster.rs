@@ -261,6 +261,12 @@ impl Cluster {
         )
     }
 
+    /// Where node `i` serves JMX (HOST:PORT), when the cluster was started with
+    /// `scripts/kafka.sh start --jmx` (as scripts/test.sh starts the run's shared node).
+    pub fn jmx(&self, i: usize) -> Option<String> {
+        self.env.get(&format!("NODE{i}_JMX")).map(|a| a.to_string())
+    }
+
     /// The PEM files of this cluster's certificates.
     pub fn tls(&self) -> TlsFiles {
         let d = PathBuf::from(self.get("TLS_DIR"));
