@@ -81,26 +81,27 @@ impl Counter {
         let c = Counter { addr: addr.to_string(), classes, child, io: Mutex::new((stdin, BufReader::new(stdout))) };
         // It prints the counts once as it starts: a broker that serves no JMX there fails
         // now, not after the first client's run.
-        c.block()?;
+        c.exchange(false)?;
         Ok(c)
     }
 
     /// The broker's counts since it started, per API.
     pub fn read(&self) -> Result<Counts, String> {
-        {
-            let mut io = self.io.lock().unwrap_or_else(|p| p.into_inner());
-            io.0.write_all(b"\n").and_then(|()| io.0.flush()).map_err(|e| self.failed(e))?;
-        }
-        self.block()
+        self.exchange(true)
     }
 
-    /// One block of counts: lines up to an empty one.
-    fn block(&self) -> Result<Counts, String> {
+    /// Asks for the counts (`ask`: a line to its stdin) and reads the block that answers:
+    /// lines up to an empty one. One lock holds the question and its answer together.
+    fn exchange(&self, ask: bool) -> Result<Counts, String> {
         let mut io = self.io.lock().unwrap_or_else(|p| p.into_inner());
+        let (stdin, stdout) = &mut *io;
+        if ask {
+            stdin.write_all(b"\n").and_then(|()| stdin.flush()).map_err(|e| self.failed(e))?;
+        }
         let mut text = String::new();
         loop {
             let mut line = String::new();
-            if io.1.read_line(&mut line).map_err(|e| self.failed(e))? == 0 {
+            if stdout.read_line(&mut line).map_err(|e| self.failed(e))? == 0 {
                 return Err(self.failed("it exited (its error is above)"));
             }
             if line.trim().is_empty() {
