@@ -88,6 +88,9 @@ func franzProduce(a *args) (report, error) {
 	ctx := context.Background()
 	t0 := time.Now()
 	for i := uint64(0); i < a.records; i++ {
+		if d := pace(t0, i, a.rate); d > 0 {
+			time.Sleep(d)
+		}
 		if len(slab) == 0 {
 			slab = make([]kgo.Record, recordSlab)
 		}

@@ -124,6 +124,17 @@ func kafkaGoProduce(a *args) (report, error) {
 	}
 	t0 := time.Now()
 	for i := uint64(0); i < a.records; i++ {
+		if d := pace(t0, i, a.rate); d > 0 {
+			// Paced: hand over what waits before sleeping, so no record waits for a
+			// slice to fill.
+			if len(msgs) > 0 {
+				if err := send(); err != nil {
+					_ = w.Close()
+					return report{}, err
+				}
+			}
+			time.Sleep(pace(t0, i, a.rate))
+		}
 		msgs = append(msgs, kafka.Message{
 			Key:        ar.key(p, i),
 			Value:      ar.value(p, i),

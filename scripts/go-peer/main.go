@@ -63,12 +63,13 @@ type args struct {
 	compression string // none, lz4, gzip, snappy or zstd (produce)
 	payloadText string // the text values are cut from (produce); see payload.go
 	partitions  int    // partitions of the topic, which exists already (6)
+	rate        uint64 // records per second to send at (produce; 0: as fast as the client takes them)
 	json        bool
 }
 
 const usage = `usage: go-peer <franz-go|kafka-go> <produce|consume> TOPIC [--brokers HOST:PORT[,...]]
     [--records N] [--record-size BYTES] [--key-size BYTES] [--compression none|lz4|gzip|snappy|zstd]
-    [--payload-text PATH] [--partitions N] [--json]`
+    [--payload-text PATH] [--partitions N] [--rate RECORDS_PER_SEC] [--json]`
 
 func parseArgs(argv []string) (*args, error) {
 	if len(argv) < 3 {
@@ -98,6 +99,7 @@ func parseArgs(argv []string) (*args, error) {
 	fs.StringVar(&a.compression, "compression", "none", "none, lz4, gzip, snappy or zstd")
 	fs.StringVar(&a.payloadText, "payload-text", "", "the text values are cut from: raw, or an lz4 frame")
 	fs.IntVar(&a.partitions, "partitions", 6, "partitions of the topic")
+	fs.Uint64Var(&a.rate, "rate", 0, "records per second to send at (produce; 0: as fast as the client takes them)")
 	fs.BoolVar(&a.json, "json", false, "print the report as one JSON object")
 	if err := fs.Parse(argv[3:]); err != nil {
 		return nil, fmt.Errorf("%v\n%s", err, usage)
@@ -265,6 +267,15 @@ func (r report) print(asJSON bool) error {
 }
 
 // micros: d in whole microseconds, clamped to a uint32.
+// pace: how long until record i is due when records are sent at rate per second from t0
+// (kafkit_cli::report::Pace); 0 when it is due already or rate is 0.
+func pace(t0 time.Time, i, rate uint64) time.Duration {
+	if rate == 0 {
+		return 0
+	}
+	return time.Until(t0.Add(time.Duration(float64(i) * 1e9 / float64(rate))))
+}
+
 func micros(d time.Duration) uint32 {
 	return uint32(min(max(d.Microseconds(), 0), math.MaxUint32))
 }

@@ -16,6 +16,7 @@
 //                         present, else random words]
 //   --compression C       none|gzip|snappy|lz4|zstd (produce) [none]
 //   --partitions P        partitions of the topic (it exists already) [6]
+//   --rate R              records per second to send at (perf_produce; 0: at once) [0]
 //   --timeout-ms T        how long the load may take before it fails [300000]
 //   --java-defaults       produce with the Java client's defaults but for acks=all and the
 //                         compression (consume: no effect, it always runs on the defaults)
@@ -47,6 +48,7 @@ import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -109,6 +111,8 @@ final class Perf {
         String payloadText;
         String compression = "none";
         int partitions = 6;
+        /** Records per second to send at (perf_produce; 0: as fast as the client takes them). */
+        long rate;
         /** Milliseconds the whole load may take. */
         long timeoutMs = 300_000;
         boolean javaDefaults;
@@ -146,6 +150,7 @@ final class Perf {
                             case "payload-text" -> o.payloadText = value;
                             case "compression" -> o.compression = value;
                             case "partitions" -> o.partitions = (int) number(name, value, 1, 1 << 20);
+                            case "rate" -> o.rate = number(name, value, 0, 1_000_000_000);
                             case "timeout-ms" -> o.timeoutMs = number(name, value, 1, Long.MAX_VALUE / 2_000_000);
                             default -> throw new Failure("unknown option --" + name);
                         }
@@ -530,6 +535,11 @@ final class Perf {
             cpu0 = processCpuNanos();
             t0 = System.nanoTime();
             for (int i = 0; i < n; i++) {
+                if (o.rate > 0) {
+                    // Record i is due i / rate seconds after the start (kafkit_cli::report::Pace).
+                    long wait = t0 + i * 1_000_000_000L / o.rate - System.nanoTime();
+                    if (wait > 0) LockSupport.parkNanos(wait);
+                }
                 byte[] key = payload.key(i), value = payload.value(i);
                 int partition = i % o.partitions;
                 final int at = i;

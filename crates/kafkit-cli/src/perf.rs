@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use kafkit::{Acks, Compression, Error, Message, Reader, ReaderConfig, TopicConfig, Writer, WriterConfig};
-use kafkit_cli::report::{Acknowledgements, Receipts, Report};
+use kafkit_cli::report::{Acknowledgements, Pace, Receipts, Report};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 #[derive(clap::Args)]
@@ -148,13 +148,10 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
     };
     let mut acked = Acknowledgements::new(a.records);
     let started = acked.started();
+    let pace = Pace::new(started, a.rate);
     for i in 0..a.records {
-        if a.rate > 0 {
-            let due = started + Duration::from_secs_f64(i as f64 / a.rate as f64);
-            let now = Instant::now();
-            if due > now {
-                tokio::time::sleep(due - now).await;
-            }
+        if let Some(d) = pace.wait(i) {
+            tokio::time::sleep(d).await;
         }
         let key = (a.key_size > 0).then(|| {
             let k = format!("{:0width$}", i % 100_000, width = a.key_size);
@@ -192,13 +189,10 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
     let mut r = Reader::with_cluster(c, config).await.map_err(e)?;
     let (mut n, mut bytes) = (0u64, 0u64);
     let mut receipts = Receipts::with_capacity(a.records.min(1 << 24) as usize);
+    let pace = Pace::new(started, a.max_rate);
     while n < a.records {
-        if a.max_rate > 0 {
-            let due = started + Duration::from_secs_f64(n as f64 / a.max_rate as f64);
-            let now = Instant::now();
-            if due > now {
-                tokio::time::sleep(due - now).await;
-            }
+        if let Some(d) = pace.wait(n) {
+            tokio::time::sleep(d).await;
         }
         let Some(m) = receipts.next(r.read_message(), Duration::from_secs(30)).await else {
             return Err(format!("only {n} of {} records could be read in time", a.records));

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Records between two readings of the clock in [`Receipts`].
 pub const CLOCK_EVERY: u32 = 64;
@@ -58,6 +58,35 @@ impl Receipts {
         }
         self.left -= 1;
         self.latency_us.push((self.now_us - ts_ms.saturating_mul(1000)).clamp(0, u32::MAX as i64) as u32);
+    }
+}
+
+/// Paces a loop at a steady rate: record `i` is due `i / rate` seconds after the start, so a
+/// late record is followed at once by the next ones until the loop is on time again (the
+/// rate is kept over the run, not between two records). What `kafkit perf produce --rate`,
+/// `kafkit perf consume --max-rate` and the harness's paced runs (`kafkit-peers compare`'s
+/// latency at half load) use.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    started: Instant,
+    /// Records per second; 0: no pacing.
+    rate: u64,
+}
+
+impl Pace {
+    /// Record 0 is due at `started`; `rate` records per second after it (0: every record at
+    /// once).
+    pub fn new(started: Instant, rate: u64) -> Pace {
+        Pace { started, rate }
+    }
+
+    /// How long until record `i` is due; `None` when it is due already (or not paced).
+    pub fn wait(&self, i: u64) -> Option<Duration> {
+        if self.rate == 0 {
+            return None;
+        }
+        let due = self.started + Duration::from_secs_f64(i as f64 / self.rate as f64);
+        due.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
     }
 }
 

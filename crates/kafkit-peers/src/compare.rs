@@ -1,7 +1,9 @@
 //! The driver: one broker, every workload, every client, repeated; medians and ratios.
 
+use crate::latency::{print_latency_table, Latency};
 use crate::payload::{Arena, Payload, Text};
 use kafkit::{Compression, Message, TopicConfig, Writer, WriterConfig};
+use kafkit_cli::report::Pace;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,6 +28,10 @@ pub struct Args {
     /// counted, as the broker's first runs cost it about twice the CPU of later ones.
     #[arg(long)]
     no_warmup: bool,
+    /// Skip the latency pass: by default each workload's peak runs are followed by paced
+    /// runs at half of each client's peak rate, for p50 and p99 latency (see [`Bench::paced`]).
+    #[arg(long)]
+    no_latency: bool,
     /// Scales every workload's record count (0.01 for a quick check).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
@@ -120,7 +126,7 @@ pub const CLIENTS: [&str; 8] =
     ["kafkit", "rdkafka", "rdkafka-plain", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"];
 
 /// Column headings of [`CLIENTS`].
-const HEADINGS: [&str; 8] = [
+pub(crate) const HEADINGS: [&str; 8] = [
     "kafkit",
     "rdkafka 0.39",
     "rdkafka 0.39, not idempotent",
@@ -133,7 +139,7 @@ const HEADINGS: [&str; 8] = [
 
 /// How to start the peers that are not in this binary: the Java peer's command (one
 /// argument per element) and the Go peer's binary, each built (when missing) by its script.
-struct External {
+pub(crate) struct External {
     java: Vec<String>,
     go: PathBuf,
 }
@@ -174,6 +180,9 @@ pub struct Run {
     pub broker_cpu_s: f64,
     /// The requests the broker handled for the client over the run; NaN when not counted.
     pub requests: f64,
+    /// Consume cells: records per second at which the harness's producer filled the topic
+    /// before the run ([`prepare`]); NaN for produce cells.
+    pub fill_records_per_sec: f64,
 }
 
 /// The CPU (user + system, seconds) process `pid` has used so far: fields 14 and 15 of
@@ -195,7 +204,7 @@ pub fn process_cpu_s(pid: u32) -> Result<f64, String> {
     Ok((ticks(11)? + ticks(12)?) / hz as f64)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => f64::NAN,
@@ -213,6 +222,7 @@ pub fn medians(runs: &[Run]) -> Run {
         p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
         broker_cpu_s: median(runs.iter().map(|r| r.broker_cpu_s).collect()),
         requests: median(runs.iter().map(|r| r.requests).collect()),
+        fill_records_per_sec: median(runs.iter().map(|r| r.fill_records_per_sec).collect()),
     }
 }
 
@@ -254,12 +264,13 @@ fn parse_report(stdout: &str) -> Result<Run, String> {
         p99_ms: v["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
         broker_cpu_s: f64::NAN,
         requests: f64::NAN,
+        fill_records_per_sec: f64::NAN,
     })
 }
 
 /// A broker started for the run, stopped when dropped.
-struct Broker {
-    addr: String,
+pub(crate) struct Broker {
+    pub(crate) addr: String,
     pid: Option<u32>,
     /// Started here (and so stopped when dropped).
     owned: bool,
@@ -296,9 +307,37 @@ fn codec(c: &str) -> Result<Compression, String> {
 /// The harness's topics' `max.message.bytes`: 2 MiB.
 const TOPIC_MAX_MESSAGE_BYTES: usize = 2 << 20;
 
-/// Creates `topic` with 6 partitions, and for a consume cell fills it (untimed) with kafkit,
-/// with the records the producers send.
-async fn prepare(addr: &str, topic: &str, w: &Workload, p: &Payload) -> Result<(), String> {
+/// The harness's own producer, which fills the consume cells' topics (and writes them live
+/// during their paced runs): kafkit's Writer with the producers' settings ([`crate::peers::FAIR`]).
+pub(crate) async fn harness_writer(addr: &str, topic: &str, w: &Workload) -> Result<Writer, String> {
+    let cfg = WriterConfig::default()
+        .with_topic(topic)
+        .with_compression(codec(w.codec)?)
+        .with_linger(crate::peers::LINGER)
+        .with_batch_bytes(crate::peers::BATCH_BYTES)
+        .with_batch_size(1 << 20);
+    Writer::new(&[addr], cfg).await.map_err(|e| e.to_string())
+}
+
+/// Writes workload `w`'s records, those the producers send, to `topic` with `writer`, at
+/// `pace`; closes the writer once every one is acknowledged.
+pub(crate) async fn write_records(writer: Writer, w: &Workload, p: &Payload, pace: Pace) -> Result<(), String> {
+    let e = |e: kafkit::Error| e.to_string();
+    let mut arena = Arena::new();
+    for i in 0..w.records {
+        if let Some(d) = pace.wait(i) {
+            tokio::time::sleep(d).await;
+        }
+        let m = Message::new(arena.key(p, i), Some(arena.value(p, i)));
+        drop(writer.write(m).await.map_err(e)?);
+    }
+    writer.close().await.map_err(e)
+}
+
+/// Creates `topic` with 6 partitions, and with `fill` fills it with the harness's producer,
+/// with the records the producers send: returns the records per second of the fill (NaN
+/// without it).
+pub(crate) async fn prepare(addr: &str, topic: &str, w: &Workload, p: &Payload, fill: bool) -> Result<f64, String> {
     let e = |e: kafkit::Error| e.to_string();
     let c = kafkit::Cluster::connect(&[addr], Default::default()).await.map_err(e)?;
     let conn = c.controller(kafkit::Workload::Admin).await.map_err(e)?;
@@ -325,20 +364,16 @@ async fn prepare(addr: &str, topic: &str, w: &Workload, p: &Payload) -> Result<(
             }
         }
     }
-    if w.op == "consume" {
-        let cfg = WriterConfig::default().with_topic(topic).with_compression(codec(w.codec)?).with_batch_size(1 << 20);
-        let writer = Writer::new(&[addr], cfg).await.map_err(e)?;
-        let mut arena = Arena::new();
-        for i in 0..w.records {
-            let m = Message::new(arena.key(p, i), Some(arena.value(p, i)));
-            drop(writer.write(m).await.map_err(e)?);
-        }
-        writer.close().await.map_err(e)?;
+    if !fill {
+        return Ok(f64::NAN);
     }
-    Ok(())
+    let writer = harness_writer(addr, topic, w).await?;
+    let started = std::time::Instant::now();
+    write_records(writer, w, p, Pace::new(started, 0)).await?;
+    Ok(w.records as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn delete_topic(addr: &str, topic: &str) {
+pub(crate) async fn delete_topic(addr: &str, topic: &str) {
     if let Ok(c) = kafkit::Cluster::connect(&[addr], Default::default()).await {
         if let Ok(conn) = c.controller(kafkit::Workload::Admin).await {
             let _ = conn.delete_topics(&[topic]).await;
@@ -350,7 +385,7 @@ async fn delete_topic(addr: &str, topic: &str) {
 /// kafkit's too (with `kafkit perf produce`'s settings), and the peers' consumers run as
 /// `kafkit-peers client`, the producers on the text in `text` and with `key_size` B keys.
 #[allow(clippy::too_many_arguments)]
-fn client_command(
+pub(crate) fn client_command(
     client: &str,
     kafkit: &Path,
     external: &External,
@@ -495,22 +530,29 @@ pub fn run(args: Args) -> Result<(), String> {
                 runs[ci].push(r);
             }
         }
-        table.push((w, runs.iter().map(|r| medians(r)).collect::<Vec<_>>()));
+        let peaks: Vec<Run> = runs.iter().map(|r| medians(r)).collect();
+        let latency = if args.no_latency {
+            vec![Latency::NOT_MEASURED; CLIENTS.len()]
+        } else {
+            bench.latency_pass(&w, wi, payload, &peaks, args.reps, stamp)?
+        };
+        table.push((w, peaks, latency));
     }
     let lines: Vec<&str> = payloads.iter().map(|(_, _, l)| l.as_str()).collect();
     print_table(&table, &lines);
+    print_latency_table(&table);
     Ok(())
 }
 
 /// What one measured run needs.
-struct Bench<'a> {
-    broker: &'a Broker,
-    counter: Option<&'a crate::requests::Counter>,
-    rt: &'a tokio::runtime::Runtime,
-    kafkit: &'a Path,
-    external: &'a External,
-    text: &'a Path,
-    key_size: usize,
+pub(crate) struct Bench<'a> {
+    pub(crate) broker: &'a Broker,
+    pub(crate) counter: Option<&'a crate::requests::Counter>,
+    pub(crate) rt: &'a tokio::runtime::Runtime,
+    pub(crate) kafkit: &'a Path,
+    pub(crate) external: &'a External,
+    pub(crate) text: &'a Path,
+    pub(crate) key_size: usize,
 }
 
 impl Bench<'_> {
@@ -527,7 +569,7 @@ impl Bench<'_> {
         payload: &Payload,
         topic: &str,
     ) -> Result<(Run, crate::requests::Counts, String), String> {
-        self.rt.block_on(prepare(&self.broker.addr, topic, w, payload))?;
+        let fill_rate = self.rt.block_on(prepare(&self.broker.addr, topic, w, payload, w.op == "consume"))?;
         let broker_cpu = || self.broker.pid.map(quiet_cpu_s).transpose();
         let requests = || self.counter.map(|c| c.read()).transpose();
         let (requests_before, before) = (requests()?, broker_cpu()?);
@@ -542,6 +584,7 @@ impl Bench<'_> {
             return Err(format!("{client} on {}: {}{}", w.name(), stdout, String::from_utf8_lossy(&out.stderr)));
         }
         let mut r = parse_report(&stdout)?;
+        r.fill_records_per_sec = fill_rate;
         // The broker's CPU over the whole process run (its start and end included, as they
         // are the client's doing too).
         r.broker_cpu_s = match (before, after) {
@@ -577,12 +620,17 @@ fn quiet_cpu_s(pid: u32) -> Result<f64, String> {
     }
 }
 
-fn cell(w: &Workload, r: &Run) -> String {
-    let rate = if r.records_per_sec >= 1e6 {
-        format!("{:.2}M/s", r.records_per_sec / 1e6)
+/// Records per second as `1.19M/s` or `2.5k/s`.
+pub(crate) fn rate_text(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2}M/s", rate / 1e6)
     } else {
-        format!("{:.1}k/s", r.records_per_sec / 1e3)
-    };
+        format!("{:.1}k/s", rate / 1e3)
+    }
+}
+
+fn cell(w: &Workload, r: &Run) -> String {
+    let rate = rate_text(r.records_per_sec);
     let broker = if r.broker_cpu_s.is_nan() {
         "n/a".to_string()
     } else {
@@ -602,7 +650,7 @@ fn cell(w: &Workload, r: &Run) -> String {
     )
 }
 
-fn print_table(table: &[(Workload, Vec<Run>)], payloads: &[&str]) {
+fn print_table(table: &[(Workload, Vec<Run>, Vec<Latency>)], payloads: &[&str]) {
     println!(
         "Medians of client CPU (user+sys), throughput, peak RSS and the broker's CPU (user+sys of its process over \
          the client's run); peers: {}.",
@@ -621,7 +669,7 @@ fn print_table(table: &[(Workload, Vec<Run>)], payloads: &[&str]) {
         HEADINGS.join(" | ")
     );
     println!("|---|{}---|---|---|---|", "---|".repeat(HEADINGS.len()));
-    for (w, m) in table {
+    for (w, m, _) in table {
         let (cpu, thr, rss) = ratios(&m[0], &m[1..]);
         let broker = broker_ratio(&m[0], &m[1..]);
         let mark = |ok: bool| if ok { "" } else { " ✗" };
@@ -645,17 +693,56 @@ mod tests {
     #[test]
     fn medians_and_ratios_pick_the_best_peer_per_column() {
         let runs = [
-            Run { cpu_s: 3.0, records_per_sec: 10.0, rss_bytes: 5.0, p99_ms: 1.0, broker_cpu_s: 1.0, requests: 50.0 },
-            Run { cpu_s: 1.0, records_per_sec: 30.0, rss_bytes: 9.0, p99_ms: 2.0, broker_cpu_s: 3.0, requests: 90.0 },
-            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 7.0, p99_ms: 3.0, broker_cpu_s: 2.0, requests: 70.0 },
+            Run {
+                cpu_s: 3.0,
+                records_per_sec: 10.0,
+                rss_bytes: 5.0,
+                p99_ms: 1.0,
+                broker_cpu_s: 1.0,
+                requests: 50.0,
+                fill_records_per_sec: f64::NAN,
+            },
+            Run {
+                cpu_s: 1.0,
+                records_per_sec: 30.0,
+                rss_bytes: 9.0,
+                p99_ms: 2.0,
+                broker_cpu_s: 3.0,
+                requests: 90.0,
+                fill_records_per_sec: f64::NAN,
+            },
+            Run {
+                cpu_s: 2.0,
+                records_per_sec: 20.0,
+                rss_bytes: 7.0,
+                p99_ms: 3.0,
+                broker_cpu_s: 2.0,
+                requests: 70.0,
+                fill_records_per_sec: f64::NAN,
+            },
         ];
         let m = medians(&runs);
         assert_eq!((m.cpu_s, m.records_per_sec, m.rss_bytes, m.p99_ms, m.broker_cpu_s), (2.0, 20.0, 7.0, 2.0, 2.0));
         assert_eq!(m.requests, 70.0);
-        let kafkit =
-            Run { cpu_s: 1.0, records_per_sec: 40.0, rss_bytes: 6.0, p99_ms: 0.0, broker_cpu_s: 3.0, requests: 0.0 };
+        let kafkit = Run {
+            cpu_s: 1.0,
+            records_per_sec: 40.0,
+            rss_bytes: 6.0,
+            p99_ms: 0.0,
+            broker_cpu_s: 3.0,
+            requests: 0.0,
+            fill_records_per_sec: f64::NAN,
+        };
         let peers = [
-            Run { cpu_s: 2.0, records_per_sec: 20.0, rss_bytes: 4.0, p99_ms: 0.0, broker_cpu_s: 2.0, requests: 0.0 },
+            Run {
+                cpu_s: 2.0,
+                records_per_sec: 20.0,
+                rss_bytes: 4.0,
+                p99_ms: 0.0,
+                broker_cpu_s: 2.0,
+                requests: 0.0,
+                fill_records_per_sec: f64::NAN,
+            },
             Run {
                 cpu_s: 4.0,
                 records_per_sec: 32.0,
@@ -663,6 +750,7 @@ mod tests {
                 p99_ms: 0.0,
                 broker_cpu_s: f64::NAN,
                 requests: 0.0,
+                fill_records_per_sec: f64::NAN,
             },
         ];
         assert_eq!(ratios(&kafkit, &peers), (0.5, 1.25, 1.5));

@@ -12,6 +12,7 @@
 //! Every producer sends the same records: see `kafkit-peers payload` and [`payload`].
 
 mod compare;
+mod latency;
 mod payload;
 mod peers;
 mod requests;

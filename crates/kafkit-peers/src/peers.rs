@@ -3,7 +3,7 @@
 //! same key and value in every client, and goes to partition `i % partitions`.
 
 use crate::payload::{Arena, Payload, Text};
-use kafkit_cli::report::{Acknowledgements, Receipts, Report};
+use kafkit_cli::report::{Acknowledgements, Pace, Receipts, Report};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 pub const FAIR: &str =
     "linger 5 ms, 1 MiB batches, acks=all, idempotent where supported, 100,000 records queued at most";
 
-const LINGER: Duration = Duration::from_millis(5);
-const BATCH_BYTES: usize = 1 << 20;
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
 const QUEUED: usize = 100_000;
 /// How long a consumer's fetch waits for data (kafkit perf's readers use the same).
 const MAX_WAIT_MS: i32 = 100;
@@ -61,6 +61,10 @@ pub struct Args {
     /// none or lz4 (produce).
     #[arg(long, default_value = "none")]
     pub compression: String,
+    /// Records per second to send at (produce; 0: as fast as the client takes them): the
+    /// harness's latency at half load. Record `i` is sent `i / rate` seconds after the start.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Partitions of the topic (it exists already).
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,
@@ -130,7 +134,11 @@ async fn kafkit_produce(a: &Args) -> Result<Report, String> {
     let mut arena = Arena::new();
     let mut acked = Acknowledgements::new(a.records);
     let started = acked.started();
+    let pace = Pace::new(started, a.rate);
     for i in 0..a.records {
+        if let Some(d) = pace.wait(i) {
+            tokio::time::sleep(d).await;
+        }
         let key = arena.key(&payload, i);
         let value = arena.value(&payload, i);
         acked.written(w.write(Message::new(key, Some(value))).await.map_err(e)?)?;
@@ -200,7 +208,11 @@ fn rdkafka_produce(a: &Args, idempotent: bool) -> Result<Report, String> {
     let mut value = Vec::with_capacity(a.record_size);
     let mut key = vec![0u8; a.key_size];
     let t0 = Instant::now();
+    let pace = Pace::new(t0, a.rate);
     for i in 0..a.records {
+        if let Some(d) = pace.wait(i) {
+            std::thread::sleep(d);
+        }
         let sent = started.elapsed().as_micros() as usize;
         value.clear();
         payload.put_value(i, &mut value);
@@ -332,7 +344,20 @@ async fn rskafka_produce(a: &Args) -> Result<Report, String> {
             first_error.get_or_insert(e);
         }
     };
+    let pace = Pace::new(t0, a.rate);
     for i in 0..a.records {
+        if let Some(d) = pace.wait(i) {
+            // The pending produce futures drive rskafka's batches (their linger and flush):
+            // keep polling them while waiting.
+            let due = tokio::time::sleep(d);
+            tokio::pin!(due);
+            loop {
+                tokio::select! {
+                    _ = &mut due => break,
+                    Some(r) = pending.next(), if !pending.is_empty() => take(r),
+                }
+            }
+        }
         let record = rskafka::record::Record {
             // rskafka takes owned vectors: one of each per record, as the one-byte values were.
             key: payload.key(i),

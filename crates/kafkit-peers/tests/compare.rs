@@ -2,9 +2,9 @@
 //! its request counts measured), it runs kafkit, rdkafka,
 //! rdkafka without idempotence, rskafka, the Java client (tuned and with its defaults), franz-go
 //! and kafka-go on all eight
-//! workloads at 0.5% of their size, once, and prints the table. What
-//! is checked is that every client produced and consumed every workload and reported real
-//! figures, and that every producer sends the same records; speed itself is for
+//! workloads at 0.5% of their size, once at full speed and once at half that rate, and prints
+//! both tables. What is checked is that every client produced and consumed every workload and
+//! reported real figures (latency at half load included), and that every producer sends the same records; speed itself is for
 //! `kafkit-peers compare` at full size, never a test.
 
 mod common;
@@ -51,7 +51,11 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
             .unwrap_or_else(|| panic!("no lz4 ratio in {line}"));
         assert!((1.2..6.0).contains(&ratio), "lz4 ratio {ratio} in {line}");
     }
-    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| produce") || l.starts_with("| consume")).collect();
+    // The peak table, then the latency table.
+    let (peak, latency) =
+        stdout.split_once("Latency at half load").unwrap_or_else(|| panic!("no latency table:\n{stdout}"));
+    let is_row = |l: &&str| l.starts_with("| produce") || l.starts_with("| consume");
+    let rows: Vec<&str> = peak.lines().filter(is_row).collect();
     assert_eq!(rows.len(), 8, "eight workloads:\n{stdout}");
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
@@ -87,11 +91,30 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
             assert!(r.is_finite() && r > 0.0, "ratio {ratio:?} in {row}");
         }
     }
+    // Every client's p50 and p99 at half its peak rate, in every cell: "1.20 / 4.51 ms at
+    // 2.5k/s". With --broker-jmx, consume cells are measured too.
+    let rows: Vec<&str> = latency.lines().filter(is_row).collect();
+    assert_eq!(rows.len(), 8, "eight workloads:\n{latency}");
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+        // The workload, eight clients, the ratio.
+        assert_eq!(cells.len(), 10, "{row}");
+        for client in &cells[1..9] {
+            let (ms, rate) = client.split_once(" ms at ").unwrap_or_else(|| panic!("no latency in {row}"));
+            let (p50, p99) = ms.split_once(" / ").unwrap_or(("", ""));
+            let (p50, p99): (f64, f64) = (p50.parse().unwrap_or(f64::NAN), p99.parse().unwrap_or(f64::NAN));
+            assert!(p50 >= 0.0 && p99 > 0.0 && p99 >= p50, "p50 {p50}, p99 {p99} in {row}");
+            assert!(rate.ends_with("/s"), "{row}");
+        }
+        let r: f64 = cells[9].trim_end_matches(" ✗").parse().unwrap_or(f64::NAN);
+        assert!(r.is_finite() && r > 0.0, "ratio {:?} in {row}", cells[9]);
+    }
     // Each run's progress line names its client: every client ran every workload once, after
     // one uncounted kafkit warm-up per workload.
     let runs = |what: &str| stderr.lines().filter(|l| l.contains(what)).count();
     for client in ["kafkit", "rdkafka", "rdkafka-plain", "rskafka", "java", "java-defaults", "franz-go", "kafka-go"] {
         assert_eq!(runs(&format!(" rep 1 {client} ")), 8, "{client}:\n{stderr}");
+        assert_eq!(runs(&format!(" paced 1 {client} ")), 8, "{client}:\n{stderr}");
     }
     assert_eq!(runs(" warm-up kafkit "), 8, "{stderr}");
 }
