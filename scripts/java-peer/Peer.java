@@ -51,6 +51,8 @@
 // perf_produce and perf_consume (command line only) are the load tests of the side-by-side
 // harness `kafkit-peers compare`, with the Rust peers' options and JSON report: Perf.java's
 // header describes them (scripts/java-peer.sh perf runs them on the JVM's default flags).
+// group_member (command line only) is one member of its rebalance measurement `kafkit-peers
+// rebalance`: Member.java's header describes it.
 //
 // A record, in and out: {"key": base64|null, "value": base64|null, "headers": [[name,
 // base64|null], ...], "timestamp": ms}; a record in may name its "partition"; a record out
@@ -99,11 +101,16 @@ public final class Peer {
         if (args.length == 0) {
             System.err.println("usage: Peer produce|consume|session|create_topics|version [--option value ...]");
             System.err.println("       Peer perf_produce|perf_consume TOPIC [OPTIONS] (see Perf.java)");
+            System.err.println("       Peer group_member TOPIC --brokers B --group G --assignor eager|cooperative (see Member.java)");
             System.exit(2);
         }
         if (args[0].equals("perf_produce") || args[0].equals("perf_consume")) {
             // The harness's load tests: options and report of their own (Perf.java).
             System.exit(Perf.run(args));
+        }
+        if (args[0].equals("group_member")) {
+            // One member of the harness's rebalance measurement (Member.java).
+            System.exit(Member.run(args));
         }
         Peer peer = new Peer();
         ObjectNode opts = options(args);

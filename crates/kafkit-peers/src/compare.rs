@@ -140,12 +140,12 @@ pub(crate) const HEADINGS: [&str; 8] = [
 /// How to start the peers that are not in this binary: the Java peer's command (one
 /// argument per element) and the Go peer's binary, each built (when missing) by its script.
 pub(crate) struct External {
-    java: Vec<String>,
+    pub(crate) java: Vec<String>,
     go: PathBuf,
 }
 
 impl External {
-    fn build() -> Result<External, String> {
+    pub(crate) fn build() -> Result<External, String> {
         let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
         let run = |script: &str, arg: &str| -> Result<String, String> {
             let out = Command::new("bash")
@@ -338,18 +338,32 @@ pub(crate) async fn write_records(writer: Writer, w: &Workload, p: &Payload, pac
 /// with the records the producers send: returns the records per second of the fill (NaN
 /// without it).
 pub(crate) async fn prepare(addr: &str, topic: &str, w: &Workload, p: &Payload, fill: bool) -> Result<f64, String> {
+    create_topic(addr, topic, 6).await?;
+    if !fill {
+        return Ok(f64::NAN);
+    }
+    let writer = harness_writer(addr, topic, w).await?;
+    let started = std::time::Instant::now();
+    write_records(writer, w, p, Pace::new(started, 0)).await?;
+    Ok(w.records as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Creates `topic` with `partitions` partitions, and waits until every partition leader
+/// serves it.
+pub(crate) async fn create_topic(addr: &str, topic: &str, partitions: i32) -> Result<(), String> {
     let e = |e: kafkit::Error| e.to_string();
     let c = kafkit::Cluster::connect(&[addr], Default::default()).await.map_err(e)?;
     let conn = c.controller(kafkit::Workload::Admin).await.map_err(e)?;
     // Batches of up to 1 MiB of records (every client's batch size here) plus their headers
     // fit: Kafka's default max.message.bytes (1,048,588) would refuse the fullest.
-    let config = TopicConfig::new(topic, 6).with_config("max.message.bytes", TOPIC_MAX_MESSAGE_BYTES.to_string());
+    let config =
+        TopicConfig::new(topic, partitions).with_config("max.message.bytes", TOPIC_MAX_MESSAGE_BYTES.to_string());
     conn.create_topics(&[config]).await.map_err(e)?;
     // CreateTopics answers once the controller has the topic; its partition leaders serve it
     // a moment later, and a client that starts meanwhile may be told it does not exist
     // (kafka-go's Writer fails on that UNKNOWN_TOPIC_OR_PARTITION rather than retrying).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    for partition in 0..6 {
+    for partition in 0..partitions {
         loop {
             let served = match kafkit::Dialer::new().dial_leader(addr, topic, partition).await {
                 Ok(pc) => pc.read_offsets().await.map(|_| ()),
@@ -364,13 +378,7 @@ pub(crate) async fn prepare(addr: &str, topic: &str, w: &Workload, p: &Payload, 
             }
         }
     }
-    if !fill {
-        return Ok(f64::NAN);
-    }
-    let writer = harness_writer(addr, topic, w).await?;
-    let started = std::time::Instant::now();
-    write_records(writer, w, p, Pace::new(started, 0)).await?;
-    Ok(w.records as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 pub(crate) async fn delete_topic(addr: &str, topic: &str) {

@@ -1,5 +1,7 @@
-//! `kafkit-peers`: runs kafkit, rdkafka and rskafka on the same workloads against one
-//! broker, and prints the medians side by side with kafkit's ratio to the best peer.
+//! `kafkit-peers`: runs kafkit and its peers (rdkafka, rskafka, the Java client, franz-go,
+//! kafka-go) on the same workloads against one broker, and prints the medians side by side
+//! with kafkit's ratio to the best peer: at full speed, then at half load for latency
+//! ([`latency`]).
 //!
 //! ```text
 //! cargo build --release -p kafkit-cli -p kafkit-peers
@@ -8,13 +10,15 @@
 //!
 //! Each client runs as its own process, so its CPU (user + system) and peak RSS are its own.
 //! kafkit's consumer runs as `kafkit perf consume`; the producers (kafkit's with `kafkit perf
-//! produce`'s settings) and the peers' consumers run as `kafkit-peers client kafkit|rdkafka|rskafka`.
+//! produce`'s settings) and the Rust peers run as `kafkit-peers client kafkit|rdkafka|rskafka`;
+//! the Java and Go peers through `scripts/java-peer.sh` and `scripts/go-peer.sh`.
 //! Every producer sends the same records: see `kafkit-peers payload` and [`payload`].
 
 mod compare;
 mod latency;
 mod payload;
 mod peers;
+mod rebalance;
 mod requests;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +36,11 @@ enum Cmd {
     Compare(compare::Args),
     /// One load test by one peer client (what `compare` runs in a child process).
     Client(peers::Args),
+    /// Measures how long a consumer group of 3 stops when a 4th member joins, eager and
+    /// cooperative, kafkit's and the Java client's: see `rebalance.rs`.
+    Rebalance(rebalance::Args),
+    /// One kafkit member of a consumer group (what `rebalance` runs in a child process).
+    Member(rebalance::MemberArgs),
     /// Shows the records the clients send: the text's source, a sample, and the lz4 ratio of
     /// 1 MiB of consecutive records.
     Payload(PayloadArgs),
@@ -63,6 +72,8 @@ fn main() {
         Cmd::Compare(a) => compare::run(a),
         Cmd::Client(a) => peers::run(a),
         Cmd::Payload(a) => show_payload(a),
+        Cmd::Rebalance(a) => rebalance::run(a),
+        Cmd::Member(a) => rebalance::member(a),
     };
     if let Err(e) = r {
         eprintln!("kafkit-peers: error: {e}");
