@@ -146,7 +146,8 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
     } else {
         vec![Bytes::from(vec![b'x'; a.record_size])]
     };
-    let mut acked = Acknowledgements::new(a.records);
+    // One queue: which partition the balancer picks is not known here.
+    let mut acked = Acknowledgements::new(a.records, 1);
     let started = acked.started();
     let pace = Pace::new(started, a.rate);
     for i in 0..a.records {
@@ -162,7 +163,7 @@ pub async fn produce(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ProduceA
             value = Bytes::copy_from_slice(&value);
         }
         let f = w.write(Message::new(key, Some(value))).await.map_err(e)?;
-        acked.written(f)?;
+        acked.written(0, f)?;
     }
     let mut lat = acked.finish().await?;
     let elapsed = started.elapsed();

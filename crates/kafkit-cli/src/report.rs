@@ -226,22 +226,26 @@ impl Report {
 
 /// The acknowledgements of records written through a [`kafkit::Writer`], and each one's
 /// latency from the write to its acknowledgement, in microseconds: as `kafkit perf produce`
-/// and the side-by-side harness measure it. Each future is looked at, oldest first, every 64
-/// writes and at the end; a broker answers every partition of a request at once, so the
-/// oldest is rarely held up by a younger one. 24 bytes a record in flight, 4 a record done.
+/// and the side-by-side harness measure it. Records go into `lanes` queues by the caller's
+/// choice (the harness: record i into queue i % 6, the partition it is written to), since a
+/// partition's batches are acknowledged in order but two partitions' need not be (their
+/// Produce requests may go on two connections). Each queue's futures are looked at, oldest
+/// first, every 64 writes and at the end. 24 bytes a record in flight, 4 a record done.
 pub struct Acknowledgements {
     started: std::time::Instant,
-    pending: std::collections::VecDeque<(u32, kafkit::DeliveryFuture)>,
+    pending: Vec<std::collections::VecDeque<(u32, kafkit::DeliveryFuture)>>,
     latency_us: Vec<u32>,
     written: u64,
 }
 
 impl Acknowledgements {
-    /// Starts the clock, for `records` records.
-    pub fn new(records: u64) -> Acknowledgements {
+    /// Starts the clock, for `records` records in `lanes` queues (at least 1).
+    pub fn new(records: u64, lanes: usize) -> Acknowledgements {
+        let lanes = lanes.max(1);
+        let per_lane = (kafkit::DEFAULT_QUEUE_CAPACITY + 128).div_ceil(lanes);
         Acknowledgements {
             started: std::time::Instant::now(),
-            pending: std::collections::VecDeque::with_capacity(kafkit::DEFAULT_QUEUE_CAPACITY + 128),
+            pending: (0..lanes).map(|_| std::collections::VecDeque::with_capacity(per_lane)).collect(),
             latency_us: Vec::with_capacity(records.min(1 << 26) as usize),
             written: 0,
         }
@@ -256,12 +260,15 @@ impl Acknowledgements {
         self.started.elapsed().as_micros().min(u32::MAX as u128) as u32
     }
 
-    /// Notes a record just written, and takes the acknowledgements that have come.
+    /// Notes a record just written into queue `lane` (modulo the queues), and takes the
+    /// acknowledgements that have come.
     ///
     /// # Errors
     /// A record the Writer failed, as one line.
-    pub fn written(&mut self, f: kafkit::DeliveryFuture) -> Result<(), String> {
-        self.pending.push_back((self.since(), f));
+    pub fn written(&mut self, lane: usize, f: kafkit::DeliveryFuture) -> Result<(), String> {
+        let sent = self.since();
+        let lanes = self.pending.len();
+        self.pending[lane % lanes].push_back((sent, f));
         self.written += 1;
         if self.written % 64 == 1 {
             self.settle()?;
@@ -271,17 +278,19 @@ impl Acknowledgements {
 
     fn settle(&mut self) -> Result<(), String> {
         let mut cx = Context::from_waker(Waker::noop());
-        while let Some((sent, f)) = self.pending.front_mut() {
-            let sent = *sent;
-            match std::pin::Pin::new(f).poll(&mut cx) {
-                Poll::Ready(Ok(_)) => {
-                    let now = self.since();
-                    self.latency_us.push(now.saturating_sub(sent));
+        for lane in 0..self.pending.len() {
+            while let Some((sent, f)) = self.pending[lane].front_mut() {
+                let sent = *sent;
+                match std::pin::Pin::new(f).poll(&mut cx) {
+                    Poll::Ready(Ok(_)) => {
+                        let now = self.since();
+                        self.latency_us.push(now.saturating_sub(sent));
+                    }
+                    Poll::Ready(Err(err)) => return Err(format!("a record was not acknowledged: {err}")),
+                    Poll::Pending => break,
                 }
-                Poll::Ready(Err(err)) => return Err(format!("a record was not acknowledged: {err}")),
-                Poll::Pending => break,
+                self.pending[lane].pop_front();
             }
-            self.pending.pop_front();
         }
         Ok(())
     }
@@ -291,13 +300,21 @@ impl Acknowledgements {
     /// # Errors
     /// As [`Acknowledgements::written`].
     pub async fn finish(mut self) -> Result<Vec<u32>, String> {
-        while let Some((_, f)) = self.pending.front_mut() {
-            // Wait for the oldest, then take every one that is done.
-            if let Err(err) = f.await {
-                return Err(format!("a record was not acknowledged: {err}"));
+        loop {
+            // Wait for the oldest still pending (in the queue with the oldest front), then
+            // take every one that is done.
+            let Some(lane) = (0..self.pending.len())
+                .filter(|&l| !self.pending[l].is_empty())
+                .min_by_key(|&l| self.pending[l].front().map_or(u32::MAX, |(sent, _)| *sent))
+            else {
+                return Ok(self.latency_us);
+            };
+            if let Some((_, f)) = self.pending[lane].front_mut() {
+                if let Err(err) = f.await {
+                    return Err(format!("a record was not acknowledged: {err}"));
+                }
             }
             self.settle()?;
         }
-        Ok(self.latency_us)
     }
 }

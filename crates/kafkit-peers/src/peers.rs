@@ -114,7 +114,7 @@ fn produced_bytes(a: &Args) -> u64 {
 
 /// `kafkit perf produce`'s loop and writer settings (crates/kafkit-cli/src/perf.rs), on the
 /// harness's payload: the default round-robin balancer puts record `i` on partition
-/// `i % partitions`; each acknowledgement is looked at, oldest first, every 64 writes.
+/// `i % partitions`; each partition's acknowledgements are looked at, oldest first, every 64 writes.
 async fn kafkit_produce(a: &Args) -> Result<Report, String> {
     use kafkit::{Acks, Compression, Message, Writer, WriterConfig};
     let e = |e: kafkit::Error| e.to_string();
@@ -132,7 +132,9 @@ async fn kafkit_produce(a: &Args) -> Result<Report, String> {
     let seeds: Vec<&str> = a.brokers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let w = Writer::new(&seeds, config).await.map_err(e)?;
     let mut arena = Arena::new();
-    let mut acked = Acknowledgements::new(a.records);
+    // A queue per partition: record i goes to partition i % partitions (RoundRobin from 0).
+    let partitions = a.partitions.max(1) as usize;
+    let mut acked = Acknowledgements::new(a.records, partitions);
     let started = acked.started();
     let pace = Pace::new(started, a.rate);
     for i in 0..a.records {
@@ -141,7 +143,7 @@ async fn kafkit_produce(a: &Args) -> Result<Report, String> {
         }
         let key = arena.key(&payload, i);
         let value = arena.value(&payload, i);
-        acked.written(w.write(Message::new(key, Some(value))).await.map_err(e)?)?;
+        acked.written(i as usize % partitions, w.write(Message::new(key, Some(value))).await.map_err(e)?)?;
     }
     let mut lat = acked.finish().await?;
     let elapsed = started.elapsed();
