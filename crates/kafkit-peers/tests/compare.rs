@@ -54,13 +54,8 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     // The peak table, then the latency table.
     let (peak, latency) =
         stdout.split_once("Latency at half load").unwrap_or_else(|| panic!("no latency table:\n{stdout}"));
-    let is_row = |l: &&str| l.starts_with("| produce") || l.starts_with("| consume");
-    let rows: Vec<&str> = peak.lines().filter(is_row).collect();
-    assert_eq!(rows.len(), 8, "eight workloads:\n{stdout}");
-    for row in rows {
-        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-        // The workload, eight clients, four ratios.
-        assert_eq!(cells.len(), 13, "{row}");
+    // The workload, eight clients, four ratios.
+    for (row, cells) in table(peak, 13) {
         for client in &cells[1..9] {
             // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB; broker 0.52 µs/rec, 135 req/s" (or
             // "2.5k/s"): every client figure positive; the broker's measured (at 0.5% size a
@@ -93,12 +88,8 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     }
     // Every client's p50 and p99 at half its peak rate, in every cell: "1.20 / 4.51 ms at
     // 2.5k/s". With --broker-jmx, consume cells are measured too.
-    let rows: Vec<&str> = latency.lines().filter(is_row).collect();
-    assert_eq!(rows.len(), 8, "eight workloads:\n{latency}");
-    for row in rows {
-        let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
-        // The workload, eight clients, the ratio.
-        assert_eq!(cells.len(), 10, "{row}");
+    // The workload, eight clients, the ratio.
+    for (row, cells) in table(latency, 10) {
         for client in &cells[1..9] {
             let (ms, rate) = client.split_once(" ms at ").unwrap_or_else(|| panic!("no latency in {row}"));
             let (p50, p99) = ms.split_once(" / ").unwrap_or(("", ""));
@@ -117,6 +108,19 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
         assert_eq!(runs(&format!(" paced 1 {client} ")), 8, "{client}:\n{stderr}");
     }
     assert_eq!(runs(" warm-up kafkit "), 8, "{stderr}");
+}
+
+/// A table's eight rows (one per workload) in `text`, each with its cells, `columns` of them.
+fn table(text: &str, columns: usize) -> Vec<(&str, Vec<&str>)> {
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| produce") || l.starts_with("| consume")).collect();
+    assert_eq!(rows.len(), 8, "eight workloads:\n{text}");
+    rows.into_iter()
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).filter(|c| !c.is_empty()).collect();
+            assert_eq!(cells.len(), columns, "{row}");
+            (row, cells)
+        })
+        .collect()
 }
 
 /// The records `kafkit-peers client <client> produce` put on a new topic of 6 partitions,
