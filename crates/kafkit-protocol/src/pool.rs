@@ -55,6 +55,35 @@ pub fn take(want: usize) -> Vec<u8> {
     }
 }
 
+/// An empty buffer with room for `want` bytes and no more than `most`: the smallest such
+/// one from the pool, else a new one of exactly `want`. For a buffer whose size is
+/// accounted (a producer's batch counts its whole capacity against `queue_bytes`), where
+/// [`take`]'s much larger buffer would cost more than it saves.
+pub fn take_within(want: usize, most: usize) -> Vec<u8> {
+    let found = {
+        let mut p = pool();
+        let pick = p
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| (want..=most).contains(&b.capacity()))
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        pick.map(|i| {
+            let b = p.free.swap_remove(i);
+            p.bytes -= b.capacity();
+            b
+        })
+    };
+    match found {
+        Some(mut b) => {
+            b.clear();
+            b
+        }
+        None => Vec::with_capacity(want),
+    }
+}
+
 /// Gives back a buffer that is not needed after all.
 pub fn give(buf: Vec<u8>) {
     if buf.capacity() == 0 || buf.capacity() > MAX_BUFFER_BYTES {
@@ -125,6 +154,19 @@ mod tests {
         let again = take(marker);
         assert_eq!(again.len(), marker, "the same buffer comes back, whole");
         give(again);
+    }
+
+    #[test]
+    fn take_within_never_hands_out_a_buffer_outside_its_bounds() {
+        // A capacity no other test gives back, so tests running at once cannot take it.
+        let odd = (3 << 20) + 4099;
+        give(Vec::with_capacity(odd));
+        let small = take_within(1000, 2000);
+        assert!((1000..=2000).contains(&small.capacity()));
+        assert!(small.is_empty());
+        let b = take_within(odd - 10, odd + 10);
+        assert!(b.is_empty() && b.capacity() >= odd - 10 && b.capacity() <= odd + 10);
+        give(b);
     }
 
     #[test]

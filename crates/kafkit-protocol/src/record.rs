@@ -261,10 +261,12 @@ pub struct RecordBatchBuilder {
 
 impl RecordBatchBuilder {
     /// An empty batch with room for `capacity` bytes of encoded records before it grows.
+    /// The buffer is one from [`crate::pool`] of at least that size and at most twice it
+    /// (plus a page), else a new one of exactly that size: a batch's memory is its buffer's
+    /// capacity, and a producer counts all of it.
     pub fn with_capacity(capacity: usize) -> Self {
-        let mut buf = crate::pool::take(RECORD_BATCH_OVERHEAD + capacity);
-        buf.clear();
-        buf.reserve(RECORD_BATCH_OVERHEAD + capacity);
+        let want = RECORD_BATCH_OVERHEAD.saturating_add(capacity);
+        let mut buf = crate::pool::take_within(want, want.saturating_mul(2).saturating_add(4096));
         buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
         RecordBatchBuilder { buf, count: 0, base_timestamp: -1, max_timestamp: -1, limit: usize::MAX }
     }
@@ -335,6 +337,11 @@ impl RecordBatchBuilder {
     /// Bytes of the records appended, encoded and uncompressed.
     pub fn records_len(&self) -> usize {
         self.buf.len() - RECORD_BATCH_OVERHEAD
+    }
+
+    /// Bytes the batch's buffer holds, used or not: what it costs in memory.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// The whole batch: compressed with `compression`, with this producer id, epoch and

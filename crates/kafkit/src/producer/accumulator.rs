@@ -26,8 +26,9 @@ pub(crate) struct OpenBatch {
     pub(crate) count: usize,
     /// Their keys' and values' bytes.
     pub(crate) bytes: usize,
-    /// Their records' bytes, encoded (counted in `Acc::outstanding_bytes` until finished).
-    pub(crate) record_bytes: usize,
+    /// The bytes its records' buffer holds, used or not (counted in `Acc::outstanding_bytes`
+    /// until the batch is finished; what [`WriterConfig::queue_bytes`] bounds).
+    pub(crate) held_bytes: usize,
     pub(crate) created: Instant,
     /// Flushes asked for before it was opened: flush `g` waits for batches of generation
     /// `g` or lower.
@@ -179,15 +180,21 @@ impl Acc {
             }
             q.batches.push_back(OpenBatch {
                 // As much as the last batch took and a quarter more (within batch_bytes), so
-                // a batch like the last one is never moved as it fills.
+                // a batch like the last one is never moved as it fills; but no more than the
+                // queue has room for, since the room reserved counts against queue_bytes (a
+                // small queue would otherwise hold one nearly empty batch at a time).
                 records: Some(
-                    RecordBatchBuilder::with_capacity((q.hint.1 + q.hint.1 / 4).min(cfg.batch_records_bytes()))
-                        .with_limit(cfg.batch_records_bytes()),
+                    RecordBatchBuilder::with_capacity(
+                        (q.hint.1 + q.hint.1 / 4)
+                            .min(cfg.batch_records_bytes())
+                            .min(cfg.queue_bytes.saturating_sub(self.outstanding_bytes)),
+                    )
+                    .with_limit(cfg.batch_records_bytes()),
                 ),
                 messages: if cfg.completion.is_some() { Vec::with_capacity(q.hint.0) } else { Vec::new() },
                 count: 0,
                 bytes: 0,
-                record_bytes: 0,
+                held_bytes: 0,
                 created: Instant::now(),
                 generation: self.generation,
                 outcome: Resolver(Arc::new(Outcome {
@@ -200,10 +207,11 @@ impl Acc {
         let Some(b) = q.batches.back_mut() else { return Append::Refused(Error::Closed) };
         let index = b.count as u32;
         if let Some(r) = b.records.as_mut() {
-            let before = r.records_len();
             r.append(timestamp, key, value, &msg.headers);
-            let added = r.records_len() - before;
-            b.record_bytes += added;
+            // The buffer's growth (all of it for a batch's first record), not the record's
+            // bytes: a batch reserves room ahead, and that room is memory too.
+            let added = r.capacity().saturating_sub(b.held_bytes);
+            b.held_bytes += added;
             self.outstanding_bytes += added;
         }
         let full = b.records.as_ref().is_some_and(|r| r.records_len() >= cfg.batch_records_bytes());

@@ -106,10 +106,12 @@ pub struct WriterConfig {
     /// for room beyond (librdkafka `queue.buffering.max.messages`). Default
     /// [`DEFAULT_QUEUE_CAPACITY`].
     pub queue_capacity: usize,
-    /// Most bytes of records written and not yet acknowledged (queued or in flight, as
-    /// encoded before compression); `write` waits for room beyond, though a writer holding
-    /// nothing always takes one message (Java `buffer.memory`). Default
-    /// [`DEFAULT_QUEUE_BYTES`].
+    /// Most bytes of record batches written and not yet acknowledged (queued or in flight):
+    /// the memory of their buffers, records encoded before compression plus the room a batch
+    /// reserves as it opens (a quarter more than its partition's last batch, within
+    /// `batch_bytes`). `write` waits for room beyond, though a writer holding nothing always
+    /// takes one message (Java `buffer.memory`, which also counts the batches' buffers).
+    /// Default [`DEFAULT_QUEUE_BYTES`].
     pub queue_bytes: usize,
     /// Most bytes of record batches in one Produce request to a broker; a single larger
     /// batch still goes alone. Default [`DEFAULT_MAX_REQUEST_BYTES`] (Java

@@ -593,7 +593,7 @@ impl Engine {
         {
             let mut acc = lock(&sh.acc);
             acc.outstanding -= b.count;
-            acc.outstanding_bytes -= b.record_bytes;
+            acc.outstanding_bytes -= b.held_bytes;
             acc.settle(b.generation);
         }
         sh.room.notify_waiters();
