@@ -250,3 +250,39 @@ async fn a_peer_that_closes_at_once_fails_every_dial_as_closed() {
         assert!(matches!(err, Error::ConnectionClosed { .. }), "dial {i}: {err}");
     }
 }
+
+#[tokio::test]
+async fn owned_requests_are_written_in_order_and_one_that_does_not_encode_fails_alone() {
+    let broker = common::kafka();
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
+    let topic = unique_topic("owned");
+    create_topic(&conn, &topic, 1).await;
+    let version = conn.version_for::<ProduceRequest>().unwrap();
+    // Eight one-record Produce requests queued back to back, the writer task encoding each
+    // as it takes it; the fourth carries a transactional id, which Produce v2 cannot.
+    let mut answers = Vec::new();
+    for i in 0..8u8 {
+        let value = Bytes::from(vec![b'a' + i; 100]);
+        let req = common::produce_request(&conn, &topic, 0, vec![Record::new(None, Some(value))]).await;
+        let (req, v) =
+            if i == 3 { (req.with_transactional_id(Some("t".into())), ApiVersion(2)) } else { (req, version) };
+        answers.push(conn.send_ordered_owned(req, v, 0).await.unwrap());
+    }
+    let mut offsets = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        match answer.await {
+            Ok(resp) => {
+                let part = &resp.responses[0].partition_responses[0];
+                assert_eq!(part.error_code, 0, "request {i}");
+                offsets.push(part.base_offset);
+            }
+            Err(e) => {
+                assert_eq!(i, 3, "only the request that cannot be encoded fails: {e}");
+                assert!(matches!(e, Error::Encode { .. }), "{e}");
+            }
+        }
+    }
+    // The seven others landed in the order they were queued, on the same connection.
+    assert_eq!(offsets, (0..7).collect::<Vec<i64>>());
+    assert!(!conn.is_closed());
+}

@@ -2,14 +2,13 @@
 
 use crate::error::{range_text, Error, Result};
 use bytes::{Bytes, BytesMut};
-use kafkit_protocol::frame::{encode_request, response_header_version, split_frame};
+use kafkit_protocol::frame::{encode_request, response_header_version};
 use kafkit_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
 use kafkit_protocol::{ApiKey, ApiVersion, ErrorCode, Message, Request, VersionRange};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The read half of a connection's byte stream (TCP, or TLS over TCP).
 pub(crate) type ReadHalf = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
@@ -17,40 +16,13 @@ pub(crate) type ReadHalf = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 pub(crate) type WriteHalf = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 use tokio::sync::{mpsc, oneshot};
 
+mod io;
+use io::{read_loop, write_loop, Encode, Frame, InFlight, Outgoing, Pending};
+
 /// How many requests may wait to be written before `request` waits for room.
 const WRITE_QUEUE: usize = 64;
 
 type Reply = oneshot::Sender<Result<Bytes>>;
-
-struct Outgoing {
-    frame: Bytes,
-    correlation_id: i32,
-    /// `None` for requests the broker does not answer (Produce with acks=0).
-    reply: Option<(i32, Reply)>,
-    /// An [`Exclusive`] stretch begins here (the frame is empty): the writer takes frames
-    /// only from this receiver until its sender is dropped.
-    exclusive: Option<mpsc::Receiver<Outgoing>>,
-}
-
-/// Requests written and not yet answered, in the order they were written.
-type InFlight = Arc<Mutex<Pending>>;
-
-/// What the reader matches responses against.
-#[derive(Default)]
-struct Pending {
-    /// Requests that expect a response, in write order.
-    replies: VecDeque<(i32, Reply)>,
-    /// Correlation ids of recent requests that expect none (Produce with acks=0). A Kafka
-    /// broker never answers them; some brokers (this Tansu build) do, and such a response is
-    /// dropped rather than taken for a corrupt stream.
-    unanswered: VecDeque<i32>,
-    /// Since when the request at the head of `replies` has been waiting with nothing heard
-    /// from the broker: when it was queued, or when the response before it arrived.
-    waiting_since: Option<std::time::Instant>,
-}
-
-/// How many acks=0 correlation ids are remembered.
-const UNANSWERED_MEMORY: usize = 1024;
 
 struct Shared {
     addr: String,
@@ -119,7 +91,7 @@ impl Exclusive {
     pub(crate) async fn request_version<R: Request>(&self, req: &R, version: ApiVersion) -> Result<R::Response> {
         let rx = self
             .conn
-            .queue_on(&self.tx, 0, |buf, corr, client_id| encode_request(buf, corr, client_id, req, version))
+            .queue_on(&self.tx, |buf, corr, client_id| encode_request(buf, corr, client_id, req, version))
             .await?;
         let frame = self.conn.wait(R::API_KEY, rx).await?;
         self.conn.decode::<R::Response>(frame, R::API_KEY, version)
@@ -352,7 +324,7 @@ impl Conn {
             .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
         self.shared
             .tx
-            .send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: None, exclusive: None })
+            .send(Outgoing { frame: Frame::Ready(buf.freeze()), correlation_id: corr, reply: None, exclusive: None })
             .await
             .map_err(|_| self.closed_error())
     }
@@ -378,15 +350,7 @@ impl Conn {
         &self,
         encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
     ) -> Result<oneshot::Receiver<Result<Bytes>>> {
-        self.queue_sized(0, encode).await
-    }
-
-    async fn queue_sized(
-        &self,
-        capacity: usize,
-        encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
-    ) -> Result<oneshot::Receiver<Result<Bytes>>> {
-        self.queue_on(&self.shared.tx, capacity, encode).await
+        self.queue_on(&self.shared.tx, encode).await
     }
 
     /// Encodes and queues a request on `tx`: the connection's queue, or an [`Exclusive`]
@@ -394,28 +358,18 @@ impl Conn {
     async fn queue_on(
         &self,
         tx: &mpsc::Sender<Outgoing>,
-        capacity: usize,
         encode: impl FnOnce(&mut BytesMut, i32, Option<&str>) -> std::result::Result<(), kafkit_protocol::EncodeError>,
     ) -> Result<oneshot::Receiver<Result<Bytes>>> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
         let corr = self.next_correlation();
-        // A large frame (a producer's batches) is encoded into a pooled buffer, which the
-        // writer task gives back once it is written: its pages are reused, not faulted in
-        // afresh for every request.
-        let mut buf = if capacity >= POOLED_FRAME_BYTES {
-            let mut v = kafkit_protocol::pool::take(capacity);
-            v.clear();
-            Bytes::from(v).try_into_mut().unwrap_or_default()
-        } else {
-            BytesMut::new()
-        };
-        buf.reserve(capacity);
+        let mut buf = BytesMut::new();
         encode(&mut buf, corr, self.shared.client_id.as_deref())
             .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Outgoing { frame: buf.freeze(), correlation_id: corr, reply: Some((corr, reply)), exclusive: None })
+        let frame = Frame::Ready(buf.freeze());
+        tx.send(Outgoing { frame, correlation_id: corr, reply: Some((corr, reply)), exclusive: None })
             .await
             .map_err(|_| self.closed_error())?;
         Ok(rx)
@@ -434,7 +388,7 @@ impl Conn {
         let (tx, rx) = mpsc::channel(4);
         self.shared
             .tx
-            .send(Outgoing { frame: Bytes::new(), correlation_id: -1, reply: None, exclusive: Some(rx) })
+            .send(Outgoing { frame: Frame::Ready(Bytes::new()), correlation_id: -1, reply: None, exclusive: Some(rx) })
             .await
             .map_err(|_| self.closed_error())?;
         Ok(Exclusive { conn: self.clone(), tx })
@@ -483,25 +437,58 @@ impl Conn {
         req: &R,
         version: ApiVersion,
     ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
-        self.send_ordered_sized(req, version, 0).await
+        let rx = self.queue(|buf, corr, client_id| encode_request(buf, corr, client_id, req, version)).await?;
+        Ok(self.answer::<R>(rx, version))
     }
 
-    /// [`Conn::send_ordered`] encoding into a buffer of `capacity` bytes from the start (the
-    /// writer knows a Produce request's size), so a large frame is not grown by doubling.
-    pub(crate) async fn send_ordered_sized<R: Request>(
+    /// [`Conn::send_ordered`] taking the request by value: this connection's writer task
+    /// encodes it when it takes it from the queue, into the connection's one frame buffer
+    /// (`capacity` bytes reserved up front; 0 lets it grow). A request whose byte fields
+    /// share memory with the caller (a Produce request's record batches are
+    /// [`Bytes`](bytes::Bytes)) is then never copied while it waits to be written, and is
+    /// copied once, just before it is written; the producer sends every Produce request this
+    /// way.
+    ///
+    /// # Cancellation
+    /// As [`Conn::send_ordered`].
+    ///
+    /// # Errors
+    /// [`Error::ConnectionClosed`] at once. The future fails with [`Error::Encode`] when the
+    /// request does not encode at `version` (nothing is sent and the connection stays open),
+    /// and otherwise as [`Conn::request`] does.
+    pub async fn send_ordered_owned<R: Request + Send + 'static>(
         &self,
-        req: &R,
+        req: R,
         version: ApiVersion,
         capacity: usize,
     ) -> Result<impl std::future::Future<Output = Result<R::Response>> + Send + 'static> {
-        let rx = self
-            .queue_sized(capacity, |buf, corr, client_id| encode_request(buf, corr, client_id, req, version))
-            .await?;
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let corr = self.next_correlation();
+        let client_id = self.shared.client_id.clone();
+        let encode: Encode = Box::new(move |buf| encode_request(buf, corr, client_id.as_deref(), &req, version));
+        let (reply, rx) = oneshot::channel();
+        let frame = Frame::Deferred { encode, size: capacity };
+        self.shared
+            .tx
+            .send(Outgoing { frame, correlation_id: corr, reply: Some((corr, reply)), exclusive: None })
+            .await
+            .map_err(|_| self.closed_error())?;
+        Ok(self.answer::<R>(rx, version))
+    }
+
+    /// The response to a queued request, as a future that owns what it needs.
+    fn answer<R: Request>(
+        &self,
+        rx: oneshot::Receiver<Result<Bytes>>,
+        version: ApiVersion,
+    ) -> impl std::future::Future<Output = Result<R::Response>> + Send + 'static {
         let conn = self.clone();
-        Ok(async move {
+        async move {
             let frame = conn.wait(R::API_KEY, rx).await?;
             conn.decode::<R::Response>(frame, R::API_KEY, version)
-        })
+        }
     }
 
     /// Reads a response frame. Bytes left after a complete body are ignored, as the Java
@@ -616,174 +603,4 @@ fn fail_all(in_flight: &InFlight, addr: &str, reason: &str) {
     for (_, reply) in pending {
         let _ = reply.send(Err(Error::ConnectionClosed { addr: addr.to_string(), reason: reason.to_string() }));
     }
-}
-
-async fn write_loop(
-    mut wr: WriteHalf,
-    mut rx: mpsc::Receiver<Outgoing>,
-    in_flight: InFlight,
-    shared: std::sync::Weak<Shared>,
-) {
-    while let Some(mut out) = rx.recv().await {
-        if let Some(mut only) = out.exclusive.take() {
-            // An exclusive stretch: its frames alone, until its sender goes.
-            while let Some(out) = only.recv().await {
-                if !write_one(&mut wr, out, &in_flight, &shared).await {
-                    return;
-                }
-            }
-            continue;
-        }
-        if !write_one(&mut wr, out, &in_flight, &shared).await {
-            return;
-        }
-    }
-    // Every Conn is gone: let the broker see the end of the stream.
-    let _ = wr.shutdown().await;
-}
-
-/// Writes one frame; `false` when the connection failed.
-async fn write_one(wr: &mut WriteHalf, out: Outgoing, in_flight: &InFlight, shared: &std::sync::Weak<Shared>) -> bool {
-    {
-        // Queued before the first byte is written, so the reader can always match.
-        match in_flight.lock() {
-            Ok(mut q) => match out.reply {
-                Some(reply) => {
-                    if q.replies.is_empty() {
-                        q.waiting_since = Some(std::time::Instant::now());
-                    }
-                    q.replies.push_back(reply)
-                }
-                None => {
-                    if q.unanswered.len() == UNANSWERED_MEMORY {
-                        q.unanswered.pop_front();
-                    }
-                    q.unanswered.push_back(out.correlation_id);
-                }
-            },
-            Err(_) => return false,
-        }
-    }
-    if let Err(e) = wr.write_all(&out.frame).await {
-        if let Some(s) = shared.upgrade() {
-            shutdown(&s, &format!("write failed: {e}"));
-        }
-        return false;
-    }
-    if out.frame.len() >= POOLED_FRAME_BYTES {
-        if let Ok(buf) = out.frame.try_into_mut() {
-            kafkit_protocol::pool::give(Vec::from(buf));
-        }
-    }
-    true
-}
-
-/// Makes room to read into. A frame whose size prefix is in is given room toward its
-/// end, growing at most to twice what has arrived (plus 64 KiB), so a large response is
-/// copied a few times rather than once per 64 KiB, and a size prefix alone never makes a big
-/// allocation.
-fn reserve_for_frame(buf: &mut BytesMut) {
-    const STEP: usize = 64 * 1024;
-    let declared = (buf.len() >= 4).then(|| i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]).max(0) as usize + 4);
-    let missing = declared.map_or(STEP, |d| d.saturating_sub(buf.len()).max(STEP / 8));
-    let want = missing.min(buf.len().max(STEP));
-    let spare = buf.capacity() - buf.len();
-    if spare < STEP / 8 || spare < want / 2 {
-        buf.reserve(want);
-    }
-}
-
-/// Frames at least this long are read straight into a buffer of their own from the pool
-/// (`kafkit_protocol::pool`), which the messages pointing into them give back once dropped.
-const POOLED_FRAME_BYTES: usize = 128 << 10;
-
-async fn read_loop(mut rd: ReadHalf, in_flight: InFlight, shared: std::sync::Weak<Shared>, max_response_bytes: usize) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let reason = loop {
-        match split_frame(&mut buf, max_response_bytes) {
-            Ok(Some(frame)) => match dispatch(frame, &in_flight, &shared) {
-                Ok(()) => continue,
-                Err(reason) => break reason,
-            },
-            Ok(None) => {}
-            Err(e) => break super::tls::answered_with_tls(&buf).unwrap_or_else(|| format!("bad response frame: {e}")),
-        }
-        let declared = (buf.len() >= 4).then(|| i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]).max(0) as usize);
-        if let Some(size) = declared.filter(|s| *s >= POOLED_FRAME_BYTES) {
-            // A large frame (split_frame checked its size): the rest of it goes straight
-            // into a pooled buffer. `buf` holds less than this one frame.
-            let mut body = kafkit_protocol::pool::take(size);
-            let mut filled = buf.len() - 4;
-            kafkit_protocol::pool::room(&mut body, filled, size);
-            body[..filled].copy_from_slice(&buf[4..]);
-            buf.clear();
-            let mut failed = None;
-            while filled < size {
-                let end = kafkit_protocol::pool::room(&mut body, filled, size);
-                match rd.read(&mut body[filled..end]).await {
-                    Ok(0) => {
-                        failed = Some("the broker closed the connection".to_string());
-                        break;
-                    }
-                    Ok(n) => filled += n,
-                    Err(e) => {
-                        failed = Some(format!("read failed: {e}"));
-                        break;
-                    }
-                }
-            }
-            if let Some(reason) = failed {
-                kafkit_protocol::pool::give(body);
-                break reason;
-            }
-            match dispatch(kafkit_protocol::pool::freeze(body, size), &in_flight, &shared) {
-                Ok(()) => continue,
-                Err(reason) => break reason,
-            }
-        }
-        reserve_for_frame(&mut buf);
-        match rd.read_buf(&mut buf).await {
-            Ok(0) => {
-                break super::tls::answered_with_tls(&buf)
-                    .unwrap_or_else(|| "the broker closed the connection".to_string())
-            }
-            Ok(_) => {}
-            Err(e) => break super::tls::read_failure(&e),
-        }
-    };
-    match shared.upgrade() {
-        Some(s) => shutdown(&s, &reason),
-        None => fail_all(&in_flight, "", &reason),
-    }
-}
-
-/// Hands a response frame to the request waiting for it. `Err` is why the connection must
-/// close.
-fn dispatch(frame: Bytes, in_flight: &InFlight, shared: &std::sync::Weak<Shared>) -> std::result::Result<(), String> {
-    let got = (frame.len() >= 4).then(|| i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]));
-    let next = {
-        let Ok(mut q) = in_flight.lock() else { return Err("connection state poisoned".to_string()) };
-        let expected = q.replies.front().map(|r| r.0);
-        if got.is_some() && got != expected {
-            if let Some(i) = q.unanswered.iter().position(|c| Some(*c) == got) {
-                q.unanswered.remove(i);
-                return Ok(());
-            }
-        }
-        let next = q.replies.pop_front();
-        q.waiting_since = (!q.replies.is_empty()).then(std::time::Instant::now);
-        next
-    };
-    let Some((corr, reply)) = next else {
-        return Err("a response arrived for no request".to_string());
-    };
-    if got != Some(corr) {
-        let _ = reply.send(Err(Error::ConnectionClosed {
-            addr: shared.upgrade().map(|s| s.addr.clone()).unwrap_or_default(),
-            reason: "response correlation id out of order".into(),
-        }));
-        return Err("response correlation id out of order".to_string());
-    }
-    let _ = reply.send(Ok(frame));
-    Ok(())
 }

@@ -425,7 +425,7 @@ impl Engine {
             tasks.spawn(async move { (entries, r) });
             return;
         }
-        match conn.send_ordered_sized(&req, version, size).await {
+        match conn.send_ordered_owned(req, version, size).await {
             Ok(fut) => {
                 tasks.spawn(async move {
                     // A Produce unanswered for the whole request timeout closes the
