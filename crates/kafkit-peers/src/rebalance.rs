@@ -7,8 +7,12 @@
 //! own process (`kafkit-peers member`, or `Peer group_member` of `scripts/java-peer/Member.java`),
 //! each printing a line per receipt and per change of its assignment ([`Member`]). Once the
 //! group is stable (its members' assignments cover every partition once and every partition
-//! has been read since the last change) and has read for `--steady-ms` more, a 4th member
-//! starts, and the run ends when the group of 4 is stable. From the receipts, between the 4th
+//! has been read since the last change) and has read for `--steady-ms` more and a phase, a 4th
+//! member starts, and the run ends when the group of 4 is stable. The members of a classic
+//! group learn of a rebalance from their next heartbeat (every 3 s, from their join), so how
+//! long the rebalance takes depends mostly on where in that interval the 4th member joins:
+//! run `i` of `n` waits `(i + 1/2) / n` of [`HEARTBEAT`] more, so every client meets the same
+//! spread of phases. From the receipts, between the 4th
 //! member's start and that end:
 //!
 //! - **stopped**: the longest time in which no member read any record (the group stopped);
@@ -65,6 +69,17 @@ pub struct MemberArgs {
     /// eager (RangeAssignor) or cooperative (CooperativeStickyAssignor).
     #[arg(long)]
     assignor: String,
+}
+
+/// The heartbeat interval of every client's members (their default): the span the 4th
+/// member's start is spread over.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// The extra wait of run `rep` of `reps` before the 4th member starts: the middle of the
+/// `rep`-th of `reps` equal parts of [`HEARTBEAT`].
+fn phase_ms(rep: usize, reps: usize) -> u64 {
+    let part = HEARTBEAT.as_millis() as u64 / reps.max(1) as u64;
+    rep as u64 * part + part / 2
 }
 
 /// Wall-clock milliseconds since the epoch: every member's process reads the same clock.
@@ -305,13 +320,14 @@ impl Harness<'_> {
         cmd
     }
 
-    /// One run of `client`'s group with `assignor` on a new topic `topic`.
-    fn once(&self, client: &str, assignor: &str, topic: &str) -> Result<Cost, String> {
+    /// One run of `client`'s group with `assignor` on a new topic `topic`, the 4th member
+    /// starting `phase_ms` after the steady window.
+    fn once(&self, client: &str, assignor: &str, topic: &str, phase_ms: u64) -> Result<Cost, String> {
         let a = self.args;
         self.rt.block_on(create_topic(&a.brokers, topic, a.partitions))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = self.rt.spawn(write_until(a.brokers.clone(), topic.to_string(), a.rate, Arc::clone(&stop)));
-        let result = self.measure(client, assignor, topic);
+        let result = self.measure(client, assignor, topic, phase_ms);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let written = self.rt.block_on(writer).map_err(|e| e.to_string()).and_then(|r| r);
         self.rt.block_on(delete_topic(&a.brokers, topic));
@@ -320,7 +336,7 @@ impl Harness<'_> {
         Ok(cost)
     }
 
-    fn measure(&self, client: &str, assignor: &str, topic: &str) -> Result<Cost, String> {
+    fn measure(&self, client: &str, assignor: &str, topic: &str, phase_ms: u64) -> Result<Cost, String> {
         let a = self.args;
         let group = Arc::new(Mutex::new(Group::new(4, a.partitions as usize)));
         let group_id = format!("{topic}-group");
@@ -331,6 +347,7 @@ impl Harness<'_> {
         let stable = wait_for(&group, "no stable group of 3", |g| g.stable_at(3))?;
         let steady_until = stable + a.steady_ms;
         wait_for(&group, "no steady reading", |_| (now_ms() >= steady_until).then_some(()))?;
+        std::thread::sleep(Duration::from_millis(phase_ms));
         members.push(spawn(self.member_command(client, topic, &group_id, assignor), &group, 3)?);
         let join = wait_for(&group, "the 4th member did not start", |g| g.members[3].started_ms)?;
         let end =
@@ -396,7 +413,7 @@ pub fn run(args: Args) -> Result<(), String> {
             let mut runs = Vec::new();
             for rep in 0..args.reps {
                 let topic = format!("rebalance-{stamp}-{client}-{assignor}-{rep}");
-                let c = h.once(client, assignor, &topic)?;
+                let c = h.once(client, assignor, &topic, phase_ms(rep, args.reps))?;
                 eprintln!("{client:<7} {assignor:<12} run {}: {c:?}", rep + 1);
                 runs.push(c);
             }
@@ -411,7 +428,8 @@ fn print_table(args: &Args, rows: &[(String, String, Vec<Cost>)]) {
     println!(
         "Rebalance cost, a group of 3 growing to 4: medians of {} runs, milliseconds. {} partitions written at {} \
          records/s throughout; each client's defaults (classic group protocol, session 45 s, heartbeat 3 s) but the \
-         assignor; the steady columns are the same gaps over the {} ms before the 4th member starts.",
+         assignor; the 4th member starts {} ms after the group of 3 is stable plus a phase spread over one heartbeat \
+         interval; the steady columns are the same gaps from the group of 3 stable to the 4th member's start.",
         args.reps, args.partitions, args.rate, args.steady_ms
     );
     println!();
@@ -433,6 +451,13 @@ fn print_table(args: &Args, rows: &[(String, String, Vec<Cost>)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_phases_spread_evenly_over_one_heartbeat_interval() {
+        assert_eq!((0..5).map(|i| phase_ms(i, 5)).collect::<Vec<_>>(), [300, 900, 1500, 2100, 2700]);
+        assert_eq!(phase_ms(0, 1), 1500);
+        assert_eq!(phase_ms(0, 0), 1500);
+    }
 
     #[test]
     fn the_longest_gap_counts_from_the_last_receipt_before_the_window_to_its_end() {
