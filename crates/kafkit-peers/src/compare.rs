@@ -44,6 +44,12 @@ pub struct Args {
     /// Also write every run's report as JSON lines to this file.
     #[arg(long)]
     raw: Option<PathBuf>,
+    /// Peers not to run, comma-separated (rdkafka, rdkafka-plain, rskafka, java, java-defaults,
+    /// franz-go, kafka-go): their cells read "not run". For a broker a peer cannot use: the
+    /// pinned Tansu closes the connections of the Java client 4.4 and franz-go 1.22 during
+    /// their ApiVersions negotiation (`--without java,java-defaults,franz-go`).
+    #[arg(long, value_delimiter = ',')]
+    without: Vec<String>,
     #[command(flatten)]
     payload: PayloadOpts,
 }
@@ -210,6 +216,14 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
         0 => f64::NAN,
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// `--without`'s names: peers of [`CLIENTS`], never kafkit.
+fn check_without(names: &[String]) -> Result<(), String> {
+    match names.iter().find(|n| *n == CLIENTS[0] || !CLIENTS.contains(&n.as_str())) {
+        Some(n) => Err(format!("--without {n}: one of {}", CLIENTS[1..].join(", "))),
+        None => Ok(()),
     }
 }
 
@@ -496,6 +510,8 @@ pub fn run(args: Args) -> Result<(), String> {
         text: &text_file.0,
         key_size,
     };
+    check_without(&args.without)?;
+    let skip = |client: &str| args.without.iter().any(|n| n == client);
     let mut table = Vec::new();
     for (wi, w) in chosen.into_iter().enumerate() {
         let payload = payloads.iter().find(|(s, _, _)| *s == w.size).map(|(_, p, _)| p).ok_or("no payload")?;
@@ -512,6 +528,9 @@ pub fn run(args: Args) -> Result<(), String> {
             for k in 0..CLIENTS.len() {
                 let ci = (k + rep) % CLIENTS.len();
                 let client = CLIENTS[ci];
+                if skip(client) {
+                    continue;
+                }
                 let topic = format!("peers-{stamp}-{wi}-{rep}-{client}");
                 let (r, per_api, stdout) = bench.once(client, &w, payload, &topic)?;
                 eprintln!(
@@ -542,7 +561,7 @@ pub fn run(args: Args) -> Result<(), String> {
         let latency = if args.no_latency {
             vec![Latency::NOT_MEASURED; CLIENTS.len()]
         } else {
-            bench.latency_pass(&w, wi, payload, &peaks, args.reps, stamp)?
+            bench.latency_pass(&w, wi, payload, &peaks, args.reps, stamp, &skip)?
         };
         table.push((w, peaks, latency));
     }
@@ -638,6 +657,10 @@ pub(crate) fn rate_text(rate: f64) -> String {
 }
 
 fn cell(w: &Workload, r: &Run) -> String {
+    if r.cpu_s.is_nan() {
+        // No run (`--without`).
+        return "not run".to_string();
+    }
     let rate = rate_text(r.records_per_sec);
     let broker = if r.broker_cpu_s.is_nan() {
         "n/a".to_string()
@@ -697,6 +720,21 @@ fn print_table(table: &[(Workload, Vec<Run>, Vec<Latency>)], payloads: &[&str]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_takes_peers_only() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_without(&names(&["java", "java-defaults"])).is_ok());
+        assert!(check_without(&[]).is_ok());
+        assert!(check_without(&names(&["kafkit"])).unwrap_err().contains("one of rdkafka"));
+        assert!(check_without(&names(&["java", "jav"])).unwrap_err().contains("--without jav:"));
+    }
+
+    #[test]
+    fn a_client_not_run_reads_not_run() {
+        let w = &workloads(1.0)[0];
+        assert_eq!(cell(w, &medians(&[])), "not run");
+    }
 
     #[test]
     fn medians_and_ratios_pick_the_best_peer_per_column() {

@@ -62,7 +62,8 @@ fn parse_latency(stdout: &str) -> Result<(f64, f64), String> {
 
 impl Bench<'_> {
     /// The latency pass of workload `w`: `reps` paced runs of every client at its
-    /// [`half_load`] (the client order rotating as in the peak runs); the medians.
+    /// [`half_load`] (the client order rotating as in the peak runs), but those `skip` names;
+    /// the medians (n/a for a client not run).
     pub(crate) fn latency_pass(
         &self,
         w: &Workload,
@@ -71,12 +72,16 @@ impl Bench<'_> {
         peaks: &[Run],
         reps: usize,
         stamp: u32,
+        skip: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<Latency>, String> {
         let mut runs: Vec<Vec<Latency>> = vec![Vec::new(); CLIENTS.len()];
         for rep in 0..reps {
             for k in 0..CLIENTS.len() {
                 let ci = (k + rep) % CLIENTS.len();
                 let client = CLIENTS[ci];
+                if skip(client) {
+                    continue;
+                }
                 let rate = half_load(w, &peaks[ci]);
                 let topic = format!("peers-{stamp}-{wi}-{rep}-{client}-paced");
                 let l = self.paced(client, w, payload, &topic, rate)?;
