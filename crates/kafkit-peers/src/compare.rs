@@ -227,6 +227,13 @@ fn check_without(names: &[String]) -> Result<(), String> {
     }
 }
 
+/// The clients of repetition `rep` in the order they run, with their index in [`CLIENTS`]:
+/// the order rotates by one each repetition, so no client always meets the broker fresher;
+/// those `skip` names (`--without`) are left out.
+pub(crate) fn turn(rep: usize, skip: &dyn Fn(&str) -> bool) -> impl Iterator<Item = (usize, &'static str)> + '_ {
+    (0..CLIENTS.len()).map(move |k| (k + rep) % CLIENTS.len()).map(|ci| (ci, CLIENTS[ci])).filter(|(_, c)| !skip(c))
+}
+
 /// Medians of a client's runs of one workload.
 pub fn medians(runs: &[Run]) -> Run {
     Run {
@@ -525,12 +532,7 @@ pub fn run(args: Args) -> Result<(), String> {
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CLIENTS.len()];
         for rep in 0..args.reps {
             // Rotate who goes first, so no client always meets the broker fresher.
-            for k in 0..CLIENTS.len() {
-                let ci = (k + rep) % CLIENTS.len();
-                let client = CLIENTS[ci];
-                if skip(client) {
-                    continue;
-                }
+            for (ci, client) in turn(rep, &skip) {
                 let topic = format!("peers-{stamp}-{wi}-{rep}-{client}");
                 let (r, per_api, stdout) = bench.once(client, &w, payload, &topic)?;
                 eprintln!(
@@ -728,6 +730,14 @@ mod tests {
         assert!(check_without(&[]).is_ok());
         assert!(check_without(&names(&["kafkit"])).unwrap_err().contains("one of rdkafka"));
         assert!(check_without(&names(&["java", "jav"])).unwrap_err().contains("--without jav:"));
+    }
+
+    #[test]
+    fn each_repetition_rotates_the_clients_and_leaves_out_the_skipped() {
+        let order: Vec<_> = turn(1, &|c| c.starts_with("java")).map(|(_, c)| c).collect();
+        assert_eq!(order, ["rdkafka", "rdkafka-plain", "rskafka", "franz-go", "kafka-go", "kafkit"]);
+        assert!(turn(0, &|_| false).all(|(i, c)| CLIENTS[i] == c));
+        assert_eq!(turn(0, &|_| false).count(), CLIENTS.len());
     }
 
     #[test]

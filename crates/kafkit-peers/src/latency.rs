@@ -2,8 +2,8 @@
 //! at half its median peak rate ([`half_load`]), and the table gets each client's p50 and p99.
 
 use crate::compare::{
-    client_command, delete_topic, harness_writer, median, prepare, rate_text, write_records, Bench, Run, Workload,
-    CLIENTS, HEADINGS,
+    client_command, delete_topic, harness_writer, median, prepare, rate_text, turn, write_records, Bench, Run,
+    Workload, CLIENTS, HEADINGS,
 };
 use crate::payload::Payload;
 use kafkit_cli::report::Pace;
@@ -76,12 +76,7 @@ impl Bench<'_> {
     ) -> Result<Vec<Latency>, String> {
         let mut runs: Vec<Vec<Latency>> = vec![Vec::new(); CLIENTS.len()];
         for rep in 0..reps {
-            for k in 0..CLIENTS.len() {
-                let ci = (k + rep) % CLIENTS.len();
-                let client = CLIENTS[ci];
-                if skip(client) {
-                    continue;
-                }
+            for (ci, client) in turn(rep, skip) {
                 let rate = half_load(w, &peaks[ci]);
                 let topic = format!("peers-{stamp}-{wi}-{rep}-{client}-paced");
                 let l = self.paced(client, w, payload, &topic, rate)?;

@@ -367,8 +367,18 @@ impl Conn {
         let mut buf = BytesMut::new();
         encode(&mut buf, corr, self.shared.client_id.as_deref())
             .map_err(|source| Error::Encode { addr: self.shared.addr.clone(), source })?;
+        self.enqueue(tx, corr, Frame::Ready(buf.freeze())).await
+    }
+
+    /// Queues `frame`, made with correlation id `corr`, on `tx` with a reply; returns the
+    /// receiver of its response frame.
+    async fn enqueue(
+        &self,
+        tx: &mpsc::Sender<Outgoing>,
+        corr: i32,
+        frame: Frame,
+    ) -> Result<oneshot::Receiver<Result<Bytes>>> {
         let (reply, rx) = oneshot::channel();
-        let frame = Frame::Ready(buf.freeze());
         tx.send(Outgoing { frame, correlation_id: corr, reply: Some((corr, reply)), exclusive: None })
             .await
             .map_err(|_| self.closed_error())?;
@@ -468,13 +478,7 @@ impl Conn {
         let corr = self.next_correlation();
         let client_id = self.shared.client_id.clone();
         let encode: Encode = Box::new(move |buf| encode_request(buf, corr, client_id.as_deref(), &req, version));
-        let (reply, rx) = oneshot::channel();
-        let frame = Frame::Deferred { encode, size: capacity };
-        self.shared
-            .tx
-            .send(Outgoing { frame, correlation_id: corr, reply: Some((corr, reply)), exclusive: None })
-            .await
-            .map_err(|_| self.closed_error())?;
+        let rx = self.enqueue(&self.shared.tx, corr, Frame::Deferred { encode, size: capacity }).await?;
         Ok(self.answer::<R>(rx, version))
     }
 
