@@ -24,8 +24,12 @@ pub struct Args {
     /// Repetitions of every cell (the table shows medians).
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Skip the warm-up: by default each workload starts with one kafkit run that is not
-    /// counted, as the broker's first runs cost it about twice the CPU of later ones.
+    /// Skip the warm-up. By default the broker is first warmed with kafkit runs of the first
+    /// workload until its CPU per run settles (two in a row within 15%, at most
+    /// [`SETTLE_RUNS`]): a fresh Kafka node spent 3.1 µs of CPU per record on the second
+    /// run of produce 1M x 100 B and 0.3-0.8 µs from the sixth on, for kafkit and franz-go
+    /// alike, as its JIT compiles and its heap grows. Then each workload starts with one
+    /// run of every client, not counted, so each client's own requests have met the broker.
     #[arg(long)]
     no_warmup: bool,
     /// Skip the latency pass: by default each workload's peak runs are followed by paced
@@ -227,11 +231,27 @@ fn check_without(names: &[String]) -> Result<(), String> {
     }
 }
 
-/// The clients of repetition `rep` in the order they run, with their index in [`CLIENTS`]:
-/// the order rotates by one each repetition, so no client always meets the broker fresher;
+/// The clients of repetition `rep` in the order they run, with their index in [`CLIENTS`];
 /// those `skip` names (`--without`) are left out.
+///
+/// Each repetition starts one client further on, so no client always meets the broker
+/// fresher, and steps through [`CLIENTS`] by a different stride coprime to their number (1,
+/// 3, 5, 7 for 8 clients), so no client always runs right after the same one. A plain
+/// rotation kept every client's predecessor: kafkit always followed kafka-go, and whatever
+/// a run leaves the broker doing falls on the next.
 pub(crate) fn turn(rep: usize, skip: &dyn Fn(&str) -> bool) -> impl Iterator<Item = (usize, &'static str)> + '_ {
-    (0..CLIENTS.len()).map(move |k| (k + rep) % CLIENTS.len()).map(|ci| (ci, CLIENTS[ci])).filter(|(_, c)| !skip(c))
+    let n = CLIENTS.len();
+    let strides: Vec<usize> = (1..n.max(2)).filter(|s| gcd(*s, n) == 1).collect();
+    let stride = strides[rep % strides.len()];
+    (0..n).map(move |k| (rep + k * stride) % n).map(|ci| (ci, CLIENTS[ci])).filter(|(_, c)| !skip(c))
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Medians of a client's runs of one workload.
@@ -377,8 +397,11 @@ pub(crate) async fn create_topic(addr: &str, topic: &str, partitions: i32) -> Re
     let conn = c.controller(kafkit::Workload::Admin).await.map_err(e)?;
     // Batches of up to 1 MiB of records (every client's batch size here) plus their headers
     // fit: Kafka's default max.message.bytes (1,048,588) would refuse the fullest.
-    let config =
-        TopicConfig::new(topic, partitions).with_config("max.message.bytes", TOPIC_MAX_MESSAGE_BYTES.to_string());
+    // file.delete.delay.ms 0: a deleted topic's files go at once rather than a minute later,
+    // in the broker's CPU of a later run.
+    let config = TopicConfig::new(topic, partitions)
+        .with_config("max.message.bytes", TOPIC_MAX_MESSAGE_BYTES.to_string())
+        .with_config("file.delete.delay.ms", "0");
     conn.create_topics(&[config]).await.map_err(e)?;
     // CreateTopics answers once the controller has the topic; its partition leaders serve it
     // a moment later, and a client that starts meanwhile may be told it does not exist
@@ -523,11 +546,19 @@ pub fn run(args: Args) -> Result<(), String> {
     for (wi, w) in chosen.into_iter().enumerate() {
         let payload = payloads.iter().find(|(s, _, _)| *s == w.size).map(|(_, p, _)| p).ok_or("no payload")?;
         if !args.no_warmup {
-            // The broker's JIT compiles its produce and fetch paths during the first runs
-            // (every client's broker CPU was about twice as high in the first repetition):
-            // one kafkit run of the workload first, not counted.
-            let (r, _, _) = bench.once(CLIENTS[0], &w, payload, &format!("peers-{stamp}-{wi}-warmup"))?;
-            eprintln!("{:<28} warm-up {:<10} {:>6.3} s CPU (not counted)", w.name(), CLIENTS[0], r.cpu_s);
+            if wi == 0 {
+                bench.settle(&w, payload, &format!("peers-{stamp}-settle"))?;
+            }
+            for (_, client) in turn(0, &skip) {
+                let (r, _, _) = bench.once(client, &w, payload, &format!("peers-{stamp}-{wi}-warmup-{client}"))?;
+                eprintln!(
+                    "{:<28} warm-up {:<13} {:>6.3} s CPU, broker {:>6.3} s CPU (not counted)",
+                    w.name(),
+                    client,
+                    r.cpu_s,
+                    r.broker_cpu_s
+                );
+            }
         }
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); CLIENTS.len()];
         for rep in 0..args.reps {
@@ -584,7 +615,38 @@ pub(crate) struct Bench<'a> {
     pub(crate) key_size: usize,
 }
 
+/// Whether the broker's CPU for a warm-up run, `now`, is within 15% of the run before's,
+/// `last` (NaN before the first); without the broker's CPU (NaN `now`) there is nothing to
+/// wait for.
+fn settled(last: f64, now: f64) -> bool {
+    now.is_nan() || (now - last).abs() <= 0.15 * last
+}
+
+/// Most warm-up runs [`Bench::settle`] makes.
+const SETTLE_RUNS: usize = 8;
+
 impl Bench<'_> {
+    /// Runs kafkit on workload `w` until the broker's CPU for the run settles: two runs in a
+    /// row within 15% of each other, or [`SETTLE_RUNS`] runs. None is counted. Without the
+    /// broker's CPU (no `--broker-pid`), one run.
+    fn settle(&self, w: &Workload, payload: &Payload, topic: &str) -> Result<(), String> {
+        let mut last = f64::NAN;
+        for run in 0..SETTLE_RUNS {
+            let (r, _, _) = self.once(CLIENTS[0], w, payload, &format!("{topic}-{run}"))?;
+            eprintln!(
+                "{:<28} settling {:<12} broker {:>6.3} s CPU (not counted)",
+                w.name(),
+                CLIENTS[0],
+                r.broker_cpu_s
+            );
+            if settled(last, r.broker_cpu_s) {
+                return Ok(());
+            }
+            last = r.broker_cpu_s;
+        }
+        Ok(())
+    }
+
     /// Runs `client` on workload `w` on a new topic `topic`, then deletes it. Returns its
     /// figures, the requests the broker handled for it per API, and its report.
     ///
@@ -601,6 +663,12 @@ impl Bench<'_> {
         let fill_rate = self.rt.block_on(prepare(&self.broker.addr, topic, w, payload, w.op == "consume"))?;
         let broker_cpu = || self.broker.pid.map(quiet_cpu_s).transpose();
         let requests = || self.counter.map(|c| c.read()).transpose();
+        // Write back what earlier runs and the fill left dirty in the page cache, so that
+        // their writeback does not slow this run's writes: a Kafka node's request handlers
+        // CPU per run of produce 1M x 100 B rose from 26 to 138 clock ticks over 12 runs without
+        // it, with 1 GB dirty at the end, and stayed within 30-51 with it.
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
         let (requests_before, before) = (requests()?, broker_cpu()?);
         let out =
             client_command(client, self.kafkit, self.external, &self.broker.addr, topic, w, self.text, self.key_size)
@@ -733,11 +801,46 @@ mod tests {
     }
 
     #[test]
-    fn each_repetition_rotates_the_clients_and_leaves_out_the_skipped() {
+    fn each_repetition_orders_every_client_once_and_leaves_out_the_skipped() {
         let order: Vec<_> = turn(1, &|c| c.starts_with("java")).map(|(_, c)| c).collect();
-        assert_eq!(order, ["rdkafka", "rdkafka-plain", "rskafka", "franz-go", "kafka-go", "kafkit"]);
+        // Rep 1 starts at CLIENTS[1] with stride 3: 1, 4, 7, 2, 5, 0, 3, 6.
+        assert_eq!(order, ["rdkafka", "kafka-go", "rdkafka-plain", "kafkit", "rskafka", "franz-go"]);
         assert!(turn(0, &|_| false).all(|(i, c)| CLIENTS[i] == c));
-        assert_eq!(turn(0, &|_| false).count(), CLIENTS.len());
+        for rep in 0..8 {
+            let mut seen: Vec<usize> = turn(rep, &|_| false).map(|(i, _)| i).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..CLIENTS.len()).collect::<Vec<_>>(), "rep {rep}");
+        }
+    }
+
+    #[test]
+    fn the_broker_is_settled_once_two_runs_are_within_15_percent() {
+        assert!(!settled(f64::NAN, 2.37), "the first run never settles it");
+        assert!(!settled(2.37, 1.25));
+        assert!(settled(1.00, 0.96));
+        assert!(settled(1.00, 1.15) && !settled(1.00, 1.16) && !settled(1.00, 0.84));
+        assert!(settled(f64::NAN, f64::NAN), "no broker CPU: nothing to wait for");
+    }
+
+    #[test]
+    fn no_client_follows_the_same_one_in_the_first_four_repetitions() {
+        // predecessor[rep][client]: who ran right before it (the last of the rep before
+        // for the first).
+        let before = |rep: usize| -> Vec<Option<usize>> {
+            let order: Vec<usize> = turn(rep, &|_| false).map(|(i, _)| i).collect();
+            let mut p = vec![None; CLIENTS.len()];
+            for w in order.windows(2) {
+                p[w[1]] = Some(w[0]);
+            }
+            p
+        };
+        for c in 0..CLIENTS.len() {
+            let mut preds: Vec<usize> = (0..4).filter_map(|rep| before(rep)[c]).collect();
+            let n = preds.len();
+            preds.sort_unstable();
+            preds.dedup();
+            assert_eq!(preds.len(), n, "{} follows the same client twice", CLIENTS[c]);
+        }
     }
 
     #[test]
