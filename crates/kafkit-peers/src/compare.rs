@@ -664,9 +664,9 @@ impl Bench<'_> {
         let broker_cpu = || self.broker.pid.map(quiet_cpu_s).transpose();
         let requests = || self.counter.map(|c| c.read()).transpose();
         // Write back what earlier runs and the fill left dirty in the page cache, so that
-        // their writeback does not slow this run's writes: a Kafka node's request handlers
-        // CPU per run of produce 1M x 100 B rose from 26 to 138 clock ticks over 12 runs without
-        // it, with 1 GB dirty at the end, and stayed within 30-51 with it.
+        // their writeback does not fall in this run. Over 12 runs of produce 1M x 100 B
+        // without it, a Kafka node's CPU per run rose from 26 to 138 clock ticks, 1 GB dirty
+        // at the end; the 12 runs after, with it, took 30-51.
         // SAFETY: sync(2) takes no arguments and cannot fail.
         unsafe { libc::sync() };
         let (requests_before, before) = (requests()?, broker_cpu()?);
