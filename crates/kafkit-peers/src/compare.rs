@@ -1,6 +1,6 @@
 //! The driver: one broker, every workload, every client, repeated; medians and ratios.
 
-use crate::latency::{print_latency_table, Latency};
+use crate::latency::{print_latency_table, LatencyPass};
 use crate::payload::{Arena, Payload, Text};
 use kafkit::{Compression, Message, TopicConfig, Writer, WriterConfig};
 use kafkit_cli::report::Pace;
@@ -25,13 +25,18 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     reps: usize,
     /// Skip the warm-up. By default the broker is first warmed with kafkit runs of the first
-    /// workload until its CPU per run settles (two in a row within 15%, at most
-    /// [`SETTLE_RUNS`]): a fresh Kafka node spent 3.1 µs of CPU per record on the second
-    /// run of produce 1M x 100 B and 0.3-0.8 µs from the sixth on, for kafkit and franz-go
-    /// alike, as its JIT compiles and its heap grows. Then each workload starts with one
-    /// run of every client, not counted, so each client's own requests have met the broker.
+    /// workload for at least `--settle` and until its CPU per run settles (two in a row
+    /// within 15%, giving up at twice `--settle`). Then each workload starts with one run of
+    /// every client, not counted, so each client's own requests have met the broker.
     #[arg(long)]
     no_warmup: bool,
+    /// How long the broker is warmed at least before the first measured run. A fresh Kafka
+    /// 4.4 node's CPU for produce 1M x 100 B stayed at 2.0-2.35 s per run for its first 14
+    /// runs (about 4.5 min) and then fell to 1.15-1.5 s; two runs in a row within 15% came
+    /// at the second run. Its JIT compiler threads were busy throughout (0.04-0.9 s of each
+    /// run), so their quiet is no sign of a warm node either.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    settle: std::time::Duration,
     /// Skip the latency pass: by default each workload's peak runs are followed by paced
     /// runs at half of each client's peak rate, for p50 and p99 latency (see [`Bench::paced`]).
     #[arg(long)]
@@ -198,12 +203,18 @@ pub struct Run {
 /// The CPU (user + system, seconds) process `pid` has used so far: fields 14 and 15 of
 /// `/proc/PID/stat`, in clock ticks.
 pub fn process_cpu_s(pid: u32) -> Result<f64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    stat_cpu_s(&format!("/proc/{pid}/stat"))
+}
+
+/// The CPU (user + system, seconds) in the `stat` file at `path`, of a process or of one of
+/// its threads (`/proc/PID/task/TID/stat`).
+fn stat_cpu_s(path: &str) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("/proc/{pid}/stat: {stat:?}"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("{path}: {stat:?}"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| -> Result<f64, String> {
-        fields.get(i).and_then(|f| f.parse::<f64>().ok()).ok_or_else(|| format!("/proc/{pid}/stat: field {}", i + 3))
+        fields.get(i).and_then(|f| f.parse::<f64>().ok()).ok_or_else(|| format!("{path}: field {}", i + 3))
     };
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -212,6 +223,32 @@ pub fn process_cpu_s(pid: u32) -> Result<f64, String> {
     }
     // Fields 14 (utime) and 15 (stime) are at 11 and 12 after field 2.
     Ok((ticks(11)? + ticks(12)?) / hz as f64)
+}
+
+/// The CPU (user + system, seconds) that process `pid`'s JIT compiler threads have used so
+/// far: HotSpot names them `C1 CompilerThread<n>` and `C2 CompilerThread<n>` (`comm` keeps
+/// 15 bytes of that). 0 for a process that has none, as Tansu. Threads that ended are not
+/// counted, so this can fall between two reads when HotSpot retires a compiler thread.
+pub fn compiler_cpu_s(pid: u32) -> Result<f64, String> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0.0;
+    for task in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
+        let Ok(task) = task else { continue };
+        let path = task.path();
+        // A thread can end between the listing and the reads: skip it.
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else { continue };
+        if is_compiler_thread(comm.trim_end()) {
+            if let Ok(s) = stat_cpu_s(&path.join("stat").to_string_lossy()) {
+                total += s;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Whether a thread's `comm` names one of HotSpot's JIT compiler threads.
+fn is_compiler_thread(comm: &str) -> bool {
+    (comm.starts_with("C1 ") || comm.starts_with("C2 ")) && comm.contains("Compiler")
 }
 
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
@@ -547,7 +584,7 @@ pub fn run(args: Args) -> Result<(), String> {
         let payload = payloads.iter().find(|(s, _, _)| *s == w.size).map(|(_, p, _)| p).ok_or("no payload")?;
         if !args.no_warmup {
             if wi == 0 {
-                bench.settle(&w, payload, &format!("peers-{stamp}-settle"))?;
+                bench.settle(&w, payload, &format!("peers-{stamp}-settle"), args.settle)?;
             }
             for (_, client) in turn(0, &skip) {
                 let (r, _, _) = bench.once(client, &w, payload, &format!("peers-{stamp}-{wi}-warmup-{client}"))?;
@@ -592,7 +629,7 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         let peaks: Vec<Run> = runs.iter().map(|r| medians(r)).collect();
         let latency = if args.no_latency {
-            vec![Latency::NOT_MEASURED; CLIENTS.len()]
+            LatencyPass::not_measured()
         } else {
             bench.latency_pass(&w, wi, payload, &peaks, args.reps, stamp, &skip)?
         };
@@ -622,24 +659,38 @@ fn settled(last: f64, now: f64) -> bool {
     now.is_nan() || (now - last).abs() <= 0.15 * last
 }
 
-/// Most warm-up runs [`Bench::settle`] makes.
-const SETTLE_RUNS: usize = 8;
-
 impl Bench<'_> {
-    /// Runs kafkit on workload `w` until the broker's CPU for the run settles: two runs in a
-    /// row within 15% of each other, or [`SETTLE_RUNS`] runs. None is counted. Without the
-    /// broker's CPU (no `--broker-pid`), one run.
-    fn settle(&self, w: &Workload, payload: &Payload, topic: &str) -> Result<(), String> {
+    /// Runs kafkit on workload `w` for at least `at_least` and until the broker's CPU for the
+    /// run settles: two runs in a row within 15% of each other. It gives up waiting for that
+    /// at twice `at_least`. None is counted. Without the broker's CPU (no `--broker-pid`), for
+    /// `at_least`.
+    fn settle(
+        &self,
+        w: &Workload,
+        payload: &Payload,
+        topic: &str,
+        at_least: std::time::Duration,
+    ) -> Result<(), String> {
+        let start = std::time::Instant::now();
         let mut last = f64::NAN;
-        for run in 0..SETTLE_RUNS {
+        let compiler = || self.broker.pid.map(compiler_cpu_s).transpose();
+        for run in 0.. {
+            let before = compiler()?;
             let (r, _, _) = self.once(CLIENTS[0], w, payload, &format!("{topic}-{run}"))?;
+            let jit = match (before, compiler()?) {
+                (Some(b), Some(a)) => a - b,
+                _ => f64::NAN,
+            };
             eprintln!(
-                "{:<28} settling {:<12} broker {:>6.3} s CPU (not counted)",
+                "{:<28} settling {:<12} broker {:>6.3} s CPU, {:>6.3} s of it JIT compiling, at {:>4.0} s (not counted)",
                 w.name(),
                 CLIENTS[0],
-                r.broker_cpu_s
+                r.broker_cpu_s,
+                jit,
+                start.elapsed().as_secs_f64()
             );
-            if settled(last, r.broker_cpu_s) {
+            let elapsed = start.elapsed();
+            if (elapsed >= at_least && settled(last, r.broker_cpu_s)) || elapsed >= 2 * at_least {
                 return Ok(());
             }
             last = r.broker_cpu_s;
@@ -751,7 +802,7 @@ fn cell(w: &Workload, r: &Run) -> String {
     )
 }
 
-fn print_table(table: &[(Workload, Vec<Run>, Vec<Latency>)], payloads: &[&str]) {
+fn print_table(table: &[(Workload, Vec<Run>, LatencyPass)], payloads: &[&str]) {
     println!(
         "Medians of client CPU (user+sys), throughput, peak RSS and the broker's CPU (user+sys of its process over \
          the client's run); peers: {}.",
@@ -820,6 +871,24 @@ mod tests {
         assert!(settled(1.00, 0.96));
         assert!(settled(1.00, 1.15) && !settled(1.00, 1.16) && !settled(1.00, 0.84));
         assert!(settled(f64::NAN, f64::NAN), "no broker CPU: nothing to wait for");
+    }
+
+    #[test]
+    fn hotspots_compiler_threads_are_told_from_the_rest() {
+        // `comm` as a Kafka 4.4 node on Java 17 shows them: 15 bytes of the thread's name.
+        for comm in ["C2 CompilerThre", "C1 CompilerThre", "C2 CompilerThread0"] {
+            assert!(is_compiler_thread(comm), "{comm}");
+        }
+        for comm in ["GC Thread#0", "G1 Conc#0", "data-plane-kafk", "Compiler", "C3 CompilerThre", "java"] {
+            assert!(!is_compiler_thread(comm), "{comm}");
+        }
+    }
+
+    #[test]
+    fn compiler_cpu_of_a_process_without_hotspot_is_zero() {
+        // This test binary has no JIT compiler threads, but it does have a /proc entry.
+        assert_eq!(compiler_cpu_s(std::process::id()).unwrap(), 0.0);
+        assert!(compiler_cpu_s(u32::MAX).is_err(), "no such process");
     }
 
     #[test]

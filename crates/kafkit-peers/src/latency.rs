@@ -1,5 +1,8 @@
 //! Latency at half load (issue 17): after a workload's peak runs, every client runs it again
 //! at half its median peak rate ([`half_load`]), and the table gets each client's p50 and p99.
+//! Clients whose peaks differ are then paced at different rates, and at a higher rate a
+//! record meets fuller batches and longer queues; so kafkit also runs at the rate of the
+//! peer with the lowest p99 ([`lowest_peer`]), and the table gives both ratios.
 
 use crate::compare::{
     client_command, delete_topic, harness_writer, median, prepare, rate_text, turn, write_records, Bench, Run,
@@ -52,6 +55,28 @@ pub fn latency_ratio(kafkit: &Latency, peers: &[Latency]) -> f64 {
     }
 }
 
+/// The peer (an index into [`CLIENTS`], never kafkit's 0) with the lowest measured p99, if any.
+pub fn lowest_peer(latency: &[Latency]) -> Option<usize> {
+    (1..latency.len())
+        .filter(|&i| !latency[i].p99_ms.is_nan())
+        .min_by(|&a, &b| latency[a].p99_ms.total_cmp(&latency[b].p99_ms))
+}
+
+/// What a workload's latency pass measured.
+#[derive(Clone, Debug)]
+pub struct LatencyPass {
+    /// Each client's medians at its own [`half_load`], by [`CLIENTS`] index.
+    pub own: Vec<Latency>,
+    /// kafkit's medians at the [`lowest_peer`]'s rate; NOT_MEASURED when there is none.
+    pub kafkit_at_peer_rate: Latency,
+}
+
+impl LatencyPass {
+    pub(crate) fn not_measured() -> LatencyPass {
+        LatencyPass { own: vec![Latency::NOT_MEASURED; CLIENTS.len()], kafkit_at_peer_rate: Latency::NOT_MEASURED }
+    }
+}
+
 /// p50 and p99 (ms) of a report's latency.
 fn parse_latency(stdout: &str) -> Result<(f64, f64), String> {
     let line = stdout.lines().rev().find(|l| l.starts_with('{')).ok_or("no JSON report")?;
@@ -63,7 +88,8 @@ fn parse_latency(stdout: &str) -> Result<(f64, f64), String> {
 impl Bench<'_> {
     /// The latency pass of workload `w`: `reps` paced runs of every client at its
     /// [`half_load`] (the client order rotating as in the peak runs), but those `skip` names;
-    /// the medians (n/a for a client not run).
+    /// then `reps` runs of kafkit at the [`lowest_peer`]'s rate. Medians (n/a for a client
+    /// not run).
     pub(crate) fn latency_pass(
         &self,
         w: &Workload,
@@ -73,26 +99,55 @@ impl Bench<'_> {
         reps: usize,
         stamp: u32,
         skip: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<Latency>, String> {
+    ) -> Result<LatencyPass, String> {
         let mut runs: Vec<Vec<Latency>> = vec![Vec::new(); CLIENTS.len()];
         for rep in 0..reps {
             for (ci, client) in turn(rep, skip) {
                 let rate = half_load(w, &peaks[ci]);
-                let topic = format!("peers-{stamp}-{wi}-{rep}-{client}-paced");
-                let l = self.paced(client, w, payload, &topic, rate)?;
-                eprintln!(
-                    "{:<28} paced {} {:<13} {:>10} rec/s: p50 {:>7.2} ms, p99 {:>7.2} ms",
-                    w.name(),
-                    rep + 1,
+                let l = self.paced_logged(
                     client,
+                    w,
+                    payload,
+                    &format!("peers-{stamp}-{wi}-{rep}-{client}-paced"),
                     rate,
-                    l.p50_ms,
-                    l.p99_ms
-                );
+                    rep,
+                )?;
                 runs[ci].push(l);
             }
         }
-        Ok(runs.iter().map(|r| latency_medians(r)).collect())
+        let own: Vec<Latency> = runs.iter().map(|r| latency_medians(r)).collect();
+        let mut at_peer = Vec::new();
+        if let Some(peer) = lowest_peer(&own).filter(|_| !own[0].p99_ms.is_nan()) {
+            for rep in 0..reps {
+                let topic = format!("peers-{stamp}-{wi}-{rep}-{}-at-{}", CLIENTS[0], CLIENTS[peer]);
+                at_peer.push(self.paced_logged(CLIENTS[0], w, payload, &topic, own[peer].rate, rep)?);
+            }
+        }
+        let kafkit_at_peer_rate = if at_peer.is_empty() { Latency::NOT_MEASURED } else { latency_medians(&at_peer) };
+        Ok(LatencyPass { own, kafkit_at_peer_rate })
+    }
+
+    /// [`Bench::paced`], with a progress line.
+    fn paced_logged(
+        &self,
+        client: &str,
+        w: &Workload,
+        payload: &Payload,
+        topic: &str,
+        rate: u64,
+        rep: usize,
+    ) -> Result<Latency, String> {
+        let l = self.paced(client, w, payload, topic, rate)?;
+        eprintln!(
+            "{:<28} paced {} {:<13} {:>10} rec/s: p50 {:>7.2} ms, p99 {:>7.2} ms",
+            w.name(),
+            rep + 1,
+            client,
+            rate,
+            l.p50_ms,
+            l.p99_ms
+        );
+        Ok(l)
     }
 
     /// Runs `client` on workload `w` at `rate` records per second, on a new topic `topic`
@@ -179,36 +234,49 @@ fn paced_report(client: &str, w: &Workload, rate: u64, out: std::process::Output
     Ok(Latency { rate, p50_ms, p99_ms })
 }
 
-/// The second table: each client's p50 and p99 latency at half its peak rate ([`half_load`]).
-pub(crate) fn print_latency_table(table: &[(Workload, Vec<Run>, Vec<Latency>)]) {
+/// The second table: each client's p50 and p99 latency at half its peak rate ([`half_load`]),
+/// kafkit's p99 over the best peer's, and kafkit's p50 / p99 at that peer's rate.
+pub(crate) fn print_latency_table(table: &[(Workload, Vec<Run>, LatencyPass)]) {
     println!();
     println!(
         "Latency at half load, medians of p50 / p99 in ms, at half of each client's median peak rate in the table \
          above (consume: also at most half the rate at which the harness's producer filled the topics, as it writes \
          the records while the consumer reads them). Produce: send to acknowledgement; consume: the record's \
-         timestamp to its receipt."
+         timestamp to its receipt. The last two columns: kafkit paced at the rate of the peer with the lowest p99, \
+         and its p99 there over that peer's."
     );
     println!();
-    println!("| workload | {} | p99 vs best peer (≤ 1.00) |", HEADINGS.join(" | "));
-    println!("|---|{}---|", "---|".repeat(HEADINGS.len()));
-    for (w, _, l) in table {
-        let cells: Vec<String> = l
-            .iter()
-            .map(|l| {
-                if l.p99_ms.is_nan() {
-                    "n/a".to_string()
-                } else {
-                    format!("{:.2} / {:.2} ms at {}", l.p50_ms, l.p99_ms, rate_text(l.rate as f64))
-                }
-            })
-            .collect();
-        let ratio = latency_ratio(&l[0], &l[1..]);
-        let ratio = if ratio.is_nan() {
+    println!(
+        "| workload | {} | p99 vs best peer (≤ 1.00) | kafkit at the best peer's rate | p99 vs best peer, same rate |",
+        HEADINGS.join(" | ")
+    );
+    println!("|---|{}---|---|---|", "---|".repeat(HEADINGS.len()));
+    let text = |l: &Latency| {
+        if l.p99_ms.is_nan() {
+            "n/a".to_string()
+        } else {
+            format!("{:.2} / {:.2} ms at {}", l.p50_ms, l.p99_ms, rate_text(l.rate as f64))
+        }
+    };
+    let ratio_text = |ratio: f64| {
+        if ratio.is_nan() {
             "n/a".to_string()
         } else {
             format!("{ratio:.2}{}", if ratio <= 1.0 { "" } else { " ✗" })
-        };
-        println!("| {} | {} | {ratio} |", w.name(), cells.join(" | "));
+        }
+    };
+    for (w, _, pass) in table {
+        let cells: Vec<String> = pass.own.iter().map(text).collect();
+        let ratio = latency_ratio(&pass.own[0], &pass.own[1..]);
+        let same_rate = latency_ratio(&pass.kafkit_at_peer_rate, &pass.own[1..]);
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            w.name(),
+            cells.join(" | "),
+            ratio_text(ratio),
+            text(&pass.kafkit_at_peer_rate),
+            ratio_text(same_rate)
+        );
     }
 }
 
@@ -242,6 +310,14 @@ mod tests {
         assert!(latency_ratio(&l(2.0), &[l(f64::NAN)]).is_nan());
         let m = latency_medians(&[l(5.0), l(1.0), l(3.0)]);
         assert_eq!((m.rate, m.p99_ms), (10, 3.0));
+    }
+
+    #[test]
+    fn the_lowest_peer_is_the_measured_peer_with_the_lowest_p99_never_kafkit() {
+        let l = |p99_ms: f64| Latency { rate: 10, p50_ms: 1.0, p99_ms };
+        assert_eq!(lowest_peer(&[l(1.0), l(9.0), l(f64::NAN), l(4.0), l(6.0)]), Some(3));
+        assert_eq!(lowest_peer(&[l(1.0), l(f64::NAN)]), None);
+        assert_eq!(lowest_peer(&[l(1.0)]), None);
     }
 
     #[test]
