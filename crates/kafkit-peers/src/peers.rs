@@ -68,6 +68,10 @@ pub struct Args {
     /// Partitions of the topic (it exists already).
     #[arg(long, default_value_t = 6)]
     pub partitions: i32,
+    /// kafkit's `WriterConfig::max_request_bytes` (produce; the others ignore it): most
+    /// bytes of record batches in one Produce request.
+    #[arg(long, default_value_t = kafkit::producer::DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
     #[arg(long)]
     pub json: bool,
 }
@@ -128,6 +132,7 @@ async fn kafkit_produce(a: &Args) -> Result<Report, String> {
         .with_linger(LINGER)
         .with_batch_bytes(BATCH_BYTES)
         .with_produce_concurrency(kafkit::producer::DEFAULT_PRODUCE_CONCURRENCY)
+        .with_max_request_bytes(a.max_request_bytes)
         .with_batch_size(usize::MAX / 2);
     let seeds: Vec<&str> = a.brokers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let w = Writer::new(&seeds, config).await.map_err(e)?;
