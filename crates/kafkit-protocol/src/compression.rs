@@ -205,7 +205,8 @@ fn snappy_raw(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Decod
 /// As [`decompress`].
 pub fn decompress_bytes(codec: Compression, input: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
     match stream_decoder(codec, input, limit)? {
-        Some(r) => read_pooled(r, limit),
+        // Most batches inflate 1.5-4x: a buffer near twice the input is taken, and grown.
+        Some(r) => read_pooled(r, input.len().saturating_mul(2).min(limit), limit),
         None => decompress_whole(codec, input, limit).map(Bytes::from),
     }
 }
@@ -228,9 +229,10 @@ fn stream_decoder<'a>(
     }))
 }
 
-/// Reads `r` to its end into a pooled buffer, failing past `limit` bytes.
-fn read_pooled(mut r: impl Read, limit: usize) -> Result<Bytes, DecodeError> {
-    let mut buf = crate::pool::take(usize::MAX);
+/// Reads `r` to its end into a pooled buffer taken for about `expect` bytes, failing past
+/// `limit` bytes.
+fn read_pooled(mut r: impl Read, expect: usize, limit: usize) -> Result<Bytes, DecodeError> {
+    let mut buf = crate::pool::take(expect);
     let mut filled = 0;
     loop {
         let end = crate::pool::room(&mut buf, filled, limit.saturating_add(1));

@@ -41,23 +41,29 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A buffer to fill: one from the pool, the smallest of those at least `want` bytes long
-/// (else the longest), or a new empty one. Its whole length is initialized (it holds old
-/// data), so it can be read into as it is; grow it with `resize` when it is too short.
+/// A buffer to fill for about `want` bytes: from the pool, the shortest of those at least
+/// `want` bytes long but no longer than [`near`]`(want)`, else the longest shorter than
+/// `want` (to be grown), else a new empty one. Its whole length is initialized (it holds
+/// old data), so it can be read into as it is; grow it with [`room`] when it is too short.
+///
+/// A much longer buffer is left for a larger frame: its initialized pages are resident, and
+/// the messages pointing into it would keep all of them alive for a few bytes.
 pub fn take(want: usize) -> Vec<u8> {
+    let most = near(want);
     let mut p = pool();
-    let pick = p
-        .free
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.len() >= want)
-        .min_by_key(|(_, b)| b.len())
-        .or_else(|| p.free.iter().enumerate().max_by_key(|(_, b)| b.len()))
+    let fits = p.free.iter().enumerate().filter(|(_, b)| (want..=most).contains(&b.len())).min_by_key(|(_, b)| b.len());
+    let pick = fits
+        .or_else(|| p.free.iter().enumerate().filter(|(_, b)| b.len() < want).max_by_key(|(_, b)| b.len()))
         .map(|(i, _)| i);
     match pick {
         Some(i) => p.remove(i),
         None => Vec::new(),
     }
+}
+
+/// The longest buffer [`take`] hands out for `want` bytes: twice that, plus 64 KiB.
+pub fn near(want: usize) -> usize {
+    want.saturating_mul(2).saturating_add(64 << 10)
 }
 
 /// An empty buffer with room for `want` bytes and no more than `most`: the smallest such
@@ -131,6 +137,9 @@ impl Drop for Pooled {
 pub fn room(buf: &mut Vec<u8>, filled: usize, want: usize) -> usize {
     let limit = want.min(filled.saturating_mul(2) + (64 << 10));
     if buf.len() < limit && buf.len() - filled.min(buf.len()) < 16 << 10 {
+        // Exactly: `resize` alone may double the capacity, and a frame of 2 MiB read in
+        // steps would then sit in 4 MiB. The steps grow geometrically themselves.
+        buf.reserve_exact(limit - buf.len());
         buf.resize(limit, 0);
     }
     buf.len().min(want)
@@ -143,7 +152,8 @@ mod tests {
     #[test]
     fn a_dropped_buffer_is_taken_again_with_its_contents_initialized() {
         let mut b = take(1 << 20);
-        let marker = b.len() + 123_457;
+        b.clear();
+        let marker = (1 << 20) + 123_457;
         b.resize(marker, 7);
         let bytes = freeze(b, 10);
         assert_eq!(&bytes[..], &[7u8; 10][..]);
@@ -154,6 +164,7 @@ mod tests {
         drop(half);
         let again = take(marker);
         assert_eq!(again.len(), marker, "the same buffer comes back, whole");
+        assert!(again.capacity() >= marker);
         give(again);
     }
 
@@ -182,6 +193,27 @@ mod tests {
         // A short frame: exactly its length.
         let mut b = Vec::new();
         assert_eq!(room(&mut b, 0, 10), 10);
+    }
+
+    #[test]
+    fn a_buffer_far_longer_than_asked_for_is_left_for_a_larger_frame() {
+        // A length no other test gives back.
+        let (long, short) = ((7 << 20) + 77, (1 << 20) + 77);
+        give(vec![1u8; long]);
+        let b = take(short);
+        assert_ne!(b.len(), long, "a 7 MiB buffer is not pinned for 1 MiB");
+        give(b);
+    }
+
+    #[test]
+    fn room_grows_a_buffer_to_the_frame_not_past_it() {
+        let want = (2 << 20) + 150;
+        let (mut b, mut filled) = (Vec::new(), 0);
+        while filled < want {
+            filled = room(&mut b, filled, want);
+        }
+        assert_eq!(b.len(), want);
+        assert!(b.capacity() < want + (want >> 2), "capacity {} for a frame of {want}", b.capacity());
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub struct ReaderSettings {
     /// Java `fetch.max.wait.ms`. Default 500 ms.
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
-    /// Fetched, unread messages the reader may hold. Default 16 MiB.
+    /// Fetched, unread messages the reader may hold. Default 8 MiB.
     pub prefetch_bytes: Size,
     /// Java `isolation.level`: `read-uncommitted` or `read-committed`. Default
     /// `read-uncommitted`.

@@ -63,6 +63,8 @@ pub(crate) struct FetchSettings {
 
 /// Fetched messages of one partition, with the budget they hold until read.
 struct Chunk {
+    /// Its place in the order chunks were fetched in (`State::ready`).
+    seq: u64,
     messages: VecDeque<Message>,
     /// The offset after the fetch's last batch.
     next: i64,
@@ -96,7 +98,6 @@ pub(crate) struct Part {
     /// `fetch_pos` is already past: only that task may fetch it meanwhile, so its data is
     /// handed over in order.
     delivering: Option<usize>,
-    queued: bool,
     /// When a fetch last returned data of this partition (`State::served` then): a fetch
     /// lists the partitions served longest ago first. The broker fills a response in the
     /// order of the request up to its byte limit, so without this the partitions listed
@@ -105,6 +106,26 @@ pub(crate) struct Part {
 }
 
 impl Part {
+    /// A partition to read from `start` (its group's committed offset `committed`, or -1).
+    fn new(epoch: u64, start: i64, committed: i64) -> Part {
+        Part {
+            epoch,
+            fetch_pos: start,
+            position: start,
+            start,
+            committed,
+            to_commit: -1,
+            paused: false,
+            high_watermark: -1,
+            end: -1,
+            failure: None,
+            chunks: VecDeque::new(),
+            in_flight: false,
+            delivering: None,
+            served: 0,
+        }
+    }
+
     /// Messages between the position and the last fetch's high watermark (under
     /// read_committed its last stable offset); -1 before the first fetch.
     fn lag(&self) -> i64 {
@@ -129,8 +150,12 @@ pub(crate) type Parts = HashMap<TopicPartition, Part, foldhash::fast::RandomStat
 #[derive(Default)]
 pub(crate) struct State {
     parts: Parts,
-    /// Partitions with messages to hand out, in turn.
-    ready: VecDeque<TopicPartition>,
+    /// The chunks to hand out, in the order they were fetched: (`Chunk::seq`, partition).
+    /// An entry whose partition no longer has that chunk first (read, dropped by a seek or
+    /// revocation, or its partition paused) is skipped.
+    ready: VecDeque<(u64, TopicPartition)>,
+    /// The next chunk's `Chunk::seq`.
+    next_seq: u64,
     /// The reader's fatal error: every read fails with it until the reader is closed.
     fatal: Option<Error>,
     /// Partitions with a `Part::failure`, so that a read finds one without a scan.
@@ -147,6 +172,62 @@ pub(crate) struct State {
     served: u64,
     /// Fetch tasks by (partition leader, slot).
     lanes: HashMap<(i32, usize), tokio::task::AbortHandle>,
+}
+
+impl State {
+    /// The next buffered message, and the chunk it emptied (whose budget is to go back).
+    ///
+    /// Chunks go out in the order they were fetched, whatever their partition: messages
+    /// point into the fetch response they came from, which stays in memory until the last
+    /// of them is read, so handing its partitions' chunks out at different paces would keep
+    /// many responses alive. With `mark`, the partition's position after the message
+    /// becomes the offset to commit.
+    fn take(&mut self, mark: bool) -> Option<(Message, Option<Chunk>)> {
+        let State { parts, ready, messages, bytes, .. } = self;
+        while let Some((seq, tp)) = ready.front() {
+            let Some(p) = parts.get_mut(tp) else {
+                ready.pop_front();
+                continue;
+            };
+            let Some(chunk) = p.chunks.front_mut().filter(|c| c.seq == *seq && !p.paused) else {
+                ready.pop_front();
+                continue;
+            };
+            let Some(m) = chunk.messages.pop_front() else {
+                p.chunks.pop_front();
+                ready.pop_front();
+                continue;
+            };
+            p.position = m.offset + 1;
+            let mut read = None;
+            if chunk.messages.is_empty() {
+                // Stand after the chunk's last batch (past trailing markers too).
+                p.position = p.position.max(chunk.next);
+                read = p.chunks.pop_front();
+                ready.pop_front();
+            }
+            *messages += 1;
+            *bytes += m.size() as u64;
+            if mark {
+                p.to_commit = p.to_commit.max(p.position);
+            }
+            return Some((m, read));
+        }
+        None
+    }
+
+    /// Pauses or resumes `tp`: a paused partition's chunks stay, not handed out; on resume
+    /// they go to the back, in their order.
+    fn set_paused(&mut self, tp: &TopicPartition, paused: bool) {
+        let Some(p) = self.parts.get_mut(tp) else { return };
+        let resumed = p.paused && !paused;
+        p.paused = paused;
+        if resumed && !p.chunks.is_empty() {
+            // Entries of it still queued are stale now (and skipped); drop them.
+            self.ready.retain(|(_, t)| t != tp);
+            self.ready.extend(p.chunks.iter().map(|c| (c.seq, tp.clone())));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -180,6 +261,8 @@ pub(crate) struct Engine {
 
 mod errors;
 pub(crate) mod tasks;
+#[cfg(test)]
+mod tests;
 mod views;
 
 use errors::Contact;
@@ -223,26 +306,7 @@ impl Engine {
                 self.counters.buffered.fetch_sub(old.buffered() as u64, Ordering::Relaxed);
             }
             st.failed.remove(&tp);
-            st.parts.insert(
-                tp,
-                Part {
-                    epoch,
-                    fetch_pos: start,
-                    position: start,
-                    start,
-                    committed,
-                    to_commit: -1,
-                    paused: false,
-                    high_watermark: -1,
-                    end: -1,
-                    failure: None,
-                    chunks: VecDeque::new(),
-                    in_flight: false,
-                    delivering: None,
-                    queued: false,
-                    served: 0,
-                },
-            );
+            st.parts.insert(tp, Part::new(epoch, start, committed));
         }
         drop(st);
         self.wake.notify_waiters();
@@ -290,13 +354,7 @@ impl Engine {
     pub fn set_paused(&self, parts: &[TopicPartition], paused: bool) {
         let mut st = self.lock();
         for tp in parts {
-            let Some(p) = st.parts.get_mut(tp) else { continue };
-            p.paused = paused;
-            let requeue = !paused && !p.chunks.is_empty() && !p.queued;
-            if requeue {
-                p.queued = true;
-                st.ready.push_back(tp.clone());
-            }
+            st.set_paused(tp, paused);
         }
         drop(st);
         self.wake.notify_waiters();
@@ -347,48 +405,14 @@ impl Engine {
                 return Some(Err(e.dup()));
             }
         }
-        let State { parts, ready, messages, bytes, .. } = st;
-        while let Some(tp) = ready.front() {
-            let Some(p) = parts.get_mut(tp) else {
-                ready.pop_front();
-                continue;
-            };
-            let Some(chunk) = p.chunks.front_mut().filter(|_| !p.paused) else {
-                p.queued = false;
-                ready.pop_front();
-                continue;
-            };
-            let Some(m) = chunk.messages.pop_front() else {
-                p.chunks.pop_front();
-                continue;
-            };
-            p.position = m.offset + 1;
-            if chunk.messages.is_empty() {
-                // The chunk is read: stand after its last batch, give back its budget, let
-                // the partition be fetched again, and give the next partition its turn.
-                p.position = p.position.max(chunk.next);
-                self.counters.buffered.fetch_sub(chunk.bytes as u64, Ordering::Relaxed);
-                if let Some(read) = p.chunks.pop_front() {
-                    self.recycle(read.messages);
-                }
-                if let Some(tp) = ready.pop_front() {
-                    if p.chunks.is_empty() {
-                        p.queued = false;
-                    } else {
-                        ready.push_back(tp);
-                    }
-                }
-                self.wake.notify_waiters();
-            }
-            let size = m.size();
-            *messages += 1;
-            *bytes += size as u64;
-            if mark {
-                p.to_commit = p.to_commit.max(p.position);
-            }
-            return Some(Ok(m));
+        let (m, read) = st.take(mark)?;
+        if let Some(read) = read {
+            // The chunk is read: give back its budget, let the partition be fetched again.
+            self.counters.buffered.fetch_sub(read.bytes as u64, Ordering::Relaxed);
+            self.recycle(read.messages);
+            self.wake.notify_waiters();
         }
-        None
+        Some(Ok(m))
     }
 
     /// Waits for the next message; with `mark`, its partition's position after it becomes

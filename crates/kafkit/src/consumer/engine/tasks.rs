@@ -340,9 +340,15 @@ async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outc
 /// the whole budget.
 const CHUNK_BYTES: usize = 256 << 10;
 
-/// The budget a chunk holds: its keys and values, and each message's own size.
+/// How full a chunk being decoded is: its keys and values, and each message's own size.
 fn cost(sel: &Selected) -> usize {
     sel.bytes + sel.messages.len() * std::mem::size_of::<Message>()
+}
+
+/// The budget a decoded chunk holds: its keys and values, and its message vector's whole
+/// capacity (a batch is taken whole, so a vector often has room for twice its messages).
+fn held(sel: &Selected) -> usize {
+    sel.bytes + sel.messages.capacity() * std::mem::size_of::<Message>()
 }
 
 /// Decodes a partition's fetched batches into chunks of about [`CHUNK_BYTES`], each handed
@@ -375,10 +381,10 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
             }
         }
         // Waiting here pauses this fetch task while the application has not read enough.
-        let permits = cost(&sel).min(cap) as u32;
+        let permits = held(&sel).min(cap) as u32;
         let permit = if permits > 0 { e.budget.clone().acquire_many_owned(permits).await.ok() } else { None };
         let mut st = e.lock();
-        let State { parts, ready, failed, .. } = &mut *st;
+        let State { parts, ready, failed, next_seq, .. } = &mut *st;
         let ours = |p: &&mut Part| {
             p.epoch == c.epoch && if advanced { p.delivering == Some(slot) } else { p.fetch_pos == expected }
         };
@@ -398,15 +404,17 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
             }
         } else {
             e.counters.buffered.fetch_add(sel.bytes as u64, Ordering::Relaxed);
+            let seq = *next_seq;
+            *next_seq += 1;
             p.chunks.push_back(Chunk {
+                seq,
                 messages: sel.messages.into(),
                 next: sel.next,
                 bytes: sel.bytes,
                 _permit: permit,
             });
-            if !p.queued && !p.paused {
-                p.queued = true;
-                ready.push_back(c.tp.clone());
+            if !p.paused {
+                ready.push_back((seq, c.tp.clone()));
             }
             wake_app = true;
         }
