@@ -174,6 +174,24 @@ pub(crate) struct State {
     lanes: HashMap<(i32, usize), tokio::task::AbortHandle>,
 }
 
+/// Adds `chunk` to partition `tp`'s (`p`), to be handed out after every chunk queued
+/// before it; its `seq` is set here. Takes `State`'s fields apart, so that a caller holding
+/// `p` out of `State::parts` can queue.
+fn queue_chunk(
+    ready: &mut VecDeque<(u64, TopicPartition)>,
+    next_seq: &mut u64,
+    tp: &TopicPartition,
+    p: &mut Part,
+    mut chunk: Chunk,
+) {
+    chunk.seq = *next_seq;
+    *next_seq += 1;
+    if !p.paused {
+        ready.push_back((chunk.seq, tp.clone()));
+    }
+    p.chunks.push_back(chunk);
+}
+
 impl State {
     /// The next buffered message, and the chunk it emptied (whose budget is to go back).
     ///

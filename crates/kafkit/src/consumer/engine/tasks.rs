@@ -404,18 +404,9 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
             }
         } else {
             e.counters.buffered.fetch_add(sel.bytes as u64, Ordering::Relaxed);
-            let seq = *next_seq;
-            *next_seq += 1;
-            p.chunks.push_back(Chunk {
-                seq,
-                messages: sel.messages.into(),
-                next: sel.next,
-                bytes: sel.bytes,
-                _permit: permit,
-            });
-            if !p.paused {
-                ready.push_back((seq, c.tp.clone()));
-            }
+            let chunk =
+                Chunk { seq: 0, messages: sel.messages.into(), next: sel.next, bytes: sel.bytes, _permit: permit };
+            queue_chunk(ready, next_seq, &c.tp, p, chunk);
             wake_app = true;
         }
         if let Some(err) = failure {

@@ -8,15 +8,11 @@ fn tp(p: i32) -> TopicPartition {
 
 /// Adds a chunk of messages at `offsets` to partition `p`, as a fetch task does.
 fn push(st: &mut State, p: i32, offsets: &[i64]) {
-    let seq = st.next_seq;
-    st.next_seq += 1;
     let messages = offsets.iter().map(|&offset| Message { partition: p, offset, ..Message::default() }).collect();
     let next = offsets.last().map_or(0, |o| o + 1);
-    let part = st.parts.entry(tp(p)).or_insert_with(|| Part::new(1, 0, -1));
-    part.chunks.push_back(Chunk { seq, messages, next, bytes: 0, _permit: None });
-    if !part.paused {
-        st.ready.push_back((seq, tp(p)));
-    }
+    let State { parts, ready, next_seq, .. } = st;
+    let part = parts.entry(tp(p)).or_insert_with(|| Part::new(1, 0, -1));
+    queue_chunk(ready, next_seq, &tp(p), part, Chunk { seq: 0, messages, next, bytes: 0, _permit: None });
 }
 
 /// Takes every message there is now, as (partition, offset).
