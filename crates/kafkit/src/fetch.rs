@@ -262,8 +262,21 @@ pub(crate) struct Selected {
     pub messages: Vec<Message>,
     /// Key and value bytes of `messages`.
     pub bytes: usize,
+    /// Of them, the bytes of compressed batches: in buffers of their own, not in the fetch
+    /// response.
+    pub decompressed: usize,
+    /// Whether any of `messages` came from an uncompressed batch, so points into the fetch
+    /// response (which stays in memory while it does).
+    pub framed: bool,
     /// The offset after the last batch (control and aborted ones included).
     pub next: i64,
+}
+
+impl Selected {
+    /// Nothing selected yet, into `messages` (empty), from offset `from`.
+    pub fn new(messages: Vec<Message>, from: i64) -> Selected {
+        Selected { messages, bytes: 0, decompressed: 0, framed: false, next: from }
+    }
 }
 
 /// The messages of a fetched partition the application may see, from offset `from` on:
@@ -276,7 +289,7 @@ pub(crate) fn messages(
     decode: &DecodeOptions,
 ) -> Result<Selected> {
     let mut batches = Batches::new(conn, spot, p, from, *decode);
-    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
+    let mut out = Selected::new(Vec::new(), from);
     while batches.next_into(&mut out)? {}
     Ok(out)
 }
@@ -345,7 +358,7 @@ pub(crate) fn messages_from(
         selector: Selector::new(aborted, from, spot.topic, spot.partition, p.high_watermark),
         addr: addr.to_string(),
     };
-    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
+    let mut out = Selected::new(Vec::new(), from);
     while batches.next_into(&mut out)? {}
     Ok(out)
 }
@@ -361,7 +374,7 @@ pub(crate) fn select(
     high_watermark: i64,
 ) -> std::result::Result<Selected, String> {
     let mut selector = Selector::new(aborted, from, topic, partition, high_watermark);
-    let mut out = Selected { messages: Vec::new(), bytes: 0, next: from };
+    let mut out = Selected::new(Vec::new(), from);
     for batch in batches {
         selector.add(batch, &mut out)?;
     }
@@ -427,6 +440,8 @@ impl Selector {
         let base_timestamp = batch.base_timestamp;
         let log_append_time = batch.timestamp_type == kafkit_protocol::record::TimestampType::LogAppendTime;
         let max_timestamp = batch.max_timestamp;
+        let compressed = batch.compression != kafkit_protocol::compression::Compression::None;
+        let (before, count) = (out.bytes, out.messages.len());
         out.messages.reserve(batch.records.len());
         // Moved out of the decoded batch: no second reference count per key and value.
         for r in batch.records.drain(..) {
@@ -459,6 +474,11 @@ impl Selector {
             };
             out.bytes += m.size();
             out.messages.push(m);
+        }
+        if compressed {
+            out.decompressed += out.bytes - before;
+        } else {
+            out.framed |= out.messages.len() > count;
         }
         Ok(batch.records)
     }
@@ -536,5 +556,18 @@ mod tests {
         // Records before the requested offset (inside the first batch) are skipped.
         let s = select(log(), VecDeque::new(), 1, "t", 0, 9).unwrap();
         assert_eq!(values(&s)[0], "a2");
+    }
+
+    #[test]
+    fn the_bytes_of_compressed_batches_are_told_apart_from_those_in_the_response() {
+        let mut lz4 = batch(2, 8, &["abc", "de"]);
+        lz4.compression = kafkit_protocol::compression::Compression::Lz4;
+        let s = select(vec![lz4.clone()], VecDeque::new(), 0, "t", 0, 9).unwrap();
+        assert_eq!((s.bytes, s.decompressed, s.framed), (5, 5, false));
+        let s = select(vec![batch(0, 7, &["xy"]), lz4], VecDeque::new(), 0, "t", 0, 9).unwrap();
+        assert_eq!((s.bytes, s.decompressed, s.framed), (7, 5, true));
+        // Markers point into the response too, but no message is taken from them.
+        let s = select(vec![marker(0, 7, ControlRecordType::Commit)], VecDeque::new(), 0, "t", 0, 9).unwrap();
+        assert_eq!((s.bytes, s.decompressed, s.framed), (0, 0, false));
     }
 }

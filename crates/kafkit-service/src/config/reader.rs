@@ -59,14 +59,15 @@ pub struct ReaderSettings {
     pub min_bytes: Size,
     /// Java `max.partition.fetch.bytes`. Default 1 MiB.
     pub max_bytes: Size,
-    /// Fetches in flight per partition leader. Default 3.
+    /// Fetches in flight per partition leader. Default 2.
     pub fetch_concurrency: usize,
     /// Java `fetch.max.bytes`. Default 50 MiB.
     pub fetch_max_bytes: Size,
     /// Java `fetch.max.wait.ms`. Default 500 ms.
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
-    /// Fetched, unread messages the reader may hold. Default 8 MiB.
+    /// Memory the reader may hold of fetched, unread messages, their fetch responses
+    /// included (`kafkit::ReaderConfig::prefetch_bytes`). Default 8 MiB.
     pub prefetch_bytes: Size,
     /// Java `isolation.level`: `read-uncommitted` or `read-committed`. Default
     /// `read-uncommitted`.

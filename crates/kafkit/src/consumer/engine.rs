@@ -61,6 +61,11 @@ pub(crate) struct FetchSettings {
     pub reset: OffsetReset,
 }
 
+/// A fetch response's share of the budget: taken before the fetch is sent, for the most
+/// the response may be, cut to its size once it came, and given back when nothing points
+/// into it any more (its last partition decoded, its last chunk with messages in it read).
+pub(super) type Response = Arc<OwnedSemaphorePermit>;
+
 /// Fetched messages of one partition, with the budget they hold until read.
 struct Chunk {
     /// Its place in the order chunks were fetched in (`State::ready`).
@@ -69,7 +74,44 @@ struct Chunk {
     /// The offset after the fetch's last batch.
     next: i64,
     bytes: usize,
+    /// The budget of the message vector and of decompressed keys and values.
     _permit: Option<OwnedSemaphorePermit>,
+    /// The fetch response that messages of uncompressed batches point into.
+    response: Option<Response>,
+}
+
+/// A message's key, value and header values, in that order.
+fn field_bytes(m: &Message) -> impl Iterator<Item = &bytes::Bytes> {
+    m.key.iter().chain(&m.value).chain(m.headers.iter().filter_map(|h| h.value.as_ref()))
+}
+
+impl Chunk {
+    /// Copies the messages out of the fetch response they point into, so that it goes (and
+    /// its budget comes back) while they wait: for a paused partition, whose chunks could
+    /// otherwise keep whole responses, and with them the budget, for as long as it is
+    /// paused. One buffer per chunk; compressed batches' messages, in buffers of their own,
+    /// are left where they are.
+    fn detach(&mut self) {
+        if self.response.take().is_none() {
+            return;
+        }
+        let total: usize = self.messages.iter().map(|m| field_bytes(m).map(bytes::Bytes::len).sum::<usize>()).sum();
+        let mut buf = bytes::BytesMut::with_capacity(total);
+        for m in &self.messages {
+            field_bytes(m).for_each(|b| buf.extend_from_slice(b));
+        }
+        let all = buf.freeze();
+        let mut at = 0;
+        let mut cut = |b: &mut bytes::Bytes| {
+            let end = at + b.len();
+            *b = all.slice(at..end);
+            at = end;
+        };
+        for m in &mut self.messages {
+            m.key.iter_mut().chain(m.value.iter_mut()).for_each(&mut cut);
+            m.headers.iter_mut().filter_map(|h| h.value.as_mut()).for_each(&mut cut);
+        }
+    }
 }
 
 /// One partition being read.
@@ -186,7 +228,9 @@ fn queue_chunk(
 ) {
     chunk.seq = *next_seq;
     *next_seq += 1;
-    if !p.paused {
+    if p.paused {
+        chunk.detach();
+    } else {
         ready.push_back((chunk.seq, tp.clone()));
     }
     p.chunks.push_back(chunk);
@@ -234,11 +278,15 @@ impl State {
         None
     }
 
-    /// Pauses or resumes `tp`: a paused partition's chunks stay, not handed out; on resume
-    /// they go to the back, in their order.
+    /// Pauses or resumes `tp`: a paused partition's chunks stay, not handed out, copied out
+    /// of their fetch responses ([`Chunk::detach`]); on resume they go to the back, in their
+    /// order.
     fn set_paused(&mut self, tp: &TopicPartition, paused: bool) {
         let Some(p) = self.parts.get_mut(tp) else { return };
         let resumed = p.paused && !paused;
+        if paused && !p.paused {
+            p.chunks.iter_mut().for_each(Chunk::detach);
+        }
         p.paused = paused;
         if resumed && !p.chunks.is_empty() {
             // Entries of it still queued are stale now (and skipped); drop them.
@@ -286,12 +334,18 @@ mod views;
 use errors::Contact;
 use tasks::{Claim, Outcome};
 
+/// The prefetch budget in permits: one a byte, at least 1, and no more than one
+/// acquisition may take (`u32`).
+fn budget_permits(settings: &FetchSettings) -> usize {
+    settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize))
+}
+
 /// Emptied message vectors kept for reuse at most.
 const SPARE_VECTORS: usize = 4;
 
 impl Engine {
     pub fn new(cluster: Cluster, settings: FetchSettings) -> Arc<Engine> {
-        let budget = Arc::new(Semaphore::new(settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS)));
+        let budget = Arc::new(Semaphore::new(budget_permits(&settings)));
         let engine = Arc::new(Engine {
             cluster,
             settings,
@@ -476,15 +530,25 @@ impl Engine {
         led.min(self.settings.concurrency.max(1))
     }
 
-    /// Most bytes one fetch asks for over all its partitions: `fetch_max_bytes` (Java
-    /// `fetch.max.bytes`), but no more than the prefetch budget over four times the fetch
-    /// tasks running, so the responses in flight and being handed over (about two per task)
-    /// hold at most half the budget again; never less than `max_bytes` (Java
-    /// `max.partition.fetch.bytes`, each partition's bound).
-    fn fetch_bytes(&self) -> i32 {
+    /// Most bytes one fetch asks for over all its partitions, and the budget it takes before
+    /// it is sent ([`Response`]). It asks for `fetch_max_bytes` (Java `fetch.max.bytes`),
+    /// but no more than the prefetch budget over four times the fetch tasks running, so the
+    /// responses in flight and being handed over (about two per task) hold at most half the
+    /// budget, and the chunks decoded from them have the other half at least; never less
+    /// than `max_bytes` (Java `max.partition.fetch.bytes`, each partition's bound). It takes
+    /// that much budget, but no more than the share: a response larger than that (with many
+    /// fetch tasks and a small budget, or a record batch past the limits, which the broker
+    /// returns whole) holds more memory than it counts.
+    fn fetch_bytes(&self) -> (i32, u32) {
         let tasks = self.lock().lanes.len().max(1);
-        let share = i32::try_from(self.settings.prefetch_bytes / (4 * tasks)).unwrap_or(i32::MAX);
-        share.min(self.settings.fetch_max_bytes).max(self.settings.max_bytes)
+        let share = (self.budget_cap() / (4 * tasks)).max(1);
+        let ask =
+            i32::try_from(share).unwrap_or(i32::MAX).min(self.settings.fetch_max_bytes).max(self.settings.max_bytes);
+        (ask, share.min(ask.max(1) as usize) as u32)
+    }
+
+    fn budget_cap(&self) -> usize {
+        budget_permits(&self.settings)
     }
 
     /// The view of fetch task `slot` of `broker`: claims fetchable partitions that `broker`
@@ -556,7 +620,7 @@ impl Engine {
         let mut guard = self.lock();
         let st = &mut *guard;
         for (c, o) in claims.iter().zip(outcomes.iter_mut()) {
-            let Outcome::Data(batches, ends, advanced) = o else { continue };
+            let Outcome::Data(batches, ends, advanced, _) = o else { continue };
             let Some(p) = st.parts.get_mut(&c.tp).filter(|p| p.epoch == c.epoch && p.fetch_pos == c.offset) else {
                 continue;
             };

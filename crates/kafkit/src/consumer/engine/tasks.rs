@@ -48,9 +48,10 @@ impl Ends {
 
 /// What one partition's part of a fetch came to.
 pub(super) enum Outcome {
-    /// The partition's batches, not decoded yet, its high watermark and lag end, and whether
-    /// its fetch position was already moved past them (see `Engine::advance`).
-    Data(Batches, Ends, bool),
+    /// The partition's batches, not decoded yet, its high watermark and lag end, whether
+    /// its fetch position was already moved past them (see `Engine::advance`), and the
+    /// response they are in.
+    Data(Batches, Ends, bool, Option<Response>),
     /// No records, taken in at once by `Engine::advance` (its high watermark noted, its claim
     /// released): nothing to hand over.
     Empty,
@@ -145,7 +146,15 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
             }
         };
         let in_session = if starved { None } else { Some(&mut session) };
-        let fetch = unless_moved(&e, broker, &claims, fetch_claims(&e, broker, slot, &claims, in_session));
+        let (ask, reserve) = e.fetch_bytes();
+        let fetch = async {
+            // The response's budget, before it is sent: waiting here (while the previous
+            // response is handed over) holds fetching back while the application has not read
+            // enough.
+            let response = e.budget.clone().acquire_many_owned(reserve).await.ok();
+            let fetch = fetch_claims(&e, broker, slot, &claims, in_session, ask, response);
+            unless_moved(&e, broker, &claims, fetch).await
+        };
         let (fetched, ()) = tokio::join!(fetch, handed);
         match fetched {
             None => {
@@ -156,7 +165,7 @@ async fn lane(engine: std::sync::Weak<Engine>, broker: i32, slot: usize) {
             Some(Ok(mut outcomes)) => {
                 attempt = 0;
                 starved = claims.iter().zip(&outcomes).any(
-                    |(c, o)| matches!(o, Outcome::Data(b, ends, _) if b.next_offset().is_none() && ends.end > c.offset),
+                    |(c, o)| matches!(o, Outcome::Data(b, ends, ..) if b.next_offset().is_none() && ends.end > c.offset),
                 );
                 e.reached();
                 e.advance(slot, &claims, &mut outcomes);
@@ -236,6 +245,8 @@ async fn fetch_claims(
     slot: usize,
     claims: &[Claim],
     session: Option<&mut crate::fetch::FetchSession>,
+    max_bytes: i32,
+    response: Option<OwnedSemaphorePermit>,
 ) -> Result<Vec<Outcome>> {
     let workload = match slot {
         0 => Workload::Fetch,
@@ -256,23 +267,27 @@ async fn fetch_claims(
         })
         .collect();
     let parts: Vec<(&Spot<'_>, i64)> = spots.iter().zip(claims).map(|(s, c)| (s, c.offset)).collect();
-    let limits = Limits {
-        min_bytes: s.min_bytes,
-        max_bytes: e.fetch_bytes(),
-        partition_max_bytes: s.max_bytes,
-        max_wait: s.max_wait,
-    };
+    let limits = Limits { min_bytes: s.min_bytes, max_bytes, partition_max_bytes: s.max_bytes, max_wait: s.max_wait };
     e.counters.fetches.fetch_add(1, Ordering::Relaxed);
     let (results, sent) = crate::fetch::fetch_many(&conn, &parts, &limits, session).await?;
     e.counters.incremental.fetch_add(u64::from(sent.incremental), Ordering::Relaxed);
     e.counters.named.fetch_add(sent.named as u64, Ordering::Relaxed);
+    // The response holds its records' size of the budget from here on.
+    let size: usize = results.iter().filter_map(|r| r.as_ref().ok()?.records.as_ref().map(bytes::Bytes::len)).sum();
+    let response = response.map(|mut held| {
+        if let Some(over) = held.num_permits().checked_sub(size).filter(|n| *n > 0) {
+            drop(held.split(over));
+        }
+        Arc::new(held)
+    });
     let mut out = Vec::with_capacity(results.len());
     let mut refresh = false;
     for ((spot, claim), r) in spots.iter().zip(claims).zip(results) {
         let outcome = match r {
             Ok(p) => match Ends::of(&p, s.isolation, conn.addr(), &claim.tp) {
                 Ok(ends) => {
-                    Outcome::Data(Batches::new(&conn, spot, &p, claim.offset, DecodeOptions::default()), ends, false)
+                    let batches = Batches::new(&conn, spot, &p, claim.offset, DecodeOptions::default());
+                    Outcome::Data(batches, ends, false, response.clone())
                 }
                 Err(err) => Outcome::Error(err),
             },
@@ -301,8 +316,8 @@ async fn fetch_claims(
 async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outcome>) {
     for (c, o) in claims.into_iter().zip(outcomes) {
         let o = match o {
-            Outcome::Data(batches, ends, advanced) => {
-                deliver_data(e, slot, &c, batches, ends, advanced).await;
+            Outcome::Data(batches, ends, advanced, response) => {
+                deliver_data(e, slot, &c, batches, ends, advanced, response).await;
                 continue;
             }
             Outcome::Empty => continue,
@@ -345,19 +360,33 @@ fn cost(sel: &Selected) -> usize {
     sel.bytes + sel.messages.len() * std::mem::size_of::<Message>()
 }
 
-/// The budget a decoded chunk holds: its keys and values, and its message vector's whole
-/// capacity (a batch is taken whole, so a vector often has room for twice its messages).
+/// The budget a decoded chunk holds of its own: its decompressed keys and values (those of
+/// uncompressed batches are in the fetch response, which holds its own budget), and its
+/// message vector's whole capacity (a batch is taken whole, so a vector often has room for
+/// twice its messages).
 fn held(sel: &Selected) -> usize {
-    sel.bytes + sel.messages.capacity() * std::mem::size_of::<Message>()
+    sel.decompressed + sel.messages.capacity() * std::mem::size_of::<Message>()
 }
 
-/// Decodes a partition's fetched batches into chunks of about [`CHUNK_BYTES`], each handed
-/// over once the budget has room for it: decompressed records never take more memory than
-/// the budget, plus one chunk being decoded. The partition stays claimed (or, when
-/// `advanced`, reserved to fetch task `slot`) until its last batch is handed over, or a seek
-/// or revocation makes the rest moot.
-async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, ends: Ends, advanced: bool) {
-    let cap = e.settings.prefetch_bytes.clamp(1, Semaphore::MAX_PERMITS);
+/// Decodes a partition's fetched batches (of `response`) into chunks of about
+/// [`CHUNK_BYTES`], each handed over once the budget has room for it: decompressed records
+/// never take more memory than the budget, plus one chunk being decoded. The partition stays
+/// claimed (or, when `advanced`, reserved to fetch task `slot`) until its last batch is
+/// handed over, or a seek or revocation makes the rest moot.
+///
+/// A chunk takes at most a quarter of the budget: the responses in flight and being handed
+/// over hold at most half of it (`Engine::fetch_bytes`), so when no chunk is left to read,
+/// a chunk always finds room.
+async fn deliver_data(
+    e: &Engine,
+    slot: usize,
+    c: &Claim,
+    mut batches: Batches,
+    ends: Ends,
+    advanced: bool,
+    response: Option<Response>,
+) {
+    let cap = e.budget_cap();
     let chunk = CHUNK_BYTES.min(cap / 2).max(1);
     let mut expected = c.offset;
     // Where the next chunk's batches begin. Not `expected`: when `advanced`, the fetch
@@ -365,7 +394,7 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
     // position (and what it may commit) past the chunks still to come.
     let mut from = c.offset;
     loop {
-        let mut sel = Selected { messages: e.spare_vec(), bytes: 0, next: from };
+        let mut sel = Selected::new(e.spare_vec(), from);
         let (mut end, mut failure) = (false, None);
         while cost(&sel) < chunk {
             match batches.next_into(&mut sel) {
@@ -381,7 +410,7 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
             }
         }
         // Waiting here pauses this fetch task while the application has not read enough.
-        let permits = held(&sel).min(cap) as u32;
+        let permits = held(&sel).min(cap / 4) as u32;
         let permit = if permits > 0 { e.budget.clone().acquire_many_owned(permits).await.ok() } else { None };
         let mut st = e.lock();
         let State { parts, ready, failed, next_seq, .. } = &mut *st;
@@ -404,8 +433,14 @@ async fn deliver_data(e: &Engine, slot: usize, c: &Claim, mut batches: Batches, 
             }
         } else {
             e.counters.buffered.fetch_add(sel.bytes as u64, Ordering::Relaxed);
-            let chunk =
-                Chunk { seq: 0, messages: sel.messages.into(), next: sel.next, bytes: sel.bytes, _permit: permit };
+            let chunk = Chunk {
+                seq: 0,
+                messages: sel.messages.into(),
+                next: sel.next,
+                bytes: sel.bytes,
+                _permit: permit,
+                response: if sel.framed { response.clone() } else { None },
+            };
             queue_chunk(ready, next_seq, &c.tp, p, chunk);
             wake_app = true;
         }

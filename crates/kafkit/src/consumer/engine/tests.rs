@@ -12,7 +12,13 @@ fn push(st: &mut State, p: i32, offsets: &[i64]) {
     let next = offsets.last().map_or(0, |o| o + 1);
     let State { parts, ready, next_seq, .. } = st;
     let part = parts.entry(tp(p)).or_insert_with(|| Part::new(1, 0, -1));
-    queue_chunk(ready, next_seq, &tp(p), part, Chunk { seq: 0, messages, next, bytes: 0, _permit: None });
+    queue_chunk(
+        ready,
+        next_seq,
+        &tp(p),
+        part,
+        Chunk { seq: 0, messages, next, bytes: 0, _permit: None, response: None },
+    );
 }
 
 /// Takes every message there is now, as (partition, offset).
@@ -75,4 +81,66 @@ fn chunks_dropped_by_a_seek_leave_only_skipped_entries() {
     push(&mut st, 0, &[7]);
     assert_eq!(drain(&mut st), [(1, 0), (0, 7)]);
     assert!(st.ready.is_empty());
+}
+
+/// A chunk of messages with `values`, pointing into one "response" that holds `budget`.
+fn framed(budget: &Arc<Semaphore>, values: &[&str]) -> Chunk {
+    let response = Some(Arc::new(budget.clone().try_acquire_many_owned(60).unwrap()));
+    let frame = bytes::Bytes::from(values.concat());
+    let (mut at, mut messages) = (0, VecDeque::new());
+    for (i, v) in values.iter().enumerate() {
+        let value = frame.slice(at..at + v.len());
+        at += v.len();
+        let headers = vec![kafkit_protocol::record::Header { key: "h".into(), value: Some(value.slice(..1)) }];
+        messages.push_back(Message {
+            offset: i as i64,
+            key: Some(value.clone()),
+            value: Some(value),
+            headers,
+            ..Message::default()
+        });
+    }
+    Chunk { seq: 0, messages, next: values.len() as i64, bytes: at, _permit: None, response }
+}
+
+#[test]
+fn pausing_copies_a_partitions_chunks_out_of_their_response_and_gives_its_budget_back() {
+    let budget = Arc::new(Semaphore::new(100));
+    let mut st = State::default();
+    let State { parts, ready, next_seq, .. } = &mut st;
+    let part = parts.entry(tp(0)).or_insert_with(|| Part::new(1, 0, -1));
+    queue_chunk(ready, next_seq, &tp(0), part, framed(&budget, &["ab", "cde"]));
+    assert_eq!(budget.available_permits(), 40, "the response holds its budget while a chunk points into it");
+    st.set_paused(&tp(0), true);
+    assert_eq!(budget.available_permits(), 100, "copied out: the response is gone");
+    // Arriving while paused, a chunk is copied out at once.
+    let State { parts, ready, next_seq, .. } = &mut st;
+    queue_chunk(ready, next_seq, &tp(0), parts.get_mut(&tp(0)).unwrap(), framed(&budget, &["f"]));
+    assert_eq!(budget.available_permits(), 100);
+    assert!(st.take(false).is_none(), "paused");
+    st.set_paused(&tp(0), false);
+    let got: Vec<(i64, String, String, String)> = std::iter::from_fn(|| st.take(false))
+        .map(|(m, _)| {
+            let s = |b: &Option<bytes::Bytes>| String::from_utf8(b.as_ref().unwrap().to_vec()).unwrap();
+            (m.offset, s(&m.key), s(&m.value), s(&m.headers[0].value))
+        })
+        .collect();
+    let want = [(0, "ab", "ab", "a"), (1, "cde", "cde", "c"), (0, "f", "f", "f")];
+    assert_eq!(got, want.map(|(o, k, v, h)| (o, k.to_string(), v.to_string(), h.to_string())));
+}
+
+#[test]
+fn an_unpaused_partitions_chunk_keeps_its_response_until_read() {
+    let budget = Arc::new(Semaphore::new(100));
+    let mut st = State::default();
+    let State { parts, ready, next_seq, .. } = &mut st;
+    let part = parts.entry(tp(0)).or_insert_with(|| Part::new(1, 0, -1));
+    queue_chunk(ready, next_seq, &tp(0), part, framed(&budget, &["ab", "cd"]));
+    let (_, read) = st.take(false).unwrap();
+    assert!(read.is_none());
+    assert_eq!(budget.available_permits(), 40);
+    let (m, read) = st.take(false).unwrap();
+    drop(read);
+    assert_eq!(budget.available_permits(), 100, "its last chunk read, the response's budget is back");
+    assert_eq!(m.value.as_deref(), Some(&b"cd"[..]));
 }
