@@ -10,15 +10,14 @@ fn tp(p: i32) -> TopicPartition {
 fn push(st: &mut State, p: i32, offsets: &[i64]) {
     let messages = offsets.iter().map(|&offset| Message { partition: p, offset, ..Message::default() }).collect();
     let next = offsets.last().map_or(0, |o| o + 1);
+    queue(st, p, Chunk { seq: 0, messages, next, bytes: 0, _permit: None, response: None });
+}
+
+/// Queues `chunk` for partition `p`, as a fetch task does.
+fn queue(st: &mut State, p: i32, chunk: Chunk) {
     let State { parts, ready, next_seq, .. } = st;
     let part = parts.entry(tp(p)).or_insert_with(|| Part::new(1, 0, -1));
-    queue_chunk(
-        ready,
-        next_seq,
-        &tp(p),
-        part,
-        Chunk { seq: 0, messages, next, bytes: 0, _permit: None, response: None },
-    );
+    queue_chunk(ready, next_seq, &tp(p), part, chunk);
 }
 
 /// Takes every message there is now, as (partition, offset).
@@ -107,15 +106,12 @@ fn framed(budget: &Arc<Semaphore>, values: &[&str]) -> Chunk {
 fn pausing_copies_a_partitions_chunks_out_of_their_response_and_gives_its_budget_back() {
     let budget = Arc::new(Semaphore::new(100));
     let mut st = State::default();
-    let State { parts, ready, next_seq, .. } = &mut st;
-    let part = parts.entry(tp(0)).or_insert_with(|| Part::new(1, 0, -1));
-    queue_chunk(ready, next_seq, &tp(0), part, framed(&budget, &["ab", "cde"]));
+    queue(&mut st, 0, framed(&budget, &["ab", "cde"]));
     assert_eq!(budget.available_permits(), 40, "the response holds its budget while a chunk points into it");
     st.set_paused(&tp(0), true);
     assert_eq!(budget.available_permits(), 100, "copied out: the response is gone");
     // Arriving while paused, a chunk is copied out at once.
-    let State { parts, ready, next_seq, .. } = &mut st;
-    queue_chunk(ready, next_seq, &tp(0), parts.get_mut(&tp(0)).unwrap(), framed(&budget, &["f"]));
+    queue(&mut st, 0, framed(&budget, &["f"]));
     assert_eq!(budget.available_permits(), 100);
     assert!(st.take(false).is_none(), "paused");
     st.set_paused(&tp(0), false);
@@ -133,9 +129,7 @@ fn pausing_copies_a_partitions_chunks_out_of_their_response_and_gives_its_budget
 fn an_unpaused_partitions_chunk_keeps_its_response_until_read() {
     let budget = Arc::new(Semaphore::new(100));
     let mut st = State::default();
-    let State { parts, ready, next_seq, .. } = &mut st;
-    let part = parts.entry(tp(0)).or_insert_with(|| Part::new(1, 0, -1));
-    queue_chunk(ready, next_seq, &tp(0), part, framed(&budget, &["ab", "cd"]));
+    queue(&mut st, 0, framed(&budget, &["ab", "cd"]));
     let (_, read) = st.take(false).unwrap();
     assert!(read.is_none());
     assert_eq!(budget.available_permits(), 40);
