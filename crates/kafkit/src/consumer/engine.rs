@@ -80,36 +80,32 @@ struct Chunk {
     response: Option<Response>,
 }
 
-/// A message's key, value and header values, in that order.
+/// A message's key, value and header values.
 fn field_bytes(m: &Message) -> impl Iterator<Item = &bytes::Bytes> {
     m.key.iter().chain(&m.value).chain(m.headers.iter().filter_map(|h| h.value.as_ref()))
+}
+
+/// The same, to be replaced.
+fn field_bytes_mut(m: &mut Message) -> impl Iterator<Item = &mut bytes::Bytes> {
+    m.key.iter_mut().chain(m.value.iter_mut()).chain(m.headers.iter_mut().filter_map(|h| h.value.as_mut()))
 }
 
 impl Chunk {
     /// Copies the messages out of the fetch response they point into, so that it goes (and
     /// its budget comes back) while they wait: for a paused partition, whose chunks could
     /// otherwise keep whole responses, and with them the budget, for as long as it is
-    /// paused. One buffer per chunk; compressed batches' messages, in buffers of their own,
-    /// are left where they are.
+    /// paused. One buffer per chunk; a chunk with no message in a response (compressed
+    /// batches only, in buffers of their own) is left as it is.
     fn detach(&mut self) {
         if self.response.take().is_none() {
             return;
         }
         let total: usize = self.messages.iter().map(|m| field_bytes(m).map(bytes::Bytes::len).sum::<usize>()).sum();
         let mut buf = bytes::BytesMut::with_capacity(total);
-        for m in &self.messages {
-            field_bytes(m).for_each(|b| buf.extend_from_slice(b));
-        }
-        let all = buf.freeze();
-        let mut at = 0;
-        let mut cut = |b: &mut bytes::Bytes| {
-            let end = at + b.len();
-            *b = all.slice(at..end);
-            at = end;
-        };
-        for m in &mut self.messages {
-            m.key.iter_mut().chain(m.value.iter_mut()).for_each(&mut cut);
-            m.headers.iter_mut().filter_map(|h| h.value.as_mut()).for_each(&mut cut);
+        for b in self.messages.iter_mut().flat_map(field_bytes_mut) {
+            // Each field's copy is split off the one buffer, which they all share.
+            buf.extend_from_slice(b);
+            *b = buf.split().freeze();
         }
     }
 }
