@@ -206,7 +206,10 @@ pub async fn consume(seeds: &[&str], cluster: kafkit::ClusterConfig, a: ConsumeA
         }
     }
     let elapsed = started.elapsed();
+    let stats = r.stats();
     r.abort();
-    Report::finish("consume", n, bytes, elapsed, &mut receipts.latency_us).print(a.json);
+    let mut report = Report::finish("consume", n, bytes, elapsed, &mut receipts.latency_us);
+    report.fetch_requests = Some((stats.fetches, stats.incremental_fetches, stats.fetch_partitions));
+    report.print(a.json);
     Ok(())
 }

@@ -147,6 +147,10 @@ pub struct Report {
     /// Produce requests sent and batch resends (`WriterStats::requests`, `retries`), when
     /// the client counted them.
     pub produce_requests: Option<(u64, u64)>,
+    /// Fetch requests sent, how many of them were incremental (KIP-227), and the partitions
+    /// they named in all (`ReaderStats::fetches`, `incremental_fetches`, `fetch_partitions`),
+    /// when the client counted them.
+    pub fetch_requests: Option<(u64, u64, u64)>,
     /// Peak resident memory of the process, bytes.
     pub rss: u64,
 }
@@ -169,6 +173,7 @@ impl Report {
             cpu_of: "the whole process",
             transactions: None,
             produce_requests: None,
+            fetch_requests: None,
             rss,
         }
     }
@@ -200,6 +205,11 @@ impl Report {
             if let Some((requests, resends)) = self.produce_requests {
                 o["produce_requests"] = requests.into();
                 o["produce_resends"] = resends.into();
+            }
+            if let Some((fetches, incremental, partitions)) = self.fetch_requests {
+                o["fetch_requests"] = fetches.into();
+                o["incremental_fetches"] = incremental.into();
+                o["fetch_partitions"] = partitions.into();
             }
             let _ = writeln!(out, "{o}");
         } else {

@@ -4,9 +4,10 @@
 //! record meets fuller batches and longer queues; so kafkit also runs at the rate of the
 //! peer with the lowest p99 ([`lowest_peer`]), and the table gives both ratios.
 
+use crate::bench::Bench;
 use crate::compare::{
-    client_command, delete_topic, harness_writer, median, prepare, rate_text, turn, write_records, Bench, Run,
-    Workload, CLIENTS, HEADINGS,
+    client_command, delete_topic, harness_writer, median, prepare, rate_text, turn, write_records, Run, Workload,
+    CLIENTS, HEADINGS,
 };
 use crate::payload::Payload;
 use kafkit_cli::report::Pace;

@@ -14,6 +14,7 @@
 //! the Java and Go peers through `scripts/java-peer.sh` and `scripts/go-peer.sh`.
 //! Every producer sends the same records: see `kafkit-peers payload` and [`payload`].
 
+mod bench;
 mod compare;
 mod latency;
 mod payload;

@@ -59,13 +59,21 @@ fn a_small_comparison_runs_every_client_on_every_workload() {
     // The workload, eight clients, four ratios.
     for (row, cells) in table(peak, 13) {
         for client in &cells[1..9] {
-            // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB; broker 0.52 µs/rec, 135 req/s" (or
-            // "2.5k/s"): every client figure positive; the broker's measured (at 0.5% size a
-            // run may cost it less than one clock tick); every client sent requests.
+            // "0.01 s (0.74 µs/rec), 1.19M/s, 11 MiB; broker 0.52 µs/rec (12% JIT), 135 req/s"
+            // (or "2.5k/s"): every client figure positive; the broker's measured (at 0.5% size
+            // a run may cost it less than one clock tick, and then no JIT share is given);
+            // every client sent requests.
             let (client, broker) = client.split_once("; broker ").unwrap_or((client, ""));
             let (broker, requests) = broker.split_once(", ").unwrap_or((broker, ""));
-            let broker: f64 = broker.strip_suffix(" µs/rec").and_then(|b| b.parse().ok()).unwrap_or(f64::NAN);
-            assert!(broker >= 0.0, "no broker CPU in {row}");
+            let (cpu, jit) = broker.split_once(" µs/rec").unwrap_or(("", ""));
+            let cpu: f64 = cpu.parse().unwrap_or(f64::NAN);
+            assert!(cpu >= 0.0, "no broker CPU in {row}");
+            let jit: Option<f64> =
+                jit.strip_prefix(" (").and_then(|j| j.strip_suffix("% JIT)")).map(|j| j.parse().unwrap_or(f64::NAN));
+            assert!(
+                if cpu > 0.0 { jit.is_some_and(|j| j >= 0.0) } else { jit.is_none() },
+                "the JIT's share of the broker's CPU in {row}"
+            );
             let requests: f64 = requests.strip_suffix(" req/s").and_then(|r| r.parse().ok()).unwrap_or(f64::NAN);
             assert!(requests > 0.0, "no requests counted in {row}");
             let rate = client.split(", ").nth(1).unwrap_or("");
