@@ -85,7 +85,7 @@ impl Bench<'_> {
     /// [`run`](crate::compare::run) settles the broker on the first workload of each
     /// operation: the broker's produce and fetch paths are compiled apart. On a Kafka 4.4
     /// node settled on produce only, kafkit's consume of 200k x 1 KiB cost the broker 42-51
-    /// clock ticks in its first runs, 18-24 of them JIT compiling, and 11-16 once warm;
+    /// clock ticks in its first runs, 19-24 of them JIT compiling, and 11-16 once warm;
     /// rskafka's runs, whose requests met code kafkit's had compiled, 10-14 from the start.
     /// Every client takes part, so no client's requests meet code compiled for another's
     /// alone.
