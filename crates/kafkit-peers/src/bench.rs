@@ -102,15 +102,15 @@ impl Bench<'_> {
         for round in 0.. {
             for (ci, client) in turn(round, skip) {
                 let (r, _, _) = self.once(client, w, payload, &format!("{topic}-{round}-{client}"))?;
+                let elapsed = start.elapsed();
                 eprintln!(
                     "{:<28} settling {:<13} broker {:>6.3} s CPU, {:>6.3} s of it JIT compiling, at {:>4.0} s (not counted)",
                     w.name(),
                     client,
                     r.broker_cpu_s,
                     r.broker_jit_s,
-                    start.elapsed().as_secs_f64()
+                    elapsed.as_secs_f64()
                 );
-                let elapsed = start.elapsed();
                 if (elapsed >= at_least && settled(last[ci], r.broker_cpu_s)) || elapsed >= 2 * at_least {
                     return Ok(());
                 }

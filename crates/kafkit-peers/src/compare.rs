@@ -196,8 +196,10 @@ pub struct Run {
     /// The broker's CPU (user + system seconds) over the run; NaN when its process is not
     /// known.
     pub broker_cpu_s: f64,
-    /// Of `broker_cpu_s`, what its JIT compiler threads used ([`compiler_cpu_s`](crate::bench::compiler_cpu_s); 0 for
-    /// Tansu); NaN when its process is not known.
+    /// Of `broker_cpu_s`, what its JIT compiler threads used
+    /// ([`compiler_cpu_s`](crate::bench::compiler_cpu_s); 0 for Tansu); NaN when its
+    /// process is not known. A table cell gives the median of this over the median of
+    /// `broker_cpu_s`.
     pub broker_jit_s: f64,
     /// The requests the broker handled for the client over the run; NaN when not counted.
     pub requests: f64,
