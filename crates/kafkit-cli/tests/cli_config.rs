@@ -18,10 +18,10 @@ fn show(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
-fn file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kafkit-cli-config-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// Writes `text` to `name` in `dir`, a directory of the test's own that is removed when the
+/// test drops it.
+fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
     std::fs::write(&p, text).unwrap();
     p
 }
@@ -32,7 +32,12 @@ fn line_of<'a>(out: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn show_prints_each_value_with_its_source_and_redacts_secrets() {
-    let f = file("svc.yaml", "writer:\n  linger: 20ms\n  batch_size: 3\nsasl:\n  mechanism: PLAIN\n  username: bob\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(
+        &dir,
+        "svc.yaml",
+        "writer:\n  linger: 20ms\n  batch_size: 3\nsasl:\n  mechanism: PLAIN\n  username: bob\n",
+    );
     let f_s = f.to_str().unwrap();
     let (code, out, err) =
         show(&["--file", f_s], &[("KAFKIT_WRITER__BATCH_SIZE", "7"), ("KAFKIT_SASL_PASSWORD", "bob-secret")]);
@@ -57,7 +62,8 @@ fn show_prints_each_value_with_its_source_and_redacts_secrets() {
 
 #[test]
 fn show_refuses_bad_values_naming_their_source() {
-    let f = file("bad.toml", "[consumer]\nordering = \"key\"\n\n[consumer.retry]\nmax_attempts = \"often\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(&dir, "bad.toml", "[consumer]\nordering = \"key\"\n\n[consumer.retry]\nmax_attempts = \"often\"\n");
     let (code, out, err) = show(&["--file", f.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
     assert!(out.is_empty());
@@ -70,7 +76,7 @@ fn show_refuses_bad_values_naming_their_source() {
         "{err}"
     );
 
-    let f = file("secret.toml", "[sasl]\ntoken = \"eyJ...\"\n");
+    let f = file(&dir, "secret.toml", "[sasl]\ntoken = \"eyJ...\"\n");
     let (code, _, err) = show(&["--file", f.to_str().unwrap()], &[]);
     assert_eq!(code, 1);
     assert!(err.contains("sasl.token") && err.contains("KAFKIT_SASL_TOKEN") && !err.contains("eyJ"), "{err}");

@@ -1,10 +1,10 @@
 use super::*;
 use std::time::Duration;
 
-fn file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kafkit-service-config-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// Writes `text` to `name` in `dir`, a directory of the test's own that is removed when the
+/// test drops it.
+fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.path().join(name);
     std::fs::write(&p, text).unwrap();
     p
 }
@@ -15,7 +15,9 @@ fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn the_last_layer_wins_and_each_value_knows_its_source() {
-    let f = file("layers.toml", "[writer]\nlinger = \"20ms\"\nbatch_size = 7\n\n[reader]\ngroup_id = \"g-file\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f =
+        file(&dir, "layers.toml", "[writer]\nlinger = \"20ms\"\nbatch_size = 7\n\n[reader]\ngroup_id = \"g-file\"\n");
     let c = Config::builder()
         .file(&f)
         .env_from(vars(&[("KAFKIT_WRITER__BATCH_SIZE", "8"), ("KAFKIT_READER__GROUP_ID", "g-env")]))
@@ -35,7 +37,8 @@ fn the_last_layer_wins_and_each_value_knows_its_source() {
 
 #[test]
 fn yaml_files_layer_the_same_way() {
-    let f = file("layers.yaml", "writer:\n  linger: 15ms\nconsumer:\n  retry:\n    max_attempts: 9\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(&dir, "layers.yaml", "writer:\n  linger: 15ms\nconsumer:\n  retry:\n    max_attempts: 9\n");
     let c = Config::builder().file(&f).build().unwrap();
     assert_eq!(c.settings().writer.linger, Duration::from_millis(15));
     assert_eq!(c.settings().consumer.retry.max_attempts, 9);
@@ -60,7 +63,8 @@ fn human_readable_durations_and_sizes() {
 
 #[test]
 fn an_error_names_the_key_its_file_and_line_and_what_was_expected() {
-    let f = file("bad.toml", "[writer]\nbatch_size = 3\nlinger = \"soon\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(&dir, "bad.toml", "[writer]\nbatch_size = 3\nlinger = \"soon\"\n");
     let e = Config::builder().file(&f).build().unwrap_err();
     let shown = e.to_string();
     assert_eq!(e.issues[0].key, "writer.linger", "{shown}");
@@ -75,7 +79,8 @@ fn an_error_names_the_key_its_file_and_line_and_what_was_expected() {
 
 #[test]
 fn unknown_keys_are_errors_in_files_and_variables() {
-    let f = file("unknown.toml", "[writer]\nlinger = \"5ms\"\nlingr = \"5ms\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(&dir, "unknown.toml", "[writer]\nlinger = \"5ms\"\nlingr = \"5ms\"\n");
     let e = Config::builder().file(&f).build().unwrap_err();
     assert_eq!(e.issues[0].key, "writer.lingr", "{e}");
     assert_eq!(e.issues[0].source, ValueSource::File { path: f, line: Some(3) }, "{e}");
@@ -90,13 +95,18 @@ fn unknown_keys_are_errors_in_files_and_variables() {
 
 #[test]
 fn secrets_come_only_from_the_environment_files_or_code() {
-    let f = file("secret.toml", "[sasl]\nmechanism = \"PLAIN\"\nusername = \"bob\"\npassword = \"hunter2\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = file(&dir, "secret.toml", "[sasl]\nmechanism = \"PLAIN\"\nusername = \"bob\"\npassword = \"hunter2\"\n");
     let e = Config::builder().file(&f).build().unwrap_err();
     assert_eq!(e.issues[0].key, "sasl.password");
     assert!(e.to_string().contains("KAFKIT_SASL_PASSWORD") && !e.to_string().contains("hunter2"), "{e}");
 
-    let pw = file("pw", "bob-secret\n");
-    let f = file("ok.toml", &format!("[sasl]\nmechanism = \"PLAIN\"\nusername = \"bob\"\npassword_file = {:?}\n", pw));
+    let pw = file(&dir, "pw", "bob-secret\n");
+    let f = file(
+        &dir,
+        "ok.toml",
+        &format!("[sasl]\nmechanism = \"PLAIN\"\nusername = \"bob\"\npassword_file = {:?}\n", pw),
+    );
     let c = Config::builder().file(&f).build().unwrap();
     let d = c.settings().cluster_config().unwrap().dialer;
     assert_eq!(d.sasl().unwrap().mechanism(), "PLAIN");
