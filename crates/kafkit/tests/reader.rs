@@ -150,6 +150,47 @@ async fn an_assigned_reader_reads_several_partitions_of_several_topics_in_order(
     assert!(matches!(none, Err(kafkit::Error::InvalidArgument(_))), "{none:?}");
 }
 
+/// One fetch task whose responses carry several partitions' records: each partition is
+/// handed over by a task of its own, side by side, and every partition's records still come
+/// once each and in order, across chunks (lz4 batches of 400 records, 400 KiB decompressed:
+/// a chunk each). The first fetch names the three partitions, whose data all fits in it.
+#[tokio::test]
+async fn partitions_of_one_response_decoded_side_by_side_come_whole_and_in_order() {
+    let broker = common::kafka();
+    let topic = unique_topic("side-by-side");
+    let conn = Dialer::new().dial(&broker.addr()).await.unwrap();
+    conn.create_topics(&[TopicConfig::new(&topic, 3)]).await.unwrap();
+    let w = Writer::new(
+        &[&broker.addr()],
+        WriterConfig::default().with_topic(&topic).with_batch_size(400).with_compression(kafkit::Compression::Lz4),
+    )
+    .await
+    .unwrap();
+    // 1,200 records of 1 KiB on each partition (round-robin), each value its own number.
+    let msgs = (0..3600).map(|i| Message::new(None::<Bytes>, Some(Bytes::from(format!("{i:0>1024}"))))).collect();
+    w.write_messages(msgs).await.unwrap();
+    let parts: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(topic.clone(), p)).collect();
+    // One fetch task, each fetch for up to 4 MiB over its partitions, 1 MiB each.
+    let config = ReaderConfig::assign(parts)
+        .with_fetch_concurrency(1)
+        .with_max_bytes(1 << 20)
+        .with_fetch_max_bytes(4 << 20)
+        .with_prefetch_bytes(16 << 20)
+        .with_max_wait(Duration::from_millis(50));
+    let mut r = Reader::new(&[&broker.addr()], config).await.unwrap();
+    let (mut next, mut last) = ([0i64; 3], [None::<usize>; 3]);
+    for _ in 0..3600 {
+        let m = r.read_message().await.unwrap();
+        let p = m.partition as usize;
+        assert_eq!(m.offset, next[p], "partition {p}: every offset once, in order");
+        next[p] += 1;
+        let v = value(&m);
+        assert!(last[p].is_none_or(|l| v > l), "partition {p}: {v} after {:?}", last[p]);
+        last[p] = Some(v);
+    }
+    assert_eq!(next, [1200; 3]);
+}
+
 #[tokio::test]
 async fn a_small_fetch_limit_starves_no_partition() {
     let broker = common::kafka();

@@ -313,9 +313,19 @@ async fn fetch_claims(
 }
 
 /// Hands a fetch's results to the partitions still waiting for them.
-async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outcome>) {
+async fn deliver(e: &Arc<Engine>, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outcome>) {
+    // Partitions with records are decoded side by side, each in a task of its own, when
+    // there are several (they share nothing but the budget), so one fetch task decodes on
+    // as many cores as the runtime has; dropping `decoding` (the fetch task ending) ends them.
+    let with_data = outcomes.iter().filter(|o| matches!(o, Outcome::Data(..))).count();
+    let mut decoding = tokio::task::JoinSet::new();
     for (c, o) in claims.into_iter().zip(outcomes) {
         let o = match o {
+            Outcome::Data(batches, ends, advanced, response) if with_data > 1 => {
+                let e = Arc::clone(e);
+                decoding.spawn(async move { deliver_data(&e, slot, &c, batches, ends, advanced, response).await });
+                continue;
+            }
             Outcome::Data(batches, ends, advanced, response) => {
                 deliver_data(e, slot, &c, batches, ends, advanced, response).await;
                 continue;
@@ -349,6 +359,7 @@ async fn deliver(e: &Engine, slot: usize, claims: Vec<Claim>, outcomes: Vec<Outc
             e.data.notify_waiters();
         }
     }
+    while decoding.join_next().await.is_some() {}
 }
 
 /// Budget one chunk takes at most (a larger batch still makes one chunk), and at most half
