@@ -81,6 +81,9 @@ async fn topics_created_validated_refused_and_deleted() {
     let created = r[&a].as_ref().unwrap();
     assert_eq!((created.num_partitions, created.replication_factor), (3, 1));
     assert_ne!(created.id, kafkit::protocol::Uuid::ZERO);
+    // CreateTopics answers once the controller has the topic; the broker's metadata has it
+    // a moment later (UNKNOWN_TOPIC_OR_PARTITION until then).
+    common::wait_ready(&broker.addr(), &a, 3).await;
     assert_eq!(admin.cluster().topic(&a).await.unwrap().id, created.id);
     assert!(r[&b].is_ok());
 
